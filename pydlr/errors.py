@@ -1,0 +1,43 @@
+"""Exceptions raised by pydlr. The R package maps them to R conditions of the same names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PydlrError(Exception):
+    """Base class of all pydlr errors."""
+
+
+class InputError(PydlrError, ValueError):
+    """Bad input, detected before any work starts.
+
+    The message names where it happened, the argument, what was expected and what came.
+    """
+
+    def __init__(self, argument: str, expected: str, received: Any, where: str | None = None):
+        self.argument = argument
+        self.expected = expected
+        self.received = received
+        self.where = where
+        prefix = f"{where}: " if where else ""
+        super().__init__(
+            f"{prefix}argument `{argument}` must be {expected}; received {describe(received)}."
+        )
+
+
+class NotSupportedError(PydlrError, NotImplementedError):
+    """A Keras feature outside pydlr's supported subset; the message says what pydlr offers instead."""
+
+
+class TrainingError(PydlrError, RuntimeError):
+    """Training stopped for a reason the user must act on (e.g. a NaN loss)."""
+
+
+def describe(value: Any) -> str:
+    """A short, readable description of a received value for error messages."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype"):
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,5 @@
+# Environment for pydlr's commands (sourced by scripts/*.sh).
+# Allocator: keep glibc from returning big blocks to the OS and page-faulting them back (timings of large
+# tensors otherwise swing 2-10x on these machines; see README "Performance").
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184}"
+export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin:$PATH"

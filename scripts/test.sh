@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# README command 2: set everything up, then run every test (lint, Python + native + mixed R/Python, R).
+# Exits non-zero on any failure and ends with one line "N passed, N failed".
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh || exit 1
+source scripts/env.sh
+
+status=0
+echo "== ruff"
+.venv/bin/ruff check pydlr tests bench examples || status=1
+
+echo "== pytest (Python, native, mixed R/Python)"
+.venv/bin/python -m pytest -p no:cacheprovider tests 2>&1 | tee /tmp/pydlr-pytest.log
+py_rc=${PIPESTATUS[0]}
+[ "$py_rc" = 0 ] || status=1
+
+echo "== testthat (R package)"
+Rscript scripts/run_r_tests.R 2>&1 | tee /tmp/pydlr-testthat.log
+r_rc=${PIPESTATUS[0]}
+[ "$r_rc" = 0 ] || status=1
+
+count() { grep -oE "[0-9]+ $1" "$2" | tail -1 | grep -oE '^[0-9]+' || echo 0; }
+passed=$(( $(count passed /tmp/pydlr-pytest.log) + $(count 'R-passed' /tmp/pydlr-testthat.log) ))
+failed=$(( $(count failed /tmp/pydlr-pytest.log) + $(count error /tmp/pydlr-pytest.log) + $(count 'R-failed' /tmp/pydlr-testthat.log) ))
+[ "$failed" = 0 ] || status=1
+echo "$passed passed, $failed failed"
+exit $status
