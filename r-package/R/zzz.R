@@ -30,3 +30,15 @@ pydlr_python_path <- function() {
   }
   invisible()
 }
+
+#' The imported Python module `pydlr`, after the one-time Python set-up
+#'
+#' Every R function that reaches Python goes through here (or `.pydlr_api()`), so the set-up that must
+#' happen before torch is first imported (see config.R) happens exactly once, in one place.
+#' @keywords internal
+.pydlr_py <- function() {
+  if (is.null(.pydlr_env$py)) {
+    .pydlr_env$py <- reticulate::import("pydlr", delay_load = FALSE)
+  }
+  .pydlr_env$py
+}
