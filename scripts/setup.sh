@@ -100,6 +100,8 @@ step_rpkg() {
   stamp_set rpkg "$h"
 }
 
+if [ "${1:-}" = "--print-debian-packages" ]; then debian_packages; exit 0; fi
+
 step_debian
 step_venv
 step_pydlr
