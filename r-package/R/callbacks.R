@@ -1,0 +1,135 @@
+# Callbacks: R objects describing keras callbacks; fit() turns them into pydlr's Python callbacks.
+
+.callback <- function(kind, ...) {
+  structure(list(kind = kind, config = Filter(Negate(is.null), list(...))), class = "pydlr_callback")
+}
+
+.py_callbacks <- function(callbacks, call = sys.call(-1L)) {
+  if (is.null(callbacks)) return(list())
+  if (inherits(callbacks, "pydlr_callback")) callbacks <- list(callbacks)
+  ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "pydlr_callback"))
+  if (!ok) .input_error("callbacks", "a list of callback_*() objects", callbacks, call = call)
+  lapply(callbacks, function(cb) {
+    .api_call("make_callback", cb$kind, cb$config, .convert = FALSE, .call = call)
+  })
+}
+
+#' @export
+print.pydlr_callback <- function(x, ...) {
+  shown <- vapply(x$config, function(v) if (is.function(v)) "<function>" else paste(format(v), collapse = ", "),
+    character(1))
+  cat(sprintf("<pydlr callback %s>(%s)\n", x$kind, paste(names(shown), shown, sep = " = ", collapse = ", ")))
+  invisible(x)
+}
+
+#' Stop training when a monitored quantity stops improving
+#'
+#' @param monitor Quantity to monitor, e.g. `"val_loss"`, `"val_accuracy"`, `"loss"`.
+#' @param min_delta Smallest change that counts as an improvement.
+#' @param patience Epochs without improvement before training stops.
+#' @param verbose `0` or `1`: print a message when stopping.
+#' @param mode `"auto"`, `"min"` or `"max"`: the direction of improvement (`"auto"` guesses from the name).
+#' @param baseline Value the monitored quantity must beat, or `NULL`.
+#' @param restore_best_weights Restore the weights of the best epoch when training stops.
+#' @param start_from_epoch Epochs to wait before starting to monitor.
+#' @return A `pydlr_callback` for [fit()]'s `callbacks`.
+#' @family callbacks
+#' @export
+callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patience = 0L, verbose = 0L,
+                                    mode = "auto", baseline = NULL, restore_best_weights = FALSE,
+                                    start_from_epoch = 0L) {
+  .callback("early_stopping",
+    monitor = .check_string(monitor, "monitor"),
+    min_delta = .check_number(min_delta, "min_delta", 0),
+    patience = .check_count(patience, "patience", min = 0L),
+    verbose = .check_count(verbose, "verbose", min = 0L),
+    mode = .check_string(mode, "mode", c("auto", "min", "max")),
+    baseline = .check_number(baseline, "baseline", null_ok = TRUE),
+    restore_best_weights = .check_flag(restore_best_weights, "restore_best_weights"),
+    start_from_epoch = .check_count(start_from_epoch, "start_from_epoch", min = 0L)
+  )
+}
+
+#' Save the model during training
+#'
+#' Writes the model (pydlr's format: JSON architecture + safetensors weights, written atomically) every
+#' epoch, or only when the monitored quantity improves. `fit(resume = filepath)` continues from it.
+#'
+#' @inheritParams callback_early_stopping
+#' @param filepath Path to write; may contain keras' placeholders such as `{epoch:02d}`.
+#' @param save_best_only Keep only the best model according to `monitor`.
+#' @param save_weights_only Save only the weights.
+#' @param save_freq `"epoch"`, or a number of batches.
+#' @param initial_value_threshold Value the monitored quantity must beat for the first save, or `NULL`.
+#' @family callbacks
+#' @export
+callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 0L, save_best_only = FALSE,
+                                      save_weights_only = FALSE, mode = "auto", save_freq = "epoch",
+                                      initial_value_threshold = NULL) {
+  filepath <- .check_string(filepath, "filepath")
+  dir <- dirname(filepath)
+  if (!dir.exists(dir) || file.access(dir, 2L) != 0L) {
+    .input_error("filepath", "a path in an existing, writable directory", filepath)
+  }
+  if (!identical(save_freq, "epoch")) save_freq <- .check_count(save_freq, "save_freq")
+  .callback("model_checkpoint",
+    filepath = filepath,
+    monitor = .check_string(monitor, "monitor"),
+    verbose = .check_count(verbose, "verbose", min = 0L),
+    save_best_only = .check_flag(save_best_only, "save_best_only"),
+    save_weights_only = .check_flag(save_weights_only, "save_weights_only"),
+    mode = .check_string(mode, "mode", c("auto", "min", "max")),
+    save_freq = save_freq,
+    initial_value_threshold = .check_number(initial_value_threshold, "initial_value_threshold", null_ok = TRUE)
+  )
+}
+
+#' Stream epoch results to a CSV file
+#'
+#' @param filename Path of the CSV file.
+#' @param separator Field separator.
+#' @param append Append to an existing file instead of overwriting it.
+#' @family callbacks
+#' @export
+callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
+  filename <- .check_string(filename, "filename")
+  if (!dir.exists(dirname(filename))) .input_error("filename", "a path in an existing directory", filename)
+  .callback("csv_logger",
+    filename = filename,
+    separator = .check_string(separator, "separator"),
+    append = .check_flag(append, "append")
+  )
+}
+
+#' Callbacks written as R functions
+#'
+#' Each hook is an R function called by the training loop: `on_epoch_begin(epoch, logs)`,
+#' `on_epoch_end(epoch, logs)`, `on_batch_begin(batch, logs)`, `on_batch_end(batch, logs)`,
+#' `on_train_begin(logs)`, `on_train_end(logs)`. As in keras, `epoch` and `batch` are 0-based and `logs`
+#' is a named list of the current values (`loss`, `accuracy`, `val_loss`, ...). Per-batch hooks run in R
+#' for every batch, which costs time; prefer epoch hooks.
+#'
+#' @param on_epoch_begin,on_epoch_end,on_batch_begin,on_batch_end,on_train_begin,on_train_end R functions
+#'   or `NULL`.
+#' @param on_train_batch_begin,on_train_batch_end keras3's other names of `on_batch_begin`/`on_batch_end`.
+#' @family callbacks
+#' @examples
+#' \dontrun{
+#' losses <- numeric()
+#' cb <- callback_lambda(on_epoch_end = function(epoch, logs) losses[epoch + 1] <<- logs$loss)
+#' }
+#' @export
+callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch_begin = NULL,
+                            on_batch_end = NULL, on_train_begin = NULL, on_train_end = NULL,
+                            on_train_batch_begin = NULL, on_train_batch_end = NULL) {
+  if (is.null(on_batch_begin)) on_batch_begin <- on_train_batch_begin
+  if (is.null(on_batch_end)) on_batch_end <- on_train_batch_end
+  hooks <- list(
+    on_epoch_begin = on_epoch_begin, on_epoch_end = on_epoch_end, on_batch_begin = on_batch_begin,
+    on_batch_end = on_batch_end, on_train_begin = on_train_begin, on_train_end = on_train_end
+  )
+  for (name in names(hooks)) {
+    if (!is.null(hooks[[name]]) && !is.function(hooks[[name]])) .input_error(name, "an R function or NULL", hooks[[name]])
+  }
+  do.call(.callback, c(list("lambda"), hooks))
+}

@@ -1,0 +1,132 @@
+# Models: an R object wrapping the Python model. All state (layers, weights, optimizer) lives in Python,
+# so verbs that change the model (layer_*, compile, fit, load weights) change it in place, as in keras3:
+# `model |> compile(...)` and `model |> fit(...)` need no reassignment.
+
+#' Create a sequential model
+#'
+#' `keras_model_sequential()` is keras3's name, `model_sequential()` pydlr's; they are the same function.
+#' Add layers by piping the model into `layer_*()` verbs (`|>`, or `%>%` when magrittr is installed).
+#' Inputs are channels-last, as in keras: images are `(samples, height, width, channels)` and
+#' `input_shape` leaves out the samples axis, e.g. `c(28, 28, 1)`.
+#'
+#' @param input_shape Shape of one input sample without the batch axis, e.g. `c(28, 28, 1)`; or `NULL`
+#'   to give it on the first layer (`input_shape =` in `...` of a `layer_*()` verb).
+#' @param name Name of the model, shown by `summary()`.
+#' @param ... Other keras3 arguments (`input_dtype`, `input_batch_size`, ...) are not supported and give a
+#'   `pydlr_not_supported_error`.
+#' @param layers A list of layers made by calling `layer_*()` verbs without a model, added in order.
+#' @return A `pydlr_model`.
+#' @family models
+#' @examples
+#' \dontrun{
+#' model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
+#'   layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
+#'   layer_max_pooling_2d(pool_size = c(2, 2)) |>
+#'   layer_flatten() |>
+#'   layer_dense(units = 10, activation = "softmax")
+#' summary(model)
+#' }
+#' @export
+keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers = list()) {
+  extra <- list(...)
+  if (length(extra) > 0L) {
+    .not_supported(
+      sprintf("keras_model_sequential() argument `%s`", names(extra)[1]),
+      "pydlr's sequential models take `input_shape`, `name` and `layers` (float32 inputs, any batch size)."
+    )
+  }
+  input_shape <- .check_shape(input_shape, "input_shape")
+  name <- .check_string(name, "name", null_ok = TRUE)
+  model <- .new_model(.api_call("new_sequential", input_shape = input_shape, name = name, .convert = FALSE))
+  if (inherits(layers, "pydlr_layer")) layers <- list(layers)
+  for (layer in layers) model <- .add_layer(model, layer)
+  model
+}
+
+#' @rdname keras_model_sequential
+#' @export
+model_sequential <- keras_model_sequential
+
+.new_model <- function(py) structure(list(py = py), class = "pydlr_model")
+
+#' Is this a pydlr model?
+#' @param x An object.
+#' @return `TRUE` or `FALSE`.
+#' @family models
+#' @export
+is_pydlr_model <- function(x) inherits(x, "pydlr_model")
+
+.model_info <- function(model) .api_call("model_info", model$py)
+
+#' @export
+print.pydlr_model <- function(x, ...) {
+  info <- .model_info(x)
+  if (isTRUE(info$built)) {
+    cat(.api_call("summary_text", x$py), "\n", sep = "")
+  } else {
+    cat(sprintf(
+      "<pydlr model \"%s\" (%s), %d layer%s, not built yet: give `input_shape`>\n",
+      info$name, info$class, info$n_layers, if (info$n_layers == 1L) "" else "s"
+    ))
+  }
+  invisible(x)
+}
+
+#' Summary of a model, as keras prints it
+#'
+#' Prints keras' table (layer name and type, output shape such as `(None, 26, 26, 32)`, parameter count,
+#' total / trainable / non-trainable parameters) plus the memory the weights take and the size of the
+#' saved file, computed by pydlr's Python core, so the numbers are the same from R and from Python.
+#'
+#' @param object A `pydlr_model`.
+#' @param ... Unused.
+#' @return Invisibly, a data.frame with one row per layer: `layer`, `type`, `output_shape`, `params`
+#'   (and `trainable`, the trainable parameters).
+#' @family models
+#' @export
+summary.pydlr_model <- function(object, ...) {
+  cat(.api_call("summary_text", object$py), "\n", sep = "")
+  invisible(.summary_df(object))
+}
+
+.summary_df <- function(model) {
+  cols <- .api_call("summary_table", model$py)
+  data.frame(
+    layer = as.character(unlist(cols$layer)),
+    type = as.character(unlist(cols$type)),
+    output_shape = as.character(unlist(cols$output_shape)),
+    params = as.numeric(unlist(cols$params)),
+    trainable = as.numeric(unlist(cols$trainable)),
+    stringsAsFactors = FALSE
+  )
+}
+
+#' Number of parameters of a model
+#'
+#' @param object A `pydlr_model`.
+#' @return The total number of parameters (trainable and non-trainable), a number.
+#' @family models
+#' @export
+count_params <- function(object) {
+  .check_model(object)
+  as.numeric(.api_call("count_params", object$py))
+}
+
+#' Weights of a model as R arrays
+#'
+#' In the order of the model's state dict (torch layout: a convolution kernel is
+#' `(filters, channels, height, width)`), named by their keys. Useful to check that training changed them
+#' or that a saved model reloads bit-exact.
+#'
+#' @param object A `pydlr_model`.
+#' @return A named list of numeric arrays.
+#' @family models
+#' @export
+get_weights <- function(object) {
+  .check_model(object)
+  weights <- .api_call("get_weights", object$py, .convert = FALSE)
+  names <- as.character(.api_call("weight_names", object$py))
+  n <- length(names)
+  out <- lapply(seq_len(n) - 1L, function(i) .bridge_from_py(reticulate::py_get_item(weights, i)))
+  stats::setNames(out, names)
+}

@@ -1,0 +1,44 @@
+# Save and load models: architecture as JSON + weights as safetensors (never pickle), the same files as
+# Python's pydlr.io.save_model / load_model, so models move between R and Python.
+
+#' Save a model
+#'
+#' @param model A `pydlr_model`.
+#' @param filepath Path of the model (a directory or single file with `config.json` and `model.safetensors`;
+#'   see pydlr's Python documentation).
+#' @param overwrite Replace an existing model at `filepath`.
+#' @param include_optimizer Also save the optimizer state, to continue training after loading.
+#' @param ... Other keras3 arguments (`zipped`) are not supported.
+#' @return `filepath`, invisibly.
+#' @family models
+#' @export
+save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = TRUE, ...) {
+  .check_model(model, "model")
+  .check_no_dots(list(...), "save_model()", "pydlr's save_model() takes model, filepath, overwrite, include_optimizer.")
+  filepath <- .check_string(filepath, "filepath")
+  overwrite <- .check_flag(overwrite, "overwrite")
+  if (file.exists(filepath) && !overwrite) {
+    .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
+  }
+  if (!dir.exists(dirname(filepath))) .input_error("filepath", "a path in an existing directory", filepath)
+  .api_call("save_model", model$py, normalizePath(filepath, mustWork = FALSE),
+    include_optimizer = .check_flag(include_optimizer, "include_optimizer"))
+  invisible(filepath)
+}
+
+#' Load a model
+#'
+#' Loads a model saved by [save_model()] in R or by `pydlr.io.save_model()` in Python.
+#'
+#' @param filepath Path of the saved model.
+#' @param custom_objects,compile,safe_mode keras3 arguments: only the defaults are supported (pydlr never
+#'   unpickles, so loading is always safe; the optimizer state is restored when it was saved).
+#' @return A `pydlr_model`.
+#' @family models
+#' @export
+load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mode = TRUE) {
+  filepath <- .check_string(filepath, "filepath")
+  .check_unsupported(custom_objects, "custom_objects", "pydlr models are built from pydlr's own layers.")
+  if (!file.exists(filepath)) .input_error("filepath", "the path of a saved model", filepath)
+  .new_model(.api_call("load_model", normalizePath(filepath), .convert = FALSE))
+}

@@ -1,0 +1,102 @@
+# Argument checks done in R before Python is called: each names the argument, what was expected and what
+# came, and converts the value explicitly to the type Python receives (as keras3's verbs do at the border).
+# `call` defaults to the user-facing function that called the check.
+
+.check_count <- function(x, arg, min = 1L, null_ok = FALSE, call = sys.call(-1L)) {
+  if (is.null(x) && null_ok) return(NULL)
+  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && is.finite(x) && x == round(x) && x >= min
+  if (!ok) .input_error(arg, sprintf("a whole number >= %d", min), x, call = call)
+  as.integer(x)
+}
+
+.check_int_tuple <- function(x, arg, n = 2L, min = 1L, null_ok = FALSE, call = sys.call(-1L)) {
+  if (is.null(x) && null_ok) return(NULL)
+  if (is.list(x)) x <- unlist(x)
+  ok <- is.numeric(x) && length(x) %in% c(1L, n) && !anyNA(x) && all(is.finite(x)) &&
+    all(x == round(x)) && all(x >= min)
+  if (!ok) {
+    .input_error(arg, sprintf("a whole number >= %d or %d of them", min, n), x, call = call)
+  }
+  as.list(rep_len(as.integer(x), n)) # a Python list of n ints
+}
+
+.check_number <- function(x, arg, lower = -Inf, upper = Inf, null_ok = FALSE, call = sys.call(-1L)) {
+  if (is.null(x) && null_ok) return(NULL)
+  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && x >= lower && x <= upper
+  if (!ok) .input_error(arg, sprintf("a number in [%s, %s]", format(lower), format(upper)), x, call = call)
+  as.numeric(x)
+}
+
+.check_flag <- function(x, arg, call = sys.call(-1L)) {
+  if (!(is.logical(x) && length(x) == 1L && !is.na(x))) .input_error(arg, "TRUE or FALSE", x, call = call)
+  x
+}
+
+.check_string <- function(x, arg, choices = NULL, null_ok = FALSE, call = sys.call(-1L)) {
+  if (is.null(x) && null_ok) return(NULL)
+  ok <- is.character(x) && length(x) == 1L && !is.na(x) && nzchar(x)
+  if (ok && !is.null(choices)) ok <- tolower(x) %in% choices
+  if (!ok) {
+    expected <- if (is.null(choices)) "a single string" else
+      sprintf("one of %s", paste0("\"", choices, "\"", collapse = ", "))
+    .input_error(arg, expected, x, call = call)
+  }
+  if (is.null(choices)) x else tolower(x)
+}
+
+.check_shape <- function(x, arg, null_ok = TRUE, call = sys.call(-1L)) {
+  if (is.null(x) && null_ok) return(NULL)
+  if (is.list(x)) x <- unlist(x)
+  ok <- is.numeric(x) && length(x) >= 1L && !anyNA(x) && all(x == round(x)) && all(x >= 1)
+  if (!ok) .input_error(arg, "a vector of positive whole numbers such as c(28, 28, 1)", x, call = call)
+  as.list(as.integer(x))
+}
+
+.check_model <- function(x, arg = "object", call = sys.call(-1L)) {
+  if (!inherits(x, "pydlr_model")) {
+    .input_error(arg, "a pydlr model (from keras_model_sequential() or load_model())", x, call = call)
+  }
+  invisible(x)
+}
+
+# A keras argument pydlr does not implement: accepted only at its "off" value, else a clear error.
+.check_unsupported <- function(x, arg, offer, call = sys.call(-1L)) {
+  if (!is.null(x)) .not_supported(sprintf("The keras argument `%s`", arg), offer, call = call)
+  invisible(NULL)
+}
+
+# Data for fit/evaluate/predict: a numeric array (or matrix, data.frame of numbers) without NA.
+.check_data <- function(x, arg, call = sys.call(-1L)) {
+  if (is.data.frame(x)) {
+    numeric_cols <- vapply(x, is.numeric, logical(1))
+    if (!all(numeric_cols)) {
+      .input_error(arg, "a numeric array, matrix or data.frame of numeric columns", x, call = call)
+    }
+    x <- as.matrix(x)
+  }
+  if (is.logical(x) && !is.null(dim(x))) storage.mode(x) <- "integer"
+  if (!is.numeric(x) || is.object(x)) {
+    .input_error(arg, "a numeric array or matrix (samples first, as in keras)", x, call = call)
+  }
+  if (is.null(dim(x))) dim(x) <- length(x) # a vector is n samples of one feature
+  if (dim(x)[1] < 1L) .input_error(arg, "at least one sample", x, call = call)
+  if (anyNA(x)) .input_error(arg, "free of NA/NaN values", I(sprintf("%d NA values", sum(is.na(x)))), call = call)
+  x
+}
+
+# Targets: integer class labels (vector, factor) or a matrix (one-hot, or regression targets).
+.check_targets <- function(y, n, arg = "y", call = sys.call(-1L)) {
+  if (is.factor(y)) y <- as.integer(y) - 1L # keras wants 0-based class indices
+  if (is.data.frame(y)) y <- as.matrix(y)
+  if (!is.numeric(y) && !is.logical(y)) {
+    .input_error(arg, "numeric class labels (a vector) or a numeric matrix", y, call = call)
+  }
+  ny <- if (is.null(dim(y))) length(y) else dim(y)[1]
+  if (ny != n) {
+    .input_error(arg, sprintf("one target per sample of x (%d)", n), I(sprintf("%d targets", ny)), call = call)
+  }
+  if (anyNA(y)) .input_error(arg, "free of NA values", I(sprintf("%d NA values", sum(is.na(y)))), call = call)
+  if (is.logical(y)) storage.mode(y) <- "integer"
+  if (is.null(dim(y))) dim(y) <- length(y) # a 1-d array crosses the bridge as one buffer
+  y
+}
