@@ -1,0 +1,34 @@
+"""pydlr's on-disk format helpers (safetensors + JSON); depends on nothing else in pydlr."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from safetensors.torch import save as _st_save
+
+FORMAT_NAME = "pydlr"
+FORMAT_VERSION = 1
+
+
+def plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors safetensors accepts (no copy for ones already so); shared storage split."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, t in state.items():
+        t = t.detach().cpu()
+        if not t.is_contiguous():
+            t = t.contiguous()
+        if t.data_ptr() in seen and t.numel():
+            t = t.clone()
+        if t.numel():
+            seen.add(t.data_ptr())
+        out[key] = t
+    return out
+
+
+def weights_bytes(state: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> bytes:
+    """The serialized safetensors bytes of a state dict (metadata values as JSON strings)."""
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    return _st_save(plain_tensors(state), metadata=meta or None)

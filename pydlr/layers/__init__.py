@@ -1,0 +1,44 @@
+"""Keras-style layers as torch modules (channels-last at the API, channels-last memory inside)."""
+
+from pydlr.layers.base import Layer, SymbolicTensor, clear_session
+from pydlr.layers.conv import (
+    Conv2D,
+    DepthwiseConv2D,
+    conv_backend,
+    get_conv_backend,
+    set_conv_backend,
+)
+from pydlr.layers.core import (
+    Activation,
+    Add,
+    Concatenate,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    InputLayer,
+    ReLU,
+    Rescaling,
+)
+from pydlr.layers.normalization import BatchNormalization
+from pydlr.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
+
+# Keras' aliases
+Convolution2D = Conv2D
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+
+__all__ = [
+    "Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D",
+    "Convolution2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
+    "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "MaxPool2D",
+    "MaxPooling2D", "ReLU", "Rescaling", "SymbolicTensor", "clear_session", "conv_backend",
+    "get_conv_backend", "set_conv_backend",
+]

@@ -1,0 +1,286 @@
+"""The layer base class, Keras-style names, symbolic tensors for the functional API, and layout helpers.
+
+Layout: the public API is channels-last (N, H, W, C) as in Keras. Inside a model, image tensors are
+NCHW-shaped torch tensors whose memory is channels-last: ``x.permute(0, 3, 1, 2)`` of an NHWC-contiguous
+tensor, which is a view (no copy). Layers receive and return these internal tensors; models convert at
+their border. Shapes reported to users (``compute_output_shape``, summaries) are Keras-style, channels-last,
+without the batch axis, e.g. ``(26, 26, 32)``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pydlr.errors import InputError, NotSupportedError
+
+Shape = tuple[Any, ...]
+
+_NAME_COUNTS: dict[str, int] = {}
+LAYER_CLASSES: dict[str, type[Layer]] = {}
+
+
+def to_snake_case(name: str) -> str:
+    """Keras' class-name-to-layer-name rule: ``MaxPooling2D`` -> ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(prefix: str) -> str:
+    """Keras' automatic names: the first ``conv2d``, then ``conv2d_1``, ``conv2d_2``, ... per session."""
+    count = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def clear_session() -> None:
+    """Reset the automatic layer and model names, as ``keras.backend.clear_session()`` does."""
+    _NAME_COUNTS.clear()
+
+
+def keras_shape(x: torch.Tensor) -> Shape:
+    """The Keras-style shape (no batch axis, channels last) of an internal tensor."""
+    if x.dim() == 4:
+        return (int(x.shape[2]), int(x.shape[3]), int(x.shape[1]))
+    return tuple(int(s) for s in x.shape[1:])
+
+
+def to_internal(x: torch.Tensor) -> torch.Tensor:
+    """NHWC -> NCHW-shaped view in channels-last memory (no copy when ``x`` is contiguous)."""
+    if x.dim() == 4:
+        return x.contiguous().permute(0, 3, 1, 2)
+    return x
+
+
+def to_public(x: torch.Tensor) -> torch.Tensor:
+    """Internal NCHW-shaped tensor -> NHWC (a view; contiguous when x is in channels-last memory)."""
+    if x.dim() == 4:
+        return x.permute(0, 2, 3, 1)
+    return x
+
+
+def format_shape(shape: Shape | None) -> str:
+    """Keras' output-shape text: ``(None, 26, 26, 32)``."""
+    if shape is None:
+        return "?"
+    return "(" + ", ".join(str(s) for s in (None, *shape)) + ")"
+
+
+def pair(value: Any, argument: str, where: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a tuple of two ints (Keras' kernel_size/strides rule)."""
+    items = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    ok = len(items) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
+    )
+    if not ok:
+        raise InputError(argument, f"an integer >= {minimum} or a pair of them", value, where)
+    return (int(items[0]), int(items[1]))
+
+
+def positive_int(value: Any, argument: str, where: str) -> int:
+    """Check a positive integer argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(argument, "a positive integer", value, where)
+    return int(value)
+
+
+def reject_unsupported(where: str, **features: Any) -> None:
+    """Keras arguments outside pydlr's subset: name them instead of silently ignoring them."""
+    for argument, value in features.items():
+        if value is not None:
+            raise NotSupportedError(
+                f"{where}: argument `{argument}` is not supported by pydlr (received {value!r}); "
+                "leave it at None (use weight_decay in the optimizer for regularization)."
+            )
+
+
+class SymbolicTensor:
+    """A placeholder for a layer's output in the functional API (Keras' KerasTensor).
+
+    ``shape`` includes the batch axis as None, as in Keras.
+    """
+
+    def __init__(self, shape: Shape, node: Node | None, index: int = 0):
+        self.shape = shape
+        self.node = node
+        self.index = index
+
+    @property
+    def layer(self) -> Layer:
+        assert self.node is not None
+        return self.node.layer
+
+    def __repr__(self) -> str:
+        name = self.node.layer.name if self.node is not None else "?"
+        return f"<SymbolicTensor shape={self.shape} from {name}>"
+
+
+class Node:
+    """One call of a layer on symbolic inputs: records the graph of a functional model."""
+
+    def __init__(self, layer: Layer, inputs: list[SymbolicTensor], output_shape: Shape):
+        self.layer = layer
+        self.inputs = inputs
+        self.output = SymbolicTensor((None, *output_shape), self)
+        layer.inbound_nodes.append(self)
+
+    @property
+    def node_index(self) -> int:
+        return self.layer.inbound_nodes.index(self)
+
+
+def _is_symbolic(value: Any) -> bool:
+    if isinstance(value, SymbolicTensor):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, SymbolicTensor) for v in value
+    )
+
+
+class Layer(nn.Module):
+    """Base of pydlr's Keras-style layers: an nn.Module that builds lazily from its input shape.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name; Keras' automatic name (``conv2d``, ``conv2d_1``, ...) when omitted.
+    trainable : bool
+        Whether the layer's weights are trained (Keras' ``trainable``).
+    input_shape : tuple, optional
+        Keras 2 style input shape (no batch axis) for the first layer of a Sequential model.
+    dtype : str, optional
+        Accepted for Keras compatibility; only None or "float32" (the model follows torch's default dtype).
+    """
+
+    multi_input: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(
+        self,
+        name: str | None = None,
+        trainable: bool = True,
+        input_shape: Shape | None = None,
+        dtype: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        where = type(self).__name__
+        if kwargs:
+            unknown = sorted(kwargs)[0]
+            raise InputError(unknown, f"one of {where}'s arguments", f"unknown argument `{unknown}`", where)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InputError("name", "a non-empty string", name, where)
+        if dtype not in (None, "float32"):
+            raise NotSupportedError(f"{where}: dtype={dtype!r} is not supported; layers use float32.")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self.built = False
+        self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | None = None
+        self.inbound_nodes: list[Node] = []
+        self._trainable = bool(trainable)
+
+    # ---- Keras-style description -------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """How error messages name this layer: ``Conv2D 'conv2d_1'``."""
+        return f"{type(self).__name__} '{self.name}'"
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's constructor arguments, JSON-safe (Keras' ``get_config``)."""
+        return {"name": self.name, "trainable": self._trainable}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Recreate a layer from ``get_config()``'s result."""
+        return cls(**config)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for p in self.parameters():
+            p.requires_grad_(self._trainable)
+
+    def count_params(self) -> int:
+        """Number of weights, Keras-style: parameters plus float state (BatchNormalization's moving stats)."""
+        return sum(t.numel() for t in self.weight_tensors())
+
+    def weight_tensors(self) -> list[torch.Tensor]:
+        """Parameters and floating-point buffers (what Keras counts as weights), in definition order."""
+        tensors = list(self.parameters(recurse=False))
+        tensors += [b for b in self.buffers(recurse=False) if b.is_floating_point()]
+        return tensors
+
+    # ---- building ----------------------------------------------------------------------------------
+    def build(self, input_shape: Shape) -> None:
+        """Create the weights for an input of Keras-style shape ``input_shape`` (no batch axis)."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """Keras-style output shape for a Keras-style input shape (no batch axis)."""
+        return tuple(input_shape)
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        """Raise InputError if an input of this shape does not fit the built layer (default: same rank)."""
+        if self.input_shape is not None and len(input_shape) != len(self.input_shape):
+            raise InputError(
+                "input shape", f"rank {len(self.input_shape) + 1} like {format_shape(self.input_shape)}",
+                format_shape(input_shape), self.where,
+            )
+
+    def build_from(self, input_shape: Shape) -> Shape:
+        """Build (once) and record shapes; return the output shape. Errors name the layer and shapes."""
+        input_shape = tuple(input_shape)
+        if self.built:
+            self.check_input_shape(input_shape)
+        output_shape = self.compute_output_shape(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            if not self._trainable:
+                self.trainable = False
+            self.built = True
+        self.input_shape, self.output_shape = input_shape, tuple(output_shape)
+        return self.output_shape
+
+    # ---- calling -----------------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and _is_symbolic(args[0]):
+            return self._call_symbolic(args[0])
+        return super().__call__(*args, **kwargs)
+
+    def _call_symbolic(self, inputs: SymbolicTensor | list[SymbolicTensor]) -> SymbolicTensor:
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if self.multi_input != isinstance(inputs, (list, tuple)):
+            expected = "a list of tensors" if self.multi_input else "a single tensor"
+            raise InputError("inputs", expected, inputs, self.where)
+        shapes = [t.shape[1:] for t in items]
+        output_shape = self.build_from(shapes if self.multi_input else shapes[0])
+        return Node(self, items, output_shape).output
+
+    def forward(self, x: Any) -> Any:
+        shape = [keras_shape(t) for t in x] if self.multi_input else keras_shape(x)
+        if not self.built:
+            self.build_from(shape)
+        else:
+            self.check_input_shape(shape)
+        return self.call(x)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        """The computation on internal tensors (image tensors NCHW-shaped, channels-last memory)."""
+        return x
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"

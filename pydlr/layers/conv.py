@@ -1,0 +1,349 @@
+"""Conv2D and DepthwiseConv2D with Keras' arguments, computed by pydlr's native operator by default."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pydlr import ops
+from pydlr.errors import InputError, NotSupportedError
+from pydlr.layers import activations, initializers
+from pydlr.layers.base import Layer, Shape, format_shape, pair, positive_int, reject_unsupported
+from pydlr.layers.geometry import normalize_padding, op_padding, padding_config, window_output_shape
+
+BACKENDS = ("native", "torch")
+_state = {"backend": "native"}
+# Whether pydlr.ops.conv2d can apply relu/relu6 inside the op (newer native builds).
+_OPS_FUSES = "activation" in inspect.signature(ops.conv2d).parameters
+
+
+def _check_backend(backend: Any, where: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError("backend", f"one of {BACKENDS}", backend, where)
+
+
+def set_conv_backend(backend: str) -> None:
+    """Choose how convolution layers without their own ``backend`` compute: "native" (pydlr.ops) or "torch"."""
+    _check_backend(backend, "set_conv_backend")
+    _state["backend"] = backend
+
+
+def get_conv_backend() -> str:
+    """The global convolution backend ("native" or "torch")."""
+    return _state["backend"]
+
+
+@contextlib.contextmanager
+def conv_backend(backend: str) -> Iterator[None]:
+    """Temporarily set the global convolution backend (for comparisons)."""
+    previous = get_conv_backend()
+    set_conv_backend(backend)
+    try:
+        yield
+    finally:
+        _state["backend"] = previous
+
+
+class _ConvBase(Layer):
+    """Shared geometry, activation and backend dispatch of the convolution layers."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        strides: Any,
+        padding: Any,
+        data_format: str | None,
+        dilation_rate: Any,
+        activation: str | None,
+        use_bias: bool,
+        bias_initializer: str,
+        backend: str | None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        where = self.where
+        if data_format not in (None, "channels_last"):
+            raise NotSupportedError(
+                f"{where}: data_format={data_format!r} is not supported; pydlr's API is channels_last "
+                "(N, H, W, C) and converts to its internal layout itself."
+            )
+        self.kernel_size = pair(kernel_size, "kernel_size", where)
+        self.strides = pair(strides, "strides", where)
+        self.padding = normalize_padding(padding, where)
+        self.dilation_rate = pair(dilation_rate, "dilation_rate", where)
+        self.activation = activations.normalize_activation(activation, where)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = initializers.normalize_initializer(bias_initializer, "bias_initializer", where)
+        if backend is not None:
+            _check_backend(backend, where)
+        self.backend = backend
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        self.in_channels: int | None = None
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": padding_config(self.padding),
+            "dilation_rate": list(self.dilation_rate),
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "bias_initializer": self.bias_initializer,
+            "backend": self.backend,
+        }
+
+    def out_channels(self, in_channels: int) -> int:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        h, w = window_output_shape(
+            input_shape, self.kernel_size, self.strides, self.dilation_rate, self.padding, self.where
+        )
+        return (h, w, self.out_channels(input_shape[-1]))
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        if len(input_shape) != 3 or input_shape[-1] != self.in_channels:
+            raise InputError(
+                "input shape", f"(None, height, width, {self.in_channels}) (the shape it was built for: "
+                f"{format_shape(self.input_shape)})", format_shape(input_shape), self.where,
+            )
+        self.compute_output_shape(input_shape)
+
+    def _convolve(self, x: torch.Tensor, groups: int) -> torch.Tensor:
+        (sym, asym) = op_padding(
+            x.shape[2], x.shape[3], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        if asym is not None:
+            x = F.pad(x, asym)
+        backend = self.backend or _state["backend"]
+        if backend == "torch":
+            y = F.conv2d(x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups)
+        elif _OPS_FUSES and self.activation in activations.FUSABLE:
+            return ops.conv2d(
+                x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups,
+                activation=self.activation,
+            )
+        else:
+            y = ops.conv2d(x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups)
+        if self.activation == "linear":
+            return y
+        return activations.get(self.activation)(y)
+
+    def _build_bias(self, n: int) -> None:
+        if self.use_bias:
+            self.bias = nn.Parameter(torch.empty(n))
+            initializers.initialize(self.bias.data, self.bias_initializer, (n,))
+
+
+class Conv2D(_ConvBase):
+    """2-D convolution, Keras' ``Conv2D``.
+
+    Parameters
+    ----------
+    filters : int
+        Number of output channels (> 0).
+    kernel_size : int or (int, int)
+        Window height and width.
+    strides : int or (int, int)
+        Step of the window.
+    padding : {"valid", "same"} or int or (int, int)
+        Keras' rules ("same" pads asymmetrically for even kernels, extra pixel after, as TensorFlow); an
+        int or pair is pydlr's explicit symmetric padding as torch's (used by the torchvision architectures).
+    data_format : None or "channels_last"
+        Only channels-last is offered at the API.
+    dilation_rate : int or (int, int)
+    groups : int
+        Grouped convolution; ``filters`` and the input channels must be divisible by it.
+    activation : str or None
+        Keras activation name; relu and relu6 are fused into the native op when it supports it.
+    use_bias : bool
+    kernel_initializer, bias_initializer : str
+        Keras initializer names; defaults glorot_uniform and zeros as in Keras.
+    backend : {"native", "torch"} or None
+        None follows ``set_conv_backend`` (default "native": ``pydlr.ops.conv2d``); "torch" uses
+        ``torch.nn.functional.conv2d`` for comparison.
+
+    Notes
+    -----
+    Weights are stored in torch's layout: ``weight`` (filters, in/groups, kh, kw) and ``bias`` (filters,);
+    ``get_weights()`` returns Keras' layout (kh, kw, in/groups, filters).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = (1, 1),
+        padding: Any = "valid",
+        data_format: str | None = None,
+        dilation_rate: Any = (1, 1),
+        groups: int = 1,
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, backend, **kwargs,
+        )
+        where = self.where
+        reject_unsupported(
+            where, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
+        self.filters = positive_int(filters, "filters", where)
+        self.groups = positive_int(groups, "groups", where)
+        if self.filters % self.groups:
+            raise InputError("groups", f"a divisor of filters={self.filters}", groups, where)
+        self.kernel_initializer = initializers.normalize_initializer(
+            kernel_initializer, "kernel_initializer", where
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **self._common_config(),
+            "filters": self.filters,
+            "groups": self.groups,
+            "kernel_initializer": self.kernel_initializer,
+        }
+
+    def out_channels(self, in_channels: int) -> int:
+        return self.filters
+
+    def build(self, input_shape: Shape) -> None:
+        channels = input_shape[-1]
+        if channels % self.groups:
+            raise InputError(
+                "groups", f"a divisor of the input channels ({channels})", self.groups, self.where
+            )
+        self.in_channels = channels
+        kh, kw = self.kernel_size
+        per_group = channels // self.groups
+        self.weight = nn.Parameter(torch.empty(self.filters, per_group, kh, kw))
+        initializers.initialize(self.weight.data, self.kernel_initializer, (kh, kw, per_group, self.filters))
+        self._build_bias(self.filters)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return self._convolve(x, self.groups)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[kernel (kh, kw, in/groups, filters), bias] in Keras' layout, as NumPy copies."""
+        out = [self.weight.detach().permute(2, 3, 1, 0).cpu().numpy().copy()]
+        return out + ([self.bias.detach().cpu().numpy().copy()] if self.bias is not None else [])
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set weights given in Keras' layout (as ``get_weights`` returns them)."""
+        _set_from_keras(self, weights, lambda k: torch.as_tensor(np.asarray(k)).permute(3, 2, 0, 1))
+
+
+class DepthwiseConv2D(_ConvBase):
+    """Depthwise 2-D convolution, Keras' ``DepthwiseConv2D`` (one filter set per input channel).
+
+    Output channel ``c * depth_multiplier + m`` comes from input channel ``c``, as in Keras. Arguments as
+    ``Conv2D`` plus ``depth_multiplier`` and ``depthwise_initializer``.
+    """
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        strides: Any = (1, 1),
+        padding: Any = "valid",
+        depth_multiplier: int = 1,
+        data_format: str | None = None,
+        dilation_rate: Any = (1, 1),
+        activation: str | None = None,
+        use_bias: bool = True,
+        depthwise_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        depthwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        bias_constraint: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, backend, **kwargs,
+        )
+        where = self.where
+        reject_unsupported(
+            where, depthwise_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+        )
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", where)
+        self.depthwise_initializer = initializers.normalize_initializer(
+            depthwise_initializer, "depthwise_initializer", where
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **self._common_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": self.depthwise_initializer,
+        }
+
+    def out_channels(self, in_channels: int) -> int:
+        return in_channels * self.depth_multiplier
+
+    def build(self, input_shape: Shape) -> None:
+        channels = input_shape[-1]
+        self.in_channels = channels
+        kh, kw = self.kernel_size
+        out = channels * self.depth_multiplier
+        self.weight = nn.Parameter(torch.empty(out, 1, kh, kw))
+        initializers.initialize(
+            self.weight.data, self.depthwise_initializer, (kh, kw, channels, self.depth_multiplier)
+        )
+        self._build_bias(out)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return self._convolve(x, self.in_channels)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[depthwise_kernel (kh, kw, channels, depth_multiplier), bias] in Keras' layout."""
+        kh, kw = self.kernel_size
+        kernel = self.weight.detach().reshape(self.in_channels, self.depth_multiplier, kh, kw)
+        out = [kernel.permute(2, 3, 0, 1).cpu().numpy().copy()]
+        return out + ([self.bias.detach().cpu().numpy().copy()] if self.bias is not None else [])
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set weights given in Keras' layout (as ``get_weights`` returns them)."""
+        def convert(k: Any) -> torch.Tensor:
+            t = torch.as_tensor(np.asarray(k)).permute(2, 3, 0, 1)
+            return t.reshape(-1, 1, *self.kernel_size)
+        _set_from_keras(self, weights, convert)
+
+
+def _set_from_keras(layer: _ConvBase, weights: list[Any], convert_kernel: Any) -> None:
+    expected = 2 if layer.bias is not None else 1
+    if not layer.built or len(weights) != expected:
+        raise InputError("weights", f"a list of {expected} arrays for a built layer", weights, layer.where)
+    kernel = convert_kernel(weights[0])
+    if tuple(kernel.shape) != tuple(layer.weight.shape):
+        raise InputError("weights[0]", f"a kernel of torch shape {tuple(layer.weight.shape)}",
+                         tuple(kernel.shape), layer.where)
+    with torch.no_grad():
+        layer.weight.copy_(kernel)
+        if layer.bias is not None:
+            layer.bias.copy_(torch.as_tensor(np.asarray(weights[1])))

@@ -1,0 +1,292 @@
+"""Core layers: Input, Dense, Flatten, Dropout, Activation, Rescaling, Add, Concatenate."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pydlr.errors import InputError, NotSupportedError
+from pydlr.layers import activations, initializers
+from pydlr.layers.base import (
+    Layer,
+    Node,
+    Shape,
+    SymbolicTensor,
+    format_shape,
+    positive_int,
+    reject_unsupported,
+)
+
+
+def _check_shape_tuple(shape: Any, where: str) -> tuple[int, ...]:
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = ()
+    if not items or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in items
+    ):
+        raise InputError("shape", "a non-empty tuple of positive integers without the batch axis, "
+                         "e.g. (28, 28, 1)", shape, where)
+    return tuple(int(s) for s in items)
+
+
+class InputLayer(Layer):
+    """The input of a model (Keras' ``InputLayer``); ``Input(shape)`` creates one and returns its tensor."""
+
+    def __init__(self, shape: Any = None, batch_size: int | None = None, dtype: str | None = None,
+                 **kwargs: Any):
+        super().__init__(dtype=dtype, **kwargs)
+        self.shape = _check_shape_tuple(shape, self.where)
+        self.batch_size = batch_size
+        self.build_from(self.shape)
+        self.output = Node(self, [], self.shape).output
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shape": list(self.shape), "batch_size": self.batch_size}
+
+
+def Input(shape: Any, batch_size: int | None = None, name: str | None = None, dtype: str | None = None,
+          **kwargs: Any) -> SymbolicTensor:
+    """Keras' ``Input``: a symbolic tensor of shape ``(None, *shape)`` to start a model from.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape without the batch axis, channels last, e.g. ``(28, 28, 1)``.
+    batch_size, name, dtype
+        As in Keras (dtype: float32 only).
+    """
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, **kwargs).output
+
+
+class Dense(Layer):
+    """Fully connected layer, Keras' ``Dense``; applies to the last (channel) axis.
+
+    Weights in torch's layout: ``weight`` (units, in), ``bias`` (units,); ``get_weights()`` gives Keras'
+    (in, units) kernel.
+    """
+
+    def __init__(
+        self, units: int, activation: str | None = None, use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+        kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+        kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        where = self.where
+        reject_unsupported(
+            where, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
+        self.units = positive_int(units, "units", where)
+        self.activation = activations.normalize_activation(activation, where)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.normalize_initializer(
+            kernel_initializer, "kernel_initializer", where)
+        self.bias_initializer = initializers.normalize_initializer(bias_initializer, "bias_initializer", where)
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(), "units": self.units, "activation": self.activation,
+            "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+        }
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*input_shape[:-1], self.units)
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        if len(input_shape) != len(self.input_shape) or input_shape[-1] != self.input_shape[-1]:
+            raise InputError("input shape", f"{format_shape(self.input_shape)} (last axis "
+                             f"{self.input_shape[-1]})", format_shape(input_shape), self.where)
+
+    def build(self, input_shape: Shape) -> None:
+        n_in = input_shape[-1]
+        self.weight = nn.Parameter(torch.empty(self.units, n_in))
+        initializers.initialize(self.weight.data, self.kernel_initializer, (n_in, self.units))
+        if self.use_bias:
+            self.bias = nn.Parameter(torch.empty(self.units))
+            initializers.initialize(self.bias.data, self.bias_initializer, (self.units,))
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # Keras applies Dense to the last axis: the channels
+            y = F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+        else:
+            y = F.linear(x, self.weight, self.bias)
+        return y if self.activation == "linear" else activations.get(self.activation)(y)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[kernel (in, units), bias] in Keras' layout."""
+        out = [self.weight.detach().t().cpu().numpy().copy()]
+        return out + ([self.bias.detach().cpu().numpy().copy()] if self.bias is not None else [])
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set weights given in Keras' layout."""
+        expected = 2 if self.bias is not None else 1
+        if not self.built or len(weights) != expected:
+            raise InputError("weights", f"a list of {expected} arrays for a built layer", weights, self.where)
+        with torch.no_grad():
+            self.weight.copy_(torch.as_tensor(np.asarray(weights[0])).t())
+            if self.bias is not None:
+                self.bias.copy_(torch.as_tensor(np.asarray(weights[1])))
+
+
+class Flatten(Layer):
+    """Flattens each sample in Keras' (H, W, C) order, so Dense weights match Keras' layout."""
+
+    def __init__(self, data_format: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise NotSupportedError(f"{self.where}: data_format={data_format!r} is not supported.")
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if any(s is None for s in input_shape):
+            return (None,)
+        return (math.prod(input_shape),)
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        if self.input_shape is not None and tuple(input_shape) != tuple(self.input_shape):
+            raise InputError("input shape", format_shape(self.input_shape), format_shape(input_shape),
+                             self.where)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # NCHW-shaped, channels-last memory: this permute is a contiguous view
+            x = x.permute(0, 2, 3, 1)
+        return x.reshape(x.shape[0], -1)
+
+
+class Dropout(Layer):
+    """Keras' ``Dropout(rate)``: zeroes a fraction ``rate`` of inputs during training, scales the rest."""
+
+    def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        reject_unsupported(self.where, noise_shape=noise_shape)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise InputError("rate", "a number in [0, 1)", rate, self.where)
+        self.rate = float(rate)
+        self.seed = seed
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.rate, self.training) if self.rate > 0 else x
+
+
+class Activation(Layer):
+    """Applies a Keras activation by name (relu, relu6, sigmoid, tanh, softmax, leaky_relu, gelu, ...)."""
+
+    def __init__(self, activation: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.activation = activations.normalize_activation(activation, self.where)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "activation": self.activation}
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return activations.get(self.activation)(x)
+
+
+class ReLU(Activation):
+    """Keras' ``ReLU`` layer (max_value=6 gives relu6)."""
+
+    def __init__(self, max_value: float | None = None, **kwargs: Any):
+        kwargs.pop("activation", None)
+        if max_value not in (None, 6, 6.0):
+            raise NotSupportedError("ReLU: only max_value=None or 6 are supported.")
+        super().__init__("relu6" if max_value is not None else "relu", **kwargs)
+        self.max_value = max_value
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("activation")
+        return {**config, "max_value": self.max_value}
+
+
+class Rescaling(Layer):
+    """Keras' ``Rescaling(scale, offset=0.0)``: ``x * scale + offset`` (e.g. 1/255 for pixel values)."""
+
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        for argument, value in (("scale", scale), ("offset", offset)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(argument, "a number", value, self.where)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
+class Add(Layer):
+    """Sums a list of tensors of the same shape (residual connections)."""
+
+    multi_input = True
+
+    def compute_output_shape(self, input_shape: list[Shape]) -> Shape:
+        shapes = [tuple(s) for s in input_shape]
+        if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
+            raise InputError("inputs", "two or more tensors of the same shape",
+                             ", ".join(format_shape(s) for s in shapes), self.where)
+        return shapes[0]
+
+    def check_input_shape(self, input_shape: list[Shape]) -> None:
+        self.compute_output_shape(input_shape)
+
+    def call(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Concatenate(Layer):
+    """Concatenates a list of tensors along a Keras axis (default -1: channels)."""
+
+    multi_input = True
+
+    def __init__(self, axis: int = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise InputError("axis", "a non-zero integer axis (the batch axis cannot be concatenated)",
+                             axis, self.where)
+        self.axis = axis
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+    def _keras_axis(self, rank: int) -> int:
+        axis = self.axis if self.axis > 0 else rank + 1 + self.axis  # rank excludes the batch axis
+        if not 1 <= axis <= rank:
+            raise InputError("axis", f"an axis of a rank-{rank + 1} tensor", self.axis, self.where)
+        return axis
+
+    def compute_output_shape(self, input_shape: list[Shape]) -> Shape:
+        shapes = [tuple(s) for s in input_shape]
+        axis = self._keras_axis(len(shapes[0])) - 1
+        rest = [s[:axis] + s[axis + 1:] for s in shapes]
+        if len(shapes) < 2 or any(len(s) != len(shapes[0]) for s in shapes) or any(r != rest[0] for r in rest):
+            raise InputError("inputs", f"two or more tensors equal in shape except on axis {self.axis}",
+                             ", ".join(format_shape(s) for s in shapes), self.where)
+        size = None if any(s[axis] is None for s in shapes) else sum(s[axis] for s in shapes)
+        return shapes[0][:axis] + (size,) + shapes[0][axis + 1:]
+
+    def check_input_shape(self, input_shape: list[Shape]) -> None:
+        self.compute_output_shape(input_shape)
+
+    def call(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        axis = self._keras_axis(xs[0].dim() - 1)
+        if xs[0].dim() == 4:  # Keras (N, H, W, C) axes 1, 2, 3 are internal dims 2, 3, 1
+            axis = {1: 2, 2: 3, 3: 1}[axis]
+        return torch.cat(xs, dim=axis)

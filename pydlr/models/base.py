@@ -1,0 +1,206 @@
+"""The model base class: input handling at the channels-last border, counting, summaries, configs."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from pydlr.errors import InputError
+from pydlr.layers.base import Layer, Shape, format_shape, to_internal, to_public
+from pydlr.models import summary as summary_mod
+
+MODEL_CLASSES: dict[str, type[BaseModel]] = {}
+
+
+def class_key(cls: type) -> str:
+    """How a model class is recorded in saved configs: ``module.QualName``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def resolve_model_class(key: str) -> type[BaseModel]:
+    """The model class recorded as ``key``; only pydlr's own modules are ever imported for it."""
+    if key not in MODEL_CLASSES:
+        module = key.rsplit(".", 1)[0]
+        if module == "pydlr" or module.startswith("pydlr."):
+            importlib.import_module(module)
+    if key not in MODEL_CLASSES:
+        raise InputError("config class_name", "a pydlr model class", key, "load_model")
+    return MODEL_CLASSES[key]
+
+
+class BaseModel(nn.Module):
+    """What every pydlr model offers: NHWC in/out, ``summary()``, ``count_params()``, configs.
+
+    Subclasses implement ``call_internal(x)`` on internal tensors (NCHW-shaped, channels-last memory),
+    ``summary_rows()``, ``get_config()`` and ``from_config()``; they set ``self.input_spec`` (the Keras
+    shape without batch) when known.
+    """
+
+    connected_summary: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[class_key(cls)] = cls
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.input_spec: Shape | None = None
+
+    # ---- the border between the public (NHWC) and internal layouts -------------------------------
+    @property
+    def where(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    def _reference_tensor(self) -> torch.Tensor | None:
+        for t in self.parameters():
+            return t
+        return None
+
+    def prepare_input(self, x: Any) -> torch.Tensor:
+        """Validate ``x`` against the input shape and convert it to the internal layout.
+
+        Accepts tensors and NumPy arrays; integer data are cast to the weights' float dtype, as Keras casts
+        inputs to float32. When the input shape is (H, W, 1), a 3-d batch (N, H, W) is taken as one channel
+        (R's n x 28 x 28 arrays work as they are).
+        """
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        if not isinstance(x, torch.Tensor):
+            raise InputError("x", "a torch tensor or NumPy array", x, self.where)
+        spec = self.input_spec
+        if spec is not None:
+            if x.dim() == len(spec) and len(spec) == 3 and spec[-1] == 1 and tuple(x.shape[1:]) == spec[:2]:
+                x = x.unsqueeze(-1)
+            if x.dim() != len(spec) + 1 or any(
+                s is not None and s != int(d) for s, d in zip(spec, x.shape[1:], strict=False)
+            ):
+                raise InputError("x", f"data of shape {format_shape(spec)} (batch first, channels last)",
+                                 x, self.where)
+        ref = self._reference_tensor()
+        dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+        if not x.is_floating_point() or x.dtype != dtype:
+            x = x.to(dtype)
+        if ref is not None and x.device != ref.device:
+            x = x.to(ref.device)
+        return to_internal(x)
+
+    def forward(self, x: Any) -> torch.Tensor:
+        """Run the model on channels-last data (N, H, W, C) or (N, features); returns channels-last."""
+        return to_public(self.call_internal(self.prepare_input(x)))
+
+    def call_internal(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- counting ---------------------------------------------------------------------------------
+    def weight_tensors(self) -> list[tuple[torch.Tensor, bool]]:
+        """(tensor, trainable) for parameters and floating buffers, each once."""
+        seen: set[int] = set()
+        out = []
+        for p in self.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((p, p.requires_grad))
+        for b in self.buffers():
+            if b.is_floating_point() and id(b) not in seen:
+                seen.add(id(b))
+                out.append((b, False))
+        return out
+
+    def count_params(self) -> int:
+        """All weights, Keras-style (BatchNormalization's moving statistics included)."""
+        return sum(t.numel() for t, _ in self.weight_tensors())
+
+    def param_totals(self) -> dict[str, float]:
+        """Trainable / non-trainable counts and their bytes at their dtypes."""
+        totals = {"trainable": 0, "non_trainable": 0, "trainable_bytes": 0, "non_trainable_bytes": 0}
+        for t, trainable in self.weight_tensors():
+            key = "trainable" if trainable else "non_trainable"
+            totals[key] += t.numel()
+            totals[key + "_bytes"] += t.numel() * t.element_size()
+        return totals
+
+    # ---- summary ----------------------------------------------------------------------------------
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """One dict per layer: layer, type, output_shape (tuple or None), params, trainable, connected_to."""
+        raise NotImplementedError
+
+    def summary_table(self) -> list[dict[str, Any]]:
+        """Rows for R's data.frame: layer, type, output_shape (Keras text), params, trainable."""
+        return [
+            {"layer": r["layer"], "type": r["type"], "output_shape": format_shape(r["output_shape"]),
+             "params": int(r["params"]), "trainable": bool(r["trainable"])}
+            for r in self.summary_rows()
+        ]
+
+    def saved_weights_size(self) -> int:
+        """Bytes of the safetensors file ``io.save_weights`` writes for this model."""
+        from pydlr.io.format import weights_bytes  # io.format depends on nothing in models
+
+        return len(weights_bytes(self.state_dict()))
+
+    def summary_string(self, line_length: int | None = None) -> str:
+        """The text ``summary()`` prints."""
+        rows = []
+        for r in self.summary_rows():
+            params = f"{r['params']:,}" if r.get("built", True) else "0 (unbuilt)"
+            cells = [f"{r['layer']} ({r['type']})", format_shape(r["output_shape"]), params]
+            if self.connected_summary:
+                cells.append(r.get("connected_to") or "-")
+            rows.append(cells)
+        totals = self.param_totals()
+        dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in self.weight_tensors()}) or ["float32"]
+        weight_bytes = int(totals["trainable_bytes"] + totals["non_trainable_bytes"])
+        extra = [
+            f" Weight memory: {weight_bytes:,} bytes ({', '.join(dtypes)})",
+            f" Saved weights (safetensors): {self.saved_weights_size():,} bytes",
+        ]
+        return summary_mod.summary_text(self.name, rows, totals, self.connected_summary, line_length, extra)
+
+    def summary(self, line_length: int | None = None, print_fn: Callable[[str], Any] | None = print,
+                **kwargs: Any) -> None:
+        """Print Keras 3's summary table, the weights' memory at their dtype and the saved file size.
+
+        Parameters
+        ----------
+        line_length : int, optional
+            Total width; Keras' default ``min(88, terminal columns - 4)`` (108 with "Connected to").
+        print_fn : callable
+            Receives the whole text once (Keras passes it the captured text too).
+        """
+        for key in kwargs:
+            if key not in ("positions", "expand_nested", "show_trainable", "layer_range"):
+                raise InputError(key, "an argument of summary()", key, self.where)
+        (print_fn or print)(self.summary_string(line_length))
+
+    # ---- configs ----------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BaseModel:
+        raise NotImplementedError
+
+    def get_weights(self) -> list[np.ndarray]:
+        """All weights as NumPy arrays in Keras' layouts, layer by layer (Keras' ``get_weights``)."""
+        out = []
+        for m in self.modules():
+            if isinstance(m, Layer) and m.built:
+                out += m.get_weights()
+        return out
+
+
+def layer_output_rows(model: BaseModel, layers: list[Layer]) -> list[dict[str, Any]]:
+    """Summary rows for layers whose output shapes were recorded when they were built."""
+    rows = []
+    for layer in layers:
+        params = layer.count_params() if layer.built else 0
+        trainable = layer.trainable
+        rows.append({"layer": layer.name, "type": type(layer).__name__, "output_shape": layer.output_shape,
+                     "params": params, "trainable": trainable, "built": layer.built})
+    return rows

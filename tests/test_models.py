@@ -1,0 +1,194 @@
+"""Sequential models: the seed CNN's exact shapes and counts, Keras' summary text, forward vs. plain torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pydlr import layers, models
+from pydlr.errors import InputError
+
+SEED_ROWS = [
+    ("conv2d", "Conv2D", "(None, 26, 26, 32)", 320),
+    ("max_pooling2d", "MaxPooling2D", "(None, 13, 13, 32)", 0),
+    ("conv2d_1", "Conv2D", "(None, 11, 11, 64)", 18_496),
+    ("max_pooling2d_1", "MaxPooling2D", "(None, 5, 5, 64)", 0),
+    ("conv2d_2", "Conv2D", "(None, 3, 3, 64)", 36_928),
+]
+HEAD_ROWS = [
+    ("flatten", "Flatten", "(None, 576)", 0),
+    ("dense", "Dense", "(None, 64)", 36_928),
+    ("dense_1", "Dense", "(None, 10)", 650),
+]
+
+# Keras 3.x prints this for the seed model with a head when the terminal is 80 columns (line_length 76).
+KERAS_SEED_SUMMARY = """\
+Model: "sequential"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ conv2d (Conv2D)                 │ (None, 26, 26, 32)     │           320 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ max_pooling2d (MaxPooling2D)    │ (None, 13, 13, 32)     │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ conv2d_1 (Conv2D)               │ (None, 11, 11, 64)     │        18,496 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ max_pooling2d_1 (MaxPooling2D)  │ (None, 5, 5, 64)       │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ conv2d_2 (Conv2D)               │ (None, 3, 3, 64)       │        36,928 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ flatten (Flatten)               │ (None, 576)            │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense (Dense)                   │ (None, 64)             │        36,928 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense_1 (Dense)                 │ (None, 10)             │           650 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 93,322 (364.54 KB)
+ Trainable params: 93,322 (364.54 KB)
+ Non-trainable params: 0 (0.00 B)"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names() -> None:
+    layers.clear_session()
+
+
+def _rows(model: models.BaseModel) -> list[tuple]:
+    return [(r["layer"], r["type"], r["output_shape"], r["params"]) for r in model.summary_table()]
+
+
+def test_seed_cnn_shapes_and_counts() -> None:
+    model = models.seed_cnn(head=False)
+    assert _rows(model) == SEED_ROWS
+    assert model.count_params() == 55_744
+
+
+def test_seed_cnn_with_head_totals_93322() -> None:
+    model = models.seed_cnn()
+    assert _rows(model) == SEED_ROWS + HEAD_ROWS
+    assert model.count_params() == 93_322
+    assert model.param_totals()["trainable"] == 93_322 and model.param_totals()["non_trainable"] == 0
+
+
+def test_seed_cnn_same_padding_first_layer_keeps_size() -> None:
+    table = models.seed_cnn(padding="same").summary_table()
+    assert table[0]["output_shape"] == "(None, 28, 28, 32)"
+    assert [r["output_shape"] for r in table[:5]] == [
+        "(None, 28, 28, 32)", "(None, 14, 14, 32)", "(None, 14, 14, 64)", "(None, 7, 7, 64)",
+        "(None, 7, 7, 64)"]
+
+
+def test_summary_text_is_keras_table_plus_sizes() -> None:
+    lines: list[str] = []
+    model = models.seed_cnn()
+    model.summary(line_length=76, print_fn=lines.append)
+    text = lines[0]
+    assert text.startswith(KERAS_SEED_SUMMARY + "\n")
+    assert " Total params: 55,744 (217.75 KB)" in models.seed_cnn(head=False).summary_string(76)
+    assert f" Weight memory: {93_322 * 4:,} bytes (float32)" in text
+    assert f" Saved weights (safetensors): {model.saved_weights_size():,} bytes" in text
+    assert model.saved_weights_size() > 93_322 * 4
+
+
+def test_summary_width_follows_line_length() -> None:
+    text = models.seed_cnn().summary_string(line_length=88)
+    table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│├└"]
+    assert {len(line) for line in table_lines} == {88}
+
+
+def test_keras_style_script_builds_same_model() -> None:
+    model = models.Sequential([
+        layers.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+    ])
+    assert _rows(model) == SEED_ROWS
+    old_style = models.Sequential([layers.Conv2D(8, 3, input_shape=(10, 10, 3))])
+    assert old_style.summary_table()[0]["output_shape"] == "(None, 8, 8, 8)"
+
+
+def _torch_reference(model: models.Sequential) -> nn.Sequential:
+    """The seed CNN in plain torch (NCHW) with the model's weights copied in."""
+    c1, _, c2, _, c3, _, d1, d2 = model.layers
+    ref = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(), nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        for dst, src in ((ref[0], c1), (ref[3], c2), (ref[6], c3), (ref[11], d2)):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+        # Keras flattens (H, W, C); torch flattens (C, H, W): permute Dense's input columns accordingly.
+        w = d1.weight.reshape(64, 3, 3, 64).permute(0, 3, 1, 2).reshape(64, 576)
+        ref[9].weight.copy_(w)
+        ref[9].bias.copy_(d1.bias)
+    return ref
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_forward_equals_plain_torch(backend: str) -> None:
+    torch.manual_seed(0)
+    model = models.seed_cnn().eval()
+    x = torch.rand(5, 28, 28, 1)
+    with layers.conv_backend(backend):
+        out = model(x)
+    expected = _torch_reference(model)(x.permute(0, 3, 1, 2).contiguous())
+    assert out.shape == (5, 10)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_native_and_torch_backends_agree_per_layer_option() -> None:
+    torch.manual_seed(1)
+    native = models.seed_cnn(padding="same")
+    via_torch = models.seed_cnn(padding="same")
+    via_torch.load_state_dict(native.state_dict())
+    for layer in via_torch.layers:
+        if isinstance(layer, layers.Conv2D):
+            layer.backend = "torch"
+    x = torch.rand(3, 28, 28, 1)
+    torch.testing.assert_close(native(x), via_torch(x), rtol=1e-5, atol=1e-5)
+
+
+def test_input_layout_is_a_view_and_3d_batches_accepted() -> None:
+    model = models.seed_cnn()
+    x = torch.rand(2, 28, 28, 1)
+    internal = model.prepare_input(x)
+    assert internal.shape == (2, 1, 28, 28)
+    assert internal.data_ptr() == x.data_ptr()
+    assert internal.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(model(x[..., 0]), model(x))
+    out = model(np.random.default_rng(0).integers(0, 255, (2, 28, 28), dtype=np.uint8))
+    assert out.dtype == torch.float32
+
+
+def test_wrong_input_shape_names_model_and_shapes() -> None:
+    model = models.seed_cnn()
+    with pytest.raises(InputError, match=r"Sequential 'sequential'.*\(None, 28, 28, 1\).*\(2, 32, 32, 3\)"):
+        model(torch.rand(2, 32, 32, 3))
+
+
+def test_kernel_larger_than_input_raises_at_add() -> None:
+    model = models.Sequential(input_shape=(4, 4, 1))
+    model.add(layers.Conv2D(8, 3))
+    with pytest.raises(InputError, match=r"Conv2D 'conv2d_1'.*kernel_size.*\(None, 2, 2, 8\).*output size 0"):
+        model.add(layers.Conv2D(8, 3))
+    assert len(model.layers) == 1
+
+
+def test_unbuilt_model_builds_from_first_batch() -> None:
+    model = models.Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(2)])
+    assert model.summary_table()[0]["output_shape"] == "?"
+    assert "0 (unbuilt)" in model.summary_string(76)
+    assert model(torch.rand(1, 6, 6, 2)).shape == (1, 2)
+    assert model.count_params() == (4 * 2 * 9 + 4) + (4 * 16 * 2 + 2)
+
+
+def test_config_round_trip_recreates_architecture() -> None:
+    model = models.seed_cnn(padding="same")
+    clone = models.Sequential.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert _rows(clone) == _rows(model)
