@@ -13,7 +13,6 @@ R conditions of class ``pydlr_input_error`` / ``pydlr_not_supported_error``.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -54,10 +53,6 @@ LAMBDA_HOOKS: tuple[str, ...] = (
 )
 
 DATASETS: dict[str, str] = {"fashion_mnist": "load_fashion_mnist", "mnist": "load_mnist"}
-
-# Seconds between two in-place progress updates sent to R (per-batch calls into R would cost time).
-PROGRESS_INTERVAL_S = 0.25
-
 
 # --------------------------------------------------------------------------------------------------
 # Small helpers
@@ -120,8 +115,15 @@ def new_sequential(input_shape: Sequence[int] | int | None = None, name: str | N
     name
         Model name shown by ``summary()``.
     """
-    engine = _module("engine")
-    return engine.Sequential(input_shape=_shape(input_shape), name=name)
+    return _sequential_class()(input_shape=_shape(input_shape), name=name)
+
+
+def _sequential_class() -> type:
+    """The trainable Sequential (``pydlr.engine``); the plain models one until the engine lands."""
+    try:
+        return _module("engine").Sequential
+    except ImportError:  # TODO(R-API): drop once pydlr/engine.py is committed
+        return _module("models").Sequential
 
 
 def add_layer(model: Any, layer_type: str, config: Mapping[str, Any] | None = None) -> Any:
@@ -137,54 +139,29 @@ def add_layer(model: Any, layer_type: str, config: Mapping[str, Any] | None = No
             f"pydlr offers: {', '.join(LAYER_TYPES)}."
         )
     cfg = dict(config or {})
-    input_shape = cfg.pop("input_shape", None)
-    for key in ("kernel_size", "strides", "pool_size", "dilation_rate"):
+    for key in ("kernel_size", "strides", "pool_size", "dilation_rate", "input_shape"):
         if cfg.get(key) is not None:
             cfg[key] = _int_tuple(cfg[key])
-    cls = getattr(_module("layers"), layer_type)
-    try:
-        layer = cls(**cfg)
-    except TypeError as exc:  # an argument the layer does not take
-        raise InputError("...", f"arguments accepted by {layer_type}", sorted(cfg), where=layer_type) from exc
-    if input_shape is not None:
-        if len(model.layers) > 0:
-            raise InputError(
-                "input_shape", "given only on the first layer of a model", _int_tuple(input_shape),
-                where=layer_type,
-            )
-        _set_input_shape(model, _int_tuple(input_shape))
+    if cfg.get("input_shape") is not None and len(model.layers) > 0:
+        raise InputError("input_shape", "given only on the first layer of a model", cfg["input_shape"],
+                         where=layer_type)
+    layer = getattr(_module("layers"), layer_type)(**cfg)
     model.add(layer)
     return model
-
-
-def _set_input_shape(model: Any, shape: tuple[int, ...]) -> None:
-    """Give an empty Sequential its input shape (Keras: the first layer's `input_shape`)."""
-    if hasattr(model, "set_input_shape"):
-        model.set_input_shape(shape)
-    else:
-        model.add(_module("models").Input(shape))
 
 
 def summary_text(model: Any) -> str:
     """Keras' summary table (plus weight bytes and saved-file size) as one string."""
     _check_model(model)
-    lines: list[str] = []
-    model.summary(print_fn=lambda line="", *args, **kwargs: lines.append(str(line)))
-    return "\n".join(lines)
+    return str(model.summary_string())
 
 
 def summary_table(model: Any) -> dict[str, list[Any]]:
-    """The rows of the summary as columns: layer, type, output_shape (Keras-style text), params, trainable."""
+    """The rows of the summary as columns: layer, type, output_shape (Keras' text), params, trainable (bool)."""
     _check_model(model)
     rows = model.summary_table()
-    columns: dict[str, list[Any]] = {k: [] for k in ("layer", "type", "output_shape", "params", "trainable")}
-    for row in rows:
-        for key in columns:
-            value = row.get(key)
-            if key == "output_shape" and not isinstance(value, str):
-                value = "(" + ", ".join("None" if v is None else str(v) for v in value) + ")"
-            columns[key].append(_plain(value))
-    return columns
+    keys = ("layer", "type", "output_shape", "params", "trainable")
+    return {key: [_plain(row[key]) for row in rows] for key in keys}
 
 
 def count_params(model: Any) -> int:
@@ -202,7 +179,7 @@ def model_info(model: Any) -> dict[str, Any]:
         "class": type(model).__name__,
         "n_layers": len(model.layers),
         "built": built,
-        "compiled": bool(getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None),
+        "compiled": bool(getattr(model, "compiled", False)),
         "params": int(model.count_params()) if built else None,
         "input_shape": _input_shape(model),
     }
@@ -211,7 +188,7 @@ def model_info(model: Any) -> dict[str, Any]:
 
 def _input_shape(model: Any) -> list[int] | None:
     """The model's input shape without the batch axis, when known."""
-    shape = getattr(model, "input_shape", None)
+    shape = getattr(model, "input_spec", None)
     if shape is None:
         return None
     shape = [int(v) for v in shape if v is not None]
@@ -269,68 +246,23 @@ def compile_model(
     return model
 
 
-class _Throttle:
-    """Calls ``fn`` at most once per ``interval`` seconds (always when ``force``)."""
+def _progress_callback(print_fn: Callable[..., Any], verbose: int, dynamic: bool) -> Any:
+    """pydlr's progress bar printing through an R function ``print_fn(text, end)`` (the R console).
 
-    def __init__(self, fn: Callable[..., Any], interval: float) -> None:
-        self.fn = fn
-        self.interval = interval
-        self.last = 0.0
-
-    def __call__(self, *args: Any, force: bool = False) -> None:
-        now = time.perf_counter()
-        if force or now - self.last >= self.interval:
-            self.last = now
-            self.fn(*args)
-
-
-def _callback_base() -> type:
-    return _module("train.callbacks").Callback
-
-
-def _progress_callback(report: Callable[..., Any], epochs: int) -> Any:
-    """A pydlr callback that reports progress to an R function, throttled so R is called rarely.
-
-    ``report(event, epoch, epochs, step, steps, logs)`` with event "batch" (in-place update), "epoch"
-    (an epoch ended) or "end"; epoch is 1-based, ``logs`` a dict of floats.
+    ``dynamic`` updates one line in place (R console, RStudio); otherwise one line per epoch (knitr).
     """
-    throttled = _Throttle(report, PROGRESS_INTERVAL_S)
-    base = _callback_base()
-
-    class RProgress(base):  # type: ignore[misc,valid-type]
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch = 0
-            self.started = 0.0
-
-        def _steps(self) -> int:
-            params = getattr(self, "params", None) or {}
-            return int(params.get("steps") or 0)
-
-        def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            self.epoch = int(epoch) + 1
-            self.started = time.perf_counter()
-
-        def on_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-            throttled("batch", self.epoch, epochs, int(batch) + 1, self._steps(), _logs(logs))
-
-        on_train_batch_end = on_batch_end
-
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            out = _logs(logs)
-            out["seconds"] = time.perf_counter() - self.started
-            throttled("epoch", int(epoch) + 1, epochs, self._steps(), self._steps(), out, force=True)
-
-    return RProgress()
+    progress = _module("train.progress")
+    return progress.ProgressBar(verbose=int(verbose), print_fn=print_fn, dynamic=bool(dynamic))
 
 
 def _logs(logs: Mapping[str, Any] | None) -> dict[str, float]:
+    """Keras logs as plain floats (R sees a named list of numbers)."""
     return {str(k): float(v) for k, v in (logs or {}).items() if _is_number(v)}
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(value: Any) -> bool:
     try:
-        float(v)
+        float(value)
     except (TypeError, ValueError):
         return False
     return True
@@ -353,12 +285,13 @@ def fit(
     seed: int | None = None,
     resume: str | None = None,
     device: str = "auto",
-    progress: Callable[..., Any] | None = None,
+    print_fn: Callable[..., Any] | None = None,
+    dynamic: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` in place; returns the history as plain values.
 
-    ``progress`` is an R function receiving throttled progress events (see :func:`_progress_callback`);
-    when it is given, Python's own printing is switched off and R prints.
+    With ``print_fn`` (an R function ``(text, end)``), progress at ``verbose`` is printed through it, in
+    place when ``dynamic``, and Python's own printing is switched off.
 
     Returns
     -------
@@ -369,8 +302,8 @@ def fit(
     x = _as_array(x, "x")
     y = _as_array(y, "y")
     cbs = list(callbacks or [])
-    if progress is not None:
-        cbs.append(_progress_callback(progress, int(epochs)))
+    if print_fn is not None and int(verbose) > 0:
+        cbs.append(_progress_callback(print_fn, int(verbose), dynamic))
         verbose = 0
     if validation_data is not None:
         validation_data = tuple(_as_array(v, "validation_data") for v in validation_data)
@@ -482,8 +415,7 @@ def save_model(model: Any, path: str, include_optimizer: bool = True) -> str:
 
 def load_model(path: str) -> Any:
     """Load a model saved by :func:`save_model` from R or by ``pydlr.io.save_model`` from Python."""
-    engine = _module("engine")
-    return _module("io").load_model(str(path), model_class=engine.Sequential)
+    return _module("io").load_model(str(path), model_class=_sequential_class())
 
 
 def load_dataset(name: str) -> dict[str, np.ndarray]:

@@ -57,18 +57,19 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
 #' @param beta_1,beta_2 Exponential decay rates of Adam's moment estimates.
 #' @param epsilon Small constant for numerical stability.
 #' @param amsgrad Use the AMSGrad variant.
-#' @param weight_decay Weight decay (`NULL`: none; AdamW's default is keras' 0.004).
+#' @param weight_decay Weight decay: AdamW (keras' default 0.004) and SGD; `NULL` (none) for Adam and
+#'   RMSprop, which point to `optimizer_adamw()` otherwise.
 #' @param ... Other keras3 arguments (`clipnorm`, `ema_momentum`, ...) are not supported.
 #' @return An object of class `pydlr_optimizer`.
 #' @family training
 #' @export
 optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-07,
                            amsgrad = FALSE, weight_decay = NULL, ...) {
-  .check_no_dots(list(...), "optimizer_adam()", "pydlr's Adam takes learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay.")
+  .check_no_dots(list(...), "optimizer_adam()", "pydlr's Adam takes learning_rate, beta_1, beta_2, epsilon, amsgrad.")
+  .check_unsupported(weight_decay, "weight_decay", "use optimizer_adamw(weight_decay = ) for decoupled weight decay.")
   .optimizer("adam", learning_rate = .check_number(learning_rate, "learning_rate", 0),
     beta_1 = .check_number(beta_1, "beta_1", 0, 1), beta_2 = .check_number(beta_2, "beta_2", 0, 1),
-    epsilon = .check_number(epsilon, "epsilon", 0), amsgrad = .check_flag(amsgrad, "amsgrad"),
-    weight_decay = .check_number(weight_decay, "weight_decay", 0, null_ok = TRUE))
+    epsilon = .check_number(epsilon, "epsilon", 0), amsgrad = .check_flag(amsgrad, "amsgrad"))
 }
 
 #' @rdname optimizer_adam
@@ -89,11 +90,11 @@ optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 
 #' @export
 optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, epsilon = 1e-07,
                               centered = FALSE, weight_decay = NULL, ...) {
-  .check_no_dots(list(...), "optimizer_rmsprop()", "pydlr's RMSprop takes learning_rate, rho, momentum, epsilon, centered, weight_decay.")
+  .check_no_dots(list(...), "optimizer_rmsprop()", "pydlr's RMSprop takes learning_rate, rho, momentum, epsilon, centered.")
+  .check_unsupported(weight_decay, "weight_decay", "use optimizer_adamw(weight_decay = ) or optimizer_sgd(weight_decay = ).")
   .optimizer("rmsprop", learning_rate = .check_number(learning_rate, "learning_rate", 0),
     rho = .check_number(rho, "rho", 0, 1), momentum = .check_number(momentum, "momentum", 0),
-    epsilon = .check_number(epsilon, "epsilon", 0), centered = .check_flag(centered, "centered"),
-    weight_decay = .check_number(weight_decay, "weight_decay", 0, null_ok = TRUE))
+    epsilon = .check_number(epsilon, "epsilon", 0), centered = .check_flag(centered, "centered"))
 }
 
 #' @rdname optimizer_adam

@@ -10,7 +10,7 @@
 #'
 #' Data cross to Python through pydlr's bridge (zero-copy views of R's memory where the layout allows).
 #' `x` is samples first, channels-last, as in keras: images `n x height x width x channels`. A grey image
-#' array `n x h x w` given to a model with input shape `c(h, w, 1)` gets its channel axis added.
+#' array `n x h x w` is accepted by a model with input shape `c(h, w, 1)` (one channel).
 #'
 #' @param object A compiled `pydlr_model`.
 #' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first.
@@ -46,7 +46,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
                             resume = NULL, device = "auto", ...) {
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x)
-  x <- .match_input(object, .check_data(x, "x"))
+  x <- .check_data(x, "x")
   y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1])
   epochs <- .check_count(epochs, "epochs")
   initial_epoch <- .check_count(initial_epoch, "initial_epoch")
@@ -57,16 +57,17 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     epochs = epochs,
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE),
     validation_split = .check_number(validation_split, "validation_split", 0, 1),
-    validation_data = .check_validation_data(object, validation_data),
+    validation_data = .check_validation_data(validation_data),
     shuffle = .check_flag(shuffle, "shuffle"),
     class_weight = .check_class_weight(class_weight),
     initial_epoch = initial_epoch - 1L,
     callbacks = .py_callbacks(callbacks),
-    verbose = 0L,
+    verbose = verbose,
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
     resume = .check_string(resume, "resume", null_ok = TRUE),
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
-    progress = if (verbose > 0L) .progress_printer(verbose) else NULL
+    print_fn = .console_print,
+    dynamic = interactive() && !isTRUE(getOption("knitr.in.progress"))
   )
   if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
   px <- .to_py(x)
@@ -88,12 +89,12 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(model, data, call = sys.call(-1L)) {
+.check_validation_data <- function(data, call = sys.call(-1L)) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
-  xv <- .match_input(model, .check_data(data[[1]], "validation_data[[1]]", call = call))
+  xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
   yv <- .check_targets(data[[2]], dim(xv)[1], "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
@@ -110,63 +111,15 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.list(w)
 }
 
-# Add the channel axis of grey images (n x h x w for a model expecting c(h, w, 1)). In R's column-major
-# layout this only changes the dim attribute: x[i, j, k] stays x[i, j, k, 1].
-.match_input <- function(model, x) {
-  shape <- unlist(.model_info(model)$input_shape)
-  d <- dim(x)
-  if (length(shape) >= 2L && length(d) == length(shape) && shape[length(shape)] == 1L &&
-      all(d[-1] == shape[-length(shape)])) {
-    dim(x) <- c(d, 1L)
-  }
-  x
-}
-
 # Data go to Python through the bridge owner's helper (zero-copy where the layout allows).
 .to_py <- function(x) .bridge_array_to_py(x)
 
-# The R function Python calls (throttled) during fit to show progress.
-.progress_printer <- function(verbose) {
-  state <- new.env(parent = emptyenv())
-  state$epoch <- 0L
-  state$start <- Sys.time()
-  state$width <- 0L
-  function(event, epoch, epochs, step, steps, logs) {
-    if (epoch != state$epoch) {
-      state$epoch <- epoch
-      state$start <- Sys.time()
-    }
-    elapsed <- as.numeric(difftime(Sys.time(), state$start, units = "secs"))
-    if (event == "batch" && verbose == 1L) {
-      eta <- if (step > 0 && steps > step) elapsed / step * (steps - step) else 0
-      line <- sprintf("Epoch %d/%d %s %d/%d - ETA %s%s", epoch, epochs, .bar(step, steps), step, steps,
-        .seconds(eta), .format_logs(logs))
-      cat("\r", formatC(line, width = -state$width), sep = "")
-      state$width <- nchar(line)
-      utils::flush.console()
-    } else if (event == "epoch") {
-      seconds <- if (!is.null(logs$seconds)) logs$seconds else elapsed
-      logs$seconds <- NULL
-      line <- sprintf("Epoch %d/%d %d/%d - %s%s", epoch, epochs, steps, steps, .seconds(seconds), .format_logs(logs))
-      prefix <- if (verbose == 1L) "\r" else ""
-      cat(prefix, formatC(line, width = -state$width), "\n", sep = "")
-      state$width <- 0L
-      utils::flush.console()
-    }
-    invisible(NULL)
-  }
-}
-
-.bar <- function(step, steps, width = 20L) {
-  done <- if (steps > 0) floor(width * step / steps) else 0
-  paste0("[", strrep("=", done), strrep(".", width - done), "]")
-}
-
-.seconds <- function(s) if (s >= 60) sprintf("%dm%02ds", s %/% 60, round(s %% 60)) else sprintf("%.1fs", s)
-
-.format_logs <- function(logs) {
-  if (length(logs) == 0L) return("")
-  paste0(" - ", paste(names(logs), sprintf("%.4f", unlist(logs)), sep = ": ", collapse = " - "))
+# Progress is printed by pydlr's progress bar through this R function, so it goes to the R console
+# (RStudio included), updating one line in place when `dynamic`, one line per epoch otherwise.
+.console_print <- function(text, end = "\n") {
+  cat(text, end, sep = "")
+  utils::flush.console()
+  invisible(NULL)
 }
 
 #' Evaluate a model
@@ -183,7 +136,7 @@ evaluate <- function(object, ...) UseMethod("evaluate")
 evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, verbose = "auto", ...) {
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
-  x <- .match_input(object, .check_data(x, "x"))
+  x <- .check_data(x, "x")
   y <- .check_targets(y, dim(x)[1])
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
@@ -206,7 +159,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' @export
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
   type <- match.arg(type)
-  x <- .match_input(object, .check_data(x, "x"))
+  x <- .check_data(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   out <- .api_call("predict", object$py, .to_py(x), batch_size = batch_size, classes = type == "class",
     .convert = FALSE)

@@ -11,12 +11,12 @@
   spec <- structure(list(type = type, config = c(args, .layer_dots(dots, type, call))), class = "pydlr_layer")
   if (is.null(object)) return(spec)
   .check_model(object, call = call)
-  .add_layer(object, spec)
+  .add_layer(object, spec, call)
 }
 
-.add_layer <- function(model, spec) {
+.add_layer <- function(model, spec, call = sys.call(-1L)) {
   config <- Filter(Negate(is.null), spec$config)
-  .api_call("add_layer", model$py, spec$type, config, .convert = FALSE, .call = sys.call(-1L))
+  .api_call("add_layer", model$py, spec$type, config, .convert = FALSE, .call = call)
   invisible(model)
 }
 

@@ -81,7 +81,7 @@ print.pydlr_model <- function(x, ...) {
 #' @param object A `pydlr_model`.
 #' @param ... Unused.
 #' @return Invisibly, a data.frame with one row per layer: `layer`, `type`, `output_shape`, `params`
-#'   (and `trainable`, the trainable parameters).
+#'   (and `trainable`, whether the layer's weights are trained).
 #' @family models
 #' @export
 summary.pydlr_model <- function(object, ...) {
@@ -96,7 +96,7 @@ summary.pydlr_model <- function(object, ...) {
     type = as.character(unlist(cols$type)),
     output_shape = as.character(unlist(cols$output_shape)),
     params = as.numeric(unlist(cols$params)),
-    trainable = as.numeric(unlist(cols$trainable)),
+    trainable = as.logical(unlist(cols$trainable)),
     stringsAsFactors = FALSE
   )
 }

@@ -33,7 +33,8 @@
 # Re-signal the Python exception behind `e` as an R condition, without the Python traceback.
 .signal_python_error <- function(e, call) {
   last <- reticulate::py_last_error()
-  from_python <- !is.null(last) && startsWith(conditionMessage(e), paste0(last$type, ":"))
+  from_python <- !is.null(last) && !is.null(last$value) &&
+    grepl(last$value, conditionMessage(e), fixed = TRUE)
   if (!from_python) stop(e)
   exc <- attr(last, "exception")
   info <- if (is.null(exc)) {
