@@ -1,0 +1,918 @@
+// CPU kernels of pydlr's convolution: forward with fused bias + activation, and backward.
+//
+// Paths (chosen per shape in conv2d_act_cpu / conv2d_backward_cpu):
+//   * depthwise (groups == C == OC): direct kernels, NHWC (vectorised over channels) or NCHW (over width);
+//   * small reduction (C/G * KH * KW <= kDirectMaxK, e.g. the 1->32 first layer): direct kernels;
+//   * everything else: blocked im2col + GEMM (MKL's sgemm_/dgemm_ exported by libtorch, called per block on
+//     one thread, blocks spread over the cores), with bias + activation applied to each block while it is
+//     still in cache. Channels-last inputs use an NHWC im2col so the GEMM output is already NHWC; 1x1 stride-1
+//     convolutions skip im2col (the input rows are the GEMM operand).
+// Layout: the output follows the input's suggested memory format, as torch's conv2d does. Other strides
+// (non-contiguous views) are copied once into that layout.
+#include "conv.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <type_traits>
+#include <vector>
+
+// MKL's Fortran GEMMs, statically linked into libtorch_cpu on x86 wheels. Weak: builds of torch without them
+// still load the extension and fall back to at::mm.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Runtime ISA dispatch for the hand-written float kernels: one clone per level, picked at load time.
+#define PYDLR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PYDLR_CLONES
+#endif
+#define PYDLR_INLINE __attribute__((always_inline)) inline
+
+namespace pydlr {
+namespace {
+
+// Above this reduction length (C/G * KH * KW) the GEMM path wins over the direct kernels.
+constexpr int64_t kDirectMaxK = 16;
+// Elements of one thread's im2col block (~256 KiB of float): stays in L2 between im2col and GEMM.
+constexpr int64_t kColElems = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------- GEMM
+// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. op(A) = A^T when ta (A stored [K,M]).
+template <typename T>
+void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+             int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  constexpr bool is_f = std::is_same_v<T, float>;
+  const bool blas = is_f ? (sgemm_ != nullptr) : (dgemm_ != nullptr);
+  if (blas && K > 0) {
+    // Column-major view: C^T = op(B)^T op(A)^T.
+    const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
+    const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+    const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
+    if constexpr (is_f) {
+      sgemm_(&tA, &tB, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+    } else {
+      dgemm_(&tA, &tB, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+    }
+    return;
+  }
+  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  if (K == 0) {
+    c.mul_(beta);
+    return;
+  }
+  at::Tensor a = ta ? at::from_blob(const_cast<T*>(A), {K, M}, {lda, 1}, opts).t()
+                    : at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, opts);
+  at::Tensor b = tb ? at::from_blob(const_cast<T*>(B), {N, K}, {ldb, 1}, opts).t()
+                    : at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, opts);
+  at::Tensor r = at::mm(a, b);
+  if (beta == T(0)) {
+    c.copy_(r.mul_(alpha));
+  } else {
+    c.mul_(beta).add_(r, alpha);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+// Output positions o in [lo, hi) read input index o * s + off inside [0, in).
+inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = (in - 1 - off) < 0 ? 0 : (in - 1 - off) / s + 1;
+  hi = std::min(hi, out);
+  lo = std::min(lo, hi);
+}
+
+template <typename T, int ACT>
+PYDLR_INLINE T act_fn(T v) {
+  if constexpr (ACT == 1) return v < T(0) ? T(0) : v;
+  if constexpr (ACT == 2) return v < T(0) ? T(0) : (v > T(6) ? T(6) : v);
+  return v;
+}
+
+// y[r, c] = act(y[r, c] + b[c]) over `rows` rows of length n (stride ld).
+template <typename T, int ACT>
+PYDLR_INLINE void epi_rows_impl(T* __restrict y, int64_t rows, int64_t n, int64_t ld, const T* __restrict b) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict yr = y + r * ld;
+    if (b) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c] + b[c]);
+    } else if (ACT != 0) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c]);
+    }
+  }
+}
+// y[r, c] = act(y[r, c] + b[r]) (NCHW: one bias per row).
+template <typename T, int ACT>
+PYDLR_INLINE void epi_cols_impl(T* __restrict y, int64_t rows, int64_t n, int64_t ld, const T* __restrict b) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict yr = y + r * ld;
+    const T bv = b ? b[r] : T(0);
+    if (b || ACT != 0) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c] + bv);
+    }
+  }
+}
+template <typename T>
+PYDLR_INLINE void epi_impl(bool per_row, T* y, int64_t rows, int64_t n, int64_t ld, const T* b, int act) {
+  if (per_row) {
+    if (act == 1) epi_cols_impl<T, 1>(y, rows, n, ld, b);
+    else if (act == 2) epi_cols_impl<T, 2>(y, rows, n, ld, b);
+    else epi_cols_impl<T, 0>(y, rows, n, ld, b);
+  } else {
+    if (act == 1) epi_rows_impl<T, 1>(y, rows, n, ld, b);
+    else if (act == 2) epi_rows_impl<T, 2>(y, rows, n, ld, b);
+    else epi_rows_impl<T, 0>(y, rows, n, ld, b);
+  }
+}
+PYDLR_CLONES void epi_f(bool per_row, float* y, int64_t rows, int64_t n, int64_t ld, const float* b, int act) {
+  epi_impl<float>(per_row, y, rows, n, ld, b, act);
+}
+inline void epi(bool per_row, float* y, int64_t rows, int64_t n, int64_t ld, const float* b, int act) {
+  epi_f(per_row, y, rows, n, ld, b, act);
+}
+inline void epi(bool per_row, double* y, int64_t rows, int64_t n, int64_t ld, const double* b, int act) {
+  epi_impl<double>(per_row, y, rows, n, ld, b, act);
+}
+
+// ---------------------------------------------------------------------------------------------- im2col
+// NHWC: rows m in [m0, m1) of the flattened (n, oh, ow) output, channels [c0, c0 + Cg): col[m - m0, (kh, kw, c)].
+template <typename T>
+void im2col_nhwc(const ConvGeom& g, const T* x, int64_t c0, int64_t Cg, int64_t m0, int64_t m1, T* col) {
+  const int64_t Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t n = m / P, r = m % P, oh = r / g.OW, ow = r % g.OW;
+    T* dst = col + (m - m0) * Kdim;
+    const T* xn = x + n * g.H * g.W * g.C + c0;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      T* d = dst + kh * g.KW * Cg;
+      if (ih < 0 || ih >= g.H) {
+        std::fill_n(d, g.KW * Cg, T(0));
+        continue;
+      }
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) {
+          std::fill_n(d + kw * Cg, Cg, T(0));
+        } else {
+          std::copy_n(xn + (ih * g.W + iw) * g.C, Cg, d + kw * Cg);
+        }
+      }
+    }
+  }
+}
+// Inverse (accumulating) of im2col_nhwc into dx (NHWC, zeroed by the caller).
+template <typename T>
+void col2im_nhwc(const ConvGeom& g, const T* col, int64_t c0, int64_t Cg, int64_t m0, int64_t m1, T* dx) {
+  const int64_t Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t n = m / P, r = m % P, oh = r / g.OW, ow = r % g.OW;
+    const T* src = col + (m - m0) * Kdim;
+    T* dn = dx + n * g.H * g.W * g.C + c0;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        T* __restrict d = dn + (ih * g.W + iw) * g.C;
+        const T* __restrict s = src + (kh * g.KW + kw) * Cg;
+        for (int64_t c = 0; c < Cg; ++c) d[c] += s[c];
+      }
+    }
+  }
+}
+// NCHW, one image: col[(c, kh, kw), (oh - oh0, ow)] for channels [c0, c0 + Cg) and output rows [oh0, oh1).
+template <typename T>
+void im2col_nchw(const ConvGeom& g, const T* xn, int64_t c0, int64_t Cg, int64_t oh0, int64_t oh1, T* col) {
+  const int64_t cols = (oh1 - oh0) * g.OW;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const T* xc = xn + (c0 + c) * g.H * g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* d = col + ((c * g.KH + kh) * g.KW + kw) * cols;
+        const int64_t off = kw * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(off, g.sw, g.W, g.OW, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh, d += g.OW) {
+          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+          if (ih < 0 || ih >= g.H) {
+            std::fill_n(d, g.OW, T(0));
+            continue;
+          }
+          const T* xr = xc + ih * g.W + off;
+          std::fill_n(d, lo, T(0));
+          if (g.sw == 1) {
+            std::copy(xr + lo, xr + hi, d + lo);
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * g.sw];
+          }
+          std::fill(d + hi, d + g.OW, T(0));
+        }
+      }
+    }
+  }
+}
+template <typename T>
+void col2im_nchw(const ConvGeom& g, const T* col, int64_t c0, int64_t Cg, int64_t oh0, int64_t oh1, T* dxn) {
+  const int64_t cols = (oh1 - oh0) * g.OW;
+  for (int64_t c = 0; c < Cg; ++c) {
+    T* dc = dxn + (c0 + c) * g.H * g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* s = col + ((c * g.KH + kh) * g.KW + kw) * cols;
+        const int64_t off = kw * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(off, g.sw, g.W, g.OW, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh, s += g.OW) {
+          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          T* dr = dc + ih * g.W + off;
+          for (int64_t ow = lo; ow < hi; ++ow) dr[ow * g.sw] += s[ow];
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- GEMM path
+inline bool is_pointwise(const ConvGeom& g) {
+  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+}
+
+// NHWC forward. wt: [OC, KH, KW, Cg]; y: [N, OH, OW, OC].
+template <typename T>
+void fwd_gemm_nhwc(const ConvGeom& g, const T* x, const T* wt, const T* b, T* y, int act) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, M = g.N * g.OH * g.OW;
+  const bool pw = is_pointwise(g);
+  const int64_t RB = std::max<int64_t>(8, kColElems / (Kdim + g.OC));
+  const int64_t nchunks = (M + RB - 1) / RB;
+  at::parallel_for(0, nchunks, 1, [&](int64_t cb, int64_t ce) {
+    std::vector<T> col(pw ? 0 : RB * Kdim);
+    for (int64_t ch = cb; ch < ce; ++ch) {
+      const int64_t m0 = ch * RB, m1 = std::min(M, m0 + RB), rows = m1 - m0;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        const T* A = x + m0 * g.C + gi * Cg;
+        int64_t lda = g.C;
+        if (!pw) {
+          im2col_nhwc(g, x, gi * Cg, Cg, m0, m1, col.data());
+          A = col.data();
+          lda = Kdim;
+        }
+        gemm_rm<T>(false, true, rows, OCg, Kdim, T(1), A, lda, wt + gi * OCg * Kdim, Kdim, T(0),
+                   y + m0 * g.OC + gi * OCg, g.OC);
+      }
+      epi(false, y + m0 * g.OC, rows, g.OC, g.OC, b, act);
+    }
+  });
+}
+
+// Output rows of one NCHW block so that the im2col block holds ~kColElems elements.
+inline int64_t nchw_block_rows(const ConvGeom& g, int64_t Kdim) {
+  return std::clamp<int64_t>(kColElems / std::max<int64_t>(1, Kdim * g.OW), 1, g.OH);
+}
+
+// NCHW forward. w: [OC, Cg, KH, KW]; y: [N, OC, OH, OW].
+template <typename T>
+void fwd_gemm_nchw(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, int act) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW;
+  const bool pw = is_pointwise(g);
+  const int64_t OB = pw ? g.OH : nchw_block_rows(g, Kdim), nb = (g.OH + OB - 1) / OB;
+  at::parallel_for(0, g.N * nb, 1, [&](int64_t tb, int64_t te) {
+    std::vector<T> col(pw ? 0 : OB * g.OW * Kdim);
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t n = t / nb, oh0 = (t % nb) * OB, oh1 = std::min(g.OH, oh0 + OB), cols = (oh1 - oh0) * g.OW;
+      const T* xn = x + n * g.C * g.H * g.W;
+      T* yn = y + n * g.OC * P + oh0 * g.OW;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        const T* B = xn + gi * Cg * P + oh0 * g.OW;
+        int64_t ldb = P;
+        if (!pw) {
+          im2col_nchw(g, xn, gi * Cg, Cg, oh0, oh1, col.data());
+          B = col.data();
+          ldb = cols;
+        }
+        gemm_rm<T>(false, false, OCg, cols, Kdim, T(1), w + gi * OCg * Kdim, Kdim, B, ldb, T(0), yn + gi * OCg * P, P);
+      }
+      epi(true, yn, g.OC, cols, P, b, act);
+    }
+  });
+}
+
+// NHWC backward. gm: masked grad [N*OH*OW, OC]; dx: NHWC (zeroed unless pointwise) or null; dw_acc:
+// [threads, OC, KH, KW, Cg] zeroed, or null.
+template <typename T>
+void bwd_gemm_nhwc(const ConvGeom& g, const T* x, const T* wt, const T* gm, T* dx, T* dw_acc) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW;
+  const bool pw = is_pointwise(g);
+  const int64_t RB = std::min(P, std::max<int64_t>(8, kColElems / (Kdim + g.OC)));
+  // Threads own whole images so that col2im never races.
+  at::parallel_for(0, g.N, 1, [&](int64_t nb, int64_t ne) {
+    std::vector<T> col(pw || !dw_acc ? 0 : RB * Kdim), gcol(pw || !dx ? 0 : RB * Kdim);
+    T* acc = dw_acc ? dw_acc + at::get_thread_num() * g.OC * Kdim : nullptr;
+    for (int64_t n = nb; n < ne; ++n) {
+      for (int64_t r0 = 0; r0 < P; r0 += RB) {
+        const int64_t m0 = n * P + r0, m1 = n * P + std::min(P, r0 + RB), rows = m1 - m0;
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* Ag = gm + m0 * g.OC + gi * OCg;
+          const T* wg = wt + gi * OCg * Kdim;
+          if (acc) {
+            const T* cp = x + m0 * g.C + gi * Cg;
+            int64_t ldc = g.C;
+            if (!pw) {
+              im2col_nhwc(g, x, gi * Cg, Cg, m0, m1, col.data());
+              cp = col.data();
+              ldc = Kdim;
+            }
+            gemm_rm<T>(true, false, OCg, Kdim, rows, T(1), Ag, g.OC, cp, ldc, T(1), acc + gi * OCg * Kdim, Kdim);
+          }
+          if (dx) {
+            if (pw) {
+              gemm_rm<T>(false, false, rows, Cg, OCg, T(1), Ag, g.OC, wg, Kdim, T(0), dx + m0 * g.C + gi * Cg, g.C);
+            } else {
+              gemm_rm<T>(false, false, rows, Kdim, OCg, T(1), Ag, g.OC, wg, Kdim, T(0), gcol.data(), Kdim);
+              col2im_nhwc(g, gcol.data(), gi * Cg, Cg, m0, m1, dx);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// NCHW backward. gm: masked grad [N, OC, OH, OW]; w: [OC, Cg, KH, KW]; dx zeroed unless pointwise.
+template <typename T>
+void bwd_gemm_nchw(const ConvGeom& g, const T* x, const T* w, const T* gm, T* dx, T* dw_acc) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW, HW = g.H * g.W;
+  const bool pw = is_pointwise(g);
+  const int64_t OB = pw ? g.OH : nchw_block_rows(g, Kdim);
+  at::parallel_for(0, g.N, 1, [&](int64_t nb, int64_t ne) {
+    std::vector<T> col(pw || !dw_acc ? 0 : OB * g.OW * Kdim), gcol(pw || !dx ? 0 : OB * g.OW * Kdim);
+    T* acc = dw_acc ? dw_acc + at::get_thread_num() * g.OC * Kdim : nullptr;
+    for (int64_t n = nb; n < ne; ++n) {
+      const T* xn = x + n * g.C * HW;
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += OB) {
+        const int64_t oh1 = std::min(g.OH, oh0 + OB), cols = (oh1 - oh0) * g.OW;
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* Gg = gm + (n * g.OC + gi * OCg) * P + oh0 * g.OW;
+          const T* wg = w + gi * OCg * Kdim;
+          if (acc) {
+            const T* cp = xn + gi * Cg * HW + oh0 * g.OW;
+            int64_t ldc = HW;
+            if (!pw) {
+              im2col_nchw(g, xn, gi * Cg, Cg, oh0, oh1, col.data());
+              cp = col.data();
+              ldc = cols;
+            }
+            gemm_rm<T>(false, true, OCg, Kdim, cols, T(1), Gg, P, cp, ldc, T(1), acc + gi * OCg * Kdim, Kdim);
+          }
+          if (dx) {
+            T* dxn = dx + n * g.C * HW;
+            if (pw) {
+              gemm_rm<T>(true, false, Cg, cols, OCg, T(1), wg, Kdim, Gg, P, T(0), dxn + gi * Cg * HW + oh0 * g.OW, HW);
+            } else {
+              gemm_rm<T>(true, false, Kdim, cols, OCg, T(1), wg, Kdim, Gg, P, T(0), gcol.data(), cols);
+              col2im_nchw(g, gcol.data(), gi * Cg, Cg, oh0, oh1, dxn);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- direct kernels
+// NCHW direct convolution of output rows: plane (n, oc), rows [oh0, oh1); vectorised over the output width.
+// Used for small reductions (few input channels per group) and depthwise. w: [OC, Cg, KH, KW].
+template <typename T>
+PYDLR_INLINE void direct_nchw_plane_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict w,
+                                         const T* b, T* __restrict y, int act, int64_t n, int64_t oc) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, gi = oc / OCg, KK = g.KH * g.KW;
+  T* __restrict yp = y + (n * g.OC + oc) * g.OH * g.OW;
+  const T bv = b ? b[oc] : T(0);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    T* __restrict acc = yp + oh * g.OW;
+    for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] = bv;
+    for (int64_t c = 0; c < Cg; ++c) {
+      const T* xc = x + (n * g.C + gi * Cg + c) * g.H * g.W;
+      const T* wc = w + (oc * Cg + c) * KK;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const T wv = wc[kh * g.KW + kw];
+          const int64_t off = kw * g.dw - g.pw;
+          int64_t lo, hi;
+          valid_range(off, g.sw, g.W, g.OW, lo, hi);
+          const T* __restrict xr = xc + ih * g.W + off;
+          if (g.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) acc[ow] += wv * xr[ow];
+          } else if (g.sw == 2) {
+            for (int64_t ow = lo; ow < hi; ++ow) acc[ow] += wv * xr[2 * ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) acc[ow] += wv * xr[ow * g.sw];
+          }
+        }
+      }
+    }
+    if (act == 1) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] = act_fn<T, 1>(acc[ow]);
+    } else if (act == 2) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] = act_fn<T, 2>(acc[ow]);
+    }
+  }
+}
+PYDLR_CLONES void direct_nchw_plane_f(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                                      int act, int64_t n, int64_t oc) {
+  direct_nchw_plane_impl<float>(g, x, w, b, y, act, n, oc);
+}
+inline void direct_nchw_plane(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act,
+                              int64_t n, int64_t oc) {
+  direct_nchw_plane_f(g, x, w, b, y, act, n, oc);
+}
+inline void direct_nchw_plane(const ConvGeom& g, const double* x, const double* w, const double* b, double* y,
+                              int act, int64_t n, int64_t oc) {
+  direct_nchw_plane_impl<double>(g, x, w, b, y, act, n, oc);
+}
+
+// NHWC dense direct convolution (groups == 1, small C), one output row (n, oh); vectorised over OC.
+// wk: [KH, KW, C, OC].
+template <typename T, int OCC>
+PYDLR_INLINE void direct_nhwc_row_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict wk,
+                                       const T* b, T* __restrict y, int act, int64_t n, int64_t oh) {
+  const int64_t OC = OCC > 0 ? OCC : g.OC;
+  constexpr int64_t kMaxOC = 256;
+  T acc[OCC > 0 ? OCC : kMaxOC];
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    for (int64_t oc = 0; oc < OC; ++oc) acc[oc] = b ? b[oc] : T(0);
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        const T* xp = x + ((n * g.H + ih) * g.W + iw) * g.C;
+        const T* wp = wk + (kh * g.KW + kw) * g.C * OC;
+        for (int64_t c = 0; c < g.C; ++c) {
+          const T xv = xp[c];
+          for (int64_t oc = 0; oc < OC; ++oc) acc[oc] += xv * wp[c * OC + oc];
+        }
+      }
+    }
+    T* yp = y + ((n * g.OH + oh) * g.OW + ow) * OC;
+    if (act == 1) {
+      for (int64_t oc = 0; oc < OC; ++oc) yp[oc] = act_fn<T, 1>(acc[oc]);
+    } else if (act == 2) {
+      for (int64_t oc = 0; oc < OC; ++oc) yp[oc] = act_fn<T, 2>(acc[oc]);
+    } else {
+      for (int64_t oc = 0; oc < OC; ++oc) yp[oc] = acc[oc];
+    }
+  }
+}
+template <typename T>
+PYDLR_INLINE void direct_nhwc_row_any(const ConvGeom& g, const T* x, const T* wk, const T* b, T* y, int act,
+                                      int64_t n, int64_t oh) {
+  switch (g.OC) {
+    case 8: direct_nhwc_row_impl<T, 8>(g, x, wk, b, y, act, n, oh); break;
+    case 16: direct_nhwc_row_impl<T, 16>(g, x, wk, b, y, act, n, oh); break;
+    case 32: direct_nhwc_row_impl<T, 32>(g, x, wk, b, y, act, n, oh); break;
+    case 64: direct_nhwc_row_impl<T, 64>(g, x, wk, b, y, act, n, oh); break;
+    default: direct_nhwc_row_impl<T, 0>(g, x, wk, b, y, act, n, oh); break;
+  }
+}
+PYDLR_CLONES void direct_nhwc_row_f(const ConvGeom& g, const float* x, const float* wk, const float* b, float* y,
+                                    int act, int64_t n, int64_t oh) {
+  direct_nhwc_row_any<float>(g, x, wk, b, y, act, n, oh);
+}
+inline void direct_nhwc_row(const ConvGeom& g, const float* x, const float* wk, const float* b, float* y, int act,
+                            int64_t n, int64_t oh) {
+  direct_nhwc_row_f(g, x, wk, b, y, act, n, oh);
+}
+inline void direct_nhwc_row(const ConvGeom& g, const double* x, const double* wk, const double* b, double* y,
+                            int act, int64_t n, int64_t oh) {
+  direct_nhwc_row_any<double>(g, x, wk, b, y, act, n, oh);
+}
+
+// NHWC depthwise forward, one output row (n, oh); vectorised over channels. wd: [KH, KW, C].
+template <typename T>
+PYDLR_INLINE void dw_nhwc_row_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict wd,
+                                   const T* __restrict b, T* __restrict y, int act, int64_t n, int64_t oh) {
+  const int64_t C = g.C;
+  T* __restrict yr = y + (n * g.OH + oh) * g.OW * C;
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    T* __restrict yp = yr + ow * C;
+    if (b) {
+      for (int64_t c = 0; c < C; ++c) yp[c] = b[c];
+    } else {
+      for (int64_t c = 0; c < C; ++c) yp[c] = T(0);
+    }
+  }
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + (n * g.H + ih) * g.W * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      const T* __restrict wv = wd + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const T* __restrict xp = xr + (ow * g.sw + off) * C;
+        T* __restrict yp = yr + ow * C;
+        for (int64_t c = 0; c < C; ++c) yp[c] += xp[c] * wv[c];
+      }
+    }
+  }
+  if (act == 1) {
+    for (int64_t i = 0; i < g.OW * C; ++i) yr[i] = act_fn<T, 1>(yr[i]);
+  } else if (act == 2) {
+    for (int64_t i = 0; i < g.OW * C; ++i) yr[i] = act_fn<T, 2>(yr[i]);
+  }
+}
+PYDLR_CLONES void dw_nhwc_row_f(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                                int64_t n, int64_t oh) {
+  dw_nhwc_row_impl<float>(g, x, wd, b, y, act, n, oh);
+}
+inline void dw_nhwc_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                        int64_t n, int64_t oh) {
+  dw_nhwc_row_f(g, x, wd, b, y, act, n, oh);
+}
+inline void dw_nhwc_row(const ConvGeom& g, const double* x, const double* wd, const double* b, double* y, int act,
+                        int64_t n, int64_t oh) {
+  dw_nhwc_row_impl<double>(g, x, wd, b, y, act, n, oh);
+}
+
+// NHWC depthwise backward for one input row (n, ih) of dx (scatter restricted to this row: race-free).
+template <typename T>
+PYDLR_INLINE void dw_nhwc_dx_row_impl(const ConvGeom& g, const T* __restrict gm, const T* __restrict wd,
+                                      T* __restrict dx, int64_t n, int64_t ih) {
+  const int64_t C = g.C;
+  T* __restrict dr = dx + (n * g.H + ih) * g.W * C;
+  std::fill_n(dr, g.W * C, T(0));
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t t = ih + g.ph - kh * g.dh;
+    if (t < 0 || t % g.sh != 0 || t / g.sh >= g.OH) continue;
+    const T* gr = gm + (n * g.OH + t / g.sh) * g.OW * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      const T* __restrict wv = wd + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        T* __restrict dp = dr + (ow * g.sw + off) * C;
+        const T* __restrict gp = gr + ow * C;
+        for (int64_t c = 0; c < C; ++c) dp[c] += gp[c] * wv[c];
+      }
+    }
+  }
+}
+// NHWC depthwise weight gradient of one output row (n, oh), accumulated into acc [KH, KW, C].
+template <typename T>
+PYDLR_INLINE void dw_nhwc_dw_row_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict gm,
+                                      T* __restrict acc, int64_t n, int64_t oh) {
+  const int64_t C = g.C;
+  const T* gr = gm + (n * g.OH + oh) * g.OW * C;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + (n * g.H + ih) * g.W * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      T* __restrict a = acc + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const T* __restrict xp = xr + (ow * g.sw + off) * C;
+        const T* __restrict gp = gr + ow * C;
+        for (int64_t c = 0; c < C; ++c) a[c] += gp[c] * xp[c];
+      }
+    }
+  }
+}
+PYDLR_CLONES void dw_nhwc_dx_row_f(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n,
+                                   int64_t ih) {
+  dw_nhwc_dx_row_impl<float>(g, gm, wd, dx, n, ih);
+}
+PYDLR_CLONES void dw_nhwc_dw_row_f(const ConvGeom& g, const float* x, const float* gm, float* acc, int64_t n,
+                                   int64_t oh) {
+  dw_nhwc_dw_row_impl<float>(g, x, gm, acc, n, oh);
+}
+inline void dw_nhwc_dx_row(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n, int64_t ih) {
+  dw_nhwc_dx_row_f(g, gm, wd, dx, n, ih);
+}
+inline void dw_nhwc_dx_row(const ConvGeom& g, const double* gm, const double* wd, double* dx, int64_t n, int64_t ih) {
+  dw_nhwc_dx_row_impl<double>(g, gm, wd, dx, n, ih);
+}
+inline void dw_nhwc_dw_row(const ConvGeom& g, const float* x, const float* gm, float* acc, int64_t n, int64_t oh) {
+  dw_nhwc_dw_row_f(g, x, gm, acc, n, oh);
+}
+inline void dw_nhwc_dw_row(const ConvGeom& g, const double* x, const double* gm, double* acc, int64_t n,
+                           int64_t oh) {
+  dw_nhwc_dw_row_impl<double>(g, x, gm, acc, n, oh);
+}
+
+// NCHW depthwise backward of one plane (n, c): dx plane (scatter within the plane) and weight grad into acc[KK].
+template <typename T>
+PYDLR_INLINE void dw_nchw_bwd_plane_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict w,
+                                         const T* __restrict gm, T* __restrict dx, T* __restrict acc, int64_t n,
+                                         int64_t c) {
+  const int64_t KK = g.KH * g.KW;
+  const T* gp = gm + (n * g.C + c) * g.OH * g.OW;
+  const T* xp = x + (n * g.C + c) * g.H * g.W;
+  T* dp = dx ? dx + (n * g.C + c) * g.H * g.W : nullptr;
+  if (dp) std::fill_n(dp, g.H * g.W, T(0));
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* __restrict gr = gp + oh * g.OW;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t off = kw * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(off, g.sw, g.W, g.OW, lo, hi);
+        const int64_t s = g.sw;
+        if (acc) {
+          const T* __restrict xr = xp + ih * g.W + off;
+          T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+          for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow * s];
+          acc[c * KK + kh * g.KW + kw] += sum;
+        }
+        if (dp) {
+          T* __restrict dr = dp + ih * g.W + off;
+          const T wv = w[c * KK + kh * g.KW + kw];
+          for (int64_t ow = lo; ow < hi; ++ow) dr[ow * s] += gr[ow] * wv;
+        }
+      }
+    }
+  }
+}
+PYDLR_CLONES void dw_nchw_bwd_plane_f(const ConvGeom& g, const float* x, const float* w, const float* gm, float* dx,
+                                      float* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_impl<float>(g, x, w, gm, dx, acc, n, c);
+}
+inline void dw_nchw_bwd_plane(const ConvGeom& g, const float* x, const float* w, const float* gm, float* dx,
+                              float* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_f(g, x, w, gm, dx, acc, n, c);
+}
+inline void dw_nchw_bwd_plane(const ConvGeom& g, const double* x, const double* w, const double* gm, double* dx,
+                              double* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_impl<double>(g, x, w, gm, dx, acc, n, c);
+}
+
+// Gradient masked by the activation's derivative (computed from the activated output), in place in `g`.
+template <typename T>
+PYDLR_INLINE void mask_impl(T* __restrict g, const T* __restrict y, int64_t n, int act) {
+  if (act == 1) {
+    for (int64_t i = 0; i < n; ++i) g[i] = y[i] > T(0) ? g[i] : T(0);
+  } else {
+    for (int64_t i = 0; i < n; ++i) g[i] = (y[i] > T(0) && y[i] < T(6)) ? g[i] : T(0);
+  }
+}
+PYDLR_CLONES void mask_f(float* g, const float* y, int64_t n, int act) { mask_impl<float>(g, y, n, act); }
+inline void mask(float* g, const float* y, int64_t n, int act) { mask_f(g, y, n, act); }
+inline void mask(double* g, const double* y, int64_t n, int act) { mask_impl<double>(g, y, n, act); }
+
+std::string describe(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.dim() << "-d tensor of shape " << t.sizes() << ", dtype " << t.scalar_type() << ", device " << t.device();
+  return s.str();
+}
+
+inline bool channels_last(const at::Tensor& input) {
+  return input.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- public
+Act parse_act(c10::string_view name) {
+  if (name == "none") return Act::None;
+  if (name == "relu") return Act::Relu;
+  if (name == "relu6") return Act::Relu6;
+  TORCH_CHECK(false, "pydlr::conv2d_act: activation must be one of \"none\", \"relu\", \"relu6\"; got \"",
+              std::string(name), "\"");
+}
+
+ConvGeom check_conv_args(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                         at::IntArrayRef dilation, int64_t groups) {
+  TORCH_CHECK(input.defined() && weight.defined(), op, ": input and weight must be defined tensors");
+  TORCH_CHECK(input.dim() == 4, op, ": input must be a 4-d (N, C, H, W) tensor; got a ", describe(input));
+  TORCH_CHECK(weight.dim() == 4, op, ": weight must be a 4-d (out_channels, in_channels / groups, kH, kW) tensor; got a ",
+              describe(weight));
+  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
+              ": input dtype must be float32 or float64; got ", input.scalar_type());
+  TORCH_CHECK(weight.scalar_type() == input.scalar_type(), op, ": dtype mismatch: input is ", input.scalar_type(),
+              " but weight is ", weight.scalar_type());
+  TORCH_CHECK(weight.device() == input.device(), op, ": device mismatch: input is on ", input.device(),
+              " but weight is on ", weight.device());
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, op,
+              ": stride, padding and dilation must have 2 elements each; got ", stride, ", ", padding, ", ", dilation);
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride must be positive; got ", stride);
+  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0, op, ": dilation must be positive; got ", dilation);
+  TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0, op, ": padding must be non-negative; got ", padding);
+  TORCH_CHECK(groups > 0, op, ": groups must be positive; got ", groups);
+  ConvGeom g{};
+  g.N = input.size(0);
+  g.C = input.size(1);
+  g.H = input.size(2);
+  g.W = input.size(3);
+  g.OC = weight.size(0);
+  g.KH = weight.size(2);
+  g.KW = weight.size(3);
+  g.sh = stride[0];
+  g.sw = stride[1];
+  g.ph = padding[0];
+  g.pw = padding[1];
+  g.dh = dilation[0];
+  g.dw = dilation[1];
+  g.G = groups;
+  TORCH_CHECK(g.N > 0, op, ": empty batch: input has batch size 0 (shape ", input.sizes(), ")");
+  TORCH_CHECK(g.C > 0 && g.H > 0 && g.W > 0, op, ": input has a zero-sized dimension: shape ", input.sizes());
+  TORCH_CHECK(g.OC > 0 && g.KH > 0 && g.KW > 0 && weight.size(1) > 0, op,
+              ": weight has a zero-sized dimension: shape ", weight.sizes());
+  TORCH_CHECK(g.C % groups == 0, op, ": input channels (", g.C, ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK(g.OC % groups == 0, op, ": output channels (weight.size(0) = ", g.OC, ") must be divisible by groups (",
+              groups, ")");
+  TORCH_CHECK(weight.size(1) == g.C / groups, op, ": weight expects ", weight.size(1) * groups,
+              " input channels (weight.size(1) = ", weight.size(1), " x groups = ", groups, ") but input has ", g.C,
+              " channels");
+  if (bias.has_value() && bias->defined()) {
+    const at::Tensor& b = *bias;
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == g.OC, op, ": bias must be 1-d with ", g.OC, " elements; got a ",
+                describe(b));
+    TORCH_CHECK(b.scalar_type() == input.scalar_type(), op, ": dtype mismatch: input is ", input.scalar_type(),
+                " but bias is ", b.scalar_type());
+    TORCH_CHECK(b.device() == input.device(), op, ": device mismatch: input is on ", input.device(),
+                " but bias is on ", b.device());
+  }
+  const int64_t eh = g.dh * (g.KH - 1) + 1, ew = g.dw * (g.KW - 1) + 1;
+  TORCH_CHECK(g.H + 2 * g.ph >= eh && g.W + 2 * g.pw >= ew, op, ": input (", g.H, " x ", g.W, ", padded by ", padding,
+              ") is smaller than the dilated kernel (", eh, " x ", ew, ")");
+  g.OH = (g.H + 2 * g.ph - eh) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - ew) / g.sw + 1;
+  return g;
+}
+
+at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                          at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                          c10::string_view activation) {
+  const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, bias, stride, padding, dilation, groups);
+  const int act = static_cast<int>(parse_act(activation));
+  TORCH_CHECK(input.device().is_cpu(), "pydlr::conv2d: CPU kernel called with a ", input.device(), " tensor");
+  const bool cl = channels_last(input);
+  const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const at::Tensor x = input.contiguous(fmt);
+  at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  at::Tensor y = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(fmt));
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G;
+  const bool depthwise = Cg == 1 && OCg == 1;
+  const bool small = Cg * g.KH * g.KW <= kDirectMaxK;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    if (cl && depthwise) {
+      const at::Tensor wd = weight.reshape({g.C, g.KH * g.KW}).t().contiguous();
+      const scalar_t* wp = wd.const_data_ptr<scalar_t>();
+      at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
+      });
+    } else if (cl && small && g.G == 1) {
+      const at::Tensor wk = weight.permute({2, 3, 1, 0}).contiguous();
+      const scalar_t* wp = wk.const_data_ptr<scalar_t>();
+      at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t t = b0; t < b1; ++t) direct_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
+      });
+    } else if (!cl && (depthwise || small)) {
+      const at::Tensor w = weight.contiguous();
+      const scalar_t* wp = w.const_data_ptr<scalar_t>();
+      at::parallel_for(0, g.N * g.OC, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t t = b0; t < b1; ++t) direct_nchw_plane(g, xp, wp, bp, yp, act, t / g.OC, t % g.OC);
+      });
+    } else if (cl) {
+      const at::Tensor wt = weight.permute({0, 2, 3, 1}).contiguous();
+      fwd_gemm_nhwc<scalar_t>(g, xp, wt.const_data_ptr<scalar_t>(), bp, yp, act);
+    } else {
+      const at::Tensor w = weight.contiguous();
+      fwd_gemm_nchw<scalar_t>(g, xp, w.const_data_ptr<scalar_t>(), bp, yp, act);
+    }
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+    const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding,
+    at::IntArrayRef dilation, int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask) {
+  const ConvGeom g = check_conv_args("pydlr::conv2d_backward", input, weight, std::nullopt, stride, padding, dilation,
+                                     groups);
+  const int act = static_cast<int>(parse_act(activation));
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.N && grad_output.size(1) == g.OC &&
+                  grad_output.size(2) == g.OH && grad_output.size(3) == g.OW,
+              "pydlr::conv2d_backward: grad_output must have shape [", g.N, ", ", g.OC, ", ", g.OH, ", ", g.OW,
+              "]; got ", grad_output.sizes());
+  TORCH_CHECK(act == 0 || (output.has_value() && output->defined()),
+              "pydlr::conv2d_backward: the activated output is needed for activation \"", std::string(activation),
+              "\"");
+  const bool cl = channels_last(input);
+  const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const at::Tensor x = input.contiguous(fmt);
+  at::Tensor gm;
+  if (act == 0) {
+    gm = grad_output.contiguous(fmt);
+  } else {
+    gm = grad_output.clone(fmt);  // clone(fmt) gives exactly this layout; masked in place below
+    const at::Tensor y = output->contiguous(fmt);
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d_mask", [&] {
+      scalar_t* gp = gm.mutable_data_ptr<scalar_t>();
+      const scalar_t* yp = y.const_data_ptr<scalar_t>();
+      at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) { mask(gp + b0, yp + b0, b1 - b0, act); });
+    });
+  }
+  at::Tensor gi, gw, gb;
+  if (output_mask[2]) gb = gm.sum({0, 2, 3});
+  if (!output_mask[0] && !output_mask[1]) return {gi, gw, gb};
+
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, KK = g.KH * g.KW;
+  const bool depthwise = Cg == 1 && OCg == 1;
+  const bool pw = is_pointwise(g);
+  const int64_t nt = at::get_num_threads();
+  auto opts = input.options();
+  if (output_mask[0]) {
+    // Kernels that write every element (pointwise GEMM, depthwise) need no zeroing.
+    gi = (pw || depthwise) ? at::empty({g.N, g.C, g.H, g.W}, opts.memory_format(fmt))
+                            : at::empty({g.N, g.C, g.H, g.W}, opts.memory_format(fmt)).zero_();
+  }
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d_backward", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* gp = gm.const_data_ptr<scalar_t>();
+    scalar_t* dxp = gi.defined() ? gi.mutable_data_ptr<scalar_t>() : nullptr;
+    if (depthwise && cl) {
+      const at::Tensor wd = weight.reshape({g.C, KK}).t().contiguous();
+      const scalar_t* wp = wd.const_data_ptr<scalar_t>();
+      if (dxp) {
+        at::parallel_for(0, g.N * g.H, 1, [&](int64_t b0, int64_t b1) {
+          for (int64_t t = b0; t < b1; ++t) dw_nhwc_dx_row(g, gp, wp, dxp, t / g.H, t % g.H);
+        });
+      }
+      if (output_mask[1]) {
+        at::Tensor accs = at::zeros({nt, KK * g.C}, opts);
+        scalar_t* ap = accs.mutable_data_ptr<scalar_t>();
+        at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+          scalar_t* acc = ap + at::get_thread_num() * KK * g.C;
+          for (int64_t t = b0; t < b1; ++t) dw_nhwc_dw_row(g, xp, gp, acc, t / g.OH, t % g.OH);
+        });
+        gw = accs.sum(0).view({KK, g.C}).t().reshape({g.C, 1, g.KH, g.KW}).contiguous();
+      }
+    } else if (depthwise) {
+      const at::Tensor w = weight.contiguous();
+      const scalar_t* wp = w.const_data_ptr<scalar_t>();
+      at::Tensor accs = output_mask[1] ? at::zeros({nt, g.C * KK}, opts) : at::Tensor();
+      scalar_t* ap = accs.defined() ? accs.mutable_data_ptr<scalar_t>() : nullptr;
+      at::parallel_for(0, g.N * g.C, 1, [&](int64_t b0, int64_t b1) {
+        scalar_t* acc = ap ? ap + at::get_thread_num() * g.C * KK : nullptr;
+        for (int64_t t = b0; t < b1; ++t) dw_nchw_bwd_plane(g, xp, wp, gp, dxp, acc, t / g.C, t % g.C);
+      });
+      if (ap) gw = accs.sum(0).view({g.C, 1, g.KH, g.KW});
+    } else {
+      const int64_t Kdim = KK * Cg;
+      at::Tensor accs = output_mask[1] ? at::zeros({nt, g.OC * Kdim}, opts) : at::Tensor();
+      scalar_t* ap = accs.defined() ? accs.mutable_data_ptr<scalar_t>() : nullptr;
+      if (cl) {
+        const at::Tensor wt = weight.permute({0, 2, 3, 1}).contiguous();
+        bwd_gemm_nhwc<scalar_t>(g, xp, wt.const_data_ptr<scalar_t>(), gp, dxp, ap);
+        if (ap) gw = accs.sum(0).view({g.OC, g.KH, g.KW, Cg}).permute({0, 3, 1, 2}).contiguous();
+      } else {
+        const at::Tensor w = weight.contiguous();
+        bwd_gemm_nchw<scalar_t>(g, xp, w.const_data_ptr<scalar_t>(), gp, dxp, ap);
+        if (ap) gw = accs.sum(0).view({g.OC, Cg, g.KH, g.KW});
+      }
+    }
+  });
+  return {gi, gw, gb};
+}
+
+std::string simd_level() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (__builtin_cpu_supports("x86-64-v4")) return "avx512 (x86-64-v4 kernel clones)";
+  if (__builtin_cpu_supports("x86-64-v3")) return "avx2+fma (x86-64-v3 kernel clones)";
+  return "baseline x86-64 (sse2)";
+#else
+  return "compiler default (no runtime dispatch)";
+#endif
+}
+
+bool direct_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
+
+}  // namespace pydlr
