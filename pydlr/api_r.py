@@ -119,11 +119,8 @@ def new_sequential(input_shape: Sequence[int] | int | None = None, name: str | N
 
 
 def _sequential_class() -> type:
-    """The trainable Sequential (``pydlr.engine``); the plain models one until the engine lands."""
-    try:
-        return _module("engine").Sequential
-    except ImportError:  # TODO(R-API): drop once pydlr/engine.py is committed
-        return _module("models").Sequential
+    """The trainable Sequential (``pydlr.engine.Sequential``, which is ``pydlr.Sequential``)."""
+    return _module("engine").Sequential
 
 
 def add_layer(model: Any, layer_type: str, config: Mapping[str, Any] | None = None) -> Any:
@@ -246,15 +243,6 @@ def compile_model(
     return model
 
 
-def _progress_callback(print_fn: Callable[..., Any], verbose: int, dynamic: bool) -> Any:
-    """pydlr's progress bar printing through an R function ``print_fn(text, end)`` (the R console).
-
-    ``dynamic`` updates one line in place (R console, RStudio); otherwise one line per epoch (knitr).
-    """
-    progress = _module("train.progress")
-    return progress.ProgressBar(verbose=int(verbose), print_fn=print_fn, dynamic=bool(dynamic))
-
-
 def _logs(logs: Mapping[str, Any] | None) -> dict[str, float]:
     """Keras logs as plain floats (R sees a named list of numbers)."""
     return {str(k): float(v) for k, v in (logs or {}).items() if _is_number(v)}
@@ -290,8 +278,8 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``model`` in place; returns the history as plain values.
 
-    With ``print_fn`` (an R function ``(text, end)``), progress at ``verbose`` is printed through it, in
-    place when ``dynamic``, and Python's own printing is switched off.
+    With ``print_fn`` (an R function ``(text, end)``), progress at ``verbose`` is printed through it (the
+    R console), updating one line in place when ``dynamic`` (console, RStudio), else one line per epoch.
 
     Returns
     -------
@@ -301,10 +289,6 @@ def fit(
     _check_model(model)
     x = _as_array(x, "x")
     y = _as_array(y, "y")
-    cbs = list(callbacks or [])
-    if print_fn is not None and int(verbose) > 0:
-        cbs.append(_progress_callback(print_fn, int(verbose), dynamic))
-        verbose = 0
     if validation_data is not None:
         validation_data = tuple(_as_array(v, "validation_data") for v in validation_data)
     if class_weight is not None:
@@ -318,19 +302,20 @@ def fit(
         "shuffle": bool(shuffle),
         "class_weight": class_weight,
         "initial_epoch": int(initial_epoch),
-        "callbacks": cbs,
+        "callbacks": list(callbacks or []),
         "verbose": int(verbose),
         "seed": None if seed is None else int(seed),
         "device": device,
         "resume": resume,
+        "print_fn": print_fn,
+        "dynamic_progress": bool(dynamic),
     }
-    history = model.fit(x, y, **kwargs)
-    metrics = {str(k): [float(v) for v in vals] for k, vals in history.history.items()}
-    epochs_done = [int(e) + 1 for e in getattr(history, "epoch", range(len(next(iter(metrics.values()), []))))]
-    params = _plain(dict(getattr(history, "params", None) or {}))
-    params.setdefault("epochs", int(epochs))
-    params.setdefault("batch_size", kwargs["batch_size"])
-    return {"metrics": metrics, "epoch": epochs_done, "params": params}
+    history = model.fit(x, y, **kwargs).to_dict()
+    return {
+        "metrics": {str(k): [float(v) for v in vals] for k, vals in history["history"].items()},
+        "epoch": [int(e) + 1 for e in history["epoch"]],
+        "params": _plain(dict(history.get("params") or {})),
+    }
 
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
@@ -348,20 +333,17 @@ def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[
 def predict(model: Any, x: Any, batch_size: int | None = None, classes: bool = False) -> np.ndarray:
     """Model outputs (probabilities for a softmax head) as a NumPy array, one row per sample.
 
-    With ``classes=True``: the 0-based index of the largest output per sample (int32), as Keras' labels.
+    With ``classes=True``: the predicted class per sample (int32, 0-based as Keras' labels): the argmax
+    of the outputs, or output > 0.5 for a single sigmoid unit.
     """
     _check_model(model)
     x = _as_array(x, "x")
     kwargs: dict[str, Any] = {}
     if batch_size is not None:
         kwargs["batch_size"] = int(batch_size)
-    out = model.predict(x, **kwargs)
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
-    out = np.asarray(out)
     if classes:
-        return np.ascontiguousarray(out.argmax(axis=-1), dtype=np.int32)
-    return np.ascontiguousarray(out)
+        return np.ascontiguousarray(model.predict_classes(x, **kwargs), dtype=np.int32)
+    return np.ascontiguousarray(model.predict(x, **kwargs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,13 +391,21 @@ def _wrap_hook(fn: Callable[..., Any]) -> Callable[..., None]:
 def save_model(model: Any, path: str, include_optimizer: bool = True) -> str:
     """Save architecture (JSON) and weights (safetensors); returns the path written."""
     _check_model(model)
-    _module("io").save_model(model, str(path), include_optimizer=bool(include_optimizer))
+    _module("io").save_model(model, str(path), include_optimizer=bool(include_optimizer), overwrite=True)
     return str(path)
 
 
-def load_model(path: str) -> Any:
-    """Load a model saved by :func:`save_model` from R or by ``pydlr.io.save_model`` from Python."""
-    return _module("io").load_model(str(path), model_class=_sequential_class())
+def load_model(path: str, compile: bool = True) -> Any:
+    """Load a model saved by :func:`save_model` from R or by ``pydlr.io.save_model`` from Python.
+
+    A plain ``pydlr.models.Sequential`` saved from Python comes back as the trainable
+    ``pydlr.engine.Sequential`` (same architecture and weights), so R can fit it.
+    """
+    io = _module("io")
+    model = io.load_model(str(path), compile=bool(compile))
+    if not hasattr(model, "fit") and isinstance(model, _module("models").Sequential):
+        model = io.load_model(str(path), model_class=_sequential_class(), compile=bool(compile))
+    return model
 
 
 def load_dataset(name: str) -> dict[str, np.ndarray]:

@@ -10,7 +10,8 @@
   ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "pydlr_callback"))
   if (!ok) .input_error("callbacks", "a list of callback_*() objects", callbacks, call = call)
   lapply(callbacks, function(cb) {
-    .api_call("make_callback", cb$kind, cb$config, .convert = FALSE, .call = call)
+    config <- lapply(cb$config, function(v) if (is.function(v)) .r_callable(v) else v)
+    .api_call("make_callback", cb$kind, config, .convert = FALSE, .call = call)
   })
 }
 

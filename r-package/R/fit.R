@@ -66,13 +66,13 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
     resume = .check_string(resume, "resume", null_ok = TRUE),
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
-    print_fn = .console_print,
+    print_fn = .r_callable(.console_print),
     dynamic = interactive() && !isTRUE(getOption("knitr.in.progress"))
   )
   if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
   px <- .to_py(x)
   py <- if (is.null(y)) NULL else .to_py(y)
-  result <- do.call(.api_call, c(list("fit", object$py, px, py), args))
+  result <- do.call(.api_call, c(list("fit", object$py, px, py), args, list(.call = sys.call())))
   history <- .new_history(result)
   if (verbose > 0L) invisible(history) else history
 }

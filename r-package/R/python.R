@@ -55,3 +55,7 @@
     argument = info$argument, expected = info$expected, python_type = info$type
   )
 }
+
+# An R function Python can call, receiving its arguments converted to R values (the API module is
+# imported with convert = FALSE, which would otherwise hand R functions raw Python objects).
+.r_callable <- function(fn) reticulate::r_to_py(fn, convert = TRUE)

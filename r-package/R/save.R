@@ -40,5 +40,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   filepath <- .check_string(filepath, "filepath")
   .check_unsupported(custom_objects, "custom_objects", "pydlr models are built from pydlr's own layers.")
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved model", filepath)
-  .new_model(.api_call("load_model", normalizePath(filepath), .convert = FALSE))
+  compile <- .check_flag(compile, "compile")
+  .check_flag(safe_mode, "safe_mode")
+  .new_model(.api_call("load_model", normalizePath(filepath), compile = compile, .convert = FALSE))
 }

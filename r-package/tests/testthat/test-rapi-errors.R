@@ -1,0 +1,62 @@
+test_that("bad layer arguments give classed R errors naming the argument, before Python", {
+  model <- keras_model_sequential(input_shape = c(28, 28, 1))
+  e <- expect_error(model |> layer_conv_2d(filters = -3, kernel_size = 3), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `filters` must be a whole number >= 1; received -3", fixed = TRUE)
+  expect_equal(e$argument, "filters")
+  expect_s3_class(e, "pydlr_error")
+  expect_error(model |> layer_conv_2d(filters = 8, kernel_size = c(3, 3, 3)), "`kernel_size`")
+  expect_error(model |> layer_conv_2d(filters = 8, kernel_size = 3, padding = "full"), "`padding`")
+  expect_error(model |> layer_dense(units = "ten"), class = "pydlr_input_error")
+  expect_error(model |> layer_activation("swish"), "`activation`")
+  expect_error(model |> layer_dropout(rate = 1.5), "`rate`")
+  expect_error(layer_dense("not a model", units = 3), "`object`")
+  expect_equal(count_params(model), 0) # nothing was added by the failed calls
+})
+
+test_that("errors raised by Python come back as R conditions without a Python traceback", {
+  model <- keras_model_sequential(input_shape = c(5, 5, 1))
+  e <- expect_error(model |> layer_conv_2d(filters = 4, kernel_size = 7), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "kernel_size")
+  expect_match(conditionMessage(e), "(None, 5, 5, 1)", fixed = TRUE)
+  expect_no_match(conditionMessage(e), "Traceback")
+  expect_equal(e$argument, "kernel_size")
+  # the session (and the model) stay usable
+  model |> layer_conv_2d(filters = 4, kernel_size = 3)
+  expect_equal(count_params(model), 3 * 3 * 4 + 4)
+})
+
+test_that("a character matrix as x is refused naming `x`, and the session goes on", {
+  model <- keras_model_sequential(input_shape = c(2)) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
+  x <- matrix(c("a", "b", "c", "d"), 2)
+  e <- expect_error(fit(model, x, c(0, 1), verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `x` must be a numeric array")
+  expect_match(conditionMessage(e), "character matrix")
+  expect_error(fit(model, matrix(c(1, NA, 3, 4), 2), c(0, 1), verbose = 0), "NA")
+  expect_error(fit(model, matrix(1:4, 2), c(0, 1, 1), verbose = 0), "`y`")
+  expect_error(fit(model, matrix(1:4, 2), c(0, 1), batch_size = 0, verbose = 0), "`batch_size`")
+  expect_error(fit(model, matrix(1:4, 2), c(0, 1), epochs = -1, verbose = 0), "`epochs`")
+  h <- fit(model, matrix(c(0, 1, 1, 0), 2), c(0, 1), epochs = 1, verbose = 0)
+  expect_s3_class(h, "pydlr_history")
+})
+
+test_that("keras features outside pydlr's subset give a pydlr_not_supported_error saying what exists", {
+  model <- keras_model_sequential(input_shape = c(8, 8, 1))
+  e <- expect_error(model |> layer_conv_2d(8, 3, data_format = "channels_first"),
+    class = "pydlr_not_supported_error")
+  expect_match(conditionMessage(e), "channels-last")
+  expect_error(model |> layer_dense(4, kernel_regularizer = "l2"), "optimizer_adamw")
+  expect_error(keras_model(), class = "pydlr_not_supported_error")
+  expect_error(layer_lstm(model, 4), "recurrent")
+  expect_error(compile(model, loss = function(y, p) 0), class = "pydlr_not_supported_error")
+  expect_error(optimizer_adam(weight_decay = 0.01), "optimizer_adamw")
+  expect_error(fit(model, array(0, c(2, 8, 8, 1)), c(0, 1), sample_weight = c(1, 2)),
+    class = "pydlr_not_supported_error")
+})
+
+test_that("an unknown loss name is refused by Python and re-signalled in R", {
+  model <- keras_model_sequential(input_shape = c(2)) |> layer_dense(units = 2)
+  e <- expect_error(compile(model, loss = "hinge_of_doom", optimizer = "adam"), class = "pydlr_error")
+  expect_match(conditionMessage(e), "hinge_of_doom")
+  expect_no_match(conditionMessage(e), "Traceback")
+})
