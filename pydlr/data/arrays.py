@@ -1,0 +1,118 @@
+"""Turning user arrays into training tensors once, with every check done before any work.
+
+x becomes a contiguous float32 tensor in the caller's (channels-last) layout; y becomes what the loss
+takes: int64 classes ("sparse"), float32 one-hot rows ("categorical"), float32 targets otherwise.
+NumPy arrays that are already float32 and C-contiguous are shared, not copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pydlr.errors import InputError
+
+__all__ = ["as_x_tensor", "as_y_tensor", "check_input_shape", "check_lengths"]
+
+
+def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas / Arrow
+        value = value.to_numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
+        raise InputError(name, "an array or tensor", value, where=where) from exc
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise InputError(name, "a numeric array", arr, where=where)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    if not arr.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
+        arr = arr.copy()
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
+    """x as a contiguous float32 tensor; raises InputError on NaN/Inf or an empty or 0-d array."""
+    t = _to_numpy_or_tensor(x, name, where)
+    if t.ndim < 1 or t.shape[0] == 0:
+        raise InputError(name, "a non-empty array with samples along the first axis", t, where=where)
+    if t.dtype == torch.bool:
+        t = t.to(torch.float32)
+    if t.dtype != torch.float32:
+        t = t.to(torch.float32)
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise InputError(name, "finite numbers (no NaN/NA or Inf)", f"{bad} non-finite values",
+                         where=where)
+    return t.contiguous()
+
+
+def check_lengths(x: torch.Tensor, y: torch.Tensor | None, where: str = "fit") -> None:
+    """x and y must have the same number of samples."""
+    if y is not None and y.shape[0] != x.shape[0]:
+        raise InputError("y", f"{x.shape[0]} samples, as many as x", f"{y.shape[0]} samples",
+                         where=where)
+
+
+def check_input_shape(x: torch.Tensor, input_shape: tuple | None, where: str = "fit") -> None:
+    """x's per-sample shape must equal the model's ``input_shape`` (Keras' shape without the batch)."""
+    if input_shape is None:
+        return
+    expected = tuple(int(d) if d is not None else None for d in input_shape)
+    got = tuple(x.shape[1:])
+    ok = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got, strict=False))
+    if not ok:
+        hint = ""
+        if len(got) + 1 == len(expected) and expected[-1] == 1 and tuple(expected[:-1]) == got:
+            hint = " (add the channel axis: x[..., None] in Python, array_reshape(x, c(n, h, w, 1)) in R)"
+        raise InputError("x", f"samples of shape {expected} (the model's input_shape){hint}",
+                         f"samples of shape {got}", where=where)
+
+
+def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit") -> torch.Tensor:
+    """Labels converted for a loss ``kind`` and checked against the model's output width.
+
+    Parameters
+    ----------
+    kind : {"sparse", "categorical", "binary", "regression"}
+    n_outputs : int or None
+        Size of the model's last output axis (number of classes for classification).
+    """
+    t = _to_numpy_or_tensor(y, "y", where)
+    if t.ndim == 0 or t.shape[0] == 0:
+        raise InputError("y", "a non-empty array of labels", t, where=where)
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        raise InputError("y", "finite labels (no NaN/NA or Inf)", t, where=where)
+    if kind == "sparse":
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        if t.ndim != 1:
+            raise InputError("y", "integer class labels of shape (n,) for "
+                             "sparse_categorical_crossentropy (one-hot labels need "
+                             "categorical_crossentropy)", t, where=where)
+        if t.is_floating_point():
+            if not torch.equal(t, t.round()):
+                raise InputError("y", "integer class labels", t, where=where)
+        t = t.to(torch.int64)
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or (n_outputs is not None and hi >= n_outputs):
+            raise InputError("y", f"class labels in 0..{(n_outputs or 0) - 1} (the model has "
+                             f"{n_outputs} outputs)", f"labels in {lo}..{hi}", where=where)
+        return t.contiguous()
+    t = t.to(torch.float32)
+    if kind == "categorical":
+        if t.ndim != 2 or (n_outputs is not None and t.shape[1] != n_outputs):
+            hint = (" (integer labels: use to_categorical(y) or "
+                    "loss='sparse_categorical_crossentropy')" if t.ndim == 1 else "")
+            raise InputError("y", f"one-hot labels of shape (n, {n_outputs}){hint}", t, where=where)
+        if t.min() < 0 or t.max() > 1:
+            raise InputError("y", "one-hot (or probability) rows with values in [0, 1]",
+                             f"values in {float(t.min())}..{float(t.max())}", where=where)
+    if kind == "binary" and (t.min() < 0 or t.max() > 1):
+        raise InputError("y", "binary targets in [0, 1]",
+                         f"values in {float(t.min())}..{float(t.max())}", where=where)
+    return t.contiguous()

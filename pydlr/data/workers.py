@@ -1,0 +1,127 @@
+"""Worker processes that augment the next batches while the model trains on the current one.
+
+Design (why it is not a torch DataLoader): the main process decides every batch's indices and seed,
+workers write augmented batches into a fixed ring of shared-memory slots allocated once, and only
+``(step, slot)`` travels back through a pipe. No per-batch shared-memory file, no pickled tensors, no
+per-sample Python. Workers run torch with one thread each and start by fork, so the data set is shared
+copy-on-write, not copied. On a 2-core machine one worker is enough: a batch's augmentation costs a
+fraction of its training step, and more workers only take cores from the compute threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import signal
+import traceback
+from collections.abc import Iterator
+
+import torch
+
+from pydlr.data.augment import Augment
+from pydlr.errors import TrainingError
+
+__all__ = ["AugmentPool"]
+
+
+def _worker_main(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        step, slot, idx, seed = task
+        try:
+            g = torch.Generator().manual_seed(seed)
+            xb = augment(x.index_select(0, torch.from_numpy(idx)), g)
+            slots[slot][: len(idx)].copy_(xb)
+            results.put((step, slot, None))
+        except Exception:  # noqa: BLE001 - reported to the main process, which raises
+            results.put((step, slot, traceback.format_exc()))
+
+
+class AugmentPool:
+    """``workers`` processes and ``2 * workers + 1`` shared batch slots."""
+
+    def __init__(self, x: torch.Tensor, augment: Augment, batch_size: int, workers: int):
+        ctx = mp.get_context("fork")
+        n_slots = 2 * workers + 1
+        shape = (batch_size,) + tuple(x.shape[1:])
+        self.slots = [torch.empty(shape, dtype=torch.float32).share_memory_() for _ in range(n_slots)]
+        self.tasks = ctx.Queue()
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_worker_main, daemon=True,
+                                  args=(x, self.slots, augment, self.tasks, self.results))
+                      for _ in range(workers)]
+        for p in self.procs:
+            p.start()
+
+    def run(self, batches: list[tuple[torch.Tensor, int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(xb, idx)`` in order for ``batches`` = [(indices, seed), ...].
+
+        xb is a view of a slot, valid until the next item is requested.
+        """
+        free = list(range(len(self.slots)))
+        done: dict[int, int] = {}
+        submitted = 0
+
+        def submit() -> None:
+            nonlocal submitted
+            idx, seed = batches[submitted]
+            self.tasks.put((submitted, free.pop(), idx.numpy(), seed))  # numpy: no shm per batch
+            submitted += 1
+
+        while submitted < len(batches) and len(free) > 1:  # one slot stays with the consumer
+            submit()
+        held: int | None = None
+        consumed = 0
+        try:
+            for step in range(len(batches)):
+                while step not in done:
+                    s, slot, err = self._get()
+                    if err is not None:
+                        raise TrainingError(f"augmentation worker failed on batch {s}:\n{err}")
+                    done[s] = slot
+                slot = done.pop(step)
+                consumed += 1
+                if held is not None:
+                    free.append(held)
+                held = slot
+                if submitted < len(batches) and free:
+                    submit()
+                idx = batches[step][0]
+                yield self.slots[slot][: idx.shape[0]], idx
+        finally:
+            # collect what is still in flight (an interrupted epoch) so the next run starts clean
+            self._drain(submitted - consumed - len(done))
+
+    def _drain(self, in_flight: int) -> None:
+        for _ in range(in_flight):
+            try:
+                self._get()
+            except TrainingError:
+                return
+
+    def _get(self):
+        while True:
+            try:
+                return self.results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    raise TrainingError(
+                        f"an augmentation worker process died (exit code {dead[0].exitcode})"
+                    ) from None
+
+    def close(self) -> None:
+        for _ in self.procs:
+            try:
+                self.tasks.put(None)
+            except (OSError, ValueError):
+                pass
+        for p in self.procs:
+            p.join(timeout=2)
+            if p.is_alive():
+                p.terminate()
+        self.procs = []

@@ -1,0 +1,31 @@
+"""Training: the Learner (fit -> epoch -> batch with named events), callbacks, losses, metrics,
+optimizers, schedules, the LR finder, resumable checkpoints and distributed (torchrun) training."""
+
+from pydlr.train import losses, optimizers
+from pydlr.train.callbacks import (
+    BackupAndRestore,
+    CSVLogger,
+    EarlyStopping,
+    KerasCallback,
+    LambdaCallback,
+    ModelCheckpoint,
+)
+from pydlr.train.events import (
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+)
+from pydlr.train.history import History
+from pydlr.train.learner import Learner
+from pydlr.train.progress import ProgressBar
+
+__all__ = [
+    "Learner", "History", "Callback", "KerasCallback", "LambdaCallback", "EarlyStopping",
+    "ModelCheckpoint", "CSVLogger", "BackupAndRestore", "ProgressBar", "CancelFitException",
+    "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
+    "CancelStepException", "losses", "optimizers",
+]

@@ -1,0 +1,364 @@
+"""Callbacks with Keras' names and arguments: EarlyStopping, ModelCheckpoint, CSVLogger, LambdaCallback,
+BackupAndRestore (resume), plus the adapter that lets Keras-style callbacks (``on_epoch_end(epoch,
+logs)``...) run on the Learner's events.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from pydlr.errors import InputError
+from pydlr.train.checkpoint import (
+    atomic_write,
+    check_writable,
+    load_training_state,
+    save_training_state,
+)
+from pydlr.train.events import Callback
+from pydlr.train.history import History
+
+__all__ = [
+    "KerasCallback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
+    "BackupAndRestore", "save_weights",
+]
+
+
+class KerasCallback(Callback):
+    """Base for callbacks written Keras' way: override ``on_train_begin(logs)``,
+    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_batch_begin(batch, logs)``,
+    ``on_train_batch_end(batch, logs)``, ``on_train_end(logs)``. ``self.model`` is the model; setting
+    ``self.model.stop_training = True`` stops after the current batch. Batch-end logs cost one host
+    sync per batch, so they are computed only when ``on_train_batch_end`` is overridden.
+    """
+
+    order = 50
+
+    @property
+    def model(self):
+        return self.learn.model if self.learn is not None else None
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+    def _overrides(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(KerasCallback, name)
+
+    def before_fit(self):
+        self.on_train_begin({})
+
+    def after_fit(self):
+        self.on_train_end(dict(self.learn.logs))
+
+    def before_epoch(self):
+        self.on_epoch_begin(self.learn.epoch, {})
+
+    def after_epoch(self):
+        self.on_epoch_end(self.learn.epoch, dict(self.learn.logs))
+
+    def before_batch(self):
+        if self.learn.training and self._overrides("on_train_batch_begin"):
+            self.on_train_batch_begin(self.learn.iter, {})
+
+    def after_batch(self):
+        if self.learn.training and self._overrides("on_train_batch_end"):
+            self.on_train_batch_end(self.learn.iter, self.learn.running_logs())
+
+
+class LambdaCallback(KerasCallback):
+    """Keras' LambdaCallback: plain functions for each moment (the R package wraps R functions here).
+
+    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_batch_begin(batch, logs)``,
+    ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+    """
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
+                 on_batch_end=None, on_train_begin=None, on_train_end=None):
+        for name, fn in locals().items():
+            if name != "self" and fn is not None and not callable(fn):
+                raise InputError(name, "a function or None", fn, where="LambdaCallback")
+        self._fns = {"epoch_begin": on_epoch_begin, "epoch_end": on_epoch_end,
+                     "batch_begin": on_batch_begin, "batch_end": on_batch_end,
+                     "train_begin": on_train_begin, "train_end": on_train_end}
+
+    def on_train_begin(self, logs=None):
+        if self._fns["train_begin"]:
+            self._fns["train_begin"](logs)
+
+    def on_train_end(self, logs=None):
+        if self._fns["train_end"]:
+            self._fns["train_end"](logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._fns["epoch_begin"]:
+            self._fns["epoch_begin"](epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._fns["epoch_end"]:
+            self._fns["epoch_end"](epoch, logs)
+
+    def before_batch(self):
+        if self.learn.training and self._fns["batch_begin"]:
+            self._fns["batch_begin"](self.learn.iter, {})
+
+    def after_batch(self):
+        if self.learn.training and self._fns["batch_end"]:
+            self._fns["batch_end"](self.learn.iter, self.learn.running_logs())
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise InputError("mode", "'auto', 'min' or 'max'", mode)
+    if mode != "auto":
+        return mode
+    return "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall")) else "min"
+
+
+class _Monitor:
+    """Shared 'is this epoch better?' logic of EarlyStopping and ModelCheckpoint."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        self.monitor = monitor
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def value(self, logs: dict) -> float | None:
+        return logs.get(self.monitor)
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Keras' args).
+
+    With ``restore_best_weights`` the model gets the best epoch's weights back at the end (only when
+    stopping early, as Keras 3). Cancels the fit by raising CancelFitException.
+    """
+
+    order = 80  # after the checkpoints of the same epoch
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0):
+        if not isinstance(patience, int) or patience < 0:
+            raise InputError("patience", "a non-negative integer", patience, where="EarlyStopping")
+        self.m = _Monitor(monitor, mode, min_delta)
+        self.patience, self.verbose, self.baseline = patience, verbose, baseline
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+
+    def before_fit(self):
+        self.wait, self.stopped_epoch, self.best_weights = 0, 0, None
+        self.m.best = math.inf if self.m.mode == "min" else -math.inf
+        if self.baseline is not None:
+            self.m.best = self.baseline
+
+    def after_epoch(self):
+        value = self.m.value(self.learn.logs)
+        if value is None:
+            raise InputError("monitor", f"one of the logged values {sorted(self.learn.logs)}",
+                             self.m.monitor, where="EarlyStopping")
+        if self.learn.epoch < self.start_from_epoch:
+            return
+        self.wait += 1
+        if self.m.improved(value):
+            self.m.best, self.wait = value, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.detach().clone()
+                                     for k, v in self.learn.model.state_dict().items()}
+        if self.wait >= self.patience and self.wait > 0 and self.learn.epoch > 0:  # Keras' rule
+            self.stopped_epoch = self.learn.epoch
+            if self.restore_best_weights and self.best_weights is not None:
+                self.learn.model.load_state_dict(self.best_weights)
+            if self.verbose:
+                print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            self.learn.stop_training = True
+
+    def state_dict(self):
+        return {"wait": self.wait, "best": self.m.best}
+
+    def load_state_dict(self, state):
+        self.wait, self.m.best = int(state["wait"]), float(state["best"])
+
+
+def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = False,
+                 optimizer=None) -> None:
+    """Save a model atomically: pydlr.io.save_model when the io module is there, else a safetensors
+    file of the state dict (``model.safetensors``-style, keys as in ``model.state_dict()``)."""
+    try:
+        from pydlr.io import save_model  # models owner's format: config.json + model.safetensors
+    except ImportError:
+        save_model = None
+    if save_model is not None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_model(model, str(tmp), include_optimizer=include_optimizer)
+        _replace(tmp, path)
+        return
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pydlr-weights"}))
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Rename tmp over path; a folder is swapped via a backup name so a complete copy always exists."""
+    if tmp.is_dir() and path.exists():
+        old = path.with_name(f".{path.name}.old")
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after each epoch (Keras' args). ``filepath`` may use ``{epoch:02d}`` and log names
+    (``{val_loss:.2f}``); ``save_best_only`` keeps only improvements of ``monitor``. Writes are
+    atomic: a crash leaves the previous file intact.
+    """
+
+    order = 60
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, mode: str = "auto",
+                 save_weights_only: bool = False, save_freq: str = "epoch"):
+        if save_freq != "epoch":
+            raise InputError("save_freq", "'epoch' (batch-frequency saving is not supported)",
+                             save_freq, where="ModelCheckpoint")
+        self.filepath = str(filepath)
+        probe = self.filepath.format(epoch=1, batch=1, **_AnyLogs())
+        check_writable(probe, "filepath", where="ModelCheckpoint")
+        self.m = _Monitor(monitor, mode)
+        self.verbose, self.save_best_only = verbose, save_best_only
+        self.save_weights_only = save_weights_only
+        self.last_saved: str | None = None
+
+    def before_fit(self):
+        self.m.best = math.inf if self.m.mode == "min" else -math.inf
+
+    def after_epoch(self):
+        logs = self.learn.logs
+        path = Path(self.filepath.format(epoch=self.learn.epoch + 1, **logs))
+        if self.save_best_only:
+            value = self.m.value(logs)
+            if value is None:
+                raise InputError("monitor", f"one of the logged values {sorted(logs)}",
+                                 self.m.monitor, where="ModelCheckpoint")
+            if not self.m.improved(value):
+                return
+            self.m.best = value
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(self.learn.model, path, include_optimizer=not self.save_weights_only)
+        self.last_saved = str(path)
+        if self.verbose:
+            print(f"Epoch {self.learn.epoch + 1}: saved model to {path}")
+
+    def state_dict(self):
+        return {"best": self.m.best}
+
+    def load_state_dict(self, state):
+        self.m.best = float(state["best"])
+
+
+class _AnyLogs(dict):
+    """Format helper: any ``{name:...}`` placeholder formats as 0.0 when probing the path."""
+
+    def __getitem__(self, key):
+        return 0.0
+
+    def keys(self):
+        return []
+
+
+class CSVLogger(Callback):
+    """Append one row of epoch logs per epoch to a CSV file (Keras' args), flushed each epoch."""
+
+    order = 60
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
+        self.path = check_writable(filename, "filename", where="CSVLogger")
+        self.sep, self.append = separator, append
+        self._keys: list[str] | None = None
+
+    def before_fit(self):
+        self._keys = None
+        if not self.append and self.path.exists():
+            self.path.unlink()
+
+    def after_epoch(self):
+        logs = self.learn.logs
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        if self._keys is None:
+            self._keys = list(logs)
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f, delimiter=self.sep)
+            if new_file:
+                w.writerow(["epoch"] + self._keys)
+            w.writerow([self.learn.epoch] + [f"{logs.get(k, float('nan'))!r}" for k in self._keys])
+
+
+class BackupAndRestore(Callback):
+    """Write the whole training state after every epoch and restore it when a fit starts.
+
+    This is what ``fit(..., resume=path)`` installs: if ``path`` holds a checkpoint, training continues
+    after its last complete epoch with the same weights, optimizer state, RNG states, history and
+    callback states, so the final weights equal an uninterrupted run's (bit-identical on CPU).
+    The file is kept after the fit (a finished run resumes to "nothing left to do").
+    """
+
+    order = 95  # last: before_fit restores states after the others have reset theirs
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = check_writable(path, "resume")
+        self.restored_epoch: int | None = None
+
+    def before_fit(self):
+        learn = self.learn
+        self.restored_epoch = None
+        if not self.path.exists():
+            return
+        meta = load_training_state(self.path, learn.model, learn.opt)
+        learn.history = History.from_dict(meta["history"])
+        learn.start_epoch = int(meta["epoch"])
+        learn.seed = int(meta["seed"])
+        learn.train_data.seed = learn.seed
+        states = meta.get("callbacks", {})
+        for key, cb in _keyed(learn.cbs).items():
+            if key in states:
+                cb.load_state_dict(states[key])
+        self.restored_epoch = learn.start_epoch
+
+    def after_epoch(self):
+        learn = self.learn
+        states = {key: cb.state_dict() for key, cb in _keyed(learn.cbs).items()}
+        meta = {"epoch": learn.epoch + 1, "seed": learn.seed, "history": learn.history.to_dict(),
+                "callbacks": states}
+        save_training_state(self.path, learn.model, learn.opt, meta)
+
+
+def _keyed(cbs) -> dict:
+    """Callbacks by 'ClassName#k' (k-th of its class), stable when other callbacks come and go."""
+    seen: dict[str, int] = {}
+    out = {}
+    for cb in cbs:
+        k = seen.get(cb.name, 0)
+        seen[cb.name] = k + 1
+        out[f"{cb.name}#{k}"] = cb
+    return out

@@ -1,0 +1,243 @@
+"""The Learner: a short fit -> epoch -> batch loop whose every extra is a callback (fastai's design).
+
+Speed rules kept here (issue 10): no host synchronisation per batch (loss and metric sums stay on the
+device; ``.item()`` happens when a callback asks for ``running_logs()`` or at the end of an epoch,
+except the NaN check, which reads the loss each batch on CPU, where reading it costs no sync, and every
+``nan_check_every`` batches on GPUs); no per-batch allocation in the data path (see
+pydlr.data.batching); the event dispatch only calls callbacks that define the event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from pydlr.errors import TrainingError
+from pydlr.train.events import (
+    EVENTS,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+)
+from pydlr.train.history import History
+from pydlr.train.losses import Loss
+from pydlr.train.metrics import Metric
+
+__all__ = ["Learner"]
+
+_CANCELS = (CancelFitException, CancelEpochException, CancelTrainException, CancelValidException,
+            CancelBatchException, CancelStepException)
+
+
+class Learner:
+    """Trains ``model`` with ``loss`` and a torch ``optimizer``, reporting ``metrics``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Takes a batch as the data source delivers it (NHWC images for pydlr's models).
+    loss : pydlr.train.losses.Loss
+    optimizer : torch.optim.Optimizer
+    metrics : sequence of pydlr.train.metrics.Metric
+    callbacks : iterable of Callback
+        Stay attached for every fit of this Learner.
+    device : torch.device
+    precision : {"float32", "bfloat16", "float16"}
+        Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA).
+    nan_check_every : int, optional
+        Batches between finiteness checks of the loss (default: 1 on CPU, 50 on GPUs).
+    """
+
+    def __init__(self, model: torch.nn.Module, loss: Loss, optimizer: torch.optim.Optimizer,
+                 metrics: Sequence[Metric] = (), callbacks: Iterable[Callback] = (),
+                 device: torch.device | str = "cpu", precision: str = "float32",
+                 nan_check_every: int | None = None):
+        self.model = model
+        self.loss_func = loss
+        self.opt = optimizer
+        self.metrics = list(metrics)
+        self.device = torch.device(device)
+        self.precision = precision
+        self.nan_check_every = nan_check_every or (1 if self.device.type == "cpu" else 50)
+        self.cbs: list[Callback] = list(callbacks)
+        self.history = History()
+        self.stop_training = False
+        self.scaler = (torch.amp.GradScaler(self.device.type)
+                       if precision == "float16" and self.device.type == "cuda" else None)
+        self.epoch = 0
+        self.iter = 0
+        self.n_epochs = 0
+        self.n_iter = 0
+        self.start_epoch = 0
+        self.training = False
+        self.logs: dict[str, float] = {}
+        self.train_data = self.valid_data = None
+        self.seed = 0
+
+    # ----- events -------------------------------------------------------------------------------
+    def _build_handlers(self) -> None:
+        cbs = sorted(self.cbs, key=lambda c: c.order)
+        self._handlers = {e: [(c, getattr(c, e)) for c in cbs if callable(getattr(c, e, None))]
+                          for e in EVENTS}
+
+    def __call__(self, event: str) -> None:
+        for cb, handler in self._handlers[event]:
+            try:
+                handler()
+            except _CANCELS:
+                raise
+            except Exception as exc:  # name the callback and the moment, keep the exception's type
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"(raised by callback {cb.name} at {event}, epoch "
+                                 f"{self.epoch + 1}, batch {self.iter + 1})")
+                raise
+
+    def _with_events(self, fn: Callable[[], None], stage: str, cancel: type[Exception]) -> None:
+        try:
+            self(f"before_{stage}")
+            fn()
+        except cancel:
+            self(f"after_cancel_{stage}")
+        self(f"after_{stage}")
+
+    # ----- the loop -----------------------------------------------------------------------------
+    def fit(self, n_epochs: int, train_data, valid_data=None, initial_epoch: int = 0,
+            callbacks: Iterable[Callback] = (), seed: int = 0) -> History:
+        """Train for epochs ``initial_epoch .. n_epochs - 1`` over ``train_data`` (an ArrayBatches).
+
+        Returns the Learner's History (epochs of earlier fits stay in it, as in Keras).
+        """
+        extra = list(callbacks)
+        self.cbs.extend(extra)
+        for cb in self.cbs:
+            cb.learn = self
+        self._build_handlers()
+        self.n_epochs, self.start_epoch, self.seed = n_epochs, initial_epoch, seed
+        self.train_data, self.valid_data = train_data, valid_data
+        self.stop_training = False
+        try:
+            self._with_events(self._do_fit, "fit", CancelFitException)
+        finally:
+            for cb in extra:
+                self.cbs.remove(cb)
+            self._build_handlers()
+        return self.history
+
+    def _do_fit(self) -> None:
+        for epoch in range(self.start_epoch, self.n_epochs):  # before_fit may move start_epoch
+            self.epoch = epoch
+            self._with_events(self._do_epoch, "epoch", CancelEpochException)
+            if self._should_stop():
+                raise CancelFitException()
+
+    def _should_stop(self) -> bool:
+        return self.stop_training or bool(getattr(self.model, "stop_training", False))
+
+    def _do_epoch(self) -> None:
+        self.logs = {}
+        self._with_events(self._do_train, "train", CancelTrainException)
+        self.logs.update(self._epoch_logs(prefix=""))
+        if self.valid_data is not None:
+            self._with_events(self._do_validate, "validate", CancelValidException)
+        self.history.append(self.epoch, self.logs)  # before after_epoch: checkpoints include it
+
+    def _do_train(self) -> None:
+        self.model.train()
+        self.training = True
+        self.n_iter = self.train_data.steps
+        self._run_batches(self.train_data.epoch(self.epoch))
+
+    def _do_validate(self) -> None:
+        self.model.eval()
+        self.training = False
+        self.n_iter = self.valid_data.steps
+        try:
+            with torch.no_grad():
+                self._run_batches(self.valid_data.epoch(0))
+        finally:
+            self.training = True
+        self.logs.update(self._epoch_logs(prefix="val_"))
+
+    def _run_batches(self, batches) -> None:
+        self._reset_sums()
+        for i, (xb, yb, wb) in enumerate(batches):
+            self.iter, self.xb, self.yb, self.wb = i, xb, yb, wb
+            self._with_events(self._do_one_batch, "batch", CancelBatchException)
+            if self.training and self._should_stop():
+                raise CancelFitException()
+
+    def _autocast(self):
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _do_one_batch(self) -> None:
+        with self._autocast():
+            self.pred = self.model(self.xb)
+        self("after_pred")
+        self.loss = self.loss_func(self.pred, self.yb, self.wb)
+        self("after_loss")
+        self._accumulate()
+        if not self.training:
+            return
+        self._with_events(self._do_step, "step", CancelStepException)
+
+    def _do_step(self) -> None:
+        self("before_backward")
+        if self.scaler is not None:
+            self.scaler.scale(self.loss).backward()
+        else:
+            self.loss.backward()
+        self("after_backward")
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+    # ----- running sums on the device -----------------------------------------------------------
+    def _reset_sums(self) -> None:
+        self._sums = torch.zeros(1 + len(self.metrics), dtype=torch.float32, device=self.device)
+        self._count = 0
+
+    def _accumulate(self) -> None:
+        n = self.xb.shape[0]
+        loss = self.loss.detach()
+        if self.training and self.iter % self.nan_check_every == 0:
+            self._check_finite(loss)
+        with torch.no_grad():
+            self._sums[0].add_(loss, alpha=n)
+            pred = self.pred.detach()
+            for j, m in enumerate(self.metrics, start=1):
+                self._sums[j].add_(m(pred, self.yb))
+        self._count += n
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        value = float(loss) if loss.device.type == "cpu" else float(self._sums[0])
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the loss became {value} at epoch {self.epoch + 1}, batch {self.iter + 1}: training "
+                "diverged. Lower the learning rate, check the inputs are scaled (e.g. x / 255) and "
+                "the labels match the loss (one-hot for categorical_crossentropy, integers for "
+                "sparse_categorical_crossentropy), or clip gradients."
+            )
+
+    def running_logs(self) -> dict[str, float]:
+        """Mean loss and metrics over the batches of the current stage so far (one host sync)."""
+        return self._epoch_logs(prefix="val_" if not self.training else "")
+
+    def _epoch_logs(self, prefix: str) -> dict[str, float]:
+        if self._count == 0:
+            return {}
+        values = (self._sums / self._count).tolist()
+        names = ["loss"] + [m.name for m in self.metrics]
+        return {prefix + k: v for k, v in zip(names, values, strict=False)}

@@ -1,0 +1,135 @@
+"""Keras-named optimizers with Keras' default hyperparameters, built into torch optimizers.
+
+Keras creates optimizers before the model has weights; these specs do the same and become a
+``torch.optim.Optimizer`` once `fit` knows the parameters (``build(params)``).
+
+Defaults (Keras 3): SGD lr 0.01, momentum 0; Adam lr 1e-3, betas (0.9, 0.999), epsilon 1e-7;
+AdamW the same plus weight_decay 0.004; RMSprop lr 1e-3, rho 0.9, epsilon 1e-7, momentum 0.
+torch's epsilon placement (added to sqrt(v)) is Keras' placement for all four.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from pydlr.errors import InputError
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer", "get"]
+
+
+def _fast_flags(params: list[torch.Tensor]) -> dict:
+    """torch's fused CPU/GPU kernels for Adam/AdamW/SGD: one kernel per parameter, fewer dispatches."""
+    return {"foreach": True}
+
+
+@dataclass
+class Optimizer:
+    """Base of the specs: ``learning_rate`` and ``build(params)``."""
+
+    learning_rate: float = 0.001
+
+    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"class_name": type(self).__name__, **asdict(self)}
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise InputError("learning_rate", "a positive number", self.learning_rate,
+                             where=type(self).__name__)
+
+
+@dataclass
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum; Keras' defaults."""
+
+    learning_rate: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def build(self, params):
+        params = list(params)
+        return torch.optim.SGD(params, lr=self.learning_rate, momentum=self.momentum,
+                               nesterov=self.nesterov, weight_decay=self.weight_decay,
+                               **_fast_flags(params))
+
+
+@dataclass
+class Adam(Optimizer):
+    """Adam with Keras' defaults (epsilon 1e-7, not torch's 1e-8)."""
+
+    learning_rate: float = 0.001
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    amsgrad: bool = False
+
+    def build(self, params):
+        params = list(params)
+        return torch.optim.Adam(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+                                eps=self.epsilon, amsgrad=self.amsgrad, **_fast_flags(params))
+
+
+@dataclass
+class AdamW(Optimizer):
+    """AdamW (decoupled weight decay) with Keras' defaults (weight_decay 0.004, epsilon 1e-7)."""
+
+    learning_rate: float = 0.001
+    weight_decay: float = 0.004
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    amsgrad: bool = False
+
+    def build(self, params):
+        params = list(params)
+        return torch.optim.AdamW(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+                                 eps=self.epsilon, weight_decay=self.weight_decay,
+                                 amsgrad=self.amsgrad, **_fast_flags(params))
+
+
+@dataclass
+class RMSprop(Optimizer):
+    """RMSprop with Keras' defaults (rho 0.9, epsilon 1e-7; torch's defaults are 0.99 and 1e-8)."""
+
+    learning_rate: float = 0.001
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    centered: bool = False
+
+    def build(self, params):
+        params = list(params)
+        return torch.optim.RMSprop(params, lr=self.learning_rate, alpha=self.rho, eps=self.epsilon,
+                                   momentum=self.momentum, centered=self.centered,
+                                   **_fast_flags(params))
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+
+def get_optimizer(optimizer) -> Optimizer | torch.optim.Optimizer:
+    """Resolve "adam" / "sgd" / "adamw" / "rmsprop", a spec, or a ready ``torch.optim.Optimizer``."""
+    if isinstance(optimizer, str) and optimizer.lower() in _BY_NAME:
+        return _BY_NAME[optimizer.lower()]()
+    if isinstance(optimizer, (Optimizer, torch.optim.Optimizer)):
+        return optimizer
+    raise InputError("optimizer", f"one of {sorted(_BY_NAME)}, a pydlr optimizer "
+                     "(pydlr.optimizers.Adam(...)) or a torch.optim.Optimizer", optimizer,
+                     where="compile")
+
+
+def get(name: str, **kwargs) -> Optimizer:
+    """An optimizer spec by name with Keras' argument names, e.g. ``get("adam", learning_rate=1e-3)``."""
+    if not isinstance(name, str) or name.lower() not in _BY_NAME:
+        raise InputError("optimizer", f"one of {sorted(_BY_NAME)}", name)
+    try:
+        return _BY_NAME[name.lower()](**kwargs)
+    except TypeError as exc:
+        raise InputError("optimizer arguments", f"arguments of {_BY_NAME[name.lower()].__name__}",
+                         sorted(kwargs), where="optimizer") from exc

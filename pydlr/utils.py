@@ -1,0 +1,74 @@
+"""Keras' small utilities: `to_categorical`, `set_random_seed`."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from pydlr.errors import InputError
+
+__all__ = ["to_categorical", "set_random_seed"]
+
+
+def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
+    """One-hot encode integer class labels, as ``keras.utils.to_categorical``.
+
+    Parameters
+    ----------
+    y : array-like of int
+        Class labels in ``0 .. num_classes - 1``, any shape; a trailing axis of length 1 is dropped
+        (Keras does the same).
+    num_classes : int, optional
+        Number of classes; ``max(y) + 1`` when omitted.
+    dtype : str
+        NumPy dtype of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``y.shape + (num_classes,)`` array of zeros with a one at each label.
+
+    Raises
+    ------
+    InputError
+        Non-integer or negative labels, or labels >= ``num_classes``.
+    """
+    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or np.any(
+            arr != np.round(arr)
+        ):
+            raise InputError("y", "integer class labels", arr, where="to_categorical")
+    arr = arr.astype(np.int64)
+    if arr.ndim > 1 and arr.shape[-1] == 1:
+        arr = arr.reshape(arr.shape[:-1])
+    if arr.size and arr.min() < 0:
+        raise InputError("y", "labels >= 0", f"minimum label {arr.min()}", where="to_categorical")
+    if num_classes is None:
+        num_classes = int(arr.max()) + 1 if arr.size else 0
+    elif not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise InputError("num_classes", "a positive integer", num_classes, where="to_categorical")
+    if arr.size and arr.max() >= num_classes:
+        raise InputError(
+            "y", f"labels < num_classes = {num_classes}", f"maximum label {arr.max()}",
+            where="to_categorical",
+        )
+    out = np.zeros(arr.shape + (int(num_classes),), dtype=dtype)
+    np.put_along_axis(out, arr[..., None], 1, axis=-1)
+    return out
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's random generators (``keras.utils.set_random_seed``).
+
+    Call it before building a model to make weight initialisation reproducible; ``fit(seed=)`` then
+    controls shuffling, dropout and augmentation.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InputError("seed", "a non-negative integer", seed, where="set_random_seed")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
