@@ -1,0 +1,253 @@
+"""``pydlr.r``: call R on pydlr data from Python through rpy2, with the bridge's Arrow path.
+
+Data never cross element by element: :func:`to_r` exports NumPy/torch/pyarrow/pandas data through the
+Arrow C Data Interface into structs that the R package's C code copies once into R vectors (a C-order
+matrix is transposed during that copy); :func:`from_r` gets R's structs back and views them with NumPy
+(R's own memory for numbers: zero-copy, read-only) or pyarrow (data.frames, strings, factors, dates).
+
+R starts inside this process the first time a function here needs it, with the R package pydlr loaded.
+rpy2 registers an ``atexit`` hook that ends R; when R has called back into Python (reticulate, e.g. a
+pydlr computation from R) that hook aborts the interpreter at exit, so it is unregistered: R ends with
+the process.
+
+Example
+-------
+>>> import numpy as np, pydlr.r
+>>> x = np.random.default_rng(0).normal(size=(100, 2))
+>>> fit = pydlr.r.kmeans(x, 3, seed=1)
+>>> fit["labels"][:5], fit["inertia"]
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pydlr.bridge.arrow import export_to_c, import_from_c
+from pydlr.bridge.views import as_numpy
+from pydlr.errors import InputError
+
+_WHERE = "pydlr.r"
+_state: dict[str, Any] = {}
+
+
+class _ArrowSchema(ctypes.Structure):
+    _fields_ = [
+        ("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_char_p),
+        ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64), ("children", ctypes.c_void_p),
+        ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p),
+    ]
+
+
+class _ArrowArray(ctypes.Structure):
+    _fields_ = [
+        ("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
+        ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64), ("buffers", ctypes.c_void_p),
+        ("children", ctypes.c_void_p), ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p),
+        ("private_data", ctypes.c_void_p),
+    ]
+
+
+def robjects() -> Any:
+    """rpy2's ``robjects``, with R started and the R package pydlr loaded (once per process)."""
+    if "ro" not in _state:
+        import rpy2.rinterface_lib.embedded as embedded
+        import rpy2.robjects as ro
+
+        # See the module docstring: rpy2's endr at exit aborts once R has called back into Python.
+        atexit.unregister(embedded.endr)
+        ro.r("suppressPackageStartupMessages(library(pydlr))")
+        _state["ro"] = ro
+        _state["export"] = ro.r("pydlr:::.bridge_export_for_py")
+        _state["import"] = ro.r("pydlr:::.bridge_import_from_py")
+        _state["free"] = ro.r("pydlr:::.bridge_free")
+    return _state["ro"]
+
+
+def to_r(obj: Any) -> Any:
+    """A Python object as an R object (rpy2), through one copy.
+
+    Parameters
+    ----------
+    obj
+        A NumPy array, torch tensor, pyarrow Array/Table/RecordBatch or pandas DataFrame/Series.
+        N-d arrays keep their dims in the same order (``obj[i, j]`` is R's ``x[i + 1, j + 1]``).
+
+    Returns
+    -------
+    rpy2.robjects object
+        An R vector, matrix/array or data.frame.
+    """
+    ro = robjects()
+    schema, array = _ArrowSchema(), _ArrowArray()
+    info = export_to_c(obj, ctypes.addressof(schema), ctypes.addressof(array))
+    addresses = ro.FloatVector([float(ctypes.addressof(schema)), float(ctypes.addressof(array))])
+    shape = ro.NULL if info["shape"] is None else ro.IntVector(info["shape"])
+    try:
+        return _state["import"](addresses, shape, info["order"] == "C")
+    finally:
+        _release_if_held(schema, array)
+
+
+def _release_if_held(schema: _ArrowSchema, array: _ArrowArray) -> None:
+    # R releases them (on.exit); this only matters if R never got to run.
+    for struct, kind in ((array, _ArrowArray), (schema, _ArrowSchema)):
+        if struct.release:
+            release = ctypes.CFUNCTYPE(None, ctypes.POINTER(kind))(struct.release)
+            release(ctypes.byref(struct))
+
+
+def from_r(robj: Any, as_: str = "auto") -> Any:
+    """An R object (rpy2) as Python data: a view of R's memory where the layout allows.
+
+    Parameters
+    ----------
+    robj
+        An R vector, matrix, array or data.frame (an rpy2 object).
+    as_
+        "auto": NumPy for numbers and logicals (a read-only view of R's memory with R's dims, F-order
+        strides; integers/logicals with NA become float64 with NaN, a copy), pyarrow for everything else
+        (a RecordBatch for a data.frame); "numpy", "arrow", "pandas" or "torch" to choose.
+
+    Returns
+    -------
+    numpy.ndarray, pyarrow.Array/RecordBatch, pandas object or torch.Tensor
+    """
+    if as_ not in ("auto", "numpy", "arrow", "pandas", "torch"):
+        raise InputError("as_", "one of 'auto', 'numpy', 'arrow', 'pandas', 'torch'", as_, where=_WHERE)
+    robjects()
+    res = _state["export"](robj)
+    try:
+        addresses = list(res.rx2("addresses"))
+        batch = bool(res.rx2("batch")[0])
+        data = import_from_c(addresses[0], addresses[1], batch=batch)
+    finally:
+        _state["free"](res.rx2("shells"))
+    shape = _r_shape(res.rx2("shape"))
+    logical = bool(res.rx2("logical")[0])
+    if as_ == "arrow" or (as_ == "auto" and not _is_numeric(data)):
+        return data
+    if as_ == "pandas":
+        return data.to_pandas()
+    if as_ == "torch":
+        from pydlr.bridge.views import as_tensor
+
+        return as_tensor(data, shape=shape, logical=logical)
+    out = as_numpy(data, shape)
+    return out != 0 if logical and out.dtype != np.float64 else out
+
+
+def _r_shape(shape: Any) -> Sequence[int] | None:
+    if shape is None or shape is _state["ro"].NULL or len(shape) == 0:
+        return None
+    return [int(d) for d in shape]
+
+
+def _is_numeric(data: Any) -> bool:
+    import pyarrow as pa
+
+    if isinstance(data, pa.RecordBatch):
+        return False
+    t = data.type
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def r(code: str) -> Any:
+    """Evaluate R code; returns the rpy2 object (use :func:`from_r` for its data)."""
+    return robjects().r(code)
+
+
+def call(fun: str, *args: Any, **kwargs: Any) -> Any:
+    """Call an R function by name on Python data: arguments go through :func:`to_r` (NumPy, torch,
+    pyarrow, pandas) or rpy2's own conversion (scalars, strings), the result through :func:`from_r`."""
+    ro = robjects()
+    f = ro.r(fun) if isinstance(fun, str) else fun
+    convert = _to_r_arg
+    result = f(*[convert(a) for a in args], **{k: convert(v) for k, v in kwargs.items()})
+    return from_r(result)
+
+
+def _to_r_arg(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        ro = robjects()
+        if value is None:
+            return ro.NULL
+        return {bool: ro.BoolVector, int: ro.IntVector, float: ro.FloatVector, str: ro.StrVector}[
+            type(value)]([value])
+    return to_r(value)
+
+
+_KMEANS = """
+function(x, k, nstart, iter_max, algorithm, seed) {
+  if (!is.null(seed)) set.seed(seed)
+  seconds <- system.time(
+    fit <- stats::kmeans(x, k, iter.max = iter_max, nstart = nstart, algorithm = algorithm)
+  )[["elapsed"]]
+  list(cluster = fit$cluster, centers = fit$centers, inertia = fit$tot.withinss, n_iter = fit$iter,
+       seconds = seconds, ifault = if (is.null(fit$ifault)) 0L else fit$ifault)
+}
+"""
+
+
+def kmeans(x: Any, n_clusters: int, *, n_init: int = 1, max_iter: int = 100,
+           algorithm: str = "Hartigan-Wong", seed: int | None = None) -> dict[str, Any]:
+    """R's ``stats::kmeans`` on a NumPy matrix (the matrix crosses through the Arrow path, one copy).
+
+    Parameters
+    ----------
+    x
+        An (n, p) array of numbers (converted to float64).
+    n_clusters
+        R's ``centers`` (k).
+    n_init, max_iter, algorithm
+        R's ``nstart``, ``iter.max`` and ``algorithm`` ("Hartigan-Wong", "Lloyd", "Forgy", "MacQueen").
+    seed
+        ``set.seed()`` before the run, for R's random starts.
+
+    Returns
+    -------
+    dict
+        ``labels`` (0-based int64, scikit-learn's convention), ``cluster_centers`` (k, p),
+        ``inertia`` (R's tot.withinss), ``n_iter``, ``seconds`` (R's elapsed time for kmeans() alone),
+        ``ifault`` (R's warning code; 0 when fine).
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError("x", "a 2-d (n, p) array", arr, where=_WHERE)
+    if not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= arr.shape[0]:
+        raise InputError("n_clusters", f"an integer between 1 and {arr.shape[0]}", n_clusters, where=_WHERE)
+    algorithms = ("Hartigan-Wong", "Lloyd", "Forgy", "MacQueen")
+    if algorithm not in algorithms:
+        raise InputError("algorithm", "one of " + ", ".join(algorithms), algorithm, where=_WHERE)
+    ro = robjects()
+    if "kmeans" not in _state:
+        _state["kmeans"] = ro.r(_KMEANS)
+    fit = _state["kmeans"](to_r(arr), int(n_clusters), int(n_init), int(max_iter), algorithm,
+                           ro.NULL if seed is None else int(seed))
+    return {
+        "labels": np.asarray(from_r(fit.rx2("cluster")), dtype=np.int64) - 1,
+        "cluster_centers": np.array(from_r(fit.rx2("centers"))),
+        "inertia": float(fit.rx2("inertia")[0]),
+        "n_iter": int(fit.rx2("n_iter")[0]),
+        "seconds": float(fit.rx2("seconds")[0]),
+        "ifault": int(fit.rx2("ifault")[0]),
+    }
+
+
+def live_count(drain: bool = True) -> int:
+    """R objects the bridge keeps alive for Python (0 once Python dropped every view)."""
+    ro = robjects()
+    return int(ro.r("pydlr:::.bridge_preserved")(drain)[0])
+
+
+def data_address(robj: Any) -> int:
+    """The address of an R vector's data (to prove zero-copy views)."""
+    ro = robjects()
+    return int(ro.r("pydlr:::.bridge_address")(robj)[0])
+
+
+__all__ = ["call", "data_address", "from_r", "kmeans", "live_count", "r", "robjects", "to_r"]

@@ -1,0 +1,5 @@
+"""``pydlr.r``: call R on pydlr data through rpy2, with the bridge's Arrow path (see pydlr.bridge.rpy2)."""
+
+from pydlr.bridge.rpy2 import call, data_address, from_r, kmeans, live_count, r, robjects, to_r
+
+__all__ = ["call", "data_address", "from_r", "kmeans", "live_count", "r", "robjects", "to_r"]
