@@ -21,3 +21,24 @@
   pipe <- getExportedValue("magrittr", "%>%")
   eval(as.call(list(pipe, substitute(lhs), substitute(rhs))), parent.frame())
 }
+
+#' Multiple assignment (zeallot's `%<-%`)
+#'
+#' keras3 re-exports zeallot's destructuring assignment, so keras scripts write
+#' `c(c(x_train, y_train), c(x_test, y_test)) %<-% dataset_mnist()`. pydlr forwards to zeallot when it is
+#' installed (Debian: r-cran-zeallot); without it, `%<-%` signals an error saying so.
+#'
+#' @param x A pattern of names, e.g. `c(a, c(b, d))`.
+#' @param value The value to unpack.
+#' @return `value`, invisibly; the names are assigned in the calling environment.
+#' @name multi-assign
+#' @rdname multi-assign
+#' @export
+`%<-%` <- function(x, value) {
+  if (!requireNamespace("zeallot", quietly = TRUE)) {
+    .not_supported("`%<-%` without the zeallot package",
+      "install zeallot (Debian: r-cran-zeallot), or index the list: d <- dataset_mnist(); d$train$x.")
+  }
+  assign_op <- getExportedValue("zeallot", "%<-%")
+  eval(as.call(list(assign_op, substitute(x), substitute(value))), parent.frame())
+}

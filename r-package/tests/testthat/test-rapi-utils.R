@@ -11,7 +11,7 @@ test_that("to_categorical() one-hot encodes 0-based labels as keras does", {
 test_that("to_categorical() matches pydlr.utils.to_categorical in Python", {
   y <- c(3L, 0L, 9L, 1L)
   py <- reticulate::import("pydlr.utils")
-  expected <- reticulate::py_to_r(py$to_categorical(reticulate::np_array(y), 10L))
+  expected <- py$to_categorical(reticulate::np_array(y), 10L)
   expect_equal(to_categorical(y, 10), unname(expected))
 })
 
