@@ -19,24 +19,27 @@ from pydlr.train.checkpoint import (
     load_training_state,
     save_training_state,
 )
-from pydlr.train.events import Callback
+from pydlr.train.events import Callback as LearnerCallback
 from pydlr.train.history import History
 
 __all__ = [
     "KerasCallback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
-    "BackupAndRestore", "save_weights",
+    "BackupAndRestore", "save_weights", "Callback", "LearnerCallback",
 ]
 
 
-class KerasCallback(Callback):
+class KerasCallback(LearnerCallback):
     """Base for callbacks written Keras' way: override ``on_train_begin(logs)``,
     ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_batch_begin(batch, logs)``,
-    ``on_train_batch_end(batch, logs)``, ``on_train_end(logs)``. ``self.model`` is the model; setting
-    ``self.model.stop_training = True`` stops after the current batch. Batch-end logs cost one host
-    sync per batch, so they are computed only when ``on_train_batch_end`` is overridden.
+    ``on_train_batch_end(batch, logs)`` (or Keras 2's ``on_batch_begin`` / ``on_batch_end``),
+    ``on_train_end(logs)``. ``self.model`` is the model and ``self.params`` Keras' dict (epochs,
+    steps, verbose); setting ``self.model.stop_training = True`` stops after the current batch.
+    Batch-end logs cost one host sync per batch, so they are computed only when a batch method is
+    overridden. This is ``pydlr.train.callbacks.Callback``, Keras' base class name.
     """
 
     order = 50
+    params: dict = {}
 
     @property
     def model(self):
@@ -48,11 +51,18 @@ class KerasCallback(Callback):
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_begin(self, batch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+    def on_batch_begin(self, batch, logs=None): ...
+    def on_batch_end(self, batch, logs=None): ...
 
     def _overrides(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(KerasCallback, name)
 
     def before_fit(self):
+        self.params = dict(self.learn.history.params)
+        self._begin = next((m for m in ("on_train_batch_begin", "on_batch_begin")
+                            if self._overrides(m)), None)
+        self._end = next((m for m in ("on_train_batch_end", "on_batch_end")
+                          if self._overrides(m)), None)
         self.on_train_begin({})
 
     def after_fit(self):
@@ -65,12 +75,12 @@ class KerasCallback(Callback):
         self.on_epoch_end(self.learn.epoch, dict(self.learn.logs))
 
     def before_batch(self):
-        if self.learn.training and self._overrides("on_train_batch_begin"):
-            self.on_train_batch_begin(self.learn.iter, {})
+        if self.learn.training and self._begin:
+            getattr(self, self._begin)(self.learn.iter, {})
 
     def after_batch(self):
-        if self.learn.training and self._overrides("on_train_batch_end"):
-            self.on_train_batch_end(self.learn.iter, self.learn.running_logs())
+        if self.learn.training and self._end:
+            getattr(self, self._end)(self.learn.iter, self.learn.running_logs())
 
 
 class LambdaCallback(KerasCallback):
@@ -140,7 +150,7 @@ class _Monitor:
         return value > self.best + self.min_delta
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(LearnerCallback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Keras' args).
 
     With ``restore_best_weights`` the model gets the best epoch's weights back at the end (only when
@@ -228,7 +238,7 @@ def _replace(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(LearnerCallback):
     """Save the model after each epoch (Keras' args). ``filepath`` may use ``{epoch:02d}`` and log names
     (``{val_loss:.2f}``); ``save_best_only`` keeps only improvements of ``monitor``. Writes are
     atomic: a crash leaves the previous file intact.
@@ -287,7 +297,7 @@ class _AnyLogs(dict):
         return []
 
 
-class CSVLogger(Callback):
+class CSVLogger(LearnerCallback):
     """Append one row of epoch logs per epoch to a CSV file (Keras' args), flushed each epoch."""
 
     order = 60
@@ -314,7 +324,7 @@ class CSVLogger(Callback):
             w.writerow([self.learn.epoch] + [f"{logs.get(k, float('nan'))!r}" for k in self._keys])
 
 
-class BackupAndRestore(Callback):
+class BackupAndRestore(LearnerCallback):
     """Write the whole training state after every epoch and restore it when a fit starts.
 
     This is what ``fit(..., resume=path)`` installs: if ``path`` holds a checkpoint, training continues
@@ -351,6 +361,9 @@ class BackupAndRestore(Callback):
         meta = {"epoch": learn.epoch + 1, "seed": learn.seed, "history": learn.history.to_dict(),
                 "callbacks": states}
         save_training_state(self.path, learn.model, learn.opt, meta)
+
+
+Callback = KerasCallback  # Keras' name for the base class users subclass
 
 
 def _keyed(cbs) -> dict:

@@ -63,7 +63,7 @@ class ProgressBar(Callback):
             self.print_fn(text)
 
     def before_train(self) -> None:
-        self._steps = self.learn.n_iter
+        self._steps = self.learn.train_data.steps
 
     def before_epoch(self) -> None:
         if self.verbose == 1:

@@ -1,0 +1,284 @@
+"""compile/fit/evaluate/predict: Keras' epoch semantics, learning, reproducibility, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pydlr import engine
+from pydlr.errors import InputError, TrainingError
+from pydlr.layers import Conv2D, Dense, Flatten, Input
+from pydlr.train import losses, optimizers
+from pydlr.train.callbacks import Callback as KerasStyleCallback
+from pydlr.train.callbacks import CSVLogger, EarlyStopping, LambdaCallback, ModelCheckpoint
+from pydlr.train.events import Callback
+from pydlr.utils import set_random_seed, to_categorical
+
+
+def quadrant_data(n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """8x8 noise images whose class (0-3) is the quadrant holding a bright 4x4 patch."""
+    rng = np.random.RandomState(seed)
+    x = rng.uniform(0, 0.5, size=(n, 8, 8, 1)).astype(np.float32)
+    y = rng.randint(0, 4, size=n)
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 2)
+        x[i, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4, 0] += 0.5
+    return x, y.astype(np.int64)
+
+
+def small_model(seed: int = 0, softmax: bool = True) -> engine.Sequential:
+    set_random_seed(seed)
+    return engine.Sequential([Input((8, 8, 1)), Conv2D(4, (3, 3), activation="relu"), Flatten(),
+                              Dense(4, activation="softmax" if softmax else None)])
+
+
+def weights(model) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in model.state_dict().values()]
+
+
+class CountSteps(Callback):
+    def __init__(self):
+        self.steps, self.sizes, self.seen = 0, [], []
+
+    def after_step(self):
+        self.steps += 1
+        self.sizes.append(int(self.learn.xb.shape[0]))
+
+    def before_epoch(self):
+        self.seen.append(0)
+
+
+def test_epoch_lengths_follow_the_seed_rules():
+    from pydlr.data.batching import epoch_batches
+
+    for n, spe, expected, last in [(2000, None, 100, 20), (2001, None, 101, 1), (2000, 150, 150, 20)]:
+        b = epoch_batches(n, 20, spe, True, seed=0, epoch=0)
+        assert len(b) == expected and len(b[-1]) == last
+        if spe is None:
+            assert sorted(torch.cat(b).tolist()) == list(range(n))
+
+
+def test_one_update_per_batch_and_epoch_lengths():
+    for n, bs, spe, expected, last in [(200, 20, None, 10, 20), (201, 20, None, 11, 1),
+                                       (200, 20, 15, 15, 20)]:
+        x = np.zeros((n, 8, 8, 1), np.float32)
+        y = np.zeros(n, np.int64)
+        m = small_model()
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        cb = CountSteps()
+        h = m.fit(x, y, batch_size=bs, epochs=1, steps_per_epoch=spe, verbose=0, callbacks=[cb])
+        assert cb.steps == expected and cb.sizes[-1] == last
+        assert h.params["steps"] == expected
+
+
+def test_steps_beyond_data_cycle_through_every_sample():
+    from pydlr.data.batching import epoch_batches
+
+    batches = epoch_batches(100, 16, 13, True, seed=3, epoch=0)  # 208 samples from 100
+    idx = torch.cat(batches)
+    assert len(batches) == 13 and all(len(b) == 16 for b in batches)
+    assert sorted(idx[:100].tolist()) == list(range(100))  # first pass is a permutation
+    assert sorted(idx[100:200].tolist()) == list(range(100))  # then a fresh one
+
+
+def test_fit_learns_and_evaluate_predict_follow_keras():
+    x, y = quadrant_data(512)
+    xt, yt = quadrant_data(256, seed=1)
+    m = small_model()
+    m.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="categorical_crossentropy",
+              metrics=["accuracy", "top_k"])
+    h = m.fit(x, to_categorical(y, 4), batch_size=32, epochs=5, validation_split=0.2, verbose=0,
+              seed=0)
+    assert set(h.history) == {"loss", "accuracy", "top_k_categorical_accuracy", "val_loss",
+                              "val_accuracy", "val_top_k_categorical_accuracy"}
+    assert h.epoch == [0, 1, 2, 3, 4] and h.history["loss"][-1] < h.history["loss"][0]
+    loss, acc, top5 = m.evaluate(xt, to_categorical(yt, 4))
+    assert acc >= 0.9 and top5 == 1.0 and loss < 0.5
+    d = m.evaluate(xt, to_categorical(yt, 4), return_dict=True)
+    assert d == pytest.approx({"loss": loss, "accuracy": acc, "top_k_categorical_accuracy": top5})
+    p = m.predict(xt, batch_size=50)
+    assert p.shape == (256, 4) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    classes = m.predict_classes(xt)
+    assert (classes == p.argmax(1)).all() and (classes == yt).mean() == pytest.approx(acc)
+
+
+def test_from_logits_loss_and_predict_proba():
+    x, y = quadrant_data(256)
+    m = small_model(softmax=False)
+    m.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
+    m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0)
+    logits = m.predict(x[:10])
+    proba = m.predict_proba(x[:10])
+    np.testing.assert_allclose(proba, torch.softmax(torch.from_numpy(logits), -1).numpy(), rtol=1e-6)
+    assert (m.predict_classes(x[:10]) == logits.argmax(1)).all()
+
+
+def test_binary_and_mse_losses_train():
+    x, y = quadrant_data(256)
+    yb = (y % 2).astype(np.float32)
+    set_random_seed(0)
+    m = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1, activation="sigmoid")])
+    m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    h = m.fit(x, yb, batch_size=16, epochs=8, verbose=0, seed=1)
+    assert h.history["accuracy"][-1] > 0.8
+    assert set(np.unique(m.predict_classes(x))) <= {0, 1}
+    r = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1)])
+    r.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    h = r.fit(x, yb, batch_size=16, epochs=3, verbose=0, seed=1)
+    assert h.history["loss"][-1] < h.history["loss"][0] and "mae" in h.history
+
+
+def test_class_weight_changes_the_loss():
+    x, y = quadrant_data(128)
+    res = []
+    for cw in (None, {0: 5.0, 1: 1.0, 2: 1.0, 3: 1.0}):
+        m = small_model()
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        res.append(m.fit(x, y, epochs=1, verbose=0, seed=0, class_weight=cw).history["loss"][0])
+    assert res[1] > res[0] * 1.3
+
+
+def test_same_seed_gives_bit_identical_weights_other_seed_differs():
+    x, y = quadrant_data(256)
+    runs = []
+    for seed in (7, 7, 8):
+        m = small_model(0)
+        m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        m.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=seed)
+        runs.append(weights(m))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2], strict=True))
+
+
+class Interrupt(Callback):
+    def __init__(self, epoch: int, batch: int, exc: type[BaseException]):
+        self.at, self.exc = (epoch, batch), exc
+
+    def before_batch(self):
+        if (self.learn.epoch, self.learn.iter) == self.at:
+            raise self.exc()
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_resume_after_interrupt_is_bit_identical(tmp_path, exc):
+    x, y = quadrant_data(256)
+    ref = small_model(0)
+    ref.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    ref.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=5, resume=tmp_path / "ref.ckpt")
+
+    path = tmp_path / "run.ckpt"
+    m = small_model(0)
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    with pytest.raises(exc):
+        m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=5, resume=path,
+              callbacks=[Interrupt(1, 3, exc)])
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        import json
+
+        assert json.loads(f.metadata()["meta"])["epoch"] == 1  # the last complete epoch
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+    fresh = small_model(123)  # other initial weights: the checkpoint restores them
+    fresh.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    h = fresh.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=5, resume=path)
+    assert h.epoch == [0, 1, 2]
+    assert h.history["loss"] == ref.history.history["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(weights(ref), weights(fresh), strict=True))
+
+
+def test_bad_input_fails_before_training(tmp_path):
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    before = weights(m)
+    bad = x.copy()
+    bad[3, 2, 2, 0] = np.nan
+    cases = [
+        (dict(x=x, y=y + 4), "labels in 0..3"),
+        (dict(x=x, y=y[:-1]), "64 samples"),
+        (dict(x=bad, y=y), "finite"),
+        (dict(x=x[:, :6], y=y), "shape"),
+        (dict(x=x, y=y, batch_size=0), "batch_size"),
+        (dict(x=x, y=y, batch_size=-3), "batch_size"),
+        (dict(x=x, y=y, resume="/proc/pydlr/ckpt"), "resume"),
+        (dict(x=x, y=y, callbacks=["nope"]), "callbacks"),
+    ]
+    for kwargs, text in cases:
+        with pytest.raises(InputError, match=text):
+            m.fit(verbose=0, **kwargs)
+    with pytest.raises(InputError, match="filepath"):
+        ModelCheckpoint("/proc/pydlr/best.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    assert not os.path.exists("/proc/pydlr")
+    with pytest.raises(InputError, match="compiled"):
+        small_model().fit(x, y, verbose=0)
+    with pytest.raises(InputError, match="loss"):
+        m.compile("adam", "hinge_of_doom")
+
+
+def test_nan_loss_stops_with_a_clear_message():
+    class PoisonLoss(Callback):
+        def after_loss(self):
+            if self.learn.iter == 2:
+                self.learn.loss = self.learn.loss * float("nan")
+
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(TrainingError, match="loss became nan at epoch 1, batch 3"):
+        m.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[PoisonLoss()])
+
+
+def test_callbacks_early_stopping_checkpoint_csv_lambda(tmp_path):
+    x, y = quadrant_data(128)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    seen = []
+    csv_path = tmp_path / "log.csv"
+    best = tmp_path / "best.safetensors"
+    cbs = [EarlyStopping(monitor="loss", mode="max", patience=1),  # loss falls: stops at epoch 3
+           ModelCheckpoint(best, monitor="loss", save_best_only=True),
+           CSVLogger(csv_path), LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))]
+    h = m.fit(x, y, epochs=10, verbose=0, seed=0, callbacks=cbs)
+    assert h.epoch == [0, 1] and seen == [0, 1]
+    assert best.exists()
+    rows = csv_path.read_text().strip().splitlines()
+    assert rows[0] == "epoch,loss,accuracy" and len(rows) == 3
+
+    class StopAfterBatches(KerasStyleCallback):
+        def on_train_batch_end(self, batch, logs=None):
+            assert "loss" in logs and self.params["steps"] == 4
+            if batch == 1:
+                self.model.stop_training = True
+
+    counter = CountSteps()
+    m.fit(x, y, epochs=3, verbose=0, callbacks=[StopAfterBatches(), counter])
+    assert counter.steps == 2
+
+
+def test_progress_lines_dynamic_and_plain():
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    out: list[str] = []
+    m.fit(x, y, batch_size=16, epochs=2, verbose=1, print_fn=lambda s, end="\n": out.append(s + end),
+          dynamic_progress=False)
+    text = "".join(out)
+    assert "\r" not in text and text.count("Epoch ") == 2 and text.count("4/4 [") == 2
+    assert "loss: " in text and "accuracy: " in text
+    out.clear()
+    m.fit(x, y, batch_size=16, epochs=1, verbose=1, print_fn=lambda s, end="\n": out.append(s + end),
+          dynamic_progress=True)
+    assert "\r" in "".join(out)
+    out.clear()
+    m.fit(x, y, epochs=1, verbose=2, print_fn=lambda s, end="\n": out.append(s + end))
+    assert len(out) == 1 and out[0].startswith("Epoch 1/1 - ")
+    out.clear()
+    m.fit(x, y, epochs=1, verbose=0, print_fn=lambda s, end="\n": out.append(s))
+    assert out == []
