@@ -1,3 +1,21 @@
-"""pydlr: deep learning for R users, with a Python core."""
+"""pydlr: deep learning for R users, with a Python core.
+
+Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
+
+    import pydlr as keras
+    from pydlr import layers
+    model = keras.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, (3, 3), activation="relu")])
+    model.summary()
+"""
+
+from pydlr import errors, layers, models, utils
+from pydlr.engine import Model, Sequential
+from pydlr.io import load_model, load_weights, save_model, save_weights
+from pydlr.layers import Input
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Input", "Model", "Sequential", "errors", "layers", "load_model", "load_weights", "models",
+    "save_model", "save_weights", "utils", "__version__",
+]
