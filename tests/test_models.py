@@ -69,15 +69,21 @@ def test_seed_cnn_with_head_totals_93322() -> None:
     model = models.seed_cnn()
     assert _rows(model) == SEED_ROWS + HEAD_ROWS
     assert model.count_params() == 93_322
-    assert model.param_totals()["trainable"] == 93_322 and model.param_totals()["non_trainable"] == 0
+    assert (
+        model.param_totals()["trainable"] == 93_322 and model.param_totals()["non_trainable"] == 0
+    )
 
 
 def test_seed_cnn_same_padding_first_layer_keeps_size() -> None:
     table = models.seed_cnn(padding="same").summary_table()
     assert table[0]["output_shape"] == "(None, 28, 28, 32)"
     assert [r["output_shape"] for r in table[:5]] == [
-        "(None, 28, 28, 32)", "(None, 14, 14, 32)", "(None, 14, 14, 64)", "(None, 7, 7, 64)",
-        "(None, 7, 7, 64)"]
+        "(None, 28, 28, 32)",
+        "(None, 14, 14, 32)",
+        "(None, 14, 14, 64)",
+        "(None, 7, 7, 64)",
+        "(None, 7, 7, 64)",
+    ]
 
 
 def test_summary_text_is_keras_table_plus_sizes() -> None:
@@ -99,14 +105,16 @@ def test_summary_width_follows_line_length() -> None:
 
 
 def test_keras_style_script_builds_same_model() -> None:
-    model = models.Sequential([
-        layers.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-    ])
+    model = models.Sequential(
+        [
+            layers.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        ]
+    )
     assert _rows(model) == SEED_ROWS
     old_style = models.Sequential([layers.Conv2D(8, 3, input_shape=(10, 10, 3))])
     assert old_style.summary_table()[0]["output_shape"] == "(None, 8, 8, 8)"
@@ -116,8 +124,19 @@ def _torch_reference(model: models.Sequential) -> nn.Sequential:
     """The seed CNN in plain torch (NCHW) with the model's weights copied in."""
     c1, _, c2, _, c3, _, d1, d2 = model.layers
     ref = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(), nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10))
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(576, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
     with torch.no_grad():
         for dst, src in ((ref[0], c1), (ref[3], c2), (ref[6], c3), (ref[11], d2)):
             dst.weight.copy_(src.weight)
@@ -167,14 +186,18 @@ def test_input_layout_is_a_view_and_3d_batches_accepted() -> None:
 
 def test_wrong_input_shape_names_model_and_shapes() -> None:
     model = models.seed_cnn()
-    with pytest.raises(InputError, match=r"Sequential 'sequential'.*\(None, 28, 28, 1\).*\(2, 32, 32, 3\)"):
+    with pytest.raises(
+        InputError, match=r"Sequential 'sequential'.*\(None, 28, 28, 1\).*\(2, 32, 32, 3\)"
+    ):
         model(torch.rand(2, 32, 32, 3))
 
 
 def test_kernel_larger_than_input_raises_at_add() -> None:
     model = models.Sequential(input_shape=(4, 4, 1))
     model.add(layers.Conv2D(8, 3))
-    with pytest.raises(InputError, match=r"Conv2D 'conv2d_1'.*kernel_size.*\(None, 2, 2, 8\).*output size 0"):
+    with pytest.raises(
+        InputError, match=r"Conv2D 'conv2d_1'.*kernel_size.*\(None, 2, 2, 8\).*output size 0"
+    ):
         model.add(layers.Conv2D(8, 3))
     assert len(model.layers) == 1
 

@@ -32,3 +32,8 @@ def weights_bytes(state: dict[str, torch.Tensor], metadata: dict[str, Any] | Non
     """The serialized safetensors bytes of a state dict (metadata values as JSON strings)."""
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     return _st_save(plain_tensors(state), metadata=meta or None)
+
+
+def weights_metadata(class_name: str) -> dict[str, str]:
+    """The metadata ``save_weights`` stores (shared with the summary so it reports the real file size)."""
+    return {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "class_name": class_name}

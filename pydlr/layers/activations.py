@@ -41,7 +41,9 @@ def normalize_activation(activation: str | None, where: str) -> str:
     if activation is None:
         return "linear"
     if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
-        raise InputError("activation", f"one of {', '.join(sorted(ACTIVATIONS))} or None", activation, where)
+        raise InputError(
+            "activation", f"one of {', '.join(sorted(ACTIVATIONS))} or None", activation, where
+        )
     return activation.lower()
 
 

@@ -139,8 +139,10 @@ class Node:
 def _is_symbolic(value: Any) -> bool:
     if isinstance(value, SymbolicTensor):
         return True
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        isinstance(v, SymbolicTensor) for v in value
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, SymbolicTensor) for v in value)
     )
 
 
@@ -177,11 +179,15 @@ class Layer(nn.Module):
         where = type(self).__name__
         if kwargs:
             unknown = sorted(kwargs)[0]
-            raise InputError(unknown, f"one of {where}'s arguments", f"unknown argument `{unknown}`", where)
+            raise InputError(
+                unknown, f"one of {where}'s arguments", f"unknown argument `{unknown}`", where
+            )
         if name is not None and (not isinstance(name, str) or not name):
             raise InputError("name", "a non-empty string", name, where)
         if dtype not in (None, "float32"):
-            raise NotSupportedError(f"{where}: dtype={dtype!r} is not supported; layers use float32.")
+            raise NotSupportedError(
+                f"{where}: dtype={dtype!r} is not supported; layers use float32."
+            )
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self.built = False
         self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
@@ -237,8 +243,10 @@ class Layer(nn.Module):
         """Raise InputError if an input of this shape does not fit the built layer (default: same rank)."""
         if self.input_shape is not None and len(input_shape) != len(self.input_shape):
             raise InputError(
-                "input shape", f"rank {len(self.input_shape) + 1} like {format_shape(self.input_shape)}",
-                format_shape(input_shape), self.where,
+                "input shape",
+                f"rank {len(self.input_shape) + 1} like {format_shape(self.input_shape)}",
+                format_shape(input_shape),
+                self.where,
             )
 
     def build_from(self, input_shape: Shape) -> Shape:

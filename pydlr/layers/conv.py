@@ -80,7 +80,9 @@ class _ConvBase(Layer):
         self.dilation_rate = pair(dilation_rate, "dilation_rate", where)
         self.activation = activations.normalize_activation(activation, where)
         self.use_bias = bool(use_bias)
-        self.bias_initializer = initializers.normalize_initializer(bias_initializer, "bias_initializer", where)
+        self.bias_initializer = initializers.normalize_initializer(
+            bias_initializer, "bias_initializer", where
+        )
         if backend is not None:
             _check_backend(backend, where)
         self.backend = backend
@@ -106,15 +108,23 @@ class _ConvBase(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         h, w = window_output_shape(
-            input_shape, self.kernel_size, self.strides, self.dilation_rate, self.padding, self.where
+            input_shape,
+            self.kernel_size,
+            self.strides,
+            self.dilation_rate,
+            self.padding,
+            self.where,
         )
         return (h, w, self.out_channels(input_shape[-1]))
 
     def check_input_shape(self, input_shape: Shape) -> None:
         if len(input_shape) != 3 or input_shape[-1] != self.in_channels:
             raise InputError(
-                "input shape", f"(None, height, width, {self.in_channels}) (the shape it was built for: "
-                f"{format_shape(self.input_shape)})", format_shape(input_shape), self.where,
+                "input shape",
+                f"(None, height, width, {self.in_channels}) (the shape it was built for: "
+                f"{format_shape(self.input_shape)})",
+                format_shape(input_shape),
+                self.where,
             )
         self.compute_output_shape(input_shape)
 
@@ -129,7 +139,13 @@ class _ConvBase(Layer):
             y = F.conv2d(x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups)
         elif _OPS_FUSES and self.activation in activations.FUSABLE:
             return ops.conv2d(
-                x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups,
+                x,
+                self.weight,
+                self.bias,
+                self.strides,
+                sym,
+                self.dilation_rate,
+                groups,
                 activation=self.activation,
             )
         else:
@@ -200,13 +216,24 @@ class Conv2D(_ConvBase):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, backend, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            backend,
+            **kwargs,
         )
         where = self.where
         reject_unsupported(
-            where, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            where,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
         self.filters = positive_int(filters, "filters", where)
@@ -238,7 +265,9 @@ class Conv2D(_ConvBase):
         kh, kw = self.kernel_size
         per_group = channels // self.groups
         self.weight = nn.Parameter(torch.empty(self.filters, per_group, kh, kw))
-        initializers.initialize(self.weight.data, self.kernel_initializer, (kh, kw, per_group, self.filters))
+        initializers.initialize(
+            self.weight.data, self.kernel_initializer, (kh, kw, per_group, self.filters)
+        )
         self._build_bias(self.filters)
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
@@ -282,13 +311,24 @@ class DepthwiseConv2D(_ConvBase):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, backend, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            backend,
+            **kwargs,
         )
         where = self.where
         reject_unsupported(
-            where, depthwise_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
+            where,
+            depthwise_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint,
             bias_constraint=bias_constraint,
         )
         self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", where)
@@ -329,20 +369,28 @@ class DepthwiseConv2D(_ConvBase):
 
     def set_weights(self, weights: list[Any]) -> None:
         """Set weights given in Keras' layout (as ``get_weights`` returns them)."""
+
         def convert(k: Any) -> torch.Tensor:
             t = torch.as_tensor(np.asarray(k)).permute(2, 3, 0, 1)
             return t.reshape(-1, 1, *self.kernel_size)
+
         _set_from_keras(self, weights, convert)
 
 
 def _set_from_keras(layer: _ConvBase, weights: list[Any], convert_kernel: Any) -> None:
     expected = 2 if layer.bias is not None else 1
     if not layer.built or len(weights) != expected:
-        raise InputError("weights", f"a list of {expected} arrays for a built layer", weights, layer.where)
+        raise InputError(
+            "weights", f"a list of {expected} arrays for a built layer", weights, layer.where
+        )
     kernel = convert_kernel(weights[0])
     if tuple(kernel.shape) != tuple(layer.weight.shape):
-        raise InputError("weights[0]", f"a kernel of torch shape {tuple(layer.weight.shape)}",
-                         tuple(kernel.shape), layer.where)
+        raise InputError(
+            "weights[0]",
+            f"a kernel of torch shape {tuple(layer.weight.shape)}",
+            tuple(kernel.shape),
+            layer.where,
+        )
     with torch.no_grad():
         layer.weight.copy_(kernel)
         if layer.bias is not None:

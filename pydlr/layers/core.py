@@ -31,16 +31,25 @@ def _check_shape_tuple(shape: Any, where: str) -> tuple[int, ...]:
     if not items or not all(
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in items
     ):
-        raise InputError("shape", "a non-empty tuple of positive integers without the batch axis, "
-                         "e.g. (28, 28, 1)", shape, where)
+        raise InputError(
+            "shape",
+            "a non-empty tuple of positive integers without the batch axis, e.g. (28, 28, 1)",
+            shape,
+            where,
+        )
     return tuple(int(s) for s in items)
 
 
 class InputLayer(Layer):
     """The input of a model (Keras' ``InputLayer``); ``Input(shape)`` creates one and returns its tensor."""
 
-    def __init__(self, shape: Any = None, batch_size: int | None = None, dtype: str | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        shape: Any = None,
+        batch_size: int | None = None,
+        dtype: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(dtype=dtype, **kwargs)
         self.shape = _check_shape_tuple(shape, self.where)
         self.batch_size = batch_size
@@ -51,8 +60,13 @@ class InputLayer(Layer):
         return {**super().get_config(), "shape": list(self.shape), "batch_size": self.batch_size}
 
 
-def Input(shape: Any, batch_size: int | None = None, name: str | None = None, dtype: str | None = None,
-          **kwargs: Any) -> SymbolicTensor:
+def Input(
+    shape: Any,
+    batch_size: int | None = None,
+    name: str | None = None,
+    dtype: str | None = None,
+    **kwargs: Any,
+) -> SymbolicTensor:
     """Keras' ``Input``: a symbolic tensor of shape ``(None, *shape)`` to start a model from.
 
     Parameters
@@ -73,31 +87,48 @@ class Dense(Layer):
     """
 
     def __init__(
-        self, units: int, activation: str | None = None, use_bias: bool = True,
-        kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
-        kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
-        kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any,
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         where = self.where
         reject_unsupported(
-            where, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            where,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
         self.units = positive_int(units, "units", where)
         self.activation = activations.normalize_activation(activation, where)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.normalize_initializer(
-            kernel_initializer, "kernel_initializer", where)
-        self.bias_initializer = initializers.normalize_initializer(bias_initializer, "bias_initializer", where)
+            kernel_initializer, "kernel_initializer", where
+        )
+        self.bias_initializer = initializers.normalize_initializer(
+            bias_initializer, "bias_initializer", where
+        )
         self.register_parameter("weight", None)
         self.register_parameter("bias", None)
 
     def get_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(), "units": self.units, "activation": self.activation,
-            "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
         }
 
@@ -106,8 +137,12 @@ class Dense(Layer):
 
     def check_input_shape(self, input_shape: Shape) -> None:
         if len(input_shape) != len(self.input_shape) or input_shape[-1] != self.input_shape[-1]:
-            raise InputError("input shape", f"{format_shape(self.input_shape)} (last axis "
-                             f"{self.input_shape[-1]})", format_shape(input_shape), self.where)
+            raise InputError(
+                "input shape",
+                f"{format_shape(self.input_shape)} (last axis {self.input_shape[-1]})",
+                format_shape(input_shape),
+                self.where,
+            )
 
     def build(self, input_shape: Shape) -> None:
         n_in = input_shape[-1]
@@ -133,7 +168,9 @@ class Dense(Layer):
         """Set weights given in Keras' layout."""
         expected = 2 if self.bias is not None else 1
         if not self.built or len(weights) != expected:
-            raise InputError("weights", f"a list of {expected} arrays for a built layer", weights, self.where)
+            raise InputError(
+                "weights", f"a list of {expected} arrays for a built layer", weights, self.where
+            )
         with torch.no_grad():
             self.weight.copy_(torch.as_tensor(np.asarray(weights[0])).t())
             if self.bias is not None:
@@ -155,8 +192,9 @@ class Flatten(Layer):
 
     def check_input_shape(self, input_shape: Shape) -> None:
         if self.input_shape is not None and tuple(input_shape) != tuple(self.input_shape):
-            raise InputError("input shape", format_shape(self.input_shape), format_shape(input_shape),
-                             self.where)
+            raise InputError(
+                "input shape", format_shape(self.input_shape), format_shape(input_shape), self.where
+            )
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # NCHW-shaped, channels-last memory: this permute is a contiguous view
@@ -167,7 +205,9 @@ class Flatten(Layer):
 class Dropout(Layer):
     """Keras' ``Dropout(rate)``: zeroes a fraction ``rate`` of inputs during training, scales the rest."""
 
-    def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any):
+    def __init__(
+        self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         reject_unsupported(self.where, noise_shape=noise_shape)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -237,8 +277,12 @@ class Add(Layer):
     def compute_output_shape(self, input_shape: list[Shape]) -> Shape:
         shapes = [tuple(s) for s in input_shape]
         if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
-            raise InputError("inputs", "two or more tensors of the same shape",
-                             ", ".join(format_shape(s) for s in shapes), self.where)
+            raise InputError(
+                "inputs",
+                "two or more tensors of the same shape",
+                ", ".join(format_shape(s) for s in shapes),
+                self.where,
+            )
         return shapes[0]
 
     def check_input_shape(self, input_shape: list[Shape]) -> None:
@@ -259,8 +303,12 @@ class Concatenate(Layer):
     def __init__(self, axis: int = -1, **kwargs: Any):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
-            raise InputError("axis", "a non-zero integer axis (the batch axis cannot be concatenated)",
-                             axis, self.where)
+            raise InputError(
+                "axis",
+                "a non-zero integer axis (the batch axis cannot be concatenated)",
+                axis,
+                self.where,
+            )
         self.axis = axis
 
     def get_config(self) -> dict[str, Any]:
@@ -275,12 +323,20 @@ class Concatenate(Layer):
     def compute_output_shape(self, input_shape: list[Shape]) -> Shape:
         shapes = [tuple(s) for s in input_shape]
         axis = self._keras_axis(len(shapes[0])) - 1
-        rest = [s[:axis] + s[axis + 1:] for s in shapes]
-        if len(shapes) < 2 or any(len(s) != len(shapes[0]) for s in shapes) or any(r != rest[0] for r in rest):
-            raise InputError("inputs", f"two or more tensors equal in shape except on axis {self.axis}",
-                             ", ".join(format_shape(s) for s in shapes), self.where)
+        rest = [s[:axis] + s[axis + 1 :] for s in shapes]
+        if (
+            len(shapes) < 2
+            or any(len(s) != len(shapes[0]) for s in shapes)
+            or any(r != rest[0] for r in rest)
+        ):
+            raise InputError(
+                "inputs",
+                f"two or more tensors equal in shape except on axis {self.axis}",
+                ", ".join(format_shape(s) for s in shapes),
+                self.where,
+            )
         size = None if any(s[axis] is None for s in shapes) else sum(s[axis] for s in shapes)
-        return shapes[0][:axis] + (size,) + shapes[0][axis + 1:]
+        return shapes[0][:axis] + (size,) + shapes[0][axis + 1 :]
 
     def check_input_shape(self, input_shape: list[Shape]) -> None:
         self.compute_output_shape(input_shape)

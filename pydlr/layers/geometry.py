@@ -22,7 +22,9 @@ def normalize_padding(padding: Any, where: str) -> Padding:
         and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)
     ):
         return (int(padding[0]), int(padding[1]))
-    raise InputError("padding", '"valid", "same", or explicit symmetric padding (ph, pw) >= 0', padding, where)
+    raise InputError(
+        "padding", '"valid", "same", or explicit symmetric padding (ph, pw) >= 0', padding, where
+    )
 
 
 def padding_config(padding: Padding) -> str | list[int]:
@@ -30,7 +32,9 @@ def padding_config(padding: Padding) -> str | list[int]:
     return padding if isinstance(padding, str) else list(padding)
 
 
-def output_length(size: int, kernel: int, stride: int, dilation: int, padding: Padding, axis: int) -> int:
+def output_length(
+    size: int, kernel: int, stride: int, dilation: int, padding: Padding, axis: int
+) -> int:
     """Output length along one spatial axis (axis 0 = height, 1 = width)."""
     effective = dilation * (kernel - 1) + 1
     if padding == "same":
@@ -57,7 +61,9 @@ def window_output_shape(
 ) -> tuple[int, int]:
     """(out_h, out_w) for a window op on a Keras-style (H, W, C) shape; InputError if an output size <= 0."""
     if len(input_shape) != 3:
-        raise InputError("input shape", "(height, width, channels) (a 4-d batch)", _fmt(input_shape), where)
+        raise InputError(
+            "input shape", "(height, width, channels) (a 4-d batch)", _fmt(input_shape), where
+        )
     out = []
     for axis in (0, 1):
         size = input_shape[axis]
@@ -82,8 +88,12 @@ def _fmt(shape: tuple) -> str:
 
 
 def op_padding(
-    height: int, width: int, kernel: tuple[int, int], strides: tuple[int, int],
-    dilation: tuple[int, int], padding: Padding,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: Padding,
 ) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
     """Symmetric padding for the op, and an asymmetric F.pad spec (left, right, top, bottom) or None."""
     if padding == "valid":

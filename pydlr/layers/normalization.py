@@ -25,30 +25,62 @@ class BatchNormalization(Layer):
     """
 
     def __init__(
-        self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
-        scale: bool = True, beta_initializer: str = "zeros", gamma_initializer: str = "ones",
-        moving_mean_initializer: str = "zeros", moving_variance_initializer: str = "ones",
-        beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
-        gamma_constraint: Any = None, synchronized: bool = False, **kwargs: Any,
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: str = "zeros",
+        gamma_initializer: str = "ones",
+        moving_mean_initializer: str = "zeros",
+        moving_variance_initializer: str = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        synchronized: bool = False,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         where = self.where
-        reject_unsupported(where, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                           beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        reject_unsupported(
+            where,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+        )
         if axis not in (-1, 3, 1) or synchronized:
-            raise NotSupportedError(f"{where}: only axis=-1 (channels) and synchronized=False are supported; "
-                                    f"received axis={axis!r}, synchronized={synchronized!r}.")
+            raise NotSupportedError(
+                f"{where}: only axis=-1 (channels) and synchronized=False are supported; "
+                f"received axis={axis!r}, synchronized={synchronized!r}."
+            )
         self.axis = axis
-        for argument, value, low, high in (("momentum", momentum, 0.0, 1.0), ("epsilon", epsilon, 0.0, None)):
+        for argument, value, low, high in (
+            ("momentum", momentum, 0.0, 1.0),
+            ("epsilon", epsilon, 0.0, None),
+        ):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-            if not ok or (high is not None and value > high) or (argument == "epsilon" and value <= 0):
-                raise InputError(argument, "a number in [0, 1]" if high else "a positive number", value, where)
+            if (
+                not ok
+                or (high is not None and value > high)
+                or (argument == "epsilon" and value <= 0)
+            ):
+                raise InputError(
+                    argument, "a number in [0, 1]" if high else "a positive number", value, where
+                )
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        names = {"beta_initializer": beta_initializer, "gamma_initializer": gamma_initializer,
-                 "moving_mean_initializer": moving_mean_initializer,
-                 "moving_variance_initializer": moving_variance_initializer}
-        self.initializer_names = {k: initializers.normalize_initializer(v, k, where) for k, v in names.items()}
+        names = {
+            "beta_initializer": beta_initializer,
+            "gamma_initializer": gamma_initializer,
+            "moving_mean_initializer": moving_mean_initializer,
+            "moving_variance_initializer": moving_variance_initializer,
+        }
+        self.initializer_names = {
+            k: initializers.normalize_initializer(v, k, where) for k, v in names.items()
+        }
         self.register_parameter("weight", None)
         self.register_parameter("bias", None)
         self.register_buffer("running_mean", None)
@@ -57,18 +89,31 @@ class BatchNormalization(Layer):
         self.num_features: int | None = None
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale, **self.initializer_names}
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            **self.initializer_names,
+        }
 
     def check_input_shape(self, input_shape: Shape) -> None:
         if input_shape[-1] != self.num_features:
-            raise InputError("input shape", f"a tensor with {self.num_features} channels (last axis)",
-                             format_shape(input_shape), self.where)
+            raise InputError(
+                "input shape",
+                f"a tensor with {self.num_features} channels (last axis)",
+                format_shape(input_shape),
+                self.where,
+            )
 
     def build(self, input_shape: Shape) -> None:
         n = input_shape[-1]
         if self.axis == 1 and len(input_shape) != 1:
-            raise NotSupportedError(f"{self.where}: axis=1 is only the channel axis for (N, features) input.")
+            raise NotSupportedError(
+                f"{self.where}: axis=1 is only the channel axis for (N, features) input."
+            )
         self.num_features = n
         init = self.initializer_names
         if self.scale:
@@ -87,8 +132,16 @@ class BatchNormalization(Layer):
         training = self.training and self.trainable
         if training:
             self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
-                            1.0 - self.momentum, self.epsilon)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training,
+            1.0 - self.momentum,
+            self.epsilon,
+        )
 
     def get_weights(self) -> list[np.ndarray]:
         """[gamma, beta, moving_mean, moving_variance] (those present), as Keras orders them."""
@@ -97,9 +150,15 @@ class BatchNormalization(Layer):
 
     def set_weights(self, weights: list[Any]) -> None:
         """Set [gamma, beta, moving_mean, moving_variance] (those present)."""
-        targets = [t for t in (self.weight, self.bias, self.running_mean, self.running_var) if t is not None]
+        targets = [
+            t
+            for t in (self.weight, self.bias, self.running_mean, self.running_var)
+            if t is not None
+        ]
         if not self.built or len(weights) != len(targets):
-            raise InputError("weights", f"a list of {len(targets)} arrays for a built layer", weights, self.where)
+            raise InputError(
+                "weights", f"a list of {len(targets)} arrays for a built layer", weights, self.where
+            )
         with torch.no_grad():
             for t, w in zip(targets, weights, strict=False):
                 t.copy_(torch.as_tensor(np.asarray(w)))

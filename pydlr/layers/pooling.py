@@ -14,13 +14,19 @@ from pydlr.layers.geometry import normalize_padding, op_padding, padding_config,
 
 def _channels_last_only(data_format: str | None, where: str) -> None:
     if data_format not in (None, "channels_last"):
-        raise NotSupportedError(f"{where}: data_format={data_format!r} is not supported; use channels_last.")
+        raise NotSupportedError(
+            f"{where}: data_format={data_format!r} is not supported; use channels_last."
+        )
 
 
 class _Pooling2D(Layer):
     def __init__(
-        self, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
-        data_format: str | None = None, **kwargs: Any,
+        self,
+        pool_size: Any = (2, 2),
+        strides: Any = None,
+        padding: Any = "valid",
+        data_format: str | None = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         where = self.where
@@ -35,7 +41,9 @@ class _Pooling2D(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
             "padding": padding_config(self.padding),
         }
 
@@ -47,12 +55,18 @@ class _Pooling2D(Layer):
 
     def check_input_shape(self, input_shape: Shape) -> None:
         if len(input_shape) != 3:
-            raise InputError("input shape", "(None, height, width, channels)", format_shape(input_shape),
-                             self.where)
+            raise InputError(
+                "input shape",
+                "(None, height, width, channels)",
+                format_shape(input_shape),
+                self.where,
+            )
         self.compute_output_shape(input_shape)
 
     def _pads(self, x: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
-        return op_padding(x.shape[2], x.shape[3], self.pool_size, self.strides, (1, 1), self.padding)
+        return op_padding(
+            x.shape[2], x.shape[3], self.pool_size, self.strides, (1, 1), self.padding
+        )
 
 
 class MaxPooling2D(_Pooling2D):
@@ -89,8 +103,12 @@ class _GlobalPooling2D(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
-            raise InputError("input shape", "(None, height, width, channels)", format_shape(input_shape),
-                             self.where)
+            raise InputError(
+                "input shape",
+                "(None, height, width, channels)",
+                format_shape(input_shape),
+                self.where,
+            )
         return (1, 1, input_shape[-1]) if self.keepdims else (input_shape[-1],)
 
     def check_input_shape(self, input_shape: Shape) -> None:

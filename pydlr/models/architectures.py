@@ -9,9 +9,14 @@ from pydlr.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
 from pydlr.models.sequential import Sequential
 
 
-def seed_cnn(padding: str = "valid", head: bool = True, input_shape: Any = (28, 28, 1),
-             num_classes: int = 10, model_class: type[Sequential] = Sequential,
-             name: str | None = None) -> Sequential:
+def seed_cnn(
+    padding: str = "valid",
+    head: bool = True,
+    input_shape: Any = (28, 28, 1),
+    num_classes: int = 10,
+    model_class: type[Sequential] = Sequential,
+    name: str | None = None,
+) -> Sequential:
     """The seed's Keras CNN.
 
     Conv2D(32, 3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3, relu),
@@ -32,7 +37,9 @@ def seed_cnn(padding: str = "valid", head: bool = True, input_shape: Any = (28, 
         The Sequential class to build (e.g. ``pydlr.engine.Sequential`` to get compile/fit).
     """
     if not (isinstance(model_class, type) and issubclass(model_class, Sequential)):
-        raise InputError("model_class", "a subclass of pydlr.models.Sequential", model_class, "seed_cnn")
+        raise InputError(
+            "model_class", "a subclass of pydlr.models.Sequential", model_class, "seed_cnn"
+        )
     model = model_class([Input(shape=input_shape)], name=name)
     model.add(Conv2D(32, (3, 3), padding=padding, activation="relu"))
     model.add(MaxPooling2D((2, 2)))

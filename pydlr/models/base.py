@@ -75,13 +75,22 @@ class BaseModel(nn.Module):
             raise InputError("x", "a torch tensor or NumPy array", x, self.where)
         spec = self.input_spec
         if spec is not None:
-            if x.dim() == len(spec) and len(spec) == 3 and spec[-1] == 1 and tuple(x.shape[1:]) == spec[:2]:
+            if (
+                x.dim() == len(spec)
+                and len(spec) == 3
+                and spec[-1] == 1
+                and tuple(x.shape[1:]) == spec[:2]
+            ):
                 x = x.unsqueeze(-1)
             if x.dim() != len(spec) + 1 or any(
                 s is not None and s != int(d) for s, d in zip(spec, x.shape[1:], strict=False)
             ):
-                raise InputError("x", f"data of shape {format_shape(spec)} (batch first, channels last)",
-                                 x, self.where)
+                raise InputError(
+                    "x",
+                    f"data of shape {format_shape(spec)} (batch first, channels last)",
+                    x,
+                    self.where,
+                )
         ref = self._reference_tensor()
         dtype = ref.dtype if ref is not None else torch.get_default_dtype()
         if not x.is_floating_point() or x.dtype != dtype:
@@ -118,7 +127,12 @@ class BaseModel(nn.Module):
 
     def param_totals(self) -> dict[str, float]:
         """Trainable / non-trainable counts and their bytes at their dtypes."""
-        totals = {"trainable": 0, "non_trainable": 0, "trainable_bytes": 0, "non_trainable_bytes": 0}
+        totals = {
+            "trainable": 0,
+            "non_trainable": 0,
+            "trainable_bytes": 0,
+            "non_trainable_bytes": 0,
+        }
         for t, trainable in self.weight_tensors():
             key = "trainable" if trainable else "non_trainable"
             totals[key] += t.numel()
@@ -133,16 +147,24 @@ class BaseModel(nn.Module):
     def summary_table(self) -> list[dict[str, Any]]:
         """Rows for R's data.frame: layer, type, output_shape (Keras text), params, trainable."""
         return [
-            {"layer": r["layer"], "type": r["type"], "output_shape": format_shape(r["output_shape"]),
-             "params": int(r["params"]), "trainable": bool(r["trainable"])}
+            {
+                "layer": r["layer"],
+                "type": r["type"],
+                "output_shape": format_shape(r["output_shape"]),
+                "params": int(r["params"]),
+                "trainable": bool(r["trainable"]),
+            }
             for r in self.summary_rows()
         ]
 
     def saved_weights_size(self) -> int:
         """Bytes of the safetensors file ``io.save_weights`` writes for this model."""
-        from pydlr.io.format import weights_bytes  # io.format depends on nothing in models
+        from pydlr.io.format import (  # io.format imports nothing of models
+            weights_bytes,
+            weights_metadata,
+        )
 
-        return len(weights_bytes(self.state_dict()))
+        return len(weights_bytes(self.state_dict(), weights_metadata(class_key(type(self)))))
 
     def summary_string(self, line_length: int | None = None) -> str:
         """The text ``summary()`` prints."""
@@ -154,16 +176,24 @@ class BaseModel(nn.Module):
                 cells.append(r.get("connected_to") or "-")
             rows.append(cells)
         totals = self.param_totals()
-        dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in self.weight_tensors()}) or ["float32"]
+        dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in self.weight_tensors()}) or [
+            "float32"
+        ]
         weight_bytes = int(totals["trainable_bytes"] + totals["non_trainable_bytes"])
         extra = [
             f" Weight memory: {weight_bytes:,} bytes ({', '.join(dtypes)})",
             f" Saved weights (safetensors): {self.saved_weights_size():,} bytes",
         ]
-        return summary_mod.summary_text(self.name, rows, totals, self.connected_summary, line_length, extra)
+        return summary_mod.summary_text(
+            self.name, rows, totals, self.connected_summary, line_length, extra
+        )
 
-    def summary(self, line_length: int | None = None, print_fn: Callable[[str], Any] | None = print,
-                **kwargs: Any) -> None:
+    def summary(
+        self,
+        line_length: int | None = None,
+        print_fn: Callable[[str], Any] | None = print,
+        **kwargs: Any,
+    ) -> None:
         """Print Keras 3's summary table, the weights' memory at their dtype and the saved file size.
 
         Parameters
@@ -201,6 +231,71 @@ def layer_output_rows(model: BaseModel, layers: list[Layer]) -> list[dict[str, A
     for layer in layers:
         params = layer.count_params() if layer.built else 0
         trainable = layer.trainable
-        rows.append({"layer": layer.name, "type": type(layer).__name__, "output_shape": layer.output_shape,
-                     "params": params, "trainable": trainable, "built": layer.built})
+        rows.append(
+            {
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": layer.output_shape,
+                "params": params,
+                "trainable": trainable,
+                "built": layer.built,
+            }
+        )
     return rows
+
+
+class ModuleTreeModel(BaseModel):
+    """A model written as a tree of nn.Modules holding pydlr layers (torchvision-style key names).
+
+    Subclasses create their modules in ``__init__``, implement ``call_internal`` and then call
+    ``self.finish_init(input_shape)``, which builds every lazy layer with a small dummy batch. The summary
+    traces one forward pass at ``input_spec`` and lists every pydlr layer call by its module path.
+    """
+
+    def finish_init(self, input_shape: Shape, build_size: int | None = None) -> None:
+        """Record the input shape and build all layers (on ``build_size`` x ``build_size`` if given)."""
+        self.summary_input_shape = tuple(input_shape)
+        # Fully convolutional up to global pooling: any height and width are accepted.
+        self.input_spec = (None, None, self.summary_input_shape[-1])
+        shape = (
+            self.summary_input_shape
+            if build_size is None
+            else (build_size, build_size, self.input_spec[-1])
+        )
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            self.call_internal(to_internal(torch.zeros((1, *shape))))
+        self.train(was_training)
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        paths = {id(m): path for path, m in self.named_modules()}
+
+        def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            rows.append(
+                {
+                    "layer": paths[id(module)],
+                    "type": type(module).__name__,
+                    "output_shape": tuple(output.shape[1:])
+                    if output.dim() != 4
+                    else (output.shape[2], output.shape[3], output.shape[1]),
+                    "params": module.count_params(),
+                    "trainable": module.trainable,
+                    "built": True,
+                }
+            )
+
+        handles = [m.register_forward_hook(hook) for m in self.modules() if isinstance(m, Layer)]
+        was_training = self.training
+        try:
+            self.eval()
+            with torch.no_grad():
+                self.call_internal(to_internal(torch.zeros((1, *self.summary_input_shape))))
+        finally:
+            for h in handles:
+                h.remove()
+            self.train(was_training)
+        for r in rows:
+            r["output_shape"] = tuple(int(s) for s in r["output_shape"])
+        return rows

@@ -34,8 +34,13 @@ class Sequential(BaseModel):
     ``self.layers`` (state-dict keys ``layers.<index>.<name>``).
     """
 
-    def __init__(self, layers: list[Any] | None = None, input_shape: Any = None, name: str | None = None,
-                 trainable: bool = True):
+    def __init__(
+        self,
+        layers: list[Any] | None = None,
+        input_shape: Any = None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
         super().__init__(name or unique_name("sequential"))
         self.layers = nn.ModuleList()
         self.input_layer_name: str | None = None
@@ -60,14 +65,24 @@ class Sequential(BaseModel):
             layer = layer.layer
         if isinstance(layer, InputLayer):
             if len(self.layers):
-                raise InputError("layer", "an Input only as the first element", layer.name, self.where)
+                raise InputError(
+                    "layer", "an Input only as the first element", layer.name, self.where
+                )
             self.input_spec, self.input_layer_name = layer.shape, layer.name
             return self
         if not isinstance(layer, Layer) or layer.multi_input:
-            raise InputError("layer", "a single-input pydlr layer (pydlr.layers.*)", layer, self.where)
+            raise InputError(
+                "layer", "a single-input pydlr layer (pydlr.layers.*)", layer, self.where
+            )
         if any(existing.name == layer.name for existing in self.layers):
-            raise InputError("layer", "a layer with a name unique in the model", layer.name, self.where)
-        if not len(self.layers) and self.input_spec is None and layer.declared_input_shape is not None:
+            raise InputError(
+                "layer", "a layer with a name unique in the model", layer.name, self.where
+            )
+        if (
+            not len(self.layers)
+            and self.input_spec is None
+            and layer.declared_input_shape is not None
+        ):
             self.input_spec = _check_shape_tuple(layer.declared_input_shape, layer.where)
         self.layers.append(layer)
         if self.input_spec is not None:
@@ -81,7 +96,9 @@ class Sequential(BaseModel):
     def pop(self) -> Layer:
         """Remove and return the last layer."""
         if not len(self.layers):
-            raise InputError("model", "a model with at least one layer", "an empty model", self.where)
+            raise InputError(
+                "model", "a model with at least one layer", "an empty model", self.where
+            )
         layer = self.layers[-1]
         del self.layers[-1]
         return layer
@@ -93,8 +110,12 @@ class Sequential(BaseModel):
             shape = shape[1:] if len(shape) and shape[0] is None else shape
             self.input_spec = _check_shape_tuple(shape, self.where)
         if self.input_spec is None:
-            raise InputError("input_shape", "known before build (pass input_shape or start with Input)", None,
-                             self.where)
+            raise InputError(
+                "input_shape",
+                "known before build (pass input_shape or start with Input)",
+                None,
+                self.where,
+            )
         shape: Shape = self.input_spec
         for layer in self.layers:
             shape = layer.build_from(shape)
@@ -119,8 +140,10 @@ class Sequential(BaseModel):
         return {
             "name": self.name,
             "input_shape": list(self.input_spec) if self.input_spec is not None else None,
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                       for layer in self.layers],
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
         }
 
     @classmethod

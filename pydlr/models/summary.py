@@ -86,8 +86,13 @@ def _cell_lines(row: Row, widths: list[int], align: Sequence[str]) -> list[str]:
     return out
 
 
-def render_table(header: Row, rows: Sequence[Row], align: Sequence[str], line_length: int,
-                 positions: Sequence[float]) -> list[str]:
+def render_table(
+    header: Row,
+    rows: Sequence[Row],
+    align: Sequence[str],
+    line_length: int,
+    positions: Sequence[float],
+) -> list[str]:
     """The table lines exactly as Keras 3 prints them without colour (rich's heavy-head box, row lines)."""
     widths = column_widths(line_length, positions)
 
@@ -119,16 +124,24 @@ def summary_text(
     non_trainable counts and their bytes.
     """
     if connected:
-        header, align, positions = (["Layer (type)", "Output Shape", "Param #", "Connected to"],
-                                    ["left", "left", "right", "left"], [0.3, 0.56, 0.74, 1.0])
+        header, align, positions = (
+            ["Layer (type)", "Output Shape", "Param #", "Connected to"],
+            ["left", "left", "right", "left"],
+            [0.3, 0.56, 0.74, 1.0],
+        )
     else:
-        header, align, positions = (["Layer (type)", "Output Shape", "Param #"],
-                                    ["left", "left", "right"], [0.45, 0.80, 1.0])
+        header, align, positions = (
+            ["Layer (type)", "Output Shape", "Param #"],
+            ["left", "left", "right"],
+            [0.45, 0.80, 1.0],
+        )
     line_length = line_length or default_line_length(connected)
     lines = [f'Model: "{name}"', *render_table(header, rows, align, line_length, positions)]
     trainable, non_trainable = int(totals["trainable"]), int(totals["non_trainable"])
     t_bytes, n_bytes = totals["trainable_bytes"], totals["non_trainable_bytes"]
-    lines.append(f" Total params: {trainable + non_trainable:,} ({readable_memory_size(t_bytes + n_bytes)})")
+    lines.append(
+        f" Total params: {trainable + non_trainable:,} ({readable_memory_size(t_bytes + n_bytes)})"
+    )
     lines.append(f" Trainable params: {trainable:,} ({readable_memory_size(t_bytes)})")
     lines.append(f" Non-trainable params: {non_trainable:,} ({readable_memory_size(n_bytes)})")
     lines += list(extra_lines)

@@ -1,0 +1,196 @@
+"""Keras' functional API: ``Model(inputs, outputs)`` over a graph of layer calls (branches, residuals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pydlr.errors import InputError
+from pydlr.layers.base import Layer, Node, SymbolicTensor, to_internal, to_public, unique_name
+from pydlr.layers.core import InputLayer
+from pydlr.models.base import BaseModel
+from pydlr.models.sequential import layer_from_config
+
+
+def _as_list(value: Any, argument: str, where: str) -> list[SymbolicTensor]:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(t, SymbolicTensor) for t in items):
+        raise InputError(
+            argument, "a symbolic tensor from Input()/a layer call, or a list of them", value, where
+        )
+    return items
+
+
+class Model(BaseModel):
+    """A model defined by calling layers on symbolic tensors, Keras' functional ``Model``.
+
+    Examples
+    --------
+    >>> inputs = Input(shape=(32, 32, 16))
+    >>> x = Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    >>> outputs = Add()([inputs, x])
+    >>> model = Model(inputs, outputs)
+
+    ``model.layers`` lists the layers in execution order, input layers first (as Keras); state-dict keys
+    are ``layers.<index>.<name>``. Several inputs/outputs are given as lists; the model then takes and
+    returns lists.
+    """
+
+    connected_summary = True
+
+    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True):
+        super().__init__(name or unique_name("functional"))
+        where = self.where
+        self._multi_in = isinstance(inputs, (list, tuple))
+        self._multi_out = isinstance(outputs, (list, tuple))
+        self.inputs = _as_list(inputs, "inputs", where)
+        self.outputs = _as_list(outputs, "outputs", where)
+        for t in self.inputs:
+            if not isinstance(t.layer, InputLayer):
+                raise InputError("inputs", "tensors returned by Input()", t, where)
+        self.nodes = self._topological_nodes()
+        ordered: list[Layer] = []
+        for node in self.nodes:
+            if all(node.layer is not layer for layer in ordered):
+                ordered.append(node.layer)
+        names = [layer.name for layer in ordered]
+        if len(set(names)) != len(names):
+            raise InputError("layers", "layers with unique names", names, where)
+        self.layers = nn.ModuleList(ordered)
+        self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
+        if not trainable:
+            for p in self.parameters():
+                p.requires_grad_(False)
+
+    def _topological_nodes(self) -> list[Node]:
+        order: list[Node] = []
+        state: dict[int, str] = {}
+        inputs = {id(t.node) for t in self.inputs}
+
+        def visit(node: Node) -> None:
+            if state.get(id(node)) == "done":
+                return
+            if id(node) not in inputs and isinstance(node.layer, InputLayer):
+                raise InputError(
+                    "inputs",
+                    f"every Input the outputs depend on (missing '{node.layer.name}')",
+                    [t.layer.name for t in self.inputs],
+                    self.where,
+                )
+            state[id(node)] = "visiting"
+            for t in node.inputs:
+                visit(t.node)
+            state[id(node)] = "done"
+            order.append(node)
+
+        for t in self.inputs:
+            visit(t.node)
+        for t in self.outputs:
+            visit(t.node)
+        return order
+
+    # ---- running --------------------------------------------------------------------------------
+    def forward(self, x: Any) -> Any:
+        """Run on channels-last data; a list of arrays for several inputs, a list back for several outputs."""
+        xs = list(x) if self._multi_in else [x]
+        if len(xs) != len(self.inputs):
+            raise InputError("x", f"{len(self.inputs)} input arrays", f"{len(xs)}", self.where)
+        prepared = []
+        for value, spec in zip(xs, self.inputs, strict=True):
+            self.input_spec = spec.shape[1:]
+            prepared.append(self.prepare_input(value))
+        self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
+        outs = self.run_graph(prepared)
+        outs = [to_public(o) for o in outs]
+        return outs if self._multi_out else outs[0]
+
+    def call_internal(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_graph([x])[0]
+
+    def run_graph(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Evaluate the graph on internal tensors."""
+        values: dict[int, torch.Tensor] = {id(t): v for t, v in zip(self.inputs, xs, strict=True)}
+        for node in self.nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.output)] = node.layer(args if node.layer.multi_input else args[0])
+        return [values[id(t)] for t in self.outputs]
+
+    # ---- description ----------------------------------------------------------------------------
+    def _model_node_index(self, node: Node) -> int:
+        return [n for n in self.nodes if n.layer is node.layer].index(node)
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for node in self.nodes:
+            layer = node.layer
+            connected = (
+                ", ".join(
+                    f"{t.layer.name}[{self._model_node_index(t.node)}][0]" for t in node.inputs
+                )
+                or "-"
+            )
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "type": type(layer).__name__,
+                    "output_shape": node.output.shape[1:],
+                    "params": layer.count_params(),
+                    "trainable": layer.trainable,
+                    "built": True,
+                    "connected_to": connected,
+                }
+            )
+        return rows
+
+    def get_config(self) -> dict[str, Any]:
+        def ref(t: SymbolicTensor) -> list[Any]:
+            return [t.layer.name, self._model_node_index(t.node)]
+
+        return {
+            "name": self.name,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+            "nodes": [
+                {"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]}
+                for n in self.nodes
+                if not isinstance(n.layer, InputLayer)
+            ],
+            "input_layers": [ref(t) for t in self.inputs],
+            "output_layers": [ref(t) for t in self.outputs],
+            "multi_input": self._multi_in,
+            "multi_output": self._multi_out,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Model:
+        """Recreate the graph (fresh weights) from ``get_config()``'s result."""
+        by_name = {}
+        outputs: dict[tuple[str, int], SymbolicTensor] = {}
+        for entry in config["layers"]:
+            layer = layer_from_config(entry)
+            by_name[layer.name] = layer
+            if isinstance(layer, InputLayer):
+                outputs[(layer.name, 0)] = layer.output
+        counts: dict[str, int] = {}
+        for node in config["nodes"]:
+            layer = by_name[node["layer"]]
+            args = [outputs[(name, index)] for name, index in node["inputs"]]
+            result = layer(args if layer.multi_input else args[0])
+            outputs[(layer.name, counts.get(layer.name, 0))] = result
+            counts[layer.name] = counts.get(layer.name, 0) + 1
+        ins = [outputs[tuple(r)] for r in config["input_layers"]]
+        outs = [outputs[tuple(r)] for r in config["output_layers"]]
+        return cls(
+            ins if config.get("multi_input") else ins[0],
+            outs if config.get("multi_output") else outs[0],
+            name=config.get("name"),
+        )
+
+
+__all__ = ["Model", "to_internal"]
