@@ -215,3 +215,15 @@ def test_config_round_trip_recreates_architecture() -> None:
     clone = models.Sequential.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert _rows(clone) == _rows(model)
+
+
+def test_summary_counts_optimizer_state_as_keras_does() -> None:
+    model = models.seed_cnn(head=False)
+    model.optimizer = torch.optim.Adam(model.parameters())
+    assert "Optimizer params" not in model.summary_string(76)  # Keras: not before the first update
+    model(torch.rand(2, 28, 28, 1)).sum().backward()
+    model.optimizer.step()
+    text = model.summary_string(76)
+    optimizer = 2 * 55_744 + 2  # Adam's m and v, plus iterations and learning_rate
+    assert f" Optimizer params: {optimizer:,} (" in text
+    assert f" Total params: {55_744 + optimizer:,} (" in text

@@ -139,6 +139,25 @@ class BaseModel(nn.Module):
             totals[key + "_bytes"] += t.numel() * t.element_size()
         return totals
 
+    def optimizer_totals(self) -> tuple[int, int] | None:
+        """Keras-style optimizer weight count and bytes, or None before the optimizer has any state.
+
+        Keras counts its optimizer's variables: the slot tensors (Adam's m and v, RMSprop's velocities,
+        SGD's momentums) plus ``iterations`` (int64) and ``learning_rate`` (float32). The torch state's
+        per-parameter ``step`` counters are Keras' single ``iterations`` and are not counted again.
+        """
+        optimizer = getattr(self, "optimizer", None)
+        state = getattr(optimizer, "state", None)
+        if not isinstance(optimizer, torch.optim.Optimizer) or not state:
+            return None
+        count, size = 2, 8 + 4
+        for entries in state.values():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor) and key != "step":
+                    count += value.numel()
+                    size += value.numel() * value.element_size()
+        return count, size
+
     # ---- summary ----------------------------------------------------------------------------------
     def summary_rows(self) -> list[dict[str, Any]]:
         """One dict per layer: layer, type, output_shape (tuple or None), params, trainable, connected_to."""
@@ -176,6 +195,9 @@ class BaseModel(nn.Module):
                 cells.append(r.get("connected_to") or "-")
             rows.append(cells)
         totals = self.param_totals()
+        optimizer = self.optimizer_totals()
+        if optimizer is not None:
+            totals["optimizer"], totals["optimizer_bytes"] = optimizer
         dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in self.weight_tensors()}) or [
             "float32"
         ]

@@ -121,7 +121,8 @@ def summary_text(
     """The whole summary: title, table, Keras' three totals lines, then pydlr's own lines.
 
     ``rows`` hold (name (type), output shape, params[, connected to]); ``totals`` holds trainable /
-    non_trainable counts and their bytes.
+    non_trainable counts and their bytes, and optimizer / optimizer_bytes once an optimizer has state
+    (Keras then adds an "Optimizer params" line and counts them in the total).
     """
     if connected:
         header, align, positions = (
@@ -139,10 +140,13 @@ def summary_text(
     lines = [f'Model: "{name}"', *render_table(header, rows, align, line_length, positions)]
     trainable, non_trainable = int(totals["trainable"]), int(totals["non_trainable"])
     t_bytes, n_bytes = totals["trainable_bytes"], totals["non_trainable_bytes"]
-    lines.append(
-        f" Total params: {trainable + non_trainable:,} ({readable_memory_size(t_bytes + n_bytes)})"
-    )
+    optimizer = int(totals.get("optimizer", 0))
+    o_bytes = totals.get("optimizer_bytes", 0)
+    total, total_bytes = trainable + non_trainable + optimizer, t_bytes + n_bytes + o_bytes
+    lines.append(f" Total params: {total:,} ({readable_memory_size(total_bytes)})")
     lines.append(f" Trainable params: {trainable:,} ({readable_memory_size(t_bytes)})")
     lines.append(f" Non-trainable params: {non_trainable:,} ({readable_memory_size(n_bytes)})")
+    if "optimizer" in totals:
+        lines.append(f" Optimizer params: {optimizer:,} ({readable_memory_size(o_bytes)})")
     lines += list(extra_lines)
     return "\n".join(lines)
