@@ -33,7 +33,7 @@
 #' @param device `"auto"` (CUDA when present), `"cpu"` or `"cuda"`.
 #' @param ... Other keras3 arguments (`sample_weight`, `validation_freq`, ...) are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
-#'   when `verbose` is not 0 (progress has been shown).
+#'   as in keras3 (the model itself was trained in place).
 #' @family training
 #' @export
 fit <- function(object, ...) UseMethod("fit")
@@ -72,9 +72,8 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
   px <- .to_py(x)
   py <- if (is.null(y)) NULL else .to_py(y)
-  result <- do.call(.api_call, c(list("fit", object$py, px, py), args, list(.call = sys.call())))
-  history <- .new_history(result)
-  if (verbose > 0L) invisible(history) else history
+  result <- do.call(.api_call, c(list("fit", object$py, px, py), args, list(.call = sys.call())), quote = TRUE)
+  invisible(.new_history(result))
 }
 
 .check_verbose <- function(verbose, call = sys.call(-1L)) {

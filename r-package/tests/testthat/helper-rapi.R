@@ -31,3 +31,14 @@ mnist_small <- local({
 })
 
 flat_weights <- function(model) unlist(lapply(get_weights(model), as.vector), use.names = FALSE)
+
+# A small CNN for tests of mechanics (fast on 2 shared cores); the seed CNN is kept for the numbers.
+tiny_cnn <- function(loss = "sparse_categorical_crossentropy", optimizer = "adam") {
+  model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
+    layer_conv_2d(filters = 4, kernel_size = 3, strides = 2, activation = "relu") |>
+    layer_max_pooling_2d(pool_size = 2) |>
+    layer_flatten() |>
+    layer_dense(units = 10, activation = "softmax")
+  model |> compile(optimizer = optimizer, loss = loss, metrics = "accuracy")
+  model
+}

@@ -1,0 +1,128 @@
+compiled_cnn <- function(...) {
+  model <- seed_cnn(head = TRUE)
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy", ...)
+  model
+}
+
+test_that("compile() and fit() work in place: the model trains without reassignment", {
+  d <- mnist_small(200, 50)
+  model <- tiny_cnn()
+  before <- flat_weights(model)
+  model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 50, verbose = 0, seed = 1)
+  after <- flat_weights(model)
+  expect_equal(length(after), count_params(model))
+  expect_false(identical(before, after))
+  expect_gt(mean(abs(after - before)), 0)
+})
+
+test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and predict agree", {
+  d <- mnist_small(1000, 500)
+  model <- compiled_cnn()
+  history <- model |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, validation_split = 0.2,
+    verbose = 0, seed = 42)
+  expect_s3_class(history, "pydlr_history")
+  df <- as.data.frame(history)
+  expect_named(df, c("epoch", "loss", "accuracy", "val_loss", "val_accuracy"))
+  expect_equal(df$epoch, 1:3)
+  expect_lt(df$loss[3], df$loss[1])
+  long <- as.data.frame(history, format = "long")
+  expect_named(long, c("epoch", "value", "metric", "data"))
+  expect_equal(nrow(long), 12L)
+  expect_setequal(levels(long$data), c("training", "validation"))
+
+  score <- evaluate(model, d$x_test, d$y_test)
+  expect_type(score, "list")
+  expect_named(score, c("loss", "accuracy"))
+  expect_gt(score$accuracy, 0.80)
+
+  probs <- predict(model, d$x_test)
+  expect_true(is.matrix(probs))
+  expect_equal(dim(probs), c(500L, 10L))
+  expect_equal(rowSums(probs), rep(1, 500), tolerance = 1e-5)
+  classes <- predict(model, d$x_test, type = "class")
+  expect_type(classes, "integer")
+  expect_equal(classes, max.col(probs, ties.method = "first") - 1L)
+  expect_equal(mean(classes == d$y_test), score$accuracy, tolerance = 1e-6)
+})
+
+test_that("one-hot targets with categorical_crossentropy and 4-d input work as in keras", {
+  d <- mnist_small(200, 50)
+  x <- array_reshape(d$x_train, c(200, 28, 28, 1))
+  model <- tiny_cnn(loss = "categorical_crossentropy", optimizer = optimizer_rmsprop(learning_rate = 0.001))
+  h <- model |> fit(x, to_categorical(d$y_train, 10), epochs = 1, batch_size = 64, verbose = 0,
+    validation_data = list(d$x_test, to_categorical(d$y_test, 10)))
+  expect_true(all(c("loss", "accuracy", "val_loss", "val_accuracy") %in% names(as.data.frame(h))))
+})
+
+test_that("fit(seed = ) is reproducible: two runs from the same weights end bit-identical", {
+  d <- mnist_small(200, 10)
+  path <- tempfile(fileext = ".pydlr")
+  on.exit(unlink(path, recursive = TRUE))
+  save_model(tiny_cnn(), path)
+  run <- function() {
+    model <- load_model(path)
+    model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+    model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 32, verbose = 0, seed = 7)
+    flat_weights(model)
+  }
+  expect_identical(run(), run())
+})
+
+test_that("verbose = 2 prints one line per epoch; verbose = 0 prints nothing", {
+  d <- mnist_small(100, 10)
+  model <- tiny_cnn()
+  out <- capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 50, verbose = 2))
+  out <- out[nzchar(out)]
+  expect_length(grep("^Epoch [12]/2", out), 2L)
+  expect_match(out[length(out)], "loss: [0-9.]+ - accuracy: [0-9.]+")
+  expect_length(capture.output(model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0)), 0L)
+})
+
+test_that("callbacks: R functions run per epoch, early stopping stops, CSV logger and checkpoint write", {
+  d <- mnist_small(200, 10)
+  model <- tiny_cnn()
+  seen <- list()
+  lambda <- callback_lambda(on_epoch_end = function(epoch, logs) seen[[length(seen) + 1]] <<- list(epoch, logs))
+  csv <- tempfile(fileext = ".csv")
+  ckpt <- tempfile(fileext = ".pydlr")
+  on.exit(unlink(c(csv, ckpt), recursive = TRUE))
+  h <- model |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 50, verbose = 0, callbacks = list(
+    lambda, callback_csv_logger(csv), callback_model_checkpoint(ckpt, monitor = "loss")
+  ))
+  expect_length(seen, 3L)
+  expect_equal(vapply(seen, function(s) as.integer(s[[1]]), integer(1)), 0:2) # keras' 0-based epochs
+  expect_equal(seen[[3]][[2]]$loss, as.data.frame(h)$loss[3], tolerance = 1e-6)
+  logged <- utils::read.csv(csv)
+  expect_equal(nrow(logged), 3L)
+  expect_true(all(c("epoch", "loss", "accuracy") %in% names(logged)))
+  expect_true(file.exists(ckpt))
+
+  stopper <- callback_early_stopping(monitor = "loss", min_delta = 100, patience = 0)
+  h2 <- model |> fit(d$x_train, d$y_train, epochs = 5, verbose = 0, callbacks = list(stopper))
+  expect_lt(length(h2$epoch), 5L)
+})
+
+test_that("an error inside an R callback stops fit with an R error and leaves the session usable", {
+  d <- mnist_small(100, 10)
+  model <- tiny_cnn()
+  bad <- callback_lambda(on_epoch_end = function(epoch, logs) stop("my callback failed"))
+  e <- expect_error(model |> fit(d$x_train, d$y_train, epochs = 2, verbose = 0, callbacks = list(bad)),
+    class = "pydlr_error")
+  expect_match(conditionMessage(e), "my callback failed")
+  expect_no_match(conditionMessage(e), "Traceback")
+  expect_s3_class(model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0), "pydlr_history")
+})
+
+test_that("plot() of a history draws the curves and writes a PNG", {
+  skip_if_not_installed("png")
+  d <- mnist_small(100, 10)
+  model <- tiny_cnn()
+  h <- model |> fit(d$x_train, d$y_train, epochs = 2, validation_split = 0.2, verbose = 0)
+  file <- tempfile(fileext = ".png")
+  on.exit(unlink(file))
+  expect_equal(plot(h, file = file), file)
+  img <- png::readPNG(file)
+  expect_equal(dim(img)[1:2], c(450L, 900L))
+  expect_gt(stats::sd(as.vector(img)), 0) # not a blank image
+  expect_output(print(h), "Training history: 2 epochs")
+})

@@ -1,0 +1,46 @@
+test_that("save_model()/load_model() round trip is bit-exact (weights and predictions)", {
+  d <- mnist_small(100, 20)
+  model <- seed_cnn(head = TRUE)
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, seed = 3)
+  path <- tempfile(fileext = ".pydlr")
+  on.exit(unlink(path, recursive = TRUE))
+  expect_equal(save_model(model, path), path)
+  loaded <- load_model(path)
+  expect_s3_class(loaded, "pydlr_model")
+  expect_identical(get_weights(loaded), get_weights(model))
+  expect_identical(predict(loaded, d$x_test), predict(model, d$x_test))
+  expect_equal(count_params(loaded), 93322)
+  # keras3's default: no silent overwrite
+  expect_error(save_model(model, path), class = "pydlr_input_error")
+  expect_silent(save_model(model, path, overwrite = TRUE))
+})
+
+test_that("a model saved by Python loads in R, and one saved by R loads in Python", {
+  models <- reticulate::import("pydlr.models")
+  io <- reticulate::import("pydlr.io")
+  torch <- reticulate::import("torch")
+  py_path <- tempfile(fileext = ".pydlr")
+  r_path <- tempfile(fileext = ".pydlr")
+  on.exit(unlink(c(py_path, r_path), recursive = TRUE))
+
+  py_model <- models$seed_cnn(padding = "valid", head = TRUE)
+  io$save_model(py_model, py_path)
+  in_r <- load_model(py_path)
+  py_weights <- lapply(py_model$state_dict(), function(t) t$numpy())
+  r_weights <- get_weights(in_r)
+  expect_equal(names(r_weights), names(py_weights))
+  for (key in names(py_weights)) expect_identical(as.vector(r_weights[[key]]), as.vector(py_weights[[key]]))
+
+  model <- seed_cnn(head = TRUE)
+  save_model(model, r_path)
+  in_py <- io$load_model(r_path)
+  back <- lapply(in_py$state_dict(), function(t) t$numpy())
+  mine <- get_weights(model)
+  for (key in names(mine)) expect_identical(as.vector(back[[key]]), as.vector(mine[[key]]))
+})
+
+test_that("load_model() of a missing path names the argument", {
+  expect_error(load_model(file.path(tempdir(), "no-such-model")), class = "pydlr_input_error")
+  expect_error(load_model(file.path(tempdir(), "no-such-model")), "`filepath`")
+})
