@@ -1,0 +1,306 @@
+# Torch inside an R process at Python's speed: the process set-up done before torch's first import, and
+# pydlr_config(), which reports what torch actually bound to.
+#
+# Why a set-up is needed: R (libR.so) is linked against the system BLAS (libblas.so.3: reference BLAS,
+# OpenBLAS or MKL through Debian's alternatives) and libgomp, both loaded with global symbols before Python
+# starts. torch's libtorch_cpu.so carries MKL inside and calls it through its own exported `sgemm_`/`dgemm_`;
+# the dynamic loader resolves those calls in the global scope first, so inside R torch's matrix products ran
+# on R's BLAS (26x slower with the reference BLAS). Loading torch with RTLD_DEEPBIND puts torch's own
+# libraries ahead of the global scope for torch's symbol look-ups only; the flags are restored right after,
+# so modules imported later (numpy, scipy, pyarrow, ...) load as usual, and R keeps its own BLAS for `%*%`.
+
+#' Prepare the embedded Python so torch binds to its own kernels, then import torch (idempotent)
+#'
+#' Called once by [.pydlr_py()]. Options: `pydlr.deepbind` (default `TRUE`; `FALSE` loads torch with
+#' Python's default flags) and `pydlr.num_threads` (torch's intra-op threads; default: torch's choice,
+#' the number of cores, as in Python).
+#' @return The set-up record (a list), invisibly.
+#' @keywords internal
+.pydlr_prepare_python <- function() {
+  if (!is.null(.pydlr_env$setup)) return(invisible(.pydlr_env$setup))
+  sys <- reticulate::import("sys", convert = TRUE)
+  preloaded <- reticulate::py_eval("'torch' in __import__('sys').modules")
+  want <- isTRUE(getOption("pydlr.deepbind", TRUE))
+  interposer <- .blas_in_global_scope()
+  deepbind <- want && !preloaded && nzchar(interposer) && .deepbind_supported()
+  mode <- if (deepbind) "os.RTLD_NOW | os.RTLD_DEEPBIND" else "_flags"
+  code <- paste(
+    "import ctypes, glob, importlib.util, os, sys",
+    "_flags = sys.getdlopenflags()",
+    sprintf("sys.setdlopenflags(%s)", mode),
+    "try:",
+    "    import torch",
+    "finally:",
+    "    sys.setdlopenflags(_flags)",
+    # pydlr's native extension calls sgemm_ too: load it the same way now; its import later reuses it.
+    "_spec = importlib.util.find_spec('pydlr')",
+    "_native = sorted(glob.glob(os.path.join(_spec.submodule_search_locations[0], '_C*.so'))) if _spec else []",
+    sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", mode),
+    sep = "\n"
+  )
+  env <- reticulate::py_run_string(code, local = TRUE)
+  threads <- getOption("pydlr.num_threads")
+  if (!is.null(threads)) reticulate::import("torch")$set_num_threads(as.integer(threads))
+  mechanism <- if (preloaded) {
+    "none: torch was imported before pydlr's set-up"
+  } else if (deepbind) {
+    sprintf("RTLD_DEEPBIND for torch's import (global scope had BLAS symbols from %s)", interposer)
+  } else if (!want) {
+    "none: disabled by options(pydlr.deepbind = FALSE)"
+  } else if (!nzchar(interposer)) {
+    "none needed: no BLAS symbols in the process's global scope"
+  } else {
+    "none: RTLD_DEEPBIND unavailable (not glibc Linux)"
+  }
+  .pydlr_env$setup <- list(
+    deepbind = deepbind, preloaded = preloaded, mechanism = mechanism,
+    python = sys$executable, flags_restored = identical(sys$getdlopenflags(), env[["_flags"]])
+  )
+  invisible(.pydlr_env$setup)
+}
+
+# Which loaded library, if any, exports sgemm_/dgemm_ in the global scope (the symbols torch would bind to).
+.blas_in_global_scope <- function() {
+  address <- reticulate::py_eval(paste0(
+    "(lambda c: next((float(c.cast(getattr(c.CDLL(None), s), c.c_void_p).value) for s in ('sgemm_', 'dgemm_')",
+    " if hasattr(c.CDLL(None), s)), None))(__import__('ctypes'))"
+  ))
+  if (is.null(address)) return("") # a float: reticulate would truncate a Python int beyond 32 bits
+  maps <- .proc_maps()
+  hit <- maps$path[maps$start <= address & address < maps$end]
+  if (length(hit)) hit[[1]] else "an unknown library"
+}
+
+.deepbind_supported <- function() {
+  isTRUE(Sys.info()[["sysname"]] == "Linux") &&
+    isTRUE(reticulate::py_eval("hasattr(__import__('os'), 'RTLD_DEEPBIND')"))
+}
+
+# Paths of the shared libraries mapped into this process whose file name matches `pattern`.
+.loaded_libraries <- function(pattern) {
+  maps <- .proc_maps()
+  if (is.null(maps)) return(character())
+  paths <- unique(maps$path[grepl(pattern, basename(maps$path))])
+  paths[nzchar(paths)]
+}
+
+# /proc/self/maps of this (R) process as a data.frame: start, end (doubles), offset, path.
+.proc_maps <- function() {
+  if (!file.exists("/proc/self/maps")) return(NULL)
+  lines <- readLines("/proc/self/maps", warn = FALSE)
+  parts <- regmatches(lines, regexec("^([0-9a-f]+)-([0-9a-f]+) \\S+ ([0-9a-f]+) \\S+ \\S+\\s*(.*)$", lines))
+  parts <- do.call(rbind, parts[lengths(parts) == 5L])
+  data.frame(
+    start = as.numeric(paste0("0x", parts[, 2])), end = as.numeric(paste0("0x", parts[, 3])),
+    offset = as.numeric(paste0("0x", parts[, 4])), path = parts[, 5], stringsAsFactors = FALSE
+  )
+}
+
+#' The library a loaded shared object's calls to `symbol` really go to
+#'
+#' Reads the object's relocation for `symbol` from its ELF file, then the resolved address from its GOT
+#' slot in this process's memory (/proc/self/mem), and names the mapped file holding that address. This is
+#' what the dynamic loader actually bound, not a guess from which libraries are loaded.
+#' @param library Path of a loaded shared object (e.g. torch's libtorch_cpu.so).
+#' @param symbol Symbol name, e.g. `"sgemm_"`.
+#' @return The path of the library the call resolves to, or `NA` when it cannot be told.
+#' @keywords internal
+.resolved_symbol_library <- function(library, symbol) {
+  maps <- .proc_maps()
+  if (is.null(maps) || is.na(library)) return(NA_character_)
+  base <- maps$start[maps$path == library & maps$offset == 0][1]
+  slot <- tryCatch(.elf_got_offset(library, symbol), error = function(e) NA_real_)
+  if (is.na(base) || is.na(slot)) return(NA_character_)
+  target <- tryCatch(.read_pointer(base + slot), error = function(e) NA_real_)
+  if (is.na(target)) return(NA_character_)
+  hit <- maps$path[maps$start <= target & target < maps$end]
+  if (length(hit)) hit[[1]] else NA_character_
+}
+
+.read_pointer <- function(address) {
+  con <- file("/proc/self/mem", "rb")
+  on.exit(close(con))
+  seek(con, address)
+  sum(as.numeric(readBin(con, "raw", 8L)) * 256^(0:7))
+}
+
+# Offset (from the load base) of the GOT slot the ELF64 object's relocations use for `symbol`.
+.elf_got_offset <- function(path, symbol) {
+  con <- file(path, "rb")
+  on.exit(close(con))
+  read_at <- function(offset, n, what = "integer") {
+    seek(con, offset)
+    readBin(con, what, n, size = if (what == "raw") 1L else 4L, endian = "little")
+  }
+  u32 <- function(x) ifelse(x < 0, x + 2^32, x)
+  u64 <- function(lo, hi) u32(lo) + u32(hi) * 2^32
+  head <- read_at(0, 64L, "raw")
+  stopifnot(identical(head[1:4], as.raw(c(0x7f, 0x45, 0x4c, 0x46))), head[5] == as.raw(2))
+  shoff <- u64(readBin(head[41:44], "integer"), readBin(head[45:48], "integer"))
+  shnum <- readBin(head[61:62], "integer", size = 2L, signed = FALSE)
+  sh <- matrix(read_at(shoff, 16L * shnum), nrow = 16L) # 64-byte headers as 16 int32 columns
+  type <- sh[2, ]
+  offset <- u64(sh[7, ], sh[8, ])
+  size <- u64(sh[9, ], sh[10, ])
+  link <- sh[11, ] + 1L
+  target <- c(charToRaw(symbol), as.raw(0L))
+  for (i in which(type == 4L)) { # SHT_RELA
+    rela <- matrix(read_at(offset[i], size[i] / 4), nrow = 6L)
+    sym <- rela[4, ]
+    keep <- which(sym > 0L)
+    dynsym <- link[i]
+    dynstr <- link[dynsym]
+    names_at <- read_at(offset[dynsym], size[dynsym] / 4)[6L * sym[keep] + 1L]
+    strtab <- read_at(offset[dynstr], size[dynstr], "raw")
+    idx <- outer(u32(names_at), seq_along(target), "+")
+    match <- rowSums(matrix(strtab[idx] == rep(target, each = length(keep)), ncol = length(target)))
+    found <- keep[match == length(target)]
+    if (length(found)) return(u64(rela[1, found[1]], rela[2, found[1]]))
+  }
+  NA_real_
+}
+
+#' pydlr's runtime configuration: Python, torch, and the BLAS/OpenMP kernels torch really uses
+#'
+#' Starts pydlr's Python if needed (see `.pydlr_py()`), then reports the interpreter, torch's version,
+#' which library torch's GEMM calls resolve to (read from the process's memory), the BLAS and OpenMP
+#' libraries loaded in the process (`/proc/self/maps`), threads, the allocator setting and the build of
+#' pydlr's native extension. It warns when torch's matrix products do not run on torch's own kernels
+#' (e.g. when torch was imported, by another package, before pydlr could prepare the process).
+#'
+#' @section How pydlr makes torch fast inside R:
+#' R is linked against the system BLAS and libgomp, loaded before Python with global symbols. Without
+#' care, torch's calls to `sgemm_`/`dgemm_` resolve to R's BLAS (with Debian's reference BLAS a 1024x1024
+#' matrix product is 26 times slower than in Python). pydlr imports torch with `RTLD_DEEPBIND`, so
+#' torch's libraries look up their own symbols first (its bundled MKL); the loader flags are restored
+#' right after, so later Python imports and R's own `%*%` are unaffected. The OpenMP runtime is
+#' the libgomp R loaded (a process can hold one `libgomp.so.1`); it is the same GNU runtime torch bundles.
+#' Set `options(pydlr.deepbind = FALSE)` before the first pydlr call to turn the set-up off, and
+#' `options(pydlr.num_threads = n)` to choose torch's thread count. Details: `docs/r-speed.md`.
+#'
+#' @param warn Whether to emit a warning when torch is not using its own kernels.
+#' @return An object of class `pydlr_config`: a list with `python`, `torch_version`, `gemm_library`,
+#'   `gemm_own` (logical), `native_gemm_library`, `native_gemm_own`, `blas_loaded`, `openmp_loaded`, `openmp_torch_bundled`, `threads` (list),
+#'   `allocator`, `mechanism`, `native` (build info list or `NULL`), `torch_parallel_info`,
+#'   `torch_build` and `problems` (character).
+#' @examples
+#' \dontrun{
+#' pydlr_config()
+#' }
+#' @export
+pydlr_config <- function(warn = TRUE) {
+  .pydlr_py()
+  torch <- reticulate::import("torch")
+  torch_lib <- dirname(torch$`__file__`)
+  cpu_lib <- .loaded_libraries("^libtorch_cpu\\.so")[1]
+  gemm <- .resolved_symbol_library(cpu_lib, "sgemm_")
+  gemm_own <- !is.na(gemm) && !is.na(cpu_lib) && identical(normalizePath(gemm), normalizePath(cpu_lib))
+  native_lib <- .loaded_libraries("^_C\\..*\\.so$")
+  native_lib <- native_lib[basename(dirname(native_lib)) == "pydlr"][1]
+  native_gemm <- .resolved_symbol_library(native_lib, "sgemm_")
+  openmp <- .loaded_libraries("^lib(g|i|io)omp")
+  bundled <- file.path(torch_lib, "lib", "libgomp.so.1")
+  cfg <- structure(list(
+    python = reticulate::py_config()$python,
+    torch_version = torch$`__version__`,
+    pydlr_version = .pydlr_py()$`__version__`,
+    gemm_library = gemm,
+    gemm_own = gemm_own,
+    native_gemm_library = native_gemm,
+    native_gemm_own = is.na(native_lib) || identical(native_gemm, cpu_lib),
+    blas_loaded = .loaded_libraries("blas|lapack|mkl|atlas|blis"),
+    openmp_loaded = openmp,
+    openmp_torch_bundled = bundled,
+    threads = list(
+      torch = torch$get_num_threads(), torch_interop = torch$get_num_interop_threads(),
+      cores = reticulate::import("os")$cpu_count(), OMP_NUM_THREADS = Sys.getenv("OMP_NUM_THREADS", NA),
+      MKL_NUM_THREADS = Sys.getenv("MKL_NUM_THREADS", NA)
+    ),
+    allocator = Sys.getenv("GLIBC_TUNABLES", NA),
+    mechanism = .pydlr_env$setup$mechanism,
+    native = .native_build_info(),
+    torch_parallel_info = torch$`__config__`$parallel_info(),
+    torch_build = torch$`__config__`$show()
+  ), class = "pydlr_config")
+  cfg$problems <- .config_problems(cfg)
+  if (warn && length(cfg$problems)) {
+    warning(paste(c("torch is not running at full speed in this R process:", cfg$problems),
+      collapse = "\n  - "
+    ), call. = FALSE)
+  }
+  cfg
+}
+
+.native_build_info <- function() {
+  ops <- tryCatch(.pydlr_py("ops"), error = function(e) NULL)
+  if (is.null(ops) || !reticulate::py_has_attr(ops, "build_info")) return(NULL)
+  tryCatch(ops$build_info(), error = function(e) NULL)
+}
+
+.config_problems <- function(cfg) {
+  problems <- character()
+  if (is.na(cfg$gemm_library)) {
+    problems <- c(problems, "could not tell which library torch's GEMM (sgemm_) resolves to")
+  } else if (!cfg$gemm_own) {
+    problems <- c(problems, sprintf(
+      "torch's GEMM resolves to %s, not torch's own MKL (%s); restart R and call pydlr before anything imports torch",
+      cfg$gemm_library, cfg$mechanism
+    ))
+  }
+  if (!isTRUE(cfg$native_gemm_own)) {
+    problems <- c(problems, sprintf(
+      "pydlr's native extension calls sgemm_ in %s, not torch's MKL",
+      if (is.na(cfg$native_gemm_library)) "an unknown library" else cfg$native_gemm_library
+    ))
+  }
+  runtimes <- unique(sub("\\.so.*$", "", basename(cfg$openmp_loaded)))
+  if (length(runtimes) > 1L) {
+    problems <- c(problems, sprintf(
+      "several OpenMP runtimes are loaded (%s): threads may oversubscribe the cores",
+      paste(cfg$openmp_loaded, collapse = ", ")
+    ))
+  }
+  if (!is.na(cfg$threads$torch) && cfg$threads$torch < min(2L, cfg$threads$cores, na.rm = TRUE) &&
+      is.na(cfg$threads$OMP_NUM_THREADS)) {
+    problems <- c(problems, sprintf("torch uses %d thread(s) on %d cores", cfg$threads$torch, cfg$threads$cores))
+  }
+  problems
+}
+
+#' @export
+print.pydlr_config <- function(x, ...) {
+  line <- function(label, value) cat(sprintf("%-22s %s\n", label, paste(value, collapse = "\n                       ")))
+  cat("pydlr configuration\n")
+  line("Python", x$python)
+  line("pydlr / torch", paste(x$pydlr_version, "/", x$torch_version))
+  line("GEMM (sgemm_) from", paste0(
+    if (is.na(x$gemm_library)) "unknown" else x$gemm_library,
+    if (isTRUE(x$gemm_own)) "  [torch's own MKL]" else "  [NOT torch's]"
+  ))
+  if (!is.na(x$native_gemm_library)) {
+    line("pydlr native GEMM", paste0(x$native_gemm_library, if (isTRUE(x$native_gemm_own)) "  [torch's own MKL]" else "  [NOT torch's]"))
+  }
+  line("Set-up", x$mechanism)
+  line("BLAS libs loaded", if (length(x$blas_loaded)) x$blas_loaded else "none")
+  line("OpenMP runtime", if (length(x$openmp_loaded)) x$openmp_loaded else "none")
+  if (length(x$openmp_loaded) && !x$openmp_torch_bundled %in% x$openmp_loaded) {
+    line("", "(R's libgomp.so.1 serves torch: one per process; same GNU OpenMP runtime torch bundles)")
+  }
+  t <- x$threads
+  line("Threads", sprintf(
+    "torch %d (inter-op %d), cores %d, OMP_NUM_THREADS=%s, MKL_NUM_THREADS=%s",
+    t$torch, t$torch_interop, t$cores, t$OMP_NUM_THREADS, t$MKL_NUM_THREADS
+  ))
+  line("Allocator", if (is.na(x$allocator)) "glibc defaults (GLIBC_TUNABLES unset)" else x$allocator)
+  native <- if (is.null(x$native)) {
+    "not available"
+  } else {
+    paste(names(x$native), vapply(x$native, function(v) paste(format(v), collapse = ","), ""), sep = "=", collapse = ", ")
+  }
+  line("Native extension", native)
+  if (length(x$problems)) {
+    cat("Problems:\n")
+    cat(paste0("  - ", x$problems, "\n"), sep = "")
+  }
+  invisible(x)
+}

@@ -1,0 +1,50 @@
+# The process set-up of config.R: torch binds to its own GEMM inside R, and nothing else is disturbed.
+
+test_that("torch's GEMM and pydlr's native extension resolve to torch's own MKL inside R", {
+  cfg <- pydlr_config(warn = FALSE)
+  expect_s3_class(cfg, "pydlr_config")
+  expect_match(cfg$gemm_library, "libtorch_cpu\\.so$")
+  expect_true(cfg$gemm_own)
+  expect_true(cfg$native_gemm_own)
+  expect_length(cfg$problems, 0L)
+  expect_true(.pydlr_env$setup$flags_restored)
+  expect_output(print(cfg), "torch's own MKL")
+  expect_gt(cfg$threads$torch, 0L)
+})
+
+test_that("R's own BLAS still serves %*% and gives correct values after torch loaded", {
+  pydlr_config(warn = FALSE)
+  a <- matrix(c(1, 2, 3, 4, 5, 6), 2) # 2 x 3
+  b <- matrix(c(7, 8, 9, 10, 11, 12), 3) # 3 x 2
+  expect_equal(a %*% b, matrix(c(76, 100, 103, 136), 2))
+  set.seed(1)
+  x <- matrix(rnorm(200 * 50), 200)
+  y <- matrix(rnorm(50 * 30), 50)
+  loops <- outer(seq_len(200), seq_len(30), Vectorize(function(i, j) sum(x[i, ] * y[, j])))
+  expect_equal(x %*% y, loops, tolerance = 1e-12)
+  expect_equal(solve(crossprod(x), crossprod(x)), diag(50), tolerance = 1e-8)
+})
+
+test_that("Python packages imported after the set-up work (numpy, scipy, pandas, pyarrow, sklearn)", {
+  pydlr_config(warn = FALSE)
+  env <- reticulate::py_run_string(paste(
+    "import numpy as np, scipy.linalg, pandas as pd, pyarrow as pa, sklearn.linear_model, torch",
+    "rng = np.random.default_rng(0)",
+    "a = rng.standard_normal((300, 300))",
+    "np_ok = bool(np.allclose(a @ np.linalg.inv(a), np.eye(300), atol=1e-8))",
+    "sp_ok = bool(np.allclose(scipy.linalg.solve(a, a), np.eye(300), atol=1e-8))",
+    "pd_sum = float(pd.DataFrame({'x': [1.0, 2.0, 3.5]})['x'].sum())",
+    "pa_sum = pa.compute.sum(pa.array([1, 2, 3])).as_py()",
+    "X = rng.standard_normal((100, 3)); y = X @ np.array([1.0, -2.0, 0.5])",
+    "coef = sklearn.linear_model.LinearRegression().fit(X, y).coef_.tolist()",
+    "t = torch.from_numpy(a.astype(np.float32))",
+    "torch_ok = bool(torch.allclose(t @ t, torch.from_numpy((a @ a).astype(np.float32)), atol=1e-3))",
+    sep = "\n"
+  ), local = TRUE)
+  expect_true(env$np_ok)
+  expect_true(env$sp_ok)
+  expect_equal(env$pd_sum, 6.5)
+  expect_equal(env$pa_sum, 6L)
+  expect_equal(unlist(env$coef), c(1, -2, 0.5), tolerance = 1e-10)
+  expect_true(env$torch_ok)
+})
