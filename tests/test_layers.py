@@ -349,3 +349,13 @@ def test_keras_shape_of_internal_tensor() -> None:
     x = torch.randn(2, 5, 6, 3)
     assert keras_shape(to_internal(x)) == (5, 6, 3)
     assert to_internal(x).data_ptr() == x.data_ptr()
+
+
+def test_integral_numbers_from_r_are_accepted() -> None:
+    # R passes numbers as doubles: 32 and c(3, 3) arrive as 32.0 and [3.0, 3.0]
+    model = models.Sequential(input_shape=[28.0, 28.0, 1.0])
+    model.add(layers.Conv2D(32.0, [3.0, 3.0], strides=np.int64(1), padding=[1.0, 1.0]))
+    model.add(layers.MaxPooling2D(pool_size=[2.0, 2.0]))
+    assert model.summary_table()[1]["output_shape"] == "(None, 14, 14, 32)"
+    with pytest.raises(InputError, match="`filters`"):
+        layers.Conv2D(32.5, 3)

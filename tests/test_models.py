@@ -227,3 +227,16 @@ def test_summary_counts_optimizer_state_as_keras_does() -> None:
     optimizer = 2 * 55_744 + 2  # Adam's m and v, plus iterations and learning_rate
     assert f" Optimizer params: {optimizer:,} (" in text
     assert f" Total params: {55_744 + optimizer:,} (" in text
+
+
+def test_keras_conveniences() -> None:
+    model = models.seed_cnn()
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert model.get_layer("conv2d_1") is model.layers[2] and model.get_layer(index=-1).units == 10
+    with pytest.raises(InputError, match="`name`"):
+        model.get_layer("conv9")
+    model.trainable = False
+    assert model.param_totals()["trainable"] == 0 and not model.trainable
+    assert model.param_totals()["non_trainable"] == 93_322
+    model.trainable = True
+    assert all(p.requires_grad for p in model.parameters())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -69,26 +70,35 @@ def format_shape(shape: Shape | None) -> str:
     return "(" + ", ".join(str(s) for s in (None, *shape)) + ")"
 
 
+def as_int(value: Any) -> int | None:
+    """``value`` as an int if it is integral (Python/NumPy ints, or floats such as R's 32 or 3.0)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return None
+
+
 def pair(value: Any, argument: str, where: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum, as a tuple of two ints (Keras' kernel_size/strides rule)."""
-    items = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    items = (value, value) if as_int(value) is not None else value
     try:
-        items = tuple(items)
+        items = tuple(as_int(v) for v in items)
     except TypeError:
         items = ()
-    ok = len(items) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
-    )
-    if not ok:
+    if len(items) != 2 or any(v is None or v < minimum for v in items):
         raise InputError(argument, f"an integer >= {minimum} or a pair of them", value, where)
-    return (int(items[0]), int(items[1]))
+    return (items[0], items[1])
 
 
 def positive_int(value: Any, argument: str, where: str) -> int:
-    """Check a positive integer argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Check a positive integer argument (integral floats, as R passes numbers, are accepted)."""
+    number = as_int(value)
+    if number is None or number <= 0:
         raise InputError(argument, "a positive integer", value, where)
-    return int(value)
+    return number
 
 
 def reject_unsupported(where: str, **features: Any) -> None:

@@ -17,6 +17,7 @@ from pydlr.layers.base import (
     Node,
     Shape,
     SymbolicTensor,
+    as_int,
     format_shape,
     positive_int,
     reject_unsupported,
@@ -25,19 +26,17 @@ from pydlr.layers.base import (
 
 def _check_shape_tuple(shape: Any, where: str) -> tuple[int, ...]:
     try:
-        items = tuple(shape)
+        items = tuple(as_int(s) for s in shape)
     except TypeError:
         items = ()
-    if not items or not all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in items
-    ):
+    if not items or any(s is None or s <= 0 for s in items):
         raise InputError(
             "shape",
             "a non-empty tuple of positive integers without the batch axis, e.g. (28, 28, 1)",
             shape,
             where,
         )
-    return tuple(int(s) for s in items)
+    return items
 
 
 class InputLayer(Layer):

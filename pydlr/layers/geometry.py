@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from pydlr.errors import InputError
+from pydlr.layers.base import pair
 
 Padding = str | tuple[int, int]
 
@@ -14,14 +15,11 @@ def normalize_padding(padding: Any, where: str) -> Padding:
     """Keras' "valid"/"same" (case-insensitive), or pydlr's explicit symmetric (ph, pw) as torch uses it."""
     if isinstance(padding, str) and padding.lower() in ("valid", "same"):
         return padding.lower()
-    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
-        return (padding, padding)
-    if (
-        isinstance(padding, (tuple, list))
-        and len(padding) == 2
-        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)
-    ):
-        return (int(padding[0]), int(padding[1]))
+    if not isinstance(padding, str):
+        try:
+            return pair(padding, "padding", where, minimum=0)
+        except InputError:
+            pass
     raise InputError(
         "padding", '"valid", "same", or explicit symmetric padding (ph, pw) >= 0', padding, where
     )

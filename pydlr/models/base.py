@@ -106,6 +106,41 @@ class BaseModel(nn.Module):
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    # ---- Keras conveniences ------------------------------------------------------------------------
+    @property
+    def input_shape(self) -> Shape | None:
+        """Keras' ``input_shape`` with the batch axis as None, e.g. (None, 28, 28, 1)."""
+        return None if self.input_spec is None else (None, *self.input_spec)
+
+    @property
+    def trainable(self) -> bool:
+        """False once every weight is frozen; setting it freezes/unfreezes all layers (Keras' rule)."""
+        return any(p.requires_grad for p in self.parameters()) or not any(
+            True for _ in self.parameters()
+        )
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, Layer):
+                module.trainable = bool(value)
+        for p in self.parameters():
+            p.requires_grad_(bool(value))
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by name (or module path for torchvision-style models) or by index, as Keras'."""
+        if index is not None and hasattr(self, "layers"):
+            try:
+                return self.layers[index]
+            except (IndexError, TypeError):
+                raise InputError(
+                    "index", f"an index below {len(self.layers)}", index, self.where
+                ) from None
+        for path, module in self.named_modules():
+            if isinstance(module, Layer) and name in (module.name, path):
+                return module
+        raise InputError("name", "the name of one of the model's layers", name, self.where)
+
     # ---- counting ---------------------------------------------------------------------------------
     def weight_tensors(self) -> list[tuple[torch.Tensor, bool]]:
         """(tensor, trainable) for parameters and floating buffers, each once."""

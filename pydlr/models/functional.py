@@ -61,8 +61,13 @@ class Model(BaseModel):
         self.layers = nn.ModuleList(ordered)
         self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
         if not trainable:
-            for p in self.parameters():
-                p.requires_grad_(False)
+            self.trainable = False
+
+    @property
+    def output_shape(self) -> Any:
+        """Keras' ``output_shape`` (a list for several outputs)."""
+        shapes = [t.shape for t in self.outputs]
+        return shapes if self._multi_out else shapes[0]
 
     def _topological_nodes(self) -> list[Node]:
         order: list[Node] = []

@@ -52,12 +52,18 @@ class Sequential(BaseModel):
             for layer in layers:
                 self.add(layer)
         if not trainable:
-            for p in self.parameters():
-                p.requires_grad_(False)
+            self.trainable = False
 
     @property
     def built(self) -> bool:
         return self.input_spec is not None and all(layer.built for layer in self.layers)
+
+    @property
+    def output_shape(self) -> Shape | None:
+        """Keras' ``output_shape``: (None, ...) of the last layer once built."""
+        if not self.layers or self.layers[-1].output_shape is None:
+            return self.input_shape if not self.layers else None
+        return (None, *self.layers[-1].output_shape)
 
     def add(self, layer: Any) -> Sequential:
         """Append a layer (or set the input with ``Input(shape)``); builds it when the input shape is known."""
