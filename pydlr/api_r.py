@@ -65,10 +65,17 @@ def _module(name: str) -> Any:
 
 
 def _int_tuple(value: Any) -> tuple[int, ...]:
-    """R sends integer vectors as an int (length 1) or a list; Keras takes tuples."""
+    """R sends integer vectors as an int (length 1) or a list; shapes are tuples."""
     if isinstance(value, (list, tuple)):
         return tuple(int(v) for v in value)
     return (int(value),)
+
+
+def _ints(value: Any) -> int | tuple[int, ...]:
+    """Keras' "an int or a tuple of ints" arguments (kernel_size, strides, ...) from R's integers."""
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return int(value)
 
 
 def _shape(value: Any) -> tuple[int, ...] | None:
@@ -136,9 +143,11 @@ def add_layer(model: Any, layer_type: str, config: Mapping[str, Any] | None = No
             f"pydlr offers: {', '.join(LAYER_TYPES)}."
         )
     cfg = dict(config or {})
-    for key in ("kernel_size", "strides", "pool_size", "dilation_rate", "input_shape"):
+    for key in ("kernel_size", "strides", "pool_size", "dilation_rate"):
         if cfg.get(key) is not None:
-            cfg[key] = _int_tuple(cfg[key])
+            cfg[key] = _ints(cfg[key])
+    if cfg.get("input_shape") is not None:
+        cfg["input_shape"] = _int_tuple(cfg["input_shape"])
     if cfg.get("input_shape") is not None and len(model.layers) > 0:
         raise InputError("input_shape", "given only on the first layer of a model", cfg["input_shape"],
                          where=layer_type)
@@ -218,9 +227,6 @@ def _optimizer(spec: str | Mapping[str, Any]) -> Any:
     name = str(spec["name"])
     args = {k: v for k, v in dict(spec.get("args") or {}).items() if v is not None}
     optimizers = _module("train.optimizers")
-    factory = getattr(optimizers, "get", None)
-    if factory is not None:
-        return factory(name, **args)
     classes = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
     if name not in classes:
         raise NotSupportedError(f"optimizer {name!r} is not supported; pydlr offers {', '.join(classes)}.")
