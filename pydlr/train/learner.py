@@ -206,7 +206,9 @@ class Learner:
 
     # ----- running sums on the device -----------------------------------------------------------
     def _reset_sums(self) -> None:
-        self._sums = torch.zeros(1 + len(self.metrics), dtype=torch.float32, device=self.device)
+        # separate 0-d tensors: one in-place add per value and batch, no indexing ops
+        self._sums = [torch.zeros((), dtype=torch.float32, device=self.device)
+                      for _ in range(1 + len(self.metrics))]
         self._count = 0
 
     def _accumulate(self) -> None:
@@ -214,11 +216,12 @@ class Learner:
         loss = self.loss.detach()
         if self.training and self.iter % self.nan_check_every == 0:
             self._check_finite(loss)
-        with torch.no_grad():
-            self._sums[0].add_(loss, alpha=n)
-            pred = self.pred.detach()
+        sums = self._sums
+        sums[0].add_(loss, alpha=n)
+        if self.metrics:
+            pred = self.pred.detach()  # detached inputs: no graph is recorded, no no_grad needed
             for j, m in enumerate(self.metrics, start=1):
-                self._sums[j].add_(m(pred, self.yb))
+                sums[j].add_(m(pred, self.yb))
         self._count += n
 
     def _check_finite(self, loss: torch.Tensor) -> None:
@@ -238,6 +241,6 @@ class Learner:
     def _epoch_logs(self, prefix: str) -> dict[str, float]:
         if self._count == 0:
             return {}
-        values = (self._sums / self._count).tolist()
+        values = (torch.stack(self._sums).double() / self._count).tolist()
         names = ["loss"] + [m.name for m in self.metrics]
         return {prefix + k: v for k, v in zip(names, values, strict=False)}

@@ -61,6 +61,8 @@ class Loss:
     def __call__(self, pred: torch.Tensor, target: torch.Tensor,
                  weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss over the batch; with ``weight`` (n,), Keras' ``sum(w * l) / n``."""
+        if weight is None and self.from_logits and self.kind in ("sparse", "categorical"):
+            return F.cross_entropy(pred.float(), target)  # one fused kernel: fewer ops per step
         per = self.per_sample(pred, target)
         if weight is not None:
             per = per * weight
