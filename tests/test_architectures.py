@@ -225,3 +225,29 @@ def test_native_and_torch_backends_agree_on_mobilenet(mobilenet: models.MobileNe
     with layers.conv_backend("torch"):
         reference = mobilenet(x)
     torch.testing.assert_close(mobilenet(x), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_backbone_inside_sequential_and_functional_models(tmp_path) -> None:
+    """Keras' transfer-learning pattern: a frozen backbone as the first layer of a new model."""
+    torch.manual_seed(0)
+    base = models.resnet18(include_top=False, input_shape=(32, 32, 3))
+    assert "fc.weight" not in base.state_dict()
+    assert base(torch.rand(1, 64, 64, 3)).shape == (1, 2, 2, 512)  # the feature map, channels last
+    base.trainable = False
+    model = models.Sequential([base, layers.GlobalAveragePooling2D(), layers.Dense(2)])
+    rows = model.summary_table()
+    assert rows[0]["layer"] == base.name and rows[0]["output_shape"] == "(None, 1, 1, 512)"
+    assert rows[0]["trainable"] is False and rows[2]["params"] == 1026
+    totals = model.param_totals()
+    assert totals["trainable"] == 1026 and totals["non_trainable"] == base.count_params()
+    x = torch.rand(2, 32, 32, 3)
+    model.eval()
+    expected = base.embed(x) @ model.layers[2].weight.t() + model.layers[2].bias
+    torch.testing.assert_close(model(x), expected)
+    loaded = io.load_model(io.save_model(model, tmp_path / "transfer.keras"))
+    assert type(loaded.layers[0]) is models.ResNet18 and torch.equal(loaded.eval()(x), model(x))
+    inputs = layers.Input((32, 32, 3))
+    pooled = models.resnet18(include_top=False, pooling="avg", input_shape=(32, 32, 3))(inputs)
+    functional = models.Model(inputs, layers.Dense(3)(pooled))
+    assert functional(x).shape == (2, 3)
+    assert functional.summary_table()[1]["output_shape"] == "(None, 512)"

@@ -11,7 +11,16 @@ import torch
 from torch import nn
 
 from pydlr.errors import InputError
-from pydlr.layers.base import Layer, Shape, format_shape, to_internal, to_public
+from pydlr.layers.base import (
+    Layer,
+    Node,
+    Shape,
+    SymbolicTensor,
+    format_shape,
+    keras_shape,
+    to_internal,
+    to_public,
+)
 from pydlr.models import summary as summary_mod
 
 MODEL_CLASSES: dict[str, type[BaseModel]] = {}
@@ -42,6 +51,7 @@ class BaseModel(nn.Module):
     """
 
     connected_summary: ClassVar[bool] = False
+    multi_input: ClassVar[bool] = False  # as a layer inside another model, it takes one tensor
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -51,6 +61,9 @@ class BaseModel(nn.Module):
         super().__init__()
         self.name = name
         self.input_spec: Shape | None = None
+        # Used when this model is a layer of another model (Keras allows Sequential([base_model, ...])).
+        self.inbound_nodes: list[Node] = []
+        self.nested_output_shape: Shape | None = None
 
     # ---- the border between the public (NHWC) and internal layouts -------------------------------
     @property
@@ -105,6 +118,52 @@ class BaseModel(nn.Module):
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    # ---- a model used as a layer of another model --------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return True
+
+    @property
+    def declared_input_shape(self) -> Shape | None:
+        """The input shape an enclosing Sequential may adopt (when fully known)."""
+        spec = self.input_spec
+        return spec if spec is not None and all(s is not None for s in spec) else None
+
+    def check_nested_input(self, input_shape: Shape) -> None:
+        """InputError unless ``input_shape`` fits this model's input shape (None matches any size)."""
+        spec = self.input_spec
+        if spec is not None and (
+            len(spec) != len(input_shape)
+            or any(s is not None and s != t for s, t in zip(spec, input_shape, strict=True))
+        ):
+            raise InputError(
+                "input shape", format_shape(spec), format_shape(input_shape), self.where
+            )
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """Output shape (no batch axis) for an input shape, found by one dummy forward pass."""
+        self.check_nested_input(tuple(input_shape))
+        was_training = self.training
+        self.eval()
+        try:
+            ref = self._reference_tensor()
+            dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+            with torch.no_grad():
+                out = self.call_internal(to_internal(torch.zeros((1, *input_shape), dtype=dtype)))
+        finally:
+            self.train(was_training)
+        return keras_shape(out)
+
+    def build_from(self, input_shape: Shape) -> Shape:
+        """The layer protocol: check/build for ``input_shape`` and record the output shape."""
+        self.nested_output_shape = tuple(self.compute_output_shape(tuple(input_shape)))
+        return self.nested_output_shape
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], SymbolicTensor):  # functional API: model(inputs)
+            return Node(self, [args[0]], self.build_from(args[0].shape[1:])).output
+        return super().__call__(*args, **kwargs)
 
     # ---- Keras conveniences ------------------------------------------------------------------------
     @property
@@ -282,17 +341,23 @@ class BaseModel(nn.Module):
         return out
 
 
+def apply_layer(layer: Layer | BaseModel, x: Any) -> Any:
+    """Run a layer, or a nested model, on internal tensors."""
+    return layer.call_internal(x) if isinstance(layer, BaseModel) else layer(x)
+
+
 def layer_output_rows(model: BaseModel, layers: list[Layer]) -> list[dict[str, Any]]:
     """Summary rows for layers whose output shapes were recorded when they were built."""
     rows = []
     for layer in layers:
         params = layer.count_params() if layer.built else 0
         trainable = layer.trainable
+        nested = isinstance(layer, BaseModel)
         rows.append(
             {
                 "layer": layer.name,
                 "type": type(layer).__name__,
-                "output_shape": layer.output_shape,
+                "output_shape": layer.nested_output_shape if nested else layer.output_shape,
                 "params": params,
                 "trainable": trainable,
                 "built": layer.built,
@@ -324,6 +389,11 @@ class ModuleTreeModel(BaseModel):
         with torch.no_grad():
             self.call_internal(to_internal(torch.zeros((1, *shape))))
         self.train(was_training)
+
+    @property
+    def declared_input_shape(self) -> Shape | None:
+        """The shape given at construction, adopted by an enclosing Sequential (as Keras does)."""
+        return getattr(self, "summary_input_shape", None)
 
     def summary_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

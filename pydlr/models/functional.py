@@ -10,8 +10,8 @@ from torch import nn
 from pydlr.errors import InputError
 from pydlr.layers.base import Layer, Node, SymbolicTensor, to_internal, to_public, unique_name
 from pydlr.layers.core import InputLayer
-from pydlr.models.base import BaseModel
-from pydlr.models.sequential import layer_from_config
+from pydlr.models.base import BaseModel, apply_layer
+from pydlr.models.sequential import layer_config, layer_from_config
 
 
 def _as_list(value: Any, argument: str, where: str) -> list[SymbolicTensor]:
@@ -121,7 +121,9 @@ class Model(BaseModel):
             if isinstance(node.layer, InputLayer):
                 continue
             args = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = node.layer(args if node.layer.multi_input else args[0])
+            values[id(node.output)] = apply_layer(
+                node.layer, args if node.layer.multi_input else args[0]
+            )
         return [values[id(t)] for t in self.outputs]
 
     # ---- description ----------------------------------------------------------------------------
@@ -157,10 +159,7 @@ class Model(BaseModel):
 
         return {
             "name": self.name,
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
+            "layers": [layer_config(layer) for layer in self.layers],
             "nodes": [
                 {"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]}
                 for n in self.nodes

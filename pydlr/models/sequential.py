@@ -10,7 +10,13 @@ from torch import nn
 from pydlr.errors import InputError
 from pydlr.layers.base import LAYER_CLASSES, Layer, Shape, SymbolicTensor, keras_shape, unique_name
 from pydlr.layers.core import InputLayer, _check_shape_tuple
-from pydlr.models.base import BaseModel, layer_output_rows
+from pydlr.models.base import (
+    BaseModel,
+    apply_layer,
+    class_key,
+    layer_output_rows,
+    resolve_model_class,
+)
 
 
 class Sequential(BaseModel):
@@ -76,9 +82,12 @@ class Sequential(BaseModel):
                 )
             self.input_spec, self.input_layer_name = layer.shape, layer.name
             return self
-        if not isinstance(layer, Layer) or layer.multi_input:
+        if not isinstance(layer, (Layer, BaseModel)) or layer.multi_input or layer is self:
             raise InputError(
-                "layer", "a single-input pydlr layer (pydlr.layers.*)", layer, self.where
+                "layer",
+                "a single-input pydlr layer (pydlr.layers.*) or pydlr model",
+                layer,
+                self.where,
             )
         if any(existing.name == layer.name for existing in self.layers):
             raise InputError(
@@ -129,7 +138,7 @@ class Sequential(BaseModel):
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x)
+            x = apply_layer(layer, x)
         return x
 
     def prepare_input(self, x: Any) -> torch.Tensor:
@@ -139,6 +148,16 @@ class Sequential(BaseModel):
             return x
         return super().prepare_input(x)
 
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """As a layer of another model: build for ``input_shape`` (or check it) and give the output shape."""
+        shape = tuple(input_shape)
+        if self.input_spec is None:
+            self.build(shape)
+        self.check_nested_input(shape)
+        for layer in self.layers:
+            shape = layer.build_from(shape)
+        return shape
+
     def summary_rows(self) -> list[dict[str, Any]]:
         return layer_output_rows(self, list(self.layers))
 
@@ -146,10 +165,7 @@ class Sequential(BaseModel):
         return {
             "name": self.name,
             "input_shape": list(self.input_spec) if self.input_spec is not None else None,
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
+            "layers": [layer_config(layer) for layer in self.layers],
         }
 
     @classmethod
@@ -159,8 +175,21 @@ class Sequential(BaseModel):
         return cls(layers, input_shape=config.get("input_shape"), name=config.get("name"))
 
 
-def layer_from_config(entry: dict[str, Any]) -> Layer:
-    """A layer from ``{"class_name": ..., "config": {...}}``; only pydlr's registered layer classes."""
+def layer_config(layer: Layer | BaseModel) -> dict[str, Any]:
+    """``{"class_name", "config"}`` for a layer; nested models are marked and named by module path."""
+    if isinstance(layer, BaseModel):
+        return {
+            "class_name": class_key(type(layer)),
+            "config": layer.get_config(),
+            "is_model": True,
+        }
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_config(entry: dict[str, Any]) -> Layer | BaseModel:
+    """A layer from ``{"class_name": ..., "config": {...}}``; only pydlr's registered classes."""
+    if isinstance(entry, dict) and entry.get("is_model"):
+        return resolve_model_class(str(entry.get("class_name"))).from_config(dict(entry["config"]))
     name = entry.get("class_name") if isinstance(entry, dict) else None
     if name not in LAYER_CLASSES:
         raise InputError("class_name", "a pydlr layer class", name, "layer_from_config")

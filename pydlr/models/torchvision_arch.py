@@ -97,7 +97,11 @@ MOBILENET_V2_SETTING = [
 
 
 class _Classifier(ModuleTreeModel):
-    def _check_common(self, num_classes: int, input_shape: Any) -> tuple[int, ...]:
+    """Shared by the torchvision-style classifiers: Keras applications' include_top / pooling."""
+
+    def _check_common(
+        self, num_classes: int, input_shape: Any, include_top: bool, pooling: str | None
+    ) -> tuple[int, ...]:
         positive_int(num_classes, "num_classes", self.where)
         shape = tuple(input_shape)
         if len(shape) != 3 or shape[-1] != 3 or min(shape[:2]) < 32:
@@ -107,14 +111,39 @@ class _Classifier(ModuleTreeModel):
                 input_shape,
                 self.where,
             )
+        if pooling not in (None, "avg", "max"):
+            raise InputError("pooling", 'None, "avg" or "max"', pooling, self.where)
+        self.include_top, self.pooling = bool(include_top), pooling
         return shape
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map (internal layout)."""
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled features (N, channels) from internal input."""
+        return self.feature_map(x).mean(dim=(2, 3))
 
     def embed(self, x: Any) -> torch.Tensor:
         """Pooled features before the classifier (N, features) for channels-last images (N, H, W, 3)."""
         return to_public(self.forward_features(self.prepare_input(x)))
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        if self.include_top:
+            return self.head(self.forward_features(x))
+        fmap = self.feature_map(x)
+        if self.pooling == "avg":
+            return fmap.mean(dim=(2, 3))
+        if self.pooling == "max":
+            return fmap.amax(dim=(2, 3))
+        return fmap
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> _Classifier:
+        return cls(**config)
 
 
 class MobileNetV2(_Classifier):
@@ -129,7 +158,12 @@ class MobileNetV2(_Classifier):
     dropout : float
         Dropout before the classifier (torchvision: 0.2).
     input_shape : tuple
-        Channels-last input shape for summaries and checks (default (224, 224, 3)).
+        Channels-last input shape for summaries (default (224, 224, 3)); any height and width >= 32 run.
+    include_top : bool
+        Keep the classifier (``classifier.1``); without it the model returns the feature map
+        (N, h, w, 1280), or pooled features with ``pooling``.
+    pooling : {None, "avg", "max"}
+        Global pooling of the feature map when ``include_top=False`` (Keras applications' argument).
     """
 
     def __init__(
@@ -138,15 +172,19 @@ class MobileNetV2(_Classifier):
         width_mult: float = 1.0,
         dropout: float = 0.2,
         input_shape: Any = (224, 224, 3),
+        include_top: bool = True,
+        pooling: str | None = None,
         name: str | None = None,
     ):
         super().__init__(name or unique_name("mobilenet_v2"))
-        shape = self._check_common(num_classes, input_shape)
+        shape = self._check_common(num_classes, input_shape, include_top, pooling)
         self.config = {
             "num_classes": num_classes,
             "width_mult": width_mult,
             "dropout": dropout,
             "input_shape": list(shape),
+            "include_top": self.include_top,
+            "pooling": pooling,
             "name": self.name,
         }
         channels = make_divisible(32 * width_mult)
@@ -159,21 +197,15 @@ class MobileNetV2(_Classifier):
                 channels = out
         features.append(_conv_bn_act(self.last_channel, 1))
         self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(Dropout(dropout), Dense(num_classes))
+        if self.include_top:
+            self.classifier = nn.Sequential(Dropout(dropout), Dense(num_classes))
         self.finish_init(shape, build_size=32)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=(2, 3))
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(features)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> MobileNetV2:
-        return cls(**config)
 
 
 class BasicBlock(nn.Module):
@@ -201,15 +233,26 @@ class BasicBlock(nn.Module):
 class ResNet18(_Classifier):
     """ResNet-18 (He et al. 2016) with torchvision's module names (conv1, bn1, layer1-4, fc).
 
-    Parameters as ``MobileNetV2`` (no width multiplier or dropout).
+    Parameters as ``MobileNetV2`` (no width multiplier or dropout); the feature map has 512 channels.
     """
 
     def __init__(
-        self, num_classes: int = 1000, input_shape: Any = (224, 224, 3), name: str | None = None
+        self,
+        num_classes: int = 1000,
+        input_shape: Any = (224, 224, 3),
+        include_top: bool = True,
+        pooling: str | None = None,
+        name: str | None = None,
     ):
         super().__init__(name or unique_name("resnet18"))
-        shape = self._check_common(num_classes, input_shape)
-        self.config = {"num_classes": num_classes, "input_shape": list(shape), "name": self.name}
+        shape = self._check_common(num_classes, input_shape, include_top, pooling)
+        self.config = {
+            "num_classes": num_classes,
+            "input_shape": list(shape),
+            "include_top": self.include_top,
+            "pooling": pooling,
+            "name": self.name,
+        }
         self.conv1 = _conv(64, 7, 2, padding=3)
         self.bn1 = _bn()
         self.relu = Activation("relu")
@@ -221,23 +264,16 @@ class ResNet18(_Classifier):
             )
             self.add_module(f"layer{index}", blocks)
             inplanes = planes
-        self.fc = Dense(num_classes)
+        if self.include_top:
+            self.fc = Dense(num_classes)
         self.finish_init(shape, build_size=32)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return x.mean(dim=(2, 3))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(features)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ResNet18:
-        return cls(**config)
 
 
 def mobilenet_v2(num_classes: int = 1000, **kwargs: Any) -> MobileNetV2:
