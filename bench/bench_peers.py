@@ -9,6 +9,7 @@ NumPy 2; the project's .venv keeps NumPy 1, see scripts/setup_peers.sh):
     row           interpreter                         runner
     keras-tf      .venv-peers  (Keras 3 + TensorFlow)  bench/peers/keras_run.py --backend tensorflow
     pydlr-py      .venv        (import pydlr)          bench/peers/pydlr_py.py
+    pydlr-py-bf16 .venv                                bench/peers/pydlr_py.py --precision bfloat16
     pydlr-r       Rscript      (library(pydlr))        bench/peers/pydlr_r.R
     torch-nchw    .venv        (torch only)            bench/peers/torch_loop.py --layout nchw
     torch-cl      .venv                                bench/peers/torch_loop.py --layout channels_last
@@ -63,6 +64,8 @@ class Row:
 ROWS = (
     Row("keras-tf", "Keras 3 on TensorFlow", "peers", "keras_run.py", ("--backend", "tensorflow")),
     Row("pydlr-py", "pydlr from Python (fit)", "project", "pydlr_py.py"),
+    Row("pydlr-py-bf16", "pydlr from Python, bf16 autocast", "project", "pydlr_py.py",
+        ("--precision", "bfloat16")),
     Row("pydlr-r", "pydlr from R (fit)", "R", "pydlr_r.R"),
     Row("torch-nchw", "torch loop, NCHW", "project", "torch_loop.py", ("--layout", "nchw")),
     Row("torch-cl", "torch loop, channels-last", "project", "torch_loop.py", ("--layout", "channels_last")),

@@ -104,7 +104,7 @@ result <- list(
   glibc_tunables = Sys.getenv("GLIBC_TUNABLES"),
   omp_wait_policy = Sys.getenv("OMP_WAIT_POLICY", "(unset)"),
   versions = list(R = as.character(getRversion()), pydlr = as.character(utils::packageVersion("pydlr")),
-                  reticulate = as.character(utils::packageVersion("reticulate")), torch = torch$`__version__`),
+                  reticulate = as.character(utils::packageVersion("reticulate")), torch = reticulate::py_str(torch$`__version__`)),
   executable = file.path(R.home("bin"), "Rscript"),
   notes = "R API; head Dense(10, softmax) + sparse_categorical_crossentropy"
 )
