@@ -28,28 +28,12 @@ from typing import Any
 import numpy as np
 
 from pydlr.bridge.arrow import export_to_c, import_from_c
+from pydlr.bridge.cabi import ArrowArray, ArrowSchema, release_if_held
 from pydlr.bridge.views import as_numpy
 from pydlr.errors import InputError
 
 _WHERE = "pydlr.r"
 _state: dict[str, Any] = {}
-
-
-class _ArrowSchema(ctypes.Structure):
-    _fields_ = [
-        ("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_char_p),
-        ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64), ("children", ctypes.c_void_p),
-        ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p),
-    ]
-
-
-class _ArrowArray(ctypes.Structure):
-    _fields_ = [
-        ("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
-        ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64), ("buffers", ctypes.c_void_p),
-        ("children", ctypes.c_void_p), ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p),
-        ("private_data", ctypes.c_void_p),
-    ]
 
 
 def robjects() -> Any:
@@ -83,22 +67,14 @@ def to_r(obj: Any) -> Any:
         An R vector, matrix/array or data.frame.
     """
     ro = robjects()
-    schema, array = _ArrowSchema(), _ArrowArray()
+    schema, array = ArrowSchema(), ArrowArray()
     info = export_to_c(obj, ctypes.addressof(schema), ctypes.addressof(array))
     addresses = ro.FloatVector([float(ctypes.addressof(schema)), float(ctypes.addressof(array))])
     shape = ro.NULL if info["shape"] is None else ro.IntVector(info["shape"])
     try:
         return _state["import"](addresses, shape, info["order"] == "C")
     finally:
-        _release_if_held(schema, array)
-
-
-def _release_if_held(schema: _ArrowSchema, array: _ArrowArray) -> None:
-    # R releases them (on.exit); this only matters if R never got to run.
-    for struct, kind in ((array, _ArrowArray), (schema, _ArrowSchema)):
-        if struct.release:
-            release = ctypes.CFUNCTYPE(None, ctypes.POINTER(kind))(struct.release)
-            release(ctypes.byref(struct))
+        release_if_held(schema, array)  # R released them (on.exit) unless it never ran
 
 
 def from_r(robj: Any, as_: str = "auto") -> Any:

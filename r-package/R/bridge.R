@@ -54,7 +54,7 @@ NULL
       paste0(.bridge_supported, "; unlist it or turn it into columns first"), call)
   }
   if (in_frame && !is.null(dim(x))) {
-    .bridge_fail(what, sprintf("is a %s matrix column of dim c(%s)", typeof(x), paste(dim(x), collapse = ", ")),
+    .bridge_fail(what, sprintf("is a matrix column (%s, dim c(%s))", typeof(x), paste(dim(x), collapse = ", ")),
       "split it into plain columns first", call)
   }
   type <- typeof(x)

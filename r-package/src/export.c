@@ -41,6 +41,12 @@ static void* checked_calloc(size_t n, size_t size) {
   return p;
 }
 
+static void* checked_malloc(size_t size) {
+  void* p = malloc(size ? size : 1);
+  if (p == NULL) Rf_error("pydlr bridge: out of memory (%.0f bytes)", (double)size);
+  return p;
+}
+
 static char* checked_strdup(const char* s) {
   char* p = checked_calloc(strlen(s) + 1, 1);
   memcpy(p, s, strlen(s));
@@ -139,30 +145,53 @@ static void alloc_children(struct ArrowSchema* s, struct ArrowArray* a, int64_t 
 
 /* ---- bitmaps (one helper for every validity buffer) ---- */
 
-static int is_missing(SEXP x, R_xlen_t i, int nan_is_null) {
-  switch (TYPEOF(x)) {
-    case REALSXP: {
-      double v = REAL_RO(x)[i];
-      return nan_is_null ? ISNAN(v) : R_IsNA(v);
-    }
+/* Whether element i is missing: NA for plain doubles (NaN is a value), any NaN for dates and times
+ * (nan_is_null), NA for integers, logicals and strings. Typed pointers are fetched once per vector. */
+typedef struct {
+  int type, nan_is_null;
+  const double* dbl;
+  const int* ints;
+  const SEXP* strs;
+} missing_probe;
+
+static missing_probe probe_for(SEXP x, int nan_is_null) {
+  missing_probe p = {TYPEOF(x), nan_is_null, NULL, NULL, NULL};
+  if (p.type == REALSXP) p.dbl = REAL_RO(x);
+  if (p.type == INTSXP || p.type == LGLSXP) p.ints = INTEGER_RO(x);
+  if (p.type == STRSXP) p.strs = STRING_PTR_RO(x);
+  return p;
+}
+
+/* R's NA_real_ is a NaN whose low word is 1954 (R_IsNA without a function call). */
+static inline int is_r_na(double v) {
+  if (!ISNAN(v)) return 0;
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  return (uint32_t)(bits & 0xFFFFFFFFu) == 1954u;
+}
+
+static inline int is_missing(const missing_probe* p, R_xlen_t i) {
+  switch (p->type) {
+    case REALSXP:
+      return p->nan_is_null ? ISNAN(p->dbl[i]) : is_r_na(p->dbl[i]);
     case INTSXP:
     case LGLSXP:
-      return INTEGER_RO(x)[i] == NA_INTEGER;
+      return p->ints[i] == NA_INTEGER;
     case STRSXP:
-      return STRING_ELT(x, i) == NA_STRING;
+      return p->strs[i] == NA_STRING;
     default:
       return 0;
   }
 }
 
-/* Validity bitmap of x[off, off + n): NULL when nothing is missing (no allocation then). R's NaN is a
- * value, NA a null, for plain doubles; for dates and times any NaN is a null (nan_is_null). */
+/* Validity bitmap of x[off, off + n): NULL when nothing is missing (no allocation then). */
 static uint8_t* validity_bitmap(SEXP x, R_xlen_t off, R_xlen_t n, int nan_is_null,
                                 int64_t* null_count) {
+  missing_probe p = probe_for(x, nan_is_null);
   *null_count = 0;
   R_xlen_t first = -1;
   for (R_xlen_t i = 0; i < n; i++) {
-    if (is_missing(x, off + i, nan_is_null)) {
+    if (is_missing(&p, off + i)) {
       first = i;
       break;
     }
@@ -171,7 +200,7 @@ static uint8_t* validity_bitmap(SEXP x, R_xlen_t off, R_xlen_t n, int nan_is_nul
   uint8_t* bits = checked_calloc((size_t)(n + 7) / 8, 1);
   memset(bits, 0xFF, (size_t)first / 8);
   for (R_xlen_t i = (first / 8) * 8; i < n; i++) {
-    if (is_missing(x, off + i, nan_is_null)) {
+    if (is_missing(&p, off + i)) {
       (*null_count)++;
     } else {
       bits[i >> 3] |= (uint8_t)(1u << (i & 7));
@@ -188,49 +217,65 @@ static void set_validity(SEXP x, R_xlen_t off, R_xlen_t n, int nan_is_null, stru
 
 /* ---- strings ---- */
 
-/* UTF-8 bytes of a CHARSXP; *len its length. Translation only happens for non-UTF-8 encodings. */
-static const char* utf8_bytes(SEXP s, size_t* len) {
+/* UTF-8 bytes of a CHARSXP; *len its length. Translation (R_alloc'ed, freed when the .Call returns)
+ * only happens for strings in another encoding. */
+static inline const char* utf8_bytes(SEXP s, size_t* len) {
   const char* text = Rf_translateCharUTF8(s);
   *len = (text == CHAR(s)) ? (size_t)LENGTH(s) : strlen(text);
   return text;
 }
 
-/* Fills a utf8 ("u", int32 offsets) or large utf8 ("U") array from x[off, off + n); returns the format. */
+/* Sets bit i of a validity bitmap allocated on the first null (bits before it are all valid). */
+static void mark_null(struct ArrowArray* a, R_xlen_t n, R_xlen_t i) {
+  array_private* p = a->private_data;
+  if (p->owned[0] == NULL) {
+    uint8_t* bits = checked_calloc((size_t)(n + 7) / 8, 1);
+    memset(bits, 0xFF, (size_t)(n + 7) / 8);
+    p->owned[0] = bits;
+    p->buffers[0] = bits;
+  }
+  ((uint8_t*)p->owned[0])[i >> 3] &= (uint8_t)~(1u << (i & 7));
+  a->null_count++;
+}
+
+/* Fills a utf8 ("u", int32 offsets) or large utf8 ("U", int64) array from x[off, off + n) in one
+ * pass over R's strings (each CHARSXP is visited once: they are scattered in memory); returns the
+ * format. Offsets are collected as int64 and narrowed in place when the bytes fit int32 offsets. */
 static const char* fill_strings(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) {
   array_private* p = a->private_data;
-  size_t total = 0, len;
+  const SEXP* strs = STRING_PTR_RO(x) + off;
+  int64_t* offsets = checked_malloc(((size_t)n + 1) * sizeof(int64_t));
+  p->owned[1] = offsets;
+  offsets[0] = 0;
+  size_t cap = (size_t)n * 8 + 64, pos = 0, len; /* malloc: untouched pages cost nothing */
+  p->owned[2] = checked_malloc(cap);
   for (R_xlen_t i = 0; i < n; i++) {
-    SEXP s = STRING_ELT(x, off + i);
-    if (s == NA_STRING) continue;
-    const void* vmax = vmaxget();
-    utf8_bytes(s, &len);
-    vmaxset(vmax);
-    total += len;
-  }
-  int large = total > (size_t)INT32_MAX;
-  size_t width = large ? sizeof(int64_t) : sizeof(int32_t);
-  p->owned[1] = checked_calloc((size_t)n + 1, width);
-  char* data = checked_calloc(total, 1);
-  p->owned[2] = data;
-  size_t pos = 0;
-  for (R_xlen_t i = 0; i < n; i++) {
-    SEXP s = STRING_ELT(x, off + i);
-    if (s != NA_STRING) {
-      const void* vmax = vmaxget();
+    SEXP s = strs[i];
+    if (s == NA_STRING) {
+      mark_null(a, n, i);
+    } else {
       const char* text = utf8_bytes(s, &len);
-      memcpy(data + pos, text, len);
-      vmaxset(vmax);
+      if (pos + len > cap) {
+        size_t grown = 2 * cap > pos + len ? 2 * cap : pos + len;
+        char* bigger = realloc(p->owned[2], grown);
+        if (bigger == NULL) Rf_error("pydlr bridge: out of memory (%.0f bytes)", (double)grown);
+        p->owned[2] = bigger;
+        cap = grown;
+      }
+      memcpy((char*)p->owned[2] + pos, text, len);
       pos += len;
     }
-    if (large) {
-      ((int64_t*)p->owned[1])[i + 1] = (int64_t)pos;
-    } else {
-      ((int32_t*)p->owned[1])[i + 1] = (int32_t)pos;
+    offsets[i + 1] = (int64_t)pos;
+  }
+  int large = pos > (size_t)INT32_MAX;
+  if (!large) { /* narrow in place: element i is written at byte 4i, after reading byte 8i */
+    for (R_xlen_t i = 0; i <= n; i++) {
+      int32_t v = (int32_t)offsets[i];
+      memcpy((char*)offsets + 4 * i, &v, sizeof v); /* char access: no aliasing assumptions */
     }
   }
   p->buffers[1] = p->owned[1];
   p->buffers[2] = p->owned[2];
-  set_validity(x, off, n, 0, a);
   return large ? "U" : "u";
 }
 
@@ -271,7 +316,7 @@ static void export_factor(SEXP x, R_xlen_t off, R_xlen_t n, int mode, struct Arr
                           struct ArrowArray* a) {
   array_private* p = a->private_data;
   const int* codes = INTEGER_RO(x) + off;
-  int32_t* idx = checked_calloc((size_t)n, sizeof(int32_t));
+  int32_t* idx = checked_malloc((size_t)n * sizeof(int32_t));
   p->owned[1] = idx;
   p->buffers[1] = idx;
   for (R_xlen_t i = 0; i < n; i++) idx[i] = codes[i] == NA_INTEGER ? 0 : codes[i] - 1;
@@ -285,9 +330,7 @@ static void export_factor(SEXP x, R_xlen_t off, R_xlen_t n, int mode, struct Arr
   s->dictionary = sp->dictionary;
   p->dictionary = checked_calloc(1, sizeof(struct ArrowArray));
   a->dictionary = p->dictionary;
-  export_levels(levels, s->dictionary, a->dictionary);
-  array_private* dp = a->dictionary->private_data;
-  dp->keep = pydlr_preserve(levels);
+  export_levels(levels, s->dictionary, a->dictionary); /* copied: nothing of R's to keep alive */
 }
 
 static void export_logical_bits(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) {
@@ -304,7 +347,7 @@ static void export_logical_bits(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowAr
 
 static void export_date(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) {
   array_private* p = a->private_data;
-  int32_t* days = checked_calloc((size_t)n, sizeof(int32_t));
+  int32_t* days = checked_malloc((size_t)n * sizeof(int32_t));
   p->owned[1] = days;
   p->buffers[1] = days;
   if (TYPEOF(x) == INTSXP) {
@@ -319,7 +362,7 @@ static void export_date(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) 
 
 static void export_posixct(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) {
   array_private* p = a->private_data;
-  int64_t* micros = checked_calloc((size_t)n, sizeof(int64_t));
+  int64_t* micros = checked_malloc((size_t)n * sizeof(int64_t));
   p->owned[1] = micros;
   p->buffers[1] = micros;
   const double* v = REAL_RO(x) + off;
