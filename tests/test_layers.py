@@ -359,3 +359,26 @@ def test_integral_numbers_from_r_are_accepted() -> None:
     assert model.summary_table()[1]["output_shape"] == "(None, 14, 14, 32)"
     with pytest.raises(InputError, match="`filters`"):
         layers.Conv2D(32.5, 3)
+
+
+def test_native_backend_fuses_relu_into_the_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydlr import ops
+
+    calls = []
+    original = ops.conv2d
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(kwargs.get("activation", "none"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d", spy)
+    conv = layers.Conv2D(4, 3, activation="relu6")
+    x = torch.randn(1, 6, 6, 2) * 10
+    out = run(conv, x)
+    assert calls == ["relu6"]
+    ref = F.relu6(F.conv2d(x.permute(0, 3, 1, 2), conv.weight, conv.bias)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    run(layers.Conv2D(4, 3, activation="tanh"), x)
+    assert calls == ["relu6", "none"]  # other activations run after the op
+    run(layers.Conv2D(4, 3, activation="relu", backend="torch"), x)
+    assert len(calls) == 2  # the torch backend does not call pydlr.ops

@@ -1,4 +1,11 @@
-"""Keras-style layers as torch modules (channels-last at the API, channels-last memory inside)."""
+"""Keras-style layers as torch modules (channels-last at the API, channels-last memory inside).
+
+Layers are meant to be composed in ``pydlr.models.Sequential`` / ``Model`` (or called on ``Input``
+tensors), which take channels-last data (N, H, W, C). Called directly on a tensor, a layer expects pydlr's
+internal layout: NCHW-shaped with channels-last memory, i.e. ``x.permute(0, 3, 1, 2)`` of NHWC data
+(``pydlr.layers.base.to_internal``), a view without copy. Weights use torch's layouts and names
+(``weight``, ``bias``, ``running_mean``, ...); ``get_weights()``/``set_weights()`` speak Keras' layouts.
+"""
 
 from pydlr.layers.base import Layer, SymbolicTensor, clear_session
 from pydlr.layers.conv import (

@@ -202,7 +202,11 @@ class Flatten(Layer):
 
 
 class Dropout(Layer):
-    """Keras' ``Dropout(rate)``: zeroes a fraction ``rate`` of inputs during training, scales the rest."""
+    """Keras' ``Dropout(rate)``: zeroes a fraction ``rate`` of inputs during training, scales the rest.
+
+    ``seed`` is kept in the config for Keras compatibility, but the mask is drawn from torch's global
+    generator (seed it with ``torch.manual_seed`` or ``fit(seed=...)``); ``noise_shape`` is not supported.
+    """
 
     def __init__(
         self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any

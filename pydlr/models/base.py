@@ -75,6 +75,13 @@ class BaseModel(nn.Module):
             return t
         return None
 
+    def dummy_batch(self, shape: Shape) -> torch.Tensor:
+        """A zero batch of one sample (internal layout) on the weights' device and dtype, for tracing."""
+        ref = self._reference_tensor()
+        dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+        device = ref.device if ref is not None else None
+        return to_internal(torch.zeros((1, *shape), dtype=dtype, device=device))
+
     def prepare_input(self, x: Any) -> torch.Tensor:
         """Validate ``x`` against the input shape and convert it to the internal layout.
 
@@ -147,10 +154,8 @@ class BaseModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            ref = self._reference_tensor()
-            dtype = ref.dtype if ref is not None else torch.get_default_dtype()
             with torch.no_grad():
-                out = self.call_internal(to_internal(torch.zeros((1, *input_shape), dtype=dtype)))
+                out = self.call_internal(self.dummy_batch(input_shape))
         finally:
             self.train(was_training)
         return keras_shape(out)
@@ -387,7 +392,7 @@ class ModuleTreeModel(BaseModel):
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            self.call_internal(to_internal(torch.zeros((1, *shape))))
+            self.call_internal(self.dummy_batch(shape))
         self.train(was_training)
 
     @property
@@ -418,7 +423,7 @@ class ModuleTreeModel(BaseModel):
         try:
             self.eval()
             with torch.no_grad():
-                self.call_internal(to_internal(torch.zeros((1, *self.summary_input_shape))))
+                self.call_internal(self.dummy_batch(self.summary_input_shape))
         finally:
             for h in handles:
                 h.remove()
