@@ -1,0 +1,119 @@
+"""Scores of a clustering against known classes, and a comparison table of several methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from pydlr.errors import InputError
+
+
+def _labels(value: Any, argument: str, where: str) -> np.ndarray:
+    """A 1-d array of labels (any hashable values) as integer codes."""
+    array = np.asarray(value.cpu() if hasattr(value, "cpu") else value)
+    if array.ndim != 1 or array.size == 0:
+        raise InputError(argument, "a non-empty 1-d array of labels", value, where=where)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(argument, "labels without NaN or Inf", value, where=where)
+    return np.unique(array, return_inverse=True)[1].reshape(-1)
+
+
+def _pair(y_true: Any, labels: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    a = _labels(y_true, "y_true", where)
+    b = _labels(labels, "labels", where)
+    if a.shape != b.shape:
+        raise InputError("labels", f"{a.size} labels (as many as y_true)", f"{b.size} labels", where=where)
+    return a, b
+
+
+def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    table = np.zeros((a.max() + 1, b.max() + 1), dtype=np.int64)
+    np.add.at(table, (a, b), 1)
+    return table
+
+
+def matched_accuracy(y_true: Any, labels: Any) -> float:
+    """Accuracy of cluster labels after the best one-to-one matching of clusters to classes.
+
+    The matching maximises the number of agreeing samples (Hungarian algorithm,
+    ``scipy.optimize.linear_sum_assignment``); clusters left unmatched count as errors.
+    """
+    a, b = _pair(y_true, labels, "matched_accuracy")
+    table = _contingency(a, b)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / a.size)
+
+
+def adjusted_rand_index(y_true: Any, labels: Any) -> float:
+    """Adjusted Rand index (Hubert and Arabie), as ``sklearn.metrics.adjusted_rand_score``."""
+    a, b = _pair(y_true, labels, "adjusted_rand_index")
+    table = _contingency(a, b).astype(np.float64)
+    n = float(a.size)
+    sum_sq = float((table**2).sum())
+    rows = table.sum(axis=1)
+    cols = table.sum(axis=0)
+    # Pair-confusion counts (same formula as scikit-learn's pair_confusion_matrix).
+    tp = sum_sq - n
+    fp = float((cols**2).sum()) - sum_sq
+    fn = float((rows**2).sum()) - sum_sq
+    tn = n * n - fp - fn - sum_sq
+    if fn == 0 and fp == 0:
+        return 1.0
+    return float(2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)))
+
+
+def compare(results: Mapping[str, Any] | Sequence[Mapping[str, Any]], y_true: Any) -> pd.DataFrame:
+    """Table of methods scored against the true classes: method, accuracy, ARI, seconds.
+
+    Parameters
+    ----------
+    results : mapping or sequence
+        Either ``{method: entry}`` or a list of entries with a ``"method"`` key. An entry is a dict
+        with ``"labels"`` (and optionally ``"seconds"``), a fitted estimator with ``labels_``, or
+        the labels themselves.
+    y_true : array-like
+        The true classes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method, in the given order; ``accuracy`` is :func:`matched_accuracy`, ``ARI`` is
+        :func:`adjusted_rand_index`, ``seconds`` is NaN where not given.
+    """
+    where = "compare"
+    if isinstance(results, Mapping):
+        items = list(results.items())
+    elif isinstance(results, Sequence) and not isinstance(results, str):
+        items = []
+        for entry in results:
+            if not isinstance(entry, Mapping) or "method" not in entry:
+                raise InputError("results", 'entries that are dicts with a "method" key', entry, where=where)
+            items.append((entry["method"], entry))
+    else:
+        raise InputError("results", "a dict {method: entry} or a list of dicts", results, where=where)
+    if not items:
+        raise InputError("results", "at least one method", results, where=where)
+    rows = []
+    for method, entry in items:
+        labels, seconds = _entry(entry, method)
+        rows.append({
+            "method": str(method),
+            "accuracy": matched_accuracy(y_true, labels),
+            "ARI": adjusted_rand_index(y_true, labels),
+            "seconds": float(seconds) if seconds is not None else float("nan"),
+        })
+    return pd.DataFrame(rows, columns=["method", "accuracy", "ARI", "seconds"])
+
+
+def _entry(entry: Any, method: Any) -> tuple[Any, float | None]:
+    if isinstance(entry, Mapping):
+        if "labels" not in entry:
+            raise InputError("results", f'an entry for "{method}" with a "labels" key', entry, where="compare")
+        return entry["labels"], entry.get("seconds")
+    if hasattr(entry, "labels_"):
+        return entry.labels_, getattr(entry, "seconds_", None)
+    return entry, None
