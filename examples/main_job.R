@@ -1,0 +1,116 @@
+# pydlr's main job (README command 1, run by scripts/main.sh), from R only:
+#   1. Fashion-MNIST (Debian's dataset-fashion-mnist) as R arrays,
+#   2. the seed CNN built with Keras-style verbs, its summary,
+#   3. a short CPU training run (default: 2 epochs on all 60,000 training images), its history as a
+#      data.frame and the test accuracy,
+#   4. k-means on the same 10,000 test images,
+#   5. a two-row comparison (CNN vs k-means: accuracy after matching labels to classes, adjusted Rand
+#      index, seconds), and a PNG of the training curves in out/.
+#
+# Options: --epochs=N (2), --n-train=N (60000; a subset keeps a slow machine's run short), --out=DIR (out),
+#          --seed=N (1).
+# On an idle 2-core machine the run takes about a minute; on a shared one it takes longer.
+
+suppressPackageStartupMessages(library(pydlr))
+
+option <- function(name, default) {
+  args <- commandArgs(trailingOnly = TRUE)
+  hit <- grep(sprintf("^--%s=", name), args, value = TRUE)
+  if (length(hit) == 0L) return(default)
+  value <- sub(sprintf("^--%s=", name), "", hit[length(hit)])
+  if (is.numeric(default)) as.numeric(value) else value
+}
+epochs <- option("epochs", 2)
+n_train <- option("n-train", 60000)
+out_dir <- option("out", "out")
+seed <- option("seed", 1)
+
+started <- Sys.time()
+elapsed <- function(since) as.numeric(difftime(Sys.time(), since, units = "secs"))
+section <- function(title) cat(sprintf("\n== %s\n", title))
+
+# ---- 1. data -----------------------------------------------------------------------------------
+section("Fashion-MNIST as R arrays (Debian's dataset-fashion-mnist, no download)")
+fashion <- dataset_fashion_mnist()
+n_train <- min(n_train, dim(fashion$train$x)[1])
+x_train <- fashion$train$x[seq_len(n_train), , , drop = FALSE] / 255
+y_train <- fashion$train$y[seq_len(n_train)]
+x_test <- fashion$test$x / 255
+y_test <- fashion$test$y
+cat(sprintf("train: %s array of dim %s; test: %s; labels 0-9\n", typeof(x_train),
+  paste(dim(x_train), collapse = " x "), paste(dim(x_test), collapse = " x ")))
+
+# ---- 2. the seed CNN ----------------------------------------------------------------------------
+section("The seed CNN (+ Dense(64) + Dense(10) head), built with Keras-style verbs")
+model <- model_sequential(input_shape = c(28, 28, 1)) |>
+  layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
+  layer_max_pooling_2d(pool_size = c(2, 2)) |>
+  layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
+  layer_max_pooling_2d(pool_size = c(2, 2)) |>
+  layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
+  layer_flatten() |>
+  layer_dense(units = 64, activation = "relu") |>
+  layer_dense(units = 10, activation = "softmax")
+summary(model)
+
+# ---- 3. training on the CPU ---------------------------------------------------------------------
+section(sprintf("Training on the CPU: %d epochs on %d images, batch 64, Adam, seed %d",
+  as.integer(epochs), as.integer(n_train), as.integer(seed)))
+model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+t_cnn <- Sys.time()
+history <- model |> fit(x_train, y_train, epochs = epochs, batch_size = 64,
+  validation_data = list(x_test, y_test), seed = seed, device = "cpu", verbose = 2)
+predicted <- predict(model, x_test, type = "class")
+cnn_seconds <- elapsed(t_cnn)
+section("History")
+print(as.data.frame(history), digits = 4, row.names = FALSE)
+score <- evaluate(model, x_test, y_test)
+cat(sprintf("\nTest accuracy of the CNN: %.4f (loss %.4f)\n", score$accuracy, score$loss))
+
+# ---- 4. k-means on the same test images -------------------------------------------------------------
+# pydlr's own k-means (the cluster owner's R function, computed in torch) when the package has it;
+# otherwise R's stats::kmeans (Hartigan-Wong), said in the output.
+run_kmeans <- function(x, k, seed) {
+  ns <- asNamespace("pydlr")
+  if (exists("kmeans_fit", envir = ns, inherits = FALSE)) {
+    fit <- get("kmeans_fit", envir = ns)(x, n_clusters = k, random_state = seed)
+    return(list(labels = as.integer(fit$labels), method = "pydlr k-means (torch, k-means++)"))
+  }
+  set.seed(seed)
+  fit <- stats::kmeans(x, centers = k, nstart = 1, iter.max = 100)
+  list(labels = as.integer(fit$cluster) - 1L, method = "stats::kmeans (R, Hartigan-Wong)")
+}
+
+section("k-means on the 10,000 test images (784 pixels each, k = 10)")
+x_flat <- array_reshape(x_test, c(dim(x_test)[1], 784))
+t_km <- Sys.time()
+km <- run_kmeans(x_flat, 10L, seed)
+km_seconds <- elapsed(t_km)
+cat(sprintf("method: %s, %.1f s\n", km$method, km_seconds))
+
+# ---- 5. comparison --------------------------------------------------------------------------------
+# Accuracy after matching: each cluster (or predicted class) is matched one-to-one to a class so that
+# the agreement is largest (Hungarian matching); for the CNN the matching is the identity in practice.
+scores <- function(labels) {
+  cluster <- reticulate::import("pydlr.cluster")
+  list(
+    accuracy = cluster$matched_accuracy(y_test, labels),
+    ari = cluster$adjusted_rand_index(y_test, labels)
+  )
+}
+cnn <- scores(predicted)
+kmeans_scores <- scores(km$labels)
+section("CNN vs k-means on the same test images")
+comparison <- data.frame(
+  method = c(sprintf("CNN (%d epochs, %d images)", as.integer(epochs), as.integer(n_train)), km$method),
+  accuracy_matched = round(c(cnn$accuracy, kmeans_scores$accuracy), 4),
+  ari = round(c(cnn$ari, kmeans_scores$ari), 4),
+  seconds = round(c(cnn_seconds, km_seconds), 1)
+)
+print(comparison, row.names = FALSE)
+cat("(CNN seconds: training + predicting the test set; k-means seconds: clustering the test set)\n")
+
+# ---- the training curve ---------------------------------------------------------------------------
+png_file <- file.path(out_dir, "training_curve.png")
+plot(history, file = png_file)
+cat(sprintf("\nWrote %s\nTotal time %.1f s\n", png_file, elapsed(started)))
