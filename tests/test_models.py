@@ -240,3 +240,29 @@ def test_keras_conveniences() -> None:
     assert model.param_totals()["non_trainable"] == 93_322
     model.trainable = True
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_functional_multi_input_shared_layer_and_config_round_trip() -> None:
+    torch.manual_seed(0)
+    left, right = layers.Input((5,), name="left"), layers.Input((5,), name="right")
+    shared = layers.Dense(3, activation="tanh", name="shared")
+    merged = layers.Concatenate()([shared(left), shared(right)])
+    model = models.Model([left, right], [layers.Dense(2)(merged), merged])
+    rows = model.summary_table()
+    assert [r["layer"] for r in rows] == ["left", "right", "shared", "concatenate", "dense"]
+    assert model.count_params() == 18 + 14  # the shared Dense counted once
+    assert "left[0][0], right[0][0]" in model.summary_string(line_length=200)
+    assert "shared[0][0], shared[1][0]" in model.summary_string(line_length=200)
+    a, b = torch.randn(4, 5), torch.randn(4, 5)
+    out, features = model([a, b])
+    expected = torch.tanh(
+        torch.cat([a @ shared.weight.t(), b @ shared.weight.t()], dim=1) + shared.bias.repeat(2)
+    )
+    torch.testing.assert_close(features, expected)
+    assert out.shape == (4, 2)
+    clone = models.Model.from_config(model.get_config())
+    clone.load_state_dict(model.state_dict())
+    assert clone.get_config() == model.get_config()
+    torch.testing.assert_close(clone([a, b])[0], out)
+    with pytest.raises(InputError, match="2 input arrays"):
+        model(a)

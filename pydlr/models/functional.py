@@ -131,27 +131,26 @@ class Model(BaseModel):
         return [n for n in self.nodes if n.layer is node.layer].index(node)
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        rows = []
+        """One row per layer, as Keras: a shared layer lists the inputs of all its calls."""
+        rows: dict[int, dict[str, Any]] = {}
         for node in self.nodes:
             layer = node.layer
-            connected = (
-                ", ".join(
-                    f"{t.layer.name}[{self._model_node_index(t.node)}][0]" for t in node.inputs
-                )
-                or "-"
-            )
-            rows.append(
-                {
-                    "layer": layer.name,
-                    "type": type(layer).__name__,
-                    "output_shape": node.output.shape[1:],
-                    "params": layer.count_params(),
-                    "trainable": layer.trainable,
-                    "built": True,
-                    "connected_to": connected,
-                }
-            )
-        return rows
+            inputs = [f"{t.layer.name}[{self._model_node_index(t.node)}][0]" for t in node.inputs]
+            if id(layer) in rows:
+                rows[id(layer)]["inputs"] += inputs
+                continue
+            rows[id(layer)] = {
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": node.output.shape[1:],
+                "params": layer.count_params(),
+                "trainable": layer.trainable,
+                "built": True,
+                "inputs": inputs,
+            }
+        for row in rows.values():
+            row["connected_to"] = ", ".join(row.pop("inputs")) or "-"
+        return list(rows.values())
 
     def get_config(self) -> dict[str, Any]:
         def ref(t: SymbolicTensor) -> list[Any]:
