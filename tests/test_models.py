@@ -266,3 +266,15 @@ def test_functional_multi_input_shared_layer_and_config_round_trip() -> None:
     torch.testing.assert_close(clone([a, b])[0], out)
     with pytest.raises(InputError, match="2 input arrays"):
         model(a)
+
+
+def test_functional_chain_uses_sequential_style_summary() -> None:
+    inputs = layers.Input((28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    model = models.Model(inputs, layers.Flatten()(x))
+    text = model.summary_string(line_length=76)
+    assert (
+        "Connected to" not in text
+        and "│ input_layer (InputLayer)        │ (None, 28, 28, 1)" in text
+    )
+    assert "Connected to" in models.Model(inputs, layers.Add()([x, x])).summary_string()

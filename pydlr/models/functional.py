@@ -38,7 +38,15 @@ class Model(BaseModel):
     returns lists.
     """
 
-    connected_summary = True
+    @property
+    def connected_summary(self) -> bool:  # type: ignore[override]
+        """Keras adds the "Connected to" column unless the graph is a plain chain."""
+        chain = all(
+            len(node.inputs) == (0 if i == 0 else 1)
+            and (i == 0 or node.inputs[0] is self.nodes[i - 1].output)
+            for i, node in enumerate(self.nodes)
+        )
+        return not chain or len({id(n.layer) for n in self.nodes}) != len(self.nodes)
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True):
         super().__init__(name or unique_name("functional"))
