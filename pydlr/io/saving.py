@@ -31,7 +31,6 @@ from pydlr.errors import InputError, NotSupportedError
 from pydlr.io.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    plain_tensors,
     weights_bytes,
     weights_metadata,
 )
@@ -382,5 +381,4 @@ __all__ = [
     "model_config",
     "save_model",
     "save_weights",
-    "plain_tensors",
 ]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pydlr.errors import InputError
-from pydlr.layers.base import Layer, Node, SymbolicTensor, to_internal, to_public, unique_name
+from pydlr.layers.base import Layer, Node, SymbolicTensor, to_public, unique_name
 from pydlr.layers.core import InputLayer
 from pydlr.models.base import BaseModel, apply_layer
 from pydlr.models.sequential import layer_config, layer_from_config
@@ -204,4 +204,4 @@ class Model(BaseModel):
         )
 
 
-__all__ = ["Model", "to_internal"]
+__all__ = ["Model"]
