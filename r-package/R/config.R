@@ -11,16 +11,17 @@
 
 #' Prepare the embedded Python so torch binds to its own kernels, then import torch (idempotent)
 #'
-#' Called once by [.pydlr_py()]. Options: `pydlr.deepbind` (default `TRUE`; `FALSE` loads torch with
-#' Python's default flags) and `pydlr.num_threads` (torch's intra-op threads; default: torch's choice,
-#' the number of cores, as in Python).
+#' Called once by [.pydlr_py()]. Options: `pydlr.deepbind` (default `TRUE`, or `FALSE` when the
+#' environment variable `PYDLR_DEEPBIND` is `0`; `FALSE` loads torch with Python's default flags) and
+#' `pydlr.num_threads` (torch's intra-op threads; default: torch's choice, the number of cores, as in
+#' Python).
 #' @return The set-up record (a list), invisibly.
 #' @keywords internal
 .pydlr_prepare_python <- function() {
   if (!is.null(.pydlr_env$setup)) return(invisible(.pydlr_env$setup))
   sys <- reticulate::import("sys", convert = TRUE)
   preloaded <- reticulate::py_eval("'torch' in __import__('sys').modules")
-  want <- isTRUE(getOption("pydlr.deepbind", TRUE))
+  want <- isTRUE(getOption("pydlr.deepbind", Sys.getenv("PYDLR_DEEPBIND", "1") != "0"))
   interposer <- .blas_in_global_scope()
   deepbind <- want && !preloaded && nzchar(interposer) && .deepbind_supported()
   mode <- if (deepbind) "os.RTLD_NOW | os.RTLD_DEEPBIND" else "_flags"
