@@ -6,6 +6,8 @@ matrix is transposed during that copy); :func:`from_r` gets R's structs back and
 (R's own memory for numbers: zero-copy, read-only) or pyarrow (data.frames, strings, factors, dates).
 
 R starts inside this process the first time a function here needs it, with the R package pydlr loaded.
+R code run through :func:`r` and :func:`call` may call pydlr back through reticulate (same process, same
+interpreter): it runs with Python's GIL held, which rpy2 alone does not do (see r-package/src/gil.c).
 rpy2 registers an ``atexit`` hook that ends R; when R has called back into Python (reticulate, e.g. a
 pydlr computation from R) that hook aborts the interpreter at exit, so it is unregistered: R ends with
 the process.
@@ -49,6 +51,7 @@ def robjects() -> Any:
         _state["export"] = ro.r("pydlr:::.bridge_export_for_py")
         _state["import"] = ro.r("pydlr:::.bridge_import_from_py")
         _state["free"] = ro.r("pydlr:::.bridge_free")
+        _state["with_gil"] = ro.r("pydlr:::.bridge_call_with_gil")
     return _state["ro"]
 
 
@@ -132,9 +135,24 @@ def _is_numeric(data: Any) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
 
 
+class RFunction:
+    """An R function that runs with Python's GIL held, so it may call pydlr (or any Python) back through
+    reticulate: rpy2 releases the GIL while R runs, and reticulate 1.28 expects to hold it."""
+
+    def __init__(self, fun: Any):
+        self.fun = fun
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        robjects()
+        return _state["with_gil"](self.fun, *args, **kwargs)
+
+
 def r(code: str) -> Any:
-    """Evaluate R code; returns the rpy2 object (use :func:`from_r` for its data)."""
-    return robjects().r(code)
+    """Evaluate R code (with Python's GIL held); an R function comes back as an :class:`RFunction`, any
+    other value as the rpy2 object (use :func:`from_r` for its data)."""
+    ro = robjects()
+    value = _state["with_gil"](ro.r(f"function() {{ {code} }}"))
+    return RFunction(value) if isinstance(value, ro.Function) else value
 
 
 def call(fun: str, *args: Any, **kwargs: Any) -> Any:
@@ -142,8 +160,10 @@ def call(fun: str, *args: Any, **kwargs: Any) -> Any:
     pyarrow, pandas) or rpy2's own conversion (scalars, strings), the result through :func:`from_r`."""
     ro = robjects()
     f = ro.r(fun) if isinstance(fun, str) else fun
+    if isinstance(f, RFunction):
+        f = f.fun
     convert = _to_r_arg
-    result = f(*[convert(a) for a in args], **{k: convert(v) for k, v in kwargs.items()})
+    result = _state["with_gil"](f, *[convert(a) for a in args], **{k: convert(v) for k, v in kwargs.items()})
     return from_r(result)
 
 
@@ -226,4 +246,4 @@ def data_address(robj: Any) -> int:
     return int(ro.r("pydlr:::.bridge_address")(robj)[0])
 
 
-__all__ = ["call", "data_address", "from_r", "kmeans", "live_count", "r", "robjects", "to_r"]
+__all__ = ["RFunction", "call", "data_address", "from_r", "kmeans", "live_count", "r", "robjects", "to_r"]

@@ -137,9 +137,10 @@ def _array_to_numpy(arr: pa.Array) -> np.ndarray:
         dtype = np.dtype(_NUMERIC[t])
         if len(arr) == 0:
             return np.empty(0, dtype=dtype)
-        # Zero-copy: the array's own data buffer (R's memory for an R vector).
-        return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr),
-                             offset=arr.offset * dtype.itemsize)
+        # Zero-copy: the array's own data buffer (R's memory for an R vector), read-only.
+        view = np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+        view.flags.writeable = False
+        return view
     if t in _NUMERIC:
         return arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     if pa.types.is_boolean(t):

@@ -345,6 +345,14 @@ from_py <- function(obj) {
   .Call(C_bridge_import, addresses, if (is.null(shape)) NULL else as.integer(shape), isTRUE(c_order))
 }
 
+#' For pydlr.r (rpy2): call `fun(...)` with Python's GIL held (see src/gil.c: rpy2 releases it while R
+#' runs; R code that calls Python through reticulate needs it).
+#' @keywords internal
+#' @noRd
+.bridge_call_with_gil <- function(fun, ...) {
+  .Call(C_bridge_with_gil, function() fun(...), environment())
+}
+
 # Frees the export shells (after Python moved their contents).
 .bridge_free <- function(shells) invisible(.Call(C_bridge_free_shells, shells))
 

@@ -32,5 +32,6 @@ SEXP pydlr_c_release_at(SEXP addresses);
 SEXP pydlr_c_import(SEXP addresses, SEXP shape, SEXP c_order);
 SEXP pydlr_c_preserved(SEXP drain);
 SEXP pydlr_c_data_address(SEXP x);
+SEXP pydlr_c_with_gil(SEXP fun, SEXP env);
 
 #endif

@@ -16,6 +16,7 @@ static const R_CallMethodDef call_methods[] = {
     {"C_bridge_import", (DL_FUNC)&pydlr_c_import, 3},
     {"C_bridge_preserved", (DL_FUNC)&pydlr_c_preserved, 1},
     {"C_bridge_data_address", (DL_FUNC)&pydlr_c_data_address, 1},
+    {"C_bridge_with_gil", (DL_FUNC)&pydlr_c_with_gil, 2},
     {NULL, NULL, 0}};
 
 void attribute_visible R_init_pydlr(DllInfo* dll) {

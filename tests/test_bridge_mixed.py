@@ -1,0 +1,73 @@
+"""A mixed script: Python drives R through rpy2, that R calls pydlr through reticulate, results come back.
+
+It runs as its own Python process, as a user's script would, so the test also proves the process exits
+cleanly (rpy2's atexit hook, which aborts once R has called back into Python, is unregistered by pydlr.r).
+Everything happens in ONE process and ONE Python interpreter: reticulate, inside the R that rpy2 embeds,
+finds the interpreter already running and uses it (the script checks that by identity).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent(
+    r'''
+    import json, sys
+    import numpy as np
+    import pydlr.r as pr
+
+    marker = object()
+    sys.modules["__main__"].bridge_marker_id = id(marker)
+    x = np.arange(12, dtype=np.float64).reshape(3, 4)
+    run_in_r = pr.r("""
+    function(m) {
+      library(pydlr)
+      t <- to_torch(m)  # R's matrix viewed by torch, through reticulate
+      same_memory <- reticulate::py_str(t$data_ptr()) == sprintf("%.0f", pydlr:::.bridge_address(m))
+      img <- to_torch(array(as.double(1:32), c(1, 4, 4, 2)), dtype = "float32")  # NHWC
+      torch <- reticulate::import("torch", convert = FALSE)
+      ops <- reticulate::import("pydlr.ops", convert = FALSE)
+      w <- torch$ones(c(1L, 2L, 3L, 3L), dtype = torch$float32)
+      conv <- ops$conv2d(img$permute(c(0L, 3L, 1L, 2L)), w)  # torch.ops.pydlr.conv2d, NCHW
+      main <- reticulate::import_main(convert = FALSE)
+      list(colsums = from_py(t$sum(0L)), conv = from_py(conv), same_memory = same_memory,
+           marker_id = reticulate::py_str(main$bridge_marker_id))
+    }
+    """)
+    res = run_in_r(pr.to_r(x))
+    out = {
+        "colsums": pr.from_r(res.rx2("colsums")).tolist(),
+        "conv": pr.from_r(res.rx2("conv")).tolist(),
+        "same_memory": bool(res.rx2("same_memory")[0]),
+        "same_interpreter": res.rx2("marker_id")[0] == str(id(marker)),
+    }
+    print("RESULT " + json.dumps(out))
+    '''
+)
+
+
+def test_python_drives_r_which_calls_pydlr_back_in_one_process():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a clean exit: no abort from rpy2's endr
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("RESULT ")]
+    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads(lines[0][len("RESULT "):])
+    assert out["same_interpreter"] is True
+    assert out["same_memory"] is True
+    assert out["colsums"] == [12.0, 15.0, 18.0, 21.0]  # column sums of arange(12).reshape(3, 4)
+    img = torch.arange(1, 33, dtype=torch.float32).reshape(2, 4, 4, 1).permute(3, 2, 1, 0)  # (c,w,h,n) -> NHWC
+    expected = F.conv2d(img.permute(0, 3, 1, 2), torch.ones(1, 2, 3, 3))
+    assert torch.equal(torch.tensor(out["conv"]), expected)
