@@ -278,3 +278,13 @@ def test_functional_chain_uses_sequential_style_summary() -> None:
         and "│ input_layer (InputLayer)        │ (None, 28, 28, 1)" in text
     )
     assert "Connected to" in models.Model(inputs, layers.Add()([x, x])).summary_string()
+
+
+def test_training_call_argument_switches_mode_for_one_call() -> None:
+    model = models.Sequential([layers.Input((100,)), layers.Dropout(0.5)])
+    model.eval()
+    x = torch.ones(2, 100)
+    assert torch.equal(model(x), x)
+    dropped = model(x, training=True)
+    assert (dropped == 0).any() and set(dropped.unique().tolist()) <= {0.0, 2.0}
+    assert not model.training and torch.equal(model(x, training=False), x)

@@ -119,8 +119,23 @@ class BaseModel(nn.Module):
             x = x.to(ref.device)
         return to_internal(x)
 
-    def forward(self, x: Any) -> torch.Tensor:
-        """Run the model on channels-last data (N, H, W, C) or (N, features); returns channels-last."""
+    def forward(self, x: Any, training: bool | None = None) -> Any:
+        """Run the model on channels-last data (N, H, W, C) or (N, features); returns channels-last.
+
+        ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode,
+        e.g. for Dropout and BatchNormalization, whatever ``model.train()``/``eval()`` set; None keeps it.
+        """
+        if training is None or bool(training) == self.training:
+            return self.run_public(x)
+        previous = self.training
+        self.train(bool(training))
+        try:
+            return self.run_public(x)
+        finally:
+            self.train(previous)
+
+    def run_public(self, x: Any) -> Any:
+        """Public layout in, internal computation, public layout out."""
         return to_public(self.call_internal(self.prepare_input(x)))
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:

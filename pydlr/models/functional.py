@@ -105,7 +105,7 @@ class Model(BaseModel):
         return order
 
     # ---- running --------------------------------------------------------------------------------
-    def forward(self, x: Any) -> Any:
+    def run_public(self, x: Any) -> Any:
         """Run on channels-last data; a list of arrays for several inputs, a list back for several outputs."""
         xs = list(x) if self._multi_in else [x]
         if len(xs) != len(self.inputs):
