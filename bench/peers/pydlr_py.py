@@ -22,6 +22,9 @@ threads = pc.set_torch_threads(torch, args.threads, args.interop)
 import pydlr  # noqa: E402
 from pydlr import layers  # noqa: E402
 from pydlr.train import callbacks, losses, optimizers  # noqa: E402
+from pydlr.utils import set_random_seed  # noqa: E402
+
+set_random_seed(pc.SEED)  # the initial weights too, as keras.utils.set_random_seed in the Keras row
 
 x_train, y_train, x_test, y_test = pc.load_fashion_mnist(args.limit)
 model = pydlr.Sequential([

@@ -69,6 +69,13 @@ if (opts$limit > 0L) {
 x_test <- data$test$x / 255
 y_test <- data$test$y
 
+# Seed the initial weights too (fit(seed =) seeds the shuffling): the R API's set_random_seed() when it
+# has one (keras3's name), else pydlr's Python function, reached directly by this benchmark only.
+if (exists("set_random_seed", envir = asNamespace("pydlr"), inherits = FALSE)) {
+  pydlr::set_random_seed(0L)
+} else {
+  reticulate::import("pydlr.utils")$set_random_seed(0L)
+}
 model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
   layer_conv_2d(filters = 32, kernel_size = 3, activation = "relu") |>
   layer_max_pooling_2d(pool_size = 2) |>
