@@ -382,3 +382,19 @@ def test_native_backend_fuses_relu_into_the_op(monkeypatch: pytest.MonkeyPatch) 
     assert calls == ["relu6", "none"]  # other activations run after the op
     run(layers.Conv2D(4, 3, activation="relu", backend="torch"), x)
     assert len(calls) == 2  # the torch backend does not call pydlr.ops
+
+
+def test_keras_weight_views() -> None:
+    conv = layers.Conv2D(8, (3, 2))
+    conv.build_from((9, 9, 4))
+    assert conv.kernel.shape == (3, 2, 4, 8) and conv.kernel.data_ptr() == conv.weight.data_ptr()
+    np.testing.assert_array_equal(conv.kernel.detach().numpy(), conv.get_weights()[0])
+    dense = layers.Dense(5)
+    dense.build_from((7,))
+    assert dense.kernel.shape == (7, 5)
+    bn = layers.BatchNormalization()
+    bn.build_from((3,))
+    assert len(bn.weights) == 4 and len(bn.trainable_weights) == 2
+    assert [w.shape for w in bn.non_trainable_weights] == [(3,), (3,)]
+    model = models.Sequential([layers.Input((3,)), bn, dense.__class__(2)])
+    assert len(model.weights) == 6 and len(model.trainable_weights) == 4

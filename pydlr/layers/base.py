@@ -235,6 +235,24 @@ class Layer(nn.Module):
         """Number of weights, Keras-style: parameters plus float state (BatchNormalization's moving stats)."""
         return sum(t.numel() for t in self.weight_tensors())
 
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Keras' ``weights``: parameters, then BatchNormalization-style float state."""
+        return self.weight_tensors()
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        return [t for t in self.weight_tensors() if isinstance(t, nn.Parameter) and t.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        trainable = {id(t) for t in self.trainable_weights}
+        return [t for t in self.weight_tensors() if id(t) not in trainable]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy copies (layers with a Keras layout of their own override this)."""
+        return [t.detach().cpu().numpy().copy() for t in self.weight_tensors()]
+
     def weight_tensors(self) -> list[torch.Tensor]:
         """Parameters and floating-point buffers (what Keras counts as weights), in definition order."""
         tensors = list(self.parameters(recurse=False))

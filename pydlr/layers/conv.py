@@ -273,6 +273,11 @@ class Conv2D(_ConvBase):
     def call(self, x: torch.Tensor) -> torch.Tensor:
         return self._convolve(x, self.groups)
 
+    @property
+    def kernel(self) -> torch.Tensor:
+        """Keras' kernel view (kh, kw, in/groups, filters) of ``weight`` (no copy)."""
+        return self.weight.permute(2, 3, 1, 0)
+
     def get_weights(self) -> list[np.ndarray]:
         """[kernel (kh, kw, in/groups, filters), bias] in Keras' layout, as NumPy copies."""
         out = [self.weight.detach().permute(2, 3, 1, 0).cpu().numpy().copy()]
@@ -359,6 +364,14 @@ class DepthwiseConv2D(_ConvBase):
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
         return self._convolve(x, self.in_channels)
+
+    @property
+    def depthwise_kernel(self) -> torch.Tensor:
+        """Keras' depthwise kernel view (kh, kw, channels, depth_multiplier) of ``weight`` (no copy)."""
+        kh, kw = self.kernel_size
+        return self.weight.reshape(self.in_channels, self.depth_multiplier, kh, kw).permute(
+            2, 3, 0, 1
+        )
 
     def get_weights(self) -> list[np.ndarray]:
         """[depthwise_kernel (kh, kw, channels, depth_multiplier), bias] in Keras' layout."""

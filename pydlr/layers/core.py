@@ -158,6 +158,11 @@ class Dense(Layer):
             y = F.linear(x, self.weight, self.bias)
         return y if self.activation == "linear" else activations.get(self.activation)(y)
 
+    @property
+    def kernel(self) -> torch.Tensor:
+        """Keras' kernel view (in, units) of ``weight`` (no copy)."""
+        return self.weight.t()
+
     def get_weights(self) -> list[np.ndarray]:
         """[kernel (in, units), bias] in Keras' layout."""
         out = [self.weight.detach().t().cpu().numpy().copy()]

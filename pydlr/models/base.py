@@ -206,6 +206,19 @@ class BaseModel(nn.Module):
         for p in self.parameters():
             p.requires_grad_(bool(value))
 
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Keras' ``weights``: every parameter and float buffer once."""
+        return [t for t, _ in self.weight_tensors()]
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        return [t for t, trainable in self.weight_tensors() if trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        return [t for t, trainable in self.weight_tensors() if not trainable]
+
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by name (or module path for torchvision-style models) or by index, as Keras'."""
         if index is not None and hasattr(self, "layers"):
