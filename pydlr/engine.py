@@ -114,6 +114,40 @@ class TrainingMixin:
         self.compiled = True
         self.stop_training = False
 
+    def get_compile_config(self) -> dict | None:
+        """JSON-safe compile settings (saved by ``io.save_model``; see `compile_from_config`)."""
+        if not getattr(self, "compiled", False):
+            return None
+        spec = self._optimizer_spec
+        if isinstance(spec, torch.optim.Optimizer):
+            defaults = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.defaults.items()
+                        if isinstance(v, (int, float, bool, tuple, type(None)))}
+            opt = {"class_name": f"torch.optim.{type(spec).__name__}", "config": defaults}
+        else:
+            opt = spec.get_config()
+        return {"optimizer": opt,
+                "loss": {"name": self._loss.name, "from_logits": self._loss.from_logits},
+                "metrics": [m.name for m in self._metrics]}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Re-compile from `get_compile_config`'s result and build the optimizer now (so a saved
+        optimizer state can be loaded into it)."""
+        from pydlr.train import optimizers
+
+        opt = dict(config["optimizer"])
+        name = opt.pop("class_name")
+        if name.startswith("torch.optim."):
+            cls = getattr(torch.optim, name.split(".")[-1])
+            kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in opt["config"].items()}
+            optimizer = cls([p for p in self.parameters() if p.requires_grad], **kw)
+        else:
+            optimizer = optimizers.get(name, **opt)
+        loss = get_loss(config["loss"]["name"], from_logits=bool(config["loss"].get("from_logits")))
+        self.compile(optimizer=optimizer, loss=loss, metrics=list(config.get("metrics") or []))
+        if self.optimizer is None:
+            self.optimizer = self._optimizer_spec.build(
+                [p for p in self.parameters() if p.requires_grad])
+
     def _require_compiled(self, where: str) -> None:
         if not getattr(self, "compiled", False):
             raise InputError("model", "a compiled model (call model.compile(optimizer=..., loss=...) "
@@ -194,7 +228,7 @@ class TrainingMixin:
             device: Any = "auto", resume: Any = None, augment: Augment | None = None,
             workers: int = 0, precision: str = "auto", print_fn: Any = None,
             dynamic_progress: bool | None = None, distributed: bool = False,
-            nproc_per_node: int = 2) -> History:
+            nproc_per_node: int = 2, nan_check: bool = True) -> History:
         """Train the model in place; returns a `History` (also kept as ``self.history``).
 
         Keras' arguments and meanings (see the module docstring for the epoch rules), plus:
@@ -204,7 +238,8 @@ class TrainingMixin:
         ("auto": float16 autocast on CUDA (bfloat16 where supported), float32 on CPU; or "float32",
         "bfloat16"), print_fn / dynamic_progress (how the progress bar prints: the R package passes
         its console printer), distributed (re-run this fit under torchrun, see
-        ``pydlr.train.distributed``).
+        ``pydlr.train.distributed``), nan_check (stop with TrainingError when the loss is NaN/Inf;
+        checked every batch on CPU, every 50 on GPUs).
         """
         where = "fit"
         self._require_compiled(where)
@@ -236,6 +271,13 @@ class TrainingMixin:
         if callbacks is not None and not all(isinstance(c, Callback) for c in callbacks):
             raise InputError("callbacks", "a list of pydlr callbacks", callbacks, where=where)
         dev = resolve_device(device, where)
+        from pydlr.train import distributed as ddp
+
+        ctx = ddp.ddp_context(dev)  # None unless running under torchrun with > 1 process
+        rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+        if ctx:
+            dev = ctx.device
+            verbose = verbose if rank == 0 else 0
         precision = self._resolve_precision(precision, dev, where)
         backup = BackupAndRestore(resume) if resume is not None else None
 
@@ -262,11 +304,18 @@ class TrainingMixin:
 
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
+        if ctx:
+            seed = ddp.broadcast_seed(seed)
         train = ArrayBatches(xt, yt, batch_size, steps_per_epoch, shuffle, int(seed), wt, augment,
-                             workers, dev)
+                             workers, dev, rank=rank, world_size=world)
         valid = (ArrayBatches(val[0], val[1], validation_batch_size or batch_size, None, False, 0,
                               val[2], None, 0, dev) if val is not None else None)
         learner = self._make_learner(dev, precision)
+        if not nan_check:
+            learner.nan_check_every = 0
+        if ctx:
+            learner.forward_module = ddp.wrap(self, ctx)
+            learner.rank, learner.world_size = rank, world
         cbs = [ProgressBar(verbose, print_fn, dynamic_progress)] if verbose else []
         cbs += list(callbacks or [])
         if backup is not None:
@@ -323,6 +372,10 @@ class TrainingMixin:
         if self.optimizer is None:
             self.optimizer = self._optimizer_spec.build(
                 [p for p in self.parameters() if p.requires_grad])
+        pending = getattr(self, "pending_optimizer_state", None)
+        if pending is not None:  # io.load_model(compile=False) left the saved state for us
+            self.optimizer.load_state_dict(pending)
+            self.pending_optimizer_state = None
         return Learner(self, self._loss, self.optimizer, self._metrics, device=dev,
                        precision=precision)
 

@@ -36,17 +36,32 @@ def mix_seed(*parts: int) -> int:
 
 
 def epoch_batches(n: int, batch_size: int, steps: int | None, shuffle: bool, seed: int,
-                  epoch: int) -> list[torch.Tensor]:
-    """The index tensors of each batch of ``epoch`` (see the module docstring for the rules)."""
-    g = torch.Generator().manual_seed(mix_seed(seed, epoch, 1))
+                  epoch: int, rank: int = 0, world_size: int = 1) -> list[torch.Tensor]:
+    """The index tensors of each batch of ``epoch`` (see the module docstring for the rules).
+
+    With ``world_size > 1`` (DDP) each rank gets its shard from torch's ``DistributedSampler``
+    (same seed on every rank, padded to equal shards): ``ceil(n / world_size)`` samples a pass.
+    """
+    passes = 0
 
     def one_pass() -> torch.Tensor:
+        nonlocal passes
+        passes += 1
+        if world_size > 1:
+            from torch.utils.data import DistributedSampler
+
+            sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank,
+                                         shuffle=shuffle, seed=mix_seed(seed, 1) % 2**62)
+            sampler.set_epoch(epoch * 4096 + passes - 1)
+            return torch.tensor(list(iter(sampler)), dtype=torch.int64)
+        g = torch.Generator().manual_seed(mix_seed(seed, epoch, 1, passes))
         return torch.randperm(n, generator=g) if shuffle else torch.arange(n)
 
     if steps is None:
         return list(one_pass().split(batch_size))
     need = steps * batch_size
-    stream = torch.cat([one_pass() for _ in range(math.ceil(need / n))])[:need]
+    per_pass = math.ceil(n / world_size)
+    stream = torch.cat([one_pass() for _ in range(math.ceil(need / per_pass))])[:need]
     return list(stream.split(batch_size))
 
 
@@ -70,8 +85,10 @@ class ArrayBatches:
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_size: int,
                  steps_per_epoch: int | None = None, shuffle: bool = True, seed: int = 0,
                  sample_weight: torch.Tensor | None = None, augment: Augment | None = None,
-                 workers: int = 0, device: torch.device | str = "cpu", pin_memory: bool = True):
+                 workers: int = 0, device: torch.device | str = "cpu", pin_memory: bool = True,
+                 rank: int = 0, world_size: int = 1):
         self.n = int(x.shape[0])
+        self.rank, self.world_size = int(rank), int(world_size)
         self.batch_size = int(batch_size)
         self.steps_per_epoch = steps_per_epoch
         self.shuffle = shuffle
@@ -95,10 +112,10 @@ class ArrayBatches:
         """Batches per epoch."""
         if self.steps_per_epoch is not None:
             return int(self.steps_per_epoch)
-        return math.ceil(self.n / self.batch_size)
+        return math.ceil(math.ceil(self.n / self.world_size) / self.batch_size)
 
     def batch_seed(self, epoch: int, step: int) -> int:
-        return mix_seed(self.seed, epoch, step, 2)
+        return mix_seed(self.seed, epoch, step, self.rank, 2)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None,
                                                   torch.Tensor | None]]:
@@ -107,7 +124,7 @@ class ArrayBatches:
         xb may be a view of a reused buffer: it is valid until the next batch is requested.
         """
         batches = epoch_batches(self.n, self.batch_size, self.steps_per_epoch, self.shuffle,
-                                self.seed, epoch)
+                                self.seed, epoch, self.rank, self.world_size)
         if self.workers > 0:
             yield from self._epoch_workers(epoch, batches)
             return

@@ -205,37 +205,21 @@ class EarlyStopping(LearnerCallback):
         self.wait, self.m.best = int(state["wait"]), float(state["best"])
 
 
-def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = False,
-                 optimizer=None) -> None:
-    """Save a model atomically: pydlr.io.save_model when the io module is there, else a safetensors
-    file of the state dict (``model.safetensors``-style, keys as in ``model.state_dict()``)."""
-    try:
-        from pydlr.io import save_model  # models owner's format: config.json + model.safetensors
-    except ImportError:
-        save_model = None
-    if save_model is not None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_model(model, str(tmp), include_optimizer=include_optimizer)
-        _replace(tmp, path)
-        return
-    from safetensors.torch import save_file
+def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = False) -> None:
+    """Save a model atomically with the models owner's io (``io.save_model``: architecture + weights
+    (+ optimizer); ``io.save_weights`` when ``include_optimizer`` is False and the model cannot
+    describe itself); plain torch modules get a safetensors file of their state dict."""
+    from pydlr import io
 
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pydlr-weights"}))
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    """Rename tmp over path; a folder is swapped via a backup name so a complete copy always exists."""
-    if tmp.is_dir() and path.exists():
-        old = path.with_name(f".{path.name}.old")
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+    if hasattr(model, "get_config") and include_optimizer:
+        io.save_model(model, path, include_optimizer=True)
+    elif hasattr(model, "get_config"):
+        io.save_weights(model, path)
     else:
-        os.replace(tmp, path)
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pydlr-weights"}))
 
 
 class ModelCheckpoint(LearnerCallback):
@@ -264,6 +248,8 @@ class ModelCheckpoint(LearnerCallback):
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
 
     def after_epoch(self):
+        if self.learn.rank != 0:  # DDP: rank 0 writes
+            return
         logs = self.learn.logs
         path = Path(self.filepath.format(epoch=self.learn.epoch + 1, **logs))
         if self.save_best_only:
@@ -309,10 +295,14 @@ class CSVLogger(LearnerCallback):
 
     def before_fit(self):
         self._keys = None
+        if self.learn.rank != 0:
+            return
         if not self.append and self.path.exists():
             self.path.unlink()
 
     def after_epoch(self):
+        if self.learn.rank != 0:
+            return
         logs = self.learn.logs
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         if self._keys is None:
@@ -357,6 +347,8 @@ class BackupAndRestore(LearnerCallback):
 
     def after_epoch(self):
         learn = self.learn
+        if learn.rank != 0:  # DDP: one writer; every rank restores from the same file
+            return
         states = {key: cb.state_dict() for key, cb in _keyed(learn.cbs).items()}
         meta = {"epoch": learn.epoch + 1, "seed": learn.seed, "history": learn.history.to_dict(),
                 "callbacks": states}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
+from pydlr.data.batching import mix_seed
 from pydlr.errors import TrainingError
 from pydlr.train.events import (
     EVENTS,
@@ -52,7 +53,7 @@ class Learner:
     precision : {"float32", "bfloat16", "float16"}
         Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA).
     nan_check_every : int, optional
-        Batches between finiteness checks of the loss (default: 1 on CPU, 50 on GPUs).
+        Batches between finiteness checks of the loss (default: 1 on CPU, 50 on GPUs; 0 = off).
     """
 
     def __init__(self, model: torch.nn.Module, loss: Loss, optimizer: torch.optim.Optimizer,
@@ -65,7 +66,8 @@ class Learner:
         self.metrics = list(metrics)
         self.device = torch.device(device)
         self.precision = precision
-        self.nan_check_every = nan_check_every or (1 if self.device.type == "cpu" else 50)
+        self.nan_check_every = (nan_check_every if nan_check_every is not None
+                                else (1 if self.device.type == "cpu" else 50))
         self.cbs: list[Callback] = list(callbacks)
         self.history = History()
         self.stop_training = False
@@ -80,6 +82,8 @@ class Learner:
         self.logs: dict[str, float] = {}
         self.train_data = self.valid_data = None
         self.seed = 0
+        self.forward_module: torch.nn.Module = model  # a DDP wrapper under torchrun
+        self.rank, self.world_size = 0, 1
 
     # ----- events -------------------------------------------------------------------------------
     def _build_handlers(self) -> None:
@@ -151,6 +155,9 @@ class Learner:
     def _do_train(self) -> None:
         self.model.train()
         self.training = True
+        # dropout & co. draw from torch's global generator: seed it per (seed, epoch, rank) so every
+        # epoch is reproducible on its own (resume, DDP ranks) whatever ran before it
+        torch.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 3))
         self.n_iter = self.train_data.steps
         self._run_batches(self.train_data.epoch(self.epoch))
 
@@ -181,7 +188,7 @@ class Learner:
 
     def _do_one_batch(self) -> None:
         with self._autocast():
-            self.pred = self.model(self.xb)
+            self.pred = self.forward_module(self.xb)
         self("after_pred")
         self.loss = self.loss_func(self.pred, self.yb, self.wb)
         self("after_loss")
@@ -214,7 +221,7 @@ class Learner:
     def _accumulate(self) -> None:
         n = self.xb.shape[0]
         loss = self.loss.detach()
-        if self.training and self.iter % self.nan_check_every == 0:
+        if self.training and self.nan_check_every and self.iter % self.nan_check_every == 0:
             self._check_finite(loss)
         sums = self._sums
         sums[0].add_(loss, alpha=n)
@@ -236,11 +243,20 @@ class Learner:
 
     def running_logs(self) -> dict[str, float]:
         """Mean loss and metrics over the batches of the current stage so far (one host sync)."""
-        return self._epoch_logs(prefix="val_" if not self.training else "")
+        return self._epoch_logs(prefix="val_" if not self.training else "", reduce=False)
 
-    def _epoch_logs(self, prefix: str) -> dict[str, float]:
-        if self._count == 0:
+    def _epoch_logs(self, prefix: str, reduce: bool = True) -> dict[str, float]:
+        sums = torch.stack(self._sums).double()
+        count = self._count
+        if reduce and self.world_size > 1 and prefix == "":  # training shards differ by rank
+            import torch.distributed as dist
+
+            both = torch.cat([sums, torch.tensor([float(count)], dtype=torch.float64,
+                                                 device=sums.device)])
+            dist.all_reduce(both)
+            sums, count = both[:-1], int(both[-1])
+        if count == 0:
             return {}
-        values = (torch.stack(self._sums).double() / self._count).tolist()
+        values = (sums / count).tolist()
         names = ["loss"] + [m.name for m in self.metrics]
         return {prefix + k: v for k, v in zip(names, values, strict=False)}

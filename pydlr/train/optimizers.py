@@ -35,7 +35,8 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"class_name": type(self).__name__, **asdict(self)}
+        """``{"class_name": "Adam", <Keras argument>: value, ...}`` (``get(**config)`` rebuilds it)."""
+        return {"class_name": type(self).__name__.lower(), **asdict(self)}
 
     def __post_init__(self) -> None:
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
@@ -125,7 +126,8 @@ def get_optimizer(optimizer) -> Optimizer | torch.optim.Optimizer:
 
 
 def get(name: str, **kwargs) -> Optimizer:
-    """An optimizer spec by name with Keras' argument names, e.g. ``get("adam", learning_rate=1e-3)``."""
+    """An optimizer spec by name with Keras' argument names, e.g. ``get("adam", learning_rate=1e-3)``;
+    names are case-insensitive ("Adam", "adam")."""
     if not isinstance(name, str) or name.lower() not in _BY_NAME:
         raise InputError("optimizer", f"one of {sorted(_BY_NAME)}", name)
     try:
