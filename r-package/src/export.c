@@ -249,12 +249,28 @@ static const char* fill_strings(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowAr
   offsets[0] = 0;
   size_t cap = (size_t)n * 8 + 64, pos = 0, len; /* malloc: untouched pages cost nothing */
   p->owned[2] = checked_malloc(cap);
+  /* R keeps one CHARSXP per distinct string: a small direct-mapped cache of (CHARSXP, bytes) skips the
+   * R API calls for repeated values (category-like columns). */
+  enum { CACHE_SIZE = 256 };
+  SEXP cached[CACHE_SIZE] = {0};
+  const char* cached_text[CACHE_SIZE];
+  size_t cached_len[CACHE_SIZE];
   for (R_xlen_t i = 0; i < n; i++) {
     SEXP s = strs[i];
     if (s == NA_STRING) {
       mark_null(a, n, i);
     } else {
-      const char* text = utf8_bytes(s, &len);
+      size_t slot = ((uintptr_t)s >> 4) & (CACHE_SIZE - 1);
+      const char* text;
+      if (cached[slot] == s) {
+        text = cached_text[slot];
+        len = cached_len[slot];
+      } else {
+        text = utf8_bytes(s, &len);
+        cached[slot] = s;
+        cached_text[slot] = text;
+        cached_len[slot] = len;
+      }
       if (pos + len > cap) {
         size_t grown = 2 * cap > pos + len ? 2 * cap : pos + len;
         char* bigger = realloc(p->owned[2], grown);
