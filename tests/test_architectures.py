@@ -227,7 +227,7 @@ def test_native_and_torch_backends_agree_on_mobilenet(mobilenet: models.MobileNe
     torch.testing.assert_close(mobilenet(x), reference, rtol=1e-4, atol=1e-4)
 
 
-def test_backbone_inside_sequential_and_functional_models(tmp_path) -> None:
+def test_backbone_inside_sequential_model() -> None:
     """Keras' transfer-learning pattern: a frozen backbone as the first layer of a new model."""
     torch.manual_seed(0)
     base = models.resnet18(include_top=False, input_shape=(32, 32, 3))
@@ -244,10 +244,3 @@ def test_backbone_inside_sequential_and_functional_models(tmp_path) -> None:
     model.eval()
     expected = base.embed(x) @ model.layers[2].weight.t() + model.layers[2].bias
     torch.testing.assert_close(model(x), expected)
-    loaded = io.load_model(io.save_model(model, tmp_path / "transfer.keras"))
-    assert type(loaded.layers[0]) is models.ResNet18 and torch.equal(loaded.eval()(x), model(x))
-    inputs = layers.Input((32, 32, 3))
-    pooled = models.resnet18(include_top=False, pooling="avg", input_shape=(32, 32, 3))(inputs)
-    functional = models.Model(inputs, layers.Dense(3)(pooled))
-    assert functional(x).shape == (2, 3)
-    assert functional.summary_table()[1]["output_shape"] == "(None, 512)"

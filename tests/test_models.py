@@ -288,3 +288,37 @@ def test_training_call_argument_switches_mode_for_one_call() -> None:
     dropped = model(x, training=True)
     assert (dropped == 0).any() and set(dropped.unique().tolist()) <= {0.0, 2.0}
     assert not model.training and torch.equal(model(x, training=False), x)
+
+
+def test_nested_models_in_sequential_and_functional_save_and_load(tmp_path) -> None:
+    from pydlr import io
+
+    torch.manual_seed(0)
+    backbone = models.Sequential(
+        [
+            layers.Input((8, 8, 3)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.BatchNormalization(),
+        ]
+    )
+    model = models.Sequential([backbone, layers.Flatten(), layers.Dense(2)])
+    assert model.input_shape == (None, 8, 8, 3)
+    assert model.summary_table()[0] == {
+        "layer": backbone.name,
+        "type": "Sequential",
+        "output_shape": "(None, 6, 6, 4)",
+        "params": 4 * 27 + 4 + 16,
+        "trainable": True,
+    }
+    x = torch.rand(2, 8, 8, 3)
+    model.eval()
+    torch.testing.assert_close(model(x), model.layers[2](backbone(x).reshape(2, -1)))
+    loaded = io.load_model(io.save_model(model, tmp_path / "nested.keras"))
+    assert type(loaded.layers[0]) is models.Sequential
+    assert torch.equal(loaded.eval()(x), model(x))
+    inputs = layers.Input((8, 8, 3))
+    functional = models.Model(inputs, layers.Dense(1)(layers.Flatten()(backbone(inputs))))
+    assert functional.summary_table()[1]["output_shape"] == "(None, 6, 6, 4)"
+    assert functional(x).shape == (2, 1)
+    with pytest.raises(InputError, match=r"\(None, 8, 8, 3\)"):
+        backbone(layers.Input((9, 9, 3)))
