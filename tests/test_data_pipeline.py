@@ -12,6 +12,14 @@ from pydlr.errors import InputError
 from pydlr.utils import to_categorical
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
+    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
+    torch.set_num_threads(1)
+    yield
+
+
 def test_fashion_mnist_and_mnist_have_keras_shapes():
     (x, y), (xt, yt) = load_fashion_mnist()
     assert x.shape == (60000, 28, 28) and x.dtype == np.uint8 and y.dtype == np.int64

@@ -18,6 +18,14 @@ from pydlr.train.events import Callback
 from pydlr.utils import set_random_seed, to_categorical
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
+    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
+    torch.set_num_threads(1)
+    yield
+
+
 def quadrant_data(n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """8x8 noise images whose class (0-3) is the quadrant holding a bright 4x4 patch."""
     rng = np.random.RandomState(seed)

@@ -1,0 +1,85 @@
+"""Image folders: one subfolder per class holding PNG/JPEG files, read with PIL and resized.
+
+``load_image_folder("photos/", image_size=(64, 64))`` returns ``(x, y, class_names)``: x uint8
+``(n, height, width, channels)`` (channels-last), y int64 class indices in the alphabetical order of
+the subfolders (Keras' ``image_dataset_from_directory`` convention), class_names that order.
+Files are read once into memory; augment them on the fly with ``fit(augment=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pydlr.errors import InputError
+
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
+
+
+def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] = (256, 256),
+                      color_mode: str = "rgb", interpolation: str = "bilinear",
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read every image under ``directory/<class>/`` (see the module docstring).
+
+    Parameters
+    ----------
+    image_size : (height, width)
+        Every image is resized to this size.
+    color_mode : {"rgb", "grayscale", "rgba"}
+    interpolation : {"bilinear", "nearest", "bicubic", "lanczos"}
+
+    Raises
+    ------
+    InputError
+        A missing folder, no class subfolders, a class without images, an unreadable image.
+    """
+    from PIL import Image
+
+    where = "load_image_folder"
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError("directory", "an existing folder with one subfolder per class", str(root),
+                         where=where)
+    if color_mode not in _MODES:
+        raise InputError("color_mode", f"one of {sorted(_MODES)}", color_mode, where=where)
+    if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+            or not all(isinstance(v, int) and v > 0 for v in image_size)):
+        raise InputError("image_size", "(height, width) as positive integers", image_size,
+                         where=where)
+    resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC,
+                "lanczos": Image.LANCZOS}.get(interpolation)
+    if resample is None:
+        raise InputError("interpolation", "'bilinear', 'nearest', 'bicubic' or 'lanczos'",
+                         interpolation, where=where)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError("directory", "a folder with one subfolder per class", str(root), where=where)
+    files: list[tuple[Path, int]] = []
+    for k, name in enumerate(classes):
+        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise InputError("directory", "PNG/JPEG images in every class subfolder",
+                             f"no images in {str(root / name)!r}", where=where)
+        files += [(p, k) for p in found]
+    mode, channels = _MODES[color_mode]
+    h, w = image_size
+    x = np.empty((len(files), h, w, channels), dtype=np.uint8)
+    y = np.empty(len(files), dtype=np.int64)
+    for i, (path, k) in enumerate(files):
+        try:
+            with Image.open(path) as img:
+                img = img.convert(mode)
+                if img.size != (w, h):
+                    img = img.resize((w, h), resample)
+                arr = np.asarray(img, dtype=np.uint8)
+        except OSError as exc:
+            raise InputError("directory", "readable PNG/JPEG images",
+                             f"{str(path)!r} ({exc})", where=where) from None
+        x[i] = arr.reshape(h, w, channels)
+        y[i] = k
+    return x, y, classes

@@ -1,0 +1,121 @@
+"""Schedules, the LR finder, checkpoints through pydlr.io, on-the-fly augmentation in fit, bf16."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_train_engine import quadrant_data, small_model, weights
+
+from pydlr import io
+from pydlr.data import Augment
+from pydlr.train.callbacks import ModelCheckpoint
+from pydlr.train.lr_find import lr_find
+from pydlr.train.schedules import (
+    LearningRateScheduler,
+    ParamScheduler,
+    cosine,
+    fit_one_cycle,
+    one_cycle,
+    step,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
+    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
+    torch.set_num_threads(1)
+    yield
+
+
+def test_schedules_are_pure_functions():
+    f = one_cycle(0.1, pct_start=0.25, div=25, div_final=1e4)
+    assert f(0) == pytest.approx(0.004) and f(0.25) == pytest.approx(0.1)
+    assert f(1) == pytest.approx(1e-5) and f(0.5) < 0.1
+    c = cosine(1.0, 0.0)
+    assert c(0) == 1.0 and c(0.5) == pytest.approx(0.5) and c(1) == pytest.approx(0.0)
+    s = step(0.1, factor=0.5, every=2)
+    assert [s(e) for e in range(5)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+
+
+def test_param_and_epoch_schedulers_set_the_optimizer_rate():
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    sched = ParamScheduler(cosine(0.1, 0.0))
+    m.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[sched])
+    assert len(sched.lrs) == 8 and sched.lrs[0] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(sched.lrs, sched.lrs[1:], strict=False))
+    seen = []
+    m.fit(x, y, batch_size=16, epochs=3, verbose=0,
+          callbacks=[LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)),
+                     ParamSpy(seen)])
+    assert seen == pytest.approx([0.1, 0.05, 0.1 / 3])
+    h = fit_one_cycle(m, x, y, epochs=2, max_lr=0.05, batch_size=16, verbose=0)
+    assert len(h.epoch) == 2
+
+
+class ParamSpy(LearningRateScheduler.__mro__[1]):  # a Learner callback
+    order = 20
+
+    def __init__(self, out):
+        self.out = out
+
+    def before_train(self):
+        self.out.append(self.learn.opt.param_groups[0]["lr"])
+
+
+def test_lr_find_records_a_curve_suggests_a_rate_and_restores_the_model():
+    x, y = quadrant_data(256)
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    before = weights(m)
+    res = lr_find(m, x, y, start_lr=1e-4, end_lr=100.0, num_it=60)
+    assert 5 < len(res.lrs) <= 60 and res.lrs == sorted(res.lrs)
+    assert 1e-4 <= res.suggestion <= 100 and math.isfinite(res.min_lr)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    assert m.optimizer is None  # built only for the test run
+    ax = res.plot()
+    assert ax.get_xscale() == "log"
+
+
+def test_model_checkpoint_saves_loadable_models(tmp_path):
+    x, y = quadrant_data(128)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    cb = ModelCheckpoint(tmp_path / "m-{epoch:02d}.safetensors", monitor="loss")
+    m.fit(x, y, epochs=2, verbose=0, seed=0, callbacks=[cb])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-01.safetensors", "m-02.safetensors"]
+    loaded = io.load_model(tmp_path / "m-02.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(weights(m), weights(loaded), strict=True))
+    np.testing.assert_allclose(loaded.evaluate(x, y), m.evaluate(x, y), rtol=1e-6)
+    # continues training exactly as the original would (optimizer state saved and restored)
+    m.fit(x, y, epochs=1, verbose=0, seed=9)
+    loaded.fit(x, y, epochs=1, verbose=0, seed=9)
+    assert all(torch.equal(a, b) for a, b in zip(weights(m), weights(loaded), strict=True))
+
+
+def test_fit_with_augmentation_in_a_worker_matches_inline_and_learns():
+    x, y = quadrant_data(256)
+    aug = Augment(shift=0.05, brightness=0.05, value_range=(0, 1))
+    runs = []
+    for workers in (0, 1):
+        m = small_model()
+        m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=2, augment=aug, workers=workers)
+        runs.append((weights(m), h.history["loss"]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0], strict=True))
+    assert runs[0][1] == runs[1][1] and runs[0][1][-1] < runs[0][1][0]
+
+
+def test_bfloat16_autocast_on_cpu_trains():
+    x, y = quadrant_data(256)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0, precision="bfloat16")
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    with pytest.raises(Exception, match="precision"):
+        m.fit(x, y, epochs=1, verbose=0, precision="float16")
