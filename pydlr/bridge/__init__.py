@@ -7,7 +7,7 @@ into structs that R's C code copies once into R vectors. ``pydlr.r`` (:mod:`pydl
 same path for Python users driving R through rpy2.
 """
 
-from pydlr.bridge.arrow import export_to_c, import_from_c, to_arrow
+from pydlr.bridge.arrow import export_to_c, export_to_c_for_r, import_from_c, to_arrow
 from pydlr.bridge.from_r import arrow_from_r, arrow_to_tensor, numpy_from_r, tensor_from_r
 from pydlr.bridge.views import as_numpy, as_tensor
 
@@ -17,6 +17,7 @@ __all__ = [
     "as_numpy",
     "as_tensor",
     "export_to_c",
+    "export_to_c_for_r",
     "import_from_c",
     "numpy_from_r",
     "tensor_from_r",

@@ -79,6 +79,12 @@ def export_to_c(obj: Any, schema_addr: float | int, array_addr: float | int) -> 
     }
 
 
+def export_to_c_for_r(obj: Any, schema_addr: float | int, array_addr: float | int) -> list[int]:
+    """:func:`export_to_c` for R's bridge: ``[batch, c_order, *shape]`` (cheap for reticulate to convert)."""
+    info = export_to_c(obj, schema_addr, array_addr)
+    return [int(info["batch"]), int(info["order"] == "C"), *(info["shape"] or [])]
+
+
 def to_arrow(obj: Any) -> ArrowExport:
     """Convert a supported Python object to Arrow data for R, without a copy where possible.
 

@@ -22,10 +22,15 @@ NULL
   .bridge_env$py
 }
 
-# Calls a function of pydlr.bridge; Python exceptions become pydlr conditions.
+# Calls a function of pydlr.bridge; Python exceptions become pydlr conditions. The function objects are
+# looked up once: reticulate's attribute access costs more than the bridge itself for small data.
 .bridge_call <- function(fun, ..., call = sys.call(-1L)) {
-  py <- .bridge_py()
-  tryCatch(py[[fun]](...), error = function(e) .signal_python_error(e, call))
+  f <- .bridge_env$funs[[fun]]
+  if (is.null(f)) {
+    f <- .bridge_py()[[fun]]
+    .bridge_env$funs[[fun]] <- f
+  }
+  tryCatch(f(...), error = function(e) .signal_python_error(e, call))
 }
 
 # ---- validation: every message names the column (or argument) and its R type ----------------------
@@ -220,10 +225,9 @@ to_torch <- function(x, dtype = NULL, layout = NULL, contiguous = FALSE) {
   .bridge_check(x, "tensor", "x", call)
   ex <- .bridge_export(x, "tensor")
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
-  .bridge_call("tensor_from_r", ex$addresses[1], ex$addresses[2],
-    shape = ex$dim, batch = ex$batch, layout = layout, dtype = dtype, contiguous = contiguous,
-    logical = ex$logical, call = call
-  )
+  # positional: schema, array, shape, batch, layout, dtype, contiguous, logical
+  .bridge_call("tensor_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, layout, dtype,
+    contiguous, ex$logical, call = call)
 }
 
 #' An R vector or data.frame as a pyarrow Array or RecordBatch
@@ -257,7 +261,7 @@ as_arrow_py <- function(x) {
   .bridge_check(x, "arrow", "x", call)
   ex <- .bridge_export(x, "arrow", matrix_columns = TRUE)
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
-  .bridge_call("arrow_from_r", ex$addresses[1], ex$addresses[2], batch = ex$batch, call = call)
+  .bridge_call("arrow_from_r", ex$addresses[1], ex$addresses[2], ex$batch, call = call)
 }
 
 #' A Python array or table as an R vector, array or data.frame (one copy)
@@ -296,9 +300,11 @@ from_py <- function(obj) {
 .bridge_from_py <- function(obj, call = sys.call(-1L)) {
   shells <- .Call(C_bridge_new_shells)
   on.exit(.Call(C_bridge_free_shells, shells[[1]]), add = TRUE)
-  info <- reticulate::py_to_r(.bridge_call("export_to_c", obj, shells[[2]][1], shells[[2]][2], call = call))
-  shape <- if (is.null(info$shape)) NULL else as.integer(unlist(info$shape))
-  .Call(C_bridge_import, shells[[2]], shape, identical(info$order, "C"))
+  # c(batch, C order, dims...) as one small R-convertible list
+  info <- unlist(reticulate::py_to_r(.bridge_call("export_to_c_for_r", obj, shells[[2]][1], shells[[2]][2],
+    call = call)))
+  shape <- if (length(info) > 2L) as.integer(info[-(1:2)]) else NULL
+  .Call(C_bridge_import, shells[[2]], shape, info[2] == 1)
 }
 
 #' Numeric R data as a read-only NumPy view for fit()/predict() (zero-copy where the layout allows)
@@ -314,9 +320,7 @@ from_py <- function(obj) {
   .bridge_check(x, "tensor", arg, call)
   ex <- .bridge_export(x, "tensor")
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
-  .bridge_call("numpy_from_r", ex$addresses[1], ex$addresses[2],
-    shape = ex$dim, batch = ex$batch, logical = ex$logical, call = call
-  )
+  .bridge_call("numpy_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, ex$logical, call = call)
 }
 
 #' For pydlr.r (rpy2): export x and return its addresses; Python imports them with pyarrow.
