@@ -239,3 +239,12 @@ test_that("the bridge's C code survives gctorture() on small inputs", {
   rm(t, b, shells)
   expect_equal(bridge_live(), 0)
 })
+
+test_that("arrow Tables from the R arrow package are accepted when it is installed", {
+  skip_if_not_installed("arrow") # optional: not installed on pydlr's reference machines
+  tbl <- arrow::arrow_table(a = c(1.5, 2.5), b = c(3L, 4L))
+  batch <- as_arrow_py(tbl)
+  expect_equal(py_r(batch$num_rows), 2L)
+  expect_identical(from_py(batch), data.frame(a = c(1.5, 2.5), b = c(3L, 4L)))
+  expect_identical(from_py(to_torch(tbl)), matrix(c(1.5, 2.5, 3, 4), 2, 2))
+})
