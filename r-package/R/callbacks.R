@@ -4,7 +4,7 @@
   structure(list(kind = kind, config = Filter(Negate(is.null), list(...))), class = "pydlr_callback")
 }
 
-.py_callbacks <- function(callbacks, call = sys.call(-1L)) {
+.py_callbacks <- function(callbacks, call = sys.call(sys.parent())) {
   if (is.null(callbacks)) return(list())
   if (inherits(callbacks, "pydlr_callback")) callbacks <- list(callbacks)
   ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "pydlr_callback"))

@@ -41,7 +41,7 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
   invisible(object)
 }
 
-.check_no_dots <- function(dots, where, offer, call = sys.call(-1L)) {
+.check_no_dots <- function(dots, where, offer, call = sys.call(sys.parent())) {
   if (length(dots) == 0L) return(invisible(NULL))
   nm <- names(dots)
   label <- if (is.null(nm) || !nzchar(nm[1])) "an unnamed argument" else sprintf("argument `%s`", nm[1])

@@ -21,16 +21,22 @@ pydlr_abort <- function(message, class = character(), call = NULL, ...) {
   stop(cond)
 }
 
-# An input error naming the argument, what was expected, and what came.
-.input_error <- function(argument, expected, received, call = sys.call(-1L)) {
+# An input error naming the function, the argument, what was expected, and what came.
+.input_error <- function(argument, expected, received, call = sys.call(sys.parent())) {
   pydlr_abort(
-    sprintf("argument `%s` must be %s; received %s.", argument, expected, .describe(received)),
+    sprintf("%sargument `%s` must be %s; received %s.", .where(call), argument, expected, .describe(received)),
     class = "pydlr_input_error", call = call, argument = argument, expected = expected
   )
 }
 
+# "layer_conv_2d(): " for messages, from the user-facing call (S3 methods shown as their generic).
+.where <- function(call) {
+  if (!is.call(call) || !is.name(call[[1]])) return("")
+  sprintf("%s(): ", sub("\\.pydlr_[a-z]+$", "", as.character(call[[1]])))
+}
+
 # A keras feature outside the supported subset, and what pydlr offers instead.
-.not_supported <- function(feature, offer, call = sys.call(-1L)) {
+.not_supported <- function(feature, offer, call = sys.call(sys.parent())) {
   pydlr_abort(
     sprintf("%s is not supported by pydlr. %s", feature, offer),
     class = "pydlr_not_supported_error", call = call, feature = feature

@@ -18,8 +18,9 @@
 #'   `"sparse_categorical_crossentropy"`), a one-hot matrix (for `"categorical_crossentropy"`), or numbers.
 #' @param batch_size Samples per update (default 32).
 #' @param epochs Number of epochs to train.
-#' @param verbose `0` silent, `1` a progress line updated in place, `2` one line per epoch; `"auto"`
-#'   (default) is `1` in an interactive session and `2` otherwise (Rscript, knitr).
+#' @param verbose `0` silent, `1` a progress bar (updated in place in an interactive console or RStudio),
+#'   `2` one line per epoch; `"auto"` (default) is `1` in an interactive session and `2` otherwise
+#'   (Rscript, knitr). The option `pydlr.dynamic_progress = TRUE/FALSE` overrides the guess.
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
@@ -67,7 +68,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     resume = .check_string(resume, "resume", null_ok = TRUE),
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
     print_fn = .r_callable(.console_print),
-    dynamic = interactive() && !isTRUE(getOption("knitr.in.progress"))
+    dynamic = .dynamic_progress()
   )
   if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
   px <- .to_py(x)
@@ -76,11 +77,14 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   invisible(.new_history(result))
 }
 
-.check_verbose <- function(verbose, call = sys.call(-1L)) {
-  if (identical(verbose, "auto")) {
-    in_knitr <- isTRUE(getOption("knitr.in.progress"))
-    return(if (interactive() && !in_knitr) 1L else 2L)
-  }
+# In-place progress (a line rewritten with \r) in an interactive console or RStudio; one line per epoch
+# under Rscript and knitr. The option `pydlr.dynamic_progress` overrides the guess.
+.dynamic_progress <- function() {
+  getOption("pydlr.dynamic_progress", interactive() && !isTRUE(getOption("knitr.in.progress")))
+}
+
+.check_verbose <- function(verbose, call = sys.call(sys.parent())) {
+  if (identical(verbose, "auto")) return(if (.dynamic_progress()) 1L else 2L)
   if (isTRUE(verbose)) return(1L)
   if (isFALSE(verbose)) return(0L)
   ok <- is.numeric(verbose) && length(verbose) == 1L && verbose %in% 0:2
@@ -88,7 +92,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, call = sys.call(-1L)) {
+.check_validation_data <- function(data, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
@@ -98,7 +102,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   list(.to_py(xv), .to_py(yv))
 }
 
-.check_class_weight <- function(class_weight, call = sys.call(-1L)) {
+.check_class_weight <- function(class_weight, call = sys.call(sys.parent())) {
   if (is.null(class_weight)) return(NULL)
   w <- unlist(class_weight)
   ok <- is.numeric(w) && !is.null(names(w)) && all(nzchar(names(w))) && !anyNA(w) && all(w >= 0) &&

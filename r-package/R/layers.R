@@ -7,14 +7,14 @@
 .paddings <- c("valid", "same")
 
 # A layer specification (Keras class name + Keras arguments), added to `object` unless it is missing.
-.layer <- function(object, type, args, dots, call = sys.call(-1L)) {
+.layer <- function(object, type, args, dots, call = sys.call(sys.parent())) {
   spec <- structure(list(type = type, config = c(args, .layer_dots(dots, type, call))), class = "pydlr_layer")
   if (is.null(object)) return(spec)
   .check_model(object, call = call)
   .add_layer(object, spec, call)
 }
 
-.add_layer <- function(model, spec, call = sys.call(-1L)) {
+.add_layer <- function(model, spec, call = sys.call(sys.parent())) {
   config <- Filter(Negate(is.null), spec$config)
   .api_call("add_layer", model$py, spec$type, config, .convert = FALSE, .call = call)
   invisible(model)
@@ -40,7 +40,7 @@
   )
 }
 
-.check_activation <- function(x, call = sys.call(-1L)) {
+.check_activation <- function(x, call = sys.call(sys.parent())) {
   if (is.null(x)) return(NULL)
   if (is.function(x)) {
     .not_supported("An R function as `activation`", sprintf(
@@ -50,9 +50,9 @@
   .check_string(x, "activation", .activations, call = call)
 }
 
-.check_padding <- function(x, call = sys.call(-1L)) .check_string(x, "padding", .paddings, call = call)
+.check_padding <- function(x, call = sys.call(sys.parent())) .check_string(x, "padding", .paddings, call = call)
 
-.check_data_format <- function(x, call = sys.call(-1L)) {
+.check_data_format <- function(x, call = sys.call(sys.parent())) {
   if (!is.null(x) && !identical(x, "channels_last")) {
     .not_supported(sprintf("data_format = \"%s\"", x), paste(
       "pydlr's layers are channels-last (samples, height, width, channels), as keras' default;",
@@ -63,8 +63,8 @@
 }
 
 .no_regularizers <- function(kernel_regularizer, bias_regularizer, activity_regularizer,
-                             kernel_constraint, bias_constraint, call = sys.call(-1L)) {
-  offer <- "for weight decay use optimizer_adamw(weight_decay = ) in compile()."
+                             kernel_constraint, bias_constraint, call = sys.call(sys.parent())) {
+  offer <- "For weight decay use optimizer_adamw(weight_decay = ) in compile()."
   .check_unsupported(kernel_regularizer, "kernel_regularizer", offer, call = call)
   .check_unsupported(bias_regularizer, "bias_regularizer", offer, call = call)
   .check_unsupported(activity_regularizer, "activity_regularizer", offer, call = call)
@@ -174,7 +174,7 @@ layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strid
   .layer(object, "AveragePooling2D", .pool_args(pool_size, strides, padding), list(...))
 }
 
-.pool_args <- function(pool_size, strides, padding, call = sys.call(-1L)) {
+.pool_args <- function(pool_size, strides, padding, call = sys.call(sys.parent())) {
   list(
     pool_size = .check_int_tuple(pool_size, "pool_size", call = call),
     strides = .check_int_tuple(strides, "strides", null_ok = TRUE, call = call),

@@ -57,7 +57,7 @@ array_reshape <- function(x, dim, order = c("C", "F")) {
   out
 }
 
-.reshape_dim <- function(dim, n, call = sys.call(-1L)) {
+.reshape_dim <- function(dim, n, call = sys.call(sys.parent())) {
   ok <- is.numeric(dim) && length(dim) >= 1L && !anyNA(dim) && all(dim == round(dim)) &&
     all(dim >= 1 | dim == -1) && sum(dim == -1) <= 1L
   if (!ok) .input_error("dim", "whole numbers >= 1, at most one of them -1", dim, call = call)

@@ -2,14 +2,14 @@
 # came, and converts the value explicitly to the type Python receives (as keras3's verbs do at the border).
 # `call` defaults to the user-facing function that called the check.
 
-.check_count <- function(x, arg, min = 1L, null_ok = FALSE, call = sys.call(-1L)) {
+.check_count <- function(x, arg, min = 1L, null_ok = FALSE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && is.finite(x) && x == round(x) && x >= min
   if (!ok) .input_error(arg, sprintf("a whole number >= %d", min), x, call = call)
   as.integer(x)
 }
 
-.check_int_tuple <- function(x, arg, n = 2L, min = 1L, null_ok = FALSE, call = sys.call(-1L)) {
+.check_int_tuple <- function(x, arg, n = 2L, min = 1L, null_ok = FALSE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   if (is.list(x)) x <- unlist(x)
   ok <- is.numeric(x) && length(x) %in% c(1L, n) && !anyNA(x) && all(is.finite(x)) &&
@@ -20,19 +20,19 @@
   as.list(rep_len(as.integer(x), n)) # a Python list of n ints
 }
 
-.check_number <- function(x, arg, lower = -Inf, upper = Inf, null_ok = FALSE, call = sys.call(-1L)) {
+.check_number <- function(x, arg, lower = -Inf, upper = Inf, null_ok = FALSE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && x >= lower && x <= upper
   if (!ok) .input_error(arg, sprintf("a number in [%s, %s]", format(lower), format(upper)), x, call = call)
   as.numeric(x)
 }
 
-.check_flag <- function(x, arg, call = sys.call(-1L)) {
+.check_flag <- function(x, arg, call = sys.call(sys.parent())) {
   if (!(is.logical(x) && length(x) == 1L && !is.na(x))) .input_error(arg, "TRUE or FALSE", x, call = call)
   x
 }
 
-.check_string <- function(x, arg, choices = NULL, null_ok = FALSE, call = sys.call(-1L)) {
+.check_string <- function(x, arg, choices = NULL, null_ok = FALSE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   ok <- is.character(x) && length(x) == 1L && !is.na(x) && nzchar(x)
   if (ok && !is.null(choices)) ok <- tolower(x) %in% choices
@@ -44,7 +44,7 @@
   if (is.null(choices)) x else tolower(x)
 }
 
-.check_shape <- function(x, arg, null_ok = TRUE, call = sys.call(-1L)) {
+.check_shape <- function(x, arg, null_ok = TRUE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   if (is.list(x)) x <- unlist(x)
   ok <- is.numeric(x) && length(x) >= 1L && !anyNA(x) && all(x == round(x)) && all(x >= 1)
@@ -52,7 +52,7 @@
   as.list(as.integer(x))
 }
 
-.check_model <- function(x, arg = "object", call = sys.call(-1L)) {
+.check_model <- function(x, arg = "object", call = sys.call(sys.parent())) {
   if (!inherits(x, "pydlr_model")) {
     .input_error(arg, "a pydlr model (from keras_model_sequential() or load_model())", x, call = call)
   }
@@ -60,13 +60,13 @@
 }
 
 # A keras argument pydlr does not implement: accepted only at its "off" value, else a clear error.
-.check_unsupported <- function(x, arg, offer, call = sys.call(-1L)) {
+.check_unsupported <- function(x, arg, offer, call = sys.call(sys.parent())) {
   if (!is.null(x)) .not_supported(sprintf("The keras argument `%s`", arg), offer, call = call)
   invisible(NULL)
 }
 
 # Data for fit/evaluate/predict: a numeric array (or matrix, data.frame of numbers) without NA.
-.check_data <- function(x, arg, call = sys.call(-1L)) {
+.check_data <- function(x, arg, call = sys.call(sys.parent())) {
   if (is.data.frame(x)) {
     numeric_cols <- vapply(x, is.numeric, logical(1))
     if (!all(numeric_cols)) {
@@ -85,7 +85,7 @@
 }
 
 # Targets: integer class labels (vector, factor) or a matrix (one-hot, or regression targets).
-.check_targets <- function(y, n, arg = "y", call = sys.call(-1L)) {
+.check_targets <- function(y, n, arg = "y", call = sys.call(sys.parent())) {
   if (is.factor(y)) y <- as.integer(y) - 1L # keras wants 0-based class indices
   if (is.data.frame(y)) y <- as.matrix(y)
   if (!is.numeric(y) && !is.logical(y)) {

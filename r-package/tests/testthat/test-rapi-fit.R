@@ -126,3 +126,14 @@ test_that("plot() of a history draws the curves and writes a PNG", {
   expect_gt(stats::sd(as.vector(img)), 0) # not a blank image
   expect_output(print(h), "Training history: 2 epochs")
 })
+
+test_that("verbose = 1 in a console updates the progress line in place (\\r), ending each epoch", {
+  d <- mnist_small(400, 10)
+  model <- tiny_cnn()
+  withr::local_options(pydlr.dynamic_progress = TRUE)
+  out <- paste(capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 8, verbose = 1)),
+    collapse = "\n")
+  expect_match(out, "\r", fixed = TRUE)
+  expect_match(out, "Epoch 2/2")
+  expect_match(out, "50/50")
+})
