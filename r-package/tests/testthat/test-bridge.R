@@ -248,3 +248,13 @@ test_that("arrow Tables from the R arrow package are accepted when it is install
   expect_identical(from_py(batch), data.frame(a = c(1.5, 2.5), b = c(3L, 4L)))
   expect_identical(from_py(to_torch(tbl)), matrix(c(1.5, 2.5, 3, 4), 2, 2))
 })
+
+test_that("R's value semantics hold: modifying x after to_torch() copies x, the tensor keeps its data", {
+  x <- c(1, 2, 3)
+  t <- to_torch(x)
+  before <- pydlr:::.bridge_address(x)
+  x[1] <- 100 # the bridge holds a reference, so R copies instead of writing into the shared memory
+  expect_false(pydlr:::.bridge_address(x) == before)
+  expect_equal(unlist(py_r(t$tolist())), c(1, 2, 3))
+  expect_equal(py_data_ptr(t), before)
+})
