@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -59,3 +60,21 @@ def test_torchrun_two_cpu_processes_train_identical_weights(tmp_path):
     assert h0["steps"] == 8  # 256 samples / 2 ranks / batch 16
     loss = h0["history"]["loss"]
     assert loss[-1] < loss[0] * 0.7 and np.all(np.isfinite(loss))
+
+
+@pytest.mark.slow
+def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights():
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_train_engine import quadrant_data, small_model
+
+    from pydlr.train.optimizers import Adam
+
+    x, y = quadrant_data(256)
+    m = small_model()
+    m.compile(Adam(learning_rate=0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    before = m.evaluate(x, y)
+    h = m.fit(x, y, batch_size=16, epochs=3, seed=1, verbose=0, distributed=True,
+              nproc_per_node=2)
+    assert h.params["steps"] == 8 and h.history["loss"][-1] < h.history["loss"][0]
+    after = m.evaluate(x, y)
+    assert after[0] < before[0] and after[1] > 0.8  # the weights came back into this model

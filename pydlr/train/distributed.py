@@ -78,8 +78,14 @@ def ddp_context(device: torch.device) -> DDPContext | None:
 
 def wrap(model: torch.nn.Module, ctx: DDPContext) -> torch.nn.Module:
     """DistributedDataParallel around ``model`` (rank 0's weights are broadcast to all ranks)."""
+    import warnings
+
     from torch.nn.parallel import DistributedDataParallel
 
+    # A conv weight with one input channel has equivalent contiguous and channels-last strides
+    # (they differ only on the size-1 axis); DDP's reducer warns about it although nothing is copied
+    # wrongly. Silence that one message.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 
