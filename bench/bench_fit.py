@@ -32,6 +32,7 @@ from pydlr.models import seed_cnn  # noqa: E402
 from pydlr.train import losses  # noqa: E402
 from pydlr.train.events import Callback  # noqa: E402
 from pydlr.train.optimizers import Adam  # noqa: E402
+from pydlr.train.schedules import ParamScheduler, one_cycle  # noqa: E402
 
 
 class EpochTimer(Callback):
@@ -85,6 +86,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--precision", default="float32", help="pydlr precision for the accuracy run")
+    ap.add_argument("--recipe", choices=["adam", "one_cycle"], default="adam",
+                    help="accuracy run: constant Adam 1e-3, or Adam with a one-cycle schedule")
+    ap.add_argument("--max-lr", type=float, default=3e-3, help="peak rate of the one-cycle recipe")
+    ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--model", choices=["seed", "tiny"], default="seed",
                     help="tiny = Flatten+Dense: measures the loop's own per-step overhead")
@@ -117,7 +122,7 @@ def main() -> None:
         m = copy.deepcopy(base)
         hands[name] = (m, torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7))
     times: dict[str, list[float]] = {k: [] for k in (*hands, *contenders)}
-    for r in range(args.rounds):
+    for r in range(0 if args.skip_timing else args.rounds):
         for name, (m, timer) in contenders.items():
             m.fit(x, y_tr, batch_size=args.batch_size, epochs=1, verbose=0, seed=r,
                   callbacks=[timer])
@@ -128,9 +133,11 @@ def main() -> None:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)
 
+    if args.skip_timing:
+        args.rounds = 0
     # the first epoch of each warms up oneDNN's primitive caches: median of the rest
     keep = slice(1, None) if args.rounds > 2 else slice(None)
-    med = {k: statistics.median(v[keep]) for k, v in times.items()}
+    med = {k: statistics.median(v[keep]) for k, v in times.items() if v}
     steps = -(-len(x) // args.batch_size)
     print()
     print(f"model: {args.model}; {steps} steps/epoch; load average now {os.getloadavg()[0]:.1f}")
@@ -139,6 +146,8 @@ def main() -> None:
     pairs = {"hand loop": "hand loop", "hand loop, accuracy": "hand loop, accuracy",
              "pydlr fit": "hand loop", "pydlr fit, accuracy": "hand loop, accuracy"}
     for k, ref in pairs.items():
+        if k not in med:
+            continue
         print(f"| {k:<21} | {med[k]:16.2f} | {med[k] / steps * 1000:7.2f} | "
               f"{med[k] / med[ref]:22.3f} |")
 
@@ -148,18 +157,23 @@ def main() -> None:
     model = seed_cnn(model_class=engine.Sequential)
     model.compile(Adam(), losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     t = time.perf_counter()
+    cbs = []
+    if args.recipe == "one_cycle":
+        cbs = [ParamScheduler(one_cycle(args.max_lr))]
     model.fit(x, y_tr, batch_size=args.batch_size, epochs=args.acc_epochs, verbose=2, seed=1,
-              precision=args.precision)
+              precision=args.precision, callbacks=cbs)
     elapsed = time.perf_counter() - t
     loss, acc = model.evaluate(xt, y_te, batch_size=256)
     t = time.perf_counter()
     model.predict(xt, batch_size=256)
     ips = len(xt) / (time.perf_counter() - t)
     print()
-    print("| dataset | epochs | precision | test accuracy | test loss | s/epoch | predict img/s |")
-    print("|---------|--------|-----------|---------------|-----------|---------|---------------|")
-    print(f"| {args.dataset} | {args.acc_epochs} | {args.precision} | {acc * 100:.2f}% | {loss:.4f} | "
-          f"{elapsed / args.acc_epochs:.2f} | {ips:.0f} |")
+    recipe = args.recipe + (f" (max_lr {args.max_lr:g})" if args.recipe == "one_cycle" else "")
+    print("| dataset | recipe | epochs | precision | threads | test accuracy | test loss | s/epoch "
+          "| predict img/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {args.dataset} | {recipe} | {args.acc_epochs} | {args.precision} | {args.threads} | "
+          f"{acc * 100:.2f}% | {loss:.4f} | {elapsed / args.acc_epochs:.2f} | {ips:.0f} |")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class Augment:
             fx = torch.where(u[:, 4] < 0, -1.0, 1.0)
         if self.flip in ("vertical", "horizontal_and_vertical"):
             fy = torch.where(u[:, 5] < 0, -1.0, 1.0)
-        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale  # (n,) each, on the CPU
         # rotation in pixel space, expressed in normalised coordinates (correct for h != w)
         theta = torch.stack([
             torch.stack([cos * fx, -sin * (h / w) * fy, tx], dim=1),
@@ -112,14 +112,15 @@ class Augment:
         n, h, w = x.shape[0], x.shape[1], x.shape[2]
         out = x
         if self.geometric:
-            theta = self.theta(n, h, w, g)
+            # random draws come from the (CPU) generator; the warp itself runs where x is
+            theta = self.theta(n, h, w, g).to(x.device, non_blocking=True)
             nchw = x.permute(0, 3, 1, 2)
             grid = F.affine_grid(theta, [n, x.shape[3], h, w], align_corners=False)
             out = F.grid_sample(nchw, grid, mode="bilinear", padding_mode=_FILL[self.fill_mode],
                                 align_corners=False).permute(0, 2, 3, 1)
         if self.brightness or self.contrast:
             lo, hi = self.value_range or (0.0, 1.0)
-            u = torch.rand(n, 2, generator=g) * 2 - 1
+            u = (torch.rand(n, 2, generator=g) * 2 - 1).to(x.device, non_blocking=True)
             if self.contrast:
                 c = (1 + u[:, 1] * self.contrast).view(n, 1, 1, 1)
                 mean = out.mean(dim=(1, 2), keepdim=True)

@@ -133,7 +133,7 @@ class ArrayBatches:
             xb = torch.index_select(self.x, 0, idx_dev, out=self._xbuf[: idx.shape[0]])
             if self.augment is not None:
                 g = torch.Generator().manual_seed(self.batch_seed(epoch, step))
-                xb = self.augment(xb if xb.device.type == "cpu" else xb.cpu(), g).to(self.device)
+                xb = self.augment(xb, g)  # on the data's device (the GPU when training there)
             yield xb, self._labels(idx_dev), self._weights(idx_dev)
 
     def _labels(self, idx: torch.Tensor) -> torch.Tensor | None:
