@@ -290,3 +290,39 @@ def test_progress_lines_dynamic_and_plain():
     out.clear()
     m.fit(x, y, epochs=1, verbose=0, print_fn=lambda s, end="\n": out.append(s))
     assert out == []
+
+
+def test_learner_and_mixin_work_on_a_plain_torch_module():
+    from torch import nn
+
+    from pydlr.data.batching import ArrayBatches
+    from pydlr.train import Learner
+    from pydlr.train.losses import get_loss
+    from pydlr.train.metrics import get_metric
+
+    class Net(engine.TrainingMixin, nn.Module):  # NHWC in, logits out
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 6 * 6, 4)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x.permute(0, 3, 1, 2)))
+            return self.fc(h.flatten(1))
+
+    x, y = quadrant_data(256)
+    torch.manual_seed(0)
+    net = Net()
+    net.compile(optimizers.Adam(learning_rate=0.01),
+                losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
+    h = net.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0)
+    assert h.history["accuracy"][-1] > 0.8 and net.predict(x[:5]).shape == (5, 4)
+
+    torch.manual_seed(0)
+    raw = Net()
+    learn = Learner(raw, get_loss("sparse_categorical_crossentropy", from_logits=True),
+                    torch.optim.Adam(raw.parameters(), lr=0.01),
+                    [get_metric("accuracy", "sparse", True)])
+    data = ArrayBatches(torch.from_numpy(x), torch.from_numpy(y), 32, seed=0)
+    hist = learn.fit(3, data)
+    assert hist.history["accuracy"][-1] > 0.8 and hist.epoch == [0, 1, 2]

@@ -21,11 +21,21 @@ from pydlr.train.events import (
 )
 from pydlr.train.history import History
 from pydlr.train.learner import Learner
+from pydlr.train.lr_find import LRFindResult, lr_find
 from pydlr.train.progress import ProgressBar
+from pydlr.train.schedules import (
+    LearningRateScheduler,
+    ParamScheduler,
+    cosine,
+    fit_one_cycle,
+    one_cycle,
+    step,
+)
 
 __all__ = [
     "Learner", "History", "Callback", "KerasCallback", "LambdaCallback", "EarlyStopping",
     "ModelCheckpoint", "CSVLogger", "BackupAndRestore", "ProgressBar", "CancelFitException",
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
-    "CancelStepException", "losses", "optimizers",
+    "CancelStepException", "losses", "optimizers", "lr_find", "LRFindResult", "ParamScheduler",
+    "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle",
 ]
