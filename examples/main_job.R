@@ -3,7 +3,7 @@
 #   2. the seed CNN built with Keras-style verbs, its summary,
 #   3. a short CPU training run (default: 2 epochs on all 60,000 training images), its history as a
 #      data.frame and the test accuracy,
-#   4. k-means on the same 10,000 test images,
+#   4. k-means on the same 10,000 test images (pydlr_kmeans(): pydlr's torch k-means),
 #   5. a two-row comparison (CNN vs k-means: accuracy after matching labels to classes, adjusted Rand
 #      index, seconds), and a PNG of the training curves in out/.
 #
@@ -68,47 +68,23 @@ score <- evaluate(model, x_test, y_test)
 cat(sprintf("\nTest accuracy of the CNN: %.4f (loss %.4f)\n", score$accuracy, score$loss))
 
 # ---- 4. k-means on the same test images -------------------------------------------------------------
-# pydlr's own k-means (the cluster owner's R function, computed in torch) when the package has it;
-# otherwise R's stats::kmeans (Hartigan-Wong), said in the output.
-run_kmeans <- function(x, k, seed) {
-  ns <- asNamespace("pydlr")
-  if (exists("kmeans_fit", envir = ns, inherits = FALSE)) {
-    fit <- get("kmeans_fit", envir = ns)(x, n_clusters = k, random_state = seed)
-    return(list(labels = as.integer(fit$labels), method = "pydlr k-means (torch, k-means++)"))
-  }
-  set.seed(seed)
-  fit <- stats::kmeans(x, centers = k, nstart = 1, iter.max = 100)
-  list(labels = as.integer(fit$cluster) - 1L, method = "stats::kmeans (R, Hartigan-Wong)")
-}
-
-section("k-means on the 10,000 test images (784 pixels each, k = 10)")
-x_flat <- array_reshape(x_test, c(dim(x_test)[1], 784))
-t_km <- Sys.time()
-km <- run_kmeans(x_flat, 10L, seed)
-km_seconds <- elapsed(t_km)
-cat(sprintf("method: %s, %.1f s\n", km$method, km_seconds))
+section("k-means on the 10,000 test images (784 pixels each, k = 10): pydlr_kmeans(), torch, k-means++")
+km <- pydlr_kmeans(x_test, centers = 10, seed = seed, device = "cpu")
+cat(sprintf("%d clusters of sizes %s; %d iterations; %.1f s\n", length(km$size),
+  paste(km$size, collapse = ", "), km$iter, km$seconds))
 
 # ---- 5. comparison --------------------------------------------------------------------------------
 # Accuracy after matching: each cluster (or predicted class) is matched one-to-one to a class so that
-# the agreement is largest (Hungarian matching); for the CNN the matching is the identity in practice.
-scores <- function(labels) {
-  cluster <- reticulate::import("pydlr.cluster")
-  list(
-    accuracy = cluster$matched_accuracy(y_test, labels),
-    ari = cluster$adjusted_rand_index(y_test, labels)
-  )
-}
-cnn <- scores(predicted)
-kmeans_scores <- scores(km$labels)
+# the agreement is largest (Hungarian matching); for the CNN this is its plain accuracy in practice.
 section("CNN vs k-means on the same test images")
-comparison <- data.frame(
-  method = c(sprintf("CNN (%d epochs, %d images)", as.integer(epochs), as.integer(n_train)), km$method),
-  accuracy_matched = round(c(cnn$accuracy, kmeans_scores$accuracy), 4),
-  ari = round(c(cnn$ari, kmeans_scores$ari), 4),
-  seconds = round(c(cnn_seconds, km_seconds), 1)
+comparison <- compare_models(
+  CNN = list(labels = predicted, seconds = cnn_seconds),
+  `k-means` = km,
+  y = y_test
 )
-print(comparison, row.names = FALSE)
-cat("(CNN seconds: training + predicting the test set; k-means seconds: clustering the test set)\n")
+print(comparison, digits = 4, row.names = FALSE)
+cat(sprintf(paste0("(CNN: %d epochs on %d images; seconds = training + predicting the test set. ",
+  "k-means: seconds = clustering the test set.)\n"), as.integer(epochs), as.integer(n_train)))
 
 # ---- the training curve ---------------------------------------------------------------------------
 png_file <- file.path(out_dir, "training_curve.png")
