@@ -11,11 +11,11 @@ Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
 from pydlr import errors, layers, models, utils
 from pydlr.engine import Model, Sequential
 from pydlr.io import load_model, load_weights, save_model, save_weights
-from pydlr.layers import Input
+from pydlr.layers import Input, clear_session
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Input", "Model", "Sequential", "errors", "layers", "load_model", "load_weights", "models",
+    "Input", "Model", "clear_session", "Sequential", "errors", "layers", "load_model", "load_weights", "models",
     "save_model", "save_weights", "utils", "__version__",
 ]
