@@ -1,0 +1,139 @@
+#!/usr/bin/env Rscript
+# R vs Python: the same work timed in one run from R (through pydlr, in the R process pydlr prepared) and
+# from Python (a subprocess of the same venv), rep by rep in alternating blocks so background load hits
+# both alike. Prints a table of R/Python median-time ratios; the target is <= 1.05 for every row.
+#
+#   source scripts/env.sh && Rscript bench/r_vs_python.R [--quick] [--rounds N] [--only mm,dense,...]
+#
+# Rows: torch.mm 1024^2; Dense(64) forward+backward on (64, 576); the seed CNN's conv layers forward+backward
+# on a batch of 64; one Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam);
+# predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784.
+# R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
+# timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
+# runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
+# Rows "... (R API)" time the R package's own verbs (pydlr_kmeans()), data crossing included.
+# --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
+
+args <- commandArgs(trailingOnly = TRUE)
+quick <- "--quick" %in% args
+opt_value <- function(flag, default) {
+  i <- match(flag, args)
+  if (is.na(i) || i == length(args)) default else args[[i + 1L]]
+}
+rounds <- as.integer(opt_value("--rounds", if (quick) 1L else 2L))
+only <- strsplit(opt_value("--only", ""), ",")[[1]]
+
+script_dir <- local({
+  file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
+  if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else "bench"
+})
+
+suppressPackageStartupMessages(library(pydlr))
+invisible(pydlr:::.pydlr_py()) # pydlr's process set-up happens here, before anything imports torch
+cfg <- pydlr_config(warn = TRUE)
+work <- reticulate::import_from_path("r_vs_python_work", path = script_dir, convert = FALSE)
+python <- reticulate::py_config()$python
+
+# ---- the Python worker: a subprocess of the same venv, one command line in, one JSON line out ----------
+worker <- processx::process$new(python, c(file.path(script_dir, "r_vs_python_work.py"), "--worker"),
+  stdin = "|", stdout = "|", stderr = "2>&1", wd = dirname(script_dir)
+)
+read_reply <- function(timeout_s = 3600) {
+  deadline <- Sys.time() + timeout_s
+  repeat {
+    worker$poll_io(1000)
+    lines <- worker$read_output_lines(n = 1L)
+    if (length(lines) && startsWith(lines, "{") || length(lines) && startsWith(lines, "[")) {
+      return(jsonlite::fromJSON(lines))
+    }
+    if (length(lines)) message("python worker: ", lines)
+    if (!worker$is_alive()) stop("the Python worker stopped")
+    if (Sys.time() > deadline) stop("the Python worker did not answer")
+  }
+}
+py_info <- read_reply()
+py_times <- function(name, reps) {
+  worker$write_input(sprintf("%s %d %d\n", name, reps, as.integer(quick)))
+  read_reply()
+}
+on.exit(try(worker$kill(), silent = TRUE))
+
+# ---- the R side ----------------------------------------------------------------------------------------
+elapsed <- function(f) {
+  start <- proc.time()[["elapsed"]]
+  f()
+  proc.time()[["elapsed"]] - start
+}
+# Per-rep times of torch work inside this R process, measured around each rep as on the Python side; the
+# cost of one reticulate call from R (reported apart below) is not in them.
+r_times <- function(name, reps) {
+  as.double(reticulate::py_to_r(work$time_reps(name, as.integer(reps), quick)))
+}
+call_overhead_us <- function(n = 200L) {
+  noop <- reticulate::py_eval("lambda: None")
+  times <- vapply(seq_len(n), function(i) elapsed(function() noop()), 0)
+  1e6 * median(times)
+}
+
+# pydlr_kmeans() from R: the R API, with the data crossing through the bridge (prepared once, untimed).
+kmeans_api <- local({
+  x <- NULL
+  function(reps) {
+    if (is.null(x)) {
+      ds <- dataset_fashion_mnist()
+      images <- ds$train$x
+      n <- if (quick) 10000L else dim(images)[1]
+      x <<- matrix(as.double(images[seq_len(n), , ]), nrow = n)
+    }
+    vapply(seq_len(reps), function(i) elapsed(function() pydlr_kmeans(x, 10, seed = 0)), 0)
+  }
+})
+
+rows <- list(
+  list(name = "mm", label = "torch.mm 1024x1024", reps = 10L, warmup = 2L),
+  list(name = "dense", label = "Dense(64) fwd+bwd, batch 64", reps = 30L, warmup = 5L),
+  list(name = "conv", label = "seed conv layers fwd+bwd, batch 64", reps = 5L, warmup = 2L),
+  list(name = "fit", label = if (quick) "fit(): 6,400 images, 1 epoch" else "fit(): Fashion-MNIST 1 epoch",
+    reps = 1L, warmup = 0L),
+  list(name = "predict", label = "predict(): 10,000 images", reps = 2L, warmup = 1L),
+  list(name = "kmeans", label = if (quick) "KMeans 10,000 x 784" else "KMeans 60,000 x 784",
+    reps = 1L, warmup = 0L),
+  list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans", py = "kmeans", reps = 1L, warmup = 0L)
+)
+if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
+
+cat(sprintf(
+  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; GLIBC_TUNABLES=%s\n",
+  python, cfg$gemm_library, cfg$mechanism, cfg$threads$torch, py_info$threads,
+  Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
+))
+cat(sprintf("rounds: %d (each: R block, then Python block); medians over all reps\n", rounds))
+cat(sprintf("one reticulate call from R to Python costs %.0f us (not in the rows but the R API one)\n\n",
+  call_overhead_us()))
+header <- sprintf("%-38s %12s %12s %8s", "workload", "R (ms)", "Python (ms)", "R/Py")
+cat(header, "\n", strrep("-", nchar(header)), "\n", sep = "")
+results <- list()
+for (row in rows) {
+  py_name <- if (is.null(row$py)) row$name else row$py
+  run_r <- if (row$name == "kmeans_api") kmeans_api else function(reps) r_times(row$name, reps)
+  if (row$warmup > 0L) {
+    run_r(row$warmup)
+    py_times(py_name, row$warmup)
+  } else {
+    if (row$name != "kmeans_api") work$runner(row$name, quick)
+    py_times(py_name, 0L)
+  }
+  tr <- tp <- numeric()
+  for (round in seq_len(rounds)) {
+    tr <- c(tr, run_r(row$reps))
+    tp <- c(tp, py_times(py_name, row$reps))
+  }
+  ratio <- median(tr) / median(tp)
+  results[[row$name]] <- data.frame(workload = row$label, r_ms = 1e3 * median(tr), py_ms = 1e3 * median(tp), ratio = ratio)
+  cat(sprintf("%-38s %12.2f %12.2f %8.3f%s\n", row$label, 1e3 * median(tr), 1e3 * median(tp), ratio,
+    if (ratio > 1.05) "  > 1.05" else ""))
+}
+worker$write_input("quit\n")
+table <- do.call(rbind, results)
+cat(sprintf("\nrows within 1.05x: %d of %d\n", sum(table$ratio <= 1.05), nrow(table)))
+invisible(table)

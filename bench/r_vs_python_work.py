@@ -1,0 +1,132 @@
+"""Workloads for bench/r_vs_python.R, timed from R (called through reticulate in pydlr's prepared process)
+and from Python (this file run with --worker as a subprocess of the same venv).
+
+Each workload prepares its data once (not timed) and then runs one repetition per call of ``run()``.
+Protocol of the worker: one line ``<name> <reps> <quick>`` in, one JSON line of seconds per rep out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import pydlr
+from pydlr.cluster import KMeans
+from pydlr.data import load_fashion_mnist
+from pydlr.layers import Dense
+from pydlr.models import seed_cnn
+
+
+def _fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    (x, y), (x_test, _) = load_fashion_mnist()
+    if quick:
+        x, y = x[:6400], y[:6400]
+    to_float = lambda a: (a.astype(np.float32) / 255.0)[..., None]  # noqa: E731  (N, 28, 28, 1)
+    return to_float(x), y, to_float(x_test)
+
+
+def _mm(quick: bool) -> Callable[[], object]:
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1024, 1024, generator=gen), torch.randn(1024, 1024, generator=gen)
+    return lambda: torch.mm(a, b)
+
+
+def _dense(quick: bool) -> Callable[[], object]:
+    torch.manual_seed(0)
+    layer = Dense(64, activation="relu")
+    layer.build((576,))
+    x = torch.randn(64, 576, requires_grad=True)
+
+    def run() -> None:
+        layer.zero_grad(set_to_none=True)
+        layer(x).sum().backward()
+
+    return run
+
+
+def _conv(quick: bool) -> Callable[[], object]:
+    torch.manual_seed(0)
+    model = seed_cnn(head=False)
+    x = torch.randn(64, 28, 28, 1, requires_grad=True)
+
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+
+    return run
+
+
+def _compiled_seed_cnn() -> pydlr.Sequential:
+    torch.manual_seed(0)
+    model = seed_cnn(model_class=pydlr.Sequential)
+    model.compile(optimizer="adam", loss=pydlr.train.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def _fit(quick: bool) -> Callable[[], object]:
+    x, y, _ = _fashion(quick)
+    return lambda: _compiled_seed_cnn().fit(x, y, batch_size=64, epochs=1, verbose=0, seed=0)
+
+
+def _predict(quick: bool) -> Callable[[], object]:
+    _, _, x_test = _fashion(quick)
+    model = _compiled_seed_cnn()
+    return lambda: model.predict(x_test)
+
+
+def _kmeans(quick: bool) -> Callable[[], object]:
+    (x, _), _ = load_fashion_mnist()
+    data = x.reshape(len(x), -1).astype(np.float32)
+    if quick:
+        data = data[:10_000]
+    return lambda: KMeans(10, random_state=0).fit(data)
+
+
+WORKLOADS: dict[str, Callable[[bool], Callable[[], object]]] = {
+    "mm": _mm, "dense": _dense, "conv": _conv, "fit": _fit, "predict": _predict, "kmeans": _kmeans,
+}
+_prepared: dict[tuple[str, bool], Callable[[], object]] = {}
+
+
+def runner(name: str, quick: bool = False) -> Callable[[], object]:
+    """The prepared workload ``name`` (prepared once per process)."""
+    key = (name, bool(quick))
+    if key not in _prepared:
+        _prepared[key] = WORKLOADS[name](bool(quick))
+    return _prepared[key]
+
+
+def run(name: str, quick: bool = False) -> None:
+    """One repetition of ``name``; returns nothing (R times the call)."""
+    runner(name, quick)()
+
+
+def time_reps(name: str, reps: int, quick: bool = False) -> list[float]:
+    """Seconds of ``reps`` repetitions of ``name``, timed here."""
+    work = runner(name, quick)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def worker() -> None:
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] == "quit":
+            break
+        name, reps, quick = parts[0], int(parts[1]), parts[2] == "1"
+        print(json.dumps(time_reps(name, reps, quick)), flush=True)
+
+
+if __name__ == "__main__" and "--worker" in sys.argv:
+    worker()
