@@ -137,3 +137,37 @@ test_that("verbose = 1 in a console updates the progress line in place (\\r), en
   expect_match(out, "Epoch 2/2")
   expect_match(out, "50/50")
 })
+
+test_that("steps_per_epoch, class_weight and an uncompiled model behave as documented", {
+  d <- mnist_small(200, 10)
+  model <- tiny_cnn()
+  h <- model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 20, steps_per_epoch = 3, verbose = 0,
+    class_weight = stats::setNames(as.list(c(2, rep(1, 9))), 0:9))
+  expect_equal(h$params$steps, 3)
+  expect_error(fit(model, d$x_train, d$y_train, class_weight = c(1, 2), verbose = 0), "`class_weight`")
+  raw <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |> layer_dense(10)
+  e <- expect_error(fit(raw, d$x_train, d$y_train, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "compile")
+  expect_error(fit(model, d$x_train, d$y_train + 20L, verbose = 0), class = "pydlr_input_error")
+})
+
+test_that("fit(resume = ) continues an interrupted run to the same weights as an uninterrupted one", {
+  d <- mnist_small(200, 10)
+  start <- tempfile(fileext = ".pydlr")
+  ckpt_a <- tempfile(fileext = ".ckpt")
+  ckpt_b <- tempfile(fileext = ".ckpt")
+  on.exit(unlink(c(start, ckpt_a, ckpt_b), recursive = TRUE))
+  save_model(tiny_cnn(), start)
+  fresh <- function() {
+    model <- load_model(start)
+    model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+    model
+  }
+  straight <- fresh()
+  straight |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, seed = 11, resume = ckpt_a, verbose = 0)
+  first <- fresh()
+  first |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 32, seed = 11, resume = ckpt_b, verbose = 0)
+  second <- fresh() # a new session's model, continued from the checkpoint
+  h <- second |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, seed = 11, resume = ckpt_b, verbose = 0)
+  expect_identical(flat_weights(second), flat_weights(straight))
+})
