@@ -90,6 +90,14 @@ theirs <- time_ms(function() reticulate::py_to_r(a))
 stopifnot(identical(from_py(a), as.vector(reticulate::py_to_r(a)))) # reticulate keeps a 1-d dim
 add("Python -> R (from_py vs py_to_r), NumPy float64", "1e7", ours, theirs, ">= 2x", theirs / ours >= 2)
 
+# ---- 4. Python -> R, images in C order (Fashion-MNIST's shape): the one copy also transposes ---------
+imgs <- np$random$randint(0L, 255L, size = c(if (quick) 6000L else 60000L, 28L, 28L), dtype = "uint8")
+ours <- time_ms(function() from_py(imgs), n = 3L)
+theirs <- time_ms(function() reticulate::py_to_r(imgs), n = 3L)
+stopifnot(identical(from_py(imgs), reticulate::py_to_r(imgs)))
+add("Python -> R, uint8 images n x 28 x 28 (C order)", if (quick) "6e3 x 784" else "6e4 x 784", ours, theirs,
+  "", NA)
+
 table <- do.call(rbind, rows)
 cat(sprintf("pydlr bridge benchmark (%s; GLIBC_TUNABLES=%s; %d cores; medians of %d runs)\n",
   format(Sys.time(), "%Y-%m-%d %H:%M"), Sys.getenv("GLIBC_TUNABLES", "(default)"),
