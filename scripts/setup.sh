@@ -55,13 +55,14 @@ step_debian() {
 # --- 2. Python environment ---------------------------------------------------------------------
 step_venv() {
   local h
-  h=$(hash_files requirements.txt pyproject.toml)
+  h=$(hash_files requirements.txt requirements-nodeps.txt pyproject.toml)
   if [ -x "$PY" ] && stamp_ok venv "$h"; then log "Python venv: up to date"; return; fi
   [ -x "$PY" ] || { log "Python venv: creating .venv"; python3 -m venv "$VENV"; }
   log "Python venv: installing pinned dependencies"
   # torch first and alone, pinned, so nothing later can resolve to another torch build.
   "$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
   "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   stamp_set venv "$h"
 }
 
