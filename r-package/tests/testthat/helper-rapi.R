@@ -1,6 +1,6 @@
 # Shared by the R-API tests: the seed CNN (issue 4's numbers) and a small MNIST subset.
 
-seed_cnn <- function(padding = "valid", head = FALSE, input_shape = c(28, 28, 1)) {
+rapi_seed_cnn <- function(padding = "valid", head = FALSE, input_shape = c(28, 28, 1)) {
   model <- keras_model_sequential(input_shape = input_shape) |>
     layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu", padding = padding) |>
     layer_max_pooling_2d(pool_size = c(2, 2)) |>
@@ -17,7 +17,7 @@ seed_cnn <- function(padding = "valid", head = FALSE, input_shape = c(28, 28, 1)
 }
 
 # The 5,000-digit offline MNIST, loaded once per test run; pixels scaled to [0, 1].
-mnist_small <- local({
+rapi_mnist <- local({
   cache <- NULL
   function(n_train = 1000L, n_test = 500L) {
     if (is.null(cache)) cache <<- dataset_mnist()
@@ -30,10 +30,10 @@ mnist_small <- local({
   }
 })
 
-flat_weights <- function(model) unlist(lapply(get_weights(model), as.vector), use.names = FALSE)
+rapi_flat_weights <- function(model) unlist(lapply(get_weights(model), as.vector), use.names = FALSE)
 
 # A small CNN for tests of mechanics (fast on 2 shared cores); the seed CNN is kept for the numbers.
-tiny_cnn <- function(loss = "sparse_categorical_crossentropy", optimizer = "adam") {
+rapi_tiny_cnn <- function(loss = "sparse_categorical_crossentropy", optimizer = "adam") {
   model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
     layer_conv_2d(filters = 4, kernel_size = 3, strides = 2, activation = "relu") |>
     layer_max_pooling_2d(pool_size = 2) |>

@@ -1,22 +1,22 @@
 compiled_cnn <- function(...) {
-  model <- seed_cnn(head = TRUE)
+  model <- rapi_seed_cnn(head = TRUE)
   model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy", ...)
   model
 }
 
 test_that("compile() and fit() work in place: the model trains without reassignment", {
-  d <- mnist_small(200, 50)
-  model <- tiny_cnn()
-  before <- flat_weights(model)
+  d <- rapi_mnist(200, 50)
+  model <- rapi_tiny_cnn()
+  before <- rapi_flat_weights(model)
   model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 50, verbose = 0, seed = 1)
-  after <- flat_weights(model)
+  after <- rapi_flat_weights(model)
   expect_equal(length(after), count_params(model))
   expect_false(identical(before, after))
   expect_gt(mean(abs(after - before)), 0)
 })
 
 test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and predict agree", {
-  d <- mnist_small(1000, 500)
+  d <- rapi_mnist(1000, 500)
   model <- compiled_cnn()
   history <- model |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, validation_split = 0.2,
     verbose = 0, seed = 42)
@@ -46,31 +46,31 @@ test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and p
 })
 
 test_that("one-hot targets with categorical_crossentropy and 4-d input work as in keras", {
-  d <- mnist_small(200, 50)
+  d <- rapi_mnist(200, 50)
   x <- array_reshape(d$x_train, c(200, 28, 28, 1))
-  model <- tiny_cnn(loss = "categorical_crossentropy", optimizer = optimizer_rmsprop(learning_rate = 0.001))
+  model <- rapi_tiny_cnn(loss = "categorical_crossentropy", optimizer = optimizer_rmsprop(learning_rate = 0.001))
   h <- model |> fit(x, to_categorical(d$y_train, 10), epochs = 1, batch_size = 64, verbose = 0,
     validation_data = list(d$x_test, to_categorical(d$y_test, 10)))
   expect_true(all(c("loss", "accuracy", "val_loss", "val_accuracy") %in% names(as.data.frame(h))))
 })
 
 test_that("fit(seed = ) is reproducible: two runs from the same weights end bit-identical", {
-  d <- mnist_small(200, 10)
+  d <- rapi_mnist(200, 10)
   path <- tempfile(fileext = ".pydlr")
   on.exit(unlink(path, recursive = TRUE))
-  save_model(tiny_cnn(), path)
+  save_model(rapi_tiny_cnn(), path)
   run <- function() {
     model <- load_model(path)
     model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
     model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 32, verbose = 0, seed = 7)
-    flat_weights(model)
+    rapi_flat_weights(model)
   }
   expect_identical(run(), run())
 })
 
 test_that("verbose = 2 prints one line per epoch; verbose = 0 prints nothing", {
-  d <- mnist_small(100, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(100, 10)
+  model <- rapi_tiny_cnn()
   out <- capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 50, verbose = 2))
   out <- out[nzchar(out)]
   expect_length(grep("^Epoch [12]/2", out), 2L)
@@ -79,8 +79,8 @@ test_that("verbose = 2 prints one line per epoch; verbose = 0 prints nothing", {
 })
 
 test_that("callbacks: R functions run per epoch, early stopping stops, CSV logger and checkpoint write", {
-  d <- mnist_small(200, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(200, 10)
+  model <- rapi_tiny_cnn()
   seen <- list()
   lambda <- callback_lambda(on_epoch_end = function(epoch, logs) seen[[length(seen) + 1]] <<- list(epoch, logs))
   csv <- tempfile(fileext = ".csv")
@@ -103,8 +103,8 @@ test_that("callbacks: R functions run per epoch, early stopping stops, CSV logge
 })
 
 test_that("an error inside an R callback stops fit with an R error and leaves the session usable", {
-  d <- mnist_small(100, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(100, 10)
+  model <- rapi_tiny_cnn()
   bad <- callback_lambda(on_epoch_end = function(epoch, logs) stop("my callback failed"))
   e <- expect_error(model |> fit(d$x_train, d$y_train, epochs = 2, verbose = 0, callbacks = list(bad)),
     class = "pydlr_error")
@@ -115,8 +115,8 @@ test_that("an error inside an R callback stops fit with an R error and leaves th
 
 test_that("plot() of a history draws the curves and writes a PNG", {
   skip_if_not_installed("png")
-  d <- mnist_small(100, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(100, 10)
+  model <- rapi_tiny_cnn()
   h <- model |> fit(d$x_train, d$y_train, epochs = 2, validation_split = 0.2, verbose = 0)
   file <- tempfile(fileext = ".png")
   on.exit(unlink(file))
@@ -128,8 +128,8 @@ test_that("plot() of a history draws the curves and writes a PNG", {
 })
 
 test_that("verbose = 1 in a console updates the progress line in place (\\r), ending each epoch", {
-  d <- mnist_small(400, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(400, 10)
+  model <- rapi_tiny_cnn()
   withr::local_options(pydlr.dynamic_progress = TRUE)
   out <- paste(capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 8, verbose = 1)),
     collapse = "\n")
@@ -139,8 +139,8 @@ test_that("verbose = 1 in a console updates the progress line in place (\\r), en
 })
 
 test_that("steps_per_epoch, class_weight and an uncompiled model behave as documented", {
-  d <- mnist_small(200, 10)
-  model <- tiny_cnn()
+  d <- rapi_mnist(200, 10)
+  model <- rapi_tiny_cnn()
   h <- model |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 20, steps_per_epoch = 3, verbose = 0,
     class_weight = stats::setNames(as.list(c(2, rep(1, 9))), 0:9))
   expect_equal(h$params$steps, 3)
@@ -152,12 +152,12 @@ test_that("steps_per_epoch, class_weight and an uncompiled model behave as docum
 })
 
 test_that("fit(resume = ) continues an interrupted run to the same weights as an uninterrupted one", {
-  d <- mnist_small(200, 10)
+  d <- rapi_mnist(200, 10)
   start <- tempfile(fileext = ".pydlr")
   ckpt_a <- tempfile(fileext = ".ckpt")
   ckpt_b <- tempfile(fileext = ".ckpt")
   on.exit(unlink(c(start, ckpt_a, ckpt_b), recursive = TRUE))
-  save_model(tiny_cnn(), start)
+  save_model(rapi_tiny_cnn(), start)
   fresh <- function() {
     model <- load_model(start)
     model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
@@ -169,5 +169,5 @@ test_that("fit(resume = ) continues an interrupted run to the same weights as an
   first |> fit(d$x_train, d$y_train, epochs = 1, batch_size = 32, seed = 11, resume = ckpt_b, verbose = 0)
   second <- fresh() # a new session's model, continued from the checkpoint
   h <- second |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, seed = 11, resume = ckpt_b, verbose = 0)
-  expect_identical(flat_weights(second), flat_weights(straight))
+  expect_identical(rapi_flat_weights(second), rapi_flat_weights(straight))
 })

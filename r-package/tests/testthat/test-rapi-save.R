@@ -1,6 +1,6 @@
 test_that("save_model()/load_model() round trip is bit-exact (weights and predictions)", {
-  d <- mnist_small(100, 20)
-  model <- seed_cnn(head = TRUE)
+  d <- rapi_mnist(100, 20)
+  model <- rapi_seed_cnn(head = TRUE)
   model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
   model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, seed = 3)
   path <- tempfile(fileext = ".pydlr")
@@ -32,7 +32,7 @@ test_that("a model saved by Python loads in R, and one saved by R loads in Pytho
   expect_equal(names(r_weights), names(py_weights))
   for (key in names(py_weights)) expect_identical(as.vector(r_weights[[key]]), as.vector(py_weights[[key]]))
 
-  model <- seed_cnn(head = TRUE)
+  model <- rapi_seed_cnn(head = TRUE)
   save_model(model, r_path)
   in_py <- io$load_model(r_path)
   back <- lapply(in_py$state_dict(), function(t) t$numpy())

@@ -1,5 +1,5 @@
 test_that("the seed CNN's summary gives keras' shapes and parameter counts from R", {
-  model <- seed_cnn()
+  model <- rapi_seed_cnn()
   out <- capture.output(df <- summary(model))
   expect_s3_class(df, "data.frame")
   expect_named(df, c("layer", "type", "output_shape", "params", "trainable"))
@@ -15,15 +15,15 @@ test_that("the seed CNN's summary gives keras' shapes and parameter counts from 
 })
 
 test_that("with Flatten + Dense(64) + Dense(10) the total is 93,322; padding 'same' keeps 28 x 28", {
-  expect_equal(count_params(seed_cnn(head = TRUE)), 93322)
-  capture.output(df <- summary(seed_cnn(padding = "same")))
+  expect_equal(count_params(rapi_seed_cnn(head = TRUE)), 93322)
+  capture.output(df <- summary(rapi_seed_cnn(padding = "same")))
   expect_equal(df$output_shape[1], "(None, 28, 28, 32)")
 })
 
 test_that("R and Python report the same summary for the same architecture", {
   py <- reticulate::import("pydlr.models")
   reference <- py$seed_cnn(padding = "valid", head = TRUE)$summary_table()
-  capture.output(df <- summary(seed_cnn(head = TRUE)))
+  capture.output(df <- summary(rapi_seed_cnn(head = TRUE)))
   expect_equal(df$params, vapply(reference, function(r) as.numeric(r$params), numeric(1)))
   expect_equal(df$output_shape, vapply(reference, function(r) r$output_shape, character(1)))
 })
@@ -64,6 +64,6 @@ test_that("both pipes work: |> and magrittr's %>%", {
 })
 
 test_that("print shows the summary of a built model and a one-line note for an unbuilt one", {
-  expect_output(print(seed_cnn()), "Total params: 55,744", fixed = TRUE)
+  expect_output(print(rapi_seed_cnn()), "Total params: 55,744", fixed = TRUE)
   expect_output(print(keras_model_sequential()), "not built yet")
 })
