@@ -1,0 +1,106 @@
+"""Keras-applications-style models with pretrained weights: ``load("mobilenet_v2")``.
+
+The architectures are the models owner's (torchvision key names); here they get the engine's
+compile/fit/evaluate/predict and Keras' ``classifier_activation`` ("softmax": ``predict`` returns
+probabilities, as ``keras.applications``), and are filled with the registry's weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pydlr import models
+from pydlr.engine import TrainingMixin
+from pydlr.errors import InputError
+from pydlr.layers.base import Layer
+from pydlr.pretrained import registry
+
+__all__ = ["MobileNetV2", "load"]
+
+
+class _Application:
+    """Mixin: optional softmax on the classifier, ``layers`` (for the R API), config round trip."""
+
+    classifier_activation: str | None = None  # set after the parent's build pass
+
+    def _set_activation(self, activation: str | None) -> None:
+        if activation not in (None, "softmax"):
+            raise InputError("classifier_activation", '"softmax" or None', activation, self.where)
+        self.classifier_activation = activation
+        self.config["classifier_activation"] = activation
+
+    def call_internal(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().call_internal(x)
+        if self.include_top and self.classifier_activation == "softmax":
+            return torch.softmax(out, dim=-1)
+        return out
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The pydlr layers in module order (Keras' ``model.layers``, flattened)."""
+        return [m for m in self.modules() if isinstance(m, Layer)]
+
+
+class MobileNetV2(_Application, TrainingMixin, models.MobileNetV2):
+    """MobileNetV2 with Keras' training API and ``classifier_activation`` (default "softmax")."""
+
+    def __init__(self, *args: Any, classifier_activation: str | None = "softmax", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._set_activation(classifier_activation)
+
+
+ARCHITECTURES: dict[str, type] = {"mobilenet_v2": MobileNetV2}
+
+
+def load(
+    name: str = "mobilenet_v2",
+    include_top: bool = True,
+    pooling: str | None = None,
+    input_shape: Any = (224, 224, 3),
+    classifier_activation: str | None = "softmax",
+    trainable: bool = True,
+) -> nn.Module:
+    """A model with pretrained weights (never downloaded; see `registry`).
+
+    Parameters
+    ----------
+    name : str
+        Registry key, e.g. ``"mobilenet_v2"`` (ImageNet-1k).
+    include_top : bool
+        Keep the 1000-class classifier; without it the model returns the feature map
+        (N, h, w, 1280), or pooled features with ``pooling``.
+    pooling : {None, "avg", "max"}
+        Global pooling when ``include_top=False``.
+    input_shape : tuple
+        Channels-last shape for summaries and enclosing models, e.g. (96, 96, 3) for fine-tuning small
+        images; the network accepts any size >= 32 (weights do not depend on it).
+    classifier_activation : {"softmax", None}
+        "softmax": outputs are probabilities (Keras' default); None: logits.
+    trainable : bool
+        False freezes every weight (BatchNormalization then runs in inference mode).
+
+    Returns
+    -------
+    MobileNetV2
+        In inference mode (``eval()``), with compile/fit/predict.
+    """
+    spec = registry.spec(name, "pretrained.load")
+    if not isinstance(include_top, bool):
+        raise InputError("include_top", "True or False", include_top, "pretrained.load")
+    model = ARCHITECTURES[name](
+        num_classes=spec.num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        input_shape=input_shape,
+        classifier_activation=classifier_activation,
+    )
+    state = registry.state_dict(name)
+    if not include_top:
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if k in own}
+    model.load_state_dict(state, strict=True)
+    model.trainable = bool(trainable)
+    return model.eval()

