@@ -669,6 +669,236 @@ inline void dw_nchw_bwd_plane(const ConvGeom& g, const double* x, const double* 
   dw_nchw_bwd_plane_impl<double>(g, x, w, gm, dx, acc, n, c);
 }
 
+// ---------------------------------------------------------------------------------------------- dense direct (SIMD)
+// Dense (groups == 1) convolution with few input channels (the 1->32 first layer, RGB stems): K = C*KH*KW is too
+// short for a GEMM to pay off, so each output pixel's OC = 16*NV accumulators stay in vector registers, 4 pixels
+// at a time. Written with GCC vector extensions so every target clone gets its own ISA (zmm, ymm or xmm).
+// The input is read through its strides (any layout, no copy).
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int vi16 __attribute__((vector_size(64)));
+PYDLR_INLINE vf16 vload(const float* p) {
+  vf16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+PYDLR_INLINE void vstore(float* p, vf16 v) { std::memcpy(p, &v, sizeof v); }
+
+struct Strides {
+  int64_t n, c, h, w;
+};
+
+constexpr int64_t kDenseDirectMaxK = 32;
+
+inline bool dense_direct_ok(const ConvGeom& g, at::ScalarType t) {
+  return t == at::kFloat && g.G == 1 && g.OC % 16 == 0 && g.OC <= 64 && g.C * g.KH * g.KW <= kDenseDirectMaxK;
+}
+
+// Output row (n, oh) into tile [OW, OC] with bias and activation. wk: [KH, KW, C, OC].
+template <int NV>
+PYDLR_INLINE void dense_row_v(const ConvGeom& g, const float* x, Strides xs, const float* wk, const float* b,
+                              float* tile, int act, int64_t n, int64_t oh) {
+  constexpr int64_t OC = 16 * NV;
+  vf16 bias[NV];
+  for (int j = 0; j < NV; ++j) bias[j] = b ? vload(b + 16 * j) : vf16{};
+  int64_t lo = 0, hi = g.OW;
+  for (int64_t kw = 0; kw < g.KW; ++kw) {
+    int64_t l, h;
+    valid_range(kw * g.dw - g.pw, g.sw, g.W, g.OW, l, h);
+    lo = std::max(lo, l);
+    hi = std::min(hi, h);
+  }
+  hi = std::max(lo, hi);
+  const float* xn = x + n * xs.n;
+  auto generic = [&](int64_t ow) {
+    vf16 acc[NV];
+    for (int j = 0; j < NV; ++j) acc[j] = bias[j];
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        for (int64_t c = 0; c < g.C; ++c) {
+          const float xv = xn[c * xs.c + ih * xs.h + iw * xs.w];
+          const float* wp = wk + ((kh * g.KW + kw) * g.C + c) * OC;
+          for (int j = 0; j < NV; ++j) acc[j] += xv * vload(wp + 16 * j);
+        }
+      }
+    }
+    for (int j = 0; j < NV; ++j) vstore(tile + ow * OC + 16 * j, acc[j]);
+  };
+  for (int64_t ow = 0; ow < lo; ++ow) generic(ow);
+  int64_t ow = lo;
+  const int64_t ps = g.sw * xs.w;
+  for (; ow + 4 <= hi; ow += 4) {
+    vf16 acc[4][NV];
+    for (int p = 0; p < 4; ++p)
+      for (int j = 0; j < NV; ++j) acc[p][j] = bias[j];
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const float* xb = xn + ih * xs.h + (ow * g.sw - g.pw + kw * g.dw) * xs.w;
+        for (int64_t c = 0; c < g.C; ++c) {
+          const float* wp = wk + ((kh * g.KW + kw) * g.C + c) * OC;
+          vf16 wv[NV];
+          for (int j = 0; j < NV; ++j) wv[j] = vload(wp + 16 * j);
+          const float* xc = xb + c * xs.c;
+          for (int p = 0; p < 4; ++p) {
+            const float xv = xc[p * ps];
+            for (int j = 0; j < NV; ++j) acc[p][j] += xv * wv[j];
+          }
+        }
+      }
+    }
+    for (int p = 0; p < 4; ++p)
+      for (int j = 0; j < NV; ++j) vstore(tile + (ow + p) * OC + 16 * j, acc[p][j]);
+  }
+  for (; ow < g.OW; ++ow) generic(ow);
+  if (act != 0) epi_impl<float>(false, tile, g.OW, OC, OC, nullptr, act);
+}
+
+// Weight and bias gradient of output row (n, oh): grow / yrow are [OW, OC] rows of the incoming gradient and
+// of the activated output (masked here: no separate pass); acc: [KH, KW, C, OC], dbacc: [OC].
+template <int NV>
+PYDLR_INLINE void dense_bwd_row_v(const ConvGeom& g, const float* x, Strides xs, const float* grow,
+                                  const float* yrow, int act, float* acc, float* dbacc, float* gtile, int64_t n,
+                                  int64_t oh) {
+  constexpr int64_t OC = 16 * NV;
+  const float* xn = x + n * xs.n;
+  // 1) masked gradient row into gtile (L1-resident) and bias gradient.
+  vf16 db[NV];
+  for (int j = 0; j < NV; ++j) db[j] = vload(dbacc + 16 * j);
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    for (int j = 0; j < NV; ++j) {
+      vf16 gv = vload(grow + ow * OC + 16 * j);
+      if (act != 0) {
+        const vf16 yv = vload(yrow + ow * OC + 16 * j);
+        // Bitwise select (a vector ?: gets scalarised by GCC in some clones).
+        const vi16 keep = act == 1 ? (yv > 0.0f) : ((yv > 0.0f) & (yv < 6.0f));
+        gv = (vf16)((vi16)gv & keep);
+      }
+      db[j] += gv;
+      vstore(gtile + ow * OC + 16 * j, gv);
+    }
+  }
+  for (int j = 0; j < NV; ++j) vstore(dbacc + 16 * j, db[j]);
+  // 2) per tap: the weight gradient's accumulators stay in registers over the row.
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      for (int64_t c = 0; c < g.C; ++c) {
+        float* a = acc + ((kh * g.KW + kw) * g.C + c) * OC;
+        const float* xr = xn + c * xs.c + ih * xs.h + off * xs.w;
+        const int64_t ps = g.sw * xs.w;
+        vf16 s0[NV], s1[NV];
+        for (int j = 0; j < NV; ++j) {
+          s0[j] = vload(a + 16 * j);
+          s1[j] = vf16{};
+        }
+        int64_t ow = lo;
+        for (; ow + 2 <= hi; ow += 2) {
+          const float x0 = xr[ow * ps], x1 = xr[(ow + 1) * ps];
+          for (int j = 0; j < NV; ++j) {
+            s0[j] += x0 * vload(gtile + ow * OC + 16 * j);
+            s1[j] += x1 * vload(gtile + (ow + 1) * OC + 16 * j);
+          }
+        }
+        for (; ow < hi; ++ow) {
+          const float x0 = xr[ow * ps];
+          for (int j = 0; j < NV; ++j) s0[j] += x0 * vload(gtile + ow * OC + 16 * j);
+        }
+        for (int j = 0; j < NV; ++j) vstore(a + 16 * j, s0[j] + s1[j]);
+      }
+    }
+  }
+}
+
+PYDLR_CLONES void dense_row_f(const ConvGeom& g, const float* x, Strides xs, const float* wk, const float* b,
+                              float* tile, int act, int64_t n, int64_t oh) {
+  switch (g.OC / 16) {
+    case 1: dense_row_v<1>(g, x, xs, wk, b, tile, act, n, oh); break;
+    case 2: dense_row_v<2>(g, x, xs, wk, b, tile, act, n, oh); break;
+    case 3: dense_row_v<3>(g, x, xs, wk, b, tile, act, n, oh); break;
+    default: dense_row_v<4>(g, x, xs, wk, b, tile, act, n, oh); break;
+  }
+}
+PYDLR_CLONES void dense_bwd_row_f(const ConvGeom& g, const float* x, Strides xs, const float* grow,
+                                  const float* yrow, int act, float* acc, float* dbacc, float* gtile, int64_t n,
+                                  int64_t oh) {
+  switch (g.OC / 16) {
+    case 1: dense_bwd_row_v<1>(g, x, xs, grow, yrow, act, acc, dbacc, gtile, n, oh); break;
+    case 2: dense_bwd_row_v<2>(g, x, xs, grow, yrow, act, acc, dbacc, gtile, n, oh); break;
+    case 3: dense_bwd_row_v<3>(g, x, xs, grow, yrow, act, acc, dbacc, gtile, n, oh); break;
+    default: dense_bwd_row_v<4>(g, x, xs, grow, yrow, act, acc, dbacc, gtile, n, oh); break;
+  }
+}
+
+inline Strides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+// Forward of the dense direct path; y is NHWC (cl) or NCHW.
+void dense_direct_fwd(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, const float* b, float* y,
+                      bool cl, int act) {
+  const at::Tensor wk = weight.permute({2, 3, 1, 0}).contiguous();
+  const float* wp = wk.const_data_ptr<float>();
+  const float* xp = input.const_data_ptr<float>();
+  const Strides xs = strides_of(input);
+  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> tile(cl ? 0 : g.OW * g.OC);
+    for (int64_t t = b0; t < b1; ++t) {
+      const int64_t n = t / g.OH, oh = t % g.OH;
+      float* tp = cl ? y + t * g.OW * g.OC : tile.data();
+      dense_row_f(g, xp, xs, wp, b, tp, act, n, oh);
+      if (!cl) {
+        for (int64_t oc = 0; oc < g.OC; ++oc) {
+          float* yr = y + ((n * g.OC + oc) * g.OH + oh) * g.OW;
+          for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = tp[ow * g.OC + oc];
+        }
+      }
+    }
+  });
+}
+
+// Weight (and bias) gradient of the dense direct path, gradient masked on the fly. Returns dW [OC, C, KH, KW]
+// and db [OC].
+std::pair<at::Tensor, at::Tensor> dense_direct_bwd(const ConvGeom& g, const at::Tensor& input,
+                                                   const at::Tensor& grad, const at::Tensor& out, bool cl, int act) {
+  const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C;
+  at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
+  float* ap = accs.mutable_data_ptr<float>();
+  const float* xp = input.const_data_ptr<float>();
+  const Strides xs = strides_of(input);
+  const float* gp = grad.const_data_ptr<float>();
+  const float* yp = act != 0 ? out.const_data_ptr<float>() : nullptr;
+  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+    float* acc = ap + at::get_thread_num() * (KC * g.OC + g.OC);
+    std::vector<float> gt(cl ? 0 : g.OW * g.OC), yt(cl || !yp ? 0 : g.OW * g.OC), tile(g.OW * g.OC);
+    for (int64_t t = b0; t < b1; ++t) {
+      const int64_t n = t / g.OH, oh = t % g.OH;
+      const float* grow = gp + t * g.OW * g.OC;
+      const float* yrow = yp ? yp + t * g.OW * g.OC : nullptr;
+      if (!cl) {  // NCHW: gather the row's channels into [OW, OC] tiles
+        for (int64_t oc = 0; oc < g.OC; ++oc) {
+          const int64_t base = ((n * g.OC + oc) * g.OH + oh) * g.OW;
+          for (int64_t ow = 0; ow < g.OW; ++ow) gt[ow * g.OC + oc] = gp[base + ow];
+          if (yp)
+            for (int64_t ow = 0; ow < g.OW; ++ow) yt[ow * g.OC + oc] = yp[base + ow];
+        }
+        grow = gt.data();
+        yrow = yp ? yt.data() : nullptr;
+      }
+      dense_bwd_row_f(g, xp, xs, grow, yrow, act, acc, acc + KC * g.OC, tile.data(), n, oh);
+    }
+  });
+  at::Tensor total = accs.sum(0);
+  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
+  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
+}
+
 // Gradient masked by the activation's derivative (computed from the activated output), in place in `g`.
 template <typename T>
 PYDLR_INLINE void mask_impl(T* __restrict g, const T* __restrict y, int64_t n, int act) {
@@ -788,6 +1018,10 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
       at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
       });
+    } else if (dense_direct_ok(g, input.scalar_type())) {
+      // Reads the input through its strides: no layout copy.
+      // (float only: dense_direct_ok checked the dtype)
+      dense_direct_fwd(g, input, weight, reinterpret_cast<const float*>(bp), reinterpret_cast<float*>(yp), cl, act);
     } else if (cl && small && g.G == 1) {
       const at::Tensor wk = weight.permute({2, 3, 1, 0}).contiguous();
       const scalar_t* wp = wk.const_data_ptr<scalar_t>();
@@ -827,6 +1061,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
               "\"");
   const bool cl = channels_last(input);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::Tensor gi, gw, gb;
+  if (output_mask[1] && dense_direct_ok(g, input.scalar_type())) {
+    // Few input channels: weight and bias gradients in one pass that also masks the gradient.
+    const at::Tensor go = grad_output.contiguous(fmt);
+    std::tie(gw, gb) = dense_direct_bwd(g, input, go, act != 0 ? output->contiguous(fmt) : at::Tensor(), cl, act);
+    if (!output_mask[2]) gb = at::Tensor();
+    if (!output_mask[0]) return {gi, gw, gb};
+    output_mask[1] = output_mask[2] = false;  // only the input gradient is left for the paths below
+  }
   const at::Tensor x = input.contiguous(fmt);
   at::Tensor gm;
   if (act == 0) {
@@ -840,7 +1083,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
       at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) { mask(gp + b0, yp + b0, b1 - b0, act); });
     });
   }
-  at::Tensor gi, gw, gb;
   if (output_mask[2]) gb = gm.sum({0, 2, 3});
   if (!output_mask[0] && !output_mask[1]) return {gi, gw, gb};
 

@@ -11,6 +11,17 @@ import torch.nn.functional as F
 from pydlr import ops
 from pydlr.errors import InputError
 
+
+@pytest.fixture
+def one_thread():
+    """gradcheck runs thousands of tiny convolutions: one thread avoids a barrier per call (2-thread paths are
+    covered by the float32 comparisons)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 ACT_REF = {"none": lambda t: t, "relu": torch.relu, "relu6": F.relu6}
 
 
@@ -115,7 +126,7 @@ def _inputs_away_from_kinks(cfg: dict, act: str, seed: int):
 
 
 @pytest.mark.parametrize("seed", range(36))
-def test_gradcheck_random_shapes(seed):
+def test_gradcheck_random_shapes(seed, one_thread):
     rng = random.Random(seed)
     cfg = _random_config(rng)
     h_eff = cfg["h"] + 2 * cfg["padding"][0] - cfg["dilation"][0] * (cfg["k"][0] - 1)
@@ -148,11 +159,11 @@ def test_gradcheck_random_shapes(seed):
         (2, 4, 9, 8, 4, 3, 1, 2, 2, 4, "contiguous"),  # depthwise NCHW dilation 2
         (2, 6, 7, 7, 4, 1, 1, 0, 1, 2, "channels_last"),  # pointwise groups 2
         (1, 6, 7, 7, 4, 1, 1, 0, 1, 1, "contiguous"),  # pointwise NCHW
-        (2, 6, 9, 9, 4, 3, 2, 2, 2, 2, "contiguous"),  # GEMM NCHW all options
-        (2, 6, 9, 9, 4, 3, 2, 2, 2, 2, "channels_last"),  # GEMM NHWC all options
+        (2, 4, 7, 8, 4, 3, 2, 2, 2, 2, "contiguous"),  # GEMM NCHW all options
+        (2, 4, 7, 8, 4, 3, 2, 2, 2, 2, "channels_last"),  # GEMM NHWC all options
     ],
 )
-def test_gradcheck_each_kernel_path(spec):
+def test_gradcheck_each_kernel_path(spec, one_thread):
     n, c, h, w, oc, k, s, p, d, g, layout = spec
     x = _layout(torch.randn(n, c, h, w, dtype=torch.float64), layout).requires_grad_()
     weight = torch.randn(oc, c // g, k, k, dtype=torch.float64, requires_grad=True)
@@ -163,10 +174,10 @@ def test_gradcheck_each_kernel_path(spec):
 
 
 @pytest.mark.parametrize("kernel", [(2, 2), (4, 4), (2, 3)])
-def test_gradcheck_same_padding_even_kernel(kernel):
+def test_gradcheck_same_padding_even_kernel(kernel, one_thread):
     """Keras' "same" with even kernels pads asymmetrically; layers do that with F.pad before the op."""
-    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(4, 3, *kernel, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, *kernel, dtype=torch.float64, requires_grad=True)
     pad_h, pad_w = kernel[0] - 1, kernel[1] - 1
     pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
 
@@ -194,7 +205,7 @@ def test_backward_matches_torch_float32_fused_and_layouts():
                     y = ops.conv2d(x, w, b, (1, 1), (1, 1), activation=act)
                 (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
                 grads.append((x.grad, w.grad, b.grad))
-            for mine, ref in zip(grads[1], grads[0]):
+            for mine, ref in zip(grads[1], grads[0], strict=True):
                 torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
@@ -255,7 +266,7 @@ def test_seed_cnn_trains_same_with_native_and_torch_ops():
             losses.append(loss.item())
         curves[native] = losses
     assert curves[True][-1] < curves[True][0]  # it learns
-    for a, b in zip(curves[True], curves[False]):
+    for a, b in zip(curves[True], curves[False], strict=True):
         assert abs(a - b) <= 1e-4 * max(1.0, abs(b))
 
 
