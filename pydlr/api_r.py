@@ -414,6 +414,20 @@ def load_model(path: str, compile: bool = True) -> Any:
     return model
 
 
+def save_weights(model: Any, path: str) -> str:
+    """Write only the weights (safetensors, torch key names) of ``model``; returns the path."""
+    _check_model(model)
+    _module("io").save_weights(model, str(path))
+    return str(path)
+
+
+def load_weights(model: Any, path: str) -> Any:
+    """Copy a weights file into ``model`` (same architecture), in place; returns the model."""
+    _check_model(model)
+    _module("io").load_weights(model, str(path))
+    return model
+
+
 def load_dataset(name: str) -> dict[str, np.ndarray]:
     """A packaged data set as int32 arrays (R has no uint8): x_train (n, 28, 28), y_train (n,), ...."""
     if name not in DATASETS:

@@ -53,35 +53,36 @@ callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patienc
 
 #' Save the model during training
 #'
-#' Writes the model (pydlr's format: JSON architecture + safetensors weights, written atomically) every
-#' epoch, or only when the monitored quantity improves. `fit(resume = filepath)` continues from it.
+#' Writes the model after every epoch, or only when the monitored quantity improves, atomically (a crash
+#' leaves the previous file intact): pydlr's format (JSON architecture + safetensors weights + optimizer
+#' state), which [load_model()] reads; with `save_weights_only = TRUE`, only the weights, which
+#' [load_model_weights()] reads. (To continue an interrupted run, use `fit(resume = path)`.)
 #'
 #' @inheritParams callback_early_stopping
-#' @param filepath Path to write; may contain keras' placeholders such as `{epoch:02d}`.
+#' @param filepath Path to write; may contain keras' placeholders such as `"model-{epoch:02d}.pydlr"` or
+#'   `"{val_loss:.2f}"`. Missing folders are created; an unwritable path fails when `fit()` starts.
 #' @param save_best_only Keep only the best model according to `monitor`.
 #' @param save_weights_only Save only the weights.
-#' @param save_freq `"epoch"`, or a number of batches.
-#' @param initial_value_threshold Value the monitored quantity must beat for the first save, or `NULL`.
+#' @param save_freq Only `"epoch"` is supported.
+#' @param initial_value_threshold Not supported: must be `NULL`.
 #' @family callbacks
 #' @export
 callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 0L, save_best_only = FALSE,
                                       save_weights_only = FALSE, mode = "auto", save_freq = "epoch",
                                       initial_value_threshold = NULL) {
-  filepath <- .check_string(filepath, "filepath")
-  dir <- dirname(filepath)
-  if (!dir.exists(dir) || file.access(dir, 2L) != 0L) {
-    .input_error("filepath", "a path in an existing, writable directory", filepath)
+  if (!identical(save_freq, "epoch")) {
+    .not_supported(sprintf("save_freq = %s", format(save_freq)), "pydlr checkpoints once per epoch (save_freq = \"epoch\").")
   }
-  if (!identical(save_freq, "epoch")) save_freq <- .check_count(save_freq, "save_freq")
+  .check_unsupported(initial_value_threshold, "initial_value_threshold",
+    "use save_best_only = TRUE; the first epoch's value is the first threshold.")
   .callback("model_checkpoint",
-    filepath = filepath,
+    filepath = .check_string(filepath, "filepath"),
     monitor = .check_string(monitor, "monitor"),
     verbose = .check_count(verbose, "verbose", min = 0L),
     save_best_only = .check_flag(save_best_only, "save_best_only"),
     save_weights_only = .check_flag(save_weights_only, "save_weights_only"),
     mode = .check_string(mode, "mode", c("auto", "min", "max")),
-    save_freq = save_freq,
-    initial_value_threshold = .check_number(initial_value_threshold, "initial_value_threshold", null_ok = TRUE)
+    save_freq = "epoch"
   )
 }
 

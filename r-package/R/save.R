@@ -44,3 +44,37 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   .check_flag(safe_mode, "safe_mode")
   .new_model(.api_call("load_model", normalizePath(filepath), compile = compile, .convert = FALSE))
 }
+
+#' Save and load only the weights of a model
+#'
+#' `save_model_weights()` writes the model's weights (torch's key names and layouts) to one safetensors
+#' file; `load_model_weights()` copies such a file, or one written by `callback_model_checkpoint(
+#' save_weights_only = TRUE)` or by Python's `pydlr.io.save_weights()`, into a model of the same
+#' architecture, in place.
+#'
+#' @param model A `pydlr_model`.
+#' @param filepath Path of the weights file (e.g. `"model.weights.safetensors"`).
+#' @param overwrite Replace an existing file.
+#' @return `filepath` (save) or the model (load), invisibly.
+#' @family models
+#' @export
+save_model_weights <- function(model, filepath, overwrite = FALSE) {
+  .check_model(model, "model")
+  filepath <- .check_string(filepath, "filepath")
+  if (file.exists(filepath) && !.check_flag(overwrite, "overwrite")) {
+    .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
+  }
+  if (!dir.exists(dirname(filepath))) .input_error("filepath", "a path in an existing directory", filepath)
+  .api_call("save_weights", model$py, normalizePath(filepath, mustWork = FALSE))
+  invisible(filepath)
+}
+
+#' @rdname save_model_weights
+#' @export
+load_model_weights <- function(model, filepath) {
+  .check_model(model, "model")
+  filepath <- .check_string(filepath, "filepath")
+  if (!file.exists(filepath)) .input_error("filepath", "the path of a saved weights file", filepath)
+  .api_call("load_weights", model$py, normalizePath(filepath), .convert = FALSE)
+  invisible(model)
+}

@@ -96,6 +96,7 @@ test_that("callbacks: R functions run per epoch, early stopping stops, CSV logge
   expect_equal(nrow(logged), 3L)
   expect_true(all(c("epoch", "loss", "accuracy") %in% names(logged)))
   expect_true(file.exists(ckpt))
+  expect_identical(rapi_flat_weights(load_model(ckpt)), rapi_flat_weights(model)) # the last epoch's model
 
   stopper <- callback_early_stopping(monitor = "loss", min_delta = 100, patience = 0)
   h2 <- model |> fit(d$x_train, d$y_train, epochs = 5, verbose = 0, callbacks = list(stopper))

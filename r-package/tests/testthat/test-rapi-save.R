@@ -44,3 +44,18 @@ test_that("load_model() of a missing path names the argument", {
   expect_error(load_model(file.path(tempdir(), "no-such-model")), class = "pydlr_input_error")
   expect_error(load_model(file.path(tempdir(), "no-such-model")), "`filepath`")
 })
+
+test_that("save_model_weights()/load_model_weights() copy weights into a fresh model, bit-exact", {
+  d <- rapi_mnist(50, 20)
+  trained <- rapi_tiny_cnn()
+  trained |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0)
+  path <- tempfile(fileext = ".safetensors")
+  on.exit(unlink(path))
+  save_model_weights(trained, path)
+  fresh <- rapi_tiny_cnn()
+  expect_false(identical(get_weights(fresh), get_weights(trained)))
+  load_model_weights(fresh, path)
+  expect_identical(get_weights(fresh), get_weights(trained))
+  other <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |> layer_dense(3)
+  expect_error(load_model_weights(other, path), class = "pydlr_error")
+})
