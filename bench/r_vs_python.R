@@ -69,10 +69,9 @@ elapsed <- function(f) {
 r_times <- function(name, reps) {
   as.double(reticulate::py_to_r(work$time_reps(name, as.integer(reps), quick)))
 }
-call_overhead_us <- function(n = 200L) {
+call_overhead_us <- function(n = 2000L) {
   noop <- reticulate::py_eval("lambda: None")
-  times <- vapply(seq_len(n), function(i) elapsed(function() noop()), 0)
-  1e6 * median(times)
+  1e6 * elapsed(function() for (i in seq_len(n)) noop()) / n
 }
 
 # pydlr_kmeans() from R: the R API, with the data crossing through the bridge (prepared once, untimed).
