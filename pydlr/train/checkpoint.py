@@ -27,24 +27,34 @@ FORMAT = "pydlr-training-state"
 
 
 def check_writable(path: str | os.PathLike, argument: str, where: str = "fit") -> Path:
-    """Fail before training when ``path``'s folder cannot be created or written (nothing is left)."""
+    """Fail before training when ``path`` could not be written; creates nothing.
+
+    The folder may not exist yet (it is created at the first write): then its nearest existing
+    ancestor must be a writable folder.
+    """
     p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".pydlr-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(argument, "a path in a writable folder", f"{str(p)!r} ({exc.strerror})",
-                         where=where) from None
     if p.is_dir():
         raise InputError(argument, "a file path (not an existing folder)", str(p), where=where)
+    folder = p.parent if str(p.parent) else Path(".")
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(argument, "a path in a writable folder",
+                         f"{p} ({probe} is not a folder)", where=where)
+    try:  # a real write (permission bits say nothing for root or on special file systems)
+        fd, tmp = tempfile.mkstemp(prefix=".pydlr-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(argument, "a path in a writable folder",
+                         f"{p} ({probe}: {exc.strerror})", where=where) from None
     return p
 
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename tmp over ``path`` (same folder, fsynced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
