@@ -70,7 +70,9 @@ def _pydlr_fn(layer: Layer, fused: bool):
     act = layer.act if fused else "none"
 
     def run(x, w, b):
-        return ops.conv2d(x, w, b, (layer.stride,) * 2, (layer.padding,) * 2, (1, 1), layer.groups, act)
+        return ops.conv2d(
+            x, w, b, (layer.stride,) * 2, (layer.padding,) * 2, (1, 1), layer.groups, act
+        )
 
     return run
 
@@ -86,13 +88,20 @@ def _timed(fn, x, w, b, gy, backward: bool) -> float:
     return time.perf_counter() - start
 
 
-def bench_case(layer: Layer, channels_last: bool, fused: bool, backward: bool, budget_s: float, batch: int):
+def bench_case(
+    layer: Layer, channels_last: bool, fused: bool, backward: bool, budget_s: float, batch: int
+):
     """Median seconds of torch and pydlr for one case, interleaved rep by rep."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, layer.cin, layer.size, layer.size, generator=gen)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    w = torch.randn(layer.cout, layer.cin // layer.groups, layer.kernel, layer.kernel, generator=gen) * 0.1
+    w = (
+        torch.randn(
+            layer.cout, layer.cin // layer.groups, layer.kernel, layer.kernel, generator=gen
+        )
+        * 0.1
+    )
     b = torch.randn(layer.cout, generator=gen) * 0.1
     x.requires_grad_(backward and layer.input_grad)
     w.requires_grad_(backward)
@@ -100,8 +109,11 @@ def bench_case(layer: Layer, channels_last: bool, fused: bool, backward: bool, b
     fns = {"torch": _torch_fn(layer, fused), "pydlr": _pydlr_fn(layer, fused)}
     with torch.no_grad():
         ref = fns["torch"](x, w, b)
-    gy = torch.randn(ref.shape, generator=gen).contiguous(memory_format=torch.channels_last) if channels_last \
+    gy = (
+        torch.randn(ref.shape, generator=gen).contiguous(memory_format=torch.channels_last)
+        if channels_last
         else torch.randn(ref.shape, generator=gen)
+    )
     times: dict[str, list[float]] = {"torch": [], "pydlr": []}
     for name in fns:  # warm-up (allocator, first-touch, oneDNN primitive cache)
         for _ in range(2):
@@ -124,7 +136,9 @@ def main() -> None:
     torch.set_num_threads(2)
     budget = 0.4 if args.quick else 1.5
     info = ops.build_info()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, float32")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, float32"
+    )
     print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc default allocator)')}")
     print(f"pydlr build: {info}")
     layouts = {"nchw": [False], "cl": [True], "both": [False, True]}[args.layout]
@@ -135,9 +149,11 @@ def main() -> None:
         if args.only and args.only not in layer.name:
             continue
         for cl in layouts:
-            for fused in ([False, True] if layer.act != "none" else [False]):
+            for fused in [False, True] if layer.act != "none" else [False]:
                 for backward in (False, True):
-                    t_torch, t_pydlr, reps = bench_case(layer, cl, fused, backward, budget, args.batch)
+                    t_torch, t_pydlr, reps = bench_case(
+                        layer, cl, fused, backward, budget, args.batch
+                    )
                     print(
                         f"{layer.name:24s} {'cl' if cl else 'nchw':6s} {'fused' if fused else 'plain':5s} "
                         f"{'fwd+bwd' if backward else 'fwd':7s} {t_torch * 1e3:9.3f} {t_pydlr * 1e3:9.3f} "

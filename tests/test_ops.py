@@ -33,12 +33,16 @@ def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     """The same values as x in another memory layout."""
     if layout == "channels_last":
         return x.contiguous(memory_format=torch.channels_last)
-    if layout == "strided":  # a non-contiguous view: every other column of a wider tensor, H/W transposed
+    if (
+        layout == "strided"
+    ):  # a non-contiguous view: every other column of a wider tensor, H/W transposed
         n, c, h, w = x.shape
         wide = torch.zeros(n, c, w, 2 * h, dtype=x.dtype)
         wide[:, :, :, ::2] = x.transpose(2, 3)
         view = wide[:, :, :, ::2].transpose(2, 3)
-        assert not view.is_contiguous() and not view.is_contiguous(memory_format=torch.channels_last)
+        assert not view.is_contiguous() and not view.is_contiguous(
+            memory_format=torch.channels_last
+        )
         return view
     return x.contiguous()
 
@@ -68,11 +72,15 @@ def test_forward_matches_torch_float32(case, layout, act):
     weight = torch.randn(oc, c // groups, kh, kw)
     bias = torch.randn(oc)
     ref = _reference(x, weight, bias, stride, padding, dilation, groups, act)
-    y = ops.conv2d(_layout(x, layout), weight, bias, stride, padding, dilation, groups, activation=act)
+    y = ops.conv2d(
+        _layout(x, layout), weight, bias, stride, padding, dilation, groups, activation=act
+    )
     assert y.shape == ref.shape and y.dtype == torch.float32
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
     if layout == "channels_last" and c > 1:
-        assert y.is_contiguous(memory_format=torch.channels_last)  # output follows the input's format
+        assert y.is_contiguous(
+            memory_format=torch.channels_last
+        )  # output follows the input's format
     if layout == "contiguous":
         assert y.is_contiguous()
 
@@ -113,12 +121,26 @@ def _inputs_away_from_kinks(cfg: dict, act: str, seed: int):
     """Float64 inputs whose pre-activations stay >= 1e-3 away from relu's / relu6's kinks."""
     for attempt in range(50):
         gen = torch.Generator().manual_seed(seed * 100 + attempt)
-        x = torch.randn(cfg["n"], cfg["cin"], cfg["h"], cfg["w"], generator=gen, dtype=torch.float64) * 2
-        weight = torch.randn(
-            cfg["cout"], cfg["cin"] // cfg["groups"], *cfg["k"], generator=gen, dtype=torch.float64
-        ) * 2
+        x = (
+            torch.randn(
+                cfg["n"], cfg["cin"], cfg["h"], cfg["w"], generator=gen, dtype=torch.float64
+            )
+            * 2
+        )
+        weight = (
+            torch.randn(
+                cfg["cout"],
+                cfg["cin"] // cfg["groups"],
+                *cfg["k"],
+                generator=gen,
+                dtype=torch.float64,
+            )
+            * 2
+        )
         bias = torch.randn(cfg["cout"], generator=gen, dtype=torch.float64) if cfg["bias"] else None
-        pre = F.conv2d(x, weight, bias, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+        pre = F.conv2d(
+            x, weight, bias, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
+        )
         kinks = {"none": [], "relu": [0.0], "relu6": [0.0, 6.0]}[act]
         if all((pre - kink).abs().min().item() > 1e-3 for kink in kinks):
             return _layout(x, cfg["layout"]), weight, bias
@@ -135,7 +157,9 @@ def test_gradcheck_random_shapes(seed, one_thread):
         cfg["padding"] = (2, 1)
         cfg["dilation"] = (1, 1)
     act = ["none", "relu", "relu6"][seed % 3]
-    if act != "none":  # outputs that only see padding equal the bias: without one they sit on relu's kink
+    if (
+        act != "none"
+    ):  # outputs that only see padding equal the bias: without one they sit on relu's kink
         cfg["bias"] = True
     x, weight, bias = _inputs_away_from_kinks(cfg, act, seed)
     x.requires_grad_()
@@ -144,7 +168,9 @@ def test_gradcheck_random_shapes(seed, one_thread):
 
     def fn(*args):
         b = args[2] if len(args) > 2 else None
-        return ops.conv2d(args[0], args[1], b, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"], act)
+        return ops.conv2d(
+            args[0], args[1], b, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"], act
+        )
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
 
@@ -169,7 +195,10 @@ def test_gradcheck_each_kernel_path(spec, one_thread):
     weight = torch.randn(oc, c // g, k, k, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(oc, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda a, b_, c_: ops.conv2d(a, b_, c_, (s, s), (p, p), (d, d), g), (x, weight, bias), eps=1e-6, atol=1e-6
+        lambda a, b_, c_: ops.conv2d(a, b_, c_, (s, s), (p, p), (d, d), g),
+        (x, weight, bias),
+        eps=1e-6,
+        atol=1e-6,
     )
 
 
@@ -234,10 +263,14 @@ def test_registered_ops_and_build_info():
 
 def test_seed_cnn_trains_same_with_native_and_torch_ops():
     """Seed CNN (conv-relu-pool x2, conv-relu, dense head): same loss curve with the native op and F.conv2d."""
+
     def make(seed: int):
         gen = torch.Generator().manual_seed(seed)
         shapes = [(32, 1, 3, 3), (64, 32, 3, 3), (64, 64, 3, 3)]
-        convs = [(torch.randn(s, generator=gen) * (2 / (s[1] * 9)) ** 0.5, torch.zeros(s[0])) for s in shapes]
+        convs = [
+            (torch.randn(s, generator=gen) * (2 / (s[1] * 9)) ** 0.5, torch.zeros(s[0]))
+            for s in shapes
+        ]
         dense = torch.randn(10, 64 * 3 * 3, generator=gen) * 0.05
         return [t.requires_grad_() for pair in convs for t in pair] + [dense.requires_grad_()]
 
@@ -250,7 +283,9 @@ def test_seed_cnn_trains_same_with_native_and_torch_ops():
         return x.flatten(1) @ params[6].t()
 
     gen = torch.Generator().manual_seed(1)
-    data = torch.rand(64, 28, 28, 1, generator=gen).permute(0, 3, 1, 2)  # NHWC -> channels_last NCHW
+    data = torch.rand(64, 28, 28, 1, generator=gen).permute(
+        0, 3, 1, 2
+    )  # NHWC -> channels_last NCHW
     labels = torch.randint(0, 10, (64,), generator=gen)
     curves = {}
     for native in (True, False):
@@ -293,13 +328,21 @@ def test_bad_input_raises_clear_errors(op):
         call(x, w, b.double())
     with pytest.raises(RuntimeError, match=r"input dtype must be float32 or float64; got Long"):
         call(x.long(), w.long())
-    with pytest.raises(RuntimeError, match=r"input channels \(4\) must be divisible by groups \(3\)"):
+    with pytest.raises(
+        RuntimeError, match=r"input channels \(4\) must be divisible by groups \(3\)"
+    ):
         call(x, torch.randn(6, 1, 3, 3), None, groups=3)
-    with pytest.raises(RuntimeError, match=r"weight expects 8 input channels .* but input has 4 channels"):
+    with pytest.raises(
+        RuntimeError, match=r"weight expects 8 input channels .* but input has 4 channels"
+    ):
         call(x, torch.randn(8, 8, 3, 3))
-    with pytest.raises(RuntimeError, match=r"device mismatch: input is on meta but weight is on cpu"):
+    with pytest.raises(
+        RuntimeError, match=r"device mismatch: input is on meta but weight is on cpu"
+    ):
         call(x.to("meta"), w)
-    with pytest.raises(RuntimeError, match=r"device mismatch: input is on cpu but weight is on meta"):
+    with pytest.raises(
+        RuntimeError, match=r"device mismatch: input is on cpu but weight is on meta"
+    ):
         call(x, w.to("meta"))
     with pytest.raises(RuntimeError, match=r"empty batch: input has batch size 0"):
         call(x[:0], w, b)
