@@ -328,3 +328,14 @@ def test_learner_and_mixin_work_on_a_plain_torch_module():
     data = ArrayBatches(torch.from_numpy(x), torch.from_numpy(y), 32, seed=0)
     hist = learn.fit(3, data)
     assert hist.history["accuracy"][-1] > 0.8 and hist.epoch == [0, 1, 2]
+
+
+def test_functional_model_trains_like_sequential():
+    set_random_seed(0)
+    inp = Input((8, 8, 1))
+    h = Flatten()(Conv2D(4, (3, 3), activation="relu")(inp))
+    m = engine.Model(inp, Dense(4, activation="softmax")(h))
+    m.compile(optimizers.Adam(learning_rate=0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    x, y = quadrant_data(256)
+    h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0)
+    assert h.history["accuracy"][-1] > 0.8 and m.evaluate(x, y)[1] > 0.8
