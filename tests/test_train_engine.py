@@ -339,3 +339,24 @@ def test_functional_model_trains_like_sequential():
     x, y = quadrant_data(256)
     h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0)
     assert h.history["accuracy"][-1] > 0.8 and m.evaluate(x, y)[1] > 0.8
+
+
+def test_a_keras_style_script_runs_with_the_import_line_changed():
+    import pydlr as keras
+    from pydlr import layers
+
+    x, y = quadrant_data(320)
+    y_cat = keras.utils.to_categorical(y, 4)
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        layers.Input((8, 8, 1)),
+        layers.Conv2D(8, kernel_size=(3, 3), activation="relu"),
+        layers.Flatten(),
+        layers.Dropout(0.2),
+        layers.Dense(4, activation="softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x, y_cat, batch_size=16, epochs=6, validation_split=0.1, verbose=0)
+    score = model.evaluate(x, y_cat, verbose=0)
+    assert isinstance(score, list) and len(score) == 2 and score[1] >= 0.8
+    assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
