@@ -129,3 +129,22 @@ def test_augment_beforehand_materializes_copies():
     assert (xa[:10] == x).all() and not np.allclose(xa[10:20], x)
     xb, _ = augment_beforehand(x, y, Augment(shift=0.2), copies=2, seed=1)
     assert (xa == xb).all()
+
+
+def test_a_dead_worker_is_reported_not_waited_for():
+    import os
+    import signal
+
+    from pydlr.errors import TrainingError
+
+    x = images(64, 8, 8, 1)
+    data = ArrayBatches(x, torch.arange(64), 4, seed=0, augment=Augment(shift=0.1), workers=1)
+    try:
+        it = data.epoch(0)
+        next(it)
+        os.kill(data._pool.procs[0].pid, signal.SIGKILL)
+        with pytest.raises(TrainingError, match="worker"):
+            for _ in it:
+                pass
+    finally:
+        data.close()

@@ -6,12 +6,13 @@ workers write augmented batches into a fixed ring of shared-memory slots allocat
 per-sample Python. Workers run torch with one thread each and start by fork, so the data set is shared
 copy-on-write, not copied. On a 2-core machine one worker is enough: a batch's augmentation costs a
 fraction of its training step, and more workers only take cores from the compute threads.
+Each worker has its own pair of one-way pipes (tasks in, results out), so the main process needs no
+queue feeder threads and no locks: batch ``s`` goes to worker ``s % workers``.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
 import signal
 import traceback
 from collections.abc import Iterator
@@ -28,7 +29,10 @@ def _worker_main(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment, t
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     torch.set_num_threads(1)
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.recv()
+        except EOFError:  # the main process closed its end
+            return
         if task is None:
             return
         step, slot, idx, seed = task
@@ -36,9 +40,9 @@ def _worker_main(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment, t
             g = torch.Generator().manual_seed(seed)
             xb = augment(x.index_select(0, torch.from_numpy(idx)), g)
             slots[slot][: len(idx)].copy_(xb)
-            results.put((step, slot, None))
+            results.send((step, slot, None))
         except Exception:  # noqa: BLE001 - reported to the main process, which raises
-            results.put((step, slot, traceback.format_exc()))
+            results.send((step, slot, traceback.format_exc()))
 
 
 class AugmentPool:
@@ -49,13 +53,19 @@ class AugmentPool:
         n_slots = 2 * workers + 1
         shape = (batch_size,) + tuple(x.shape[1:])
         self.slots = [torch.empty(shape, dtype=torch.float32).share_memory_() for _ in range(n_slots)]
-        self.tasks = ctx.Queue()
-        self.results = ctx.Queue()
-        self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(x, self.slots, augment, self.tasks, self.results))
-                      for _ in range(workers)]
-        for p in self.procs:
+        self.task_out, self.result_in, self.procs = [], [], []
+        for _ in range(workers):
+            task_r, task_w = ctx.Pipe(duplex=False)
+            res_r, res_w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker_main, daemon=True,
+                            args=(x, self.slots, augment, task_r, res_w))
             p.start()
+            task_r.close()  # the child holds these ends now
+            res_w.close()
+            self.task_out.append(task_w)
+            self.result_in.append(res_r)
+            self.procs.append(p)
+        self._ready: list = []
 
     def run(self, batches: list[tuple[torch.Tensor, int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(xb, idx)`` in order for ``batches`` = [(indices, seed), ...].
@@ -69,7 +79,8 @@ class AugmentPool:
         def submit() -> None:
             nonlocal submitted
             idx, seed = batches[submitted]
-            self.tasks.put((submitted, free.pop(), idx.numpy(), seed))  # numpy: no shm per batch
+            conn = self.task_out[submitted % len(self.task_out)]
+            conn.send((submitted, free.pop(), idx.numpy(), seed))  # numpy: no shm file per batch
             submitted += 1
 
         while submitted < len(batches) and len(free) > 1:  # one slot stays with the consumer
@@ -104,22 +115,32 @@ class AugmentPool:
                 return
 
     def _get(self):
-        while True:
-            try:
-                return self.results.get(timeout=1.0)
-            except queue.Empty:
-                dead = [p for p in self.procs if not p.is_alive()]
-                if dead:
-                    raise TrainingError(
-                        f"an augmentation worker process died (exit code {dead[0].exitcode})"
-                    ) from None
+        from multiprocessing.connection import wait
+
+        while not self._ready:
+            sentinels = {p.sentinel: p for p in self.procs}
+            ready = wait(self.result_in + list(sentinels), timeout=5.0)
+            self._ready = [c for c in ready if c in self.result_in]
+            dead = [sentinels[c] for c in ready if c in sentinels]
+            if dead and not self._ready:
+                raise TrainingError(
+                    f"an augmentation worker process died (exit code {dead[0].exitcode})")
+        conn = self._ready.pop()
+        try:
+            return conn.recv()
+        except EOFError:
+            raise TrainingError("an augmentation worker process died (its pipe closed)") from None
 
     def close(self) -> None:
-        for _ in self.procs:
+        for conn in self.task_out:
             try:
-                self.tasks.put(None)
+                conn.send(None)
+                conn.close()
             except (OSError, ValueError):
                 pass
+        for conn in self.result_in:
+            conn.close()
+        self.task_out, self.result_in = [], []
         for p in self.procs:
             p.join(timeout=2)
             if p.is_alive():
