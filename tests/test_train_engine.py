@@ -360,3 +360,19 @@ def test_a_keras_style_script_runs_with_the_import_line_changed():
     score = model.evaluate(x, y_cat, verbose=0)
     assert isinstance(score, list) and len(score) == 2 and score[1] >= 0.8
     assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+def test_optimizers_use_keras_defaults():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    adam = optimizers.get("adam").build(params).param_groups[0]
+    assert adam["lr"] == 1e-3 and adam["eps"] == 1e-7 and adam["betas"] == (0.9, 0.999)
+    rms = optimizers.get("rmsprop").build(params).param_groups[0]
+    assert rms["lr"] == 1e-3 and rms["alpha"] == 0.9 and rms["eps"] == 1e-7 and rms["momentum"] == 0
+    adamw = optimizers.get("adamw").build(params).param_groups[0]
+    assert adamw["weight_decay"] == 0.004 and adamw["eps"] == 1e-7
+    sgd = optimizers.get("sgd", momentum=0.9, nesterov=True).build(params).param_groups[0]
+    assert sgd["lr"] == 0.01 and sgd["momentum"] == 0.9 and sgd["nesterov"]
+    with pytest.raises(InputError, match="optimizer"):
+        optimizers.get("adagrad")
+    with pytest.raises(InputError, match="learning_rate"):
+        optimizers.Adam(learning_rate=-1)
