@@ -27,6 +27,7 @@ LAYER_TYPES: tuple[str, ...] = (
     "MaxPooling2D",
     "AveragePooling2D",
     "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
     "Flatten",
     "Dense",
     "Dropout",
@@ -41,6 +42,7 @@ CALLBACK_TYPES: dict[str, str] = {
     "model_checkpoint": "ModelCheckpoint",
     "csv_logger": "CSVLogger",
     "lambda": "LambdaCallback",
+    "learning_rate_scheduler": "LearningRateScheduler",
 }
 
 LAMBDA_HOOKS: tuple[str, ...] = (
@@ -368,13 +370,31 @@ def make_callback(kind: str, config: Mapping[str, Any] | None = None) -> Any:
             f"callback {kind!r} is not supported; pydlr offers {', '.join(CALLBACK_TYPES)}."
         )
     cfg = {k: v for k, v in dict(config or {}).items() if v is not None}
-    cls = getattr(_module("train.callbacks"), CALLBACK_TYPES[kind])
+    cls = getattr(_module("train"), CALLBACK_TYPES[kind])
+    if kind == "learning_rate_scheduler":
+        schedule = cfg.get("schedule")
+        if not callable(schedule):
+            raise InputError("schedule", "a function (epoch, lr) -> lr", schedule,
+                             where="callback_learning_rate_scheduler")
+        cfg["schedule"] = _wrap_schedule(schedule)
     if kind == "lambda":
         unknown = sorted(set(cfg) - set(LAMBDA_HOOKS))
         if unknown:
             raise InputError("...", f"hooks among {', '.join(LAMBDA_HOOKS)}", unknown, where="callback_lambda")
         cfg = {name: _wrap_hook(fn) for name, fn in cfg.items()}
     return cls(**cfg)
+
+
+def _wrap_schedule(fn: Callable[..., Any]) -> Callable[[int, float], float]:
+    """Keras' ``schedule(epoch, lr)`` from an R function; the result as a Python float."""
+
+    def schedule(epoch: int, lr: float) -> float:
+        value = fn(int(epoch), float(lr))
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
+        return float(value)
+
+    return schedule
 
 
 def _wrap_hook(fn: Callable[..., Any]) -> Callable[..., None]:

@@ -135,3 +135,19 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
   }
   do.call(.callback, c(list("lambda"), hooks))
 }
+
+#' Change the learning rate at the start of each epoch
+#'
+#' @param schedule An R function `function(epoch, lr)` returning the new learning rate; `epoch` is
+#'   0-based as in keras, `lr` the current rate.
+#' @param verbose `0` or `1`: print the rate set at each epoch.
+#' @family callbacks
+#' @examples
+#' \dontrun{
+#' halve <- callback_learning_rate_scheduler(function(epoch, lr) if (epoch > 0) lr / 2 else lr)
+#' }
+#' @export
+callback_learning_rate_scheduler <- function(schedule, verbose = 0L) {
+  if (!is.function(schedule)) .input_error("schedule", "an R function(epoch, lr) returning a rate", schedule)
+  .callback("learning_rate_scheduler", schedule = schedule, verbose = .check_count(verbose, "verbose", min = 0L))
+}

@@ -182,9 +182,10 @@ layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strid
   )
 }
 
-#' Global average pooling layer
+#' Global average and max pooling layers
 #'
-#' Averages each channel over height and width: `(samples, h, w, c)` becomes `(samples, c)`.
+#' Average (or take the maximum of) each channel over height and width: `(samples, h, w, c)` becomes
+#' `(samples, c)`.
 #'
 #' @inheritParams layer_conv_2d
 #' @param keepdims Keep the spatial axes with length 1: `(samples, 1, 1, c)`.
@@ -193,6 +194,13 @@ layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strid
 layer_global_average_pooling_2d <- function(object = NULL, data_format = NULL, keepdims = FALSE, ...) {
   .check_data_format(data_format)
   .layer(object, "GlobalAveragePooling2D", list(keepdims = .check_flag(keepdims, "keepdims")), list(...))
+}
+
+#' @rdname layer_global_average_pooling_2d
+#' @export
+layer_global_max_pooling_2d <- function(object = NULL, data_format = NULL, keepdims = FALSE, ...) {
+  .check_data_format(data_format)
+  .layer(object, "GlobalMaxPooling2D", list(keepdims = .check_flag(keepdims, "keepdims")), list(...))
 }
 
 #' Flatten layer

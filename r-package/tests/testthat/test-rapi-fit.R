@@ -172,3 +172,19 @@ test_that("fit(resume = ) continues an interrupted run to the same weights as an
   h <- second |> fit(d$x_train, d$y_train, epochs = 3, batch_size = 32, seed = 11, resume = ckpt_b, verbose = 0)
   expect_identical(rapi_flat_weights(second), rapi_flat_weights(straight))
 })
+
+test_that("callback_learning_rate_scheduler() calls an R schedule(epoch, lr) each epoch", {
+  d <- rapi_mnist(100, 10)
+  model <- rapi_tiny_cnn()
+  seen <- list()
+  schedule <- function(epoch, lr) {
+    seen[[length(seen) + 1]] <<- c(epoch, lr)
+    if (epoch == 0) 0.01 else lr / 10
+  }
+  model |> fit(d$x_train, d$y_train, epochs = 3, verbose = 0,
+    callbacks = list(callback_learning_rate_scheduler(schedule)))
+  seen <- do.call(rbind, seen)
+  expect_equal(seen[, 1], c(0, 1, 2))
+  expect_equal(seen[, 2], c(0.001, 0.01, 0.001), tolerance = 1e-9) # adam's default, then the schedule's
+  expect_error(callback_learning_rate_scheduler(0.1), "`schedule`")
+})

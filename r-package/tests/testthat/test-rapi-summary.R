@@ -48,6 +48,9 @@ test_that("every layer verb builds the layer keras would, with keras' parameter 
     layer_dropout(rate = 0.25) |>
     layer_global_average_pooling_2d() |>
     layer_dense(units = 4, activation = "softmax")
+  other <- keras_model_sequential(input_shape = c(6, 6, 2)) |> layer_global_max_pooling_2d()
+  capture.output(gmp <- summary(other))
+  expect_equal(gmp$output_shape, "(None, 2)")
   capture.output(df <- summary(model))
   expect_equal(df$type, c("Rescaling", "Conv2D", "BatchNormalization", "Activation", "DepthwiseConv2D",
     "AveragePooling2D", "Dropout", "GlobalAveragePooling2D", "Dense"))
