@@ -38,6 +38,24 @@ class _Application:
             return torch.softmax(out, dim=-1)
         return out
 
+    def get_config(self) -> dict[str, Any]:
+        """The architecture's config plus the module paths of frozen layers (restored on load, so a
+        saved optimizer state matches the trainable weights again)."""
+        config = dict(self.config)
+        config["frozen"] = [path for path, m in self.named_modules()
+                            if isinstance(m, Layer) and not m.trainable]
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> nn.Module:
+        config = dict(config)
+        frozen = set(config.pop("frozen", []))
+        model = cls(**config)
+        for path, m in model.named_modules():
+            if path in frozen:
+                m.trainable = False
+        return model
+
     @property
     def layers(self) -> list[nn.Module]:
         """The pydlr layers in module order (Keras' ``model.layers``, flattened)."""

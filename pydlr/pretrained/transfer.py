@@ -76,7 +76,7 @@ def fine_tune(
     epochs: int = 1,
     freeze_epochs: int = 1,
     learning_rate: float = 1e-3,
-    unfrozen_lr_factor: float = 0.1,
+    unfrozen_lr_factor: float = 0.01,
     batch_size: int = 32,
     dropout: float = 0.2,
     validation_data: Any = None,

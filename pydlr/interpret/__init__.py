@@ -1,0 +1,30 @@
+"""Help people see inside the black box: filters, feature maps, Grad-CAM, and where a model errs.
+
+``filters`` (first-layer kernels as an image grid), ``activations`` (feature maps of a layer),
+``grad_cam`` (class-evidence heatmaps), ``confusion_matrix`` and ``top_losses``; ``plot_*`` draw them with
+matplotlib (Agg) and save PNGs. Deep learning is not always the answer: ``top_losses`` and the confusion
+matrix show when a simpler model (e.g. logistic regression on ``pretrained.embed`` features) is enough.
+"""
+
+from pydlr.interpret.errors_analysis import confusion_matrix, top_losses
+from pydlr.interpret.inside import activations, filter_grid, filters, find_layer, grad_cam
+from pydlr.interpret.plots import (
+    plot_activations,
+    plot_confusion_matrix,
+    plot_filters,
+    plot_grad_cam,
+)
+
+__all__ = [
+    "activations",
+    "confusion_matrix",
+    "filter_grid",
+    "filters",
+    "find_layer",
+    "grad_cam",
+    "plot_activations",
+    "plot_confusion_matrix",
+    "plot_filters",
+    "plot_grad_cam",
+    "top_losses",
+]

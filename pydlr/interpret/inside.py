@@ -1,0 +1,224 @@
+"""Looking inside a network: first-layer filters, feature maps, and Grad-CAM heatmaps.
+
+Layers are found by their pydlr name (``"conv2d_1"``) or by module path (``"features.18"``, also
+``"layers.0.features.18"`` inside a Sequential); hooks read the internal (NCHW) tensors and results are
+returned channels-last, as everything public in pydlr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pydlr.errors import InputError
+from pydlr.layers import Conv2D
+from pydlr.layers.base import Layer
+from pydlr.models import BaseModel
+
+__all__ = ["activations", "filter_grid", "filters", "find_layer", "grad_cam"]
+
+
+def _check_model(model: Any, where: str) -> None:
+    if not isinstance(model, BaseModel):
+        raise InputError("model", "a pydlr model", model, where)
+
+
+def find_layer(model: BaseModel, layer: Any, where: str = "interpret") -> nn.Module:
+    """The module for ``layer``: a module of the model, a pydlr layer name, or a module path."""
+    if isinstance(layer, nn.Module):
+        if any(m is layer for m in model.modules()):
+            return layer
+        raise InputError("layer", "a layer of this model", layer, where)
+    if isinstance(layer, str):
+        for path, module in model.named_modules():
+            if layer == path or (isinstance(module, Layer) and layer == module.name):
+                return module
+    names = [m.name for m in model.modules() if isinstance(m, Layer)]
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    raise InputError("layer", f"a layer name or module path of the model ({shown})", layer, where)
+
+
+def _first_conv(model: BaseModel, where: str) -> Conv2D:
+    for m in model.modules():
+        if isinstance(m, Conv2D) and getattr(m, "weight", None) is not None:
+            return m
+    raise InputError("model", "a model with a Conv2D layer", model, where)
+
+
+def filter_grid(kernels: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile kernels (n, kh, kw, c) into one image, each kernel scaled to [0, 1] on its own.
+
+    Returns (rows * (kh + pad) - pad, ncol * (kw + pad) - pad, c) float32; gaps are 1 (white).
+    """
+    n, kh, kw, c = kernels.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    grid = np.ones((nrow * (kh + pad) - pad, ncol * (kw + pad) - pad, c), dtype=np.float32)
+    lo = kernels.reshape(n, -1).min(axis=1)[:, None, None, None]
+    hi = kernels.reshape(n, -1).max(axis=1)[:, None, None, None]
+    scaled = (kernels - lo) / np.where(hi > lo, hi - lo, 1.0)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        grid[r * (kh + pad):r * (kh + pad) + kh, q * (kw + pad):q * (kw + pad) + kw] = scaled[i]
+    return grid
+
+
+def filters(model: Any, layer: Any = None, grid: bool = True, ncol: int | None = None) -> np.ndarray:
+    """A convolution's kernels (default: the first Conv2D's), which for a first layer are image patches.
+
+    Parameters
+    ----------
+    model : BaseModel
+    layer : str or module, optional
+        A Conv2D layer; default the model's first.
+    grid : bool
+        True: one image grid (see `filter_grid`), each kernel scaled to [0, 1]. False: the raw kernels
+        (filters, kh, kw, in_channels).
+    """
+    where = "filters"
+    _check_model(model, where)
+    conv = _first_conv(model, where) if layer is None else find_layer(model, layer, where)
+    weight = getattr(conv, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise InputError("layer", "a convolution layer with 4-d kernels", layer, where)
+    kernels = weight.detach().float().cpu().permute(0, 2, 3, 1).numpy()  # (out, kh, kw, in)
+    return filter_grid(kernels, ncol) if grid else np.ascontiguousarray(kernels)
+
+
+@contextmanager
+def _capture(module: nn.Module, keep_grad: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Records the module's output of the next forward pass under key "out"."""
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            box["out"] = out
+            if keep_grad and out.requires_grad:
+                out.retain_grad()
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def _public(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().float().cpu()
+    if t.dim() == 4:
+        t = t.permute(0, 2, 3, 1)
+    return np.ascontiguousarray(t.numpy())
+
+
+def activations(model: Any, x: Any, layer: Any) -> np.ndarray:
+    """The output of ``layer`` for inputs ``x`` (inference mode): feature maps (N, h, w, channels)."""
+    where = "activations"
+    _check_model(model, where)
+    module = find_layer(model, layer, where)
+    xt = model.prepare_input(x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _capture(module) as box:
+            model.call_internal(xt)
+    finally:
+        model.train(was_training)
+    if "out" not in box:
+        raise InputError("layer", "a layer the model's forward pass runs", layer, where)
+    return _public(box["out"])
+
+
+def _last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
+    """The last pydlr layer (in execution order) whose output is a feature map (4-d)."""
+    order: list[nn.Module] = []
+    hooks = [
+        m.register_forward_hook(lambda m, _i, o: order.append(m) if isinstance(o, torch.Tensor)
+                                and o.dim() == 4 else None)
+        for m in model.modules() if isinstance(m, Layer) and not isinstance(m, BaseModel)
+    ]
+    try:
+        with torch.no_grad():
+            model.call_internal(xt[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    if not order:
+        raise InputError("model", "a model with convolutional feature maps", model, "grad_cam")
+    return order[-1]
+
+
+def _looks_like_probabilities(out: torch.Tensor) -> bool:
+    return bool(out.dim() == 2 and out.shape[1] > 1 and (out >= 0).all()
+                and torch.allclose(out.sum(1), torch.ones(out.shape[0]), atol=1e-3))
+
+
+def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
+             upsample: bool = True) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017): where in the image the evidence for a class lies.
+
+    The feature maps A_k of ``layer`` (default: the last layer with a spatial output) are weighted by the
+    spatially averaged gradient of the class score, ``relu(sum_k mean(dS/dA_k) * A_k)``, and scaled to
+    [0, 1] per image. The class score is the logit, or the log-probability when the model ends in softmax.
+
+    Parameters
+    ----------
+    model : BaseModel
+    x : array
+        Preprocessed channels-last images (N, H, W, C).
+    class_index : int or sequence of int, optional
+        Class per image (or one for all); default each image's predicted class.
+    layer : str or module, optional
+    upsample : bool
+        Resize the heatmap to the input's H x W (bilinear); False keeps the layer's resolution.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, H, W) heatmaps in [0, 1].
+    """
+    where = "grad_cam"
+    _check_model(model, where)
+    xt = model.prepare_input(x)
+    n = xt.shape[0]
+    module = _last_spatial_module(model, xt) if layer is None else find_layer(model, layer, where)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), _capture(module) as box:
+            out = model.call_internal(xt)
+            if "out" not in box or box["out"].dim() != 4:
+                raise InputError("layer", "a layer with a spatial (4-d) output", layer, where)
+            if out.dim() != 2:
+                raise InputError("model", "a classifier with outputs (N, classes)", model, where)
+            classes = _classes(class_index, out, n, where)
+            scores = out.log() if _looks_like_probabilities(out) else out
+            picked = scores.gather(1, classes[:, None]).sum()
+            fmap = box["out"]
+            (grad,) = torch.autograd.grad(picked, fmap)
+    finally:
+        model.train(was_training)
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * fmap.detach()).sum(dim=1, keepdim=True))
+    if upsample:
+        cam = F.interpolate(cam, size=tuple(xt.shape[2:]), mode="bilinear", align_corners=False)
+    cam = cam[:, 0]
+    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    return np.ascontiguousarray((cam / peak).float().cpu().numpy())
+
+
+def _classes(class_index: Any, out: torch.Tensor, n: int, where: str) -> torch.Tensor:
+    k = out.shape[1]
+    if class_index is None:
+        return out.detach().argmax(dim=1)
+    idx = np.atleast_1d(np.asarray(class_index))
+    if idx.dtype.kind not in "iu" or idx.ndim != 1 or len(idx) not in (1, n) or idx.min() < 0 \
+            or idx.max() >= k:
+        raise InputError("class_index", f"an integer in 0..{k - 1} (one, or one per image)",
+                         class_index, where)
+    return torch.as_tensor(np.broadcast_to(idx, (n,)).astype(np.int64), device=out.device)

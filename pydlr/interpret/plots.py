@@ -1,0 +1,120 @@
+"""matplotlib figures for `pydlr.interpret` (Agg backend: they render without a display).
+
+Each ``plot_*`` returns the Figure and, with ``path``, saves it as PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pydlr.interpret.errors_analysis import confusion_matrix
+from pydlr.interpret.inside import activations, filters, grad_cam
+
+__all__ = ["plot_activations", "plot_confusion_matrix", "plot_filters", "plot_grad_cam"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(os.fspath(path), format="png", dpi=100)
+    return fig
+
+
+def _display(img: np.ndarray) -> np.ndarray:
+    """Scale any image to [0, 1] for display; one channel becomes 2-d."""
+    img = np.asarray(img, dtype=np.float32)
+    lo, hi = float(img.min()), float(img.max())
+    img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+
+
+def plot_filters(model: Any, layer: Any = None, path: str | os.PathLike | None = None) -> Any:
+    """The first convolution's kernels as an image grid (RGB for colour inputs, grey otherwise)."""
+    plt = _pyplot()
+    grid = filters(model, layer)
+    if grid.shape[-1] not in (1, 3):
+        grid = grid.mean(axis=-1, keepdims=True)  # kernels over many channels: their mean
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", interpolation="nearest")
+    ax.set_title(f"First-layer filters ({model.name})")
+    ax.axis("off")
+    return _finish(fig, path)
+
+
+def plot_activations(model: Any, x: Any, layer: Any, max_maps: int = 16, index: int = 0,
+                     path: str | os.PathLike | None = None) -> Any:
+    """The first ``max_maps`` feature maps of ``layer`` for sample ``index`` of ``x``."""
+    plt = _pyplot()
+    maps = activations(model, np.asarray(x)[index:index + 1], layer)[0]
+    if maps.ndim != 3:
+        raise ValueError("plot_activations needs a layer with a spatial output")
+    n = min(int(max_maps), maps.shape[-1])
+    ncol = int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.8 * ncol, 1.8 * nrow), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(maps[..., i], cmap="viridis")
+            ax.set_title(str(i), fontsize=8)
+    fig.suptitle(f"Activations of {layer}")
+    return _finish(fig, path)
+
+
+def plot_grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
+                  image: Any = None, title: str | None = None,
+                  path: str | os.PathLike | None = None) -> Any:
+    """The image of ``x[0]`` (or ``image``: e.g. the unnormalized pixels) beside its Grad-CAM overlay."""
+    plt = _pyplot()
+    x = np.asarray(x)[:1]
+    heat = grad_cam(model, x, class_index, layer)[0]
+    img = _display(x[0] if image is None else np.asarray(image))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    axes[0].imshow(img, cmap="gray")
+    axes[0].set_title("input")
+    axes[1].imshow(img, cmap="gray")
+    axes[1].imshow(heat, cmap="jet", alpha=0.45, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5,
+                                                          -0.5))
+    axes[1].set_title(title or f"Grad-CAM (class {class_index if class_index is not None else 'top'})")
+    for ax in axes:
+        ax.axis("off")
+    return _finish(fig, path)
+
+
+def plot_confusion_matrix(y_true: Any, y_pred: Any = None, class_names: Sequence[str] | None = None,
+                          normalize: bool = False, path: str | os.PathLike | None = None) -> Any:
+    """Heatmap of the confusion matrix with counts; ``y_true`` may be a ready matrix (y_pred None)."""
+    plt = _pyplot()
+    cm = np.asarray(y_true) if y_pred is None else confusion_matrix(y_true, y_pred)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    k = cm.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * k + 2, 1 + 0.6 * k + 1.5))
+    im = ax.imshow(shown, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    peak = shown.max() if shown.size else 0
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.2f}" if normalize else str(int(cm[i, j]))
+            ax.text(j, i, text, ha="center", va="center",
+                    color="white" if shown[i, j] > peak / 2 else "black", fontsize=8)
+    ax.set_title("Confusion matrix")
+    return _finish(fig, path)

@@ -1,0 +1,189 @@
+"""pydlr.pretrained: real ImageNet MobileNetV2 weights (offline), checksum, cache, predictions, transfer.
+
+Data: skimage's chelsea (a cat) and coffee photos, and lfw_subset (100 faces / 100 non-faces, 25x25).
+Kept small (64 px inputs for the transfer tests) so the file runs in about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skimage")
+from skimage import data  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from pydlr import io, pretrained  # noqa: E402
+from pydlr.errors import InputError  # noqa: E402
+from pydlr.pretrained import registry  # noqa: E402
+
+NAME = "mobilenet_v2"
+SPEC = registry.REGISTRY[NAME]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache folder for this module (PYDLR_CACHE), so the first load converts."""
+    path = tmp_path_factory.mktemp("pydlr-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYDLR_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def imagenet_model(cache: Path) -> pretrained.MobileNetV2:
+    return pretrained.load(NAME)
+
+
+@pytest.fixture(scope="module")
+def lfw() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """64-px preprocessed faces (label 0) / non-faces (1), a balanced held-out split."""
+    images = data.lfw_subset()
+    labels = (np.arange(200) >= 100).astype(np.int64)
+    order = np.random.default_rng(0).permutation(200)
+    train, test = order[:120], order[120:]
+    x = pretrained.preprocess(images, size=64)
+    return x[train], labels[train], x[test], labels[test]
+
+
+def test_registry_names_an_installed_file_with_the_expected_checksum(cache: Path) -> None:
+    source = registry.source_path(NAME)
+    assert source.name == "mobilenet_v2-b0353104.pth" and source.stat().st_size == SPEC.n_bytes
+    assert registry.sha256_file(source) == SPEC.sha256
+    assert registry.cache_path(NAME).parent == cache
+
+
+def test_corrupted_copy_raises_before_loading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "copy.pth"
+    shutil.copyfile(registry.source_path(NAME), copy)
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte in the middle of the tensors
+    copy.write_bytes(bytes(raw))
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("torch.load ran on an unverified file")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    with pytest.raises(registry.ChecksumError, match="differs from the expected"):
+        registry.convert(NAME, source=copy)
+    with pytest.raises(InputError, match="mobilenet_v2"):
+        pretrained.load("no_such_model")
+
+
+def test_cache_is_written_once_and_equals_the_pth_bit_exactly(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = registry.cache_path(NAME)
+    path.unlink(missing_ok=True)
+    first = registry.state_dict(NAME)  # converts: verify, torch.load(weights_only=True), write
+    assert path.is_file() and not list(cache.glob("*.tmp"))  # atomic: no temporary left behind
+    reference = torch.load(registry.source_path(NAME), map_location="cpu", weights_only=True)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("torch.load ran although the cache exists")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    cached = registry.state_dict(NAME)
+    assert sorted(cached) == sorted(reference) and len(cached) == 314  # safetensors sorts keys
+    for key, tensor in reference.items():
+        assert cached[key].dtype == tensor.dtype and torch.equal(cached[key], tensor), key
+        assert torch.equal(first[key], tensor)
+    # Models loaded from the cache hold exactly the original tensors
+    model = pretrained.load(NAME)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, reference[key]), key
+
+
+def test_stale_or_broken_cache_is_rebuilt(cache: Path) -> None:
+    path = registry.cache_path(NAME)
+    path.write_bytes(b"not a safetensors file")
+    state = registry.state_dict(NAME)
+    assert len(state) == 314 and registry._read_cache(NAME, path) is not None
+
+
+def test_info_reports_params_and_megabytes(cache: Path) -> None:
+    info = pretrained.info(NAME)
+    assert info["params"] == 3_504_872 and info["tensors"] == 314
+    assert 14.0 < info["megabytes"] < 14.3 and info["sha256"] == SPEC.sha256
+
+
+def test_imagenet_predictions_on_real_photos(imagenet_model: pretrained.MobileNetV2) -> None:
+    x = np.concatenate([pretrained.preprocess(data.chelsea()), pretrained.preprocess(data.coffee())])
+    assert x.shape == (2, 224, 224, 3) and x.dtype == np.float32
+    probs = imagenet_model.predict(x)
+    assert probs.shape == (2, 1000)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)  # softmax, as keras.applications
+    cat, coffee = pretrained.decode_predictions(probs, top=5)
+    assert cat[0][0] in {285, 281, 282} and cat[0][1] == "Egyptian cat" and cat[0][2] > 0.5
+    assert {c[0] for c in cat[:3]} == {285, 281, 282}  # Egyptian cat, tiger cat, tabby
+    assert "tabby" in pretrained.class_names()[281]
+    assert coffee[0][:2] == (967, "espresso") and coffee[0][2] > 0.9
+    assert [c[2] for c in cat] == sorted((c[2] for c in cat), reverse=True)
+
+
+def test_preprocess_conventions() -> None:
+    img = data.chelsea()  # (300, 451, 3) uint8
+    raw = pretrained.preprocess(img, normalize=False)
+    assert raw.shape == (1, 224, 224, 3) and 0.0 <= raw.min() and raw.max() <= 1.0
+    # Same pixels as float [0, 1] or 0-255 floats give the same result
+    np.testing.assert_allclose(pretrained.preprocess(img / 255.0), pretrained.preprocess(img), atol=1e-5)
+    norm = pretrained.preprocess(img)
+    mean, std = np.array(pretrained.imagenet.IMAGENET_MEAN), np.array(pretrained.imagenet.IMAGENET_STD)
+    np.testing.assert_allclose(norm, (raw - mean) / std, atol=1e-5)
+    grey = pretrained.preprocess(data.lfw_subset()[:3], size=32)  # 3 grey 25x25 images
+    assert grey.shape == (3, 32, 32, 3) and np.allclose(grey[..., 0] * 0.229 + 0.485,
+                                                        grey[..., 1] * 0.224 + 0.456, atol=1e-5)
+    with pytest.raises(InputError, match="images"):
+        pretrained.preprocess(np.zeros((2, 2, 2, 2, 2)))
+    with pytest.raises(InputError, match="size"):
+        pretrained.preprocess(img, size=0)
+    with pytest.raises(InputError, match="probs"):
+        pretrained.decode_predictions(np.zeros((1, 10)))
+
+
+def test_headless_model_and_embeddings(cache: Path, imagenet_model: pretrained.MobileNetV2) -> None:
+    base = pretrained.load(NAME, include_top=False, pooling="avg")
+    x = pretrained.preprocess(data.coffee(), size=96)
+    feats = pretrained.embed(base, x)
+    assert feats.shape == (1, 1280) and feats.dtype == np.float32
+    with torch.no_grad():
+        np.testing.assert_allclose(feats, base(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(feats, pretrained.embed(imagenet_model, x), rtol=1e-5, atol=1e-5)
+    assert "classifier.1.weight" not in base.state_dict()
+    with pytest.raises(InputError, match="x"):
+        pretrained.embed(base, np.zeros((1, 64, 64, 5), np.float32))
+
+
+def test_embeddings_and_logistic_regression_separate_faces(lfw) -> None:
+    x_train, y_train, x_test, y_test = lfw
+    base = pretrained.load(NAME, include_top=False, input_shape=(64, 64, 3))
+    clf = LogisticRegression(max_iter=2000).fit(pretrained.embed(base, x_train), y_train)
+    accuracy = clf.score(pretrained.embed(base, x_test), y_test)
+    assert accuracy >= 0.95, accuracy
+
+
+def test_fine_tune_faces_vs_non_faces(lfw, tmp_path: Path) -> None:
+    x_train, y_train, x_test, y_test = lfw
+    torch.manual_seed(0)
+    base = pretrained.load(NAME, include_top=False, input_shape=(64, 64, 3))
+    before = base.features[0][0].weight.detach().clone()
+    bn_mean = base.features[1].conv[0][1].running_mean.clone()
+    model = pretrained.fine_tune(base, 2, x_train[:64], y_train[:64], epochs=1, freeze_epochs=3,
+                                 learning_rate=3e-3, batch_size=8, seed=0)
+    hist = model.fine_tune_history
+    assert len(hist["frozen"].history["loss"]) == 3 and len(hist["unfrozen"].history["loss"]) == 1
+    assert not torch.equal(base.features[0][0].weight, before)  # the unfrozen phase moved the base
+    assert torch.equal(base.features[1].conv[0][1].running_mean, bn_mean)  # BatchNorm stayed frozen
+    accuracy = float((model.predict_classes(x_test) == y_test).mean())
+    assert accuracy >= 0.9, accuracy
+    # The fine-tuned model saves and loads through pydlr.io with identical predictions
+    io.save_model(model, tmp_path / "faces")
+    again = io.load_model(tmp_path / "faces")
+    np.testing.assert_allclose(again.predict(x_test[:4]), model.predict(x_test[:4]), atol=1e-6)
+    with pytest.raises(InputError, match="include_top"):
+        pretrained.fine_tune(pretrained.load(NAME), 2, x_train, y_train)
