@@ -71,7 +71,10 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
                                       save_weights_only = FALSE, mode = "auto", save_freq = "epoch",
                                       initial_value_threshold = NULL) {
   if (!identical(save_freq, "epoch")) {
-    .not_supported(sprintf("save_freq = %s", format(save_freq)), "pydlr checkpoints once per epoch (save_freq = \"epoch\").")
+    .not_supported(
+      sprintf("save_freq = %s", format(save_freq)),
+      "pydlr checkpoints once per epoch (save_freq = \"epoch\")."
+    )
   }
   .check_unsupported(initial_value_threshold, "initial_value_threshold",
     "use save_best_only = TRUE; the first epoch's value is the first threshold.")
@@ -131,7 +134,9 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
     on_batch_end = on_batch_end, on_train_begin = on_train_begin, on_train_end = on_train_end
   )
   for (name in names(hooks)) {
-    if (!is.null(hooks[[name]]) && !is.function(hooks[[name]])) .input_error(name, "an R function or NULL", hooks[[name]])
+    if (!is.null(hooks[[name]]) && !is.function(hooks[[name]])) {
+      .input_error(name, "an R function or NULL", hooks[[name]])
+    }
   }
   do.call(.callback, c(list("lambda"), hooks))
 }

@@ -76,7 +76,8 @@ optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, 
 #' @export
 optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 = 0.9, beta_2 = 0.999,
                             epsilon = 1e-07, amsgrad = FALSE, ...) {
-  .check_no_dots(list(...), "optimizer_adamw()", "pydlr's AdamW takes learning_rate, weight_decay, beta_1, beta_2, epsilon, amsgrad.")
+  .check_no_dots(list(...), "optimizer_adamw()",
+    "pydlr's AdamW takes learning_rate, weight_decay, beta_1, beta_2, epsilon, amsgrad.")
   .optimizer("adamw", learning_rate = .check_number(learning_rate, "learning_rate", 0),
     weight_decay = .check_number(weight_decay, "weight_decay", 0),
     beta_1 = .check_number(beta_1, "beta_1", 0, 1), beta_2 = .check_number(beta_2, "beta_2", 0, 1),
@@ -90,8 +91,10 @@ optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 
 #' @export
 optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, epsilon = 1e-07,
                               centered = FALSE, weight_decay = NULL, ...) {
-  .check_no_dots(list(...), "optimizer_rmsprop()", "pydlr's RMSprop takes learning_rate, rho, momentum, epsilon, centered.")
-  .check_unsupported(weight_decay, "weight_decay", "use optimizer_adamw(weight_decay = ) or optimizer_sgd(weight_decay = ).")
+  .check_no_dots(list(...), "optimizer_rmsprop()",
+    "pydlr's RMSprop takes learning_rate, rho, momentum, epsilon, centered.")
+  .check_unsupported(weight_decay, "weight_decay",
+    "use optimizer_adamw(weight_decay = ) or optimizer_sgd(weight_decay = ).")
   .optimizer("rmsprop", learning_rate = .check_number(learning_rate, "learning_rate", 0),
     rho = .check_number(rho, "rho", 0, 1), momentum = .check_number(momentum, "momentum", 0),
     epsilon = .check_number(epsilon, "epsilon", 0), centered = .check_flag(centered, "centered"))

@@ -93,6 +93,7 @@ plot.pydlr_history <- function(x, y, metrics = NULL, file = NULL, width = 900, h
   if (!is.null(val)) graphics::lines(history$epoch, val, type = "b", pch = 17, col = "#ff7f0e")
   labels <- c("training", if (!is.null(val)) "validation")
   rising <- length(train) > 1L && train[length(train)] > train[1]
-  graphics::legend(if (rising) "bottomright" else "topright", legend = labels, col = c("#1f77b4", "#ff7f0e")[seq_along(labels)],
+  graphics::legend(if (rising) "bottomright" else "topright",
+    legend = labels, col = c("#1f77b4", "#ff7f0e")[seq_along(labels)],
     pch = c(19, 17)[seq_along(labels)], lty = 1, bty = "n")
 }

@@ -26,24 +26,42 @@ keras_model <- .unsupported_function("keras_model", paste(
 
 #' @rdname unsupported
 #' @export
-layer_input <- .unsupported_function("layer_input", "give the input shape to keras_model_sequential(input_shape = ).")
+layer_input <- .unsupported_function(
+  "layer_input",
+  "give the input shape to keras_model_sequential(input_shape = )."
+)
 
 #' @rdname unsupported
 #' @export
-layer_conv_1d <- .unsupported_function("layer_conv_1d", "pydlr's convolutions are 2-d: layer_conv_2d(), layer_depthwise_conv_2d().")
+layer_conv_1d <- .unsupported_function(
+  "layer_conv_1d",
+  "pydlr's convolutions are 2-d: layer_conv_2d(), layer_depthwise_conv_2d()."
+)
 
 #' @rdname unsupported
 #' @export
-layer_conv_2d_transpose <- .unsupported_function("layer_conv_2d_transpose", "pydlr offers layer_conv_2d() and layer_depthwise_conv_2d().")
+layer_conv_2d_transpose <- .unsupported_function(
+  "layer_conv_2d_transpose",
+  "pydlr offers layer_conv_2d() and layer_depthwise_conv_2d()."
+)
 
 #' @rdname unsupported
 #' @export
-layer_lstm <- .unsupported_function("layer_lstm", "pydlr has no recurrent layers; it covers convolutional networks for images.")
+layer_lstm <- .unsupported_function(
+  "layer_lstm",
+  "pydlr has no recurrent layers; it covers convolutional networks for images."
+)
 
 #' @rdname unsupported
 #' @export
-layer_gru <- .unsupported_function("layer_gru", "pydlr has no recurrent layers; it covers convolutional networks for images.")
+layer_gru <- .unsupported_function(
+  "layer_gru",
+  "pydlr has no recurrent layers; it covers convolutional networks for images."
+)
 
 #' @rdname unsupported
 #' @export
-layer_embedding <- .unsupported_function("layer_embedding", "pydlr has no embedding layer; it covers convolutional networks for images.")
+layer_embedding <- .unsupported_function(
+  "layer_embedding",
+  "pydlr has no embedding layer; it covers convolutional networks for images."
+)

@@ -64,7 +64,9 @@ array_reshape <- function(x, dim, order = c("C", "F")) {
   dim <- as.integer(dim)
   if (any(dim == -1L)) {
     known <- prod(dim[dim != -1L])
-    if (known == 0 || n %% known != 0) .input_error("dim", sprintf("dimensions that divide %d elements", n), dim, call = call)
+    if (known == 0 || n %% known != 0) {
+      .input_error("dim", sprintf("dimensions that divide %d elements", n), dim, call = call)
+    }
     dim[dim == -1L] <- as.integer(n %/% known)
   }
   if (prod(as.numeric(dim)) != n) {
