@@ -132,8 +132,14 @@ def main() -> None:
     parser.add_argument("--layout", choices=["nchw", "cl", "both"], default="both")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--only", default="", help="substring filter on layer names")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (2 as specified; 1 is steadier on a shared machine)",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     budget = 0.4 if args.quick else 1.5
     info = ops.build_info()
     print(

@@ -905,6 +905,110 @@ std::pair<at::Tensor, at::Tensor> dense_direct_bwd(const ConvGeom& g, const at::
   return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
 }
 
+// ---------------------------------------------------------------------------------------------- NCHW "wide" direct
+// NCHW, groups 1, stride 1, no padding, few input channels (the 1->32 first layer fed NCHW): computed on the
+// flattened plane at input width W ("wide" rows: columns ow >= OW are junk and dropped), so every tap is one
+// long contiguous multiply-add of length L = (OH - 1) * W + OW instead of OH short rows.
+inline bool nchw_wide_ok(const ConvGeom& g) {
+  return g.G == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.C * g.KH * g.KW <= kDenseDirectMaxK;
+}
+
+// One output plane (n, oc); wide: thread buffer of L elements.
+template <typename T>
+PYDLR_INLINE void wide_fwd_plane_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict w, const T* b,
+                                      T* __restrict y, T* __restrict wide, int act, int64_t n, int64_t oc) {
+  const int64_t L = (g.OH - 1) * g.W + g.OW, HW = g.H * g.W;
+  const T bv = b ? b[oc] : T(0);
+  for (int64_t i = 0; i < L; ++i) wide[i] = bv;
+  for (int64_t c = 0; c < g.C; ++c) {
+    const T* xc = x + (n * g.C + c) * HW;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T wv = w[((oc * g.C + c) * g.KH + kh) * g.KW + kw];
+        const T* __restrict xs = xc + kh * g.dh * g.W + kw * g.dw;
+        for (int64_t i = 0; i < L; ++i) wide[i] += wv * xs[i];
+      }
+    }
+  }
+  T* yp = y + (n * g.OC + oc) * g.OH * g.OW;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* src = wide + oh * g.W;
+    T* dst = yp + oh * g.OW;
+    if (act == 1) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = act_fn<T, 1>(src[ow]);
+    } else if (act == 2) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = act_fn<T, 2>(src[ow]);
+    } else {
+      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = src[ow];
+    }
+  }
+}
+
+// Weight and bias gradient of plane (n, oc): the masked gradient is laid out wide (zeros in junk columns), then
+// each tap is one long dot product. acc: [OC, C, KH, KW] + [OC] bias.
+template <typename T>
+PYDLR_INLINE void wide_bwd_plane_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict go,
+                                      const T* __restrict yv, T* __restrict wide, int act, T* __restrict acc,
+                                      T* __restrict dbacc, int64_t n, int64_t oc) {
+  const int64_t L = (g.OH - 1) * g.W + g.OW, HW = g.H * g.W, P = g.OH * g.OW;
+  const T* gp = go + (n * g.OC + oc) * P;
+  const T* yp = yv ? yv + (n * g.OC + oc) * P : nullptr;
+  T db = T(0);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    T* dst = wide + oh * g.W;
+    const T* gr = gp + oh * g.OW;
+    if (act == 0) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = gr[ow];
+    } else {
+      const T* yr = yp + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const bool keep = act == 1 ? yr[ow] > T(0) : (yr[ow] > T(0) && yr[ow] < T(6));
+        dst[ow] = keep ? gr[ow] : T(0);
+      }
+    }
+    for (int64_t ow = 0; ow < g.OW; ++ow) db += dst[ow];
+    if (oh + 1 < g.OH)
+      for (int64_t ow = g.OW; ow < g.W; ++ow) dst[ow] = T(0);
+  }
+  dbacc[oc] += db;
+  for (int64_t c = 0; c < g.C; ++c) {
+    const T* xc = x + (n * g.C + c) * HW;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* __restrict xs = xc + kh * g.dh * g.W + kw * g.dw;
+        T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < L; ++i) sum += wide[i] * xs[i];
+        acc[((oc * g.C + c) * g.KH + kh) * g.KW + kw] += sum;
+      }
+    }
+  }
+}
+PYDLR_CLONES void wide_fwd_plane_f(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                                   float* wide, int act, int64_t n, int64_t oc) {
+  wide_fwd_plane_impl<float>(g, x, w, b, y, wide, act, n, oc);
+}
+PYDLR_CLONES void wide_bwd_plane_f(const ConvGeom& g, const float* x, const float* go, const float* yv, float* wide,
+                                   int act, float* acc, float* dbacc, int64_t n, int64_t oc) {
+  wide_bwd_plane_impl<float>(g, x, go, yv, wide, act, acc, dbacc, n, oc);
+}
+inline void wide_fwd_plane(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, float* wide,
+                           int act, int64_t n, int64_t oc) {
+  wide_fwd_plane_f(g, x, w, b, y, wide, act, n, oc);
+}
+inline void wide_fwd_plane(const ConvGeom& g, const double* x, const double* w, const double* b, double* y,
+                           double* wide, int act, int64_t n, int64_t oc) {
+  wide_fwd_plane_impl<double>(g, x, w, b, y, wide, act, n, oc);
+}
+inline void wide_bwd_plane(const ConvGeom& g, const float* x, const float* go, const float* yv, float* wide, int act,
+                           float* acc, float* dbacc, int64_t n, int64_t oc) {
+  wide_bwd_plane_f(g, x, go, yv, wide, act, acc, dbacc, n, oc);
+}
+inline void wide_bwd_plane(const ConvGeom& g, const double* x, const double* go, const double* yv, double* wide,
+                           int act, double* acc, double* dbacc, int64_t n, int64_t oc) {
+  wide_bwd_plane_impl<double>(g, x, go, yv, wide, act, acc, dbacc, n, oc);
+}
+
 // ---------------------------------------------------------------------------------------------- depthwise NHWC (SIMD)
 // Register-tiled depthwise forward for C % 16 == 0: 4 output pixels x 16 channels accumulate in registers over
 // all taps and are stored once with bias and activation (the plain kernel above re-reads and re-writes the
@@ -1099,6 +1203,14 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
       at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
       });
+    } else if (!cl && nchw_wide_ok(g)) {
+      const at::Tensor w = weight.contiguous();
+      const scalar_t* wp = w.const_data_ptr<scalar_t>();
+      const int64_t L = (g.OH - 1) * g.W + g.OW;
+      at::parallel_for(0, g.N * g.OC, 1, [&](int64_t b0, int64_t b1) {
+        std::vector<scalar_t> wide(L);
+        for (int64_t t = b0; t < b1; ++t) wide_fwd_plane(g, xp, wp, bp, yp, wide.data(), act, t / g.OC, t % g.OC);
+      });
     } else if (dense_direct_ok(g, input.scalar_type())) {
       // Reads the input through its strides: no layout copy.
       // (float only: dense_direct_ok checked the dtype)
@@ -1143,7 +1255,33 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   const bool cl = channels_last(input);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Tensor gi, gw, gb;
-  if (output_mask[1] && dense_direct_ok(g, input.scalar_type())) {
+  if (output_mask[1] && !cl && nchw_wide_ok(g)) {
+    // NCHW, few input channels: weight and bias gradients from long per-plane dot products, masked on the fly.
+    const at::Tensor xw = input.contiguous();
+    const at::Tensor go = grad_output.contiguous();
+    const at::Tensor yv = act != 0 ? output->contiguous() : at::Tensor();
+    const int64_t nt = at::get_num_threads(), WK = g.OC * g.C * g.KH * g.KW;
+    const int64_t L = (g.OH - 1) * g.W + g.OW;
+    at::Tensor accs = at::zeros({nt, WK + g.OC}, input.options());
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d_wide_bwd", [&] {
+      scalar_t* ap = accs.mutable_data_ptr<scalar_t>();
+      const scalar_t* xp = xw.const_data_ptr<scalar_t>();
+      const scalar_t* gp = go.const_data_ptr<scalar_t>();
+      const scalar_t* yp = yv.defined() ? yv.const_data_ptr<scalar_t>() : nullptr;
+      at::parallel_for(0, g.N * g.OC, 1, [&](int64_t b0, int64_t b1) {
+        scalar_t* acc = ap + at::get_thread_num() * (WK + g.OC);
+        std::vector<scalar_t> wide(L);
+        for (int64_t t = b0; t < b1; ++t) {
+          wide_bwd_plane(g, xp, gp, yp, wide.data(), act, acc, acc + WK, t / g.OC, t % g.OC);
+        }
+      });
+    });
+    const at::Tensor total = accs.sum(0);
+    gw = total.narrow(0, 0, WK).view({g.OC, g.C, g.KH, g.KW}).clone();
+    if (output_mask[2]) gb = total.narrow(0, WK, g.OC).clone();
+    if (!output_mask[0]) return {gi, gw, gb};
+    output_mask[1] = output_mask[2] = false;  // only the input gradient is left for the paths below
+  } else if (output_mask[1] && dense_direct_ok(g, input.scalar_type())) {
     // Few input channels: weight and bias gradients in one pass that also masks the gradient.
     const at::Tensor go = grad_output.contiguous(fmt);
     std::tie(gw, gb) = dense_direct_bwd(g, input, go, act != 0 ? output->contiguous(fmt) : at::Tensor(), cl, act);
