@@ -59,7 +59,7 @@ section(sprintf("Training on the CPU: %d epochs on %d images, batch 64, Adam, se
 model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
 t_cnn <- Sys.time()
 history <- model |> fit(x_train, y_train, epochs = epochs, batch_size = 64,
-  validation_data = list(x_test, y_test), seed = seed, device = "cpu", verbose = 2)
+  validation_data = list(x_test, y_test), seed = seed, device = "cpu")
 predicted <- predict(model, x_test, type = "class")
 cnn_seconds <- elapsed(t_cnn)
 section("History")

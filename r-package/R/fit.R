@@ -18,9 +18,10 @@
 #'   `"sparse_categorical_crossentropy"`), a one-hot matrix (for `"categorical_crossentropy"`), or numbers.
 #' @param batch_size Samples per update (default 32).
 #' @param epochs Number of epochs to train.
-#' @param verbose `0` silent, `1` a progress bar (updated in place in an interactive console or RStudio),
-#'   `2` one line per epoch; `"auto"` (default) is `1` in an interactive session and `2` otherwise
-#'   (Rscript, knitr). The option `pydlr.dynamic_progress = TRUE/FALSE` overrides the guess.
+#' @param verbose `0` silent, `1` a progress bar (updated in place in an interactive console, RStudio or
+#'   a terminal), `2` one line per epoch; `"auto"` (default) is `1` in an interactive session or a
+#'   terminal and `2` otherwise (knitr, output to a file or a CI log). The option
+#'   `pydlr.dynamic_progress = TRUE/FALSE` overrides the guess.
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
@@ -77,10 +78,12 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   invisible(.new_history(result))
 }
 
-# In-place progress (a line rewritten with \r) in an interactive console or RStudio; one line per epoch
-# under Rscript and knitr. The option `pydlr.dynamic_progress` overrides the guess.
+# In-place progress (a line rewritten with \r) in an interactive console, RStudio, or Rscript writing
+# to a terminal; one line per epoch under knitr and when output goes to a file or a CI log. The option
+# `pydlr.dynamic_progress` overrides the guess.
 .dynamic_progress <- function() {
-  getOption("pydlr.dynamic_progress", interactive() && !isTRUE(getOption("knitr.in.progress")))
+  guess <- (interactive() || isatty(stdout())) && !isTRUE(getOption("knitr.in.progress"))
+  getOption("pydlr.dynamic_progress", guess)
 }
 
 .check_verbose <- function(verbose, call = sys.call(sys.parent())) {

@@ -13,6 +13,7 @@ keras3_script <- function() {
 test_that("keras3's MNIST convnet script runs on pydlr: summary as keras prints it, trained in place", {
   skip_if_not_installed("zeallot")
   withr::local_envvar(PYDLR_EXAMPLE_N = "3000", PYDLR_EXAMPLE_EPOCHS = "2")
+  withr::local_options(pydlr.dynamic_progress = FALSE) # one line per epoch, as in a log
   env <- new.env()
   out <- capture.output(source(keras3_script(), local = env, echo = FALSE))
   text <- paste(out, collapse = "\n")
