@@ -16,6 +16,7 @@
 }
 
 #' @export
+#' @md
 print.pydlr_callback <- function(x, ...) {
   shown <- vapply(x$config, function(v) if (is.function(v)) "<function>" else paste(format(v), collapse = ", "),
     character(1))
@@ -36,6 +37,7 @@ print.pydlr_callback <- function(x, ...) {
 #' @return A `pydlr_callback` for [fit()]'s `callbacks`.
 #' @family callbacks
 #' @export
+#' @md
 callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patience = 0L, verbose = 0L,
                                     mode = "auto", baseline = NULL, restore_best_weights = FALSE,
                                     start_from_epoch = 0L) {
@@ -67,6 +69,7 @@ callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patienc
 #' @param initial_value_threshold Not supported: must be `NULL`.
 #' @family callbacks
 #' @export
+#' @md
 callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 0L, save_best_only = FALSE,
                                       save_weights_only = FALSE, mode = "auto", save_freq = "epoch",
                                       initial_value_threshold = NULL) {
@@ -96,6 +99,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
 #' @param append Append to an existing file instead of overwriting it.
 #' @family callbacks
 #' @export
+#' @md
 callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
   filename <- .check_string(filename, "filename")
   if (!dir.exists(dirname(filename))) .input_error("filename", "a path in an existing directory", filename)
@@ -124,6 +128,7 @@ callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
 #' cb <- callback_lambda(on_epoch_end = function(epoch, logs) losses[epoch + 1] <<- logs$loss)
 #' }
 #' @export
+#' @md
 callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch_begin = NULL,
                             on_batch_end = NULL, on_train_begin = NULL, on_train_end = NULL,
                             on_train_batch_begin = NULL, on_train_batch_end = NULL) {
@@ -152,6 +157,7 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
 #' halve <- callback_learning_rate_scheduler(function(epoch, lr) if (epoch > 0) lr / 2 else lr)
 #' }
 #' @export
+#' @md
 callback_learning_rate_scheduler <- function(schedule, verbose = 0L) {
   if (!is.function(schedule)) .input_error("schedule", "an R function(epoch, lr) returning a rate", schedule)
   .callback("learning_rate_scheduler", schedule = schedule, verbose = .check_count(verbose, "verbose", min = 0L))

@@ -16,10 +16,12 @@
 #' @return The model, invisibly.
 #' @family training
 #' @export
+#' @md
 compile <- function(object, ...) UseMethod("compile")
 
 #' @rdname compile
 #' @export
+#' @md
 compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metrics = NULL, ...) {
   .check_no_dots(list(...), "compile()", "pydlr's compile() takes optimizer, loss and metrics.")
   if (is.function(loss)) {
@@ -63,6 +65,7 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
 #' @return An object of class `pydlr_optimizer`.
 #' @family training
 #' @export
+#' @md
 optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-07,
                            amsgrad = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_adam()", "pydlr's Adam takes learning_rate, beta_1, beta_2, epsilon, amsgrad.")
@@ -74,6 +77,7 @@ optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, 
 
 #' @rdname optimizer_adam
 #' @export
+#' @md
 optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 = 0.9, beta_2 = 0.999,
                             epsilon = 1e-07, amsgrad = FALSE, ...) {
   .check_no_dots(list(...), "optimizer_adamw()",
@@ -89,6 +93,7 @@ optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 
 #' @param momentum Momentum.
 #' @param centered Centered RMSprop.
 #' @export
+#' @md
 optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, epsilon = 1e-07,
                               centered = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_rmsprop()",
@@ -103,6 +108,7 @@ optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, ep
 #' @rdname optimizer_adam
 #' @param nesterov Use Nesterov momentum.
 #' @export
+#' @md
 optimizer_sgd <- function(learning_rate = 0.01, momentum = 0, nesterov = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_sgd()", "pydlr's SGD takes learning_rate, momentum, nesterov, weight_decay.")
   .optimizer("sgd", learning_rate = .check_number(learning_rate, "learning_rate", 0),
@@ -115,6 +121,7 @@ optimizer_sgd <- function(learning_rate = 0.01, momentum = 0, nesterov = FALSE, 
 }
 
 #' @export
+#' @md
 print.pydlr_optimizer <- function(x, ...) {
   args <- vapply(x$args, format, character(1))
   cat(sprintf("<pydlr optimizer %s>(%s)\n", x$name, paste(names(args), args, sep = " = ", collapse = ", ")))

@@ -12,6 +12,7 @@
 #'   `c(c(x_train, y_train), c(x_test, y_test)) %<-% dataset_fashion_mnist()`.
 #' @family datasets
 #' @export
+#' @md
 dataset_fashion_mnist <- function() .dataset("fashion_mnist")
 
 #' MNIST (the 5,000-digit offline subset)
@@ -24,6 +25,7 @@ dataset_fashion_mnist <- function() .dataset("fashion_mnist")
 #'   vector of digits 0-9.
 #' @family datasets
 #' @export
+#' @md
 dataset_mnist <- function() .dataset("mnist")
 
 .dataset <- function(name) {

@@ -67,6 +67,7 @@ pydlr_abort <- function(message, class = character(), call = NULL, ...) {
 }
 
 #' @export
+#' @md
 print.pydlr_error <- function(x, ...) {
   cat("<", class(x)[1], ">\n", conditionMessage(x), "\n", sep = "")
   invisible(x)

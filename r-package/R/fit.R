@@ -31,17 +31,21 @@
 #' @param initial_epoch Epoch to start at, 1-based as in keras3 for R (useful to continue a run).
 #' @param steps_per_epoch Batches per epoch (`NULL`: one pass over the data).
 #' @param seed A whole number: makes the run reproducible (bit-identical weights on CPU).
-#' @param resume Path of a checkpoint written by [callback_model_checkpoint()] to continue from.
+#' @param resume Path of a resume checkpoint: written atomically after every epoch, and when it exists at
+#'   the start, training continues from it (weights, optimizer, epoch, random state), so an interrupted
+#'   run finishes with the same weights as an uninterrupted one with the same `seed`.
 #' @param device `"auto"` (CUDA when present), `"cpu"` or `"cuda"`.
 #' @param ... Other keras3 arguments (`sample_weight`, `validation_freq`, ...) are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
 #'   as in keras3 (the model itself was trained in place).
 #' @family training
 #' @export
+#' @md
 fit <- function(object, ...) UseMethod("fit")
 
 #' @rdname fit
 #' @export
+#' @md
 fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epochs = 10L, verbose = "auto",
                             callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
@@ -135,10 +139,12 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 #' @return A named list: `$loss` and one element per metric (e.g. `$accuracy`).
 #' @family training
 #' @export
+#' @md
 evaluate <- function(object, ...) UseMethod("evaluate")
 
 #' @rdname evaluate
 #' @export
+#' @md
 evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, verbose = "auto", ...) {
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
@@ -163,6 +169,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' @family training
 #' @importFrom stats predict
 #' @export
+#' @md
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
   type <- match.arg(type)
   x <- .check_data(x, "x")

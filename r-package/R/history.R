@@ -10,6 +10,7 @@
 }
 
 #' @export
+#' @md
 print.pydlr_history <- function(x, ...) {
   n <- length(x$epoch)
   cat(sprintf("Training history: %d epoch%s\n", n, if (n == 1L) "" else "s"))
@@ -32,6 +33,7 @@ print.pydlr_history <- function(x, ...) {
 #' @return A data.frame.
 #' @family training
 #' @export
+#' @md
 as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, ..., format = c("wide", "long")) {
   format <- match.arg(format)
   wide <- data.frame(epoch = x$epoch, x$metrics, check.names = FALSE)
@@ -65,6 +67,7 @@ as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, .
 #' @return `x`, invisibly (or the path of the PNG when `file` is given).
 #' @family training
 #' @export
+#' @md
 plot.pydlr_history <- function(x, y, metrics = NULL, file = NULL, width = 900, height = 450, ...) {
   names <- names(x$metrics)
   if (is.null(metrics)) metrics <- unique(sub("^val_", "", names))

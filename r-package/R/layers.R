@@ -98,6 +98,7 @@
 #' @return The model, changed in place (invisibly usable in a pipe), or the layer when `object` is missing.
 #' @family layers
 #' @export
+#' @md
 layer_conv_2d <- function(object = NULL, filters, kernel_size, strides = c(1L, 1L), padding = "valid",
                           data_format = NULL, dilation_rate = c(1L, 1L), groups = 1L, activation = NULL,
                           use_bias = TRUE, kernel_initializer = "glorot_uniform", bias_initializer = "zeros",
@@ -125,10 +126,12 @@ layer_conv_2d <- function(object = NULL, filters, kernel_size, strides = c(1L, 1
 #'
 #' @inheritParams layer_conv_2d
 #' @param depth_multiplier Number of output channels per input channel.
-#' @param depthwise_initializer Initializer name of the depthwise kernel.
-#' @param depthwise_regularizer,depthwise_constraint Not supported: must be `NULL`.
+#' @param depthwise_initializer,bias_initializer Initializer names of the depthwise kernel and the bias.
+#' @param depthwise_regularizer,bias_regularizer,activity_regularizer,depthwise_constraint,bias_constraint
+#'   Not supported: must be `NULL`.
 #' @family layers
 #' @export
+#' @md
 layer_depthwise_conv_2d <- function(object = NULL, kernel_size, strides = c(1L, 1L), padding = "valid",
                                     depth_multiplier = 1L, data_format = NULL, dilation_rate = c(1L, 1L),
                                     activation = NULL, use_bias = TRUE,
@@ -160,6 +163,7 @@ layer_depthwise_conv_2d <- function(object = NULL, kernel_size, strides = c(1L, 
 #' @param strides Step between windows: one whole number or two; `NULL` means `pool_size` (keras).
 #' @family layers
 #' @export
+#' @md
 layer_max_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strides = NULL, padding = "valid",
                                  data_format = NULL, ...) {
   .check_data_format(data_format)
@@ -168,6 +172,7 @@ layer_max_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strides =
 
 #' @rdname layer_max_pooling_2d
 #' @export
+#' @md
 layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strides = NULL, padding = "valid",
                                      data_format = NULL, ...) {
   .check_data_format(data_format)
@@ -191,6 +196,7 @@ layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strid
 #' @param keepdims Keep the spatial axes with length 1: `(samples, 1, 1, c)`.
 #' @family layers
 #' @export
+#' @md
 layer_global_average_pooling_2d <- function(object = NULL, data_format = NULL, keepdims = FALSE, ...) {
   .check_data_format(data_format)
   .layer(object, "GlobalAveragePooling2D", list(keepdims = .check_flag(keepdims, "keepdims")), list(...))
@@ -198,6 +204,7 @@ layer_global_average_pooling_2d <- function(object = NULL, data_format = NULL, k
 
 #' @rdname layer_global_average_pooling_2d
 #' @export
+#' @md
 layer_global_max_pooling_2d <- function(object = NULL, data_format = NULL, keepdims = FALSE, ...) {
   .check_data_format(data_format)
   .layer(object, "GlobalMaxPooling2D", list(keepdims = .check_flag(keepdims, "keepdims")), list(...))
@@ -210,6 +217,7 @@ layer_global_max_pooling_2d <- function(object = NULL, data_format = NULL, keepd
 #' @inheritParams layer_conv_2d
 #' @family layers
 #' @export
+#' @md
 layer_flatten <- function(object = NULL, data_format = NULL, ...) {
   .check_data_format(data_format)
   .layer(object, "Flatten", list(), list(...))
@@ -223,6 +231,7 @@ layer_flatten <- function(object = NULL, data_format = NULL, ...) {
 #' @param units Number of output units (a whole number >= 1).
 #' @family layers
 #' @export
+#' @md
 layer_dense <- function(object = NULL, units, activation = NULL, use_bias = TRUE,
                         kernel_initializer = "glorot_uniform", bias_initializer = "zeros",
                         kernel_regularizer = NULL, bias_regularizer = NULL, activity_regularizer = NULL,
@@ -248,6 +257,7 @@ layer_dense <- function(object = NULL, units, activation = NULL, use_bias = TRUE
 #' @param seed Not supported per layer: must be `NULL` (use `fit(seed = )`, which seeds dropout too).
 #' @family layers
 #' @export
+#' @md
 layer_dropout <- function(object = NULL, rate, noise_shape = NULL, seed = NULL, ...) {
   .check_unsupported(noise_shape, "noise_shape", "pydlr's dropout drops elements independently.")
   .check_unsupported(seed, "seed", "fit(seed = ) seeds every random choice of training, dropout included.")
@@ -267,6 +277,7 @@ layer_dropout <- function(object = NULL, rate, noise_shape = NULL, seed = NULL, 
 #' @param center,scale Whether to learn the offset `beta` and the scale `gamma`.
 #' @family layers
 #' @export
+#' @md
 layer_batch_normalization <- function(object = NULL, axis = -1L, momentum = 0.99, epsilon = 0.001,
                                       center = TRUE, scale = TRUE, ...) {
   if (!identical(as.integer(axis), -1L)) {
@@ -288,6 +299,7 @@ layer_batch_normalization <- function(object = NULL, axis = -1L, momentum = 0.99
 #'   `"leaky_relu"`, `"gelu"`.
 #' @family layers
 #' @export
+#' @md
 layer_activation <- function(object = NULL, activation, ...) {
   activation <- .check_activation(activation)
   if (is.null(activation)) .input_error("activation", "an activation name", NULL)
@@ -302,6 +314,7 @@ layer_activation <- function(object = NULL, activation, ...) {
 #' @param scale,offset Numbers.
 #' @family layers
 #' @export
+#' @md
 layer_rescaling <- function(object = NULL, scale, offset = 0, ...) {
   .layer(object, "Rescaling", list(
     scale = .check_number(scale, "scale"),
@@ -310,6 +323,7 @@ layer_rescaling <- function(object = NULL, scale, offset = 0, ...) {
 }
 
 #' @export
+#' @md
 print.pydlr_layer <- function(x, ...) {
   config <- Filter(Negate(is.null), x$config)
   shown <- vapply(config, function(v) paste(format(unlist(v)), collapse = ", "), character(1))

@@ -27,6 +27,7 @@
 #' summary(model)
 #' }
 #' @export
+#' @md
 keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers = list()) {
   extra <- list(...)
   if (length(extra) > 0L) {
@@ -45,6 +46,7 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers 
 
 #' @rdname keras_model_sequential
 #' @export
+#' @md
 model_sequential <- keras_model_sequential
 
 .new_model <- function(py) structure(list(py = py), class = "pydlr_model")
@@ -54,11 +56,13 @@ model_sequential <- keras_model_sequential
 #' @return `TRUE` or `FALSE`.
 #' @family models
 #' @export
+#' @md
 is_pydlr_model <- function(x) inherits(x, "pydlr_model")
 
 .model_info <- function(model) .api_call("model_info", model$py)
 
 #' @export
+#' @md
 print.pydlr_model <- function(x, ...) {
   info <- .model_info(x)
   if (isTRUE(info$built)) {
@@ -84,6 +88,7 @@ print.pydlr_model <- function(x, ...) {
 #'   (and `trainable`, whether the layer's weights are trained).
 #' @family models
 #' @export
+#' @md
 summary.pydlr_model <- function(object, ...) {
   cat(.api_call("summary_text", object$py), "\n", sep = "")
   invisible(.summary_df(object))
@@ -107,6 +112,7 @@ summary.pydlr_model <- function(object, ...) {
 #' @return The total number of parameters (trainable and non-trainable), a number.
 #' @family models
 #' @export
+#' @md
 count_params <- function(object) {
   .check_model(object)
   as.numeric(.api_call("count_params", object$py))
@@ -122,6 +128,7 @@ count_params <- function(object) {
 #' @return A named list of numeric arrays.
 #' @family models
 #' @export
+#' @md
 get_weights <- function(object) {
   .check_model(object)
   weights <- .api_call("get_weights", object$py, .convert = FALSE)

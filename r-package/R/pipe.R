@@ -14,6 +14,7 @@
 #' model <- keras_model_sequential(input_shape = c(28, 28, 1)) %>% layer_flatten() %>% layer_dense(10)
 #' }
 #' @export
+#' @md
 `%>%` <- function(lhs, rhs) {
   if (!requireNamespace("magrittr", quietly = TRUE)) {
     .not_supported("`%>%` without the magrittr package", "use R's native pipe `|>`, or install magrittr.")
@@ -34,6 +35,7 @@
 #' @name multi-assign
 #' @rdname multi-assign
 #' @export
+#' @md
 `%<-%` <- function(x, value) {
   if (!requireNamespace("zeallot", quietly = TRUE)) {
     .not_supported("`%<-%` without the zeallot package",

@@ -12,6 +12,7 @@
 #' @return `filepath`, invisibly.
 #' @family models
 #' @export
+#' @md
 save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = TRUE, ...) {
   .check_model(model, "model")
   .check_no_dots(list(...), "save_model()", "pydlr's save_model() takes model, filepath, overwrite, include_optimizer.")
@@ -36,6 +37,7 @@ save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = T
 #' @return A `pydlr_model`.
 #' @family models
 #' @export
+#' @md
 load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mode = TRUE) {
   filepath <- .check_string(filepath, "filepath")
   .check_unsupported(custom_objects, "custom_objects", "pydlr models are built from pydlr's own layers.")
@@ -58,6 +60,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
 #' @return `filepath` (save) or the model (load), invisibly.
 #' @family models
 #' @export
+#' @md
 save_model_weights <- function(model, filepath, overwrite = FALSE) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")
@@ -71,6 +74,7 @@ save_model_weights <- function(model, filepath, overwrite = FALSE) {
 
 #' @rdname save_model_weights
 #' @export
+#' @md
 load_model_weights <- function(model, filepath) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")

@@ -15,10 +15,12 @@
 #' @param ... Ignored.
 #' @name unsupported
 #' @family utilities
+#' @md
 NULL
 
 #' @rdname unsupported
 #' @export
+#' @md
 keras_model <- .unsupported_function("keras_model", paste(
   "The functional API is not available from R; build models with keras_model_sequential().",
   "Branches and residual blocks are available from Python (pydlr.models.Model)."
@@ -26,6 +28,7 @@ keras_model <- .unsupported_function("keras_model", paste(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_input <- .unsupported_function(
   "layer_input",
   "give the input shape to keras_model_sequential(input_shape = )."
@@ -33,6 +36,7 @@ layer_input <- .unsupported_function(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_conv_1d <- .unsupported_function(
   "layer_conv_1d",
   "pydlr's convolutions are 2-d: layer_conv_2d(), layer_depthwise_conv_2d()."
@@ -40,6 +44,7 @@ layer_conv_1d <- .unsupported_function(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_conv_2d_transpose <- .unsupported_function(
   "layer_conv_2d_transpose",
   "pydlr offers layer_conv_2d() and layer_depthwise_conv_2d()."
@@ -47,6 +52,7 @@ layer_conv_2d_transpose <- .unsupported_function(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_lstm <- .unsupported_function(
   "layer_lstm",
   "pydlr has no recurrent layers; it covers convolutional networks for images."
@@ -54,6 +60,7 @@ layer_lstm <- .unsupported_function(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_gru <- .unsupported_function(
   "layer_gru",
   "pydlr has no recurrent layers; it covers convolutional networks for images."
@@ -61,6 +68,7 @@ layer_gru <- .unsupported_function(
 
 #' @rdname unsupported
 #' @export
+#' @md
 layer_embedding <- .unsupported_function(
   "layer_embedding",
   "pydlr has no embedding layer; it covers convolutional networks for images."

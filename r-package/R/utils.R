@@ -9,6 +9,7 @@
 #' @examples
 #' to_categorical(c(0, 2, 1), 3)
 #' @export
+#' @md
 to_categorical <- function(x, num_classes = NULL) {
   if (is.factor(x)) x <- as.integer(x) - 1L
   if (!is.null(dim(x)) && !(length(dim(x)) == 1L || (length(dim(x)) == 2L && dim(x)[2] == 1L))) {
@@ -41,6 +42,7 @@ to_categorical <- function(x, num_classes = NULL) {
 #' @examples
 #' array_reshape(1:6, c(2, 3)) # rows 1 2 3 / 4 5 6
 #' @export
+#' @md
 array_reshape <- function(x, dim, order = c("C", "F")) {
   order <- match.arg(order)
   if (!is.numeric(x) && !is.logical(x)) .input_error("x", "a numeric array", x)
