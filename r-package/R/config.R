@@ -25,6 +25,12 @@
   interposer <- .blas_in_global_scope()
   deepbind <- want && !preloaded && nzchar(interposer) && .deepbind_supported()
   mode <- if (deepbind) "os.RTLD_NOW | os.RTLD_DEEPBIND" else "_flags"
+  # pydlr's own extension can still be bound right when someone imported torch before us.
+  native_mode <- if (deepbind || (want && preloaded && nzchar(interposer) && .deepbind_supported())) {
+    "os.RTLD_NOW | os.RTLD_DEEPBIND"
+  } else {
+    "_flags"
+  }
   code <- paste(
     "import ctypes, glob, importlib.util, os, sys",
     "_flags = sys.getdlopenflags()",
@@ -36,7 +42,7 @@
     # pydlr's native extension calls sgemm_ too: load it the same way now; its import later reuses it.
     "_spec = importlib.util.find_spec('pydlr')",
     "_native = sorted(glob.glob(os.path.join(_spec.submodule_search_locations[0], '_C*.so'))) if _spec else []",
-    sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", mode),
+    sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", native_mode),
     sep = "\n"
   )
   env <- reticulate::py_run_string(code, local = TRUE)

@@ -48,3 +48,22 @@ test_that("Python packages imported after the set-up work (numpy, scipy, pandas,
   expect_equal(unlist(env$coef), c(1, -2, 0.5), tolerance = 1e-10)
   expect_true(env$torch_ok)
 })
+
+test_that("pydlr_config() warns when torch was imported before pydlr could prepare the process", {
+  # A fresh R process, where reticulate imports torch before pydlr's first call.
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    sprintf(".libPaths(c(%s))", paste(deparse(.libPaths()), collapse = "")),
+    sprintf("Sys.setenv(RETICULATE_PYTHON = %s)", deparse(reticulate::py_config()$python)),
+    "invisible(reticulate::import('torch'))",
+    "cfg <- withCallingHandlers(pydlr::pydlr_config(), warning = function(w) {",
+    "  cat('WARNING:', conditionMessage(w), '\\n'); invokeRestart('muffleWarning') })",
+    "cat('GEMM_OWN:', cfg$gemm_own, ' NATIVE_OWN:', cfg$native_gemm_own, '\\n')"
+  ), script)
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", script), stdout = TRUE, stderr = TRUE)
+  out <- paste(out, collapse = "\n")
+  expect_match(out, "WARNING: torch is not running at full speed", fixed = TRUE)
+  expect_match(out, "torch was imported before pydlr", fixed = TRUE)
+  # torch itself is beyond help then, but pydlr's own extension is still bound to torch's MKL.
+  expect_match(out, "GEMM_OWN: FALSE  NATIVE_OWN: TRUE", fixed = TRUE)
+})
