@@ -94,7 +94,8 @@ rows <- list(
   list(name = "conv", label = "seed conv layers fwd+bwd, batch 64", reps = 5L, warmup = 2L),
   list(name = "fit", label = if (quick) "fit(): 6,400 images, 1 epoch" else "fit(): Fashion-MNIST 1 epoch",
     reps = 1L, warmup = 0L),
-  list(name = "predict", label = "predict(): 10,000 images", reps = 2L, warmup = 1L),
+  list(name = "predict", label = "predict(): 10,000 images", reps = if (quick) 1L else 2L,
+    warmup = if (quick) 0L else 1L),
   list(name = "kmeans", label = if (quick) "KMeans 10,000 x 784" else "KMeans 60,000 x 784",
     reps = 1L, warmup = 0L),
   list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans", py = "kmeans", reps = 1L, warmup = 0L)
