@@ -35,6 +35,8 @@
 #'   the start, training continues from it (weights, optimizer, epoch, random state), so an interrupted
 #'   run finishes with the same weights as an uninterrupted one with the same `seed`.
 #' @param device `"auto"` (CUDA when present), `"cpu"` or `"cuda"`.
+#' @param view_metrics Accepted for keras (R) scripts and ignored: pydlr opens no viewer; `plot(history)`
+#'   draws the curves.
 #' @param ... Other keras3 arguments (`sample_weight`, `validation_freq`, ...) are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
 #'   as in keras3 (the model itself was trained in place).
@@ -49,8 +51,11 @@ fit <- function(object, ...) UseMethod("fit")
 fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epochs = 10L, verbose = "auto",
                             callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
-                            resume = NULL, device = "auto", ...) {
+                            resume = NULL, device = "auto", view_metrics = FALSE, ...) {
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
+  if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
+    .input_error("view_metrics", "TRUE, FALSE or \"auto\" (ignored by pydlr)", view_metrics)
+  }
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x)
   x <- .check_data(x, "x")
   y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1])
