@@ -1,0 +1,245 @@
+# Seeing inside the black box from R: first-layer filters, feature maps, Grad-CAM heatmaps, the confusion
+# matrix and the worst predictions, computed by pydlr.interpret (through pydlr.api_r_pretrained) and drawn
+# with base graphics.
+
+#' Convolution filters of a model
+#'
+#' The kernels of a convolution layer (by default the first one). First-layer kernels look at pixels
+#' directly, so drawn as images they show what the network looks for first: edges, colours, blobs.
+#'
+#' @param model A `pydlr_model`.
+#' @param layer A layer name (as in `summary()`) or module path (e.g. `"features.0.0"`); `NULL` for the
+#'   first convolution.
+#' @param grid `TRUE`: one image (`height x width x channels`, values in `[0, 1]`) tiling the kernels,
+#'   each scaled on its own; `FALSE`: the raw kernels `filters x kh x kw x in_channels`.
+#' @return A numeric array.
+#' @family interpretation
+#' @md
+#' @export
+get_filters <- function(model, layer = NULL, grid = TRUE) {
+  .check_model(model, "model")
+  .pt_array("filters", model$py, layer = .check_string(layer, "layer", null_ok = TRUE),
+    grid = .check_flag(grid, "grid"))
+}
+
+#' @rdname get_filters
+#' @return `plot_filters()`: the grid, invisibly, after drawing it.
+#' @md
+#' @export
+plot_filters <- function(model, layer = NULL) {
+  grid <- get_filters(model, layer = layer, grid = TRUE)
+  .draw_image(grid, main = "First-layer filters")
+  invisible(grid)
+}
+
+#' Feature maps of a layer
+#'
+#' @param model A `pydlr_model`.
+#' @param x Inputs as for [predict()], e.g. preprocessed images `n x height x width x channels`.
+#' @param layer A layer name or module path (e.g. `"features.3"` in MobileNetV2).
+#' @return `get_activations()`: the layer's output for `x`, an array `n x h x w x channels` for
+#'   convolutional layers.
+#' @family interpretation
+#' @md
+#' @export
+get_activations <- function(model, x, layer) {
+  .check_model(model, "model")
+  x <- .check_data(x, "x")
+  .pt_array("activations", model$py, .bridge_array_to_py(x), .check_string(layer, "layer"))
+}
+
+#' @rdname get_activations
+#' @param max_maps At most this many feature maps are drawn.
+#' @param index Which sample of `x` to show (1-based).
+#' @return `plot_activations()`: the sample's maps (`h x w x channels`), invisibly, after drawing them.
+#' @md
+#' @export
+plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
+  x <- .check_data(x, "x")
+  index <- .check_count(index, "index")
+  if (index > dim(x)[1]) .input_error("index", sprintf("a sample of x (1..%d)", dim(x)[1]), index)
+  one <- .take_sample(x, index)
+  maps <- get_activations(model, one, layer)
+  if (length(dim(maps)) != 4L) .input_error("layer", "a layer with a spatial output", layer)
+  maps <- maps[1, , , , drop = FALSE]
+  dim(maps) <- dim(maps)[-1]
+  n <- min(.check_count(max_maps, "max_maps"), dim(maps)[3])
+  ncol <- ceiling(sqrt(n))
+  old <- graphics::par(mfrow = c(ceiling(n / ncol), ncol), mar = c(0.2, 0.2, 1.2, 0.2))
+  on.exit(graphics::par(old), add = TRUE)
+  for (k in seq_len(n)) .draw_matrix(maps[, , k], main = as.character(k), col = grDevices::hcl.colors(64, "viridis"))
+  invisible(maps)
+}
+
+#' Grad-CAM: where the evidence for a class lies
+#'
+#' Grad-CAM (Selvaraju et al. 2017) weights the feature maps of a convolutional layer by the average
+#' gradient of the class score and keeps the positive part: a heatmap of the image regions that raise the
+#' class, scaled to `[0, 1]` per image and resized to the input.
+#'
+#' @param model A `pydlr_model` ending in class scores (e.g. [application_mobilenet_v2()]).
+#' @param x Preprocessed images `n x height x width x channels`.
+#' @param class_index 0-based class per image (one for all, or one each); `NULL`: the predicted class.
+#' @param layer A layer name or module path; `NULL`: the last layer with a spatial output.
+#' @return `grad_cam()`: a numeric array `n x height x width`.
+#' @family interpretation
+#' @examples
+#' \dontrun{
+#' model <- application_mobilenet_v2()
+#' x <- imagenet_preprocess_input(example_image("chelsea"))
+#' plot_grad_cam(model, x, class_index = 285, image = imagenet_preprocess_input(example_image("chelsea"),
+#'   normalize = FALSE))
+#' }
+#' @md
+#' @export
+grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
+  .check_model(model, "model")
+  x <- .check_data(x, "x")
+  if (!is.null(class_index)) {
+    ok <- is.numeric(class_index) && !anyNA(class_index) && all(class_index == round(class_index)) &&
+      all(class_index >= 0) && length(class_index) %in% c(1L, dim(x)[1])
+    if (!ok) .input_error("class_index", "0-based class numbers (one, or one per image)", class_index)
+    class_index <- as.list(as.integer(class_index))
+  }
+  .pt_array("grad_cam", model$py, .bridge_array_to_py(x), class_index = class_index,
+    layer = .check_string(layer, "layer", null_ok = TRUE))
+}
+
+#' @rdname grad_cam
+#' @param image What to draw under the heatmap: an image `height x width (x 3)` with values in `[0, 1]`
+#'   or 0-255 (e.g. `imagenet_preprocess_input(img, normalize = FALSE)[1, , , ]`); default `x` rescaled.
+#' @param alpha Opacity of the heatmap.
+#' @return `plot_grad_cam()`: the heatmap of the first image, invisibly, after drawing it over the image.
+#' @md
+#' @export
+plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NULL, alpha = 0.5) {
+  x <- .check_data(x, "x")
+  one <- .take_sample(x, 1L)
+  heat <- grad_cam(model, one, class_index = class_index[1], layer = layer)
+  heat <- matrix(heat, dim(heat)[2], dim(heat)[3])
+  if (is.null(image)) {
+    image <- one
+    dim(image) <- dim(one)[-1]
+  }
+  alpha <- .check_number(alpha, "alpha", 0, 1)
+  title <- if (is.null(class_index)) "Grad-CAM (predicted class)" else sprintf("Grad-CAM (class %d)", as.integer(class_index[1]))
+  .draw_image(image, main = title)
+  cols <- grDevices::adjustcolor(grDevices::hcl.colors(64, "YlOrRd", rev = TRUE), alpha.f = alpha)
+  overlay <- matrix(cols[pmax(1L, ceiling(heat * 64))], nrow(heat), ncol(heat))
+  graphics::rasterImage(grDevices::as.raster(overlay), 0, 0, 1, 1, interpolate = TRUE)
+  invisible(heat)
+}
+
+#' Confusion matrix
+#'
+#' Counts of each (actual, predicted) class pair, rows = actual, as scikit-learn and keras' tutorials.
+#'
+#' @param y_true Actual classes: 0-based integers or a factor.
+#' @param y_pred Predicted classes (0-based integers, e.g. `predict(model, x, type = "class")`, or a
+#'   factor), or a matrix of class scores (the largest per row is taken).
+#' @param labels Class names for the dimnames (default: the factor levels, else `"0"`, `"1"`, ...).
+#' @return A `table` with dimensions `actual` x `predicted` (use `as.data.frame()` for a long data.frame).
+#' @family interpretation
+#' @md
+#' @export
+confusion_matrix <- function(y_true, y_pred, labels = NULL) {
+  if (is.null(labels) && is.factor(y_true)) labels <- levels(y_true)
+  if (is.factor(y_pred) && is.factor(y_true) && !identical(levels(y_pred), levels(y_true))) {
+    .input_error("y_pred", "a factor with the levels of y_true", y_pred)
+  }
+  t <- .labels_0(y_true, "y_true")
+  p <- if (is.matrix(y_pred) && ncol(y_pred) > 1L) max.col(.check_data(y_pred, "y_pred"), "first") - 1L else .labels_0(y_pred, "y_pred")
+  if (length(t) != length(p)) .input_error("y_pred", sprintf("%d labels (as y_true)", length(t)), y_pred)
+  k <- if (is.null(labels)) NULL else length(labels)
+  cm <- .pt_array("confusion_matrix", .bridge_array_to_py(t, "y_true"), .bridge_array_to_py(p, "y_pred"),
+    num_classes = k)
+  labels <- if (is.null(labels)) as.character(seq_len(nrow(cm)) - 1L) else as.character(labels)
+  storage.mode(cm) <- "integer"
+  dimnames(cm) <- list(actual = labels, predicted = labels)
+  as.table(cm)
+}
+
+#' @rdname confusion_matrix
+#' @param cm A table from `confusion_matrix()`.
+#' @param normalize Show row proportions instead of counts.
+#' @return `plot_confusion_matrix()`: `cm`, invisibly, after drawing it.
+#' @md
+#' @export
+plot_confusion_matrix <- function(cm, normalize = FALSE) {
+  if (!is.matrix(cm) || nrow(cm) != ncol(cm)) .input_error("cm", "a square table from confusion_matrix()", cm)
+  shown <- if (isTRUE(normalize)) cm / pmax(rowSums(cm), 1) else cm
+  k <- nrow(cm)
+  names <- if (is.null(rownames(cm))) as.character(seq_len(k) - 1L) else rownames(cm)
+  graphics::image(seq_len(k), seq_len(k), t(unclass(shown))[, k:1, drop = FALSE], col = grDevices::hcl.colors(32, "Blues", rev = TRUE),
+    axes = FALSE, xlab = "predicted", ylab = "actual", main = "Confusion matrix")
+  graphics::axis(1, at = seq_len(k), labels = names, las = 2, tick = FALSE)
+  graphics::axis(2, at = seq_len(k), labels = rev(names), las = 1, tick = FALSE)
+  text <- if (isTRUE(normalize)) sprintf("%.2f", shown) else as.character(cm)
+  dark <- as.vector(t(unclass(shown))) > max(shown) / 2 # white text on the dark cells
+  graphics::text(rep(seq_len(k), times = k), rep(k:1, each = k), labels = as.vector(t(matrix(text, k, k))),
+    col = ifelse(dark, "white", "black"))
+  invisible(cm)
+}
+
+#' The samples a model gets most wrong
+#'
+#' fastai's `top_losses()`: the samples with the largest cross-entropy, worst first. Looking at them
+#' often shows mislabeled data or what the model has not learned.
+#'
+#' @param model A `pydlr_model` with class-probability outputs.
+#' @param x,y Inputs and 0-based labels (or a factor).
+#' @param k How many samples.
+#' @return A data.frame: `index` (1-based row of `x`), `loss`, `actual`, `predicted`, `probability` (of
+#'   the predicted class).
+#' @family interpretation
+#' @md
+#' @export
+top_losses <- function(model, x, y, k = 9L) {
+  .check_model(model, "model")
+  x <- .check_data(x, "x")
+  y <- .labels_0(y, "y")
+  if (length(y) != dim(x)[1]) .input_error("y", sprintf("one label per sample of x (%d)", dim(x)[1]), y)
+  res <- .pt_call("top_losses", model$py, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+    k = .check_count(k, "k"))
+  data.frame(index = as.integer(unlist(res$index)) + 1L, loss = as.numeric(unlist(res$loss)),
+    actual = as.integer(unlist(res$actual)), predicted = as.integer(unlist(res$predicted)),
+    probability = as.numeric(unlist(res$probability)))
+}
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+# 0-based integer labels from integers or a factor, with a 1-d dim so the bridge sends one buffer.
+.labels_0 <- function(y, arg, call = sys.call(sys.parent())) {
+  if (is.factor(y)) y <- as.integer(y) - 1L
+  ok <- is.numeric(y) && is.null(dim(y)) || (is.array(y) && length(dim(y)) == 1L)
+  if (!ok || length(y) < 1L || anyNA(y) || any(y < 0) || any(y != round(y))) {
+    .input_error(arg, "0-based whole-number class labels (or a factor)", y, call = call)
+  }
+  y <- as.integer(y)
+  dim(y) <- length(y)
+  y
+}
+
+# Sample i of an array, keeping the samples axis.
+.take_sample <- function(x, i) {
+  idx <- c(list(x, i), rep(list(TRUE), length(dim(x)) - 1L), list(drop = FALSE))
+  do.call(`[`, idx)
+}
+
+# An image (h x w grey or h x w x 3) scaled to [0, 1] and drawn upright with its aspect ratio.
+.draw_image <- function(img, main = NULL) {
+  img <- unclass(img)
+  storage.mode(img) <- "double"
+  if (length(dim(img)) == 3L && dim(img)[3] == 1L) img <- img[, , 1]
+  rng <- range(img)
+  img <- if (diff(rng) > 0) (img - rng[1]) / diff(rng) else img * 0
+  graphics::plot.new()
+  graphics::plot.window(c(0, 1), c(0, 1), asp = nrow(img) / ncol(img))
+  graphics::rasterImage(grDevices::as.raster(img), 0, 0, 1, 1, interpolate = FALSE)
+  if (!is.null(main)) graphics::title(main)
+}
+
+# A matrix drawn with image(), row 1 at the top.
+.draw_matrix <- function(m, main = NULL, col = grDevices::hcl.colors(64, "viridis")) {
+  graphics::image(t(m[nrow(m):1, , drop = FALSE]), col = col, axes = FALSE, main = main, asp = nrow(m) / ncol(m))
+}

