@@ -649,14 +649,23 @@ PYDLR_INLINE void dw_nchw_bwd_plane_impl(const ConvGeom& g, const T* __restrict 
         if (acc) {
           const T* __restrict xr = xp + ih * g.W + off;
           T sum = T(0);
+          if (s == 1) {  // unit stride: contiguous, vectorised
 #pragma omp simd reduction(+ : sum)
-          for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow * s];
+            for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow];
+          } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow * s];
+          }
           acc[c * KK + kh * g.KW + kw] += sum;
         }
         if (dp) {
           T* __restrict dr = dp + ih * g.W + off;
           const T wv = w[c * KK + kh * g.KW + kw];
-          for (int64_t ow = lo; ow < hi; ++ow) dr[ow * s] += gr[ow] * wv;
+          if (s == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dr[ow] += gr[ow] * wv;
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dr[ow * s] += gr[ow] * wv;
+          }
         }
       }
     }
