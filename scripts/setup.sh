@@ -94,7 +94,10 @@ step_rpkg() {
   printf '%s\n' "$PY" > r-package/inst/python-path
   h=$(hash_tree r-package)
   lib=$(r_site_library)
-  if stamp_ok rpkg "$h" && [ -d "$lib/pydlr" ]; then log "R package: up to date"; return; fi
+  # Also reinstall when the installed copy belongs to another checkout (it records that checkout's venv).
+  if stamp_ok rpkg "$h" && [ "$(cat "$lib/pydlr/python-path" 2>/dev/null)" = "$PY" ]; then
+    log "R package: up to date"; return
+  fi
   log "R package: installing into $lib"
   as_root R CMD INSTALL --no-multiarch --no-test-load --library="$lib" r-package >"$STAMPS/rpkg.log" 2>&1 ||
     { cat "$STAMPS/rpkg.log"; exit 1; }
