@@ -104,9 +104,9 @@ rows <- list(
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
 cat(sprintf(
-  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; GLIBC_TUNABLES=%s\n",
+  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GLIBC_TUNABLES=%s\n",
   python, cfg$gemm_library, cfg$mechanism, cfg$threads$torch, py_info$threads,
-  Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
+  Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
 ))
 cat(sprintf(paste0(
   "%d x reps per row, R and Python alternating rep by rep in random order; R/Py = ratio of medians,\n",

@@ -183,12 +183,15 @@
 #' right after, so later Python imports and R's own `%*%` are unaffected. The OpenMP runtime is
 #' the libgomp R loaded (a process can hold one `libgomp.so.1`); it is the same GNU runtime torch bundles.
 #' Set `options(pydlr.deepbind = FALSE)` before the first pydlr call to turn the set-up off, and
-#' `options(pydlr.num_threads = n)` to choose torch's thread count. Details: `docs/r-speed.md`.
+#' `options(pydlr.num_threads = n)` to choose torch's thread count. R's libgomp reads
+#' `OMP_WAIT_POLICY` once, when R starts: on a busy machine start R with `OMP_WAIT_POLICY=PASSIVE`
+#' (setting it from R is too late). Details: `docs/r-speed.md`.
 #'
 #' @param warn Whether to emit a warning when torch is not using its own kernels.
 #' @return An object of class `pydlr_config`: a list with `python`, `torch_version`, `gemm_library`,
 #'   `gemm_own` (logical), `native_gemm_library`, `native_gemm_own`, `blas_loaded`, `openmp_loaded`, `openmp_torch_bundled`, `threads` (list),
-#'   `allocator`, `mechanism`, `native` (build info list or `NULL`), `torch_parallel_info`,
+#'   `allocator`, `omp_wait_policy` (as R started: libgomp reads it once, at R's start), `mechanism`,
+#'   `native` (build info list or `NULL`), `torch_parallel_info`,
 #'   `torch_build` and `problems` (character).
 #' @examples
 #' \dontrun{
@@ -224,6 +227,7 @@ pydlr_config <- function(warn = TRUE) {
       MKL_NUM_THREADS = Sys.getenv("MKL_NUM_THREADS", NA)
     ),
     allocator = Sys.getenv("GLIBC_TUNABLES", NA),
+    omp_wait_policy = .startup_env("OMP_WAIT_POLICY"),
     mechanism = .pydlr_env$setup$mechanism,
     native = .native_build_info(),
     torch_parallel_info = torch$`__config__`$parallel_info(),
@@ -236,6 +240,18 @@ pydlr_config <- function(warn = TRUE) {
     ), call. = FALSE)
   }
   cfg
+}
+
+# A variable as it was when this process started (/proc/self/environ): what libgomp, loaded with R and
+# initialised before any R code ran, has read. Sys.setenv() in R comes too late for it.
+.startup_env <- function(name) {
+  if (!file.exists("/proc/self/environ")) return(Sys.getenv(name, NA))
+  raw <- readBin("/proc/self/environ", "raw", 1e6)
+  ends <- which(raw == as.raw(0L))
+  starts <- c(1L, head(ends, -1L) + 1L)
+  vars <- vapply(seq_along(ends), function(i) rawToChar(raw[starts[i]:(ends[i] - 1L)]), "")
+  hit <- vars[startsWith(vars, paste0(name, "="))]
+  if (length(hit)) sub("^[^=]*=", "", hit[[1]]) else NA_character_
 }
 
 .native_build_info <- function() {
@@ -298,6 +314,11 @@ print.pydlr_config <- function(x, ...) {
     "torch %d (inter-op %d), cores %d, OMP_NUM_THREADS=%s, MKL_NUM_THREADS=%s",
     t$torch, t$torch_interop, t$cores, t$OMP_NUM_THREADS, t$MKL_NUM_THREADS
   ))
+  line("OpenMP wait policy", if (is.na(x$omp_wait_policy)) {
+    "libgomp default (spin, then sleep); on a busy machine start R with OMP_WAIT_POLICY=PASSIVE"
+  } else {
+    paste(x$omp_wait_policy, "(from the environment R started with)")
+  })
   line("Allocator", if (is.na(x$allocator)) "glibc defaults (GLIBC_TUNABLES unset)" else x$allocator)
   native <- if (is.null(x$native)) {
     "not available"
