@@ -8,14 +8,16 @@ Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
     model.summary()
 """
 
-from pydlr import errors, layers, models, utils
+from pydlr import data, errors, layers, models, utils
 from pydlr.engine import Model, Sequential
 from pydlr.io import load_model, load_weights, save_model, save_weights
 from pydlr.layers import Input, clear_session
+from pydlr.train import callbacks, losses, optimizers
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Input", "Model", "clear_session", "Sequential", "errors", "layers", "load_model", "load_weights", "models",
-    "save_model", "save_weights", "utils", "__version__",
+    "Input", "Model", "Sequential", "callbacks", "clear_session", "data", "errors", "layers",
+    "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights",
+    "utils", "__version__",
 ]
