@@ -155,7 +155,7 @@ def _last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
 
 def _looks_like_probabilities(out: torch.Tensor) -> bool:
     return bool(out.dim() == 2 and out.shape[1] > 1 and (out >= 0).all()
-                and torch.allclose(out.sum(1), torch.ones(out.shape[0]), atol=1e-3))
+                and torch.allclose(out.sum(1), torch.ones_like(out.sum(1)), atol=1e-3))
 
 
 def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
