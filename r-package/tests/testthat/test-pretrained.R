@@ -39,6 +39,11 @@ test_that("pretrained_info() reports the weights' origin, checksum, parameters a
   expect_gt(info$megabytes, 14)
   expect_lt(info$megabytes, 14.3)
   expect_error(pretrained_info("resnet_9000"), class = "pydlr_input_error")
+  random <- application_mobilenet_v2(weights = NULL, classes = 10, input_shape = c(32, 32, 3))
+  probs <- predict(random, array(0.5, c(2L, 32L, 32L, 3L)))
+  expect_equal(dim(probs), c(2L, 10L))
+  expect_equal(rowSums(probs), c(1, 1), tolerance = 1e-5)
+  expect_equal(count_params(random), count_params(application_mobilenet_v2()) - 1281 * 1000 + 1281 * 10) # new 10-class head
 })
 
 test_that("imagenet_preprocess_input() crops, scales and normalizes like torchvision", {
