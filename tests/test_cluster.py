@@ -38,6 +38,8 @@ def test_inertia_within_one_percent_of_sklearn_on_blobs(blobs):
     # inertia_ is the sum of squared distances to the reported centers.
     direct = ((x.astype(np.float64) - ours.cluster_centers_[ours.labels_]) ** 2).sum()
     assert ours.inertia_ == pytest.approx(direct, rel=1e-5)
+    per_cluster = [((x[ours.labels_ == j] - ours.cluster_centers_[j]) ** 2).sum() for j in range(6)]
+    np.testing.assert_allclose(ours.withinss_, per_cluster, rtol=1e-5)
 
 
 def test_inertia_not_worse_than_sklearn_on_digits(digits):
@@ -89,12 +91,16 @@ def test_n_init_keeps_the_best_run(digits):
     assert best <= max(singles)
 
 
-def test_inputs_tensor_and_uint8_and_empty_cluster_relocation():
+def test_inputs_tensor_uint8_fortran_readonly_and_empty_cluster_relocation():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, size=(400, 5), dtype=np.uint8)
     from_uint8 = KMeans(3, random_state=0).fit(x)
     from_tensor = KMeans(3, random_state=0).fit(torch.from_numpy(x.astype(np.float32)))
     np.testing.assert_array_equal(from_uint8.labels_, from_tensor.labels_)
+    column_major = np.asfortranarray(x.astype(np.float64))  # as R's matrices arrive through the bridge
+    column_major.setflags(write=False)
+    from_r_layout = KMeans(3, random_state=0).fit(column_major)
+    np.testing.assert_array_equal(from_r_layout.labels_, from_uint8.labels_)
     # Two identical starting centers: one cluster starts empty and must be re-seeded, not NaN.
     start = np.stack([x[0], x[0], x[1]]).astype(np.float32)
     km = KMeans(3, init=start).fit(x)

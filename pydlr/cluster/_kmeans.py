@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +55,8 @@ class KMeans:
         Lloyd iterations of the kept run.
     n_features_in_ : int
     device_ : str
+    withinss_ : ndarray of shape (n_clusters,)
+        Sum of squared distances of each cluster's samples to its center (sums to ``inertia_``).
     """
 
     def __init__(
@@ -130,6 +133,10 @@ class KMeans:
         self.cluster_centers_ = centers.cpu().numpy()
         self.labels_ = labels.cpu().numpy().astype(np.int64)
         self.inertia_ = float(inertia)
+        # pydlr extra (stats::kmeans' withinss): the inertia of each cluster.
+        self.withinss_ = np.asarray(
+            [float(v) for v in _cluster_inertia(x, labels, centers, self.n_clusters)], dtype=np.float64
+        )
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = int(x.shape[1])
         self.device_ = str(device)
@@ -245,12 +252,18 @@ def _as_matrix(value: Any, argument: str, device: torch.device, where: str) -> t
             raise InputError(argument, "a numeric 2-d array", value, where=where) from exc
         if array.dtype.kind not in "biuf":
             raise InputError(argument, "a numeric 2-d array", array, where=where)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if any(stride < 0 for stride in array.strides):
+            array = np.ascontiguousarray(array)
+        with warnings.catch_warnings():  # read-only views (R's memory through the bridge): only read here
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.from_numpy(array)
     if tensor.ndim != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise InputError(argument, "a non-empty 2-d array (n_samples, n_features)", value, where=where)
     if tensor.dtype.is_complex or tensor.dtype == torch.bool:
         raise InputError(argument, "a real numeric array", value, where=where)
-    tensor = tensor.to(device=device, dtype=torch.float32).contiguous()
+    if tensor.dtype != torch.float32 or tensor.device != device or not tensor.is_contiguous():
+        # One pass for dtype, layout (e.g. R's column-major doubles) and device together.
+        tensor = torch.empty(tuple(tensor.shape), dtype=torch.float32, device=device).copy_(tensor)
     if not bool(torch.isfinite(tensor).all()):
         raise InputError(argument, "finite values (no NaN or Inf)", value, where=where)
     return tensor
@@ -411,3 +424,14 @@ def _sq_dist_to(x: torch.Tensor, x_sq: torch.Tensor, points: torch.Tensor, plan:
 
     plan.map(slab)
     return out
+
+
+def _cluster_inertia(x: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-cluster sums of squared distances to the centers, in float64."""
+    out = torch.zeros(k, dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], 8192):
+        block = x[start : start + 8192]
+        lab = labels[start : start + 8192]
+        dist = ((block - centers[lab]) ** 2).sum(dim=1, dtype=torch.float64)
+        out.index_add_(0, lab, dist)
+    return out.cpu()

@@ -55,21 +55,18 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
   started <- proc.time()[["elapsed"]]
   .kmeans_py(model$fit(x_py), call)
   seconds <- proc.time()[["elapsed"]] - started
-  .kmeans_result(model, x, x_py, seconds)
+  .kmeans_result(model, x, seconds)
 }
 
 # Builds the stats::kmeans-like result from the fitted Python model.
-.kmeans_result <- function(model, x, x_py, seconds) {
+.kmeans_result <- function(model, x, seconds) {
   centers <- reticulate::py_to_r(model$cluster_centers_)
   colnames(centers) <- colnames(x)
   rownames(centers) <- seq_len(nrow(centers))
   cluster <- as.integer(reticulate::py_to_r(model$labels_)) + 1L
   names(cluster) <- rownames(x)
   k <- nrow(centers)
-  # Squared distances to the own center come from Python (transform); R only sums them up.
-  dist <- reticulate::py_to_r(model$transform(x_py))
-  own <- dist[cbind(seq_along(cluster), cluster)]^2
-  withinss <- vapply(seq_len(k), function(j) sum(own[cluster == j]), 0)
+  withinss <- as.double(reticulate::py_to_r(model$withinss_)) # computed by Python at fit time
   means <- colMeans(x)
   totss <- sum(x^2) - nrow(x) * sum(means^2)
   structure(list(
