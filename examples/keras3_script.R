@@ -10,10 +10,13 @@ input_shape <- c(28, 28, 1)
 
 # Load the data and split it between train and test sets
 c(c(x_train, y_train), c(x_test, y_test)) %<-% dataset_fashion_mnist() # pydlr: was dataset_mnist()
-# pydlr: a subset and fewer epochs keep the run short on a CPU (set PYDLR_EXAMPLE_N / _EPOCHS for more)
+# pydlr: a subset and fewer epochs keep the run short on a CPU (PYDLR_EXAMPLE_N, _N_TEST, _EPOCHS)
 n <- as.integer(Sys.getenv("PYDLR_EXAMPLE_N", "10000"))
+n_test <- as.integer(Sys.getenv("PYDLR_EXAMPLE_N_TEST", "10000"))
 x_train <- x_train[seq_len(n), , ]
 y_train <- y_train[seq_len(n)]
+x_test <- x_test[seq_len(n_test), , ]
+y_test <- y_test[seq_len(n_test)]
 
 # Scale images to the [0, 1] range
 x_train <- x_train / 255

@@ -457,6 +457,11 @@ def load_dataset(name: str) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(np.asarray(v), dtype=np.int32) for k, v in arrays.items()}
 
 
+def set_random_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (Keras' ``set_random_seed``)."""
+    _module("utils").set_random_seed(int(seed))
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """What R needs to re-signal a Python exception as an R condition (no traceback)."""
     kind = "error"

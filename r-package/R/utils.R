@@ -76,3 +76,21 @@ array_reshape <- function(x, dim, order = c("C", "F")) {
   }
   dim
 }
+
+#' Make runs reproducible
+#'
+#' Seeds R's generator and those of pydlr's Python core (Python, NumPy, torch), as keras3's
+#' `set_random_seed()`: weight initialisation and, when `fit()` gets no `seed`, its shuffling and dropout
+#' become reproducible.
+#'
+#' @param seed A whole number >= 0.
+#' @return `NULL`, invisibly.
+#' @family utilities
+#' @md
+#' @export
+set_random_seed <- function(seed) {
+  seed <- .check_count(seed, "seed", min = 0L)
+  set.seed(seed)
+  .api_call("set_random_seed", seed)
+  invisible(NULL)
+}

@@ -129,14 +129,14 @@ test_that("plot() of a history draws the curves and writes a PNG", {
 })
 
 test_that("verbose = 1 in a console updates the progress line in place (\\r), ending each epoch", {
-  d <- rapi_mnist(400, 10)
+  d <- rapi_mnist(200, 10)
   model <- rapi_tiny_cnn()
   withr::local_options(pydlr.dynamic_progress = TRUE)
-  out <- paste(capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 8, verbose = 1)),
+  out <- paste(capture.output(model |> fit(d$x_train, d$y_train, epochs = 2, batch_size = 10, verbose = 1)),
     collapse = "\n")
   expect_match(out, "\r", fixed = TRUE)
   expect_match(out, "Epoch 2/2")
-  expect_match(out, "50/50")
+  expect_match(out, "20/20")
 })
 
 test_that("steps_per_epoch, class_weight and an uncompiled model behave as documented", {

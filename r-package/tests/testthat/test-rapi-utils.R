@@ -40,3 +40,13 @@ test_that("array_reshape() matches numpy's reshape", {
   expected <- reticulate::py_to_r(np$reshape(reticulate::np_array(x, order = "C"), c(3L, 20L)))
   expect_equal(array_reshape(x, c(3, 20)), expected)
 })
+
+test_that("set_random_seed() makes weight initialisation reproducible", {
+  set_random_seed(5)
+  a <- rapi_flat_weights(rapi_tiny_cnn())
+  set_random_seed(5)
+  b <- rapi_flat_weights(rapi_tiny_cnn())
+  expect_identical(a, b)
+  expect_false(identical(a, rapi_flat_weights(rapi_tiny_cnn())))
+  expect_error(set_random_seed(-1), "`seed`")
+})
