@@ -58,7 +58,8 @@ def main() -> None:
     if args.quick:
         x, y, args.reps, args.n_init = x[:10_000], y[:10_000], 1, [1]
     print(f"KMeans k=10 on Fashion-MNIST {x.shape[0]} x {x.shape[1]} float32; torch threads "
-          f"{torch.get_num_threads()}; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}; "
+          f"{torch.get_num_threads()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}; "
           f"median of {args.reps} seeds, runs alternating")
     header = (f"{'n_init':>6} {'pydlr s':>8} {'sklearn s':>9} {'time ratio':>10} {'pydlr ms/it':>11} "
               f"{'sk ms/it':>8} {'it ratio':>8} {'iters p/s':>9} {'inertia ratio':>13} {'acc p/s':>11}")
