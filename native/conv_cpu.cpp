@@ -1116,6 +1116,13 @@ inline bool channels_last(const at::Tensor& input) {
   return input.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
 }
 
+// NCHW inputs with tiny output planes (e.g. 64->64 at 5x5) take the NHWC GEMM path: one GEMM over many images'
+// rows instead of one tiny GEMM per image. The layout conversions are cheap at these sizes.
+inline bool nchw_via_nhwc(const ConvGeom& g) {
+  const bool depthwise = g.C == g.G && g.OC == g.G;
+  return !depthwise && (g.C / g.G) * g.KH * g.KW > 32 && g.OH * g.OW < 64;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------- public
@@ -1194,7 +1201,8 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, bias, stride, padding, dilation, groups);
   const int act = static_cast<int>(parse_act(activation));
   TORCH_CHECK(input.device().is_cpu(), "pydlr::conv2d: CPU kernel called with a ", input.device(), " tensor");
-  const bool cl = channels_last(input);
+  const bool cl_in = channels_last(input);
+  const bool cl = cl_in || nchw_via_nhwc(g);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor x = input.contiguous(fmt);
   at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
@@ -1244,7 +1252,7 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
       fwd_gemm_nchw<scalar_t>(g, xp, w.const_data_ptr<scalar_t>(), bp, yp, act);
     }
   });
-  return y;
+  return cl == cl_in ? y : y.contiguous();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
@@ -1261,7 +1269,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   TORCH_CHECK(act == 0 || (output.has_value() && output->defined()),
               "pydlr::conv2d_backward: the activated output is needed for activation \"", std::string(activation),
               "\"");
-  const bool cl = channels_last(input);
+  const bool cl_in = channels_last(input);
+  const bool cl = cl_in || nchw_via_nhwc(g);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Tensor gi, gw, gb;
   if (output_mask[1] && !cl && nchw_wide_ok(g)) {
@@ -1370,6 +1379,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
       }
     }
   });
+  if (gi.defined() && cl != cl_in) gi = gi.contiguous();
   return {gi, gw, gb};
 }
 
