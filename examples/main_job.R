@@ -42,6 +42,7 @@ cat(sprintf("train: %s array of dim %s; test: %s; labels 0-9\n", typeof(x_train)
 
 # ---- 2. the seed CNN ----------------------------------------------------------------------------
 section("The seed CNN (+ Dense(64) + Dense(10) head), built with Keras-style verbs")
+set_random_seed(seed) # reproducible initial weights; fit(seed = ) fixes shuffling
 model <- model_sequential(input_shape = c(28, 28, 1)) |>
   layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
   layer_max_pooling_2d(pool_size = c(2, 2)) |>
