@@ -283,6 +283,8 @@ def fit(
     device: str = "auto",
     print_fn: Callable[..., Any] | None = None,
     dynamic: bool = False,
+    augment: Mapping[str, Any] | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train ``model`` in place; returns the history as plain values.
 
@@ -317,6 +319,8 @@ def fit(
         "resume": resume,
         "print_fn": print_fn,
         "dynamic_progress": bool(dynamic),
+        "augment": None if augment is None else _augment(augment),
+        "workers": int(workers),
     }
     history = model.fit(x, y, **kwargs).to_dict()
     return {
@@ -324,6 +328,16 @@ def fit(
         "epoch": [int(e) + 1 for e in history["epoch"]],
         "params": _plain(dict(history.get("params") or {})),
     }
+
+
+def _augment(settings: Mapping[str, Any]) -> Any:
+    """An ``Augment`` from R's ``augmentation()`` settings (Augment validates the values)."""
+    from pydlr.data import Augment
+
+    args = dict(settings)
+    if "shift" in args and isinstance(args["shift"], (list, tuple)):
+        args["shift"] = tuple(float(v) for v in args["shift"])
+    return Augment(**args)
 
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:

@@ -35,6 +35,10 @@
 #'   the start, training continues from it (weights, optimizer, epoch, random state), so an interrupted
 #'   run finishes with the same weights as an uninterrupted one with the same `seed`.
 #' @param device `"auto"` (CUDA when present), `"cpu"` or `"cuda"`.
+#' @param augment `NULL`, or an [augmentation()]: random flips, rotations, shifts, zooms, brightness and
+#'   contrast applied on the fly to each training batch (image data only).
+#' @param workers Augmentation worker processes that prepare the next batches while the model trains on
+#'   the current one (`0`: augment in this process).
 #' @param view_metrics Accepted for keras (R) scripts and ignored: pydlr opens no viewer; `plot(history)`
 #'   draws the curves.
 #' @param ... Other keras3 arguments (`sample_weight`, `validation_freq`, ...) are not supported.
@@ -51,7 +55,8 @@ fit <- function(object, ...) UseMethod("fit")
 fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epochs = 10L, verbose = "auto",
                             callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
-                            resume = NULL, device = "auto", view_metrics = FALSE, ...) {
+                            resume = NULL, device = "auto", augment = NULL, workers = 0L,
+                            view_metrics = FALSE, ...) {
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
     .input_error("view_metrics", "TRUE, FALSE or \"auto\" (ignored by pydlr)", view_metrics)
@@ -78,7 +83,9 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     resume = .check_string(resume, "resume", null_ok = TRUE),
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
     print_fn = .r_callable(.console_print),
-    dynamic = .dynamic_progress()
+    dynamic = .dynamic_progress(),
+    augment = .check_augmentation(augment, x),
+    workers = .check_count(workers, "workers", min = 0L)
   )
   if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
   px <- .to_py(x)
