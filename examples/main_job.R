@@ -41,17 +41,21 @@ cat(sprintf("train: %s array of dim %s; test: %s; labels 0-9\n", typeof(x_train)
   paste(dim(x_train), collapse = " x "), paste(dim(x_test), collapse = " x ")))
 
 # ---- 2. the seed CNN ----------------------------------------------------------------------------
-section("The seed CNN (+ Dense(64) + Dense(10) head), built with Keras-style verbs")
+section("The seed CNN, built with Keras-style verbs, then a Dense(64) + Dense(10) head")
 set_random_seed(seed) # reproducible initial weights; fit(seed = ) fixes shuffling
 model <- model_sequential(input_shape = c(28, 28, 1)) |>
   layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
   layer_max_pooling_2d(pool_size = c(2, 2)) |>
   layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
   layer_max_pooling_2d(pool_size = c(2, 2)) |>
-  layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
+  layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu")
+cat("The convolutional base, as in the Keras example (total 55,744):\n")
+summary(model)
+model <- model |>
   layer_flatten() |>
   layer_dense(units = 64, activation = "relu") |>
   layer_dense(units = 10, activation = "softmax")
+cat("\nWith the classifier head (total 93,322):\n")
 summary(model)
 
 # ---- 3. training on the CPU ---------------------------------------------------------------------
