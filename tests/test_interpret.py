@@ -110,7 +110,8 @@ def test_grad_cam_finds_the_class_evidence_quadrant(trained_cnn: pydlr.Sequentia
 
 
 def test_grad_cam_on_imagenet_mobilenet_follows_the_cat(tmp_path: Path, monkeypatch) -> None:
-    skdata = pytest.importorskip("skimage.data")
+    import skimage.data as skdata
+
     from pydlr import pretrained
 
     monkeypatch.setenv("PYDLR_CACHE", str(tmp_path / "cache"))
@@ -130,7 +131,7 @@ def test_grad_cam_on_imagenet_mobilenet_follows_the_cat(tmp_path: Path, monkeypa
 
 
 def test_confusion_matrix_matches_scikit_learn() -> None:
-    sk = pytest.importorskip("sklearn.metrics")
+    import sklearn.metrics as sk
     rng = np.random.default_rng(0)
     y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
     cm = interpret.confusion_matrix(y_true, y_pred)

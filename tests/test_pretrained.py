@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skimage import data
+from sklearn.linear_model import LogisticRegression
 
-pytest.importorskip("skimage")
-from skimage import data  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-
-from pydlr import io, pretrained  # noqa: E402
-from pydlr.errors import InputError  # noqa: E402
-from pydlr.pretrained import registry  # noqa: E402
+from pydlr import io, pretrained
+from pydlr.errors import InputError
+from pydlr.pretrained import registry
 
 NAME = "mobilenet_v2"
 SPEC = registry.REGISTRY[NAME]

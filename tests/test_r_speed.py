@@ -92,8 +92,7 @@ class Worker:
 
 def test_gemm_from_r_within_1_5x_of_python(tmp_path: Path):
     rscript = shutil.which("Rscript")
-    if rscript is None:
-        pytest.skip("Rscript is not installed")
+    assert rscript is not None, "Rscript not found: run scripts/setup.sh (it installs R)"
     (tmp_path / "r_worker.R").write_text(R_WORKER)
     (tmp_path / "py_worker.py").write_text(PY_WORKER)
     r = Worker([rscript, "--vanilla", str(tmp_path / "r_worker.R")])
