@@ -24,24 +24,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_fit import EpochTimer  # noqa: E402  (one epoch timer for both benches)
+
 from pydlr import engine  # noqa: E402
 from pydlr.data import Augment, augment_beforehand, load_fashion_mnist  # noqa: E402
 from pydlr.models import seed_cnn  # noqa: E402
 from pydlr.train import losses  # noqa: E402
-from pydlr.train.events import Callback  # noqa: E402
-
-
-class EpochTimer(Callback):
-    def __init__(self):
-        self.times: list[float] = []
-        self.cpu: list[float] = []
-
-    def before_epoch(self):
-        self._t, self._c = time.perf_counter(), time.process_time()
-
-    def after_train(self):
-        self.times.append(time.perf_counter() - self._t)
-        self.cpu.append(time.process_time() - self._c)
 
 
 def main() -> None:
