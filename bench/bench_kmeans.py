@@ -58,7 +58,7 @@ def main() -> None:
     if args.quick:
         x, y, args.reps, args.n_init = x[:10_000], y[:10_000], 1, [1]
     print(f"KMeans k=10 on Fashion-MNIST {x.shape[0]} x {x.shape[1]} float32; torch threads "
-          f"{torch.get_num_threads()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+          f"{torch.get_num_threads()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '(unset)')}; "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}; "
           f"median of {args.reps} seeds, runs alternating")
     header = (f"{'n_init':>6} {'pydlr s':>8} {'sklearn s':>9} {'time ratio':>10} {'pydlr ms/it':>11} "

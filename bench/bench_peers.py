@@ -18,7 +18,7 @@ NumPy 2; the project's .venv keeps NumPy 1, see scripts/setup_peers.sh):
     lightning     .venv-peers  (Lightning 2)           bench/peers/lightning_run.py
 
 Every subprocess gets the same allocator setting (GLIBC_TUNABLES, from scripts/env.sh unless already set),
-the same OMP_WAIT_POLICY (PASSIVE unless --omp-wait-policy says otherwise: see that option) and thread settings (OMP_NUM_THREADS etc. in its environment; each runner also sets its framework's intra-
+the same OpenMP waiting (scripts/env.sh's short spin, GOMP_SPINCOUNT=10000, unless --omp-wait says otherwise) and thread settings (OMP_NUM_THREADS etc. in its environment; each runner also sets its framework's intra-
 and inter-op thread counts). The table gives seconds per epoch (epoch 1, and the median of later epochs),
 process CPU seconds per epoch (a noise indicator: on a shared machine wall time grows while CPU time does
 not), test accuracy, and predict() throughput on the 10,000 test images, with ratios against Keras on
@@ -92,10 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--interop", type=int, default=2)
     p.add_argument("--predict-batch", type=int, default=256, help="batch size of the timed predict()")
-    p.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="PASSIVE",
-                   help="OMP_WAIT_POLICY for every row ('default': leave it unset). PASSIVE because on a "
-                        "shared, oversubscribed machine libgomp's spin-waiting made torch-based rows 15-30x "
-                        "slower (docs/performance.md); TensorFlow's own thread pool does not read it")
+    p.add_argument("--omp-wait", choices=["short-spin", "PASSIVE", "ACTIVE", "default"], default="short-spin",
+                   help="OpenMP waiting for every row: 'short-spin' = GOMP_SPINCOUNT=10000 as scripts/env.sh "
+                        "sets it; PASSIVE/ACTIVE = OMP_WAIT_POLICY; 'default' = libgomp's own. Long spinning "
+                        "made torch-based rows 15-30x slower on an oversubscribed machine, PASSIVE costs "
+                        "~50% on an idle one (docs/performance.md); TensorFlow's thread pool reads neither")
     p.add_argument("--limit", type=int, default=0,
                    help="smoke test only: train on the first LIMIT images (0: all 60,000)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one row may take")
@@ -133,10 +134,12 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
         env[var] = str(args.threads)
     env["TF_NUM_INTEROP_THREADS"] = str(args.interop)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if args.omp_wait_policy == "default":
-        env.pop("OMP_WAIT_POLICY", None)
-    else:
-        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
+    if args.omp_wait == "short-spin":
+        env["GOMP_SPINCOUNT"] = "10000"
+    elif args.omp_wait != "default":
+        env["OMP_WAIT_POLICY"] = args.omp_wait
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("VIRTUAL_ENV", None)
     return env
@@ -266,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(interop {args.interop}), predict batch {args.predict_batch}")
     if args.limit:
         print(f"# SMOKE TEST: training on the first {args.limit} images only; timings are not comparable")
-    print(f"# GLIBC_TUNABLES={env['GLIBC_TUNABLES']!r}, OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset)')} "
+    print(f"# GLIBC_TUNABLES={env['GLIBC_TUNABLES']!r}, OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset)')}, GOMP_SPINCOUNT={env.get('GOMP_SPINCOUNT', '(unset)')} "
           "(the same for every row)")
     if any(r.interpreter == "peers" for r in args.rows):
         ensure_peers_venv(args)
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             text = table(done, summary)
             path.write_text(json.dumps({"machine": info, "glibc_tunables": env["GLIBC_TUNABLES"],
                                         "omp_wait_policy": env.get("OMP_WAIT_POLICY", "(unset)"),
+                                        "gomp_spincount": env.get("GOMP_SPINCOUNT", "(unset)"),
                                         "args": {k: str(v) for k, v in vars(args).items() if k != "rows"},
                                         "summary": summary, "table": text}, indent=1))
     print(f"\n{text}\n")

@@ -1,4 +1,5 @@
-// Shared declarations of pydlr's native convolution (CPU kernels in conv_cpu.cpp, CUDA in conv_cuda.cu,
+// Shared declarations of pydlr's native operators (convolution CPU kernels in conv_cpu.cpp, max pooling in
+// pool_cpu.cpp, CUDA in conv_cuda.cu,
 // registration and autograd in ops.cpp). Kept light: ATen only, no torch/extension.h.
 #pragma once
 
@@ -8,6 +9,14 @@
 #include <optional>
 #include <string>
 #include <tuple>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Runtime ISA dispatch for the hand-written float kernels: one clone per level, picked at load time.
+#define PYDLR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PYDLR_CLONES
+#endif
+#define PYDLR_INLINE __attribute__((always_inline)) inline
 
 namespace pydlr {
 
@@ -34,6 +43,11 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
                           at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                           c10::string_view activation);
 
+// Name of the CPU forward kernel conv2d_act_cpu picks for these arguments ("dense_direct", "depthwise_nhwc",
+// "gemm_nhwc", ...): lets Python choose between the native op and torch's per shape (pydlr.ops.native_wins).
+std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+
 // grad_output is the gradient w.r.t. the activated output; `output` (the activated output) is needed when
 // activation != "none" to mask the gradient. Returns (grad_input, grad_weight, grad_bias); entries whose
 // output_mask is false are undefined tensors.
@@ -41,6 +55,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
     const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask);
+
+// Max pooling without padding (floor mode, dilation 1), any stride; pool_cpu.cpp. The backward recomputes each
+// window's argmax from the input and the pooled output instead of keeping indices.
+at::Tensor max_pool2d_cpu(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride);
+at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& output,
+                                   at::IntArrayRef kernel_size, at::IntArrayRef stride);
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").
 std::string simd_level();

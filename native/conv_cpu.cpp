@@ -28,13 +28,6 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const double*, const int*, const double*, double*, const int*) __attribute__((weak));
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// Runtime ISA dispatch for the hand-written float kernels: one clone per level, picked at load time.
-#define PYDLR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define PYDLR_CLONES
-#endif
-#define PYDLR_INLINE __attribute__((always_inline)) inline
 
 namespace pydlr {
 namespace {
@@ -1195,6 +1188,45 @@ ConvGeom check_conv_args(const char* op, const at::Tensor& input, const at::Tens
   return g;
 }
 
+namespace {
+
+enum class CpuPath { DepthwiseNhwc, WideNchw, DenseDirect, DirectNhwc, DirectNchw, GemmNhwc, GemmNchw };
+
+// The forward kernel for a shape, in order of preference; the one place that decides it.
+CpuPath forward_path(const ConvGeom& g, bool cl, at::ScalarType t) {
+  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G;
+  const bool depthwise = Cg == 1 && OCg == 1;
+  const bool small = Cg * g.KH * g.KW <= kDirectMaxK;
+  if (cl && depthwise) return CpuPath::DepthwiseNhwc;
+  if (!cl && nchw_wide_ok(g)) return CpuPath::WideNchw;
+  if (dense_direct_ok(g, t)) return CpuPath::DenseDirect;
+  if (cl && small && g.G == 1) return CpuPath::DirectNhwc;
+  if (!cl && (depthwise || small)) return CpuPath::DirectNchw;
+  return cl ? CpuPath::GemmNhwc : CpuPath::GemmNchw;
+}
+
+const char* path_name(CpuPath p) {
+  switch (p) {
+    case CpuPath::DepthwiseNhwc: return "depthwise_nhwc";
+    case CpuPath::WideNchw: return "wide_nchw";
+    case CpuPath::DenseDirect: return "dense_direct";
+    case CpuPath::DirectNhwc: return "direct_nhwc";
+    case CpuPath::DirectNchw: return "direct_nchw";
+    case CpuPath::GemmNhwc: return "gemm_nhwc";
+    case CpuPath::GemmNchw: return "gemm_nchw";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
+  const bool cl = channels_last(input) || nchw_via_nhwc(g);
+  return path_name(forward_path(g, cl, input.scalar_type()));
+}
+
 at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                           at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                           c10::string_view activation) {
@@ -1207,20 +1239,18 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
   const at::Tensor x = input.contiguous(fmt);
   at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(fmt));
-  const int64_t Cg = g.C / g.G, OCg = g.OC / g.G;
-  const bool depthwise = Cg == 1 && OCg == 1;
-  const bool small = Cg * g.KH * g.KW <= kDirectMaxK;
+  const CpuPath path = forward_path(g, cl, input.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-    if (cl && depthwise) {
+    if (path == CpuPath::DepthwiseNhwc) {
       const at::Tensor wd = weight.reshape({g.C, g.KH * g.KW}).t().contiguous();
       const scalar_t* wp = wd.const_data_ptr<scalar_t>();
       at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
       });
-    } else if (!cl && nchw_wide_ok(g)) {
+    } else if (path == CpuPath::WideNchw) {
       const at::Tensor w = weight.contiguous();
       const scalar_t* wp = w.const_data_ptr<scalar_t>();
       const int64_t L = (g.OH - 1) * g.W + g.OW;
@@ -1228,23 +1258,23 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
         std::vector<scalar_t> wide(L);
         for (int64_t t = b0; t < b1; ++t) wide_fwd_plane(g, xp, wp, bp, yp, wide.data(), act, t / g.OC, t % g.OC);
       });
-    } else if (dense_direct_ok(g, input.scalar_type())) {
+    } else if (path == CpuPath::DenseDirect) {
       // Reads the input through its strides: no layout copy.
       // (float only: dense_direct_ok checked the dtype)
       dense_direct_fwd(g, input, weight, reinterpret_cast<const float*>(bp), reinterpret_cast<float*>(yp), cl, act);
-    } else if (cl && small && g.G == 1) {
+    } else if (path == CpuPath::DirectNhwc) {
       const at::Tensor wk = weight.permute({2, 3, 1, 0}).contiguous();
       const scalar_t* wp = wk.const_data_ptr<scalar_t>();
       at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) direct_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
       });
-    } else if (!cl && (depthwise || small)) {
+    } else if (path == CpuPath::DirectNchw) {
       const at::Tensor w = weight.contiguous();
       const scalar_t* wp = w.const_data_ptr<scalar_t>();
       at::parallel_for(0, g.N * g.OC, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) direct_nchw_plane(g, xp, wp, bp, yp, act, t / g.OC, t % g.OC);
       });
-    } else if (cl) {
+    } else if (path == CpuPath::GemmNhwc) {
       const at::Tensor wt = weight.permute({0, 2, 3, 1}).contiguous();
       fwd_gemm_nhwc<scalar_t>(g, xp, wt.const_data_ptr<scalar_t>(), bp, yp, act);
     } else {

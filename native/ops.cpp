@@ -74,6 +74,50 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
   }
 };
 
+at::Tensor call_max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& output,
+                                    at::IntArrayRef kernel_size, at::IntArrayRef stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::max_pool2d_backward", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::IntArrayRef,
+                                         at::IntArrayRef)>();
+  return op.call(grad_output, input, output, kernel_size, stride);
+}
+
+at::Tensor call_max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::max_pool2d", "")
+                       .typed<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef)>();
+  return op.call(input, kernel_size, stride);
+}
+
+// Saves the input and the pooled output (no indices): the backward finds each window's maximum again.
+class MaxPool2dFunction : public torch::autograd::Function<MaxPool2dFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
+                            at::IntArrayRef stride) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor out = call_max_pool2d(input, kernel_size, stride);
+    ctx->saved_data["kernel_size"] = kernel_size.vec();
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->save_for_backward({input, out});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    at::Tensor gi;
+    if (grads[0].defined() && ctx->needs_input_grad(0)) {
+      gi = call_max_pool2d_backward(grads[0], saved[0], saved[1], ctx->saved_data["kernel_size"].toIntVector(),
+                                    ctx->saved_data["stride"].toIntVector());
+    }
+    return {gi, at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor max_pool2d_autograd(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
+  return MaxPool2dFunction::apply(input, kernel_size, stride);
+}
+
 at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                at::IntArrayRef dilation, int64_t groups, c10::string_view activation) {
@@ -133,20 +177,30 @@ TORCH_LIBRARY(pydlr, m) {
   m.def(
       "conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, Tensor? output, int[2] stride, "
       "int[2] padding, int[2] dilation, int groups, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("max_pool2d(Tensor input, int[2] kernel_size, int[2] stride) -> Tensor");
+  m.def(
+      "max_pool2d_backward(Tensor grad_output, Tensor input, Tensor output, int[2] kernel_size, int[2] stride) "
+      "-> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("conv2d", conv2d_cpu);
   m.impl("conv2d_act", pydlr::conv2d_act_cpu);
   m.impl("conv2d_backward", pydlr::conv2d_backward_cpu);
+  m.impl("max_pool2d", pydlr::max_pool2d_cpu);
+  m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("conv2d", conv2d_autograd);
   m.impl("conv2d_act", conv2d_act_autograd);
+  m.impl("max_pool2d", max_pool2d_autograd);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
   m.def("build_info", &build_info, "Build facts: compiler, SIMD level, OpenMP, threads, BLAS, CUDA.");
+  m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path, "The CPU forward kernel pydlr::conv2d picks for these arguments.",
+        pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
+        pybind11::arg("dilation"), pybind11::arg("groups"));
 }

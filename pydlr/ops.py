@@ -86,6 +86,75 @@ def conv2d(
     return torch.ops.pydlr.conv2d_act(x, weight, bias, s, p, d, groups, activation)
 
 
+# Native CPU kernels that beat torch's conv2d (oneDNN) in training, forward + backward (bench/bench_conv.py,
+# bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
+# ReLU) and the depthwise kernels. On the im2col + GEMM shapes (32->64, 64->64, pointwise) oneDNN is
+# 10-25% faster, so "auto" leaves those to torch. float64 has no oneDNN path: native everywhere.
+_NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc")
+
+
+def native_wins(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Any = (1, 1),
+    padding: Any = (0, 0),
+    dilation: Any = (1, 1),
+    groups: int = 1,
+) -> bool:
+    """Whether :func:`conv2d` is faster than ``torch.nn.functional.conv2d`` for these arguments.
+
+    The rule of the layers' "auto" backend: on the CPU, the native op where its kernel for the shape
+    (``_C.conv2d_cpu_path``) is one that measured faster than torch's in training; torch's elsewhere,
+    including every CUDA tensor (the CUDA kernels are not yet tested on a GPU).
+
+    Returns
+    -------
+    bool
+    """
+    if x.device.type != "cpu" or x.dim() != 4 or weight.dim() != 4:
+        return False
+    if x.dtype == torch.float64:
+        return True
+    if x.dtype != torch.float32:
+        return False
+    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    return _C.conv2d_cpu_path(x, weight, s, p, d, groups) in _NATIVE_CPU_PATHS
+
+
+def max_pool2d(
+    x: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Max pooling without padding (floor mode), torch.nn.functional.max_pool2d's values and gradients.
+
+    Faster than torch's in training: the forward keeps no indices and, for non-overlapping windows, the
+    backward writes each element of the input gradient once instead of zero-filling it and scattering.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input (N, C, H, W), float32 or float64, on the CPU; channels-last is the fast layout and the output
+        follows the input's memory format.
+    kernel_size : int or (int, int)
+        Window height and width.
+    stride : int or (int, int) or None
+        Step of the window; None means the window size (Keras' and torch's default).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, C, (H - kh) // sh + 1, (W - kw) // sw + 1), differentiable with respect to ``x``. Ties go to the
+        first maximum in row-major window order, as in torch.
+    """
+    where = "pydlr.ops.max_pool2d"
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None else _pair(stride, "stride")
+    if min(k) < 1:
+        raise InputError("kernel_size", "positive ints", kernel_size, where=where)
+    if min(s) < 1:
+        raise InputError("stride", "positive ints", stride, where=where)
+    return torch.ops.pydlr.max_pool2d(x, k, s)
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

@@ -132,7 +132,30 @@ def test_native_and_torch_backends_agree_with_gradients() -> None:
         results[backend] = (out.detach(), xi.grad, conv.weight.grad, conv.bias.grad)
     for a, b in zip(results["native"], results["torch"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert layers.get_conv_backend() == "native"
+    assert layers.get_conv_backend() == "auto"
+
+
+def test_auto_backend_takes_the_native_kernel_where_it_is_faster() -> None:
+    from pydlr import ops
+
+    model = models.seed_cnn(head=False)
+    x = torch.randn(2, 28, 28, 1)
+    model(x)
+    first, second = model.layers[0], model.layers[2]
+    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 is an im2col + GEMM shape,
+    # where torch's oneDNN kernel is faster.
+    assert set(first._auto_choice.values()) == {"native"}
+    assert set(second._auto_choice.values()) == {"torch"}
+    internal = to_internal(torch.randn(2, 13, 13, 32))
+    assert not ops.native_wins(internal, second.weight)
+    assert ops.native_wins(internal.double(), second.weight.double())  # torch has no fast float64 conv
+    assert not ops.native_wins(internal.to("meta"), second.weight.to("meta"))  # CPU only
+    depthwise = layers.DepthwiseConv2D(3)
+    run(depthwise, torch.randn(2, 8, 8, 16))
+    assert set(depthwise._auto_choice.values()) == {"native"}
+    with layers.conv_backend("native"):
+        y = second(first(to_internal(x)))  # the layers see internal (NCHW-shaped, channels-last) tensors
+    assert y.grad_fn.name().endswith("Conv2dFunction>")
 
 
 def test_conv_output_keeps_channels_last_memory() -> None:
@@ -372,13 +395,13 @@ def test_native_backend_fuses_relu_into_the_op(monkeypatch: pytest.MonkeyPatch) 
         return original(*args, **kwargs)
 
     monkeypatch.setattr(ops, "conv2d", spy)
-    conv = layers.Conv2D(4, 3, activation="relu6")
+    conv = layers.Conv2D(4, 3, activation="relu6", backend="native")
     x = torch.randn(1, 6, 6, 2) * 10
     out = run(conv, x)
     assert calls == ["relu6"]
     ref = F.relu6(F.conv2d(x.permute(0, 3, 1, 2), conv.weight, conv.bias)).permute(0, 2, 3, 1)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    run(layers.Conv2D(4, 3, activation="tanh"), x)
+    run(layers.Conv2D(4, 3, activation="tanh", backend="native"), x)
     assert calls == ["relu6", "none"]  # other activations run after the op
     run(layers.Conv2D(4, 3, activation="relu", backend="torch"), x)
     assert len(calls) == 2  # the torch backend does not call pydlr.ops

@@ -18,8 +18,9 @@ from pydlr.layers import activations, initializers
 from pydlr.layers.base import Layer, Shape, format_shape, pair, positive_int, reject_unsupported
 from pydlr.layers.geometry import normalize_padding, op_padding, padding_config, window_output_shape
 
-BACKENDS = ("native", "torch")
-_state = {"backend": "native"}
+BACKENDS = ("auto", "native", "torch")
+# "auto": per shape, whichever of pydlr's native kernel and torch's conv2d is faster (pydlr.ops.native_wins).
+_state = {"backend": "auto"}
 # Whether pydlr.ops.conv2d can apply relu/relu6 inside the op (newer native builds).
 _OPS_FUSES = "activation" in inspect.signature(ops.conv2d).parameters
 
@@ -30,13 +31,18 @@ def _check_backend(backend: Any, where: str) -> None:
 
 
 def set_conv_backend(backend: str) -> None:
-    """Choose how convolution layers without their own ``backend`` compute: "native" (pydlr.ops) or "torch"."""
+    """Choose how convolution and max-pooling layers without their own ``backend`` compute.
+
+    "auto" (the default) takes pydlr's native kernel where it is the faster one for the shape and device
+    (see ``pydlr.ops.native_wins``) and torch's otherwise; "native" always pydlr.ops; "torch" always torch's
+    stock ops (for comparisons).
+    """
     _check_backend(backend, "set_conv_backend")
     _state["backend"] = backend
 
 
 def get_conv_backend() -> str:
-    """The global convolution backend ("native" or "torch")."""
+    """The global convolution backend ("auto", "native" or "torch")."""
     return _state["backend"]
 
 
@@ -134,7 +140,7 @@ class _ConvBase(Layer):
         )
         if asym is not None:
             x = F.pad(x, asym)
-        backend = self.backend or _state["backend"]
+        backend = self._resolve_backend(x, sym, groups)
         if backend == "torch":
             y = F.conv2d(x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups)
         elif _OPS_FUSES and self.activation in activations.FUSABLE:
@@ -153,6 +159,18 @@ class _ConvBase(Layer):
         if self.activation == "linear":
             return y
         return activations.get(self.activation)(y)
+
+    def _resolve_backend(self, x: torch.Tensor, padding: tuple[int, int], groups: int) -> str:
+        backend = self.backend or _state["backend"]
+        if backend != "auto":
+            return backend
+        key = (x.shape, x.stride(), x.dtype, x.device)
+        cache = self.__dict__.setdefault("_auto_choice", {})
+        if key not in cache:
+            wins = ops.native_wins(x, self.weight, self.strides, padding, self.dilation_rate, groups)
+            cache.clear()  # one entry: shapes change rarely (last batch of an epoch, predict)
+            cache[key] = "native" if wins else "torch"
+        return cache[key]
 
     def _build_bias(self, n: int) -> None:
         if self.use_bias:
@@ -184,9 +202,10 @@ class Conv2D(_ConvBase):
     use_bias : bool
     kernel_initializer, bias_initializer : str
         Keras initializer names; defaults glorot_uniform and zeros as in Keras.
-    backend : {"native", "torch"} or None
-        None follows ``set_conv_backend`` (default "native": ``pydlr.ops.conv2d``); "torch" uses
-        ``torch.nn.functional.conv2d`` for comparison.
+    backend : {"auto", "native", "torch"} or None
+        None follows ``set_conv_backend`` (default "auto": ``pydlr.ops.conv2d`` where its kernel is the faster
+        for the shape, torch's otherwise); "native" always ``pydlr.ops.conv2d``; "torch" always
+        ``torch.nn.functional.conv2d``.
 
     Notes
     -----

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pydlr import ops
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.layers.base import Layer, Shape, format_shape, pair
+from pydlr.layers.conv import get_conv_backend
 from pydlr.layers.geometry import normalize_padding, op_padding, padding_config, window_output_shape
 
 
@@ -74,9 +76,21 @@ class MaxPooling2D(_Pooling2D):
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
         sym, asym = self._pads(x)
+        if asym is None and tuple(sym) == (0, 0) and self._native_ok(x):
+            return ops.max_pool2d(x, self.pool_size, self.strides)
         if asym is not None:
             x = F.pad(x, asym, value=float("-inf"))
         return F.max_pool2d(x, self.pool_size, self.strides, sym)
+
+    @staticmethod
+    def _native_ok(x: torch.Tensor) -> bool:
+        # The native kernel (no indices, one-pass backward) is CPU-only; the switch that picks native or
+        # stock convolutions (set_conv_backend) picks the pooling too, so "torch" stays all-stock.
+        return (
+            get_conv_backend() != "torch"
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+        )
 
 
 class AveragePooling2D(_Pooling2D):

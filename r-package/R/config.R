@@ -184,13 +184,15 @@
 #' the libgomp R loaded (a process can hold one `libgomp.so.1`); it is the same GNU runtime torch bundles.
 #' Set `options(pydlr.deepbind = FALSE)` before the first pydlr call to turn the set-up off, and
 #' `options(pydlr.num_threads = n)` to choose torch's thread count. R's libgomp reads
-#' `OMP_WAIT_POLICY` once, when R starts: on a busy machine start R with `OMP_WAIT_POLICY=PASSIVE`
-#' (setting it from R is too late). Details: `docs/r-speed.md`.
+#' `OMP_WAIT_POLICY` and `GOMP_SPINCOUNT` once, when R starts: start R with `GOMP_SPINCOUNT=10000` (as
+#' pydlr's scripts do) so that threads spin only briefly (setting it from R is too late). Details:
+#' `docs/r-speed.md`.
 #'
 #' @param warn Whether to emit a warning when torch is not using its own kernels.
 #' @return An object of class `pydlr_config`: a list with `python`, `torch_version`, `gemm_library`,
 #'   `gemm_own` (logical), `native_gemm_library`, `native_gemm_own`, `blas_loaded`, `openmp_loaded`, `openmp_torch_bundled`, `threads` (list),
-#'   `allocator`, `omp_wait_policy` (as R started: libgomp reads it once, at R's start), `mechanism`,
+#'   `allocator`, `omp_wait_policy` and `gomp_spincount` (as R started: libgomp reads them once, at R's
+#'   start), `mechanism`,
 #'   `native` (build info list or `NULL`), `torch_parallel_info`,
 #'   `torch_build` and `problems` (character).
 #' @examples
@@ -228,6 +230,7 @@ pydlr_config <- function(warn = TRUE) {
     ),
     allocator = Sys.getenv("GLIBC_TUNABLES", NA),
     omp_wait_policy = .startup_env("OMP_WAIT_POLICY"),
+    gomp_spincount = .startup_env("GOMP_SPINCOUNT"),
     mechanism = .pydlr_env$setup$mechanism,
     native = .native_build_info(),
     torch_parallel_info = torch$`__config__`$parallel_info(),
@@ -314,10 +317,13 @@ print.pydlr_config <- function(x, ...) {
     "torch %d (inter-op %d), cores %d, OMP_NUM_THREADS=%s, MKL_NUM_THREADS=%s",
     t$torch, t$torch_interop, t$cores, t$OMP_NUM_THREADS, t$MKL_NUM_THREADS
   ))
-  line("OpenMP wait policy", if (is.na(x$omp_wait_policy)) {
-    "libgomp default (spin, then sleep); on a busy machine start R with OMP_WAIT_POLICY=PASSIVE"
+  line("OpenMP wait policy", if (is.na(x$omp_wait_policy) && is.na(x$gomp_spincount)) {
+    "libgomp default (long spin, then sleep); start R with GOMP_SPINCOUNT=10000 as pydlr's scripts do"
   } else {
-    paste(x$omp_wait_policy, "(from the environment R started with)")
+    paste0(
+      "OMP_WAIT_POLICY=", x$omp_wait_policy, ", GOMP_SPINCOUNT=", x$gomp_spincount,
+      " (from the environment R started with)"
+    )
   })
   line("Allocator", if (is.na(x$allocator)) "glibc defaults (GLIBC_TUNABLES unset)" else x$allocator)
   native <- if (is.null(x$native)) {
