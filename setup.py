@@ -7,7 +7,6 @@ import glob
 import os
 
 from setuptools import setup
-
 from torch.utils import cpp_extension
 
 os.environ.setdefault("MAX_JOBS", "2")

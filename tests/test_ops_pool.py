@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from test_ops import _layout
 
 from pydlr import layers, ops
 from pydlr.errors import InputError
-
-from test_ops import _layout
 
 # (N, C, H, W, kernel, stride): Keras' default 2/2 on even and odd sizes (uncovered last row/column), the
 # seed CNN's shapes, windows with gaps (stride > kernel), overlapping windows (stride < kernel), channel counts
