@@ -11,7 +11,8 @@
 # R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
 # timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
 # runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
-# Rows "... (R API)" time the R package's own verbs (pydlr_kmeans()), data crossing included.
+# Indented rows time the R package's own verbs (fit(), pydlr_kmeans()) on R's double data, data crossing
+# included, against the same calls in Python on float64 data (what R's numeric arrays are).
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
 
 args <- commandArgs(trailingOnly = TRUE)
@@ -89,6 +90,35 @@ kmeans_api <- local({
   }
 })
 
+# fit() from R: the R verbs (model_sequential() |> layers, compile(), fit()) on R's double arrays, against
+# the same model and data types through Python's fit() (r_vs_python_work._fit_f64).
+fit_api <- local({
+  data <- NULL
+  function(reps) {
+    if (is.null(data)) {
+      ds <- dataset_fashion_mnist()
+      n <- if (quick) 6400L else dim(ds$train$x)[1]
+      data <<- list(x = ds$train$x[seq_len(n), , , drop = FALSE] / 255, y = ds$train$y[seq_len(n)])
+    }
+    vapply(seq_len(reps), function(i) {
+      elapsed(function() {
+        set_random_seed(0)
+        model <- model_sequential(input_shape = c(28, 28, 1)) |>
+          layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
+          layer_max_pooling_2d(pool_size = c(2, 2)) |>
+          layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
+          layer_max_pooling_2d(pool_size = c(2, 2)) |>
+          layer_conv_2d(filters = 64, kernel_size = c(3, 3), activation = "relu") |>
+          layer_flatten() |>
+          layer_dense(units = 64, activation = "relu") |>
+          layer_dense(units = 10, activation = "softmax")
+        model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+        model |> fit(data$x, data$y, epochs = 1, batch_size = 64, seed = 0, verbose = 0, device = "cpu")
+      })
+    }, 0)
+  }
+})
+
 rows <- list(
   list(name = "mm", label = "torch.mm 1024x1024", reps = 10L, warmup = 2L),
   list(name = "dense", label = "Dense(64) fwd+bwd, batch 64", reps = 30L, warmup = 5L),
@@ -99,14 +129,17 @@ rows <- list(
     warmup = if (quick) 0L else 1L),
   list(name = "kmeans", label = if (quick) "KMeans 10,000 x 784" else "KMeans 60,000 x 784",
     reps = 1L, warmup = 0L),
-  list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans", py = "kmeans", reps = 1L, warmup = 0L)
+  list(name = "fit_api", label = "  fit() (R verbs) vs Python fit(), f64", py = "fit_f64", reps = 1L,
+    warmup = 0L),
+  list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans, f64", py = "kmeans_f64", reps = 1L,
+    warmup = 0L)
 )
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
 cat(sprintf(
-  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GLIBC_TUNABLES=%s\n",
+  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GOMP_SPINCOUNT=%s; GLIBC_TUNABLES=%s\n",
   python, cfg$gemm_library, cfg$mechanism, cfg$threads$torch, py_info$threads,
-  Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
+  Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GOMP_SPINCOUNT", "(unset)"), Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
 ))
 cat(sprintf(paste0(
   "%d x reps per row, R and Python alternating rep by rep in random order; R/Py = ratio of medians,\n",
@@ -118,12 +151,13 @@ cat(header, "\n", strrep("-", nchar(header)), "\n", sep = "")
 results <- list()
 for (row in rows) {
   py_name <- if (is.null(row$py)) row$name else row$py
-  run_r <- if (row$name == "kmeans_api") kmeans_api else function(reps) r_times(row$name, reps)
+  api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api)
+  run_r <- if (row$name %in% names(api_rows)) api_rows[[row$name]] else function(reps) r_times(row$name, reps)
   if (row$warmup > 0L) {
     run_r(row$warmup)
     py_times(py_name, row$warmup)
   } else {
-    if (row$name != "kmeans_api") work$runner(row$name, quick)
+    if (!row$name %in% names(api_rows)) work$runner(row$name, quick)
     py_times(py_name, 0L)
   }
   # Rep by rep, R and Python in random order: each pair sees nearly the same background load.

@@ -74,6 +74,22 @@ def _fit(quick: bool) -> Callable[[], object]:
     return lambda: _compiled_seed_cnn().fit(x, y, batch_size=64, epochs=1, verbose=0, seed=0)
 
 
+def _fit_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's fit() verb on R's data: float64 images, softmax head, Keras' loss name."""
+    x, y, _ = _fashion(quick)
+    x = x.astype(np.float64)
+
+    def run() -> object:
+        torch.manual_seed(0)
+        model = seed_cnn(model_class=pydlr.Sequential, name="seed")
+        model.pop()
+        model.add(Dense(10, activation="softmax"))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model.fit(x, y, batch_size=64, epochs=1, verbose=0, seed=0, device="cpu")
+
+    return run
+
+
 def _predict(quick: bool) -> Callable[[], object]:
     _, _, x_test = _fashion(quick)
     model = _compiled_seed_cnn()
@@ -88,8 +104,18 @@ def _kmeans(quick: bool) -> Callable[[], object]:
     return lambda: KMeans(10, random_state=0).fit(data)
 
 
+def _kmeans_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of pydlr_kmeans() on R's data: float64 pixels (what R's numeric matrices are)."""
+    (x, _), _ = load_fashion_mnist()
+    data = x.reshape(len(x), -1).astype(np.float64)
+    if quick:
+        data = data[:10_000]
+    return lambda: KMeans(10, random_state=0).fit(data)
+
+
 WORKLOADS: dict[str, Callable[[bool], Callable[[], object]]] = {
     "mm": _mm, "dense": _dense, "conv": _conv, "fit": _fit, "predict": _predict, "kmeans": _kmeans,
+    "fit_f64": _fit_f64, "kmeans_f64": _kmeans_f64,
 }
 _prepared: dict[tuple[str, bool], Callable[[], object]] = {}
 

@@ -205,3 +205,17 @@ def test_compare_builds_a_table(blobs):
         compare({"bad": {"seconds": 1.0}}, y)
     with pytest.raises(InputError, match="method"):
         compare([{"labels": y}], y)
+
+
+def test_total_sum_of_squares_in_float64_on_any_layout():
+    from pydlr.cluster import total_sum_of_squares
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 7)) * 1e3 + 1e4  # a large mean: a naive sum(x^2) - n*mean^2 loses digits
+    expected = float(((x - x.mean(axis=0)) ** 2).sum())
+    for data in (x, np.asfortranarray(x), x.astype(np.int64), x[::-1]):
+        got = total_sum_of_squares(data)
+        want = expected if data.dtype == np.float64 else float(((data - data.mean(axis=0)) ** 2).sum())
+        assert abs(got - want) <= 1e-10 * want
+    with pytest.raises(InputError, match="`X`"):
+        total_sum_of_squares(np.zeros((0, 3)))
