@@ -1,8 +1,8 @@
 """What pydlr's native operators buy inside a training step of the seed CNN, measured side by side.
 
 One process, one model (seed CNN + Dense(64) + Dense(10), channels-last, Adam, batch 64, Fashion-MNIST),
-trained in short bursts of --steps steps under each configuration in turn (round-robin, --rounds times),
-so that machine noise hits every configuration alike. Configurations:
+trained in short bursts of --steps steps under each configuration in turn (--rounds rounds, each in a fresh
+random order), so that machine noise hits every configuration alike. Configurations:
 
     auto        pydlr's default: per shape, the native fused conv + bias + ReLU where it is faster than
                 torch's (pydlr.ops.native_wins), native max pooling
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import statistics
 import sys
 import time
@@ -90,8 +91,9 @@ def main() -> None:
         with configuration(name):
             burst(model, opt, x, y, 5, args.batch, 0)
     step = 0
+    order = random.Random(0)
     for _ in range(args.rounds):
-        for name in names:
+        for name in order.sample(names, len(names)):  # a fresh order each round: no position bias
             with configuration(name):
                 wall, cpu = burst(model, opt, x, y, args.steps, args.batch, step)
             step += args.steps
