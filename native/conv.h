@@ -56,10 +56,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask);
 
-// Max pooling without padding (floor mode, dilation 1), any stride; pool_cpu.cpp. The backward recomputes each
-// window's argmax from the input and the pooled output instead of keeping indices.
+// Max pooling without padding (floor mode, dilation 1), any stride; pool_cpu.cpp. For training, the forward also
+// returns each maximum's window position as one byte (argmax, the output's shape and layout); the backward
+// reads only that and the gradient (`input` gives the gradient's shape and layout, its values are not read).
 at::Tensor max_pool2d_cpu(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride);
-at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& output,
+std::tuple<at::Tensor, at::Tensor> max_pool2d_with_argmax_cpu(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                              at::IntArrayRef stride);
+at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& input,
                                    at::IntArrayRef kernel_size, at::IntArrayRef stride);
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").

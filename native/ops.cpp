@@ -74,13 +74,21 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
   }
 };
 
-at::Tensor call_max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& output,
+at::Tensor call_max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& input,
                                     at::IntArrayRef kernel_size, at::IntArrayRef stride) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("pydlr::max_pool2d_backward", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::IntArrayRef,
                                          at::IntArrayRef)>();
-  return op.call(grad_output, input, output, kernel_size, stride);
+  return op.call(grad_output, argmax, input, kernel_size, stride);
+}
+
+std::tuple<at::Tensor, at::Tensor> call_max_pool2d_with_argmax(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                               at::IntArrayRef stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::max_pool2d_with_argmax", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, at::IntArrayRef, at::IntArrayRef)>();
+  return op.call(input, kernel_size, stride);
 }
 
 at::Tensor call_max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
@@ -90,16 +98,16 @@ at::Tensor call_max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size,
   return op.call(input, kernel_size, stride);
 }
 
-// Saves the input and the pooled output (no indices): the backward finds each window's maximum again.
+// Saves the one-byte argmax and the input (for its shape and layout: the backward does not read its values).
 class MaxPool2dFunction : public torch::autograd::Function<MaxPool2dFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
                             at::IntArrayRef stride) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor out = call_max_pool2d(input, kernel_size, stride);
+    auto [out, argmax] = call_max_pool2d_with_argmax(input, kernel_size, stride);
     ctx->saved_data["kernel_size"] = kernel_size.vec();
     ctx->saved_data["stride"] = stride.vec();
-    ctx->save_for_backward({input, out});
+    ctx->save_for_backward({argmax, input});
     return out;
   }
 
@@ -115,6 +123,10 @@ class MaxPool2dFunction : public torch::autograd::Function<MaxPool2dFunction> {
 };
 
 at::Tensor max_pool2d_autograd(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
+  if (!input.requires_grad() || !at::GradMode::is_enabled()) {  // inference: no argmax to keep
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_max_pool2d(input, kernel_size, stride);
+  }
   return MaxPool2dFunction::apply(input, kernel_size, stride);
 }
 
@@ -178,8 +190,9 @@ TORCH_LIBRARY(pydlr, m) {
       "conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, Tensor? output, int[2] stride, "
       "int[2] padding, int[2] dilation, int groups, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("max_pool2d(Tensor input, int[2] kernel_size, int[2] stride) -> Tensor");
+  m.def("max_pool2d_with_argmax(Tensor input, int[2] kernel_size, int[2] stride) -> (Tensor, Tensor)");
   m.def(
-      "max_pool2d_backward(Tensor grad_output, Tensor input, Tensor output, int[2] kernel_size, int[2] stride) "
+      "max_pool2d_backward(Tensor grad_output, Tensor argmax, Tensor input, int[2] kernel_size, int[2] stride) "
       "-> Tensor");
 }
 
@@ -188,6 +201,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("conv2d_act", pydlr::conv2d_act_cpu);
   m.impl("conv2d_backward", pydlr::conv2d_backward_cpu);
   m.impl("max_pool2d", pydlr::max_pool2d_cpu);
+  m.impl("max_pool2d_with_argmax", pydlr::max_pool2d_with_argmax_cpu);
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
 }
 

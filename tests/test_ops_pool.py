@@ -46,6 +46,18 @@ def test_values_and_gradients_equal_torch(case, layout):
     assert torch.equal(x.grad, ref_x.grad)  # each window's gradient lands on one element, unchanged
 
 
+def test_argmax_is_one_byte_per_output_and_only_kept_for_training():
+    x = torch.randn(2, 32, 6, 6).contiguous(memory_format=torch.channels_last)
+    y, argmax = torch.ops.pydlr.max_pool2d_with_argmax(x, [2, 2], [2, 2])
+    assert argmax.dtype == torch.uint8 and argmax.shape == y.shape
+    assert argmax.is_contiguous(memory_format=torch.channels_last)
+    _, ref_idx = F.max_pool2d(x, 2, return_indices=True)  # flat indices into each H x W plane
+    window_row, window_col = ref_idx // 6 % 2, ref_idx % 6 % 2
+    assert torch.equal(argmax.long(), window_row * 2 + window_col)
+    with torch.no_grad():
+        assert ops.max_pool2d(x.requires_grad_(), 2).grad_fn is None  # inference: the plain kernel
+
+
 def test_ties_go_to_the_first_maximum_as_in_torch():
     x = torch.zeros(1, 16, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
     ref_x = torch.zeros(1, 16, 4, 4).requires_grad_()
@@ -99,10 +111,17 @@ def test_bad_input_raises_clear_errors():
         torch.ops.pydlr.max_pool2d(torch.randn(1, 1, 2, 2), [3, 3], [1, 1])
     with pytest.raises(RuntimeError, match=r"batch and channels must be non-empty"):
         torch.ops.pydlr.max_pool2d(torch.randn(0, 1, 4, 4), [2, 2], [2, 2])
-    with pytest.raises(RuntimeError, match=r"grad_output and output must have shape \[1, 1, 2, 2\]"):
+    x = torch.randn(1, 1, 4, 4)
+    with pytest.raises(RuntimeError, match=r"grad_output and argmax must have shape \[1, 1, 2, 2\]"):
         torch.ops.pydlr.max_pool2d_backward(
-            torch.randn(1, 1, 3, 3), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 2, 2), [2, 2], [2, 2]
+            torch.randn(1, 1, 3, 3), torch.zeros(1, 1, 2, 2, dtype=torch.uint8), x, [2, 2], [2, 2]
         )
+    with pytest.raises(RuntimeError, match=r"argmax must be uint8; got Long"):
+        torch.ops.pydlr.max_pool2d_backward(
+            torch.randn(1, 1, 2, 2), torch.zeros(1, 1, 2, 2, dtype=torch.int64), x, [2, 2], [2, 2]
+        )
+    with pytest.raises(RuntimeError, match=r"at most 255 elements"):
+        torch.ops.pydlr.max_pool2d(torch.randn(1, 1, 20, 20), [16, 16], [16, 16])
     with pytest.raises(InputError, match="kernel_size"):
         ops.max_pool2d(torch.randn(1, 1, 4, 4), 0)
     with pytest.raises(InputError, match="stride"):
