@@ -16,5 +16,14 @@ def _deterministic_torch():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for tests of tiny models and for gradcheck's thousands of tiny ops: they gain
+    nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make every op wait for a
+    descheduled thread. (_deterministic_torch sets 2 again before the next test.)"""
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
 def project_root() -> str:
     return ROOT

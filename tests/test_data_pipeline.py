@@ -11,13 +11,7 @@ from pydlr.data.batching import ArrayBatches, epoch_batches
 from pydlr.errors import InputError
 from pydlr.utils import to_categorical
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
-    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def test_fashion_mnist_and_mnist_have_keras_shapes():

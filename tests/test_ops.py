@@ -11,17 +11,6 @@ import torch.nn.functional as F
 from pydlr import ops
 from pydlr.errors import InputError
 
-
-@pytest.fixture
-def one_thread():
-    """gradcheck runs thousands of tiny convolutions: one thread avoids a barrier per call (2-thread paths are
-    covered by the float32 comparisons)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 ACT_REF = {"none": lambda t: t, "relu": torch.relu, "relu6": F.relu6}
 
 

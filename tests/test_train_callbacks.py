@@ -22,13 +22,7 @@ from pydlr.train.schedules import (
     step,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
-    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def test_schedules_are_pure_functions():

@@ -17,13 +17,7 @@ from pydlr.train.callbacks import CSVLogger, EarlyStopping, LambdaCallback, Mode
 from pydlr.train.events import Callback
 from pydlr.utils import set_random_seed, to_categorical
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared 2-core machine OpenMP barriers make
-    every op wait for a descheduled thread: one thread keeps these tests fast and stable."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def quadrant_data(n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
