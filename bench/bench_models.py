@@ -5,7 +5,7 @@ process, interleaved rep by rep, medians of ``--reps`` rounds of ``--iters`` ste
 torch.set_num_threads(2):
 
 * ``torch``: a hand-written ``nn.Sequential`` (NCHW-shaped, channels-last memory, as pydlr runs inside);
-* ``pydlr/native``: ``pydlr.models.seed_cnn()`` with the default backend (``pydlr.ops.conv2d``, relu fused);
+* ``pydlr/native``: ``pydlr.models.seed_cnn()`` with ``conv_backend("native")`` (``pydlr.ops.conv2d``, relu fused);
 * ``pydlr/torch``: the same model with ``conv_backend("torch")`` (torch's conv; shows the layer overhead).
 
 Each is timed for inference (``fwd``, eval, no_grad) and a training step (``fwd+bwd``). ``ratio`` is
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,31 +29,8 @@ from torch import nn
 
 from pydlr import layers, models
 
-
-def torch_seed_cnn(model: models.Sequential) -> nn.Sequential:
-    """The seed CNN in plain torch with ``model``'s weights (Dense 1 takes Keras' HWC flatten order)."""
-    c1, _, c2, _, c3, _, d1, d2 = model.layers
-    ref = nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(576, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-    with torch.no_grad():
-        for dst, src in ((ref[0], c1), (ref[3], c2), (ref[6], c3), (ref[11], d2)):
-            dst.weight.copy_(src.weight)
-            dst.bias.copy_(src.bias)
-        ref[9].weight.copy_(d1.weight.reshape(64, 3, 3, 64).permute(0, 3, 1, 2).reshape(64, 576))
-        ref[9].bias.copy_(d1.bias)
-    return ref.to(memory_format=torch.channels_last)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from test_models import torch_seed_cnn  # noqa: E402  (the tests' plain-torch twin, weights copied in)
 
 
 def timed(fn: Callable[[], object], iters: int) -> float:
@@ -71,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     model = models.seed_cnn()
-    reference = torch_seed_cnn(model)
+    reference = torch_seed_cnn(model).to(memory_format=torch.channels_last)
     x_nhwc = torch.rand(args.batch, 28, 28, 1)
     x_nchw = x_nhwc.permute(0, 3, 1, 2)  # channels-last memory, as pydlr's models see it
 

@@ -120,8 +120,8 @@ def test_keras_style_script_builds_same_model() -> None:
     assert old_style.summary_table()[0]["output_shape"] == "(None, 8, 8, 8)"
 
 
-def _torch_reference(model: models.Sequential) -> nn.Sequential:
-    """The seed CNN in plain torch (NCHW) with the model's weights copied in."""
+def torch_seed_cnn(model: models.Sequential) -> nn.Sequential:
+    """The seed CNN in plain torch (NCHW) with the model's weights copied in (bench/bench_models.py uses it)."""
     c1, _, c2, _, c3, _, d1, d2 = model.layers
     ref = nn.Sequential(
         nn.Conv2d(1, 32, 3),
@@ -155,7 +155,7 @@ def test_forward_equals_plain_torch(backend: str) -> None:
     x = torch.rand(5, 28, 28, 1)
     with layers.conv_backend(backend):
         out = model(x)
-    expected = _torch_reference(model)(x.permute(0, 3, 1, 2).contiguous())
+    expected = torch_seed_cnn(model)(x.permute(0, 3, 1, 2).contiguous())
     assert out.shape == (5, 10)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
