@@ -241,22 +241,26 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def _numeric_view(value: Any, argument: str, where: str) -> torch.Tensor:
+    """``value`` (array-like or tensor) as a torch tensor sharing its memory where it can; numeric only."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(argument, "a numeric 2-d array", value, where=where) from exc
+    if array.dtype.kind not in "biuf":
+        raise InputError(argument, "a numeric 2-d array", array, where=where)
+    if any(stride < 0 for stride in array.strides):
+        array = np.ascontiguousarray(array)
+    with warnings.catch_warnings():  # read-only views (R's memory through the bridge): only read here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
 def _as_matrix(value: Any, argument: str, device: torch.device, where: str) -> torch.Tensor:
     """A 2-d, finite, float32 tensor on ``device`` (no copy when ``value`` already is one)."""
-    if isinstance(value, torch.Tensor):
-        tensor = value.detach()
-    else:
-        try:
-            array = np.asarray(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError(argument, "a numeric 2-d array", value, where=where) from exc
-        if array.dtype.kind not in "biuf":
-            raise InputError(argument, "a numeric 2-d array", array, where=where)
-        if any(stride < 0 for stride in array.strides):
-            array = np.ascontiguousarray(array)
-        with warnings.catch_warnings():  # read-only views (R's memory through the bridge): only read here
-            warnings.simplefilter("ignore", UserWarning)
-            tensor = torch.from_numpy(array)
+    tensor = _numeric_view(value, argument, where)
     if tensor.ndim != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise InputError(argument, "a non-empty 2-d array (n_samples, n_features)", value, where=where)
     if tensor.dtype.is_complex or tensor.dtype == torch.bool:
