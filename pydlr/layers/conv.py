@@ -95,6 +95,8 @@ class _ConvBase(Layer):
         self.register_parameter("weight", None)
         self.register_parameter("bias", None)
         self.in_channels: int | None = None
+        # "auto" backend: the choice for the last input layout seen (shape, strides, dtype, device).
+        self._auto_choice: dict[tuple[Any, ...], str] = {}
 
     def _common_config(self) -> dict[str, Any]:
         return {
@@ -169,7 +171,7 @@ class _ConvBase(Layer):
         if backend != "auto":
             return backend
         key = (x.shape, x.stride(), x.dtype, x.device)
-        cache = self.__dict__.setdefault("_auto_choice", {})
+        cache = self._auto_choice
         if key not in cache:
             wins = ops.native_wins(x, self.weight, self.strides, padding, self.dilation_rate, groups)
             cache.clear()  # one entry: shapes change rarely (last batch of an epoch, predict)
