@@ -5,8 +5,12 @@ trained in short bursts of --steps steps under each configuration in turn (--rou
 random order), so that machine noise hits every configuration alike. Configurations:
 
     auto        pydlr's default: per shape, the native fused conv + bias + ReLU where it is faster than
-                torch's (pydlr.ops.native_wins), native max pooling
-    auto-tpool  the same with torch's max_pool2d
+                torch's (pydlr.ops.native_wins), native max pooling, and the first Conv2D + MaxPooling2D as
+                one fused op (pydlr.layers.fusion)
+    auto-nofuse the same, layer by layer (no conv + pool fusion)
+    auto-tpool  the same with torch's max_pool2d (and so no fusion)
+    auto-tadam  auto with torch's fused Adam instead of pydlr's one-call NativeAdam (every other
+                configuration uses pydlr's Adam, as fit() does)
     native      every convolution native (set_conv_backend("native")), native max pooling
     stock       torch's conv2d + relu and max_pool2d (set_conv_backend("torch"))
 
@@ -33,7 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pydlr import layers  # noqa: E402
 from pydlr.data import load_fashion_mnist  # noqa: E402
 from pydlr.layers import pooling  # noqa: E402
+from pydlr.layers.fusion import layer_fusion  # noqa: E402
 from pydlr.models import seed_cnn  # noqa: E402
+from pydlr.train.optimizers import Adam  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -41,6 +47,9 @@ def configuration(name: str) -> Iterator[None]:
     """Switches the ops the layers call for the duration of one burst."""
     if name in ("stock", "native"):
         with layers.conv_backend("torch" if name == "stock" else "native"):
+            yield
+    elif name == "auto-nofuse":
+        with layer_fusion(False):
             yield
     elif name == "auto-tpool":
         original = pooling.MaxPooling2D.__dict__["_native_ok"]  # the staticmethod itself
@@ -51,6 +60,10 @@ def configuration(name: str) -> Iterator[None]:
             pooling.MaxPooling2D._native_ok = original
     else:
         yield
+
+
+def optimizer_of(name: str) -> str:
+    return "torch" if name == "auto-tadam" else "pydlr"
 
 
 def build_model() -> torch.nn.Module:
@@ -81,21 +94,22 @@ def main() -> None:
     (x_train, y_train), _ = load_fashion_mnist()
     x = torch.from_numpy(x_train[: 200 * args.batch]).float().div_(255).unsqueeze(-1)  # NHWC, as fit feeds
     y = torch.from_numpy(y_train[: 200 * args.batch]).long()
-    names = ["auto", "auto-tpool", "native", "stock"]
+    names = ["auto", "auto-nofuse", "auto-tpool", "auto-tadam", "native", "stock"]
     torch.manual_seed(0)
     model = build_model()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as pydlr's Adam
+    opts = {"pydlr": Adam().build(list(model.parameters())),  # what fit() uses: NativeAdam on CPU float32
+            "torch": torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7, fused=True)}
     walls: dict[str, list[float]] = {k: [] for k in names}
     cpus: dict[str, list[float]] = {k: [] for k in names}
     for name in names:  # warm-up: first-call allocations, oneDNN primitives
         with configuration(name):
-            burst(model, opt, x, y, 5, args.batch, 0)
+            burst(model, opts[optimizer_of(name)], x, y, 5, args.batch, 0)
     step = 0
     order = random.Random(0)
     for _ in range(args.rounds):
         for name in order.sample(names, len(names)):  # a fresh order each round: no position bias
             with configuration(name):
-                wall, cpu = burst(model, opt, x, y, args.steps, args.batch, step)
+                wall, cpu = burst(model, opts[optimizer_of(name)], x, y, args.steps, args.batch, step)
             step += args.steps
             walls[name].append(1e3 * wall / args.steps)
             cpus[name].append(1e3 * cpu / args.steps)

@@ -6,9 +6,12 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // Runtime ISA dispatch for the hand-written float kernels: one clone per level, picked at load time.
@@ -20,10 +23,31 @@
 
 namespace pydlr {
 
+// 16-lane vectors (GCC vector extensions: each target clone compiles them to its own ISA, zmm, ymm or xmm).
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int vi16 __attribute__((vector_size(64)));
+PYDLR_INLINE vf16 vload(const float* p) {
+  vf16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+PYDLR_INLINE void vstore(float* p, vf16 v) { std::memcpy(p, &v, sizeof v); }
+
 enum class Act : int { None = 0, Relu = 1, Relu6 = 2 };
 
 // Parses "none" / "relu" / "relu6"; TORCH_CHECK error otherwise.
 Act parse_act(c10::string_view name);
+
+// Element strides of a 4-d (N, C, H, W) tensor, whatever its memory format.
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+inline Strides4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+// Geometry of one max pooling (no padding, floor mode, dilation 1).
+struct PoolGeom {
+  int64_t N, C, H, W, OH, OW, kh, kw, sh, sw;
+};
 
 // Geometry of one convolution, validated.
 struct ConvGeom {
@@ -64,6 +88,55 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_argmax_cpu(const at::Tensor& 
                                                               at::IntArrayRef stride);
 at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& input,
                                    at::IntArrayRef kernel_size, at::IntArrayRef stride);
+
+// Convolution + bias + activation + max pooling in one pass (conv_pool_cpu.cpp), for the layers where the
+// convolution is the dense direct kernel (few input channels: the seed's first layer) and the pooling windows do
+// not overlap. The full-resolution activation is never written: each thread computes the convolution rows one
+// pooling row needs into an L1 tile and pools them; the backward rebuilds the (mostly zero) gradient rows the same
+// way. Equal to max_pool2d(conv2d_act(...)) for every input; the fused kernel runs where `conv2d_act_pool_fusable`.
+bool conv2d_act_pool_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                             c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride);
+at::Tensor conv2d_act_pool_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                               c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride);
+// Training forward: (pooled output, argmax) as max_pool2d_with_argmax of the activated convolution. Fusable only.
+std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_with_argmax_cpu(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride);
+// (grad_input, grad_weight, grad_bias) from the gradient of the pooled output, its argmax and the pooled output
+// (for the activation's derivative). Fusable only.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
+    const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
+    std::array<bool, 3> output_mask);
+
+// Adam / AdamW update of a list of CPU float32 tensors in place, as torch.optim.Adam's (optim_cpu.cpp); each
+// step counter (one-element float32 tensor) is incremented first.
+void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+                const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2, double eps,
+                double weight_decay, bool decoupled);
+
+// Row kernels shared between the translation units (defined in conv_cpu.cpp and pool_cpu.cpp).
+namespace detail {
+// Dense direct convolution (groups 1, few input channels, OC % 16 == 0, float32).
+bool dense_direct_ok(const ConvGeom& g, at::ScalarType t);
+// Output row (n, oh) of the convolution with bias and activation into tile [OW, OC]; wk: weight as [KH, KW, C, OC].
+void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b, float* tile,
+                    int act, int64_t n, int64_t oh);
+// Accumulates the weight gradient (acc [KH, KW, C, OC]) and bias gradient (dbacc [OC]) of output row (n, oh) from
+// its already-masked gradient row grow [OW, OC]; gtile: scratch of OW * OC floats.
+void dense_conv_bwd_row(const ConvGeom& g, const float* x, Strides4 xs, const float* grow, float* acc, float* dbacc,
+                        float* gtile, int64_t n, int64_t oh);
+// Channels-last max pooling of output row (n, oh): y and argmax a (may be null) at strides ys.
+void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
+                     int64_t oh);
+// Channels-last, non-overlapping windows: input-gradient rows of output row (n, oh), every element written once.
+void pool_bwd_row_cl(const PoolGeom& g, const uint8_t* a, const float* gy, float* dx, int64_t n, int64_t oh);
+}  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").
 std::string simd_level();

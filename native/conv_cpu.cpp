@@ -682,18 +682,6 @@ inline void dw_nchw_bwd_plane(const ConvGeom& g, const double* x, const double* 
 // short for a GEMM to pay off, so each output pixel's OC = 16*NV accumulators stay in vector registers, 4 pixels
 // at a time. Written with GCC vector extensions so every target clone gets its own ISA (zmm, ymm or xmm).
 // The input is read through its strides (any layout, no copy).
-typedef float vf16 __attribute__((vector_size(64)));
-typedef int vi16 __attribute__((vector_size(64)));
-PYDLR_INLINE vf16 vload(const float* p) {
-  vf16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-PYDLR_INLINE void vstore(float* p, vf16 v) { std::memcpy(p, &v, sizeof v); }
-
-struct Strides {
-  int64_t n, c, h, w;
-};
 
 constexpr int64_t kDenseDirectMaxK = 32;
 
@@ -703,7 +691,7 @@ inline bool dense_direct_ok(const ConvGeom& g, at::ScalarType t) {
 
 // Output row (n, oh) into tile [OW, OC] with bias and activation. wk: [KH, KW, C, OC].
 template <int NV>
-PYDLR_INLINE void dense_row_v(const ConvGeom& g, const float* x, Strides xs, const float* wk, const float* b,
+PYDLR_INLINE void dense_row_v(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b,
                               float* tile, int act, int64_t n, int64_t oh) {
   constexpr int64_t OC = 16 * NV;
   vf16 bias[NV];
@@ -769,7 +757,7 @@ PYDLR_INLINE void dense_row_v(const ConvGeom& g, const float* x, Strides xs, con
 // Weight and bias gradient of output row (n, oh): grow / yrow are [OW, OC] rows of the incoming gradient and
 // of the activated output (masked here: no separate pass); acc: [KH, KW, C, OC], dbacc: [OC].
 template <int NV>
-PYDLR_INLINE void dense_bwd_row_v(const ConvGeom& g, const float* x, Strides xs, const float* grow,
+PYDLR_INLINE void dense_bwd_row_v(const ConvGeom& g, const float* x, Strides4 xs, const float* grow,
                                   const float* yrow, int act, float* acc, float* dbacc, float* gtile, int64_t n,
                                   int64_t oh) {
   constexpr int64_t OC = 16 * NV;
@@ -826,7 +814,7 @@ PYDLR_INLINE void dense_bwd_row_v(const ConvGeom& g, const float* x, Strides xs,
   }
 }
 
-PYDLR_CLONES void dense_row_f(const ConvGeom& g, const float* x, Strides xs, const float* wk, const float* b,
+PYDLR_CLONES void dense_row_f(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b,
                               float* tile, int act, int64_t n, int64_t oh) {
   switch (g.OC / 16) {
     case 1: dense_row_v<1>(g, x, xs, wk, b, tile, act, n, oh); break;
@@ -835,7 +823,7 @@ PYDLR_CLONES void dense_row_f(const ConvGeom& g, const float* x, Strides xs, con
     default: dense_row_v<4>(g, x, xs, wk, b, tile, act, n, oh); break;
   }
 }
-PYDLR_CLONES void dense_bwd_row_f(const ConvGeom& g, const float* x, Strides xs, const float* grow,
+PYDLR_CLONES void dense_bwd_row_f(const ConvGeom& g, const float* x, Strides4 xs, const float* grow,
                                   const float* yrow, int act, float* acc, float* dbacc, float* gtile, int64_t n,
                                   int64_t oh) {
   switch (g.OC / 16) {
@@ -846,15 +834,13 @@ PYDLR_CLONES void dense_bwd_row_f(const ConvGeom& g, const float* x, Strides xs,
   }
 }
 
-inline Strides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
-
 // Forward of the dense direct path; y is NHWC (cl) or NCHW.
 void dense_direct_fwd(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, const float* b, float* y,
                       bool cl, int act) {
   const at::Tensor wk = weight.permute({2, 3, 1, 0}).contiguous();
   const float* wp = wk.const_data_ptr<float>();
   const float* xp = input.const_data_ptr<float>();
-  const Strides xs = strides_of(input);
+  const Strides4 xs = strides_of(input);
   at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> tile(cl ? 0 : g.OW * g.OC);
     for (int64_t t = b0; t < b1; ++t) {
@@ -879,7 +865,7 @@ std::pair<at::Tensor, at::Tensor> dense_direct_bwd(const ConvGeom& g, const at::
   at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
   float* ap = accs.mutable_data_ptr<float>();
   const float* xp = input.const_data_ptr<float>();
-  const Strides xs = strides_of(input);
+  const Strides4 xs = strides_of(input);
   const float* gp = grad.const_data_ptr<float>();
   const float* yp = act != 0 ? out.const_data_ptr<float>() : nullptr;
   at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
@@ -1412,6 +1398,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   if (gi.defined() && cl != cl_in) gi = gi.contiguous();
   return {gi, gw, gb};
 }
+
+namespace detail {
+bool dense_direct_ok(const ConvGeom& g, at::ScalarType t) { return ::pydlr::dense_direct_ok(g, t); }
+void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b, float* tile,
+                    int act, int64_t n, int64_t oh) {
+  dense_row_f(g, x, xs, wk, b, tile, act, n, oh);
+}
+void dense_conv_bwd_row(const ConvGeom& g, const float* x, Strides4 xs, const float* grow, float* acc, float* dbacc,
+                        float* gtile, int64_t n, int64_t oh) {
+  dense_bwd_row_f(g, x, xs, grow, nullptr, 0, acc, dbacc, gtile, n, oh);
+}
+}  // namespace detail
 
 std::string simd_level() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)

@@ -130,6 +130,113 @@ at::Tensor max_pool2d_autograd(const at::Tensor& input, at::IntArrayRef kernel_s
   return MaxPool2dFunction::apply(input, kernel_size, stride);
 }
 
+std::tuple<at::Tensor, at::Tensor> call_conv2d_act_pool_with_argmax(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::conv2d_act_pool_with_argmax", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
+                           at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, at::IntArrayRef,
+                           at::IntArrayRef)>();
+  return op.call(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_act_pool_backward(
+    const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
+    const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
+    std::array<bool, 3> mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::conv2d_act_pool_backward", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t,
+                           c10::string_view, at::IntArrayRef, at::IntArrayRef, std::array<bool, 3>)>();
+  return op.call(grad_output, argmax, output, input, weight, stride, padding, dilation, groups, activation,
+                 pool_kernel, pool_stride, mask);
+}
+
+at::Tensor call_conv2d_act_pool(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                                at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+                                at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::conv2d_act_pool", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                         at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view,
+                                         at::IntArrayRef, at::IntArrayRef)>();
+  return op.call(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
+}
+
+// Saves the input, weight, pooled output (its values give the activation's mask) and one-byte argmax: no
+// full-resolution tensor survives the forward.
+class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                            at::IntArrayRef dilation, int64_t groups, const std::string& activation,
+                            at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [out, argmax] = call_conv2d_act_pool_with_argmax(input, weight, bias, stride, padding, dilation, groups,
+                                                          activation, pool_kernel, pool_stride);
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["activation"] = activation;
+    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
+    ctx->saved_data["pool_stride"] = pool_stride.vec();
+    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+    ctx->save_for_backward({input, weight, out, argmax});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                   ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)};
+    at::Tensor gi, gw, gb;
+    if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
+      std::tie(gi, gw, gb) = call_conv2d_act_pool_backward(
+          grads[0], saved[3], saved[2], saved[0], saved[1], ctx->saved_data["stride"].toIntVector(),
+          ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
+          ctx->saved_data["groups"].toInt(), ctx->saved_data["activation"].toStringRef(),
+          ctx->saved_data["pool_kernel"].toIntVector(), ctx->saved_data["pool_stride"].toIntVector(), mask);
+    }
+    return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                               at::IntArrayRef dilation, int64_t groups, c10::string_view activation);
+
+// Fused where the CPU kernel exists; elsewhere the two differentiable operators one after the other.
+at::Tensor conv2d_act_pool_autograd(const at::Tensor& input, const at::Tensor& weight,
+                                    const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                    c10::string_view activation, at::IntArrayRef pool_kernel,
+                                    at::IntArrayRef pool_stride) {
+  if (!pydlr::conv2d_act_pool_fusable(input, weight, stride, padding, dilation, groups, activation, pool_kernel,
+                                      pool_stride)) {
+    return max_pool2d_autograd(conv2d_act_autograd(input, weight, bias, stride, padding, dilation, groups, activation),
+                               pool_kernel, pool_stride);
+  }
+  const bool needs_grad = at::GradMode::is_enabled() &&
+                          (input.requires_grad() || weight.requires_grad() ||
+                           (bias.has_value() && bias->defined() && bias->requires_grad()));
+  if (!needs_grad) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d_act_pool(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
+                                pool_stride);
+  }
+  return ConvActPoolFunction::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation),
+                                    pool_kernel, pool_stride);
+}
+
 at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                at::IntArrayRef dilation, int64_t groups, c10::string_view activation) {
@@ -189,6 +296,16 @@ TORCH_LIBRARY(pydlr, m) {
   m.def(
       "conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, Tensor? output, int[2] stride, "
       "int[2] padding, int[2] dilation, int groups, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "conv2d_act_pool(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, "
+      "int groups, str activation, int[2] pool_kernel, int[2] pool_stride) -> Tensor");
+  m.def(
+      "conv2d_act_pool_with_argmax(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, "
+      "int[2] dilation, int groups, str activation, int[2] pool_kernel, int[2] pool_stride) -> (Tensor, Tensor)");
+  m.def(
+      "conv2d_act_pool_backward(Tensor grad_output, Tensor argmax, Tensor output, Tensor input, Tensor weight, "
+      "int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, int[2] pool_kernel, "
+      "int[2] pool_stride, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("max_pool2d(Tensor input, int[2] kernel_size, int[2] stride) -> Tensor");
   m.def("max_pool2d_with_argmax(Tensor input, int[2] kernel_size, int[2] stride) -> (Tensor, Tensor)");
   m.def(
@@ -200,6 +317,9 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("conv2d", conv2d_cpu);
   m.impl("conv2d_act", pydlr::conv2d_act_cpu);
   m.impl("conv2d_backward", pydlr::conv2d_backward_cpu);
+  m.impl("conv2d_act_pool", pydlr::conv2d_act_pool_cpu);
+  m.impl("conv2d_act_pool_with_argmax", pydlr::conv2d_act_pool_with_argmax_cpu);
+  m.impl("conv2d_act_pool_backward", pydlr::conv2d_act_pool_backward_cpu);
   m.impl("max_pool2d", pydlr::max_pool2d_cpu);
   m.impl("max_pool2d_with_argmax", pydlr::max_pool2d_with_argmax_cpu);
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
@@ -209,6 +329,7 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("conv2d", conv2d_autograd);
   m.impl("conv2d_act", conv2d_act_autograd);
   m.impl("max_pool2d", max_pool2d_autograd);
+  m.impl("conv2d_act_pool", conv2d_act_pool_autograd);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -217,4 +338,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path, "The CPU forward kernel pydlr::conv2d picks for these arguments.",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
         pybind11::arg("dilation"), pybind11::arg("groups"));
+  m.def("adam_step_", &pydlr::adam_step_,
+        "Adam/AdamW update (torch.optim.Adam's formula) of CPU float32 tensors in place, in one call.",
+        pybind11::arg("params"), pybind11::arg("grads"), pybind11::arg("exp_avgs"), pybind11::arg("exp_avg_sqs"),
+        pybind11::arg("steps"), pybind11::arg("lr"), pybind11::arg("beta1"), pybind11::arg("beta2"),
+        pybind11::arg("eps"), pybind11::arg("weight_decay"), pybind11::arg("decoupled"));
+  m.def("conv2d_act_pool_fusable",
+        [](const at::Tensor& input, const at::Tensor& weight, std::vector<int64_t> stride, std::vector<int64_t> padding,
+           std::vector<int64_t> dilation, int64_t groups, const std::string& activation,
+           std::vector<int64_t> pool_kernel, std::vector<int64_t> pool_stride) {
+          return pydlr::conv2d_act_pool_fusable(input, weight, stride, padding, dilation, groups, activation,
+                                                pool_kernel, pool_stride);
+        },
+        "Whether pydlr::conv2d_act_pool runs its fused kernel (not the convolution then the pooling) here.",
+        pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
+        pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("activation"),
+        pybind11::arg("pool_kernel"), pybind11::arg("pool_stride"));
 }

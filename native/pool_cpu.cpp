@@ -19,16 +19,6 @@
 namespace pydlr {
 namespace {
 
-struct PoolGeom {
-  int64_t N, C, H, W, OH, OW, kh, kw, sh, sw;
-};
-
-// Element strides of a 4-d tensor.
-struct Strides4 {
-  int64_t n, c, h, w;
-  explicit Strides4(const at::Tensor& t) : n(t.stride(0)), c(t.stride(1)), h(t.stride(2)), w(t.stride(3)) {}
-};
-
 inline at::MemoryFormat format_of(const at::Tensor& t) {
   return t.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::MemoryFormat::ChannelsLast
                                                                       : at::MemoryFormat::Contiguous;
@@ -107,9 +97,54 @@ PYDLR_INLINE void pool_fwd_row_impl(const PoolGeom& g, const T* __restrict x, St
   }
 }
 
+// Float, channels-last, C % 16 == 0: 16 channels at a time with the argmax in int lanes (the loop above mixes
+// byte and float lanes, which GCC leaves unvectorised). Written as per-lane loops of single-compare selects:
+// GCC 12 scalarises compares of its float vector types in the AVX-512 clone, but vectorises these loops.
+PYDLR_INLINE void pool_fwd_row_cl_v(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys,
+                                    int64_t n, int64_t oh) {
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    const float* xw0 = x + n * xs.n + oh * g.sh * xs.h + ow * g.sw * xs.w;
+    const int64_t yo = n * ys.n + oh * ys.h + ow * ys.w;
+    for (int64_t c = 0; c < g.C; c += 16) {
+      float m[16];
+      int am[16];
+      for (int k = 0; k < 16; ++k) {
+        m[k] = xw0[c + k];
+        am[k] = 0;
+      }
+      for (int64_t i = 0; i < g.kh; ++i) {
+        for (int64_t j = (i == 0 ? 1 : 0); j < g.kw; ++j) {
+          const float* __restrict xp = xw0 + i * xs.h + j * xs.w + c;
+          const int tap = static_cast<int>(i * g.kw + j);
+          for (int k = 0; k < 16; ++k) {
+            const float v = xp[k];
+            const float bigger = v > m[k] ? v : m[k];
+            const int at = v > m[k] ? tap : am[k];
+            m[k] = v != v ? v : bigger;
+            am[k] = v != v ? tap : at;
+          }
+        }
+      }
+      // Whole-vector stores (element-wise ones were assembled lane by lane through the stack).
+      std::memcpy(y + yo + c, m, sizeof m);
+      if (a) {
+        typedef uint8_t vu8x16 __attribute__((vector_size(16)));
+        vi16 av;
+        std::memcpy(&av, am, sizeof am);
+        const vu8x16 bytes = __builtin_convertvector(av, vu8x16);
+        std::memcpy(a + yo + c, &bytes, sizeof bytes);
+      }
+    }
+  }
+}
+
 PYDLR_CLONES void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys,
                                   int64_t n, int64_t oh) {
-  pool_fwd_row_impl<float, true>(g, x, xs, y, a, ys, n, oh);
+  if (g.C % 16 == 0 && xs.c == 1 && ys.c == 1) {
+    pool_fwd_row_cl_v(g, x, xs, y, a, ys, n, oh);
+  } else {
+    pool_fwd_row_impl<float, true>(g, x, xs, y, a, ys, n, oh);
+  }
 }
 void pool_fwd_row_cl(const PoolGeom& g, const double* x, Strides4 xs, double* y, uint8_t* a, Strides4 ys, int64_t n,
                      int64_t oh) {
@@ -179,7 +214,7 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& input, at::Int
   at::Tensor y = at::empty({g.N, g.C, g.OH, g.OW}, input.options().memory_format(fmt));
   at::Tensor a = with_argmax ? at::empty({g.N, g.C, g.OH, g.OW}, input.options().dtype(at::kByte).memory_format(fmt))
                              : at::Tensor();
-  const Strides4 xs(x), ys(y);
+  const Strides4 xs = strides_of(x), ys = strides_of(y);
   const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pydlr_max_pool2d", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -199,6 +234,16 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& input, at::Int
 }
 
 }  // namespace
+
+namespace detail {
+void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
+                     int64_t oh) {
+  ::pydlr::pool_fwd_row_cl(g, x, xs, y, a, ys, n, oh);
+}
+void pool_bwd_row_cl(const PoolGeom& g, const uint8_t* a, const float* gy, float* dx, int64_t n, int64_t oh) {
+  ::pydlr::pool_bwd_row_cl(g, a, gy, dx, n, oh);
+}
+}  // namespace detail
 
 at::Tensor max_pool2d_cpu(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
   return std::get<0>(pool_forward(input, kernel_size, stride, false));
@@ -239,7 +284,7 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
         for (int64_t t = b0; t < b1; ++t) pool_bwd_row_cl(g, ap, gp, dp, t / g.OH, t % g.OH);
       });
     } else {
-      const Strides4 as(a), gs(gy), xs(dx);
+      const Strides4 as = strides_of(a), gs = strides_of(gy), xs = strides_of(dx);
       at::parallel_for(0, g.N, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t n = b0; n < b1; ++n) pool_bwd_image_scatter(g, ap, as, gp, gs, dp, xs, n);
       });

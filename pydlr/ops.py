@@ -157,6 +157,59 @@ def max_pool2d(
     return torch.ops.pydlr.max_pool2d(x, k, s)
 
 
+def conv2d_act_pool(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Any = (1, 1),
+    padding: Any = (0, 0),
+    dilation: Any = (1, 1),
+    groups: int = 1,
+    activation: str = "relu",
+    pool_size: Any = (2, 2),
+    pool_strides: Any = None,
+) -> torch.Tensor:
+    """``max_pool2d(conv2d(x, ..., activation=activation), pool_size, pool_strides)`` in one operator.
+
+    Where :func:`conv_pool_fusable` holds (the dense direct kernel: few input channels, e.g. a CNN's first
+    layer on grey or RGB images; non-overlapping windows; CPU float32) it runs fused: the full-resolution
+    activation is never stored, the backward rebuilds its gradient rows in cache from the pooled gradient.
+    Elsewhere it is the two operators one after the other. Values and gradients equal the unfused ones
+    (ties and NaN as torch's max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.
+
+    Returns
+    -------
+    torch.Tensor
+        The pooled output, in the input's memory format, differentiable with respect to x, weight and bias.
+    """
+    if activation not in ACTIVATIONS:
+        raise InputError("activation", f"one of {ACTIVATIONS}", activation, where="pydlr.ops.conv2d_act_pool")
+    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    k = _pair(pool_size, "pool_size")
+    ps = k if pool_strides is None else _pair(pool_strides, "pool_strides")
+    return torch.ops.pydlr.conv2d_act_pool(x, weight, bias, s, p, d, groups, activation, k, ps)
+
+
+def conv_pool_fusable(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Any = (1, 1),
+    padding: Any = (0, 0),
+    dilation: Any = (1, 1),
+    groups: int = 1,
+    activation: str = "relu",
+    pool_size: Any = (2, 2),
+    pool_strides: Any = None,
+) -> bool:
+    """Whether :func:`conv2d_act_pool` runs its fused kernel for these arguments (see there)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or weight.dim() != 4:
+        return False
+    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    k = _pair(pool_size, "pool_size")
+    ps = k if pool_strides is None else _pair(pool_strides, "pool_strides")
+    return bool(_C.conv2d_act_pool_fusable(x, weight, s, p, d, groups, activation, k, ps))
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

@@ -10,6 +10,7 @@ from torch import nn
 from pydlr.errors import InputError
 from pydlr.layers.base import LAYER_CLASSES, Layer, Shape, SymbolicTensor, keras_shape, unique_name
 from pydlr.layers.core import InputLayer, _check_shape_tuple
+from pydlr.layers.fusion import conv_then_pool
 from pydlr.models.base import (
     BaseModel,
     apply_layer,
@@ -137,8 +138,14 @@ class Sequential(BaseModel):
         return self
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = apply_layer(layer, x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            # A Conv2D followed by MaxPooling2D may run as one fused native op (None: layer by layer).
+            fused = conv_then_pool(layers[i], layers[i + 1], x) if i + 1 < len(layers) else None
+            if fused is not None:
+                x, i = fused, i + 2
+            else:
+                x, i = apply_layer(layers[i], x), i + 1
         return x
 
     def prepare_input(self, x: Any) -> torch.Tensor:

@@ -1,0 +1,238 @@
+// Convolution + bias + activation + max pooling fused on CPU (the seed CNN's Conv2D(32, 3, relu) -> MaxPool(2)).
+//
+// Why: the first convolution of a small-image CNN is cheap in FLOPs (1 input channel) but its activation is the
+// largest tensor of the step (64 x 26 x 26 x 32 floats = 5.5 MB for the seed). Unfused, that tensor is written by
+// the convolution, read by the pooling, and in the backward a gradient of the same size is written by the pooling
+// and read (with the activation, for the ReLU mask) by the convolution's weight gradient: ~22 MB of memory traffic
+// for ~25 MFLOP. Fused, each thread computes the few convolution rows one pooling row needs into an L1 tile,
+// pools them and writes only the pooled output and its one-byte argmax; the backward rebuilds those rows of the
+// (three-quarters zero) gradient in an L1 tile from the pooled gradient and the argmax, and feeds them to the
+// dense direct weight-gradient kernel.
+//
+// Exactness: max pooling is applied to the activated rows (bias and activation first, as unfused), with the
+// pooling kernel's own row function, so values and argmax (ties, NaN) are those of max_pool2d(conv2d_act(...)).
+// The gradient of a pooled element goes to its argmax and is masked by the activation's derivative at that
+// element, which is the pooled value itself (the max of activated values is the activated value at the argmax).
+#include "conv.h"
+
+#include <ATen/Parallel.h>
+
+#include <cstring>
+#include <vector>
+
+namespace pydlr {
+namespace {
+
+constexpr const char* kOp = "pydlr::conv2d_act_pool";
+
+struct Fused {
+  ConvGeom g;
+  PoolGeom p;  // over the convolution's output (N, OC, OH, OW)
+  int act;
+};
+
+bool pool_args_ok(at::IntArrayRef kernel, at::IntArrayRef stride) {
+  return kernel.size() == 2 && stride.size() == 2 && kernel[0] > 0 && kernel[1] > 0 && stride[0] > 0 &&
+         stride[1] > 0 && kernel[0] * kernel[1] <= 255;
+}
+
+PoolGeom pool_geom(const ConvGeom& g, at::IntArrayRef kernel, at::IntArrayRef stride) {
+  PoolGeom p{};
+  p.N = g.N;
+  p.C = g.OC;
+  p.H = g.OH;
+  p.W = g.OW;
+  p.kh = kernel[0];
+  p.kw = kernel[1];
+  p.sh = stride[0];
+  p.sw = stride[1];
+  p.OH = p.H >= p.kh ? (p.H - p.kh) / p.sh + 1 : 0;
+  p.OW = p.W >= p.kw ? (p.W - p.kw) / p.sw + 1 : 0;
+  return p;
+}
+
+// The fused kernel's conditions, on validated convolution geometry.
+// Every activation pydlr fuses is non-decreasing, so pooling commutes with it and the argmax carries its mask.
+bool fusable(const ConvGeom& g, const at::Tensor& input, const PoolGeom& p) {
+  return input.device().is_cpu() && detail::dense_direct_ok(g, input.scalar_type()) && p.OH > 0 && p.OW > 0 && p.sh >= p.kh && p.sw >= p.kw;
+}
+
+Fused check_fused(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                  at::IntArrayRef dilation, int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel,
+                  at::IntArrayRef pool_stride) {
+  Fused f{};
+  f.g = check_conv_args(op, input, weight, bias, stride, padding, dilation, groups);
+  f.act = static_cast<int>(parse_act(activation));
+  TORCH_CHECK(pool_args_ok(pool_kernel, pool_stride), op,
+              ": pool_kernel and pool_stride must be 2 positive values each, windows of at most 255 elements; got ",
+              pool_kernel, " and ", pool_stride);
+  f.p = pool_geom(f.g, pool_kernel, pool_stride);
+  TORCH_CHECK(f.p.OH > 0 && f.p.OW > 0, op, ": the convolution's output (", f.g.OH, "x", f.g.OW,
+              ") is smaller than the pooling window (", pool_kernel, ")");
+  return f;
+}
+
+// Pooled rows [b0, b1) of the flattened (n, pooled row) range: y and argmax (null for inference), channels-last.
+void fused_forward_rows(const Fused& f, const float* x, Strides4 xs, const float* wk, const float* b, float* y,
+                        uint8_t* a, int64_t b0, int64_t b1) {
+  const ConvGeom& g = f.g;
+  const PoolGeom& p = f.p;
+  const int64_t row = g.OW * g.OC;
+  std::vector<float> tile(p.kh * row);
+  // The tile as a one-image, one-pooled-row input of the pooling row kernel.
+  const PoolGeom tp{1, g.OC, p.kh, g.OW, 1, p.OW, p.kh, p.kw, p.kh, p.sw};
+  const Strides4 ts{0, 1, row, g.OC}, ys{0, 1, 0, g.OC};
+  for (int64_t t = b0; t < b1; ++t) {
+    const int64_t n = t / p.OH, ph = t % p.OH;
+    for (int64_t i = 0; i < p.kh; ++i) detail::dense_conv_row(g, x, xs, wk, b, tile.data() + i * row, f.act, n, ph * p.sh + i);
+    const int64_t yo = t * p.OW * g.OC;
+    detail::pool_fwd_row_cl(tp, tile.data(), ts, y + yo, a ? a + yo : nullptr, ys, 0, 0);
+  }
+}
+
+at::Tensor weight_khwc(const at::Tensor& weight) { return weight.permute({2, 3, 1, 0}).contiguous(); }
+
+std::tuple<at::Tensor, at::Tensor> fused_forward(const Fused& f, const at::Tensor& input, const at::Tensor& weight,
+                                                 const std::optional<at::Tensor>& bias, bool with_argmax) {
+  const at::Tensor wk = weight_khwc(weight);
+  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  at::Tensor y = at::empty({f.g.N, f.g.OC, f.p.OH, f.p.OW}, input.options().memory_format(cl));
+  at::Tensor a = with_argmax ? at::empty(y.sizes(), input.options().dtype(at::kByte).memory_format(cl)) : at::Tensor();
+  const float* xp = input.const_data_ptr<float>();
+  const float* wp = wk.const_data_ptr<float>();
+  const float* bp = b.defined() ? b.const_data_ptr<float>() : nullptr;
+  float* yp = y.mutable_data_ptr<float>();
+  uint8_t* ap = a.defined() ? a.mutable_data_ptr<uint8_t>() : nullptr;
+  const Strides4 xs = strides_of(input);  // read through its strides: any layout, no copy
+  at::parallel_for(0, f.g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
+    fused_forward_rows(f, xp, xs, wp, bp, yp, ap, b0, b1);
+  });
+  // The output follows the input's layout, as conv2d's does.
+  if (input.suggest_memory_format() != cl) {
+    y = y.contiguous();
+    if (a.defined()) a = a.contiguous();
+  }
+  return {y, a};
+}
+
+// Pooled gradient masked by the activation's derivative, read at the pooled (activated) value.
+inline float masked(float gv, float yv, int act) {
+  if (act == 1) return yv > 0.0f ? gv : 0.0f;
+  if (act == 2) return (yv > 0.0f && yv < 6.0f) ? gv : 0.0f;
+  return gv;
+}
+
+}  // namespace
+
+bool conv2d_act_pool_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                             c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  const Fused f = check_fused(kOp, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
+                              pool_kernel, pool_stride);
+  return fusable(f.g, input, f.p);
+}
+
+at::Tensor conv2d_act_pool_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                               c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  const Fused f = check_fused(kOp, input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
+                              pool_stride);
+  TORCH_CHECK(input.device().is_cpu(), kOp, ": CPU kernel called with a ", input.device(), " tensor");
+  if (!fusable(f.g, input, f.p)) {
+    return max_pool2d_cpu(conv2d_act_cpu(input, weight, bias, stride, padding, dilation, groups, activation),
+                          pool_kernel, pool_stride);
+  }
+  return std::get<0>(fused_forward(f, input, weight, bias, false));
+}
+
+std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_with_argmax_cpu(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  const Fused f = check_fused("pydlr::conv2d_act_pool_with_argmax", input, weight, bias, stride, padding, dilation,
+                              groups, activation, pool_kernel, pool_stride);
+  TORCH_CHECK(fusable(f.g, input, f.p),
+              "pydlr::conv2d_act_pool_with_argmax: these arguments have no fused kernel (it needs a CPU float32 "
+              "input, groups 1, at most 32 input channels x kernel taps, output channels a multiple of 16 up to 64, "
+              "non-overlapping pooling windows); check conv2d_act_pool_fusable first");
+  return fused_forward(f, input, weight, bias, true);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
+    const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
+    std::array<bool, 3> output_mask) {
+  const char* op = "pydlr::conv2d_act_pool_backward";
+  const Fused f = check_fused(op, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
+                              pool_kernel, pool_stride);
+  TORCH_CHECK(fusable(f.g, input, f.p), op, ": these arguments have no fused kernel");
+  const ConvGeom& g = f.g;
+  const PoolGeom& p = f.p;
+  for (const at::Tensor* t : {&grad_output, &argmax, &output}) {
+    TORCH_CHECK(t->defined() && t->dim() == 4 && t->size(0) == g.N && t->size(1) == g.OC && t->size(2) == p.OH &&
+                    t->size(3) == p.OW,
+                op, ": grad_output, argmax and output must have shape [", g.N, ", ", g.OC, ", ", p.OH, ", ", p.OW,
+                "]");
+    TORCH_CHECK(t->device() == input.device(), op, ": all tensors must be on ", input.device());
+  }
+  TORCH_CHECK(grad_output.scalar_type() == at::kFloat && output.scalar_type() == at::kFloat, op,
+              ": grad_output and output must be float32");
+  TORCH_CHECK(argmax.scalar_type() == at::kByte, op, ": argmax must be uint8; got ", argmax.scalar_type());
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  // Masked pooled gradient: small (a quarter of the activation for 2x2 windows).
+  at::Tensor gm = grad_output.contiguous(cl);
+  const at::Tensor yv = output.contiguous(cl);
+  const at::Tensor am = argmax.contiguous(cl);
+  if (f.act != 0) {
+    gm = gm.clone(cl);
+    float* gp = gm.mutable_data_ptr<float>();
+    const float* yp = yv.const_data_ptr<float>();
+    at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) gp[i] = masked(gp[i], yp[i], f.act);
+    });
+  }
+  at::Tensor gi, gw, gb;
+  if (output_mask[1] || output_mask[2]) {
+    const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C, row = g.OW * g.OC;
+    at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
+    float* accp = accs.mutable_data_ptr<float>();
+    const float* xp = input.const_data_ptr<float>();
+    const Strides4 xs = strides_of(input);
+    const float* gp = gm.const_data_ptr<float>();
+    const uint8_t* ap = am.const_data_ptr<uint8_t>();
+    // The pooled row's window rows as a one-image pooling backward: writes the whole [kh, OW, OC] tile.
+    const PoolGeom tp{1, g.OC, p.kh, g.OW, 1, p.OW, p.kh, p.kw, p.kh, p.sw};
+    at::parallel_for(0, g.N * p.OH, 1, [&](int64_t b0, int64_t b1) {
+      float* acc = accp + at::get_thread_num() * (KC * g.OC + g.OC);
+      std::vector<float> tile(p.kh * row), scratch(row);
+      for (int64_t t = b0; t < b1; ++t) {
+        const int64_t n = t / p.OH, ph = t % p.OH, yo = t * p.OW * g.OC;
+        detail::pool_bwd_row_cl(tp, ap + yo, gp + yo, tile.data(), 0, 0);
+        // Rows between windows (stride > kernel) and below the last one get no gradient: nothing to add.
+        for (int64_t i = 0; i < p.kh; ++i) {
+          detail::dense_conv_bwd_row(g, xp, xs, tile.data() + i * row, acc, acc + KC * g.OC, scratch.data(), n,
+                                     ph * p.sh + i);
+        }
+      }
+    });
+    const at::Tensor total = accs.sum(0);
+    if (output_mask[1]) {
+      gw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
+    }
+    if (output_mask[2]) gb = total.narrow(0, KC * g.OC, g.OC).clone();
+  }
+  if (output_mask[0]) {
+    // Rare (the fused layer is usually the first): the full-resolution gradient, then the convolution's own
+    // input-gradient kernel.
+    const at::Tensor shape_of_conv = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(cl));
+    const at::Tensor gconv = max_pool2d_backward_cpu(gm, am, shape_of_conv, pool_kernel, pool_stride);
+    gi = std::get<0>(conv2d_backward_cpu(gconv, input, weight, std::nullopt, stride, padding, dilation, groups, "none",
+                                         {true, false, false}));
+  }
+  return {gi, gw, gb};
+}
+
+}  // namespace pydlr

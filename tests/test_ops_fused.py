@@ -1,0 +1,276 @@
+"""Fused convolution + activation + max pooling (pydlr.ops.conv2d_act_pool, pydlr.layers.fusion) and
+pydlr's one-call Adam (NativeAdam): equal to the unfused / torch computations, used where they apply."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_ops import _layout
+
+from pydlr import _C, layers, ops
+from pydlr.errors import InputError
+from pydlr.layers.fusion import conv_then_pool, layer_fusion
+from pydlr.models import Sequential, seed_cnn
+from pydlr.train.optimizers import Adam, AdamW, NativeAdam
+
+ACT = {"none": lambda t: t, "relu": F.relu, "relu6": F.relu6}
+
+
+def reference(x, w, b, stride, padding, dilation, act, pool, pool_stride):
+    """The unfused computation with torch's own operators."""
+    y = ACT[act](F.conv2d(x, w, b, stride, padding, dilation))
+    return F.max_pool2d(y, pool, pool_stride)
+
+
+# (N, C, H, W, OC, kernel, stride, padding, dilation, activation, pool, pool_stride): the seed's first layer,
+# odd sizes (uncovered last row/column), windows with gaps, RGB input, 3x3 and rectangular pools, strided and
+# dilated and padded convolutions, every fused activation, batch 1.
+FUSED_CASES = [
+    (4, 1, 28, 28, 32, 3, 1, 0, 1, "relu", (2, 2), (2, 2)),
+    (3, 1, 11, 9, 16, 3, 1, 0, 1, "relu6", (2, 2), (2, 2)),
+    (2, 3, 10, 13, 48, 3, 1, 0, 1, "none", (3, 3), (3, 3)),
+    (2, 2, 9, 9, 16, 3, 1, 0, 1, "relu", (2, 2), (3, 3)),
+    (1, 3, 17, 15, 64, 3, 2, 1, 1, "relu", (2, 2), (2, 2)),
+    (2, 1, 14, 14, 32, 5, 1, 2, 1, "relu", (2, 3), (2, 3)),
+    (2, 1, 16, 16, 16, 3, 1, 0, 2, "relu6", (2, 2), (2, 2)),
+]
+
+
+def _case_id(c):
+    return f"{c[0]}x{c[1]}x{c[2]}x{c[3]}-oc{c[4]}-k{c[5]}s{c[6]}p{c[7]}d{c[8]}-{c[9]}-pool{c[10]}s{c[11]}"
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=_case_id)
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_fused_values_and_gradients_equal_unfused(case, layout):
+    n, c, h, w_, oc, k, s, p, d, act, pool, pool_stride = case
+    torch.manual_seed(0)
+    base = torch.randn(n, c, h, w_)
+    weight = torch.randn(oc, c, k, k) * 0.5
+    bias = torch.randn(oc) * 0.1
+    x = _layout(base.clone(), layout)
+    assert ops.conv_pool_fusable(x, weight, s, p, d, 1, act, pool, pool_stride)
+    xs, ws, bs = (t.clone().requires_grad_() for t in (x, weight, bias))
+    xr, wr, br = (t.clone().requires_grad_() for t in (base, weight, bias))
+    y = ops.conv2d_act_pool(xs, ws, bs, s, p, d, 1, act, pool, pool_stride)
+    ref = reference(xr, wr, br, s, p, d, act, pool, pool_stride)
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    cl = torch.channels_last  # the output's layout is the convolution's (one input channel: ambiguous strides)
+    assert y.is_contiguous(memory_format=cl) == ops.conv2d(x, weight, None, s, p, d).is_contiguous(memory_format=cl)
+    grad = torch.randn_like(ref)
+    y.backward(grad)
+    ref.backward(grad)
+    for mine, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_training_forward_keeps_only_pooled_output_and_one_byte_argmax():
+    x = torch.rand(2, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(32, 1, 3, 3), torch.zeros(32)
+    y, argmax = torch.ops.pydlr.conv2d_act_pool_with_argmax(x, w, b, [1, 1], [0, 0], [1, 1], 1, "relu", [2, 2], [2, 2])
+    assert y.shape == (2, 32, 13, 13) and argmax.dtype == torch.uint8 and argmax.shape == y.shape
+    conv = F.relu(F.conv2d(x, w, b))
+    _, ref_idx = F.max_pool2d(conv, 2, return_indices=True)  # flat indices into each 26 x 26 plane
+    assert torch.equal(argmax.long(), ref_idx // 26 % 2 * 2 + ref_idx % 26 % 2)
+    with torch.no_grad():  # inference: no autograd node, the same values
+        assert torch.equal(ops.conv2d_act_pool(x, w.requires_grad_(), b, 1, 0, 1, 1, "relu", 2), y)
+
+
+def test_ties_and_all_negative_windows_give_torchs_gradient():
+    # A constant image: every window ties; a negative bias: every ReLU output is 0 (no gradient at all).
+    x = torch.ones(2, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+    for bias_value in (0.5, -100.0):
+        w = torch.full((16, 1, 3, 3), 0.1, requires_grad=True)
+        b = torch.full((16,), bias_value, requires_grad=True)
+        w2, b2 = w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
+        ops.conv2d_act_pool(x, w, b, 1, 0, 1, 1, "relu", 2).sum().backward()
+        reference(x, w2, b2, 1, 0, 1, "relu", 2, 2).sum().backward()
+        torch.testing.assert_close(w.grad, w2.grad)
+        torch.testing.assert_close(b.grad, b2.grad)
+
+
+def test_unfusable_arguments_still_compute_the_composition():
+    torch.manual_seed(1)
+    cases = [  # (x, weight, activation, pool, pool_stride): why it cannot fuse
+        (torch.randn(2, 32, 13, 13), torch.randn(64, 32, 3, 3), "relu", 2, 2),  # too many input channels
+        (torch.randn(2, 1, 12, 12), torch.randn(32, 1, 3, 3), "relu", 3, 2),  # overlapping windows
+        (torch.randn(2, 1, 12, 12).double(), torch.randn(32, 1, 3, 3).double(), "relu", 2, 2),  # float64
+        (torch.randn(2, 1, 12, 12), torch.randn(24, 1, 3, 3), "none", 2, 2),  # 24 channels: no vector kernel
+    ]
+    for x, w, act, pool, ps in cases:
+        assert not ops.conv_pool_fusable(x, w, 1, 0, 1, 1, act, pool, ps)
+        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = ops.conv2d_act_pool(xs, ws, None, 1, 0, 1, 1, act, pool, ps)
+        ref = reference(x, w, None, 1, 0, 1, act, pool, ps)
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+        y.sum().backward()
+        assert ws.grad is not None and xs.grad is not None
+
+
+def test_gradcheck_float64_through_the_composed_path(one_thread):
+    x = torch.randn(2, 2, 7, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(16, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: ops.conv2d_act_pool(*t, 1, 0, 1, 1, "none", 2), (x, w, b))
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    x, w = torch.randn(2, 1, 8, 8), torch.randn(16, 1, 3, 3)
+    with pytest.raises(InputError, match="activation"):
+        ops.conv2d_act_pool(x, w, None, activation="gelu")
+    with pytest.raises(InputError, match="pool_size"):
+        ops.conv2d_act_pool(x, w, None, pool_size=(2, 2, 2))
+    with pytest.raises(RuntimeError, match="smaller than the pooling window"):
+        ops.conv2d_act_pool(x, w, None, pool_size=7)
+    with pytest.raises(RuntimeError, match="pool_kernel and pool_stride must be 2 positive values"):
+        torch.ops.pydlr.conv2d_act_pool(x, w, None, [1, 1], [0, 0], [1, 1], 1, "relu", [0, 2], [2, 2])
+    with pytest.raises(RuntimeError, match="dtype mismatch"):
+        ops.conv2d_act_pool(x, w.double(), None)
+    with pytest.raises(RuntimeError, match="no fused kernel"):
+        torch.ops.pydlr.conv2d_act_pool_with_argmax(x, w, None, [1, 1], [0, 0], [1, 1], 1, "relu", [3, 3], [1, 1])
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def _seed_pair(backend=None):
+    torch.manual_seed(0)
+    return Sequential([layers.Input((28, 28, 1)),
+                       layers.Conv2D(32, 3, activation="relu", backend=backend), layers.MaxPooling2D(2),
+                       layers.Conv2D(16, 3, activation="relu"), layers.Flatten(), layers.Dense(10)])
+
+
+def test_sequential_fuses_conv_then_pool_with_the_same_results():
+    model = _seed_pair()
+    conv, pool = model.layers[0], model.layers[1]
+    x = torch.rand(4, 28, 28, 1)
+    internal = model.prepare_input(x)
+    assert conv_then_pool(conv, pool, internal) is not None  # this pair fuses
+    assert conv_then_pool(pool, model.layers[2], internal) is None  # other pairs do not
+    out = model(x)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    with layer_fusion(False):
+        ref = model(x)
+        ref.sum().backward()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for g, p in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_fusion_steps_aside_for_hooks_and_the_torch_backend():
+    model = _seed_pair()
+    conv, pool = model.layers[0], model.layers[1]
+    internal = model.prepare_input(torch.rand(2, 28, 28, 1))
+    seen = []
+    handle = conv.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert conv_then_pool(conv, pool, internal) is None
+    model(torch.rand(2, 28, 28, 1))
+    assert seen == [torch.Size([2, 32, 26, 26])]  # the hook saw the convolution's own output
+    handle.remove()
+    assert conv_then_pool(conv, pool, internal) is not None
+    with layers.conv_backend("torch"):
+        assert conv_then_pool(conv, pool, internal) is None
+    assert conv_then_pool(_seed_pair(backend="torch").layers[0], pool, internal) is None
+
+
+def test_fused_layers_check_their_input_shape():
+    model = _seed_pair()
+    with pytest.raises(InputError, match="input shape"):
+        conv_then_pool(model.layers[0], model.layers[1], torch.rand(2, 3, 28, 28))
+
+
+def test_seed_cnn_trains_to_the_same_losses_fused_and_unfused():
+    from pydlr.data import load_fashion_mnist
+
+    (x, y), _ = load_fashion_mnist()
+    x = torch.from_numpy(x[:640]).float().div_(255).unsqueeze(-1)
+    y = torch.from_numpy(y[:640]).long()
+
+    def losses(fused: bool) -> list[float]:
+        torch.manual_seed(0)
+        model = seed_cnn(head=True)
+        opt = Adam().build(list(model.parameters()))
+        out = []
+        with layer_fusion(fused):
+            for i in range(0, 640, 64):
+                loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                out.append(loss.item())
+        return out
+
+    fused, unfused = losses(True), losses(False)
+    assert fused[-1] < fused[0]  # it learns
+    torch.testing.assert_close(torch.tensor(fused), torch.tensor(unfused), rtol=1e-3, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- Adam
+def _twin_params(dtype=torch.float32):
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(37, 5, dtype=dtype)), torch.nn.Parameter(torch.randn(7, dtype=dtype))]
+    return a, [torch.nn.Parameter(p.detach().clone()) for p in a]
+
+
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.01, False), (0.004, True)])
+def test_native_adam_matches_torch_adam_step_by_step(weight_decay, decoupled):
+    mine, theirs = _twin_params()
+    kwargs = {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-7, "weight_decay": weight_decay}
+    opt = NativeAdam(mine, decoupled_weight_decay=decoupled, **kwargs)
+    ref = (torch.optim.AdamW if decoupled else torch.optim.Adam)(theirs, **kwargs)
+    for _ in range(6):
+        for p, q in zip(mine, theirs, strict=True):
+            g = torch.randn_like(p)
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+        for p, q in zip(mine, theirs, strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    assert float(opt.state[mine[0]]["step"]) == 6.0
+
+
+def test_native_adam_state_dict_is_torchs():
+    mine, theirs = _twin_params()
+    opt = NativeAdam(mine, lr=1e-2)
+    for p in mine:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    ref = torch.optim.Adam(theirs, lr=1e-2, foreach=False)
+    # A NativeAdam checkpoint loads into torch's Adam (deep copy: load_state_dict keeps the tensors it is given).
+    ref.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for p, q in zip(mine, theirs, strict=True):
+        q.data.copy_(p.data)
+        g = torch.randn_like(p)
+        p.grad, q.grad = g.clone(), g.clone()
+    opt.step()
+    ref.step()
+    for p, q in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+
+
+def test_native_adam_leaves_other_cases_to_torch():
+    params64, _ = _twin_params(torch.float64)
+    opt = NativeAdam(params64, lr=1e-2)
+    for p in params64:
+        p.grad = torch.ones_like(p)
+    before = [p.detach().clone() for p in params64]
+    opt.step()  # float64: torch's own step
+    assert all(not torch.equal(p, b) for p, b in zip(params64, before, strict=True))
+    f32 = [torch.nn.Parameter(torch.zeros(3))]
+    assert type(Adam().build(f32)) is NativeAdam
+    assert type(Adam(amsgrad=True).build(f32)) is NativeAdam  # amsgrad groups take torch's step inside
+    adamw = AdamW().build(f32)
+    assert type(adamw) is NativeAdam and adamw.param_groups[0]["decoupled_weight_decay"]
+    assert type(Adam().build([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))])) is torch.optim.Adam
+
+
+def test_native_adam_step_refuses_mismatched_lists():
+    p = torch.zeros(4)
+    with pytest.raises(RuntimeError, match="same length"):
+        _C.adam_step_([p], [], [p], [p], [torch.tensor(0.0)], 1e-3, 0.9, 0.999, 1e-7, 0.0, False)
+    with pytest.raises(RuntimeError, match="contiguous CPU float32"):
+        _C.adam_step_([p], [torch.zeros(5)], [p], [p], [torch.tensor(0.0)], 1e-3, 0.9, 0.999, 1e-7, 0.0, False)
