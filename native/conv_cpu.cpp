@@ -247,7 +247,10 @@ template <typename T>
 void fwd_gemm_nhwc(const ConvGeom& g, const T* x, const T* wt, const T* b, T* y, int act) {
   const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, M = g.N * g.OH * g.OW;
   const bool pw = is_pointwise(g);
-  const int64_t RB = std::max<int64_t>(8, kColElems / (Kdim + g.OC));
+  // Row blocks of ~kColElems (the im2col block stays in L2). A small convolution (at most 4 such blocks a thread,
+  // e.g. 576 rows in all) runs as one GEMM per thread instead of many tiny ones.
+  const int64_t base = std::max<int64_t>(8, kColElems / (Kdim + g.OC)), nt = at::get_num_threads();
+  const int64_t RB = M <= 4 * base * nt ? std::max(base, (M + nt - 1) / nt) : base;
   const int64_t nchunks = (M + RB - 1) / RB;
   at::parallel_for(0, nchunks, 1, [&](int64_t cb, int64_t ce) {
     std::vector<T> col(pw ? 0 : RB * Kdim);
@@ -307,14 +310,19 @@ template <typename T>
 void bwd_gemm_nhwc(const ConvGeom& g, const T* x, const T* wt, const T* gm, T* dx, T* dw_acc) {
   const int64_t Cg = g.C / g.G, OCg = g.OC / g.G, Kdim = g.KH * g.KW * Cg, P = g.OH * g.OW;
   const bool pw = is_pointwise(g);
-  const int64_t RB = std::min(P, std::max<int64_t>(8, kColElems / (Kdim + g.OC)));
-  // Threads own whole images so that col2im never races.
+  const int64_t RB = std::max<int64_t>(8, kColElems / (Kdim + g.OC));
+  // Blocks of rows: part of one image when its output is large, else several whole images (small outputs such
+  // as 3x3 would otherwise make GEMMs of 9 rows, far from BLAS speed). Threads own whole images, so col2im
+  // never races.
+  const int64_t IB = std::max<int64_t>(1, RB / P), PB = std::min(P, RB);
   at::parallel_for(0, g.N, 1, [&](int64_t nb, int64_t ne) {
-    std::vector<T> col(pw || !dw_acc ? 0 : RB * Kdim), gcol(pw || !dx ? 0 : RB * Kdim);
+    const int64_t block = IB > 1 ? IB * P : PB;
+    std::vector<T> col(pw || !dw_acc ? 0 : block * Kdim), gcol(pw || !dx ? 0 : block * Kdim);
     T* acc = dw_acc ? dw_acc + at::get_thread_num() * g.OC * Kdim : nullptr;
-    for (int64_t n = nb; n < ne; ++n) {
-      for (int64_t r0 = 0; r0 < P; r0 += RB) {
-        const int64_t m0 = n * P + r0, m1 = n * P + std::min(P, r0 + RB), rows = m1 - m0;
+    for (int64_t n = nb; n < ne; n += IB) {
+      for (int64_t r0 = 0; r0 < P; r0 += PB) {
+        const int64_t m0 = n * P + r0, rows = IB > 1 ? (std::min(ne, n + IB) - n) * P : std::min(P - r0, PB);
+        const int64_t m1 = m0 + rows;
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* Ag = gm + m0 * g.OC + gi * OCg;
           const T* wg = wt + gi * OCg * Kdim;

@@ -88,9 +88,12 @@ def conv2d(
 
 # Native CPU kernels that beat torch's conv2d (oneDNN) in training, forward + backward (bench/bench_conv.py,
 # bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
-# ReLU) and the depthwise kernels. On the im2col + GEMM shapes (32->64, 64->64, pointwise) oneDNN is
-# 10-25% faster, so "auto" leaves those to torch. float64 has no oneDNN path: native everywhere.
+# ReLU), the depthwise kernels, and the channels-last im2col + GEMM path on small output planes (64->64 at 5x5
+# -> 3x3: 1.3x, its backward batches whole images into one GEMM). On larger GEMM shapes (32->64 at 13x13,
+# pointwise at 56x56) oneDNN is 10-25% faster, so "auto" leaves those to torch. float64 has no oneDNN path:
+# native everywhere.
 _NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc")
+_SMALL_PLANE = 64  # output positions per image below which the GEMM path batches images (as conv_cpu.cpp)
 
 
 def native_wins(
@@ -118,7 +121,13 @@ def native_wins(
     if x.dtype != torch.float32:
         return False
     s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    return _C.conv2d_cpu_path(x, weight, s, p, d, groups) in _NATIVE_CPU_PATHS
+    path = _C.conv2d_cpu_path(x, weight, s, p, d, groups)
+    if path == "gemm_nhwc":
+        oh, ow = (
+            (x.shape[i + 2] + 2 * p[i] - d[i] * (weight.shape[i + 2] - 1) - 1) // s[i] + 1 for i in (0, 1)
+        )
+        return oh * ow < _SMALL_PLANE
+    return path in _NATIVE_CPU_PATHS
 
 
 def max_pool2d(

@@ -142,10 +142,12 @@ def test_auto_backend_takes_the_native_kernel_where_it_is_faster() -> None:
     x = torch.randn(2, 28, 28, 1)
     model(x)
     first, second = model.layers[0], model.layers[2]
-    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 is an im2col + GEMM shape,
-    # where torch's oneDNN kernel is faster.
+    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 at 13x13 is an im2col + GEMM
+    # shape where torch's oneDNN kernel is faster; 64->64 with a 3x3 output is one where pydlr's GEMM path,
+    # batching whole images, is faster.
     assert set(first._auto_choice.values()) == {"native"}
     assert set(second._auto_choice.values()) == {"torch"}
+    assert set(model.layers[4]._auto_choice.values()) == {"native"}
     internal = to_internal(torch.randn(2, 13, 13, 32))
     assert not ops.native_wins(internal, second.weight)
     assert ops.native_wins(internal.double(), second.weight.double())  # torch has no fast float64 conv

@@ -47,6 +47,9 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):  # noqa: D102
         self.clock.start()
 
+    def on_train_batch_end(self, batch, logs=None):  # noqa: D102
+        self.clock.batch_end()
+
     def on_epoch_end(self, epoch, logs=None):  # noqa: D102
         self.clock.stop()
 

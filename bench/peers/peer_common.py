@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -109,8 +110,13 @@ class EpochClock:
     def __init__(self) -> None:
         self.wall: list[float] = []
         self.cpu: list[float] = []
+        # Seconds of each epoch spent in stalls: the first batch's excess over the epoch's median batch, for
+        # runners that report batch ends (batch_end). Keras on TensorFlow idles ~10 s before the first batch of
+        # many epochs on this machine; the steady epoch (wall minus stall) is its speed without that.
+        self.stall: list[float] = []
         self._t0 = 0.0
         self._c0 = 0.0
+        self._batch_ends: list[float] = []
 
     @staticmethod
     def _cpu() -> float:
@@ -120,11 +126,20 @@ class EpochClock:
     def start(self) -> None:
         """Mark the start of an epoch."""
         self._t0, self._c0 = time.perf_counter(), self._cpu()
+        self._batch_ends = []
+
+    def batch_end(self) -> None:
+        """Mark the end of a training batch (optional; gives the stall figure)."""
+        self._batch_ends.append(time.perf_counter())
 
     def stop(self) -> None:
         """Mark the end of an epoch."""
         self.wall.append(time.perf_counter() - self._t0)
         self.cpu.append(self._cpu() - self._c0)
+        ends = [self._t0, *self._batch_ends]
+        if len(ends) > 2:
+            durations = [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
+            self.stall.append(max(0.0, durations[0] - statistics.median(durations)))
 
 
 def time_predict(predict: Any, x: np.ndarray, repeats: int = 3) -> float:
@@ -148,6 +163,7 @@ def write_result(args: argparse.Namespace, name: str, clock: EpochClock, test_ac
         "train_images": args.limit or 60000,
         "epoch_wall_s": clock.wall,
         "epoch_cpu_s": clock.cpu,
+        "epoch_stall_s": clock.stall,
         "test_acc": test_acc,
         "predict_images_per_s": predict_ips,
         "predict_batch": args.predict_batch,

@@ -49,6 +49,7 @@ model.compile(optimizer=optimizers.Adam(learning_rate=pc.LEARNING_RATE),
 
 clock = pc.EpochClock()
 timer = callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: clock.start(),
+                                 on_batch_end=lambda batch, logs=None: clock.batch_end(),
                                  on_epoch_end=lambda epoch, logs=None: clock.stop())
 model.fit(x_train, y_train, batch_size=pc.BATCH_SIZE, epochs=args.epochs, shuffle=True, verbose=0,
           callbacks=[timer], seed=pc.SEED, device="cpu", **fit_kw)
