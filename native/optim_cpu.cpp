@@ -6,6 +6,9 @@
 // each tensor, with the step counters kept as torch keeps them (float32 scalar tensors in the optimizer state),
 // so state_dict()/load_state_dict() and checkpoints are torch's.
 #include <ATen/Parallel.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include <cmath>
 #include <vector>
@@ -42,6 +45,21 @@ PYDLR_CLONES void adam_span(const AdamScalars& s, float* __restrict p, const flo
     p[j] = pj - s.step_size * mj / (std::sqrt(vj) / s.bc2_sqrt + s.eps);
   }
 }
+
+// Flush-to-zero and denormals-are-zero for this thread while alive. Adam's moments of weights whose gradient is
+// zero (dead ReLU units) decay geometrically through the denormal range, and denormal arithmetic costs ~100
+// cycles an operation: measured 18,000 denormal moments in the seed CNN's optimizer state after 2 epochs. Values
+// below FLT_MIN change the update by less than 1e-30 (eps is 1e-7); TensorFlow runs with these flags on too.
+class FlushDenormals {
+ public:
+#if defined(__SSE__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned int saved_;
+#endif
+};
 
 void check_same(const char* what, const at::Tensor& t, const at::Tensor& p, size_t i) {
   TORCH_CHECK(t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
@@ -87,6 +105,7 @@ void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Ten
     float* v = exp_avg_sqs[i].mutable_data_ptr<float>();
     // Small tensors run inline on the calling thread (grain): no thread wake-up for a few thousand weights.
     at::parallel_for(0, params[i].numel(), 1 << 16, [&](int64_t b0, int64_t b1) {
+      const FlushDenormals ftz;  // per thread: MXCSR is thread state
       adam_span(s, p + b0, g + b0, m + b0, v + b0, b1 - b0);
     });
   }
