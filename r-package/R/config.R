@@ -19,6 +19,14 @@
 #' @keywords internal
 .pydlr_prepare_python <- function() {
   if (!is.null(.pydlr_env$setup)) return(invisible(.pydlr_env$setup))
+  if (!reticulate::py_available(initialize = FALSE) && is.null(getOption("reticulate.poetry.project"))) {
+    # reticulate takes any pyproject.toml with a [tool] table in the working directory (this project's own,
+    # when R runs from its root) for a Poetry project and warns that poetry is missing. pydlr has chosen the
+    # interpreter already (.onLoad), so Python starts without that lookup: the option points reticulate at a
+    # directory without a pyproject.toml, for this start only.
+    old <- options(reticulate.poetry.project = system.file(package = "pydlr"))
+    on.exit(options(old), add = TRUE)
+  }
   sys <- reticulate::import("sys", convert = TRUE)
   preloaded <- reticulate::py_eval("'torch' in __import__('sys').modules")
   want <- isTRUE(getOption("pydlr.deepbind", Sys.getenv("PYDLR_DEEPBIND", "1") != "0"))
