@@ -193,10 +193,16 @@ def conv2d_act_pool(
     """
     if activation not in ACTIVATIONS:
         raise InputError("activation", f"one of {ACTIVATIONS}", activation, where="pydlr.ops.conv2d_act_pool")
+    s, p, d, k, ps = _conv_pool_geometry(stride, padding, dilation, pool_size, pool_strides)
+    return torch.ops.pydlr.conv2d_act_pool(x, weight, bias, s, p, d, groups, activation, k, ps)
+
+
+def _conv_pool_geometry(stride: Any, padding: Any, dilation: Any, pool_size: Any, pool_strides: Any) -> tuple:
+    """(stride, padding, dilation, pool kernel, pool stride) as lists of two ints; pool stride defaults to
+    the pool size."""
     s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     k = _pair(pool_size, "pool_size")
-    ps = k if pool_strides is None else _pair(pool_strides, "pool_strides")
-    return torch.ops.pydlr.conv2d_act_pool(x, weight, bias, s, p, d, groups, activation, k, ps)
+    return s, p, d, k, (k if pool_strides is None else _pair(pool_strides, "pool_strides"))
 
 
 def conv_pool_fusable(
@@ -213,9 +219,7 @@ def conv_pool_fusable(
     """Whether :func:`conv2d_act_pool` runs its fused kernel for these arguments (see there)."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or weight.dim() != 4:
         return False
-    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    k = _pair(pool_size, "pool_size")
-    ps = k if pool_strides is None else _pair(pool_strides, "pool_strides")
+    s, p, d, k, ps = _conv_pool_geometry(stride, padding, dilation, pool_size, pool_strides)
     return bool(_C.conv2d_act_pool_fusable(x, weight, s, p, d, groups, activation, k, ps))
 
 

@@ -216,6 +216,17 @@ def _twin_params(dtype=torch.float32):
     return a, [torch.nn.Parameter(p.detach().clone()) for p in a]
 
 
+def _step_both_and_compare(mine, theirs, opt, ref):
+    """One step of both optimizers on the same random gradients; the parameters must stay equal."""
+    for p, q in zip(mine, theirs, strict=True):
+        g = torch.randn_like(p)
+        p.grad, q.grad = g.clone(), g.clone()
+    opt.step()
+    ref.step()
+    for p, q in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.01, False), (0.004, True)])
 def test_native_adam_matches_torch_adam_step_by_step(weight_decay, decoupled):
     mine, theirs = _twin_params()
@@ -223,13 +234,7 @@ def test_native_adam_matches_torch_adam_step_by_step(weight_decay, decoupled):
     opt = NativeAdam(mine, decoupled_weight_decay=decoupled, **kwargs)
     ref = (torch.optim.AdamW if decoupled else torch.optim.Adam)(theirs, **kwargs)
     for _ in range(6):
-        for p, q in zip(mine, theirs, strict=True):
-            g = torch.randn_like(p)
-            p.grad, q.grad = g.clone(), g.clone()
-        opt.step()
-        ref.step()
-        for p, q in zip(mine, theirs, strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+        _step_both_and_compare(mine, theirs, opt, ref)
     assert float(opt.state[mine[0]]["step"]) == 6.0
 
 
@@ -244,12 +249,7 @@ def test_native_adam_state_dict_is_torchs():
     ref.load_state_dict(copy.deepcopy(opt.state_dict()))
     for p, q in zip(mine, theirs, strict=True):
         q.data.copy_(p.data)
-        g = torch.randn_like(p)
-        p.grad, q.grad = g.clone(), g.clone()
-    opt.step()
-    ref.step()
-    for p, q in zip(mine, theirs, strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    _step_both_and_compare(mine, theirs, opt, ref)
 
 
 def test_native_adam_leaves_other_cases_to_torch():
