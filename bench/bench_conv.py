@@ -41,10 +41,12 @@ class Layer:
     groups: int
     act: str  # "relu", "relu6" or "none" (linear layer: no fused row)
     input_grad: bool = True
+    pool: int = 0  # > 0: followed by max pooling (pool x pool, stride pool); pydlr runs ops.conv2d_act_pool
 
 
 LAYERS = [
     Layer("seed 1->32 @28", 1, 32, 28, 3, 1, 0, 1, "relu", input_grad=False),
+    Layer("seed 1->32 @28 +pool2", 1, 32, 28, 3, 1, 0, 1, "relu", input_grad=False, pool=2),
     Layer("seed 32->64 @13", 32, 64, 13, 3, 1, 0, 1, "relu"),
     Layer("seed 64->64 @5", 64, 64, 5, 3, 1, 0, 1, "relu"),
     Layer("mnv2 dw3x3 32 s1 @112", 32, 32, 112, 3, 1, 1, 32, "relu6"),
@@ -61,18 +63,20 @@ ACT_FN = {"relu": torch.relu, "relu6": F.relu6}
 def _torch_fn(layer: Layer, fused: bool):
     def run(x, w, b):
         y = F.conv2d(x, w, b, layer.stride, layer.padding, 1, layer.groups)
-        return ACT_FN[layer.act](y) if fused else y
+        y = ACT_FN[layer.act](y) if fused else y
+        return F.max_pool2d(y, layer.pool) if layer.pool else y
 
     return run
 
 
 def _pydlr_fn(layer: Layer, fused: bool):
     act = layer.act if fused else "none"
+    geometry = ((layer.stride,) * 2, (layer.padding,) * 2, (1, 1), layer.groups, act)
 
     def run(x, w, b):
-        return ops.conv2d(
-            x, w, b, (layer.stride,) * 2, (layer.padding,) * 2, (1, 1), layer.groups, act
-        )
+        if layer.pool:  # convolution, bias, activation and pooling in one operator
+            return ops.conv2d_act_pool(x, w, b, *geometry, layer.pool)
+        return ops.conv2d(x, w, b, *geometry)
 
     return run
 
@@ -93,9 +97,12 @@ def bench_case(
 ):
     """Median seconds of torch and pydlr for one case, interleaved rep by rep."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, layer.cin, layer.size, layer.size, generator=gen)
     if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+        # NHWC memory viewed as NCHW, as pydlr's layers see their inputs. Not .contiguous(channels_last): with
+        # one channel that gives NCHW-compatible strides, and torch and pydlr then both take their NCHW paths.
+        x = torch.randn(batch, layer.size, layer.size, layer.cin, generator=gen).permute(0, 3, 1, 2)
+    else:
+        x = torch.randn(batch, layer.cin, layer.size, layer.size, generator=gen)
     w = (
         torch.randn(
             layer.cout, layer.cin // layer.groups, layer.kernel, layer.kernel, generator=gen
