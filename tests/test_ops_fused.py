@@ -172,6 +172,9 @@ def test_fusion_steps_aside_for_hooks_and_the_torch_backend():
     assert seen == [torch.Size([2, 32, 26, 26])]  # the hook saw the convolution's own output
     handle.remove()
     assert conv_then_pool(conv, pool, internal) is not None
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)  # a global hook
+    assert conv_then_pool(conv, pool, internal) is None
+    handle.remove()
     with layers.conv_backend("torch"):
         assert conv_then_pool(conv, pool, internal) is None
     assert conv_then_pool(_seed_pair(backend="torch").layers[0], pool, internal) is None

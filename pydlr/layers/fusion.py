@@ -58,13 +58,15 @@ def _hooked(layer: torch.nn.Module) -> bool:
     )
 
 
+# torch keeps the hooks registered with register_module_forward_hook & co. in these module globals; read
+# defensively (private names): a torch without one of them simply has no such hooks.
+_GLOBAL_HOOK_TABLES = (
+    "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks",
+)
+
+
 def _global_hooks() -> bool:
-    return bool(
-        _module._global_forward_hooks
-        or _module._global_forward_pre_hooks
-        or _module._global_backward_hooks
-        or _module._global_backward_pre_hooks
-    )
+    return any(getattr(_module, name, None) for name in _GLOBAL_HOOK_TABLES)
 
 
 def conv_then_pool(conv: object, pool: object, x: torch.Tensor) -> torch.Tensor | None:
