@@ -12,7 +12,8 @@ from test_ops import _layout
 
 from pydlr import _C, layers, ops
 from pydlr.errors import InputError
-from pydlr.layers.fusion import conv_then_pool, layer_fusion
+from pydlr.layers import layer_fusion
+from pydlr.layers.fusion import conv_then_pool
 from pydlr.models import Sequential, seed_cnn
 from pydlr.train.optimizers import Adam, AdamW, NativeAdam
 

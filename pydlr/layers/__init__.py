@@ -27,6 +27,7 @@ from pydlr.layers.core import (
     ReLU,
     Rescaling,
 )
+from pydlr.layers.fusion import layer_fusion, set_layer_fusion
 from pydlr.layers.normalization import BatchNormalization
 from pydlr.layers.pooling import (
     AveragePooling2D,
@@ -71,4 +72,6 @@ __all__ = [
     "conv_backend",
     "get_conv_backend",
     "set_conv_backend",
+    "layer_fusion",
+    "set_layer_fusion",
 ]
