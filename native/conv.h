@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -127,10 +128,16 @@ bool dense_direct_ok(const ConvGeom& g, at::ScalarType t);
 // Output row (n, oh) of the convolution with bias and activation into tile [OW, OC]; wk: weight as [KH, KW, C, OC].
 void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b, float* tile,
                     int act, int64_t n, int64_t oh);
-// Accumulates the weight gradient (acc [KH, KW, C, OC]) and bias gradient (dbacc [OC]) of output row (n, oh) from
-// its already-masked gradient row grow [OW, OC]; gtile: scratch of OW * OC floats.
-void dense_conv_bwd_row(const ConvGeom& g, const float* x, Strides4 xs, const float* grow, float* acc, float* dbacc,
-                        float* gtile, int64_t n, int64_t oh);
+// Weight and bias gradients (dW [OC, C, KH, KW], db [OC]) of the dense direct convolution, accumulated per thread
+// over tasks [0, ntasks) run in parallel: rows(b0, b1, add) calls add(grow, yrow, n, oh) for each gradient row
+// [OW, OC] of output row (n, oh) its tasks produce; yrow is the activated output row that masks it (act != 0),
+// or null. Rows never added have no gradient.
+using DenseGradRow = std::function<void(const float* grow, const float* yrow, int64_t n, int64_t oh)>;
+using DenseGradRows = std::function<void(int64_t b0, int64_t b1, const DenseGradRow& add)>;
+std::pair<at::Tensor, at::Tensor> dense_direct_grads(const ConvGeom& g, const at::Tensor& input, int act,
+                                                     int64_t ntasks, const DenseGradRows& rows);
+// Pooling geometry of an (N, C, H, W) input (pool_cpu.cpp); OH/OW are 0 when the window is larger than the input.
+PoolGeom pool_geometry(int64_t N, int64_t C, int64_t H, int64_t W, at::IntArrayRef kernel, at::IntArrayRef stride);
 // Channels-last max pooling of output row (n, oh): y and argmax a (may be null) at strides ys.
 void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
                      int64_t oh);

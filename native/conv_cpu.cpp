@@ -869,16 +869,11 @@ void dense_direct_fwd(const ConvGeom& g, const at::Tensor& input, const at::Tens
 // and db [OC].
 std::pair<at::Tensor, at::Tensor> dense_direct_bwd(const ConvGeom& g, const at::Tensor& input,
                                                    const at::Tensor& grad, const at::Tensor& out, bool cl, int act) {
-  const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C;
-  at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
-  float* ap = accs.mutable_data_ptr<float>();
-  const float* xp = input.const_data_ptr<float>();
-  const Strides4 xs = strides_of(input);
   const float* gp = grad.const_data_ptr<float>();
   const float* yp = act != 0 ? out.const_data_ptr<float>() : nullptr;
-  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
-    float* acc = ap + at::get_thread_num() * (KC * g.OC + g.OC);
-    std::vector<float> gt(cl ? 0 : g.OW * g.OC), yt(cl || !yp ? 0 : g.OW * g.OC), tile(g.OW * g.OC);
+  return detail::dense_direct_grads(g, input, act, g.N * g.OH,
+                                    [&](int64_t b0, int64_t b1, const detail::DenseGradRow& add) {
+    std::vector<float> gt(cl ? 0 : g.OW * g.OC), yt(cl || !yp ? 0 : g.OW * g.OC);
     for (int64_t t = b0; t < b1; ++t) {
       const int64_t n = t / g.OH, oh = t % g.OH;
       const float* grow = gp + t * g.OW * g.OC;
@@ -893,12 +888,9 @@ std::pair<at::Tensor, at::Tensor> dense_direct_bwd(const ConvGeom& g, const at::
         grow = gt.data();
         yrow = yp ? yt.data() : nullptr;
       }
-      dense_bwd_row_f(g, xp, xs, grow, yrow, act, acc, acc + KC * g.OC, tile.data(), n, oh);
+      add(grow, yrow, n, oh);
     }
   });
-  at::Tensor total = accs.sum(0);
-  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
-  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
 }
 
 // ---------------------------------------------------------------------------------------------- NCHW "wide" direct
@@ -1413,9 +1405,24 @@ void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float*
                     int act, int64_t n, int64_t oh) {
   dense_row_f(g, x, xs, wk, b, tile, act, n, oh);
 }
-void dense_conv_bwd_row(const ConvGeom& g, const float* x, Strides4 xs, const float* grow, float* acc, float* dbacc,
-                        float* gtile, int64_t n, int64_t oh) {
-  dense_bwd_row_f(g, x, xs, grow, nullptr, 0, acc, dbacc, gtile, n, oh);
+std::pair<at::Tensor, at::Tensor> dense_direct_grads(const ConvGeom& g, const at::Tensor& input, int act,
+                                                     int64_t ntasks, const DenseGradRows& rows) {
+  const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C;
+  at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
+  float* ap = accs.mutable_data_ptr<float>();
+  const float* xp = input.const_data_ptr<float>();
+  const Strides4 xs = strides_of(input);
+  at::parallel_for(0, ntasks, 1, [&](int64_t b0, int64_t b1) {
+    float* acc = ap + at::get_thread_num() * (KC * g.OC + g.OC);
+    std::vector<float> tile(g.OW * g.OC);
+    const DenseGradRow add = [&](const float* grow, const float* yrow, int64_t n, int64_t oh) {
+      dense_bwd_row_f(g, xp, xs, grow, yrow, act, acc, acc + KC * g.OC, tile.data(), n, oh);
+    };
+    rows(b0, b1, add);
+  });
+  const at::Tensor total = accs.sum(0);
+  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
+  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
 }
 }  // namespace detail
 

@@ -36,25 +36,15 @@ bool pool_args_ok(at::IntArrayRef kernel, at::IntArrayRef stride) {
          stride[1] > 0 && kernel[0] * kernel[1] <= 255;
 }
 
-PoolGeom pool_geom(const ConvGeom& g, at::IntArrayRef kernel, at::IntArrayRef stride) {
-  PoolGeom p{};
-  p.N = g.N;
-  p.C = g.OC;
-  p.H = g.OH;
-  p.W = g.OW;
-  p.kh = kernel[0];
-  p.kw = kernel[1];
-  p.sh = stride[0];
-  p.sw = stride[1];
-  p.OH = p.H >= p.kh ? (p.H - p.kh) / p.sh + 1 : 0;
-  p.OW = p.W >= p.kw ? (p.W - p.kw) / p.sw + 1 : 0;
-  return p;
+// The kh convolution rows under one pooled row, as a one-image, one-pooled-row input of the pooling row kernels.
+PoolGeom window_rows(const Fused& f) {
+  return PoolGeom{1, f.g.OC, f.p.kh, f.g.OW, 1, f.p.OW, f.p.kh, f.p.kw, f.p.kh, f.p.sw};
 }
 
-// The fused kernel's conditions, on validated convolution geometry.
 // Every activation pydlr fuses is non-decreasing, so pooling commutes with it and the argmax carries its mask.
 bool fusable(const ConvGeom& g, const at::Tensor& input, const PoolGeom& p) {
-  return input.device().is_cpu() && detail::dense_direct_ok(g, input.scalar_type()) && p.OH > 0 && p.OW > 0 && p.sh >= p.kh && p.sw >= p.kw;
+  return input.device().is_cpu() && detail::dense_direct_ok(g, input.scalar_type()) && p.OH > 0 && p.OW > 0 &&
+         p.sh >= p.kh && p.sw >= p.kw;
 }
 
 Fused check_fused(const char* op, const at::Tensor& input, const at::Tensor& weight,
@@ -67,7 +57,7 @@ Fused check_fused(const char* op, const at::Tensor& input, const at::Tensor& wei
   TORCH_CHECK(pool_args_ok(pool_kernel, pool_stride), op,
               ": pool_kernel and pool_stride must be 2 positive values each, windows of at most 255 elements; got ",
               pool_kernel, " and ", pool_stride);
-  f.p = pool_geom(f.g, pool_kernel, pool_stride);
+  f.p = detail::pool_geometry(f.g.N, f.g.OC, f.g.OH, f.g.OW, pool_kernel, pool_stride);
   TORCH_CHECK(f.p.OH > 0 && f.p.OW > 0, op, ": the convolution's output (", f.g.OH, "x", f.g.OW,
               ") is smaller than the pooling window (", pool_kernel, ")");
   return f;
@@ -80,12 +70,13 @@ void fused_forward_rows(const Fused& f, const float* x, Strides4 xs, const float
   const PoolGeom& p = f.p;
   const int64_t row = g.OW * g.OC;
   std::vector<float> tile(p.kh * row);
-  // The tile as a one-image, one-pooled-row input of the pooling row kernel.
-  const PoolGeom tp{1, g.OC, p.kh, g.OW, 1, p.OW, p.kh, p.kw, p.kh, p.sw};
+  const PoolGeom tp = window_rows(f);
   const Strides4 ts{0, 1, row, g.OC}, ys{0, 1, 0, g.OC};
   for (int64_t t = b0; t < b1; ++t) {
     const int64_t n = t / p.OH, ph = t % p.OH;
-    for (int64_t i = 0; i < p.kh; ++i) detail::dense_conv_row(g, x, xs, wk, b, tile.data() + i * row, f.act, n, ph * p.sh + i);
+    for (int64_t i = 0; i < p.kh; ++i) {
+      detail::dense_conv_row(g, x, xs, wk, b, tile.data() + i * row, f.act, n, ph * p.sh + i);
+    }
     const int64_t yo = t * p.OW * g.OC;
     detail::pool_fwd_row_cl(tp, tile.data(), ts, y + yo, a ? a + yo : nullptr, ys, 0, 0);
   }
@@ -196,33 +187,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
   }
   at::Tensor gi, gw, gb;
   if (output_mask[1] || output_mask[2]) {
-    const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C, row = g.OW * g.OC;
-    at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
-    float* accp = accs.mutable_data_ptr<float>();
-    const float* xp = input.const_data_ptr<float>();
-    const Strides4 xs = strides_of(input);
+    const int64_t row = g.OW * g.OC;
     const float* gp = gm.const_data_ptr<float>();
     const uint8_t* ap = am.const_data_ptr<uint8_t>();
-    // The pooled row's window rows as a one-image pooling backward: writes the whole [kh, OW, OC] tile.
-    const PoolGeom tp{1, g.OC, p.kh, g.OW, 1, p.OW, p.kh, p.kw, p.kh, p.sw};
-    at::parallel_for(0, g.N * p.OH, 1, [&](int64_t b0, int64_t b1) {
-      float* acc = accp + at::get_thread_num() * (KC * g.OC + g.OC);
-      std::vector<float> tile(p.kh * row), scratch(row);
+    const PoolGeom tp = window_rows(f);
+    std::tie(gw, gb) = detail::dense_direct_grads(g, input, 0, g.N * p.OH,
+                                                  [&](int64_t b0, int64_t b1, const detail::DenseGradRow& add) {
+      std::vector<float> tile(p.kh * row);
       for (int64_t t = b0; t < b1; ++t) {
         const int64_t n = t / p.OH, ph = t % p.OH, yo = t * p.OW * g.OC;
+        // The pooled row's window rows, already masked: the whole [kh, OW, OC] tile, zeros off the argmax.
         detail::pool_bwd_row_cl(tp, ap + yo, gp + yo, tile.data(), 0, 0);
         // Rows between windows (stride > kernel) and below the last one get no gradient: nothing to add.
-        for (int64_t i = 0; i < p.kh; ++i) {
-          detail::dense_conv_bwd_row(g, xp, xs, tile.data() + i * row, acc, acc + KC * g.OC, scratch.data(), n,
-                                     ph * p.sh + i);
-        }
+        for (int64_t i = 0; i < p.kh; ++i) add(tile.data() + i * row, nullptr, n, ph * p.sh + i);
       }
     });
-    const at::Tensor total = accs.sum(0);
-    if (output_mask[1]) {
-      gw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
-    }
-    if (output_mask[2]) gb = total.narrow(0, KC * g.OC, g.OC).clone();
+    if (!output_mask[1]) gw = at::Tensor();
+    if (!output_mask[2]) gb = at::Tensor();
   }
   if (output_mask[0]) {
     // Rare (the fused layer is usually the first): the full-resolution gradient, then the convolution's own

@@ -38,19 +38,9 @@ PoolGeom check_pool_args(const char* op, const at::Tensor& input, at::IntArrayRe
               kernel);
   TORCH_CHECK(input.size(0) > 0 && input.size(1) > 0, op, ": batch and channels must be non-empty; got shape ",
               input.sizes());
-  PoolGeom g{};
-  g.N = input.size(0);
-  g.C = input.size(1);
-  g.H = input.size(2);
-  g.W = input.size(3);
-  g.kh = kernel[0];
-  g.kw = kernel[1];
-  g.sh = stride[0];
-  g.sw = stride[1];
-  TORCH_CHECK(g.H >= g.kh && g.W >= g.kw, op, ": the input (", g.H, "x", g.W, ") is smaller than the window (",
-              g.kh, "x", g.kw, ")");
-  g.OH = (g.H - g.kh) / g.sh + 1;
-  g.OW = (g.W - g.kw) / g.sw + 1;
+  const PoolGeom g = detail::pool_geometry(input.size(0), input.size(1), input.size(2), input.size(3), kernel, stride);
+  TORCH_CHECK(g.OH > 0 && g.OW > 0, op, ": the input (", g.H, "x", g.W, ") is smaller than the window (", g.kh, "x",
+              g.kw, ")");
   return g;
 }
 
@@ -236,6 +226,14 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& input, at::Int
 }  // namespace
 
 namespace detail {
+PoolGeom pool_geometry(int64_t N, int64_t C, int64_t H, int64_t W, at::IntArrayRef kernel, at::IntArrayRef stride) {
+  PoolGeom p{N, C, H, W, 0, 0, kernel[0], kernel[1], stride[0], stride[1]};
+  if (H >= p.kh && W >= p.kw) {
+    p.OH = (H - p.kh) / p.sh + 1;
+    p.OW = (W - p.kw) / p.sw + 1;
+  }
+  return p;
+}
 void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
                      int64_t oh) {
   ::pydlr::pool_fwd_row_cl(g, x, xs, y, a, ys, n, oh);
