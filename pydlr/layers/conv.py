@@ -97,8 +97,9 @@ class _ConvBase(Layer):
         self.in_channels: int | None = None
         # "auto" backend: the choice for the last input layout seen (shape, strides, dtype, device).
         self._auto_choice: dict[tuple[Any, ...], str] = {}
-        # Whether a following MaxPooling2D can be fused with this layer (pydlr.layers.fusion), per input layout.
-        self._pool_fusion: dict[tuple[Any, ...], bool] = {}
+        # How a following MaxPooling2D fuses with this layer (pydlr.layers.fusion), per input layout: the
+        # convolution's padding, or None when it does not.
+        self._pool_fusion: dict[tuple[Any, ...], tuple[int, int] | None] = {}
 
     def _common_config(self) -> dict[str, Any]:
         return {

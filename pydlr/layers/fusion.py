@@ -25,7 +25,7 @@ from torch.nn.modules import module as _module
 
 from pydlr import ops
 from pydlr.layers.base import keras_shape
-from pydlr.layers.conv import Conv2D
+from pydlr.layers.conv import Conv2D, get_conv_backend
 from pydlr.layers.geometry import op_padding
 from pydlr.layers.pooling import MaxPooling2D
 
@@ -73,32 +73,41 @@ def conv_then_pool(conv: object, pool: object, x: torch.Tensor) -> torch.Tensor 
     """``pool(conv(x))`` through the fused operator, or None when this pair must run layer by layer."""
     if not _state["enabled"] or type(conv) is not Conv2D or type(pool) is not MaxPooling2D:
         return None
-    if not (conv.built and pool.built) or conv.groups != 1 or conv.activation not in _OP_ACTIVATION:
+    if not (conv.built and pool.built) or _hooked(conv) or _hooked(pool) or _global_hooks():
         return None
-    if pool.padding != "valid" or _hooked(conv) or _hooked(pool) or _global_hooks():
+    # The plan depends only on the input's layout and the switches that pick the ops: decided once per layout
+    # (one entry, as the backend choice: shapes change rarely), so a pair that does not fuse costs a lookup.
+    key = (x.shape, x.stride(), x.dtype, x.device, conv.backend, get_conv_backend(), MaxPooling2D._native_ok(x))
+    cache = conv._pool_fusion
+    if key not in cache:
+        padding = _plan(conv, pool, x)
+        cache.clear()
+        cache[key] = padding
+    padding = cache[key]
+    if padding is None:
         return None
-    # The checks the layers' own forward would make, with the same errors, before anything reads x.
+    return ops.conv2d_act_pool(
+        x, conv.weight, conv.bias, conv.strides, padding, conv.dilation_rate, 1,
+        _OP_ACTIVATION[conv.activation], pool.pool_size, pool.strides,
+    )
+
+
+def _plan(conv: Conv2D, pool: MaxPooling2D, x: torch.Tensor) -> tuple[int, int] | None:
+    """The convolution's symmetric padding when the pair fuses for inputs laid out as ``x``, else None."""
+    if conv.groups != 1 or conv.activation not in _OP_ACTIVATION or pool.padding != "valid":
+        return None
+    # The checks the layers' own forward would make, with the same errors, before anything reads x (a fused
+    # layout was checked when first seen; the same layout passes them again).
     shape = keras_shape(x)
     conv.check_input_shape(shape)
     pool.check_input_shape(conv.compute_output_shape(shape))
     sym, asym = op_padding(
         x.shape[2], x.shape[3], conv.kernel_size, conv.strides, conv.dilation_rate, conv.padding
     )
-    if asym is not None or not MaxPooling2D._native_ok(x):
+    if asym is not None or not MaxPooling2D._native_ok(x) or conv._resolve_backend(x, sym, 1) != "native":
         return None
-    if conv._resolve_backend(x, sym, 1) != "native":
-        return None
-    key = (x.shape, x.stride(), x.dtype, x.device)
-    cache = conv._pool_fusion
-    if key not in cache:
-        cache.clear()  # one entry, as the backend choice: shapes change rarely
-        cache[key] = ops.conv_pool_fusable(
-            x, conv.weight, conv.strides, sym, conv.dilation_rate, 1,
-            _OP_ACTIVATION[conv.activation], pool.pool_size, pool.strides,
-        )
-    if not cache[key]:
-        return None
-    return ops.conv2d_act_pool(
-        x, conv.weight, conv.bias, conv.strides, sym, conv.dilation_rate, 1,
+    fusable = ops.conv_pool_fusable(
+        x, conv.weight, conv.strides, sym, conv.dilation_rate, 1,
         _OP_ACTIVATION[conv.activation], pool.pool_size, pool.strides,
     )
+    return tuple(sym) if fusable else None

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from pydlr import _C
 from pydlr.errors import InputError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get"]
@@ -54,8 +55,6 @@ class NativeAdam(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        from pydlr import _C  # the native extension (imported here: optimizers load without it)
-
         for group in self.param_groups:
             params, grads, avgs, sqs, steps = [], [], [], [], []
             for p in group["params"]:
