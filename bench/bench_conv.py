@@ -8,9 +8,12 @@ channels_last) it times, interleaving the two implementations rep by rep and tak
   (skipped for linear layers such as MobileNetV2's pointwise projections);
 
 each forward only (``fwd``) and forward + backward (``fwd+bwd``: grads of weight, bias and, except for the
-network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster).
+network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster). ``kernel`` is
+the forward kernel pydlr picked for the shape (``onednn``: oneDNN with the activation as a post-op, see
+native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
+other plain rows >= 0.8x). ``--own`` switches the oneDNN route off: pydlr's own kernels on every shape.
 
-Run: ``source scripts/env.sh && python bench/bench_conv.py [--quick] [--layout nchw|cl|both]``.
+Run: ``source scripts/env.sh && python bench/bench_conv.py [--quick] [--layout nchw|cl|both] [--own]``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class Layer:
     groups: int
     act: str  # "relu", "relu6" or "none" (linear layer: no fused row)
     input_grad: bool = True
-    pool: int = 0  # > 0: followed by max pooling (pool x pool, stride pool); pydlr runs ops.conv2d_act_pool
+    pool: int = (
+        0  # > 0: followed by max pooling (pool x pool, stride pool); pydlr runs ops.conv2d_act_pool
+    )
 
 
 LAYERS = [
@@ -79,6 +84,13 @@ def _pydlr_fn(layer: Layer, fused: bool):
         return ops.conv2d(x, w, b, *geometry)
 
     return run
+
+
+def _target(layer: Layer, fused: bool) -> float:
+    """Issue 5's minimum speedup for a row."""
+    if layer.groups > 1 and layer.groups == layer.cin:
+        return 1.0
+    return 1.0 if fused and layer.name.startswith("seed") else 0.8
 
 
 def _timed(fn, x, w, b, gy, backward: bool) -> float:
@@ -130,7 +142,14 @@ def bench_case(
     for _ in range(reps):
         for name in fns:
             times[name].append(_timed(fns[name], x, w, b, gy, backward))
-    return statistics.median(times["torch"]), statistics.median(times["pydlr"]), reps
+    kernel = (
+        "conv_act_pool"
+        if layer.pool
+        else ops._C.conv2d_cpu_path(
+            x, w, [layer.stride] * 2, [layer.padding] * 2, [1, 1], layer.groups
+        )
+    )
+    return statistics.median(times["torch"]), statistics.median(times["pydlr"]), reps, kernel
 
 
 def main() -> None:
@@ -145,8 +164,12 @@ def main() -> None:
         default=2,
         help="torch threads (2 as specified; 1 is steadier on a shared machine)",
     )
+    parser.add_argument(
+        "--own", action="store_true", help="pydlr's own kernels on every shape (no oneDNN route)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    ops._C.set_onednn_enabled(not args.own)
     budget = 0.4 if args.quick else 1.5
     info = ops.build_info()
     print(
@@ -155,7 +178,11 @@ def main() -> None:
     print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc default allocator)')}")
     print(f"pydlr build: {info}")
     layouts = {"nchw": [False], "cl": [True], "both": [False, True]}[args.layout]
-    header = f"{'layer':24s} {'layout':6s} {'op':5s} {'pass':7s} {'torch ms':>9s} {'pydlr ms':>9s} {'speedup':>8s} {'reps':>5s}"
+    header = (
+        f"{'layer':24s} {'layout':6s} {'op':5s} {'pass':7s} {'torch ms':>9s} {'pydlr ms':>9s} "
+        f"{'speedup':>8s} {'reps':>5s}  {'kernel':14s} target"
+    )
+    missed = []
     print(header)
     print("-" * len(header))
     for layer in LAYERS:
@@ -164,15 +191,22 @@ def main() -> None:
         for cl in layouts:
             for fused in [False, True] if layer.act != "none" else [False]:
                 for backward in (False, True):
-                    t_torch, t_pydlr, reps = bench_case(
+                    t_torch, t_pydlr, reps, kernel = bench_case(
                         layer, cl, fused, backward, budget, args.batch
                     )
-                    print(
+                    target = _target(layer, fused)
+                    row = (
                         f"{layer.name:24s} {'cl' if cl else 'nchw':6s} {'fused' if fused else 'plain':5s} "
                         f"{'fwd+bwd' if backward else 'fwd':7s} {t_torch * 1e3:9.3f} {t_pydlr * 1e3:9.3f} "
-                        f"{t_torch / t_pydlr:7.2f}x {reps:5d}",
-                        flush=True,
+                        f"{t_torch / t_pydlr:7.2f}x {reps:5d}  {kernel:14s}"
                     )
+                    met = t_torch / t_pydlr >= target
+                    print(f"{row} >={target:.1f} {'met' if met else 'MISSED'}", flush=True)
+                    if not met:
+                        missed.append(row)
+    print(f"\n{len(missed)} row(s) below issue 5's target" + (":" if missed else "."))
+    for row in missed:
+        print("  " + row)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask);
 
+// The oneDNN route (conv_onednn.cpp): forward with the activation as a oneDNN post-op, backward through ATen's
+// convolution_backward on the already-masked gradient; float32. Available when this torch has oneDNN and the
+// route is enabled (set_onednn_enabled(false) runs pydlr's own kernels for every shape).
+bool onednn_available();
+bool onednn_present();  // whether this torch has oneDNN and its fused convolution, enabled or not
+bool onednn_enabled();
+void set_onednn_enabled(bool enabled);
+at::Tensor onednn_conv2d_act(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight,
+                             const at::Tensor& bias, int act);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> onednn_conv2d_backward(const ConvGeom& g, const at::Tensor& grad,
+                                                                      const at::Tensor& input,
+                                                                      const at::Tensor& weight,
+                                                                      std::array<bool, 3> output_mask);
+
 // Max pooling without padding (floor mode, dilation 1), any stride; pool_cpu.cpp. For training, the forward also
 // returns each maximum's window position as one byte (argmax, the output's shape and layout); the backward
 // reads only that and the gradient (`input` gives the gradient's shape and layout, its values are not read).

@@ -34,6 +34,8 @@ namespace {
 
 // Above this reduction length (C/G * KH * KW) the GEMM path wins over the direct kernels.
 constexpr int64_t kDirectMaxK = 16;
+// Output positions per image below which a GEMM convolution is "small" (batched over images; pydlr's own path).
+constexpr int64_t kSmallPlane = 64;
 // Elements of one thread's im2col block (~256 KiB of float): stays in L2 between im2col and GEMM.
 constexpr int64_t kColElems = 64 * 1024;
 
@@ -1072,18 +1074,23 @@ PYDLR_CLONES void dw_nhwc_row_vf(const ConvGeom& g, const float* x, const float*
   dw_nhwc_row_v(g, x, wd, b, y, act, n, oh);
 }
 
-// Gradient masked by the activation's derivative (computed from the activated output), in place in `g`.
+// Gradient masked by the activation's derivative (computed from the activated output): out = g where the
+// activation passes it, 0 elsewhere, in one pass (out may be g).
 template <typename T>
-PYDLR_INLINE void mask_impl(T* __restrict g, const T* __restrict y, int64_t n, int act) {
+PYDLR_INLINE void mask_impl(T* out, const T* g, const T* __restrict y, int64_t n, int act) {
   if (act == 1) {
-    for (int64_t i = 0; i < n; ++i) g[i] = y[i] > T(0) ? g[i] : T(0);
+    for (int64_t i = 0; i < n; ++i) out[i] = y[i] > T(0) ? g[i] : T(0);
   } else {
-    for (int64_t i = 0; i < n; ++i) g[i] = (y[i] > T(0) && y[i] < T(6)) ? g[i] : T(0);
+    for (int64_t i = 0; i < n; ++i) out[i] = (y[i] > T(0) && y[i] < T(6)) ? g[i] : T(0);
   }
 }
-PYDLR_CLONES void mask_f(float* g, const float* y, int64_t n, int act) { mask_impl<float>(g, y, n, act); }
-inline void mask(float* g, const float* y, int64_t n, int act) { mask_f(g, y, n, act); }
-inline void mask(double* g, const double* y, int64_t n, int act) { mask_impl<double>(g, y, n, act); }
+PYDLR_CLONES void mask_f(float* out, const float* g, const float* y, int64_t n, int act) {
+  mask_impl<float>(out, g, y, n, act);
+}
+inline void mask(float* out, const float* g, const float* y, int64_t n, int act) { mask_f(out, g, y, n, act); }
+inline void mask(double* out, const double* g, const double* y, int64_t n, int act) {
+  mask_impl<double>(out, g, y, n, act);
+}
 
 std::string describe(const at::Tensor& t) {
   std::ostringstream s;
@@ -1099,7 +1106,7 @@ inline bool channels_last(const at::Tensor& input) {
 // rows instead of one tiny GEMM per image. The layout conversions are cheap at these sizes.
 inline bool nchw_via_nhwc(const ConvGeom& g) {
   const bool depthwise = g.C == g.G && g.OC == g.G;
-  return !depthwise && (g.C / g.G) * g.KH * g.KW > 32 && g.OH * g.OW < 64;
+  return !depthwise && (g.C / g.G) * g.KH * g.KW > 32 && g.OH * g.OW < kSmallPlane;
 }
 
 }  // namespace
@@ -1176,6 +1183,23 @@ ConvGeom check_conv_args(const char* op, const at::Tensor& input, const at::Tens
 
 namespace {
 
+// The gradient w.r.t. the convolution's output (before the activation), in layout fmt: grad_output masked by the
+// activation's derivative, read from the activated output.
+at::Tensor masked_grad(const at::Tensor& grad_output, const std::optional<at::Tensor>& output, int act,
+                       at::MemoryFormat fmt) {
+  if (act == 0) return grad_output.contiguous(fmt);
+  const at::Tensor g = grad_output.contiguous(fmt), y = output->contiguous(fmt);
+  at::Tensor gm = at::empty_like(g, fmt);  // written whole in one pass (read g and y, write gm), like torch's
+  AT_DISPATCH_FLOATING_TYPES(gm.scalar_type(), "pydlr_conv2d_mask", [&] {
+    scalar_t* mp = gm.mutable_data_ptr<scalar_t>();
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    const scalar_t* yp = y.const_data_ptr<scalar_t>();
+    at::parallel_for(0, gm.numel(), 16384,
+                     [&](int64_t b0, int64_t b1) { mask(mp + b0, gp + b0, yp + b0, b1 - b0, act); });
+  });
+  return gm;
+}
+
 enum class CpuPath { DepthwiseNhwc, WideNchw, DenseDirect, DirectNhwc, DirectNchw, GemmNhwc, GemmNchw };
 
 // The forward kernel for a shape, in order of preference; the one place that decides it.
@@ -1189,6 +1213,42 @@ CpuPath forward_path(const ConvGeom& g, bool cl, at::ScalarType t) {
   if (cl && small && g.G == 1) return CpuPath::DirectNhwc;
   if (!cl && (depthwise || small)) return CpuPath::DirectNchw;
   return cl ? CpuPath::GemmNhwc : CpuPath::GemmNchw;
+}
+
+// Whether oneDNN (conv_onednn.cpp) runs the forward instead of pydlr's own kernel `own`: float32 GEMM-bound
+// shapes where it measured faster (bench_conv, batch 64, 2 threads; times oneDNN vs own):
+//   * NCHW few-channel "wide" (1->32 at 28x28 fed NCHW): 0.27 vs 0.51 ms;
+//   * NCHW GEMM (32->64 at 13x13: 1.5 vs 2.2 ms), except pointwise with OC > 16 (96->24: 14.6 vs 8.7 ms, own);
+//   * NCHW with a small plane, run via NHWC (64->64 at 5x5): 0.29 vs 0.32 ms;
+//   * channels-last GEMM with >= kSmallPlane output positions (32->64 at 13x13: 1.36 vs 1.95 ms; pointwise 96->24:
+//     9.3 vs 11.7 ms), except pointwise with OC <= 16 (32->16: 10.1 vs 5.3 ms, own).
+// Direct, depthwise and small-plane channels-last kernels stay pydlr's own (faster there).
+bool onednn_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
+  if (t != at::kFloat || !onednn_available()) return false;
+  const bool pw = is_pointwise(g);
+  const int64_t OCg = g.OC / g.G;
+  switch (own) {
+    case CpuPath::WideNchw: return true;
+    case CpuPath::GemmNchw: return !(pw && OCg > 16);
+    case CpuPath::GemmNhwc:
+      if (!cl_in) return true;
+      return g.OH * g.OW >= kSmallPlane && !(pw && OCg <= 16);
+    default: return false;
+  }
+}
+
+// Whether oneDNN computes the weight and input gradients (after pydlr masks the gradient): the same shapes, except
+// that pydlr's own backward stays where it measured faster: small planes (64->64 at 5x5, images batched into one
+// GEMM: 1.30 vs 1.55 ms) and NCHW pointwise with OC > 16. Channels-last pointwise 32->16: 15.4 vs 23.4 ms (oneDNN).
+bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
+  if (t != at::kFloat || !onednn_available()) return false;
+  const bool pw = is_pointwise(g);
+  switch (own) {
+    case CpuPath::WideNchw: return true;
+    case CpuPath::GemmNchw: return !(pw && g.OC / g.G > 16);
+    case CpuPath::GemmNhwc: return cl_in && g.OH * g.OW >= kSmallPlane;
+    default: return false;
+  }
 }
 
 const char* path_name(CpuPath p) {
@@ -1209,8 +1269,9 @@ const char* path_name(CpuPath p) {
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
-  const bool cl = channels_last(input) || nchw_via_nhwc(g);
-  return path_name(forward_path(g, cl, input.scalar_type()));
+  const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
+  const CpuPath own = forward_path(g, cl, input.scalar_type());
+  return onednn_forward(g, cl_in, own, input.scalar_type()) ? "onednn" : path_name(own);
 }
 
 at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -1221,11 +1282,12 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
   TORCH_CHECK(input.device().is_cpu(), "pydlr::conv2d: CPU kernel called with a ", input.device(), " tensor");
   const bool cl_in = channels_last(input);
   const bool cl = cl_in || nchw_via_nhwc(g);
+  const CpuPath path = forward_path(g, cl, input.scalar_type());
+  at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  if (onednn_forward(g, cl_in, path, input.scalar_type())) return onednn_conv2d_act(g, input, weight, b, act);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor x = input.contiguous(fmt);
-  at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(fmt));
-  const CpuPath path = forward_path(g, cl, input.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
@@ -1287,6 +1349,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
               "\"");
   const bool cl_in = channels_last(input);
   const bool cl = cl_in || nchw_via_nhwc(g);
+  if (onednn_backward(g, cl_in, forward_path(g, cl, input.scalar_type()), input.scalar_type())) {
+    const auto in_fmt = cl_in ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    return onednn_conv2d_backward(g, masked_grad(grad_output, output, act, in_fmt), input.contiguous(in_fmt),
+                                  weight, output_mask);
+  }
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Tensor gi, gw, gb;
   if (output_mask[1] && !cl && nchw_wide_ok(g)) {
@@ -1324,18 +1391,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     output_mask[1] = output_mask[2] = false;  // only the input gradient is left for the paths below
   }
   const at::Tensor x = input.contiguous(fmt);
-  at::Tensor gm;
-  if (act == 0) {
-    gm = grad_output.contiguous(fmt);
-  } else {
-    gm = grad_output.clone(fmt);  // clone(fmt) gives exactly this layout; masked in place below
-    const at::Tensor y = output->contiguous(fmt);
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d_mask", [&] {
-      scalar_t* gp = gm.mutable_data_ptr<scalar_t>();
-      const scalar_t* yp = y.const_data_ptr<scalar_t>();
-      at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) { mask(gp + b0, yp + b0, b1 - b0, act); });
-    });
-  }
+  const at::Tensor gm = masked_grad(grad_output, output, act, fmt);
   if (output_mask[2]) gb = gm.sum({0, 2, 3});
   if (!output_mask[0] && !output_mask[1]) return {gi, gw, gb};
 

@@ -275,6 +275,9 @@ pybind11::dict build_info() {
   d["threads"] = at::get_num_threads();
   d["blas"] = pydlr::direct_blas() ? std::string("MKL sgemm_/dgemm_ from libtorch_cpu (direct calls)")
                                    : std::string("at::mm fallback");
+  d["onednn"] = !pydlr::onednn_present() ? std::string("absent (own kernels for every shape)")
+                : pydlr::onednn_enabled() ? std::string("float32 GEMM-bound shapes, activation as post-op")
+                                          : std::string("present, switched off (own kernels for every shape)");
 #ifdef PYDLR_WITH_CUDA
   d["cuda"] = true;
 #else
@@ -338,6 +341,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path, "The CPU forward kernel pydlr::conv2d picks for these arguments.",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
         pybind11::arg("dilation"), pybind11::arg("groups"));
+  m.def("set_onednn_enabled", &pydlr::set_onednn_enabled,
+        "Let (True, the default) or stop (False) pydlr::conv2d handing float32 GEMM-bound shapes to oneDNN.",
+        pybind11::arg("enabled"));
+  m.def("onednn_enabled", &pydlr::onednn_enabled, "Whether the oneDNN route is switched on.");
   m.def("adam_step_", &pydlr::adam_step_,
         "Adam/AdamW update (torch.optim.Adam's formula) of CPU float32 tensors in place, in one call.",
         pybind11::arg("params"), pybind11::arg("grads"), pybind11::arg("exp_avgs"), pybind11::arg("exp_avg_sqs"),

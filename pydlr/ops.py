@@ -86,12 +86,35 @@ def conv2d(
     return torch.ops.pydlr.conv2d_act(x, weight, bias, s, p, d, groups, activation)
 
 
+def onednn_route() -> bool:
+    """Whether :func:`conv2d` hands float32 GEMM-bound shapes to oneDNN (with the activation as a post-op).
+
+    On by default where torch has oneDNN: on those shapes (e.g. 32->64 at 13x13, the NCHW first layer)
+    oneDNN's JIT convolution is faster than pydlr's im2col + GEMM. See native/conv_onednn.cpp.
+    """
+    return bool(_C.onednn_enabled())
+
+
+def set_onednn_route(enabled: bool) -> None:
+    """Switch the oneDNN route on or off (off: pydlr's own kernels for every shape and dtype).
+
+    Raises
+    ------
+    pydlr.errors.InputError
+        If ``enabled`` is not a bool.
+    """
+    if not isinstance(enabled, bool):
+        raise InputError("enabled", "True or False", enabled, where="pydlr.ops.set_onednn_route")
+    _C.set_onednn_enabled(enabled)
+
+
 # Native CPU kernels that beat torch's conv2d (oneDNN) in training, forward + backward (bench/bench_conv.py,
 # bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
 # ReLU), the depthwise kernels, and the channels-last im2col + GEMM path on small output planes (64->64 at 5x5
 # -> 3x3: 1.3x, its backward batches whole images into one GEMM). On larger GEMM shapes (32->64 at 13x13,
-# pointwise at 56x56) oneDNN is 10-25% faster, so "auto" leaves those to torch. float64 has no oneDNN path:
-# native everywhere.
+# pointwise at 56x56) the native op itself hands the work to oneDNN ("onednn": the activation as a post-op),
+# which ties with torch's conv + relu in a training step (bench_step: 9.63 vs 9.38 ms with torch's), so "auto"
+# leaves those to torch. float64 has no oneDNN path: native everywhere.
 _NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc")
 _SMALL_PLANE = 64  # output positions per image below which the GEMM path batches images (as conv_cpu.cpp)
 

@@ -36,6 +36,15 @@ def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x.contiguous()
 
 
+@pytest.fixture(params=["auto", "own"])
+def route(request):
+    """Runs a test with the oneDNN route on (the default) and off (pydlr's own kernels on every shape)."""
+    before = ops.onednn_route()
+    ops.set_onednn_route(request.param == "auto")
+    yield request.param
+    ops.set_onednn_route(before)
+
+
 # (N, C, H, W, OC, kH, kW, stride, padding, dilation, groups)
 FORWARD_CASES = [
     (4, 1, 28, 28, 32, 3, 3, (1, 1), (0, 0), (1, 1), 1),  # seed layer 1 (direct kernel)
@@ -55,7 +64,7 @@ FORWARD_CASES = [
 @pytest.mark.parametrize("case", FORWARD_CASES, ids=lambda c: "x".join(map(str, c[:7])))
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
-def test_forward_matches_torch_float32(case, layout, act):
+def test_forward_matches_torch_float32(case, layout, act, route):
     n, c, h, w, oc, kh, kw, stride, padding, dilation, groups = case
     x = torch.randn(n, c, h, w) * 3
     weight = torch.randn(oc, c // groups, kh, kw)
@@ -206,7 +215,7 @@ def test_gradcheck_same_padding_even_kernel(kernel, one_thread):
     assert torch.autograd.gradcheck(fn, (x, weight), eps=1e-6, atol=1e-6)
 
 
-def test_backward_matches_torch_float32_fused_and_layouts():
+def test_backward_matches_torch_float32_fused_and_layouts(route):
     for layout in ["contiguous", "channels_last"]:
         for act in ["relu", "relu6"]:
             x0 = torch.randn(4, 16, 12, 12) * 3
@@ -225,6 +234,33 @@ def test_backward_matches_torch_float32_fused_and_layouts():
                 grads.append((x.grad, w.grad, b.grad))
             for mine, ref in zip(grads[1], grads[0], strict=True):
                 torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+
+
+def test_onednn_route_takes_gemm_shapes_and_fuses_the_activation():
+    """float32 GEMM-bound shapes go to oneDNN (activation as post-op); switched off, pydlr's own GEMM runs."""
+    if "absent" in ops.build_info()["onednn"]:
+        pytest.skip("this torch has no oneDNN")
+    x = torch.randn(3, 32, 13, 13).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(64, 32, 3, 3) * 0.1, torch.randn(64)
+    geometry = (x, w, [1, 1], [0, 0], [1, 1], 1)
+    before = ops.onednn_route()
+    try:
+        ops.set_onednn_route(True)
+        assert ops._C.conv2d_cpu_path(*geometry) == "onednn"
+        assert ops._C.conv2d_cpu_path(x.double(), w.double(), *geometry[2:]) == "gemm_nhwc"  # no float64
+        assert ops._C.conv2d_cpu_path(x[:, :1], w[:, :1], *geometry[2:]) == "dense_direct"  # own kernel wins
+        for act in ["relu", "relu6"]:
+            y = ops.conv2d(x * 4, w, b, activation=act)
+            torch.testing.assert_close(y, ACT_REF[act](F.conv2d(x * 4, w, b)), rtol=1e-5, atol=1e-4)
+            assert y.is_contiguous(memory_format=torch.channels_last)
+            assert (y == 0).any() and (act == "relu" or (y == 6).any())  # the clip is applied
+        ops.set_onednn_route(False)
+        assert not ops.onednn_route() and ops._C.conv2d_cpu_path(*geometry) == "gemm_nhwc"
+        assert "switched off" in ops.build_info()["onednn"]
+        with pytest.raises(InputError, match="enabled"):
+            ops.set_onednn_route("yes")
+    finally:
+        ops.set_onednn_route(before)
 
 
 def test_gradients_only_where_required():
