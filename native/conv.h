@@ -36,6 +36,20 @@ PYDLR_INLINE void vstore(float* p, vf16 v) { std::memcpy(p, &v, sizeof v); }
 
 enum class Act : int { None = 0, Relu = 1, Relu6 = 2 };
 
+// Activation (0 none, 1 relu, 2 relu6) of 16 lanes. Bitwise selects: a vector ?: gets scalarised by GCC in some
+// clones.
+PYDLR_INLINE vf16 act_v(vf16 v, int act) {
+  if (act == 0) return v;
+  const vi16 neg = v < 0.0f;  // NaN stays NaN, as in torch
+  v = (vf16)((vi16)v & ~neg);
+  if (act == 2) {
+    const vi16 big = v > 6.0f;
+    const vf16 six = vf16{} + 6.0f;
+    v = (vf16)(((vi16)v & ~big) | ((vi16)six & big));
+  }
+  return v;
+}
+
 // Parses "none" / "relu" / "relu6"; TORCH_CHECK error otherwise.
 Act parse_act(c10::string_view name);
 
@@ -157,6 +171,14 @@ void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, u
                      int64_t oh);
 // Channels-last, non-overlapping windows: input-gradient rows of output row (n, oh), every element written once.
 void pool_bwd_row_cl(const PoolGeom& g, const uint8_t* a, const float* gy, float* dx, int64_t n, int64_t oh);
+// Register-tiled channels-last depthwise 3x3 (depthwise_cpu.cpp): float32, C % 16 == 0, dilation 1, stride 1 or 2,
+// padding <= 2. wd: weight as [3, 3, C]; gm: gradient w.r.t. the convolution's output (masked), NHWC.
+bool dw3_tiled_ok(const ConvGeom& g, at::ScalarType t);
+void dw3_fwd_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act, int64_t n,
+                 int64_t oh);
+// The whole backward from the masked gradient gm: dx (when not null) and, when want_grads, (dW [C, 1, 3, 3], db [C]).
+std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x, const float* gm, const float* wd,
+                                               float* dx, bool want_grads, const at::TensorOptions& opts);
 }  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").

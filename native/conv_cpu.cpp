@@ -1003,18 +1003,6 @@ inline void wide_bwd_plane(const ConvGeom& g, const double* x, const double* go,
 // Register-tiled depthwise forward for C % 16 == 0: 4 output pixels x 16 channels accumulate in registers over
 // all taps and are stored once with bias and activation (the plain kernel above re-reads and re-writes the
 // output row per tap, which is store-bound).
-PYDLR_INLINE vf16 act_v(vf16 v, int act) {
-  if (act == 0) return v;
-  const vi16 neg = v < 0.0f;  // NaN stays NaN, as in torch
-  v = (vf16)((vi16)v & ~neg);
-  if (act == 2) {
-    const vi16 big = v > 6.0f;
-    const vf16 six = vf16{} + 6.0f;
-    v = (vf16)(((vi16)v & ~big) | ((vi16)six & big));
-  }
-  return v;
-}
-
 PYDLR_INLINE void dw_nhwc_row_v(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
                                 int64_t n, int64_t oh) {
   const int64_t C = g.C;
@@ -1295,6 +1283,16 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
     if (path == CpuPath::DepthwiseNhwc) {
       const at::Tensor wd = weight.reshape({g.C, g.KH * g.KW}).t().contiguous();
       const scalar_t* wp = wd.const_data_ptr<scalar_t>();
+      if (detail::dw3_tiled_ok(g, input.scalar_type())) {  // float only: the casts are no-ops
+        const auto* xf = reinterpret_cast<const float*>(xp);
+        const auto* wf = reinterpret_cast<const float*>(wp);
+        const auto* bf = reinterpret_cast<const float*>(bp);
+        auto* yf = reinterpret_cast<float*>(yp);
+        at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+          for (int64_t t = b0; t < b1; ++t) detail::dw3_fwd_row(g, xf, wf, bf, yf, act, t / g.OH, t % g.OH);
+        });
+        return;
+      }
       at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, xp, wp, bp, yp, act, t / g.OH, t % g.OH);
       });
@@ -1392,6 +1390,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   }
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor gm = masked_grad(grad_output, output, act, fmt);
+  if (cl && detail::dw3_tiled_ok(g, input.scalar_type())) {
+    // Channels-last depthwise 3x3: input, weight and bias gradients in one pass over the gradient.
+    const at::Tensor wd = weight.reshape({g.C, 9}).t().contiguous();
+    if (output_mask[0]) gi = at::empty({g.N, g.C, g.H, g.W}, input.options().memory_format(fmt));
+    std::tie(gw, gb) = detail::dw3_backward(g, x.const_data_ptr<float>(), gm.const_data_ptr<float>(),
+                                            wd.const_data_ptr<float>(),
+                                            gi.defined() ? gi.mutable_data_ptr<float>() : nullptr,
+                                            output_mask[1] || output_mask[2], input.options());
+    if (!output_mask[1]) gw = at::Tensor();
+    if (!output_mask[2]) gb = at::Tensor();
+    return {cl != cl_in && gi.defined() ? gi.contiguous() : gi, gw, gb};
+  }
   if (output_mask[2]) gb = gm.sum({0, 2, 3});
   if (!output_mask[0] && !output_mask[1]) return {gi, gw, gb};
 

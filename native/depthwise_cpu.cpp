@@ -1,0 +1,318 @@
+// Register-tiled channels-last depthwise 3x3 kernels (float32, C % 16 == 0, dilation 1, stride 1 or 2): the
+// MobileNetV2 shapes. The general depthwise kernels in conv_cpu.cpp load the weights per tap and re-read each
+// input vector once per tap that uses it; these keep the nine weight vectors (forward, input gradient) or the
+// nine weight-gradient accumulators (weight gradient) in registers for a whole row, and slide along the row so
+// that each input vector is loaded once per kernel row and reused by the 2-3 outputs that need it. Edges (the
+// pixels whose taps fall into the padding) take a per-pixel path with bounds checks.
+//
+// The stride-1 input gradient is the forward kernel itself, run on the gradient with the flipped kernel and the
+// complementary padding; the stride-2 input gradient is a gather over the (one or two) kernel taps of each
+// parity, also tiled along the row.
+#include "conv.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+namespace pydlr {
+namespace {
+
+constexpr int kTile = 8;  // output pixels per register tile (stride 1); stride 2 uses kTile / 2
+
+// Output range [lo, hi) whose three horizontal taps (iw = ow * s - p + kw, kw = 0..2) are all inside [0, W).
+PYDLR_INLINE void interior(int64_t W, int64_t OW, int64_t s, int64_t p, int64_t& lo, int64_t& hi) {
+  lo = std::min<int64_t>(OW, (p + s - 1) / s);
+  hi = W - 3 + p < 0 ? 0 : std::min<int64_t>(OW, (W - 3 + p) / s + 1);
+  hi = std::max(lo, hi);
+}
+
+// Forward of output row (n, oh), any activation. x: NHWC [N, H, W, C]; wd: [3, 3, C]; y: NHWC.
+template <int S>
+PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                          int64_t n, int64_t oh) {
+  const int64_t C = g.C, W = g.W;
+  const float* xn = x + n * g.H * W * C;
+  float* yr = y + (n * g.OH + oh) * g.OW * C;
+  const float* rows[3];
+  bool valid[3];
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t ih = oh * S - g.ph + kh;
+    valid[kh] = ih >= 0 && ih < g.H;
+    rows[kh] = xn + (valid[kh] ? ih : 0) * W * C;
+  }
+  int64_t lo, hi;
+  interior(W, g.OW, S, g.pw, lo, hi);
+  constexpr int T = S == 1 ? kTile : kTile / 2;
+  for (int64_t cb = 0; cb < C; cb += 16) {
+    vf16 w[9];
+    for (int k = 0; k < 9; ++k) w[k] = vload(wd + k * C + cb);
+    const vf16 bv = b ? vload(b + cb) : vf16{};
+    auto pixel = [&](int64_t ow) {
+      vf16 acc = bv;
+      for (int kh = 0; kh < 3; ++kh) {
+        if (!valid[kh]) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          const int64_t iw = ow * S - g.pw + kw;
+          if (iw >= 0 && iw < W) acc += vload(rows[kh] + iw * C + cb) * w[kh * 3 + kw];
+        }
+      }
+      vstore(yr + ow * C + cb, act_v(acc, act));
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) pixel(ow);
+    int64_t ow = lo;
+    for (; ow + T <= hi; ow += T) {
+      vf16 acc[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) acc[t] = bv;
+#pragma GCC unroll 3
+      for (int kh = 0; kh < 3; ++kh) {
+        if (!valid[kh]) continue;
+        const float* xp = rows[kh] + (ow * S - g.pw) * C + cb;
+        const vf16 w0 = w[kh * 3], w1 = w[kh * 3 + 1], w2 = w[kh * 3 + 2];
+        if constexpr (S == 1) {
+          vf16 a = vload(xp), c = vload(xp + C);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            const vf16 d = vload(xp + (t + 2) * C);
+            acc[t] += a * w0 + c * w1 + d * w2;
+            a = c;
+            c = d;
+          }
+        } else {
+          vf16 a = vload(xp);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            const vf16 c = vload(xp + (2 * t + 1) * C), d = vload(xp + (2 * t + 2) * C);
+            acc[t] += a * w0 + c * w1 + d * w2;
+            a = d;
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) vstore(yr + (ow + t) * C + cb, act_v(acc[t], act));
+    }
+    for (; ow < g.OW; ++ow) pixel(ow);
+  }
+}
+
+// Input gradient of row (n, ih) for stride 2: dx[ih, iw] = sum of gm[oh, ow] * w[kh, kw] over the taps with
+// oh * 2 - ph + kh = ih and ow * 2 - pw + kw = iw. gm: NHWC [N, OH, OW, C] (already masked).
+PYDLR_INLINE void dx_row_s2(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n, int64_t ih) {
+  const int64_t C = g.C, OW = g.OW;
+  float* dr = dx + (n * g.H + ih) * g.W * C;
+  // The (one or two) kernel rows that reach this input row, and their gradient rows.
+  int nk = 0, khs[2];
+  const float* grows[2];
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t t = ih + g.ph - kh;
+    if (t < 0 || (t & 1) || t / 2 >= g.OH) continue;
+    khs[nk] = kh;
+    grows[nk++] = gm + (n * g.OH + t / 2) * OW * C;
+  }
+  // Interior pairs m: input columns iw = 2m - pw (taps kw 0 and 2: ow = m and m - 1) and 2m + 1 - pw (tap kw 1:
+  // ow = m) with every ow inside [0, OW): 1 <= m <= OW - 1, and both columns inside [0, W).
+  const int64_t m_lo = std::max<int64_t>(1, (g.pw + 1) / 2);
+  const int64_t m_hi =
+      g.W - 2 + g.pw < 0 ? m_lo : std::max<int64_t>(m_lo, std::min<int64_t>(OW, (g.W - 2 + g.pw) / 2 + 1));
+  constexpr int T = kTile / 2;
+  for (int64_t cb = 0; cb < C; cb += 16) {
+    vf16 w[9];
+    for (int k = 0; k < 9; ++k) w[k] = vload(wd + k * C + cb);
+    auto column = [&](int64_t iw) {
+      vf16 acc{};
+      for (int r = 0; r < nk; ++r) {
+        for (int kw = 0; kw < 3; ++kw) {
+          const int64_t u = iw + g.pw - kw;
+          if (u < 0 || (u & 1) || u / 2 >= OW) continue;
+          acc += vload(grows[r] + (u / 2) * C + cb) * w[khs[r] * 3 + kw];
+        }
+      }
+      vstore(dr + iw * C + cb, acc);
+    };
+    const int64_t iw_lo = 2 * m_lo - g.pw;  // first interior column
+    for (int64_t iw = 0; iw < std::min<int64_t>(iw_lo, g.W); ++iw) column(iw);
+    int64_t m = m_lo;
+    for (; m + T <= m_hi; m += T) {
+      vf16 even[T], odd[T];
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) even[t] = odd[t] = vf16{};
+      for (int r = 0; r < nk; ++r) {
+        const float* gp = grows[r] + (m - 1) * C + cb;
+        const vf16 w0 = w[khs[r] * 3], w1 = w[khs[r] * 3 + 1], w2 = w[khs[r] * 3 + 2];
+        vf16 prev = vload(gp);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const vf16 cur = vload(gp + (t + 1) * C);
+          even[t] += cur * w0 + prev * w2;
+          odd[t] += cur * w1;
+          prev = cur;
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const int64_t iw = 2 * (m + t) - g.pw;
+        vstore(dr + iw * C + cb, even[t]);
+        vstore(dr + (iw + 1) * C + cb, odd[t]);
+      }
+    }
+    for (int64_t iw = std::max<int64_t>(0, 2 * m - g.pw); iw < g.W; ++iw) column(iw);
+  }
+}
+
+// Weight and bias gradients of output row (n, oh) into acc [3, 3, C] and accb [C] (this thread's accumulators).
+template <int S>
+PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, float* acc, float* accb, int64_t n,
+                         int64_t oh) {
+  const int64_t C = g.C, W = g.W;
+  const float* xn = x + n * g.H * W * C;
+  const float* gr = gm + (n * g.OH + oh) * g.OW * C;
+  const float* rows[3];
+  bool valid[3];
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t ih = oh * S - g.ph + kh;
+    valid[kh] = ih >= 0 && ih < g.H;
+    rows[kh] = xn + (valid[kh] ? ih : 0) * W * C;
+  }
+  int64_t lo, hi;
+  interior(W, g.OW, S, g.pw, lo, hi);
+  constexpr int T = S == 1 ? kTile : kTile / 2;
+  for (int64_t cb = 0; cb < C; cb += 16) {
+    vf16 a[9];
+    for (int k = 0; k < 9; ++k) a[k] = vload(acc + k * C + cb);
+    vf16 ab = vload(accb + cb);
+    auto pixel = [&](int64_t ow) {
+      const vf16 gv = vload(gr + ow * C + cb);
+      ab += gv;
+      for (int kh = 0; kh < 3; ++kh) {
+        if (!valid[kh]) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          const int64_t iw = ow * S - g.pw + kw;
+          if (iw >= 0 && iw < W) a[kh * 3 + kw] += gv * vload(rows[kh] + iw * C + cb);
+        }
+      }
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) pixel(ow);
+    int64_t ow = lo;
+    for (; ow + T <= hi; ow += T) {
+      vf16 gv[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        gv[t] = vload(gr + (ow + t) * C + cb);
+        ab += gv[t];
+      }
+#pragma GCC unroll 3
+      for (int kh = 0; kh < 3; ++kh) {
+        if (!valid[kh]) continue;
+        const float* xp = rows[kh] + (ow * S - g.pw) * C + cb;
+        vf16 s0 = a[kh * 3], s1 = a[kh * 3 + 1], s2 = a[kh * 3 + 2];
+        if constexpr (S == 1) {
+          vf16 p = vload(xp), q = vload(xp + C);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            const vf16 r = vload(xp + (t + 2) * C);
+            s0 += gv[t] * p;
+            s1 += gv[t] * q;
+            s2 += gv[t] * r;
+            p = q;
+            q = r;
+          }
+        } else {
+          vf16 p = vload(xp);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            const vf16 q = vload(xp + (2 * t + 1) * C), r = vload(xp + (2 * t + 2) * C);
+            s0 += gv[t] * p;
+            s1 += gv[t] * q;
+            s2 += gv[t] * r;
+            p = r;
+          }
+        }
+        a[kh * 3] = s0;
+        a[kh * 3 + 1] = s1;
+        a[kh * 3 + 2] = s2;
+      }
+    }
+    for (; ow < g.OW; ++ow) pixel(ow);
+    for (int k = 0; k < 9; ++k) vstore(acc + k * C + cb, a[k]);
+    vstore(accb + cb, ab);
+  }
+}
+
+PYDLR_CLONES void fwd_row_clone(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y,
+                                int act, int64_t n, int64_t oh) {
+  if (g.sw == 1) {
+    fwd_row<1>(g, x, wd, b, y, act, n, oh);
+  } else {
+    fwd_row<2>(g, x, wd, b, y, act, n, oh);
+  }
+}
+PYDLR_CLONES void dx_row_s2_clone(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n,
+                                  int64_t ih) {
+  dx_row_s2(g, gm, wd, dx, n, ih);
+}
+PYDLR_CLONES void dw_row_clone(const ConvGeom& g, const float* x, const float* gm, float* acc, float* accb,
+                               int64_t n, int64_t oh) {
+  if (g.sw == 1) {
+    dw_row<1>(g, x, gm, acc, accb, n, oh);
+  } else {
+    dw_row<2>(g, x, gm, acc, accb, n, oh);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+bool dw3_tiled_ok(const ConvGeom& g, at::ScalarType t) {
+  return t == at::kFloat && g.G == g.C && g.OC == g.C && g.C % 16 == 0 && g.KH == 3 && g.KW == 3 && g.dh == 1 &&
+         g.dw == 1 && g.sh == g.sw && (g.sh == 1 || g.sh == 2) && g.ph <= 2 && g.pw <= 2;
+}
+
+void dw3_fwd_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act, int64_t n,
+                 int64_t oh) {
+  fwd_row_clone(g, x, wd, b, y, act, n, oh);
+}
+
+std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x, const float* gm, const float* wd,
+                                               float* dx, bool want_grads, const at::TensorOptions& opts) {
+  const int64_t nt = at::get_num_threads(), KC = 9 * g.C;
+  at::Tensor accs = want_grads ? at::zeros({nt, KC + g.C}, opts) : at::Tensor();
+  float* ap = want_grads ? accs.mutable_data_ptr<float>() : nullptr;
+  // Stride 1: dx is the forward kernel run on the gradient with the flipped kernel and padding 2 - p.
+  std::vector<float> flipped(9 * g.C);
+  for (int k = 0; k < 9; ++k) std::copy_n(wd + (8 - k) * g.C, g.C, flipped.data() + k * g.C);
+  ConvGeom t = g;
+  t.H = g.OH;
+  t.W = g.OW;
+  t.OH = g.H;
+  t.OW = g.W;
+  t.ph = 2 - g.ph;
+  t.pw = 2 - g.pw;
+  // One task per gradient row oh: the input-gradient rows it is the last to feed, then its weight-gradient
+  // contribution, so each gradient row comes from memory once and is reused from cache.
+  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+    float* acc = ap ? ap + at::get_thread_num() * (KC + g.C) : nullptr;
+    for (int64_t k = b0; k < b1; ++k) {
+      const int64_t n = k / g.OH, oh = k % g.OH;
+      if (dx) {
+        const int64_t r0 = std::min(g.H, oh * g.sh);
+        const int64_t r1 = oh == g.OH - 1 ? g.H : std::min(g.H, (oh + 1) * g.sh);
+        for (int64_t ih = r0; ih < r1; ++ih) {
+          if (g.sh == 1) {
+            fwd_row_clone(t, gm, flipped.data(), nullptr, dx, 0, n, ih);
+          } else {
+            dx_row_s2_clone(g, gm, wd, dx, n, ih);
+          }
+        }
+      }
+      if (acc) dw_row_clone(g, x, gm, acc, acc + KC, n, oh);
+    }
+  });
+  if (!want_grads) return {};
+  const at::Tensor total = accs.sum(0);
+  return {total.narrow(0, 0, KC).view({9, g.C}).t().reshape({g.C, 1, 3, 3}).contiguous(),
+          total.narrow(0, KC, g.C).clone()};
+}
+
+}  // namespace detail
+}  // namespace pydlr
