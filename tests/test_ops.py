@@ -263,6 +263,43 @@ def test_onednn_route_takes_gemm_shapes_and_fuses_the_activation():
         ops.set_onednn_route(before)
 
 
+@pytest.mark.parametrize(
+    "shape",
+    # (C, H, W, stride, padding): the tiled channels-last depthwise 3x3 kernels (float32, C % 16 == 0), with
+    # rows shorter than a tile, odd sizes, and every padding they take
+    [
+        (16, 7, 9, 1, 1),
+        (32, 10, 11, 2, 1),
+        (48, 13, 12, 1, 0),
+        (16, 9, 8, 2, 0),
+        (32, 5, 5, 1, 2),
+        (16, 12, 17, 2, 2),
+        (16, 3, 3, 2, 1),
+        (16, 2, 2, 1, 1),
+        (32, 1, 1, 2, 1),
+        (64, 23, 19, 2, 1),
+    ],
+)
+@pytest.mark.parametrize("act", ["none", "relu6"])
+def test_depthwise3x3_tiled_matches_torch_float32(shape, act):
+    c, h, w, s, p = shape
+    x = torch.randn(3, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
+    weight, bias = torch.randn(c, 1, 3, 3), torch.randn(c)
+    assert ops._C.conv2d_cpu_path(x, weight, [s, s], [p, p], [1, 1], c) == "depthwise_nhwc"
+    grads = []
+    for impl in ["torch", "pydlr"]:
+        xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
+        if impl == "torch":
+            y = _reference(xi, wi, bi, s, p, 1, c, act)
+        else:
+            y = ops.conv2d(xi, wi, bi, (s, s), (p, p), (1, 1), c, act)
+            assert y.is_contiguous(memory_format=torch.channels_last) or c == 1
+        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+        grads.append((y.detach(), xi.grad, wi.grad, bi.grad))
+    for mine, ref in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()))
+
+
 def test_gradients_only_where_required():
     x = torch.randn(2, 3, 8, 8)
     w = torch.randn(5, 3, 3, 3, requires_grad=True)
