@@ -1227,11 +1227,13 @@ bool onednn_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t
 
 // Whether oneDNN computes the weight and input gradients (after pydlr masks the gradient): the same shapes, except
 // that pydlr's own backward stays where it measured faster: small planes (64->64 at 5x5, images batched into one
-// GEMM: 1.30 vs 1.55 ms) and NCHW pointwise with OC > 16. Channels-last pointwise 32->16: 15.4 vs 23.4 ms (oneDNN).
+// GEMM: 1.30 vs 1.55 ms) and NCHW pointwise with OC > 16. Also channels-last pointwise convolutions whose forward
+// is the dense direct kernel (32->16 at 112x112: backward 17 vs 25 ms), while their forward stays pydlr's (2x).
 bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
   if (t != at::kFloat || !onednn_available()) return false;
   const bool pw = is_pointwise(g);
   switch (own) {
+    case CpuPath::DenseDirect: return cl_in && pw && g.OH * g.OW >= kSmallPlane;
     case CpuPath::WideNchw: return true;
     case CpuPath::GemmNchw: return !(pw && g.OC / g.G > 16);
     case CpuPath::GemmNhwc: return cl_in && g.OH * g.OW >= kSmallPlane;
