@@ -179,6 +179,12 @@ void dw3_fwd_row(const ConvGeom& g, const float* x, const float* wd, const float
 // The whole backward from the masked gradient gm: dx (when not null) and, when want_grads, (dW [C, 1, 3, 3], db [C]).
 std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x, const float* gm, const float* wd,
                                                float* dx, bool want_grads, const at::TensorOptions& opts);
+// NCHW depthwise backward on phase planes (depthwise_cpu.cpp): float32, dilation 1, stride 1 or 2, kernel <= 7.
+// w: [C, 1, KH, KW]; same contract as dw3_backward (dW [C, 1, KH, KW], db [C]).
+bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
+void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
+std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
+                                                   float* dx, bool want_grads, const at::TensorOptions& opts);
 }  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").

@@ -267,6 +267,120 @@ PYDLR_CLONES void dw_row_clone(const ConvGeom& g, const float* x, const float* g
   }
 }
 
+// ---------------------------------------------------------------------------------------------- NCHW planes
+// NCHW depthwise backward on "phase" planes: each zero-padded input plane is split into s x s phase planes
+// (P_ab[i][j] = xpad[i * s + a][j * s + b]), so that every kernel tap reads one phase plane at a fixed offset, and
+// the output gradient is laid out at the phase planes' row pitch PW (columns >= OW zero). Each tap then is one long
+// contiguous dot product (weight gradient) and one long axpy (input gradient) over L = OH * PW elements, instead
+// of OH short rows with remainders (56-wide rows are 3.5 vectors).
+struct PhaseGeom {
+  int64_t s, PH, PW, plane, L;
+};
+
+PhaseGeom phase_geom(const ConvGeom& g) {
+  const int64_t s = g.sh, Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+  const int64_t PW = (Wp + s - 1) / s, PH = (Hp + s - 1) / s + 1;  // + 1 row: the last taps' reads overrun a row
+  return {s, PH, PW, PH * PW, g.OH * PW};
+}
+
+// Phase planes of one zero-padded plane src [H, W] (ph: s * s planes of PH x PW, overwritten). Input row ih is row
+// r / s of the phases (r % s, b), column iw = j * s + b - pw of it at column j.
+PYDLR_INLINE void to_phases(const ConvGeom& g, const PhaseGeom& q, const float* src, float* ph) {
+  std::fill_n(ph, q.s * q.s * q.plane, 0.0f);
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t r = ih + g.ph;
+    const float* __restrict row = src + ih * g.W;
+    for (int64_t b = 0; b < q.s; ++b) {
+      float* __restrict dst = ph + ((r % q.s) * q.s + b) * q.plane + (r / q.s) * q.PW;
+      const int64_t j0 = (g.pw - b + q.s - 1) / q.s, j1 = std::min(q.PW, (g.W - 1 + g.pw - b) / q.s + 1);
+      for (int64_t j = j0; j < j1; ++j) dst[j] = row[j * q.s + b - g.pw];
+    }
+  }
+}
+
+// The inverse for the input gradient: dx [H, W] from the phase planes (padding dropped).
+PYDLR_INLINE void from_phases(const ConvGeom& g, const PhaseGeom& q, const float* ph, float* dst) {
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t r = ih + g.ph;
+    float* __restrict row = dst + ih * g.W;
+    for (int64_t b = 0; b < q.s; ++b) {
+      const float* __restrict src = ph + ((r % q.s) * q.s + b) * q.plane + (r / q.s) * q.PW;
+      const int64_t j0 = (g.pw - b + q.s - 1) / q.s, j1 = std::min(q.PW, (g.W - 1 + g.pw - b) / q.s + 1);
+      for (int64_t j = j0; j < j1; ++j) row[j * q.s + b - g.pw] = src[j];
+    }
+  }
+}
+
+PYDLR_INLINE float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+PYDLR_INLINE void axpy(float* __restrict y, const float* __restrict x, float a, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// Backward of plane (n, c). buf: 2 * s * s * plane + L floats of scratch; acc: [C, KH * KW], accb: [C].
+PYDLR_CLONES void nchw_bwd_plane(const ConvGeom& g, const PhaseGeom& q, const float* x, const float* gm,
+                                 const float* w, float* dx, float* acc, float* accb, float* buf, int64_t n,
+                                 int64_t c) {
+  const int64_t KK = g.KH * g.KW, nph = q.s * q.s * q.plane;
+  float* xph = buf;
+  float* dph = buf + nph;
+  float* gw = buf + 2 * nph;  // the gradient at pitch PW
+  const float* gp = gm + (n * g.C + c) * g.OH * g.OW;
+  float bsum = 0.0f;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    std::copy_n(gp + oh * g.OW, g.OW, gw + oh * q.PW);
+    std::fill_n(gw + oh * q.PW + g.OW, q.PW - g.OW, 0.0f);
+  }
+  if (accb) {
+#pragma omp simd reduction(+ : bsum)
+    for (int64_t i = 0; i < q.L; ++i) bsum += gw[i];
+    accb[c] += bsum;
+  }
+  if (acc) to_phases(g, q, x + (n * g.C + c) * g.H * g.W, xph);
+  if (dx) std::fill_n(dph, nph, 0.0f);
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = ((kh % q.s) * q.s + kw % q.s) * q.plane + (kh / q.s) * q.PW + kw / q.s;
+      if (acc) acc[c * KK + kh * g.KW + kw] += dot(gw, xph + off, q.L);
+      if (dx) axpy(dph + off, gw, w[c * KK + kh * g.KW + kw], q.L);
+    }
+  }
+  if (dx) from_phases(g, q, dph, dx + (n * g.C + c) * g.H * g.W);
+}
+
+// Forward of plane (n, c) with bias and activation: 16 outputs at a time accumulate all taps in a register (one
+// store each), reading the phase planes at each tap's offset. buf: s * s * plane + L + 32 floats of scratch.
+PYDLR_CLONES void nchw_fwd_plane(const ConvGeom& g, const PhaseGeom& q, const float* x, const float* w, const float* b,
+                                 float* y, int act, float* buf, int64_t n, int64_t c) {
+  const int64_t KK = g.KH * g.KW, nph = q.s * q.s * q.plane;
+  float* xph = buf;
+  float* yw = buf + nph + 16;  // the output at pitch PW (16 floats of slack after the phases: vector overrun)
+  to_phases(g, q, x + (n * g.C + c) * g.H * g.W, xph);
+  std::fill_n(xph + nph, 16, 0.0f);
+  int64_t offs[49];
+  vf16 wv[49];
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      offs[kh * g.KW + kw] = ((kh % q.s) * q.s + kw % q.s) * q.plane + (kh / q.s) * q.PW + kw / q.s;
+      wv[kh * g.KW + kw] = vf16{} + w[c * KK + kh * g.KW + kw];
+    }
+  }
+  const vf16 bv = vf16{} + (b ? b[c] : 0.0f);
+  for (int64_t i = 0; i < q.L; i += 16) {
+    vf16 acc = bv;
+    for (int64_t k = 0; k < KK; ++k) acc += vload(xph + offs[k] + i) * wv[k];
+    vstore(yw + i, act_v(acc, act));
+  }
+  float* yp = y + (n * g.C + c) * g.OH * g.OW;
+  for (int64_t oh = 0; oh < g.OH; ++oh) std::copy_n(yw + oh * q.PW, g.OW, yp + oh * g.OW);
+}
+
 }  // namespace
 
 namespace detail {
@@ -320,6 +434,37 @@ std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x
   const at::Tensor total = accs.sum(0);
   return {total.narrow(0, 0, KC).view({9, g.C}).t().reshape({g.C, 1, 3, 3}).contiguous(),
           total.narrow(0, KC, g.C).clone()};
+}
+
+bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t) {
+  return t == at::kFloat && g.G == g.C && g.OC == g.C && g.dh == 1 && g.dw == 1 && g.sh == g.sw &&
+         (g.sh == 1 || g.sh == 2) && g.KH <= 7 && g.KW <= 7;
+}
+
+void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act) {
+  const PhaseGeom q = phase_geom(g);
+  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buf(q.s * q.s * q.plane + q.L + 32);
+    for (int64_t t = b0; t < b1; ++t) nchw_fwd_plane(g, q, x, w, b, y, act, buf.data(), t / g.C, t % g.C);
+  });
+}
+
+std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
+                                                   float* dx, bool want_grads, const at::TensorOptions& opts) {
+  const PhaseGeom q = phase_geom(g);
+  const int64_t nt = at::get_num_threads(), KK = g.KH * g.KW;
+  at::Tensor accs = want_grads ? at::zeros({nt, g.C * KK + g.C}, opts) : at::Tensor();
+  float* ap = want_grads ? accs.mutable_data_ptr<float>() : nullptr;
+  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buf(2 * q.s * q.s * q.plane + q.L);
+    float* acc = ap ? ap + at::get_thread_num() * (g.C * KK + g.C) : nullptr;
+    for (int64_t t = b0; t < b1; ++t) {
+      nchw_bwd_plane(g, q, x, gm, w, dx, acc, acc ? acc + g.C * KK : nullptr, buf.data(), t / g.C, t % g.C);
+    }
+  });
+  if (!want_grads) return {};
+  const at::Tensor total = accs.sum(0);
+  return {total.narrow(0, 0, g.C * KK).view({g.C, 1, g.KH, g.KW}).clone(), total.narrow(0, g.C * KK, g.C).clone()};
 }
 
 }  // namespace detail

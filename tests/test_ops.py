@@ -300,6 +300,42 @@ def test_depthwise3x3_tiled_matches_torch_float32(shape, act):
         torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()))
 
 
+@pytest.mark.parametrize(
+    "shape",
+    # (C, H, W, kernel, stride, padding): NCHW float32 depthwise, the phase-plane kernels (backward; forward at
+    # stride 1 with rows that are not whole vectors) and the direct forward
+    [
+        (3, 7, 9, 3, 1, 1),
+        (5, 10, 11, 3, 2, 1),
+        (4, 13, 12, 3, 1, 0),
+        (3, 5, 5, 3, 1, 2),
+        (2, 12, 17, 5, 2, 2),
+        (2, 3, 3, 3, 2, 1),
+        (3, 1, 1, 3, 2, 1),
+        (4, 23, 19, 5, 1, 2),
+        (6, 8, 8, 1, 1, 0),
+        (3, 6, 7, 2, 2, 0),
+    ],
+)
+@pytest.mark.parametrize("act", ["none", "relu6"])
+def test_depthwise_nchw_matches_torch_float32(shape, act):
+    c, h, w, k, s, p = shape
+    x = torch.randn(3, c, h, w)
+    weight, bias = torch.randn(c, 1, k, k), torch.randn(c)
+    grads = []
+    for impl in ["torch", "pydlr"]:
+        xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
+        if impl == "torch":
+            y = _reference(xi, wi, bi, s, p, 1, c, act)
+        else:
+            y = ops.conv2d(xi, wi, bi, (s, s), (p, p), (1, 1), c, act)
+            assert y.is_contiguous()
+        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+        grads.append((y.detach(), xi.grad, wi.grad, bi.grad))
+    for mine, ref in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()))
+
+
 def test_gradients_only_where_required():
     x = torch.randn(2, 3, 8, 8)
     w = torch.randn(5, 3, 3, 3, requires_grad=True)
