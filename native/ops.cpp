@@ -244,6 +244,13 @@ at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight
   // clear message instead of a dispatcher error.
   pydlr::check_conv_args("pydlr::conv2d", input, weight, bias, stride, padding, dilation, groups);
   pydlr::parse_act(activation);
+  const bool needs_grad = at::GradMode::is_enabled() &&
+                          (input.requires_grad() || weight.requires_grad() ||
+                           (bias.has_value() && bias->defined() && bias->requires_grad()));
+  if (!needs_grad) {  // inference: no autograd node, no saved context (a few microseconds a call)
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
+  }
   return Conv2dFunction::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
 }
 
