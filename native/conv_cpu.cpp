@@ -36,6 +36,9 @@ namespace {
 constexpr int64_t kDirectMaxK = 16;
 // Output positions per image below which a GEMM convolution is "small" (batched over images; pydlr's own path).
 constexpr int64_t kSmallPlane = 64;
+// Below this, pydlr's own channels-last GEMM path beats oneDNN (3x3 output planes: the seed's 64->64 at 5x5 and
+// MobileNetV2's last stages, 1.03-1.09x); at 6x6 oneDNN is ahead (0.89-1.05x), so those take the oneDNN route.
+constexpr int64_t kTinyPlane = 16;
 // Elements of one thread's im2col block (~256 KiB of float): stays in L2 between im2col and GEMM.
 constexpr int64_t kColElems = 64 * 1024;
 
@@ -1208,9 +1211,10 @@ CpuPath forward_path(const ConvGeom& g, bool cl, at::ScalarType t) {
 //   * NCHW few-channel "wide" (1->32 at 28x28 fed NCHW): 0.27 vs 0.51 ms;
 //   * NCHW GEMM (32->64 at 13x13: 1.5 vs 2.2 ms), except pointwise with OC > 16 (96->24: 14.6 vs 8.7 ms, own);
 //   * NCHW with a small plane, run via NHWC (64->64 at 5x5): 0.29 vs 0.32 ms;
-//   * channels-last GEMM with >= kSmallPlane output positions (32->64 at 13x13: 1.36 vs 1.95 ms; pointwise 96->24:
-//     9.3 vs 11.7 ms), except pointwise with OC <= 16 (32->16: 10.1 vs 5.3 ms, own).
-// Direct, depthwise and small-plane channels-last kernels stay pydlr's own (faster there).
+//   * channels-last GEMM with >= kTinyPlane output positions (32->64 at 13x13: 1.36 vs 1.95 ms; pointwise 96->24:
+//     9.3 vs 11.7 ms), except pointwise with OC <= 16 (32->16: 10.1 vs 5.3 ms, own);
+//   * channels-last pointwise on the direct kernel (16->96 at 48x48, MobileNetV2: fwd+bwd 7.4 vs 8.6 ms).
+// Other direct, depthwise and tiny-plane channels-last kernels stay pydlr's own (faster there).
 bool onednn_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
   if (t != at::kFloat || !onednn_available()) return false;
   const bool pw = is_pointwise(g);
@@ -1220,23 +1224,25 @@ bool onednn_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t
     case CpuPath::GemmNchw: return !(pw && OCg > 16);
     case CpuPath::GemmNhwc:
       if (!cl_in) return true;
-      return g.OH * g.OW >= kSmallPlane && !(pw && OCg <= 16);
+      return g.OH * g.OW >= kTinyPlane && !(pw && OCg <= 16);
+    case CpuPath::DirectNhwc: return cl_in && pw && g.OH * g.OW >= kTinyPlane;
     default: return false;
   }
 }
 
 // Whether oneDNN computes the weight and input gradients (after pydlr masks the gradient): the same shapes, except
-// that pydlr's own backward stays where it measured faster: small planes (64->64 at 5x5, images batched into one
-// GEMM: 1.30 vs 1.55 ms) and NCHW pointwise with OC > 16. Also channels-last pointwise convolutions whose forward
+// that pydlr's own backward stays where it measured faster: tiny planes (64->64 at 5x5, images batched into one
+// GEMM: 1.30 vs 1.55 ms), NCHW inputs with small planes, and NCHW pointwise with OC > 16. Also channels-last pointwise convolutions whose forward
 // is the dense direct kernel (32->16 at 112x112: backward 17 vs 25 ms), while their forward stays pydlr's (2x).
 bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
   if (t != at::kFloat || !onednn_available()) return false;
   const bool pw = is_pointwise(g);
   switch (own) {
     case CpuPath::DenseDirect: return cl_in && pw && g.OH * g.OW >= kSmallPlane;
+    case CpuPath::DirectNhwc: return cl_in && pw && g.OH * g.OW >= kTinyPlane;
     case CpuPath::WideNchw: return true;
     case CpuPath::GemmNchw: return !(pw && g.OC / g.G > 16);
-    case CpuPath::GemmNhwc: return cl_in && g.OH * g.OW >= kSmallPlane;
+    case CpuPath::GemmNhwc: return cl_in && g.OH * g.OW >= kTinyPlane;
     default: return false;
   }
 }

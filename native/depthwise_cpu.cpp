@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace pydlr {
 namespace {
@@ -57,25 +58,25 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
     }
     vstore(yr + ow * C + cb, act_v(acc, act));
   };
-  for (int64_t ow = 0; ow < lo; ++ow)
-    for (int64_t cb = 0; cb < C; cb += 16) pix(ow, cb);
-  int64_t ow = lo;
-  for (; ow + T <= hi; ow += T) {
+  // One tile of TT outputs from ow0, all channel blocks. Tiles only write, so the last one may overlap the one
+  // before it (recomputing a few outputs) instead of leaving the remainder to the per-pixel path.
+  auto tile = [&](int64_t ow0, auto tile_size) {
+    constexpr int TT = decltype(tile_size)::value;
     for (int64_t cb = 0; cb < C; cb += 16) {
       const vf16 bv = b ? vload(b + cb) : vf16{};
-      vf16 acc[T];
+      vf16 acc[TT];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) acc[t] = bv;
+      for (int t = 0; t < TT; ++t) acc[t] = bv;
 #pragma GCC unroll 3
       for (int kh = 0; kh < 3; ++kh) {
         if (!valid[kh]) continue;
-        const float* xp = rows[kh] + (ow * S - g.pw) * C + cb;
+        const float* xp = rows[kh] + (ow0 * S - g.pw) * C + cb;
         const vf16 w0 = vload(wd + kh * 3 * C + cb), w1 = vload(wd + (kh * 3 + 1) * C + cb),
                    w2 = vload(wd + (kh * 3 + 2) * C + cb);
         if constexpr (S == 1) {
           vf16 a = vload(xp), c = vload(xp + C);
 #pragma GCC unroll 8
-          for (int t = 0; t < T; ++t) {
+          for (int t = 0; t < TT; ++t) {
             const vf16 d = vload(xp + (t + 2) * C);
             acc[t] += a * w0;
             acc[t] += c * w1;
@@ -86,7 +87,7 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
         } else {
           vf16 a = vload(xp);
 #pragma GCC unroll 8
-          for (int t = 0; t < T; ++t) {
+          for (int t = 0; t < TT; ++t) {
             const vf16 c = vload(xp + (2 * t + 1) * C), d = vload(xp + (2 * t + 2) * C);
             acc[t] += a * w0;
             acc[t] += c * w1;
@@ -96,9 +97,20 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
         }
       }
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) vstore(yr + (ow + t) * C + cb, act_v(acc[t], act));
+      for (int t = 0; t < TT; ++t) vstore(yr + (ow0 + t) * C + cb, act_v(acc[t], act));
     }
+  };
+  using Big = std::integral_constant<int, T>;
+  using Small = std::integral_constant<int, 2>;
+  for (int64_t ow = 0; ow < lo; ++ow)
+    for (int64_t cb = 0; cb < C; cb += 16) pix(ow, cb);
+  int64_t ow = lo;
+  for (; ow + T <= hi; ow += T) tile(ow, Big{});
+  if (ow < hi && hi - lo >= T) {
+    tile(hi - T, Big{});
+    ow = hi;
   }
+  for (; ow + 2 <= hi; ow += 2) tile(ow, Small{});
   for (; ow < g.OW; ++ow)
     for (int64_t cb = 0; cb < C; cb += 16) pix(ow, cb);
 }
@@ -139,29 +151,36 @@ PYDLR_INLINE void dx_row_s2(const ConvGeom& g, const float* gm, const float* wd,
     };
     const int64_t iw_lo = 2 * m_lo - g.pw;  // first interior column
     for (int64_t iw = 0; iw < std::min<int64_t>(iw_lo, g.W); ++iw) column(iw);
-    int64_t m = m_lo;
-    for (; m + T <= m_hi; m += T) {
+    // T column pairs from m0 (write-only: the last tile may overlap the one before it).
+    auto tile = [&](int64_t m0) {
       vf16 even[T], odd[T];
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) even[t] = odd[t] = vf16{};
       for (int r = 0; r < nk; ++r) {
-        const float* gp = grows[r] + (m - 1) * C + cb;
+        const float* gp = grows[r] + (m0 - 1) * C + cb;
         const vf16 w0 = w[khs[r] * 3], w1 = w[khs[r] * 3 + 1], w2 = w[khs[r] * 3 + 2];
         vf16 prev = vload(gp);
 #pragma GCC unroll 4
         for (int t = 0; t < T; ++t) {
           const vf16 cur = vload(gp + (t + 1) * C);
-          even[t] += cur * w0 + prev * w2;
+          even[t] += cur * w0;
+          even[t] += prev * w2;
           odd[t] += cur * w1;
           prev = cur;
         }
       }
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
-        const int64_t iw = 2 * (m + t) - g.pw;
+        const int64_t iw = 2 * (m0 + t) - g.pw;
         vstore(dr + iw * C + cb, even[t]);
         vstore(dr + (iw + 1) * C + cb, odd[t]);
       }
+    };
+    int64_t m = m_lo;
+    for (; m + T <= m_hi; m += T) tile(m);
+    if (m < m_hi && m_hi - m_lo >= T) {
+      tile(m_hi - T);
+      m = m_hi;
     }
     for (int64_t iw = std::max<int64_t>(0, 2 * m - g.pw); iw < g.W; ++iw) column(iw);
   }
@@ -199,24 +218,24 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
         }
       }
     };
-    for (int64_t ow = 0; ow < lo; ++ow) pixel(ow);
-    int64_t ow = lo;
-    for (; ow + T <= hi; ow += T) {
-      vf16 gv[T];
+    // TT outputs from ow0 (accumulating: tiles must not overlap; the remainder takes tiles of 2, then pixels).
+    auto tile = [&](int64_t ow0, auto tile_size) {
+      constexpr int TT = decltype(tile_size)::value;
+      vf16 gv[TT];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        gv[t] = vload(gr + (ow + t) * C + cb);
+      for (int t = 0; t < TT; ++t) {
+        gv[t] = vload(gr + (ow0 + t) * C + cb);
         ab += gv[t];
       }
 #pragma GCC unroll 3
       for (int kh = 0; kh < 3; ++kh) {
         if (!valid[kh]) continue;
-        const float* xp = rows[kh] + (ow * S - g.pw) * C + cb;
+        const float* xp = rows[kh] + (ow0 * S - g.pw) * C + cb;
         vf16 s0 = a[kh * 3], s1 = a[kh * 3 + 1], s2 = a[kh * 3 + 2];
         if constexpr (S == 1) {
           vf16 p = vload(xp), q = vload(xp + C);
 #pragma GCC unroll 8
-          for (int t = 0; t < T; ++t) {
+          for (int t = 0; t < TT; ++t) {
             const vf16 r = vload(xp + (t + 2) * C);
             s0 += gv[t] * p;
             s1 += gv[t] * q;
@@ -227,7 +246,7 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
         } else {
           vf16 p = vload(xp);
 #pragma GCC unroll 8
-          for (int t = 0; t < T; ++t) {
+          for (int t = 0; t < TT; ++t) {
             const vf16 q = vload(xp + (2 * t + 1) * C), r = vload(xp + (2 * t + 2) * C);
             s0 += gv[t] * p;
             s1 += gv[t] * q;
@@ -239,7 +258,11 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
         a[kh * 3 + 1] = s1;
         a[kh * 3 + 2] = s2;
       }
-    }
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) pixel(ow);
+    int64_t ow = lo;
+    for (; ow + T <= hi; ow += T) tile(ow, std::integral_constant<int, T>{});
+    for (; ow + 2 <= hi; ow += 2) tile(ow, std::integral_constant<int, 2>{});
     for (; ow < g.OW; ++ow) pixel(ow);
     for (int k = 0; k < 9; ++k) vstore(acc + k * C + cb, a[k]);
     vstore(accb + cb, ab);

@@ -114,13 +114,13 @@ def set_onednn_route(enabled: bool) -> None:
 
 # Native CPU kernels that beat torch's conv2d (oneDNN) in training, forward + backward (bench/bench_conv.py,
 # bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
-# ReLU), the depthwise kernels, and the channels-last im2col + GEMM path on small output planes (64->64 at 5x5
-# -> 3x3: 1.3x, its backward batches whole images into one GEMM). On larger GEMM shapes (32->64 at 13x13,
+# ReLU), the depthwise kernels, and the channels-last im2col + GEMM path on tiny output planes (64->64 at 5x5
+# -> 3x3: 1.3x, its backward batches whole images into one GEMM; at 6x6 torch's is ahead). On larger GEMM shapes (32->64 at 13x13,
 # pointwise at 56x56) the native op itself hands the work to oneDNN ("onednn": the activation as a post-op),
 # which ties with torch's conv + relu in a training step (bench_step: 9.63 vs 9.38 ms with torch's), so "auto"
 # leaves those to torch. float64 has no oneDNN path: native everywhere.
 _NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc")
-_SMALL_PLANE = 64  # output positions per image below which the GEMM path batches images (as conv_cpu.cpp)
+_TINY_PLANE = 16  # output positions per image below which pydlr's GEMM path wins (kTinyPlane in conv_cpu.cpp)
 
 
 def native_wins(
@@ -153,7 +153,7 @@ def native_wins(
         oh, ow = (
             (x.shape[i + 2] + 2 * p[i] - d[i] * (weight.shape[i + 2] - 1) - 1) // s[i] + 1 for i in (0, 1)
         )
-        return oh * ow < _SMALL_PLANE
+        return oh * ow < _TINY_PLANE
     return path in _NATIVE_CPU_PATHS
 
 
