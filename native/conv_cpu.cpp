@@ -1065,24 +1065,6 @@ PYDLR_CLONES void dw_nhwc_row_vf(const ConvGeom& g, const float* x, const float*
   dw_nhwc_row_v(g, x, wd, b, y, act, n, oh);
 }
 
-// Gradient masked by the activation's derivative (computed from the activated output): out = g where the
-// activation passes it, 0 elsewhere, in one pass (out may be g).
-template <typename T>
-PYDLR_INLINE void mask_impl(T* out, const T* g, const T* __restrict y, int64_t n, int act) {
-  if (act == 1) {
-    for (int64_t i = 0; i < n; ++i) out[i] = y[i] > T(0) ? g[i] : T(0);
-  } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = (y[i] > T(0) && y[i] < T(6)) ? g[i] : T(0);
-  }
-}
-PYDLR_CLONES void mask_f(float* out, const float* g, const float* y, int64_t n, int act) {
-  mask_impl<float>(out, g, y, n, act);
-}
-inline void mask(float* out, const float* g, const float* y, int64_t n, int act) { mask_f(out, g, y, n, act); }
-inline void mask(double* out, const double* g, const double* y, int64_t n, int act) {
-  mask_impl<double>(out, g, y, n, act);
-}
-
 std::string describe(const at::Tensor& t) {
   std::ostringstream s;
   s << t.dim() << "-d tensor of shape " << t.sizes() << ", dtype " << t.scalar_type() << ", device " << t.device();
@@ -1175,20 +1157,15 @@ ConvGeom check_conv_args(const char* op, const at::Tensor& input, const at::Tens
 namespace {
 
 // The gradient w.r.t. the convolution's output (before the activation), in layout fmt: grad_output masked by the
-// activation's derivative, read from the activated output.
+// activation's derivative, read from the activated output (relu: y > 0; relu6: 0 < y < 6, the same set as for
+// the pre-activation value). ATen's threshold_backward / hardtanh_backward: one vectorised pass. (A hand-written
+// select loop here ran 4-10x slower than them: 175-500 us vs 40 us on the seed's 32->64 gradient.)
 at::Tensor masked_grad(const at::Tensor& grad_output, const std::optional<at::Tensor>& output, int act,
                        at::MemoryFormat fmt) {
   if (act == 0) return grad_output.contiguous(fmt);
   const at::Tensor g = grad_output.contiguous(fmt), y = output->contiguous(fmt);
-  at::Tensor gm = at::empty_like(g, fmt);  // written whole in one pass (read g and y, write gm), like torch's
-  AT_DISPATCH_FLOATING_TYPES(gm.scalar_type(), "pydlr_conv2d_mask", [&] {
-    scalar_t* mp = gm.mutable_data_ptr<scalar_t>();
-    const scalar_t* gp = g.const_data_ptr<scalar_t>();
-    const scalar_t* yp = y.const_data_ptr<scalar_t>();
-    at::parallel_for(0, gm.numel(), 16384,
-                     [&](int64_t b0, int64_t b1) { mask(mp + b0, gp + b0, yp + b0, b1 - b0, act); });
-  });
-  return gm;
+  const at::Tensor gm = act == 1 ? at::threshold_backward(g, y, 0) : at::hardtanh_backward(g, y, 0, 6);
+  return gm.contiguous(fmt);
 }
 
 enum class CpuPath { DepthwiseNhwc, WideNchw, DenseDirect, DirectNhwc, DirectNchw, GemmNhwc, GemmNchw };
