@@ -71,3 +71,47 @@ def test_python_drives_r_which_calls_pydlr_back_in_one_process():
     img = torch.arange(1, 33, dtype=torch.float32).reshape(2, 4, 4, 1).permute(3, 2, 1, 0)  # (c,w,h,n) -> NHWC
     expected = F.conv2d(img.permute(0, 3, 1, 2), torch.ones(1, 2, 3, 3))
     assert torch.equal(torch.tensor(out["conv"]), expected)
+
+
+PARK_SCRIPT = textwrap.dedent(
+    r'''
+    import json, os, threading, time
+    import pydlr.r as pr
+    from pydlr.bridge.rpy2 import _park_reticulate_poller
+
+    pr.r("function() { library(pydlr); reticulate::py_eval('1 + 1') }")()  # reticulate attaches to us
+
+    def states():
+        me = threading.get_native_id()
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != me:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    out[tid] = f.read().split(" ", 1)[0]
+        return out
+
+    time.sleep(0.6)  # let reticulate's poller settle into its sleep
+    before = states()
+    _park_reticulate_poller()
+    time.sleep(0.3)
+    print("STATES " + json.dumps({"before": before, "after": states()}))
+    '''
+)
+
+
+def test_reticulate_poller_is_parked_at_exit():
+    """reticulate 1.28 starts a thread that keeps calling Py_AddPendingCall every 250 ms; after the interpreter is
+    finalised that call segfaults (1 exit in 10 before the fix). pydlr.r parks it at exit: the one thread
+    sleeping in clock_nanosleep must end up in pause() (syscall 34) and stay there."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", PARK_SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("STATES ")]
+    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    states = json.loads(lines[0][len("STATES "):])
+    sleepers = [tid for tid, call in states["before"].items() if call in ("35", "230")]
+    assert len(sleepers) == 1, states  # reticulate's poller, and nothing else sleeps in nanosleep
+    assert states["after"][sleepers[0]] == "34", states  # parked in pause()
+    assert all(states["after"][t] == c for t, c in states["before"].items() if t not in sleepers), states

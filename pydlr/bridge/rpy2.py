@@ -24,6 +24,10 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import os
+import signal
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +50,7 @@ def robjects() -> Any:
 
         # See the module docstring: rpy2's endr at exit aborts once R has called back into Python.
         atexit.unregister(embedded.endr)
+        atexit.register(_park_reticulate_poller)
         ro.r("suppressPackageStartupMessages(library(pydlr))")
         _state["ro"] = ro
         _state["export"] = ro.r("pydlr:::.bridge_export_for_py")
@@ -53,6 +58,51 @@ def robjects() -> Any:
         _state["free"] = ro.r("pydlr:::.bridge_free")
         _state["with_gil"] = ro.r("pydlr:::.bridge_call_with_gil")
     return _state["ro"]
+
+
+# Park signal for reticulate's event-loop thread (see _park_reticulate_poller): a real-time signal no library here
+# uses.
+_PARK_SIGNAL = signal.SIGRTMIN + 7
+_SLEEP_SYSCALLS = {"35", "230"}  # nanosleep, clock_nanosleep (x86-64)
+
+
+def _park_reticulate_poller() -> None:
+    """Stop reticulate's event-loop thread from touching Python after the interpreter is gone (at exit).
+
+    When R's reticulate attaches to this (already running) Python, it starts a thread that every 250 ms calls
+    ``Py_AddPendingCall`` while Python keeps running its callbacks (reticulate 1.28, src/event_loop.cpp). Nothing
+    stops that thread; once ``Py_FinalizeEx`` has deleted the interpreter, its next call dereferences a null
+    interpreter and the process ends in SIGSEGV instead of its exit status (1 run in 10 of
+    tests/test_bridge_mixed.py). At exit this parks every thread of the process sleeping in ``nanosleep`` (that
+    thread spends all but microseconds of each period there; torch's OpenMP workers, BLAS and allocator threads
+    wait on futexes) in a signal handler that is libc's ``pause`` with every signal blocked: it never returns
+    and the process exits around it. Linux only; a no-op elsewhere or when nothing sleeps.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        tids = [t for t in os.listdir("/proc/self/task") if int(t) != threading.get_native_id()]
+        sleeping = []
+        for tid in tids:
+            try:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    if f.read().split(" ", 1)[0] in _SLEEP_SYSCALLS:
+                        sleeping.append(int(tid))
+            except OSError:
+                continue
+        if not sleeping:
+            return
+        # struct sigaction (glibc, x86-64): handler, 128-byte mask, int flags (+ padding), restorer.
+        buf = (ctypes.c_ubyte * 152)()
+        ctypes.memmove(buf, ctypes.byref(ctypes.c_void_p(ctypes.cast(libc.pause, ctypes.c_void_p).value)), 8)
+        ctypes.memset(ctypes.addressof(buf) + 8, 0xFF, 128)  # sa_mask: block everything while parked
+        if libc.sigaction(int(_PARK_SIGNAL), buf, None) != 0:
+            return
+        for tid in sleeping:
+            libc.syscall(234, os.getpid(), tid, int(_PARK_SIGNAL))  # tgkill
+    except Exception:  # best effort at exit: never turn a clean exit into a traceback
+        return
 
 
 def to_r(obj: Any) -> Any:
