@@ -1383,29 +1383,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   }
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor gm = masked_grad(grad_output, output, act, fmt);
-  if (cl && detail::dw3_tiled_ok(g, input.scalar_type())) {
-    // Channels-last depthwise 3x3: input, weight and bias gradients in one pass over the gradient.
-    const at::Tensor wd = weight.reshape({g.C, 9}).t().contiguous();
+  // Depthwise with a one-pass float32 kernel (depthwise_cpu.cpp): input, weight and bias gradients together.
+  // Channels-last 3x3: tiled rows, weight as [3, 3, C]; NCHW: phase planes, weight as is.
+  const auto one_pass = cl ? (detail::dw3_tiled_ok(g, input.scalar_type()) ? &detail::dw3_backward : nullptr)
+                           : (detail::dw_nchw_phase_ok(g, input.scalar_type()) ? &detail::dw_nchw_backward : nullptr);
+  if (one_pass != nullptr) {
+    const at::Tensor w = cl ? weight.reshape({g.C, 9}).t().contiguous() : weight.contiguous();
     if (output_mask[0]) gi = at::empty({g.N, g.C, g.H, g.W}, input.options().memory_format(fmt));
-    std::tie(gw, gb) = detail::dw3_backward(g, x.const_data_ptr<float>(), gm.const_data_ptr<float>(),
-                                            wd.const_data_ptr<float>(),
-                                            gi.defined() ? gi.mutable_data_ptr<float>() : nullptr,
-                                            output_mask[1] || output_mask[2], input.options());
+    std::tie(gw, gb) = one_pass(g, x.const_data_ptr<float>(), gm.const_data_ptr<float>(), w.const_data_ptr<float>(),
+                                gi.defined() ? gi.mutable_data_ptr<float>() : nullptr,
+                                output_mask[1] || output_mask[2], input.options());
     if (!output_mask[1]) gw = at::Tensor();
     if (!output_mask[2]) gb = at::Tensor();
     return {cl != cl_in && gi.defined() ? gi.contiguous() : gi, gw, gb};
-  }
-  if (!cl && detail::dw_nchw_phase_ok(g, input.scalar_type())) {
-    // NCHW depthwise: input, weight and bias gradients plane by plane on phase planes.
-    const at::Tensor w = weight.contiguous();
-    if (output_mask[0]) gi = at::empty({g.N, g.C, g.H, g.W}, input.options());
-    std::tie(gw, gb) = detail::dw_nchw_backward(g, x.const_data_ptr<float>(), gm.const_data_ptr<float>(),
-                                                w.const_data_ptr<float>(),
-                                                gi.defined() ? gi.mutable_data_ptr<float>() : nullptr,
-                                                output_mask[1] || output_mask[2], input.options());
-    if (!output_mask[1]) gw = at::Tensor();
-    if (!output_mask[2]) gb = at::Tensor();
-    return {gi, gw, gb};
   }
   if (output_mask[2]) gb = gm.sum({0, 2, 3});
   if (!output_mask[0] && !output_mask[1]) return {gi, gw, gb};

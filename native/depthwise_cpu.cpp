@@ -27,20 +27,55 @@ PYDLR_INLINE void interior(int64_t W, int64_t OW, int64_t s, int64_t p, int64_t&
   hi = std::max(lo, hi);
 }
 
+// Calls f(t, x0, x1, x2) for each output t of a tile of TT outputs along a row (stride S), with the three input
+// vectors it reads (taps kw = 0, 1, 2) from xp (the tile's first input pixel, channel block applied): each is
+// loaded once and handed on to the next output that reads it.
+template <int S, int TT, typename F>
+PYDLR_INLINE void slide3(const float* xp, int64_t C, F&& f) {
+  if constexpr (S == 1) {
+    vf16 a = vload(xp), c = vload(xp + C);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) {
+      const vf16 d = vload(xp + (t + 2) * C);
+      f(t, a, c, d);
+      a = c;
+      c = d;
+    }
+  } else {
+    vf16 a = vload(xp);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) {
+      const vf16 c = vload(xp + (2 * t + 1) * C), d = vload(xp + (2 * t + 2) * C);
+      f(t, a, c, d);
+      a = d;
+    }
+  }
+}
+
+// The three input rows (NHWC) that output row (n, oh) reads; rows in the padding are flagged invalid.
+struct InputRows {
+  const float* row[3];
+  bool valid[3];
+};
+PYDLR_INLINE InputRows input_rows(const ConvGeom& g, const float* x, int64_t n, int64_t oh, int64_t s) {
+  InputRows r;
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t ih = oh * s - g.ph + kh;
+    r.valid[kh] = ih >= 0 && ih < g.H;
+    r.row[kh] = x + ((n * g.H) + (r.valid[kh] ? ih : 0)) * g.W * g.C;
+  }
+  return r;
+}
+
 // Forward of output row (n, oh), any activation. x: NHWC [N, H, W, C]; wd: [3, 3, C]; y: NHWC.
 template <int S>
 PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
                           int64_t n, int64_t oh) {
   const int64_t C = g.C, W = g.W;
-  const float* xn = x + n * g.H * W * C;
   float* yr = y + (n * g.OH + oh) * g.OW * C;
-  const float* rows[3];
-  bool valid[3];
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh * S - g.ph + kh;
-    valid[kh] = ih >= 0 && ih < g.H;
-    rows[kh] = xn + (valid[kh] ? ih : 0) * W * C;
-  }
+  const InputRows in = input_rows(g, x, n, oh, S);
+  const auto& rows = in.row;
+  const auto& valid = in.valid;
   int64_t lo, hi;
   interior(W, g.OW, S, g.pw, lo, hi);
   constexpr int T = S == 1 ? kTile : kTile / 2;
@@ -73,28 +108,11 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
         const float* xp = rows[kh] + (ow0 * S - g.pw) * C + cb;
         const vf16 w0 = vload(wd + kh * 3 * C + cb), w1 = vload(wd + (kh * 3 + 1) * C + cb),
                    w2 = vload(wd + (kh * 3 + 2) * C + cb);
-        if constexpr (S == 1) {
-          vf16 a = vload(xp), c = vload(xp + C);
-#pragma GCC unroll 8
-          for (int t = 0; t < TT; ++t) {
-            const vf16 d = vload(xp + (t + 2) * C);
-            acc[t] += a * w0;
-            acc[t] += c * w1;
-            acc[t] += d * w2;
-            a = c;
-            c = d;
-          }
-        } else {
-          vf16 a = vload(xp);
-#pragma GCC unroll 8
-          for (int t = 0; t < TT; ++t) {
-            const vf16 c = vload(xp + (2 * t + 1) * C), d = vload(xp + (2 * t + 2) * C);
-            acc[t] += a * w0;
-            acc[t] += c * w1;
-            acc[t] += d * w2;
-            a = d;
-          }
-        }
+        slide3<S, TT>(xp, C, [&](int t, vf16 x0, vf16 x1, vf16 x2) __attribute__((always_inline)) {
+          acc[t] += x0 * w0;
+          acc[t] += x1 * w1;
+          acc[t] += x2 * w2;
+        });
       }
 #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) vstore(yr + (ow0 + t) * C + cb, act_v(acc[t], act));
@@ -191,15 +209,10 @@ template <int S>
 PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, float* acc, float* accb, int64_t n,
                          int64_t oh) {
   const int64_t C = g.C, W = g.W;
-  const float* xn = x + n * g.H * W * C;
   const float* gr = gm + (n * g.OH + oh) * g.OW * C;
-  const float* rows[3];
-  bool valid[3];
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh * S - g.ph + kh;
-    valid[kh] = ih >= 0 && ih < g.H;
-    rows[kh] = xn + (valid[kh] ? ih : 0) * W * C;
-  }
+  const InputRows in = input_rows(g, x, n, oh, S);
+  const auto& rows = in.row;
+  const auto& valid = in.valid;
   int64_t lo, hi;
   interior(W, g.OW, S, g.pw, lo, hi);
   constexpr int T = S == 1 ? kTile : kTile / 2;
@@ -232,28 +245,11 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
         if (!valid[kh]) continue;
         const float* xp = rows[kh] + (ow0 * S - g.pw) * C + cb;
         vf16 s0 = a[kh * 3], s1 = a[kh * 3 + 1], s2 = a[kh * 3 + 2];
-        if constexpr (S == 1) {
-          vf16 p = vload(xp), q = vload(xp + C);
-#pragma GCC unroll 8
-          for (int t = 0; t < TT; ++t) {
-            const vf16 r = vload(xp + (t + 2) * C);
-            s0 += gv[t] * p;
-            s1 += gv[t] * q;
-            s2 += gv[t] * r;
-            p = q;
-            q = r;
-          }
-        } else {
-          vf16 p = vload(xp);
-#pragma GCC unroll 8
-          for (int t = 0; t < TT; ++t) {
-            const vf16 q = vload(xp + (2 * t + 1) * C), r = vload(xp + (2 * t + 2) * C);
-            s0 += gv[t] * p;
-            s1 += gv[t] * q;
-            s2 += gv[t] * r;
-            p = r;
-          }
-        }
+        slide3<S, TT>(xp, C, [&](int t, vf16 x0, vf16 x1, vf16 x2) __attribute__((always_inline)) {
+          s0 += gv[t] * x0;
+          s1 += gv[t] * x1;
+          s2 += gv[t] * x2;
+        });
         a[kh * 3] = s0;
         a[kh * 3 + 1] = s1;
         a[kh * 3 + 2] = s2;

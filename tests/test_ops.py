@@ -284,20 +284,28 @@ def test_onednn_route_takes_gemm_shapes_and_fuses_the_activation():
 def test_depthwise3x3_tiled_matches_torch_float32(shape, act):
     c, h, w, s, p = shape
     x = torch.randn(3, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
-    weight, bias = torch.randn(c, 1, 3, 3), torch.randn(c)
+    weight = torch.randn(c, 1, 3, 3)
     assert ops._C.conv2d_cpu_path(x, weight, [s, s], [p, p], [1, 1], c) == "depthwise_nhwc"
-    grads = []
+    y = _depthwise_matches_torch(x, weight, s, p, act)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def _depthwise_matches_torch(x, weight, s, p, act):
+    """pydlr's depthwise conv2d (value and the three gradients) against torch's in float32; returns pydlr's y."""
+    c = x.shape[1]
+    bias = torch.randn(c)
+    results = []
     for impl in ["torch", "pydlr"]:
         xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
         if impl == "torch":
             y = _reference(xi, wi, bi, s, p, 1, c, act)
         else:
             y = ops.conv2d(xi, wi, bi, (s, s), (p, p), (1, 1), c, act)
-            assert y.is_contiguous(memory_format=torch.channels_last) or c == 1
         y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
-        grads.append((y.detach(), xi.grad, wi.grad, bi.grad))
-    for mine, ref in zip(grads[1], grads[0], strict=True):
+        results.append((y.detach(), xi.grad, wi.grad, bi.grad))
+    for mine, ref in zip(results[1], results[0], strict=True):
         torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()))
+    return results[1][0]
 
 
 @pytest.mark.parametrize(
@@ -320,20 +328,8 @@ def test_depthwise3x3_tiled_matches_torch_float32(shape, act):
 @pytest.mark.parametrize("act", ["none", "relu6"])
 def test_depthwise_nchw_matches_torch_float32(shape, act):
     c, h, w, k, s, p = shape
-    x = torch.randn(3, c, h, w)
-    weight, bias = torch.randn(c, 1, k, k), torch.randn(c)
-    grads = []
-    for impl in ["torch", "pydlr"]:
-        xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
-        if impl == "torch":
-            y = _reference(xi, wi, bi, s, p, 1, c, act)
-        else:
-            y = ops.conv2d(xi, wi, bi, (s, s), (p, p), (1, 1), c, act)
-            assert y.is_contiguous()
-        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
-        grads.append((y.detach(), xi.grad, wi.grad, bi.grad))
-    for mine, ref in zip(grads[1], grads[0], strict=True):
-        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()))
+    y = _depthwise_matches_torch(torch.randn(3, c, h, w), torch.randn(c, 1, k, k), s, p, act)
+    assert y.is_contiguous()
 
 
 def test_gradients_only_where_required():
