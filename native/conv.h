@@ -24,6 +24,7 @@
 
 namespace pydlr {
 
+#ifndef __CUDACC__  // CPU SIMD helpers: conv_cuda.cu does not use them (nvcc's front end need not parse them)
 // 16-lane vectors (GCC vector extensions: each target clone compiles them to its own ISA, zmm, ymm or xmm).
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
@@ -33,8 +34,6 @@ PYDLR_INLINE vf16 vload(const float* p) {
   return v;
 }
 PYDLR_INLINE void vstore(float* p, vf16 v) { std::memcpy(p, &v, sizeof v); }
-
-enum class Act : int { None = 0, Relu = 1, Relu6 = 2 };
 
 // Activation (0 none, 1 relu, 2 relu6) of 16 lanes. Bitwise selects: a vector ?: gets scalarised by GCC in some
 // clones.
@@ -49,6 +48,9 @@ PYDLR_INLINE vf16 act_v(vf16 v, int act) {
   }
   return v;
 }
+#endif  // __CUDACC__
+
+enum class Act : int { None = 0, Relu = 1, Relu6 = 2 };
 
 // Parses "none" / "relu" / "relu6"; TORCH_CHECK error otherwise.
 Act parse_act(c10::string_view name);
