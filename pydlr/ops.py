@@ -116,9 +116,9 @@ def set_onednn_route(enabled: bool) -> None:
 # bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
 # ReLU), the depthwise kernels, and the channels-last im2col + GEMM path on tiny output planes (64->64 at 5x5
 # -> 3x3: 1.3x, its backward batches whole images into one GEMM; at 6x6 torch's is ahead). On larger GEMM shapes (32->64 at 13x13,
-# pointwise at 56x56) the native op itself hands the work to oneDNN ("onednn": the activation as a post-op),
-# which ties with torch's conv + relu in a training step (bench_step: 9.63 vs 9.38 ms with torch's), so "auto"
-# leaves those to torch. float64 has no oneDNN path: native everywhere.
+# pointwise at 56x56) the native op itself hands the work to oneDNN ("onednn": the activation as a post-op);
+# "auto" takes it there only when an activation is fused (native_wins). float64 has no oneDNN path: native
+# everywhere.
 _NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc")
 _TINY_PLANE = 16  # output positions per image below which pydlr's GEMM path wins (kTinyPlane in conv_cpu.cpp)
 
@@ -130,12 +130,16 @@ def native_wins(
     padding: Any = (0, 0),
     dilation: Any = (1, 1),
     groups: int = 1,
+    activation: str = "none",
 ) -> bool:
     """Whether :func:`conv2d` is faster than ``torch.nn.functional.conv2d`` for these arguments.
 
     The rule of the layers' "auto" backend: on the CPU, the native op where its kernel for the shape
     (``_C.conv2d_cpu_path``) is one that measured faster than torch's in training; torch's elsewhere,
-    including every CUDA tensor (the CUDA kernels are not yet tested on a GPU).
+    including every CUDA tensor (the CUDA kernels are not yet tested on a GPU). Shapes the native op hands
+    to oneDNN ("onednn") are the same oneDNN kernel as torch's: native only when it fuses an activation
+    (``activation`` "relu"/"relu6"), which spares the activation's pass (the seed's 32->64 layer: a training
+    step 0.7-2.7% faster in three runs of bench_step.py); without one, torch's (no extra dispatch).
 
     Returns
     -------
@@ -154,6 +158,8 @@ def native_wins(
             (x.shape[i + 2] + 2 * p[i] - d[i] * (weight.shape[i + 2] - 1) - 1) // s[i] + 1 for i in (0, 1)
         )
         return oh * ow < _TINY_PLANE
+    if path == "onednn":
+        return activation in ACTIVATIONS and activation != "none"
     return path in _NATIVE_CPU_PATHS
 
 

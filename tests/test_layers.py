@@ -142,14 +142,18 @@ def test_auto_backend_takes_the_native_kernel_where_it_is_faster() -> None:
     x = torch.randn(2, 28, 28, 1)
     model(x)
     first, second = model.layers[0], model.layers[2]
-    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 at 13x13 is an im2col + GEMM
-    # shape where torch's oneDNN kernel is faster; 64->64 with a 3x3 output is one where pydlr's GEMM path,
-    # batching whole images, is faster.
+    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 at 13x13 is a GEMM-bound
+    # shape the native op hands to oneDNN with the ReLU as a post-op (native for a fused activation, torch's
+    # without one); 64->64 with a 3x3 output is one where pydlr's GEMM path, batching whole images, is faster.
+    onednn = "absent" not in ops.build_info()["onednn"]  # torch builds without oneDNN: torch's conv there
     assert set(first._auto_choice.values()) == {"native"}
-    assert set(second._auto_choice.values()) == {"torch"}
+    assert set(second._auto_choice.values()) == {"native" if onednn else "torch"}
     assert set(model.layers[4]._auto_choice.values()) == {"native"}
     internal = to_internal(torch.randn(2, 13, 13, 32))
-    assert not ops.native_wins(internal, second.weight)
+    path = ops._C.conv2d_cpu_path(internal, second.weight, [1, 1], [0, 0], [1, 1], 1)
+    assert path == ("onednn" if onednn else "gemm_nhwc")
+    assert ops.native_wins(internal, second.weight, activation="relu") == onednn
+    assert not ops.native_wins(internal, second.weight)  # nothing to fuse: torch's own call
     assert ops.native_wins(internal.double(), second.weight.double())  # torch has no fast float64 conv
     assert not ops.native_wins(internal.to("meta"), second.weight.to("meta"))  # CPU only
     depthwise = layers.DepthwiseConv2D(3)

@@ -176,7 +176,10 @@ class _ConvBase(Layer):
         key = (x.shape, x.stride(), x.dtype, x.device)
         cache = self._auto_choice
         if key not in cache:
-            wins = ops.native_wins(x, self.weight, self.strides, padding, self.dilation_rate, groups)
+            fused = self.activation if _OPS_FUSES and self.activation in activations.FUSABLE else "none"
+            wins = ops.native_wins(
+                x, self.weight, self.strides, padding, self.dilation_rate, groups, activation=fused
+            )
             cache.clear()  # one entry: shapes change rarely (last batch of an epoch, predict)
             cache[key] = "native" if wins else "torch"
         return cache[key]
