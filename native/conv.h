@@ -187,6 +187,10 @@ bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
 void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
 std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
+// Winograd F(4x4, 3x3) forward (winograd_cpu.cpp): channels-last float32, 3x3, stride 1, dilation 1, groups 1,
+// C and OC multiples of 16, output at least 4x4. x and y NHWC.
+bool winograd_ok(const ConvGeom& g, at::ScalarType t);
+void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act);
 }  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").

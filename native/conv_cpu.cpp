@@ -1224,6 +1224,13 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
   }
 }
 
+// Whether the forward runs Winograd F(4x4, 3x3) (winograd_cpu.cpp) instead: channels-last 3x3 stride-1 GEMM shapes
+// with enough tiles. The seed's 32->64 at 13x13, batch 64: 0.98 ms vs oneDNN's 1.40 (4x fewer multiplies); the
+// backward of these shapes stays on the oneDNN route.
+bool winograd_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
+  return cl_in && own == CpuPath::GemmNhwc && detail::winograd_ok(g, t);
+}
+
 const char* path_name(CpuPath p) {
   switch (p) {
     case CpuPath::DepthwiseNhwc: return "depthwise_nhwc";
@@ -1244,6 +1251,7 @@ std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, a
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
   const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
+  if (winograd_forward(g, cl_in, own, input.scalar_type())) return "winograd";
   return onednn_forward(g, cl_in, own, input.scalar_type()) ? "onednn" : path_name(own);
 }
 
@@ -1257,6 +1265,13 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
   const bool cl = cl_in || nchw_via_nhwc(g);
   const CpuPath path = forward_path(g, cl, input.scalar_type());
   at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  if (winograd_forward(g, cl_in, path, input.scalar_type())) {
+    const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor y = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(at::MemoryFormat::ChannelsLast));
+    detail::winograd_fwd(g, x.const_data_ptr<float>(), weight, b.defined() ? b.const_data_ptr<float>() : nullptr,
+                         y.mutable_data_ptr<float>(), act);
+    return y;
+  }
   if (onednn_forward(g, cl_in, path, input.scalar_type())) return onednn_conv2d_act(g, input, weight, b, act);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor x = input.contiguous(fmt);

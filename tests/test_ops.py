@@ -332,6 +332,35 @@ def test_depthwise_nchw_matches_torch_float32(shape, act):
     assert y.is_contiguous()
 
 
+@pytest.mark.parametrize(
+    "shape",
+    # (N, C, OC, H, W, padding): channels-last 3x3 stride-1 shapes with >= 128 output tiles of 4x4, partial tiles
+    [(16, 32, 32, 13, 13, 0), (8, 16, 48, 17, 15, 1), (16, 32, 16, 10, 10, 2), (64, 32, 64, 13, 13, 0)],
+)
+@pytest.mark.parametrize("act", ["none", "relu", "relu6"])
+def test_winograd_forward_matches_torch_float32(shape, act):
+    n, c, oc, h, w, p = shape
+    x = torch.randn(n, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
+    weight, bias = torch.randn(oc, c, 3, 3) * 0.2, (torch.randn(oc) if act != "none" else None)
+    assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1) == "winograd"
+    results = []
+    for impl in ["torch", "pydlr"]:
+        xi, wi = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        if impl == "torch":
+            y = _reference(xi, wi, bias, 1, p, 1, 1, act)
+        else:
+            y = ops.conv2d(xi, wi, bias, (1, 1), (p, p), (1, 1), 1, act)
+            assert y.is_contiguous(memory_format=torch.channels_last)
+        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+        results.append((y.detach(), xi.grad, wi.grad))
+    (y, gx, gw), (ry, rgx, rgw) = results[1], results[0]
+    # Issue 5's bar: 1e-5 relative to the convolution's magnitude (before relu6 clips it to 6).
+    scale = F.conv2d(x, weight, bias, 1, p).abs().max().item()
+    torch.testing.assert_close(y, ry, rtol=1e-5, atol=1e-5 * scale)
+    torch.testing.assert_close(gx, rgx, rtol=1e-4, atol=1e-4 * rgx.abs().max().item())
+    torch.testing.assert_close(gw, rgw, rtol=1e-4, atol=1e-4 * rgw.abs().max().item())
+
+
 def test_gradients_only_where_required():
     x = torch.randn(2, 3, 8, 8)
     w = torch.randn(5, 3, 3, 3, requires_grad=True)
