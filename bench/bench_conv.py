@@ -9,7 +9,8 @@ channels_last) it times, interleaving the two implementations rep by rep and tak
 
 each forward only (``fwd``) and forward + backward (``fwd+bwd``: grads of weight, bias and, except for the
 network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster). ``kernel`` is
-the forward kernel pydlr picked for the shape (``onednn``: oneDNN with the activation as a post-op, see
+the forward kernel pydlr picked for the shape and pass (``winograd`` for inference forwards only; before a
+backward the same shapes take ``onednn``: oneDNN with the activation as a post-op, see
 native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
 other plain rows >= 0.8x). ``--own`` switches the oneDNN route off: pydlr's own kernels on every shape.
 
@@ -146,7 +147,7 @@ def bench_case(
         "conv_act_pool"
         if layer.pool
         else ops._C.conv2d_cpu_path(
-            x, w, [layer.stride] * 2, [layer.padding] * 2, [1, 1], layer.groups
+            x, w, [layer.stride] * 2, [layer.padding] * 2, [1, 1], layer.groups, backward
         )
     )
     return statistics.median(times["torch"]), statistics.median(times["pydlr"]), reps, kernel

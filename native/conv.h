@@ -85,9 +85,10 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
                           c10::string_view activation);
 
 // Name of the CPU forward kernel conv2d_act_cpu picks for these arguments ("dense_direct", "depthwise_nhwc",
-// "gemm_nhwc", ...): lets Python choose between the native op and torch's per shape (pydlr.ops.native_wins).
+// "gemm_nhwc", ...), for inference or (training) for a forward a backward will follow: lets Python choose between
+// the native op and torch's per shape (pydlr.ops.native_wins).
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool training = false);
 
 // grad_output is the gradient w.r.t. the activated output; `output` (the activated output) is needed when
 // activation != "none" to mask the gradient. Returns (grad_input, grad_weight, grad_bias); entries whose
@@ -187,6 +188,13 @@ bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
 void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
 std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
+// Set (on this thread) while the autograd Function runs a forward whose backward will follow: the kernel choice
+// may differ for inference (Winograd's larger transformed working set evicts what the backward reads next).
+struct TrainingForward {
+  TrainingForward();
+  ~TrainingForward();
+  static bool active();
+};
 // Winograd F(4x4, 3x3) forward (winograd_cpu.cpp): channels-last float32, 3x3, stride 1, dilation 1, groups 1,
 // C and OC multiples of 16, output at least 4x4. x and y NHWC.
 bool winograd_ok(const ConvGeom& g, at::ScalarType t);

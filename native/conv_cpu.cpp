@@ -1224,11 +1224,12 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
   }
 }
 
-// Whether the forward runs Winograd F(4x4, 3x3) (winograd_cpu.cpp) instead: channels-last 3x3 stride-1 GEMM shapes
-// with enough tiles. The seed's 32->64 at 13x13, batch 64: 0.98 ms vs oneDNN's 1.40 (4x fewer multiplies); the
-// backward of these shapes stays on the oneDNN route.
+// Whether an inference forward runs Winograd F(4x4, 3x3) (winograd_cpu.cpp) instead: channels-last 3x3 stride-1
+// GEMM shapes with enough tiles. The seed's 32->64 at 13x13, batch 64: 1.0-1.1 ms vs oneDNN's 1.4 (4x fewer
+// multiplies). Not for training: its transformed input and products (2.25x the data) evict what the backward reads
+// next, and forward + backward measured 0.91-1.07x torch's against 0.98-1.00x with oneDNN's forward.
 bool winograd_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
-  return cl_in && own == CpuPath::GemmNhwc && detail::winograd_ok(g, t);
+  return cl_in && own == CpuPath::GemmNhwc && !detail::TrainingForward::active() && detail::winograd_ok(g, t);
 }
 
 const char* path_name(CpuPath p) {
@@ -1247,8 +1248,10 @@ const char* path_name(CpuPath p) {
 }  // namespace
 
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool training) {
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
+  std::optional<detail::TrainingForward> as_training;
+  if (training) as_training.emplace();
   const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
   if (winograd_forward(g, cl_in, own, input.scalar_type())) return "winograd";

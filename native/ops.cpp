@@ -43,6 +43,7 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                             at::IntArrayRef dilation, int64_t groups, const std::string& activation) {
     at::AutoDispatchBelowADInplaceOrView guard;
+    pydlr::detail::TrainingForward training;  // a backward follows: the kernels choose for training
     at::Tensor out = call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
@@ -345,9 +346,10 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
   m.def("build_info", &build_info, "Build facts: compiler, SIMD level, OpenMP, threads, BLAS, CUDA.");
-  m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path, "The CPU forward kernel pydlr::conv2d picks for these arguments.",
+  m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path,
+        "The CPU forward kernel pydlr::conv2d picks for these arguments (training: for a forward with a backward).",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
-        pybind11::arg("dilation"), pybind11::arg("groups"));
+        pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("training") = false);
   m.def("set_onednn_enabled", &pydlr::set_onednn_enabled,
         "Let (True, the default) or stop (False) pydlr::conv2d handing float32 GEMM-bound shapes to oneDNN.",
         pybind11::arg("enabled"));

@@ -119,6 +119,13 @@ PYDLR_CLONES void block(const ConvGeom& g, int64_t TH, int64_t TW, const float* 
 
 namespace detail {
 
+namespace {
+thread_local int t_training_forward = 0;
+}
+TrainingForward::TrainingForward() { ++t_training_forward; }
+TrainingForward::~TrainingForward() { --t_training_forward; }
+bool TrainingForward::active() { return t_training_forward > 0; }
+
 bool winograd_ok(const ConvGeom& g, at::ScalarType t) {
   return t == at::kFloat && sgemm_ != nullptr && g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 &&
          g.dh == 1 && g.dw == 1 && g.C % 16 == 0 && g.OC % 16 == 0 && g.OH >= 4 && g.OW >= 4 &&

@@ -339,6 +339,7 @@ def test_depthwise_nchw_matches_torch_float32(shape, act):
 )
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
 def test_winograd_forward_matches_torch_float32(shape, act):
+    """Inference forwards of these shapes run Winograd F(4x4, 3x3); training forwards and backwards oneDNN's."""
     n, c, oc, h, w, p = shape
     x = torch.randn(n, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
     weight, bias = torch.randn(oc, c, 3, 3) * 0.2, (torch.randn(oc) if act != "none" else None)
@@ -354,8 +355,12 @@ def test_winograd_forward_matches_torch_float32(shape, act):
         y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
         results.append((y.detach(), xi.grad, wi.grad))
     (y, gx, gw), (ry, rgx, rgw) = results[1], results[0]
+    with torch.no_grad():  # inference: the Winograd forward (training forwards take oneDNN's)
+        y_inference = ops.conv2d(x, weight, bias, (1, 1), (p, p), (1, 1), 1, act)
     # Issue 5's bar: 1e-5 relative to the convolution's magnitude (before relu6 clips it to 6).
     scale = F.conv2d(x, weight, bias, 1, p).abs().max().item()
+    torch.testing.assert_close(y_inference, ry, rtol=1e-5, atol=1e-5 * scale)
+    assert not torch.equal(y_inference, y)  # two different kernels: rounding differs somewhere
     torch.testing.assert_close(y, ry, rtol=1e-5, atol=1e-5 * scale)
     torch.testing.assert_close(gx, rgx, rtol=1e-4, atol=1e-4 * rgx.abs().max().item())
     torch.testing.assert_close(gw, rgw, rtol=1e-4, atol=1e-4 * rgw.abs().max().item())
