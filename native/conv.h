@@ -154,6 +154,10 @@ void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Ten
 
 // Row kernels shared between the translation units (defined in conv_cpu.cpp and pool_cpu.cpp).
 namespace detail {
+// Row-major C[M, N] = A[M, K] x B[K, N] (leading dimensions lda, ldb, ldc) on this thread: MKL's sgemm_ from
+// libtorch when direct_blas(), else at::mm (conv_cpu.cpp's GEMM, the one every kernel here uses).
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+          int64_t ldc);
 // Dense direct convolution (groups 1, few input channels, OC % 16 == 0, float32).
 bool dense_direct_ok(const ConvGeom& g, at::ScalarType t);
 // Output row (n, oh) of the convolution with bias and activation into tile [OW, OC]; wk: weight as [KH, KW, C, OC].

@@ -1479,6 +1479,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
 }
 
 namespace detail {
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+          int64_t ldc) {
+  gemm_rm<float>(false, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
 bool dense_direct_ok(const ConvGeom& g, at::ScalarType t) { return ::pydlr::dense_direct_ok(g, t); }
 void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b, float* tile,
                     int act, int64_t n, int64_t oh) {

@@ -39,7 +39,7 @@ const c10::TypedOperatorHandle<PointwiseFn>* pointwise_op() {
 
 bool onednn_present() { return pointwise_op() != nullptr; }
 
-bool onednn_available() { return g_onednn_enabled.load(std::memory_order_relaxed) && pointwise_op() != nullptr; }
+bool onednn_available() { return onednn_enabled() && onednn_present(); }
 
 void set_onednn_enabled(bool enabled) { g_onednn_enabled.store(enabled, std::memory_order_relaxed); }
 

@@ -12,10 +12,6 @@
 #include <algorithm>
 #include <vector>
 
-extern "C" void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                       const int*, const float*, const int*, const float*, float*, const int*)
-    __attribute__((weak));
-
 namespace pydlr {
 namespace {
 
@@ -89,11 +85,8 @@ PYDLR_CLONES void block(const ConvGeom& g, int64_t TH, int64_t TW, const float* 
       for (int k = 0; k < 36; ++k) vstore(u + (k * nt + (p - p0)) * C + cb, v[k / 6][k % 6]);
     }
   }
-  const float one = 1.0f, zero = 0.0f;
-  const int M = static_cast<int>(nt), K = static_cast<int>(C), N = static_cast<int>(OC);
-  for (int k = 0; k < 36; ++k) {
-    // Row-major m_k[nt, OC] = u_k[nt, C] x wt_k[C, OC], as column-major m_k^T = wt_k^T u_k^T.
-    sgemm_("N", "N", &N, &M, &K, &one, wt + k * C * OC, &N, u + k * nt * C, &K, &zero, m + k * nt * OC, &N);
+  for (int k = 0; k < 36; ++k) {  // m_k[nt, OC] = u_k[nt, C] x wt_k[C, OC]
+    detail::gemm(nt, OC, C, u + k * nt * C, C, wt + k * C * OC, OC, m + k * nt * OC, OC);
   }
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t n = p / T, th = (p % T) / TW, tw = p % TW;
@@ -127,7 +120,8 @@ TrainingForward::~TrainingForward() { --t_training_forward; }
 bool TrainingForward::active() { return t_training_forward > 0; }
 
 bool winograd_ok(const ConvGeom& g, at::ScalarType t) {
-  return t == at::kFloat && sgemm_ != nullptr && g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 &&
+  // direct_blas(): the 36 small GEMMs a block run inside a parallel region, where an at::mm fallback would not pay.
+  return t == at::kFloat && direct_blas() && g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 &&
          g.dh == 1 && g.dw == 1 && g.C % 16 == 0 && g.OC % 16 == 0 && g.OH >= 4 && g.OW >= 4 &&
          g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4) >= kMinTiles;
 }
