@@ -1479,6 +1479,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
 }
 
 namespace detail {
+namespace {
+thread_local int t_training_forward = 0;
+}
+TrainingForward::TrainingForward() { ++t_training_forward; }
+TrainingForward::~TrainingForward() { --t_training_forward; }
+bool TrainingForward::active() { return t_training_forward > 0; }
+
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
           int64_t ldc) {
   gemm_rm<float>(false, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);

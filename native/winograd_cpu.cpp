@@ -112,13 +112,6 @@ PYDLR_CLONES void block(const ConvGeom& g, int64_t TH, int64_t TW, const float* 
 
 namespace detail {
 
-namespace {
-thread_local int t_training_forward = 0;
-}
-TrainingForward::TrainingForward() { ++t_training_forward; }
-TrainingForward::~TrainingForward() { --t_training_forward; }
-bool TrainingForward::active() { return t_training_forward > 0; }
-
 bool winograd_ok(const ConvGeom& g, at::ScalarType t) {
   // direct_blas(): the 36 small GEMMs a block run inside a parallel region, where an at::mm fallback would not pay.
   return t == at::kFloat && direct_blas() && g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 &&
