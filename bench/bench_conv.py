@@ -9,9 +9,9 @@ channels_last) it times, interleaving the two implementations rep by rep and tak
 
 each forward only (``fwd``) and forward + backward (``fwd+bwd``: grads of weight, bias and, except for the
 network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster). ``kernel`` is
-the forward kernel pydlr picked for the shape and pass (``winograd`` for inference forwards only; before a
-backward the same shapes take ``onednn``: oneDNN with the activation as a post-op, see
-native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
+the forward kernel pydlr picked for the shape (``winograd``: Winograd F(4x4, 3x3), whose backward computes the
+weight gradient in the Winograd domain and leaves the input gradient to oneDNN; ``onednn``: oneDNN with the
+activation as a post-op, see native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
 other plain rows >= 0.8x). ``--own`` switches the oneDNN route off: pydlr's own kernels on every shape.
 
 Run: ``source scripts/env.sh && python bench/bench_conv.py [--quick] [--layout nchw|cl|both] [--own]``.

@@ -154,10 +154,6 @@ void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Ten
 
 // Row kernels shared between the translation units (defined in conv_cpu.cpp and pool_cpu.cpp).
 namespace detail {
-// Row-major C[M, N] = A[M, K] x B[K, N] (leading dimensions lda, ldb, ldc) on this thread: MKL's sgemm_ from
-// libtorch when direct_blas(), else at::mm (conv_cpu.cpp's GEMM, the one every kernel here uses).
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-          int64_t ldc);
 // Dense direct convolution (groups 1, few input channels, OC % 16 == 0, float32).
 bool dense_direct_ok(const ConvGeom& g, at::ScalarType t);
 // Output row (n, oh) of the convolution with bias and activation into tile [OW, OC]; wk: weight as [KH, KW, C, OC].
@@ -192,17 +188,14 @@ bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
 void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
 std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
-// Set (on this thread) while the autograd Function runs a forward whose backward will follow: the kernel choice
-// may differ for inference (Winograd's larger transformed working set evicts what the backward reads next).
-struct TrainingForward {
-  TrainingForward();
-  ~TrainingForward();
-  static bool active();
-};
 // Winograd F(4x4, 3x3) forward (winograd_cpu.cpp): channels-last float32, 3x3, stride 1, dilation 1, groups 1,
 // C and OC multiples of 16, output at least 4x4. x and y NHWC.
 bool winograd_ok(const ConvGeom& g, at::ScalarType t);
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act);
+// Its weight and bias gradients (dW [OC, C, 3, 3], db [OC] when want_bias) from the masked gradient gm (NHWC), in the
+// Winograd domain: dU = sum over tiles of (A gm A^T) . (B^T x B), dW = G^T dU G (36 GEMMs [C x tiles] x [tiles x OC]).
+std::pair<at::Tensor, at::Tensor> winograd_bwd_weight(const ConvGeom& g, const float* x, const float* gm,
+                                                      bool want_bias, const at::TensorOptions& opts);
 }  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").

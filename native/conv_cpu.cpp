@@ -1224,12 +1224,13 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
   }
 }
 
-// Whether an inference forward runs Winograd F(4x4, 3x3) (winograd_cpu.cpp) instead: channels-last 3x3 stride-1
-// GEMM shapes with enough tiles. The seed's 32->64 at 13x13, batch 64: 1.0-1.1 ms vs oneDNN's 1.4 (4x fewer
-// multiplies). Not for training: its transformed input and products (2.25x the data) evict what the backward reads
-// next, and forward + backward measured 0.91-1.07x torch's against 0.98-1.00x with oneDNN's forward.
-bool winograd_forward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType t) {
-  return cl_in && own == CpuPath::GemmNhwc && !detail::TrainingForward::active() && detail::winograd_ok(g, t);
+// Whether a convolution runs Winograd F(4x4, 3x3) (winograd_cpu.cpp): 3x3 stride-1 GEMM shapes with at most 64
+// input channels and enough tiles (winograd_ok), for inference and training alike; its forward, and its weight
+// gradient with the input gradient left to oneDNN.
+// The seed's 32->64 at 13x13, batch 64, channels-last: forward 0.72-0.84 ms vs oneDNN's 1.4-1.5, weight gradient
+// 0.7 vs 1.5-2.1 ms (4x fewer multiplies, register-tiled GEMMs); NCHW inputs pay two layout copies and still win.
+bool winograd_shape(const ConvGeom& g, CpuPath own, at::ScalarType t) {
+  return (own == CpuPath::GemmNhwc || own == CpuPath::GemmNchw) && detail::winograd_ok(g, t);
 }
 
 const char* path_name(CpuPath p) {
@@ -1250,11 +1251,10 @@ const char* path_name(CpuPath p) {
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool training) {
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
-  std::optional<detail::TrainingForward> as_training;
-  if (training) as_training.emplace();
+  (void)training;  // the same kernels for inference and training
   const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
-  if (winograd_forward(g, cl_in, own, input.scalar_type())) return "winograd";
+  if (winograd_shape(g, own, input.scalar_type())) return "winograd";
   return onednn_forward(g, cl_in, own, input.scalar_type()) ? "onednn" : path_name(own);
 }
 
@@ -1268,12 +1268,12 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
   const bool cl = cl_in || nchw_via_nhwc(g);
   const CpuPath path = forward_path(g, cl, input.scalar_type());
   at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
-  if (winograd_forward(g, cl_in, path, input.scalar_type())) {
+  if (winograd_shape(g, path, input.scalar_type())) {  // channels-last inside (vectors over channels)
     const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor y = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(at::MemoryFormat::ChannelsLast));
     detail::winograd_fwd(g, x.const_data_ptr<float>(), weight, b.defined() ? b.const_data_ptr<float>() : nullptr,
                          y.mutable_data_ptr<float>(), act);
-    return y;
+    return cl_in ? y : y.contiguous();
   }
   if (onednn_forward(g, cl_in, path, input.scalar_type())) return onednn_conv2d_act(g, input, weight, b, act);
   const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -1358,7 +1358,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
               "\"");
   const bool cl_in = channels_last(input);
   const bool cl = cl_in || nchw_via_nhwc(g);
-  if (onednn_backward(g, cl_in, forward_path(g, cl, input.scalar_type()), input.scalar_type())) {
+  const CpuPath own = forward_path(g, cl, input.scalar_type());
+  if (output_mask[1] && winograd_shape(g, own, input.scalar_type())) {
+    // Weight and bias gradients in the Winograd domain (channels-last inside); the input gradient from oneDNN
+    // (the Winograd input gradient measured no faster: 13x13 planes fill 4x4 tiles to 66%), else pydlr's GEMM path.
+    const auto in_fmt = cl_in ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    const at::Tensor gm = masked_grad(grad_output, output, act, in_fmt), x = input.contiguous(in_fmt);
+    const at::Tensor gm_cl = gm.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor x_cl = x.contiguous(at::MemoryFormat::ChannelsLast);
+    auto [gw, gb] = detail::winograd_bwd_weight(g, x_cl.const_data_ptr<float>(), gm_cl.const_data_ptr<float>(),
+                                                output_mask[2], input.options());
+    at::Tensor gi;
+    if (output_mask[0] && onednn_available()) {
+      gi = std::get<0>(onednn_conv2d_backward(g, gm, x, weight, {true, false, false}));
+    } else if (output_mask[0]) {
+      gi = std::get<0>(conv2d_backward_cpu(gm, input, weight, std::nullopt, stride, padding, dilation, groups, "none",
+                                           {true, false, false}));
+    }
+    return {gi, gw, gb};
+  }
+  if (onednn_backward(g, cl_in, own, input.scalar_type())) {
     const auto in_fmt = cl_in ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     return onednn_conv2d_backward(g, masked_grad(grad_output, output, act, in_fmt), input.contiguous(in_fmt),
                                   weight, output_mask);
@@ -1479,17 +1498,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
 }
 
 namespace detail {
-namespace {
-thread_local int t_training_forward = 0;
-}
-TrainingForward::TrainingForward() { ++t_training_forward; }
-TrainingForward::~TrainingForward() { --t_training_forward; }
-bool TrainingForward::active() { return t_training_forward > 0; }
-
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-          int64_t ldc) {
-  gemm_rm<float>(false, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-}
 bool dense_direct_ok(const ConvGeom& g, at::ScalarType t) { return ::pydlr::dense_direct_ok(g, t); }
 void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float* wk, const float* b, float* tile,
                     int act, int64_t n, int64_t oh) {

@@ -43,7 +43,6 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                             at::IntArrayRef dilation, int64_t groups, const std::string& activation) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    pydlr::detail::TrainingForward training;  // a backward follows: the kernels choose for training
     at::Tensor out = call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();

@@ -332,38 +332,68 @@ def test_depthwise_nchw_matches_torch_float32(shape, act):
     assert y.is_contiguous()
 
 
+ACT_GRAD_MASK = {
+    "none": lambda y: torch.ones_like(y),
+    "relu": lambda y: (y > 0).to(y.dtype),
+    "relu6": lambda y: ((y > 0) & (y < 6)).to(y.dtype),
+}
+
+
 @pytest.mark.parametrize(
     "shape",
-    # (N, C, OC, H, W, padding): channels-last 3x3 stride-1 shapes with >= 128 output tiles of 4x4, partial tiles
-    [(16, 32, 32, 13, 13, 0), (8, 16, 48, 17, 15, 1), (16, 32, 16, 10, 10, 2), (64, 32, 64, 13, 13, 0)],
+    # (N, C, OC, H, W, padding): 3x3 stride-1 shapes with >= 128 output tiles of 4x4, partial tiles, OC not a
+    # multiple of 64 (48, 80: the register tiles' remainder columns), C at the Winograd limit (64)
+    [
+        (16, 32, 32, 13, 13, 0),
+        (8, 16, 48, 17, 15, 1),
+        (16, 32, 16, 10, 10, 2),
+        (64, 32, 64, 13, 13, 0),
+        (4, 64, 80, 30, 20, 1),
+    ],
 )
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
-def test_winograd_forward_matches_torch_float32(shape, act):
-    """Inference forwards of these shapes run Winograd F(4x4, 3x3); training forwards and backwards oneDNN's."""
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_winograd_matches_float64_reference(shape, act, layout, route):
+    """These shapes run Winograd F(4x4, 3x3) for the forward and the weight and bias gradients, in inference and
+    training alike (the input gradient is oneDNN's, or pydlr's GEMM path with the route off)."""
     n, c, oc, h, w, p = shape
     x = torch.randn(n, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
-    weight, bias = torch.randn(oc, c, 3, 3) * 0.2, (torch.randn(oc) if act != "none" else None)
+    x = x if layout == "channels_last" else x.contiguous()
+    weight, bias = torch.randn(oc, c, 3, 3) * 0.2, torch.randn(oc)
     assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1) == "winograd"
-    results = []
-    for impl in ["torch", "pydlr"]:
-        xi, wi = x.clone().requires_grad_(), weight.clone().requires_grad_()
-        if impl == "torch":
-            y = _reference(xi, wi, bias, 1, p, 1, 1, act)
-        else:
-            y = ops.conv2d(xi, wi, bias, (1, 1), (p, p), (1, 1), 1, act)
-            assert y.is_contiguous(memory_format=torch.channels_last)
-        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
-        results.append((y.detach(), xi.grad, wi.grad))
-    (y, gx, gw), (ry, rgx, rgw) = results[1], results[0]
-    with torch.no_grad():  # inference: the Winograd forward (training forwards take oneDNN's)
+    assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1, True) == "winograd"
+    xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
+    y = ops.conv2d(xi, wi, bi, (1, 1), (p, p), (1, 1), 1, act)
+    assert y.is_contiguous(
+        memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    )
+    gy = torch.linspace(-1, 1, y.numel()).view_as(y)
+    y.backward(gy)
+    with torch.no_grad():
         y_inference = ops.conv2d(x, weight, bias, (1, 1), (p, p), (1, 1), 1, act)
+    assert torch.equal(y_inference, y)  # one kernel for inference and training
+    # The reference in float64, masked where pydlr's own output says (a value within rounding of 0 or 6 may fall
+    # on the other side of the activation's kink in a float32 kernel).
+    x64, w64, b64 = (t.double().requires_grad_() for t in (x, weight, bias))
+    z64 = F.conv2d(x64, w64, b64, 1, p)
+    scale = z64.abs().max().item()
     # Issue 5's bar: 1e-5 relative to the convolution's magnitude (before relu6 clips it to 6).
-    scale = F.conv2d(x, weight, bias, 1, p).abs().max().item()
-    torch.testing.assert_close(y_inference, ry, rtol=1e-5, atol=1e-5 * scale)
-    assert not torch.equal(y_inference, y)  # two different kernels: rounding differs somewhere
-    torch.testing.assert_close(y, ry, rtol=1e-5, atol=1e-5 * scale)
-    torch.testing.assert_close(gx, rgx, rtol=1e-4, atol=1e-4 * rgx.abs().max().item())
-    torch.testing.assert_close(gw, rgw, rtol=1e-4, atol=1e-4 * rgw.abs().max().item())
+    torch.testing.assert_close(y.double(), ACT_REF[act](z64).detach(), rtol=1e-5, atol=1e-5 * scale)
+    z64.backward(gy.double() * ACT_GRAD_MASK[act](y.detach().double()))
+    for got, want in [(xi.grad, x64.grad), (wi.grad, w64.grad), (bi.grad, b64.grad)]:
+        torch.testing.assert_close(got.double(), want, rtol=2e-5, atol=2e-5 * want.abs().max().item())
+
+
+def test_winograd_limits():
+    """Winograd only where it is accurate to 1e-5 and fast: C <= 64, 3x3 stride 1, C and OC multiples of 16."""
+    x = torch.randn(16, 13, 13, 128).permute(0, 3, 1, 2)
+    path = ops._C.conv2d_cpu_path
+    assert path(x, torch.randn(64, 128, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # C = 128
+    assert path(x[:, :64], torch.randn(64, 64, 3, 3), [1, 1], [0, 0], [1, 1], 1) == "winograd"
+    assert path(x[:, :64], torch.randn(64, 64, 3, 3), [2, 2], [0, 0], [1, 1], 1) != "winograd"  # stride 2
+    assert path(x[:, :24], torch.randn(64, 24, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # C % 16
+    assert path(x[:2, :64], torch.randn(64, 64, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # < 128 tiles
+    assert path(x[:, :64].double(), torch.randn(64, 64, 3, 3).double(), [1, 1], [0, 0], [1, 1], 1) != "winograd"
 
 
 def test_gradients_only_where_required():
