@@ -9,8 +9,8 @@ channels_last) it times, interleaving the two implementations rep by rep and tak
 
 each forward only (``fwd``) and forward + backward (``fwd+bwd``: grads of weight, bias and, except for the
 network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster). ``kernel`` is
-the forward kernel pydlr picked for the shape (``winograd``: Winograd F(4x4, 3x3), whose backward computes the
-weight gradient in the Winograd domain and leaves the input gradient to oneDNN; ``onednn``: oneDNN with the
+the forward kernel pydlr picked for the shape (``winograd_f43`` / ``winograd_f33``: Winograd F(4x4, 3x3) or
+F(3x3, 3x3), whose backward computes the weight gradient in the Winograd domain too; ``onednn``: oneDNN with the
 activation as a post-op, see native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
 other plain rows >= 0.8x). ``--own`` switches the oneDNN route off: pydlr's own kernels on every shape.
 
@@ -146,9 +146,7 @@ def bench_case(
     kernel = (
         "conv_act_pool"
         if layer.pool
-        else ops._C.conv2d_cpu_path(
-            x, w, [layer.stride] * 2, [layer.padding] * 2, [1, 1], layer.groups, backward
-        )
+        else ops._C.conv2d_cpu_path(x, w, [layer.stride] * 2, [layer.padding] * 2, [1, 1], layer.groups)
     )
     return statistics.median(times["torch"]), statistics.median(times["pydlr"]), reps, kernel
 

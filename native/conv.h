@@ -85,10 +85,10 @@ at::Tensor conv2d_act_cpu(const at::Tensor& input, const at::Tensor& weight, con
                           c10::string_view activation);
 
 // Name of the CPU forward kernel conv2d_act_cpu picks for these arguments ("dense_direct", "depthwise_nhwc",
-// "gemm_nhwc", ...), for inference or (training) for a forward a backward will follow: lets Python choose between
-// the native op and torch's per shape (pydlr.ops.native_wins).
+// "winograd_f43", "onednn", ...), the same for inference and training: lets Python choose between the native op
+// and torch's per shape (pydlr.ops.native_wins).
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool training = false);
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 
 // grad_output is the gradient w.r.t. the activated output; `output` (the activated output) is needed when
 // activation != "none" to mask the gradient. Returns (grad_input, grad_weight, grad_bias); entries whose
@@ -188,9 +188,12 @@ bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
 void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
 std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
-// Winograd F(4x4, 3x3) forward (winograd_cpu.cpp): channels-last float32, 3x3, stride 1, dilation 1, groups 1,
-// C and OC multiples of 16, output at least 4x4. x and y NHWC.
+// Winograd F(4x4, 3x3) or F(3x3, 3x3), whichever needs fewer multiplies for the output plane (winograd_cpu.cpp):
+// float32, 3x3, stride 1, dilation 1, groups 1, C and OC multiples of 16, C <= 64, output at least 3x3, enough
+// tiles. x and y NHWC.
 bool winograd_ok(const ConvGeom& g, at::ScalarType t);
+// The output tile the Winograd kernels use for this shape: 4 (F(4x4, 3x3)) or 3 (F(3x3, 3x3)).
+int winograd_tile(const ConvGeom& g);
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act);
 // Its weight and bias gradients (dW [OC, C, 3, 3], db [OC] when want_bias) from the masked gradient gm (NHWC), in the
 // Winograd domain: dU = sum over tiles of (A gm A^T) . (B^T x B), dW = G^T dU G (36 GEMMs [C x tiles] x [tiles x OC]).

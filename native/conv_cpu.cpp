@@ -1249,12 +1249,11 @@ const char* path_name(CpuPath p) {
 }  // namespace
 
 std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool training) {
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
-  (void)training;  // the same kernels for inference and training
   const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
-  if (winograd_shape(g, own, input.scalar_type())) return "winograd";
+  if (winograd_shape(g, own, input.scalar_type())) return detail::winograd_tile(g) == 3 ? "winograd_f33" : "winograd_f43";
   return onednn_forward(g, cl_in, own, input.scalar_type()) ? "onednn" : path_name(own);
 }
 
@@ -1360,8 +1359,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   const bool cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
   if (output_mask[1] && winograd_shape(g, own, input.scalar_type())) {
-    // Weight and bias gradients in the Winograd domain (channels-last inside); the input gradient from oneDNN
-    // (the Winograd input gradient measured no faster: 13x13 planes fill 4x4 tiles to 66%), else pydlr's GEMM path.
+    // Weight and bias gradients in the Winograd domain (channels-last inside); the input gradient from oneDNN where
+    // its route takes the shape (the Winograd input gradient measured no faster: 13x13 planes fill 4x4 tiles to
+    // 66%), else from pydlr's GEMM path (tiny planes, where it beats oneDNN; the route switched off).
     const auto in_fmt = cl_in ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     const at::Tensor gm = masked_grad(grad_output, output, act, in_fmt), x = input.contiguous(in_fmt);
     const at::Tensor gm_cl = gm.contiguous(at::MemoryFormat::ChannelsLast);
@@ -1369,7 +1369,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     auto [gw, gb] = detail::winograd_bwd_weight(g, x_cl.const_data_ptr<float>(), gm_cl.const_data_ptr<float>(),
                                                 output_mask[2], input.options());
     at::Tensor gi;
-    if (output_mask[0] && onednn_available()) {
+    if (output_mask[0] && onednn_backward(g, cl_in, own, input.scalar_type())) {
       gi = std::get<0>(onednn_conv2d_backward(g, gm, x, weight, {true, false, false}));
     } else if (output_mask[0]) {
       gi = std::get<0>(conv2d_backward_cpu(gm, input, weight, std::nullopt, stride, padding, dilation, groups, "none",

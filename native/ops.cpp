@@ -346,9 +346,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
   m.def("build_info", &build_info, "Build facts: compiler, SIMD level, OpenMP, threads, BLAS, CUDA.");
   m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path,
-        "The CPU forward kernel pydlr::conv2d picks for these arguments (training: for a forward with a backward).",
+        "The CPU forward kernel pydlr::conv2d picks for these arguments (the same in inference and training).",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
-        pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("training") = false);
+        pybind11::arg("dilation"), pybind11::arg("groups"));
   m.def("set_onednn_enabled", &pydlr::set_onednn_enabled,
         "Let (True, the default) or stop (False) pydlr::conv2d handing float32 GEMM-bound shapes to oneDNN.",
         pybind11::arg("enabled"));

@@ -122,7 +122,15 @@ def set_onednn_route(enabled: bool) -> None:
 # as a post-op);
 # "auto" takes it there only when an activation is fused (native_wins). float64 has no oneDNN path: native
 # everywhere.
-_NATIVE_CPU_PATHS = ("dense_direct", "wide_nchw", "direct_nhwc", "direct_nchw", "depthwise_nhwc", "winograd")
+_NATIVE_CPU_PATHS = (
+    "dense_direct",
+    "wide_nchw",
+    "direct_nhwc",
+    "direct_nchw",
+    "depthwise_nhwc",
+    "winograd_f43",
+    "winograd_f33",
+)
 _TINY_PLANE = 16  # output positions per image below which pydlr's GEMM path wins (kTinyPlane in conv_cpu.cpp)
 
 

@@ -142,9 +142,10 @@ def test_auto_backend_takes_the_native_kernel_where_it_is_faster() -> None:
     x = torch.randn(2, 28, 28, 1)
     model(x)
     first, second = model.layers[0], model.layers[2]
-    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 at 13x13 is a GEMM-bound
-    # shape the native op hands to oneDNN with the ReLU as a post-op (native for a fused activation, torch's
-    # without one); 64->64 with a 3x3 output is one where pydlr's GEMM path, batching whole images, is faster.
+    # The 1->32 first layer runs on a direct kernel (faster than oneDNN); 32->64 at 13x13 on a batch of 2 (too
+    # few tiles for Winograd, which takes it from 8 images: test_ops) is a GEMM-bound shape the native op hands to
+    # oneDNN with the ReLU as a post-op (native for a fused activation, torch's without one); 64->64 with a 3x3
+    # output is one where pydlr's GEMM path, batching whole images, is faster.
     onednn = "absent" not in ops.build_info()["onednn"]  # torch builds without oneDNN: torch's conv there
     assert set(first._auto_choice.values()) == {"native"}
     assert set(second._auto_choice.values()) == {"native" if onednn else "torch"}

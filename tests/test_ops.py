@@ -341,27 +341,30 @@ ACT_GRAD_MASK = {
 
 @pytest.mark.parametrize(
     "shape",
-    # (N, C, OC, H, W, padding): 3x3 stride-1 shapes with >= 128 output tiles of 4x4, partial tiles, OC not a
-    # multiple of 64 (48, 80: the register tiles' remainder columns), C at the Winograd limit (64)
+    # (N, C, OC, H, W, padding, tile): 3x3 stride-1 shapes with >= 64 output tiles, partial tiles, OC not a
+    # multiple of 64 (48, 80: the register tiles' remainder columns), C at the Winograd limit (64); tile 4 is
+    # F(4x4, 3x3), tile 3 F(3x3, 3x3) (planes that 3x3 tiles cover with fewer multiplies: 3x3, 5x6, 9x9)
     [
-        (16, 32, 32, 13, 13, 0),
-        (8, 16, 48, 17, 15, 1),
-        (16, 32, 16, 10, 10, 2),
-        (64, 32, 64, 13, 13, 0),
-        (4, 64, 80, 30, 20, 1),
+        (16, 32, 32, 13, 13, 0, 4),
+        (8, 16, 48, 17, 15, 1, 4),
+        (16, 32, 16, 10, 10, 2, 4),
+        (64, 32, 64, 13, 13, 0, 4),
+        (4, 64, 80, 30, 20, 1, 4),
+        (64, 64, 64, 5, 5, 0, 3),
+        (16, 16, 32, 9, 9, 1, 3),
+        (16, 32, 48, 7, 8, 0, 3),
     ],
 )
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 def test_winograd_matches_float64_reference(shape, act, layout, route):
-    """These shapes run Winograd F(4x4, 3x3) for the forward and the weight and bias gradients, in inference and
-    training alike (the input gradient is oneDNN's, or pydlr's GEMM path with the route off)."""
-    n, c, oc, h, w, p = shape
+    """These shapes run Winograd for the forward and the weight and bias gradients, in inference and training
+    alike (the input gradient is oneDNN's, or pydlr's GEMM path on tiny planes and with the route off)."""
+    n, c, oc, h, w, p, tile = shape
     x = torch.randn(n, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
     x = x if layout == "channels_last" else x.contiguous()
     weight, bias = torch.randn(oc, c, 3, 3) * 0.2, torch.randn(oc)
-    assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1) == "winograd"
-    assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1, True) == "winograd"
+    assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1) == f"winograd_f{tile}3"
     xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
     y = ops.conv2d(xi, wi, bi, (1, 1), (p, p), (1, 1), 1, act)
     assert y.is_contiguous(
@@ -385,15 +388,23 @@ def test_winograd_matches_float64_reference(shape, act, layout, route):
 
 
 def test_winograd_limits():
-    """Winograd only where it is accurate to 1e-5 and fast: C <= 64, 3x3 stride 1, C and OC multiples of 16."""
+    """Winograd only where it is accurate to 1e-5 and fast: C <= 64, 3x3 stride 1, C and OC multiples of 16,
+    >= 64 tiles, float32."""
     x = torch.randn(16, 13, 13, 128).permute(0, 3, 1, 2)
-    path = ops._C.conv2d_cpu_path
-    assert path(x, torch.randn(64, 128, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # C = 128
-    assert path(x[:, :64], torch.randn(64, 64, 3, 3), [1, 1], [0, 0], [1, 1], 1) == "winograd"
-    assert path(x[:, :64], torch.randn(64, 64, 3, 3), [2, 2], [0, 0], [1, 1], 1) != "winograd"  # stride 2
-    assert path(x[:, :24], torch.randn(64, 24, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # C % 16
-    assert path(x[:2, :64], torch.randn(64, 64, 3, 3), [1, 1], [0, 0], [1, 1], 1) != "winograd"  # < 128 tiles
-    assert path(x[:, :64].double(), torch.randn(64, 64, 3, 3).double(), [1, 1], [0, 0], [1, 1], 1) != "winograd"
+
+    def path(x, oc=64, stride=1):
+        w = torch.randn(oc, x.shape[1], 3, 3, dtype=x.dtype)
+        return ops._C.conv2d_cpu_path(x, w, [stride, stride], [0, 0], [1, 1], 1)
+
+    assert path(x[:, :64]) == "winograd_f43"  # 11x11 outputs: 9 tiles of 4x4 (16 of 3x3) an image
+    seed_conv3_input = torch.randn(64, 5, 5, 64).permute(0, 3, 1, 2)
+    assert path(seed_conv3_input) == "winograd_f33"  # 3x3 outputs: one tile of 3x3 an image
+    assert not path(x).startswith("winograd")  # C = 128
+    assert not path(x[:, :64], stride=2).startswith("winograd")
+    assert not path(x[:, :24]).startswith("winograd")  # C % 16
+    assert not path(x[:, :64], oc=24).startswith("winograd")  # OC % 16
+    assert not path(x[:7, :64]).startswith("winograd")  # 63 tiles
+    assert not path(x[:, :64].double()).startswith("winograd")
 
 
 def test_gradients_only_where_required():
