@@ -96,6 +96,30 @@ PYDLR_INLINE T act_fn(T v) {
   return v;
 }
 
+// dst[i] = act(src[i]) for i < n (dst may be src). float rows of >= 16 go in vectors of 16 with the last one
+// overlapping the one before (the activations are idempotent, and dst is recomputed from src): the scalar
+// remainder GCC emits for the plain loop branches on every element (relu6 on NCHW depthwise rows of 28: +7 ms
+// on a 29 MB output, 25% of the convolution).
+template <typename T>
+PYDLR_INLINE void act_span(const T* src, T* dst, int64_t n, int act) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (n >= 16) {
+      for (int64_t i = 0;; i += 16) {
+        const int64_t at = std::min(i, n - 16);
+        vstore(dst + at, act_v(vload(src + at), act));
+        if (at == n - 16) return;
+      }
+    }
+  }
+  if (act == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<T, 1>(src[i]);
+  } else if (act == 2) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<T, 2>(src[i]);
+  } else if (dst != src) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
 // y[r, c] = act(y[r, c] + b[c]) over `rows` rows of length n (stride ld).
 template <typename T, int ACT>
 PYDLR_INLINE void epi_rows_impl(T* __restrict y, int64_t rows, int64_t n, int64_t ld, const T* __restrict b) {
@@ -430,11 +454,7 @@ PYDLR_INLINE void direct_nchw_plane_impl(const ConvGeom& g, const T* __restrict 
         }
       }
     }
-    if (act == 1) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] = act_fn<T, 1>(acc[ow]);
-    } else if (act == 2) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] = act_fn<T, 2>(acc[ow]);
-    }
+    if (act != 0) act_span(acc, acc, g.OW, act);
   }
 }
 PYDLR_CLONES void direct_nchw_plane_f(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
@@ -538,11 +558,7 @@ PYDLR_INLINE void dw_nhwc_row_impl(const ConvGeom& g, const T* __restrict x, con
       }
     }
   }
-  if (act == 1) {
-    for (int64_t i = 0; i < g.OW * C; ++i) yr[i] = act_fn<T, 1>(yr[i]);
-  } else if (act == 2) {
-    for (int64_t i = 0; i < g.OW * C; ++i) yr[i] = act_fn<T, 2>(yr[i]);
-  }
+  if (act != 0) act_span(yr, yr, g.OW * C, act);
 }
 PYDLR_CLONES void dw_nhwc_row_f(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
                                 int64_t n, int64_t oh) {
@@ -925,15 +941,7 @@ PYDLR_INLINE void wide_fwd_plane_impl(const ConvGeom& g, const T* __restrict x, 
   }
   T* yp = y + (n * g.OC + oc) * g.OH * g.OW;
   for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const T* src = wide + oh * g.W;
-    T* dst = yp + oh * g.OW;
-    if (act == 1) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = act_fn<T, 1>(src[ow]);
-    } else if (act == 2) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = act_fn<T, 2>(src[ow]);
-    } else {
-      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = src[ow];
-    }
+    act_span(wide + oh * g.W, yp + oh * g.OW, g.OW, act);
   }
 }
 
