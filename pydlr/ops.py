@@ -65,7 +65,9 @@ def conv2d(
     groups : int
         Number of groups; ``groups == C == out_channels`` is a depthwise convolution.
     activation : {"none", "relu", "relu6"}
-        Activation fused into the same pass as the convolution and the bias.
+        Activation fused into the same pass as the convolution and the bias. torch's relu / relu6 bit for
+        bit, NaN included, except on shapes handed to oneDNN (``_C.conv2d_cpu_path(...) == "onednn"``),
+        whose fused post-op maps NaN to 0, as torch.compile's fused convolution + relu does.
 
     Returns
     -------

@@ -407,6 +407,31 @@ def test_winograd_limits():
     assert not path(x[:, :64].double()).startswith("winograd")
 
 
+@pytest.mark.parametrize("width", [5, 16, 17, 28, 40])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("groups", [1, 4])  # dense (direct / wide / GEMM kernels) and depthwise
+def test_fused_activation_keeps_torch_semantics_on_every_row_length(width, layout, groups, route):
+    """relu / relu6 fused into pydlr's kernels equal torch's bit for bit: NaN propagates, 0 and 6 clamp exactly,
+    on rows shorter than, equal to and longer than a vector of 16 (the last vector overlaps the one before).
+    Shapes on the oneDNN route get oneDNN's post-op, which maps NaN to 0 (as torch.compile's fused conv + relu)."""
+    x = torch.randn(2, 4, 3, width) * 8
+    x[0, 1, 1, width // 2] = float("nan")
+    x = _layout(x, layout)
+    w = torch.zeros(4, 4 // groups, 1, 1)
+    for c in range(4):  # identity 1x1 kernel: the output is the input (NaN * 0 spreads the NaN when dense)
+        w[c, c % (4 // groups), 0, 0] = 1.0
+    onednn = ops._C.conv2d_cpu_path(x, w, [1, 1], [0, 0], [1, 1], groups) == "onednn"
+    for act in ["relu", "relu6"]:
+        y = ops.conv2d(x, w, None, (1, 1), (0, 0), (1, 1), groups, act)
+        ref = ACT_REF[act](F.conv2d(x, w, None, 1, 0, 1, groups))
+        assert torch.isnan(ref).any()
+        if onednn:
+            ref = torch.nan_to_num(ref, nan=0.0)
+        assert torch.equal(torch.isnan(y), torch.isnan(ref))
+        ok = ~torch.isnan(ref)
+        assert torch.equal(y[ok], ref[ok])
+
+
 def test_gradients_only_where_required():
     x = torch.randn(2, 3, 8, 8)
     w = torch.randn(5, 3, 3, 3, requires_grad=True)
