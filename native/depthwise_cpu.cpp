@@ -70,6 +70,25 @@ PYDLR_INLINE InputRows input_rows(const ConvGeom& g, const float* x, int64_t n, 
   return r;
 }
 
+// Stride 1: the input row that output row oh + 1 reads first (its last kernel row), fetched while row oh is
+// computed. The forward was bound by the latency of those first reads (single-threaded 32 channels at 112x112:
+// 26 ms, 2.5x a streaming pass over the same data; 14.9 ms with the prefetch, torch's 16.5). Stride 2 reads two new
+// rows an output row and measured slower with them prefetched (0.97-0.98x torch vs 1.07-1.26x): no prefetch there.
+struct NextRow {
+  const float* row = nullptr;
+  int64_t W, C, pw;
+  NextRow(const ConvGeom& g, const float* x, int64_t n, int64_t oh, int64_t s) : W(g.W), C(g.C), pw(g.pw) {
+    const int64_t ih = oh + 3 - g.ph;
+    if (s == 1 && oh + 1 < g.OH && ih >= 0 && ih < g.H) row = x + (n * g.H + ih) * g.W * g.C;
+  }
+  // The pixels of that row a tile of tt outputs from ow0 reads, all channels.
+  PYDLR_INLINE void prefetch(int64_t ow0, int64_t tt) const {
+    if (row == nullptr) return;
+    const int64_t first = std::max<int64_t>(0, ow0 - pw), last = std::min<int64_t>(W, ow0 + tt);
+    for (int64_t e = first * C; e < last * C; e += 16) __builtin_prefetch(row + e);
+  }
+};
+
 // Forward of output row (n, oh), any activation. x: NHWC [N, H, W, C]; wd: [3, 3, C]; y: NHWC.
 template <int S>
 PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
@@ -97,19 +116,10 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
   };
   // One tile of TT outputs from ow0, all channel blocks. Tiles only write, so the last one may overlap the one
   // before it (recomputing a few outputs) instead of leaving the remainder to the per-pixel path.
-  // Stride 1: the input row the next output row reads first (its last kernel row), fetched one output row ahead.
-  // The kernel was bound by the latency of those first reads (single-threaded 32 channels at 112x112: 26 ms, 2.5x
-  // a streaming pass over the same data; 14.9 ms with the prefetch, torch's 16.5). Stride 2 reads two new rows an
-  // output row and measured slower with them prefetched (0.97-0.98x torch vs 1.07-1.26x).
-  const int64_t ih_next = oh + 3 - g.ph;
-  const bool prefetch_next = S == 1 && oh + 1 < g.OH && ih_next >= 0 && ih_next < g.H;
-  const float* next_row = x + (n * g.H + (prefetch_next ? ih_next : 0)) * W * C;
+  const NextRow next(g, x, n, oh, S);
   auto tile = [&](int64_t ow0, auto tile_size) {
     constexpr int TT = decltype(tile_size)::value;
-    if (prefetch_next) {
-      const int64_t first = std::max<int64_t>(0, ow0 - g.pw), last = std::min<int64_t>(W, ow0 + TT);
-      for (int64_t e = first * C; e < last * C; e += 16) __builtin_prefetch(next_row + e);
-    }
+    next.prefetch(ow0, TT);
     for (int64_t cb = 0; cb < C; cb += 16) {
       const vf16 bv = b ? vload(b + cb) : vf16{};
       vf16 acc[TT];
@@ -228,6 +238,7 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
   const auto& valid = in.valid;
   const int64_t lo = in.lo, hi = in.hi;
   constexpr int T = S == 1 ? kTile : kTile / 2;
+  const NextRow next(g, x, n, oh, S);  // the input row the next gradient row's weight gradient reads first
   for (int64_t cb = 0; cb < C; cb += 16) {
     vf16 a[9];
     for (int k = 0; k < 9; ++k) a[k] = vload(acc + k * C + cb);
@@ -246,6 +257,7 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
     // TT outputs from ow0 (accumulating: tiles must not overlap; the remainder takes tiles of 2, then pixels).
     auto tile = [&](int64_t ow0, auto tile_size) {
       constexpr int TT = decltype(tile_size)::value;
+      if (cb == 0) next.prefetch(ow0, TT);
       vf16 gv[TT];
 #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
