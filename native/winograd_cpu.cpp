@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace pydlr {
@@ -126,16 +127,27 @@ PYDLR_INLINE void gemm_cols(int64_t nt, int64_t C, int64_t OC, const float* u, c
   for (; t0 < nt; ++t0) gemm_rows<1, NV>(C, OC, u, w, m, t0, o0);
 }
 
-// Output columns in chunks of 64, then one chunk of the 16-48 left; rows so that 12-24 accumulators are live.
-PYDLR_INLINE void small_gemm(int64_t nt, int64_t C, int64_t OC, const float* u, const float* w, float* m) {
+// Calls f(o0, NV) for OC output columns (a multiple of 16, winograd_ok) in chunks of NV = 4 vectors of 16, then
+// one chunk of the 1-3 vectors left; NV is a std::integral_constant, so each chunk width compiles to its own
+// register tile.
+template <typename F>
+PYDLR_INLINE void column_chunks(int64_t OC, F&& f) {
   int64_t o0 = 0;
-  for (; o0 + 64 <= OC; o0 += 64) gemm_cols<6, 4>(nt, C, OC, u, w, m, o0);
+  for (; o0 + 64 <= OC; o0 += 64) f(o0, std::integral_constant<int, 4>{});
   switch ((OC - o0) / 16) {
-    case 3: gemm_cols<6, 3>(nt, C, OC, u, w, m, o0); break;
-    case 2: gemm_cols<8, 2>(nt, C, OC, u, w, m, o0); break;
-    case 1: gemm_cols<12, 1>(nt, C, OC, u, w, m, o0); break;
+    case 3: f(o0, std::integral_constant<int, 3>{}); break;
+    case 2: f(o0, std::integral_constant<int, 2>{}); break;
+    case 1: f(o0, std::integral_constant<int, 1>{}); break;
     default: break;
   }
+}
+
+// m = u w for all columns; rows a pass so that 12-24 accumulators are live.
+PYDLR_INLINE void small_gemm(int64_t nt, int64_t C, int64_t OC, const float* u, const float* w, float* m) {
+  column_chunks(OC, [&](int64_t o0, auto nv) __attribute__((always_inline)) {
+    constexpr int NV = decltype(nv)::value, R = NV == 1 ? 12 : NV == 2 ? 8 : 6;
+    gemm_cols<R, NV>(nt, C, OC, u, w, m, o0);
+  });
 }
 
 // Tiles: p = (n * TH + th) * TW + tw covers outputs [th*M, th*M+M) x [tw*M, tw*M+M) of image n.
@@ -222,17 +234,12 @@ PYDLR_INLINE void outer_accumulate_cols(int64_t nt, int64_t C, int64_t OC, const
   }
 }
 
-// C % 16 == 0 and OC % 16 == 0 (winograd_ok): output columns in chunks of 64, then one chunk of the 16-48 left;
-// rows per pass so that 16-24 accumulators are live.
+// du += u^T z for all columns (C a multiple of 16); rows a pass so that 16-24 accumulators are live.
 PYDLR_INLINE void outer_accumulate(int64_t nt, int64_t C, int64_t OC, const float* u, const float* z, float* du) {
-  int64_t o0 = 0;
-  for (; o0 + 64 <= OC; o0 += 64) outer_accumulate_cols<4, 4>(nt, C, OC, u, z, du, o0);
-  switch ((OC - o0) / 16) {
-    case 3: outer_accumulate_cols<8, 3>(nt, C, OC, u, z, du, o0); break;
-    case 2: outer_accumulate_cols<8, 2>(nt, C, OC, u, z, du, o0); break;
-    case 1: outer_accumulate_cols<16, 1>(nt, C, OC, u, z, du, o0); break;
-    default: break;
-  }
+  column_chunks(OC, [&](int64_t o0, auto nv) __attribute__((always_inline)) {
+    constexpr int NV = decltype(nv)::value, R = NV == 1 ? 16 : NV == 4 ? 4 : 8;
+    outer_accumulate_cols<R, NV>(nt, C, OC, u, z, du, o0);
+  });
 }
 
 // One weight-gradient block of tiles [p0, p1): the input transform into u [T*T][tiles][C], the gradient transform
