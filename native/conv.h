@@ -196,7 +196,8 @@ bool winograd_ok(const ConvGeom& g, at::ScalarType t);
 int winograd_tile(const ConvGeom& g);
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act);
 // Its weight and bias gradients (dW [OC, C, 3, 3], db [OC] when want_bias) from the masked gradient gm (NHWC), in the
-// Winograd domain: dU = sum over tiles of (A gm A^T) . (B^T x B), dW = G^T dU G (36 GEMMs [C x tiles] x [tiles x OC]).
+// Winograd domain: dU = sum over tiles of (A gm A^T) . (B^T x B), dW = G^T dU G (one GEMM [C x tiles] x [tiles x OC]
+// per position of the transformed tile: 36 or 25).
 std::pair<at::Tensor, at::Tensor> winograd_bwd_weight(const ConvGeom& g, const float* x, const float* gm,
                                                       bool want_bias, const at::TensorOptions& opts);
 }  // namespace detail

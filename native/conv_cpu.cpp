@@ -1232,11 +1232,11 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
   }
 }
 
-// Whether a convolution runs Winograd F(4x4, 3x3) (winograd_cpu.cpp): 3x3 stride-1 GEMM shapes with at most 64
-// input channels and enough tiles (winograd_ok), for inference and training alike; its forward, and its weight
-// gradient with the input gradient left to oneDNN.
-// The seed's 32->64 at 13x13, batch 64, channels-last: forward 0.72-0.84 ms vs oneDNN's 1.4-1.5, weight gradient
-// 0.7 vs 1.5-2.1 ms (4x fewer multiplies, register-tiled GEMMs); NCHW inputs pay two layout copies and still win.
+// Whether a convolution runs Winograd F(4x4, 3x3) or F(3x3, 3x3) (winograd_cpu.cpp): 3x3 stride-1 GEMM shapes with
+// at most 64 input channels and enough tiles (winograd_ok), for inference and training alike; its forward, and its
+// weight gradient with the input gradient left to oneDNN (or pydlr's GEMM path where that is faster).
+// The seed's 32->64 at 13x13, batch 64, channels-last: forward 0.67-0.84 ms vs oneDNN's 1.4-1.5, weight gradient
+// 0.7 vs 1.5-2.1 ms (4x fewer multiplies, register-tiled GEMMs); NCHW inputs pay layout copies and still win.
 bool winograd_shape(const ConvGeom& g, CpuPath own, at::ScalarType t) {
   return (own == CpuPath::GemmNhwc || own == CpuPath::GemmNchw) && detail::winograd_ok(g, t);
 }
@@ -1261,7 +1261,9 @@ std::string conv2d_cpu_path(const at::Tensor& input, const at::Tensor& weight, a
   const ConvGeom g = check_conv_args("pydlr::conv2d", input, weight, std::nullopt, stride, padding, dilation, groups);
   const bool cl_in = channels_last(input), cl = cl_in || nchw_via_nhwc(g);
   const CpuPath own = forward_path(g, cl, input.scalar_type());
-  if (winograd_shape(g, own, input.scalar_type())) return detail::winograd_tile(g) == 3 ? "winograd_f33" : "winograd_f43";
+  if (winograd_shape(g, own, input.scalar_type())) {
+    return detail::winograd_tile(g) == 3 ? "winograd_f33" : "winograd_f43";
+  }
   return onednn_forward(g, cl_in, own, input.scalar_type()) ? "onednn" : path_name(own);
 }
 
