@@ -356,13 +356,13 @@ ACT_GRAD_MASK = {
     ],
 )
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
-@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw", "strided"])
 def test_winograd_matches_float64_reference(shape, act, layout, route):
     """These shapes run Winograd for the forward and the weight and bias gradients, in inference and training
     alike (the input gradient is oneDNN's, or pydlr's GEMM path on tiny planes and with the route off)."""
     n, c, oc, h, w, p, tile = shape
     x = torch.randn(n, h, w, c).permute(0, 3, 1, 2)  # channels-last memory, as the layers pass it
-    x = x if layout == "channels_last" else x.contiguous()
+    x = x if layout == "channels_last" else _layout(x, layout)
     weight, bias = torch.randn(oc, c, 3, 3) * 0.2, torch.randn(oc)
     assert ops._C.conv2d_cpu_path(x, weight, [1, 1], [p, p], [1, 1], 1) == f"winograd_f{tile}3"
     xi, wi, bi = (t.clone().requires_grad_() for t in (x, weight, bias))
