@@ -190,7 +190,7 @@ std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const floa
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
 // Winograd F(4x4, 3x3) or F(3x3, 3x3), whichever needs fewer multiplies for the output plane (winograd_cpu.cpp):
 // float32, 3x3, stride 1, dilation 1, groups 1, C and OC multiples of 16, C <= 64, output at least 3x3, enough
-// tiles. x and y NHWC.
+// tiles. x and y NHWC. The backward also runs winograd_fwd for the input gradient (conv_cpu.cpp).
 bool winograd_ok(const ConvGeom& g, at::ScalarType t);
 // The output tile the Winograd kernels use for this shape: 4 (F(4x4, 3x3)) or 3 (F(3x3, 3x3)).
 int winograd_tile(const ConvGeom& g);
