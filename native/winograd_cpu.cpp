@@ -1,5 +1,5 @@
 // Winograd F(4x4, 3x3) and F(3x3, 3x3) for float32 3x3 stride-1 convolutions (Lavin & Gray 2016): the forward and
-// the weight and bias gradients.
+// the weight and bias gradients (conv_cpu.cpp also runs the forward for the input gradient, a convolution itself).
 //
 // F(4x4, 3x3): each 4x4 block of outputs comes from a 6x6 input patch: Y = A^T [ (G g G^T) . (B^T d B) ] A. The elementwise
 // product over 36 positions, summed over input channels, is 36 independent GEMMs [tiles x C] x [C x OC]: 2.25 x 4

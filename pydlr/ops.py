@@ -116,10 +116,10 @@ def set_onednn_route(enabled: bool) -> None:
 
 # Native CPU kernels that beat torch's conv2d (oneDNN) in training, forward + backward (bench/bench_conv.py,
 # bench/bench_step.py): the direct kernels for few input channels (the 1->32 first layer: 1.8x with the fused
-# ReLU), the depthwise kernels, Winograd F(4x4, 3x3) for 3x3 stride-1 GEMM shapes with <= 64 input channels and
-# enough tiles (the seed's 32->64: forward 1.6x, forward + backward 1.3x with the weight gradient in the Winograd
-# domain too), and the channels-last im2col + GEMM path on tiny output planes (64->64 at 5x5 -> 3x3: 1.3x, its
-# backward batches whole images into one GEMM; at 6x6 torch's is ahead). On other GEMM shapes (pointwise at
+# ReLU), the depthwise kernels, Winograd F(4x4, 3x3) / F(3x3, 3x3) for 3x3 stride-1 GEMM shapes with <= 64 input
+# channels and enough tiles, forward and backward (the seed's 32->64: forward 1.6-1.8x, forward + backward
+# 1.4x; its 64->64 at 5x5 -> 3x3: 1.7x / 1.6x), and the channels-last im2col + GEMM path on tiny output planes with
+# too few tiles for Winograd (its backward batches whole images into one GEMM). On other GEMM shapes (pointwise at
 # 56x56, 3x3 with > 64 input channels) the native op itself hands the work to oneDNN ("onednn": the activation
 # as a post-op);
 # "auto" takes it there only when an activation is fused (native_wins). float64 has no oneDNN path: native
