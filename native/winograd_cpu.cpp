@@ -402,16 +402,15 @@ bool use_f33(const ConvGeom& g) {
 
 namespace detail {
 
+int winograd_tile(const ConvGeom& g) { return use_f33(g) ? 3 : 4; }
+
 bool winograd_ok(const ConvGeom& g, at::ScalarType t) {
   if (!(t == at::kFloat && g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
         g.C % 16 == 0 && g.C <= kMaxChannels && g.OC % 16 == 0 && g.OH >= 3 && g.OW >= 3)) {
     return false;
   }
-  const int64_t m = use_f33(g) ? 3 : 4;
-  return Tiling(g, m).P >= kMinTiles;
+  return Tiling(g, winograd_tile(g)).P >= kMinTiles;
 }
-
-int winograd_tile(const ConvGeom& g) { return use_f33(g) ? 3 : 4; }
 
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act) {
   use_f33(g) ? forward<F33>(g, x, weight, b, y, act) : forward<F43>(g, x, weight, b, y, act);
