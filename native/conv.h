@@ -74,6 +74,21 @@ struct ConvGeom {
   int64_t sh, sw, ph, pw, dh, dw, G;
 };
 
+// The input gradient of a stride-1, dilation-1 convolution is a convolution itself: the output gradient correlated
+// with the flipped, transposed kernel, padding K - 1 - p (meaningful for p <= K - 1). Its geometry.
+inline ConvGeom input_grad_geometry(const ConvGeom& g) {
+  ConvGeom d = g;
+  d.C = g.OC;
+  d.OC = g.C;
+  d.H = g.OH;
+  d.W = g.OW;
+  d.OH = g.H;
+  d.OW = g.W;
+  d.ph = g.KH - 1 - g.ph;
+  d.pw = g.KW - 1 - g.pw;
+  return d;
+}
+
 // Validates shapes, dtypes, devices and hyper-parameters with TORCH_CHECK (clear messages, before any work)
 // and returns the geometry. `op` names the operator in the messages.
 ConvGeom check_conv_args(const char* op, const at::Tensor& input, const at::Tensor& weight,

@@ -1241,19 +1241,11 @@ bool winograd_shape(const ConvGeom& g, CpuPath own, at::ScalarType t) {
   return (own == CpuPath::GemmNhwc || own == CpuPath::GemmNchw) && detail::winograd_ok(g, t);
 }
 
-// The input gradient of a stride-1 3x3 convolution is itself one: the full correlation of the (masked) output
-// gradient with the flipped, transposed kernel, padding 2 - p. Its geometry when that convolution is a Winograd shape.
+// The geometry of the input gradient of a Winograd shape as a convolution (input_grad_geometry), when that
+// convolution is a Winograd shape too.
 std::optional<ConvGeom> winograd_input_grad(const ConvGeom& g) {
   if (g.ph > 2 || g.pw > 2) return std::nullopt;
-  ConvGeom d = g;
-  d.C = g.OC;
-  d.OC = g.C;
-  d.H = g.OH;
-  d.W = g.OW;
-  d.OH = g.H;
-  d.OW = g.W;
-  d.ph = 2 - g.ph;
-  d.pw = 2 - g.pw;
+  const ConvGeom d = input_grad_geometry(g);
   if (!detail::winograd_ok(d, at::kFloat)) return std::nullopt;
   return d;
 }

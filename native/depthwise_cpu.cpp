@@ -446,13 +446,7 @@ std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x
   // Stride 1: dx is the forward kernel run on the gradient with the flipped kernel and padding 2 - p.
   std::vector<float> flipped(9 * g.C);
   for (int k = 0; k < 9; ++k) std::copy_n(wd + (8 - k) * g.C, g.C, flipped.data() + k * g.C);
-  ConvGeom t = g;
-  t.H = g.OH;
-  t.W = g.OW;
-  t.OH = g.H;
-  t.OW = g.W;
-  t.ph = 2 - g.ph;
-  t.pw = 2 - g.pw;
+  const ConvGeom t = input_grad_geometry(g);  // depthwise: C == OC, so only planes and padding change
   // One task per gradient row oh: the input-gradient rows it is the last to feed, then its weight-gradient
   // contribution, so each gradient row comes from memory once and is reused from cache.
   at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
