@@ -1233,8 +1233,8 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
 }
 
 // Whether a convolution runs Winograd F(4x4, 3x3) or F(3x3, 3x3) (winograd_cpu.cpp): 3x3 stride-1 GEMM shapes with
-// at most 64 input channels and enough tiles (winograd_ok), for inference and training alike; its forward, and its
-// weight gradient with the input gradient left to oneDNN (or pydlr's GEMM path where that is faster).
+// at most 64 input channels and enough tiles (winograd_ok), for inference and training alike: the forward and the
+// weight gradient, and the input gradient where its own geometry qualifies (conv2d_backward_cpu).
 // The seed's 32->64 at 13x13, batch 64, channels-last: forward 0.67-0.84 ms vs oneDNN's 1.4-1.5, weight gradient
 // 0.7 vs 1.5-2.1 ms (4x fewer multiplies, register-tiled GEMMs); NCHW inputs pay layout copies and still win.
 bool winograd_shape(const ConvGeom& g, CpuPath own, at::ScalarType t) {
@@ -1384,9 +1384,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     // 1.09-1.14x); elsewhere pydlr's GEMM path (tiny planes, where it beats both: 64->64 at 5x5, Winograd 0.85-0.90x;
     // the route switched off).
     const auto in_fmt = cl_in ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    const at::Tensor gm = masked_grad(grad_output, output, act, in_fmt), x = input.contiguous(in_fmt);
+    const at::Tensor gm = masked_grad(grad_output, output, act, in_fmt);
     const at::Tensor gm_cl = gm.contiguous(at::MemoryFormat::ChannelsLast);
-    const at::Tensor x_cl = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor x_cl = input.contiguous(at::MemoryFormat::ChannelsLast);
     auto [gw, gb] = detail::winograd_bwd_weight(g, x_cl.const_data_ptr<float>(), gm_cl.const_data_ptr<float>(),
                                                 output_mask[2], input.options());
     at::Tensor gi;
@@ -1398,7 +1398,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
                            gi.mutable_data_ptr<float>(), 0);
       if (!cl_in) gi = gi.contiguous();
     } else if (output_mask[0] && onednn_dx) {
-      gi = std::get<0>(onednn_conv2d_backward(g, gm, x, weight, {true, false, false}));
+      gi = std::get<0>(onednn_conv2d_backward(g, gm, input.contiguous(in_fmt), weight, {true, false, false}));
     } else if (output_mask[0]) {
       gi = std::get<0>(conv2d_backward_cpu(gm, input, weight, std::nullopt, stride, padding, dilation, groups, "none",
                                            {true, false, false}));
