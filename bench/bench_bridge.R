@@ -8,6 +8,10 @@
 # doubles >= 2x faster than py_to_r. Times are medians of repeated runs (the machine is shared: noisy).
 # reticulate is not run at 1e8: its Python list of 1e8 floats needs ~3.2 GB and minutes.
 
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
+                 "usage.R"))
+print_usage_if_asked()
+
 suppressPackageStartupMessages(library(pydlr))
 quick <- "--quick" %in% commandArgs(trailingOnly = TRUE)
 reps <- if (quick) 3L else 9L

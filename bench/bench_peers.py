@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="OpenMP waiting for every row: 'short-spin' = GOMP_SPINCOUNT=10000 as scripts/env.sh "
                         "sets it; PASSIVE/ACTIVE = OMP_WAIT_POLICY; 'default' = libgomp's own. Long spinning "
                         "made torch-based rows 15-30x slower on an oversubscribed machine, PASSIVE costs "
-                        "~50% on an idle one (docs/performance.md); TensorFlow's thread pool reads neither")
+                        "~50%% on an idle one (docs/performance.md); TensorFlow's thread pool reads neither")
     p.add_argument("--limit", type=int, default=0,
                    help="smoke test only: train on the first LIMIT images (0: all 60,000)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one row may take")

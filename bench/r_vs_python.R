@@ -15,6 +15,10 @@
 # included, against the same calls in Python on float64 data (what R's numeric arrays are).
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
 
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
+                 "usage.R"))
+print_usage_if_asked()
+
 args <- commandArgs(trailingOnly = TRUE)
 quick <- "--quick" %in% args
 opt_value <- function(flag, default) {
