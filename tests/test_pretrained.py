@@ -104,6 +104,27 @@ def test_stale_or_broken_cache_is_rebuilt(cache: Path) -> None:
     assert len(state) == 314 and registry._read_cache(NAME, path) is not None
 
 
+def test_edited_cache_is_refused_and_rebuilt(cache: Path) -> None:
+    """A cache whose tensors were changed but that is still valid safetensors with the right source
+    checksum is not used: it is rebuilt from the verified source file."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = registry.cache_path(NAME)
+    registry.state_dict(NAME)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(path))
+    key = next(iter(state))
+    original = state[key].clone()
+    state[key] = state[key] + 1.0
+    save_file(state, str(path), metadata=meta)
+    assert registry._read_cache(NAME, path) is None
+    rebuilt = registry.state_dict(NAME)
+    assert torch.equal(rebuilt[key], original)
+    assert torch.equal(registry._read_cache(NAME, path)[key], original)
+
+
 def test_info_reports_params_and_megabytes(cache: Path) -> None:
     info = pretrained.info(NAME)
     assert info["params"] == 3_504_872 and info["tensors"] == 314

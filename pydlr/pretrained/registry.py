@@ -4,7 +4,8 @@ Nothing is ever downloaded. Each entry names an installed Python package that sh
 (see ../shared/NOTES.md, "Offline data and weights"). The first load verifies the file's sha256, reads it
 with ``torch.load(weights_only=True)`` (no pickle code runs) and writes pydlr's own format, a safetensors
 file, atomically into the cache (``$PYDLR_CACHE``, else ``~/.cache/pydlr``). Later loads read only the
-cache, which records the source checksum in its metadata and is rebuilt when that does not match.
+cache, which records the source checksum and a checksum of its own tensors in its metadata, and is rebuilt
+when either does not match (a stale, truncated or edited cache is never used).
 """
 
 from __future__ import annotations
@@ -159,8 +160,18 @@ def _write_atomic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pa
         raise
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state`` in key order: what a cache must hold."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().contiguous().cpu()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _read_cache(name: str, path: Path) -> dict[str, torch.Tensor] | None:
-    """The cached tensors, or None when missing, unreadable or made from another source file."""
+    """The cached tensors, or None when missing, unreadable, edited or made from another source file."""
     if not path.is_file():
         return None
     try:
@@ -170,7 +181,8 @@ def _read_cache(name: str, path: Path) -> dict[str, torch.Tensor] | None:
             meta = f.metadata() or {}
         if meta.get("source_sha256") != spec(name).sha256:
             return None
-        return load_file(str(path))
+        state = load_file(str(path))
+        return state if meta.get("tensors_sha256") == tensors_sha256(state) else None
     except (SafetensorError, OSError, ValueError):
         return None
 
@@ -186,7 +198,8 @@ def convert(name: str, source: str | os.PathLike | None = None) -> dict[str, tor
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ChecksumError(f"pretrained weights {path}: not a state dict of tensors")
-    meta = {"format": "pydlr", "source": s.origin, "source_sha256": s.sha256, "name": s.name}
+    meta = {"format": "pydlr", "source": s.origin, "source_sha256": s.sha256, "name": s.name,
+            "tensors_sha256": tensors_sha256(state)}
     try:
         _write_atomic(state, meta, cache_path(name))
     except OSError:  # a read-only home still loads, just without the cache
