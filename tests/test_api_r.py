@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pydlr import api_r
+from pydlr.api_r import cluster, datasets, errors, models, saving, training
 from pydlr.errors import InputError, NotSupportedError, TrainingError
 
 SEED_LAYERS = [
@@ -16,21 +16,19 @@ SEED_LAYERS = [
     ("MaxPooling2D", {"pool_size": [2, 2]}),
     ("Conv2D", {"filters": 64, "kernel_size": [3, 3], "activation": "relu"}),
 ]
-HEAD = [("Flatten", {}), ("Dense", {"units": 64, "activation": "relu"}),
-        ("Dense", {"units": 10, "activation": "softmax"})]
 
 
 def build(layers, input_shape=(28, 28, 1)):
-    model = api_r.new_sequential(list(input_shape))
+    model = models.Sequential(list(input_shape))
     for kind, config in layers:
-        api_r.add_layer(model, kind, config)
+        models.add(model, models.layer(kind, config))
     return model
 
 
 def tiny(loss: str = "sparse_categorical_crossentropy"):
     model = build([("Conv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "activation": "relu"}),
                    ("Flatten", {}), ("Dense", {"units": 3, "activation": "softmax"})], (8, 8, 1))
-    api_r.compile_model(model, "adam", loss, ["accuracy"])
+    training.compile(model, "adam", loss, ["accuracy"])
     return model
 
 
@@ -46,85 +44,104 @@ def toy_data(n: int = 60, seed: int = 0):
 
 def test_seed_cnn_summary_numbers_through_the_api():
     model = build(SEED_LAYERS)
-    table = api_r.summary_table(model)
+    table = models.summary_table(model)
     assert list(table) == ["layer", "type", "output_shape", "params", "trainable"]
     assert table["output_shape"] == ["(None, 26, 26, 32)", "(None, 13, 13, 32)", "(None, 11, 11, 64)",
                                      "(None, 5, 5, 64)", "(None, 3, 3, 64)"]
     assert table["params"] == [320, 0, 18496, 0, 36928]
-    assert api_r.count_params(model) == 55744
-    assert "Total params: 55,744" in api_r.summary_text(model)
-    api_r.add_layer(model, "Flatten", {})
-    api_r.add_layer(model, "Dense", {"units": 64, "activation": "relu"})
-    api_r.add_layer(model, "Dense", {"units": 10, "activation": "softmax"})
-    assert api_r.count_params(model) == 93322
+    assert models.count_params(model) == 55744
+    assert "Total params: 55,744" in models.summary(model)
+    for kind, config in [("Flatten", {}), ("Dense", {"units": 64, "activation": "relu"}),
+                         ("Dense", {"units": 10, "activation": "softmax"})]:
+        models.add(model, models.layer(kind, config))
+    assert models.count_params(model) == 93322
 
 
 def test_same_padding_and_model_info():
-    first = [("Conv2D", {"filters": 32, "kernel_size": [3, 3], "padding": "same"})]
-    model = build(first)
-    assert api_r.summary_table(model)["output_shape"][0] == "(None, 28, 28, 32)"
-    info = api_r.model_info(model)
+    model = build([("Conv2D", {"filters": 32, "kernel_size": [3, 3], "padding": "same"})])
+    assert models.summary_table(model)["output_shape"][0] == "(None, 28, 28, 32)"
+    info = models.model_info(model)
     assert info["built"] and not info["compiled"]
     assert info["input_shape"] == [28, 28, 1] and info["n_layers"] == 1 and info["params"] == 320
 
 
 def test_input_shape_on_the_first_layer_and_only_there():
-    model = api_r.new_sequential()
-    api_r.add_layer(model, "Flatten", {"input_shape": [4, 4]})
-    api_r.add_layer(model, "Dense", {"units": 2})
-    assert api_r.count_params(model) == 34
+    model = models.Sequential()
+    models.add(model, models.layer("Flatten", {"input_shape": [4, 4]}))
+    models.add(model, models.layer("Dense", {"units": 2}))
+    assert models.count_params(model) == 34
     with pytest.raises(InputError, match="input_shape"):
-        api_r.add_layer(model, "Dense", {"units": 2, "input_shape": [3]})
+        models.add(model, models.layer("Dense", {"units": 2, "input_shape": [3]}))
 
 
-def test_bad_layers_raise_before_any_work():
-    model = build([])
+def test_layers_come_from_the_core_registry_and_bad_ones_raise_before_any_work():
+    from pydlr import layers
+
+    assert "Conv2D" in models.layer_names() and "DepthwiseConv2D" in models.layer_names()
+    assert all(isinstance(getattr(layers, name), type) for name in models.layer_names())
+    assert "InputLayer" not in models.layer_names()
     with pytest.raises(NotSupportedError, match="LSTM"):
-        api_r.add_layer(model, "LSTM", {"units": 3})
+        models.layer("LSTM", {"units": 3})
     with pytest.raises(InputError, match="foo"):
-        api_r.add_layer(model, "Dense", {"units": 3, "foo": 1})
+        models.layer("Dense", {"units": 3, "foo": 1})
     with pytest.raises(InputError, match="kernel_size"):
         build([("Conv2D", {"filters": 2, "kernel_size": 9})], (5, 5, 1))
-    with pytest.raises(InputError, match="model"):
-        api_r.count_params("not a model")
 
 
-def test_optimizer_specs_from_r():
+def test_a_model_is_added_as_a_layer():
+    base = build([("Conv2D", {"filters": 2, "kernel_size": 3})], (6, 6, 1))
+    outer = models.Sequential([6, 6, 1])
+    models.add(outer, base)
+    models.add(outer, models.layer("Flatten"))
+    assert models.count_params(outer) == 20 + 0
+
+
+def test_optimizer_specs_use_the_core_registry():
     model = tiny()
-    api_r.compile_model(model, {"name": "sgd", "args": {"learning_rate": 0.05, "momentum": 0.9}},
-                        "sparse_categorical_crossentropy", "accuracy")
+    training.compile(model, {"name": "sgd", "args": {"learning_rate": 0.05, "momentum": 0.9}},
+                     "sparse_categorical_crossentropy", ["accuracy"])
     spec = model._optimizer_spec
     assert type(spec).__name__ == "SGD" and spec.learning_rate == 0.05 and spec.momentum == 0.9
-    with pytest.raises(NotSupportedError, match="adagrad"):
-        api_r.compile_model(model, {"name": "adagrad", "args": {}}, "mse")
+    with pytest.raises(InputError, match="adagrad"):
+        training.compile(model, {"name": "adagrad", "args": {}}, "mse")
     with pytest.raises(InputError, match="loss"):
-        api_r.compile_model(model, "adam", None)
+        training.compile(model, "adam", None)
 
 
-def test_fit_returns_plain_history_and_prints_through_print_fn():
+def test_fit_forwards_by_name_and_returns_plain_history():
     x, y = toy_data()
     model = tiny()
     lines: list[tuple[str, str]] = []
-    out = api_r.fit(model, x, y, batch_size=20, epochs=3, validation_split=0.2, verbose=2, seed=1,
-                    print_fn=lambda text, end="\n": lines.append((text, end)), dynamic=False)
+    out = training.fit(model, x, y, batch_size=20, epochs=3, validation_split=0.2, verbose=2, seed=1,
+                       print_fn=lambda text, end="\n": lines.append((text, end)), dynamic_progress=False)
     assert set(out) == {"metrics", "epoch", "params"}
     assert out["epoch"] == [1, 2, 3]  # 1-based for R
     assert set(out["metrics"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(isinstance(v, float) for v in out["metrics"]["loss"])
-    assert out["params"]["epochs"] == 3
+    assert out["params"]["epochs"] == 3 and out["params"]["batch_size"] == 20
     epoch_lines = [text for text, _ in lines if text.startswith("Epoch")]
     assert len(epoch_lines) == 3 and "loss:" in epoch_lines[-1]
+
+
+def test_fit_defaults_are_the_engines():
+    """R sends no batch size and verbose = "auto": the engine's own defaults decide (32, 1)."""
+    x, y = toy_data(70)
+    model = tiny()
+    out = training.fit(model, x, y, epochs=1, batch_size=None, verbose="auto",
+                       print_fn=lambda text, end="\n": None, dynamic_progress=False)
+    assert out["params"]["batch_size"] == 32 and out["params"]["steps"] == 3
+    assert out["params"]["verbose"] == 1
 
 
 def test_fit_evaluate_predict_learn_the_toy_problem():
     x, y = toy_data(90)
     model = tiny()
-    api_r.fit(model, x, y, batch_size=10, epochs=15, seed=0)
-    score = api_r.evaluate(model, x, y)
+    training.fit(model, x, y, batch_size=10, epochs=15, seed=0, verbose=0)
+    score = training.evaluate(model, x, y)
     assert list(score) == ["loss", "accuracy"] and score["accuracy"] >= 0.9
-    probs = api_r.predict(model, x)
+    probs = training.predict(model, x)
     assert probs.shape == (90, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    classes = api_r.predict(model, x, classes=True)
+    classes = training.predict_classes(model, x)
     assert classes.dtype == np.int32 and np.array_equal(classes, probs.argmax(axis=1))
 
 
@@ -132,81 +149,107 @@ def test_fortran_ordered_views_like_the_r_bridge_gives():
     x, y = toy_data()
     xf = np.asfortranarray(x.astype(np.float64))  # R's column-major doubles, same indices
     model = tiny()
-    ref = api_r.predict(model, np.ascontiguousarray(x))
-    assert np.allclose(api_r.predict(model, xf), ref, atol=1e-6)
+    ref = training.predict(model, np.ascontiguousarray(x))
+    assert np.allclose(training.predict(model, xf), ref, atol=1e-6)
     with pytest.raises(InputError, match="x"):
-        api_r.fit(model, [[1, 2]], y)
+        training.fit(model, [[1, 2]], y, verbose=0)
 
 
 def test_lambda_callbacks_get_plain_arguments():
     x, y = toy_data()
     model = tiny()
     calls = []
-    cb = api_r.make_callback("lambda", {"on_epoch_end": lambda epoch, logs: calls.append((epoch, logs))})
-    api_r.fit(model, x, y, epochs=2, callbacks=[cb])
+    cb = training.callback("LambdaCallback",
+                           {"on_epoch_end": lambda epoch, logs: calls.append((epoch, logs))})
+    training.fit(model, x, y, epochs=2, callbacks=[cb], verbose=0)
     assert [c[0] for c in calls] == [0, 1]  # Keras' 0-based epochs
     assert isinstance(calls[0][1]["loss"], float)
-    with pytest.raises(NotSupportedError, match="tensorboard"):
-        api_r.make_callback("tensorboard", {})
-    with pytest.raises(InputError, match="on_step"):
-        api_r.make_callback("lambda", {"on_step": print})
+    with pytest.raises(NotSupportedError, match="TensorBoard"):
+        training.callback("TensorBoard", {})
 
 
-def test_keras_callbacks_by_name(tmp_path):
+def test_keras_callbacks_by_class_name(tmp_path):
+    assert {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "LambdaCallback",
+            "LearningRateScheduler"} <= set(training.callback_names())
     x, y = toy_data()
     model = tiny()
-    stop = api_r.make_callback("early_stopping", {"monitor": "loss", "min_delta": 100.0, "patience": 0})
-    csv = api_r.make_callback("csv_logger", {"filename": str(tmp_path / "log.csv")})
-    out = api_r.fit(model, x, y, epochs=6, callbacks=[stop, csv])
-    assert len(out["epoch"]) < 6
+    stop = training.callback("EarlyStopping", {"monitor": "loss", "min_delta": 100.0, "patience": 0})
+    csv = training.callback("CSVLogger", {"filename": str(tmp_path / "log.csv")})
+    rates = []
+    sched = training.callback("LearningRateScheduler",
+                              {"schedule": lambda epoch, lr: rates.append(lr) or [lr / 2]})
+    out = training.fit(model, x, y, epochs=6, callbacks=[stop, csv, sched], verbose=0)
+    assert len(out["epoch"]) < 6 and rates
     assert (tmp_path / "log.csv").read_text().count("\n") == len(out["epoch"]) + 1
 
 
 def test_save_load_round_trip_bit_exact(tmp_path):
     x, y = toy_data()
     model = tiny()
-    api_r.fit(model, x, y, epochs=1, seed=0)
+    training.fit(model, x, y, epochs=1, seed=0, verbose=0)
     path = str(tmp_path / "m.pydlr")
-    assert api_r.save_model(model, path) == path
-    loaded = api_r.load_model(path)
-    assert api_r.weight_names(loaded) == api_r.weight_names(model)
-    for a, b in zip(api_r.get_weights(loaded), api_r.get_weights(model), strict=True):
+    assert saving.save_model(model, path) == path
+    loaded = saving.load_model(path)
+    for a, b in zip(models.get_weights(loaded), models.get_weights(model), strict=True):
         assert np.array_equal(a, b)
-    assert np.array_equal(api_r.predict(loaded, x), api_r.predict(model, x))
+    assert np.array_equal(training.predict(loaded, x), training.predict(model, x))
 
 
 def test_plain_python_models_load_as_trainable(tmp_path):
-    from pydlr import io, models
+    from pydlr import io
+    from pydlr import models as core_models
 
     path = str(tmp_path / "seed.pydlr")
-    io.save_model(models.seed_cnn(), path)
-    loaded = api_r.load_model(path)
-    assert hasattr(loaded, "fit") and api_r.count_params(loaded) == 93322
+    io.save_model(core_models.seed_cnn(), path)
+    loaded = saving.load_model(path)
+    assert hasattr(loaded, "fit") and models.count_params(loaded) == 93322
 
 
-def test_load_dataset_int32_keras_shapes():
-    data = api_r.load_dataset("mnist")
+def test_datasets_are_int32_with_keras_shapes():
+    data = datasets.load_mnist()
     assert data["x_train"].shape == (4000, 28, 28) and data["x_test"].shape == (1000, 28, 28)
     assert data["x_train"].dtype == np.int32 and data["y_train"].dtype == np.int32
     assert data["x_train"].flags["C_CONTIGUOUS"]
+    lfw = datasets.load_lfw_subset()
+    assert lfw["x"].shape == (200, 25, 25) and lfw["y"].sum() == 100 and lfw["y"][0] == 0
+    cat = datasets.example_image("chelsea")
+    assert cat.dtype == np.int32 and cat.shape[2] == 3 and cat.max() <= 255
     with pytest.raises(InputError, match="name"):
-        api_r.load_dataset("cifar10")
+        datasets.example_image("lena")
 
 
-def test_error_info_for_r_conditions():
-    info = api_r.error_info(InputError("filters", "a positive integer", -3, where="Conv2D"))
-    assert info["kind"] == "input_error" and info["argument"] == "filters"
+def test_error_info_carries_class_notes_and_fields():
+    info = errors.error_info(InputError("filters", "a positive integer", -3, where="Conv2D"))
+    assert info["r_class"] == "pydlr_input_error" and info["argument"] == "filters"
+    assert info["python_class"] == "pydlr.errors.InputError" and info["notes"] == []
     assert "received -3" in info["message"]
-    assert api_r.error_info(NotSupportedError("x"))["kind"] == "not_supported_error"
-    assert api_r.error_info(TrainingError("nan"))["kind"] == "training_error"
-    assert api_r.error_info(RuntimeError("boom")) == {"kind": "error", "type": "RuntimeError",
-                                                       "message": "boom"}
+    assert errors.error_info(NotSupportedError("x"))["r_class"] == "pydlr_not_supported_error"
+    assert errors.error_info(TrainingError("nan"))["r_class"] == "pydlr_training_error"
+    exc = RuntimeError("boom")
+    exc.add_note("(raised by callback my_cb at after_epoch, epoch 2)")
+    info = errors.error_info(exc)
+    assert info == {"r_class": None, "pydlr": False, "python_class": "RuntimeError", "message": "boom",
+                    "notes": ["(raised by callback my_cb at after_epoch, epoch 2)"]}
 
 
-def test_get_weights_are_copies_in_state_dict_order():
+def test_get_weights_are_keras_layout_copies():
     model = tiny()
-    weights = api_r.get_weights(model)
-    names = api_r.weight_names(model)
-    assert len(weights) == len(names) and names[0].endswith("weight")
+    weights = models.get_weights(model)
+    assert [w.shape for w in weights] == [(3, 3, 1, 4), (4,), (36, 3), (3,)]
+    assert all(w.flags["C_CONTIGUOUS"] for w in weights)
+    for a, b in zip(weights, model.get_weights(), strict=True):
+        assert np.array_equal(a, b)
     weights[0][...] = 0
     assert not torch.all(next(iter(model.state_dict().values())) == 0)
+
+
+def test_kmeans_fits_in_one_call_with_r_kmeans_fields():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))])
+    out = cluster.kmeans(x, 2, random_state=0)
+    assert out["centers"].shape == (2, 2) and out["labels"].dtype == np.int32
+    assert len(set(out["labels"][:30])) == 1 and out["labels"][0] != out["labels"][-1]
+    assert abs(sum(out["withinss"]) - out["inertia"]) < 1e-4 * out["inertia"] and out["totss"] > out["inertia"]
+    assert np.array_equal(cluster.predict(out["model"], x), out["labels"])
+    table = cluster.compare({"km": {"labels": out["labels"]}}, np.repeat([0, 1], 30))
+    assert table["method"] == ["km"] and table["accuracy"] == [1.0]

@@ -1,0 +1,37 @@
+"""Data sets from R, with Keras' shapes and R's integer type (R has no uint8 or int64)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pydlr.api_r._convert import c_array
+from pydlr.data import datasets, samples
+
+
+def _int32(splits: Any) -> dict[str, np.ndarray]:
+    (x_train, y_train), (x_test, y_test) = splits
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return {k: c_array(v, np.int32) for k, v in arrays.items()}
+
+
+def load_fashion_mnist() -> dict[str, np.ndarray]:
+    """``pydlr.data.load_fashion_mnist()`` as int32 arrays: x_train (60000, 28, 28), y_train, x_test, y_test."""
+    return _int32(datasets.load_fashion_mnist())
+
+
+def load_mnist() -> dict[str, np.ndarray]:
+    """``pydlr.data.load_mnist()`` as int32 arrays: x_train (4000, 28, 28), y_train, x_test, y_test."""
+    return _int32(datasets.load_mnist())
+
+
+def load_lfw_subset() -> dict[str, np.ndarray]:
+    """``pydlr.data.samples.load_lfw_subset()``: x (200, 25, 25) doubles, y int32 (0 face, 1 not)."""
+    x, y = samples.load_lfw_subset()
+    return {"x": c_array(x), "y": c_array(y, np.int32)}
+
+
+def example_image(name: str) -> np.ndarray:
+    """``pydlr.data.samples.example_image(name)`` as int32 (height, width, 3), values 0-255."""
+    return c_array(samples.example_image(name), np.int32)

@@ -1,0 +1,35 @@
+"""Python exceptions as R conditions: what R needs to signal one (class, message, notes, fields), no traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydlr.errors import InputError, NotSupportedError, PydlrError, TrainingError
+
+# pydlr's exception classes and their R condition classes, most specific first.
+R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
+    (InputError, "pydlr_input_error"),
+    (NotSupportedError, "pydlr_not_supported_error"),
+    (TrainingError, "pydlr_training_error"),
+)
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The R condition for ``exc``: ``r_class`` (the pydlr sub-class, or None), ``python_class`` (qualified),
+    ``message`` (``str(exc)``), ``notes`` (``exc.__notes__``, e.g. which callback raised it), and the
+    ``InputError`` fields ``argument``/``expected``/``where`` when present."""
+    r_class = next((name for cls, name in R_CLASSES if isinstance(exc, cls)), None)
+    kind = type(exc)
+    module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    info: dict[str, Any] = {
+        "r_class": r_class,
+        "pydlr": isinstance(exc, PydlrError),
+        "python_class": f"{module}{kind.__qualname__}",
+        "message": str(exc),
+        "notes": [str(note) for note in getattr(exc, "__notes__", None) or []],
+    }
+    for attr in ("argument", "expected", "where"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            info[attr] = str(value)
+    return info

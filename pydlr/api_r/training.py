@@ -1,0 +1,123 @@
+"""Training from R: ``compile``, ``fit``, ``evaluate``, ``predict``, ``predict_classes`` and Keras callbacks.
+
+Arguments arrive under the engine's own names and are forwarded as they are: the engine
+(``pydlr.engine.TrainingMixin``) holds the one definition of their defaults (batch size, ``verbose="auto"``)
+and checks their meaning; R has checked their types. Only R's missing types are translated here (an
+optimizer spec as a dict, augmentation settings as a dict, R functions whose logs must be plain numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pydlr import train
+from pydlr.api_r._convert import c_array, history
+from pydlr.data.augment import Augment
+from pydlr.errors import NotSupportedError
+from pydlr.train import optimizers
+
+
+def _optimizer(spec: Any) -> Any:
+    """A name ("adam") as it is, or R's ``optimizer_*()`` ({"name": ..., "args": {...}}) as the core's spec."""
+    if isinstance(spec, Mapping):
+        return optimizers.get(str(spec.get("name")), **dict(spec.get("args") or {}))
+    return spec
+
+
+def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A001 (Keras' name)
+            metrics: Sequence[str] | None = None) -> Any:
+    """``model.compile(optimizer, loss, metrics)``; returns the model."""
+    model.compile(optimizer=_optimizer(optimizer), loss=loss, metrics=list(metrics or []))
+    return model
+
+
+def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """``model.fit(x, y, **kwargs)``; returns the history as plain values (see ``_convert.history``).
+
+    ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list.
+    """
+    if isinstance(kwargs.get("augment"), Mapping):
+        settings = dict(kwargs["augment"])
+        if isinstance(settings.get("shift"), list):
+            settings["shift"] = tuple(settings["shift"])
+        kwargs["augment"] = Augment(**settings)
+    if isinstance(kwargs.get("validation_data"), list):
+        kwargs["validation_data"] = tuple(kwargs["validation_data"])
+    return history(model.fit(x, y, **kwargs))
+
+
+def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
+    """``model.evaluate(x, y, return_dict=True)``: loss and metrics in Keras' order."""
+    result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
+    return {str(k): float(v) for k, v in dict(result).items()}
+
+
+def predict(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
+    """``model.predict(x)``: outputs (probabilities for a softmax head), one row per sample."""
+    return c_array(model.predict(x, batch_size=batch_size))
+
+
+def predict_classes(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
+    """``model.predict_classes(x)``: 0-based classes (argmax, or output > 0.5 for one sigmoid unit)."""
+    return c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+
+
+# Base classes and the progress bar (fit's own) are not callbacks a user builds.
+_BASES = ("Callback", "KerasCallback", "ProgressBar")
+
+
+def callback_names() -> list[str]:
+    """The core's Keras callbacks (``pydlr.train``) R may build by class name."""
+    return sorted(name for name in train.__all__ if name not in _BASES
+                  and isinstance(getattr(train, name), type) and issubclass(getattr(train, name), train.Callback))
+
+
+def callback(class_name: str, config: Mapping[str, Any] | None = None) -> Any:
+    """``pydlr.train.<class_name>(**config)``; R functions in ``config`` get Keras' arguments as plain values.
+
+    ``epoch``/``batch`` stay 0-based as in Keras; ``logs`` become a dict of floats (a named list in R).
+    """
+    if class_name not in callback_names():
+        raise NotSupportedError(
+            f"callback {class_name!r} is not supported; pydlr offers {', '.join(callback_names())}.")
+    cfg = {k: v for k, v in dict(config or {}).items() if v is not None}
+    if class_name == "LearningRateScheduler" and callable(cfg.get("schedule")):
+        cfg["schedule"] = _as_schedule(cfg["schedule"])
+    if class_name == "LambdaCallback":
+        cfg = {name: _as_hook(fn) for name, fn in cfg.items()}
+    return getattr(train, class_name)(**cfg)
+
+
+def _as_schedule(fn: Callable[..., Any]) -> Callable[[int, float], float]:
+    """Keras' ``schedule(epoch, lr)`` from an R function, whose result is a number (or a length-1 list)."""
+
+    def schedule(epoch: int, lr: float) -> float:
+        value = fn(int(epoch), float(lr))
+        return float(value[0] if isinstance(value, (list, tuple)) else value)
+
+    return schedule
+
+
+def _as_hook(fn: Callable[..., Any]) -> Callable[..., None]:
+    """An R hook called with Keras' (index, logs), logs as plain floats."""
+
+    def hook(*args: Any, **kwargs: Any) -> None:
+        logs = kwargs.pop("logs", None)
+        if args and (args[-1] is None or isinstance(args[-1], Mapping)):
+            *args, logs = args
+        fn(*[int(a) for a in args], _float_logs(logs))
+
+    return hook
+
+
+def _float_logs(logs: Mapping[str, Any] | None) -> dict[str, float]:
+    out = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
