@@ -20,17 +20,21 @@ from pydlr.errors import NotSupportedError
 from pydlr.train import optimizers
 
 
-def _optimizer(spec: Any) -> Any:
-    """A name ("adam") as it is, or R's ``optimizer_*()`` ({"name": ..., "args": {...}}) as the core's spec."""
+def optimizer(spec: Any) -> Any:
+    """A name ("adam") as it is, or R's ``optimizer_*()`` ({"name": ..., "args": {...}}) as the core's spec
+    (``pydlr.train.optimizers.get(name, **args)``)."""
     if isinstance(spec, Mapping):
         return optimizers.get(str(spec.get("name")), **dict(spec.get("args") or {}))
     return spec
 
 
+optimizer_spec = optimizer  # compile's argument `optimizer` shadows the function inside compile
+
+
 def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A001 (Keras' name)
             metrics: Sequence[str] | None = None) -> Any:
     """``model.compile(optimizer, loss, metrics)``; returns the model."""
-    model.compile(optimizer=_optimizer(optimizer), loss=loss, metrics=list(metrics or []))
+    model.compile(optimizer=optimizer_spec(optimizer), loss=loss, metrics=list(metrics or []))
     return model
 
 
@@ -40,13 +44,18 @@ def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
     ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list.
     """
     if isinstance(kwargs.get("augment"), Mapping):
-        settings = dict(kwargs["augment"])
-        if isinstance(settings.get("shift"), list):
-            settings["shift"] = tuple(settings["shift"])
-        kwargs["augment"] = Augment(**settings)
+        kwargs["augment"] = augment(kwargs["augment"])
     if isinstance(kwargs.get("validation_data"), list):
         kwargs["validation_data"] = tuple(kwargs["validation_data"])
     return history(model.fit(x, y, **kwargs))
+
+
+def augment(settings: Mapping[str, Any]) -> Augment:
+    """R's ``augmentation()`` settings as ``pydlr.data.Augment`` (which checks them)."""
+    args = dict(settings)
+    if isinstance(args.get("shift"), list):
+        args["shift"] = tuple(args["shift"])
+    return Augment(**args)
 
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
@@ -121,3 +130,16 @@ def _float_logs(logs: Mapping[str, Any] | None) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def history_to_r(h: Any) -> dict[str, Any]:
+    """A Keras ``History`` made in Python as the plain values R's ``pydlr_history`` holds."""
+    return history(h)
+
+
+def history_from_r(metrics: Mapping[str, Any], epoch: Sequence[int], params: Mapping[str, Any] | None) -> Any:
+    """R's ``pydlr_history`` (1-based epochs) as a Keras ``History`` (0-based epochs)."""
+    h = train.History.from_dict({"history": {k: list(np.atleast_1d(v)) for k, v in metrics.items()},
+                                 "epoch": [int(e) - 1 for e in np.atleast_1d(epoch)],
+                                 "params": dict(params or {})})
+    return h

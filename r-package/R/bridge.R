@@ -11,28 +11,6 @@ NULL
 .bridge_mode <- c(arrow = 0L, tensor = 1L)
 .bridge_top <- c(vector = 0L, data_frame = 1L, matrix_columns = 2L)
 
-#' The Python module `pydlr.bridge` (not converted: results stay Python objects)
-#' @keywords internal
-#' @noRd
-.bridge_py <- function() {
-  if (is.null(.bridge_env$py)) {
-    .pydlr_py() # pydlr's one-time Python set-up comes first
-    .bridge_env$py <- reticulate::import("pydlr.bridge", convert = FALSE, delay_load = FALSE)
-  }
-  .bridge_env$py
-}
-
-# Calls a function of pydlr.bridge; Python exceptions become pydlr conditions. The function objects are
-# looked up once: reticulate's attribute access costs more than the bridge itself for small data.
-.bridge_call <- function(fun, ..., call = sys.call(-1L)) {
-  f <- .bridge_env$funs[[fun]]
-  if (is.null(f)) {
-    f <- .bridge_py()[[fun]]
-    .bridge_env$funs[[fun]] <- f
-  }
-  tryCatch(f(...), error = function(e) .signal_python_error(e, call))
-}
-
 # ---- validation: every message names the column (or argument) and its R type ----------------------
 
 .bridge_type <- function(x) {
@@ -220,14 +198,14 @@ to_torch <- function(x, dtype = NULL, layout = NULL, contiguous = FALSE) {
     .input_error("contiguous", "TRUE or FALSE", contiguous, call = call)
   }
   if (.bridge_is_r_arrow(x)) {
-    return(.bridge_call("arrow_to_tensor", reticulate::r_to_py(x), dtype = dtype, call = call))
+    return(.py_call("bridge.arrow_to_tensor", reticulate::r_to_py(x), dtype = dtype, .convert = FALSE, .call = call))
   }
   .bridge_check(x, "tensor", "x", call)
   ex <- .bridge_export(x, "tensor")
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
   # positional: schema, array, shape, batch, layout, dtype, contiguous, logical
-  .bridge_call("tensor_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, layout, dtype,
-    contiguous, ex$logical, call = call)
+  .py_call("bridge.tensor_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, layout, dtype,
+    contiguous, ex$logical, .convert = FALSE, .call = call)
 }
 
 #' An R vector or data.frame as a pyarrow Array or RecordBatch
@@ -261,7 +239,7 @@ as_arrow_py <- function(x) {
   .bridge_check(x, "arrow", "x", call)
   ex <- .bridge_export(x, "arrow", matrix_columns = TRUE)
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
-  .bridge_call("arrow_from_r", ex$addresses[1], ex$addresses[2], ex$batch, call = call)
+  .py_call("bridge.arrow_from_r", ex$addresses[1], ex$addresses[2], ex$batch, .convert = FALSE, .call = call)
 }
 
 #' A Python array or table as an R vector, array or data.frame (one copy)
@@ -301,8 +279,7 @@ from_py <- function(obj) {
   shells <- .Call(C_bridge_new_shells)
   on.exit(.Call(C_bridge_free_shells, shells[[1]]), add = TRUE)
   # c(batch, C order, dims...) as one small R-convertible list
-  info <- unlist(reticulate::py_to_r(.bridge_call("export_to_c_for_r", obj, shells[[2]][1], shells[[2]][2],
-    call = call)))
+  info <- unlist(.py_call("bridge.export_to_c_for_r", obj, shells[[2]][1], shells[[2]][2], .call = call))
   shape <- if (length(info) > 2L) as.integer(info[-(1:2)]) else NULL
   .Call(C_bridge_import, shells[[2]], shape, info[2] == 1)
 }
@@ -320,7 +297,7 @@ from_py <- function(obj) {
   .bridge_check(x, "tensor", arg, call)
   ex <- .bridge_export(x, "tensor")
   on.exit(.Call(C_bridge_free_shells, ex$shells), add = TRUE)
-  .bridge_call("numpy_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, ex$logical, call = call)
+  .py_call("bridge.numpy_from_r", ex$addresses[1], ex$addresses[2], ex$dim, ex$batch, ex$logical, .convert = FALSE, .call = call)
 }
 
 #' For pydlr.r (rpy2): export x and return its addresses; Python imports them with pyarrow.

@@ -1,4 +1,5 @@
-# Callbacks: R objects describing keras callbacks; fit() turns them into pydlr's Python callbacks.
+# Callbacks: R objects describing keras callbacks by their Keras class name; fit() turns them into
+# pydlr's Python callbacks (pydlr.train.<class name>).
 
 .callback <- function(kind, ...) {
   structure(list(kind = kind, config = Filter(Negate(is.null), list(...))), class = "pydlr_callback")
@@ -11,7 +12,7 @@
   if (!ok) .input_error("callbacks", "a list of callback_*() objects", callbacks, call = call)
   lapply(callbacks, function(cb) {
     config <- lapply(cb$config, function(v) if (is.function(v)) .r_callable(v) else v)
-    .api_call("make_callback", cb$kind, config, .convert = FALSE, .call = call)
+    .py_call("api_r.training.callback", cb$kind, config, .convert = FALSE, .call = call)
   })
 }
 
@@ -41,7 +42,7 @@ print.pydlr_callback <- function(x, ...) {
 callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patience = 0L, verbose = 0L,
                                     mode = "auto", baseline = NULL, restore_best_weights = FALSE,
                                     start_from_epoch = 0L) {
-  .callback("early_stopping",
+  .callback("EarlyStopping",
     monitor = .check_string(monitor, "monitor"),
     min_delta = .check_number(min_delta, "min_delta", 0),
     patience = .check_count(patience, "patience", min = 0L),
@@ -81,7 +82,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
   }
   .check_unsupported(initial_value_threshold, "initial_value_threshold",
     "use save_best_only = TRUE; the first epoch's value is the first threshold.")
-  .callback("model_checkpoint",
+  .callback("ModelCheckpoint",
     filepath = .check_string(filepath, "filepath"),
     monitor = .check_string(monitor, "monitor"),
     verbose = .check_count(verbose, "verbose", min = 0L),
@@ -103,7 +104,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
 callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
   filename <- .check_string(filename, "filename")
   if (!dir.exists(dirname(filename))) .input_error("filename", "a path in an existing directory", filename)
-  .callback("csv_logger",
+  .callback("CSVLogger",
     filename = filename,
     separator = .check_string(separator, "separator"),
     append = .check_flag(append, "append")
@@ -143,7 +144,7 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
       .input_error(name, "an R function or NULL", hooks[[name]])
     }
   }
-  do.call(.callback, c(list("lambda"), hooks))
+  do.call(.callback, c(list("LambdaCallback"), hooks))
 }
 
 #' Change the learning rate at the start of each epoch
@@ -160,5 +161,5 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
 #' @md
 callback_learning_rate_scheduler <- function(schedule, verbose = 0L) {
   if (!is.function(schedule)) .input_error("schedule", "an R function(epoch, lr) returning a rate", schedule)
-  .callback("learning_rate_scheduler", schedule = schedule, verbose = .check_count(verbose, "verbose", min = 0L))
+  .callback("LearningRateScheduler", schedule = schedule, verbose = .check_count(verbose, "verbose", min = 0L))
 }

@@ -37,7 +37,7 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
   if (!is.null(metrics) && (!is.character(metrics) || anyNA(metrics))) {
     .input_error("metrics", "metric names such as \"accuracy\"", metrics)
   }
-  .api_call("compile_model", object$py,
+  .py_call("api_r.training.compile", object$py,
     optimizer = optimizer, loss = loss, metrics = as.list(metrics), .convert = FALSE
   )
   invisible(object)

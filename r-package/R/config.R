@@ -27,51 +27,67 @@
     old <- options(reticulate.poetry.project = system.file(package = "pydlr"))
     on.exit(options(old), add = TRUE)
   }
-  sys <- reticulate::import("sys", convert = TRUE)
   preloaded <- reticulate::py_eval("'torch' in __import__('sys').modules")
   want <- isTRUE(getOption("pydlr.deepbind", Sys.getenv("PYDLR_DEEPBIND", "1") != "0"))
   interposer <- .blas_in_global_scope()
-  deepbind <- want && !preloaded && nzchar(interposer) && .deepbind_supported()
-  mode <- if (deepbind) "os.RTLD_NOW | os.RTLD_DEEPBIND" else "_flags"
+  can_bind <- want && nzchar(interposer) && .deepbind_supported()
+  deepbind <- can_bind && !preloaded
   # pydlr's own extension can still be bound right when someone imported torch before us.
-  native_mode <- if (deepbind || (want && preloaded && nzchar(interposer) && .deepbind_supported())) {
-    "os.RTLD_NOW | os.RTLD_DEEPBIND"
-  } else {
-    "_flags"
-  }
-  code <- paste(
+  env <- reticulate::py_run_string(.import_torch_code(deepbind, can_bind), local = TRUE)
+  .pydlr_env$setup <- list(
+    deepbind = deepbind, preloaded = preloaded,
+    mechanism = .setup_mechanism(preloaded, deepbind, want, interposer),
+    python = env[["_executable"]], flags_restored = isTRUE(env[["_restored"]])
+  )
+  if (preloaded && nzchar(interposer)) .warn_torch_preloaded()
+  invisible(.pydlr_env$setup)
+}
+
+# Python code run once: import torch (with RTLD_DEEPBIND for torch's own look-ups when `deepbind`), load
+# pydlr's native extension the same way (it calls sgemm_ too; its import later reuses the loaded library),
+# restore the loader flags, and apply `options(pydlr.num_threads)`.
+.import_torch_code <- function(deepbind, bind_native) {
+  flags <- function(on) if (on) "os.RTLD_NOW | os.RTLD_DEEPBIND" else "_flags"
+  threads <- getOption("pydlr.num_threads")
+  paste(
     "import ctypes, glob, importlib.util, os, sys",
     "_flags = sys.getdlopenflags()",
-    sprintf("sys.setdlopenflags(%s)", mode),
+    sprintf("sys.setdlopenflags(%s)", flags(deepbind)),
     "try:",
     "    import torch",
     "finally:",
     "    sys.setdlopenflags(_flags)",
-    # pydlr's native extension calls sgemm_ too: load it the same way now; its import later reuses it.
     "_spec = importlib.util.find_spec('pydlr')",
     "_native = sorted(glob.glob(os.path.join(_spec.submodule_search_locations[0], '_C*.so'))) if _spec else []",
-    sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", native_mode),
+    sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", flags(bind_native)),
+    if (!is.null(threads)) sprintf("torch.set_num_threads(%d)", as.integer(threads)),
+    "_restored = sys.getdlopenflags() == _flags",
+    "_executable = sys.executable",
     sep = "\n"
   )
-  env <- reticulate::py_run_string(code, local = TRUE)
-  threads <- getOption("pydlr.num_threads")
-  if (!is.null(threads)) reticulate::import("torch")$set_num_threads(as.integer(threads))
-  mechanism <- if (preloaded) {
-    "none: torch was imported before pydlr's set-up"
-  } else if (deepbind) {
-    sprintf("RTLD_DEEPBIND for torch's import (global scope had BLAS symbols from %s)", interposer)
-  } else if (!want) {
-    "none: disabled by options(pydlr.deepbind = FALSE)"
-  } else if (!nzchar(interposer)) {
-    "none needed: no BLAS symbols in the process's global scope"
-  } else {
-    "none: RTLD_DEEPBIND unavailable (not glibc Linux)"
+}
+
+.setup_mechanism <- function(preloaded, deepbind, want, interposer) {
+  if (preloaded) return("none: torch was imported before pydlr's set-up")
+  if (deepbind) {
+    return(sprintf("RTLD_DEEPBIND for torch's import (global scope had BLAS symbols from %s)", interposer))
   }
-  .pydlr_env$setup <- list(
-    deepbind = deepbind, preloaded = preloaded, mechanism = mechanism,
-    python = sys$executable, flags_restored = identical(sys$getdlopenflags(), env[["_flags"]])
-  )
-  invisible(.pydlr_env$setup)
+  if (!want) return("none: disabled by options(pydlr.deepbind = FALSE)")
+  if (!nzchar(interposer)) return("none needed: no BLAS symbols in the process's global scope")
+  "none: RTLD_DEEPBIND unavailable (not glibc Linux)"
+}
+
+# torch came in before pydlr could prepare the process: when its GEMM calls really go to R's BLAS, say so
+# once per session, with the fix (pydlr_config() reports the details).
+.warn_torch_preloaded <- function() {
+  cpu_lib <- .loaded_libraries("^libtorch_cpu\\.so")[1]
+  gemm <- .resolved_symbol_library(cpu_lib, "sgemm_")
+  if (is.na(gemm) || is.na(cpu_lib) || identical(normalizePath(gemm), normalizePath(cpu_lib))) return()
+  warning(paste0(
+    "torch was imported (e.g. by reticulate::import(\"torch\")) before pydlr's first call, so torch's ",
+    "matrix products run on R's BLAS (", basename(gemm), "), which can be 10x slower. Fix: restart R and ",
+    "call a pydlr function (e.g. pydlr_config()) before anything imports torch. See ?pydlr_config."
+  ), call. = FALSE)
 }
 
 # Which loaded library, if any, exports sgemm_/dgemm_ in the global scope (the symbols torch would bind to).
@@ -209,40 +225,28 @@
 #' }
 #' @export
 pydlr_config <- function(warn = TRUE) {
-  .pydlr_py()
-  torch <- reticulate::import("torch")
-  torch_lib <- dirname(torch$`__file__`)
+  info <- .py_call("api_r.config.runtime_info")
   cpu_lib <- .loaded_libraries("^libtorch_cpu\\.so")[1]
   gemm <- .resolved_symbol_library(cpu_lib, "sgemm_")
-  gemm_own <- !is.na(gemm) && !is.na(cpu_lib) && identical(normalizePath(gemm), normalizePath(cpu_lib))
   native_lib <- .loaded_libraries("^_C\\..*\\.so$")
   native_lib <- native_lib[basename(dirname(native_lib)) == "pydlr"][1]
   native_gemm <- .resolved_symbol_library(native_lib, "sgemm_")
-  openmp <- .loaded_libraries("^lib(g|i|io)omp")
-  bundled <- file.path(torch_lib, "lib", "libgomp.so.1")
   cfg <- structure(list(
-    python = reticulate::py_config()$python,
-    torch_version = torch$`__version__`,
-    pydlr_version = .pydlr_py()$`__version__`,
+    python = info$python, torch_version = info$torch_version, pydlr_version = info$pydlr_version,
     gemm_library = gemm,
-    gemm_own = gemm_own,
+    gemm_own = !is.na(gemm) && !is.na(cpu_lib) && identical(normalizePath(gemm), normalizePath(cpu_lib)),
     native_gemm_library = native_gemm,
     native_gemm_own = is.na(native_lib) || identical(native_gemm, cpu_lib),
     blas_loaded = .loaded_libraries("blas|lapack|mkl|atlas|blis"),
-    openmp_loaded = openmp,
-    openmp_torch_bundled = bundled,
-    threads = list(
-      torch = torch$get_num_threads(), torch_interop = torch$get_num_interop_threads(),
-      cores = reticulate::import("os")$cpu_count(), OMP_NUM_THREADS = Sys.getenv("OMP_NUM_THREADS", NA),
-      MKL_NUM_THREADS = Sys.getenv("MKL_NUM_THREADS", NA)
-    ),
+    openmp_loaded = .loaded_libraries("^lib(g|i|io)omp"),
+    openmp_torch_bundled = file.path(info$torch_lib, "lib", "libgomp.so.1"),
+    threads = c(info$threads, list(
+      OMP_NUM_THREADS = Sys.getenv("OMP_NUM_THREADS", NA), MKL_NUM_THREADS = Sys.getenv("MKL_NUM_THREADS", NA)
+    )),
     allocator = Sys.getenv("GLIBC_TUNABLES", NA),
-    omp_wait_policy = .startup_env("OMP_WAIT_POLICY"),
-    gomp_spincount = .startup_env("GOMP_SPINCOUNT"),
-    mechanism = .pydlr_env$setup$mechanism,
-    native = .native_build_info(),
-    torch_parallel_info = torch$`__config__`$parallel_info(),
-    torch_build = torch$`__config__`$show()
+    omp_wait_policy = .startup_env("OMP_WAIT_POLICY"), gomp_spincount = .startup_env("GOMP_SPINCOUNT"),
+    mechanism = .pydlr_env$setup$mechanism, native = info$native,
+    torch_parallel_info = info$torch_parallel_info, torch_build = info$torch_build
   ), class = "pydlr_config")
   cfg$problems <- .config_problems(cfg)
   if (warn && length(cfg$problems)) {
@@ -263,12 +267,6 @@ pydlr_config <- function(warn = TRUE) {
   vars <- vapply(seq_along(ends), function(i) rawToChar(raw[starts[i]:(ends[i] - 1L)]), "")
   hit <- vars[startsWith(vars, paste0(name, "="))]
   if (length(hit)) sub("^[^=]*=", "", hit[[1]]) else NA_character_
-}
-
-.native_build_info <- function() {
-  ops <- tryCatch(.pydlr_py("ops"), error = function(e) NULL)
-  if (is.null(ops) || !reticulate::py_has_attr(ops, "build_info")) return(NULL)
-  tryCatch(ops$build_info(), error = function(e) NULL)
 }
 
 .config_problems <- function(cfg) {

@@ -13,7 +13,7 @@
 #' @family datasets
 #' @export
 #' @md
-dataset_fashion_mnist <- function() .dataset("fashion_mnist")
+dataset_fashion_mnist <- function() .dataset("load_fashion_mnist")
 
 #' MNIST (the 5,000-digit offline subset)
 #'
@@ -26,10 +26,10 @@ dataset_fashion_mnist <- function() .dataset("fashion_mnist")
 #' @family datasets
 #' @export
 #' @md
-dataset_mnist <- function() .dataset("mnist")
+dataset_mnist <- function() .dataset("load_mnist")
 
 .dataset <- function(name) {
-  arrays <- .api_call("load_dataset", name, .convert = FALSE, .call = sys.call(-1L))
+  arrays <- .py_call(paste0("api_r.datasets.", name), .convert = FALSE, .call = sys.call(-1L))
   get <- function(key) .bridge_from_py(reticulate::py_get_item(arrays, key))
   labels <- function(key) {
     y <- get(key)

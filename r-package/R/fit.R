@@ -16,12 +16,12 @@
 #' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first.
 #' @param y Targets: integer class labels `0, 1, ...` (a vector or factor; for
 #'   `"sparse_categorical_crossentropy"`), a one-hot matrix (for `"categorical_crossentropy"`), or numbers.
-#' @param batch_size Samples per update (default 32).
-#' @param epochs Number of epochs to train.
-#' @param verbose `0` silent, `1` a progress bar (updated in place in an interactive console, RStudio or
-#'   a terminal), `2` one line per epoch; `"auto"` (default) is `1` in an interactive session or a
-#'   terminal and `2` otherwise (knitr, output to a file or a CI log). The option
-#'   `pydlr.dynamic_progress = TRUE/FALSE` overrides the guess.
+#' @param batch_size Samples per update; `NULL` (default): the engine's default, 32, as Keras.
+#' @param epochs Number of epochs to train (keras3 for R's default, 10).
+#' @param verbose `0` silent, `1` a progress bar, `2` one line per epoch; `"auto"` (default) is the
+#'   engine's choice, `1`, as Keras. The bar is updated in place in an interactive console, RStudio or a
+#'   terminal, and printed once per epoch otherwise (knitr, output to a file or a CI log); the option
+#'   `pydlr.dynamic_progress = TRUE/FALSE` overrides that guess.
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
@@ -63,34 +63,35 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   }
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x)
   x <- .check_data(x, "x")
+  levels <- if (is.factor(y)) levels(y)
   y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1])
   epochs <- .check_count(epochs, "epochs")
-  initial_epoch <- .check_count(initial_epoch, "initial_epoch")
-  if (initial_epoch > epochs) .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch)
-  verbose <- .check_verbose(verbose)
+  if (.check_count(initial_epoch, "initial_epoch") > epochs) { # 1-based in R: the engine's range is 0-based
+    .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch)
+  }
+  # Types are checked here, in R's words; meaning (ranges, defaults) is the engine's, in Python.
   args <- list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE),
     epochs = epochs,
-    steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE),
-    validation_split = .check_number(validation_split, "validation_split", 0, 1),
+    verbose = .check_verbose(verbose),
+    callbacks = .py_callbacks(callbacks),
+    validation_split = .check_number(validation_split, "validation_split"),
     validation_data = .check_validation_data(validation_data),
     shuffle = .check_flag(shuffle, "shuffle"),
     class_weight = .check_class_weight(class_weight),
-    initial_epoch = initial_epoch - 1L,
-    callbacks = .py_callbacks(callbacks),
-    verbose = verbose,
+    initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
+    steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
+    device = .check_string(device, "device"),
     resume = .check_string(resume, "resume", null_ok = TRUE),
-    device = .check_string(device, "device", c("auto", "cpu", "cuda")),
-    print_fn = .r_callable(.console_print),
-    dynamic = .dynamic_progress(),
     augment = .check_augmentation(augment, x),
-    workers = .check_count(workers, "workers", min = 0L)
+    workers = .check_count(workers, "workers", min = 0L),
+    print_fn = .r_callable(.console_print),
+    dynamic_progress = .dynamic_progress()
   )
-  if (args$validation_split >= 1) .input_error("validation_split", "a fraction in [0, 1)", validation_split)
-  px <- .to_py(x)
-  py <- if (is.null(y)) NULL else .to_py(y)
-  result <- do.call(.api_call, c(list("fit", object$py, px, py), args, list(.call = sys.call())), quote = TRUE)
+  result <- do.call(.py_call, c(list("api_r.training.fit", object$py, .to_py(x), if (!is.null(y)) .to_py(y)),
+    args, list(.call = sys.call())), quote = TRUE)
+  object$state$levels <- levels
   invisible(.new_history(result))
 }
 
@@ -102,10 +103,10 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   getOption("pydlr.dynamic_progress", guess)
 }
 
+# verbose as the engine takes it: "auto" (the engine decides), or 0, 1, 2 (TRUE/FALSE as 1/0).
 .check_verbose <- function(verbose, call = sys.call(sys.parent())) {
-  if (identical(verbose, "auto")) return(if (.dynamic_progress()) 1L else 2L)
-  if (isTRUE(verbose)) return(1L)
-  if (isFALSE(verbose)) return(0L)
+  if (identical(verbose, "auto")) return(verbose)
+  if (isTRUE(verbose) || isFALSE(verbose)) return(as.integer(verbose))
   ok <- is.numeric(verbose) && length(verbose) == 1L && verbose %in% 0:2
   if (!ok) .input_error("verbose", "0, 1, 2 or \"auto\"", verbose, call = call)
   as.integer(verbose)
@@ -130,7 +131,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     .input_error("class_weight", "non-negative weights named by class label, e.g. c(\"0\" = 1, \"1\" = 2)",
       class_weight, call = call)
   }
-  as.list(w)
+  reticulate::py_dict(as.list(as.integer(names(w))), as.list(unname(as.numeric(w)))) # int keys, as Keras
 }
 
 # Data go to Python through the bridge owner's helper (zero-copy where the layout allows).
@@ -164,7 +165,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   y <- .check_targets(y, dim(x)[1])
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
-  result <- .api_call("evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size)
+  result <- .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size)
   lapply(result, as.numeric)
 }
 
@@ -172,12 +173,14 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #'
 #' @param object A `pydlr_model`.
 #' @param x Inputs, as for [fit()].
-#' @param batch_size Samples per forward pass (default 32).
+#' @param batch_size Samples per forward pass; `NULL`: the engine's default, 32.
 #' @param type `"prob"` (default): the model's outputs, a matrix with one row per sample (class
-#'   probabilities for a softmax head); `"class"`: the index of the largest output per sample, 0-based as
-#'   keras' class labels (so it compares directly with `dataset_*()$test$y`).
+#'   probabilities for a softmax head); `"class"`: the predicted class per sample (the largest output, or
+#'   output > 0.5 for one sigmoid unit). When the model was last trained by [fit()] or [fine_tune()] on a
+#'   factor `y`, the classes are that factor's levels (a factor), as R's classifiers return; otherwise they
+#'   are 0-based integers as keras' class labels (so they compare directly with `dataset_*()$test$y`).
 #' @param ... Unused.
-#' @return A numeric matrix (`type = "prob"`) or an integer vector (`type = "class"`).
+#' @return A numeric matrix (`type = "prob"`), or a factor or an integer vector (`type = "class"`).
 #' @family training
 #' @importFrom stats predict
 #' @export
@@ -186,13 +189,16 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   type <- match.arg(type)
   x <- .check_data(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
-  out <- .api_call("predict", object$py, .to_py(x), batch_size = batch_size, classes = type == "class",
-    .convert = FALSE)
-  out <- .bridge_from_py(out)
-  if (type == "class") {
-    out <- as.integer(out)
-  } else if (is.null(dim(out))) {
-    dim(out) <- c(length(out), 1L)
-  }
+  fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
+  out <- .py_array(fun, object$py, .to_py(x), batch_size = batch_size)
+  if (type == "class") return(.as_classes(out, object$state$levels))
+  if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
   out
+}
+
+# Predicted 0-based classes as R returns them: the factor's levels when the model was trained on a factor.
+.as_classes <- function(classes, levels) {
+  classes <- as.integer(classes)
+  if (is.null(levels)) return(classes)
+  factor(levels[classes + 1L], levels = levels)
 }

@@ -1,5 +1,5 @@
 # Seeing inside the black box from R: first-layer filters, feature maps, Grad-CAM heatmaps, the confusion
-# matrix and the worst predictions, computed by pydlr.interpret (through pydlr.api_r_pretrained) and drawn
+# matrix and the worst predictions, computed by pydlr.interpret (through pydlr.api_r.interpret) and drawn
 # with base graphics.
 
 #' Convolution filters of a model
@@ -18,7 +18,7 @@
 #' @export
 get_filters <- function(model, layer = NULL, grid = TRUE) {
   .check_model(model, "model")
-  .pt_array("filters", model$py, layer = .check_string(layer, "layer", null_ok = TRUE),
+  .py_array("api_r.interpret.filters", model$py, layer = .check_string(layer, "layer", null_ok = TRUE),
     grid = .check_flag(grid, "grid"))
 }
 
@@ -45,7 +45,7 @@ plot_filters <- function(model, layer = NULL) {
 get_activations <- function(model, x, layer) {
   .check_model(model, "model")
   x <- .check_data(x, "x")
-  .pt_array("activations", model$py, .bridge_array_to_py(x), .check_string(layer, "layer"))
+  .py_array("api_r.interpret.activations", model$py, .bridge_array_to_py(x), .check_string(layer, "layer"))
 }
 
 #' @rdname get_activations
@@ -101,7 +101,7 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
     if (!ok) .input_error("class_index", "0-based class numbers (one, or one per image)", class_index)
     class_index <- as.list(as.integer(class_index))
   }
-  .pt_array("grad_cam", model$py, .bridge_array_to_py(x), class_index = class_index,
+  .py_array("api_r.interpret.grad_cam", model$py, .bridge_array_to_py(x), class_index = class_index,
     layer = .check_string(layer, "layer", null_ok = TRUE))
 }
 
@@ -151,7 +151,7 @@ confusion_matrix <- function(y_true, y_pred, labels = NULL) {
   p <- if (is.matrix(y_pred) && ncol(y_pred) > 1L) max.col(.check_data(y_pred, "y_pred"), "first") - 1L else .labels_0(y_pred, "y_pred")
   if (length(t) != length(p)) .input_error("y_pred", sprintf("%d labels (as y_true)", length(t)), y_pred)
   k <- if (is.null(labels)) NULL else length(labels)
-  cm <- .pt_array("confusion_matrix", .bridge_array_to_py(t, "y_true"), .bridge_array_to_py(p, "y_pred"),
+  cm <- .py_array("api_r.interpret.confusion_matrix", .bridge_array_to_py(t, "y_true"), .bridge_array_to_py(p, "y_pred"),
     num_classes = k)
   labels <- if (is.null(labels)) as.character(seq_len(nrow(cm)) - 1L) else as.character(labels)
   storage.mode(cm) <- "integer"
@@ -199,7 +199,7 @@ top_losses <- function(model, x, y, k = 9L) {
   x <- .check_data(x, "x")
   y <- .labels_0(y, "y")
   if (length(y) != dim(x)[1]) .input_error("y", sprintf("one label per sample of x (%d)", dim(x)[1]), y)
-  res <- .pt_call("top_losses", model$py, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+  res <- .py_call("api_r.interpret.top_losses", model$py, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
     k = .check_count(k, "k"))
   data.frame(index = as.integer(unlist(res$index)) + 1L, loss = as.numeric(unlist(res$loss)),
     actual = as.integer(unlist(res$actual)), predicted = as.integer(unlist(res$predicted)),

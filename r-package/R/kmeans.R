@@ -33,49 +33,33 @@
 #' @export
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
                          init = c("k-means++", "random"), seed = NULL, device = "auto") {
-  call <- sys.call()
-  x <- .kmeans_matrix(x, "x", call)
+  x <- .check_matrix(x, "x")
   init <- match.arg(init)
-  k_or_centers <- .kmeans_centers(centers, x, call)
-  .kmeans_count(n_init, "n_init", call)
-  .kmeans_count(max_iter, "max_iter", call)
-  if (!is.numeric(tol) || length(tol) != 1L || is.na(tol) || tol < 0) {
-    .kmeans_fail("tol", "a single number >= 0", tol, call)
-  }
-  if (!is.null(seed)) .kmeans_count(seed, "seed", call, minimum = 0)
-  if (!is.character(device) || length(device) != 1L) .kmeans_fail("device", '"auto", "cpu" or "cuda"', device, call)
-
-  model <- .kmeans_module()$KMeans(
-    n_clusters = if (is.matrix(k_or_centers)) nrow(k_or_centers) else k_or_centers,
-    init = if (is.matrix(k_or_centers)) .bridge_array_to_py(k_or_centers, "centers", call) else init,
-    n_init = as.integer(n_init), max_iter = as.integer(max_iter), tol = as.double(tol),
-    random_state = if (is.null(seed)) NULL else as.integer(seed), device = device
+  centers <- .check_centers(centers, x)
+  res <- .py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
+    n_clusters = if (is.matrix(centers)) nrow(centers) else centers,
+    init = if (is.matrix(centers)) .bridge_array_to_py(centers, "centers") else init,
+    n_init = .check_count(n_init, "n_init"), max_iter = .check_count(max_iter, "max_iter"),
+    tol = .check_number(tol, "tol", lower = 0),
+    random_state = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
+    device = .check_string(device, "device", c("auto", "cpu", "cuda"))
   )
-  x_py <- .bridge_array_to_py(x, "x", call)
-  started <- proc.time()[["elapsed"]]
-  .kmeans_py(model$fit(x_py), call)
-  seconds <- proc.time()[["elapsed"]] - started
-  .kmeans_result(model, x, seconds, totss = .kmeans_py(
-    reticulate::py_to_r(.kmeans_module()$total_sum_of_squares(x_py)), call
-  ))
+  .kmeans_result(res, x)
 }
 
-# Builds the stats::kmeans-like result from the fitted Python model.
-.kmeans_result <- function(model, x, seconds, totss) {
-  centers <- reticulate::py_to_r(model$cluster_centers_)
-  colnames(centers) <- colnames(x)
-  rownames(centers) <- seq_len(nrow(centers))
-  cluster <- as.integer(reticulate::py_to_r(model$labels_)) + 1L
+# The stats::kmeans-like result from api_r.cluster.kmeans()'s fields (withinss and totss computed by
+# Python: sum(x^2) in R took 0.37 s on 60k x 784).
+.kmeans_result <- function(res, x) {
+  centers <- res$centers
+  dimnames(centers) <- list(seq_len(nrow(centers)), colnames(x))
+  cluster <- as.integer(res$labels) + 1L
   names(cluster) <- rownames(x)
-  k <- nrow(centers)
-  withinss <- as.double(reticulate::py_to_r(model$withinss_)) # computed by Python at fit time
-  # totss comes from Python (torch over R's memory, multi-threaded): sum(x^2) here took 0.37 s on 60k x 784.
+  withinss <- as.double(unlist(res$withinss))
   structure(list(
-    cluster = cluster, centers = centers, totss = totss, withinss = withinss,
-    tot.withinss = sum(withinss), betweenss = totss - sum(withinss),
-    size = tabulate(cluster, nbins = k), iter = as.integer(reticulate::py_to_r(model$n_iter_)),
-    ifault = 0L, inertia = as.double(reticulate::py_to_r(model$inertia_)), seconds = seconds,
-    device = reticulate::py_to_r(model$device_), model = model
+    cluster = cluster, centers = centers, totss = res$totss, withinss = withinss,
+    tot.withinss = sum(withinss), betweenss = res$totss - sum(withinss),
+    size = tabulate(cluster, nbins = nrow(centers)), iter = as.integer(res$n_iter), ifault = 0L,
+    inertia = res$inertia, seconds = res$seconds, device = res$device, model = res$model
   ), class = c("pydlr_kmeans", "kmeans"))
 }
 
@@ -136,14 +120,12 @@ print.summary.pydlr_kmeans <- function(x, ...) {
 #' @family clustering
 #' @export
 predict.pydlr_kmeans <- function(object, newdata, ...) {
-  call <- sys.call()
-  x <- .kmeans_matrix(newdata, "newdata", call)
+  x <- .check_matrix(newdata, "newdata")
   if (ncol(x) != ncol(object$centers)) {
-    .kmeans_fail("newdata", sprintf("%d columns, as the training data", ncol(object$centers)),
-      sprintf("%d columns", ncol(x)), call, describe = FALSE)
+    .input_error("newdata", sprintf("%d columns, as the training data", ncol(object$centers)),
+      I(sprintf("%d columns", ncol(x))))
   }
-  labels <- .kmeans_py(object$model$predict(.bridge_array_to_py(x, "newdata", call)), call)
-  cluster <- as.integer(reticulate::py_to_r(labels)) + 1L
+  cluster <- as.integer(.py_call("api_r.cluster.predict", object$model, .bridge_array_to_py(x, "newdata"))) + 1L
   names(cluster) <- rownames(x)
   cluster
 }
@@ -180,30 +162,16 @@ fitted.pydlr_kmeans <- function(object, method = c("centers", "classes"), ...) {
 #' }
 #' @export
 compare_models <- function(..., y) {
-  call <- sys.call()
   results <- list(...)
-  if (!length(results)) .kmeans_fail("...", "at least one named result", "nothing", call, describe = FALSE)
+  if (!length(results)) .input_error("...", "at least one named result", I("nothing"))
   if (is.null(names(results)) || any(!nzchar(names(results)))) {
-    .kmeans_fail("...", "named results, e.g. compare_models(pydlr = km, y = y)", "unnamed ones", call,
-      describe = FALSE)
+    .input_error("...", "named results, e.g. compare_models(pydlr = km, y = y)", I("unnamed ones"))
   }
-  if (missing(y) || is.null(y) || anyNA(y)) .kmeans_fail("y", "the true classes without NA", if (missing(y)) "nothing" else y, call)
-  truth <- .kmeans_labels(y)
-  entries <- lapply(names(results), function(name) {
-    r <- results[[name]]
-    labels <- if (inherits(r, "kmeans")) r$cluster else if (is.list(r)) r$labels else r
-    seconds <- if (is.list(r) && is.numeric(r$seconds)) r$seconds else NULL
-    if (is.null(labels) || length(labels) != length(y)) {
-      .kmeans_fail("...", sprintf("for `%s`, %d labels (one per element of y)", name, length(y)),
-        sprintf("%d labels", length(labels)), call, describe = FALSE)
-    }
-    entry <- list(labels = .kmeans_labels(labels))
-    if (!is.null(seconds)) entry$seconds <- as.double(seconds)
-    entry
-  })
-  names(entries) <- names(results)
-  table <- .kmeans_py(.kmeans_module()$compare(entries, y_true = truth), call)
-  columns <- reticulate::py_to_r(table$to_dict("list"))
+  if (missing(y) || is.null(y) || anyNA(y)) {
+    .input_error("y", "the true classes without NA", if (missing(y)) I("nothing") else y)
+  }
+  entries <- Map(.compare_entry, results, names(results), MoreArgs = list(n = length(y), call = sys.call()))
+  columns <- .py_call("api_r.cluster.compare", entries, .label_codes(y))
   data.frame(
     method = as.character(unlist(columns$method)), accuracy = as.double(unlist(columns$accuracy)),
     ARI = as.double(unlist(columns$ARI)), seconds = as.double(unlist(columns$seconds)),
@@ -211,76 +179,40 @@ compare_models <- function(..., y) {
   )
 }
 
-# ---- helpers -------------------------------------------------------------------------------------
-
-# pydlr.cluster without conversion: R decides what comes back and how.
-.kmeans_module <- function() {
-  .pydlr_py()
-  reticulate::import("pydlr.cluster", convert = FALSE, delay_load = FALSE)
-}
-
-# Labels as integer codes in a NumPy array (cheap to cross; names do not matter to the metrics).
-.kmeans_labels <- function(labels) {
-  reticulate::np_array(as.integer(factor(labels)), dtype = "int64")
-}
-
-.kmeans_py <- function(expr, call) tryCatch(expr, error = function(e) .signal_python_error(e, call))
-
-.kmeans_fail <- function(argument, expected, received, call, describe = TRUE) {
-  got <- if (describe) .kmeans_describe(received) else received
-  pydlr_abort(sprintf("`%s` must be %s; received %s.", argument, expected, got),
-    class = "pydlr_input_error", call = call, argument = argument, expected = expected
-  )
-}
-
-.kmeans_describe <- function(x) {
-  if (is.null(x)) return("NULL")
-  d <- dim(x)
-  shape <- if (is.null(d)) sprintf("length %d", length(x)) else sprintf("dim c(%s)", paste(d, collapse = ", "))
-  sprintf("%s of %s", if (is.data.frame(x)) "a data.frame" else paste("a", typeof(x), "value"), shape)
-}
-
-.kmeans_count <- function(value, argument, call, minimum = 1) {
-  if (!is.numeric(value) || length(value) != 1L || is.na(value) || value != round(value) || value < minimum) {
-    .kmeans_fail(argument, sprintf("a single whole number >= %d", minimum), value, call)
+# One method's labels (and seconds, when known) for pydlr.cluster.compare.
+.compare_entry <- function(r, name, n, call) {
+  labels <- if (inherits(r, "kmeans")) r$cluster else if (is.list(r)) r$labels else r
+  if (is.null(labels) || length(labels) != n) {
+    .input_error("...", sprintf("for `%s`, %d labels (one per element of y)", name, n),
+      I(sprintf("%d labels", length(labels))), call = call)
   }
+  entry <- list(labels = .label_codes(labels))
+  if (is.list(r) && is.numeric(r$seconds)) entry$seconds <- as.double(r$seconds)
+  entry
 }
 
-# A numeric matrix from a matrix, a data.frame of numeric columns, or an array of images.
-.kmeans_matrix <- function(x, argument, call) {
-  if (is.data.frame(x)) {
-    numeric <- vapply(x, function(col) is.numeric(col) && is.null(dim(col)), TRUE)
-    if (!all(numeric)) {
-      .kmeans_fail(argument, "a data.frame of numeric columns",
-        sprintf("non-numeric column(s) %s", paste0("`", names(x)[!numeric], "`", collapse = ", ")),
-        call, describe = FALSE)
-    }
-    x <- as.matrix(x)
-  } else if (is.array(x) && length(dim(x)) > 2L && is.numeric(x)) {
-    x <- matrix(x, nrow = dim(x)[1L]) # (n, h, w, c) -> (n, h*w*c), R's column-major order
-  }
-  if (!is.matrix(x) || !is.numeric(x)) {
-    .kmeans_fail(argument, "a numeric matrix or a data.frame of numeric columns", x, call)
-  }
-  if (nrow(x) == 0L || ncol(x) == 0L) .kmeans_fail(argument, "a non-empty matrix", x, call)
-  if (anyNA(x)) .kmeans_fail(argument, "free of NA (remove or impute them first)", "NA values", call, describe = FALSE)
-  x
+# Labels as integer codes (cheap to cross; names do not matter to the metrics), 1-d for the bridge.
+.label_codes <- function(labels) {
+  codes <- as.integer(factor(labels))
+  dim(codes) <- length(codes)
+  .bridge_array_to_py(codes, "y")
 }
 
-.kmeans_centers <- function(centers, x, call) {
+# `centers`: a number of clusters in 1..nrow(x), or a matrix of starting centers with x's columns.
+.check_centers <- function(centers, x, call = sys.call(sys.parent())) {
   if (is.data.frame(centers)) centers <- as.matrix(centers)
   if (is.matrix(centers)) {
     if (!is.numeric(centers) || ncol(centers) != ncol(x) || anyNA(centers) || nrow(centers) > nrow(x)) {
-      .kmeans_fail("centers", sprintf("a numeric matrix with %d columns (as x), at most %d rows, no NA",
-        ncol(x), nrow(x)), centers, call)
+      .input_error("centers", sprintf("a numeric matrix with %d columns (as x), at most %d rows, no NA",
+        ncol(x), nrow(x)), centers, call = call)
     }
     storage.mode(centers) <- "double"
     return(centers)
   }
-  if (!is.numeric(centers) || length(centers) != 1L || is.na(centers) || centers != round(centers) ||
-      centers < 1 || centers > nrow(x)) {
-    .kmeans_fail("centers", sprintf("a whole number of clusters between 1 and nrow(x) = %d, or a matrix",
-      nrow(x)), centers, call)
+  k <- .check_count(centers, "centers", call = call)
+  if (k > nrow(x)) {
+    .input_error("centers", sprintf("a number of clusters between 1 and nrow(x) = %d, or a matrix", nrow(x)),
+      centers, call = call)
   }
-  as.integer(centers)
+  k
 }

@@ -14,9 +14,17 @@
   .add_layer(object, spec, call)
 }
 
+# Adds a layer_*() specification, or a model (e.g. a pretrained backbone) as one layer, to `model`.
 .add_layer <- function(model, spec, call = sys.call(sys.parent())) {
-  config <- Filter(Negate(is.null), spec$config)
-  .api_call("add_layer", model$py, spec$type, config, .convert = FALSE, .call = call)
+  layer <- if (inherits(spec, "pydlr_model")) {
+    spec$py
+  } else if (inherits(spec, "pydlr_layer")) {
+    .py_call("api_r.models.layer", spec$type, Filter(Negate(is.null), spec$config), .convert = FALSE, .call = call)
+  } else {
+    .input_error("layers", "layer_*() layers or pydlr models (e.g. application_mobilenet_v2(include_top = FALSE))",
+      spec, call = call)
+  }
+  .py_call("api_r.models.add", model$py, layer, .convert = FALSE, .call = call)
   invisible(model)
 }
 

@@ -14,7 +14,8 @@
 #' @param name Name of the model, shown by `summary()`.
 #' @param ... Other keras3 arguments (`input_dtype`, `input_batch_size`, ...) are not supported and give a
 #'   `pydlr_not_supported_error`.
-#' @param layers A list of layers made by calling `layer_*()` verbs without a model, added in order.
+#' @param layers A list of layers made by calling `layer_*()` verbs without a model, or models (e.g. a
+#'   pretrained backbone from `application_mobilenet_v2(include_top = FALSE)`), added in order.
 #' @return A `pydlr_model`.
 #' @family models
 #' @examples
@@ -38,8 +39,9 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers 
   }
   input_shape <- .check_shape(input_shape, "input_shape")
   name <- .check_string(name, "name", null_ok = TRUE)
-  model <- .new_model(.api_call("new_sequential", input_shape = input_shape, name = name, .convert = FALSE))
-  if (inherits(layers, "pydlr_layer")) layers <- list(layers)
+  model <- .new_model(.py_call("api_r.models.Sequential", input_shape = input_shape, name = name, .convert = FALSE))
+  if (inherits(layers, c("pydlr_layer", "pydlr_model"))) layers <- list(layers)
+  if (!is.list(layers)) .input_error("layers", "a list of layer_*() layers or pydlr models", layers)
   for (layer in layers) model <- .add_layer(model, layer)
   model
 }
@@ -49,7 +51,13 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers 
 #' @md
 model_sequential <- keras_model_sequential
 
-.new_model <- function(py) structure(list(py = py), class = "pydlr_model")
+# A model is its Python handle plus R-side state shared by every copy of the R object (an environment, so
+# verbs that change it in place, like fit(), need no reassignment): the class levels of a factor `y`.
+.new_model <- function(py, levels = NULL) {
+  state <- new.env(parent = emptyenv())
+  state$levels <- levels
+  structure(list(py = py, state = state), class = "pydlr_model")
+}
 
 #' Is this a pydlr model?
 #' @param x An object.
@@ -59,14 +67,14 @@ model_sequential <- keras_model_sequential
 #' @md
 is_pydlr_model <- function(x) inherits(x, "pydlr_model")
 
-.model_info <- function(model) .api_call("model_info", model$py)
+.model_info <- function(model) .py_call("api_r.models.model_info", model$py)
 
 #' @export
 #' @md
 print.pydlr_model <- function(x, ...) {
   info <- .model_info(x)
   if (isTRUE(info$built)) {
-    cat(.api_call("summary_text", x$py), "\n", sep = "")
+    cat(.py_call("api_r.models.summary", x$py), "\n", sep = "")
   } else {
     cat(sprintf(
       "<pydlr model \"%s\" (%s), %d layer%s, not built yet: give `input_shape`>\n",
@@ -90,12 +98,12 @@ print.pydlr_model <- function(x, ...) {
 #' @export
 #' @md
 summary.pydlr_model <- function(object, ...) {
-  cat(.api_call("summary_text", object$py), "\n", sep = "")
+  cat(.py_call("api_r.models.summary", object$py), "\n", sep = "")
   invisible(.summary_df(object))
 }
 
 .summary_df <- function(model) {
-  cols <- .api_call("summary_table", model$py)
+  cols <- .py_call("api_r.models.summary_table", model$py)
   data.frame(
     layer = as.character(unlist(cols$layer)),
     type = as.character(unlist(cols$type)),
@@ -115,25 +123,25 @@ summary.pydlr_model <- function(object, ...) {
 #' @md
 count_params <- function(object) {
   .check_model(object)
-  as.numeric(.api_call("count_params", object$py))
+  as.numeric(.py_call("api_r.models.count_params", object$py))
 }
 
 #' Weights of a model as R arrays
 #'
-#' In the order of the model's state dict (torch layout: a convolution kernel is
-#' `(filters, channels, height, width)`), named by their keys. Useful to check that training changed them
-#' or that a saved model reloads bit-exact.
+#' keras3's `get_weights()`: the weights layer by layer in Keras' layouts (a convolution kernel is
+#' `kernel_height x kernel_width x in_channels x filters`, a dense kernel `inputs x units`, then the bias;
+#' BatchNormalization's gamma, beta, moving mean and variance), the same arrays as Python's
+#' `model.get_weights()`. Useful to check that training changed them or that a saved model reloads
+#' bit-exact.
 #'
 #' @param object A `pydlr_model`.
-#' @return A named list of numeric arrays.
+#' @return An unnamed list of numeric arrays.
 #' @family models
 #' @export
 #' @md
 get_weights <- function(object) {
   .check_model(object)
-  weights <- .api_call("get_weights", object$py, .convert = FALSE)
-  names <- as.character(.api_call("weight_names", object$py))
-  n <- length(names)
-  out <- lapply(seq_len(n) - 1L, function(i) .bridge_from_py(reticulate::py_get_item(weights, i)))
-  stats::setNames(out, names)
+  weights <- .py_call("api_r.models.get_weights", object$py, .convert = FALSE)
+  n <- reticulate::py_len(weights)
+  lapply(seq_len(n) - 1L, function(i) .bridge_from_py(reticulate::py_get_item(weights, i)))
 }

@@ -1,32 +1,7 @@
 # Pretrained models and transfer learning: keras3's application_mobilenet_v2() with real ImageNet weights
 # (read offline from an installed Python package, checksum verified, cached as safetensors), ImageNet
 # preprocessing and class names, frozen embeddings, and fastai-style fine-tuning. All calls go through
-# pydlr.api_r_pretrained; data cross through the bridge.
-
-.pretrained_env <- new.env(parent = emptyenv())
-
-#' The imported Python module `pydlr.api_r_pretrained` (not converted)
-#' @keywords internal
-#' @noRd
-.pretrained_api <- function() {
-  if (is.null(.pretrained_env$api)) {
-    .pydlr_py() # pydlr's one-time Python set-up comes first
-    .pretrained_env$api <- reticulate::import("pydlr.api_r_pretrained", convert = FALSE, delay_load = FALSE)
-  }
-  .pretrained_env$api
-}
-
-# Call a function of pydlr.api_r_pretrained; Python errors become pydlr conditions (as .api_call()).
-.pt_call <- function(fun, ..., .convert = TRUE, .call = sys.call(-1L)) {
-  api <- .pretrained_api()
-  result <- tryCatch(api[[fun]](...), error = function(e) .signal_python_error(e, .call))
-  if (.convert) reticulate::py_to_r(result) else result
-}
-
-# An array result of Python (C order) as an R array with the same dims.
-.pt_array <- function(fun, ..., .call = sys.call(-1L)) {
-  .bridge_from_py(.pt_call(fun, ..., .convert = FALSE, .call = .call), call = .call)
-}
+# pydlr.api_r.pretrained and pydlr.api_r.datasets; data cross through the bridge.
 
 #' MobileNetV2 with ImageNet weights
 #'
@@ -84,10 +59,10 @@ application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top 
     .input_error("classes", "1000 with weights = \"imagenet\" (use fine_tune() for other classes)", classes)
   }
   py <- if (is.null(weights)) {
-    .pt_call("random_mobilenet_v2", num_classes = classes, include_top = include_top, pooling = pooling,
+    .py_call("api_r.pretrained.MobileNetV2", num_classes = classes, include_top = include_top, pooling = pooling,
       input_shape = input_shape, classifier_activation = classifier_activation, .convert = FALSE)
   } else {
-    .pt_call("load_pretrained", "mobilenet_v2", include_top = include_top, pooling = pooling,
+    .py_call("api_r.pretrained.load", "mobilenet_v2", include_top = include_top, pooling = pooling,
       input_shape = input_shape, classifier_activation = classifier_activation, trainable = trainable,
       .convert = FALSE)
   }
@@ -103,7 +78,7 @@ application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top 
 #' @md
 #' @export
 pretrained_info <- function(name = "mobilenet_v2") {
-  .pt_call("pretrained_info", .check_string(name, "name"))
+  .py_call("api_r.pretrained.info", .check_string(name, "name"))
 }
 
 #' Prepare images for an ImageNet model
@@ -122,7 +97,7 @@ pretrained_info <- function(name = "mobilenet_v2") {
 #' @export
 imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE) {
   x <- .check_data(x, "x")
-  .pt_array("preprocess", .bridge_array_to_py(x), size = .check_count(size, "size", min = 8L),
+  .py_array("api_r.pretrained.preprocess", .bridge_array_to_py(x), size = .check_count(size, "size", min = 8L),
     normalize = .check_flag(normalize, "normalize"))
 }
 
@@ -140,7 +115,7 @@ imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE) {
 imagenet_decode_predictions <- function(preds, top = 5L) {
   if (is.null(dim(preds)) && is.numeric(preds)) preds <- matrix(preds, nrow = 1L)
   preds <- .check_data(preds, "preds")
-  cols <- .pt_call("decode_predictions", .bridge_array_to_py(preds), top = .check_count(top, "top"))
+  cols <- .py_call("api_r.pretrained.decode_predictions", .bridge_array_to_py(preds), top = .check_count(top, "top"))
   df <- data.frame(
     class_index = as.integer(unlist(cols$class_index)),
     class_description = as.character(unlist(cols$class_name)),
@@ -174,7 +149,7 @@ embed <- function(model, x, batch_size = 32L, ...) {
     return(if (missing(x)) stats::embed(model, ...) else stats::embed(model, x, ...))
   }
   x <- .check_data(x, "x")
-  .pt_array("embed", model$py, .bridge_array_to_py(x), batch_size = .check_count(batch_size, "batch_size"))
+  .py_array("api_r.pretrained.embed", model$py, .bridge_array_to_py(x), batch_size = .check_count(batch_size, "batch_size"))
 }
 
 #' Fine-tune a pretrained network on new classes
@@ -182,18 +157,22 @@ embed <- function(model, x, batch_size = 32L, ...) {
 #' fastai's `fine_tune()` on the keras engine: a new head (global average pooling, dropout, a softmax
 #' dense layer) goes on the frozen `base`; the head trains for `freeze_epochs` with `learning_rate`; then
 #' the base is unfrozen and everything trains for `epochs` with `learning_rate * unfrozen_lr_factor`.
-#' BatchNormalization layers stay frozen (keras' advice for small data sets).
+#' BatchNormalization layers stay frozen (keras' advice for small data sets) unless `train_batchnorm`.
+#' The arguments are those of Python's `pydlr.pretrained.fine_tune()`, in the same order.
 #'
 #' @param base A backbone without its top: `application_mobilenet_v2(include_top = FALSE, input_shape =
 #'   c(96, 96, 3))`. It becomes the first layer of the new model (its weights are changed).
+#' @param num_classes Number of classes (`NULL`: the levels of a factor `y`, else `max(y) + 1`).
 #' @param x Preprocessed images `n x height x width x 3`.
 #' @param y Class labels: integers `0, 1, ...` or a factor.
-#' @param num_classes Number of classes (default: from `y`).
 #' @param epochs Epochs after unfreezing (`0` keeps the base frozen).
 #' @param freeze_epochs Epochs training only the head first.
 #' @param learning_rate Adam's learning rate for the head.
 #' @param unfrozen_lr_factor Factor applied to `learning_rate` once the base is unfrozen.
 #' @param batch_size Samples per update.
+#' @param dropout Dropout rate of the new head (`0`: none).
+#' @param validation_data `list(x_val, y_val)` scored after each epoch, or `NULL`.
+#' @param train_batchnorm Let BatchNormalization layers train once the base is unfrozen.
 #' @param seed A whole number for reproducible runs (or `NULL`).
 #' @param verbose `0` silent, `1`/`2` progress.
 #' @return The new `pydlr_model`, trained; `attr(, "fine_tune_history")` is a data.frame with columns
@@ -201,34 +180,38 @@ embed <- function(model, x, batch_size = 32L, ...) {
 #' @family pretrained
 #' @md
 #' @export
-fine_tune <- function(base, x, y, num_classes = NULL, epochs = 1L, freeze_epochs = 1L, learning_rate = 1e-3,
-                      unfrozen_lr_factor = 0.01, batch_size = 32L, seed = 0L, verbose = 0L) {
+fine_tune <- function(base, num_classes = NULL, x, y, epochs = 1L, freeze_epochs = 1L, learning_rate = 1e-3,
+                      unfrozen_lr_factor = 0.01, batch_size = 32L, dropout = 0.2, validation_data = NULL,
+                      train_batchnorm = FALSE, seed = 0L, verbose = 0L) {
   .check_model(base, "base")
+  if (missing(y) && is.array(num_classes)) { # the earlier R order fine_tune(base, x, y) still works
+    y <- x
+    x <- num_classes
+    num_classes <- NULL
+  }
   x <- .check_data(x, "x")
+  levels <- if (is.factor(y)) levels(y)
   if (is.factor(y) && is.null(num_classes)) num_classes <- nlevels(y)
-  y <- .check_targets(y, dim(x)[1])
-  if (!is.null(dim(y)) && length(dim(y)) > 1L) .input_error("y", "a vector of class labels", y)
-  if (any(y < 0) || any(y != round(y))) .input_error("y", "whole-number class labels 0, 1, ...", y)
-  num_classes <- if (is.null(num_classes)) max(2L, as.integer(max(y)) + 1L) else .check_count(num_classes, "num_classes", min = 2L)
+  y <- .check_labels(y, dim(x)[1])
+  num_classes <- .check_count(if (is.null(num_classes)) max(2, max(y) + 1) else num_classes, "num_classes", min = 2L)
   if (max(y) >= num_classes) .input_error("y", sprintf("labels below num_classes (%d)", num_classes), I(sprintf("label %d", max(y))))
-  storage.mode(y) <- "integer"
   verbose <- .check_count(verbose, "verbose", min = 0L)
-  py <- .pt_call("fine_tune", base$py, num_classes, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+  py <- .py_call("api_r.pretrained.fine_tune", base$py, num_classes, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
     epochs = .check_count(epochs, "epochs", min = 0L),
     freeze_epochs = .check_count(freeze_epochs, "freeze_epochs", min = 0L),
     learning_rate = .check_number(learning_rate, "learning_rate", 1e-12),
     unfrozen_lr_factor = .check_number(unfrozen_lr_factor, "unfrozen_lr_factor", 1e-12),
-    batch_size = .check_count(batch_size, "batch_size"),
-    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
-    verbose = verbose, print_fn = if (verbose > 0L) .r_callable(.console_print) else NULL,
-    .convert = FALSE)
-  model <- .new_model(py)
+    batch_size = .check_count(batch_size, "batch_size"), dropout = .check_number(dropout, "dropout", 0, 1),
+    validation_data = .check_validation_data(validation_data), train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm"),
+    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE), verbose = verbose,
+    print_fn = if (verbose > 0L) .r_callable(.console_print), .convert = FALSE)
+  model <- .new_model(py, levels)
   attr(model, "fine_tune_history") <- .fine_tune_history(py)
   model
 }
 
 .fine_tune_history <- function(py) {
-  phases <- .pt_call("fine_tune_history", py)
+  phases <- .py_call("api_r.pretrained.fine_tune_history", py)
   rows <- lapply(names(phases), function(phase) {
     m <- phases[[phase]]$metrics
     data.frame(phase = phase, epoch = seq_along(m$loss), loss = unlist(m$loss),
@@ -249,7 +232,7 @@ fine_tune <- function(base, x, y, num_classes = NULL, epochs = 1L, freeze_epochs
 #' @export
 example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
   name <- match.arg(name)
-  .pt_array("sample_image", name)
+  .py_array("api_r.datasets.example_image", name)
 }
 
 #' Faces and non-faces (scikit-image's lfw_subset)
@@ -263,7 +246,7 @@ example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
 #' @md
 #' @export
 dataset_lfw_subset <- function() {
-  res <- .pt_call("lfw_subset", .convert = FALSE)
+  res <- .py_call("api_r.datasets.load_lfw_subset", .convert = FALSE)
   y <- .bridge_from_py(reticulate::py_get_item(res, "y"))
   dim(y) <- NULL
   list(x = .bridge_from_py(reticulate::py_get_item(res, "x")), y = y)

@@ -22,7 +22,7 @@ save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = T
     .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
   }
   if (!dir.exists(dirname(filepath))) .input_error("filepath", "a path in an existing directory", filepath)
-  .api_call("save_model", model$py, normalizePath(filepath, mustWork = FALSE),
+  .py_call("api_r.saving.save_model", model$py, normalizePath(filepath, mustWork = FALSE),
     include_optimizer = .check_flag(include_optimizer, "include_optimizer"))
   invisible(filepath)
 }
@@ -44,7 +44,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved model", filepath)
   compile <- .check_flag(compile, "compile")
   .check_flag(safe_mode, "safe_mode")
-  .new_model(.api_call("load_model", normalizePath(filepath), compile = compile, .convert = FALSE))
+  .new_model(.py_call("api_r.saving.load_model", normalizePath(filepath), compile = compile, .convert = FALSE))
 }
 
 #' Save and load only the weights of a model
@@ -68,7 +68,7 @@ save_model_weights <- function(model, filepath, overwrite = FALSE) {
     .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
   }
   if (!dir.exists(dirname(filepath))) .input_error("filepath", "a path in an existing directory", filepath)
-  .api_call("save_weights", model$py, normalizePath(filepath, mustWork = FALSE))
+  .py_call("api_r.saving.save_weights", model$py, normalizePath(filepath, mustWork = FALSE))
   invisible(filepath)
 }
 
@@ -79,6 +79,6 @@ load_model_weights <- function(model, filepath) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved weights file", filepath)
-  .api_call("load_weights", model$py, normalizePath(filepath), .convert = FALSE)
+  .py_call("api_r.saving.load_weights", model$py, normalizePath(filepath), .convert = FALSE)
   invisible(model)
 }

@@ -91,6 +91,6 @@ array_reshape <- function(x, dim, order = c("C", "F")) {
 set_random_seed <- function(seed) {
   seed <- .check_count(seed, "seed", min = 0L)
   set.seed(seed)
-  .api_call("set_random_seed", seed)
+  .py_call("api_r.config.set_random_seed", seed)
   invisible(NULL)
 }

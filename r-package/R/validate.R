@@ -68,9 +68,11 @@
 # Data for fit/evaluate/predict: a numeric array (or matrix, data.frame of numbers) without NA.
 .check_data <- function(x, arg, call = sys.call(sys.parent())) {
   if (is.data.frame(x)) {
-    numeric_cols <- vapply(x, is.numeric, logical(1))
+    numeric_cols <- vapply(x, function(col) is.numeric(col) && is.null(dim(col)), logical(1))
     if (!all(numeric_cols)) {
-      .input_error(arg, "a numeric array, matrix or data.frame of numeric columns", x, call = call)
+      .input_error(arg, "a numeric array, matrix or data.frame of numeric columns",
+        I(sprintf("non-numeric column(s) %s", paste0("`", names(x)[!numeric_cols], "`", collapse = ", "))),
+        call = call)
     }
     x <- as.matrix(x)
   }
@@ -98,5 +100,25 @@
   if (anyNA(y)) .input_error(arg, "free of NA values", I(sprintf("%d NA values", sum(is.na(y)))), call = call)
   if (is.logical(y)) storage.mode(y) <- "integer"
   if (is.null(dim(y))) dim(y) <- length(y) # a 1-d array crosses the bridge as one buffer
+  y
+}
+
+# A numeric matrix, one row per observation, from a matrix, a data.frame of numeric columns or an array of
+# images (n, h, w[, c]) flattened row by row in R's column-major order.
+.check_matrix <- function(x, arg, call = sys.call(sys.parent())) {
+  x <- .check_data(x, arg, call = call)
+  if (length(dim(x)) != 2L) x <- matrix(x, nrow = dim(x)[1L])
+  if (ncol(x) == 0L) .input_error(arg, "at least one column", x, call = call)
+  x
+}
+
+# Class labels for a classifier: a factor (its codes) or whole numbers 0, 1, ..., one per sample, as a
+# 1-d integer array (one buffer across the bridge).
+.check_labels <- function(y, n, arg = "y", call = sys.call(sys.parent())) {
+  y <- .check_targets(y, n, arg, call = call)
+  if (length(dim(y)) > 1L && dim(y)[2] > 1L) .input_error(arg, "a vector of class labels", y, call = call)
+  if (any(y < 0) || any(y != round(y))) .input_error(arg, "whole-number class labels 0, 1, ...", y, call = call)
+  y <- as.integer(y)
+  dim(y) <- length(y)
   y
 }

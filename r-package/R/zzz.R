@@ -23,29 +23,22 @@ pydlr_python_path <- function() {
   NULL
 }
 
-#' pydlr's Python module, imported on first use after the process is prepared for torch
+#' Start pydlr's Python once, after the process is prepared for torch
 #'
-#' The one entry point to Python for every R file of the package: the first call starts Python (through
-#' reticulate), prepares the dynamic loader so that torch binds to its own BLAS/GEMM kernels rather than
-#' the BLAS R has already loaded (see [pydlr_config()] and `docs/r-speed.md`), imports torch, applies the
-#' thread settings, then imports `pydlr`. Later calls return the cached module at no cost.
+#' The first call starts Python (through reticulate), prepares the dynamic loader so that torch binds to
+#' its own BLAS/GEMM kernels rather than the BLAS R has already loaded (see [pydlr_config()] and
+#' `docs/r-speed.md`), imports torch, applies the thread settings, then imports `pydlr`. Later calls cost
+#' nothing. R files do not call Python through it: they use `.py_call()` (python.R), which calls it first.
 #'
-#' @param module `NULL` for the `pydlr` package itself, or the name of a submodule (e.g. `"cluster"`,
-#'   `"api_r"`), returned as `pydlr.<module>`.
-#' @return A reticulate Python module.
+#' @return The set-up record of `.pydlr_prepare_python()`, invisibly.
 #' @keywords internal
-.pydlr_py <- function(module = NULL) {
-  if (is.null(.pydlr_env$py)) {
+.pydlr_py <- function() {
+  if (is.null(.pydlr_env$started)) {
     .pydlr_prepare_python()
-    .pydlr_env$py <- reticulate::import("pydlr", delay_load = FALSE)
+    reticulate::import("pydlr", convert = FALSE, delay_load = FALSE)
+    .pydlr_env$started <- TRUE
   }
-  if (is.null(module)) return(.pydlr_env$py)
-  stopifnot(is.character(module), length(module) == 1L)
-  cached <- .pydlr_env$submodules[[module]]
-  if (!is.null(cached)) return(cached)
-  sub <- reticulate::import(paste0("pydlr.", module), delay_load = FALSE)
-  .pydlr_env$submodules[[module]] <- sub
-  sub
+  invisible(.pydlr_env$setup)
 }
 
 .onLoad <- function(libname, pkgname) {
@@ -55,6 +48,6 @@ pydlr_python_path <- function() {
       !reticulate::py_available(initialize = FALSE)) {
     Sys.setenv(RETICULATE_PYTHON = python)
   }
-  .pydlr_env$submodules <- list()
+  .pydlr_env$funs <- list()
   invisible()
 }

@@ -216,7 +216,8 @@ test_that("the bridge's C code survives gctorture() on small inputs", {
   df <- data.frame(x = c(1.5, NA), f = factor(c("a", NA)), s = c("\u00e9", NA), d = as.Date(c("2020-01-01", NA)),
     p = as.POSIXct(c(1, NA), origin = "1970-01-01", tz = "UTC"), l = c(TRUE, NA))
   m <- matrix(as.double(1:6), 2)
-  py <- pydlr:::.bridge_py()
+  pydlr:::.pydlr_py()
+  py <- reticulate::import("pydlr.bridge", convert = FALSE)
   gctorture(TRUE)
   ex_m <- pydlr:::.bridge_export(m, "tensor")
   ex_df <- pydlr:::.bridge_export(df, "arrow")
