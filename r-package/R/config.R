@@ -8,6 +8,8 @@
 # on R's BLAS (26x slower with the reference BLAS). Loading torch with RTLD_DEEPBIND puts torch's own
 # libraries ahead of the global scope for torch's symbol look-ups only; the flags are restored right after,
 # so modules imported later (numpy, scipy, pyarrow, ...) load as usual, and R keeps its own BLAS for `%*%`.
+# The set-up talks to Python directly (py_eval, py_run_string) because it must run before pydlr, which
+# imports torch, is imported; every later call goes through .py_call() (python.R).
 
 #' Prepare the embedded Python so torch binds to its own kernels, then import torch (idempotent)
 #'
@@ -193,7 +195,7 @@
 
 #' pydlr's runtime configuration: Python, torch, and the BLAS/OpenMP kernels torch really uses
 #'
-#' Starts pydlr's Python if needed (see `.pydlr_py()`), then reports the interpreter, torch's version,
+#' Starts pydlr's Python if needed, then reports the interpreter, torch's version,
 #' which library torch's GEMM calls resolve to (read from the process's memory), the BLAS and OpenMP
 #' libraries loaded in the process (`/proc/self/maps`), threads, the allocator setting and the build of
 #' pydlr's native extension. It warns when torch's matrix products do not run on torch's own kernels

@@ -170,7 +170,9 @@ compare_models <- function(..., y) {
   if (missing(y) || is.null(y) || anyNA(y)) {
     .input_error("y", "the true classes without NA", if (missing(y)) I("nothing") else y)
   }
-  entries <- Map(.compare_entry, results, names(results), MoreArgs = list(n = length(y), call = sys.call()))
+  call <- sys.call()
+  entries <- lapply(names(results), function(name) .compare_entry(results[[name]], name, length(y), call))
+  names(entries) <- names(results)
   columns <- .py_call("api_r.cluster.compare", entries, .label_codes(y))
   data.frame(
     method = as.character(unlist(columns$method)), accuracy = as.double(unlist(columns$accuracy)),

@@ -3,13 +3,22 @@
 
 #' Save a model
 #'
+#' Writes the architecture (JSON), the weights and, with `include_optimizer`, the optimizer state
+#' (safetensors; never pickle), so that [load_model()] in R, or `pydlr.load_model()` in Python, restores the
+#' model exactly. The format depends on `filepath`'s extension:
+#' * `.pydlr`, `.keras` or `.safetensors`: one file (the architecture is stored in its metadata);
+#' * anything else (e.g. `"my_model"`): a folder holding `config.json`, `model.safetensors` and, with the
+#'   optimizer, `optimizer.safetensors` and `optimizer.json`.
+#'
+#' A model kept with `saveRDS()` or in a saved workspace cannot be used in a later R session (its weights
+#' live in Python): save it with `save_model()` and restore it with `load_model()`.
+#'
 #' @param model A `pydlr_model`.
-#' @param filepath Path of the model (a directory or single file with `config.json` and `model.safetensors`;
-#'   see pydlr's Python documentation).
+#' @param filepath Where to write: a file path ending in `.pydlr` (one file), or a folder path (see above).
 #' @param overwrite Replace an existing model at `filepath`.
 #' @param include_optimizer Also save the optimizer state, to continue training after loading.
 #' @param ... Other keras3 arguments (`zipped`) are not supported.
-#' @return `filepath`, invisibly.
+#' @return `filepath` (the file, or the folder, written), invisibly.
 #' @family models
 #' @export
 #' @md

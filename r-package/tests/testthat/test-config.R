@@ -67,3 +67,22 @@ test_that("pydlr_config() warns when torch was imported before pydlr could prepa
   # torch itself is beyond help then, but pydlr's own extension is still bound to torch's MKL.
   expect_match(out, "GEMM_OWN: FALSE  NATIVE_OWN: TRUE", fixed = TRUE)
 })
+
+test_that("the first pydlr call warns once, with the fix, when torch was imported before it", {
+  # A fresh R process: reticulate imports torch, then two pydlr calls that reach Python.
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    sprintf(".libPaths(c(%s))", paste(deparse(.libPaths()), collapse = "")),
+    sprintf("Sys.setenv(RETICULATE_PYTHON = %s)", deparse(reticulate::py_config()$python)),
+    "invisible(reticulate::import('torch'))",
+    "n <- 0L",
+    "withCallingHandlers({ pydlr::set_random_seed(1); pydlr::set_random_seed(2) }, warning = function(w) {",
+    "  n <<- n + 1L; cat('WARNING:', conditionMessage(w), '\\n'); invokeRestart('muffleWarning') })",
+    "cat('WARNINGS:', n, '\\n')"
+  ), script)
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", script), stdout = TRUE, stderr = TRUE)
+  out <- paste(out, collapse = "\n")
+  expect_match(out, "WARNINGS: 1", fixed = TRUE)
+  expect_match(out, "before pydlr's first call", fixed = TRUE)
+  expect_match(out, "restart R and call a pydlr function", fixed = TRUE)
+})

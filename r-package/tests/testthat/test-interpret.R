@@ -46,8 +46,8 @@ test_that("get_filters() returns the first convolution's kernels, raw or as a gr
   model <- small_cnn()
   raw <- get_filters(model, grid = FALSE)
   expect_equal(dim(raw), c(8L, 3L, 3L, 1L))
-  w <- get_weights(model)[[1]] # torch layout: out x in x kh x kw
-  expect_equal(raw, aperm(w, c(1, 3, 4, 2)), tolerance = 1e-7, ignore_attr = TRUE)
+  w <- get_weights(model)[[1]] # Keras layout: kh x kw x in x out
+  expect_equal(raw, aperm(w, c(4, 1, 2, 3)), tolerance = 1e-7, ignore_attr = TRUE)
   grid <- get_filters(model)
   expect_equal(dim(grid), c(11L, 11L, 1L)) # 3 x 3 tiles of 3 x 3 kernels, 1-pixel gaps
   expect_equal(range(grid), c(0, 1))

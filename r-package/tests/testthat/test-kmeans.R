@@ -86,7 +86,7 @@ test_that("bad input is an R condition of class pydlr_input_error, before any wo
   expect_error(pydlr_kmeans(d$x, 0), "centers", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 1000), "centers", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, matrix(0, 2, 5)), "centers", class = "pydlr_input_error")
-  expect_error(pydlr_kmeans(letters, 2), "numeric matrix", class = "pydlr_input_error")
+  expect_error(pydlr_kmeans(letters, 2), "numeric array", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(data.frame(a = 1:3, b = letters[1:3]), 2), "`b`", class = "pydlr_input_error")
   x <- d$x
   x[2, 2] <- NA

@@ -86,17 +86,30 @@ test_that("frozen embeddings separate faces from non-faces with a nearest-centro
   expect_equal(embed(1:5, 2), stats::embed(1:5, 2)) # stats::embed() still works
 })
 
+# The arguments of Python's pydlr.pretrained.fine_tune, in order, without `base` and `**fit_args`.
+fine_tune_py_args <- function() {
+  params <- reticulate::py_eval(paste0(
+    "list(__import__('inspect').signature(__import__('pydlr.pretrained', fromlist=['fine_tune'])",
+    ".fine_tune).parameters)"
+  ))
+  setdiff(unlist(params), c("base", "fit_args"))
+}
+
 test_that("fine_tune() trains a new head on a frozen base and beats the accuracy floor", {
   d <- lfw_split()
   base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(64, 64, 3))
-  model <- fine_tune(base, d$x_train[1:64, , , , drop = FALSE], factor(d$y_train[1:64]), epochs = 0,
+  y <- factor(c("face", "other")[d$y_train[1:64] + 1L])
+  model <- fine_tune(base, 2, d$x_train[1:64, , , , drop = FALSE], y, epochs = 0, # Python's order
     freeze_epochs = 3, learning_rate = 3e-3, batch_size = 8, seed = 0)
   hist <- attr(model, "fine_tune_history")
   expect_equal(hist$phase, rep("frozen", 3))
   expect_named(hist, c("phase", "epoch", "loss", "accuracy"))
   expect_lt(hist$loss[3], hist$loss[1])
   pred <- predict(model, d$x_test, type = "class")
-  expect_gte(mean(pred == d$y_test), 0.9)
+  expect_identical(levels(pred), c("face", "other")) # the factor's levels come back
+  expect_gte(mean(as.integer(pred) - 1L == d$y_test), 0.9)
+  expect_identical(names(formals(fine_tune))[1:4], c("base", "num_classes", "x", "y"))
+  expect_identical(names(formals(fine_tune))[-1], fine_tune_py_args()) # same arguments, same order
   expect_error(fine_tune(base, d$x_train, d$y_train[1:3]), class = "pydlr_input_error")
   expect_error(fine_tune(application_mobilenet_v2(), d$x_train, d$y_train), "include_top")
 })

@@ -21,8 +21,8 @@ test_that("with Flatten + Dense(64) + Dense(10) the total is 93,322; padding 'sa
 })
 
 test_that("R and Python report the same summary for the same architecture", {
-  py <- reticulate::import("pydlr.models")
-  reference <- py$seed_cnn(padding = "valid", head = TRUE)$summary_table()
+  py <- reticulate::import("pydlr.models", convert = FALSE)
+  reference <- reticulate::py_to_r(py$seed_cnn(padding = "valid", head = TRUE)$summary_table())
   capture.output(df <- summary(rapi_seed_cnn(head = TRUE)))
   expect_equal(df$params, vapply(reference, function(r) as.numeric(r$params), numeric(1)))
   expect_equal(df$output_shape, vapply(reference, function(r) r$output_shape, character(1)))

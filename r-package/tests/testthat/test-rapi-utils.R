@@ -1,3 +1,6 @@
+# pydlr's process set-up first: this file imports pydlr's Python modules directly below.
+pydlr:::.pydlr_py()
+
 test_that("to_categorical() one-hot encodes 0-based labels as keras does", {
   y <- c(0L, 2L, 1L, 2L)
   m <- to_categorical(y)
