@@ -5,8 +5,6 @@
 #' @useDynLib pydlr, .registration = TRUE
 NULL
 
-.bridge_env <- new.env(parent = emptyenv())
-
 # Export modes and top-level shapes, as in src/bridge.h.
 .bridge_mode <- c(arrow = 0L, tensor = 1L)
 .bridge_top <- c(vector = 0L, data_frame = 1L, matrix_columns = 2L)

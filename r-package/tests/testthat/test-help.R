@@ -25,5 +25,5 @@ test_that("?save_model speaks R and says when the result is a folder", {
   text <- gsub("\\s+", " ", help_text("save_model"))
   expect_false(grepl("Python's documentation", text, fixed = TRUE))
   expect_match(text, "a folder holding .config.json.")
-  expect_match(text, "readRDS")
+  expect_match(text, "saveRDS")
 })
