@@ -2,7 +2,10 @@
 #   pydlr_input_error          bad argument, detected in R before any work or by Python's InputError
 #   pydlr_not_supported_error  a keras feature outside pydlr's subset (the message says what pydlr offers)
 #   pydlr_training_error       training stopped for a reason to act on (NaN loss, ...)
+#   pydlr_stale_object_error   a pydlr object restored with readRDS() (its Python object is gone)
 #   pydlr_error                the parent class of all of them, and of any other error from Python
+# A condition from Python also carries `python_class` (e.g. "pydlr.errors.InputError") and `notes` (the
+# exception's __notes__, appended to the message); input errors carry `argument` and `expected`.
 
 #' Signal a pydlr error condition
 #'

@@ -114,5 +114,14 @@ test_that("fine_tune() trains a new head on a frozen base and beats the accuracy
   expect_error(fine_tune(application_mobilenet_v2(), d$x_train, d$y_train), "include_top")
 })
 
+test_that("keras_model_sequential(layers = ) stacks a head on a pretrained base", {
+  base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(32, 32, 3), trainable = FALSE)
+  model <- keras_model_sequential(layers = list(base, layer_global_average_pooling_2d(),
+    layer_dense(units = 2, activation = "softmax")))
+  expect_equal(count_params(model), count_params(base) + 1280 * 2 + 2)
+  x <- array(runif(2 * 32 * 32 * 3), c(2, 32, 32, 3))
+  expect_equal(rowSums(predict(model, x)), c(1, 1), tolerance = 1e-5)
+})
+
 # Restore the cache setting for later test files.
 if (is.null(pt_old_cache)) pt_environ$pop("PYDLR_CACHE") else reticulate::py_set_item(pt_environ, "PYDLR_CACHE", pt_old_cache)
