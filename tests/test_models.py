@@ -322,3 +322,71 @@ def test_nested_models_in_sequential_and_functional_save_and_load(tmp_path) -> N
     assert functional(x).shape == (2, 1)
     with pytest.raises(InputError, match=r"\(None, 8, 8, 3\)"):
         backbone(layers.Input((9, 9, 3)))
+
+
+# ---- call-time `training` in functional graphs (Keras: the call argument wins over the model's mode) ----
+def _bn_base() -> models.Sequential:
+    base = models.Sequential([layers.Input((4,)), layers.Dense(6), layers.BatchNormalization()])
+    with torch.no_grad():
+        bn = base.layers[-1]
+        bn.running_mean.fill_(0.5)
+        bn.running_var.fill_(2.0)
+    return base
+
+
+def test_base_called_with_training_false_keeps_batchnorm_frozen_in_fit():
+    """keras.io's transfer-learning recipe: base(x, training=False), then base.trainable = True."""
+    import pydlr
+
+    base = _bn_base()
+    inputs = layers.Input((4,))
+    outputs = layers.Dense(2)(base(inputs, training=False))
+    model = pydlr.Model(inputs, outputs)
+    base.trainable = True
+    bn = base.layers[-1]
+    before = bn.running_mean.clone(), bn.running_var.clone()
+    gamma = bn.weight.detach().clone()
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).normal(3.0, 1.0, (64, 4)).astype("float32")
+    model.fit(x, np.zeros((64, 2), "float32"), epochs=1, batch_size=16, verbose=0)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert int(bn.num_batches_tracked) == 0
+    assert not torch.equal(bn.weight, gamma)  # still trained: only the statistics are frozen
+    # in train mode the graph uses the moving statistics, i.e. the same function as in inference
+    model.train()
+    xt = torch.from_numpy(x[:8])
+    y_train_mode = model(xt)
+    model.eval()
+    torch.testing.assert_close(y_train_mode, model(xt))
+    assert base.layers[-1].training is False and model.training is False
+
+
+def test_layer_called_with_training_false_in_a_graph_uses_moving_statistics():
+    inputs = layers.Input((3,))
+    bn = layers.BatchNormalization()
+    model = models.Model(inputs, bn(inputs, training=False))
+    model.train()
+    x = torch.randn(16, 3) * 4 + 10
+    out = model(x)
+    torch.testing.assert_close(bn.running_mean, torch.zeros(3))
+    torch.testing.assert_close(out, x / torch.sqrt(torch.tensor(1.0 + 1e-3)))
+    assert model.training and bn.training  # modes restored after the call
+
+
+def test_dropout_called_with_training_true_stays_active_in_inference():
+    inputs = layers.Input((200,))
+    model = models.Model(inputs, layers.Dropout(0.5)(inputs, training=True))
+    model.eval()
+    out = model(torch.ones(4, 200))
+    zeros = float((out == 0).float().mean())
+    assert 0.3 < zeros < 0.7
+    torch.testing.assert_close(out[out != 0], torch.full_like(out[out != 0], 2.0))
+    # and the recorded argument survives get_config / from_config
+    clone = models.Model.from_config(model.get_config())
+    clone.eval()
+    assert float((clone(torch.ones(4, 200)) == 0).float().mean()) > 0.3
+
+
+def test_training_argument_is_checked():
+    with pytest.raises(InputError, match="training"):
+        layers.Dense(2)(layers.Input((3,)), training="no")

@@ -9,7 +9,9 @@ without the batch axis, e.g. ``(26, 26, 32)``.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -118,6 +120,35 @@ def reject_unsupported(where: str, **features: Any) -> None:
             )
 
 
+def check_training(value: Any, where: str) -> bool | None:
+    """Keras' call-time ``training`` argument: None (follow the model's mode), True or False."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InputError("training", "None, True or False", value, where)
+
+
+@contextlib.contextmanager
+def training_mode(module: nn.Module, training: bool | None) -> Iterator[None]:
+    """Run ``module`` and everything inside it in training (True) or inference (False) mode for one call.
+
+    Keras' contract: a ``training`` argument given at call time wins over the mode the enclosing model runs
+    in (``fit`` / ``predict``). None leaves the modes alone. Each submodule's own mode is restored afterwards,
+    so a model whose parts were set to different modes by hand keeps them.
+    """
+    if training is None:
+        yield
+        return
+    saved = [(m, m.training) for m in module.modules()]
+    module.train(training)
+    try:
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode
+
+
 class SymbolicTensor:
     """A placeholder for a layer's output in the functional API (Keras' KerasTensor).
 
@@ -140,11 +171,22 @@ class SymbolicTensor:
 
 
 class Node:
-    """One call of a layer on symbolic inputs: records the graph of a functional model."""
+    """One call of a layer on symbolic inputs: records the graph of a functional model.
 
-    def __init__(self, layer: Layer, inputs: list[SymbolicTensor], output_shape: Shape):
+    ``training`` is the call's Keras ``training`` argument (None: follow the model's mode); the functional
+    model replays it every time it runs the graph.
+    """
+
+    def __init__(
+        self,
+        layer: Layer,
+        inputs: list[SymbolicTensor],
+        output_shape: Shape,
+        training: bool | None = None,
+    ):
         self.layer = layer
         self.inputs = inputs
+        self.training = training
         self.output = SymbolicTensor((None, *output_shape), self)
         layer.inbound_nodes.append(self)
 
@@ -299,19 +341,30 @@ class Layer(nn.Module):
         return self.output_shape
 
     # ---- calling -----------------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and _is_symbolic(args[0]):
-            return self._call_symbolic(args[0])
-        return super().__call__(*args, **kwargs)
+    def __call__(self, *args: Any, training: Any = None, **kwargs: Any) -> Any:
+        """Call on symbolic tensors (functional API) or on internal tensors.
 
-    def _call_symbolic(self, inputs: SymbolicTensor | list[SymbolicTensor]) -> SymbolicTensor:
+        ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode
+        whatever mode the model is in; in a functional graph it is recorded and applies at every run.
+        """
+        if training is None and not (args and _is_symbolic(args[0])):
+            return super().__call__(*args, **kwargs)  # the hot path: no mode to switch
+        training = check_training(training, self.where)
+        if args and _is_symbolic(args[0]):
+            return self._call_symbolic(args[0], training)
+        with training_mode(self, training):
+            return super().__call__(*args, **kwargs)
+
+    def _call_symbolic(
+        self, inputs: SymbolicTensor | list[SymbolicTensor], training: bool | None = None
+    ) -> SymbolicTensor:
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if self.multi_input != isinstance(inputs, (list, tuple)):
             expected = "a list of tensors" if self.multi_input else "a single tensor"
             raise InputError("inputs", expected, inputs, self.where)
         shapes = [t.shape[1:] for t in items]
         output_shape = self.build_from(shapes if self.multi_input else shapes[0])
-        return Node(self, items, output_shape).output
+        return Node(self, items, output_shape, training).output
 
     def forward(self, x: Any) -> Any:
         shape = [keras_shape(t) for t in x] if self.multi_input else keras_shape(x)

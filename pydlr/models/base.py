@@ -16,6 +16,7 @@ from pydlr.layers.base import (
     Node,
     Shape,
     SymbolicTensor,
+    check_training,
     format_shape,
     keras_shape,
     to_internal,
@@ -181,8 +182,9 @@ class BaseModel(nn.Module):
         return self.nested_output_shape
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and isinstance(args[0], SymbolicTensor):  # functional API: model(inputs)
-            return Node(self, [args[0]], self.build_from(args[0].shape[1:])).output
+        if args and isinstance(args[0], SymbolicTensor):  # functional API: model(inputs, training=...)
+            training = check_training(kwargs.get("training"), self.where)
+            return Node(self, [args[0]], self.build_from(args[0].shape[1:]), training).output
         return super().__call__(*args, **kwargs)
 
     # ---- Keras conveniences ------------------------------------------------------------------------

@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from pydlr.errors import InputError
-from pydlr.layers.base import Layer, Node, SymbolicTensor, to_public, unique_name
+from pydlr.layers.base import (
+    Layer,
+    Node,
+    SymbolicTensor,
+    to_public,
+    training_mode,
+    unique_name,
+)
 from pydlr.layers.core import InputLayer
 from pydlr.models.base import BaseModel, apply_layer
 from pydlr.models.sequential import layer_config, layer_from_config
@@ -129,9 +136,11 @@ class Model(BaseModel):
             if isinstance(node.layer, InputLayer):
                 continue
             args = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = apply_layer(
-                node.layer, args if node.layer.multi_input else args[0]
-            )
+            # a call-time `training` (base(x, training=False)) wins over the model's mode, as in Keras
+            with training_mode(node.layer, node.training):
+                values[id(node.output)] = apply_layer(
+                    node.layer, args if node.layer.multi_input else args[0]
+                )
         return [values[id(t)] for t in self.outputs]
 
     # ---- description ----------------------------------------------------------------------------
@@ -168,7 +177,11 @@ class Model(BaseModel):
             "name": self.name,
             "layers": [layer_config(layer) for layer in self.layers],
             "nodes": [
-                {"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]}
+                {
+                    "layer": n.layer.name,
+                    "inputs": [ref(t) for t in n.inputs],
+                    **({} if n.training is None else {"training": n.training}),
+                }
                 for n in self.nodes
                 if not isinstance(n.layer, InputLayer)
             ],
@@ -192,7 +205,7 @@ class Model(BaseModel):
         for node in config["nodes"]:
             layer = by_name[node["layer"]]
             args = [outputs[(name, index)] for name, index in node["inputs"]]
-            result = layer(args if layer.multi_input else args[0])
+            result = layer(args if layer.multi_input else args[0], training=node.get("training"))
             outputs[(layer.name, counts.get(layer.name, 0))] = result
             counts[layer.name] = counts.get(layer.name, 0) + 1
         ins = [outputs[tuple(r)] for r in config["input_layers"]]
