@@ -208,3 +208,31 @@ def test_training_resumes_bit_identically_after_load(tmp_path: Path, make) -> No
     step(model)
     step(loaded)
     assert _bits_equal(model.state_dict(), loaded.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("function", "name", "advice"),
+    [
+        ("save_model", "m.h5", 'save_model(model, "m.safetensors")'),
+        ("save_weights", "w.weights.h5", 'save_weights(model, "w.weights.safetensors")'),
+        ("save_model", "m.HDF5", 'save_model(model, "m.safetensors")'),
+    ],
+)
+def test_hdf5_names_are_refused_when_saving(tmp_path: Path, function: str, name: str, advice: str):
+    """pydlr never writes HDF5: safetensors under an .h5 name would mislead; the error gives the line to write."""
+    model = models.Sequential([layers.Input((3,)), layers.Dense(2)])
+    with pytest.raises(InputError, match="never HDF5") as info:
+        getattr(io, function)(model, tmp_path / name)
+    assert advice in str(info.value) and info.value.argument == "path"
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_hdf5_names_are_refused_when_loading(tmp_path: Path):
+    model = models.Sequential([layers.Input((3,)), layers.Dense(2)])
+    target = tmp_path / "w.weights.h5"
+    io.save_weights(model, tmp_path / "w.weights.safetensors")
+    os.replace(tmp_path / "w.weights.safetensors", target)  # a pydlr file under an HDF5 name
+    with pytest.raises(InputError, match=r"rename the file to 'w\.weights\.safetensors'"):
+        io.load_weights(model, target)
+    with pytest.raises(InputError, match=r'load_model\("m\.safetensors"\)'):
+        io.load_model(tmp_path / "m.h5")

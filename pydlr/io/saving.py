@@ -9,6 +9,8 @@ Formats
   NotSupportedError saying so).
 * Any other path: a directory with ``config.json``, ``model.safetensors`` and, with an optimizer,
   ``optimizer.safetensors`` + ``optimizer.json``.
+* Keras' HDF5 names (``m.h5``, ``w.weights.h5``, ``.hdf5``) are refused with an InputError that gives the
+  safetensors name to use: pydlr never writes or reads HDF5, and safetensors under an ``.h5`` name would mislead.
 
 Writes are atomic: everything is serialized in memory first, written to a temporary sibling, then moved
 into place with ``os.replace``; on error nothing half-written is left and an old save stays intact.
@@ -149,9 +151,49 @@ def _check_model(model: Any, where: str) -> None:
         raise InputError("model", "a pydlr model (pydlr.models.*)", model, where)
 
 
+HDF5_SUFFIXES = (".h5", ".hdf5")
+# The call to write instead, per function, for the advice in refuse_hdf5's message.
+_INSTEAD = {
+    "save_model": 'save_model(model, "{}")',
+    "load_model": 'load_model("{}")',
+    "save_weights": 'save_weights(model, "{}")',
+    "load_weights": 'load_weights(model, "{}")',
+    "ModelCheckpoint": 'ModelCheckpoint("{}")',
+}
+
+
+def safetensors_name(path: str | os.PathLike) -> str:
+    """``path`` with an HDF5 suffix replaced by ``.safetensors``: ``w.weights.h5`` -> ``w.weights.safetensors``."""
+    text = str(path)
+    suffix = Path(text).suffix
+    return text[: -len(suffix)] + ".safetensors" if suffix.lower() in HDF5_SUFFIXES else text
+
+
+def refuse_hdf5(path: str | os.PathLike, where: str, argument: str = "path") -> None:
+    """InputError for Keras' HDF5 names (``.h5``, ``.weights.h5``, ``.hdf5``).
+
+    pydlr writes and reads safetensors only; writing safetensors under an HDF5 name would mislead every tool
+    (and Keras) that trusts the suffix, and a real HDF5 file cannot be read. The message gives the line to
+    write instead.
+    """
+    if Path(str(path)).suffix.lower() not in HDF5_SUFFIXES:
+        return
+    fixed = safetensors_name(path)
+    line = _INSTEAD.get(where, "{}").format(Path(fixed).name if where != "ModelCheckpoint" else fixed)
+    verb = "rename the file to" if where.startswith("load") else "name it"
+    raise InputError(
+        argument,
+        "a safetensors file name (or a directory): pydlr writes and reads safetensors, never HDF5 "
+        f"(.h5); {verb} {Path(fixed).name!r} and write {line}",
+        str(path),
+        where,
+    )
+
+
 def _path(path: Any, where: str) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError("path", "a file or directory path", path, where)
+    refuse_hdf5(path, where)
     path = Path(path)
     if not path.parent.exists():
         raise InputError("path", "a path in an existing directory", str(path), where)
@@ -192,7 +234,8 @@ def save_model(
     model : BaseModel
         Any pydlr model.
     path : str or PathLike
-        A ``.safetensors``/``.pydlr``/``.keras`` file for the single-file format, else a directory.
+        A ``.safetensors``/``.pydlr``/``.keras`` file for the single-file format, else a directory. Keras'
+        HDF5 names (``.h5``, ``.weights.h5``, ``.hdf5``) are refused: pydlr never writes HDF5.
     include_optimizer : bool
         Save ``model.optimizer.state_dict()`` when the model has one (tensors to safetensors, the rest JSON).
     overwrite : bool
@@ -376,6 +419,8 @@ def load_weights(model: BaseModel, path: str | os.PathLike, strict: bool = True)
 
 
 __all__ = [
+    "refuse_hdf5",
+    "safetensors_name",
     "load_model",
     "load_weights",
     "model_config",

@@ -1,6 +1,17 @@
 # Save and load models: architecture as JSON + weights as safetensors (never pickle), the same files as
 # Python's pydlr.io.save_model / load_model, so models move between R and Python.
 
+# keras' HDF5 names (.h5, .weights.h5, .hdf5): pydlr writes and reads safetensors only, and safetensors under an
+# .h5 name would mislead every tool that trusts the suffix, so the name is refused with the line to write instead.
+.check_not_hdf5 <- function(filepath, instead, call = sys.call(sys.parent())) {
+  ext <- tolower(tools::file_ext(filepath))
+  if (!ext %in% c("h5", "hdf5")) return(invisible(filepath))
+  fixed <- sub("\\.[^.]+$", ".safetensors", basename(filepath))
+  .input_error("filepath", sprintf(
+    "a safetensors file name (or a directory): pydlr writes and reads safetensors, never HDF5 (.h5); use \"%s\" and write %s",
+    fixed, sprintf(instead, fixed)), filepath, call = call)
+}
+
 #' Save a model
 #'
 #' Writes the architecture (JSON), the weights and, with `include_optimizer`, the optimizer state
@@ -15,6 +26,7 @@
 #'
 #' @param model A `pydlr_model`.
 #' @param filepath Where to write: a file path ending in `.pydlr` (one file), or a folder path (see above).
+#'   keras' HDF5 names (`"m.h5"`) are refused: pydlr writes safetensors.
 #' @param overwrite Replace an existing model at `filepath`.
 #' @param include_optimizer Also save the optimizer state, to continue training after loading.
 #' @param ... Other keras3 arguments (`zipped`) are not supported.
@@ -26,6 +38,7 @@ save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = T
   .check_model(model, "model")
   .check_no_dots(list(...), "save_model()", "pydlr's save_model() takes model, filepath, overwrite, include_optimizer.")
   filepath <- .check_string(filepath, "filepath")
+  .check_not_hdf5(filepath, "save_model(model, \"%s\")")
   overwrite <- .check_flag(overwrite, "overwrite")
   if (file.exists(filepath) && !overwrite) {
     .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
@@ -49,6 +62,7 @@ save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = T
 #' @md
 load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mode = TRUE) {
   filepath <- .check_string(filepath, "filepath")
+  .check_not_hdf5(filepath, "load_model(\"%s\")")
   .check_unsupported(custom_objects, "custom_objects", "pydlr models are built from pydlr's own layers.")
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved model", filepath)
   compile <- .check_flag(compile, "compile")
@@ -73,6 +87,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
 save_model_weights <- function(model, filepath, overwrite = FALSE) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")
+  .check_not_hdf5(filepath, "save_model_weights(model, \"%s\")")
   if (file.exists(filepath) && !.check_flag(overwrite, "overwrite")) {
     .input_error("filepath", "a path that does not exist yet (or overwrite = TRUE)", filepath)
   }
@@ -87,6 +102,7 @@ save_model_weights <- function(model, filepath, overwrite = FALSE) {
 load_model_weights <- function(model, filepath) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")
+  .check_not_hdf5(filepath, "load_model_weights(model, \"%s\")")
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved weights file", filepath)
   .py_call("api_r.saving.load_weights", model$py, normalizePath(filepath), .convert = FALSE)
   invisible(model)
