@@ -68,6 +68,22 @@ def _check_count(value: Any, name: str, where: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _with_head(base: BaseModel, num_classes: int, dropout: float, seed: int | None) -> Sequential:
+    """``Sequential([base, pooling, dropout, dense])``; the head's initial weights follow ``seed``.
+
+    The head builds (and draws its weights) as the model is assembled, before ``fit`` seeds anything: from
+    torch's global generator, the head started from different weights on every call, and ``seed`` did not
+    make fine_tune reproducible. The draw uses a forked generator, so the caller's random state is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        head = [layers.GlobalAveragePooling2D(), layers.Dense(num_classes, activation="softmax")]
+        if dropout:
+            head.insert(1, layers.Dropout(dropout))
+        return Sequential([base, *head])
+
+
 def fine_tune(
     base: Any,
     num_classes: int,
@@ -103,7 +119,8 @@ def fine_tune(
     train_batchnorm : bool
         Let BatchNormalization layers train in the unfrozen phase (batch statistics); default False.
     seed : int, optional
-        Makes both phases reproducible.
+        Makes the whole run reproducible: the head's initial weights, the data order, dropout and
+        augmentation of both phases (two calls with the same seed on equal bases give equal models).
     fit_args
         Passed to ``fit`` (e.g. ``augment``, ``callbacks``).
 
@@ -128,10 +145,7 @@ def fine_tune(
     if getattr(base, "pooling", None) is not None:
         raise InputError("base", "a backbone returning its feature map (pooling=None)", base, where)
 
-    head = [layers.GlobalAveragePooling2D(), layers.Dense(num_classes, activation="softmax")]
-    if dropout:
-        head.insert(1, layers.Dropout(dropout))
-    model = Sequential([base, *head])
+    model = _with_head(base, num_classes, dropout, seed)
     fit = dict(batch_size=batch_size, validation_data=validation_data, seed=seed, verbose=verbose,
                **fit_args)
     histories: dict[str, Any] = {}

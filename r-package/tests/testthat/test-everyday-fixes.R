@@ -12,3 +12,18 @@ test_that("keras' HDF5 names are refused with the safetensors name to write inst
   expect_error(load_model(file.path(dir, "m.h5")), "load_model\\(\"m.safetensors\"\\)", class = "pydlr_input_error")
   expect_error(load_model_weights(model, file.path(dir, "w.weights.h5")), "never HDF5", class = "pydlr_input_error")
 })
+
+test_that("fine_tune(seed = 0) gives the same run twice in one session", {
+  set.seed(1)
+  x <- array(runif(16 * 32 * 32 * 3, -1, 1), c(16L, 32L, 32L, 3L))
+  y <- rep(0:1, 8)
+  run <- function() {
+    base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(32, 32, 3))
+    model <- fine_tune(base, x, y, epochs = 1, freeze_epochs = 1, batch_size = 8, seed = 0)
+    list(history = attr(model, "fine_tune_history"), probs = predict(model, x))
+  }
+  first <- run()
+  second <- run()
+  expect_identical(first$history$loss, second$history$loss)
+  expect_identical(first$probs, second$probs)
+})
