@@ -219,3 +219,50 @@ def test_total_sum_of_squares_in_float64_on_any_layout():
         assert abs(got - want) <= 1e-10 * want
     with pytest.raises(InputError, match="`X`"):
         total_sum_of_squares(np.zeros((0, 3)))
+
+
+# ---- a proper scikit-learn estimator: pipelines, model selection, scikit-learn's own checks ----
+def test_passes_scikit_learns_check_estimator():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    # None waived: check_array_api_input is skipped by scikit-learn itself unless SCIPY_ARRAY_API is set.
+    results = check_estimator(KMeans(n_clusters=3, random_state=0), expected_failed_checks={},
+                              on_fail=None, on_skip=None)
+    failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    assert failed == {}
+    assert sum(r["status"] == "passed" for r in results) >= 45
+
+
+def test_works_in_pipeline_grid_search_and_cross_val_score(blobs):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = blobs
+    pipe = make_pipeline(StandardScaler(), KMeans(6, random_state=0)).fit(x)
+    assert matched_accuracy(y, pipe.predict(x)) > 0.99
+    assert pipe.transform(x[:5]).shape == (5, 6)
+    assert list(pipe.get_feature_names_out()) == [f"kmeans{i}" for i in range(6)]
+    scores = cross_val_score(KMeans(6, random_state=0), x, cv=3)
+    assert np.isfinite(scores).all() and (scores < 0).all()
+    search = GridSearchCV(KMeans(random_state=0), {"n_clusters": [2, 6]}, cv=3).fit(x)
+    assert search.best_params_ == {"n_clusters": 6}  # the higher score (lower inertia)
+    assert KMeans().__sklearn_tags__().estimator_type == "clusterer"
+
+
+def test_dataframe_columns_and_non_numeric_data():
+    frame = pd.DataFrame({"a": [0.0, 0.1, 5.0, 5.1], "b": [0.0, 0.2, 5.0, 5.2]})
+    km = KMeans(2, random_state=0).fit(frame)
+    assert list(km.feature_names_in_) == ["a", "b"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        km.predict(frame.rename(columns={"a": "c"}))
+    with pytest.warns(UserWarning, match="fitted with feature names"):
+        km.predict(frame.to_numpy())
+    objects = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], dtype=object)
+    assert KMeans(2, random_state=0).fit(objects).labels_.shape == (3,)
+    objects[0, 0] = {"x": 1}
+    with pytest.raises(InputError, match="must be a string or a real number") as info:
+        KMeans(2).fit(objects)
+    assert isinstance(info.value, TypeError) and info.value.argument == "X"
+    with pytest.raises(InputError, match="Reshape your data"):
+        km.predict(np.ones(2))

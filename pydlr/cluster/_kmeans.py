@@ -9,7 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import _check_feature_names
 
 from pydlr.errors import InputError, PydlrError
 
@@ -17,12 +26,16 @@ _WHERE = "KMeans"
 _PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "random_state", "device", "chunk_size")
 
 
-class NotFittedError(PydlrError, AttributeError):
-    """A fitted attribute or method was used before ``fit``."""
+class NotFittedError(PydlrError, SklearnNotFittedError):
+    """A fitted attribute or method was used before ``fit`` (scikit-learn's NotFittedError too)."""
 
 
-class KMeans:
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
     """k-means clustering computed with torch (CPU or GPU), following scikit-learn's ``KMeans``.
+
+    A scikit-learn estimator (``BaseEstimator``, ``ClusterMixin``, ``TransformerMixin``): it works in
+    ``Pipeline``, ``GridSearchCV``, ``cross_val_score`` and ``clone``, and passes scikit-learn's
+    ``check_estimator`` (tests/test_cluster.py lists the checks it waives and why).
 
     Parameters
     ----------
@@ -54,6 +67,8 @@ class KMeans:
     n_iter_ : int
         Lloyd iterations of the kept run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` in ``fit`` was a DataFrame with string column names.
     device_ : str
     withinss_ : ndarray of shape (n_clusters,)
         Sum of squared distances of each cluster's samples to its center (sums to ``inertia_``).
@@ -79,23 +94,24 @@ class KMeans:
         self.device = device
         self.chunk_size = chunk_size
 
-    # --- scikit-learn's parameter protocol ------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters as a dict."""
-        return {name: getattr(self, name) for name in _PARAMS}
-
+    # --- scikit-learn's protocol (get_params, clone, repr and tags come from BaseEstimator) -----------
     def set_params(self, **params: Any) -> KMeans:
         """Set constructor parameters (validated at the next ``fit``); returns self."""
-        for name, value in params.items():
+        for name in params:
             if name not in _PARAMS:
                 raise InputError(name, f"one of {', '.join(_PARAMS)}", name, where=f"{_WHERE}.set_params")
-            setattr(self, name, value)
-        return self
+        return super().set_params(**params)
 
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if not _same(v, _DEFAULTS[k])}
-        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        return f"KMeans({args})"
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # transform returns distances in the input's float dtype (computed in float32)
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform`` (one distance per center), for ``get_feature_names_out``."""
+        return int(self.cluster_centers_.shape[0])
 
     # --- fitting -----------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> KMeans:
@@ -103,6 +119,7 @@ class KMeans:
         self._check_params()
         device = _resolve_device(self.device)
         x = _as_matrix(X, "X", device, where=f"{_WHERE}.fit")
+        _check_feature_names(self, X, reset=True)
         if x.shape[0] < self.n_clusters:
             raise InputError(
                 "X", f"at least n_clusters={self.n_clusters} samples", f"{x.shape[0]} samples",
@@ -153,9 +170,12 @@ class KMeans:
         return labels.cpu().numpy().astype(np.int64)
 
     def transform(self, X: Any) -> np.ndarray:
-        """Euclidean distances of each row of ``X`` to each center, shape (n_samples, n_clusters)."""
+        """Euclidean distances of each row of ``X`` to each center, shape (n_samples, n_clusters).
+
+        Computed in float32; returned in ``X``'s float dtype (float32 for other types), as scikit-learn's.
+        """
         x, centers = self._fitted_input(X, "transform")
-        return torch.cdist(x, centers).cpu().numpy()
+        return torch.cdist(x, centers).cpu().numpy().astype(_float_dtype(X), copy=False)
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then ``transform(X)``."""
@@ -203,19 +223,22 @@ class KMeans:
             raise NotFittedError(f"{_WHERE}.{method}: this KMeans is not fitted yet; call fit(X) first.")
         device = torch.device(self.device_)
         x = _as_matrix(X, "X", device, where=f"{_WHERE}.{method}")
+        _check_feature_names(self, X, reset=False)  # warns when DataFrame columns differ from fit's
         if x.shape[1] != self.n_features_in_:
             raise InputError(
-                "X", f"{self.n_features_in_} features (as in fit)", f"{x.shape[1]} features",
+                "X",
+                f"{self.n_features_in_} features as in fit (X has {x.shape[1]} features, but KMeans is "
+                f"expecting {self.n_features_in_} features as input)",
+                f"{x.shape[1]} features",
                 where=f"{_WHERE}.{method}",
             )
         return x, torch.from_numpy(self.cluster_centers_).to(device)
 
 
-_DEFAULTS = KMeans().get_params()
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and not isinstance(a, np.ndarray) and a == b
+def _float_dtype(value: Any) -> np.dtype:
+    """float64 for float64 input (NumPy or torch), else float32: the dtype ``transform`` returns."""
+    dtype = getattr(value, "dtype", None)
+    return np.dtype(np.float64) if dtype in (np.float64, torch.float64) else np.dtype(np.float32)
 
 
 def _check_int(value: Any, name: str, minimum: int, where: str) -> None:
@@ -241,16 +264,37 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+class NonNumericInputError(InputError, TypeError):
+    """Data that are not numbers (e.g. strings or dicts in an object array): an InputError and a TypeError."""
+
+
+class _Said(str):
+    """A received value already in words: printed as it is in an InputError's message (no quotes)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _numeric_view(value: Any, argument: str, where: str) -> torch.Tensor:
     """``value`` (array-like or tensor) as a torch tensor sharing its memory where it can; numeric only."""
     if isinstance(value, torch.Tensor):
         return value.detach()
+    if scipy.sparse.issparse(value):
+        raise InputError(argument, "a dense array (sparse input is not supported; pass X.toarray())",
+                         _Said(f"a sparse {type(value).__name__}"), where=where)
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise InputError(argument, "a numeric 2-d array", value, where=where) from exc
+    if array.dtype.kind == "O":  # e.g. a pandas object column holding numbers
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise NonNumericInputError(argument, f"a numeric 2-d array ({exc})", array, where=where) from exc
+    if array.dtype.kind == "c":
+        raise InputError(argument, "real numbers (Complex data not supported)", array, where=where)
     if array.dtype.kind not in "biuf":
-        raise InputError(argument, "a numeric 2-d array", array, where=where)
+        raise NonNumericInputError(argument, "a numeric 2-d array", array, where=where)
     if any(stride < 0 for stride in array.strides):
         array = np.ascontiguousarray(array)
     with warnings.catch_warnings():  # read-only views (R's memory through the bridge): only read here
@@ -261,8 +305,21 @@ def _numeric_view(value: Any, argument: str, where: str) -> torch.Tensor:
 def _as_matrix(value: Any, argument: str, device: torch.device, where: str) -> torch.Tensor:
     """A 2-d, finite, float32 tensor on ``device`` (no copy when ``value`` already is one)."""
     tensor = _numeric_view(value, argument, where)
-    if tensor.ndim != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
+    if tensor.ndim == 1:
+        raise InputError(
+            argument, "a 2-d array (n_samples, n_features)",
+            _Said(f"a 1-d array of length {tensor.shape[0]}. Reshape your data with X.reshape(-1, 1) if it "
+                  "has a single feature or X.reshape(1, -1) if it is a single sample"),
+            where=where,
+        )
+    if tensor.ndim != 2 or tensor.shape[0] == 0:
         raise InputError(argument, "a non-empty 2-d array (n_samples, n_features)", value, where=where)
+    if tensor.shape[1] == 0:
+        raise InputError(
+            argument, "a non-empty 2-d array (n_samples, n_features)",
+            _Said(f"0 feature(s) (shape={tuple(tensor.shape)}) while a minimum of 1 is required"),
+            where=where,
+        )
     if tensor.dtype.is_complex or tensor.dtype == torch.bool:
         raise InputError(argument, "a real numeric array", value, where=where)
     if tensor.dtype != torch.float32 or tensor.device != device or not tensor.is_contiguous():
