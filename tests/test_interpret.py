@@ -192,3 +192,34 @@ def test_plots_write_png_files(trained_cnn: pydlr.Sequential, tmp_path: Path) ->
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 2000, name
         assert len(fig.axes) >= 1
         plt.close(fig)
+
+
+def test_filters_of_a_deeper_layer_tile_each_filter_and_input_channel(tmp_path: Path) -> None:
+    """conv_b sees 8 channels: not an image; one grey tile per (filter, channel), a row per filter."""
+    model = small_cnn(channels=1)
+    raw = interpret.filters(model, "conv_b", grid=False)  # (8 filters, 3, 3, 8 channels)
+    grid = interpret.filters(model, "conv_b")
+    assert grid.shape == (8 * 4 - 1, 8 * 4 - 1, 1)
+    f, c = 5, 2  # row 5, column 2: filter 5's kernel over input channel 2, on filter 5's common scale
+    k = raw[f]
+    np.testing.assert_allclose(grid[4 * f:4 * f + 3, 4 * c:4 * c + 3, 0],
+                               (k[..., c] - k.min()) / (k.max() - k.min()), atol=1e-6)
+    import matplotlib.pyplot as plt
+
+    fig = interpret.plot_filters(model, "conv_b", path=tmp_path / "deep.png")
+    assert (tmp_path / "deep.png").read_bytes()[:8] == PNG_MAGIC
+    assert "8 input channels" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_plot_grad_cam_accepts_an_image_with_its_sample_axis(trained_cnn, tmp_path: Path) -> None:
+    """imagenet_preprocess_input(..., normalize=False) keeps the (1, H, W, C) batch axis."""
+    import matplotlib.pyplot as plt
+
+    x, _ = square_images(2, seed=7)
+    fig = interpret.plot_grad_cam(trained_cnn, x[1:2], 1, image=x[1:2] * 255,
+                                  path=tmp_path / "gc.png")
+    assert (tmp_path / "gc.png").read_bytes()[:8] == PNG_MAGIC
+    plt.close(fig)
+    with pytest.raises(InputError, match="image"):
+        interpret.plot_grad_cam(trained_cnn, x[1:2], 1, image=np.zeros((2, 16, 16, 1)))

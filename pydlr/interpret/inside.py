@@ -21,7 +21,7 @@ from pydlr.layers import Conv2D
 from pydlr.layers.base import Layer
 from pydlr.models import BaseModel
 
-__all__ = ["activations", "filter_grid", "filters", "find_layer", "grad_cam"]
+__all__ = ["activations", "conv_layer", "filter_grid", "filters", "find_layer", "grad_cam"]
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -51,17 +51,30 @@ def _first_conv(model: BaseModel, where: str) -> Conv2D:
     raise InputError("model", "a model with a Conv2D layer", model, where)
 
 
-def filter_grid(kernels: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile kernels (n, kh, kw, c) into one image, each kernel scaled to [0, 1] on its own.
+def conv_layer(model: Any, layer: Any, where: str) -> nn.Module:
+    """The convolution ``layer`` names (default: the model's first Conv2D), checked to have 4-d kernels."""
+    _check_model(model, where)
+    conv = _first_conv(model, where) if layer is None else find_layer(model, layer, where)
+    weight = getattr(conv, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise InputError("layer", "a convolution layer with 4-d kernels", layer, where)
+    return conv
 
-    Returns (rows * (kh + pad) - pad, ncol * (kw + pad) - pad, c) float32; gaps are 1 (white).
+
+def filter_grid(kernels: np.ndarray, ncol: int | None = None, pad: int = 1, shared: int = 1) -> np.ndarray:
+    """Tile kernels (n, kh, kw, c) into one image, scaled to [0, 1] per group of ``shared`` tiles.
+
+    ``shared=1`` scales each kernel on its own; consecutive groups of ``shared`` tiles share one scale (the
+    input channels of one filter, see `filters`). Returns (rows * (kh + pad) - pad, ncol * (kw + pad) - pad,
+    c) float32; gaps are 1 (white).
     """
     n, kh, kw, c = kernels.shape
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
     grid = np.ones((nrow * (kh + pad) - pad, ncol * (kw + pad) - pad, c), dtype=np.float32)
-    lo = kernels.reshape(n, -1).min(axis=1)[:, None, None, None]
-    hi = kernels.reshape(n, -1).max(axis=1)[:, None, None, None]
+    groups = kernels.reshape(n // shared, -1)
+    lo = np.repeat(groups.min(axis=1), shared)[:, None, None, None]
+    hi = np.repeat(groups.max(axis=1), shared)[:, None, None, None]
     scaled = (kernels - lo) / np.where(hi > lo, hi - lo, 1.0)
     for i in range(n):
         r, q = divmod(i, ncol)
@@ -76,19 +89,23 @@ def filters(model: Any, layer: Any = None, grid: bool = True, ncol: int | None =
     ----------
     model : BaseModel
     layer : str or module, optional
-        A Conv2D layer; default the model's first.
+        A convolution layer; default the model's first.
     grid : bool
-        True: one image grid (see `filter_grid`), each kernel scaled to [0, 1]. False: the raw kernels
-        (filters, kh, kw, in_channels).
+        True: one image (see `filter_grid`). Kernels over 1 or 3 input channels (grey or colour images, a
+        first layer) are tiles of that many channels, each scaled to [0, 1] on its own, ``ncol`` per row.
+        Kernels over any other number of channels (deeper layers) are not images: the grid then has one grey
+        tile per (filter, input channel), a row per filter and a column per input channel, each filter's
+        tiles scaled together so its channels compare (a channel mean would let weights of opposite sign
+        cancel and hide them). False: the raw kernels (filters, kh, kw, in_channels).
     """
-    where = "filters"
-    _check_model(model, where)
-    conv = _first_conv(model, where) if layer is None else find_layer(model, layer, where)
-    weight = getattr(conv, "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise InputError("layer", "a convolution layer with 4-d kernels", layer, where)
-    kernels = weight.detach().float().cpu().permute(0, 2, 3, 1).numpy()  # (out, kh, kw, in)
-    return filter_grid(kernels, ncol) if grid else np.ascontiguousarray(kernels)
+    kernels = conv_layer(model, layer, "filters").weight.detach().float().cpu().permute(0, 2, 3, 1).numpy()  # (out, kh, kw, in)
+    if not grid:
+        return np.ascontiguousarray(kernels)
+    n, kh, kw, c = kernels.shape
+    if c in (1, 3):
+        return filter_grid(kernels, ncol)
+    tiles = kernels.transpose(0, 3, 1, 2).reshape(n * c, kh, kw, 1)  # filter-major: row f, column channel
+    return filter_grid(tiles, ncol=c, shared=c)
 
 
 @contextmanager

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from pydlr.errors import InputError
 from pydlr.interpret.errors_analysis import confusion_matrix
-from pydlr.interpret.inside import activations, filters, grad_cam
+from pydlr.interpret.inside import activations, conv_layer, filters, grad_cam
 
 __all__ = ["plot_activations", "plot_confusion_matrix", "plot_filters", "plot_grad_cam"]
 
@@ -42,15 +43,34 @@ def _display(img: np.ndarray) -> np.ndarray:
     return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
 
 
+def _one_image(image: Any, where: str) -> np.ndarray:
+    """An image (H, W) or (H, W, C); a batch of one (1, H, W, C), as preprocessing returns, is unwrapped."""
+    img = np.asarray(image)
+    if img.ndim == 4 and img.shape[0] == 1:
+        img = img[0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] not in (1, 3, 4)):
+        raise InputError("image", "an image (H, W), (H, W, C) or a batch of one (1, H, W, C)", img, where)
+    return img
+
+
 def plot_filters(model: Any, layer: Any = None, path: str | os.PathLike | None = None) -> Any:
-    """The first convolution's kernels as an image grid (RGB for colour inputs, grey otherwise)."""
+    """A convolution's kernels (default: the first one's) as an image grid.
+
+    First-layer kernels over grey or colour images are drawn as small images; a deeper layer's kernels as
+    one grey tile per (filter, input channel), a row per filter (see `filters`).
+    """
     plt = _pyplot()
     grid = filters(model, layer)
-    if grid.shape[-1] not in (1, 3):
-        grid = grid.mean(axis=-1, keepdims=True)  # kernels over many channels: their mean
+    conv = conv_layer(model, layer, "plot_filters")
+    in_channels = int(conv.weight.shape[1])
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", interpolation="nearest")
-    ax.set_title(f"First-layer filters ({model.name})")
+    name = getattr(conv, "name", str(layer))
+    if in_channels in (1, 3):
+        ax.set_title(f"Filters of {name}")
+    else:
+        ax.set_title(f"Filters of {name}\n(rows: {int(conv.weight.shape[0])} filters, "
+                     f"columns: {in_channels} input channels)")
     ax.axis("off")
     return _finish(fig, path)
 
@@ -82,7 +102,7 @@ def plot_grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None
     plt = _pyplot()
     x = np.asarray(x)[:1]
     heat = grad_cam(model, x, class_index, layer)[0]
-    img = _display(x[0] if image is None else np.asarray(image))
+    img = _display(x[0] if image is None else _one_image(image, "plot_grad_cam"))
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     axes[0].imshow(img, cmap="gray")
     axes[0].set_title("input")

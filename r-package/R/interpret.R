@@ -6,12 +6,18 @@
 #'
 #' The kernels of a convolution layer (by default the first one). First-layer kernels look at pixels
 #' directly, so drawn as images they show what the network looks for first: edges, colours, blobs.
+#' A deeper layer's kernels span many input channels (the feature maps before it) and are not images:
+#' they are drawn as one grey tile per (filter, input channel), a row per filter and a column per input
+#' channel, each filter's tiles on one common scale so its channels can be compared (a mean over channels
+#' would let weights of opposite signs cancel out).
 #'
 #' @param model A `pydlr_model`.
 #' @param layer A layer name (as in `summary()`) or module path (e.g. `"features.0.0"`); `NULL` for the
 #'   first convolution.
-#' @param grid `TRUE`: one image (`height x width x channels`, values in `[0, 1]`) tiling the kernels,
-#'   each scaled on its own; `FALSE`: the raw kernels `filters x kh x kw x in_channels`.
+#' @param grid `TRUE`: one image (values in `[0, 1]`) tiling the kernels: `height x width x 3` (or `x 1`)
+#'   for kernels over colour (grey) images, each scaled on its own; `height x width x 1` with a row per
+#'   filter and a column per input channel for any other number of input channels. `FALSE`: the raw
+#'   kernels `filters x kh x kw x in_channels`.
 #' @return A numeric array.
 #' @family interpretation
 #' @md
@@ -28,7 +34,11 @@ get_filters <- function(model, layer = NULL, grid = TRUE) {
 #' @export
 plot_filters <- function(model, layer = NULL) {
   grid <- get_filters(model, layer = layer, grid = TRUE)
-  .draw_image(grid, main = "First-layer filters")
+  shape <- dim(get_filters(model, layer = layer, grid = FALSE))
+  .draw_image(grid, main = if (is.null(layer)) "First-layer filters" else sprintf("Filters of %s", layer))
+  if (!shape[4] %in% c(1L, 3L)) {
+    graphics::mtext(sprintf("rows: %d filters, columns: %d input channels", shape[1], shape[4]), side = 1, line = 0.5)
+  }
   invisible(grid)
 }
 
@@ -87,8 +97,8 @@ plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
 #' \dontrun{
 #' model <- application_mobilenet_v2()
 #' x <- imagenet_preprocess_input(example_image("chelsea"))
-#' plot_grad_cam(model, x, class_index = 285, image = imagenet_preprocess_input(example_image("chelsea"),
-#'   normalize = FALSE))
+#' plot_grad_cam(model, x, class_index = 285,
+#'   image = imagenet_preprocess_input(example_image("chelsea"), normalize = FALSE))
 #' }
 #' @md
 #' @export
@@ -107,7 +117,8 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
 
 #' @rdname grad_cam
 #' @param image What to draw under the heatmap: an image `height x width (x 3)` with values in `[0, 1]`
-#'   or 0-255 (e.g. `imagenet_preprocess_input(img, normalize = FALSE)[1, , , ]`); default `x` rescaled.
+#'   or 0-255, or a batch of one `1 x height x width x 3` (e.g. `imagenet_preprocess_input(img, normalize =
+#'   FALSE)`); default `x` rescaled.
 #' @param alpha Opacity of the heatmap.
 #' @return `plot_grad_cam()`: the heatmap of the first image, invisibly, after drawing it over the image.
 #' @md
@@ -117,9 +128,11 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
   one <- .take_sample(x, 1L)
   heat <- grad_cam(model, one, class_index = class_index[1], layer = layer)
   heat <- matrix(heat, dim(heat)[2], dim(heat)[3])
-  if (is.null(image)) {
-    image <- one
-    dim(image) <- dim(one)[-1]
+  if (is.null(image)) image <- one
+  d <- dim(image)
+  if (length(d) == 4L && d[1] == 1L) dim(image) <- d <- d[-1] # a batch of one, as preprocessing returns
+  if (!is.numeric(image) || !length(d) %in% 2:3 || (length(d) == 3L && !d[3] %in% c(1L, 3L, 4L))) {
+    .input_error("image", "an image height x width (x 3), or a batch of one 1 x height x width x 3", image)
   }
   alpha <- .check_number(alpha, "alpha", 0, 1)
   title <- if (is.null(class_index)) "Grad-CAM (predicted class)" else sprintf("Grad-CAM (class %d)", as.integer(class_index[1]))

@@ -27,3 +27,29 @@ test_that("fine_tune(seed = 0) gives the same run twice in one session", {
   expect_identical(first$history$loss, second$history$loss)
   expect_identical(first$probs, second$probs)
 })
+
+test_that("plot_filters() draws a deeper convolution (more than 3 input channels)", {
+  model <- keras_model_sequential(input_shape = c(12, 12, 1)) |>
+    layer_conv_2d(filters = 6, kernel_size = 3, name = "first") |>
+    layer_conv_2d(filters = 4, kernel_size = 3, name = "second")
+  raw <- get_filters(model, layer = "second", grid = FALSE)
+  expect_equal(dim(raw), c(4L, 3L, 3L, 6L))
+  grid <- get_filters(model, layer = "second")
+  expect_equal(dim(grid), c(4L * 4L - 1L, 6L * 4L - 1L, 1L)) # a row per filter, a column per channel
+  k <- raw[3, , , ] # filter 3, tile of channel 5, on filter 3's common scale
+  expect_equal(grid[9:11, 17:19, 1], (k[, , 5] - min(k)) / (max(k) - min(k)), tolerance = 1e-6)
+  file <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(file)
+  drawn <- plot_filters(model, layer = "second")
+  grDevices::dev.off()
+  expect_identical(drawn, grid)
+  expect_gt(file.size(file), 1000)
+})
+
+test_that("the ?grad_cam example runs as written", {
+  file <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(file)
+  on.exit(grDevices::dev.off(), add = TRUE)
+  expect_no_error(utils::example("grad_cam", package = "pydlr", run.dontrun = TRUE, echo = FALSE,
+    lib.loc = dirname(find.package("pydlr"))))
+})
