@@ -11,6 +11,7 @@ from test_train_engine import quadrant_data, small_model, weights
 
 from pydlr import io
 from pydlr.data import Augment
+from pydlr.errors import InputError
 from pydlr.train.callbacks import ModelCheckpoint
 from pydlr.train.lr_find import lr_find
 from pydlr.train.schedules import (
@@ -113,3 +114,31 @@ def test_bfloat16_autocast_on_cpu_trains():
     assert h.history["loss"][-1] < h.history["loss"][0]
     with pytest.raises(Exception, match="precision"):
         m.fit(x, y, epochs=1, verbose=0, precision="float16")
+
+
+def test_model_checkpoint_formats_log_placeholders_like_keras(tmp_path):
+    x, y = quadrant_data(128)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    cb = ModelCheckpoint(tmp_path / "ckpt_{epoch:02d}_{val_loss:.3f}.weights.safetensors",
+                         save_weights_only=True)
+    h = m.fit(x, y, epochs=2, verbose=0, seed=0, validation_split=0.25, callbacks=[cb])
+    expected = [f"ckpt_{e + 1:02d}_{v:.3f}.weights.safetensors" for e, v in enumerate(h.history["val_loss"])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected
+    assert cb.last_saved == str(tmp_path / expected[-1])
+
+
+def test_model_checkpoint_pattern_errors_name_the_fix(tmp_path):
+    with pytest.raises(InputError, match=r'ModelCheckpoint\(".*ckpt_\{epoch:02d\}_\{val_loss:\.3f\}\.weights\.safetensors"\)'):
+        ModelCheckpoint(tmp_path / "ckpt_{epoch:02d}_{val_loss:.3f}.weights.h5")  # HDF5: never written
+    with pytest.raises(InputError, match="filepath"):
+        ModelCheckpoint(tmp_path / "ckpt_{val_loss:02d}.safetensors")  # a float cannot format as :02d
+    with pytest.raises(InputError, match="names"):
+        ModelCheckpoint(tmp_path / "ckpt_{}.safetensors")
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    cb = ModelCheckpoint(tmp_path / "ckpt_{val_acc:.2f}.safetensors")  # not logged: named at the first save
+    with pytest.raises(InputError, match=r"\{val_acc\}.*|val_acc") as info:
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert "'loss'" in str(info.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import string
 from pathlib import Path
 
 import torch
@@ -223,9 +224,14 @@ def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = F
 
 
 class ModelCheckpoint(LearnerCallback):
-    """Save the model after each epoch (Keras' args). ``filepath`` may use ``{epoch:02d}`` and log names
-    (``{val_loss:.2f}``); ``save_best_only`` keeps only improvements of ``monitor``. Writes are
+    """Save the model after each epoch (Keras' args). ``filepath`` may use Keras' placeholders: ``{epoch}``
+    (1-based) and any logged value (``"ckpt_{epoch:02d}_{val_loss:.3f}.safetensors"``), formatted with
+    the epoch's logs at save time; ``save_best_only`` keeps only improvements of ``monitor``. Writes are
     atomic: a crash leaves the previous file intact.
+
+    The pattern is checked at construction: placeholders must be names (``epoch``, ``batch`` or a log
+    name; which logs exist is known only once training runs) whose format fits a number. Keras' HDF5
+    names (``.h5``, ``.weights.h5``) are refused with the safetensors name to use: pydlr never writes HDF5.
     """
 
     order = 60
@@ -233,11 +239,14 @@ class ModelCheckpoint(LearnerCallback):
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, mode: str = "auto",
                  save_weights_only: bool = False, save_freq: str = "epoch"):
+        from pydlr.io import refuse_hdf5
+
         if save_freq != "epoch":
             raise InputError("save_freq", "'epoch' (batch-frequency saving is not supported)",
                              save_freq, where="ModelCheckpoint")
         self.filepath = str(filepath)
-        probe = self.filepath.format(epoch=1, batch=1, **_AnyLogs())
+        refuse_hdf5(self.filepath, "ModelCheckpoint", "filepath")
+        probe = _format_path(self.filepath, 1, _AnyLogs())
         check_writable(probe, "filepath", where="ModelCheckpoint")
         self.m = _Monitor(monitor, mode)
         self.verbose, self.save_best_only = verbose, save_best_only
@@ -251,7 +260,7 @@ class ModelCheckpoint(LearnerCallback):
         if self.learn.rank != 0:  # DDP: rank 0 writes
             return
         logs = self.learn.logs
-        path = Path(self.filepath.format(epoch=self.learn.epoch + 1, **logs))
+        path = Path(_format_path(self.filepath, self.learn.epoch + 1, logs))
         if self.save_best_only:
             value = self.m.value(logs)
             if value is None:
@@ -274,13 +283,33 @@ class ModelCheckpoint(LearnerCallback):
 
 
 class _AnyLogs(dict):
-    """Format helper: any ``{name:...}`` placeholder formats as 0.0 when probing the path."""
+    """Format helper: any log placeholder formats as 0.0 when probing the path at construction."""
 
-    def __getitem__(self, key):
+    def __missing__(self, key):
         return 0.0
 
-    def keys(self):
-        return []
+
+def _format_path(pattern: str, epoch: int, logs: dict) -> str:
+    """Keras' checkpoint path: ``pattern`` formatted with ``epoch`` (1-based), ``batch`` and the logs.
+
+    Placeholders must be names: ``{}`` / ``{0}`` and a name that is not logged are InputErrors naming the
+    placeholder and the logged names, as is a format that does not fit a number (``{val_loss:02d}``).
+    """
+    values = _AnyLogs(logs) if isinstance(logs, _AnyLogs) else dict(logs)
+    values.update(epoch=epoch, batch=0)
+    where = "ModelCheckpoint"
+    try:
+        for _, field, _, _ in string.Formatter().parse(pattern):
+            if field is not None and not field.isidentifier():
+                raise InputError("filepath", "placeholders that are names such as {epoch:02d} or "
+                                 "{val_loss:.3f}", pattern, where=where)
+        return pattern.format_map(values)
+    except KeyError as err:
+        raise InputError("filepath", "a pattern whose placeholders are epoch or logged values "
+                         f"{sorted(logs)}", f"{{{err.args[0]}}}", where=where) from None
+    except (ValueError, IndexError) as err:
+        raise InputError("filepath", f"a path pattern whose placeholders format numbers ({err})",
+                         pattern, where=where) from None
 
 
 class CSVLogger(LearnerCallback):

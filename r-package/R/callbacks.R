@@ -63,7 +63,9 @@ callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patienc
 #'
 #' @inheritParams callback_early_stopping
 #' @param filepath Path to write; may contain keras' placeholders such as `"model-{epoch:02d}.pydlr"` or
-#'   `"{val_loss:.2f}"`. Missing folders are created; an unwritable path fails when `fit()` starts.
+#'   `"ckpt_{epoch:02d}_{val_loss:.3f}.weights.safetensors"` (the epoch, 1-based, and any logged value).
+#'   Missing folders are created; an unwritable path fails when `fit()` starts. keras' HDF5 names
+#'   (`".weights.h5"`) are refused: pydlr writes safetensors.
 #' @param save_best_only Keep only the best model according to `monitor`.
 #' @param save_weights_only Save only the weights.
 #' @param save_freq Only `"epoch"` is supported.
@@ -82,6 +84,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
   }
   .check_unsupported(initial_value_threshold, "initial_value_threshold",
     "use save_best_only = TRUE; the first epoch's value is the first threshold.")
+  .check_not_hdf5(.check_string(filepath, "filepath"), "callback_model_checkpoint(\"%s\")")
   .callback("ModelCheckpoint",
     filepath = .check_string(filepath, "filepath"),
     monitor = .check_string(monitor, "monitor"),

@@ -53,3 +53,20 @@ test_that("the ?grad_cam example runs as written", {
   expect_no_error(utils::example("grad_cam", package = "pydlr", run.dontrun = TRUE, echo = FALSE,
     lib.loc = dirname(find.package("pydlr"))))
 })
+
+test_that("callback_model_checkpoint() formats keras' log placeholders and refuses .weights.h5", {
+  dir <- withr::local_tempdir()
+  set.seed(2)
+  x <- matrix(runif(64 * 4), 64, 4)
+  y <- as.integer(x[, 1] > 0.5)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  cb <- callback_model_checkpoint(file.path(dir, "ckpt_{epoch:02d}_{val_loss:.3f}.weights.safetensors"),
+    save_weights_only = TRUE)
+  history <- fit(model, x, y, epochs = 2, validation_split = 0.25, verbose = 0, callbacks = list(cb))
+  val_loss <- as.data.frame(history)$val_loss
+  expect_setequal(list.files(dir), sprintf("ckpt_%02d_%.3f.weights.safetensors", 1:2, val_loss))
+  err <- expect_error(callback_model_checkpoint(file.path(dir, "ckpt_{epoch:02d}.weights.h5")),
+    class = "pydlr_input_error")
+  expect_match(conditionMessage(err), "callback_model_checkpoint(\"ckpt_{epoch:02d}.weights.safetensors\")", fixed = TRUE)
+})
