@@ -16,6 +16,15 @@ from pydlr.train import callbacks, losses, optimizers
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``pydlr.r`` (R through rpy2) on first use: importing pydlr neither imports rpy2 nor starts R."""
+    if name == "r":
+        import importlib
+
+        return importlib.import_module("pydlr.r")
+    raise AttributeError(f"module 'pydlr' has no attribute {name!r}")
+
 __all__ = [
     "Input", "Model", "Sequential", "callbacks", "clear_session", "data", "errors", "layers",
     "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights",

@@ -115,3 +115,37 @@ def test_reticulate_poller_is_parked_at_exit():
     assert len(sleepers) == 1, states  # reticulate's poller, and nothing else sleeps in nanosleep
     assert states["after"][sleepers[0]] == "34", states  # parked in pause()
     assert all(states["after"][t] == c for t, c in states["before"].items() if t not in sleepers), states
+
+
+HYGIENE_SCRIPT = textwrap.dedent(
+    r'''
+    import json, sys
+    import pydlr
+
+    lazy = "rpy2" not in sys.modules and "pydlr.r" not in sys.modules
+    R = "the user's own R"
+    pydlr.r.r("function() { library(pydlr); pydlr::set_random_seed(1) }")()  # R calls back into pydlr
+    try:
+        pydlr.r.r("stop('boom-once')")
+    except Exception as err:
+        print("CAUGHT", err)
+    print("RESULT " + json.dumps({"lazy": lazy, "R": globals().get("R"), "r_injected": "r" in globals()}))
+    '''
+)
+
+
+def test_pydlr_r_leaves_the_users_namespace_and_console_alone():
+    """pydlr.r is reachable after `import pydlr` (rpy2 imported only then); reticulate attaching to this
+    interpreter neither deletes a global `R` nor adds `r`; R errors are printed once; rpy2's obsolete
+    reticulate warning is not printed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", HYGIENE_SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("RESULT ")]
+    assert lines, output[-3000:]
+    assert json.loads(lines[0][len("RESULT "):]) == {"lazy": True, "R": "the user's own R", "r_injected": False}
+    assert output.count("boom-once") == 1, output[-3000:]
+    assert "only fixed recently" not in output, output[-3000:]

@@ -109,3 +109,28 @@ def test_bad_input_raises_and_r_survives(pr):
     with pytest.raises(RRuntimeError, match="R type 'complex'"):
         pr.from_r(pr.r("complex(real = 1, imaginary = 2)"))
     assert _r_true(pr, "identical(x, c(1, 2))", x=pr.to_r(np.array([1.0, 2.0])))
+
+
+def test_r_list_results_convert_to_dicts(pr):
+    x = np.random.default_rng(0).normal(size=(60, 2))
+    fit = pr.call("kmeans", x, centers=3)
+    assert isinstance(fit, dict)
+    assert set(fit) == {"cluster", "centers", "totss", "withinss", "tot.withinss", "betweenss", "size",
+                        "iter", "ifault"}
+    assert sorted(np.unique(fit["cluster"]).tolist()) == [1, 2, 3] and fit["centers"].shape == (3, 2)
+    assert isinstance(fit["tot.withinss"], float) and isinstance(fit["iter"], int)
+    assert fit["tot.withinss"] == pytest.approx(float(np.sum(fit["withinss"])))
+    assert pr.call("list", 1.5, "a", None) == [1.5, "a", None]  # unnamed: a list; NULL: None
+    nested = pr.from_r(pr.r("list(a = 1:3, b = list(c = 'x', f = function(v) v + 1))"))
+    assert nested["a"].tolist() == [1, 2, 3] and nested["b"]["c"] == "x"
+    assert pr.from_r(nested["b"]["f"](2.0)).tolist() == [3.0]  # an R function comes back callable
+    assert pr.from_r(pr.r("NULL")) is None
+
+
+def test_r_errors_carry_rs_message(pr):
+    from rpy2.rinterface_lib.embedded import RRuntimeError
+
+    with pytest.raises(RRuntimeError, match="^Error: boom$"):
+        pr.r("stop('boom')")
+    with pytest.raises(RRuntimeError, match="Error in log\\(-1\\)|NaNs|non-numeric"):
+        pr.call("log", "a")

@@ -12,6 +12,9 @@ rpy2 registers an ``atexit`` hook that ends R; when R has called back into Pytho
 pydlr computation from R) that hook aborts the interpreter at exit, so it is unregistered: R ends with
 the process.
 
+R errors come back as rpy2's ``RRuntimeError`` carrying R's message, printed once (by Python's traceback,
+not by R's console as well). R lists come back as dicts (named) or lists, element by element.
+
 Example
 -------
 >>> import numpy as np, pydlr.r
@@ -23,12 +26,13 @@ Example
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,13 +55,77 @@ def robjects() -> Any:
         # See the module docstring: rpy2's endr at exit aborts once R has called back into Python.
         atexit.unregister(embedded.endr)
         atexit.register(_park_reticulate_poller)
+        # rpy2 hooks a warning about a reticulate segfault onto reticulate's load; reticulate 1.25 fixed it
+        # (rstudio/reticulate#1188), so with a fixed reticulate the hook only printed noise at every start.
+        ro.r(_DROP_RETICULATE_WARNING)
         ro.r("suppressPackageStartupMessages(library(pydlr))")
         _state["ro"] = ro
         _state["export"] = ro.r("pydlr:::.bridge_export_for_py")
         _state["import"] = ro.r("pydlr:::.bridge_import_from_py")
         _state["free"] = ro.r("pydlr:::.bridge_free")
-        _state["with_gil"] = ro.r("pydlr:::.bridge_call_with_gil")
+        _state["with_gil"] = ro.r(_GUARDED_CALL)
     return _state["ro"]
+
+
+_DROP_RETICULATE_WARNING = """
+local({
+  if (utils::packageVersion("reticulate") >= "1.25") {
+    event <- packageEvent("reticulate", "onLoad")
+    hooks <- Filter(function(h) !any(grepl("only fixed recently", deparse(h), fixed = TRUE)), getHook(event))
+    setHook(event, NULL, "replace")
+    for (h in hooks) setHook(event, h)
+  }
+})
+"""
+
+# fun(...) with Python's GIL held (see src/gil.c), R errors caught in R: uncaught, R printed each error on
+# its console before rpy2 raised it again (every message twice). Returns list(TRUE, value) or
+# list(FALSE, message, call).
+_GUARDED_CALL = """
+function(fun, ...) {
+  pydlr:::.bridge_call_with_gil(function() tryCatch(list(TRUE, fun(...)), error = function(e) {
+    call <- conditionCall(e)
+    shown <- !is.null(call) && !identical(call, quote(fun(...)))  # fun(...): the wrapper, not the user's call
+    list(FALSE, conditionMessage(e), if (shown) paste(deparse(call), collapse = " ") else "")
+  }))
+}
+"""
+
+
+def _run(fun: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fun(*args, **kwargs)`` in R (GIL held, namespace kept); an R error raises rpy2's RRuntimeError."""
+    robjects()
+    with _main_namespace_kept():
+        res = _state["with_gil"](fun, *args, **kwargs)
+    if not bool(res[0][0]):
+        from rpy2.rinterface_lib.embedded import RRuntimeError
+
+        message, where = str(res[1][0]), str(res[2][0])
+        raise RRuntimeError(f"Error in {where} : {message}" if where else f"Error: {message}")
+    return res[1]
+
+
+@contextlib.contextmanager
+def _main_namespace_kept() -> Iterator[None]:
+    """Keep the user's ``__main__`` as it was while R runs.
+
+    When R first attaches reticulate to this interpreter (R code calling Python), reticulate 1.28 defines
+    ``class R`` in ``__main__``, then deletes ``__main__.R`` (a user's global ``R`` is gone) and adds an ``r``
+    object for its own REPL unless ``r`` exists. The user's ``R`` is put back and reticulate's ``r`` removed.
+    """
+    main = vars(sys.modules["__main__"])
+    saved_R, had_r = main.get("R", _MISSING), "r" in main
+    try:
+        yield
+    finally:
+        if saved_R is not _MISSING and main.get("R", _MISSING) is not saved_R:
+            main["R"] = saved_R
+        injected = main.get("r")
+        if not had_r and type(injected).__name__ == "R" and type(injected).__module__ == "__main__":
+            del main["r"]
+
+
+_MISSING = object()
 
 
 # Park signal for reticulate's event-loop thread (see _park_reticulate_poller): a real-time signal no library here
@@ -125,7 +193,7 @@ def to_r(obj: Any) -> Any:
     addresses = ro.FloatVector([float(ctypes.addressof(schema)), float(ctypes.addressof(array))])
     shape = ro.NULL if info["shape"] is None else ro.IntVector(info["shape"])
     try:
-        return _state["import"](addresses, shape, info["order"] == "C")
+        return _run(_state["import"], addresses, shape, info["order"] == "C")
     finally:
         release_if_held(schema, array)  # R released them (on.exit) unless it never ran
 
@@ -136,7 +204,7 @@ def from_r(robj: Any, as_: str = "auto") -> Any:
     Parameters
     ----------
     robj
-        An R vector, matrix, array or data.frame (an rpy2 object).
+        An R vector, matrix, array, data.frame or list (an rpy2 object).
     as_
         "auto": NumPy for numbers and logicals (a read-only view of R's memory with R's dims, F-order
         strides; integers/logicals with NA become float64 with NaN, a copy), pyarrow for everything else
@@ -144,18 +212,26 @@ def from_r(robj: Any, as_: str = "auto") -> Any:
 
     Returns
     -------
-    numpy.ndarray, pyarrow.Array/RecordBatch, pandas object or torch.Tensor
+    numpy.ndarray, pyarrow.Array/RecordBatch, pandas object, torch.Tensor, or for an R list a dict (all
+    elements named) or a list, converted element by element as reticulate does: a length-1 vector without
+    dims becomes a Python scalar, NULL None, an R function an `RFunction`, other R objects (environments,
+    formulas, S4) stay rpy2 objects. R's NULL itself gives None.
     """
     if as_ not in ("auto", "numpy", "arrow", "pandas", "torch"):
         raise InputError("as_", "one of 'auto', 'numpy', 'arrow', 'pandas', 'torch'", as_, where=_WHERE)
     robjects()
-    res = _state["export"](robj)
+    kind = _r_kind(robj)
+    if kind == "null":
+        return None
+    if kind == "list":
+        return _list_from_r(robj, as_)
+    res = _run(_state["export"], robj)
     try:
         addresses = list(res.rx2("addresses"))
         batch = bool(res.rx2("batch")[0])
         data = import_from_c(addresses[0], addresses[1], batch=batch)
     finally:
-        _state["free"](res.rx2("shells"))
+        _run(_state["free"], res.rx2("shells"))
     shape = _r_shape(res.rx2("shape"))
     logical = bool(res.rx2("logical")[0])
     if as_ == "arrow" or (as_ == "auto" and not _is_numeric(data)):
@@ -168,6 +244,47 @@ def from_r(robj: Any, as_: str = "auto") -> Any:
         return as_tensor(data, shape=shape, logical=logical)
     out = as_numpy(data, shape)
     return out != 0 if logical and out.dtype != np.float64 else out
+
+
+def _r_kind(robj: Any) -> str:
+    """"null", "list" (an R list that is not a data.frame), "data" (what the bridge exports), "function" or
+    "other" (environments, formulas, S4 objects, ...)."""
+    from rpy2.rinterface import RTYPES
+
+    kind = getattr(robj, "typeof", None)
+    if kind == RTYPES.NILSXP:
+        return "null"
+    if kind == RTYPES.VECSXP:
+        return "data" if "data.frame" in tuple(robj.rclass) else "list"
+    if kind in (RTYPES.REALSXP, RTYPES.INTSXP, RTYPES.LGLSXP, RTYPES.STRSXP, RTYPES.CPLXSXP, RTYPES.RAWSXP):
+        return "data"
+    if kind in (RTYPES.CLOSXP, RTYPES.BUILTINSXP, RTYPES.SPECIALSXP):
+        return "function"
+    return "other"
+
+
+def _list_from_r(robj: Any, as_: str) -> dict[str, Any] | list[Any]:
+    """An R list as a dict when every element has a distinct name, else as a list (see `from_r`)."""
+    items = [_element_from_r(robj[i], as_) for i in range(len(robj))]
+    names = [] if _r_kind(robj.names) == "null" else [str(n) for n in robj.names]
+    if names and all(names) and len(set(names)) == len(names):
+        return dict(zip(names, items, strict=True))
+    return items
+
+
+def _element_from_r(robj: Any, as_: str) -> Any:
+    kind = _r_kind(robj)
+    if kind == "function":
+        return RFunction(robj)
+    if kind == "other":
+        return robj
+    value = from_r(robj, as_)
+    if kind == "data" and len(robj) == 1 and "dim" not in tuple(robj.list_attrs()) and as_ == "auto":
+        if isinstance(value, np.ndarray):
+            return value.reshape(-1)[0].item()
+        if hasattr(value, "to_pylist"):
+            return value.to_pylist()[0]
+    return value
 
 
 def _r_shape(shape: Any) -> Sequence[int] | None:
@@ -193,28 +310,35 @@ class RFunction:
         self.fun = fun
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        robjects()
-        return _state["with_gil"](self.fun, *args, **kwargs)
+        return _run(self.fun, *args, **kwargs)
+
+
+# R code as the body of a function of no arguments, defined in R's global environment.
+_AS_FUNCTION = 'function(code) eval(parse(text = paste0("function() {\\n", code, "\\n}")), globalenv())'
 
 
 def r(code: str) -> Any:
     """Evaluate R code (with Python's GIL held); an R function comes back as an :class:`RFunction`, any
     other value as the rpy2 object (use :func:`from_r` for its data)."""
     ro = robjects()
-    value = _state["with_gil"](ro.r(f"function() {{ {code} }}"))
+    if not isinstance(code, str):
+        raise InputError("code", "a string of R code", code, where=_WHERE)
+    value = _run(_run(ro.r(_AS_FUNCTION), code))
     return RFunction(value) if isinstance(value, ro.Function) else value
 
 
 def call(fun: str, *args: Any, **kwargs: Any) -> Any:
     """Call an R function by name on Python data: arguments go through :func:`to_r` (NumPy, torch,
-    pyarrow, pandas) or rpy2's own conversion (scalars, strings), the result through :func:`from_r`."""
+    pyarrow, pandas) or rpy2's own conversion (scalars, strings), the result through :func:`from_r`
+    (an R list, e.g. ``call("kmeans", x, centers=3)``, comes back as a dict)."""
     ro = robjects()
-    f = ro.r(fun) if isinstance(fun, str) else fun
-    if isinstance(f, RFunction):
-        f = f.fun
+    if isinstance(fun, str):
+        f = _run(ro.r("function(name) eval(parse(text = name), globalenv())"), fun)
+    else:
+        f = fun.fun if isinstance(fun, RFunction) else fun
     convert = _to_r_arg
-    result = _state["with_gil"](f, *[convert(a) for a in args], **{k: convert(v) for k, v in kwargs.items()})
-    return from_r(result)
+    result = _run(f, *[convert(a) for a in args], **{k: convert(v) for k, v in kwargs.items()})
+    return _element_from_r(result, "auto") if _r_kind(result) != "data" else from_r(result)
 
 
 def _to_r_arg(value: Any) -> Any:
@@ -272,8 +396,8 @@ def kmeans(x: Any, n_clusters: int, *, n_init: int = 1, max_iter: int = 100,
     ro = robjects()
     if "kmeans" not in _state:
         _state["kmeans"] = ro.r(_KMEANS)
-    fit = _state["kmeans"](to_r(arr), int(n_clusters), int(n_init), int(max_iter), algorithm,
-                           ro.NULL if seed is None else int(seed))
+    fit = _run(_state["kmeans"], to_r(arr), int(n_clusters), int(n_init), int(max_iter), algorithm,
+               ro.NULL if seed is None else int(seed))
     return {
         "labels": np.asarray(from_r(fit.rx2("cluster")), dtype=np.int64) - 1,
         "cluster_centers": np.array(from_r(fit.rx2("centers"))),
