@@ -223,3 +223,50 @@ def test_plot_grad_cam_accepts_an_image_with_its_sample_axis(trained_cnn, tmp_pa
     plt.close(fig)
     with pytest.raises(InputError, match="image"):
         interpret.plot_grad_cam(trained_cnn, x[1:2], 1, image=np.zeros((2, 16, 16, 1)))
+
+
+def _texts_inside_and_apart(fig, texts) -> tuple[int, int]:
+    """(texts outside the figure, pairs of texts whose boxes overlap) after drawing."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+    frame = fig.bbox
+    outside = sum(b.x0 < frame.x0 - 0.5 or b.y0 < frame.y0 - 0.5 or b.x1 > frame.x1 + 0.5
+                  or b.y1 > frame.y1 + 0.5 for b in boxes)
+    overlaps = sum(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
+    return outside, overlaps
+
+
+@pytest.mark.parametrize(("k", "length"), [(2, 60), (3, 35), (10, 80), (10, 1)])
+def test_confusion_plot_shows_long_class_names_whole_and_apart(tmp_path: Path, k: int, length: int) -> None:
+    import matplotlib.pyplot as plt
+
+    names = [(" ".join(["longword"] * 12))[:length] + str(i) for i in range(k)]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, k, 100)
+    fig = interpret.plot_confusion_matrix(y, y[::-1], class_names=names, path=tmp_path / "cm.png")
+    ax = fig.axes[0]
+    for ticks, title in ((ax.get_xticklabels(), ax.xaxis.label), (ax.get_yticklabels(), ax.yaxis.label)):
+        assert _texts_inside_and_apart(fig, [*ticks, title]) == (0, 0)  # none cut, none on another
+    assert [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()] == names  # whole names
+    assert ax.get_position().width > 0.3 and ax.get_position().height > 0.3  # the matrix keeps its room
+    assert (tmp_path / "cm.png").read_bytes()[:8] == PNG_MAGIC
+    plt.close(fig)
+
+
+def test_grad_cam_plot_names_the_class_and_has_a_colour_key(trained_cnn, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    x, _ = square_images(2, seed=7)
+    fig = interpret.plot_grad_cam(trained_cnn, x[1:2], class_names=["noise", "square"],
+                                  path=tmp_path / "gc.png")
+    details = interpret.grad_cam_details(trained_cnn, x[1:2])
+    c, p = int(details["classes"][0]), float(details["probabilities"][0])
+    assert fig.axes[1].get_title() == f"Grad-CAM: {['noise', 'square'][c]} (class {c}), p = {p:.2f}"
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1 and colorbars[0].get_ylim() == (0.0, 1.0)
+    assert "evidence" in colorbars[0].get_ylabel()
+    plt.close(fig)
+    fig = interpret.plot_grad_cam(trained_cnn, x[1:2], 0)  # no names known: the class number
+    assert fig.axes[1].get_title().startswith("Grad-CAM: class 0, p = ")
+    plt.close(fig)

@@ -7,7 +7,14 @@ matrix show when a simpler model (e.g. logistic regression on ``pretrained.embed
 """
 
 from pydlr.interpret.errors_analysis import confusion_matrix, top_losses
-from pydlr.interpret.inside import activations, filter_grid, filters, find_layer, grad_cam
+from pydlr.interpret.inside import (
+    activations,
+    filter_grid,
+    filters,
+    find_layer,
+    grad_cam,
+    grad_cam_details,
+)
 from pydlr.interpret.plots import (
     plot_activations,
     plot_confusion_matrix,
@@ -22,6 +29,7 @@ __all__ = [
     "filters",
     "find_layer",
     "grad_cam",
+    "grad_cam_details",
     "plot_activations",
     "plot_confusion_matrix",
     "plot_filters",

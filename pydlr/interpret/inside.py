@@ -21,7 +21,9 @@ from pydlr.layers import Conv2D
 from pydlr.layers.base import Layer
 from pydlr.models import BaseModel
 
-__all__ = ["activations", "conv_layer", "filter_grid", "filters", "find_layer", "grad_cam"]
+__all__ = [
+    "activations", "conv_layer", "filter_grid", "filters", "find_layer", "grad_cam", "grad_cam_details",
+]
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -199,6 +201,14 @@ def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
     numpy.ndarray
         float32 (N, H, W) heatmaps in [0, 1].
     """
+    return grad_cam_details(model, x, class_index, layer, upsample)["heatmaps"]
+
+
+def grad_cam_details(model: Any, x: Any, class_index: Any = None, layer: Any = None,
+                     upsample: bool = True) -> dict[str, Any]:
+    """`grad_cam` and what it explained: ``heatmaps`` (N, H, W), ``classes`` (N,) int64 (the given or the
+    predicted class of each image) and ``probabilities`` (N,) of those classes (the softmax of the outputs
+    when they are logits), for titles that name the class."""
     where = "grad_cam"
     _check_model(model, where)
     xt = model.prepare_input(x)
@@ -214,7 +224,8 @@ def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
             if out.dim() != 2:
                 raise InputError("model", "a classifier with outputs (N, classes)", model, where)
             classes = _classes(class_index, out, n, where)
-            scores = out.log() if _looks_like_probabilities(out) else out
+            probabilities = _looks_like_probabilities(out)
+            scores = out.log() if probabilities else out
             picked = scores.gather(1, classes[:, None]).sum()
             fmap = box["out"]
             (grad,) = torch.autograd.grad(picked, fmap)
@@ -226,7 +237,12 @@ def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
         cam = F.interpolate(cam, size=tuple(xt.shape[2:]), mode="bilinear", align_corners=False)
     cam = cam[:, 0]
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    return np.ascontiguousarray((cam / peak).float().cpu().numpy())
+    probs = out.detach() if probabilities else torch.softmax(out.detach(), dim=1)
+    return {
+        "heatmaps": np.ascontiguousarray((cam / peak).float().cpu().numpy()),
+        "classes": classes.cpu().numpy().astype(np.int64),
+        "probabilities": probs.gather(1, classes[:, None])[:, 0].float().cpu().numpy(),
+    }
 
 
 def _classes(class_index: Any, out: torch.Tensor, n: int, where: str) -> torch.Tensor:

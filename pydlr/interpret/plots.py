@@ -6,6 +6,7 @@ Each ``plot_*`` returns the Figure and, with ``path``, saves it as PNG.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from pydlr.errors import InputError
 from pydlr.interpret.errors_analysis import confusion_matrix
-from pydlr.interpret.inside import activations, conv_layer, filters, grad_cam
+from pydlr.interpret.inside import activations, conv_layer, filters, grad_cam_details
 
 __all__ = ["plot_activations", "plot_confusion_matrix", "plot_filters", "plot_grad_cam"]
 
@@ -29,7 +30,8 @@ def _pyplot() -> Any:
 
 
 def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     if path is not None:
         fig.savefig(os.fspath(path), format="png", dpi=100)
     return fig
@@ -97,36 +99,72 @@ def plot_activations(model: Any, x: Any, layer: Any, max_maps: int = 16, index: 
 
 def plot_grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
                   image: Any = None, title: str | None = None,
-                  path: str | os.PathLike | None = None) -> Any:
-    """The image of ``x[0]`` (or ``image``: e.g. the unnormalized pixels) beside its Grad-CAM overlay."""
+                  path: str | os.PathLike | None = None,
+                  class_names: Sequence[str] | None = None) -> Any:
+    """The image of ``x[0]`` (or ``image``: e.g. the unnormalized pixels) beside its Grad-CAM overlay.
+
+    The title names the class explained (given or predicted) by ``class_names`` (default: the model's
+    ``class_names``, e.g. ImageNet's for a pretrained model with its top) with its probability; a colour
+    bar gives the scale of the evidence (0 to 1, the image's maximum).
+    """
     plt = _pyplot()
     x = np.asarray(x)[:1]
-    heat = grad_cam(model, x, class_index, layer)[0]
+    explained = grad_cam_details(model, x, class_index, layer)
+    heat = explained["heatmaps"][0]
     img = _display(x[0] if image is None else _one_image(image, "plot_grad_cam"))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
     axes[0].imshow(img, cmap="gray")
     axes[0].set_title("input")
     axes[1].imshow(img, cmap="gray")
-    axes[1].imshow(heat, cmap="jet", alpha=0.45, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5,
-                                                          -0.5))
-    axes[1].set_title(title or f"Grad-CAM (class {class_index if class_index is not None else 'top'})")
+    shown = axes[1].imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0,
+                           extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    label = _class_label(model, int(explained["classes"][0]), class_names)
+    axes[1].set_title(title or f"Grad-CAM: {label}, p = {float(explained['probabilities'][0]):.2f}")
     for ax in axes:
         ax.axis("off")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, label="evidence for the class (0-1)")
     return _finish(fig, path)
+
+
+def _class_label(model: Any, index: int, class_names: Sequence[str] | None) -> str:
+    """``"tabby (class 281)"`` from ``class_names`` or the model's own ``class_names``, else ``"class 281"``."""
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    if names is not None and 0 <= index < len(names):
+        return f"{names[index]} (class {index})"
+    return f"class {index}"
+
+
+def _wrap(name: str, width: int = 20) -> str:
+    """A class name broken at spaces into lines of ``width`` characters, so long names show whole."""
+    return "\n".join(textwrap.wrap(str(name), width)) or str(name)
 
 
 def plot_confusion_matrix(y_true: Any, y_pred: Any = None, class_names: Sequence[str] | None = None,
                           normalize: bool = False, path: str | os.PathLike | None = None) -> Any:
-    """Heatmap of the confusion matrix with counts; ``y_true`` may be a ready matrix (y_pred None)."""
+    """Heatmap of the confusion matrix with counts; ``y_true`` may be a ready matrix (y_pred None).
+
+    Long class names are wrapped onto lines at spaces; the cells and the figure grow with them and the
+    layout is constrained, so no name is cut or overlaps another, and the axis titles stay clear of them.
+    Predicted names are written vertically unless they are short (up to 4 characters).
+    """
     plt = _pyplot()
     cm = np.asarray(y_true) if y_pred is None else confusion_matrix(y_true, y_pred)
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
     k = cm.shape[0]
-    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * k + 2, 1 + 0.6 * k + 1.5))
+    names = [_wrap(n) for n in (class_names if class_names is not None else range(k))]
+    if len(names) != k:
+        raise InputError("class_names", f"{k} names (one per class)", class_names, "plot_confusion_matrix")
+    # Sizes in inches for 10-pt text: ~0.085 per character, ~0.2 per line.
+    chars = max(len(line) for n in names for line in n.split("\n"))
+    lines = max(n.count("\n") + 1 for n in names)
+    cell = max(0.55, 0.2 * lines + 0.1)
+    vertical = chars > 4
+    label_w, label_h = 0.085 * chars + 0.3, (0.085 * chars if vertical else 0.2 * lines) + 0.3
+    fig, ax = plt.subplots(figsize=(1.6 + cell * k + label_w + 1.2, 1.2 + cell * k + label_h),
+                           layout="constrained")
     im = ax.imshow(shown, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the row" if normalize else "count")
+    ax.set_xticks(range(k), names, rotation=90 if vertical else 0)
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")

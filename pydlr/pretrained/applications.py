@@ -57,6 +57,15 @@ class _Application:
         return model
 
     @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """ImageNet's class names for a model with its 1000-class top (plots name the classes), else None."""
+        if not self.include_top or self.config.get("num_classes") != 1000:
+            return None
+        from pydlr.pretrained.imagenet import class_names
+
+        return class_names()
+
+    @property
     def layers(self) -> list[nn.Module]:
         """The pydlr layers in module order (Keras' ``model.layers``, flattened)."""
         return [m for m in self.modules() if isinstance(m, Layer)]

@@ -120,10 +120,15 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
 #'   or 0-255, or a batch of one `1 x height x width x 3` (e.g. `imagenet_preprocess_input(img, normalize =
 #'   FALSE)`); default `x` rescaled.
 #' @param alpha Opacity of the heatmap.
-#' @return `plot_grad_cam()`: the heatmap of the first image, invisibly, after drawing it over the image.
+#' @param class_names Names of the model's classes (0-based class `i` is `class_names[i + 1]`) for the
+#'   title; default: ImageNet's names for a model with 1000 outputs (e.g. [application_mobilenet_v2()]),
+#'   else the class number.
+#' @return `plot_grad_cam()`: the heatmap of the first image, invisibly, after drawing it over the image
+#'   with a colour key; attributes `class_index`, `class_name` and `probability` say what it explains.
 #' @md
 #' @export
-plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NULL, alpha = 0.5) {
+plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NULL, alpha = 0.5,
+                          class_names = NULL) {
   x <- .check_data(x, "x")
   one <- .take_sample(x, 1L)
   heat <- grad_cam(model, one, class_index = class_index[1], layer = layer)
@@ -135,12 +140,44 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
     .input_error("image", "an image height x width (x 3), or a batch of one 1 x height x width x 3", image)
   }
   alpha <- .check_number(alpha, "alpha", 0, 1)
-  title <- if (is.null(class_index)) "Grad-CAM (predicted class)" else sprintf("Grad-CAM (class %d)", as.integer(class_index[1]))
-  .draw_image(image, main = title)
+  if (!is.null(class_names) && !is.character(class_names)) .input_error("class_names", "a character vector", class_names)
+  explained <- .explained_class(model, one, class_index, class_names)
   cols <- grDevices::adjustcolor(grDevices::hcl.colors(64, "YlOrRd", rev = TRUE), alpha.f = alpha)
+  old <- graphics::par(mai = pmax(graphics::par("mai"), c(0, 0, 0, 1.1)))
+  on.exit(graphics::par(old), add = TRUE)
+  .draw_image(image, main = sprintf("Grad-CAM: %s, p = %.2f", explained$label, explained$probability))
   overlay <- matrix(cols[pmax(1L, ceiling(heat * 64))], nrow(heat), ncol(heat))
   graphics::rasterImage(grDevices::as.raster(overlay), 0, 0, 1, 1, interpolate = TRUE)
-  invisible(heat)
+  .colour_key(cols, "evidence for the class (0-1)")
+  invisible(structure(heat, class_index = explained$index, class_name = explained$name,
+    probability = explained$probability))
+}
+
+# The class a Grad-CAM explains (given, else predicted), its probability and its name for the title.
+.explained_class <- function(model, one, class_index, class_names) {
+  scores <- predict(model, one)
+  probs <- as.vector(scores[1, ])
+  if (any(probs < 0) || abs(sum(probs) - 1) > 1e-3) probs <- exp(probs - max(probs)) / sum(exp(probs - max(probs)))
+  index <- if (is.null(class_index)) which.max(probs) - 1L else as.integer(class_index[1])
+  if (is.null(class_names) && length(probs) == 1000L) {
+    decoded <- imagenet_decode_predictions(matrix(probs, nrow = 1L), top = 1000L)[[1]]
+    class_names <- decoded$class_description[order(decoded$class_index)]
+  }
+  name <- if (index < length(class_names)) class_names[index + 1L] else NA_character_
+  label <- if (is.na(name)) sprintf("class %d", index) else sprintf("%s (class %d)", name, index)
+  list(index = index, name = name, probability = probs[index + 1L], label = label)
+}
+
+# A vertical colour key right of the image drawn in [0, 1] x [0, 1] user coordinates, from 0 (bottom) to 1 (top);
+# placed in inches from the image's right edge, as the image's aspect ratio decides where that edge is.
+.colour_key <- function(cols, label) {
+  at_inch <- function(inches) graphics::grconvertX(graphics::grconvertX(1, "user", "inches") + inches, "inches", "user")
+  x0 <- at_inch(0.2)
+  x1 <- at_inch(0.4)
+  graphics::rasterImage(grDevices::as.raster(matrix(rev(cols), ncol = 1L)), x0, 0, x1, 1, xpd = NA)
+  graphics::rect(x0, 0, x1, 1, xpd = NA)
+  graphics::text(x1, c(0, 0.5, 1), c("0", "0.5", "1"), pos = 4, cex = 0.8, xpd = NA)
+  graphics::text(at_inch(0.85), 0.5, label, srt = 90, cex = 0.8, xpd = NA)
 }
 
 #' Confusion matrix
@@ -175,7 +212,9 @@ confusion_matrix <- function(y_true, y_pred, labels = NULL) {
 #' @rdname confusion_matrix
 #' @param cm A table from `confusion_matrix()`.
 #' @param normalize Show row proportions instead of counts.
-#' @return `plot_confusion_matrix()`: `cm`, invisibly, after drawing it.
+#' @return `plot_confusion_matrix()`: `cm`, invisibly, after drawing it. Long class names are wrapped at
+#'   spaces and the margins grow to hold them whole (the text shrinks only when they would not fit the
+#'   device), with the axis titles beyond them.
 #' @md
 #' @export
 plot_confusion_matrix <- function(cm, normalize = FALSE) {
@@ -183,15 +222,35 @@ plot_confusion_matrix <- function(cm, normalize = FALSE) {
   shown <- if (isTRUE(normalize)) cm / pmax(rowSums(cm), 1) else cm
   k <- nrow(cm)
   names <- if (is.null(rownames(cm))) as.character(seq_len(k) - 1L) else rownames(cm)
+  lay <- .cm_layout(names)
+  old <- graphics::par(mai = lay$mai)
+  on.exit(graphics::par(old), add = TRUE)
   graphics::image(seq_len(k), seq_len(k), t(unclass(shown))[, k:1, drop = FALSE], col = grDevices::hcl.colors(32, "Blues", rev = TRUE),
-    axes = FALSE, xlab = "predicted", ylab = "actual", main = "Confusion matrix")
-  graphics::axis(1, at = seq_len(k), labels = names, las = 2, tick = FALSE)
-  graphics::axis(2, at = seq_len(k), labels = rev(names), las = 1, tick = FALSE)
+    axes = FALSE, xlab = "", ylab = "", main = "Confusion matrix")
+  graphics::axis(1, at = seq_len(k), labels = lay$names, las = 2, tick = FALSE, cex.axis = lay$cex)
+  graphics::axis(2, at = seq_len(k), labels = rev(lay$names), las = 1, tick = FALSE, cex.axis = lay$cex)
+  graphics::mtext("predicted", side = 1, line = lay$title_line)
+  graphics::mtext("actual", side = 2, line = lay$title_line)
   text <- if (isTRUE(normalize)) sprintf("%.2f", shown) else as.character(cm)
   dark <- as.vector(t(unclass(shown))) > max(shown) / 2 # white text on the dark cells
   graphics::text(rep(seq_len(k), times = k), rep(k:1, each = k), labels = as.vector(t(matrix(text, k, k))),
     col = ifelse(dark, "white", "black"))
   invisible(cm)
+}
+
+# How plot_confusion_matrix() lays out the class names on the current device: names wrapped at spaces
+# onto lines of 20 characters, text size `cex` (below 1 only when the widest name would take more than
+# 40% of the device), margins `mai` (inches) holding the widest name plus its axis title, and the margin
+# line `title_line` of the titles, beyond the names.
+.cm_layout <- function(names) {
+  wrapped <- vapply(names, function(n) paste(strwrap(n, 20), collapse = "\n"), "", USE.NAMES = FALSE)
+  wrapped[!nzchar(wrapped)] <- names[!nzchar(wrapped)]
+  widest <- max(graphics::strwidth(wrapped, units = "inches"))
+  cex <- min(1, 0.4 * min(graphics::par("din")) / widest)
+  line <- graphics::par("csi") # inches per margin line
+  names_lines <- graphics::par("mgp")[2] + cex * widest / line # from the axis to the far end of the names
+  margin <- (names_lines + 2) * line
+  list(names = wrapped, cex = cex, mai = c(margin, margin, 2 * line, 0.5 * line), title_line = names_lines + 0.8)
 }
 
 #' The samples a model gets most wrong

@@ -70,3 +70,48 @@ test_that("callback_model_checkpoint() formats keras' log placeholders and refus
     class = "pydlr_input_error")
   expect_match(conditionMessage(err), "callback_model_checkpoint(\"ckpt_{epoch:02d}.weights.safetensors\")", fixed = TRUE)
 })
+
+# Every string drawn on the current device (its display list must be enabled).
+drawn_text <- function() {
+  entries <- grDevices::recordPlot()[[1]]
+  unname(unlist(lapply(entries, function(e) Filter(is.character, unlist(e[[2]], recursive = TRUE)))))
+}
+
+test_that("plot_confusion_matrix() keeps long class names whole, with the axis titles beyond them", {
+  names <- c("a rather long class name that goes on and on", "short", "another fairly long class name here")
+  cm <- confusion_matrix(factor(c(1, 2, 3, 1, 2), labels = names), c(0L, 1L, 2L, 2L, 1L))
+  file <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(file, width = 600, height = 600)
+  grDevices::dev.control("enable")
+  lay <- pydlr:::.cm_layout(names)
+  expect_equal(gsub("\n", " ", lay$names), names) # wrapped at spaces, nothing cut
+  widest <- max(graphics::strwidth(lay$names, units = "inches", cex = lay$cex))
+  line <- graphics::par("csi")
+  names_end <- graphics::par("mgp")[2] + widest / line # margin lines the names take
+  expect_gt(lay$title_line, names_end + 0.5) # the axis titles start beyond the names
+  expect_gt(lay$mai[1] / line, lay$title_line + 1) # and the margins hold the titles
+  expect_gt(lay$mai[2] / line, lay$title_line + 1)
+  expect_lt(sum(lay$mai[c(2, 4)]), graphics::par("din")[1] * 0.7) # the matrix keeps room
+  plot_confusion_matrix(cm)
+  expect_true(all(c(lay$names, "predicted", "actual") %in% drawn_text()))
+  grDevices::dev.off()
+})
+
+test_that("plot_grad_cam() names the class in its title and draws a colour key", {
+  model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+    layer_conv_2d(filters = 2, kernel_size = 3, name = "gc_conv") |>
+    layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  x <- array(runif(64), c(1L, 8L, 8L, 1L))
+  file <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(file)
+  grDevices::dev.control("enable")
+  heat <- plot_grad_cam(model, x, class_index = 1, class_names = c("cat", "dog"))
+  text <- drawn_text()
+  grDevices::dev.off()
+  p <- predict(model, x)[1, 2]
+  expect_equal(attr(heat, "class_name"), "dog")
+  expect_equal(attr(heat, "probability"), p, tolerance = 1e-6)
+  expect_true(sprintf("Grad-CAM: dog (class 1), p = %.2f", p) %in% text)
+  expect_true("evidence for the class (0-1)" %in% text)
+})
