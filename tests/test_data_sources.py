@@ -23,13 +23,35 @@ def write_folder(root, sizes=((10, 12), (20, 16))):
 
 def test_image_folder_reads_resizes_and_labels_alphabetically(tmp_path):
     colors = write_folder(tmp_path)
-    x, y, names = load_image_folder(tmp_path, image_size=(8, 6))
+    x, y, names = load_image_folder(tmp_path, image_size=(8, 6), shuffle=False)
     assert names == ["cats", "dogs"] and x.shape == (4, 8, 6, 3) and x.dtype == np.uint8
     assert y.tolist() == [0, 0, 1, 1]
     for i, cls in enumerate(["cats", "cats", "dogs", "dogs"]):
         assert np.abs(x[i].reshape(-1, 3).mean(0) - colors[cls]).max() < 6  # JPEG is lossy
     g, _, _ = load_image_folder(tmp_path, image_size=(5, 5), color_mode="grayscale")
     assert g.shape == (4, 5, 5, 1)
+
+
+def test_image_folder_is_shuffled_by_default_and_seeded(tmp_path):
+    """In folder order each class is one block: validation_split (the last samples) saw one class only."""
+    for cls, value in (("a", 10), ("b", 120), ("c", 240)):
+        (tmp_path / cls).mkdir()
+        for i in range(8):
+            Image.new("L", (4, 4), value + i).save(tmp_path / cls / f"{i}.png")
+    x, y, names = load_image_folder(tmp_path, image_size=(4, 4), color_mode="grayscale", seed=3)
+    assert names == ["a", "b", "c"] and sorted(y.tolist()) == [0] * 8 + [1] * 8 + [2] * 8
+    assert y.tolist() != sorted(y.tolist())  # not class by class
+    assert len(set(y[-6:].tolist())) > 1  # a 25% validation split holds more than one class
+    np.testing.assert_array_equal(x[:, 0, 0, 0] // 110, y)  # images stay with their labels (10+, 120+, 240+)
+    again, y_again, _ = load_image_folder(tmp_path, image_size=(4, 4), color_mode="grayscale", seed=3)
+    np.testing.assert_array_equal(again, x)
+    np.testing.assert_array_equal(y_again, y)
+    other = load_image_folder(tmp_path, image_size=(4, 4), color_mode="grayscale", seed=4)[1]
+    assert other.tolist() != y.tolist()
+    ordered = load_image_folder(tmp_path, image_size=(4, 4), color_mode="grayscale", shuffle=False)[1]
+    assert ordered.tolist() == sorted(y.tolist())
+    with pytest.raises(InputError, match="seed"):
+        load_image_folder(tmp_path, seed=-1)
 
 
 def test_image_folder_bad_input(tmp_path):

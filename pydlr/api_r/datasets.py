@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from pydlr.api_r._convert import c_array
-from pydlr.data import datasets, samples
+from pydlr.data import datasets, folders, samples
 
 
 def _int32(splits: Any) -> dict[str, np.ndarray]:
@@ -35,3 +35,12 @@ def load_lfw_subset() -> dict[str, np.ndarray]:
 def example_image(name: str) -> np.ndarray:
     """``pydlr.data.samples.example_image(name)`` as int32 (height, width, 3), values 0-255."""
     return c_array(samples.example_image(name), np.int32)
+
+
+def load_image_folder(directory: str, image_size: Any = (256, 256), color_mode: str = "rgb",
+                      interpolation: str = "bilinear", shuffle: bool = True,
+                      seed: int | None = None) -> dict[str, Any]:
+    """``pydlr.data.load_image_folder`` for R: x int32 (n, h, w, c) (R has no uint8), y int32, class_names."""
+    x, y, names = folders.load_image_folder(str(directory), tuple(int(v) for v in image_size), color_mode, interpolation,
+                                            shuffle=bool(shuffle), seed=None if seed is None else int(seed))
+    return {"x": c_array(x, np.int32), "y": c_array(y, np.int32), "class_names": list(names)}

@@ -3,7 +3,10 @@
 ``load_image_folder("photos/", image_size=(64, 64))`` returns ``(x, y, class_names)``: x uint8
 ``(n, height, width, channels)`` (channels-last), y int64 class indices in the alphabetical order of
 the subfolders (Keras' ``image_dataset_from_directory`` convention), class_names that order.
-Files are read once into memory; augment them on the fly with ``fit(augment=...)``.
+The images come in a random order (``shuffle=True``, as Keras' loaders): in folder order every class
+would sit in one block, and ``fit(validation_split=...)``, which takes the last samples, would validate
+on classes never trained on. Files are read once into memory; augment them on the fly with
+``fit(augment=...)``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ _MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
 
 def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] = (256, 256),
                       color_mode: str = "rgb", interpolation: str = "bilinear",
+                      shuffle: bool = True, seed: int | None = None,
                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read every image under ``directory/<class>/`` (see the module docstring).
 
@@ -32,6 +36,11 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
         Every image is resized to this size.
     color_mode : {"rgb", "grayscale", "rgba"}
     interpolation : {"bilinear", "nearest", "bicubic", "lanczos"}
+    shuffle : bool
+        Return the images in a random order (default, as Keras); False keeps folder order (class by
+        class, files sorted by path).
+    seed : int, optional
+        Seed of the shuffle: the same seed gives the same order; None draws a fresh one (as Keras).
 
     Raises
     ------
@@ -51,6 +60,10 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
             or not all(isinstance(v, int) and v > 0 for v in image_size)):
         raise InputError("image_size", "(height, width) as positive integers", image_size,
                          where=where)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise InputError("shuffle", "True or False", shuffle, where=where)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError("seed", "None or an integer >= 0", seed, where=where)
     resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC,
                 "lanczos": Image.LANCZOS}.get(interpolation)
     if resample is None:
@@ -66,6 +79,9 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
             raise InputError("directory", "PNG/JPEG images in every class subfolder",
                              f"no images in {str(root / name)!r}", where=where)
         files += [(p, k) for p in found]
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(files))
+        files = [files[i] for i in order]
     mode, channels = _MODES[color_mode]
     h, w = image_size
     x = np.empty((len(files), h, w, channels), dtype=np.uint8)

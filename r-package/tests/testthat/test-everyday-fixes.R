@@ -115,3 +115,30 @@ test_that("plot_grad_cam() names the class in its title and draws a colour key",
   expect_true(sprintf("Grad-CAM: dog (class 1), p = %.2f", p) %in% text)
   expect_true("evidence for the class (0-1)" %in% text)
 })
+
+test_that("load_image_folder() returns the images shuffled (seeded), not class by class", {
+  dir <- withr::local_tempdir()
+  for (k in 0:2) {
+    dir.create(file.path(dir, c("a", "b", "c")[k + 1]))
+    for (i in 0:7) {
+      grDevices::png(file.path(dir, c("a", "b", "c")[k + 1], sprintf("%d.png", i)), width = 4, height = 4)
+      graphics::par(mar = c(0, 0, 0, 0), bg = grDevices::grey((10 + 110 * k + i) / 255))
+      graphics::plot.new()
+      grDevices::dev.off()
+    }
+  }
+  d <- load_image_folder(dir, image_size = c(4, 4), color_mode = "grayscale", seed = 3)
+  expect_equal(d$class_names, c("a", "b", "c"))
+  expect_equal(dim(d$x), c(24L, 4L, 4L, 1L))
+  expect_equal(sort(d$y), rep(0:2, each = 8))
+  expect_false(identical(d$y, sort(d$y)))
+  expect_gt(length(unique(tail(d$y, 6))), 1L) # a 25% validation split holds more than one class
+  expect_equal(d$x[, 2, 2, 1] %/% 110L, d$y) # images stay with their labels
+  expect_identical(load_image_folder(dir, image_size = c(4, 4), color_mode = "grayscale", seed = 3), d)
+  set.seed(11)
+  first <- load_image_folder(dir, image_size = c(4, 4), color_mode = "grayscale")$y
+  set.seed(11)
+  expect_identical(load_image_folder(dir, image_size = c(4, 4), color_mode = "grayscale")$y, first)
+  expect_identical(load_image_folder(dir, image_size = c(4, 4), shuffle = FALSE)$y, rep(0:2, each = 8))
+  expect_error(load_image_folder(dir, seed = -1), class = "pydlr_input_error")
+})
