@@ -136,11 +136,13 @@ class Model(BaseModel):
             if isinstance(node.layer, InputLayer):
                 continue
             args = [values[id(t)] for t in node.inputs]
+            x = args if node.layer.multi_input else args[0]
+            if node.training is None:
+                values[id(node.output)] = apply_layer(node.layer, x)
+                continue
             # a call-time `training` (base(x, training=False)) wins over the model's mode, as in Keras
             with training_mode(node.layer, node.training):
-                values[id(node.output)] = apply_layer(
-                    node.layer, args if node.layer.multi_input else args[0]
-                )
+                values[id(node.output)] = apply_layer(node.layer, x)
         return [values[id(t)] for t in self.outputs]
 
     # ---- description ----------------------------------------------------------------------------
