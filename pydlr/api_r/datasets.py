@@ -41,6 +41,8 @@ def load_image_folder(directory: str, image_size: Any = (256, 256), color_mode: 
                       interpolation: str = "bilinear", shuffle: bool = True,
                       seed: int | None = None) -> dict[str, Any]:
     """``pydlr.data.load_image_folder`` for R: x int32 (n, h, w, c) (R has no uint8), y int32, class_names."""
-    x, y, names = folders.load_image_folder(str(directory), tuple(int(v) for v in image_size), color_mode, interpolation,
-                                            shuffle=bool(shuffle), seed=None if seed is None else int(seed))
+    x, y, names = folders.load_image_folder(
+        str(directory), tuple(int(v) for v in image_size), color_mode, interpolation,
+        shuffle=bool(shuffle), seed=None if seed is None else int(seed),
+    )
     return {"x": c_array(x, np.int32), "y": c_array(y, np.int32), "class_names": list(names)}
