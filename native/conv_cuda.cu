@@ -10,8 +10,9 @@
 // weight element. Internally NCHW-contiguous; the output follows the input's memory format like the CPU kernels.
 #include "conv.h"
 
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 namespace pydlr {
@@ -176,7 +177,7 @@ at::Tensor conv2d_act_cuda(const at::Tensor& input, const at::Tensor& weight, co
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty({cg.N, cg.OC, cg.OH, cg.OW}, input.options());
   const Geom g = to_geom(cg);
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pydlr_conv2d_cuda", [&] {
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     if (use_gemm(cg)) {
@@ -223,7 +224,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cuda(
   const at::Tensor x = input.contiguous();
   const at::Tensor w = weight.contiguous();
   const Geom g = to_geom(cg);
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   at::Tensor gm = grad_output.contiguous();
   if (act != 0) {
     const at::Tensor y = output->contiguous();

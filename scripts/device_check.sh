@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# pydlr's GPU check in one go, for a bare machine with a GPU, its own python3 and torch (no network):
+#   1. builds the extension in place with the CUDA kernels (setup.py build_ext --inplace),
+#   2. runs the CUDA tests (tests/test_native_cuda.py) and, with the GPU hidden, the CPU tests that check the
+#      Python core on that machine's NumPy and torch,
+#   3. runs the benchmarks (scripts/device_check.py) and writes device_check.json / device_check.md.
+# Everything lands in --out DIR (default $OUT, else ./device_check_out), with the full log device_check.log.
+# Each step has its own time limit and a failure does not stop the later steps.
+#
+#   scripts/device_check.sh [--out DIR] [--device cuda|cpu] [--quick] [--data FOLDER] [--no-build]
+#                           [--sections conv,seed_cnn,...] [--cpu-tests "tests/test_x.py ..."]
+# --device cpu --quick: tiny sizes on the CPU with the extension already built (CI: tests/test_device_check.py).
+set -u -o pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT_DIR="${OUT:-device_check_out}"
+DEVICE=""
+QUICK=""
+DATA=""
+BUILD=1
+SECTIONS=""
+CPU_TESTS="tests/test_train_engine.py tests/test_io.py tests/test_cluster.py tests/test_data_pipeline.py tests/test_models.py tests/test_pretrained.py"
+PY="${PYTHON:-python3}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT_DIR="$2"; shift 2 ;;
+    --device) DEVICE="$2"; shift 2 ;;
+    --quick) QUICK="--quick"; shift ;;
+    --data) DATA="$2"; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --sections) SECTIONS="$2"; shift 2 ;;
+    --cpu-tests) CPU_TESTS="$2"; shift 2 ;;
+    *) echo "device_check.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+LOG="$OUT_DIR/device_check.log"
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+exec > >(tee -a "$LOG") 2>&1
+stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+if [ -z "$DEVICE" ]; then
+  DEVICE=$($PY -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+fi
+stamp "device check: device=$DEVICE ${QUICK} out=$OUT_DIR python=$($PY -c 'import sys; print(sys.version.split()[0])')"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+
+BUILD_LOG="$OUT_DIR/build.log"
+if [ "$BUILD" = 1 ]; then
+  # One target (the GPU present) keeps nvcc's time down; MAX_JOBS: the machine's cores.
+  if [ "$DEVICE" = cuda ] && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    export TORCH_CUDA_ARCH_LIST=$($PY -c 'import torch; p = torch.cuda.get_device_capability(); print(f"{p[0]}.{p[1]}")')
+  fi
+  export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+  stamp "build: setup.py build_ext --inplace (MAX_JOBS=$MAX_JOBS, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-})"
+  start=$SECONDS
+  timeout 420 $PY setup.py build_ext --inplace >"$BUILD_LOG" 2>&1
+  rc=$?
+  grep -E "error|Error|warning: .*conv_cuda" "$BUILD_LOG" | grep -v "Werror\|-Wno" | head -30
+  echo "build exit $rc in $((SECONDS - start)) s" | tee -a "$BUILD_LOG"
+  stamp "build exit $rc"
+else
+  echo "build skipped (--no-build)" >"$BUILD_LOG"
+fi
+$PY -c 'from pydlr import ops; print("pydlr build:", ops.build_info())' || stamp "pydlr does not import"
+
+JUNIT=()
+if [ "$DEVICE" = cuda ]; then
+  stamp "CUDA tests"
+  timeout 240 $PY -m pytest -q -rs -p no:cacheprovider tests/test_native_cuda.py \
+    --junitxml="$OUT_DIR/junit_cuda.xml" 2>&1 | tail -60
+  stamp "CUDA tests exit $?"
+  JUNIT+=(--junit "cuda=$OUT_DIR/junit_cuda.xml")
+fi
+
+SEC_ARGS=()
+[ -n "$SECTIONS" ] && SEC_ARGS+=(--sections "$SECTIONS")
+[ -n "$DATA" ] && SEC_ARGS+=(--data "$DATA")
+stamp "benchmarks"
+timeout 540 $PY scripts/device_check.py --out "$OUT_DIR" --device "$DEVICE" $QUICK --build-log "$BUILD_LOG" \
+  "${JUNIT[@]}" "${SEC_ARGS[@]}"
+bench_rc=$?
+stamp "benchmarks exit $bench_rc"
+
+if [ "$DEVICE" = cuda ] && [ -n "$CPU_TESTS" ]; then
+  # The Python core on this machine's NumPy and torch, GPU hidden (the tests assume the CPU: bit-identical
+  # results, default device "auto"); in parallel where pytest-xdist is present.
+  stamp "CPU tests on this machine's NumPy/torch: $CPU_TESTS"
+  XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n 8")
+  CUDA_VISIBLE_DEVICES="" timeout 150 $PY -m pytest -q -p no:cacheprovider $XDIST $CPU_TESTS \
+    --junitxml="$OUT_DIR/junit_cpu.xml" 2>&1 | tail -40
+  stamp "CPU tests exit $?"
+  # Fold both test results into the report (sections already there are kept: --sections none).
+  $PY scripts/device_check.py --out "$OUT_DIR" --device "$DEVICE" $QUICK --build-log "$BUILD_LOG" \
+    "${JUNIT[@]}" --junit "cpu=$OUT_DIR/junit_cpu.xml" --sections "" --merge >/dev/null
+fi
+stamp "done: $OUT_DIR/device_check.md"
+exit $bench_rc
