@@ -148,8 +148,9 @@ def native_wins(
     """Whether :func:`conv2d` is faster than ``torch.nn.functional.conv2d`` for these arguments.
 
     The rule of the layers' "auto" backend: on the CPU, the native op where its kernel for the shape
-    (``_C.conv2d_cpu_path``) is one that measured faster than torch's in training; torch's elsewhere,
-    including every CUDA tensor (the CUDA kernels are not yet tested on a GPU). Shapes the native op hands
+    (``_C.conv2d_cpu_path``) is one that measured faster than torch's in training; on CUDA, whichever of the
+    native kernel and torch's (cuDNN) is faster for these arguments, measured once per shape in this process
+    (see :func:`_cuda_native_wins`); torch's elsewhere. Shapes the native op hands
     to oneDNN ("onednn") are the same oneDNN kernel as torch's: native only when it fuses an activation
     (``activation`` "relu"/"relu6"), which spares the activation's pass (the seed's 32->64 layer: a training
     step 0.7-2.7% faster in three runs of bench_step.py); without one, torch's (no extra dispatch).
@@ -158,6 +159,8 @@ def native_wins(
     -------
     bool
     """
+    if x.device.type == "cuda" and x.dim() == 4 and weight.dim() == 4:
+        return _cuda_native_wins(x, weight, stride, padding, dilation, groups, activation)
     if x.device.type != "cpu" or x.dim() != 4 or weight.dim() != 4:
         return False
     if x.dtype == torch.float64:
@@ -174,6 +177,57 @@ def native_wins(
     if path == "onednn":
         return activation in ACTIVATIONS and activation != "none"
     return path in _NATIVE_CPU_PATHS
+
+
+# (shape, strides, dtype, device, weight shape, stride, padding, dilation, groups, activation, grad) -> native wins
+_CUDA_CHOICE: dict[tuple, bool] = {}
+
+
+def _cuda_native_wins(x, weight, stride, padding, dilation, groups, activation) -> bool:
+    """On CUDA: time the native op and torch's convolution + activation once for these arguments and keep the
+    faster (forward + backward when gradients are on, else forward), median of 3 runs each after a warm-up.
+
+    torch's without measuring where the native op cannot run the call: no CUDA kernels in this build, dtypes
+    other than float32/float64 (autocast), or inside a CUDA graph capture (nothing may run there; the
+    Learner's warm-up steps have measured before it captures).
+    """
+    if not _C.build_info()["cuda"] or x.dtype not in (torch.float32, torch.float64) or weight.dtype != x.dtype:
+        return False
+    if torch.is_autocast_enabled("cuda") or torch.cuda.is_current_stream_capturing():
+        return False
+    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    grad = torch.is_grad_enabled()
+    key = (tuple(x.shape), x.stride(), x.dtype, x.device, tuple(weight.shape), tuple(s), tuple(p), tuple(d),
+           groups, activation, grad)
+    if key not in _CUDA_CHOICE:
+        with torch.inference_mode(False), torch.enable_grad():
+            xs = x.detach().clone().requires_grad_(grad)
+            ws = weight.detach().clone().requires_grad_(grad)
+            act = {"relu": torch.relu, "relu6": torch.nn.functional.relu6}.get(activation, lambda t: t)
+
+            def run(native: bool) -> None:
+                y = (conv2d(xs, ws, None, s, p, d, groups, activation=activation) if native
+                     else act(torch.nn.functional.conv2d(xs, ws, None, s, p, d, groups)))
+                if grad:
+                    y.backward(torch.ones_like(y))
+
+            times = {native: _cuda_ms(lambda n=native: run(n)) for native in (False, True)}
+        _CUDA_CHOICE[key] = times[True] < times[False]
+    return _CUDA_CHOICE[key]
+
+
+def _cuda_ms(fn, reps: int = 3) -> float:
+    """Median milliseconds of fn() on the current CUDA stream (events), after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
 
 
 def max_pool2d(

@@ -9,6 +9,8 @@
 #
 #   scripts/device_check.sh [--out DIR] [--device cuda|cpu] [--quick] [--data FOLDER] [--no-build]
 #                           [--sections conv,seed_cnn,...] [--cpu-tests "tests/test_x.py ..."]
+#                           [--cuda-tests "more pytest arguments, e.g. -k graph"] [--keep-build]
+# --keep-build: also leave the built extension, without debug sections, as DIR/pydlr_C.so.
 # --device cpu --quick: tiny sizes on the CPU with the extension already built (CI: tests/test_device_check.py).
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +22,8 @@ DATA=""
 BUILD=1
 SECTIONS=""
 CPU_TESTS="tests/test_train_engine.py tests/test_io.py tests/test_cluster.py tests/test_data_pipeline.py tests/test_models.py tests/test_pretrained.py"
+CUDA_TEST_ARGS=""
+KEEP_BUILD=0
 PY="${PYTHON:-python3}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --sections) SECTIONS="$2"; shift 2 ;;
     --cpu-tests) CPU_TESTS="$2"; shift 2 ;;
+    --cuda-tests) CUDA_TEST_ARGS="$2"; shift 2 ;;
+    --keep-build) KEEP_BUILD=1; shift ;;
     *) echo "device_check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -61,40 +67,46 @@ if [ "$BUILD" = 1 ]; then
   grep -E "error|Error|warning: .*conv_cuda" "$BUILD_LOG" | grep -v "Werror\|-Wno" | head -30
   echo "build exit $rc in $((SECONDS - start)) s" | tee -a "$BUILD_LOG"
   stamp "build exit $rc"
+  if [ "$rc" = 0 ] && [ "$KEEP_BUILD" = 1 ]; then  # a copy without debug sections, to carry to a later run
+    strip --strip-debug -o "$OUT_DIR/pydlr_C.so" pydlr/_C*.so && ls -la "$OUT_DIR/pydlr_C.so"
+  fi
 else
   echo "build skipped (--no-build)" >"$BUILD_LOG"
 fi
 $PY -c 'from pydlr import ops; print("pydlr build:", ops.build_info())' || stamp "pydlr does not import"
 
 JUNIT=()
+CPU_PID=""
+if [ "$DEVICE" = cuda ] && [ -n "$CPU_TESTS" ]; then
+  # The Python core on this machine's NumPy and torch, GPU hidden (those tests assume the CPU: bit-identical
+  # results, default device "auto"), on 8 cores beside the CUDA tests (correctness only: no timing runs then).
+  stamp "CPU tests (background) on this machine's NumPy/torch: $CPU_TESTS"
+  XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n 8")
+  (CUDA_VISIBLE_DEVICES="" timeout 200 $PY -m pytest -q -p no:cacheprovider $XDIST $CPU_TESTS \
+    --junitxml="$OUT_DIR/junit_cpu.xml" >"$OUT_DIR/cpu_tests.txt" 2>&1; echo "CPU tests exit $?" >>"$OUT_DIR/cpu_tests.txt") &
+  CPU_PID=$!
+  JUNIT+=(--junit "cpu=$OUT_DIR/junit_cpu.xml")
+fi
 if [ "$DEVICE" = cuda ]; then
   stamp "CUDA tests"
-  timeout 240 $PY -m pytest -q -rs -p no:cacheprovider tests/test_native_cuda.py \
+  timeout 240 $PY -m pytest -q -rs -p no:cacheprovider tests/test_native_cuda.py $CUDA_TEST_ARGS \
     --junitxml="$OUT_DIR/junit_cuda.xml" 2>&1 | tail -60
   stamp "CUDA tests exit $?"
   JUNIT+=(--junit "cuda=$OUT_DIR/junit_cuda.xml")
+fi
+if [ -n "$CPU_PID" ]; then
+  wait "$CPU_PID"
+  tail -15 "$OUT_DIR/cpu_tests.txt"
+  rm -f "$OUT_DIR/cpu_tests.txt"
 fi
 
 SEC_ARGS=()
 [ -n "$SECTIONS" ] && SEC_ARGS+=(--sections "$SECTIONS")
 [ -n "$DATA" ] && SEC_ARGS+=(--data "$DATA")
 stamp "benchmarks"
-timeout 540 $PY scripts/device_check.py --out "$OUT_DIR" --device "$DEVICE" $QUICK --build-log "$BUILD_LOG" \
+timeout 400 $PY scripts/device_check.py --out "$OUT_DIR" --device "$DEVICE" $QUICK --build-log "$BUILD_LOG" \
   "${JUNIT[@]}" "${SEC_ARGS[@]}"
 bench_rc=$?
 stamp "benchmarks exit $bench_rc"
-
-if [ "$DEVICE" = cuda ] && [ -n "$CPU_TESTS" ]; then
-  # The Python core on this machine's NumPy and torch, GPU hidden (the tests assume the CPU: bit-identical
-  # results, default device "auto"); in parallel where pytest-xdist is present.
-  stamp "CPU tests on this machine's NumPy/torch: $CPU_TESTS"
-  XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n 8")
-  CUDA_VISIBLE_DEVICES="" timeout 150 $PY -m pytest -q -p no:cacheprovider $XDIST $CPU_TESTS \
-    --junitxml="$OUT_DIR/junit_cpu.xml" 2>&1 | tail -40
-  stamp "CPU tests exit $?"
-  # Fold both test results into the report (sections already there are kept: --sections none).
-  $PY scripts/device_check.py --out "$OUT_DIR" --device "$DEVICE" $QUICK --build-log "$BUILD_LOG" \
-    "${JUNIT[@]}" --junit "cpu=$OUT_DIR/junit_cpu.xml" --sections "" --merge >/dev/null
-fi
 stamp "done: $OUT_DIR/device_check.md"
 exit $bench_rc

@@ -1,4 +1,5 @@
-"""CUDA kernels of torch.ops.pydlr.* against F.conv2d (runs only where a GPU and a CUDA build are present)."""
+"""pydlr on CUDA: the native CUDA kernels against cuDNN, and training, precision, memory formats, data paths,
+saving, CUDA graphs and k-means on a GPU (skipped without one; the CUDA kernels also need a CUDA build)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 
 from pydlr import ops
 
-pytestmark = pytest.mark.skipif(
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+needs_native = pytest.mark.skipif(
     not (torch.cuda.is_available() and ops.build_info()["cuda"]),
     reason="needs a GPU and pydlr built with CUDA kernels",
 )
@@ -24,6 +26,7 @@ CASES = [
 ]
 
 
+@needs_native
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -53,6 +56,7 @@ def test_cuda_matches_torch(case, act, channels_last):
         torch.testing.assert_close(mine, ref, rtol=1e-9, atol=1e-9)
 
 
+@needs_native
 def test_cuda_gradcheck_small():
     dev = torch.device("cuda")
     x = torch.randn(2, 4, 6, 7, device=dev, dtype=torch.float64, requires_grad=True)
@@ -70,12 +74,6 @@ def test_cuda_gradcheck_small():
 # The rest needs a GPU, not necessarily pydlr's CUDA kernels: training, precision, memory formats, data paths,
 # saving and k-means on CUDA.
 # ---------------------------------------------------------------------------------------------------------
-needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-needs_native = pytest.mark.skipif(
-    not (torch.cuda.is_available() and ops.build_info()["cuda"]),
-    reason="needs a GPU and pydlr built with CUDA kernels",
-)
-
 # The seed CNN's three convolutions at batch 16, float32 (fused relu as the layers call them).
 SEED_LAYERS = [(16, 1, 28, 28, 32), (16, 32, 13, 13, 64), (16, 64, 5, 5, 64)]
 
@@ -297,4 +295,90 @@ def test_nccl_ddp_two_processes():
     model = _seed_model()
     hist = model.fit(x, y, batch_size=64, epochs=1, verbose=0, device="cuda", distributed=True,
                      nproc_per_node=2, seed=1)
+    assert np.isfinite(hist.history["loss"][-1])
+
+
+def test_cuda_graph_status_on_cpu():
+    x, y = _blob_images(128)
+    model = _seed_model()
+    hist = model.fit(x, y, batch_size=64, epochs=1, verbose=0, device="cpu", seed=1)
+    assert hist.params["cuda_graph"] == "eager: not on CUDA"
+
+
+def _fit_weights(graphs: bool, callbacks=(), precision="float32", n=1000, epochs=2):
+    from pydlr.train import cuda_graphs
+
+    x, y = _blob_images(n)
+    model = _seed_model()
+    previous = cuda_graphs.cuda_graphs_enabled()
+    cuda_graphs.set_cuda_graphs(graphs)
+    try:
+        hist = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, device="cuda", precision=precision,
+                         seed=4, callbacks=list(callbacks))
+    finally:
+        cuda_graphs.set_cuda_graphs(previous)
+    return [p.detach().cpu() for p in model.parameters()], hist
+
+
+@needs_gpu
+def test_cuda_graph_step_matches_eager():
+    """1000 samples at batch 64: 15 full batches from the graph, the last 40 eagerly; same weights."""
+    eager, h_eager = _fit_weights(False)
+    graphed, h_graph = _fit_weights(True)
+    assert h_eager.params["cuda_graph"].startswith("eager: off")
+    assert h_graph.params["cuda_graph"].startswith("captured (1x)"), h_graph.params["cuda_graph"]
+    for a, b in zip(graphed, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(h_graph.history["loss"], h_eager.history["loss"], rtol=1e-3)
+
+
+@needs_gpu
+def test_cuda_graph_follows_a_learning_rate_schedule():
+    from pydlr.train import ParamScheduler, one_cycle
+
+    eager, _ = _fit_weights(False, [ParamScheduler(one_cycle(3e-3))])
+    graphed, hist = _fit_weights(True, [ParamScheduler(one_cycle(3e-3))])
+    assert hist.params["cuda_graph"].startswith("captured (1x)"), hist.params["cuda_graph"]
+    for a, b in zip(graphed, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+@needs_gpu
+def test_cuda_graph_left_out_for_callbacks_inside_the_step():
+    from pydlr.train import Callback
+
+    class ClipGrads(Callback):
+        def after_backward(self):
+            torch.nn.utils.clip_grad_norm_(self.learn.model.parameters(), 1.0)
+
+    _, hist = _fit_weights(True, [ClipGrads()], n=300, epochs=1)
+    assert hist.params["cuda_graph"] == "eager: callbacks act inside the step: ClipGrads"
+
+
+@needs_gpu
+def test_cuda_graph_with_bfloat16_autocast_learns():
+    _, hist = _fit_weights(True, precision="bfloat16", n=2000, epochs=3)
+    assert hist.params["cuda_graph"].startswith("captured"), hist.params["cuda_graph"]
+    assert hist.history["accuracy"][-1] > 0.9
+
+
+@needs_gpu
+def test_out_of_memory_suggests_a_smaller_batch_and_keeps_the_model():
+    from pydlr.errors import TrainingError
+
+    x, y = _blob_images(20000)
+    model = _seed_model()
+    model.fit(x[:256], y[:256], batch_size=64, epochs=1, verbose=0, device="cuda", seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated() + 2**30) / total))
+    try:
+        with pytest.raises(TrainingError, match="ran out of memory.*smaller batch_size.*try 10000"):
+            model.fit(x, y, batch_size=20000, epochs=1, verbose=0, device="cuda", precision="float32")
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    for a, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(a.detach(), b)
+    hist = model.fit(x[:2000], y[:2000], batch_size=64, epochs=1, verbose=0, device="cuda")
     assert np.isfinite(hist.history["loss"][-1])

@@ -18,6 +18,7 @@ import torch
 
 from pydlr.data.batching import mix_seed
 from pydlr.errors import TrainingError
+from pydlr.train.cuda_graphs import GraphedStep
 from pydlr.train.events import (
     EVENTS,
     Callback,
@@ -85,6 +86,8 @@ class Learner:
         self.seed = 0
         self.forward_module: torch.nn.Module = model  # a DDP wrapper under torchrun
         self.rank, self.world_size = 0, 1
+        self._graph: GraphedStep | None = None  # the training step as a CUDA graph (pydlr.train.cuda_graphs)
+        self.graph_status = "eager"
 
     # ----- events -------------------------------------------------------------------------------
     def _build_handlers(self) -> None:
@@ -127,14 +130,46 @@ class Learner:
         self.n_epochs, self.start_epoch, self.seed = n_epochs, initial_epoch, seed
         self.train_data, self.valid_data = train_data, valid_data
         self.stop_training = False
+        self._graph = self._graphed_step(train_data)
         try:
             with _old_objects_frozen():
                 self._with_events(self._do_fit, "fit", CancelFitException)
+        except torch.OutOfMemoryError:
+            raise self._out_of_memory(train_data) from None
         finally:
             for cb in extra:
                 self.cbs.remove(cb)
             self._build_handlers()
+            if self._graph is not None:
+                self.graph_status = self._graph.status()
+                self._graph.close()
+                self._graph = None
+            if isinstance(getattr(self.history, "params", None), dict):
+                self.history.params["cuda_graph"] = self.graph_status
         return self.history
+
+    def _out_of_memory(self, train_data) -> TrainingError:
+        """The device ran out of memory: free what the failed step held and say what to change."""
+        self.opt.zero_grad(set_to_none=True)
+        self.pred = self.loss = self.xb = self.yb = self.wb = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        size = getattr(train_data, "batch_size", None)
+        hint = f"a smaller batch_size (this fit used {size}; try {max(1, size // 2)})" if size else "smaller batches"
+        return TrainingError(
+            f"the {self.device} device ran out of memory at epoch {self.epoch + 1}, batch {self.iter + 1}: use "
+            f"{hint} or a smaller model/input size. The model's weights are those of the last completed step "
+            "and it can be fitted again."
+        )
+
+    def _graphed_step(self, train_data) -> GraphedStep | None:
+        """A GraphedStep when this fit's training step can run as a CUDA graph, else None (reason kept)."""
+        why = GraphedStep.unusable(self)
+        if why is None and not isinstance(getattr(train_data, "batch_size", None), int):
+            why = "batches of unknown size"
+        self.graph_status = f"eager: {why}" if why else "eager"
+        return None if why else GraphedStep(self, train_data.batch_size)
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epochs):  # before_fit may move start_epoch
@@ -182,13 +217,26 @@ class Learner:
             if self.training and self._should_stop():
                 raise CancelFitException()
 
-    def _autocast(self):
+    def _autocast(self, cache_enabled: bool = True):
         if self.precision == "float32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        # (a CUDA graph capture needs the weight cast cache off: cached casts would outlive the capture)
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache_enabled)
 
     def _do_one_batch(self) -> None:
+        graph = self._graph if self.training else None
+        if graph is None:
+            self._eager_batch()
+            return
+        if graph.replay(self):  # forward, loss, backward and update from the captured graph
+            self._accumulate()
+            self("after_step")
+            return
+        with graph.eager_context(self):
+            self._eager_batch()
+
+    def _eager_batch(self) -> None:
         with self._autocast():
             self.pred = self.forward_module(self.xb)
         self("after_pred")
