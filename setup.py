@@ -1,7 +1,8 @@
 """Build pydlr's native torch extension (pydlr._C) from native/*.cpp.
 
-The CUDA sources (native/*.cu) are compiled only when torch has CUDA and nvcc is found,
-so the CPU-only build never needs CUDA.
+The CUDA sources (native/*.cu) are compiled only when torch has CUDA and nvcc is found (and PYDLR_NO_CUDA is
+not set), so the CPU-only build never needs CUDA. TORCH_CUDA_ARCH_LIST picks the GPU targets (default: the GPUs
+present); MAX_JOBS the parallel compiles (default 2).
 """
 import glob
 import os
@@ -17,7 +18,9 @@ def _extension():
     cu_sources = sorted(glob.glob("native/*.cu"))
     # -fno-math-errno: sqrt and friends vectorise (nothing here reads errno).
     cxx_flags = ["-O3", "-fopenmp", "-std=c++17", "-fno-math-errno"]
-    use_cuda = bool(cu_sources) and cpp_extension.CUDA_HOME is not None and _torch_has_cuda()
+    # PYDLR_NO_CUDA=1: the CPU-only extension even where CUDA could be built (a fallback when nvcc fails).
+    use_cuda = (bool(cu_sources) and cpp_extension.CUDA_HOME is not None and _torch_has_cuda()
+                and os.environ.get("PYDLR_NO_CUDA", "") in ("", "0"))
     if use_cuda:
         return cpp_extension.CUDAExtension(
             "pydlr._C",

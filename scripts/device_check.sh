@@ -67,6 +67,11 @@ if [ "$BUILD" = 1 ]; then
   grep -E "error|Error|warning: .*conv_cuda" "$BUILD_LOG" | grep -v "Werror\|-Wno" | head -30
   echo "build exit $rc in $((SECONDS - start)) s" | tee -a "$BUILD_LOG"
   stamp "build exit $rc"
+  if [ "$rc" != 0 ] && [ "$DEVICE" = cuda ]; then  # without the CUDA kernels the rest can still run
+    stamp "CUDA build failed: building the CPU-only extension (PYDLR_NO_CUDA=1)"
+    PYDLR_NO_CUDA=1 timeout 300 $PY setup.py build_ext --inplace >>"$BUILD_LOG" 2>&1
+    echo "CPU-only build exit $?" | tee -a "$BUILD_LOG"
+  fi
   if [ "$rc" = 0 ] && [ "$KEEP_BUILD" = 1 ]; then  # a copy without debug sections, to carry to a later run
     strip --strip-debug -o "$OUT_DIR/pydlr_C.so" pydlr/_C*.so && ls -la "$OUT_DIR/pydlr_C.so"
   fi

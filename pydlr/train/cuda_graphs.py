@@ -131,7 +131,10 @@ class GraphedStep:
         return _NoContext()
 
     def close(self) -> None:
-        """Release the graph and its memory pool."""
+        """Release the graph and its memory pool. The gradients go too: an eager step after this fit would
+        otherwise add to the graph's last ones (the eager loop leaves none behind either)."""
+        if self.graph is not None:
+            self.learn.opt.zero_grad(set_to_none=True)
         self.graph = None
         self._grads = []
 
