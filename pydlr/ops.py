@@ -185,7 +185,7 @@ _CUDA_CHOICE: dict[tuple, bool] = {}
 
 def _cuda_native_wins(x, weight, stride, padding, dilation, groups, activation) -> bool:
     """On CUDA: time the native op and torch's convolution + activation once for these arguments and keep the
-    faster (forward + backward when gradients are on, else forward), median of 3 runs each after a warm-up.
+    faster (forward + backward when gradients are on, else forward), median of 5 runs each after a warm-up.
 
     torch's without measuring where the native op cannot run the call: no CUDA kernels in this build, dtypes
     other than float32/float64 (autocast), or inside a CUDA graph capture (nothing may run there; the
@@ -216,7 +216,7 @@ def _cuda_native_wins(x, weight, stride, padding, dilation, groups, activation) 
     return _CUDA_CHOICE[key]
 
 
-def _cuda_ms(fn, reps: int = 3) -> float:
+def _cuda_ms(fn, reps: int = 5) -> float:
     """Median milliseconds of fn() on the current CUDA stream (events), after one warm-up call."""
     fn()
     times = []

@@ -93,9 +93,9 @@ def test_native_float32_matches_cudnn_on_seed_layers(shape, channels_last):
     results = {}
     for impl in ("ref64", "cudnn", "native"):
         dtype = torch.float64 if impl == "ref64" else torch.float32
-        x = x64.to(dtype).contiguous(memory_format=fmt).requires_grad_()
-        wt = w64.to(dtype).requires_grad_()
-        b = b64.to(dtype).requires_grad_()
+        x = x64.detach().to(dtype).contiguous(memory_format=fmt).requires_grad_()
+        wt = w64.detach().to(dtype).requires_grad_()
+        b = b64.detach().to(dtype).requires_grad_()
         if impl == "native":
             y = ops.conv2d(x, wt, b, (1, 1), (0, 0), (1, 1), 1, activation="relu")
             assert y.is_contiguous(memory_format=fmt)  # the output follows the input's memory format

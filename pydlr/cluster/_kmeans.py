@@ -56,7 +56,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     chunk_size : int
-        Rows per block of the distance computation (bounds memory at ``chunk_size * n_clusters``).
+        Rows per block of the distance computation (bounds memory at ``chunk_size * n_clusters``; on a GPU
+        blocks hold at least 2**26 distances, 256 MiB, since each block costs kernel launches).
 
     Attributes
     ----------
@@ -391,7 +392,10 @@ class _SlabStep:
         self.x, self.x_sq, self.labels, self.min_dist = x, x_sq, labels, min_dist
         self.centers = centers
         self.c_sq = (centers * centers).sum(dim=1, keepdim=True)
-        self.chunk, self.accumulate = chunk, accumulate
+        # On a GPU each chunk costs a handful of kernel launches: chunks of at least 2**26 / k rows (256 MiB of
+        # float32 distances) keep a pass over 10M rows to a few launches instead of thousands.
+        self.chunk = max(chunk, (1 << 26) // self.c_sq.shape[0]) if x.is_cuda else chunk
+        self.accumulate = accumulate
 
     def __call__(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
         x, k = self.x, self.c_sq.shape[0]
@@ -399,6 +403,10 @@ class _SlabStep:
         buffer = torch.empty(k, min(self.chunk, stop - start), dtype=x.dtype, device=x.device)
         new = torch.empty(buffer.shape[1], dtype=torch.int64, device=x.device)
         sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device) if self.accumulate else None
+        # On a GPU, index_add_ into k rows is k * d addresses hit by every sample's atomics (10M x 64, k = 10:
+        # ~220 ms an iteration on an H200); a one-hot (k, chunk) @ (chunk, d) GEMM streams the chunk instead.
+        onehot = (torch.empty(k, buffer.shape[1], dtype=x.dtype, device=x.device)
+                  if self.accumulate and x.is_cuda else None)
         changed = torch.zeros((), dtype=torch.int64, device=x.device)
         for a in range(start, stop, self.chunk):
             b = min(a + self.chunk, stop)
@@ -407,7 +415,11 @@ class _SlabStep:
             torch.min(block, dim=0, out=(self.min_dist[a:b], labels))
             if self.accumulate:
                 changed += labels.ne(self.labels[a:b]).sum()
-                sums.index_add_(0, labels, x[a:b])  # the chunk is still in cache
+                if onehot is None:
+                    sums.index_add_(0, labels, x[a:b])  # the chunk is still in cache
+                else:
+                    hot = onehot[:, : b - a].zero_().scatter_(0, labels.unsqueeze(0), 1.0)
+                    sums.addmm_(hot, x[a:b])
             self.labels[a:b] = labels
         dist = self.min_dist[start:stop]
         dist.add_(self.x_sq[start:stop]).clamp_(min=0.0)

@@ -124,11 +124,15 @@ class GraphedStep:
         return True
 
     def eager_context(self, learn):
-        """Where an eager training step runs: on a side stream while warming up for the capture."""
-        if self.graph is None and self.failed is None and self._full(learn):
+        """Where an eager training step runs: on the capture's side stream while warming up for the capture
+        and after it (a partial batch), so the parameters' gradient accumulators stay on one stream."""
+        if self.failed is not None:
+            return _NoContext()
+        if self.graph is None:
+            if not self._full(learn):
+                return _NoContext()
             self.warm += 1
-            return _SideStream(self._stream)
-        return _NoContext()
+        return _SideStream(self._stream)
 
     def close(self) -> None:
         """Release the graph and its memory pool. The gradients go too: an eager step after this fit would
@@ -184,7 +188,9 @@ class GraphedStep:
             for group, (lr, capturable) in zip(opt.param_groups, saved, strict=True):
                 group["lr"], group["capturable"] = lr, capturable
         self.graph = graph
-        self._pred, self._loss = pred, loss
+        # Detached: the captured autograd graph is not needed for replays, and kept alive it would tie the
+        # parameters' gradient accumulators to the capture stream.
+        self._pred, self._loss = pred.detach(), loss.detach()
         self._grads = [(p, p.grad) for g in opt.param_groups for p in g["params"] if p.grad is not None]
         self._hyper = [_hyper(g) for g in opt.param_groups]
         self.captures += 1
