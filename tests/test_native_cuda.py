@@ -382,3 +382,23 @@ def test_out_of_memory_suggests_a_smaller_batch_and_keeps_the_model():
         assert torch.equal(a.detach(), b)
     hist = model.fit(x[:2000], y[:2000], batch_size=64, epochs=1, verbose=0, device="cuda")
     assert np.isfinite(hist.history["loss"][-1])
+
+
+@needs_gpu
+def test_in_process_gpu_augmentation_draws_the_epoch_at_once():
+    """Batches augmented on the GPU from the epoch's pre-drawn parameters equal augmenting each batch with its
+    own generator (the batch-by-batch path); the last batch is partial."""
+    from pydlr.data import Augment
+    from pydlr.data.batching import ArrayBatches, epoch_batches
+
+    x = torch.rand(300, 28, 28, 1)
+    y = torch.arange(300) % 10
+    aug = Augment(flip="horizontal", rotation=0.1, shift=0.1, zoom=0.1, brightness=0.2, contrast=0.2)
+    data = ArrayBatches(x, y, 64, seed=5, augment=aug, workers=0, device="cuda")
+    got = [xb.clone() for xb, _, _ in data.epoch(1)]
+    batches = epoch_batches(300, 64, None, True, 5, 1)
+    assert [len(b) for b in batches] == [64, 64, 64, 64, 44] == [len(b) for b in got]
+    for step, (idx, xb) in enumerate(zip(batches, got, strict=True)):
+        g = torch.Generator().manual_seed(data.batch_seed(1, step))
+        ref = data.augment(x[idx].cuda(), g)
+        torch.testing.assert_close(xb, ref, rtol=1e-5, atol=1e-5)

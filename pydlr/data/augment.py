@@ -86,9 +86,21 @@ class Augment:
         return Augment(self.flip, self.rotation, self.shift, self.zoom, self.brightness,
                        self.contrast, (lo, hi), self.fill_mode)
 
+    def draw(self, n: int, g: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The random numbers of ``n`` images, uniform in [-1, 1), in the order ``__call__`` draws them:
+        geometric (n, 6) (None without a geometric transform), then photometric (n, 2) (None without
+        brightness or contrast)."""
+        geo = torch.rand(n, 6, generator=g) * 2 - 1 if self.geometric else None
+        photo = torch.rand(n, 2, generator=g) * 2 - 1 if (self.brightness or self.contrast) else None
+        return geo, photo
+
     def theta(self, n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
         """(n, 2, 3) affine matrices mapping output to input coordinates (normalised, as affine_grid)."""
-        u = torch.rand(n, 6, generator=g) * 2 - 1  # uniform in [-1, 1)
+        return self.theta_from(torch.rand(n, 6, generator=g) * 2 - 1, h, w)
+
+    def theta_from(self, u: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """`theta` from the geometric draws ``u`` (n, 6) of `draw`."""
+        n = u.shape[0]
         angle = u[:, 0] * (self.rotation * 2 * math.pi)
         scale = 1 + u[:, 1] * self.zoom
         tx = u[:, 2] * (2 * self.shift[1])
@@ -109,18 +121,25 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Augment a batch ``x`` (n, h, w, c) float32; returns a new NHWC tensor."""
+        # random draws come from the (CPU) generator; the warp itself runs where x is
+        geo, photo = self.draw(x.shape[0], g)
+        theta = None if geo is None else self.theta_from(geo, x.shape[1], x.shape[2])
+        return self.apply(x, None if theta is None else theta.to(x.device, non_blocking=True),
+                          None if photo is None else photo.to(x.device, non_blocking=True))
+
+    def apply(self, x: torch.Tensor, theta: torch.Tensor | None, photo: torch.Tensor | None) -> torch.Tensor:
+        """Augment ``x`` with given parameters: ``theta`` (n, 2, 3) from `theta_from`, ``photo`` (n, 2) from
+        `draw`, both on x's device (None where the transform is off)."""
         n, h, w = x.shape[0], x.shape[1], x.shape[2]
         out = x
-        if self.geometric:
-            # random draws come from the (CPU) generator; the warp itself runs where x is
-            theta = self.theta(n, h, w, g).to(x.device, non_blocking=True)
+        if theta is not None:
             nchw = x.permute(0, 3, 1, 2)
             grid = F.affine_grid(theta, [n, x.shape[3], h, w], align_corners=False)
             out = F.grid_sample(nchw, grid, mode="bilinear", padding_mode=_FILL[self.fill_mode],
                                 align_corners=False).permute(0, 2, 3, 1)
-        if self.brightness or self.contrast:
+        if photo is not None:
             lo, hi = self.value_range or (0.0, 1.0)
-            u = (torch.rand(n, 2, generator=g) * 2 - 1).to(x.device, non_blocking=True)
+            u = photo
             if self.contrast:
                 c = (1 + u[:, 1] * self.contrast).view(n, 1, 1, 1)
                 mean = out.mean(dim=(1, 2), keepdim=True)
