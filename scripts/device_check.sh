@@ -54,6 +54,10 @@ stamp "device check: device=$DEVICE ${QUICK} out=$OUT_DIR python=$($PY -c 'impor
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 
 BUILD_LOG="$OUT_DIR/build.log"
+if [ "$BUILD" = 0 ] && ! $PY -c 'import pydlr._C' 2>/dev/null; then
+  stamp "--no-build, but pydlr._C does not import here: building"
+  BUILD=1
+fi
 if [ "$BUILD" = 1 ]; then
   # One target (the GPU present) keeps nvcc's time down; MAX_JOBS: the machine's cores.
   if [ "$DEVICE" = cuda ] && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
