@@ -1,8 +1,12 @@
 """Keras' training API on pydlr's models: ``compile``, ``fit``, ``evaluate``, ``predict``.
 
-``pydlr.Sequential`` is ``engine.Sequential``: the models owner's Sequential plus `TrainingMixin`.
-The mixin works on any ``torch.nn.Module`` that takes channels-last batches, so it can also be mixed
-into other model classes (``engine.Model`` for the functional API).
+``pydlr.Sequential`` is ``engine.Sequential``: ``pydlr.models.Sequential`` plus `TrainingMixin` (the
+models know no training loop; the mixin adds it). The mixin works on any ``torch.nn.Module`` that takes
+channels-last batches, so it can also be mixed into other model classes (``engine.Model`` for the
+functional API).
+
+Where the work is: argument checks in pydlr.train.options, data preparation in pydlr.data.prepare,
+the loop and its callbacks (history, seeding, NaN check, precision, DDP) in pydlr.train.
 
 Semantics (as Keras; tested in tests/test_train_engine.py)
 ----------------------------------------------------------
@@ -10,13 +14,17 @@ Semantics (as Keras; tested in tests/test_train_engine.py)
   ``ceil(N / batch_size)`` with the last batch partial (N = 2000, batch 20: 100 updates; N = 2001:
   101). With ``steps_per_epoch`` given, batches are full and the data cycle (a new permutation each
   pass) when ``steps_per_epoch * batch_size > N``.
-- ``validation_split`` holds out the *last* fraction of x/y before shuffling, as Keras.
+- ``validation_split`` holds out the *last* fraction of x/y before shuffling, as Keras (with a warning
+  when that part holds classes the training part lacks: data sorted by class).
 - ``class_weight`` / ``sample_weight`` weight each sample's loss: ``sum(w * l) / batch``.
 - Outputs: ``predict`` returns what the model's last layer returns, as Keras: probabilities when it
   ends in softmax/sigmoid. A model that outputs logits (pydlr's ``seed_cnn`` head) is compiled with
   ``losses.SparseCategoricalCrossentropy(from_logits=True)`` (Keras' way), and then
   ``predict_proba`` gives probabilities (softmax, or sigmoid for one output) and ``predict_classes``
   the classes either way.
+- ``compile`` changes nothing unless it succeeds, and builds ``model.optimizer`` at once when the model
+  has its weights (else at the first fit); ``model.optimizer.learning_rate`` reads and sets the rate
+  the next step uses.
 - ``seed``: bit-identical weights on CPU for the same seed and the same initial weights
   (``pydlr.utils.set_random_seed`` before building the model makes those reproducible too). The seed
   fixes shuffling, augmentation and dropout; fit leaves the global RNG as it found it.
@@ -30,50 +38,29 @@ Semantics (as Keras; tested in tests/test_train_engine.py)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths
 from pydlr.data.augment import Augment
-from pydlr.data.batching import ArrayBatches
+from pydlr.data.batching import ArrayBatches, resolve_batch_size
+from pydlr.data.prepare import check_loss_fits_model, prepare_data, prepare_fit_data, prepare_x
 from pydlr.errors import InputError
-from pydlr.train.callbacks import BackupAndRestore
+from pydlr.models import Model as _BaseModel
+from pydlr.models import Sequential as _BaseSequential
+from pydlr.train import distributed as ddp
 from pydlr.train.events import Callback
 from pydlr.train.history import History
 from pydlr.train.learner import Learner
 from pydlr.train.losses import Loss, get_loss
 from pydlr.train.metrics import Metric, get_metric
-from pydlr.train.optimizers import get_optimizer
+from pydlr.train.optimizers import get_optimizer, with_learning_rate
+from pydlr.train.options import FitOptions, resolve_device
 from pydlr.train.progress import ProgressBar
 
 __all__ = ["TrainingMixin", "Sequential", "Model", "resolve_device"]
-
-
-def resolve_device(device: Any, where: str = "fit") -> torch.device:
-    """'auto' -> CUDA when present, else CPU; also 'cpu', 'cuda', 'cuda:1', torch.device."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError("device", "'auto', 'cpu' or 'cuda[:i]'", device, where=where) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "'cpu' or 'auto' (no CUDA device is available)", device,
-                         where=where)
-    return dev
-
-
-def _positive_int(value: Any, name: str, where: str, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(name, "a positive integer" + (" or None" if allow_none else ""), value,
-                         where=where)
-    return int(value)
 
 
 class TrainingMixin:
@@ -83,6 +70,9 @@ class TrainingMixin:
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
                 metrics: Sequence[Any] | None = None, **kwargs: Any) -> None:
         """Configure training (Keras' ``compile``; default optimizer "rmsprop" as Keras).
+
+        Everything is checked and built before anything is assigned: a failed compile leaves the model
+        as it was.
 
         Parameters
         ----------
@@ -105,14 +95,27 @@ class TrainingMixin:
                              where="compile")
         if isinstance(metrics, (str, Metric)):
             metrics = [metrics]
-        self._loss: Loss = get_loss(loss)
-        self._metrics: list[Metric] = [get_metric(m, self._loss.kind, self._loss.from_logits)
-                                       for m in (metrics or [])]
-        self._optimizer_spec = get_optimizer(optimizer)
-        self.optimizer: torch.optim.Optimizer | None = (
-            self._optimizer_spec if isinstance(self._optimizer_spec, torch.optim.Optimizer) else None)
+        loss_fn = get_loss(loss)
+        metric_fns = [get_metric(m, loss_fn.kind, loss_fn.from_logits) for m in (metrics or [])]
+        spec = get_optimizer(optimizer)
+        check_loss_fits_model(self, loss_fn, "compile")
+        built = self._build_optimizer(spec)
+        self._loss: Loss = loss_fn
+        self._metrics: list[Metric] = metric_fns
+        self._optimizer_spec = spec
+        self.optimizer = built if built is not None else spec
         self.compiled = True
         self.stop_training = False
+
+    def _build_optimizer(self, spec: Any) -> torch.optim.Optimizer | None:
+        """The torch optimizer for ``spec`` over the trainable weights; None while the model has no
+        weights yet (an input-less Sequential is built by its first fit)."""
+        if isinstance(spec, torch.optim.Optimizer):
+            return with_learning_rate(spec)
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not getattr(self, "built", True) or not params:
+            return None
+        return spec.build(params)
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe compile settings (saved by ``io.save_model``; see `compile_from_config`)."""
@@ -130,7 +133,7 @@ class TrainingMixin:
                 "metrics": [m.name for m in self._metrics]}
 
     def compile_from_config(self, config: dict) -> None:
-        """Re-compile from `get_compile_config`'s result and build the optimizer now (so a saved
+        """Re-compile from `get_compile_config`'s result (the optimizer is built then, so a saved
         optimizer state can be loaded into it)."""
         from pydlr.train import optimizers
 
@@ -144,79 +147,11 @@ class TrainingMixin:
             optimizer = optimizers.get(name, **opt)
         loss = get_loss(config["loss"]["name"], from_logits=bool(config["loss"].get("from_logits")))
         self.compile(optimizer=optimizer, loss=loss, metrics=list(config.get("metrics") or []))
-        if self.optimizer is None:
-            self.optimizer = self._optimizer_spec.build(
-                [p for p in self.parameters() if p.requires_grad])
 
     def _require_compiled(self, where: str) -> None:
         if not getattr(self, "compiled", False):
             raise InputError("model", "a compiled model (call model.compile(optimizer=..., loss=...) "
                              "first)", "a model that was not compiled", where=where)
-
-    # ----- data preparation ---------------------------------------------------------------------
-    def _expected_input(self) -> tuple | None:
-        spec = getattr(self, "input_spec", None)
-        return tuple(spec) if spec is not None else None
-
-    def _prepare_x(self, x: Any, where: str, name: str = "x") -> torch.Tensor:
-        t = as_x_tensor(x, where=where, name=name)
-        spec = self._expected_input()
-        if spec is not None:
-            if (t.dim() == len(spec) and len(spec) == 3 and spec[-1] == 1
-                    and tuple(t.shape[1:]) == tuple(spec[:2])):
-                t = t.unsqueeze(-1)  # (N, H, W) for a one-channel model, as the models accept
-            got = tuple(t.shape[1:])
-            if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got, strict=False)):
-                raise InputError(name, f"samples of shape {spec} (the model's input shape, channels "
-                                 "last)", f"samples of shape {got}", where=where)
-        return t
-
-    def _output_width(self, x: torch.Tensor, device: torch.device, where: str) -> int | None:
-        """Run two samples through the model (eval mode, no grad) to learn its output width."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                out = self(x[:2].to(device))
-        except InputError:
-            raise
-        except (RuntimeError, ValueError) as exc:
-            raise InputError("x", "samples the model can take", f"samples of shape "
-                             f"{tuple(x.shape[1:])} ({str(exc).splitlines()[0]})", where=where) from None
-        finally:
-            self.train(was_training)
-        return int(out.shape[-1]) if out.dim() >= 2 else None
-
-    def _prepare_y(self, y: Any, n_out: int | None, where: str, name: str = "y") -> torch.Tensor:
-        if y is None:
-            raise InputError(name, "labels (y) for training", None, where=where)
-        t = as_y_tensor(y, self._loss.kind, n_out, where=where)
-        if self._loss.kind in ("binary", "regression") and t.dim() == 1 and n_out == 1:
-            t = t.unsqueeze(1)
-        return t
-
-    def _sample_weights(self, y: torch.Tensor, class_weight: Any, sample_weight: Any,
-                        where: str) -> torch.Tensor | None:
-        w = None
-        if class_weight is not None:
-            if not isinstance(class_weight, dict) or not class_weight:
-                raise InputError("class_weight", "a dict {class: weight}", class_weight, where=where)
-            if self._loss.kind not in ("sparse", "categorical", "binary"):
-                raise InputError("class_weight", "used only with a classification loss",
-                                 class_weight, where=where)
-            classes = (y.argmax(-1) if self._loss.kind == "categorical" else y.reshape(len(y), -1)[:, 0]
-                       ).to(torch.int64)
-            n_cls = max(int(classes.max()) + 1, max(int(k) for k in class_weight) + 1)
-            table = torch.ones(n_cls)
-            for k, v in class_weight.items():
-                table[int(k)] = float(v)
-            w = table[classes]
-        if sample_weight is not None:
-            sw = as_x_tensor(sample_weight, where=where, name="sample_weight").reshape(-1)
-            if sw.shape[0] != y.shape[0]:
-                raise InputError("sample_weight", f"{y.shape[0]} weights", sw, where=where)
-            w = sw if w is None else w * sw
-        return w
 
     # ----- fit ----------------------------------------------------------------------------------
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
@@ -231,153 +166,117 @@ class TrainingMixin:
             nproc_per_node: int = 2, nan_check: bool = True) -> History:
         """Train the model in place; returns a `History` (also kept as ``self.history``).
 
-        Keras' arguments and meanings (see the module docstring for the epoch rules), plus:
+        Keras' arguments and meanings (see the module docstring for the epoch rules); batch_size None
+        is 32 (`pydlr.data.batching.DEFAULT_BATCH_SIZE`); verbose "auto" is 1 where the progress line
+        can be rewritten in place, else 2 (`pydlr.train.progress.resolve_verbose`). Also:
         seed (reproducibility), device ("auto" = CUDA when present), resume (a checkpoint path,
         restored when it exists and written after every epoch), augment (an `Augment`, applied per
         batch), workers (augmentation processes that prefetch; 0 = in this process), precision
         ("auto": float16 autocast on CUDA (bfloat16 where supported), float32 on CPU; or "float32",
-        "bfloat16"), print_fn / dynamic_progress (how the progress bar prints: the R package passes
-        its console printer), distributed (re-run this fit under torchrun, see
-        ``pydlr.train.distributed``), nan_check (stop with TrainingError when the loss is NaN/Inf;
-        checked every batch on CPU, every 50 on GPUs).
+        "bfloat16"), print_fn / dynamic_progress (how the progress bar prints and whether its line
+        can be rewritten in place: the R package passes its console printer and its guess),
+        distributed (re-run this fit under torchrun, see ``pydlr.train.distributed``), nan_check
+        (stop with TrainingError when the loss is NaN/Inf; checked every batch on CPU, every 50 on
+        GPUs).
         """
-        where = "fit"
-        self._require_compiled(where)
+        self._require_compiled("fit")
         if distributed:
-            from pydlr.train.distributed import fit_distributed
-
-            return fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
-                                   nproc_per_node=nproc_per_node, verbose=verbose)
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", where)
-        epochs = _positive_int(epochs, "epochs", where)
-        steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch", where, allow_none=True)
-        if verbose == "auto":
-            verbose = 1
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise InputError("verbose", "0, 1, 2 or 'auto'", verbose, where=where)
-        if not isinstance(initial_epoch, int) or not 0 <= initial_epoch < epochs:
-            raise InputError("initial_epoch", f"an integer in 0..{epochs - 1}", initial_epoch,
-                             where=where)
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
-            raise InputError("validation_split", "a fraction in [0, 1)", validation_split,
-                             where=where)
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-            raise InputError("workers", "a non-negative integer", workers, where=where)
-        if augment is not None and not isinstance(augment, Augment):
-            raise InputError("augment", "a pydlr.data.Augment(...)", augment, where=where)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise InputError("seed", "a non-negative integer or None", seed, where=where)
-        if callbacks is not None and not all(isinstance(c, Callback) for c in callbacks):
-            raise InputError("callbacks", "a list of pydlr callbacks", callbacks, where=where)
-        dev = resolve_device(device, where)
-        from pydlr.train import distributed as ddp
-
-        ctx = ddp.ddp_context(dev)  # None unless running under torchrun with > 1 process
-        rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
-        if ctx:
-            dev = ctx.device
-            verbose = verbose if rank == 0 else 0
-        precision = self._resolve_precision(precision, dev, where)
-        backup = BackupAndRestore(resume) if resume is not None else None
-
-        xt = self._prepare_x(x, where)
-        if augment is not None and xt.dim() != 4:
-            raise InputError("augment", "image data (n, height, width, channels)", xt, where=where)
+            return ddp.fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
+                                       nproc_per_node=nproc_per_node, verbose=verbose)
+        opts = FitOptions.check(**{k: v for k, v in locals().items() if k in FitOptions.names()})
+        ctx = ddp.ddp_context(opts.device)  # None unless running under torchrun with > 1 process
+        data = prepare_fit_data(self, self._loss, x, y, sample_weight, class_weight,
+                                opts.validation_split, validation_data)
+        dev = ctx.device if ctx else opts.device
         self._to_device(dev)
-        n_out = self._output_width(xt, dev, where)
-        yt = self._prepare_y(y, n_out, where)
-        check_lengths(xt, yt, where)
-        wt = self._sample_weights(yt, class_weight, sample_weight, where)
-
-        val = None
-        if validation_data is not None:
-            val = self._validation_tuple(validation_data, n_out, where)
-        elif validation_split > 0:
-            n_val = int(math.floor(xt.shape[0] * validation_split))
-            if n_val < 1 or n_val >= xt.shape[0]:
-                raise InputError("validation_split", "a fraction leaving samples on both sides",
-                                 validation_split, where=where)
-            cut = xt.shape[0] - n_val
-            val = (xt[cut:], yt[cut:], None if wt is None else wt[cut:])
-            xt, yt, wt = xt[:cut], yt[:cut], (None if wt is None else wt[:cut])
-
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        if ctx:
-            seed = ddp.broadcast_seed(seed)
-        train = ArrayBatches(xt, yt, batch_size, steps_per_epoch, shuffle, int(seed), wt, augment,
-                             workers, dev, rank=rank, world_size=world)
-        valid = (ArrayBatches(val[0], val[1], validation_batch_size or batch_size, None, False, 0,
-                              val[2], None, 0, dev) if val is not None else None)
-        learner = self._make_learner(dev, precision)
-        if not nan_check:
-            learner.nan_check_every = 0
-        if ctx:
-            learner.forward_module = ddp.wrap(self, ctx)
-            learner.rank, learner.world_size = rank, world
-        cbs = [ProgressBar(verbose, print_fn, dynamic_progress)] if verbose else []
-        cbs += list(callbacks or [])
-        if backup is not None:
-            cbs.append(backup)
-        learner.history.params = {"epochs": epochs, "steps": train.steps, "verbose": verbose,
-                                  "batch_size": batch_size}
+        train, valid = self._fit_batches(data, opts, dev, ctx)
+        learner = self._learner(dev, opts, train.steps)
         self.stop_training = False
-        devices = [dev.index or 0] if dev.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices, enabled=True):
-                torch.manual_seed(int(seed) % 2**63)
-                if dev.type == "cuda":
-                    torch.cuda.manual_seed(int(seed) % 2**63)
-                history = learner.fit(epochs, train, valid, initial_epoch=initial_epoch,
-                                      callbacks=cbs, seed=int(seed))
+            self.history = learner.fit(opts.epochs, train, valid, initial_epoch=opts.initial_epoch,
+                                       callbacks=self._fit_callbacks(opts, ctx), seed=train.seed)
         finally:
             train.close()
-        self.history = history
-        return history
+        return self.history
 
-    def _resolve_precision(self, precision: str, dev: torch.device, where: str) -> str:
-        if precision == "auto":
-            if dev.type == "cuda":
-                return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-            return "float32"
-        if precision not in ("float32", "bfloat16", "float16"):
-            raise InputError("precision", "'auto', 'float32', 'bfloat16' or 'float16'", precision,
-                             where=where)
-        if precision == "float16" and dev.type == "cpu":
-            raise InputError("precision", "'float32' or 'bfloat16' on the CPU", precision, where=where)
-        return precision
+    def _fit_batches(self, data, opts: FitOptions, dev: torch.device, ctx):
+        """The training and validation batch sources of one fit (each rank its shard under DDP)."""
+        if opts.augment is not None and data.train.x.dim() != 4:
+            raise InputError("augment", "image data (n, height, width, channels)", data.train.x,
+                             where="fit")
+        seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
+        rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+        tr = data.train
+        train = ArrayBatches(tr.x, tr.y, opts.batch_size, opts.steps_per_epoch, opts.shuffle, seed,
+                             tr.w, opts.augment, opts.workers, dev, rank=rank, world_size=world)
+        va = data.valid
+        valid = (ArrayBatches(va.x, va.y, opts.validation_batch_size, None, False, 0, va.w, None, 0,
+                              dev) if va is not None else None)
+        return train, valid
 
-    def _to_device(self, dev: torch.device) -> None:
-        ref = next(iter(self.parameters()), None)
-        if ref is not None and ref.device != dev:
-            if self.optimizer is not None and not isinstance(self._optimizer_spec,
-                                                             torch.optim.Optimizer):
-                self.optimizer = None  # rebuilt for the moved parameters
-            self.to(dev)
+    def _fit_callbacks(self, opts: FitOptions, ctx) -> list[Callback]:
+        """This fit's callbacks: progress (rank 0 only), the user's, resume, DDP."""
+        verbose = opts.verbose if not ctx or ctx.rank == 0 else 0
+        cbs: list[Callback] = ([ProgressBar(verbose, opts.print_fn, opts.dynamic_progress)]
+                               if verbose else [])
+        cbs += opts.callbacks
+        if opts.resume is not None:
+            cbs.append(opts.resume)
+        if ctx:
+            cbs.append(ddp.DistributedTraining(ctx))
+        return cbs
 
-    def _validation_tuple(self, data: Any, n_out: int | None, where: str):
-        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-            raise InputError("validation_data", "a tuple (x_val, y_val) or (x_val, y_val, weights)",
-                             data, where=where)
-        xv = self._prepare_x(data[0], where, name="validation_data[0]")
-        yv = self._prepare_y(data[1], n_out, where, name="validation_data[1]")
-        check_lengths(xv, yv, where)
-        wv = None
-        if len(data) == 3 and data[2] is not None:
-            wv = as_x_tensor(data[2], where=where, name="validation_data[2]").reshape(-1)
-        return xv, yv, wv
-
-    def _make_learner(self, dev: torch.device, precision: str) -> Learner:
-        if self.optimizer is None:
-            self.optimizer = self._optimizer_spec.build(
-                [p for p in self.parameters() if p.requires_grad])
+    def _learner(self, dev: torch.device, opts: FitOptions, steps: int) -> Learner:
+        """A Learner on this model for one fit, with its optimizer ready (built now if compile could
+        not yet) and Keras' ``params``."""
+        self.optimizer = self._optimizer_for_fit()
         pending = getattr(self, "pending_optimizer_state", None)
         if pending is not None:  # io.load_model(compile=False) left the saved state for us
             self.optimizer.load_state_dict(pending)
             self.pending_optimizer_state = None
-        return Learner(self, self._loss, self.optimizer, self._metrics, device=dev,
-                       precision=precision)
+        learner = Learner(self, self._loss, self.optimizer, self._metrics, device=dev,
+                          precision=opts.precision, nan_check_every=None if opts.nan_check else 0)
+        learner.history.params = {"epochs": opts.epochs, "steps": steps, "verbose": opts.verbose,
+                                  "batch_size": opts.batch_size}
+        return learner
+
+    def _optimizer_for_fit(self) -> torch.optim.Optimizer:
+        """The compiled optimizer, built now when the model had no weights at compile, rebuilt (keeping
+        the rate and the state of weights still trainable) when the trainable weights changed since."""
+        opt, spec = self.optimizer, self._optimizer_spec
+        if isinstance(spec, torch.optim.Optimizer):
+            return opt
+        if not isinstance(opt, torch.optim.Optimizer):
+            built = self._build_optimizer(opt)
+            if built is None:
+                raise InputError("model", "a model with trainable weights", "no trainable weights",
+                                 where="fit")
+            return built
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in trainable}:
+            return opt
+        new = self._build_optimizer(spec)
+        if new is None:
+            raise InputError("model", "a model with trainable weights", "no trainable weights",
+                             where="fit")
+        new.learning_rate = opt.learning_rate
+        for p in trainable:
+            if p in opt.state:
+                new.state[p] = opt.state[p]
+        return new
+
+    def _to_device(self, dev: torch.device) -> None:
+        """Move the weights, and the optimizer's per-weight state with them (same Parameter objects:
+        ``Module.to`` moves them in place)."""
+        ref = next(iter(self.parameters()), None)
+        if ref is None or ref.device == dev:
+            return
+        self.to(dev)
+        opt = getattr(self, "optimizer", None)
+        for state in (opt.state.values() if isinstance(opt, torch.optim.Optimizer) else ()):
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0:
+                    state[key] = value.to(dev)
 
     # ----- evaluate / predict -------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -391,26 +290,12 @@ class TrainingMixin:
         Keras), or a dict with ``return_dict=True``."""
         where = "evaluate"
         self._require_compiled(where)
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", where)
-        xt = self._prepare_x(x, where)
+        batch_size = resolve_batch_size(batch_size, where)
+        data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
         dev = self._device()
-        n_out = self._output_width(xt, dev, where)
-        yt = self._prepare_y(y, n_out, where)
-        check_lengths(xt, yt, where)
-        wt = self._sample_weights(yt, None, sample_weight, where)
-        data = ArrayBatches(xt, yt, batch_size, None, False, 0, wt, None, 0, dev)
+        batches = ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev)
         learner = Learner(self, self._loss, self.optimizer, self._metrics, device=dev)
-        learner.cbs = []
-        learner._build_handlers()
-        self.eval()
-        try:
-            with torch.no_grad():
-                learner.training = False
-                learner.n_iter = data.steps
-                learner._run_batches(data.epoch(0))
-        finally:
-            self.train()
-        logs = learner._epoch_logs(prefix="")
+        logs = learner.validate(batches)
         if return_dict:
             return logs
         values = list(logs.values())
@@ -420,8 +305,8 @@ class TrainingMixin:
         """The model's outputs for x as a NumPy array (probabilities when the model ends in softmax /
         sigmoid; logits otherwise, as Keras; see `predict_proba`)."""
         where = "predict"
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", where)
-        xt = self._prepare_x(x, where)
+        batch_size = resolve_batch_size(batch_size, where)
+        xt = prepare_x(self, x, where)
         dev = self._device()
         outs = []
         was_training = self.training
@@ -462,21 +347,9 @@ class TrainingMixin:
         return (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
 
 
-def _base_sequential():
-    from pydlr.models import Sequential as _Sequential
-
-    return _Sequential
-
-
-class Sequential(TrainingMixin, _base_sequential()):
+class Sequential(TrainingMixin, _BaseSequential):
     """Keras' Sequential with compile/fit/evaluate/predict (pydlr.Sequential)."""
 
 
-try:  # the functional Model, when the models module offers it
-    from pydlr.models import Model as _BaseModel
-
-    class Model(TrainingMixin, _BaseModel):
-        """Keras' functional Model with compile/fit/evaluate/predict (pydlr.Model)."""
-
-except ImportError:  # pragma: no cover - depends on the models owner's progress
-    Model = None  # type: ignore[assignment,misc]
+class Model(TrainingMixin, _BaseModel):
+    """Keras' functional Model with compile/fit/evaluate/predict (pydlr.Model)."""

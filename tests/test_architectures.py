@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pydlr import io, layers, models
+from pydlr.models import summary
 
 MNV2_SETTING = [
     (1, 16, 1, 1),
@@ -161,7 +162,7 @@ def test_mobilenet_v2_has_torchvision_keys_and_counts(mobilenet: models.MobileNe
     assert list(state) == list(expected)
     assert {k: tuple(v.shape) for k, v in state.items()} == expected
     assert len(state) == 314  # the real torchvision file holds 314 tensors
-    assert mobilenet.param_totals()["trainable"] == 3_504_872
+    assert summary.param_totals(mobilenet)["trainable"] == 3_504_872
 
 
 def test_mobilenet_v2_loads_torchvision_state_and_matches_its_forward(
@@ -238,7 +239,7 @@ def test_backbone_inside_sequential_model() -> None:
     rows = model.summary_table()
     assert rows[0]["layer"] == base.name and rows[0]["output_shape"] == "(None, 1, 1, 512)"
     assert rows[0]["trainable"] is False and rows[2]["params"] == 1026
-    totals = model.param_totals()
+    totals = summary.param_totals(model)
     assert totals["trainable"] == 1026 and totals["non_trainable"] == base.count_params()
     x = torch.rand(2, 32, 32, 3)
     model.eval()

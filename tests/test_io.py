@@ -12,6 +12,7 @@ import torch
 
 from pydlr import io, layers, models
 from pydlr.errors import InputError, NotSupportedError
+from pydlr.models import summary
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path: Path, name: str) -> None:
 def test_without_optimizer_and_summary_file_size(tmp_path: Path) -> None:
     model = models.seed_cnn()
     path = io.save_weights(model, tmp_path / "w.safetensors")
-    assert os.path.getsize(path) == model.saved_weights_size()
+    assert os.path.getsize(path) == summary.saved_weights_size(model)
     io.save_model(model, tmp_path / "m", include_optimizer=False)
     assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
 

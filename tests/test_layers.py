@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from pydlr import layers, models
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.layers.base import keras_shape, to_internal, to_public
+from pydlr.models import summary
 
 
 @pytest.fixture(autouse=True)
@@ -236,7 +237,7 @@ def test_batch_normalization_keras_defaults_and_counts() -> None:
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
     assert bn.count_params() == 16 and int(bn.num_batches_tracked) == 1
     model = models.Sequential([layers.Input((3, 3, 4)), layers.BatchNormalization()])
-    totals = model.param_totals()
+    totals = summary.param_totals(model)
     assert (totals["trainable"], totals["non_trainable"]) == (8, 8)
     bn.trainable = False  # frozen BatchNormalization runs in inference mode, as in Keras 3
     before = bn.running_mean.clone()

@@ -9,6 +9,7 @@ from torch import nn
 
 from pydlr import layers, models
 from pydlr.errors import InputError
+from pydlr.models import summary
 
 SEED_ROWS = [
     ("conv2d", "Conv2D", "(None, 26, 26, 32)", 320),
@@ -70,7 +71,7 @@ def test_seed_cnn_with_head_totals_93322() -> None:
     assert _rows(model) == SEED_ROWS + HEAD_ROWS
     assert model.count_params() == 93_322
     assert (
-        model.param_totals()["trainable"] == 93_322 and model.param_totals()["non_trainable"] == 0
+        summary.param_totals(model)["trainable"] == 93_322 and summary.param_totals(model)["non_trainable"] == 0
     )
 
 
@@ -94,8 +95,8 @@ def test_summary_text_is_keras_table_plus_sizes() -> None:
     assert text.startswith(KERAS_SEED_SUMMARY + "\n")
     assert " Total params: 55,744 (217.75 KB)" in models.seed_cnn(head=False).summary_string(76)
     assert f" Weight memory: {93_322 * 4:,} bytes (float32)" in text
-    assert f" Saved weights (safetensors): {model.saved_weights_size():,} bytes" in text
-    assert model.saved_weights_size() > 93_322 * 4
+    assert f" Saved weights (safetensors): {summary.saved_weights_size(model):,} bytes" in text
+    assert summary.saved_weights_size(model) > 93_322 * 4
 
 
 def test_summary_width_follows_line_length() -> None:
@@ -236,8 +237,8 @@ def test_keras_conveniences() -> None:
     with pytest.raises(InputError, match="`name`"):
         model.get_layer("conv9")
     model.trainable = False
-    assert model.param_totals()["trainable"] == 0 and not model.trainable
-    assert model.param_totals()["non_trainable"] == 93_322
+    assert summary.param_totals(model)["trainable"] == 0 and not model.trainable
+    assert summary.param_totals(model)["non_trainable"] == 93_322
     model.trainable = True
     assert all(p.requires_grad for p in model.parameters())
 

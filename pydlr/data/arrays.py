@@ -14,7 +14,7 @@ import torch
 
 from pydlr.errors import InputError
 
-__all__ = ["as_x_tensor", "as_y_tensor", "check_input_shape", "check_lengths"]
+__all__ = ["as_x_tensor", "as_y_tensor", "check_lengths"]
 
 
 def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
@@ -51,29 +51,15 @@ def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
     return t.contiguous()
 
 
-def check_lengths(x: torch.Tensor, y: torch.Tensor | None, where: str = "fit") -> None:
+def check_lengths(x: torch.Tensor, y: torch.Tensor | None, where: str = "fit", name: str = "y") -> None:
     """x and y must have the same number of samples."""
     if y is not None and y.shape[0] != x.shape[0]:
-        raise InputError("y", f"{x.shape[0]} samples, as many as x", f"{y.shape[0]} samples",
+        raise InputError(name, f"{x.shape[0]} samples, as many as x", f"{y.shape[0]} samples",
                          where=where)
 
 
-def check_input_shape(x: torch.Tensor, input_shape: tuple | None, where: str = "fit") -> None:
-    """x's per-sample shape must equal the model's ``input_shape`` (Keras' shape without the batch)."""
-    if input_shape is None:
-        return
-    expected = tuple(int(d) if d is not None else None for d in input_shape)
-    got = tuple(x.shape[1:])
-    ok = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got, strict=False))
-    if not ok:
-        hint = ""
-        if len(got) + 1 == len(expected) and expected[-1] == 1 and tuple(expected[:-1]) == got:
-            hint = " (add the channel axis: x[..., None] in Python, array_reshape(x, c(n, h, w, 1)) in R)"
-        raise InputError("x", f"samples of shape {expected} (the model's input_shape){hint}",
-                         f"samples of shape {got}", where=where)
-
-
-def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit") -> torch.Tensor:
+def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit",
+                name: str = "y") -> torch.Tensor:
     """Labels converted for a loss ``kind`` and checked against the model's output width.
 
     Parameters
@@ -82,25 +68,25 @@ def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit") ->
     n_outputs : int or None
         Size of the model's last output axis (number of classes for classification).
     """
-    t = _to_numpy_or_tensor(y, "y", where)
+    t = _to_numpy_or_tensor(y, name, where)
     if t.ndim == 0 or t.shape[0] == 0:
-        raise InputError("y", "a non-empty array of labels", t, where=where)
+        raise InputError(name, "a non-empty array of labels", t, where=where)
     if t.is_floating_point() and not torch.isfinite(t).all():
-        raise InputError("y", "finite labels (no NaN/NA or Inf)", t, where=where)
+        raise InputError(name, "finite labels (no NaN/NA or Inf)", t, where=where)
     if kind == "sparse":
         if t.ndim == 2 and t.shape[1] == 1:
             t = t[:, 0]
         if t.ndim != 1:
-            raise InputError("y", "integer class labels of shape (n,) for "
+            raise InputError(name, "integer class labels of shape (n,) for "
                              "sparse_categorical_crossentropy (one-hot labels need "
                              "categorical_crossentropy)", t, where=where)
         if t.is_floating_point():
             if not torch.equal(t, t.round()):
-                raise InputError("y", "integer class labels", t, where=where)
+                raise InputError(name, "integer class labels", t, where=where)
         t = t.to(torch.int64)
         lo, hi = int(t.min()), int(t.max())
         if lo < 0 or (n_outputs is not None and hi >= n_outputs):
-            raise InputError("y", f"class labels in 0..{(n_outputs or 0) - 1} (the model has "
+            raise InputError(name, f"class labels in 0..{(n_outputs or 0) - 1} (the model has "
                              f"{n_outputs} outputs)", f"labels in {lo}..{hi}", where=where)
         return t.contiguous()
     t = t.to(torch.float32)
@@ -108,11 +94,11 @@ def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit") ->
         if t.ndim != 2 or (n_outputs is not None and t.shape[1] != n_outputs):
             hint = (" (integer labels: use to_categorical(y) or "
                     "loss='sparse_categorical_crossentropy')" if t.ndim == 1 else "")
-            raise InputError("y", f"one-hot labels of shape (n, {n_outputs}){hint}", t, where=where)
+            raise InputError(name, f"one-hot labels of shape (n, {n_outputs}){hint}", t, where=where)
         if t.min() < 0 or t.max() > 1:
-            raise InputError("y", "one-hot (or probability) rows with values in [0, 1]",
+            raise InputError(name, "one-hot (or probability) rows with values in [0, 1]",
                              f"values in {float(t.min())}..{float(t.max())}", where=where)
     if kind == "binary" and (t.min() < 0 or t.max() > 1):
-        raise InputError("y", "binary targets in [0, 1]",
+        raise InputError(name, "binary targets in [0, 1]",
                          f"values in {float(t.min())}..{float(t.max())}", where=where)
     return t.contiguous()

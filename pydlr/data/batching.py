@@ -18,11 +18,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from pydlr.data.augment import Augment
+from pydlr.errors import InputError
 
-__all__ = ["ArrayBatches", "epoch_batches", "mix_seed"]
+__all__ = ["ArrayBatches", "epoch_batches", "mix_seed", "DEFAULT_BATCH_SIZE", "resolve_batch_size"]
+
+# Keras' default. The one place it is written: fit, evaluate, predict and the R package (which passes
+# NULL through) all resolve a missing batch size here.
+DEFAULT_BATCH_SIZE = 32
+
+
+def resolve_batch_size(batch_size: object, where: str, name: str = "batch_size") -> int:
+    """``batch_size`` checked (a positive integer), or `DEFAULT_BATCH_SIZE` when it is None."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise InputError(name, "a positive integer or None", batch_size, where=where)
+    return int(batch_size)
 
 
 def mix_seed(*parts: int) -> int:

@@ -30,13 +30,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
 from pydlr.errors import InputError, NotSupportedError
-from pydlr.io.format import (
+from pydlr.models.base import BaseModel, class_key, resolve_model_class
+from pydlr.weights_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     weights_bytes,
     weights_metadata,
 )
-from pydlr.models.base import BaseModel, class_key, resolve_model_class
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".pydlr", ".keras")
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"

@@ -1,4 +1,5 @@
-"""The model base class: input handling at the channels-last border, counting, summaries, configs."""
+"""The model base class: input handling at the channels-last border, counting, configs (the summary's
+text and accounting are pydlr.models.summary's)."""
 
 from __future__ import annotations
 
@@ -94,24 +95,7 @@ class BaseModel(nn.Module):
             x = torch.from_numpy(np.ascontiguousarray(x))
         if not isinstance(x, torch.Tensor):
             raise InputError("x", "a torch tensor or NumPy array", x, self.where)
-        spec = self.input_spec
-        if spec is not None:
-            if (
-                x.dim() == len(spec)
-                and len(spec) == 3
-                and spec[-1] == 1
-                and tuple(x.shape[1:]) == spec[:2]
-            ):
-                x = x.unsqueeze(-1)
-            if x.dim() != len(spec) + 1 or any(
-                s is not None and s != int(d) for s, d in zip(spec, x.shape[1:], strict=False)
-            ):
-                raise InputError(
-                    "x",
-                    f"data of shape {format_shape(spec)} (batch first, channels last)",
-                    x,
-                    self.where,
-                )
+        x = self.conform_input(x)
         ref = self._reference_tensor()
         dtype = ref.dtype if ref is not None else torch.get_default_dtype()
         if not x.is_floating_point() or x.dtype != dtype:
@@ -119,6 +103,25 @@ class BaseModel(nn.Module):
         if ref is not None and x.device != ref.device:
             x = x.to(ref.device)
         return to_internal(x)
+
+    def conform_input(self, x: torch.Tensor, name: str = "x", where: str | None = None) -> torch.Tensor:
+        """``x`` (batch first, channels last) checked against the input shape, where one is known.
+
+        The one-channel rule: when the input shape is (H, W, 1), an (N, H, W) batch is taken as one
+        channel, so R's n x 28 x 28 arrays work as they are. fit/evaluate/predict check their data with
+        this same method before any work starts.
+        """
+        spec = self.input_spec
+        if spec is None:
+            return x
+        if x.dim() == len(spec) and len(spec) == 3 and spec[-1] == 1 and tuple(x.shape[1:]) == spec[:2]:
+            x = x.unsqueeze(-1)
+        got = tuple(int(d) for d in x.shape[1:])
+        if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got, strict=False)):
+            raise InputError(name, f"data of shape {format_shape(spec)} (the model's input shape: "
+                             "batch first, channels last)", f"data of shape {tuple(x.shape)}",
+                             where or self.where)
+        return x
 
     def forward(self, x: Any, training: bool | None = None) -> Any:
         """Run the model on channels-last data (N, H, W, C) or (N, features); returns channels-last.
@@ -254,90 +257,18 @@ class BaseModel(nn.Module):
         """All weights, Keras-style (BatchNormalization's moving statistics included)."""
         return sum(t.numel() for t, _ in self.weight_tensors())
 
-    def param_totals(self) -> dict[str, float]:
-        """Trainable / non-trainable counts and their bytes at their dtypes."""
-        totals = {
-            "trainable": 0,
-            "non_trainable": 0,
-            "trainable_bytes": 0,
-            "non_trainable_bytes": 0,
-        }
-        for t, trainable in self.weight_tensors():
-            key = "trainable" if trainable else "non_trainable"
-            totals[key] += t.numel()
-            totals[key + "_bytes"] += t.numel() * t.element_size()
-        return totals
-
-    def optimizer_totals(self) -> tuple[int, int] | None:
-        """Keras-style optimizer weight count and bytes, or None before the optimizer has any state.
-
-        Keras counts its optimizer's variables: the slot tensors (Adam's m and v, RMSprop's velocities,
-        SGD's momentums) plus ``iterations`` (int64) and ``learning_rate`` (float32). The torch state's
-        per-parameter ``step`` counters are Keras' single ``iterations`` and are not counted again.
-        """
-        optimizer = getattr(self, "optimizer", None)
-        state = getattr(optimizer, "state", None)
-        if not isinstance(optimizer, torch.optim.Optimizer) or not state:
-            return None
-        count, size = 2, 8 + 4
-        for entries in state.values():
-            for key, value in entries.items():
-                if isinstance(value, torch.Tensor) and key != "step":
-                    count += value.numel()
-                    size += value.numel() * value.element_size()
-        return count, size
-
-    # ---- summary ----------------------------------------------------------------------------------
+    # ---- summary (text and accounting in pydlr.models.summary) -------------------------------------
     def summary_rows(self) -> list[dict[str, Any]]:
         """One dict per layer: layer, type, output_shape (tuple or None), params, trainable, connected_to."""
         raise NotImplementedError
 
     def summary_table(self) -> list[dict[str, Any]]:
-        """Rows for R's data.frame: layer, type, output_shape (Keras text), params, trainable."""
-        return [
-            {
-                "layer": r["layer"],
-                "type": r["type"],
-                "output_shape": format_shape(r["output_shape"]),
-                "params": int(r["params"]),
-                "trainable": bool(r["trainable"]),
-            }
-            for r in self.summary_rows()
-        ]
-
-    def saved_weights_size(self) -> int:
-        """Bytes of the safetensors file ``io.save_weights`` writes for this model."""
-        from pydlr.io.format import (  # io.format imports nothing of models
-            weights_bytes,
-            weights_metadata,
-        )
-
-        return len(weights_bytes(self.state_dict(), weights_metadata(class_key(type(self)))))
+        """Rows for R's data.frame (see `pydlr.models.summary.summary_table`)."""
+        return summary_mod.summary_table(self)
 
     def summary_string(self, line_length: int | None = None) -> str:
-        """The text ``summary()`` prints."""
-        rows = []
-        for r in self.summary_rows():
-            params = f"{r['params']:,}" if r.get("built", True) else "0 (unbuilt)"
-            cells = [f"{r['layer']} ({r['type']})", format_shape(r["output_shape"]), params]
-            if self.connected_summary:
-                cells.append(r.get("connected_to") or "-")
-            rows.append(cells)
-        totals = self.param_totals()
-        optimizer = self.optimizer_totals()
-        if optimizer is not None:
-            totals["optimizer"], totals["optimizer_bytes"] = optimizer
-        dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in self.weight_tensors()}) or [
-            "float32"
-        ]
-        weight_bytes = int(totals["trainable_bytes"] + totals["non_trainable_bytes"])
-        extra = [
-            f" Weight memory: {weight_bytes:,} bytes ({', '.join(dtypes)})",
-            f" Saved weights (safetensors): {self.saved_weights_size():,} bytes",
-        ]
-        return summary_mod.summary_text(
-            self.name, rows, totals, self.connected_summary, line_length, extra
-        )
+        """The text ``summary()`` prints (see `pydlr.models.summary.summary_string`)."""
+        return summary_mod.summary_string(self, line_length)
 
     def summary(
         self,

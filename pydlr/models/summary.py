@@ -1,4 +1,5 @@
-"""Keras 3's model summary table, rendered without rich: same boxes, column widths and wrapping.
+"""Keras 3's model summary, rendered without rich (same boxes, column widths and wrapping), and the
+accounting it shows: weight counts and bytes, the optimizer's slots, the saved file's size.
 
 Keras 3 draws a rich table whose width is ``line_length`` (default ``min(88, terminal columns - 4)``,
 or 108 with the "Connected to" column) and whose column widths come from relative ``positions``; rich then
@@ -9,6 +10,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from pydlr.layers.base import format_shape
+from pydlr.weights_format import weights_bytes, weights_metadata
 
 Row = Sequence[str]
 
@@ -150,3 +157,77 @@ def summary_text(
         lines.append(f" Optimizer params: {optimizer:,} ({readable_memory_size(o_bytes)})")
     lines += list(extra_lines)
     return "\n".join(lines)
+
+
+# ---- the model's numbers: weights, their bytes, the optimizer's slots, the saved file -------------------
+def param_totals(model: Any) -> dict[str, float]:
+    """Trainable / non-trainable weight counts and their bytes at their dtypes (Keras' three totals)."""
+    totals = {"trainable": 0, "non_trainable": 0, "trainable_bytes": 0, "non_trainable_bytes": 0}
+    for t, trainable in model.weight_tensors():
+        key = "trainable" if trainable else "non_trainable"
+        totals[key] += t.numel()
+        totals[key + "_bytes"] += t.numel() * t.element_size()
+    return totals
+
+
+def optimizer_totals(optimizer: Any) -> tuple[int, int] | None:
+    """Keras-style optimizer weight count and bytes, or None before the optimizer has any state.
+
+    Keras counts its optimizer's variables: the slot tensors (Adam's m and v, RMSprop's velocities,
+    SGD's momentums) plus ``iterations`` (int64) and ``learning_rate`` (float32). The torch state's
+    per-parameter ``step`` counters are Keras' single ``iterations`` and are not counted again.
+    """
+    state = getattr(optimizer, "state", None)
+    if not isinstance(optimizer, torch.optim.Optimizer) or not state:
+        return None
+    count, size = 2, 8 + 4
+    for entries in state.values():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                count += value.numel()
+                size += value.numel() * value.element_size()
+    return count, size
+
+
+def saved_weights_size(model: Any) -> int:
+    """Bytes of the safetensors file ``io.save_weights`` writes for ``model``."""
+    from pydlr.models.base import class_key  # base imports this module
+
+    return len(weights_bytes(model.state_dict(), weights_metadata(class_key(type(model)))))
+
+
+def summary_table(model: Any) -> list[dict[str, Any]]:
+    """Rows for R's data.frame: layer, type, output_shape (Keras text), params, trainable."""
+    return [
+        {
+            "layer": r["layer"],
+            "type": r["type"],
+            "output_shape": format_shape(r["output_shape"]),
+            "params": int(r["params"]),
+            "trainable": bool(r["trainable"]),
+        }
+        for r in model.summary_rows()
+    ]
+
+
+def summary_string(model: Any, line_length: int | None = None) -> str:
+    """The text ``model.summary()`` prints: Keras' table and totals, then the weights' memory at their
+    dtypes and the size of the saved weights file."""
+    rows = []
+    for r in model.summary_rows():
+        params = f"{r['params']:,}" if r.get("built", True) else "0 (unbuilt)"
+        cells = [f"{r['layer']} ({r['type']})", format_shape(r["output_shape"]), params]
+        if model.connected_summary:
+            cells.append(r.get("connected_to") or "-")
+        rows.append(cells)
+    totals = param_totals(model)
+    optimizer = optimizer_totals(getattr(model, "optimizer", None))
+    if optimizer is not None:
+        totals["optimizer"], totals["optimizer_bytes"] = optimizer
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t, _ in model.weight_tensors()})
+    weight_bytes = int(totals["trainable_bytes"] + totals["non_trainable_bytes"])
+    extra = [
+        f" Weight memory: {weight_bytes:,} bytes ({', '.join(dtypes or ['float32'])})",
+        f" Saved weights (safetensors): {saved_weights_size(model):,} bytes",
+    ]
+    return summary_text(model.name, rows, totals, model.connected_summary, line_length, extra)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from pydlr.train.loop_callbacks import GradScaling
+
 __all__ = ["set_cuda_graphs", "cuda_graphs_enabled", "GraphedStep"]
 
 _state = {"enabled": True}
@@ -73,7 +75,7 @@ class GraphedStep:
             return "not on CUDA"
         if not _state["enabled"]:
             return "off (set_cuda_graphs(False))"
-        if learn.scaler is not None:
+        if any(isinstance(cb, GradScaling) for cb in learn.cbs):
             return "float16 gradient scaling reads the gradients on the host"
         if learn.world_size > 1 or learn.forward_module is not learn.model:
             return "distributed (DDP) training"
@@ -175,7 +177,7 @@ class GraphedStep:
             opt.zero_grad(set_to_none=True)
             self._stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.graph(graph, stream=self._stream):
-                with learn._autocast(cache_enabled=False):
+                with learn.forward_context(cache_enabled=False):
                     pred = learn.forward_module(self._x)
                 loss = learn.loss_func(pred, self._y, self._w)
                 loss.backward()

@@ -46,8 +46,9 @@ import numpy as np
 import torch
 
 from pydlr.errors import InputError, TrainingError
+from pydlr.train.events import Callback
 
-__all__ = ["main", "ddp_context", "DDPContext", "fit_distributed", "free_port"]
+__all__ = ["main", "ddp_context", "DDPContext", "DistributedTraining", "fit_distributed", "free_port"]
 
 
 @dataclass
@@ -113,6 +114,36 @@ def wrap(model: torch.nn.Module, ctx: DDPContext) -> torch.nn.Module:
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+class DistributedTraining(Callback):
+    """The Learner under torchrun: the model wrapped in DDP for the forward pass, the rank known to the
+    callbacks that write files (rank 0 writes), and the training totals of each epoch summed over all
+    ranks (each rank trains on its own shard) before the epoch's logs are computed."""
+
+    order = -100  # before every other callback's before_fit
+
+    def __init__(self, ctx: DDPContext):
+        self.ctx = ctx
+
+    def before_fit(self) -> None:
+        learn = self.learn
+        learn.forward_module = wrap(learn.model, self.ctx)
+        learn.rank, learn.world_size = self.ctx.rank, self.ctx.world_size
+
+    def after_fit(self) -> None:
+        self.learn.forward_module = self.learn.model
+
+    def after_train(self) -> None:
+        import torch.distributed as dist
+
+        learn = self.learn
+        both = torch.cat([torch.stack(learn.totals).double(),
+                          torch.tensor([float(learn.count)], dtype=torch.float64,
+                                       device=learn.totals[0].device)])
+        dist.all_reduce(both)
+        learn.totals = list(both[:-1].float().unbind())
+        learn.count = int(both[-1])
 
 
 def broadcast_seed(seed: int) -> int:

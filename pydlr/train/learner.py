@@ -1,9 +1,12 @@
 """The Learner: a short fit -> epoch -> batch loop whose every extra is a callback (fastai's design).
 
-Speed rules kept here (issue 10): no host synchronisation per batch (loss and metric sums stay on the
-device; ``.item()`` happens when a callback asks for ``running_logs()`` or at the end of an epoch,
-except the NaN check, which reads the loss each batch on CPU, where reading it costs no sync, and every
-``nan_check_every`` batches on GPUs); no per-batch allocation in the data path (see
+History recording, per-epoch seeding, the NaN check and mixed precision are callbacks
+(pydlr.train.loop_callbacks) that the Learner adds itself; DDP is one too (pydlr.train.distributed). On
+CUDA the training step may run as a captured CUDA graph (pydlr.train.cuda_graphs).
+
+Speed rules: no host synchronisation per batch (loss and metric sums stay on the device; ``.item()``
+happens when a callback asks for ``running_logs()`` or at the end of a stage; the NaN check reads the loss
+each batch only on the CPU, where that costs no sync); no per-batch allocation in the data path (see
 pydlr.data.batching); the event dispatch only calls callbacks that define the event.
 """
 
@@ -11,12 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from pydlr.data.batching import mix_seed
 from pydlr.errors import TrainingError
 from pydlr.train.cuda_graphs import GraphedStep
 from pydlr.train.events import (
@@ -30,6 +31,14 @@ from pydlr.train.events import (
     CancelValidException,
 )
 from pydlr.train.history import History
+from pydlr.train.loop_callbacks import (
+    Autocast,
+    EpochSeed,
+    GradScaling,
+    NanCheck,
+    Recorder,
+    no_autocast,
+)
 from pydlr.train.losses import Loss
 from pydlr.train.metrics import Metric
 
@@ -50,12 +59,16 @@ class Learner:
     optimizer : torch.optim.Optimizer
     metrics : sequence of pydlr.train.metrics.Metric
     callbacks : iterable of Callback
-        Stay attached for every fit of this Learner.
+        Stay attached for every fit of this Learner (besides the loop's own: Recorder, EpochSeed,
+        NanCheck and, below float32, MixedPrecision).
     device : torch.device
     precision : {"float32", "bfloat16", "float16"}
         Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA).
     nan_check_every : int, optional
         Batches between finiteness checks of the loss (default: 1 on CPU, 50 on GPUs; 0 = off).
+
+    Callbacks may define ``fit_context()`` returning a context manager that the Learner holds open for
+    the whole fit (exceptions included), e.g. to restore global state.
     """
 
     def __init__(self, model: torch.nn.Module, loss: Loss, optimizer: torch.optim.Optimizer,
@@ -67,31 +80,36 @@ class Learner:
         self.opt = optimizer
         self.metrics = list(metrics)
         self.device = torch.device(device)
-        self.precision = precision
-        self.nan_check_every = (nan_check_every if nan_check_every is not None
-                                else (1 if self.device.type == "cpu" else 50))
-        self.cbs: list[Callback] = list(callbacks)
+        every = nan_check_every if nan_check_every is not None else (
+            1 if self.device.type == "cpu" else 50)
+        own: list[Callback] = [Recorder(), EpochSeed()] + ([NanCheck(every)] if every else [])
+        if precision != "float32":
+            own.append(Autocast(precision))
+        if precision == "float16" and self.device.type == "cuda":
+            own.append(GradScaling())
+        self.cbs: list[Callback] = own + list(callbacks)
         self.history = History()
         self.stop_training = False
-        self.scaler = (torch.amp.GradScaler(self.device.type)
-                       if precision == "float16" and self.device.type == "cuda" else None)
-        self.epoch = 0
-        self.iter = 0
-        self.n_epochs = 0
-        self.n_iter = 0
-        self.start_epoch = 0
+        self.epoch = self.iter = self.n_epochs = self.n_iter = self.start_epoch = 0
         self.training = False
         self.logs: dict[str, float] = {}
         self.train_data = self.valid_data = None
         self.seed = 0
-        self.forward_module: torch.nn.Module = model  # a DDP wrapper under torchrun
+        self.forward_module: torch.nn.Module = model  # the DDP callback puts its wrapper here
+        # the forward pass runs in forward_context(cache_enabled=True) (Autocast sets it)
+        self.forward_context: Callable[..., contextlib.AbstractContextManager] = no_autocast
         self.rank, self.world_size = 0, 1
         self._graph: GraphedStep | None = None  # the training step as a CUDA graph (pydlr.train.cuda_graphs)
         self.graph_status = "eager"
+        self.totals: list[torch.Tensor] = []
+        self.count = 0
+        self._handlers: dict | None = None
 
     # ----- events -------------------------------------------------------------------------------
     def _build_handlers(self) -> None:
         cbs = sorted(self.cbs, key=lambda c: c.order)
+        for cb in cbs:
+            cb.learn = self
         self._handlers = {e: [(c, getattr(c, e)) for c in cbs if callable(getattr(c, e, None))]
                           for e in EVENTS}
 
@@ -124,15 +142,15 @@ class Learner:
         """
         extra = list(callbacks)
         self.cbs.extend(extra)
-        for cb in self.cbs:
-            cb.learn = self
         self._build_handlers()
         self.n_epochs, self.start_epoch, self.seed = n_epochs, initial_epoch, seed
         self.train_data, self.valid_data = train_data, valid_data
         self.stop_training = False
-        self._graph = self._graphed_step(train_data)
         try:
-            with _old_objects_frozen():
+            with _old_objects_frozen(), contextlib.ExitStack() as stack:
+                for cb in sorted(self.cbs, key=lambda c: c.order):
+                    if callable(getattr(cb, "fit_context", None)):
+                        stack.enter_context(cb.fit_context())
                 self._with_events(self._do_fit, "fit", CancelFitException)
         except torch.OutOfMemoryError:
             raise self._out_of_memory(train_data) from None
@@ -140,12 +158,7 @@ class Learner:
             for cb in extra:
                 self.cbs.remove(cb)
             self._build_handlers()
-            if self._graph is not None:
-                self.graph_status = self._graph.status()
-                self._graph.close()
-                self._graph = None
-            if isinstance(getattr(self.history, "params", None), dict):
-                self.history.params["cuda_graph"] = self.graph_status
+            self._close_graph()
         return self.history
 
     def _out_of_memory(self, train_data) -> TrainingError:
@@ -164,14 +177,24 @@ class Learner:
         )
 
     def _graphed_step(self, train_data) -> GraphedStep | None:
-        """A GraphedStep when this fit's training step can run as a CUDA graph, else None (reason kept)."""
+        """A GraphedStep when this fit's training step can run as a CUDA graph, else None (reason kept).
+        Asked after before_fit, when the callbacks have set the Learner up (DDP, precision)."""
         why = GraphedStep.unusable(self)
         if why is None and not isinstance(getattr(train_data, "batch_size", None), int):
             why = "batches of unknown size"
         self.graph_status = f"eager: {why}" if why else "eager"
         return None if why else GraphedStep(self, train_data.batch_size)
 
+    def _close_graph(self) -> None:
+        if self._graph is not None:
+            self.graph_status = self._graph.status()
+            self._graph.close()
+            self._graph = None
+        if isinstance(getattr(self.history, "params", None), dict):
+            self.history.params["cuda_graph"] = self.graph_status
+
     def _do_fit(self) -> None:
+        self._graph = self._graphed_step(self.train_data)
         for epoch in range(self.start_epoch, self.n_epochs):  # before_fit may move start_epoch
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
@@ -183,31 +206,39 @@ class Learner:
 
     def _do_epoch(self) -> None:
         self.logs = {}
-        self._with_events(self._do_train, "train", CancelTrainException)
-        self.logs.update(self._epoch_logs(prefix=""))
+        self._do_train()
         if self.valid_data is not None:
             self._with_events(self._do_validate, "validate", CancelValidException)
-        self.history.append(self.epoch, self.logs)  # before after_epoch: checkpoints include it
 
     def _do_train(self) -> None:
         self.model.train()
         self.training = True
-        # dropout & co. draw from torch's global generator: seed it per (seed, epoch, rank) so every
-        # epoch is reproducible on its own (resume, DDP ranks) whatever ran before it
-        torch.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 3))
         self.n_iter = self.train_data.steps
-        self._run_batches(self.train_data.epoch(self.epoch))
+        self._with_events(lambda: self._run_batches(self.train_data.epoch(self.epoch)), "train",
+                          CancelTrainException)
+        self.logs.update(self.stage_logs(prefix=""))  # after after_train: DDP has reduced the totals
 
     def _do_validate(self) -> None:
+        self.logs.update(self.validate(self.valid_data, prefix="val_"))
+
+    def validate(self, data=None, prefix: str = "") -> dict[str, float]:
+        """Mean loss and metrics over ``data`` (an ArrayBatches; default: the fit's validation data) in
+        eval mode without gradients; the batch events fire with ``training`` False. The model's mode is
+        restored afterwards."""
+        data = self.valid_data if data is None else data
+        if self._handlers is None:
+            self._build_handlers()
+        was_training, model_training = self.training, self.model.training
         self.model.eval()
         self.training = False
-        self.n_iter = self.valid_data.steps
+        self.n_iter = data.steps
         try:
             with torch.no_grad():
-                self._run_batches(self.valid_data.epoch(0))
+                self._run_batches(data.epoch(0))
         finally:
-            self.training = True
-        self.logs.update(self._epoch_logs(prefix="val_"))
+            self.training = was_training
+            self.model.train(model_training)
+        return self.stage_logs(prefix=prefix)
 
     def _run_batches(self, batches) -> None:
         self._reset_sums()
@@ -216,13 +247,6 @@ class Learner:
             self._with_events(self._do_one_batch, "batch", CancelBatchException)
             if self.training and self._should_stop():
                 raise CancelFitException()
-
-    def _autocast(self, cache_enabled: bool = True):
-        if self.precision == "float32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float16
-        # (a CUDA graph capture needs the weight cast cache off: cached casts would outlive the capture)
-        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache_enabled)
 
     def _do_one_batch(self) -> None:
         graph = self._graph if self.training else None
@@ -237,7 +261,7 @@ class Learner:
             self._eager_batch()
 
     def _eager_batch(self) -> None:
-        with self._autocast():
+        with self.forward_context():
             self.pred = self.forward_module(self.xb)
         self("after_pred")
         self.loss = self.loss_func(self.pred, self.yb, self.wb)
@@ -245,71 +269,41 @@ class Learner:
         self._accumulate()
         if not self.training:
             return
-        self._with_events(self._do_step, "step", CancelStepException)
-
-    def _do_step(self) -> None:
+        self.loss_grad = self.loss  # what backward() runs on (GradScaling scales it)
         self("before_backward")
-        if self.scaler is not None:
-            self.scaler.scale(self.loss).backward()
-        else:
-            self.loss.backward()
+        self.loss_grad.backward()
         self("after_backward")
-        if self.scaler is not None:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            self.opt.step()
+        self._with_events(self.opt.step, "step", CancelStepException)
         self.opt.zero_grad(set_to_none=True)
 
     # ----- running sums on the device -----------------------------------------------------------
     def _reset_sums(self) -> None:
         # separate 0-d tensors: one in-place add per value and batch, no indexing ops
-        self._sums = [torch.zeros((), dtype=torch.float32, device=self.device)
-                      for _ in range(1 + len(self.metrics))]
-        self._count = 0
+        self.totals = [torch.zeros((), dtype=torch.float32, device=self.device)
+                       for _ in range(1 + len(self.metrics))]
+        self.count = 0
 
     def _accumulate(self) -> None:
         n = self.xb.shape[0]
-        loss = self.loss.detach()
-        if self.training and self.nan_check_every and self.iter % self.nan_check_every == 0:
-            self._check_finite(loss)
-        sums = self._sums
-        sums[0].add_(loss, alpha=n)
+        totals = self.totals
+        totals[0].add_(self.loss.detach(), alpha=n)
         if self.metrics:
             pred = self.pred.detach()  # detached inputs: no graph is recorded, no no_grad needed
             for j, m in enumerate(self.metrics, start=1):
-                sums[j].add_(m(pred, self.yb))
-        self._count += n
-
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        value = float(loss) if loss.device.type == "cpu" else float(self._sums[0])
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss became {value} at epoch {self.epoch + 1}, batch {self.iter + 1}: training "
-                "diverged. Lower the learning rate, check the inputs are scaled (e.g. x / 255) and "
-                "the labels match the loss (one-hot for categorical_crossentropy, integers for "
-                "sparse_categorical_crossentropy), or clip gradients."
-            )
+                totals[j].add_(m(pred, self.yb))
+        self.count += n
 
     def running_logs(self) -> dict[str, float]:
         """Mean loss and metrics over the batches of the current stage so far (one host sync)."""
-        return self._epoch_logs(prefix="val_" if not self.training else "", reduce=False)
+        return self.stage_logs(prefix="val_" if not self.training else "")
 
-    def _epoch_logs(self, prefix: str, reduce: bool = True) -> dict[str, float]:
-        sums = torch.stack(self._sums).double()
-        count = self._count
-        if reduce and self.world_size > 1 and prefix == "":  # training shards differ by rank
-            import torch.distributed as dist
-
-            both = torch.cat([sums, torch.tensor([float(count)], dtype=torch.float64,
-                                                 device=sums.device)])
-            dist.all_reduce(both)
-            sums, count = both[:-1], int(both[-1])
-        if count == 0:
+    def stage_logs(self, prefix: str = "") -> dict[str, float]:
+        """Mean loss and metrics of the current stage from ``totals`` / ``count``, keys prefixed."""
+        if self.count == 0:
             return {}
-        values = (sums / count).tolist()
+        values = (torch.stack(self.totals).double() / self.count).tolist()
         names = ["loss"] + [m.name for m in self.metrics]
-        return {prefix + k: v for k, v in zip(names, values, strict=False)}
+        return {prefix + k: v for k, v in zip(names, values, strict=True)}
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from pydlr.errors import InputError
 from pydlr.train.events import Callback, CancelFitException
@@ -88,18 +89,18 @@ def lr_find(model, x, y, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     if not getattr(model, "compiled", False):
         raise InputError("model", "a compiled model", "a model that was not compiled", where="lr_find")
     weights = copy.deepcopy(model.state_dict())
-    had_opt = model.optimizer is not None
-    opt_state = copy.deepcopy(model.optimizer.state_dict()) if had_opt else None
+    optimizer = model.optimizer  # a torch optimizer, or the spec while the model had no weights
+    built = isinstance(optimizer, torch.optim.Optimizer)
+    opt_state = copy.deepcopy(optimizer.state_dict()) if built else None
     finder = _LRFinder(start_lr, end_lr, num_it, stop_div)
     try:
         model.fit(x, y, batch_size=batch_size, epochs=1, steps_per_epoch=num_it, verbose=0,
                   seed=seed, callbacks=[finder], nan_check=False, **fit_kwargs)
     finally:
         model.load_state_dict(weights)
-        if had_opt:
-            model.optimizer.load_state_dict(opt_state)
-        else:
-            model.optimizer = None
+        model.optimizer = optimizer
+        if built:
+            optimizer.load_state_dict(opt_state)
     res = finder.result
     # like fastai, ignore the first points (the debiased average is still settling) and the last
     skip_start, skip_end = min(10, len(res.losses) // 5), min(5, len(res.losses) // 10)

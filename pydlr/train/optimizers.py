@@ -18,7 +18,45 @@ import torch
 from pydlr import _C
 from pydlr.errors import InputError
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get",
+           "with_learning_rate"]
+
+
+class KerasLearningRate:
+    """Keras' ``optimizer.learning_rate`` on a torch optimizer: reading gives the first parameter group's
+    rate; setting it sets every group's, which is what the next step uses (a callback's
+    ``self.model.optimizer.learning_rate = 0.0`` really stops the updates)."""
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.param_groups[0]["lr"])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise InputError("learning_rate", "a non-negative number", value, where="optimizer")
+        for group in self.param_groups:
+            group["lr"] = float(value)
+
+
+_WITH_LEARNING_RATE: dict[type, type] = {}
+
+
+def with_learning_rate(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """``optimizer`` (the same object) given Keras' ``learning_rate`` property (`KerasLearningRate`).
+
+    Its class becomes a subclass of its own class with the same name; state, ``state_dict`` and steps
+    are untouched. Also applied to torch optimizers users pass to ``compile``, so the property means
+    the same whatever built the optimizer.
+    """
+    cls = type(optimizer)
+    if isinstance(optimizer, KerasLearningRate):
+        return optimizer
+    if cls not in _WITH_LEARNING_RATE:
+        _WITH_LEARNING_RATE[cls] = type(cls.__name__, (KerasLearningRate, cls),
+                                        {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    optimizer.__class__ = _WITH_LEARNING_RATE[cls]
+    return optimizer
 
 
 class NativeAdam(torch.optim.Adam):
@@ -123,9 +161,9 @@ class SGD(Optimizer):
 
     def build(self, params):
         params = list(params)
-        return torch.optim.SGD(params, lr=self.learning_rate, momentum=self.momentum,
-                               nesterov=self.nesterov, weight_decay=self.weight_decay,
-                               **_fast_flags(params))
+        return with_learning_rate(torch.optim.SGD(
+            params, lr=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov,
+            weight_decay=self.weight_decay, **_fast_flags(params)))
 
 
 @dataclass
@@ -141,8 +179,8 @@ class Adam(Optimizer):
     def build(self, params):
         params = list(params)
         cls, flags = _adam_class(params)
-        return cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
-                   amsgrad=self.amsgrad, **flags)
+        return with_learning_rate(cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+                                      eps=self.epsilon, amsgrad=self.amsgrad, **flags))
 
 
 @dataclass
@@ -163,8 +201,9 @@ class AdamW(Optimizer):
             cls = torch.optim.AdamW
         else:
             flags = {"decoupled_weight_decay": True}
-        return cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
-                   weight_decay=self.weight_decay, amsgrad=self.amsgrad, **flags)
+        return with_learning_rate(cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+                                      eps=self.epsilon, weight_decay=self.weight_decay,
+                                      amsgrad=self.amsgrad, **flags))
 
 
 @dataclass
@@ -179,9 +218,9 @@ class RMSprop(Optimizer):
 
     def build(self, params):
         params = list(params)
-        return torch.optim.RMSprop(params, lr=self.learning_rate, alpha=self.rho, eps=self.epsilon,
-                                   momentum=self.momentum, centered=self.centered,
-                                   **_fast_flags(params, fused=False))
+        return with_learning_rate(torch.optim.RMSprop(
+            params, lr=self.learning_rate, alpha=self.rho, eps=self.epsilon, momentum=self.momentum,
+            centered=self.centered, **_fast_flags(params, fused=False)))
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}

@@ -13,9 +13,25 @@ import sys
 import time
 from collections.abc import Callable
 
+from pydlr.errors import InputError
 from pydlr.train.events import Callback
 
-__all__ = ["ProgressBar", "format_logs", "format_duration"]
+__all__ = ["ProgressBar", "format_logs", "format_duration", "resolve_verbose"]
+
+
+def resolve_verbose(verbose: object, dynamic: bool | None, where: str) -> tuple[int, bool]:
+    """``(verbose, dynamic)`` with ``verbose="auto"`` resolved by pydlr's one rule.
+
+    ``dynamic``: whether a progress line can be rewritten in place (None: guess, a terminal on stdout;
+    the R package passes its own guess for the R console). "auto" is 1 (a bar per epoch) where the line
+    is dynamic, else 2 (one line per epoch: a log file or a knitted document gets no half-drawn bars).
+    """
+    dynamic = sys.stdout.isatty() if dynamic is None else bool(dynamic)
+    if isinstance(verbose, str) and verbose == "auto":
+        return (1 if dynamic else 2), dynamic
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise InputError("verbose", "0, 1, 2 or 'auto'", verbose, where=where)
+    return int(verbose), dynamic
 
 
 def _default_print(text: str, end: str = "\n") -> None:
@@ -48,7 +64,7 @@ class ProgressBar(Callback):
                  dynamic: bool | None = None, interval: float = 0.25, width: int = 30):
         self.verbose = int(verbose)
         self.print_fn = print_fn or _default_print
-        self.dynamic = (sys.stdout.isatty() if dynamic is None else bool(dynamic))
+        self.dynamic = resolve_verbose(self.verbose, dynamic, "ProgressBar")[1]
         self.interval = interval
         self.width = width
         self._last = 0.0

@@ -1,4 +1,8 @@
-"""pydlr's on-disk format helpers (safetensors + JSON); depends on nothing else in pydlr."""
+"""pydlr's weights file format (safetensors + JSON metadata): its name, version and bytes.
+
+A leaf module (it imports nothing of pydlr), below both io/ (which writes the files) and models/ (whose
+summary reports the size of the file io would write), so the summary needs no import of io.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,230 @@
+"""Preparing the data of fit / evaluate / predict once, with every check done before any work starts.
+
+- x: a contiguous float32 tensor, checked against the model's input shape by the model's own
+  ``conform_input`` (which also applies the one-channel rule: (N, H, W) for an (H, W, 1) model).
+- The output shape comes from the model's shape bookkeeping (``output_shape`` once built, else
+  ``compute_output_shape``), not from running data through it; plain torch modules have none, and then
+  the checks that need it are skipped.
+- y: converted for the loss's kind and checked against the output shape (class range, one-hot width,
+  the shape of binary and regression targets), so a loss that does not fit the model fails here with an
+  InputError naming the fix, not inside torch.
+- Sample weights (``sample_weight`` times the ``class_weight`` of each sample's class).
+- ``validation_split``: the last fraction, before shuffling (Keras' rule), with a warning when the
+  validation part holds classes the training part lacks (data sorted by class).
+
+The loss is taken by its ``name`` and ``kind`` ("sparse", "categorical", "binary", "regression"), so this
+module needs nothing of pydlr.train.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths
+from pydlr.errors import InputError
+
+__all__ = ["Prepared", "FitData", "prepare_x", "output_shape", "check_loss_fits_model",
+           "prepare_data", "prepare_fit_data"]
+
+
+@dataclass
+class Prepared:
+    """Inputs, targets (None for predict) and per-sample weights (None without weights)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    w: torch.Tensor | None = None
+
+    def split(self, cut: int) -> tuple[Prepared, Prepared]:
+        def part(t, s):
+            return None if t is None else t[s]
+
+        head, tail = slice(None, cut), slice(cut, None)
+        return (Prepared(self.x[head], part(self.y, head), part(self.w, head)),
+                Prepared(self.x[tail], part(self.y, tail), part(self.w, tail)))
+
+
+@dataclass
+class FitData:
+    train: Prepared
+    valid: Prepared | None
+
+
+def prepare_x(model: Any, x: Any, where: str, name: str = "x") -> torch.Tensor:
+    """x as a float32 tensor that fits the model's input shape (see the module docstring)."""
+    t = as_x_tensor(x, where=where, name=name)
+    conform = getattr(model, "conform_input", None)
+    return conform(t, name=name, where=where) if conform is not None else t
+
+
+def output_shape(model: Any, sample_shape: tuple[int, ...]) -> tuple | None:
+    """The model's output shape for one sample (no batch axis), or None when it keeps no shapes (a plain
+    torch module) or has several outputs. An input-less Sequential is built for ``sample_shape`` here, as
+    Keras builds it from the first batch."""
+    shape = getattr(model, "output_shape", None)
+    if shape is None and callable(getattr(model, "compute_output_shape", None)):
+        shape = (None, *model.compute_output_shape(tuple(sample_shape)))
+    if shape is None or isinstance(shape, list):
+        return None
+    return tuple(shape[1:])
+
+
+def _final_activation(model: Any) -> str | None:
+    if getattr(model, "classifier_activation", None) is not None:
+        return model.classifier_activation
+    outputs = getattr(model, "outputs", None)
+    layers = getattr(model, "layers", None)
+    if isinstance(outputs, list) and len(outputs) == 1 and hasattr(outputs[0], "layer"):
+        last = outputs[0].layer
+    elif layers is not None and len(layers):
+        last = layers[-1]
+    else:
+        return None
+    return getattr(last, "activation", None)
+
+
+def check_loss_fits_model(model: Any, loss: Any, where: str = "compile",
+                          out_shape: tuple | None = None) -> None:
+    """InputError when the loss cannot fit the model's outputs whatever the labels: a class loss on one
+    output unit, or binary_crossentropy on a softmax over several units. Silent while the shape is
+    unknown (an unbuilt model is checked again when fit builds it)."""
+    if out_shape is None:
+        shape = getattr(model, "output_shape", None)
+        out_shape = tuple(shape[1:]) if isinstance(shape, tuple) else None
+    if not out_shape:
+        return
+    width = out_shape[-1]
+    if loss.kind in ("sparse", "categorical") and width == 1:
+        raise InputError("loss", "binary_crossentropy (or a model with one output unit per class) for "
+                         "a model with 1 output unit", f"{loss.name} with 1 output unit", where=where)
+    if loss.kind == "binary" and width and width > 1 and _final_activation(model) == "softmax":
+        raise InputError("loss", f"categorical_crossentropy (one-hot labels) or "
+                         f"sparse_categorical_crossentropy (integer labels) for a {width}-unit softmax; "
+                         "binary_crossentropy takes independent sigmoid outputs",
+                         loss.name, where=where)
+
+
+def _check_target_shape(t: torch.Tensor, out_shape: tuple, loss: Any, name: str, where: str) -> None:
+    """Binary and regression targets must have the outputs' shape (the loss compares them elementwise)."""
+    got = tuple(t.shape[1:])
+    if len(got) == len(out_shape) and all(o is None or o == g for o, g in zip(out_shape, got, strict=True)):
+        return
+    hint = ""
+    integral = not t.is_floating_point() or torch.equal(t, t.round())
+    if t.dim() == 1 and len(out_shape) == 1 and integral:
+        hint = (f"; y looks like class labels: with {out_shape[0]} outputs use "
+                "loss='sparse_categorical_crossentropy'")
+    want = ", ".join(str(s) for s in ("n", *out_shape))
+    raise InputError(name, f"targets of shape ({want}), the shape of the model's outputs, for "
+                     f"{loss.name}{hint}", f"targets of shape {tuple(t.shape)}", where=where)
+
+
+def prepare_y(y: Any, loss: Any, out_shape: tuple | None, where: str, name: str = "y") -> torch.Tensor:
+    """y converted for the loss and checked against the output shape (see the module docstring)."""
+    if y is None:
+        raise InputError(name, "labels (y) for training", None, where=where)
+    n_out = out_shape[-1] if out_shape else None
+    t = as_y_tensor(y, loss.kind, n_out, where=where, name=name)
+    if loss.kind in ("binary", "regression"):
+        if t.dim() == 1 and out_shape == (1,):
+            t = t.unsqueeze(1)
+        if out_shape is not None:
+            _check_target_shape(t, out_shape, loss, name, where)
+    return t
+
+
+def _classes(y: torch.Tensor, kind: str) -> torch.Tensor | None:
+    if kind == "sparse":
+        return y
+    if kind == "categorical":
+        return y.argmax(-1)
+    if kind == "binary" and y.reshape(len(y), -1).shape[1] == 1:
+        return y.reshape(-1).round().to(torch.int64)
+    return None
+
+
+def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight: Any,
+                   where: str) -> torch.Tensor | None:
+    """Per-sample loss weights: ``sample_weight`` times the weight of each sample's class."""
+    w = None
+    if class_weight is not None:
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise InputError("class_weight", "a dict {class: weight}", class_weight, where=where)
+        classes = _classes(y, kind)
+        if classes is None:
+            raise InputError("class_weight", "used only with a classification loss", class_weight,
+                             where=where)
+        classes = classes.to(torch.int64)
+        n_cls = max(int(classes.max()) + 1, max(int(k) for k in class_weight) + 1)
+        table = torch.ones(n_cls)
+        for k, v in class_weight.items():
+            table[int(k)] = float(v)
+        w = table[classes]
+    if sample_weight is not None:
+        sw = as_x_tensor(sample_weight, where=where, name="sample_weight").reshape(-1)
+        if sw.shape[0] != y.shape[0]:
+            raise InputError("sample_weight", f"{y.shape[0]} weights", sw, where=where)
+        w = sw if w is None else w * sw
+    return w
+
+
+def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = None,
+                 class_weight: Any = None, where: str = "evaluate",
+                 names: tuple[str, str] = ("x", "y")) -> tuple[Prepared, tuple | None]:
+    """x, y and weights checked and converted; also returns the model's output shape."""
+    xt = prepare_x(model, x, where, names[0])
+    out_shape = output_shape(model, tuple(xt.shape[1:]))
+    check_loss_fits_model(model, loss, where, out_shape)
+    yt = prepare_y(y, loss, out_shape, where, names[1])
+    check_lengths(xt, yt, where, names[1])
+    return Prepared(xt, yt, sample_weights(yt, loss.kind, class_weight, sample_weight, where)), out_shape
+
+
+def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = None,
+                     class_weight: Any = None, validation_split: float = 0.0,
+                     validation_data: Any = None, where: str = "fit") -> FitData:
+    """Training and validation data for fit (``validation_data`` wins over ``validation_split``)."""
+    train, _ = prepare_data(model, loss, x, y, sample_weight, class_weight, where)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise InputError("validation_data", "a tuple (x_val, y_val) or (x_val, y_val, weights)",
+                             validation_data, where=where)
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        valid, _ = prepare_data(model, loss, validation_data[0], validation_data[1], weights, None,
+                                where, ("validation_data[0]", "validation_data[1]"))
+        return FitData(train, valid)
+    if not validation_split:
+        return FitData(train, None)
+    n = train.x.shape[0]
+    n_val = int(math.floor(n * validation_split))
+    if n_val < 1 or n_val >= n:
+        raise InputError("validation_split", "a fraction leaving samples on both sides",
+                         validation_split, where=where)
+    train, valid = train.split(n - n_val)
+    _warn_unseen_classes(train.y, valid.y, loss.kind, validation_split)
+    return FitData(train, valid)
+
+
+def _warn_unseen_classes(y_train: torch.Tensor, y_valid: torch.Tensor, kind: str,
+                         fraction: float) -> None:
+    """Warn when the validation part holds classes the training part never shows (sorted data)."""
+    train, valid = _classes(y_train, kind), _classes(y_valid, kind)
+    if train is None:
+        return
+    unseen = sorted(set(valid.unique().tolist()) - set(train.unique().tolist()))
+    if not unseen:
+        return
+    shown = ", ".join(str(int(c)) for c in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
+    warnings.warn(
+        f"validation_split={fraction} holds out the last {fraction:.0%} of the samples (Keras' rule, "
+        f"taken before shuffling), and {len(unseen)} class(es) in it ({shown}) never occur in the "
+        "training part: the data look sorted by class, so the validation scores measure classes the "
+        "model never saw. Shuffle x and y together first (Python: idx = np.random.permutation(len(x)); "
+        "x, y = x[idx], y[idx]; R: idx <- sample(dim(x)[1])), or pass validation_data.",
+        UserWarning, stacklevel=4,
+    )
