@@ -1,0 +1,203 @@
+"""The everyday workflow's engine defects, each pinned: the optimizer's rate set from a callback, compile
+atomic, validation_split on sorted classes, a loss that does not fit the outputs, Learner.validate."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from test_train_engine import quadrant_data, small_model, weights
+
+from pydlr import engine
+from pydlr.errors import InputError
+from pydlr.layers import Dense, Flatten, Input
+from pydlr.train import optimizers
+from pydlr.train.callbacks import Callback as KerasStyleCallback
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
+
+
+class ZeroRate(KerasStyleCallback):
+    """Keras' way of changing the rate from a callback."""
+
+    def on_train_begin(self, logs=None):
+        self.before = self.model.optimizer.learning_rate
+        self.model.optimizer.learning_rate = 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adamw"])
+def test_learning_rate_set_in_a_callback_changes_the_real_optimizer(optimizer):
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile(optimizer, "sparse_categorical_crossentropy")
+    assert isinstance(m.optimizer, torch.optim.Optimizer)  # there after compile, as in Keras
+    before = weights(m)
+    cb = ZeroRate()
+    m.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[cb], seed=0)
+    assert cb.before == pytest.approx(0.01 if optimizer == "sgd" else 0.001)
+    assert m.optimizer.learning_rate == 0.0
+    assert all(g["lr"] == 0.0 for g in m.optimizer.param_groups)
+    # no update at all (AdamW's decoupled weight decay is scaled by the rate too)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+
+
+def test_learning_rate_of_a_torch_optimizer_passed_to_compile():
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile(torch.optim.SGD(m.parameters(), lr=0.05), "sparse_categorical_crossentropy")
+    assert m.optimizer.learning_rate == pytest.approx(0.05)
+    before = weights(m)
+    m.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[ZeroRate()])
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    with pytest.raises(InputError, match="learning_rate"):
+        m.optimizer.learning_rate = -1.0
+
+
+def test_optimizer_of_a_model_without_weights_yet_is_the_spec_until_fit():
+    x, y = quadrant_data(64)
+    m = engine.Sequential([Flatten(), Dense(4, activation="softmax")])  # no input shape: no weights
+    m.compile(optimizers.SGD(learning_rate=0.5), "sparse_categorical_crossentropy")
+    assert m.optimizer is not None and m.optimizer.learning_rate == 0.5
+    m.optimizer.learning_rate = 0.0  # before the first fit: the spec's rate is the one built
+    m.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert isinstance(m.optimizer, torch.optim.Optimizer) and m.optimizer.learning_rate == 0.0
+
+
+def test_a_failed_compile_changes_nothing():
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    config, optimizer = m.get_compile_config(), m.optimizer
+    for kwargs, text in [(dict(optimizer="adma", loss="mse"), "optimizer"),
+                         (dict(optimizer="sgd", loss="mse", metrics=["acuracy"]), "metric"),
+                         (dict(optimizer="sgd", loss="hinge_of_doom"), "loss"),
+                         (dict(optimizer="sgd", loss="mse", run_eagerly=True), "compile arguments")]:
+        with pytest.raises(InputError, match=text):
+            m.compile(**kwargs)
+        assert m.get_compile_config() == config and m.optimizer is optimizer
+    fresh = small_model()
+    with pytest.raises(InputError):
+        fresh.compile(optimizer="adma", loss="mse")
+    assert not getattr(fresh, "compiled", False) and getattr(fresh, "optimizer", None) is None
+
+
+def sorted_by_class(per_class: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """40 samples of each class, class after class (what a folder reader returns)."""
+    x, y = quadrant_data(400)
+    idx = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(4)])
+    return x[idx], y[idx]
+
+
+def test_validation_split_of_data_sorted_by_class_warns_with_the_fix():
+    x, y = sorted_by_class()
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    with pytest.warns(UserWarning, match=r"class\(es\) in it \(3\) never occur.*[Ss]huffle"):
+        h = m.fit(x, y, epochs=1, verbose=0, validation_split=0.25)
+    assert len(h.history["val_accuracy"]) == 1  # Keras' rule is kept: the last 25% validate
+    order = np.random.RandomState(0).permutation(len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.fit(x[order], y[order], epochs=1, verbose=0, validation_split=0.25)  # shuffled: silent
+
+
+def test_validation_split_warns_for_one_hot_labels_too():
+    from pydlr.utils import to_categorical
+
+    x, y = sorted_by_class()
+    m = small_model()
+    m.compile("adam", "categorical_crossentropy")
+    with pytest.warns(UserWarning, match="never occur"):
+        m.fit(x, to_categorical(y, 4), epochs=1, verbose=0, validation_split=0.25)
+
+
+def ten_class_model(activation="softmax"):
+    return engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(10, activation=activation)])
+
+
+def test_mse_with_class_labels_against_ten_outputs_fails_at_fit_start():
+    x, y = quadrant_data(10)
+    m = ten_class_model()
+    m.compile("adam", "mse")
+    before = weights(m)
+    # 10 samples and 10 outputs: torch would broadcast (10,) against (10, 10) without a word
+    with pytest.raises(InputError, match=r"\(n, 10\).*sparse_categorical_crossentropy") as err:
+        m.fit(x, y, batch_size=10, epochs=1, verbose=0)
+    assert "must match" not in str(err.value)
+    with pytest.raises(InputError, match="sparse_categorical_crossentropy"):
+        m.evaluate(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+
+
+def test_binary_crossentropy_on_a_softmax_fails_at_compile():
+    m = ten_class_model()
+    with pytest.raises(InputError, match="10-unit softmax"):
+        m.compile("adam", "binary_crossentropy")
+    assert not getattr(m, "compiled", False)
+    ten_class_model("sigmoid").compile("adam", "binary_crossentropy")  # multi-label: fine
+
+
+def test_binary_targets_must_match_the_outputs():
+    x, y = quadrant_data(64)
+    m = ten_class_model("sigmoid")
+    m.compile("adam", "binary_crossentropy")
+    with pytest.raises(InputError, match=r"targets of shape \(n, 10\)"):
+        m.fit(x, (y > 1).astype(np.float32), epochs=1, verbose=0)
+
+
+def test_class_loss_on_one_output_fails_at_compile():
+    m = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1, activation="sigmoid")])
+    with pytest.raises(InputError, match="binary_crossentropy"):
+        m.compile("adam", "sparse_categorical_crossentropy")
+
+
+def test_unbuilt_model_is_checked_when_fit_builds_it():
+    x, y = quadrant_data(32)
+    m = engine.Sequential([Flatten(), Dense(10, activation="softmax")])
+    m.compile("adam", "binary_crossentropy")  # no shapes yet: fit checks
+    with pytest.raises(InputError, match="10-unit softmax"):
+        m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_evaluate_is_learner_validate():
+    from pydlr.data.batching import ArrayBatches
+    from pydlr.train import Learner
+
+    x, y = quadrant_data(96)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    m.fit(x, y, epochs=2, verbose=0, seed=0)
+    m.train()
+    logs = m.evaluate(x, y, batch_size=20, return_dict=True)
+    assert m.training  # evaluate restores the mode it found
+    learn = Learner(m, m._loss, m.optimizer, m._metrics)
+    data = ArrayBatches(torch.from_numpy(x), torch.from_numpy(y), 20, shuffle=False)
+    assert learn.validate(data) == pytest.approx(logs)
+    assert set(logs) == {"loss", "accuracy"} and 0 <= logs["accuracy"] <= 1
+
+
+def test_verbose_auto_is_one_rule():
+    from pydlr.train.progress import resolve_verbose
+
+    assert resolve_verbose("auto", True, "fit") == (1, True)
+    assert resolve_verbose("auto", False, "fit") == (2, False)
+    assert resolve_verbose(0, None, "fit")[0] == 0
+    with pytest.raises(InputError, match="verbose"):
+        resolve_verbose(True, None, "fit")
+    x, y = quadrant_data(32)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    out: list[str] = []
+    m.fit(x, y, epochs=1, print_fn=lambda s, end="\n": out.append(s), dynamic_progress=False)
+    assert len(out) == 1 and out[0].startswith("Epoch 1/1 - ")  # "auto" without a live line: 2
+
+
+def test_default_batch_size_is_written_once():
+    from pydlr.data.batching import DEFAULT_BATCH_SIZE
+
+    x, y = quadrant_data(100)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    h = m.fit(x, y, epochs=1, verbose=0)
+    assert DEFAULT_BATCH_SIZE == 32 and h.params["steps"] == 4 and h.params["batch_size"] == 32
