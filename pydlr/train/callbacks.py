@@ -207,9 +207,9 @@ class EarlyStopping(LearnerCallback):
 
 
 def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = False) -> None:
-    """Save a model atomically with the models owner's io (``io.save_model``: architecture + weights
-    (+ optimizer); ``io.save_weights`` when ``include_optimizer`` is False and the model cannot
-    describe itself); plain torch modules get a safetensors file of their state dict."""
+    """Save a model atomically through pydlr.io, so a checkpoint loads like any saved model
+    (``io.save_model``: architecture + weights (+ optimizer); ``io.save_weights`` when
+    ``include_optimizer`` is False); plain torch modules get a safetensors file of their state dict."""
     from pydlr import io
 
     if hasattr(model, "get_config") and include_optimizer:
