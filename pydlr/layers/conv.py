@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,6 @@ BACKENDS = ("auto", "native", "torch")
 # "auto": per shape, whichever of pydlr's native kernel and torch's conv2d is faster (pydlr.ops.native_wins).
 _state = {"backend": "auto"}
 # Whether pydlr.ops.conv2d can apply relu/relu6 inside the op (newer native builds).
-_OPS_FUSES = "activation" in inspect.signature(ops.conv2d).parameters
 
 
 def _check_backend(backend: Any, where: str) -> None:
@@ -148,7 +146,7 @@ class _ConvBase(Layer):
         backend = self._resolve_backend(x, sym, groups)
         if backend == "torch":
             y = F.conv2d(x, self.weight, self.bias, self.strides, sym, self.dilation_rate, groups)
-        elif _OPS_FUSES and self.activation in activations.FUSABLE:
+        elif self.activation in activations.FUSABLE:
             return ops.conv2d(
                 x,
                 self.weight,
@@ -176,7 +174,7 @@ class _ConvBase(Layer):
         key = (x.shape, x.stride(), x.dtype, x.device)
         cache = self._auto_choice
         if key not in cache:
-            fused = self.activation if _OPS_FUSES and self.activation in activations.FUSABLE else "none"
+            fused = self.activation if self.activation in activations.FUSABLE else "none"
             wins = ops.native_wins(
                 x, self.weight, self.strides, padding, self.dilation_rate, groups, activation=fused
             )
