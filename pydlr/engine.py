@@ -166,18 +166,14 @@ class TrainingMixin:
             nproc_per_node: int = 2, nan_check: bool = True) -> History:
         """Train the model in place; returns a `History` (also kept as ``self.history``).
 
-        Keras' arguments and meanings (see the module docstring for the epoch rules); batch_size None
-        is 32 (`pydlr.data.batching.DEFAULT_BATCH_SIZE`); verbose "auto" is 1 where the progress line
-        can be rewritten in place, else 2 (`pydlr.train.progress.resolve_verbose`). Also:
-        seed (reproducibility), device ("auto" = CUDA when present), resume (a checkpoint path,
-        restored when it exists and written after every epoch), augment (an `Augment`, applied per
-        batch), workers (augmentation processes that prefetch; 0 = in this process), precision
-        ("auto": float16 autocast on CUDA (bfloat16 where supported), float32 on CPU; or "float32",
-        "bfloat16"), print_fn / dynamic_progress (how the progress bar prints and whether its line
-        can be rewritten in place: the R package passes its console printer and its guess),
-        distributed (re-run this fit under torchrun, see ``pydlr.train.distributed``), nan_check
-        (stop with TrainingError when the loss is NaN/Inf; checked every batch on CPU, every 50 on
-        GPUs).
+        Keras' arguments and meanings (epoch rules: the module docstring; batch_size None: 32;
+        verbose "auto": `pydlr.train.progress.resolve_verbose`), plus: seed (reproducibility), device
+        ("auto": CUDA when present), resume (a checkpoint path, restored if it exists, written every
+        epoch), augment (an `Augment` applied per batch) and workers (processes that prefetch it),
+        precision ("auto": bfloat16/float16 autocast on CUDA, float32 on CPU), print_fn and
+        dynamic_progress (the R package passes its console printer and whether its line can be
+        rewritten in place), distributed (re-run under torchrun: ``pydlr.train.distributed``),
+        nan_check (stop with TrainingError on a NaN/Inf loss).
         """
         self._require_compiled("fit")
         if distributed:
