@@ -56,7 +56,11 @@ from pydlr.train.history import History
 from pydlr.train.learner import Learner
 from pydlr.train.losses import Loss, get_loss
 from pydlr.train.metrics import Metric, get_metric
-from pydlr.train.optimizers import get_optimizer, with_learning_rate
+from pydlr.train.optimizers import (
+    get_optimizer,
+    import_torch_optimizer_machinery,
+    with_learning_rate,
+)
 from pydlr.train.options import FitOptions, resolve_device
 from pydlr.train.progress import ProgressBar
 
@@ -99,6 +103,7 @@ class TrainingMixin:
         metric_fns = [get_metric(m, loss_fn.kind, loss_fn.from_logits) for m in (metrics or [])]
         spec = get_optimizer(optimizer)
         check_loss_fits_model(self, loss_fn, "compile")
+        import_torch_optimizer_machinery()  # torch's one-time cost of a first optimizer, paid here
         built = self._build_optimizer(spec)
         self._loss: Loss = loss_fn
         self._metrics: list[Metric] = metric_fns

@@ -201,3 +201,34 @@ def test_default_batch_size_is_written_once():
     m.compile("adam", "sparse_categorical_crossentropy")
     h = m.fit(x, y, epochs=1, verbose=0)
     assert DEFAULT_BATCH_SIZE == 32 and h.params["steps"] == 4 and h.params["batch_size"] == 32
+
+
+_FIRST_FIT = """
+import sys
+import numpy as np
+from pydlr import engine
+from pydlr.layers import Dense, Flatten, Input
+layers = [Flatten(), Dense(4, activation="softmax")]
+model = engine.Sequential(([Input((8, 8, 1))] if sys.argv[1] == "built" else []) + layers)
+model.compile("adam", "sparse_categorical_crossentropy")
+compiled = set(sys.modules)
+x, y = np.random.rand(64, 8, 8, 1).astype("float32"), np.random.randint(0, 4, 64)
+model.fit(x, y, epochs=1, verbose=0)
+print("dynamo at compile:", "torch._dynamo" in compiled)
+print("dynamo modules imported by the first fit:", sum(m.startswith("torch._dynamo") for m in set(sys.modules) - compiled))
+"""
+
+
+@pytest.mark.parametrize("model", ["built", "unbuilt"])
+def test_first_fit_of_a_process_pays_no_one_time_import(model):
+    """torch imports torch._dynamo (~800 modules, ~1 s) when a process builds its first optimizer: compile
+    pays it, so a process's first fit runs like the later ones (it used to fall in the first fit)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _FIRST_FIT, model], capture_output=True, text=True,
+                         env=env, timeout=120, check=True).stdout
+    assert "dynamo at compile: True" in out
+    assert "dynamo modules imported by the first fit: 0" in out

@@ -19,7 +19,18 @@ from pydlr import _C
 from pydlr.errors import InputError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get",
-           "with_learning_rate"]
+           "with_learning_rate", "import_torch_optimizer_machinery"]
+
+
+def import_torch_optimizer_machinery() -> None:
+    """Import now what torch imports when a process builds its first optimizer.
+
+    ``torch.optim.Optimizer.__init__`` is wrapped by ``torch._disable_dynamo``, which imports
+    ``torch._dynamo`` on its first call: about 800 modules, ~1.0 s of CPU on this project's 2-core
+    machines and more from a cold disk. ``compile`` calls this, so the cost is paid once where training
+    is configured, whether or not the optimizer can be built yet, and no fit's first epoch pays it.
+    """
+    import torch._dynamo  # noqa: F401
 
 
 class KerasLearningRate:
