@@ -181,8 +181,8 @@ def test_verbose_auto_is_one_rule():
     from pydlr.train.progress import resolve_verbose
 
     assert resolve_verbose("auto", True, "fit") == (1, True)
-    assert resolve_verbose("auto", False, "fit") == (2, False)
-    assert resolve_verbose(0, None, "fit")[0] == 0
+    assert resolve_verbose("auto", False, "fit") == (1, False)
+    assert resolve_verbose(2, None, "fit")[0] == 2
     with pytest.raises(InputError, match="verbose"):
         resolve_verbose(True, None, "fit")
     x, y = quadrant_data(32)
@@ -190,7 +190,8 @@ def test_verbose_auto_is_one_rule():
     m.compile("adam", "sparse_categorical_crossentropy")
     out: list[str] = []
     m.fit(x, y, epochs=1, print_fn=lambda s, end="\n": out.append(s), dynamic_progress=False)
-    assert len(out) == 1 and out[0].startswith("Epoch 1/1 - ")  # "auto" without a live line: 2
+    # "auto" is 1: the epoch header, then the bar once at the end (its line is not live)
+    assert len(out) == 2 and out[0] == "Epoch 1/1" and out[1].startswith("1/1 [=====")
 
 
 def test_default_batch_size_is_written_once():

@@ -20,15 +20,16 @@ __all__ = ["ProgressBar", "format_logs", "format_duration", "resolve_verbose"]
 
 
 def resolve_verbose(verbose: object, dynamic: bool | None, where: str) -> tuple[int, bool]:
-    """``(verbose, dynamic)`` with ``verbose="auto"`` resolved by pydlr's one rule.
+    """``(verbose, dynamic)`` checked, with ``verbose="auto"`` resolved: the one place of that rule.
 
-    ``dynamic``: whether a progress line can be rewritten in place (None: guess, a terminal on stdout;
-    the R package passes its own guess for the R console). "auto" is 1 (a bar per epoch) where the line
-    is dynamic, else 2 (one line per epoch: a log file or a knitted document gets no half-drawn bars).
+    "auto" is 1, as Keras (a bar per epoch; where its line cannot be rewritten in place, it is printed
+    once at the end of each epoch, so logs and knitted documents get no half-drawn bars). ``dynamic``:
+    whether the line can be rewritten in place; None guesses from stdout (a terminal); the R package
+    passes its own guess for the R console.
     """
     dynamic = sys.stdout.isatty() if dynamic is None else bool(dynamic)
     if isinstance(verbose, str) and verbose == "auto":
-        return (1 if dynamic else 2), dynamic
+        return 1, dynamic
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InputError("verbose", "0, 1, 2 or 'auto'", verbose, where=where)
     return int(verbose), dynamic
