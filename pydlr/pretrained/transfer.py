@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pydlr import layers
+from pydlr.data.batching import resolve_batch_size
 from pydlr.engine import Sequential
 from pydlr.errors import InputError
 from pydlr.layers import BatchNormalization
@@ -30,7 +31,7 @@ def _check_model(model: Any, where: str) -> None:
         raise InputError("model", "a pydlr model (e.g. pretrained.load('mobilenet_v2'))", model, where)
 
 
-def embed(model: Any, images: Any, batch_size: int = 32) -> np.ndarray:
+def embed(model: Any, images: Any, batch_size: int | None = None) -> np.ndarray:
     """Frozen features: the backbone's globally average-pooled output, (N, features) float32.
 
     Works with any model that has ``embed`` (MobileNetV2 / ResNet18, with or without their top) and with
@@ -39,8 +40,7 @@ def embed(model: Any, images: Any, batch_size: int = 32) -> np.ndarray:
     """
     where = "embed"
     _check_model(model, where)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError("batch_size", "a positive integer", batch_size, where)
+    batch_size = resolve_batch_size(batch_size, where)
     x = model.prepare_input(images)  # validates shape/type before any work; internal layout
     fn = model.forward_features if hasattr(model, "forward_features") else model.call_internal
     was_training = model.training
@@ -93,7 +93,7 @@ def fine_tune(
     freeze_epochs: int = 1,
     learning_rate: float = 1e-3,
     unfrozen_lr_factor: float = 0.01,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     dropout: float = 0.2,
     validation_data: Any = None,
     train_batchnorm: bool = False,

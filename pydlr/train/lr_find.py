@@ -75,7 +75,7 @@ class _LRFinder(Callback):
 
 
 def lr_find(model, x, y, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100,
-            batch_size: int = 32, stop_div: bool = True, seed: int | None = 0,
+            batch_size: int | None = None, stop_div: bool = True, seed: int | None = 0,
             **fit_kwargs) -> LRFindResult:
     """Run the LR range test on a compiled ``model``; its weights and optimizer state are restored.
 
