@@ -120,7 +120,9 @@ class TrainingMixin:
         params = [p for p in self.parameters() if p.requires_grad]
         if not getattr(self, "built", True) or not params:
             return None
-        return spec.build(params)
+        built = spec.build(params)
+        built.pydlr_device = params[0].device  # what the implementation was chosen for
+        return built
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe compile settings (saved by ``io.save_model``; see `compile_from_config`)."""
@@ -242,39 +244,50 @@ class TrainingMixin:
         return learner
 
     def _optimizer_for_fit(self) -> torch.optim.Optimizer:
-        """The compiled optimizer, built now when the model had no weights at compile, rebuilt (keeping
-        the rate and the state of weights still trainable) when the trainable weights changed since."""
+        """The compiled optimizer, ready for this fit.
+
+        Built now when the model had no weights at compile. Rebuilt from the compiled spec when the
+        weights moved to another device since it was built (the implementation is chosen per device:
+        pydlr's one-call Adam on CPU float32, torch's fused kernels on CUDA), keeping its state and rate;
+        or when the set of trainable weights changed (Keras asks for a new compile then), keeping the
+        rate. A torch optimizer given to compile is the user's and is used as it is.
+        """
         opt, spec = self.optimizer, self._optimizer_spec
         if isinstance(spec, torch.optim.Optimizer):
             return opt
         if not isinstance(opt, torch.optim.Optimizer):
-            built = self._build_optimizer(opt)
-            if built is None:
-                raise InputError("model", "a model with trainable weights", "no trainable weights",
-                                 where="fit")
-            return built
+            return self._built_for_fit(opt)
         trainable = [p for p in self.parameters() if p.requires_grad]
-        if {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in trainable}:
+        same_weights = [id(p) for g in opt.param_groups for p in g["params"]] == list(map(id, trainable))
+        moved = any(p.device != getattr(opt, "pydlr_device", p.device) for p in trainable)
+        if same_weights and not moved:
             return opt
-        new = self._build_optimizer(spec)
-        if new is None:
-            raise InputError("model", "a model with trainable weights", "no trainable weights",
-                             where="fit")
+        new = self._built_for_fit(spec)
+        if same_weights:  # torch's load_state_dict puts each state tensor where its weight is
+            new.load_state_dict({"state": opt.state_dict()["state"],
+                                 "param_groups": new.state_dict()["param_groups"]})
         new.learning_rate = opt.learning_rate
-        for p in trainable:
-            if p in opt.state:
-                new.state[p] = opt.state[p]
         return new
 
+    def _built_for_fit(self, spec: Any) -> torch.optim.Optimizer:
+        built = self._build_optimizer(spec)
+        if built is None:
+            raise InputError("model", "a model with trainable weights", "no trainable weights",
+                             where="fit")
+        return built
+
     def _to_device(self, dev: torch.device) -> None:
-        """Move the weights, and the optimizer's per-weight state with them (same Parameter objects:
-        ``Module.to`` moves them in place)."""
+        """Move the weights (``Module.to`` keeps the Parameter objects); a user's torch optimizer's
+        state moves with them (pydlr's own optimizers are rebuilt for the device, see
+        `_optimizer_for_fit`)."""
         ref = next(iter(self.parameters()), None)
         if ref is None or ref.device == dev:
             return
         self.to(dev)
         opt = getattr(self, "optimizer", None)
-        for state in (opt.state.values() if isinstance(opt, torch.optim.Optimizer) else ()):
+        if not isinstance(getattr(self, "_optimizer_spec", None), torch.optim.Optimizer):
+            return
+        for state in opt.state.values():
             for key, value in state.items():
                 if isinstance(value, torch.Tensor) and value.dim() > 0:
                     state[key] = value.to(dev)

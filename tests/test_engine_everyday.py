@@ -233,3 +233,17 @@ def test_first_fit_of_a_process_pays_no_one_time_import(model):
                          env=env, timeout=120, check=True).stdout
     assert "dynamo at compile: True" in out
     assert "dynamo modules imported by the first fit: 0" in out
+
+
+def test_freezing_after_compile_rebuilds_the_optimizer_with_the_rate_set():
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    m.optimizer.learning_rate = 0.05
+    conv = m.layers[0]
+    conv.trainable = False
+    frozen = [t.detach().clone() for t in conv.parameters()]
+    m.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    held = {id(p) for g in m.optimizer.param_groups for p in g["params"]}
+    assert held == {id(p) for p in m.parameters() if p.requires_grad} and m.optimizer.learning_rate == 0.05
+    assert all(torch.equal(a, b) for a, b in zip(frozen, conv.parameters(), strict=True))
