@@ -60,7 +60,7 @@ class Learner:
     metrics : sequence of pydlr.train.metrics.Metric
     callbacks : iterable of Callback
         Stay attached for every fit of this Learner (besides the loop's own: Recorder, EpochSeed,
-        NanCheck and, below float32, MixedPrecision).
+        NanCheck, and Autocast below float32, GradScaling for float16 on CUDA).
     device : torch.device
     precision : {"float32", "bfloat16", "float16"}
         Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA).
