@@ -247,3 +247,19 @@ def test_freezing_after_compile_rebuilds_the_optimizer_with_the_rate_set():
     held = {id(p) for g in m.optimizer.param_groups for p in g["params"]}
     assert held == {id(p) for p in m.parameters() if p.requires_grad} and m.optimizer.learning_rate == 0.05
     assert all(torch.equal(a, b) for a, b in zip(frozen, conv.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_loops_own_callbacks_leave_the_step_capturable(precision):
+    """History, seeding, the NaN check and autocast act outside the training step, so a CUDA graph can
+    capture it (pydlr.train.cuda_graphs refuses steps with callbacks inside)."""
+    from pydlr.train import Learner
+    from pydlr.train.cuda_graphs import _STEP_EVENTS
+    from pydlr.train.losses import get_loss
+
+    m = small_model()
+    learn = Learner(m, get_loss("sparse_categorical_crossentropy"), torch.optim.SGD(m.parameters()),
+                    precision=precision, nan_check_every=50)
+    learn._build_handlers()
+    assert {type(cb).__name__ for cb in learn.cbs} >= {"Recorder", "EpochSeed", "NanCheck"}
+    assert all(not learn._handlers[e] for e in _STEP_EVENTS)
