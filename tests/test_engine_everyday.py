@@ -263,3 +263,17 @@ def test_the_loops_own_callbacks_leave_the_step_capturable(precision):
     learn._build_handlers()
     assert {type(cb).__name__ for cb in learn.cbs} >= {"Recorder", "EpochSeed", "NanCheck"}
     assert all(not learn._handlers[e] for e in _STEP_EVENTS)
+
+
+def test_output_shape_of_torchvision_style_models_needs_no_forward():
+    from pydlr import models
+    from pydlr.data.prepare import output_shape
+
+    top = models.mobilenet_v2(num_classes=3, input_shape=(32, 32, 3))
+    pooled = models.resnet18(include_top=False, pooling="avg", input_shape=(32, 32, 3))
+    for model in (top, pooled):
+        model.call_internal = None  # any forward pass would fail now
+    assert output_shape(top, (32, 32, 3)) == (3,) and top.output_shape == (None, 3)
+    assert output_shape(pooled, (32, 32, 3)) == (512,)
+    assert models.mobilenet_v2(include_top=False, pooling="max",
+                               input_shape=(32, 32, 3)).output_shape == (None, 1280)

@@ -23,7 +23,7 @@ from pydlr.layers import (
     Dropout,
     MaxPooling2D,
 )
-from pydlr.layers.base import positive_int, to_public, unique_name
+from pydlr.layers.base import Shape, positive_int, to_public, unique_name
 from pydlr.models.base import ModuleTreeModel
 
 
@@ -116,6 +116,16 @@ class _Classifier(ModuleTreeModel):
         self.include_top, self.pooling = bool(include_top), pooling
         return shape
 
+    feature_channels: int  # channels of the last feature map (the pooled features' width)
+
+    @property
+    def output_shape(self) -> Shape | None:
+        """Keras' ``output_shape`` where the configuration fixes it: (None, classes) with the top,
+        (None, channels) when pooled; None for the feature map, whose size follows the input's."""
+        if self.include_top:
+            return (None, int(self.config["num_classes"]))
+        return (None, self.feature_channels) if self.pooling is not None else None
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last feature map (internal layout)."""
         raise NotImplementedError
@@ -188,7 +198,7 @@ class MobileNetV2(_Classifier):
             "name": self.name,
         }
         channels = make_divisible(32 * width_mult)
-        self.last_channel = make_divisible(1280 * max(1.0, width_mult))
+        self.last_channel = self.feature_channels = make_divisible(1280 * max(1.0, width_mult))
         features: list[nn.Module] = [_conv_bn_act(channels, 3, 2)]
         for t, c, n, s in MOBILENET_V2_SETTING:
             out = make_divisible(c * width_mult)
@@ -264,6 +274,7 @@ class ResNet18(_Classifier):
             )
             self.add_module(f"layer{index}", blocks)
             inplanes = planes
+        self.feature_channels = 512
         if self.include_top:
             self.fc = Dense(num_classes)
         self.finish_init(shape, build_size=32)
