@@ -277,3 +277,14 @@ def test_output_shape_of_torchvision_style_models_needs_no_forward():
     assert output_shape(pooled, (32, 32, 3)) == (512,)
     assert models.mobilenet_v2(include_top=False, pooling="max",
                                input_shape=(32, 32, 3)).output_shape == (None, 1280)
+
+
+def test_a_sequential_ending_in_a_nested_model_reports_its_output_shape():
+    from pydlr import models
+
+    inner = models.Sequential([Input((8,)), Dense(3)])
+    outer = engine.Sequential([Input((8,)), inner])
+    assert outer.output_shape == (None, 3)  # was (None, None, 3)
+    outer.compile("adam", "mse")
+    x, y = np.random.rand(16, 8).astype(np.float32), np.random.rand(16, 3).astype(np.float32)
+    assert len(outer.fit(x, y, epochs=1, verbose=0).history["loss"]) == 1

@@ -68,9 +68,11 @@ class Sequential(BaseModel):
     @property
     def output_shape(self) -> Shape | None:
         """Keras' ``output_shape``: (None, ...) of the last layer once built."""
-        if not self.layers or self.layers[-1].output_shape is None:
-            return self.input_shape if not self.layers else None
-        return (None, *self.layers[-1].output_shape)
+        if not self.layers:
+            return self.input_shape
+        last = self.layers[-1]  # a nested model records its shape (no batch axis) as nested_output_shape
+        shape = last.nested_output_shape if isinstance(last, BaseModel) else last.output_shape
+        return None if shape is None else (None, *shape)
 
     def add(self, layer: Any) -> Sequential:
         """Append a layer (or set the input with ``Input(shape)``); builds it when the input shape is known."""
