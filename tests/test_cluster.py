@@ -9,7 +9,7 @@ import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits, make_blobs
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from pydlr.cluster import KMeans, NotFittedError, adjusted_rand_index, compare, matched_accuracy
 from pydlr.errors import InputError
@@ -195,9 +195,10 @@ def test_compare_builds_a_table(blobs):
     km = KMeans(6, random_state=0).fit(x)
     table = compare({"pydlr": {"labels": km.labels_, "seconds": 0.5}, "truth": y}, y_true=y)
     assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == ["method", "accuracy", "ARI", "seconds"]
+    assert list(table.columns) == ["method", "accuracy", "ARI", "NMI", "seconds"]
     assert list(table["method"]) == ["pydlr", "truth"]
-    assert table.loc[1, "accuracy"] == 1.0 and table.loc[1, "ARI"] == 1.0
+    assert table.loc[1, "accuracy"] == 1.0 and table.loc[1, "ARI"] == 1.0 and table.loc[1, "NMI"] == 1.0
+    assert table.loc[0, "NMI"] == pytest.approx(normalized_mutual_info_score(y, km.labels_))
     assert table.loc[0, "seconds"] == 0.5 and np.isnan(table.loc[1, "seconds"])
     listed = compare([{"method": "km", "labels": km.labels_}], y)
     assert listed.loc[0, "ARI"] == pytest.approx(adjusted_rand_score(y, km.labels_))

@@ -372,7 +372,8 @@ def kmeans(x: Any, n_clusters: int, *, n_init: int = 1, max_iter: int = 100,
     x
         An (n, p) array of numbers (converted to float64).
     n_clusters
-        R's ``centers`` (k).
+        R's ``centers``: the number of clusters k, or a (k, p) array of starting centers (then ``n_init``
+        is ignored, as R does).
     n_init, max_iter, algorithm
         R's ``nstart``, ``iter.max`` and ``algorithm`` ("Hartigan-Wong", "Lloyd", "Forgy", "MacQueen").
     seed
@@ -388,15 +389,22 @@ def kmeans(x: Any, n_clusters: int, *, n_init: int = 1, max_iter: int = 100,
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError("x", "a 2-d (n, p) array", arr, where=_WHERE)
-    if not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= arr.shape[0]:
+    if isinstance(n_clusters, np.ndarray):
+        start = np.asarray(n_clusters, dtype=np.float64)
+        if start.ndim != 2 or start.shape[1] != arr.shape[1] or not 1 <= start.shape[0] <= arr.shape[0]:
+            raise InputError("n_clusters", f"a (k, {arr.shape[1]}) array of starting centers", start, where=_WHERE)
+        centers = to_r(start)
+    elif not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= arr.shape[0]:
         raise InputError("n_clusters", f"an integer between 1 and {arr.shape[0]}", n_clusters, where=_WHERE)
+    else:
+        centers = int(n_clusters)
     algorithms = ("Hartigan-Wong", "Lloyd", "Forgy", "MacQueen")
     if algorithm not in algorithms:
         raise InputError("algorithm", "one of " + ", ".join(algorithms), algorithm, where=_WHERE)
     ro = robjects()
     if "kmeans" not in _state:
         _state["kmeans"] = ro.r(_KMEANS)
-    fit = _run(_state["kmeans"], to_r(arr), int(n_clusters), int(n_init), int(max_iter), algorithm,
+    fit = _run(_state["kmeans"], to_r(arr), centers, int(n_init), int(max_iter), algorithm,
                ro.NULL if seed is None else int(seed))
     return {
         "labels": np.asarray(from_r(fit.rx2("cluster")), dtype=np.int64) - 1,

@@ -2,6 +2,7 @@
 
 from pydlr.cluster._kmeans import KMeans, NotFittedError
 from pydlr.cluster.compare import METHODS, MethodComparison, compare_methods
+from pydlr.cluster.kmeans_peers import KMEANS_METHODS, compare_kmeans
 from pydlr.cluster.metrics import (
     adjusted_rand_index,
     compare,
@@ -11,12 +12,14 @@ from pydlr.cluster.metrics import (
 )
 
 __all__ = [
+    "KMEANS_METHODS",
     "KMeans",
     "METHODS",
     "MethodComparison",
     "NotFittedError",
     "adjusted_rand_index",
     "compare",
+    "compare_kmeans",
     "compare_methods",
     "matched_accuracy",
     "normalized_mutual_info",
