@@ -111,3 +111,14 @@ def test_nan_row_is_named():
     x[7, 1, 1] = np.inf
     with pytest.raises(InputError, match="index 7"):
         compare_methods(x, np.arange(30) % 3, methods=["kmeans_pixels"])
+
+
+def test_integer_pixels_are_scaled_as_bytes(fashion):
+    x, y, xt, yt = fashion
+    as_bytes = compare_methods(x[:300], y[:300], xt[:100], yt[:100], methods=["kmeans_pixels"])
+    as_ints = compare_methods(x[:300].astype(np.int32), y[:300], xt[:100].astype(np.int64), yt[:100],
+                              methods=["kmeans_pixels"])
+    as_floats = compare_methods(x[:300] / np.float32(255), y[:300], xt[:100] / np.float32(255), yt[:100],
+                                methods=["kmeans_pixels"])
+    assert as_ints["accuracy"][0] == as_bytes["accuracy"][0] == as_floats["accuracy"][0]
+    assert as_ints.details.features["pixels"].max() <= 1.0

@@ -102,7 +102,7 @@ class _Details:
 
 @dataclass
 class _Data:
-    """The validated inputs: images (n, h, w, c) float32 in [0, 1] where they were bytes, codes 0..C-1."""
+    """The validated inputs: images (n, h, w, c) float32 (in [0, 1] where they were integers), codes 0..C-1."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -122,7 +122,7 @@ def compare_methods(
     Parameters
     ----------
     x, y : array-like
-        Images ``(n, h, w)`` or ``(n, h, w, channels)`` (uint8 pixels are scaled to [0, 1]) and their
+        Images ``(n, h, w)`` or ``(n, h, w, channels)`` (integer pixels 0-255 are scaled to [0, 1]) and their
         classes (any labels, one per image).
     x_test, y_test : array-like, optional
         Held-out images and classes; without them a stratified ``test_size`` share of ``x`` is held out.
@@ -243,7 +243,7 @@ def _check_budget(time_budget: Any) -> None:
 
 
 def _images(value: Any, argument: str) -> np.ndarray:
-    """(n, h, w, c) float32: uint8 pixels scaled to [0, 1]; finite; non-empty; numbers only."""
+    """(n, h, w, c) float32: integer pixels scaled to [0, 1]; finite; non-empty; numbers only."""
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
@@ -256,7 +256,8 @@ def _images(value: Any, argument: str) -> np.ndarray:
     if array.ndim != 4 or 0 in array.shape:
         raise InputError(argument, "a non-empty array of images (n, height, width[, channels])", value,
                          where=_WHERE)
-    scale = 255.0 if array.dtype == np.uint8 else 1.0
+    # Integer images are 8-bit pixels (uint8 from NumPy, integer arrays from R): scaled to [0, 1] as a CNN wants.
+    scale = 255.0 if array.dtype.kind in "iu" else 1.0
     images = np.asarray(array, dtype=np.float32) / np.float32(scale)
     bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
     if bad.any():

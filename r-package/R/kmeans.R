@@ -148,12 +148,14 @@ fitted.pydlr_kmeans <- function(object, method = c("centers", "classes"), ...) {
 #' Compare clusterings (or classifiers) against the true classes
 #'
 #' Scores each method with the accuracy after the best one-to-one matching of clusters to classes
-#' (Hungarian algorithm) and the adjusted Rand index, computed by `pydlr.cluster.compare`.
+#' (Hungarian algorithm), the adjusted Rand index and the normalized mutual information (scikit-learn's),
+#' computed by `pydlr.cluster.compare`. To run the methods as well, see [compare_methods()].
 #'
 #' @param ... Named results: `pydlr_kmeans` or `stats::kmeans` fits, vectors of labels (integer,
 #'   factor or character), or lists with `labels` and `seconds`. Names become the `method` column.
 #' @param y The true classes (a vector with one value per observation).
-#' @return A data.frame with columns `method`, `accuracy`, `ARI`, `seconds` (`NA` where unknown).
+#' @return A data.frame with columns `method`, `accuracy`, `ARI`, `NMI` (normalized mutual information),
+#'   `seconds` (`NA` where unknown).
 #' @family clustering
 #' @examples
 #' \dontrun{
@@ -176,7 +178,8 @@ compare_models <- function(..., y) {
   columns <- .py_call("api_r.cluster.compare", entries, .label_codes(y))
   data.frame(
     method = as.character(unlist(columns$method)), accuracy = as.double(unlist(columns$accuracy)),
-    ARI = as.double(unlist(columns$ARI)), seconds = as.double(unlist(columns$seconds)),
+    ARI = as.double(unlist(columns$ARI)), NMI = as.double(unlist(columns$NMI)),
+    seconds = as.double(unlist(columns$seconds)),
     stringsAsFactors = FALSE
   )
 }

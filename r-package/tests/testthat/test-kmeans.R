@@ -70,7 +70,7 @@ test_that("compare_models scores labels against the truth", {
   wrong <- c(perm[1:10], 1L, 1L)
   out <- compare_models(perfect = perm, partly = list(labels = wrong, seconds = 2.5), y = y)
   expect_s3_class(out, "data.frame")
-  expect_equal(names(out), c("method", "accuracy", "ARI", "seconds"))
+  expect_equal(names(out), c("method", "accuracy", "ARI", "NMI", "seconds"))
   expect_equal(out$method, c("perfect", "partly"))
   expect_equal(out$accuracy, c(1, 10 / 12))
   expect_equal(out$ARI[1], 1)
