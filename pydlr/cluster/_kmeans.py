@@ -129,8 +129,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         init_centers = self._check_init_array(x)
         generator = torch.Generator(device="cpu")
         generator.manual_seed(_seed(self.random_state))
-        x_sq = (x * x).sum(dim=1)
-        tol = self.tol * float(x.var(dim=0, unbiased=False).mean())
+        x_sq = _row_sq_norms(x)
+        tol = self.tol * _mean_variance(x)
         best = None
         plan = _Plan(x.shape[0], device, self.chunk_size)
         try:
@@ -167,7 +167,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     def predict(self, X: Any) -> np.ndarray:
         """Index of the closest center for each row of ``X``."""
         x, centers = self._fitted_input(X, "predict")
-        labels, _ = _assign(x, (x * x).sum(dim=1), centers, self.chunk_size)
+        labels, _ = _assign(x, _row_sq_norms(x), centers, self.chunk_size)
         return labels.cpu().numpy().astype(np.int64)
 
     def transform(self, X: Any) -> np.ndarray:
@@ -185,9 +185,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     def score(self, X: Any, y: Any = None) -> float:
         """Opposite of the inertia of ``X`` with the fitted centers (higher is better)."""
         x, centers = self._fitted_input(X, "score")
-        x_sq = (x * x).sum(dim=1)
-        labels, _ = _assign(x, x_sq, centers, self.chunk_size)
-        return -float(((x.double() - centers.double()[labels]) ** 2).sum())
+        labels, _ = _assign(x, _row_sq_norms(x), centers, self.chunk_size)
+        return -float(_cluster_inertia(x, labels, centers, centers.shape[0]).sum())
 
     # --- checks ------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -326,9 +325,30 @@ def _as_matrix(value: Any, argument: str, device: torch.device, where: str) -> t
     if tensor.dtype != torch.float32 or tensor.device != device or not tensor.is_contiguous():
         # One pass for dtype, layout (e.g. R's column-major doubles) and device together.
         tensor = torch.empty(tuple(tensor.shape), dtype=torch.float32, device=device).copy_(tensor)
-    if not bool(torch.isfinite(tensor).all()):
+    if not all(bool(torch.isfinite(block).all()) for block in tensor.split(_ROWS)):
         raise InputError(argument, "finite values (no NaN or Inf)", value, where=where)
     return tensor
+
+
+# Rows per block of the whole-data passes outside Lloyd's loop (norms, variance, finiteness): temporaries
+# stay at a block's size, so data of 1e7 x 100 float32 (4 GB) fit in memory with its copy-free view.
+_ROWS = 1 << 16
+
+
+def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean norm of each row, a block of rows at a time."""
+    out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    for start in range(0, x.shape[0], _ROWS):
+        block = x[start : start + _ROWS]
+        torch.linalg.vector_norm(block, dim=1, out=out[start : start + _ROWS]).square_()
+    return out
+
+
+def _mean_variance(x: torch.Tensor) -> float:
+    """Mean over features of the (biased) variance, in float64, a block of rows at a time (two passes)."""
+    mean = sum(block.sum(dim=0, dtype=torch.float64) for block in x.split(_ROWS)) / x.shape[0]
+    squares = sum(((block.double() - mean) ** 2).sum(dim=0) for block in x.split(_ROWS))
+    return float((squares / x.shape[0]).mean())
 
 
 class _Plan:
