@@ -10,12 +10,14 @@ from pydlr.cluster.metrics import (
     normalized_mutual_info,
     total_sum_of_squares,
 )
+from pydlr.cluster.minibatch import MiniBatchKMeans
 
 __all__ = [
     "KMEANS_METHODS",
     "KMeans",
     "METHODS",
     "MethodComparison",
+    "MiniBatchKMeans",
     "NotFittedError",
     "adjusted_rand_index",
     "compare",

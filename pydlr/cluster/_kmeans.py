@@ -23,7 +23,6 @@ from sklearn.utils.validation import _check_feature_names
 from pydlr.errors import InputError, PydlrError
 
 _WHERE = "KMeans"
-_PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "random_state", "device", "chunk_size")
 
 
 class NotFittedError(PydlrError, SklearnNotFittedError):
@@ -98,9 +97,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     # --- scikit-learn's protocol (get_params, clone, repr and tags come from BaseEstimator) -----------
     def set_params(self, **params: Any) -> KMeans:
         """Set constructor parameters (validated at the next ``fit``); returns self."""
+        names = self._get_param_names()
         for name in params:
-            if name not in _PARAMS:
-                raise InputError(name, f"one of {', '.join(_PARAMS)}", name, where=f"{_WHERE}.set_params")
+            if name not in names:
+                where = f"{type(self).__name__}.set_params"
+                raise InputError(name, f"one of {', '.join(names)}", name, where=where)
         return super().set_params(**params)
 
     def __sklearn_tags__(self) -> Any:
@@ -147,7 +148,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                     best = run
         finally:
             plan.close()
-        centers, labels, inertia, n_iter = best
+        self._set_fitted(x, *best, device)
+        return self
+
+    def _set_fitted(self, x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, inertia: float,
+                    n_iter: int, device: torch.device) -> None:
         self.cluster_centers_ = centers.cpu().numpy()
         self.labels_ = labels.cpu().numpy().astype(np.int64)
         self.inertia_ = float(inertia)
@@ -158,7 +163,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = int(x.shape[1])
         self.device_ = str(device)
-        return self
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return ``labels_``."""

@@ -1,0 +1,170 @@
+"""Mini-batch k-means (Sculley 2010, as scikit-learn's ``MiniBatchKMeans``): each step moves the centers
+toward a random batch, with per-center learning rates 1 / (samples seen); for data too large for Lloyd."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import _check_feature_names
+
+from pydlr.cluster._kmeans import (
+    KMeans,
+    _as_matrix,
+    _assign,
+    _check_int,
+    _kmeans_plusplus,
+    _mean_variance,
+    _Plan,
+    _resolve_device,
+    _row_sq_norms,
+    _seed,
+)
+from pydlr.errors import InputError
+
+_WHERE = "MiniBatchKMeans"
+
+
+class MiniBatchKMeans(KMeans):
+    """k-means on random mini-batches, computed with torch (CPU or GPU), following scikit-learn's.
+
+    A scikit-learn estimator like `KMeans` (same fitted attributes, ``predict``, ``transform``, ``score``).
+
+    Parameters
+    ----------
+    n_clusters, init, random_state, device, chunk_size
+        As `KMeans`. k-means++ (or random) seeding runs on ``init_size`` random samples.
+    n_init : int
+        Seedings tried on the ``init_size`` samples; the one with the lowest inertia there is kept.
+    max_iter : int
+        Passes over the data (steps = ``max_iter * n_samples / batch_size``), as scikit-learn.
+    batch_size : int
+        Samples per step.
+    tol : float
+        Stop when the squared shift of the centers in a step, divided by the number of centers, is at
+        most ``tol`` times the mean feature variance (0 disables it).
+    max_no_improvement : int or None
+        Stop after this many steps without improvement of the smoothed batch inertia (None disables it).
+    init_size : int or None
+        Samples for the seeding (default ``3 * batch_size``, at least ``3 * n_clusters``).
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, withinss_, n_features_in_, device_
+        As `KMeans`; labels and inertia from a full pass over the data with the final centers.
+    n_iter_ : int
+        Passes over the data made (steps * batch_size / n_samples, rounded up).
+    n_steps_ : int
+        Mini-batch steps made.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        init: str | np.ndarray = "k-means++",
+        n_init: int = 1,
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        tol: float = 0.0,
+        max_no_improvement: int | None = 10,
+        init_size: int | None = None,
+        random_state: int | None = None,
+        device: str = "auto",
+        chunk_size: int = 8192,
+    ) -> None:
+        super().__init__(n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+                         random_state=random_state, device=device, chunk_size=chunk_size)
+        self.batch_size = batch_size
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+
+    def fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
+        """Cluster ``X`` (array-like of shape (n_samples, n_features)); ``y`` is ignored."""
+        where = f"{_WHERE}.fit"
+        self._check_params()
+        _check_int(self.batch_size, "batch_size", 1, where)
+        if self.max_no_improvement is not None:
+            _check_int(self.max_no_improvement, "max_no_improvement", 1, where)
+        if self.init_size is not None:
+            _check_int(self.init_size, "init_size", 1, where)
+        device = _resolve_device(self.device)
+        x = _as_matrix(X, "X", device, where=where)
+        _check_feature_names(self, X, reset=True)
+        n, k = x.shape[0], self.n_clusters
+        if n < k:
+            raise InputError("X", f"at least n_clusters={k} samples", f"{n} samples", where=where)
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(_seed(self.random_state))
+        centers = self._seed_centers(x, generator)
+        centers, steps = _minibatch_steps(x, centers, self, generator)
+        plan = _Plan(n, device, self.chunk_size)
+        try:
+            labels, min_dist = _assign(x, _row_sq_norms(x), centers, self.chunk_size, plan)
+        finally:
+            plan.close()
+        self._set_fitted(x, centers, labels, float(min_dist.double().sum()),
+                         -(-steps * self.batch_size // n), device)
+        self.n_steps_ = int(steps)
+        return self
+
+    def _seed_centers(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        init = self._check_init_array(x)
+        if init is not None:
+            return init.clone()
+        n, k = x.shape[0], self.n_clusters
+        size = min(n, max(self.init_size or 3 * self.batch_size, 3 * k))
+        sample = x[torch.randperm(n, generator=generator)[:size].to(x.device)]
+        sample_sq = _row_sq_norms(sample)
+        best, best_inertia = None, float("inf")
+        plan = _Plan(size, x.device, self.chunk_size)
+        try:
+            for _ in range(self.n_init):
+                if self.init == "random":
+                    centers = sample[torch.randperm(size, generator=generator)[:k].to(x.device)]
+                else:
+                    centers = _kmeans_plusplus(sample, sample_sq, k, generator, plan)
+                inertia = float(_assign(sample, sample_sq, centers, self.chunk_size, plan)[1].double().sum())
+                if inertia < best_inertia:
+                    best, best_inertia = centers, inertia
+        finally:
+            plan.close()
+        return best.clone()
+
+
+def _minibatch_steps(x: torch.Tensor, centers: torch.Tensor, est: MiniBatchKMeans,
+                     generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """The mini-batch updates; returns the centers and the number of steps made."""
+    n, k = x.shape[0], centers.shape[0]
+    batch = min(est.batch_size, n)
+    n_steps = max(1, est.max_iter * n // batch)
+    counts = torch.zeros(k, dtype=x.dtype, device=x.device)
+    tol = est.tol * _mean_variance(x) if est.tol > 0 else 0.0
+    ewa, best_ewa, no_improvement = None, float("inf"), 0
+    alpha = min(1.0, 2.0 * batch / (n + 1))  # scikit-learn's smoothing of the batch inertia
+    step = 0
+    for step in range(1, n_steps + 1):  # noqa: B007 - the count of steps made is returned
+        idx = torch.randint(n, (batch,), generator=generator).to(x.device)
+        xb = x[idx]
+        dist = torch.addmm((centers * centers).sum(dim=1), xb, centers.t(), beta=1.0, alpha=-2.0)
+        min_dist, labels = dist.min(dim=1)
+        sums = torch.zeros_like(centers).index_add_(0, labels, xb)
+        seen = torch.bincount(labels, minlength=k).to(x.dtype)
+        counts += seen
+        moved = seen > 0
+        # c <- c + (sum_b - n_b c) / n_total: each center the mean of every sample it has been given.
+        new = centers.clone()
+        new[moved] += (sums[moved] - seen[moved, None] * centers[moved]) / counts[moved, None]
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        inertia = float((min_dist + (xb * xb).sum(dim=1)).clamp_(min=0).sum()) / batch
+        ewa = inertia if ewa is None else ewa * (1 - alpha) + inertia * alpha
+        if tol > 0 and shift / k <= tol:
+            break
+        if ewa < best_ewa:
+            best_ewa, no_improvement = ewa, 0
+        else:
+            no_improvement += 1
+            if est.max_no_improvement is not None and no_improvement >= est.max_no_improvement:
+                break
+    return centers, step
