@@ -13,10 +13,14 @@ from pydlr.api_r._convert import c_array
 from pydlr.errors import InputError
 
 
-def kmeans(x: Any, n_clusters: int, **params: Any) -> dict[str, Any]:
-    """``pydlr.cluster.KMeans(n_clusters, **params).fit(x)`` (``params``: the estimator's own names) and
-    its fitted attributes, plus ``totss`` and the seconds ``fit`` took; ``model`` is the estimator."""
-    model = cluster.KMeans(n_clusters=n_clusters, **params)
+def kmeans(x: Any, n_clusters: int, batch_size: int | None = None, **params: Any) -> dict[str, Any]:
+    """``pydlr.cluster.KMeans(n_clusters, **params).fit(x)`` (``params``: the estimator's own names), or
+    ``MiniBatchKMeans`` with ``batch_size``, and its fitted attributes, plus ``totss`` and the seconds
+    ``fit`` took; ``model`` is the estimator."""
+    if batch_size is None:
+        model = cluster.KMeans(n_clusters=n_clusters, **params)
+    else:
+        model = cluster.MiniBatchKMeans(n_clusters=n_clusters, batch_size=int(batch_size), **params)
     started = time.perf_counter()
     model.fit(x)
     seconds = time.perf_counter() - started

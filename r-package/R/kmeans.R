@@ -17,6 +17,10 @@
 #' @param init `"k-means++"` or `"random"` (ignored when `centers` is a matrix).
 #' @param seed Integer seed for reproducible seedings, or `NULL`.
 #' @param device `"auto"` (a CUDA GPU when present, else the CPU), `"cpu"` or `"cuda"`.
+#' @param batch_size `NULL` (Lloyd's algorithm on all rows), or a number of rows: mini-batch k-means
+#'   (`pydlr.cluster.MiniBatchKMeans`, as scikit-learn's), for data too large for Lloyd's passes; then
+#'   `max_iter` counts passes over the data, `tol = 0` disables the shift rule, and `cluster`,
+#'   `withinss` come from one full pass with the final centers.
 #' @return An object of class `pydlr_kmeans` (a list): `cluster` (integer, 1..k), `centers` (k x p
 #'   matrix), `totss`, `withinss`, `tot.withinss`, `betweenss`, `size`, `iter`, `seconds`, `device`,
 #'   and `model`, the fitted Python estimator (valid in this R session only).
@@ -32,7 +36,7 @@
 #' }
 #' @export
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
-                         init = c("k-means++", "random"), seed = NULL, device = "auto") {
+                         init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL) {
   x <- .check_matrix(x, "x")
   init <- match.arg(init)
   centers <- .check_centers(centers, x)
@@ -42,7 +46,8 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     n_init = .check_count(n_init, "n_init"), max_iter = .check_count(max_iter, "max_iter"),
     tol = .check_number(tol, "tol", lower = 0),
     random_state = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
-    device = .check_string(device, "device", c("auto", "cpu", "cuda"))
+    device = .check_string(device, "device", c("auto", "cpu", "cuda")),
+    batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE)
   )
   .kmeans_result(res, x)
 }

@@ -34,6 +34,18 @@ test_that("pydlr_kmeans finds well-separated clusters with stats::kmeans' compon
   expect_gte(km$seconds, 0)
 })
 
+test_that("pydlr_kmeans(batch_size =) runs mini-batch k-means with the same components", {
+  d <- blobs(n = 3000)
+  km <- pydlr_kmeans(d$x, centers = 3, seed = 1, batch_size = 256)
+  full <- pydlr_kmeans(d$x, centers = 3, seed = 1)
+  expect_s3_class(km, "pydlr_kmeans")
+  expect_equal(compare_models(mini = km, y = d$truth)$accuracy, 1)
+  expect_lte(km$tot.withinss, full$tot.withinss * 1.01)
+  expect_equal(km$betweenss + km$tot.withinss, km$totss)
+  expect_identical(predict(km, d$x), unname(km$cluster))
+  expect_error(pydlr_kmeans(d$x, 3, batch_size = 0), "batch_size", class = "pydlr_input_error")
+})
+
 test_that("seeds reproduce, predict/fitted agree with the fit, print and summary work", {
   d <- blobs(seed = 2)
   a <- pydlr_kmeans(d$x, 3, seed = 7)
