@@ -5,10 +5,13 @@
 #      data.frame and the test accuracy,
 #   4. k-means on the same 10,000 test images (pydlr_kmeans(): pydlr's torch k-means),
 #   5. a two-row comparison (CNN vs k-means: accuracy after matching labels to classes, adjusted Rand
-#      index, seconds), and a PNG of the training curves in out/.
+#      index, seconds), and a PNG of the training curves in out/,
+#   6. "Deep learning or not?": compare_methods() puts k-means (pixels, CNN embedding), logistic regression
+#      on the CNN embedding and a random forest on pixels (2 s budget each, 5,000 training images) beside
+#      the CNN trained above, with a one-line verdict (about 6 s of CPU time; --compare=0 skips it).
 #
 # Options: --epochs=N (2), --n-train=N (60000; a subset keeps a slow machine's run short), --out=DIR (out),
-#          --seed=N (1).
+#          --seed=N (1), --compare=0/1 (1).
 # On an idle 2-core machine the run takes about a minute; on a shared one it takes longer.
 
 suppressPackageStartupMessages(library(pydlr))
@@ -24,6 +27,7 @@ epochs <- option("epochs", 2)
 n_train <- option("n-train", 60000)
 out_dir <- option("out", "out")
 seed <- option("seed", 1)
+run_compare <- option("compare", 1) != 0
 
 started <- Sys.time()
 elapsed <- function(since) as.numeric(difftime(Sys.time(), since, units = "secs"))
@@ -90,6 +94,18 @@ comparison <- compare_models(
 print(comparison, digits = 4, row.names = FALSE)
 cat(sprintf(paste0("(CNN: %d epochs on %d images; seconds = training + predicting the test set. ",
   "k-means: seconds = clustering the test set.)\n"), as.integer(epochs), as.integer(n_train)))
+
+# ---- 6. deep learning or not? ---------------------------------------------------------------------------
+if (run_compare) {
+  section("Deep learning or not? compare_methods() beside the CNN trained above (test images)")
+  n_cmp <- min(5000L, as.integer(n_train))
+  methods <- compare_methods(x_train[seq_len(n_cmp), , , drop = FALSE], y_train[seq_len(n_cmp)], x_test, y_test,
+    model = model, epochs = 0, time_budget = 2, n_estimators = 50, seed = seed,
+    methods = c("kmeans_pixels", "kmeans_embedding", "logistic_embedding", "forest_pixels", "cnn"))
+  print(methods)
+  cat(sprintf("(classic methods and k-means fitted on %d training images; the CNN as trained in section 3)\n",
+    n_cmp))
+}
 
 # ---- the training curve ---------------------------------------------------------------------------
 png_file <- file.path(out_dir, "training_curve.png")

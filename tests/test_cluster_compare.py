@@ -122,3 +122,24 @@ def test_integer_pixels_are_scaled_as_bytes(fashion):
                                 methods=["kmeans_pixels"])
     assert as_ints["accuracy"][0] == as_bytes["accuracy"][0] == as_floats["accuracy"][0]
     assert as_ints.details.features["pixels"].max() <= 1.0
+
+
+def test_a_trained_model_is_used_as_it_is_with_epochs_0(fashion, table):
+    import torch
+
+    from pydlr.engine import Sequential
+    from pydlr.models import seed_cnn
+    from pydlr.train import losses
+
+    x, y, xt, yt = fashion
+    torch.manual_seed(0)
+    model = seed_cnn(model_class=Sequential)
+    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:600] / np.float32(255), y[:600], epochs=1, batch_size=16, verbose=0, seed=0)
+    before = model.predict_classes(xt / np.float32(255))
+    out = compare_methods(x[:600], y[:600], xt, yt, model=model, epochs=0, methods=["cnn", "kmeans_embedding"])
+    assert np.isnan(out["train_seconds"][0]) and out["train_seconds"][1] > 0
+    assert out["accuracy"][0] == pytest.approx(np.mean(before == yt))  # not trained further
+    assert out.verdict.startswith("Verdict: ") and " x" not in out.verdict
+    with pytest.raises(InputError, match="`epochs`"):
+        compare_methods(x[:50], y[:50], epochs=0, methods=["cnn"])

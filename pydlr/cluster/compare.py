@@ -137,7 +137,8 @@ def compare_methods(
         last layer; with the seed CNN, the 64 units of Dense(64)). A pydlr model (e.g. a pretrained one):
         ``pydlr.pretrained.embed(model, images)``. A callable: ``embedding(images)`` -> (n, features).
     epochs, batch_size : int
-        The CNN's training.
+        The CNN's training; ``epochs=0`` uses the given ``model`` as it is (trained before: its
+        ``train_seconds`` is NaN).
     time_budget : float, optional
         Seconds each method may spend training (None: no limit). k-means stops its Lloyd iterations,
         logistic regression its solver iterations, the random forest its trees (it grows 10 at a time)
@@ -166,7 +167,7 @@ def compare_methods(
     """
     chosen = _check_methods(methods)
     _check_budget(time_budget)
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
                              ("random_state", random_state, 0), ("n_estimators", n_estimators, 1)):
         _check_int(value, name, low, _WHERE)
     data = _check_data(x, y, x_test, y_test, test_size, random_state)
@@ -181,6 +182,9 @@ def compare_methods(
     if ("cnn" in chosen or (needs_embedding and embedding is None)) and model is not None \
             and not hasattr(model, "fit"):
         raise InputError("model", "a pydlr model with compile/fit (e.g. pydlr.models.seed_cnn(...))", model,
+                         where=_WHERE)
+    if epochs == 0 and model is None:
+        raise InputError("epochs", "at least 1 (0 uses a given model as trained: pass model=)", epochs,
                          where=_WHERE)
 
     runner = _Runner(data, k, time_budget, random_state, device, n_estimators)
@@ -410,8 +414,9 @@ def _train_cnn(data: _Data, model: Any, epochs: int, batch_size: int, budget: fl
     from pydlr.cluster._compare_fits import fit_cnn
 
     started = time.perf_counter()
-    net = fit_cnn(data.x_train, data.y_train, len(data.classes), model, epochs, batch_size, budget, seed, device)
-    train_s = time.perf_counter() - started
+    net = model if epochs == 0 else fit_cnn(data.x_train, data.y_train, len(data.classes), model, epochs,
+                                            batch_size, budget, seed, device)
+    train_s = float("nan") if epochs == 0 else time.perf_counter() - started
     started = time.perf_counter()
     predicted = net.predict_classes(data.x_test, batch_size=256)
     predict_s = time.perf_counter() - started
@@ -454,14 +459,15 @@ def verdict(table: pd.DataFrame, margin: float = 0.02) -> str:
     alt = other.loc[other["accuracy"].idxmax()]
     gap = cnn["accuracy"] - alt["accuracy"]
     ratio = cnn["train_seconds"] / max(alt["train_seconds"], 1e-9)
+    known = bool(np.isfinite(ratio))  # NaN when the CNN was trained before the call
     if gap > margin:
+        cost = f", for {ratio:.1f}x its training time" if known else ""
         return (f"Verdict: deep learning pays off here: the CNN reaches {cnn['accuracy']:.3f} against "
-                f"{alt['accuracy']:.3f} for the best alternative, {alt['method']}, for {ratio:.1f}x its "
-                "training time.")
+                f"{alt['accuracy']:.3f} for the best alternative, {alt['method']}{cost}.")
     if gap >= -margin:
+        cost = f" with {1 / max(ratio, 1e-9):.2f}x the CNN's training time" if known else ""
         return (f"Verdict: deep learning is not needed here: {alt['method']} is within {100 * margin:.0f} points "
-                f"of the CNN ({alt['accuracy']:.3f} against {cnn['accuracy']:.3f}) with "
-                f"{1 / max(ratio, 1e-9):.1f}x the CNN's training time.")
+                f"of the CNN ({alt['accuracy']:.3f} against {cnn['accuracy']:.3f}){cost}.")
     return (f"Verdict: deep learning loses here: {alt['method']} beats the CNN ({alt['accuracy']:.3f} against "
             f"{cnn['accuracy']:.3f}); more epochs or a pretrained embedding may change that.")
 

@@ -20,7 +20,8 @@
 #'   an uncompiled model is compiled with Adam and cross-entropy on logits).
 #' @param embedding Where the embedding rows' features come from: `NULL`, the CNN trained here (the input
 #'   of its last layer), or a `pydlr_model` (e.g. a pretrained one), whose features `embed()` gives.
-#' @param epochs,batch_size The CNN's training.
+#' @param epochs,batch_size The CNN's training; `epochs = 0` uses the given `model` as it is (trained
+#'   before: its `train_seconds` is `NA`).
 #' @param time_budget Seconds each method may spend training (`NULL`: no limit); each method keeps what it
 #'   reached when the budget is spent.
 #' @param n_clusters k for k-means (default: the number of classes).
@@ -68,7 +69,7 @@ compare_methods <- function(x, y, x_test = NULL, y_test = NULL, methods = NULL, 
     if (!is.null(x_test)) .bridge_array_to_py(x_test, "x_test"), codes$test,
     model = if (!is.null(model)) model$py, embedding = if (!is.null(embedding)) embedding$py,
     methods = if (!is.null(methods)) as.list(methods),
-    epochs = .check_count(epochs, "epochs"), batch_size = .check_count(batch_size, "batch_size"),
+    epochs = .check_count(epochs, "epochs", min = 0L), batch_size = .check_count(batch_size, "batch_size"),
     time_budget = time_budget, n_clusters = .check_count(n_clusters, "n_clusters", null_ok = TRUE),
     test_size = .check_number(test_size, "test_size", lower = 0, upper = 1),
     random_state = .check_count(seed, "seed", min = 0L), device = .check_string(device, "device",
@@ -77,6 +78,7 @@ compare_methods <- function(x, y, x_test = NULL, y_test = NULL, methods = NULL, 
   )
   table <- reticulate::py_to_r(reticulate::py_get_item(res, "table"))
   out <- data.frame(lapply(table, function(col) unlist(col)), stringsAsFactors = FALSE)
+  out$train_seconds[is.nan(out$train_seconds)] <- NA_real_
   structure(out, class = c("pydlr_comparison", "data.frame"),
     verdict = reticulate::py_to_r(reticulate::py_get_item(res, "verdict")),
     result = reticulate::py_get_item(res, "result"), levels = codes$levels)
