@@ -131,8 +131,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         generator = torch.Generator(device="cpu")
         generator.manual_seed(_seed(self.random_state))
         x_sq = _row_sq_norms(x)
-        tol = self.tol * _mean_variance(x)
-        best = None
+        tol = self.tol * _mean_variance(x) if self.tol > 0 else 0.0
+        best, best_inertia = None, float("inf")
         plan = _Plan(x.shape[0], device, self.chunk_size)
         try:
             for _ in range(self.n_init):
@@ -144,22 +144,22 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 else:
                     centers = _kmeans_plusplus(x, x_sq, self.n_clusters, generator, plan)
                 run = _lloyd(x, x_sq, centers, self.max_iter, tol, plan)
-                if best is None or run[2] < best[2]:
-                    best = run
+                inertia = float(run[2].double().sum())
+                if best is None or inertia < best_inertia:
+                    best, best_inertia = run, inertia
         finally:
             plan.close()
         self._set_fitted(x, *best, device)
         return self
 
-    def _set_fitted(self, x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, inertia: float,
+    def _set_fitted(self, x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, min_dist: torch.Tensor,
                     n_iter: int, device: torch.device) -> None:
+        inertia = float(min_dist.double().sum())
         self.cluster_centers_ = centers.cpu().numpy()
         self.labels_ = labels.cpu().numpy().astype(np.int64)
         self.inertia_ = float(inertia)
         # pydlr extra (stats::kmeans' withinss): the inertia of each cluster.
-        self.withinss_ = np.asarray(
-            [float(v) for v in _cluster_inertia(x, labels, centers, self.n_clusters)], dtype=np.float64
-        )
+        self.withinss_ = _withinss(labels, min_dist, self.n_clusters)
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = int(x.shape[1])
         self.device_ = str(device)
@@ -329,14 +329,28 @@ def _as_matrix(value: Any, argument: str, device: torch.device, where: str) -> t
     if tensor.dtype != torch.float32 or tensor.device != device or not tensor.is_contiguous():
         # One pass for dtype, layout (e.g. R's column-major doubles) and device together.
         tensor = torch.empty(tuple(tensor.shape), dtype=torch.float32, device=device).copy_(tensor)
-    if not all(bool(torch.isfinite(block).all()) for block in tensor.split(_ROWS)):
+    if not _all_finite(tensor):
         raise InputError(argument, "finite values (no NaN or Inf)", value, where=where)
     return tensor
 
 
-# Rows per block of the whole-data passes outside Lloyd's loop (norms, variance, finiteness): temporaries
+def _all_finite(x: torch.Tensor) -> bool:
+    """No NaN or Inf in ``x``: row sums first (one read at memory speed, n values: a NaN or Inf anywhere
+    in a row makes its sum NaN or Inf), then the elements of the rows whose sums are not finite (a sum
+    can overflow on finite values)."""
+    sums = x.sum(dim=1)
+    suspect = torch.nonzero(~torch.isfinite(sums)).flatten()
+    return not suspect.numel() or bool(torch.isfinite(x[suspect]).all())
+
+
+# Rows per block of the whole-data passes outside Lloyd's loop (norms, variance, inertia): temporaries
 # stay at a block's size, so data of 1e7 x 100 float32 (4 GB) fit in memory with its copy-free view.
 _ROWS = 1 << 16
+
+
+def _blocks(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``x`` split in blocks of rows of about 2**22 values (16 MB of float32)."""
+    return x.split(max(1, (1 << 22) // max(1, x.shape[1])))
 
 
 def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
@@ -350,8 +364,9 @@ def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
 
 def _mean_variance(x: torch.Tensor) -> float:
     """Mean over features of the (biased) variance, in float64, a block of rows at a time (two passes)."""
-    mean = sum(block.sum(dim=0, dtype=torch.float64) for block in x.split(_ROWS)) / x.shape[0]
-    squares = sum(((block.double() - mean) ** 2).sum(dim=0) for block in x.split(_ROWS))
+    mean = sum(block.sum(dim=0).double() for block in _blocks(x)) / x.shape[0]
+    centre = mean.to(x.dtype)
+    squares = sum(((block - centre) ** 2).sum(dim=0).double() for block in _blocks(x))
     return float((squares / x.shape[0]).mean())
 
 
@@ -456,8 +471,8 @@ class _SlabStep:
 def _lloyd(
     x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float,
     plan: _Plan,
-) -> tuple[torch.Tensor, torch.Tensor, float, int]:
-    """One Lloyd run from ``centers``; returns (centers, labels, inertia, iterations)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """One Lloyd run from ``centers``; returns (centers, labels, squared distances, iterations)."""
     n = x.shape[0]
     labels = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     min_dist = torch.empty(n, dtype=x.dtype, device=x.device)
@@ -481,7 +496,7 @@ def _lloyd(
             break
     # Final assignment against the final centers (as scikit-learn), inertia accumulated in float64.
     plan.map(_SlabStep(x, x_sq, centers, labels, min_dist, plan.chunk, accumulate=False))
-    return centers, labels, float(min_dist.double().sum()), n_iter
+    return centers, labels, min_dist, n_iter
 
 
 def _kmeans_plusplus(
@@ -521,6 +536,12 @@ def _sq_dist_to(x: torch.Tensor, x_sq: torch.Tensor, points: torch.Tensor, plan:
 
     plan.map(slab)
     return out
+
+
+def _withinss(labels: torch.Tensor, min_dist: torch.Tensor, k: int) -> np.ndarray:
+    """Per-cluster sums of the squared distances Lloyd's last assignment computed, in float64."""
+    out = torch.zeros(k, dtype=torch.float64, device=min_dist.device)
+    return out.index_add_(0, labels, min_dist.double()).cpu().numpy()
 
 
 def _cluster_inertia(x: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, k: int) -> torch.Tensor:

@@ -103,8 +103,7 @@ class MiniBatchKMeans(KMeans):
             labels, min_dist = _assign(x, _row_sq_norms(x), centers, self.chunk_size, plan)
         finally:
             plan.close()
-        self._set_fitted(x, centers, labels, float(min_dist.double().sum()),
-                         -(-steps * self.batch_size // n), device)
+        self._set_fitted(x, centers, labels, min_dist, -(-steps * self.batch_size // n), device)
         self.n_steps_ = int(steps)
         return self
 
