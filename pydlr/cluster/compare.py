@@ -123,7 +123,8 @@ def compare_methods(
     ----------
     x, y : array-like
         Images ``(n, h, w)`` or ``(n, h, w, channels)`` (integer pixels 0-255 are scaled to [0, 1]) and their
-        classes (any labels, one per image).
+        classes (any labels, one per image). An image folder: ``x, y, names = pydlr.data.load_image_folder(
+        path, image_size=(64, 64))``, then ``compare_methods(x, y)``.
     x_test, y_test : array-like, optional
         Held-out images and classes; without them a stratified ``test_size`` share of ``x`` is held out.
     methods : list of str, optional
