@@ -72,3 +72,21 @@ test_that("compare_kmeans refuses bad input", {
   expect_error(compare_kmeans(x, 2, y = 1:2), "`y`", class = "pydlr_input_error")
   expect_error(compare_kmeans(x[0, , drop = FALSE], 1), "`x`", class = "pydlr_input_error")
 })
+
+test_that("compare_methods takes a pydlr model as the embedding, and plot() draws t-SNE", {
+  set.seed(1)
+  x <- array(runif(120 * 8 * 8), c(120, 8, 8))
+  y <- rep(0:2, 40)
+  x[y == 1, 1:4, ] <- x[y == 1, 1:4, ] + 2
+  base <- model_sequential(input_shape = c(8, 8, 1)) |>
+    layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+    layer_flatten()
+  res <- compare_methods(x, y, embedding = base, methods = c("kmeans_embedding", "logistic_embedding"))
+  expect_equal(res$method, c("k-means (embedding)", "logistic regression (embedding)"))
+  expect_gt(res$accuracy[2], 0.5) # class 1 is shifted: far above chance (1/3)
+  expect_match(attr(res, "verdict"), "add the CNN")
+  expect_error(compare_methods(x, y, embedding = "mobilenet"), "`embedding`", class = "pydlr_input_error")
+  if (requireNamespace("ggplot2", quietly = TRUE)) {
+    expect_s3_class(plot(res, projection = "tsne", max_points = 30), "ggplot")
+  }
+})
