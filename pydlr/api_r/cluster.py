@@ -53,10 +53,12 @@ def _columns(table: Any) -> dict[str, list[Any]]:
 
 def compare_methods(x: Any, y: Any, x_test: Any = None, y_test: Any = None, model: Any = None,
                     embedding: Any = None, methods: Any = None, **params: Any) -> dict[str, Any]:
-    """``pydlr.cluster.compare_methods``: the table as columns, the verdict, and the result object (for
+    """``pydlr.compare.compare_methods``: the table as columns, the verdict, and the result object (for
     ``plot``); ``methods`` may come from R as one string or a list."""
+    from pydlr.compare import compare_methods as run
+
     chosen = [methods] if isinstance(methods, str) else methods
-    result = cluster.compare_methods(x, y, x_test, y_test, model=model, embedding=embedding, methods=chosen,
+    result = run(x, y, x_test, y_test, model=model, embedding=embedding, methods=chosen,
                                      **params)
     return {"table": _columns(result), "verdict": result.verdict, "result": result}
 
@@ -64,7 +66,7 @@ def compare_methods(x: Any, y: Any, x_test: Any = None, y_test: Any = None, mode
 def projection(result: Any, features: str, projection: str, max_points: int, random_state: int = 0
                ) -> dict[str, Any]:
     """The 2-D points R draws for ``plot(<pydlr_comparison>)``: x, y, class code and k-means cluster."""
-    from pydlr.cluster.compare import project_2d
+    from pydlr.cluster.methods import project_2d
 
     feats = result.details.features
     if features not in feats:

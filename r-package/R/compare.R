@@ -1,4 +1,4 @@
-# Deep learning or not? compare_methods() and compare_kmeans(): R's side of pydlr.cluster.compare_methods and
+# Deep learning or not? compare_methods() and compare_kmeans(): R's side of pydlr.compare.compare_methods and
 # pydlr.cluster.compare_kmeans (Python computes; R checks arguments, runs stats::kmeans itself, formats).
 
 #' Deep learning or not? k-means, classic classifiers and a CNN on the same images
@@ -7,7 +7,7 @@
 #' a random forest (scikit-learn's) on the pixels and on the embeddings, and a CNN (the seed CNN by
 #' default), and scores each on held-out images. Supervised methods learn from the training images; k-means
 #' learns without labels and its clusters are matched one-to-one to the classes (Hungarian method) for its
-#' accuracy. Computed by `pydlr.cluster.compare_methods`.
+#' accuracy. Computed by `pydlr.compare.compare_methods`.
 #'
 #' @param x Images: an array (n, height, width) or (n, height, width, channels); pixels 0-255 in an
 #'   integer array are scaled to 0-1. No `NA`, `NaN` or `Inf`.

@@ -1,13 +1,13 @@
-"""Deep learning or not? ``compare_methods`` runs k-means, classic classifiers and a CNN on one labelled image set.
+"""Deep learning or not? The machinery of ``pydlr.compare.compare_methods``: k-means, classic classifiers and a CNN
+on one labelled image set, scored alike, with the verdict and the 2-D picture.
 
 Every method sees the same split: supervised methods learn from the training images and are scored on the
 test images; k-means learns from the training images without their labels and assigns the test images to
 its clusters, which are then matched one-to-one to the classes (Hungarian method) to give an accuracy.
 ARI and NMI compare the test images' predicted groups with their classes (any naming of the groups).
 
-This module sits above the rest of ``pydlr.cluster``: it trains the CNN through the public model API
-(``compile`` / ``fit`` / ``predict``), imported when a CNN row runs, so ``KMeans`` and the metrics still
-load without the training engine.
+cluster/ never imports the training engine (tests/test_import_directions.py): the CNN's training and the
+network features come in as functions from ``pydlr.compare``, the module above both.
 """
 
 from __future__ import annotations
@@ -111,60 +111,18 @@ class _Data:
     classes: np.ndarray
 
 
-def compare_methods(
-    x: Any, y: Any, x_test: Any = None, y_test: Any = None, *,
-    methods: Sequence[str] | None = None, model: Any = None, embedding: Any = None,
+def run_methods(
+    x: Any, y: Any, x_test: Any = None, y_test: Any = None, *, fit_cnn: Callable, penultimate: Callable,
+    embed: Callable, methods: Sequence[str] | None = None, model: Any = None, embedding: Any = None,
     epochs: int = 1, batch_size: int = 64, time_budget: float | None = None, n_clusters: int | None = None,
     test_size: float = 0.25, random_state: int = 0, device: str = "cpu", n_estimators: int = 100,
 ) -> MethodComparison:
-    """Deep learning or not? k-means, logistic regression, a random forest and a CNN on the same images.
+    """The body of ``pydlr.compare.compare_methods`` (its docstring says what each argument means).
 
-    Parameters
-    ----------
-    x, y : array-like
-        Images ``(n, h, w)`` or ``(n, h, w, channels)`` (integer pixels 0-255 are scaled to [0, 1]) and their
-        classes (any labels, one per image). An image folder: ``x, y, names = pydlr.data.load_image_folder(
-        path, image_size=(64, 64))``, then ``compare_methods(x, y)``.
-    x_test, y_test : array-like, optional
-        Held-out images and classes; without them a stratified ``test_size`` share of ``x`` is held out.
-    methods : list of str, optional
-        A subset of ``METHODS`` (default: all): ``"kmeans_pixels"``, ``"kmeans_embedding"``,
-        ``"logistic_pixels"``, ``"logistic_embedding"``, ``"forest_pixels"``, ``"forest_embedding"``, ``"cnn"``.
-    model : pydlr model, optional
-        The network to train for the ``"cnn"`` row (default: the seed CNN with a head of one output a
-        class). An uncompiled model is compiled with Adam and sparse categorical cross-entropy on logits.
-    embedding : None, pydlr model or callable
-        Where the ``*_embedding`` rows' features come from. None: the CNN trained here (the input of its
-        last layer; with the seed CNN, the 64 units of Dense(64)). A pydlr model (e.g. a pretrained one):
-        ``pydlr.pretrained.embed(model, images)``. A callable: ``embedding(images)`` -> (n, features).
-    epochs, batch_size : int
-        The CNN's training; ``epochs=0`` uses the given ``model`` as it is (trained before: its
-        ``train_seconds`` is NaN).
-    time_budget : float, optional
-        Seconds each method may spend training (None: no limit). k-means stops its Lloyd iterations,
-        logistic regression its solver iterations, the random forest its trees (it grows 10 at a time)
-        and the CNN its batches when the budget is spent; each keeps what it reached.
-    n_clusters : int, optional
-        k for k-means (default: the number of classes).
-    test_size : float
-        Share held out when ``x_test`` is not given.
-    random_state : int
-        Seed of the split, the k-means seeding, the forest and the CNN's initial weights and shuffling.
-    device : str
-        Where k-means and the CNN compute: "cpu", "cuda" or "auto".
-    n_estimators : int
-        Trees of the random forest (when the time budget allows).
-
-    Returns
-    -------
-    MethodComparison
-        A DataFrame with ``COLUMNS``: ``method``, ``kind`` ("unsupervised", "supervised", "deep"),
-        ``accuracy`` (test accuracy; for k-means after matching clusters to classes), ``ARI``, ``NMI``,
-        ``train_seconds`` (for embedding rows, extracting the training images' features plus the
-        classic model's fit; the CNN that makes the embedding is timed in its own row),
-        ``predict_seconds`` (all test images, embedding included), ``size_mb`` (the fitted parameters;
-        embedding rows include the network that makes the features). Printing it ends with a verdict;
-        ``.plot()`` draws the embeddings.
+    The network's parts come as functions, so this module needs no training engine:
+    ``fit_cnn(x, y, num_classes, model, epochs, batch_size, time_budget, seed, device)`` returns the trained
+    model, ``penultimate(model, images, batch_size)`` and ``embed(model, images, batch_size)`` return
+    (n, features) arrays.
     """
     chosen = _check_methods(methods)
     _check_budget(time_budget)
@@ -192,7 +150,7 @@ def compare_methods(
     rows: dict[str, dict[str, Any]] = {}
     net = None
     if "cnn" in chosen or (needs_embedding and embedding is None):
-        net, row = _train_cnn(data, model, epochs, batch_size, time_budget, random_state, device)
+        net, row = _train_cnn(data, model, epochs, batch_size, time_budget, random_state, device, fit_cnn)
         if "cnn" in chosen:
             rows["cnn"] = row
     pixels_train = data.x_train.reshape(len(data.x_train), -1)
@@ -202,7 +160,7 @@ def compare_methods(
         if name.endswith("_pixels"):
             rows[name] = runner.run(name, pixels_train, pixels_test, details, "pixels")
     if needs_embedding:
-        embed_fn, embed_mb = _embedding_function(embedding, net, batch_size)
+        embed_fn, embed_mb = _embedding_function(embedding, net, batch_size, penultimate, embed)
         started = time.perf_counter()
         emb_train = embed_fn(data.x_train)
         embed_train_s = time.perf_counter() - started
@@ -396,7 +354,7 @@ class _Runner:
         return fit, lambda f, x: f[2].predict((x - f[0]) / f[1]), size
 
     def _forest(self) -> tuple[Callable, Callable, Callable]:
-        from pydlr.cluster._compare_fits import fit_forest, forest_megabytes
+        from pydlr.cluster._forest import fit_forest, forest_megabytes
 
         return (lambda x, y: fit_forest(x, y, self.n_estimators, self.budget, self.seed),
                 lambda rf, x: rf.predict(x), forest_megabytes)
@@ -411,9 +369,7 @@ def _scores(accuracy: float, y_test: np.ndarray, predicted: np.ndarray, train_s:
 
 # --- the CNN and the embedding --------------------------------------------------------------------------
 def _train_cnn(data: _Data, model: Any, epochs: int, batch_size: int, budget: float | None, seed: int,
-               device: str) -> tuple[Any, dict[str, Any]]:
-    from pydlr.cluster._compare_fits import fit_cnn
-
+               device: str, fit_cnn: Callable) -> tuple[Any, dict[str, Any]]:
     started = time.perf_counter()
     net = model if epochs == 0 else fit_cnn(data.x_train, data.y_train, len(data.classes), model, epochs,
                                             batch_size, budget, seed, device)
@@ -422,10 +378,18 @@ def _train_cnn(data: _Data, model: Any, epochs: int, batch_size: int, budget: fl
     predicted = net.predict_classes(data.x_test, batch_size=256)
     predict_s = time.perf_counter() - started
     accuracy = float(np.mean(predicted == data.y_test))
-    return net, _scores(accuracy, data.y_test, predicted, train_s, predict_s, net.saved_weights_size() / 1e6)
+    return net, _scores(accuracy, data.y_test, predicted, train_s, predict_s, _megabytes(net))
 
 
-def _embedding_function(embedding: Any, net: Any, batch_size: int) -> tuple[Callable, float]:
+def _megabytes(model: Any) -> float:
+    """Megabytes of the model's weights as saved (safetensors); 0 for what has no torch state."""
+    from pydlr.models.summary import saved_weights_size
+
+    return saved_weights_size(model) / 1e6 if hasattr(model, "state_dict") else 0.0
+
+
+def _embedding_function(embedding: Any, net: Any, batch_size: int, penultimate: Callable, embed: Callable
+                        ) -> tuple[Callable, float]:
     """The features function of the embedding rows and the megabytes of the network behind it."""
     if callable(embedding) and not hasattr(embedding, "prepare_input"):
         def call(images: np.ndarray) -> np.ndarray:
@@ -436,14 +400,10 @@ def _embedding_function(embedding: Any, net: Any, batch_size: int) -> tuple[Call
             return out
 
         return call, 0.0
-    from pydlr.cluster._compare_fits import penultimate
-
     source = net if embedding is None else embedding
-    size = source.saved_weights_size() / 1e6 if hasattr(source, "saved_weights_size") else 0.0
+    size = _megabytes(source)
     if embedding is None:
         return (lambda images: penultimate(source, images, batch_size)), size
-    from pydlr.pretrained import embed
-
     return (lambda images: embed(source, images, batch_size=batch_size)), size
 
 

@@ -1,4 +1,4 @@
-"""compare_methods: k-means, classic classifiers and the seed CNN on a few hundred Fashion-MNIST images."""
+"""pydlr.compare.compare_methods: k-means, classic classifiers and the seed CNN on a few hundred Fashion-MNIST images."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pydlr.cluster import METHODS, MethodComparison, compare_methods
-from pydlr.cluster.compare import COLUMNS, verdict
+from pydlr.cluster.methods import COLUMNS, METHODS, MethodComparison, verdict
+from pydlr.compare import compare_methods
 from pydlr.errors import InputError
 
 pytest.importorskip("matplotlib")
