@@ -74,8 +74,7 @@ def compare_methods(
     from pydlr.pretrained import embed
 
     return run_methods(
-        x, y, x_test, y_test, fit_cnn=fit_cnn, penultimate=penultimate,
-        embed=lambda model, images, size: embed(model, images, batch_size=size), methods=methods, model=model,
+        x, y, x_test, y_test, fit_cnn=fit_cnn, penultimate=penultimate, embed=embed, methods=methods, model=model,
         embedding=embedding, epochs=epochs, batch_size=batch_size, time_budget=time_budget,
         n_clusters=n_clusters, test_size=test_size, random_state=random_state, device=device,
         n_estimators=n_estimators,

@@ -143,3 +143,17 @@ def test_a_trained_model_is_used_as_it_is_with_epochs_0(fashion, table):
     assert out.verdict.startswith("Verdict: ") and " x" not in out.verdict
     with pytest.raises(InputError, match="`epochs`"):
         compare_methods(x[:50], y[:50], epochs=0, methods=["cnn"])
+
+
+def test_a_pydlr_model_as_the_embedding():
+    from pydlr.engine import Sequential
+    from pydlr.layers import Conv2D, Flatten, Input
+
+    rng = np.random.default_rng(1)
+    x = rng.random((120, 8, 8), dtype=np.float32)
+    y = np.arange(120) % 3
+    x[y == 1, :4] += 2
+    base = Sequential([Input((8, 8, 1)), Conv2D(4, (3, 3), activation="relu"), Flatten()])
+    out = compare_methods(x, y, embedding=base, methods=["kmeans_embedding", "logistic_embedding"])
+    assert out.details.features["embedding"].shape == (30, 6 * 6 * 4)
+    assert out["accuracy"][1] > 0.5 and out["size_mb"][0] > 0

@@ -121,7 +121,7 @@ def run_methods(
 
     The network's parts come as functions, so this module needs no training engine:
     ``fit_cnn(x, y, num_classes, model, epochs, batch_size, time_budget, seed, device)`` returns the trained
-    model, ``penultimate(model, images, batch_size)`` and ``embed(model, images, batch_size)`` return
+    model, ``penultimate(model, images, batch_size)`` and ``embed(model, images, batch_size=)`` return
     (n, features) arrays.
     """
     chosen = _check_methods(methods)
