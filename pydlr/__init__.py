@@ -8,7 +8,7 @@ Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
     model.summary()
 """
 
-from pydlr import data, errors, layers, models, utils
+from pydlr import data, datasets, errors, layers, models, utils
 from pydlr.engine import Model, Sequential
 from pydlr.io import load_model, load_weights, save_model, save_weights
 from pydlr.layers import Input, clear_session
@@ -26,7 +26,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pydlr' has no attribute {name!r}")
 
 __all__ = [
-    "Input", "Model", "Sequential", "callbacks", "clear_session", "data", "errors", "layers",
+    "Input", "Model", "Sequential", "callbacks", "clear_session", "data", "datasets", "errors", "layers",
     "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights",
     "utils", "__version__",
 ]

@@ -1,4 +1,5 @@
-"""Keras' small utilities: `to_categorical`, `set_random_seed`."""
+"""Keras' small utilities: `to_categorical`, `set_random_seed`, `image_dataset_from_directory` (and
+`image_dataset_from_dataframe`, its table-of-files form; see `pydlr.data.image_dataset`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from pydlr.data.image_dataset import image_dataset_from_dataframe, image_dataset_from_directory
 from pydlr.errors import InputError
 
-__all__ = ["to_categorical", "set_random_seed"]
+__all__ = ["to_categorical", "set_random_seed", "image_dataset_from_directory",
+           "image_dataset_from_dataframe"]
 
 
 def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:

@@ -1,0 +1,106 @@
+"""Decoding one image file into a uint8 (height, width, channels) array, with keras' resize options.
+
+Pillow decodes (chosen by measurement, see bench/bench_images.py: torchvision.io cannot be installed beside
+this project's torch, and imageio reads through Pillow anyway). Speed points: JPEGs are decoded at a reduced
+scale when the target is much smaller (``Image.draft``: libjpeg's DCT scaling, 2-4x less work), and the
+crop of ``crop_to_aspect_ratio`` is the ``box`` of the one resize, not a separate copy.
+
+Meanings follow keras' ``image_dataset_from_directory``: images are converted to ``color_mode`` ("grayscale"
+1 channel, "rgb" 3, "rgba" 4), then resized to ``image_size`` = (height, width) with ``interpolation``;
+``crop_to_aspect_ratio=True`` first takes the largest centred crop with the target's aspect ratio, so the
+image is not distorted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from pydlr.errors import InputError
+
+__all__ = ["IMAGE_EXTENSIONS", "COLOR_MODES", "INTERPOLATIONS", "ImageSpec", "decode_image",
+           "check_image_spec"]
+
+# keras' ALLOWLIST_FORMATS; other files in the folders are not images and are left out (and counted)
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
+# keras' names; "lanczos3"/"lanczos5" both map to Pillow's 3-lobe Lanczos (Pillow has no 5-lobe one)
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5")
+
+
+class ImageSpec:
+    """How every image of a dataset is decoded: size, colour mode, interpolation, crop."""
+
+    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio")
+
+    def __init__(self, image_size: tuple[int, int], color_mode: str, interpolation: str,
+                 crop_to_aspect_ratio: bool):
+        self.height, self.width = int(image_size[0]), int(image_size[1])
+        self.mode, self.channels = COLOR_MODES[color_mode]
+        self.interpolation = interpolation
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def resample(self) -> int:
+        from PIL import Image
+
+        return {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC,
+                "area": Image.BOX, "lanczos3": Image.LANCZOS, "lanczos5": Image.LANCZOS,
+                }[self.interpolation]
+
+
+def check_image_spec(image_size: Any, color_mode: Any, interpolation: Any, crop_to_aspect_ratio: Any,
+                     where: str) -> ImageSpec:
+    """Validate keras' image arguments (InputError naming the argument) and return the ImageSpec."""
+    if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                       for v in image_size)):
+        raise InputError("image_size", "(height, width) as two positive integers", image_size, where=where)
+    if color_mode not in COLOR_MODES:
+        raise InputError("color_mode", "'grayscale', 'rgb' or 'rgba'", color_mode, where=where)
+    if interpolation not in INTERPOLATIONS:
+        raise InputError("interpolation", f"one of {', '.join(map(repr, INTERPOLATIONS))}",
+                         interpolation, where=where)
+    if not isinstance(crop_to_aspect_ratio, (bool, np.bool_)):
+        raise InputError("crop_to_aspect_ratio", "True or False", crop_to_aspect_ratio, where=where)
+    return ImageSpec(tuple(image_size), color_mode, interpolation, bool(crop_to_aspect_ratio))
+
+
+def _crop_box(w: int, h: int, target_w: int, target_h: int) -> tuple[float, float, float, float]:
+    """The largest centred box of (w, h) with the aspect ratio target_w : target_h."""
+    crop_w = min(w, h * target_w / target_h)
+    crop_h = min(h, w * target_h / target_w)
+    left, top = (w - crop_w) / 2, (h - crop_h) / 2
+    return (left, top, left + crop_w, top + crop_h)
+
+
+def decode_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
+    """Read ``path`` into a uint8 array of ``spec.shape``.
+
+    Raises OSError (Pillow's UnidentifiedImageError, a truncated file, ...) for a file that is not a
+    readable image; the caller names the file.
+    """
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.format == "JPEG" and (img.width >= 2 * spec.width and img.height >= 2 * spec.height):
+            img.draft(spec.mode, (spec.width, spec.height))  # decode at 1/2..1/8 scale, never below target
+        if img.mode != spec.mode:
+            # palette images with transparency go through RGBA so the transparent colour is not kept as-is
+            if img.mode == "P" and "transparency" in img.info and spec.mode != "RGBA":
+                img = img.convert("RGBA")
+            img = img.convert(spec.mode)
+        else:
+            img.load()  # decode now: errors surface here, inside the with block
+        size = (spec.width, spec.height)
+        if img.size != size:
+            box = (_crop_box(img.width, img.height, spec.width, spec.height)
+                   if spec.crop_to_aspect_ratio else None)
+            img = img.resize(size, spec.resample(), box=box)
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr.reshape(spec.shape)

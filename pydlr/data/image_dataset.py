@@ -1,0 +1,437 @@
+"""Image datasets streamed from disk: keras' ``image_dataset_from_directory`` and a table of files.
+
+``image_dataset_from_directory("photos/", image_size=(180, 180), batch_size=32)`` lists the files (no
+image is opened) and returns an `ImageDataset`: batches of ``(images, labels)``, images float32
+``(batch, height, width, channels)`` with values 0-255 as keras, labels as ``label_mode`` says. Iterating
+it (or fitting on it) decodes, resizes, augments and batches the images in worker processes that prefetch
+the next batches while the current one is used (`pydlr.data.image_workers`); memory stays bounded by the
+prefetched batches (plus the decoded images when ``cache`` is on), whatever the number of files.
+
+Keras' meanings: class folders in alphanumeric order (or ``class_names``' order); ``label_mode`` "int"
+(int64 ``(batch,)``), "categorical" (float32 one-hot ``(batch, classes)``), "binary" (float32
+``(batch, 1)``, exactly two classes) or None (images only); ``validation_split`` + ``subset`` split the
+file list after one shuffle with ``seed`` (the last fraction is the validation set; "both" returns the
+pair); ``shuffle`` reshuffles every pass. tf.data's ``cache()``, ``prefetch()``, ``map()`` and ``take()``
+are methods that return a new dataset, as in TensorFlow.
+
+Epoch semantics inside ``fit`` are the arrays' (`pydlr.data.batching`): one pass a epoch by default, and
+with ``steps_per_epoch`` full batches cut from consecutive shuffled passes (100 steps x 20 images =
+2,000 images an epoch, cycling when that is more than the data hold); with DDP each rank reads its shard.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from pydlr.data.augment import Augment
+from pydlr.data.batching import epoch_batches, mix_seed
+from pydlr.data.decode import ImageSpec, check_image_spec
+from pydlr.data.image_index import FileIndex, index_dataframe, index_directory
+from pydlr.data.image_workers import DecodeJob, DecodePool, load_batch, make_slots
+from pydlr.errors import InputError
+
+__all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
+           "image_dataset_from_dataframe"]
+
+LABEL_MODES = ("int", "categorical", "binary", None)
+
+
+def _default_workers() -> int:
+    """One worker on two cores (more would take cores from training), up to four on bigger machines."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class ImageDataset:
+    """Batches of images read from files (see the module docstring). Made by
+    `image_dataset_from_directory` / `image_dataset_from_dataframe`, not directly.
+
+    Attributes
+    ----------
+    class_names : list of str or None
+    file_paths : list of str (in listing order; shuffled once when ``shuffle`` was set)
+    bad_files : list of (path, reason) skipped so far with ``on_bad_file="skip"``
+    """
+
+    def __init__(self, index: FileIndex, spec: ImageSpec, batch_size: int, label_mode: str | None,
+                 shuffle: bool, seed: int, workers: int, prefetch: int | None, cache: bool | str,
+                 on_bad_file: str, verbose_name: str = "dataset"):
+        self._index = index
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        self.label_mode = label_mode
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.workers = int(workers)
+        self._prefetch = prefetch
+        self._cache_spec = cache
+        self.on_bad_file = on_bad_file
+        self.augment: Augment | None = None
+        self.maps: tuple[Callable[..., Any], ...] = ()
+        self._take: int | None = None
+        self._iterations = 0
+        self._cache = self._cached = None
+        self.bad_files: list[tuple[str, str]] = []
+        self.name = verbose_name
+
+    # ----- what it holds --------------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(self._index.class_names) if self._index.class_names is not None else None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._index.class_names or ())
+
+    @property
+    def file_paths(self) -> list[str]:
+        return [os.fsdecode(p) for p in self._index.paths]
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Integer labels of the files, in ``file_paths`` order (None without labels)."""
+        return None if self._index.labels is None else self._index.labels.copy()
+
+    @property
+    def num_files(self) -> int:
+        return len(self._index)
+
+    def counts(self) -> dict[str, int]:
+        """Files per class, in class order."""
+        return self._index.counts()
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.spec.shape
+
+    @property
+    def prefetch_batches(self) -> int:
+        return self._prefetch if self._prefetch is not None else max(2, 2 * self.workers)
+
+    def __len__(self) -> int:
+        """Batches in one pass (keras' ``cardinality()``)."""
+        n = math.ceil(self.num_files / self.batch_size)
+        return n if self._take is None else min(n, self._take)
+
+    def cardinality(self) -> int:
+        return len(self)
+
+    def __repr__(self) -> str:
+        h, w, c = self.spec.shape
+        lines = [f"<ImageDataset {self.name}: {self.num_files:,} files, batch_size {self.batch_size} "
+                 f"({len(self):,} batches), images {h}x{w}x{c}, label_mode {self.label_mode!r}>"]
+        counts = self.counts()
+        if counts:
+            width = max(len(k) for k in counts)
+            lines += [f"  {k:<{width}}  {v:,}" for k, v in counts.items()]
+        if self._index.ignored:
+            lines.append(f"  ({len(self._index.ignored)} non-image file(s) ignored)")
+        if self.bad_files:
+            lines.append(f"  ({len(self.bad_files)} unreadable file(s) skipped)")
+        return "\n".join(lines)
+
+    # ----- tf.data's methods (each returns a new dataset) -----------------------------------------
+    def _copy(self, **changes: Any) -> ImageDataset:
+        new = copy.copy(self)
+        new._cache = new._cached = None  # a new pipeline fills its own cache
+        new.bad_files = []
+        new._iterations = 0
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
+    def cache(self, filename: str | os.PathLike = "") -> ImageDataset:
+        """Keep decoded images after their first read: in memory (``""``, shared by the workers), or in
+        the file ``filename`` (memory-mapped: for data larger than RAM; valid for this dataset's life)."""
+        if not isinstance(filename, (str, os.PathLike)):
+            raise InputError("filename", "a file path, or '' for memory", filename, where="cache")
+        return self._copy(_cache_spec=str(filename) if str(filename) else True)
+
+    def prefetch(self, buffer_size: int | None = None) -> ImageDataset:
+        """Batches prepared ahead of the one in use (None or -1, tf.data.AUTOTUNE: twice the workers)."""
+        if buffer_size is not None and buffer_size != -1 and (
+                not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1):
+            raise InputError("buffer_size", "a positive integer, or None/-1 for automatic", buffer_size,
+                             where="prefetch")
+        return self._copy(_prefetch=None if buffer_size in (None, -1) else int(buffer_size))
+
+    def map(self, fn: Callable[..., Any] | Augment) -> ImageDataset:
+        """Apply ``fn(images, labels) -> (images, labels)`` (``fn(images)`` without labels) to every batch
+        in the workers; images keep their shape. An `Augment` is applied as random augmentation (draws
+        from the batch's seed), as ``fit(augment=...)`` does for arrays."""
+        if isinstance(fn, Augment):
+            return self._copy(augment=fn if fn.value_range is not None else _with_pixel_range(fn))
+        if not callable(fn):
+            raise InputError("fn", "a function of (images, labels) or an Augment", fn, where="map")
+        return self._copy(maps=self.maps + (fn,))
+
+    def take(self, count: int) -> ImageDataset:
+        """At most ``count`` batches a pass."""
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
+            raise InputError("count", "a positive integer", count, where="take")
+        return self._copy(_take=int(count))
+
+    # ----- iteration ------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        """One pass: ``(images, labels)`` tensors per batch (``images`` alone when label_mode is None),
+        copies the caller may keep. Each pass is reshuffled (keras' reshuffle_each_iteration)."""
+        it = self._iterations
+        self._iterations += 1
+        batches = DatasetBatches(self, steps=None, shuffle=self.shuffle, seed=self.seed)
+        try:
+            for xb, yb, _ in batches.epoch(it):
+                yield xb.clone() if yb is None else (xb.clone(), yb.clone())
+        finally:
+            batches.close()
+
+    def job(self, augment: Augment | None = None) -> DecodeJob:
+        """The workers' description of this dataset (its shared cache allocated on first use)."""
+        self._allocate_cache()
+        aug = augment if augment is not None else self.augment
+        if aug is not None and aug.value_range is None:
+            aug = _with_pixel_range(aug)
+        k = self.num_classes
+        y_shape = {"int": (), "categorical": (k,), "binary": (1,), None: ()}[self.label_mode]
+        return DecodeJob(self._index, self.spec, self.label_mode, self.on_bad_file, aug, self.maps,
+                         self._cache, self._cached, k, y_shape)
+
+    def _allocate_cache(self) -> None:
+        if not self._cache_spec or self._cache is not None:
+            return
+        shape = (self.num_files,) + self.spec.shape
+        # NumPy views of shared memory (or a shared file map): forked workers write, everyone reads
+        if self._cache_spec is True:
+            self._cache = torch.empty(shape, dtype=torch.uint8).share_memory_().numpy()
+        else:
+            self._cache = np.memmap(self._cache_spec, dtype=np.uint8, mode="w+", shape=shape)
+        self._cached = torch.zeros(self.num_files, dtype=torch.uint8).share_memory_().numpy()
+
+    def _note_bad(self, bad: list[tuple[str, str]]) -> None:
+        for path, reason in bad:
+            self.bad_files.append((path, reason))
+            warnings.warn(f"skipped unreadable image file {path!r} ({reason}); "
+                          f"{len(self.bad_files)} skipped so far", stacklevel=4)
+
+
+def _with_pixel_range(aug: Augment) -> Augment:
+    """Dataset images are 0-255: brightness and clipping work in that range."""
+    return Augment(aug.flip, aug.rotation, aug.shift, aug.zoom, aug.brightness, aug.contrast, (0.0, 255.0),
+                   aug.fill_mode)
+
+
+class DatasetBatches:
+    """An `ImageDataset` as the training loop's batch source (the interface of `ArrayBatches`: ``steps``,
+    ``epoch(e)`` yielding ``(xb, yb, None)``, ``close()``).
+
+    The worker pool lives from the first epoch to ``close()``, so workers are forked once per fit.
+    """
+
+    def __init__(self, ds: ImageDataset, steps: int | None = None, shuffle: bool | None = None,
+                 seed: int | None = None, augment: Augment | None = None,
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1):
+        self.ds = ds
+        self.steps_per_epoch = steps
+        self.shuffle = ds.shuffle if shuffle is None else bool(shuffle)
+        self.seed = ds.seed if seed is None else int(seed)
+        self.job = ds.job(augment)
+        self.device = torch.device(device)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self._pool: DecodePool | None = None
+        self._inline_slot = None
+
+    @property
+    def steps(self) -> int:
+        if self.steps_per_epoch is not None:
+            return int(self.steps_per_epoch)
+        per_rank = math.ceil(math.ceil(self.ds.num_files / self.world_size) / self.ds.batch_size)
+        return per_rank if self.ds._take is None else min(per_rank, self.ds._take)
+
+    def _plan(self, epoch: int) -> list[tuple[np.ndarray, int]]:
+        batches = epoch_batches(self.ds.num_files, self.ds.batch_size, self.steps_per_epoch, self.shuffle,
+                                self.seed, epoch, self.rank, self.world_size)
+        if self.steps_per_epoch is None and self.ds._take is not None:
+            batches = batches[: self.ds._take]
+        return [(b.numpy(), mix_seed(self.seed, epoch, s, self.rank, 2)) for s, b in enumerate(batches)]
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, None]]:
+        """Yield ``(xb, yb, None)`` for each batch; xb/yb are views valid until the next batch."""
+        plan = self._plan(epoch)
+        source = self._inline(plan) if self.ds.workers == 0 else self._workers(plan)
+        for xb, yb in source:
+            if self.device.type != "cpu":
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True) if yb is not None else None
+            yield xb, yb, None
+
+    def _inline(self, plan):
+        if self._inline_slot is None:
+            self._inline_slot = make_slots(self.job, self.ds.batch_size, 1, shared=False)[0]
+        x_out, y_out = self._inline_slot
+        for idx, seed in plan:
+            kept, bad = load_batch(self.job, idx, seed, x_out, y_out)
+            if bad:
+                self.ds._note_bad(bad)
+            if kept:
+                yield x_out[:kept], (y_out[:kept] if y_out is not None else None)
+
+    def _workers(self, plan):
+        if self._pool is None:
+            self._pool = DecodePool(self.job, self.ds.batch_size, self.ds.workers, self.ds.prefetch_batches)
+        yield from self._pool.run(plan, self.ds._note_bad)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+# ----- the constructors ---------------------------------------------------------------------------
+def _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch,
+                  cache, on_bad_file, where) -> None:
+    if label_mode not in LABEL_MODES:
+        raise InputError("label_mode", "'int', 'categorical', 'binary' or None", label_mode, where=where)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError("batch_size", "a positive integer", batch_size, where=where)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise InputError("shuffle", "True or False", shuffle, where=where)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError("seed", "a non-negative integer or None", seed, where=where)
+    if validation_split is not None and (isinstance(validation_split, bool)
+                                         or not isinstance(validation_split, (int, float))
+                                         or not 0 < validation_split < 1):
+        raise InputError("validation_split", "a fraction strictly between 0 and 1, or None",
+                         validation_split, where=where)
+    if subset not in (None, "training", "validation", "both"):
+        raise InputError("subset", "'training', 'validation', 'both' or None", subset, where=where)
+    if (subset is None) != (validation_split is None):
+        raise InputError("subset" if subset is None else "validation_split",
+                         "given together with " + ("validation_split" if subset is None else "subset"),
+                         subset if subset is None else validation_split, where=where)
+    if validation_split is not None and shuffle and seed is None:
+        raise InputError("seed", "an integer when validation_split is used with shuffle=True (so the "
+                         "training and validation subsets do not overlap)", seed, where=where)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 0):
+        raise InputError("workers", "a non-negative integer (0: decode in this process) or None", workers,
+                         where=where)
+    if prefetch is not None and prefetch != "auto" and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 1):
+        raise InputError("prefetch", "'auto' or a positive number of batches", prefetch, where=where)
+    if not isinstance(cache, (bool, str, os.PathLike)):
+        raise InputError("cache", "False, True (memory) or a file path", cache, where=where)
+    if on_bad_file not in ("error", "skip"):
+        raise InputError("on_bad_file", "'error' or 'skip'", on_bad_file, where=where)
+
+
+def _build(index: FileIndex, spec: ImageSpec, label_mode, batch_size, shuffle, seed, validation_split,
+           subset, workers, prefetch, cache, on_bad_file, verbose, where):
+    if index.labels is None:
+        label_mode = None
+    if label_mode == "binary" and index.class_names is not None and len(index.class_names) != 2:
+        raise InputError("label_mode", f"'int' or 'categorical' for {len(index.class_names)} classes "
+                         "('binary' needs exactly 2)", label_mode, where=where)
+    if seed is None:
+        seed = int(np.random.randint(0, 1_000_000))  # keras' choice when shuffling without a seed
+    if shuffle:
+        order = np.random.RandomState(int(seed) % 2**32).permutation(len(index))
+        index = index.subset(order)
+    if verbose:
+        k = len(index.class_names or ())
+        print(f"Found {len(index)} files" + (f" belonging to {k} classes." if index.labels is not None
+                                              else "."))
+    cache = str(cache) if isinstance(cache, os.PathLike) else cache
+
+    def make(sub: FileIndex, name: str, cache_spec) -> ImageDataset:
+        return ImageDataset(sub, spec, batch_size, label_mode, shuffle, seed,
+                            _default_workers() if workers is None else workers,
+                            None if prefetch in (None, "auto") else int(prefetch), cache_spec, on_bad_file,
+                            name)
+
+    if validation_split is None:
+        return make(index, "all", cache)
+    n_val = int(validation_split * len(index))
+    if n_val < 1 or n_val >= len(index):
+        raise InputError("validation_split", f"a fraction leaving files on both sides of {len(index)}",
+                         validation_split, where=where)
+    train = make(index.subset(np.arange(len(index) - n_val)), "training",
+                 cache + ".training" if isinstance(cache, str) else cache)
+    val = make(index.subset(np.arange(len(index) - n_val, len(index))), "validation",
+               cache + ".validation" if isinstance(cache, str) else cache)
+    if verbose:
+        if subset in ("training", "both"):
+            print(f"Using {train.num_files} files for training.")
+        if subset in ("validation", "both"):
+            print(f"Using {val.num_files} files for validation.")
+    return {"training": train, "validation": val, "both": (train, val)}[subset]
+
+
+def image_dataset_from_directory(
+    directory: str | os.PathLike, labels: Any = "inferred", label_mode: str | None = "int",
+    class_names: list[str] | None = None, color_mode: str = "rgb", batch_size: int = 32,
+    image_size: tuple[int, int] = (256, 256), shuffle: bool = True, seed: int | None = None,
+    validation_split: float | None = None, subset: str | None = None, interpolation: str = "bilinear",
+    follow_links: bool = False, crop_to_aspect_ratio: bool = False, verbose: bool = True, *,
+    workers: int | None = None, prefetch: int | str | None = "auto", cache: bool | str = False,
+    on_bad_file: str = "error",
+) -> ImageDataset | tuple[ImageDataset, ImageDataset]:
+    """keras' ``image_dataset_from_directory`` (same arguments and meanings; see the module docstring).
+
+    pydlr's additions: ``workers`` (decoding processes; None: one per two cores, at least one, at most
+    four; 0 decodes in the calling process), ``prefetch`` (batches prepared ahead; "auto": twice the
+    workers), ``cache`` (True: keep decoded images in shared memory after the first pass; a path: in a
+    memory-mapped file), ``on_bad_file`` ("error": stop naming the file; "skip": leave it out, warn and
+    count it in ``dataset.bad_files``).
+
+    Returns
+    -------
+    ImageDataset, or (training, validation) with ``subset="both"``.
+    """
+    where = "image_dataset_from_directory"
+    _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch, cache,
+                  on_bad_file, where)
+    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where)
+    if labels is None or label_mode is None:  # keras: no labels at all, every image under directory
+        labels, label_mode = None, None
+    index = index_directory(directory, labels, class_names, bool(follow_links), where)
+    return _build(index, spec, label_mode, batch_size, shuffle, seed, validation_split, subset, workers,
+                  prefetch, cache, on_bad_file, verbose, where)
+
+
+def image_dataset_from_dataframe(
+    dataframe: Any, directory: str | os.PathLike | None = None, x_col: str = "filename",
+    y_col: str | None = "class", label_mode: str | None = "int", class_names: list[str] | None = None,
+    color_mode: str = "rgb", batch_size: int = 32, image_size: tuple[int, int] = (256, 256),
+    shuffle: bool = True, seed: int | None = None, validation_split: float | None = None,
+    subset: str | None = None, interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
+    verbose: bool = True, *, workers: int | None = None, prefetch: int | str | None = "auto",
+    cache: bool | str = False, on_bad_file: str = "error",
+) -> ImageDataset | tuple[ImageDataset, ImageDataset]:
+    """The same dataset from a table of files: ``x_col`` holds paths (relative to ``directory`` when
+    given), ``y_col`` labels (strings or integers; class names are the sorted distinct labels unless
+    ``class_names`` gives the order). Rows are read in table order (then shuffled with ``seed``).
+    Argument names of keras' ``flow_from_dataframe`` for the table, of
+    `image_dataset_from_directory` for the rest."""
+    where = "image_dataset_from_dataframe"
+    _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch, cache,
+                  on_bad_file, where)
+    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where)
+    if not isinstance(x_col, str):
+        raise InputError("x_col", "a column name", x_col, where=where)
+    if y_col is not None and not isinstance(y_col, str):
+        raise InputError("y_col", "a column name or None", y_col, where=where)
+    if class_names is not None and (not isinstance(class_names, (list, tuple)) or not class_names):
+        raise InputError("class_names", "a non-empty list of labels or None", class_names, where=where)
+    index = index_dataframe(dataframe, directory, x_col, None if label_mode is None else y_col, class_names,
+                            where)
+    return _build(index, spec, label_mode, batch_size, shuffle, seed, validation_split, subset, workers,
+                  prefetch, cache, on_bad_file, verbose, where)

@@ -1,0 +1,265 @@
+"""Worker processes that decode, resize, augment and batch image files while the model trains.
+
+The design is `pydlr.data.workers.AugmentPool`'s (read its docstring): the main process decides every
+batch's files and seed; each worker owns a pair of one-way pipes; batches are written into a fixed ring of
+shared-memory slots allocated once (x float32 and y), and only ``(step, slot, kept, bad)`` travels back.
+Memory is therefore bounded by the slots (``prefetch + 1`` batches) whatever the number of files, plus
+the optional decoded-image cache. Workers start by fork and share the file index (one NumPy bytes array)
+copy-on-write; each runs one torch thread.
+
+A file that cannot be decoded either stops the epoch with a TrainingError naming the file
+(``on_bad_file="error"``, the default), or is left out of its batch and reported back
+(``on_bad_file="skip"``): the batch is then shorter, and the dataset warns and counts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pydlr.data.augment import Augment
+from pydlr.data.decode import ImageSpec, decode_image
+from pydlr.data.image_index import FileIndex
+from pydlr.errors import TrainingError
+
+__all__ = ["DecodeJob", "DecodePool", "BadImageError", "load_batch"]
+
+
+class BadImageError(TrainingError):
+    """An image file could not be read (``path`` names it)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        super().__init__(f"cannot read image file {path!r}: {reason} (remove or replace the file, or pass "
+                         "on_bad_file='skip' to leave unreadable files out with a warning)")
+
+
+@dataclass
+class DecodeJob:
+    """Everything a worker needs to turn file indices into a batch (shared with workers by fork)."""
+
+    index: FileIndex
+    spec: ImageSpec
+    label_mode: str | None
+    on_bad_file: str = "error"
+    augment: Augment | None = None
+    maps: tuple[Callable[..., Any], ...] = ()
+    cache: np.ndarray | None = None   # (n, h, w, c) uint8: a view of shared memory, or a file map
+    cached: np.ndarray | None = None  # (n,) uint8 flags, a view of shared memory
+    num_classes: int = 0
+    y_shape: tuple[int, ...] = field(default=())
+
+    def y_dtype(self) -> torch.dtype:
+        return torch.int64 if self.label_mode == "int" else torch.float32
+
+
+def _image(job: DecodeJob, i: int) -> np.ndarray:
+    if job.cached is not None and job.cached[i]:
+        return job.cache[i]
+    arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec)
+    if job.cached is not None:
+        job.cache[i] = arr
+        job.cached[i] = 1  # after the pixels: a reader that sees the flag sees the image
+    return arr
+
+
+def _labels(job: DecodeJob, idx: np.ndarray, out: torch.Tensor) -> None:
+    lab = torch.from_numpy(job.index.labels[idx])
+    if job.label_mode == "int":
+        out.copy_(lab)
+    elif job.label_mode == "categorical":
+        out.zero_().scatter_(1, lab.view(-1, 1), 1.0)
+    else:  # binary
+        out.copy_(lab.view(-1, 1).to(torch.float32))
+
+
+def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
+               y_out: torch.Tensor | None) -> tuple[int, list[tuple[str, str]]]:
+    """Decode the files ``idx`` into ``x_out[:kept]`` (float32 NHWC, values 0-255) and their labels into
+    ``y_out[:kept]``, then augment and map them. Returns ``(kept, [(path, reason) of skipped files])``."""
+    kept: list[int] = []
+    bad: list[tuple[str, str]] = []
+    for i in idx:
+        try:
+            arr = _image(job, int(i))
+        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image"
+            path = os.fsdecode(job.index.paths[int(i)])
+            if job.on_bad_file != "skip":
+                raise BadImageError(path, f"{type(exc).__name__}: {exc}") from None
+            bad.append((path, str(exc)))
+            continue
+        x_out[len(kept)].numpy()[...] = arr  # uint8 -> float32 in one NumPy cast, no extra tensor
+        kept.append(int(i))
+    n = len(kept)
+    if n == 0:
+        return 0, bad
+    xb = x_out[:n]
+    yb = y_out[:n] if y_out is not None else None
+    if yb is not None:
+        _labels(job, np.asarray(kept, dtype=np.int64), yb)
+    if job.augment is not None:
+        xb.copy_(job.augment(xb, torch.Generator().manual_seed(seed)))
+    for fn in job.maps:
+        xb, yb = _apply_map(fn, xb, yb, x_out, y_out, n)
+    return n, bad
+
+
+def _apply_map(fn, xb, yb, x_out, y_out, n):
+    """A user function ``fn(x, y) -> (x, y)`` (``fn(x) -> x`` without labels); same shapes required,
+    because the result is written back into the shared slot."""
+    res = fn(xb) if yb is None else fn(xb, yb)
+    new_x, new_y = (res, None) if yb is None else res
+    new_x = torch.as_tensor(new_x)
+    if tuple(new_x.shape) != tuple(xb.shape):
+        raise TrainingError(f"a dataset map function must keep the batch shape {tuple(xb.shape)}; "
+                            f"it returned {tuple(new_x.shape)}")
+    x_out[:n].copy_(new_x)
+    if yb is not None:
+        y_out[:n].copy_(torch.as_tensor(new_y).reshape(yb.shape))
+    return x_out[:n], (y_out[:n] if yb is not None else None)
+
+
+def _worker_main(job: DecodeJob, slots, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    while True:
+        try:
+            task = tasks.recv()
+        except EOFError:  # the main process closed its end
+            return
+        if task is None:
+            return
+        step, slot, idx, seed = task
+        try:
+            x_out, y_out = slots[slot]
+            kept, bad = load_batch(job, idx, seed, x_out, y_out)
+            results.send((step, slot, kept, bad, None))
+        except BadImageError as exc:
+            results.send((step, slot, 0, [(exc.path, str(exc))], "bad"))
+        except Exception:  # noqa: BLE001 - reported to the main process, which raises
+            results.send((step, slot, 0, [], traceback.format_exc()))
+
+
+def make_slots(job: DecodeJob, batch_size: int, n_slots: int, shared: bool):
+    """``n_slots`` (x, y) buffer pairs of one batch each (in shared memory for workers)."""
+    slots = []
+    for _ in range(n_slots):
+        x = torch.empty((batch_size,) + job.spec.shape, dtype=torch.float32)
+        y = (torch.empty((batch_size,) + job.y_shape, dtype=job.y_dtype())
+             if job.label_mode is not None else None)
+        if shared:
+            x.share_memory_()
+            if y is not None:
+                y.share_memory_()
+        slots.append((x, y))
+    return slots
+
+
+class DecodePool:
+    """``workers`` processes and ``prefetch + 1`` shared batch slots (at least ``workers + 1``)."""
+
+    def __init__(self, job: DecodeJob, batch_size: int, workers: int, prefetch: int):
+        ctx = mp.get_context("fork")
+        self.slots = make_slots(job, batch_size, max(prefetch, workers) + 1, shared=True)
+        self.task_out, self.result_in, self.procs = [], [], []
+        for _ in range(workers):
+            task_r, task_w = ctx.Pipe(duplex=False)
+            res_r, res_w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker_main, daemon=True, args=(job, self.slots, task_r, res_w))
+            p.start()
+            task_r.close()  # the child holds these ends now
+            res_w.close()
+            self.task_out.append(task_w)
+            self.result_in.append(res_r)
+            self.procs.append(p)
+        self._ready: list = []
+
+    def run(self, batches: list[tuple[np.ndarray, int]], on_bad: Callable[[list], None]
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(xb, yb)`` in order for ``batches`` = [(file indices, seed), ...]; views of a slot,
+        valid until the next item is requested. ``on_bad`` receives the skipped files of each batch."""
+        free = list(range(len(self.slots)))
+        done: dict[int, tuple[int, int]] = {}
+        submitted = received = 0
+
+        def submit() -> None:
+            nonlocal submitted
+            idx, seed = batches[submitted]
+            self.task_out[submitted % len(self.task_out)].send((submitted, free.pop(), idx, seed))
+            submitted += 1
+
+        while submitted < len(batches) and len(free) > 1:  # one slot stays with the consumer
+            submit()
+        held: int | None = None
+        try:
+            for step in range(len(batches)):
+                while step not in done:
+                    s, slot, kept, bad, err = self._get()
+                    received += 1
+                    if err == "bad":
+                        raise BadImageError(bad[0][0], bad[0][1].split(": ", 1)[-1])
+                    if err is not None:
+                        raise TrainingError(f"an image worker failed on batch {s}:\n{err}")
+                    if bad:
+                        on_bad(bad)
+                    done[s] = (slot, kept)
+                slot, kept = done.pop(step)
+                if held is not None:
+                    free.append(held)
+                held = slot
+                if submitted < len(batches) and free:
+                    submit()
+                if kept == 0:
+                    continue
+                x, y = self.slots[slot]
+                yield x[:kept], (y[:kept] if y is not None else None)
+        finally:
+            # collect what is still in flight (an interrupted epoch) so the next run starts clean
+            self._drain(submitted - received)
+
+    def _drain(self, in_flight: int) -> None:
+        for _ in range(in_flight):
+            try:
+                self._get()
+            except TrainingError:
+                return
+
+    def _get(self):
+        from multiprocessing.connection import wait
+
+        while not self._ready:
+            sentinels = {p.sentinel: p for p in self.procs}
+            ready = wait(self.result_in + list(sentinels), timeout=5.0)
+            self._ready = [c for c in ready if c in self.result_in]
+            dead = [sentinels[c] for c in ready if c in sentinels]
+            if dead and not self._ready:
+                raise TrainingError(f"an image worker process died (exit code {dead[0].exitcode})")
+        conn = self._ready.pop()
+        try:
+            return conn.recv()
+        except EOFError:
+            raise TrainingError("an image worker process died (its pipe closed)") from None
+
+    def close(self) -> None:
+        for conn in self.task_out:
+            try:
+                conn.send(None)
+                conn.close()
+            except (OSError, ValueError):
+                pass
+        for conn in self.result_in:
+            conn.close()
+        self.task_out, self.result_in = [], []
+        for p in self.procs:
+            p.join(timeout=2)
+            if p.is_alive():
+                p.terminate()
+        self.procs = []

@@ -1,0 +1,257 @@
+"""Image datasets streamed from disk (pydlr.data.image_dataset) and keras.datasets (pydlr.datasets)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pydlr as keras
+from pydlr.data import Augment
+from pydlr.data.image_dataset import image_dataset_from_dataframe, image_dataset_from_directory
+from pydlr.data.image_workers import BadImageError
+from pydlr.errors import InputError, NotSupportedError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from make_image_folder import make_image_folder  # noqa: E402
+
+N = 200
+
+
+@pytest.fixture(scope="module")
+def fm_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fm")
+    make_image_folder(root, limit=N)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fm_arrays():
+    (x, y), _ = keras.datasets.fashion_mnist.load_data()
+    return x[:N], y[:N]
+
+
+def _source_index(paths):
+    return np.array([int(os.path.basename(p)[6:12]) for p in paths])
+
+
+def _grey(folder, **kw):
+    kw = {"image_size": (28, 28), "color_mode": "grayscale", "verbose": False, **kw}
+    return image_dataset_from_directory(folder, **kw)
+
+
+def test_pixels_and_labels_round_trip_exactly(fm_folder, fm_arrays):
+    ds = _grey(fm_folder, batch_size=N, shuffle=False, workers=0)
+    x, y = next(iter(ds))
+    src = _source_index(ds.file_paths)
+    assert x.shape == (N, 28, 28, 1) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert np.array_equal(x[..., 0].numpy().astype(np.uint8), fm_arrays[0][src])
+    assert np.array_equal(y.numpy(), fm_arrays[1][src])
+    assert ds.class_names[0] == "0_t_shirt_top" and len(ds.class_names) == 10
+    assert ds.counts() == {name: int((fm_arrays[1] == k).sum()) for k, name in enumerate(ds.class_names)}
+    assert "0_t_shirt_top" in repr(ds) and f"{N} files" in repr(ds)
+
+
+def test_len_batches_and_reshuffle_each_pass(fm_folder):
+    ds = _grey(fm_folder, batch_size=32, seed=7, workers=1)
+    assert len(ds) == 7  # ceil(200 / 32)
+    passes = [[(x.clone(), y.clone()) for x, y in ds] for _ in range(2)]
+    assert [len(b[1]) for b in passes[0]] == [32] * 6 + [8]
+    y1, y2 = (torch.cat([b[1] for b in p]) for p in passes)
+    assert not torch.equal(y1, y2) and torch.equal(y1.sort().values, y2.sort().values)
+    again = [y for _, y in _grey(fm_folder, batch_size=32, seed=7, workers=0)]
+    assert torch.equal(torch.cat(again), y1)  # same seed, same order, with or without workers
+
+
+def test_validation_split_is_disjoint_and_keras_sized(fm_folder):
+    tr, va = _grey(fm_folder, validation_split=0.2, subset="both", seed=3)
+    assert (tr.num_files, va.num_files) == (160, 40)
+    assert not set(tr.file_paths) & set(va.file_paths)
+    assert len(set(tr.file_paths) | set(va.file_paths)) == N
+    assert _grey(fm_folder, validation_split=0.2, subset="validation", seed=3).file_paths == va.file_paths
+    with pytest.raises(InputError, match="seed"):
+        _grey(fm_folder, validation_split=0.2, subset="training")
+    with pytest.raises(InputError, match="subset"):
+        _grey(fm_folder, validation_split=0.2, seed=1)
+
+
+def test_label_modes(fm_folder, tmp_path):
+    x, y = next(iter(_grey(fm_folder, label_mode="categorical", batch_size=16)))
+    assert y.shape == (16, 10) and y.dtype == torch.float32 and torch.equal(y.sum(1), torch.ones(16))
+    images = next(iter(_grey(fm_folder, label_mode=None, batch_size=16)))
+    assert isinstance(images, torch.Tensor) and images.shape == (16, 28, 28, 1)
+    with pytest.raises(InputError, match="binary"):
+        _grey(fm_folder, label_mode="binary")
+    for k, name in enumerate(("cats", "dogs")):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((5, 5), 100 * k, np.uint8)).save(tmp_path / name / f"{i}.png")
+    _, yb = next(iter(_grey(tmp_path, label_mode="binary", shuffle=False, batch_size=6)))
+    assert yb.shape == (6, 1) and yb[:, 0].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_mixed_sizes_and_channels_are_converted(tmp_path):
+    (tmp_path / "a").mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 30), np.uint8), "L").save(tmp_path / "a" / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (10, 50, 3), np.uint8), "RGB").save(tmp_path / "a" / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (12, 12, 4), np.uint8), "RGBA").save(tmp_path / "a" / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (7, 9), np.uint8), "L").convert("P").save(tmp_path / "a" / "p.gif")
+    for mode, c in (("rgb", 3), ("grayscale", 1), ("rgba", 4)):
+        x, _ = next(iter(image_dataset_from_directory(tmp_path, image_size=(16, 20), color_mode=mode,
+                                                      verbose=False, workers=0)))
+        assert x.shape == (4, 16, 20, c)
+
+
+def test_crop_to_aspect_ratio_keeps_the_centre(tmp_path):
+    (tmp_path / "a").mkdir()
+    img = np.zeros((10, 30), np.uint8)
+    img[:, 10:20] = 255  # a white centre square between black sides
+    Image.fromarray(img).save(tmp_path / "a" / "wide.png")
+    kw = {"image_size": (5, 5), "color_mode": "grayscale", "verbose": False, "workers": 0,
+          "interpolation": "nearest"}
+    cropped, _ = next(iter(image_dataset_from_directory(tmp_path, crop_to_aspect_ratio=True, **kw)))
+    squashed, _ = next(iter(image_dataset_from_directory(tmp_path, **kw)))
+    assert float(cropped.min()) == 255.0
+    assert float(squashed.min()) == 0.0
+
+
+def test_augmentation_map_and_determinism_across_workers(fm_folder):
+    aug = Augment(flip="horizontal", rotation=0.05, zoom=0.1)
+    plain = _grey(fm_folder, batch_size=50, shuffle=False, workers=0, seed=5)
+    x0, _ = next(iter(plain))
+    a0 = [x for x, _ in plain.map(aug)]
+    a2 = [x for x, _ in _grey(fm_folder, batch_size=50, shuffle=False, workers=2, seed=5).map(aug)]
+    assert all(torch.equal(p, q) for p, q in zip(a0, a2, strict=True))
+    assert not torch.equal(a0[0], x0) and 0 <= float(a0[0].min()) and float(a0[0].max()) <= 255
+    scaled = _grey(fm_folder, batch_size=50, shuffle=False, workers=1).map(lambda x, y: (x / 255.0, y))
+    xs, _ = next(iter(scaled))
+    assert torch.allclose(xs, x0 / 255.0)
+
+
+def test_cache_serves_images_after_the_files_are_gone(tmp_path):
+    make_image_folder(tmp_path / "d", limit=40)
+    for cache in (True, str(tmp_path / "cache.bin")):
+        ds = _grey(tmp_path / "d", batch_size=8, shuffle=False, workers=1)
+        ds = ds.cache() if cache is True else ds.cache(cache)
+        from pydlr.data.image_dataset import DatasetBatches
+
+        src = DatasetBatches(ds)
+        first = torch.cat([x.clone() for x, _, _ in src.epoch(0)])
+        if cache is True:
+            hidden = tmp_path / "hidden"
+            (tmp_path / "d").rename(hidden)
+        second = torch.cat([x.clone() for x, _, _ in src.epoch(1)])
+        src.close()
+        assert torch.equal(first, second)
+        if cache is True:
+            hidden.rename(tmp_path / "d")
+
+
+def test_take_and_prefetch(fm_folder):
+    ds = _grey(fm_folder, batch_size=10).take(3).prefetch(1)
+    assert len(ds) == 3 and len([b for b in ds]) == 3
+    with pytest.raises(InputError, match="buffer_size"):
+        ds.prefetch(0)
+
+
+def test_dataframe_of_files(fm_folder, fm_arrays):
+    import pandas as pd
+
+    ds_dir = _grey(fm_folder, shuffle=False)
+    rel = [os.path.relpath(p, fm_folder) for p in ds_dir.file_paths]
+    names = ["odd" if int(Path(p).parts[0][0]) % 2 else "even" for p in rel]
+    df = pd.DataFrame({"file": rel, "kind": names})
+    ds = image_dataset_from_dataframe(df, directory=fm_folder, x_col="file", y_col="kind",
+                                      image_size=(28, 28), color_mode="grayscale", shuffle=False,
+                                      batch_size=N, verbose=False, class_names=["odd", "even"])
+    x, y = next(iter(ds))
+    assert ds.class_names == ["odd", "even"]
+    assert np.array_equal(y.numpy(), (fm_arrays[1][_source_index(ds.file_paths)] % 2 == 0).astype(int))
+    with pytest.raises(InputError, match="missing file"):
+        image_dataset_from_dataframe(pd.DataFrame({"filename": ["nope.png"], "class": ["a"]}), verbose=False)
+    with pytest.raises(InputError, match="y_col"):
+        image_dataset_from_dataframe(df, directory=fm_folder, x_col="file", verbose=False)
+
+
+# ----- bad input ----------------------------------------------------------------------------------
+def test_bad_folders_are_reported_before_any_work(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        image_dataset_from_directory(tmp_path / "nope", verbose=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="it is empty"):
+        image_dataset_from_directory(tmp_path / "empty", verbose=False)
+    (tmp_path / "c" / "a").mkdir(parents=True)
+    (tmp_path / "c" / "b").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "c" / "a" / "x.png")
+    (tmp_path / "c" / "b" / "notes.txt").write_text("not an image")
+    with pytest.raises(InputError, match=r"no images in .*b.*notes\.txt"):
+        image_dataset_from_directory(tmp_path / "c", verbose=False)
+    with pytest.raises(InputError, match="class_names"):
+        image_dataset_from_directory(tmp_path / "c", class_names=["a", "z"], verbose=False)
+
+
+def test_non_image_files_are_ignored_and_counted(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a" / "x.png")
+    (tmp_path / "a" / "readme.txt").write_text("hello")
+    ds = image_dataset_from_directory(tmp_path, verbose=False, image_size=(4, 4))
+    assert ds.num_files == 1 and "1 non-image file(s) ignored" in repr(ds)
+
+
+@pytest.mark.parametrize("argument, value", [
+    ("label_mode", "sparse"), ("image_size", (0, 5)), ("color_mode", "cmyk"), ("interpolation", "cubic"),
+    ("batch_size", 0), ("subset", "test"), ("on_bad_file", "ignore"), ("workers", -1)])
+def test_bad_arguments_name_the_argument(fm_folder, argument, value):
+    with pytest.raises(InputError, match=argument):
+        image_dataset_from_directory(fm_folder, verbose=False, **{argument: value})
+
+
+def _folder_with_corrupt_file(root, corrupt_name="zz_broken.png", truncated=False):
+    make_image_folder(root, limit=60)
+    target = root / "3_dress" / corrupt_name
+    if truncated:
+        data = (root / "3_dress").glob("train_*.png").__next__().read_bytes()
+        target.write_bytes(data[: len(data) // 2])
+    else:
+        target.write_bytes(b"this is not a png")
+    return target
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_file_stops_with_its_name(tmp_path, workers):
+    bad = _folder_with_corrupt_file(tmp_path, truncated=workers == 2)
+    ds = _grey(tmp_path, batch_size=8, shuffle=False, workers=workers)
+    with pytest.raises(BadImageError, match="zz_broken.png") as info:
+        for _ in ds:
+            pass
+    assert info.value.path == str(bad)
+    assert len([b for b in ds.take(2)]) == 2  # the dataset is usable again: workers did not hang
+
+
+def test_on_bad_file_skip_warns_and_counts(tmp_path):
+    _folder_with_corrupt_file(tmp_path)
+    ds = _grey(tmp_path, batch_size=61, shuffle=False, workers=1, on_bad_file="skip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sizes = [len(y) for _, y in ds]
+    assert sizes == [60] and len(ds.bad_files) == 1 and "zz_broken.png" in ds.bad_files[0][0]
+    assert any("zz_broken.png" in str(w.message) for w in caught)
+
+
+# ----- keras.datasets -----------------------------------------------------------------------------
+def test_keras_datasets_shapes_and_dtypes():
+    (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
+    assert x.shape == (60000, 28, 28) and xt.shape == (10000, 28, 28)
+    assert x.dtype == np.uint8 and y.dtype == np.uint8 and set(np.unique(y)) == set(range(10))
+    (x, y), (xt, yt) = keras.datasets.mnist.load_data()
+    assert x.shape == (4000, 28, 28) and xt.shape == (1000, 28, 28) and y.dtype == np.uint8
+    with pytest.raises(NotSupportedError, match="never downloads"):
+        keras.datasets.cifar10  # noqa: B018
+    assert keras.utils.image_dataset_from_directory is image_dataset_from_directory
