@@ -141,7 +141,7 @@ class ImageDataset:
     def _copy(self, **changes: Any) -> ImageDataset:
         new = copy.copy(self)
         new._cache = new._cached = None  # a new pipeline fills its own cache
-        new.bad_files = []
+        # bad_files stays shared: the derived dataset reads the same files
         new._iterations = 0
         for k, v in changes.items():
             setattr(new, k, v)

@@ -1,0 +1,263 @@
+# Your own images: keras3's image_dataset_from_directory() and the same from a data.frame of files. R checks
+# the arguments in R's words; Python lists the files, and decodes, resizes and augments them in worker
+# processes while the model trains (nothing is read into R). All calls go through .images_call().
+
+.images_env <- new.env(parent = emptyenv())
+
+# The one door to pydlr.api_r_images: Python errors become pydlr conditions (as .api_call()).
+.images_call <- function(fun, ..., .convert = TRUE, .call = sys.call(-1L)) {
+  if (is.null(.images_env$api)) {
+    .pydlr_py() # pydlr's one-time Python set-up comes first
+    .images_env$api <- reticulate::import("pydlr.api_r_images", convert = FALSE, delay_load = FALSE)
+  }
+  result <- tryCatch(.images_env$api[[fun]](...), error = function(e) .signal_python_error(e, .call))
+  if (.convert) reticulate::py_to_r(result) else result
+}
+
+#' Image datasets streamed from a folder or a table of files
+#'
+#' keras3's `image_dataset_from_directory()`: `directory` holds one subfolder per class (`labels =
+#' "inferred"`; classes in alphanumeric order, or in the order of `class_names`), with `.png`, `.jpg`,
+#' `.jpeg`, `.bmp` or `.gif` images of any size and colour mode. Nothing is read into R: when the dataset is
+#' used ([fit()], [evaluate()], [predict()]), worker processes decode, resize and augment the next batches while
+#' the model trains on the current one, so memory stays bounded whatever the number of files.
+#' `image_dataset_from_dataframe()` takes the files from a data.frame instead: a column of paths (relative
+#' to `directory` when given) and a column of labels (a factor's levels give the class order).
+#'
+#' Images come as `batch_size x height x width x channels` with values 0-255 (as keras), labels as
+#' `label_mode` says: `"int"` class indices 0, 1, ... (for `"sparse_categorical_crossentropy"`),
+#' `"categorical"` one-hot rows, `"binary"` 0/1 (exactly two classes), `NULL` no labels.
+#'
+#' @param directory A folder (for `image_dataset_from_dataframe()`, `NULL` or the folder the paths are
+#'   relative to).
+#' @param labels `"inferred"` (from the subfolders), `NULL` (no labels), or an integer vector with one label
+#'   per image file, in sorted path order.
+#' @param label_mode `"int"`, `"categorical"`, `"binary"` or `NULL`.
+#' @param class_names The subfolder names in the order that gives the labels 0, 1, ... (`NULL`:
+#'   alphanumeric order). For a data.frame, the labels in the order wanted.
+#' @param color_mode `"rgb"`, `"grayscale"` or `"rgba"`: images are converted to it.
+#' @param batch_size Images per batch.
+#' @param image_size `c(height, width)`: every image is resized to it.
+#' @param shuffle Shuffle the files (again at every pass).
+#' @param seed A whole number for the shuffle and the split (required with `validation_split`).
+#' @param validation_split `NULL` or the fraction of files kept for validation (the last ones after one
+#'   shuffle with `seed`).
+#' @param subset With `validation_split`: `"training"`, `"validation"`, or `"both"` (a list of the two).
+#' @param interpolation `"bilinear"`, `"nearest"`, `"bicubic"`, `"area"`, `"lanczos3"` or `"lanczos5"`.
+#' @param follow_links Follow symbolic links to subfolders.
+#' @param crop_to_aspect_ratio Resize the largest centred crop with the target aspect ratio instead of
+#'   squashing the image.
+#' @param verbose Print the number of files and classes found.
+#' @param workers Decoding processes (`NULL`: one per two cores, at least one; `0`: decode in this process).
+#' @param prefetch Batches prepared ahead (`"auto"`: twice the workers).
+#' @param cache `FALSE`, `TRUE` (keep decoded images in memory after the first pass) or a file path (keep
+#'   them in a memory-mapped file, for data larger than memory).
+#' @param on_bad_file `"error"` (stop, naming the unreadable file) or `"skip"` (leave it out with a warning;
+#'   the dataset counts them).
+#' @param ... Other keras3 arguments (`pad_to_aspect_ratio`, `data_format`) are not supported.
+#' @return A `pydlr_image_dataset` (or, for `subset = "both"`, `list(training, validation)`): `print()`
+#'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes.
+#' @family datasets
+#' @examples
+#' \dontrun{
+#' train_ds <- image_dataset_from_directory("photos", image_size = c(180, 180), batch_size = 32,
+#'                                          validation_split = 0.2, subset = "training", seed = 1)
+#' train_ds
+#' length(train_ds)
+#' }
+#' @export
+#' @md
+image_dataset_from_directory <- function(directory, labels = "inferred", label_mode = "int", class_names = NULL,
+                                         color_mode = "rgb", batch_size = 32L, image_size = c(256L, 256L),
+                                         shuffle = TRUE, seed = NULL, validation_split = NULL, subset = NULL,
+                                         interpolation = "bilinear", follow_links = FALSE,
+                                         crop_to_aspect_ratio = FALSE, verbose = TRUE, ..., workers = NULL,
+                                         prefetch = "auto", cache = FALSE, on_bad_file = "error") {
+  call <- sys.call()
+  .check_no_dots(list(...), "image_dataset_from_directory()", "Its arguments are listed in ?image_dataset_from_directory.")
+  directory <- .check_string(directory, "directory")
+  if (!dir.exists(directory)) {
+    .input_error("directory", sprintf("an existing folder (\"%s\" does not exist)", directory), directory)
+  }
+  if (!(identical(labels, "inferred") || is.null(labels) ||
+        (is.numeric(labels) && !anyNA(labels) && all(labels >= 0) && all(labels == round(labels))))) {
+    .input_error("labels", "\"inferred\", NULL, or whole numbers >= 0 (one per image file)", labels)
+  }
+  if (is.numeric(labels)) labels <- as.list(as.integer(labels))
+  args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
+                              validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
+                              prefetch, cache, on_bad_file, call)
+  args$follow_links <- .check_flag(follow_links, "follow_links")
+  handles <- do.call(.images_call, c(list("image_dataset_directory", directory, labels = labels), args,
+                                     list(.convert = FALSE, .call = call)), quote = TRUE)
+  .image_datasets(handles, subset)
+}
+
+#' @rdname image_dataset_from_directory
+#' @param dataframe A data.frame with a column of image paths and a column of labels.
+#' @param x_col,y_col The names of those columns (`y_col = NULL`: no labels).
+#' @export
+#' @md
+image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "filename", y_col = "class",
+                                         label_mode = "int", class_names = NULL, color_mode = "rgb",
+                                         batch_size = 32L, image_size = c(256L, 256L), shuffle = TRUE,
+                                         seed = NULL, validation_split = NULL, subset = NULL,
+                                         interpolation = "bilinear", crop_to_aspect_ratio = FALSE,
+                                         verbose = TRUE, ..., workers = NULL, prefetch = "auto", cache = FALSE,
+                                         on_bad_file = "error") {
+  call <- sys.call()
+  .check_no_dots(list(...), "image_dataset_from_dataframe()", "Its arguments are listed in ?image_dataset_from_dataframe.")
+  if (!is.data.frame(dataframe) || nrow(dataframe) == 0L) {
+    .input_error("dataframe", "a data.frame with at least one row", dataframe)
+  }
+  x_col <- .check_string(x_col, "x_col")
+  if (!x_col %in% names(dataframe)) {
+    .input_error("x_col", sprintf("a column of `dataframe` (%s)", paste(names(dataframe), collapse = ", ")), x_col)
+  }
+  paths <- as.character(dataframe[[x_col]])
+  if (anyNA(paths)) .input_error(x_col, "a path in every row (no NA)", I(sprintf("%d NA", sum(is.na(paths)))))
+  if (!is.null(directory)) {
+    directory <- .check_string(directory, "directory")
+    if (!dir.exists(directory)) .input_error("directory", "an existing folder or NULL", directory)
+    paths <- file.path(directory, paths)
+  }
+  labels <- NULL
+  if (!is.null(y_col) && !is.null(label_mode)) {
+    y_col <- .check_string(y_col, "y_col")
+    if (!y_col %in% names(dataframe)) {
+      .input_error("y_col", sprintf("a column of `dataframe` (%s) or NULL", paste(names(dataframe), collapse = ", ")),
+                   y_col)
+    }
+    y <- dataframe[[y_col]]
+    if (anyNA(y)) .input_error(y_col, "a label in every row (no NA)", I(sprintf("%d NA", sum(is.na(y)))))
+    if (is.factor(y) && is.null(class_names)) class_names <- levels(droplevels(y))
+    labels <- as.list(as.character(y))
+  }
+  args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
+                              validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
+                              prefetch, cache, on_bad_file, call)
+  handles <- do.call(.images_call, c(list("image_dataset_table", as.list(paths), labels), args,
+                                     list(.convert = FALSE, .call = call)), quote = TRUE)
+  .image_datasets(handles, subset)
+}
+
+# The arguments both constructors share, checked and converted to what Python takes.
+.image_dataset_args <- function(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
+                                validation_split, subset, interpolation, crop_to_aspect_ratio, verbose,
+                                workers, prefetch, cache, on_bad_file, call) {
+  if (!is.null(label_mode)) {
+    label_mode <- .check_string(label_mode, "label_mode", c("int", "categorical", "binary"), call = call)
+  }
+  if (!is.null(class_names) && !(is.character(class_names) && length(class_names) >= 1L && !anyNA(class_names))) {
+    .input_error("class_names", "NULL or a character vector of class names", class_names, call = call)
+  }
+  size <- image_size
+  if (!(is.numeric(size) && length(size) == 2L && !anyNA(size) && all(size >= 1) && all(size == round(size)))) {
+    .input_error("image_size", "c(height, width): two whole numbers >= 1", image_size, call = call)
+  }
+  if (!is.null(validation_split)) validation_split <- .check_number(validation_split, "validation_split", 0, 1, call = call)
+  if (!is.null(validation_split) && (validation_split <= 0 || validation_split >= 1)) {
+    .input_error("validation_split", "NULL or a fraction strictly between 0 and 1", validation_split, call = call)
+  }
+  if (!is.null(subset)) subset <- .check_string(subset, "subset", c("training", "validation", "both"), call = call)
+  if (is.null(subset) != is.null(validation_split)) {
+    .input_error(if (is.null(subset)) "subset" else "validation_split",
+                 "given together with `validation_split` and `subset` (both or neither)",
+                 if (is.null(subset)) subset else validation_split, call = call)
+  }
+  shuffle <- .check_flag(shuffle, "shuffle", call = call)
+  seed <- .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call)
+  if (!is.null(validation_split) && shuffle && is.null(seed)) {
+    .input_error("seed", "a whole number when `validation_split` is used with `shuffle = TRUE` (so the two subsets do not overlap)",
+                 seed, call = call)
+  }
+  if (!(identical(prefetch, "auto") || (is.numeric(prefetch) && length(prefetch) == 1L && !is.na(prefetch) &&
+                                        prefetch >= 1 && prefetch == round(prefetch)))) {
+    .input_error("prefetch", "\"auto\" or a whole number of batches >= 1", prefetch, call = call)
+  }
+  if (!(isTRUE(cache) || isFALSE(cache) || (is.character(cache) && length(cache) == 1L && !is.na(cache)))) {
+    .input_error("cache", "FALSE, TRUE or a file path", cache, call = call)
+  }
+  list(
+    label_mode = label_mode,
+    class_names = if (is.null(class_names)) NULL else as.list(class_names),
+    color_mode = .check_string(color_mode, "color_mode", c("rgb", "grayscale", "rgba"), call = call),
+    batch_size = .check_count(batch_size, "batch_size", call = call),
+    image_size = as.list(as.integer(size)),
+    shuffle = shuffle, seed = seed, validation_split = validation_split, subset = subset,
+    interpolation = .check_string(interpolation, "interpolation",
+                                  c("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5"), call = call),
+    crop_to_aspect_ratio = .check_flag(crop_to_aspect_ratio, "crop_to_aspect_ratio", call = call),
+    verbose = .check_flag(verbose, "verbose", call = call),
+    workers = .check_count(workers, "workers", min = 0L, null_ok = TRUE, call = call),
+    prefetch = if (identical(prefetch, "auto")) "auto" else as.integer(prefetch),
+    cache = cache,
+    on_bad_file = .check_string(on_bad_file, "on_bad_file", c("error", "skip"), call = call)
+  )
+}
+
+# Python dataset handles as pydlr_image_dataset objects (a list of two for subset = "both").
+.image_datasets <- function(handles, subset) {
+  n <- reticulate::py_len(handles)
+  made <- lapply(seq_len(n) - 1L, function(i) .new_image_dataset(reticulate::py_get_item(handles, i)))
+  if (identical(subset, "both")) stats::setNames(made, c("training", "validation")) else made[[1]]
+}
+
+.new_image_dataset <- function(py) {
+  info <- .images_call("dataset_info", py)
+  structure(list(py = py, class_names = unlist(info$class_names), info = info), class = "pydlr_image_dataset")
+}
+
+#' @export
+length.pydlr_image_dataset <- function(x) as.integer(x$info$batches)
+
+#' @export
+print.pydlr_image_dataset <- function(x, ...) {
+  info <- .images_call("dataset_info", x$py) # fresh: skipped files are counted as the dataset is read
+  shape <- paste(unlist(info$image_shape), collapse = " x ")
+  cat(sprintf("<pydlr image dataset> %s files, %d batches of %d, images %s, label_mode %s\n",
+              format(info$num_files, big.mark = ","), info$batches, info$batch_size, shape,
+              if (is.null(info$label_mode)) "NULL" else sprintf("\"%s\"", info$label_mode)))
+  if (length(info$class_names)) {
+    counts <- stats::setNames(unlist(info$counts), unlist(info$class_names))
+    print(counts)
+  }
+  if (info$ignored > 0) cat(sprintf("(%d non-image file(s) ignored)\n", info$ignored))
+  if (length(info$bad_files)) cat(sprintf("(%d unreadable file(s) skipped)\n", length(info$bad_files)))
+  invisible(x)
+}
+
+# An R warning for the unreadable files skipped since `before` of them had been counted (Python's own
+# warning goes to Python's stderr, which R users do not see as a warning).
+.warn_skipped <- function(dataset, before, call = sys.call(-1L)) {
+  bad <- unlist(.images_call("dataset_info", dataset$py)$bad_files)
+  if (length(bad) > before) {
+    new <- bad[(before + 1L):length(bad)]
+    warning(simpleWarning(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
+                                  length(new), paste(utils::head(new, 5), collapse = ", ")), call))
+  }
+  invisible(bad)
+}
+
+#' The first batch of an image dataset, as R arrays
+#'
+#' For a look at what the model will see: `images` is `batch_size x height x width x channels` (values
+#' 0-255), `labels` the batch's labels as the dataset's `label_mode` gives them (0-based class indices for
+#' `"int"`).
+#' @param dataset A `pydlr_image_dataset`.
+#' @return `list(images, labels)` (`labels` is `NULL` without labels).
+#' @family datasets
+#' @export
+#' @md
+image_dataset_batch <- function(dataset) {
+  if (!inherits(dataset, "pydlr_image_dataset")) {
+    .input_error("dataset", "a pydlr image dataset (from image_dataset_from_directory())", dataset)
+  }
+  skipped <- length(.images_call("dataset_info", dataset$py)$bad_files)
+  res <- .images_call("dataset_batch", dataset$py, .convert = FALSE)
+  .warn_skipped(dataset, skipped)
+  get <- function(key) .bridge_from_py(reticulate::py_get_item(res, key))
+  labels <- if (reticulate::py_to_r(res$`__contains__`("labels"))) get("labels") else NULL
+  if (!is.null(labels) && length(dim(labels)) == 1L) dim(labels) <- NULL
+  list(images = get("images"), labels = labels)
+}

@@ -1,0 +1,90 @@
+# Image datasets from folders and data.frames of files (image_dataset_from_directory()).
+
+image_folder <- local({
+  made <- NULL
+  function() {
+    if (is.null(made)) {
+      made <<- file.path(tempdir(), "pydlr-image-folder")
+      python <- readLines(system.file("python-path", package = "pydlr"))[1]
+      script <- file.path(Sys.getenv("PYDLR_ROOT", getwd()), "scripts", "make_image_folder.py")
+      if (!file.exists(script)) script <- normalizePath(file.path("..", "..", "..", "scripts", "make_image_folder.py"))
+      status <- system2(python, c(script, made, "--limit", "120"), stdout = FALSE)
+      stopifnot(status == 0)
+    }
+    made
+  }
+})
+
+test_that("a folder becomes a dataset with class names, counts and batches", {
+  dir <- image_folder()
+  ds <- image_dataset_from_directory(dir, image_size = c(28, 28), color_mode = "grayscale",
+                                     batch_size = 32, seed = 1, verbose = FALSE)
+  expect_s3_class(ds, "pydlr_image_dataset")
+  expect_equal(length(ds), 4L) # ceiling(120 / 32)
+  expect_equal(ds$class_names[1:2], c("0_t_shirt_top", "1_trouser"))
+  expect_output(print(ds), "120 files, 4 batches of 32")
+  expect_output(print(ds), "0_t_shirt_top")
+  b <- image_dataset_batch(ds)
+  expect_equal(dim(b$images), c(32L, 28L, 28L, 1L))
+  expect_true(all(b$labels %in% 0:9) && max(b$images) <= 255 && max(b$images) > 100)
+})
+
+test_that("subset = 'both' splits without overlap; label modes shape the labels", {
+  dir <- image_folder()
+  sets <- image_dataset_from_directory(dir, image_size = c(16, 16), validation_split = 0.25, subset = "both",
+                                       seed = 3, label_mode = "categorical", batch_size = 10, verbose = FALSE)
+  expect_named(sets, c("training", "validation"))
+  expect_equal(c(length(sets$training), length(sets$validation)), c(9L, 3L))
+  b <- image_dataset_batch(sets$validation)
+  expect_equal(dim(b$labels), c(10L, 10L))
+  expect_equal(rowSums(b$labels), rep(1, 10))
+  expect_equal(dim(b$images), c(10L, 16L, 16L, 3L))
+})
+
+test_that("a data.frame of files uses its factor levels as classes", {
+  dir <- image_folder()
+  files <- list.files(dir, recursive = TRUE)
+  kind <- factor(ifelse(as.integer(substr(files, 1, 1)) %% 2 == 1, "odd", "even"), levels = c("odd", "even"))
+  df <- data.frame(path = files, kind = kind)
+  ds <- image_dataset_from_dataframe(df, directory = dir, x_col = "path", y_col = "kind", image_size = c(8, 8),
+                                     batch_size = 120, shuffle = FALSE, verbose = FALSE)
+  expect_equal(ds$class_names, c("odd", "even"))
+  b <- image_dataset_batch(ds)
+  expect_equal(b$labels, as.integer(kind) - 1L)
+  expect_error(image_dataset_from_dataframe(df, x_col = "nope"), class = "pydlr_input_error")
+})
+
+test_that("bad folders and arguments are R conditions naming the argument", {
+  dir <- image_folder()
+  expect_error(image_dataset_from_directory(file.path(tempdir(), "no-such-folder")),
+               "does not exist", class = "pydlr_input_error")
+  empty <- file.path(tempdir(), "pydlr-empty-folder")
+  dir.create(empty, showWarnings = FALSE)
+  expect_error(image_dataset_from_directory(empty, verbose = FALSE), "empty", class = "pydlr_input_error")
+  expect_error(image_dataset_from_directory(dir, label_mode = "sparse"), "label_mode", class = "pydlr_input_error")
+  expect_error(image_dataset_from_directory(dir, image_size = 28), "image_size", class = "pydlr_input_error")
+  expect_error(image_dataset_from_directory(dir, validation_split = 0.2, subset = "training"),
+               "seed", class = "pydlr_input_error")
+  expect_error(image_dataset_from_directory(dir, label_mode = "binary", verbose = FALSE),
+               "binary", class = "pydlr_input_error")
+  err <- tryCatch(image_dataset_from_directory(dir, color_mode = "cmyk"), error = identity)
+  expect_false(grepl("Traceback", conditionMessage(err)))
+  expect_match(conditionMessage(err), "^image_dataset_from_directory\\(\\): argument `color_mode`")
+})
+
+test_that("an unreadable image stops reading with its name, or is skipped with a warning", {
+  dir <- file.path(tempdir(), "pydlr-bad-image")
+  dir.create(file.path(dir, "a"), recursive = TRUE, showWarnings = FALSE)
+  dir.create(file.path(dir, "b"), showWarnings = FALSE)
+  src <- list.files(image_folder(), full.names = TRUE, recursive = TRUE)[1:2]
+  file.copy(src[1], file.path(dir, "a", "ok.png"))
+  file.copy(src[2], file.path(dir, "b", "ok.png"))
+  writeLines("not an image", file.path(dir, "b", "broken.png"))
+  ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE)
+  expect_error(image_dataset_batch(ds), "broken.png", class = "pydlr_training_error")
+  skip_ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE,
+                                          on_bad_file = "skip")
+  expect_warning(b <- image_dataset_batch(skip_ds), "broken.png")
+  expect_equal(dim(b$images)[1], 2L)
+  expect_output(print(skip_ds), "1 unreadable file")
+})
