@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydlr.data.image_dataset import ImageDataset, image_dataset_from_dataframe, image_dataset_from_directory
+from pydlr.data.image_dataset import (
+    ImageDataset,
+    image_dataset_from_dataframe,
+    image_dataset_from_directory,
+)
 from pydlr.errors import InputError
 
 __all__ = ["image_dataset_directory", "image_dataset_table", "dataset_info", "dataset_batch"]
