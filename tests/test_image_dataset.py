@@ -255,3 +255,94 @@ def test_keras_datasets_shapes_and_dtypes():
     with pytest.raises(NotSupportedError, match="never downloads"):
         keras.datasets.cifar10  # noqa: B018
     assert keras.utils.image_dataset_from_directory is image_dataset_from_directory
+
+
+# ----- fit / evaluate / predict on datasets -------------------------------------------------------
+def _model():
+    from pydlr import engine
+    from pydlr.models import seed_cnn
+    from pydlr.train import losses
+
+    torch.manual_seed(0)
+    model = seed_cnn(model_class=engine.Sequential)
+    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def _scaled(ds):
+    return ds.map(lambda x, y: (x / 255.0, y))
+
+
+def test_fit_steps_per_epoch_cycles_and_validation_freq(fm_folder):
+    from pydlr.train.events import Callback
+
+    class Count(Callback):
+        def __init__(self):
+            self.seen: list[int] = []
+
+        def before_epoch(self):
+            self.seen.append(0)
+
+        def after_batch(self):
+            if self.learn.training:
+                self.seen[-1] += int(self.learn.xb.shape[0])
+
+    tr, va = _grey(fm_folder, batch_size=20, validation_split=0.2, subset="both", seed=2)
+    model, count = _model(), Count()
+    hist = model.fit(_scaled(tr), epochs=3, steps_per_epoch=100, validation_data=_scaled(va),
+                     validation_steps=1, validation_freq=2, verbose=0, seed=1, callbacks=[count])
+    assert count.seen == [2000, 2000, 2000]  # 100 steps x 20 images, cycling over 160 files
+    assert len(hist.history["loss"]) == 3 and len(hist.history["val_loss"]) == 1
+    assert hist.history["accuracy"][-1] > 0.6
+    ev = model.evaluate(_scaled(va), return_dict=True)
+    pred = model.predict(_scaled(va))
+    assert pred.shape == (40, 10)
+    assert abs(float((pred.argmax(1) == va.labels).mean()) - ev["accuracy"]) < 1e-6
+
+
+def test_fit_is_reproducible_with_workers_and_augmentation(fm_folder):
+    weights = []
+    for workers in (0, 2):
+        ds = _grey(fm_folder, batch_size=25, seed=4, workers=workers)
+        model = _model()
+        model.fit(_scaled(ds), epochs=1, verbose=0, seed=3, augment=Augment(flip="horizontal", zoom=0.1))
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+def test_fit_refuses_mismatches_before_training(fm_folder, tmp_path):
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(InputError, match="image_size"):
+        model.fit(_grey(fm_folder, image_size=(32, 32)), verbose=0)
+    with pytest.raises(InputError, match="label_mode"):
+        model.fit(_grey(fm_folder, label_mode="categorical"), verbose=0)
+    (tmp_path / "other").mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "other" / "x.png")
+    with pytest.raises(InputError, match="only in validation: \\['other'\\]"):
+        model.fit(_grey(fm_folder), validation_data=_grey(tmp_path), verbose=0)
+    with pytest.raises(InputError, match="`y`"):
+        model.fit(_grey(fm_folder), np.zeros(N), verbose=0)
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_bad_file_mid_training_stops_cleanly_with_checkpoint_intact(tmp_path):
+    from pydlr.train.checkpoint import load_training_state
+    from pydlr.train.events import Callback
+
+    make_image_folder(tmp_path / "d", limit=60)
+    victim = sorted((tmp_path / "d" / "0_t_shirt_top").glob("*.png"))[0]
+
+    class Corrupt(Callback):
+        def after_epoch(self):
+            if self.learn.epoch == 0:
+                victim.write_bytes(b"broken")
+
+    model = _model()
+    ds = _grey(tmp_path / "d", batch_size=10, seed=1, workers=2)
+    with pytest.raises(BadImageError, match=victim.name):
+        model.fit(_scaled(ds), epochs=3, verbose=0, seed=1, resume=tmp_path / "ckpt",
+                  callbacks=[Corrupt()])
+    meta = load_training_state(tmp_path / "ckpt", _model(), None)
+    assert meta["epoch"] == 1  # readable, written after the one complete epoch (resumes at epoch 1)

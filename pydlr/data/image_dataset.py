@@ -435,3 +435,72 @@ def image_dataset_from_dataframe(
                             where)
     return _build(index, spec, label_mode, batch_size, shuffle, seed, validation_split, subset, workers,
                   prefetch, cache, on_bad_file, verbose, where)
+
+
+# ----- checks made by fit / evaluate / predict before any work ------------------------------------
+_LOSS_LABELS = {"sparse": "int", "categorical": "categorical", "binary": "binary"}
+
+
+def check_dataset(ds: ImageDataset, input_shape: tuple | None, loss_kind: str | None, n_out: int | None,
+                  where: str, name: str = "x") -> None:
+    """The dataset's images fit the model's input, and its labels the loss and the output width."""
+    if input_shape is not None:
+        want = tuple(input_shape)
+        got = ds.image_shape
+        if len(want) != 3 or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
+            raise InputError(name, f"images of shape {want} (the model's input; set image_size and "
+                             "color_mode of the dataset to match)", f"a dataset of {got[0]}x{got[1]}x{got[2]} "
+                             "images", where=where)
+    if loss_kind is None:  # predict: labels are not used
+        return
+    if ds.label_mode is None:
+        raise InputError(name, "a dataset with labels (label_mode 'int', 'categorical' or 'binary')",
+                         "a dataset made with label_mode=None", where=where)
+    want_mode = _LOSS_LABELS.get(loss_kind)
+    if want_mode is not None and ds.label_mode != want_mode:
+        raise InputError(name, f"a dataset with label_mode={want_mode!r} for this loss", f"label_mode="
+                         f"{ds.label_mode!r} (match the loss: 'int' for sparse_categorical_crossentropy, "
+                         "'categorical' for categorical_crossentropy, 'binary' for binary_crossentropy)",
+                         where=where)
+    k = ds.num_classes
+    if n_out is not None and ((loss_kind == "sparse" and k > n_out)
+                              or (loss_kind == "categorical" and k != n_out)
+                              or (loss_kind == "binary" and n_out != 1)):
+        raise InputError(name, f"labels the model's {n_out} output(s) can take",
+                         f"a dataset of {k} classes", where=where)
+
+
+def check_same_classes(train: ImageDataset, valid: ImageDataset, where: str) -> None:
+    """Training and validation datasets must name the same classes in the same order."""
+    if train.class_names != valid.class_names:
+        only_t = sorted(set(train.class_names or ()) - set(valid.class_names or ()))
+        only_v = sorted(set(valid.class_names or ()) - set(train.class_names or ()))
+        detail = (f"only in training: {only_t}; only in validation: {only_v}" if only_t or only_v
+                  else "the same names in another order")
+        raise InputError("validation_data", f"a dataset with the training dataset's class folders ({detail})",
+                         valid.class_names, where=where)
+
+
+def probe_images(ds: ImageDataset) -> torch.Tensor:
+    """Two blank images of the dataset's shape, to learn the model's output width without reading files."""
+    return torch.zeros((2,) + ds.image_shape)
+
+
+def dataset_sources(train: ImageDataset, validation: Any, input_shape: tuple | None, loss_kind: str | None,
+                    n_out: int | None, *, steps_per_epoch: int | None, validation_steps: int | None,
+                    shuffle: bool, seed: int, augment: Augment | None, device: torch.device, rank: int = 0,
+                    world_size: int = 1, where: str = "fit") -> tuple[DatasetBatches, DatasetBatches | None]:
+    """Checked batch sources for a fit on a dataset: training batches (shuffled when both ``shuffle`` and
+    the dataset say so, augmented with ``augment`` or the dataset's own augmentation, sharded by rank) and
+    validation batches (in order, ``validation_steps`` of them, cycling when that is more than a pass)."""
+    check_dataset(train, input_shape, loss_kind, n_out, where)
+    src = DatasetBatches(train, steps=steps_per_epoch, shuffle=train.shuffle and shuffle, seed=seed,
+                         augment=augment, device=device, rank=rank, world_size=world_size)
+    if validation is None:
+        return src, None
+    if not isinstance(validation, ImageDataset):
+        raise InputError("validation_data", "an image dataset when x is one (from "
+                         "image_dataset_from_directory(..., subset='validation'))", validation, where=where)
+    check_dataset(validation, input_shape, loss_kind, n_out, where, name="validation_data")
+    check_same_classes(train, validation, where)
+    return src, DatasetBatches(validation, steps=validation_steps, shuffle=False, seed=0, device=device)

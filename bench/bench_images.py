@@ -1,0 +1,287 @@
+"""Image folders streamed from disk: pydlr's image_dataset_from_directory against its peers, side by side.
+
+Claims (targets):
+1. decode + resize + augment + batch from a folder of >= 60,000 PNGs with 2 workers: >= 1.0x a torch
+   DataLoader over an ImageFolder with the same transforms and workers, >= 1.5x Keras' (TensorFlow)
+   image_dataset_from_directory + augmentation layers.
+2. the seed CNN trained from the folder with on-the-fly augmentation: epoch time <= 1.15x the same training
+   from in-memory arrays without augmentation.
+3. resident memory grows by < 300 MB while streaming 200,000 files through one pass.
+Also: the decoder choice (Pillow vs imageio per PNG).
+
+Transforms everywhere: grayscale, resize 28 -> 32 (bilinear), random horizontal flip, rotation up to 18
+degrees (keras factor 0.05), zoom 0.9-1.1; batches of 64, shuffled.
+The torch peer is torchvision's ImageFolder + DataLoader pipeline written out (PIL decode, PIL resize, PIL
+flip and PIL affine per image, as torchvision's transforms do on PIL images, default collate): torchvision
+cannot be installed beside this project's torch (its 0.28 wheel's operators do not load on torch 2.13 CPU).
+Keras runs in the peers' environment (.venv-peers: scripts/setup_peers.sh) as a subprocess.
+
+Run: source scripts/env.sh && python bench/bench_images.py [--quick]
+Folders are made once under /tmp by scripts/make_image_folder.py (60,000 PNGs; 50,000 PNGs x 4 names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from make_image_folder import make_image_folder  # noqa: E402
+
+from pydlr.data import Augment  # noqa: E402
+from pydlr.data.image_dataset import DatasetBatches, image_dataset_from_directory  # noqa: E402
+
+SIZE, BATCH = 32, 64
+AUG = Augment(flip="horizontal", rotation=0.05, zoom=0.1)
+
+
+def ensure_folder(path: Path, limit: int, copies: int = 1) -> Path:
+    stamp = path / ".complete"
+    if not stamp.exists():
+        t = time.perf_counter()
+        make_image_folder(path, limit=limit, copies=copies)
+        stamp.write_text("ok")
+        print(f"# made {path} ({limit * copies} names) in {time.perf_counter() - t:.0f} s", flush=True)
+    return path
+
+
+# ----- decoders -----------------------------------------------------------------------------------
+def bench_decoders(folder: Path, n: int = 3000) -> dict[str, float]:
+    from PIL import Image
+
+    files = sorted(folder.rglob("*.png"))[:n]
+    out = {}
+
+    def pillow(p):
+        with Image.open(p) as im:
+            return np.asarray(im.convert("L"))
+
+    def imageio_v3(p):
+        import imageio.v3 as iio
+
+        return iio.imread(p)
+
+    for name, fn in (("Pillow", pillow), ("imageio (v3)", imageio_v3)):
+        fn(files[0])
+        t = time.perf_counter()
+        for p in files:
+            fn(p)
+        out[name] = (time.perf_counter() - t) / len(files) * 1e6
+    return out
+
+
+# ----- throughput ---------------------------------------------------------------------------------
+def pydlr_pass(folder: Path, workers: int) -> tuple[int, float]:
+    ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(SIZE, SIZE),
+                                      batch_size=BATCH, seed=1, workers=workers, verbose=False).map(AUG)
+    src = DatasetBatches(ds)
+    t = time.perf_counter()
+    n = sum(int(x.shape[0]) for x, _, _ in src.epoch(0))
+    dt = time.perf_counter() - t
+    src.close()
+    return n, dt
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """torchvision's ImageFolder with Compose([Grayscale, Resize, RandomHorizontalFlip, RandomAffine,
+    PILToTensor-as-float]) written out: the same PIL calls torchvision makes on PIL images."""
+
+    def __init__(self, root: Path):
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.samples = [(str(f), k) for k, c in enumerate(classes) for f in sorted((root / c).glob("*.png"))]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        import random
+
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as im:
+            img = im.convert("L").resize((SIZE, SIZE), Image.BILINEAR)
+        if random.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        angle = math.radians(random.uniform(-18.0, 18.0))
+        scale = random.uniform(0.9, 1.1)
+        c = (SIZE - 1) / 2  # torchvision's inverse affine matrix about the centre
+        a, b = math.cos(angle) / scale, math.sin(angle) / scale
+        matrix = (a, b, c - a * c - b * c, -b, a, c + b * c - a * c)
+        img = img.transform((SIZE, SIZE), Image.AFFINE, matrix, Image.BILINEAR)
+        return torch.from_numpy(np.asarray(img, dtype=np.float32)[..., None].copy()), label
+
+
+def torch_pass(folder: Path, workers: int) -> tuple[int, float]:
+    loader = torch.utils.data.DataLoader(FolderDataset(folder), batch_size=BATCH, shuffle=True,
+                                         num_workers=workers, persistent_workers=False)
+    t = time.perf_counter()
+    n = sum(int(x.shape[0]) for x, _ in loader)
+    return n, time.perf_counter() - t
+
+
+def keras_pass(folder: Path, threads: int) -> tuple[int, float, str] | None:
+    py = ROOT.parent / "main" / ".venv-peers" / "bin" / "python"
+    py = Path(os.environ.get("PYDLR_PEERS_PYTHON", py if py.exists() else ROOT / ".venv-peers/bin/python"))
+    if not py.exists():
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    res = subprocess.run([str(py), str(ROOT / "bench" / "peers" / "images_keras.py"), str(folder),
+                          "--size", str(SIZE), "--batch", str(BATCH), "--threads", str(threads)],
+                         capture_output=True, text=True, env=env, timeout=1800)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not line:
+        print("# keras peer failed:", res.stderr[-2000:])
+        return None
+    d = json.loads(line[-1])
+    return d["images"], d["seconds"], f"TF {d['versions']['tensorflow']}, keras {d['versions']['keras']}"
+
+
+# ----- training -----------------------------------------------------------------------------------
+def train_epochs(folder: Path, epochs: int, workers: int, limit: int | None) -> dict[str, list[float]]:
+    from bench_fit import EpochTimer
+
+    from pydlr import engine
+    from pydlr.data import load_fashion_mnist
+    from pydlr.models import seed_cnn
+    from pydlr.train import losses
+
+    (x, y), _ = load_fashion_mnist()
+    x = x.astype(np.float32)[..., None] / 255.0
+    ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(28, 28), batch_size=BATCH,
+                                      seed=1, workers=workers, verbose=False)
+    if limit:
+        x, y = x[:limit], y[:limit]
+        ds = ds.take(math.ceil(limit / BATCH))
+    ds = ds.map(AUG).map(lambda xb, yb: (xb / 255.0, yb))
+    out = {}
+    for name, data in (("arrays, no augmentation", (x, y)), (f"folder + augmentation, {workers} worker(s)", ds)):
+        torch.manual_seed(0)
+        model = seed_cnn(model_class=engine.Sequential)
+        model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        timer = EpochTimer()
+        if isinstance(data, tuple):
+            model.fit(data[0], data[1], batch_size=BATCH, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
+        else:
+            model.fit(data, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
+        out[name] = timer.times
+    return out
+
+
+# ----- memory -------------------------------------------------------------------------------------
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):  # proportional: shared pages are not counted twice
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return 0.0
+
+
+def _tree_mb() -> float:
+    me = os.getpid()
+    try:
+        kids = open(f"/proc/{me}/task/{me}/children").read().split()
+    except OSError:
+        kids = []
+    return _rss_mb(me) + sum(_rss_mb(int(k)) for k in kids)
+
+
+def memory_pass(folder: Path, workers: int) -> dict[str, float]:
+    ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(SIZE, SIZE),
+                                      batch_size=BATCH, seed=1, workers=workers, verbose=False).map(AUG)
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(_tree_mb())
+            time.sleep(0.25)
+
+    before = _tree_mb()
+    src = DatasetBatches(ds)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t = time.perf_counter()
+    n = 0
+    for i, (x, _, _) in enumerate(src.epoch(0)):
+        n += int(x.shape[0])
+        if i == 20:
+            early = _tree_mb()
+    dt = time.perf_counter() - t
+    stop.set()
+    th.join()
+    src.close()
+    return {"files": ds.num_files, "images": n, "seconds": dt, "before_mb": before, "early_mb": early,
+            "peak_mb": max(samples), "end_mb": samples[-1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small folders (a smoke run, not the claim)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--train-workers", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--skip-keras", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    n60, n200 = (3000, 2500) if args.quick else (60000, 50000)
+    folder = ensure_folder(Path(f"/tmp/pydlr-bench-images-{n60}"), n60)
+    big = ensure_folder(Path(f"/tmp/pydlr-bench-images-{n200}x4"), n200, copies=4)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}; "
+          "the machine is shared with other jobs: ratios are noisy")
+
+    dec = bench_decoders(folder)
+    print("\n| decoder (28x28 grey PNG) | us per image |\n|---|---|")
+    for k, v in dec.items():
+        print(f"| {k} | {v:.0f} |")
+
+    rows = []
+    n, dt = pydlr_pass(folder, args.workers)
+    rows.append(("pydlr image_dataset_from_directory + Augment", n, dt))
+    n, dt = torch_pass(folder, args.workers)
+    rows.append(("torch DataLoader over ImageFolder (PIL transforms)", n, dt))
+    kr = None if args.skip_keras else keras_pass(folder, args.workers)
+    if kr:
+        rows.append((f"Keras image_dataset_from_directory + layers ({kr[2]})", kr[0], kr[1]))
+    base = rows[0][1] / rows[0][2]
+    print(f"\n| one pass over {n60:,} PNGs, {args.workers} workers | images | s | images/s | pydlr vs it |")
+    print("|---|---|---|---|---|")
+    for name, n, dt in rows:
+        print(f"| {name} | {n:,} | {dt:.1f} | {n / dt:,.0f} | {base / (n / dt):.2f}x |")
+
+    tr = train_epochs(folder, args.epochs, args.train_workers, None)
+    print(f"\n| seed CNN, {n60:,} images, batch {BATCH} | epoch times (s) | last epoch |\n|---|---|---|")
+    for k, v in tr.items():
+        print(f"| {k} | {', '.join(f'{t:.1f}' for t in v)} | {v[-1]:.1f} |")
+    a, f = list(tr.values())
+    print(f"ratio folder+augmentation / arrays (last epoch): {f[-1] / a[-1]:.2f}x (target <= 1.15x)")
+
+    mem = memory_pass(big, args.workers)
+    print(f"\n| streaming {mem['files']:,} files, {args.workers} workers | MB |\n|---|---|")
+    for k in ("before_mb", "early_mb", "peak_mb", "end_mb"):
+        print(f"| {k[:-3]} (process + workers, PSS) | {mem[k]:.0f} |")
+    print(f"growth peak - before: {mem['peak_mb'] - mem['before_mb']:.0f} MB, peak - after 20 batches: "
+          f"{mem['peak_mb'] - mem['early_mb']:.0f} MB (target < 300 MB); {mem['images']:,} images in "
+          f"{mem['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
