@@ -261,3 +261,69 @@ image_dataset_batch <- function(dataset) {
   if (!is.null(labels) && length(dim(labels)) == 1L) dim(labels) <- NULL
   list(images = get("images"), labels = labels)
 }
+
+# fit(), evaluate() and predict() on an image dataset: the labels and the batch size come with the dataset;
+# validation_data is a dataset too. Called by the methods in fit.R when `x` is a pydlr_image_dataset.
+.fit_image_dataset <- function(object, x, y = NULL, batch_size = NULL, epochs = 10L, verbose = "auto",
+                               callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
+                               class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
+                               resume = NULL, device = "auto", augment = NULL, workers = 0L,
+                               view_metrics = FALSE, validation_steps = NULL, validation_freq = 1L, ...,
+                               call = sys.call(-1L)) {
+  .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.", call = call)
+  if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
+  if (!is.null(batch_size)) {
+    .input_error("batch_size", "NULL when x is an image dataset (set it in image_dataset_from_directory())",
+                 batch_size, call = call)
+  }
+  if (!identical(validation_split, 0)) {
+    .input_error("validation_split", "0 when x is an image dataset (use validation_split and subset in image_dataset_from_directory())",
+                 validation_split, call = call)
+  }
+  if (!is.null(validation_data) && !inherits(validation_data, "pydlr_image_dataset")) {
+    .input_error("validation_data", "an image dataset when x is one (image_dataset_from_directory(..., subset = \"validation\"))",
+                 validation_data, call = call)
+  }
+  if (!is.null(augment) && !inherits(augment, "pydlr_augmentation")) {
+    .input_error("augment", "NULL or an augmentation(...)", augment, call = call)
+  }
+  freq <- validation_freq
+  ok_freq <- is.numeric(freq) && length(freq) >= 1L && !anyNA(freq) && all(freq >= 1) && all(freq == round(freq))
+  if (!ok_freq) .input_error("validation_freq", "a whole number >= 1, or a vector of epochs", freq, call = call)
+  epochs <- .check_count(epochs, "epochs", call = call)
+  initial_epoch <- .check_count(initial_epoch, "initial_epoch", call = call)
+  if (initial_epoch > epochs) .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
+  skipped <- length(.images_call("dataset_info", x$py)$bad_files)
+  args <- list(
+    epochs = epochs,
+    steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
+    validation_data = if (is.null(validation_data)) NULL else validation_data$py,
+    validation_steps = .check_count(validation_steps, "validation_steps", null_ok = TRUE, call = call),
+    validation_freq = if (length(freq) == 1L) as.integer(freq) else as.list(as.integer(freq)),
+    shuffle = .check_flag(shuffle, "shuffle", call = call),
+    class_weight = .check_class_weight(class_weight, call = call),
+    initial_epoch = initial_epoch - 1L,
+    callbacks = .py_callbacks(callbacks, call = call),
+    verbose = .check_verbose(verbose, call = call),
+    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
+    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    device = .check_string(device, "device", c("auto", "cpu", "cuda"), call = call),
+    print_fn = .r_callable(.console_print),
+    dynamic = .dynamic_progress(),
+    augment = if (is.null(augment)) NULL else unclass(augment)
+  )
+  result <- do.call(.images_call, c(list("fit_dataset", object$py, x$py), args, list(.call = call)), quote = TRUE)
+  .warn_skipped(x, skipped, call = call)
+  invisible(.new_history(result))
+}
+
+.evaluate_image_dataset <- function(object, x, y = NULL, call = sys.call(-1L)) {
+  if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
+  lapply(.images_call("evaluate_dataset", object$py, x$py, .call = call), as.numeric)
+}
+
+.predict_image_dataset <- function(object, x, type, call = sys.call(-1L)) {
+  out <- .bridge_from_py(.images_call("predict_dataset", object$py, x$py, classes = type == "class",
+                                      .convert = FALSE, .call = call), call = call)
+  if (type == "class") as.integer(out) else out
+}

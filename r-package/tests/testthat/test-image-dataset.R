@@ -88,3 +88,25 @@ test_that("an unreadable image stops reading with its name, or is skipped with a
   expect_equal(dim(b$images)[1], 2L)
   expect_output(print(skip_ds), "1 unreadable file")
 })
+
+test_that("fit(), evaluate() and predict() take image datasets", {
+  dir <- image_folder()
+  sets <- image_dataset_from_directory(dir, image_size = c(28, 28), color_mode = "grayscale", batch_size = 20,
+                                       validation_split = 0.25, subset = "both", seed = 5, verbose = FALSE)
+  model <- rapi_seed_cnn(head = TRUE)
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  history <- model |> fit(sets$training, epochs = 2, steps_per_epoch = 10, validation_data = sets$validation,
+                          validation_steps = 1, validation_freq = 2, verbose = 0, seed = 1,
+                          augment = augmentation(flip = "horizontal"))
+  h <- as.data.frame(history)
+  expect_equal(nrow(h), 2L)
+  expect_equal(is.na(h$val_loss), c(TRUE, FALSE)) # validation_freq = 2: only the second epoch
+  ev <- evaluate(model, sets$validation)
+  expect_named(ev, c("loss", "accuracy"))
+  cls <- predict(model, sets$validation, type = "class")
+  expect_length(cls, 30L)
+  expect_true(all(cls %in% 0:9))
+  expect_error(fit(model, sets$training, batch_size = 8, verbose = 0), "batch_size", class = "pydlr_input_error")
+  other <- image_dataset_from_directory(dir, image_size = c(32, 32), color_mode = "grayscale", verbose = FALSE)
+  expect_error(fit(model, other, verbose = 0), "image_size", class = "pydlr_input_error")
+})
