@@ -13,7 +13,9 @@
 #' array `n x h x w` is accepted by a model with input shape `c(h, w, 1)` (one channel).
 #'
 #' @param object A compiled `pydlr_model`.
-#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first.
+#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first; or an
+#'   image dataset from [image_dataset_from_directory()] (then `y` and `batch_size` stay `NULL`: labels and
+#'   batch size come with the dataset, `validation_data` is a dataset too).
 #' @param y Targets: integer class labels `0, 1, ...` (a vector or factor; for
 #'   `"sparse_categorical_crossentropy"`), a one-hot matrix (for `"categorical_crossentropy"`), or numbers.
 #' @param batch_size Samples per update; `NULL` (default): the engine's default, 32, as Keras.
@@ -41,7 +43,9 @@
 #'   the current one (`0`: augment in this process).
 #' @param view_metrics Accepted for keras (R) scripts and ignored: pydlr opens no viewer; `plot(history)`
 #'   draws the curves.
-#' @param ... Other keras3 arguments (`sample_weight`, `validation_freq`, ...) are not supported.
+#' @param ... With an image dataset, `validation_steps` (validation batches per epoch) and `validation_freq`
+#'   (validate every n-th epoch, or at the epochs listed). Other keras3 arguments (`sample_weight`, ...)
+#'   are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
 #'   as in keras3 (the model itself was trained in place).
 #' @family training
@@ -57,6 +61,11 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
                             resume = NULL, device = "auto", augment = NULL, workers = 0L,
                             view_metrics = FALSE, ...) {
+  if (inherits(x, "pydlr_image_dataset")) {
+    return(.fit_image_dataset(object, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+      validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, seed, resume, device, augment,
+      workers, view_metrics, ..., call = sys.call()))
+  }
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
     .input_error("view_metrics", "TRUE, FALSE or \"auto\" (ignored by pydlr)", view_metrics)
@@ -159,6 +168,7 @@ evaluate <- function(object, ...) UseMethod("evaluate")
 #' @export
 #' @md
 evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, verbose = "auto", ...) {
+  if (inherits(x, "pydlr_image_dataset")) return(.evaluate_image_dataset(object, x, y, call = sys.call()))
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .check_data(x, "x")
@@ -187,6 +197,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' @md
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
   type <- match.arg(type)
+  if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .check_data(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
