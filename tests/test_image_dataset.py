@@ -346,3 +346,37 @@ def test_bad_file_mid_training_stops_cleanly_with_checkpoint_intact(tmp_path):
                   callbacks=[Corrupt()])
     meta = load_training_state(tmp_path / "ckpt", _model(), None)
     assert meta["epoch"] == 1  # readable, written after the one complete epoch (resumes at epoch 1)
+
+
+def test_ddp_ranks_read_disjoint_shards(fm_folder):
+    from pydlr.data.image_dataset import DatasetBatches
+
+    ds = _grey(fm_folder, batch_size=16, seed=9, workers=0)
+    seen = []
+    for rank in (0, 1):
+        src = DatasetBatches(ds, seed=9, rank=rank, world_size=2)
+        assert src.steps == 7  # ceil(ceil(200 / 2) / 16)
+        seen.append([int(i) for idx, _ in src._plan(0) for i in idx])
+    assert len(seen[0]) == len(seen[1]) == 100 and not set(seen[0]) & set(seen[1])
+    assert set(seen[0]) | set(seen[1]) == set(range(N))
+    model = _model()
+    with pytest.raises(NotSupportedError, match="torchrun"):
+        model.fit(ds, distributed=True, verbose=0)
+
+
+def test_rgb_folder_into_mobilenet_fine_tuning(tmp_path):
+    from pydlr import pretrained
+    from pydlr.pretrained import imagenet
+    from pydlr.pretrained.transfer import fine_tune
+
+    make_image_folder(tmp_path, limit=200, size=64, rgb=True)
+    tr, va = image_dataset_from_directory(tmp_path, image_size=(64, 64), batch_size=20, seed=1,
+                                          validation_split=0.2, subset="both", verbose=False)
+
+    def prep(x, y):
+        return imagenet.preprocess(x, size=64, resize=64), y  # ImageNet mean/std, in the workers
+
+    base = pretrained.load("mobilenet_v2", include_top=False, input_shape=(64, 64, 3))
+    model = fine_tune(base, 10, tr.map(prep), None, epochs=0, freeze_epochs=3, learning_rate=3e-3,
+                      validation_data=va.map(prep), seed=0)
+    assert model.evaluate(va.map(prep), return_dict=True)["accuracy"] > 0.3  # chance: 0.1
