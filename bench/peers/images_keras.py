@@ -3,7 +3,7 @@ layers mapped over the dataset (num_parallel_calls limited to the given threads)
 
 Run in the peers' environment (.venv-peers, scripts/setup_peers.sh):
     python bench/peers/images_keras.py FOLDER --size 32 --batch 64 --threads 2
-Prints one JSON line: {"images": n, "seconds": s, "versions": {...}}.
+Prints one JSON line: {"images": n, "seconds": s, "cpu": CPU seconds, "versions": {...}}.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 
 ap = argparse.ArgumentParser()
@@ -39,9 +40,15 @@ ds = ds.prefetch(tf.data.AUTOTUNE)
 options = tf.data.Options()
 options.threading.private_threadpool_size = args.threads
 ds = ds.with_options(options)
-t = time.perf_counter()
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+t, c = time.perf_counter(), cpu_s()
 n = 0
 for x, _ in ds:
     n += int(x.shape[0])
-print(json.dumps({"images": n, "seconds": time.perf_counter() - t,
+print(json.dumps({"images": n, "seconds": time.perf_counter() - t, "cpu": cpu_s() - c,
                   "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}))

@@ -33,7 +33,7 @@ INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos
 class ImageSpec:
     """How every image of a dataset is decoded: size, colour mode, interpolation, crop."""
 
-    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio")
+    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio", "_resample")
 
     def __init__(self, image_size: tuple[int, int], color_mode: str, interpolation: str,
                  crop_to_aspect_ratio: bool):
@@ -41,12 +41,18 @@ class ImageSpec:
         self.mode, self.channels = COLOR_MODES[color_mode]
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self._resample: int | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.height, self.width, self.channels)
 
     def resample(self) -> int:
+        if self._resample is None:
+            self._resample = self._pillow_filter()
+        return self._resample
+
+    def _pillow_filter(self) -> int:
         from PIL import Image
 
         return {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC,

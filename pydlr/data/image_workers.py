@@ -81,12 +81,26 @@ def _labels(job: DecodeJob, idx: np.ndarray, out: torch.Tensor) -> None:
         out.copy_(lab.view(-1, 1).to(torch.float32))
 
 
+_STAGE: dict[tuple, np.ndarray] = {}
+
+
+def _staging(job: DecodeJob, batch_size: int) -> np.ndarray:
+    """A uint8 batch buffer, one per process and shape (decoded images land here, then one cast)."""
+    key = (batch_size,) + job.spec.shape
+    buf = _STAGE.get(key)
+    if buf is None:
+        _STAGE.clear()
+        buf = _STAGE[key] = np.empty(key, dtype=np.uint8)
+    return buf
+
+
 def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
                y_out: torch.Tensor | None) -> tuple[int, list[tuple[str, str]]]:
     """Decode the files ``idx`` into ``x_out[:kept]`` (float32 NHWC, values 0-255) and their labels into
     ``y_out[:kept]``, then augment and map them. Returns ``(kept, [(path, reason) of skipped files])``."""
     kept: list[int] = []
     bad: list[tuple[str, str]] = []
+    stage = _staging(job, x_out.shape[0])
     for i in idx:
         try:
             arr = _image(job, int(i))
@@ -96,12 +110,13 @@ def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
                 raise BadImageError(path, f"{type(exc).__name__}: {exc}") from None
             bad.append((path, str(exc)))
             continue
-        x_out[len(kept)].numpy()[...] = arr  # uint8 -> float32 in one NumPy cast, no extra tensor
+        stage[len(kept)] = arr
         kept.append(int(i))
     n = len(kept)
     if n == 0:
         return 0, bad
     xb = x_out[:n]
+    xb.copy_(torch.from_numpy(stage[:n]))  # one uint8 -> float32 pass for the batch
     yb = y_out[:n] if y_out is not None else None
     if yb is not None:
         _labels(job, np.asarray(kept, dtype=np.int64), yb)
@@ -163,11 +178,22 @@ def make_slots(job: DecodeJob, batch_size: int, n_slots: int, shared: bool):
     return slots
 
 
+def warm_up(job: DecodeJob) -> None:
+    """Import Pillow's decoders and run the augmentation once here, before forking, so every worker
+    inherits them instead of paying for them on its first batch (measured: ~0.5 s a worker)."""
+    from PIL import Image
+
+    Image.preinit()
+    if job.augment is not None:
+        job.augment(torch.zeros((1,) + job.spec.shape), torch.Generator().manual_seed(0))
+
+
 class DecodePool:
     """``workers`` processes and ``prefetch + 1`` shared batch slots (at least ``workers + 1``)."""
 
     def __init__(self, job: DecodeJob, batch_size: int, workers: int, prefetch: int):
         ctx = mp.get_context("fork")
+        warm_up(job)
         self.slots = make_slots(job, batch_size, max(prefetch, workers) + 1, shared=True)
         self.task_out, self.result_in, self.procs = [], [], []
         for _ in range(workers):
