@@ -12,6 +12,6 @@ name. Meaning is checked once, by the core (``pydlr.errors.InputError`` and frie
 translate R's types (R has no tuples, no int64, no uint8) and never re-validate.
 
 Modules: ``models`` (building, summaries, weights), ``training`` (compile, fit, evaluate, predict,
-callbacks), ``saving``, ``datasets``, ``pretrained``, ``interpret``, ``cluster``, ``errors`` (exceptions as R
+callbacks), ``saving``, ``datasets``, ``images`` (image datasets streamed from disk), ``pretrained``, ``interpret``, ``cluster``, ``errors`` (exceptions as R
 conditions), ``config`` (seeding and runtime facts for ``pydlr_config()``).
 """

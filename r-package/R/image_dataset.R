@@ -2,16 +2,9 @@
 # the arguments in R's words; Python lists the files, and decodes, resizes and augments them in worker
 # processes while the model trains (nothing is read into R). All calls go through .images_call().
 
-.images_env <- new.env(parent = emptyenv())
-
-# The one door to pydlr.api_r_images: Python errors become pydlr conditions (as .api_call()).
+# Every call goes through here (the package's one door, .py_call(), to pydlr.api_r.images).
 .images_call <- function(fun, ..., .convert = TRUE, .call = sys.call(-1L)) {
-  if (is.null(.images_env$api)) {
-    .pydlr_py() # pydlr's one-time Python set-up comes first
-    .images_env$api <- reticulate::import("pydlr.api_r_images", convert = FALSE, delay_load = FALSE)
-  }
-  result <- tryCatch(.images_env$api[[fun]](...), error = function(e) .signal_python_error(e, .call))
-  if (.convert) reticulate::py_to_r(result) else result
+  .py_call(paste0("api_r.images.", fun), ..., .convert = .convert, .call = .call)
 }
 
 #' Image datasets streamed from a folder or a table of files
@@ -88,7 +81,7 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
                               validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
                               prefetch, cache, on_bad_file, call)
   args$follow_links <- .check_flag(follow_links, "follow_links")
-  handles <- do.call(.images_call, c(list("image_dataset_directory", directory, labels = labels), args,
+  handles <- do.call(.images_call, c(list("from_directory", directory, labels = labels), args,
                                      list(.convert = FALSE, .call = call)), quote = TRUE)
   .image_datasets(handles, subset)
 }
@@ -136,7 +129,7 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
                               validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
                               prefetch, cache, on_bad_file, call)
-  handles <- do.call(.images_call, c(list("image_dataset_table", as.list(paths), labels), args,
+  handles <- do.call(.images_call, c(list("from_dataframe", as.list(paths), labels), args,
                                      list(.convert = FALSE, .call = call)), quote = TRUE)
   .image_datasets(handles, subset)
 }
@@ -204,7 +197,7 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
 }
 
 .new_image_dataset <- function(py) {
-  info <- .images_call("dataset_info", py)
+  info <- .images_call("info", py)
   structure(list(py = py, class_names = unlist(info$class_names), info = info), class = "pydlr_image_dataset")
 }
 
@@ -213,7 +206,7 @@ length.pydlr_image_dataset <- function(x) as.integer(x$info$batches)
 
 #' @export
 print.pydlr_image_dataset <- function(x, ...) {
-  info <- .images_call("dataset_info", x$py) # fresh: skipped files are counted as the dataset is read
+  info <- .images_call("info", x$py) # fresh: skipped files are counted as the dataset is read
   shape <- paste(unlist(info$image_shape), collapse = " x ")
   cat(sprintf("<pydlr image dataset> %s files, %d batches of %d, images %s, label_mode %s\n",
               format(info$num_files, big.mark = ","), info$batches, info$batch_size, shape,
@@ -230,7 +223,7 @@ print.pydlr_image_dataset <- function(x, ...) {
 # An R warning for the unreadable files skipped since `before` of them had been counted (Python's own
 # warning goes to Python's stderr, which R users do not see as a warning).
 .warn_skipped <- function(dataset, before, call = sys.call(-1L)) {
-  bad <- unlist(.images_call("dataset_info", dataset$py)$bad_files)
+  bad <- unlist(.images_call("info", dataset$py)$bad_files)
   if (length(bad) > before) {
     new <- bad[(before + 1L):length(bad)]
     warning(simpleWarning(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
@@ -253,8 +246,8 @@ image_dataset_batch <- function(dataset) {
   if (!inherits(dataset, "pydlr_image_dataset")) {
     .input_error("dataset", "a pydlr image dataset (from image_dataset_from_directory())", dataset)
   }
-  skipped <- length(.images_call("dataset_info", dataset$py)$bad_files)
-  res <- .images_call("dataset_batch", dataset$py, .convert = FALSE)
+  skipped <- length(.images_call("info", dataset$py)$bad_files)
+  res <- .images_call("first_batch", dataset$py, .convert = FALSE)
   .warn_skipped(dataset, skipped)
   get <- function(key) .bridge_from_py(reticulate::py_get_item(res, key))
   labels <- if (reticulate::py_to_r(res$`__contains__`("labels"))) get("labels") else NULL
@@ -293,7 +286,7 @@ image_dataset_batch <- function(dataset) {
   epochs <- .check_count(epochs, "epochs", call = call)
   initial_epoch <- .check_count(initial_epoch, "initial_epoch", call = call)
   if (initial_epoch > epochs) .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
-  skipped <- length(.images_call("dataset_info", x$py)$bad_files)
+  skipped <- length(.images_call("info", x$py)$bad_files)
   args <- list(
     epochs = epochs,
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
@@ -307,23 +300,25 @@ image_dataset_batch <- function(dataset) {
     verbose = .check_verbose(verbose, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
     resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
-    device = .check_string(device, "device", c("auto", "cpu", "cuda"), call = call),
+    device = .check_string(device, "device", call = call),
     print_fn = .r_callable(.console_print),
-    dynamic = .dynamic_progress(),
+    dynamic_progress = .dynamic_progress(),
     augment = if (is.null(augment)) NULL else unclass(augment)
   )
-  result <- do.call(.images_call, c(list("fit_dataset", object$py, x$py), args, list(.call = call)), quote = TRUE)
+  result <- do.call(.images_call, c(list("fit", object$py, x$py), args, list(.call = call)), quote = TRUE)
   .warn_skipped(x, skipped, call = call)
   invisible(.new_history(result))
 }
 
 .evaluate_image_dataset <- function(object, x, y = NULL, call = sys.call(-1L)) {
   if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
-  lapply(.images_call("evaluate_dataset", object$py, x$py, .call = call), as.numeric)
+  lapply(.images_call("evaluate", object$py, x$py, .call = call), as.numeric)
 }
 
+# Outputs in the dataset's file order; classes as a factor of the dataset's class names (the folders).
 .predict_image_dataset <- function(object, x, type, call = sys.call(-1L)) {
-  out <- .bridge_from_py(.images_call("predict_dataset", object$py, x$py, classes = type == "class",
-                                      .convert = FALSE, .call = call), call = call)
-  if (type == "class") as.integer(out) else out
+  fun <- if (type == "class") "predict_classes" else "predict"
+  out <- .bridge_from_py(.images_call(fun, object$py, x$py, .convert = FALSE, .call = call), call = call)
+  if (type == "class") return(.as_classes(out, if (length(x$class_names)) x$class_names))
+  out
 }
