@@ -380,3 +380,39 @@ def test_rgb_folder_into_mobilenet_fine_tuning(tmp_path):
     model = fine_tune(base, 10, tr.map(prep), None, epochs=0, freeze_epochs=3, learning_rate=3e-3,
                       validation_data=va.map(prep), seed=0)
     assert model.evaluate(va.map(prep), return_dict=True)["accuracy"] > 0.3  # chance: 0.1
+
+
+def test_labels_given_as_a_list_or_none(tmp_path):
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    kw = {"image_size": (6, 6), "color_mode": "grayscale", "shuffle": False, "verbose": False, "workers": 0}
+    ds = image_dataset_from_directory(tmp_path, labels=[3, 1, 0, 2], **kw)  # files in sorted path order
+    _, y = next(iter(ds))
+    assert [os.path.relpath(p, tmp_path) for p in ds.file_paths] == ["a/0.png", "a/1.png", "b/0.png", "b/1.png"]
+    assert y.tolist() == [3, 1, 0, 2] and ds.class_names == ["0", "1", "2", "3"]
+    images = next(iter(image_dataset_from_directory(tmp_path, labels=None, **kw)))
+    assert isinstance(images, torch.Tensor) and images.shape == (4, 6, 6, 1)
+    with pytest.raises(InputError, match="one label per image file"):
+        image_dataset_from_directory(tmp_path, labels=[0, 1], **kw)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_and_resized(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (640, 480), (200, 30, 90)).save(tmp_path / "a" / "big.jpg", quality=95)
+    x, _ = next(iter(image_dataset_from_directory(tmp_path, image_size=(24, 32), verbose=False, workers=0)))
+    assert x.shape == (1, 24, 32, 3)
+    assert torch.allclose(x[0].mean((0, 1)), torch.tensor([200.0, 30.0, 90.0]), atol=4)
+
+
+def test_image_folder_example_runs(tmp_path):
+    import subprocess
+
+    make_image_folder(tmp_path, limit=300)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "examples" / "image_folder.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "100 steps x 20 = 2000 images an epoch" in done.stdout and "Epoch 3/3" in done.stdout
