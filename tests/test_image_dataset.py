@@ -416,3 +416,47 @@ def test_image_folder_example_runs(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "100 steps x 20 = 2000 images an epoch" in done.stdout and "Epoch 3/3" in done.stdout
+
+
+DDP_SCRIPT = '''
+import json, os, sys
+from safetensors.torch import save_file
+from pydlr import engine
+from pydlr.models import seed_cnn
+from pydlr.train import losses
+from pydlr.utils import image_dataset_from_directory, set_random_seed
+
+folder, out, rank = sys.argv[1], sys.argv[2], int(os.environ["RANK"])
+set_random_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
+ds = image_dataset_from_directory(folder, image_size=(28, 28), color_mode="grayscale", batch_size=10,
+                                  seed=1, workers=1, verbose=False).map(lambda x, y: (x / 255.0, y))
+m = seed_cnn(model_class=engine.Sequential)
+m.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
+h = m.fit(ds, epochs=2, seed=1, verbose=0)
+save_file({k: v.contiguous() for k, v in m.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+json.dump({"steps": h.params["steps"], "loss": h.history["loss"]}, open(f"{out}/hist{rank}.json", "w"))
+'''
+
+
+def test_torchrun_ranks_train_from_their_shards_of_a_folder(tmp_path):
+    import json
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    from pydlr.train.distributed import free_port
+
+    make_image_folder(tmp_path / "d", limit=120)
+    script = tmp_path / "train.py"
+    script.write_text(DDP_SCRIPT)
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "pydlr.train.distributed", "--nproc-per-node", "2", "--master-port",
+           str(free_port()), str(script), str(tmp_path / "d"), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    h0 = json.loads((tmp_path / "hist0.json").read_text())
+    assert h0["steps"] == 6  # 120 files / 2 ranks / batch 10
+    assert h0 == json.loads((tmp_path / "hist1.json").read_text())
