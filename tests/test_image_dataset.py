@@ -460,3 +460,15 @@ def test_torchrun_ranks_train_from_their_shards_of_a_folder(tmp_path):
     h0 = json.loads((tmp_path / "hist0.json").read_text())
     assert h0["steps"] == 6  # 120 files / 2 ranks / batch 10
     assert h0 == json.loads((tmp_path / "hist1.json").read_text())
+
+
+def test_pad_to_aspect_ratio_keeps_the_whole_image(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.full((10, 30), 255, np.uint8)).save(tmp_path / "a" / "wide.png")
+    kw = {"image_size": (5, 5), "color_mode": "grayscale", "verbose": False, "workers": 0}
+    x, _ = next(iter(image_dataset_from_directory(tmp_path, pad_to_aspect_ratio=True, **kw)))
+    assert x[0, :, :, 0].tolist() == [[0.0] * 5] + [[255.0] * 5] * 2 + [[0.0] * 5] * 2
+    with pytest.raises(InputError, match="pad_to_aspect_ratio"):
+        image_dataset_from_directory(tmp_path, pad_to_aspect_ratio=True, crop_to_aspect_ratio=True, **kw)
+    with pytest.raises(InputError, match="data_format"):
+        image_dataset_from_directory(tmp_path, data_format="channels_first", **kw)

@@ -7,8 +7,9 @@ crop of ``crop_to_aspect_ratio`` is the ``box`` of the one resize, not a separat
 
 Meanings follow keras' ``image_dataset_from_directory``: images are converted to ``color_mode`` ("grayscale"
 1 channel, "rgb" 3, "rgba" 4), then resized to ``image_size`` = (height, width) with ``interpolation``;
-``crop_to_aspect_ratio=True`` first takes the largest centred crop with the target's aspect ratio, so the
-image is not distorted.
+``crop_to_aspect_ratio=True`` first takes the largest centred crop with the target's aspect ratio, and
+``pad_to_aspect_ratio=True`` instead fits the whole image inside the target and pads it with zeros, so the
+image is not distorted either way.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos
 class ImageSpec:
     """How every image of a dataset is decoded: size, colour mode, interpolation, crop."""
 
-    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio", "_resample")
+    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio",
+                 "pad_to_aspect_ratio", "_resample")
 
     def __init__(self, image_size: tuple[int, int], color_mode: str, interpolation: str,
-                 crop_to_aspect_ratio: bool):
+                 crop_to_aspect_ratio: bool, pad_to_aspect_ratio: bool = False):
         self.height, self.width = int(image_size[0]), int(image_size[1])
         self.mode, self.channels = COLOR_MODES[color_mode]
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
         self._resample: int | None = None
 
     @property
@@ -61,7 +64,7 @@ class ImageSpec:
 
 
 def check_image_spec(image_size: Any, color_mode: Any, interpolation: Any, crop_to_aspect_ratio: Any,
-                     where: str) -> ImageSpec:
+                     where: str, pad_to_aspect_ratio: Any = False) -> ImageSpec:
     """Validate keras' image arguments (InputError naming the argument) and return the ImageSpec."""
     if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
@@ -72,9 +75,14 @@ def check_image_spec(image_size: Any, color_mode: Any, interpolation: Any, crop_
     if interpolation not in INTERPOLATIONS:
         raise InputError("interpolation", f"one of {', '.join(map(repr, INTERPOLATIONS))}",
                          interpolation, where=where)
-    if not isinstance(crop_to_aspect_ratio, (bool, np.bool_)):
-        raise InputError("crop_to_aspect_ratio", "True or False", crop_to_aspect_ratio, where=where)
-    return ImageSpec(tuple(image_size), color_mode, interpolation, bool(crop_to_aspect_ratio))
+    for name, flag in (("crop_to_aspect_ratio", crop_to_aspect_ratio), ("pad_to_aspect_ratio", pad_to_aspect_ratio)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InputError(name, "True or False", flag, where=where)
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
+        raise InputError("pad_to_aspect_ratio", "False when crop_to_aspect_ratio is True (one or the other)",
+                         pad_to_aspect_ratio, where=where)
+    return ImageSpec(tuple(image_size), color_mode, interpolation, bool(crop_to_aspect_ratio),
+                     bool(pad_to_aspect_ratio))
 
 
 def _crop_box(w: int, h: int, target_w: int, target_h: int) -> tuple[float, float, float, float]:
@@ -104,9 +112,22 @@ def decode_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
         else:
             img.load()  # decode now: errors surface here, inside the with block
         size = (spec.width, spec.height)
+        if spec.pad_to_aspect_ratio and img.size != size:
+            return _padded(img, spec)
         if img.size != size:
             box = (_crop_box(img.width, img.height, spec.width, spec.height)
                    if spec.crop_to_aspect_ratio else None)
             img = img.resize(size, spec.resample(), box=box)
         arr = np.asarray(img, dtype=np.uint8)
     return arr.reshape(spec.shape)
+
+
+def _padded(img: Any, spec: ImageSpec) -> np.ndarray:
+    """The whole image resized to fit inside the target, centred on zeros (keras' pad_to_aspect_ratio)."""
+    scale = min(spec.width / img.width, spec.height / img.height)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    small = np.asarray(img.resize((w, h), spec.resample()), dtype=np.uint8).reshape(h, w, spec.channels)
+    out = np.zeros(spec.shape, dtype=np.uint8)
+    top, left = (spec.height - h) // 2, (spec.width - w) // 2
+    out[top:top + h, left:left + w] = small
+    return out

@@ -297,7 +297,10 @@ class DatasetBatches:
 
 # ----- the constructors ---------------------------------------------------------------------------
 def _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch,
-                  cache, on_bad_file, where) -> None:
+                  cache, on_bad_file, where, data_format=None) -> None:
+    if data_format not in (None, "channels_last"):
+        raise InputError("data_format", "None or 'channels_last' (pydlr's images are channels-last, as "
+                         "keras' default)", data_format, where=where)
     if label_mode not in LABEL_MODES:
         raise InputError("label_mode", "'int', 'categorical', 'binary' or None", label_mode, where=where)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -380,7 +383,8 @@ def image_dataset_from_directory(
     class_names: list[str] | None = None, color_mode: str = "rgb", batch_size: int = 32,
     image_size: tuple[int, int] = (256, 256), shuffle: bool = True, seed: int | None = None,
     validation_split: float | None = None, subset: str | None = None, interpolation: str = "bilinear",
-    follow_links: bool = False, crop_to_aspect_ratio: bool = False, verbose: bool = True, *,
+    follow_links: bool = False, crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False,
+    data_format: str | None = None, verbose: bool = True, *,
     workers: int | None = None, prefetch: int | str | None = "auto", cache: bool | str = False,
     on_bad_file: str = "error",
 ) -> ImageDataset | tuple[ImageDataset, ImageDataset]:
@@ -398,8 +402,9 @@ def image_dataset_from_directory(
     """
     where = "image_dataset_from_directory"
     _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch, cache,
-                  on_bad_file, where)
-    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where)
+                  on_bad_file, where, data_format)
+    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where,
+                            pad_to_aspect_ratio)
     if labels is None or label_mode is None:  # keras: no labels at all, every image under directory
         labels, label_mode = None, None
     index = index_directory(directory, labels, class_names, bool(follow_links), where)
@@ -413,7 +418,8 @@ def image_dataset_from_dataframe(
     color_mode: str = "rgb", batch_size: int = 32, image_size: tuple[int, int] = (256, 256),
     shuffle: bool = True, seed: int | None = None, validation_split: float | None = None,
     subset: str | None = None, interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
-    verbose: bool = True, *, workers: int | None = None, prefetch: int | str | None = "auto",
+    pad_to_aspect_ratio: bool = False, data_format: str | None = None, verbose: bool = True, *,
+    workers: int | None = None, prefetch: int | str | None = "auto",
     cache: bool | str = False, on_bad_file: str = "error",
 ) -> ImageDataset | tuple[ImageDataset, ImageDataset]:
     """The same dataset from a table of files: ``x_col`` holds paths (relative to ``directory`` when
@@ -423,8 +429,9 @@ def image_dataset_from_dataframe(
     `image_dataset_from_directory` for the rest."""
     where = "image_dataset_from_dataframe"
     _check_common(label_mode, batch_size, shuffle, seed, validation_split, subset, workers, prefetch, cache,
-                  on_bad_file, where)
-    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where)
+                  on_bad_file, where, data_format)
+    spec = check_image_spec(image_size, color_mode, interpolation, crop_to_aspect_ratio, where,
+                            pad_to_aspect_ratio)
     if not isinstance(x_col, str):
         raise InputError("x_col", "a column name", x_col, where=where)
     if y_col is not None and not isinstance(y_col, str):

@@ -40,6 +40,9 @@
 #' @param follow_links Follow symbolic links to subfolders.
 #' @param crop_to_aspect_ratio Resize the largest centred crop with the target aspect ratio instead of
 #'   squashing the image.
+#' @param pad_to_aspect_ratio Fit the whole image inside the target size and pad it with zeros instead of
+#'   squashing it (not together with `crop_to_aspect_ratio`).
+#' @param data_format `NULL` or `"channels_last"` (images are channels-last, as keras' default).
 #' @param verbose Print the number of files and classes found.
 #' @param workers Decoding processes (`NULL`: one per two cores, at least one; `0`: decode in this process).
 #' @param prefetch Batches prepared ahead (`"auto"`: twice the workers).
@@ -47,7 +50,7 @@
 #'   them in a memory-mapped file, for data larger than memory).
 #' @param on_bad_file `"error"` (stop, naming the unreadable file) or `"skip"` (leave it out with a warning;
 #'   the dataset counts them).
-#' @param ... Other keras3 arguments (`pad_to_aspect_ratio`, `data_format`) are not supported.
+#' @param ... Unused (an error names any argument given here).
 #' @return A `pydlr_image_dataset` (or, for `subset = "both"`, `list(training, validation)`): `print()`
 #'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes.
 #' @family datasets
@@ -64,7 +67,8 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
                                          color_mode = "rgb", batch_size = 32L, image_size = c(256L, 256L),
                                          shuffle = TRUE, seed = NULL, validation_split = NULL, subset = NULL,
                                          interpolation = "bilinear", follow_links = FALSE,
-                                         crop_to_aspect_ratio = FALSE, verbose = TRUE, ..., workers = NULL,
+                                         crop_to_aspect_ratio = FALSE, pad_to_aspect_ratio = FALSE,
+                                         data_format = NULL, verbose = TRUE, ..., workers = NULL,
                                          prefetch = "auto", cache = FALSE, on_bad_file = "error") {
   call <- sys.call()
   .check_no_dots(list(...), "image_dataset_from_directory()", "Its arguments are listed in ?image_dataset_from_directory.")
@@ -80,6 +84,8 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
                               validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
                               prefetch, cache, on_bad_file, call)
+  args$pad_to_aspect_ratio <- .check_flag(pad_to_aspect_ratio, "pad_to_aspect_ratio", call = call)
+  args$data_format <- .check_string(data_format, "data_format", "channels_last", null_ok = TRUE, call = call)
   args$follow_links <- .check_flag(follow_links, "follow_links")
   handles <- do.call(.images_call, c(list("from_directory", directory, labels = labels), args,
                                      list(.convert = FALSE, .call = call)), quote = TRUE)
@@ -96,7 +102,8 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
                                          batch_size = 32L, image_size = c(256L, 256L), shuffle = TRUE,
                                          seed = NULL, validation_split = NULL, subset = NULL,
                                          interpolation = "bilinear", crop_to_aspect_ratio = FALSE,
-                                         verbose = TRUE, ..., workers = NULL, prefetch = "auto", cache = FALSE,
+                                         pad_to_aspect_ratio = FALSE, data_format = NULL, verbose = TRUE, ...,
+                                         workers = NULL, prefetch = "auto", cache = FALSE,
                                          on_bad_file = "error") {
   call <- sys.call()
   .check_no_dots(list(...), "image_dataset_from_dataframe()", "Its arguments are listed in ?image_dataset_from_dataframe.")
@@ -129,6 +136,8 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
                               validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,
                               prefetch, cache, on_bad_file, call)
+  args$pad_to_aspect_ratio <- .check_flag(pad_to_aspect_ratio, "pad_to_aspect_ratio", call = call)
+  args$data_format <- .check_string(data_format, "data_format", "channels_last", null_ok = TRUE, call = call)
   handles <- do.call(.images_call, c(list("from_dataframe", as.list(paths), labels), args,
                                      list(.convert = FALSE, .call = call)), quote = TRUE)
   .image_datasets(handles, subset)

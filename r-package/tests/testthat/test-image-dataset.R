@@ -112,3 +112,14 @@ test_that("fit(), evaluate() and predict() take image datasets", {
   other <- image_dataset_from_directory(dir, image_size = c(32, 32), color_mode = "grayscale", verbose = FALSE)
   expect_error(fit(model, other, verbose = 0), "image_size", class = "pydlr_input_error")
 })
+
+test_that("pad_to_aspect_ratio and data_format are keras3's", {
+  dir <- image_folder()
+  ds <- image_dataset_from_directory(dir, image_size = c(8, 16), pad_to_aspect_ratio = TRUE,
+                                     data_format = "channels_last", verbose = FALSE, batch_size = 4)
+  b <- image_dataset_batch(ds)
+  expect_equal(dim(b$images), c(4L, 8L, 16L, 3L))
+  expect_equal(max(b$images[, , 1:4, ]), 0) # square images padded left and right
+  expect_error(image_dataset_from_directory(dir, data_format = "channels_first"), "data_format",
+               class = "pydlr_input_error")
+})
