@@ -142,8 +142,20 @@ def _apply_map(fn, xb, yb, x_out, y_out, n):
     return x_out[:n], (y_out[:n] if yb is not None else None)
 
 
+# Workers run at a lower priority than training. Training's compute threads meet at barriers every
+# operator: a worker that preempts one of them stalls all of them, so on a machine with as many cores as
+# compute threads an equal-priority worker costs training more than its own CPU time. Measured (seed CNN,
+# 6,000 PNGs, 1 worker, 2 cores, 2026-12-04): epoch time vs in-memory arrays 1.40x / 1.43x at niceness 0,
+# 1.13x / 1.26x at 10. On idle cores the niceness changes nothing.
+WORKER_NICENESS = 10
+
+
 def _worker_main(job: DecodeJob, slots, tasks, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: run at the parent's priority
+        pass
     torch.set_num_threads(1)
     while True:
         try:
