@@ -35,7 +35,13 @@ from pydlr.data.augment import Augment
 from pydlr.data.batching import epoch_batches, mix_seed
 from pydlr.data.decode import ImageSpec, check_image_spec
 from pydlr.data.image_index import FileIndex, index_dataframe, index_directory
-from pydlr.data.image_workers import DecodeJob, DecodePool, load_batch, make_slots
+from pydlr.data.image_workers import (
+    TRAINING_NICENESS,
+    DecodeJob,
+    DecodePool,
+    load_batch,
+    make_slots,
+)
 from pydlr.errors import InputError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
@@ -231,12 +237,15 @@ class DatasetBatches:
     ``epoch(e)`` yielding ``(xb, yb, None)``, ``close()``).
 
     The worker pool lives from the first epoch to ``close()``, so workers are forked once per fit.
+    ``niceness`` lowers the workers' priority (fit passes ``TRAINING_NICENESS``: see image_workers).
     """
 
     def __init__(self, ds: ImageDataset, steps: int | None = None, shuffle: bool | None = None,
                  seed: int | None = None, augment: Augment | None = None,
-                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1):
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
+                 niceness: int = 0):
         self.ds = ds
+        self.niceness = int(niceness)
         self.steps_per_epoch = steps
         self.shuffle = ds.shuffle if shuffle is None else bool(shuffle)
         self.seed = ds.seed if seed is None else int(seed)
@@ -283,7 +292,8 @@ class DatasetBatches:
 
     def _workers(self, plan):
         if self._pool is None:
-            self._pool = DecodePool(self.job, self.ds.batch_size, self.ds.workers, self.ds.prefetch_batches)
+            self._pool = DecodePool(self.job, self.ds.batch_size, self.ds.workers, self.ds.prefetch_batches,
+                                    self.niceness)
         yield from self._pool.run(plan, self.ds._note_bad)
 
     def close(self) -> None:
@@ -502,7 +512,8 @@ def dataset_sources(train: ImageDataset, validation: Any, input_shape: tuple | N
     validation batches (in order, ``validation_steps`` of them, cycling when that is more than a pass)."""
     check_dataset(train, input_shape, loss_kind, n_out, where)
     src = DatasetBatches(train, steps=steps_per_epoch, shuffle=train.shuffle and shuffle, seed=seed,
-                         augment=augment, device=device, rank=rank, world_size=world_size)
+                         augment=augment, device=device, rank=rank, world_size=world_size,
+                         niceness=TRAINING_NICENESS)
     if validation is None:
         return src, None
     if not isinstance(validation, ImageDataset):
@@ -510,4 +521,5 @@ def dataset_sources(train: ImageDataset, validation: Any, input_shape: tuple | N
                          "image_dataset_from_directory(..., subset='validation'))", validation, where=where)
     check_dataset(validation, input_shape, loss_kind, n_out, where, name="validation_data")
     check_same_classes(train, validation, where)
-    return src, DatasetBatches(validation, steps=validation_steps, shuffle=False, seed=0, device=device)
+    return src, DatasetBatches(validation, steps=validation_steps, shuffle=False, seed=0, device=device,
+                               niceness=TRAINING_NICENESS)

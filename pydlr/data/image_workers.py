@@ -142,20 +142,21 @@ def _apply_map(fn, xb, yb, x_out, y_out, n):
     return x_out[:n], (y_out[:n] if yb is not None else None)
 
 
-# Workers run at a lower priority than training. Training's compute threads meet at barriers every
-# operator: a worker that preempts one of them stalls all of them, so on a machine with as many cores as
-# compute threads an equal-priority worker costs training more than its own CPU time. Measured (seed CNN,
-# 6,000 PNGs, 1 worker, 2 cores, 2026-12-04): epoch time vs in-memory arrays 1.40x / 1.43x at niceness 0,
-# 1.13x / 1.26x at 10. On idle cores the niceness changes nothing.
-WORKER_NICENESS = 10
+# While a model trains, workers run at a lower priority than it. Training's compute threads meet at
+# barriers every operator: a worker that preempts one of them stalls all of them, so on a machine with as
+# many cores as compute threads an equal-priority worker costs training more than its own CPU time.
+# Measured (seed CNN, 6,000 PNGs, 1 worker, 2 cores, 2026-12-04): epoch time vs in-memory arrays
+# 1.40x / 1.43x at niceness 0, 1.13x / 1.26x at 10. On idle cores the niceness changes nothing.
+TRAINING_NICENESS = 10
 
 
-def _worker_main(job: DecodeJob, slots, tasks, results) -> None:
+def _worker_main(job: DecodeJob, slots, tasks, results, niceness: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:  # not permitted here: run at the parent's priority
-        pass
+    if niceness:
+        try:
+            os.nice(niceness)
+        except OSError:  # not permitted here: run at the parent's priority
+            pass
     torch.set_num_threads(1)
     while True:
         try:
@@ -203,7 +204,7 @@ def warm_up(job: DecodeJob) -> None:
 class DecodePool:
     """``workers`` processes and ``prefetch + 1`` shared batch slots (at least ``workers + 1``)."""
 
-    def __init__(self, job: DecodeJob, batch_size: int, workers: int, prefetch: int):
+    def __init__(self, job: DecodeJob, batch_size: int, workers: int, prefetch: int, niceness: int = 0):
         ctx = mp.get_context("fork")
         warm_up(job)
         self.slots = make_slots(job, batch_size, max(prefetch, workers) + 1, shared=True)
@@ -211,7 +212,7 @@ class DecodePool:
         for _ in range(workers):
             task_r, task_w = ctx.Pipe(duplex=False)
             res_r, res_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker_main, daemon=True, args=(job, self.slots, task_r, res_w))
+            p = ctx.Process(target=_worker_main, daemon=True, args=(job, self.slots, task_r, res_w, niceness))
             p.start()
             task_r.close()  # the child holds these ends now
             res_w.close()
