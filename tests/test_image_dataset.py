@@ -472,3 +472,15 @@ def test_pad_to_aspect_ratio_keeps_the_whole_image(tmp_path):
         image_dataset_from_directory(tmp_path, pad_to_aspect_ratio=True, crop_to_aspect_ratio=True, **kw)
     with pytest.raises(InputError, match="data_format"):
         image_dataset_from_directory(tmp_path, data_format="channels_first", **kw)
+
+
+def test_memory_is_bounded_by_the_prefetched_batches(fm_folder):
+    from pydlr.data.image_dataset import DatasetBatches
+
+    ds = _grey(fm_folder, batch_size=8, workers=2).prefetch(3)
+    assert ds._index.paths.dtype.kind == "S"  # one bytes array, no per-file Python objects to copy on write
+    src = DatasetBatches(ds)
+    n = sum(int(x.shape[0]) for x, _, _ in src.epoch(0))
+    slots = len(src._pool.slots)
+    src.close()
+    assert n == N and slots == 4  # prefetch + 1 batches in shared memory, whatever the number of files
