@@ -46,8 +46,15 @@ import torch
 
 from pydlr.data.augment import Augment
 from pydlr.data.batching import ArrayBatches, resolve_batch_size
-from pydlr.data.prepare import check_loss_fits_model, prepare_data, prepare_fit_data, prepare_x
-from pydlr.errors import InputError
+from pydlr.data.image_dataset import DatasetBatches, ImageDataset, dataset_batches
+from pydlr.data.prepare import (
+    check_loss_fits_model,
+    prepare_data,
+    prepare_dataset_fit,
+    prepare_fit_data,
+    prepare_x,
+)
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.models import Model as _BaseModel
 from pydlr.models import Sequential as _BaseSequential
 from pydlr.train import distributed as ddp
@@ -63,6 +70,7 @@ from pydlr.train.optimizers import (
 )
 from pydlr.train.options import FitOptions, resolve_device
 from pydlr.train.progress import ProgressBar
+from pydlr.train.validation_freq import ValidationFreq
 
 __all__ = ["TrainingMixin", "Sequential", "Model", "resolve_device"]
 
@@ -170,7 +178,8 @@ class TrainingMixin:
             device: Any = "auto", resume: Any = None, augment: Augment | None = None,
             workers: int = 0, precision: str = "auto", print_fn: Any = None,
             dynamic_progress: bool | None = None, distributed: bool = False,
-            nproc_per_node: int = 2, nan_check: bool = True) -> History:
+            nproc_per_node: int = 2, nan_check: bool = True, validation_steps: int | None = None,
+            validation_freq: Any = 1) -> History:
         """Train the model in place; returns a `History` (also kept as ``self.history``).
 
         Keras' arguments and meanings (epoch rules: the module docstring; batch_size None: 32;
@@ -180,19 +189,29 @@ class TrainingMixin:
         precision ("auto": bfloat16/float16 autocast on CUDA, float32 on CPU), print_fn and
         dynamic_progress (the R package passes its console printer and whether its line can be
         rewritten in place), distributed (re-run under torchrun: ``pydlr.train.distributed``),
-        nan_check (stop with TrainingError on a NaN/Inf loss).
+        nan_check (stop with TrainingError on a NaN/Inf loss). x may be an image dataset
+        (`pydlr.utils.image_dataset_from_directory`): labels and batch size come with it,
+        validation_data is a dataset too, and validation_steps / validation_freq are keras'.
         """
         self._require_compiled("fit")
         if distributed:
+            if isinstance(x, ImageDataset):
+                raise NotSupportedError("fit(distributed=True) on an image dataset (it would have to be "
+                                        "rebuilt in every process); run the script under torchrun or "
+                                        "pydlr-train instead: each rank then reads its own shard of the files")
             return ddp.fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
                                        nproc_per_node=nproc_per_node, verbose=verbose)
         opts = FitOptions.check(**{k: v for k, v in locals().items() if k in FitOptions.names()})
         ctx = ddp.ddp_context(opts.device)  # None unless running under torchrun with > 1 process
-        data = prepare_fit_data(self, self._loss, x, y, sample_weight, class_weight,
-                                opts.validation_split, validation_data)
         dev = ctx.device if ctx else opts.device
-        self._to_device(dev)
-        train, valid = self._fit_batches(data, opts, dev, ctx)
+        if isinstance(x, ImageDataset):
+            train, valid = self._dataset_batches(x, y, validation_data, opts, dev, ctx, batch_size=batch_size,
+                                                 sample_weight=sample_weight, class_weight=class_weight)
+        else:
+            data = prepare_fit_data(self, self._loss, x, y, sample_weight, class_weight,
+                                    opts.validation_split, validation_data)
+            self._to_device(dev)
+            train, valid = self._fit_batches(data, opts, dev, ctx)
         learner = self._learner(dev, opts, train.steps)
         self.stop_training = False
         try:
@@ -200,6 +219,8 @@ class TrainingMixin:
                                        callbacks=self._fit_callbacks(opts, ctx), seed=train.seed)
         finally:
             train.close()
+            if valid is not None:
+                valid.close()
         return self.history
 
     def _fit_batches(self, data, opts: FitOptions, dev: torch.device, ctx):
@@ -217,12 +238,26 @@ class TrainingMixin:
                               dev) if va is not None else None)
         return train, valid
 
+    def _dataset_batches(self, ds, y, validation_data, opts: FitOptions, dev: torch.device, ctx,
+                         **array_only: Any):
+        """The batch sources of a fit on image datasets (checked against the model and the loss first;
+        the worker processes start with the first epoch)."""
+        prepare_dataset_fit(self, self._loss, ds, y, opts.validation_split, validation_data, **array_only)
+        self._to_device(dev)
+        seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
+        rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+        return dataset_batches(ds, validation_data, steps_per_epoch=opts.steps_per_epoch,
+                               validation_steps=opts.validation_steps, shuffle=opts.shuffle, seed=seed,
+                               augment=opts.augment, device=dev, rank=rank, world_size=world)
+
     def _fit_callbacks(self, opts: FitOptions, ctx) -> list[Callback]:
         """This fit's callbacks: progress (rank 0 only), the user's, resume, DDP."""
         verbose = opts.verbose if not ctx or ctx.rank == 0 else 0
         cbs: list[Callback] = ([ProgressBar(verbose, opts.print_fn, opts.dynamic_progress)]
                                if verbose else [])
         cbs += opts.callbacks
+        if opts.validation_freq != 1:
+            cbs.append(ValidationFreq(opts.validation_freq))
         if opts.resume is not None:
             cbs.append(opts.resume)
         if ctx:
@@ -305,11 +340,18 @@ class TrainingMixin:
         where = "evaluate"
         self._require_compiled(where)
         batch_size = resolve_batch_size(batch_size, where)
-        data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
         dev = self._device()
-        batches = ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev)
+        if isinstance(x, ImageDataset):
+            prepare_dataset_fit(self, self._loss, x, y, where=where, sample_weight=sample_weight)
+            batches = DatasetBatches(x, shuffle=False, device=dev)
+        else:
+            data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
+            batches = ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev)
         learner = Learner(self, self._loss, self.optimizer, self._metrics, device=dev)
-        logs = learner.validate(batches)
+        try:
+            logs = learner.validate(batches)
+        finally:
+            batches.close()
         if return_dict:
             return logs
         values = list(logs.values())
@@ -320,21 +362,35 @@ class TrainingMixin:
         sigmoid; logits otherwise, as Keras; see `predict_proba`)."""
         where = "predict"
         batch_size = resolve_batch_size(batch_size, where)
-        xt = prepare_x(self, x, where)
         dev = self._device()
+        batches = self._predict_batches(x, batch_size, dev, where)
         outs = []
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                for start in range(0, xt.shape[0], batch_size):
-                    xb = xt[start:start + batch_size]
-                    if dev.type != "cpu":
-                        xb = xb.to(dev, non_blocking=True)
+                for xb in batches:
                     outs.append(self(xb).float())
         finally:
             self.train(was_training)
         return torch.cat(outs).cpu().numpy()
+
+    def _predict_batches(self, x: Any, batch_size: int, dev: torch.device, where: str):
+        """predict's input batches on ``dev``: slices of x, or a dataset's batches in its file order
+        (``dataset.file_paths``, not reshuffled, so outputs line up with ``dataset.labels``)."""
+        if isinstance(x, ImageDataset):
+            prepare_dataset_fit(self, None, x, None, where=where)
+            src = DatasetBatches(x, shuffle=False, device=dev)
+            try:
+                for xb, _, _ in src.epoch(0):
+                    yield xb
+            finally:
+                src.close()
+            return
+        xt = prepare_x(self, x, where)
+        for start in range(0, xt.shape[0], batch_size):
+            xb = xt[start:start + batch_size]
+            yield xb.to(dev, non_blocking=True) if dev.type != "cpu" else xb
 
     def _outputs_are_logits(self) -> bool:
         loss = getattr(self, "_loss", None)

@@ -484,3 +484,14 @@ def test_memory_is_bounded_by_the_prefetched_batches(fm_folder):
     slots = len(src._pool.slots)
     src.close()
     assert n == N and slots == 4  # prefetch + 1 batches in shared memory, whatever the number of files
+
+
+def test_fit_on_a_dataset_refuses_array_only_arguments(fm_folder):
+    model = _model()
+    for name, value in (("batch_size", 16), ("class_weight", {0: 2.0}), ("sample_weight", np.ones(N))):
+        with pytest.raises(InputError, match=name):
+            model.fit(_grey(fm_folder), verbose=0, **{name: value})
+    with pytest.raises(InputError, match="validation_split"):
+        model.fit(_grey(fm_folder), validation_split=0.2, verbose=0)
+    with pytest.raises(InputError, match="validation_freq"):
+        model.fit(_grey(fm_folder), validation_freq=0, verbose=0)

@@ -45,7 +45,7 @@ from pydlr.data.image_workers import (
 from pydlr.errors import InputError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
-           "image_dataset_from_dataframe"]
+           "image_dataset_from_dataframe", "check_dataset", "check_same_classes", "dataset_batches"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
 
@@ -498,28 +498,19 @@ def check_same_classes(train: ImageDataset, valid: ImageDataset, where: str) -> 
                          valid.class_names, where=where)
 
 
-def probe_images(ds: ImageDataset) -> torch.Tensor:
-    """Two blank images of the dataset's shape, to learn the model's output width without reading files."""
-    return torch.zeros((2,) + ds.image_shape)
-
-
-def dataset_sources(train: ImageDataset, validation: Any, input_shape: tuple | None, loss_kind: str | None,
-                    n_out: int | None, *, steps_per_epoch: int | None, validation_steps: int | None,
-                    shuffle: bool, seed: int, augment: Augment | None, device: torch.device, rank: int = 0,
-                    world_size: int = 1, where: str = "fit") -> tuple[DatasetBatches, DatasetBatches | None]:
-    """Checked batch sources for a fit on a dataset: training batches (shuffled when both ``shuffle`` and
-    the dataset say so, augmented with ``augment`` or the dataset's own augmentation, sharded by rank) and
-    validation batches (in order, ``validation_steps`` of them, cycling when that is more than a pass)."""
-    check_dataset(train, input_shape, loss_kind, n_out, where)
+def dataset_batches(train: ImageDataset, validation: ImageDataset | None, *, steps_per_epoch: int | None,
+                    validation_steps: int | None, shuffle: bool, seed: int, augment: Augment | None,
+                    device: torch.device, rank: int = 0, world_size: int = 1
+                    ) -> tuple[DatasetBatches, DatasetBatches | None]:
+    """The batch sources of a fit on datasets (checked by `pydlr.data.prepare.prepare_dataset_fit`):
+    training batches (shuffled when both ``shuffle`` and the dataset say so, augmented with ``augment`` or
+    the dataset's own augmentation, sharded by rank) and validation batches (in order,
+    ``validation_steps`` of them, cycling when that is more than a pass). Workers run at
+    ``TRAINING_NICENESS``."""
     src = DatasetBatches(train, steps=steps_per_epoch, shuffle=train.shuffle and shuffle, seed=seed,
                          augment=augment, device=device, rank=rank, world_size=world_size,
                          niceness=TRAINING_NICENESS)
     if validation is None:
         return src, None
-    if not isinstance(validation, ImageDataset):
-        raise InputError("validation_data", "an image dataset when x is one (from "
-                         "image_dataset_from_directory(..., subset='validation'))", validation, where=where)
-    check_dataset(validation, input_shape, loss_kind, n_out, where, name="validation_data")
-    check_same_classes(train, validation, where)
     return src, DatasetBatches(validation, steps=validation_steps, shuffle=False, seed=0, device=device,
                                niceness=TRAINING_NICENESS)

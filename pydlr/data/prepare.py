@@ -29,7 +29,7 @@ from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "prepare_x", "output_shape", "check_loss_fits_model",
-           "prepare_data", "prepare_fit_data"]
+           "prepare_data", "prepare_fit_data", "prepare_dataset_fit"]
 
 
 @dataclass
@@ -228,3 +228,41 @@ def _warn_unseen_classes(y_train: torch.Tensor, y_valid: torch.Tensor, kind: str
         "x, y = x[idx], y[idx]; R: idx <- sample(dim(x)[1])), or pass validation_data.",
         UserWarning, stacklevel=4,
     )
+
+
+def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split: float = 0.0,
+                        validation_data: Any = None, where: str = "fit", **unused: Any) -> tuple | None:
+    """The checks of fit / evaluate (predict: ``loss`` None) on an image dataset, before any file is read:
+    no y (the labels come with the dataset), no batch_size / sample_weight / class_weight (``unused``:
+    they belong to arrays, as in keras), no validation_split (the dataset's own split), images that fit
+    the model's input, labels that fit the loss and the outputs, and a validation dataset with the same
+    class folders. Returns the model's output shape (building an input-less Sequential for it)."""
+    from pydlr.data.image_dataset import ImageDataset, check_dataset, check_same_classes
+
+    if y is not None:
+        raise InputError("y", "None when x is a dataset (its labels are used)", y, where=where)
+    for name, value in unused.items():
+        if value is not None:
+            raise InputError(name, "None when x is a dataset (batches come from the dataset: set "
+                             "batch_size in image_dataset_from_directory)", value, where=where)
+    if validation_split:
+        raise InputError("validation_split", "0 when x is a dataset (make the validation dataset with "
+                         "image_dataset_from_directory(..., subset='validation'))", validation_split,
+                         where=where)
+    spec = getattr(model, "input_spec", None)
+    check_dataset(ds, tuple(spec) if spec is not None else None, None, None, where)
+    out_shape = output_shape(model, ds.image_shape)
+    if loss is None:
+        return out_shape
+    check_loss_fits_model(model, loss, where, out_shape)
+    n_out = out_shape[-1] if out_shape else None
+    check_dataset(ds, None, loss.kind, n_out, where)
+    if validation_data is not None:
+        if not isinstance(validation_data, ImageDataset):
+            raise InputError("validation_data", "an image dataset when x is one (from "
+                             "image_dataset_from_directory(..., subset='validation'))", validation_data,
+                             where=where)
+        check_dataset(validation_data, tuple(spec) if spec is not None else None, loss.kind, n_out, where,
+                      name="validation_data")
+        check_same_classes(ds, validation_data, where)
+    return out_shape

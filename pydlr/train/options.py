@@ -20,6 +20,7 @@ from pydlr.errors import InputError
 from pydlr.train.callbacks import BackupAndRestore
 from pydlr.train.events import Callback
 from pydlr.train.progress import resolve_verbose
+from pydlr.train.validation_freq import check_validation_freq
 
 __all__ = ["FitOptions", "resolve_device", "resolve_precision", "positive_int"]
 
@@ -86,6 +87,8 @@ class FitOptions:
     print_fn: Any
     dynamic_progress: bool
     nan_check: bool
+    validation_steps: int | None
+    validation_freq: int | tuple[int, ...]
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -126,6 +129,8 @@ class FitOptions:
             augment=augment, workers=workers,
             precision=resolve_precision(args["precision"], device),
             print_fn=args["print_fn"], dynamic_progress=dynamic, nan_check=bool(args["nan_check"]),
+            validation_steps=positive_int(args["validation_steps"], "validation_steps", WHERE, True),
+            validation_freq=check_validation_freq(args["validation_freq"], WHERE),
         )
 
 
