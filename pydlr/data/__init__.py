@@ -6,7 +6,11 @@ from pydlr.data.augment import Augment, augment_beforehand
 from pydlr.data.batching import ArrayBatches, epoch_batches
 from pydlr.data.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
 from pydlr.data.folders import load_image_folder
-from pydlr.data.image_dataset import ImageDataset, image_dataset_from_dataframe, image_dataset_from_directory
+from pydlr.data.image_dataset import (
+    ImageDataset,
+    image_dataset_from_dataframe,
+    image_dataset_from_directory,
+)
 
 __all__ = [
     "Augment", "augment_beforehand", "ArrayBatches", "epoch_batches", "load_fashion_mnist",
