@@ -190,8 +190,9 @@ class TrainingMixin:
         dynamic_progress (the R package passes its console printer and whether its line can be
         rewritten in place), distributed (re-run under torchrun: ``pydlr.train.distributed``),
         nan_check (stop with TrainingError on a NaN/Inf loss). x may be an image dataset
-        (`pydlr.utils.image_dataset_from_directory`): labels and batch size come with it,
-        validation_data is a dataset too, and validation_steps / validation_freq are keras'.
+        (`pydlr.utils.image_dataset_from_directory`): labels, batch size and decoding workers come with
+        it (``workers`` is for arrays), validation_data is a dataset too, and validation_steps /
+        validation_freq are keras'.
         """
         self._require_compiled("fit")
         if distributed:
