@@ -143,7 +143,8 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   .image_datasets(handles, subset)
 }
 
-# The arguments both constructors share, checked and converted to what Python takes.
+# The arguments both constructors share, checked and converted to what Python takes (one long list of
+# one-line checks: split, it would only pass the same arguments along twice).
 .image_dataset_args <- function(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
                                 validation_split, subset, interpolation, crop_to_aspect_ratio, verbose,
                                 workers, prefetch, cache, on_bad_file, call) {
@@ -266,6 +267,7 @@ image_dataset_batch <- function(dataset) {
 
 # fit(), evaluate() and predict() on an image dataset: the labels and the batch size come with the dataset;
 # validation_data is a dataset too. Called by the methods in fit.R when `x` is a pydlr_image_dataset.
+# .fit_image_dataset is fit.pydlr_model's argument list checked one line each, hence its length.
 .fit_image_dataset <- function(object, x, y = NULL, batch_size = NULL, epochs = 10L, verbose = "auto",
                                callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                                class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
