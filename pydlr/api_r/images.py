@@ -60,7 +60,7 @@ def info(ds: Any) -> dict[str, Any]:
     return {"class_names": ds.class_names or [], "counts": [int(v) for v in ds.counts().values()],
             "num_files": ds.num_files, "batches": len(ds), "batch_size": ds.batch_size,
             "image_shape": list(ds.image_shape), "label_mode": ds.label_mode,
-            "ignored": len(ds._index.ignored), "bad_files": [p for p, _ in ds.bad_files]}
+            "ignored": len(ds.ignored_files), "bad_files": [p for p, _ in ds.bad_files]}
 
 
 def first_batch(ds: Any) -> dict[str, np.ndarray]:

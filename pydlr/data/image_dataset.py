@@ -68,7 +68,7 @@ class ImageDataset:
 
     def __init__(self, index: FileIndex, spec: ImageSpec, batch_size: int, label_mode: str | None,
                  shuffle: bool, seed: int, workers: int, prefetch: int | None, cache: bool | str,
-                 on_bad_file: str, verbose_name: str = "dataset"):
+                 on_bad_file: str, name: str = "dataset"):
         self._index = index
         self.spec = spec
         self.batch_size = int(batch_size)
@@ -85,7 +85,7 @@ class ImageDataset:
         self._iterations = 0
         self._cache = self._cached = None
         self.bad_files: list[tuple[str, str]] = []
-        self.name = verbose_name
+        self.name = name
 
     # ----- what it holds --------------------------------------------------------------------------
     @property
@@ -104,6 +104,11 @@ class ImageDataset:
     def labels(self) -> np.ndarray | None:
         """Integer labels of the files, in ``file_paths`` order (None without labels)."""
         return None if self._index.labels is None else self._index.labels.copy()
+
+    @property
+    def ignored_files(self) -> list[str]:
+        """Non-image files found in the folders and left out (keras reads only its image formats)."""
+        return list(self._index.ignored)
 
     @property
     def num_files(self) -> int:
