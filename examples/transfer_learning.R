@@ -18,7 +18,7 @@ seconds <- function(start) sprintf("%.1f s", (proc.time() - start)[["elapsed"]])
 # ---- 1. ImageNet predictions ----------------------------------------------------------------------
 info <- pretrained_info("mobilenet_v2")
 cat(sprintf("MobileNetV2: %s parameters, %.2f MB, ImageNet top-1 %.1f%%\n",
-  format(info$params, big.mark = ","), info$megabytes, info$imagenet_top1))
+  format(info$params, big.mark = ","), info$memory_mb, info$imagenet_top1))
 model <- application_mobilenet_v2(weights = "imagenet")
 cat_img <- example_image("chelsea")
 x <- imagenet_preprocess_input(cat_img)

@@ -32,7 +32,7 @@ def timed(label: str, fn, *args, **kwargs):
 
 def imagenet_demo(out: str) -> None:
     info = pretrained.info("mobilenet_v2")
-    print(f"MobileNetV2: {info['params']:,} parameters, {info['megabytes']} MB, "
+    print(f"MobileNetV2: {info['params']:,} parameters, {info['memory_mb']} MB, "
           f"ImageNet top-1 {info['imagenet_top1']}% ({info['origin']})")
     model = timed("load (cached safetensors after the first run)", pretrained.load, "mobilenet_v2")
     photos = {"chelsea": data.chelsea(), "coffee": data.coffee()}

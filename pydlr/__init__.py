@@ -18,15 +18,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``pydlr.r`` (R through rpy2) on first use: importing pydlr neither imports rpy2 nor starts R."""
-    if name == "r":
+    """``pydlr.r`` (R through rpy2) and ``pydlr.applications`` on first use: importing pydlr neither
+    imports rpy2 nor starts R, nor reads the pretrained registry."""
+    if name in ("r", "applications"):
         import importlib
 
-        return importlib.import_module("pydlr.r")
+        return importlib.import_module(f"pydlr.{name}")
     raise AttributeError(f"module 'pydlr' has no attribute {name!r}")
 
 __all__ = [
-    "Input", "Model", "Sequential", "callbacks", "clear_session", "data", "datasets", "errors", "layers",
+    "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",
+    "layers",
     "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights",
     "utils", "__version__",
 ]

@@ -6,7 +6,7 @@ follow torchvision's ImageNet conventions on channels-last arrays; ``embed`` giv
 a logistic regression) and ``fine_tune`` trains a new head, then the unfrozen network at a lower LR.
 """
 
-from pydlr.pretrained.applications import MobileNetV2, load
+from pydlr.pretrained.applications import EfficientNetLite, MobileNetV2, load
 from pydlr.pretrained.imagenet import class_names, decode_predictions, preprocess
 from pydlr.pretrained.registry import REGISTRY, ChecksumError, cache_dir, cache_path, info
 from pydlr.pretrained.transfer import embed, fine_tune
@@ -14,6 +14,7 @@ from pydlr.pretrained.transfer import embed, fine_tune
 __all__ = [
     "REGISTRY",
     "ChecksumError",
+    "EfficientNetLite",
     "MobileNetV2",
     "cache_dir",
     "cache_path",

@@ -16,9 +16,10 @@ from pydlr import models
 from pydlr.engine import TrainingMixin
 from pydlr.errors import InputError
 from pydlr.layers.base import Layer
+from pydlr.models.efficientnet_lite import EfficientNetLite as _EfficientNetLite
 from pydlr.pretrained import registry
 
-__all__ = ["MobileNetV2", "load"]
+__all__ = ["EfficientNetLite", "MobileNetV2", "load"]
 
 
 class _Application:
@@ -79,14 +80,32 @@ class MobileNetV2(_Application, TrainingMixin, models.MobileNetV2):
         self._set_activation(classifier_activation)
 
 
-ARCHITECTURES: dict[str, type] = {"mobilenet_v2": MobileNetV2}
+class EfficientNetLite(_Application, TrainingMixin, _EfficientNetLite):
+    """EfficientNet-Lite0/1/2 with Keras' training API and ``classifier_activation`` (default "softmax")."""
+
+    def __init__(self, *args: Any, classifier_activation: str | None = "softmax", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._set_activation(classifier_activation)
+
+
+def _efficientnet_lite(variant: int) -> Any:
+    def build(**kwargs: Any) -> EfficientNetLite:
+        return EfficientNetLite(variant, **kwargs)
+
+    return build
+
+
+ARCHITECTURES: dict[str, Any] = {
+    "mobilenet_v2": MobileNetV2,
+    **{f"efficientnet_lite{v}": _efficientnet_lite(v) for v in (0, 1, 2)},
+}
 
 
 def load(
     name: str = "mobilenet_v2",
     include_top: bool = True,
     pooling: str | None = None,
-    input_shape: Any = (224, 224, 3),
+    input_shape: Any = None,
     classifier_activation: str | None = "softmax",
     trainable: bool = True,
 ) -> nn.Module:
@@ -95,15 +114,17 @@ def load(
     Parameters
     ----------
     name : str
-        Registry key, e.g. ``"mobilenet_v2"`` (ImageNet-1k).
+        Registry key: ``"mobilenet_v2"``, ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or
+        ``"efficientnet_lite2"`` (ImageNet-1k; ``registry.REGISTRY`` lists them).
     include_top : bool
         Keep the 1000-class classifier; without it the model returns the feature map
         (N, h, w, 1280), or pooled features with ``pooling``.
     pooling : {None, "avg", "max"}
         Global pooling when ``include_top=False``.
-    input_shape : tuple
-        Channels-last shape for summaries and enclosing models, e.g. (96, 96, 3) for fine-tuning small
-        images; the network accepts any size >= 32 (weights do not depend on it).
+    input_shape : tuple, optional
+        Channels-last shape for summaries and enclosing models (default the weights' resolution, e.g.
+        (224, 224, 3)), e.g. (96, 96, 3) for fine-tuning small images; the network accepts any size >= 32
+        (weights do not depend on it).
     classifier_activation : {"softmax", None}
         "softmax": outputs are probabilities (Keras' default); None: logits.
     trainable : bool
@@ -111,8 +132,8 @@ def load(
 
     Returns
     -------
-    MobileNetV2
-        In inference mode (``eval()``), with compile/fit/predict.
+    MobileNetV2 or EfficientNetLite
+        In inference mode (``eval()``), with compile/fit/predict; ``model.pretrained_name`` is ``name``.
     """
     spec = registry.spec(name, "pretrained.load")
     if not isinstance(include_top, bool):
@@ -121,7 +142,7 @@ def load(
         num_classes=spec.num_classes,
         include_top=include_top,
         pooling=pooling,
-        input_shape=input_shape,
+        input_shape=input_shape or (spec.image_size, spec.image_size, 3),
         classifier_activation=classifier_activation,
     )
     state = registry.state_dict(name)
@@ -130,4 +151,5 @@ def load(
         state = {k: v for k, v in state.items() if k in own}
     model.load_state_dict(state, strict=True)
     model.trainable = bool(trainable)
+    model.pretrained_name = name
     return model.eval()

