@@ -31,14 +31,40 @@ def MobileNetV2(num_classes: int = 1000, include_top: bool = True,  # noqa: N802
                                   classifier_activation=classifier_activation)
 
 
+def application(name: str, include_top: bool = True, weights: str | None = "imagenet",
+                input_shape: Any = None, pooling: str | None = None, classes: int = 1000,
+                classifier_activation: str | None = "softmax", trainable: bool = True) -> Any:
+    """``pydlr.applications.<Network>(...)`` by registry name (R's ``application_*()``)."""
+    from pydlr import applications
+
+    model = applications.get(name)(input_shape=shape(input_shape), include_top=include_top,
+                                   weights=weights, pooling=pooling, classes=int(classes),
+                                   classifier_activation=classifier_activation)
+    if not trainable:
+        model.trainable = False
+    return model
+
+
+def preprocess_inputs(model: Any, images: Any) -> np.ndarray:
+    """``pydlr.applications.preprocess_inputs`` (R's ``application_preprocess_inputs()``)."""
+    from pydlr import applications
+
+    return c_array(applications.preprocess_inputs(model, np.asarray(images)))
+
+
+def names() -> list[str]:
+    """The registry's names, sorted."""
+    return sorted(pretrained.REGISTRY)
+
+
 def info(name: str = "mobilenet_v2") -> dict[str, Any]:
     """``pydlr.pretrained.info``."""
     return pretrained.info(name)
 
 
-def preprocess(images: Any, size: int = 224, normalize: bool = True) -> np.ndarray:
+def preprocess(images: Any, size: int = 224, normalize: bool = True, mode: str = "torch") -> np.ndarray:
     """``pydlr.pretrained.preprocess``."""
-    return c_array(pretrained.preprocess(np.asarray(images), size=size, normalize=normalize))
+    return c_array(pretrained.preprocess(np.asarray(images), size=size, normalize=normalize, mode=mode))
 
 
 def decode_predictions(probs: Any, top: int = 5) -> dict[str, list[Any]]:

