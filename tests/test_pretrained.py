@@ -128,7 +128,9 @@ def test_edited_cache_is_refused_and_rebuilt(cache: Path) -> None:
 def test_info_reports_params_and_megabytes(cache: Path) -> None:
     info = pretrained.info(NAME)
     assert info["params"] == 3_504_872 and info["tensors"] == 314
-    assert 14.0 < info["megabytes"] < 14.3 and info["sha256"] == SPEC.sha256
+    assert 14.0 < info["memory_mb"] < 14.3 and info["sha256"] == SPEC.sha256
+    assert info["disk_mb"] == round(registry.cache_path(NAME).stat().st_size / 1e6, 2)
+    assert info["disk_mb"] >= info["memory_mb"] and info["source_mb"] == 14.21
 
 
 def test_imagenet_predictions_on_real_photos(imagenet_model: pretrained.MobileNetV2) -> None:

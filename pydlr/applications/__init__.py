@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 
 from pydlr.applications import efficientnet_lite, mobilenet_v2
-from pydlr.applications.efficientnet_lite import EfficientNetLite0, EfficientNetLite1, EfficientNetLite2
+from pydlr.applications.efficientnet_lite import (
+    EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
+)
 from pydlr.applications.mobilenet_v2 import MobileNetV2
 from pydlr.errors import InputError
 from pydlr.pretrained.imagenet import preprocess

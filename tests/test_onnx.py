@@ -1,0 +1,90 @@
+"""ONNX export: the seed CNN, MobileNetV2 and EfficientNet-Lite0 as standard ONNX graphs that onnxruntime
+runs with the same outputs as pydlr (max abs difference <= 1e-4 on real images); inexpressible layers and
+bad arguments are refused with clear errors."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from skimage import data
+
+from pydlr import applications, io, layers
+from pydlr.engine import Sequential
+from pydlr.errors import InputError, NotSupportedError
+from pydlr.models import seed_cnn
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pydlr-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYDLR_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+def ops(path: Path) -> collections.Counter:
+    return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def test_seed_cnn_exports_as_conv_relu_maxpool_and_matches(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = seed_cnn(model_class=Sequential)
+    x = data.camera()[::18, ::18][None, :28, :28, None].astype(np.float32) / 255  # a real photo, 28 x 28
+    x = np.concatenate([x, x[:, ::-1]])
+    path = io.export_onnx(model, tmp_path / "seed.onnx")
+    counts = ops(path)
+    assert counts["Conv"] == 3 and counts["MaxPool"] == 2 and counts["Gemm"] == 2
+    assert not any(op.startswith("pydlr") for op in counts)  # no custom domain left
+    got = io.onnxruntime_predict(path, x)
+    assert got.shape == (2, 10) and np.abs(got - model.predict(x)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "EfficientNetLite0"])
+def test_imagenet_networks_export_with_folded_batchnorm_and_match(name: str, tmp_path: Path) -> None:
+    model = getattr(applications, name)()
+    x = np.concatenate([applications.preprocess_inputs(model, img) for img in (data.chelsea(), data.coffee())])
+    expected = model.predict(x)
+    path = io.export_onnx(model, tmp_path / f"{name}.onnx")
+    counts = ops(path)
+    # every convolution a Conv node, every ReLU6 a Clip, each BatchNormalization folded into its Conv
+    assert (counts["Conv"], counts["Clip"]) == ((52, 35) if name == "MobileNetV2" else (49, 33))
+    assert "BatchNormalization" not in counts
+    got = io.onnxruntime_predict(path, x)
+    assert np.abs(got - expected).max() <= 1e-4
+    assert got[0].argmax() in (281, 282, 285) and got[1].argmax() == 967
+    assert model.predict(x).tolist() == expected.tolist()  # the model's own backend is restored
+
+
+class Cumulative(layers.Layer):
+    """A layer ONNX cannot express (a stand-in for user code)."""
+
+    def call_internal(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cumsum(1)
+
+
+def test_inexpressible_layer_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    model = Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3)])
+    model.add(layers.Flatten())
+    model.add(Cumulative())
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(NotSupportedError, match=r"Cumulative.*no ONNX translation.*Conv2D"):
+        io.export_onnx(model, path)
+    assert not path.exists()
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    model = seed_cnn(model_class=Sequential)
+    with pytest.raises(InputError, match="model"):
+        io.export_onnx("model", tmp_path / "x.onnx")
+    with pytest.raises(InputError, match="path"):
+        io.export_onnx(model, tmp_path / "missing" / "x.onnx")
+    with pytest.raises(InputError, match="opset"):
+        io.export_onnx(model, tmp_path / "x.onnx", opset=7)
+    with pytest.raises(InputError, match="path"):
+        io.onnxruntime_predict(tmp_path / "none.onnx", np.zeros((1, 28, 28, 1)))
