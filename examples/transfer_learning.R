@@ -64,8 +64,8 @@ cat(sprintf("  glm on 10 PCs of the embeddings:     accuracy %.3f (%s)\n", glm_a
 start <- proc.time()
 base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(64, 64, 3))
 kind <- factor(y, levels = 0:1, labels = c("face", "non-face"))
-tuned <- fine_tune(base, 2, x64[train, , , , drop = FALSE], kind[train],
-  freeze_epochs = 3, epochs = 1, learning_rate = 3e-3, batch_size = 8, seed = 0)
+tuned <- fine_tune(base, list(x64[train, , , , drop = FALSE], kind[train]),
+  epochs = 1, freeze_epochs = 3, base_lr = 3e-3, batch_size = 8, seed = 0)
 pred <- predict(tuned, x64[test, , , , drop = FALSE], type = "class") # a factor with kind's levels
 cat(sprintf("  fine-tuned MobileNetV2 (3 frozen + 1): accuracy %.3f (%s)\n", mean(pred == kind[test]), seconds(start)))
 print(attr(tuned, "fine_tune_history"))

@@ -69,8 +69,8 @@ def faces_demo(out: str, size: int = 64) -> None:
 
     start = time.perf_counter()
     base = pretrained.load("mobilenet_v2", include_top=False, input_shape=(size, size, 3))
-    model = pretrained.fine_tune(base, 2, x[train], labels[train], freeze_epochs=3, epochs=1,
-                                 learning_rate=3e-3, batch_size=8, seed=0)
+    model = pretrained.fine_tune(base, (x[train], labels[train]), epochs=1, freeze_epochs=3, base_lr=3e-3,
+                                 batch_size=8, seed=0)
     pred = model.predict_classes(x[test])
     print(f"  fine-tuned MobileNetV2 (3 frozen + 1): accuracy {(pred == labels[test]).mean():.3f}"
           f"  ({time.perf_counter() - start:.1f} s)")

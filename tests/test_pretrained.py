@@ -15,7 +15,7 @@ import torch
 from skimage import data
 from sklearn.linear_model import LogisticRegression
 
-from pydlr import io, pretrained
+from pydlr import applications, callbacks, io, pretrained
 from pydlr.errors import InputError
 from pydlr.pretrained import registry
 
@@ -194,20 +194,30 @@ def test_fine_tune_faces_vs_non_faces(lfw, tmp_path: Path) -> None:
     base = pretrained.load(NAME, include_top=False, input_shape=(64, 64, 3))
     before = base.features[0][0].weight.detach().clone()
     bn_mean = base.features[1].conv[0][1].running_mean.clone()
-    model = pretrained.fine_tune(base, 2, x_train[:64], y_train[:64], epochs=1, freeze_epochs=3,
-                                 learning_rate=3e-3, batch_size=8, seed=0)
+    head_w = []
+    record = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: head_w.append(
+        base.features[0][0].weight.detach().clone()))
+    model = pretrained.fine_tune(base, (x_train[:64], y_train[:64]), 1, 3, 3e-3, batch_size=8, seed=0,
+                                 callbacks=[record])
     hist = model.fine_tune_history
     assert len(hist["frozen"].history["loss"]) == 3 and len(hist["unfrozen"].history["loss"]) == 1
+    assert all(torch.equal(w, before) for w in head_w[:3])  # frozen phase: the body did not move
     assert not torch.equal(base.features[0][0].weight, before)  # the unfrozen phase moved the base
     assert torch.equal(base.features[1].conv[0][1].running_mean, bn_mean)  # BatchNorm stayed frozen
+    # discriminative rates: early layers at base_lr / 2 / 100, the head at base_lr / 2 (fastai's halving)
+    assert model.fine_tune_lrs == pytest.approx([1.5e-5, 1.5e-4, 1.5e-3])
     accuracy = float((model.predict_classes(x_test) == y_test).mean())
     assert accuracy >= 0.9, accuracy
     # The fine-tuned model saves and loads through pydlr.io with identical predictions
     io.save_model(model, tmp_path / "faces")
     again = io.load_model(tmp_path / "faces")
     np.testing.assert_allclose(again.predict(x_test[:4]), model.predict(x_test[:4]), atol=1e-6)
-    with pytest.raises(InputError, match="include_top"):
-        pretrained.fine_tune(pretrained.load(NAME), 2, x_train, y_train)
+    with pytest.raises(InputError, match="pooling"):
+        pretrained.fine_tune(pretrained.load(NAME, include_top=False, pooling="avg"), (x_train, y_train))
+    with pytest.raises(InputError, match="x"):  # wrong channel count, refused before training
+        pretrained.fine_tune(pretrained.load(NAME, include_top=False), (x_train[..., :1], y_train))
+    with pytest.raises(InputError, match="data"):
+        pretrained.fine_tune(base, x_train)
 
 
 def test_fine_tune_with_a_seed_is_reproducible_within_one_process(lfw) -> None:
@@ -216,7 +226,7 @@ def test_fine_tune_with_a_seed_is_reproducible_within_one_process(lfw) -> None:
     runs = []
     for _ in range(2):
         base = pretrained.load(NAME, include_top=False, input_shape=(32, 32, 3))
-        model = pretrained.fine_tune(base, 2, x_train[:24, :32, :32], y_train[:24], epochs=1,
+        model = pretrained.fine_tune(base, x_train[:24, :32, :32], y=y_train[:24], epochs=1,
                                      freeze_epochs=1, batch_size=8, seed=0)
         hist = model.fine_tune_history
         runs.append((hist["frozen"].history["loss"] + hist["unfrozen"].history["loss"],
@@ -224,3 +234,18 @@ def test_fine_tune_with_a_seed_is_reproducible_within_one_process(lfw) -> None:
         torch.rand(5)  # whatever the caller draws in between must not matter
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_fine_tune_replaces_the_head_of_a_full_network_and_takes_image_folder_data(lfw) -> None:
+    """fastai's order: an application network with its ImageNet top loses it; (x, y, class_names) data (as
+    load_image_folder returns) sizes the new head and names its classes; layer groups split the body."""
+    x_train, y_train, x_test, y_test = lfw
+    net = applications.EfficientNetLite0(input_shape=(64, 64, 3))
+    model = pretrained.fine_tune(net, (x_train[:48], y_train[:48], ["face", "other"]), epochs=1,
+                                 freeze_epochs=1, batch_size=16, seed=0)
+    assert not net.include_top and not hasattr(net, "_fc")
+    assert model.predict(x_test[:3]).shape == (3, 2) and model.class_names == ("face", "other")
+    groups = pretrained.transfer.layer_groups(model, 3)
+    sizes = [sum(p.numel() for p in g) for g in groups]
+    assert len(groups) == 3 and sizes[-1] == 1280 * 2 + 2 and abs(sizes[0] - sizes[1]) < 0.5 * sum(sizes)
+    assert sum(sizes) == sum(p.numel() for p in model.parameters())

@@ -53,8 +53,8 @@ def preprocess_inputs(model: Any, images: Any) -> np.ndarray:
 
 
 def names() -> list[str]:
-    """The registry's names, sorted."""
-    return sorted(pretrained.REGISTRY)
+    """The names ``load`` / ``info`` accept (ImageNet registry and pydlr's own zoo), sorted."""
+    return pretrained.registry.known_names()
 
 
 def info(name: str = "mobilenet_v2") -> dict[str, Any]:
@@ -84,16 +84,17 @@ def embed(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
     return c_array(pretrained.embed(model, x, batch_size=batch_size))
 
 
-def fine_tune(base: Any, num_classes: int, x: Any, y: Any,
-              print_fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-    """``pydlr.pretrained.fine_tune(base, num_classes, x, y, **kwargs)``; progress goes through R's
+def fine_tune(model: Any, x: Any, y: Any, print_fn: Callable[..., Any] | None = None,
+              class_names: Any = None, **kwargs: Any) -> Any:
+    """``pydlr.pretrained.fine_tune(model, (x, y[, class_names]), **kwargs)``; progress goes through R's
     ``print_fn`` (one line per epoch: R's console), labels arrive as R integers."""
     if print_fn is not None:
         kwargs.update(print_fn=print_fn, dynamic_progress=False)
     if isinstance(kwargs.get("validation_data"), list):
         xv, yv = kwargs["validation_data"]
         kwargs["validation_data"] = (xv, labels(yv))
-    return pretrained.fine_tune(base, num_classes, x, labels(y), **kwargs)
+    data = (x, labels(y)) if class_names is None else (x, labels(y), list(class_names))
+    return pretrained.fine_tune(model, data, **kwargs)
 
 
 def fine_tune_history(model: Any) -> dict[str, Any]:

@@ -163,6 +163,8 @@ class EfficientNetLite(_Classifier):
             self._fc = Dense(num_classes)
         self.finish_init(shape, build_size=32)
 
+    head_modules = ("_dropout", "_fc")
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self._relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:

@@ -126,9 +126,19 @@ class _Classifier(ModuleTreeModel):
             return (None, int(self.config["num_classes"]))
         return (None, self.feature_channels) if self.pooling is not None else None
 
+    head_modules: tuple[str, ...] = ()  # the classifier's submodules, removed by drop_top
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last feature map (internal layout)."""
         raise NotImplementedError
+
+    def drop_top(self) -> None:
+        """Remove the classifier in place: the model then returns its feature map (include_top=False)."""
+        for name in self.head_modules:
+            if hasattr(self, name):
+                delattr(self, name)
+        self.include_top = False
+        self.config["include_top"] = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally average-pooled features (N, channels) from internal input."""
@@ -211,6 +221,8 @@ class MobileNetV2(_Classifier):
             self.classifier = nn.Sequential(Dropout(dropout), Dense(num_classes))
         self.finish_init(shape, build_size=32)
 
+    head_modules = ("classifier",)
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
@@ -278,6 +290,8 @@ class ResNet18(_Classifier):
         if self.include_top:
             self.fc = Dense(num_classes)
         self.finish_init(shape, build_size=32)
+
+    head_modules = ("fc",)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

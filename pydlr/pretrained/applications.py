@@ -115,7 +115,9 @@ def load(
     ----------
     name : str
         Registry key: ``"mobilenet_v2"``, ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or
-        ``"efficientnet_lite2"`` (ImageNet-1k; ``registry.REGISTRY`` lists them).
+        ``"efficientnet_lite2"`` (ImageNet-1k; ``registry.REGISTRY`` lists them), or pydlr's own
+        ``"seed_cnn_fashion_mnist"`` / ``"seed_cnn_mnist"`` (``zoo.ZOO``; the other arguments then
+        do not apply: the trained seed CNN with its head comes back as shipped).
     include_top : bool
         Keep the 1000-class classifier; without it the model returns the feature map
         (N, h, w, 1280), or pooled features with ``pooling``.
@@ -135,6 +137,10 @@ def load(
     MobileNetV2 or EfficientNetLite
         In inference mode (``eval()``), with compile/fit/predict; ``model.pretrained_name`` is ``name``.
     """
+    from pydlr.pretrained import zoo
+
+    if isinstance(name, str) and name in zoo.ZOO:
+        return zoo.load(name)
     spec = registry.spec(name, "pretrained.load")
     if not isinstance(include_top, bool):
         raise InputError("include_top", "True or False", include_top, "pretrained.load")

@@ -138,8 +138,15 @@ REGISTRY.update({
 def spec(name: str, where: str = "pretrained") -> WeightsSpec:
     """The registry entry for ``name``; InputError listing the available names otherwise."""
     if not isinstance(name, str) or name not in REGISTRY:
-        raise InputError("name", f"one of {sorted(REGISTRY)}", name, where)
+        raise InputError("name", f"one of {known_names()}", name, where)
     return REGISTRY[name]
+
+
+def known_names() -> list[str]:
+    """Every name ``pretrained.load`` / ``info`` accept: the registry's and pydlr's own zoo's."""
+    from pydlr.pretrained.zoo import ZOO  # the zoo trains with the engine: imported only when asked
+
+    return sorted([*REGISTRY, *ZOO])
 
 
 def cache_dir() -> Path:
@@ -261,8 +268,13 @@ def info(name: str) -> dict[str, object]:
     ``params`` counts trainable-shaped tensors (BatchNormalization's running statistics excluded, as
     Keras' "Total params" does not count them as parameters either, but ``memory_mb`` does);
     ``memory_mb`` is the float32 bytes of every tensor, ``disk_mb`` the safetensors cache file (what
-    pydlr reads) and ``source_mb`` the package's original file.
+    pydlr reads) and ``source_mb`` the package's original file. For pydlr's own zoo entries
+    (``zoo.ZOO``) the JSON metadata: data, seed, epochs, test accuracy, parameters, bytes.
     """
+    from pydlr.pretrained import zoo
+
+    if name in zoo.ZOO:
+        return zoo.info(name)
     s = spec(name)
     state = state_dict(name)
     params = sum(int(t.numel()) for k, t in state.items() if t.is_floating_point()

@@ -1,10 +1,10 @@
 """Transfer learning on a pretrained backbone: frozen embeddings, and fastai-style fine-tuning.
 
-``fine_tune`` is a few lines on the engine: a new head (global average pooling, dropout, dense softmax) on a
-frozen base; train the head for ``freeze_epochs`` with ``learning_rate``; then unfreeze the base and train
-everything for ``epochs`` with ``learning_rate * unfrozen_lr_factor`` (fastai's ``fine_tune``; Keras'
-transfer-learning guide). BatchNormalization stays frozen (inference mode) by default, as Keras advises
-for small data sets: batch statistics of a few images would overwrite ImageNet's.
+``fine_tune`` is fastai's recipe on the engine: the head replaced (global average pooling, dropout, dense
+softmax), trained on the frozen body with a one-cycle schedule; then the body unfrozen and everything trained
+with discriminative learning rates over layer groups (early layers slowest) under one-cycle again.
+BatchNormalization stays frozen (inference mode) by default, as Keras advises for small data sets: batch
+statistics of a few images would overwrite ImageNet's.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydlr.errors import InputError
 from pydlr.layers import BatchNormalization
 from pydlr.models import BaseModel
 from pydlr.train.optimizers import Adam
+from pydlr.train.schedules import ParamScheduler, one_cycle
 
 __all__ = ["embed", "fine_tune"]
 
@@ -84,15 +85,101 @@ def _with_head(base: BaseModel, num_classes: int, dropout: float, seed: int | No
         return Sequential([base, *head])
 
 
+def _split_data(data: Any, y: Any, where: str) -> tuple[Any, np.ndarray, list[str] | None]:
+    """(x, y, class names) from arrays + ``y``, an (x, y) pair, or ``load_image_folder``'s (x, y, classes)."""
+    names = None
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3) and y is None:
+        x, y = data[0], data[1]
+        names = list(data[2]) if len(data) == 3 else None
+    else:
+        x = data
+    if y is None:
+        raise InputError("data", "images with labels: (x, y), load_image_folder's (x, y, classes), or x "
+                         "with y=", data, where)
+    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0:
+        raise InputError("y", "0-based integer class labels, one per image", y, where)
+    return x, labels.astype(np.int64), names
+
+
+def _headless(model: BaseModel, where: str) -> BaseModel:
+    """The backbone of ``model``: an application network loses its classifier (fastai replaces the head);
+    a model without one is used as it is (its output must be a feature map)."""
+    if getattr(model, "include_top", False):
+        drop = getattr(model, "drop_top", None)
+        if drop is None:
+            raise InputError("model", "a backbone or an application network (its head is replaced)", model,
+                             where)
+        drop()
+    if getattr(model, "pooling", None) is not None:
+        raise InputError("model", "a backbone returning its feature map (pooling=None)", model, where)
+    return model
+
+
+def layer_groups(model: Sequential, n_groups: int = 3) -> list[list[nn.Parameter]]:
+    """fastai's layer groups: the backbone's parameters in module order cut into ``n_groups - 1``
+    contiguous parts of about equal size (early, generic features first), then the new head."""
+    base, head = model.layers[0], model.layers[1:]
+    body = list(base.parameters())
+    total = sum(p.numel() for p in body)
+    groups: list[list[nn.Parameter]] = [[] for _ in range(n_groups)]
+    before = 0
+    for p in body:  # by the share of the body's parameters that precede it
+        groups[min(n_groups - 2, before * (n_groups - 1) // max(total, 1))].append(p)
+        before += p.numel()
+    groups[-1] = [p for layer in head for p in layer.parameters()]
+    return groups
+
+
+def _discriminative_adam(model: Sequential, lrs: list[float]) -> torch.optim.Optimizer:
+    """Adam (Keras' epsilon) with one parameter group a layer group; each group keeps its rate's share of
+    the largest (``lr_scale``) for the schedule to multiply."""
+    from pydlr.train.optimizers import _adam_class
+
+    groups = layer_groups(model, max(2, len(lrs)))
+    if len(lrs) == 1:  # one rate for all
+        groups = [[p for g in groups for p in g]]
+    trainable = [[p for p in g if p.requires_grad] for g in groups]
+    top = max(lrs)
+    param_groups = [{"params": g, "lr": lr, "lr_scale": lr / top} for g, lr in zip(trainable, lrs, strict=True)
+                    if g]
+    cls, flags = _adam_class([p for g in trainable for p in g])
+    return cls(param_groups, lr=top, betas=(0.9, 0.999), eps=1e-7, **flags)
+
+
+class _GroupOneCycle(ParamScheduler):
+    """One-cycle over the fit, each parameter group at its ``lr_scale`` of the scheduled rate."""
+
+    def before_batch(self):
+        learn = self.learn
+        if not learn.training:
+            return
+        pos = (learn.epoch * learn.n_iter + learn.iter) / max(learn.n_epochs * learn.n_iter, 1)
+        lr = float(self.schedule(pos))
+        for group in learn.opt.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        self.lrs.append(lr)
+
+
+def _lr_slice(low: float, high: float, n: int) -> list[float]:
+    """fastai's ``slice(low, high)``: ``n`` rates spaced evenly on a log scale."""
+    if n == 1:
+        return [high]
+    return [float(low * (high / low) ** (i / (n - 1))) for i in range(n)]
+
+
 def fine_tune(
-    base: Any,
-    num_classes: int,
-    x: Any,
-    y: Any,
+    model: Any,
+    data: Any,
     epochs: int = 1,
     freeze_epochs: int = 1,
-    learning_rate: float = 1e-3,
-    unfrozen_lr_factor: float = 0.01,
+    base_lr: float = 2e-3,
+    y: Any = None,
+    num_classes: int | None = None,
+    lr_mult: float = 100.0,
+    pct_start: float = 0.3,
+    div: float = 5.0,
+    n_groups: int = 3,
     batch_size: int | None = None,
     dropout: float = 0.2,
     validation_data: Any = None,
@@ -101,66 +188,97 @@ def fine_tune(
     verbose: int = 0,
     **fit_args: Any,
 ) -> Sequential:
-    """A new classifier on a pretrained ``base``, trained frozen, then unfrozen with a lower LR.
+    """fastai's ``fine_tune``: a new head, trained on the frozen body, then everything with discriminative
+    learning rates, both phases on a one-cycle schedule.
+
+    1. The head is replaced: an application network loses its classifier, and global average pooling,
+       dropout and a softmax ``Dense(num_classes)`` go on the body.
+    2. Frozen phase: ``freeze_epochs`` of the head alone, one-cycle up to ``base_lr`` (fastai's
+       ``pct_start=0.99``: warm-up almost all the way); the body's BatchNormalization layers stay in
+       inference mode, so ImageNet's statistics are kept.
+    3. Unfreeze, halve ``base_lr`` (as fastai), and train ``epochs`` with one rate a layer group
+       (``n_groups``: the body cut in ``n_groups - 1`` parts, then the head), from ``base_lr / lr_mult``
+       for the earliest layers to ``base_lr`` for the head, spaced on a log scale, under a one-cycle
+       schedule (``pct_start``, starting at the peak divided by ``div``). BatchNormalization keeps its
+       statistics unless ``train_batchnorm``.
 
     Parameters
     ----------
-    base : BaseModel
-        A backbone without its top, e.g. ``pretrained.load("mobilenet_v2", include_top=False,
-        input_shape=(96, 96, 3))``; it becomes the first layer of the returned model (its weights change).
-    num_classes : int
-        Classes of the new head (softmax outputs; labels are 0-based integers).
-    x, y : arrays
-        Preprocessed channels-last images and integer labels.
+    model : BaseModel
+        An application network, with its top (it is removed) or without (``include_top=False``), or any
+        backbone returning a feature map. It becomes the first layer of the result (its weights change).
+    data : array, (x, y) or (x, y, class_names)
+        Preprocessed channels-last images and labels; ``load_image_folder``'s result works as it is.
     epochs, freeze_epochs : int
-        Epochs after unfreezing (0: keep the base frozen) and head-only epochs before.
-    learning_rate : float
-        Adam's learning rate for the head; the unfrozen phase uses ``learning_rate * unfrozen_lr_factor``.
-    train_batchnorm : bool
-        Let BatchNormalization layers train in the unfrozen phase (batch statistics); default False.
+        Epochs after unfreezing (0 keeps the body frozen) and head-only epochs before.
+    base_lr : float
+        The peak learning rate of the frozen phase; half of it is the head's peak after unfreezing.
+    y : array, optional
+        Labels when ``data`` holds the images alone.
+    num_classes : int, optional
+        Classes of the new head (default: ``len(class_names)`` or ``max(y) + 1``).
+    lr_mult, pct_start, div, n_groups
+        fastai's discriminative-rate ratio, one-cycle warm-up fraction and start divisor, layer groups.
     seed : int, optional
-        Makes the whole run reproducible: the head's initial weights, the data order, dropout and
-        augmentation of both phases (two calls with the same seed on equal bases give equal models).
+        Makes the whole run reproducible: the head's initial weights, data order, dropout, augmentation.
     fit_args
         Passed to ``fit`` (e.g. ``augment``, ``callbacks``).
 
     Returns
     -------
     pydlr.Sequential
-        ``[base, GlobalAveragePooling2D, Dropout, Dense(num_classes, softmax)]``, compiled; its
-        ``history`` holds both phases (``model.fine_tune_history = {"frozen": ..., "unfrozen": ...}``).
+        ``[model, GlobalAveragePooling2D, Dropout, Dense(num_classes, softmax)]``, in inference mode,
+        compiled with Adam at the earliest layer group's rate; ``fine_tune_history = {"frozen": History, "unfrozen": History}`` and ``fine_tune_lrs`` (the
+        peak rate of each layer group after unfreezing).
     """
     where = "fine_tune"
-    _check_model(base, where)
-    if getattr(base, "include_top", False):
-        raise InputError("base", "a backbone without its classifier (include_top=False)", base, where)
-    num_classes = _check_count(num_classes, "num_classes", where, 2)
+    _check_model(model, where)
+    x, labels, names = _split_data(data, y, where)
     epochs = _check_count(epochs, "epochs", where, 0)
     freeze_epochs = _check_count(freeze_epochs, "freeze_epochs", where, 0)
     if epochs + freeze_epochs == 0:
         raise InputError("epochs", "epochs + freeze_epochs >= 1", (epochs, freeze_epochs), where)
-    for name, value in (("learning_rate", learning_rate), ("unfrozen_lr_factor", unfrozen_lr_factor)):
+    for name, value in (("base_lr", base_lr), ("lr_mult", lr_mult), ("div", div)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InputError(name, "a positive number", value, where)
-    if getattr(base, "pooling", None) is not None:
-        raise InputError("base", "a backbone returning its feature map (pooling=None)", base, where)
+    if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not 0 < pct_start < 1:
+        raise InputError("pct_start", "a fraction in (0, 1)", pct_start, where)
+    n_groups = _check_count(n_groups, "n_groups", where, 2)
+    default_classes = len(names) if names else max(2, int(labels.max(initial=0)) + 1)
+    num_classes = _check_count(default_classes if num_classes is None else num_classes, "num_classes",
+                               where, 2)
+    if labels.max(initial=0) >= num_classes:
+        raise InputError("y", f"labels below num_classes ({num_classes})", int(labels.max()), where)
+    base = _headless(model, where)
+    base.prepare_input(x[:1])  # channel count and dtype checked before any training
 
-    model = _with_head(base, num_classes, dropout, seed)
-    fit = dict(batch_size=batch_size, validation_data=validation_data, seed=seed, verbose=verbose,
-               **fit_args)
+    net = _with_head(base, num_classes, dropout, seed)
+    callbacks = list(fit_args.pop("callbacks", None) or [])
+    fit = dict(batch_size=batch_size, validation_data=validation_data, seed=seed, verbose=verbose, **fit_args)
+    loss = "sparse_categorical_crossentropy"
     histories: dict[str, Any] = {}
     if freeze_epochs:
         base.trainable = False
-        model.compile(optimizer=Adam(learning_rate=learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        histories["frozen"] = model.fit(x, y, epochs=freeze_epochs, **fit)
+        net.compile(optimizer=_discriminative_adam(net, [base_lr]), loss=loss, metrics=["accuracy"])
+        schedule = _GroupOneCycle(one_cycle(base_lr, pct_start=0.99, div=25.0))
+        histories["frozen"] = net.fit(x, labels, epochs=freeze_epochs,
+                                      callbacks=[schedule, *callbacks], **fit)
+    lrs = _lr_slice(base_lr / 2 / lr_mult, base_lr / 2, n_groups)
     if epochs:
         base.trainable = True
         if not train_batchnorm:
             _freeze_batchnorm(base)
-        model.compile(optimizer=Adam(learning_rate=learning_rate * unfrozen_lr_factor),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        histories["unfrozen"] = model.fit(x, y, epochs=epochs, **fit)
-    model.eval()
-    model.fine_tune_history = histories
-    return model
+        net.compile(optimizer=_discriminative_adam(net, lrs), loss=loss, metrics=["accuracy"])
+        schedule = _GroupOneCycle(one_cycle(max(lrs), pct_start=pct_start, div=div))
+        histories["unfrozen"] = net.fit(x, labels, epochs=epochs,
+                                        callbacks=[schedule, *callbacks], **fit)
+    # Compiled again with a plain Adam spec: a further fit trains the whole network at the earliest group's
+    # rate (safe for the body), and save_model records an optimizer that load_model can rebuild (the
+    # per-group optimizer above is a torch object, which saved configs cannot name).
+    net.compile(optimizer=Adam(learning_rate=lrs[0] if epochs else base_lr), loss=loss, metrics=["accuracy"])
+    net.eval()
+    net.fine_tune_history = histories
+    net.fine_tune_lrs = lrs
+    if names:
+        net.class_names = tuple(names)
+    return net

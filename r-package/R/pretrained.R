@@ -255,25 +255,36 @@ embed <- function(model, x, batch_size = 32L, ...) {
 
 #' Fine-tune a pretrained network on new classes
 #'
-#' fastai's `fine_tune()` on the keras engine: a new head (global average pooling, dropout, a softmax
-#' dense layer) goes on the frozen `base`; the head trains for `freeze_epochs` with `learning_rate`; then
-#' the base is unfrozen and everything trains for `epochs` with `learning_rate * unfrozen_lr_factor`.
-#' BatchNormalization layers stay frozen (keras' advice for small data sets) unless `train_batchnorm`.
-#' The arguments are those of Python's `pydlr.pretrained.fine_tune()`, in the same order.
+#' fastai's `fine_tune()` on the keras engine, with Python's `pydlr.pretrained.fine_tune()` arguments in
+#' the same order:
+#' 1. the head is replaced: an application network loses its classifier, and global average pooling,
+#'    dropout and a softmax dense layer for the new classes go on the body;
+#' 2. frozen phase: `freeze_epochs` of the head alone on a one-cycle schedule peaking at `base_lr`; the
+#'    body's BatchNormalization layers keep ImageNet's statistics;
+#' 3. the body is unfrozen, `base_lr` halved (as fastai), and everything trains `epochs` with
+#'    discriminative learning rates, one per layer group (the body cut in `n_groups - 1` parts, then the
+#'    head), from `base_lr / 2 / lr_mult` for the earliest layers to `base_lr / 2` for the head, again on a
+#'    one-cycle schedule (`pct_start`, `div`). BatchNormalization stays frozen unless `train_batchnorm`.
 #'
-#' @param base A backbone without its top: `application_mobilenet_v2(include_top = FALSE, input_shape =
-#'   c(96, 96, 3))`. It becomes the first layer of the new model (its weights are changed).
-#' @param num_classes Number of classes (`NULL`: the levels of a factor `y`, else `max(y) + 1`).
-#' @param x Preprocessed images `n x height x width x 3`.
-#' @param y Class labels: integers `0, 1, ...` or a factor.
-#' @param epochs Epochs after unfreezing (`0` keeps the base frozen).
+#' @param model An application network, e.g. `application_mobilenet_v2(input_shape = c(96, 96, 3))` (its
+#'   ImageNet top is removed) or one made with `include_top = FALSE`. It becomes the first layer of the new
+#'   model (its weights are changed).
+#' @param data Preprocessed images `n x height x width x 3` with `y`, or `list(x, y)`, or
+#'   [load_image_folder()]'s result (`list(x, y, class_names)`, after preprocessing `x`).
+#' @param epochs Epochs after unfreezing (`0` keeps the body frozen).
 #' @param freeze_epochs Epochs training only the head first.
-#' @param learning_rate Adam's learning rate for the head.
-#' @param unfrozen_lr_factor Factor applied to `learning_rate` once the base is unfrozen.
+#' @param base_lr Peak learning rate of the frozen phase; half of it is the head's after unfreezing.
+#' @param y Class labels (integers `0, 1, ...` or a factor) when `data` is the images alone.
+#' @param num_classes Number of classes (`NULL`: the levels of a factor `y`, the class names, else
+#'   `max(y) + 1`).
+#' @param lr_mult Ratio of the head's learning rate to the earliest layers' after unfreezing.
+#' @param pct_start Fraction of the unfrozen phase spent warming up.
+#' @param div The one-cycle schedule starts at its peak divided by `div`.
+#' @param n_groups Layer groups (at least 2: one body part and the head).
 #' @param batch_size Samples per update.
 #' @param dropout Dropout rate of the new head (`0`: none).
 #' @param validation_data `list(x_val, y_val)` scored after each epoch, or `NULL`.
-#' @param train_batchnorm Let BatchNormalization layers train once the base is unfrozen.
+#' @param train_batchnorm Let BatchNormalization layers train once the body is unfrozen.
 #' @param seed A whole number for reproducible runs (or `NULL`).
 #' @param verbose `0` silent, `1`/`2` progress.
 #' @return The new `pydlr_model`, trained; `attr(, "fine_tune_history")` is a data.frame with columns
@@ -281,27 +292,39 @@ embed <- function(model, x, batch_size = 32L, ...) {
 #' @family pretrained
 #' @md
 #' @export
-fine_tune <- function(base, num_classes = NULL, x, y, epochs = 1L, freeze_epochs = 1L, learning_rate = 1e-3,
-                      unfrozen_lr_factor = 0.01, batch_size = 32L, dropout = 0.2, validation_data = NULL,
-                      train_batchnorm = FALSE, seed = 0L, verbose = 0L) {
-  .check_model(base, "base")
-  if (missing(y) && is.array(num_classes)) { # the earlier R order fine_tune(base, x, y) still works
-    y <- x
-    x <- num_classes
-    num_classes <- NULL
+fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e-3, y = NULL,
+                      num_classes = NULL, lr_mult = 100, pct_start = 0.3, div = 5, n_groups = 3L,
+                      batch_size = 32L, dropout = 0.2, validation_data = NULL, train_batchnorm = FALSE,
+                      seed = 0L, verbose = 0L) {
+  .check_model(model, "model")
+  class_names <- NULL
+  if (is.list(data) && !is.data.frame(data)) {
+    if (!is.null(y)) .input_error("y", "NULL when `data` holds the labels", y)
+    if (!length(data) %in% 2:3) .input_error("data", "list(x, y) or list(x, y, class_names)", data)
+    x <- if (!is.null(data$x)) data$x else data[[1]]
+    y <- if (!is.null(data$y)) data$y else data[[2]]
+    class_names <- if (!is.null(data$class_names)) data$class_names else if (length(data) == 3L) data[[3]]
+  } else {
+    x <- data
+    if (is.null(y)) .input_error("y", "the labels of `data` (or data = list(x, y))", y)
   }
-  x <- .check_data(x, "x")
-  levels <- if (is.factor(y)) levels(y)
-  if (is.factor(y) && is.null(num_classes)) num_classes <- nlevels(y)
+  x <- .check_data(x, "data")
+  levels <- if (is.factor(y)) levels(y) else if (!is.null(class_names)) as.character(class_names)
+  if (is.null(num_classes) && !is.null(levels)) num_classes <- length(levels)
   y <- .check_labels(y, dim(x)[1])
   num_classes <- .check_count(if (is.null(num_classes)) max(2, max(y) + 1) else num_classes, "num_classes", min = 2L)
   if (max(y) >= num_classes) .input_error("y", sprintf("labels below num_classes (%d)", num_classes), I(sprintf("label %d", max(y))))
   verbose <- .check_count(verbose, "verbose", min = 0L)
-  py <- .py_call("api_r.pretrained.fine_tune", base$py, num_classes, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+  py <- .py_call("api_r.pretrained.fine_tune", model$py, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
+    class_names = if (!is.null(class_names)) as.list(as.character(class_names)),
     epochs = .check_count(epochs, "epochs", min = 0L),
     freeze_epochs = .check_count(freeze_epochs, "freeze_epochs", min = 0L),
-    learning_rate = .check_number(learning_rate, "learning_rate", 1e-12),
-    unfrozen_lr_factor = .check_number(unfrozen_lr_factor, "unfrozen_lr_factor", 1e-12),
+    base_lr = .check_number(base_lr, "base_lr", 1e-12),
+    num_classes = num_classes,
+    lr_mult = .check_number(lr_mult, "lr_mult", 1e-12),
+    pct_start = .check_number(pct_start, "pct_start", 1e-6, 1 - 1e-6),
+    div = .check_number(div, "div", 1e-12),
+    n_groups = .check_count(n_groups, "n_groups", min = 2L),
     batch_size = .check_count(batch_size, "batch_size"), dropout = .check_number(dropout, "dropout", 0, 1),
     validation_data = .check_validation_data(validation_data), train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm"),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE), verbose = verbose,

@@ -19,7 +19,7 @@ test_that("fine_tune(seed = 0) gives the same run twice in one session", {
   y <- rep(0:1, 8)
   run <- function() {
     base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(32, 32, 3))
-    model <- fine_tune(base, x, y, epochs = 1, freeze_epochs = 1, batch_size = 8, seed = 0)
+    model <- fine_tune(base, list(x, y), epochs = 1, freeze_epochs = 1, batch_size = 8, seed = 0)
     list(history = attr(model, "fine_tune_history"), probs = predict(model, x))
   }
   first <- run()

@@ -94,26 +94,30 @@ fine_tune_py_args <- function() {
     "list(__import__('inspect').signature(__import__('pydlr.pretrained', fromlist=['fine_tune'])",
     ".fine_tune).parameters)"
   ))
-  setdiff(unlist(params), c("base", "fit_args"))
+  setdiff(unlist(params), "fit_args")
 }
 
-test_that("fine_tune() trains a new head on a frozen base and beats the accuracy floor", {
+test_that("fine_tune() replaces the head, trains it frozen, then all with discriminative rates", {
   d <- lfw_split()
-  base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(64, 64, 3))
+  net <- application_mobilenet_v2(input_shape = c(64, 64, 3)) # with its ImageNet top: replaced
   y <- factor(c("face", "other")[d$y_train[1:64] + 1L])
-  model <- fine_tune(base, 2, d$x_train[1:64, , , , drop = FALSE], y, epochs = 0, # Python's order
-    freeze_epochs = 3, learning_rate = 3e-3, batch_size = 8, seed = 0)
+  model <- fine_tune(net, list(d$x_train[1:64, , , , drop = FALSE], y), 1, 3, 3e-3, # Python's order
+    batch_size = 8, seed = 0)
   hist <- attr(model, "fine_tune_history")
-  expect_equal(hist$phase, rep("frozen", 3))
+  expect_equal(hist$phase, c(rep("frozen", 3), "unfrozen"))
   expect_named(hist, c("phase", "epoch", "loss", "accuracy"))
   expect_lt(hist$loss[3], hist$loss[1])
+  lrs <- unlist(reticulate::py_to_r(reticulate::py_get_attr(model$py, "fine_tune_lrs")))
+  expect_equal(lrs, c(1.5e-5, 1.5e-4, 1.5e-3)) # base_lr / 2 / lr_mult ... base_lr / 2
   pred <- predict(model, d$x_test, type = "class")
   expect_identical(levels(pred), c("face", "other")) # the factor's levels come back
   expect_gte(mean(as.integer(pred) - 1L == d$y_test), 0.9)
-  expect_identical(names(formals(fine_tune))[1:4], c("base", "num_classes", "x", "y"))
-  expect_identical(names(formals(fine_tune))[-1], fine_tune_py_args()) # same arguments, same order
-  expect_error(fine_tune(base, d$x_train, d$y_train[1:3]), class = "pydlr_input_error")
-  expect_error(fine_tune(application_mobilenet_v2(), d$x_train, d$y_train), "include_top")
+  expect_identical(names(formals(fine_tune))[1:5], c("model", "data", "epochs", "freeze_epochs", "base_lr"))
+  expect_identical(names(formals(fine_tune)), fine_tune_py_args()) # same arguments, same order
+  expect_error(fine_tune(net, d$x_train, y = d$y_train[1:3]), class = "pydlr_input_error")
+  expect_error(fine_tune(net, d$x_train), "labels", class = "pydlr_input_error")
+  expect_error(fine_tune(application_mobilenet_v2(include_top = FALSE, pooling = "avg"), list(d$x_train, d$y_train)),
+    "pooling", class = "pydlr_input_error")
 })
 
 test_that("keras_model_sequential(layers = ) stacks a head on a pretrained base", {
