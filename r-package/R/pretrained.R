@@ -161,10 +161,31 @@ efficientnet_lite_preprocess_input <- function(x, size = 224L) {
   imagenet_preprocess_input(x, size = size, mode = "tflite")
 }
 
+#' A model of pydlr's own zoo
+#'
+#' The seed CNN (the three convolutions of `keras_model_sequential()`'s example, 55,744 parameters, with a
+#' Dense(64) + Dense(10, softmax) head: 93,322 parameters, 373 KB) trained by pydlr on Fashion-MNIST
+#' (`"seed_cnn_fashion_mnist"`) or on the 5,000 MNIST digits pydlr ships (`"seed_cnn_mnist"`). The weights
+#' ship with the package as safetensors with JSON metadata (data, seed, epochs, test accuracy; see
+#' [pretrained_info()]), checksum verified on load; `scripts/train_zoo.py` reproduces them bit for bit.
+#' ImageNet networks come from [application_mobilenet_v2()] and [application_efficientnet_lite0()].
+#'
+#' @param name `"seed_cnn_fashion_mnist"` or `"seed_cnn_mnist"`.
+#' @return A compiled `pydlr_model` taking `n x 28 x 28` (or `n x 28 x 28 x 1`) images scaled to `[0, 1]`.
+#' @family pretrained
+#' @md
+#' @export
+pretrained_model <- function(name = c("seed_cnn_fashion_mnist", "seed_cnn_mnist")) {
+  name <- .check_string(name[[1]], "name", c("seed_cnn_fashion_mnist", "seed_cnn_mnist"))
+  .new_model(.py_call("api_r.pretrained.load", name, .convert = FALSE))
+}
+
 #' Facts about pretrained weights
 #'
 #' @param name Registry name: `"mobilenet_v2"`, `"efficientnet_lite0"`, `"efficientnet_lite1"`,
-#'   `"efficientnet_lite2"`.
+#'   `"efficientnet_lite2"`, or pydlr's own `"seed_cnn_fashion_mnist"`, `"seed_cnn_mnist"` (their list
+#'   holds the training facts instead: `data`, `seed`, `epochs`, `test_accuracy`, `params`, `bytes`,
+#'   `memory_mb`, `disk_mb`).
 #' @return A list: `origin`, `dataset`, `num_classes`, `imagenet_top1` (%), `image_size`, `preprocessing`,
 #'   `sha256`, `source` (the installed file), `cache` (the safetensors file), `tensors`, `params`,
 #'   `memory_mb` (float32 tensors in memory), `disk_mb` (the safetensors cache file) and `source_mb` (the
