@@ -65,5 +65,19 @@ test_that("export_onnx() writes files onnxruntime runs like predict()", {
   expect_error(export_onnx("model", path), class = "pydlr_input_error")
 })
 
+test_that("pretrained_model() gives pydlr's own trained seed CNNs with their recorded accuracy", {
+  mnist <- dataset_mnist()
+  model <- pretrained_model("seed_cnn_mnist")
+  info <- pretrained_info("seed_cnn_mnist")
+  expect_equal(info$params, 93322L)
+  expect_equal(count_params(model), 93322)
+  expect_lt(info$disk_mb, 0.4)
+  probs <- predict(model, mnist$test$x / 255)
+  expect_equal(mean(max.col(probs) - 1L == mnist$test$y), info$test_accuracy, tolerance = 1e-4)
+  expect_gt(info$test_accuracy, 0.9)
+  expect_gt(pretrained_info("seed_cnn_fashion_mnist")$test_accuracy, 0.88)
+  expect_error(pretrained_model("seed_cnn_cifar"), class = "pydlr_input_error")
+})
+
 # Restore the cache setting for later test files.
 if (is.null(app_old_cache)) app_environ$pop("PYDLR_CACHE") else reticulate::py_set_item(app_environ, "PYDLR_CACHE", app_old_cache)
