@@ -131,3 +131,28 @@ def test_wrong_channels_or_dtype_are_refused_before_work() -> None:
         efficientnet_lite.preprocess_input(np.zeros((40, 40, 3), np.complex64))
     with pytest.raises(InputError, match="mode"):
         pretrained.preprocess(np.zeros((40, 40, 3), np.uint8), mode="caffe")
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "EfficientNetLite0"])
+def test_inference_copy_folds_batchnorm_fuses_relu6_and_tracks_weight_edits(name: str) -> None:
+    from pydlr.layers import BatchNormalization, Conv2D, DepthwiseConv2D
+    from pydlr.models.inference import fold_batchnorm
+
+    model = getattr(applications, name)()
+    x = np.concatenate([applications.preprocess_inputs(model, img) for img in (data.chelsea(), data.coffee())])
+    with torch.inference_mode():
+        eager = model(torch.from_numpy(x)).numpy()  # the unfolded network
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, BatchNormalization) for m in folded.modules())
+    assert any(isinstance(m, BatchNormalization) for m in model.modules())  # the original is untouched
+    convs = [m for m in folded.modules() if isinstance(m, (Conv2D, DepthwiseConv2D))]
+    relu6 = sum(c.activation == "relu6" for c in convs)
+    assert relu6 == (35 if name == "MobileNetV2" else 33) and all(c.bias is not None for c in convs)
+    np.testing.assert_allclose(folded.predict(x), eager, atol=1e-5)
+    np.testing.assert_allclose(model.predict(x), eager, atol=1e-5)  # predict runs the folded copy
+    first = model.inference_model()
+    assert model.inference_model() is first  # reused while the weights stand still
+    head = model.classifier[1] if name == "MobileNetV2" else model._fc
+    with torch.no_grad():
+        head.bias[3] += 100.0  # an edit: the next predict must see it
+    assert model.inference_model() is not first and (model.predict(x).argmax(1) == 3).all()

@@ -76,6 +76,10 @@ class MBConvBlock(nn.Module):
         self._bn2 = _bn()
         self._relu6 = Activation("relu6")
 
+    # (convolution, its BatchNormalization, the activation after them): models.inference folds these
+    conv_bn_act = (("_expand_conv", "_bn0", "_relu6"), ("_depthwise_conv", "_bn1", "_relu6"),
+                   ("_project_conv", "_bn2", None))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self._expand_conv is not None:
@@ -164,6 +168,7 @@ class EfficientNetLite(_Classifier):
         self.finish_init(shape, build_size=32)
 
     head_modules = ("_dropout", "_fc")
+    conv_bn_act = (("_conv_stem", "_bn0", "_relu6"), ("_conv_head", "_bn1", "_relu6"))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self._relu6(self._bn0(self._conv_stem(x)))
