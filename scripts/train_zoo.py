@@ -18,6 +18,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from pydlr.pretrained import zoo
+from pydlr.pretrained.registry import sha256_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             shipped = load_file(str(zoo.weights_dir() / f"{name}.safetensors"))
             fresh = load_file(str(weights))
             differ = [k for k in shipped if k not in fresh or not shipped[k].equal(fresh[k])]
-            print(f"  {'identical to' if not differ else 'DIFFERS from'} the shipped file"
-                  + (f" ({', '.join(differ)})" if differ else ""))
-            status |= bool(differ)
+            same_file = sha256_file(weights) == zoo.info(name)["sha256"]
+            print(f"  {'identical to' if not differ and same_file else 'DIFFERS from'} the shipped file"
+                  + (f" (tensors {', '.join(differ)})" if differ else "" if same_file else " (file bytes)"))
+            status |= bool(differ) or not same_file
     return status
 
 

@@ -61,7 +61,7 @@ def test_imagenet_networks_export_with_folded_batchnorm_and_match(name: str, tmp
     assert model.predict(x).tolist() == expected.tolist()  # the model's own backend is restored
 
 
-class Cumulative(layers.Layer):
+class _Cumulative(layers.Layer):
     """A layer ONNX cannot express (a stand-in for user code)."""
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,9 +71,9 @@ class Cumulative(layers.Layer):
 def test_inexpressible_layer_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     model = Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3)])
     model.add(layers.Flatten())
-    model.add(Cumulative())
+    model.add(_Cumulative())
     path = tmp_path / "bad.onnx"
-    with pytest.raises(NotSupportedError, match=r"Cumulative.*no ONNX translation.*Conv2D"):
+    with pytest.raises(NotSupportedError, match=r"_Cumulative.*no ONNX translation.*Conv2D"):
         io.export_onnx(model, path)
     assert not path.exists()
 

@@ -89,7 +89,9 @@ def train(name: str, epochs: int | None = None, n_train: int | None = None,
     """Train entry ``name`` by its recipe; returns the model and its metadata (without file facts).
 
     ``epochs`` / ``n_train`` shorten the run (tests); ``threads`` is fixed because a float reduction split
-    over another number of threads sums in another order, and the bits then differ.
+    over another number of threads sums in another order, and the bits then differ. The convolutions run
+    pydlr's native kernels throughout: the "auto" backend picks a kernel per shape by timing it, and on a
+    busy machine it can pick another one than in the run that made the files.
     """
     s = spec(name)
     epochs = s.epochs if epochs is None else int(epochs)
@@ -100,7 +102,8 @@ def train(name: str, epochs: int | None = None, n_train: int | None = None,
     torch.set_num_threads(threads)
     try:
         model = build(s.seed)
-        model.fit(_scaled(x), y, epochs=epochs, batch_size=s.batch_size, seed=s.seed, verbose=0)
+        with layers.conv_backend("native"):
+            model.fit(_scaled(x), y, epochs=epochs, batch_size=s.batch_size, seed=s.seed, verbose=0)
         accuracy = float((model.predict(_scaled(xt)).argmax(1) == yt).mean())
     finally:
         torch.set_num_threads(previous)
@@ -108,7 +111,7 @@ def train(name: str, epochs: int | None = None, n_train: int | None = None,
         "name": name, "architecture": "seed CNN + Flatten + Dense(64, relu) + Dense(10, softmax)",
         "data": s.data, "n_train": int(len(x)), "n_test": int(len(xt)), "seed": s.seed, "epochs": epochs,
         "batch_size": s.batch_size, "optimizer": "adam, learning rate 0.001",
-        "threads": threads, "torch": torch.__version__, "test_accuracy": round(accuracy, 4),
+        "threads": threads, "conv_backend": "native", "torch": torch.__version__, "test_accuracy": round(accuracy, 4),
         "params": int(sum(p.numel() for p in model.parameters())),
         "conv_params": 55_744,
     }
@@ -121,7 +124,9 @@ def write(model: Sequential, meta: dict[str, Any], folder: Path | None = None) -
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{meta['name']}.safetensors"
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pydlr", "name": meta["name"]})
+    # One metadata key: safetensors writes its metadata map in hash order, so two keys made the same
+    # tensors into files with different bytes from run to run.
+    save_file(state, str(weights), metadata={"pydlr_zoo": meta["name"]})
     meta = {**meta, "bytes": weights.stat().st_size, "sha256": sha256_file(weights)}
     meta_path = folder / f"{meta['name']}.json"
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
