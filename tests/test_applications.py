@@ -156,3 +156,21 @@ def test_inference_copy_folds_batchnorm_fuses_relu6_and_tracks_weight_edits(name
     with torch.no_grad():
         head.bias[3] += 100.0  # an edit: the next predict must see it
     assert model.inference_model() is not first and (model.predict(x).argmax(1) == 3).all()
+
+
+def test_summary_reports_parameters_memory_and_file_size_of_each_network(tmp_path: Path) -> None:
+    from pydlr import io
+
+    for name in ("mobilenet_v2", "efficientnet_lite0", "seed_cnn_mnist"):
+        model = pretrained.load(name) if name.startswith("seed") else applications.get(name)()
+        lines: list[str] = []
+        model.summary(print_fn=lines.append)
+        text = "\n".join(lines)
+        params = sum(p.numel() for p in model.parameters())
+        memory = sum(t.numel() * t.element_size() for t in model.state_dict().values()
+                     if t.is_floating_point())
+        assert f"Weight memory: {memory:,} bytes" in text, text[-400:]
+        io.save_weights(model, tmp_path / f"{name}.weights.safetensors")
+        size = (tmp_path / f"{name}.weights.safetensors").stat().st_size
+        assert f"Saved weights (safetensors): {size:,} bytes" in text
+        assert params == pretrained.info(name)["params"]
