@@ -74,7 +74,8 @@ class _Application:
         from pydlr.models.inference import fold_batchnorm
 
         tensors = [*self.parameters(), *self.buffers()]
-        stamp = tuple((id(t), t._version) for t in tensors)
+        # in-place updates bump _version; .to(device) / .data = ... swap the storage (data_ptr)
+        stamp = tuple((id(t), t._version, t.data_ptr()) for t in tensors)
         cached = self.__dict__.get("_inference_cache")
         if cached is None or cached[0] != stamp:
             self.__dict__["_inference_cache"] = None  # never deep-copied into the new copy
