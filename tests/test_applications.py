@@ -150,6 +150,9 @@ def test_inference_copy_folds_batchnorm_fuses_relu6_and_tracks_weight_edits(name
     assert relu6 == (35 if name == "MobileNetV2" else 33) and all(c.bias is not None for c in convs)
     np.testing.assert_allclose(folded.predict(x), eager, atol=1e-5)
     np.testing.assert_allclose(model.predict(x), eager, atol=1e-5)  # predict runs the folded copy
+    with torch.inference_mode():
+        features = model.forward_features(model.prepare_input(x)).numpy()
+    np.testing.assert_allclose(pretrained.embed(model, x), features, atol=1e-4)  # embed too
     first = model.inference_model()
     assert model.inference_model() is first  # reused while the weights stand still
     head = model.classifier[1] if name == "MobileNetV2" else model._fc
