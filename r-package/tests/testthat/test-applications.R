@@ -65,6 +65,19 @@ test_that("export_onnx() writes files onnxruntime runs like predict()", {
   expect_error(export_onnx("model", path), class = "pydlr_input_error")
 })
 
+test_that("fine_tune() takes load_image_folder()-shaped data and replaces an EfficientNet's top", {
+  lfw <- dataset_lfw_subset()
+  keep <- c(1:16, 101:116)
+  x <- efficientnet_lite_preprocess_input(lfw$x[keep, , ], size = 32)
+  data <- list(x = x, y = lfw$y[keep], class_names = c("face", "other"))
+  net <- application_efficientnet_lite0(input_shape = c(32, 32, 3))
+  model <- fine_tune(net, data, epochs = 1, freeze_epochs = 1, batch_size = 8)
+  expect_equal(attr(model, "fine_tune_history")$phase, c("frozen", "unfrozen"))
+  pred <- predict(model, x, type = "class")
+  expect_identical(levels(pred), c("face", "other"))
+  expect_equal(dim(predict(model, x)), c(32L, 2L))
+})
+
 test_that("pretrained_model() gives pydlr's own trained seed CNNs with their recorded accuracy", {
   mnist <- dataset_mnist()
   model <- pretrained_model("seed_cnn_mnist")
