@@ -159,7 +159,8 @@ class EfficientNetLite(_Classifier):
             for i in range(repeats):
                 blocks.append(MBConvBlock(cin if i == 0 else cout, cout, k, s if i == 0 else 1, e))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _pointwise(1280)
+        self.feature_channels = 1280
+        self._conv_head = _pointwise(self.feature_channels)
         self._bn1 = _bn()
         self._relu6 = Activation("relu6")
         if self.include_top:
