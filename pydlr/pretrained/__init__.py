@@ -1,9 +1,11 @@
 """Pretrained models and transfer learning: less data and compute than training from scratch.
 
-``load("mobilenet_v2")`` gives MobileNetV2 with ImageNet weights from an installed package (checksum
-verified, converted once to a safetensors cache; never downloaded). ``preprocess`` / ``decode_predictions``
-follow torchvision's ImageNet conventions on channels-last arrays; ``embed`` gives frozen features (e.g. for
-a logistic regression) and ``fine_tune`` trains a new head, then the unfrozen network at a lower LR.
+``load(name)`` gives an ImageNet network (``"mobilenet_v2"``, ``"efficientnet_lite0/1/2"``) with weights from
+an installed package (checksum verified, converted once to a safetensors cache; never downloaded), or one of
+pydlr's own trained seed CNNs (``zoo``). ``preprocess`` / ``decode_predictions`` follow each network's
+conventions on channels-last arrays; ``embed`` gives frozen features (e.g. for k-means or a logistic
+regression) and ``fine_tune`` is fastai's recipe: new head, frozen phase, then discriminative learning rates
+under a one-cycle schedule. Keras-style constructors live in ``pydlr.applications``.
 """
 
 from pydlr.pretrained.applications import EfficientNetLite, MobileNetV2, load
