@@ -261,3 +261,31 @@ def test_pretrained_weights_beat_the_same_network_from_scratch(lfw) -> None:
         model = pretrained.fine_tune(net, (x_train[:64], y_train[:64]), 1, 2, 3e-3, batch_size=8, seed=0)
         scores[weights] = float((model.predict_classes(x_test) == y_test).mean())
     assert scores["imagenet"] >= 0.9 and scores["imagenet"] >= scores[None] + 0.15, scores
+
+
+def _imagenet_scale(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor([0.485, 0.456, 0.406]) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]) * 255
+    return (images - mean) / std, labels
+
+
+def test_fine_tune_takes_an_image_dataset(tmp_path: Path) -> None:
+    """An image dataset from a folder (labels and batches come with it) runs both phases; its class names
+    size and name the new head."""
+    from PIL import Image
+
+    from pydlr.data.image_dataset import image_dataset_from_directory
+
+    faces = (data.lfw_subset() * 255).astype(np.uint8)
+    for cls, idx in (("face", range(0, 12)), ("other", range(100, 112))):
+        (tmp_path / cls).mkdir()
+        for i in idx:
+            Image.fromarray(faces[i]).save(tmp_path / cls / f"{i}.png")
+    ds = image_dataset_from_directory(str(tmp_path), image_size=(32, 32), batch_size=8, seed=0,
+                                      color_mode="rgb").map(_imagenet_scale)
+    model = pretrained.fine_tune(applications.MobileNetV2(input_shape=(32, 32, 3)), ds, epochs=1,
+                                 freeze_epochs=1)
+    assert list(model.fine_tune_history) == ["frozen", "unfrozen"] and model.class_names == ("face", "other")
+    assert model.predict(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 2)
+    with pytest.raises(InputError, match="data"):
+        pretrained.fine_tune(applications.MobileNetV2(input_shape=(32, 32, 3)), ds, y=np.zeros(24))

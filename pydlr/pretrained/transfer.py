@@ -88,7 +88,14 @@ def _with_head(base: BaseModel, num_classes: int, dropout: float, seed: int | No
 
 
 def _split_data(data: Any, y: Any, where: str) -> tuple[Any, np.ndarray, list[str] | None]:
-    """(x, y, class names) from arrays + ``y``, an (x, y) pair, or ``load_image_folder``'s (x, y, classes)."""
+    """(x, y, class names) from arrays + ``y``, an (x, y) pair, ``load_image_folder``'s (x, y, classes), or
+    an image dataset (labels and batches come with it: y is None)."""
+    from pydlr.data.image_dataset import ImageDataset
+
+    if isinstance(data, ImageDataset):
+        if y is not None or data.label_mode != "int":
+            raise InputError("data", "an image dataset with label_mode='int' (its labels, no y)", data, where)
+        return data, None, list(data.class_names or []) or None
     names = None
     if isinstance(data, (tuple, list)) and len(data) in (2, 3) and y is None:
         x, y = data[0], data[1]
@@ -209,8 +216,10 @@ def fine_tune(
     model : BaseModel
         An application network, with its top (it is removed) or without (``include_top=False``), or any
         backbone returning a feature map. It becomes the first layer of the result (its weights change).
-    data : array, (x, y) or (x, y, class_names)
-        Preprocessed channels-last images and labels; ``load_image_folder``'s result works as it is.
+    data : array, (x, y), (x, y, class_names) or ImageDataset
+        Preprocessed channels-last images and labels; ``load_image_folder``'s result works as it is, and so
+        does an image dataset with integer labels (``image_dataset_from_directory``; preprocess it with
+        ``dataset.map``).
     epochs, freeze_epochs : int
         Epochs after unfreezing (0 keeps the body frozen) and head-only epochs before.
     base_lr : float
@@ -246,13 +255,15 @@ def fine_tune(
     if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not 0 < pct_start < 1:
         raise InputError("pct_start", "a fraction in (0, 1)", pct_start, where)
     n_groups = _check_count(n_groups, "n_groups", where, 2)
-    default_classes = len(names) if names else max(2, int(labels.max(initial=0)) + 1)
+    top = -1 if labels is None else int(labels.max(initial=0))
+    default_classes = len(names) if names else max(2, top + 1)
     num_classes = _check_count(default_classes if num_classes is None else num_classes, "num_classes",
                                where, 2)
-    if labels.max(initial=0) >= num_classes:
-        raise InputError("y", f"labels below num_classes ({num_classes})", int(labels.max()), where)
+    if top >= num_classes:
+        raise InputError("y", f"labels below num_classes ({num_classes})", top, where)
     base = _headless(model, where)
-    base.prepare_input(x[:1])  # channel count and dtype checked before any training
+    if labels is not None:  # a dataset's images are checked by fit against the model
+        base.prepare_input(x[:1])  # channel count and dtype checked before any training
 
     net = _with_head(base, num_classes, dropout, seed)
     callbacks = list(fit_args.pop("callbacks", None) or [])
