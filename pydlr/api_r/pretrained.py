@@ -84,7 +84,7 @@ def embed(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
     return c_array(pretrained.embed(model, x, batch_size=batch_size))
 
 
-def fine_tune(model: Any, x: Any, y: Any, print_fn: Callable[..., Any] | None = None,
+def fine_tune(model: Any, x: Any, y: Any = None, print_fn: Callable[..., Any] | None = None,
               class_names: Any = None, **kwargs: Any) -> Any:
     """``pydlr.pretrained.fine_tune(model, (x, y[, class_names]), **kwargs)``; progress goes through R's
     ``print_fn`` (one line per epoch: R's console), labels arrive as R integers."""
@@ -93,7 +93,10 @@ def fine_tune(model: Any, x: Any, y: Any, print_fn: Callable[..., Any] | None = 
     if isinstance(kwargs.get("validation_data"), list):
         xv, yv = kwargs["validation_data"]
         kwargs["validation_data"] = (xv, labels(yv))
-    data = (x, labels(y)) if class_names is None else (x, labels(y), list(class_names))
+    if y is None:  # an image dataset: labels and batches come with it
+        data = x
+    else:
+        data = (x, labels(y)) if class_names is None else (x, labels(y), list(class_names))
     return pretrained.fine_tune(model, data, **kwargs)
 
 

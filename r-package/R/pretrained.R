@@ -291,7 +291,9 @@ embed <- function(model, x, batch_size = 32L, ...) {
 #'   ImageNet top is removed) or one made with `include_top = FALSE`. It becomes the first layer of the new
 #'   model (its weights are changed).
 #' @param data Preprocessed images `n x height x width x 3` with `y`, or `list(x, y)`, or
-#'   [load_image_folder()]'s result (`list(x, y, class_names)`, after preprocessing `x`).
+#'   [load_image_folder()]'s result (`list(x, y, class_names)`, after preprocessing `x`), or an image
+#'   dataset from [image_dataset_from_directory()] with `label_mode = "int"` (its labels, batches and
+#'   class names come with it; `batch_size`, `num_classes` and `validation_data` do not apply).
 #' @param epochs Epochs after unfreezing (`0` keeps the body frozen).
 #' @param freeze_epochs Epochs training only the head first.
 #' @param base_lr Peak learning rate of the frozen phase; half of it is the head's after unfreezing.
@@ -319,6 +321,10 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
                       seed = 0L, verbose = 0L) {
   .check_model(model, "model")
   class_names <- NULL
+  if (inherits(data, "pydlr_image_dataset")) {
+    return(.fine_tune_dataset(model, data, y, epochs, freeze_epochs, base_lr, lr_mult, pct_start, div, n_groups,
+      dropout, train_batchnorm, seed, verbose))
+  }
   if (is.list(data) && !is.data.frame(data)) {
     if (!is.null(y)) .input_error("y", "NULL when `data` holds the labels", y)
     if (!length(data) %in% 2:3) .input_error("data", "list(x, y) or list(x, y, class_names)", data)
@@ -353,6 +359,29 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
   model <- .new_model(py, levels)
   attr(model, "fine_tune_history") <- .fine_tune_history(py)
   model
+}
+
+# fine_tune() on an image dataset (image_dataset_from_directory()): its labels, batches and class names
+# come with it; the other arguments are checked and passed as for arrays.
+.fine_tune_dataset <- function(model, data, y, epochs, freeze_epochs, base_lr, lr_mult, pct_start, div, n_groups,
+                               dropout, train_batchnorm, seed, verbose, call = sys.call(sys.parent())) {
+  if (!is.null(y)) .input_error("y", "NULL with an image dataset (its labels come with it)", y, call = call)
+  verbose <- .check_count(verbose, "verbose", min = 0L, call = call)
+  py <- .py_call("api_r.pretrained.fine_tune", model$py, data$py,
+    epochs = .check_count(epochs, "epochs", min = 0L, call = call),
+    freeze_epochs = .check_count(freeze_epochs, "freeze_epochs", min = 0L, call = call),
+    base_lr = .check_number(base_lr, "base_lr", 1e-12, call = call),
+    lr_mult = .check_number(lr_mult, "lr_mult", 1e-12, call = call),
+    pct_start = .check_number(pct_start, "pct_start", 1e-6, 1 - 1e-6, call = call),
+    div = .check_number(div, "div", 1e-12, call = call),
+    n_groups = .check_count(n_groups, "n_groups", min = 2L, call = call),
+    dropout = .check_number(dropout, "dropout", 0, 1, call = call),
+    train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm", call = call),
+    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call), verbose = verbose,
+    print_fn = if (verbose > 0L) .r_callable(.console_print), .convert = FALSE, .call = call)
+  out <- .new_model(py, data$class_names)
+  attr(out, "fine_tune_history") <- .fine_tune_history(py)
+  out
 }
 
 .fine_tune_history <- function(py) {

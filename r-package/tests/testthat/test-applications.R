@@ -78,6 +78,21 @@ test_that("fine_tune() takes load_image_folder()-shaped data and replaces an Eff
   expect_equal(dim(predict(model, x)), c(32L, 2L))
 })
 
+test_that("fine_tune() takes an image dataset from a folder: labels, batches and class names come with it", {
+  skip_if_not_installed("png")
+  root <- withr::local_tempdir()
+  lfw <- dataset_lfw_subset()
+  for (cls in c("face", "other")) {
+    dir.create(file.path(root, cls))
+    for (i in if (cls == "face") 1:8 else 101:108) png::writePNG(lfw$x[i, , ], file.path(root, cls, sprintf("%d.png", i)))
+  }
+  ds <- image_dataset_from_directory(root, image_size = c(32, 32), batch_size = 8, seed = 1, color_mode = "rgb")
+  model <- fine_tune(application_mobilenet_v2(input_shape = c(32, 32, 3)), ds, epochs = 1, freeze_epochs = 1)
+  expect_equal(attr(model, "fine_tune_history")$phase, c("frozen", "unfrozen"))
+  expect_identical(levels(predict(model, array(0, c(2L, 32L, 32L, 3L)), type = "class")), c("face", "other"))
+  expect_error(fine_tune(application_mobilenet_v2(input_shape = c(32, 32, 3)), ds, y = 1:16), class = "pydlr_input_error")
+})
+
 test_that("pretrained_model() gives pydlr's own trained seed CNNs with their recorded accuracy", {
   mnist <- dataset_mnist()
   model <- pretrained_model("seed_cnn_mnist")
