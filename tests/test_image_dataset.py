@@ -377,7 +377,7 @@ def test_rgb_folder_into_mobilenet_fine_tuning(tmp_path):
         return imagenet.preprocess(x, size=64, resize=64), y  # ImageNet mean/std, in the workers
 
     base = pretrained.load("mobilenet_v2", include_top=False, input_shape=(64, 64, 3))
-    model = fine_tune(base, 10, tr.map(prep), None, epochs=0, freeze_epochs=3, learning_rate=3e-3,
+    model = fine_tune(base, tr.map(prep), epochs=0, freeze_epochs=3, base_lr=3e-3, num_classes=10,
                       validation_data=va.map(prep), seed=0)
     assert model.evaluate(va.map(prep), return_dict=True)["accuracy"] > 0.3  # chance: 0.1
 
