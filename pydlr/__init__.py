@@ -8,13 +8,19 @@ Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
     model.summary()
 """
 
-from pydlr import data, datasets, errors, layers, models, utils
+from pydlr import data, datasets, errors, layers, models, saving, utils
 from pydlr.engine import Model, Sequential
 from pydlr.io import load_model, load_weights, save_model, save_weights
 from pydlr.layers import Input, clear_session
 from pydlr.train import callbacks, losses, optimizers
 
 __version__ = "0.1.0"
+
+# Keras' ``keras.models`` namespace also holds the saving functions; they need io/, which models/ never
+# imports (the model knows no files), so the top-level package, where Keras' names meet, adds them.
+models.load_model = saving.load_model
+models.save_model = saving.save_model
+models.model_from_json = saving.model_from_json
 
 
 def __getattr__(name: str):
@@ -29,6 +35,6 @@ def __getattr__(name: str):
 __all__ = [
     "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",
     "layers",
-    "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights",
+    "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights", "saving",
     "utils", "__version__",
 ]

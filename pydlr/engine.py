@@ -57,6 +57,7 @@ from pydlr.data.prepare import (
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.models import Model as _BaseModel
 from pydlr.models import Sequential as _BaseSequential
+from pydlr.saving import SavingMethods
 from pydlr.train import distributed as ddp
 from pydlr.train.events import Callback
 from pydlr.train.history import History
@@ -418,9 +419,9 @@ class TrainingMixin:
         return (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
 
 
-class Sequential(TrainingMixin, _BaseSequential):
+class Sequential(TrainingMixin, SavingMethods, _BaseSequential):
     """Keras' Sequential with compile/fit/evaluate/predict (pydlr.Sequential)."""
 
 
-class Model(TrainingMixin, _BaseModel):
+class Model(TrainingMixin, SavingMethods, _BaseModel):
     """Keras' functional Model with compile/fit/evaluate/predict (pydlr.Model)."""

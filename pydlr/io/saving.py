@@ -159,6 +159,11 @@ _INSTEAD = {
     "save_weights": 'save_weights(model, "{}")',
     "load_weights": 'load_weights(model, "{}")',
     "ModelCheckpoint": 'ModelCheckpoint("{}")',
+    "model.save": 'model.save("{}")',
+    "model.save_weights": 'model.save_weights("{}")',
+    "model.load_weights": 'model.load_weights("{}")',
+    "keras.models.save_model": 'keras.models.save_model(model, "{}")',
+    "keras.models.load_model": 'keras.models.load_model("{}")',
 }
 
 
@@ -180,7 +185,7 @@ def refuse_hdf5(path: str | os.PathLike, where: str, argument: str = "path") -> 
         return
     fixed = safetensors_name(path)
     line = _INSTEAD.get(where, "{}").format(Path(fixed).name if where != "ModelCheckpoint" else fixed)
-    verb = "rename the file to" if where.startswith("load") else "name it"
+    verb = "rename the file to" if "load" in where else "name it"
     raise InputError(
         argument,
         "a safetensors file name (or a directory): pydlr writes and reads safetensors, never HDF5 "
@@ -331,6 +336,27 @@ def _read_saved(
     return json.loads(meta["pydlr_config"]), weights, opt_tensors, opt_info
 
 
+def model_from_config(
+    config: dict[str, Any], model_class: type[BaseModel] | None = None, where: str = "load_model"
+) -> BaseModel:
+    """A new model (fresh weights, not compiled) from the document ``model_config`` wrote."""
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        got = config.get("format") if isinstance(config, dict) else config
+        raise InputError("config", "a pydlr model document", f"format {got!r}", where)
+    if model_class is None:
+        cls = resolve_model_class(config["class_name"])
+    elif isinstance(model_class, type) and issubclass(model_class, BaseModel):
+        cls = model_class
+    else:
+        raise InputError("model_class", "a pydlr model class or None", model_class, where)
+    model = cls.from_config(config["config"])
+    if config.get("dtype") and config["dtype"] != str(torch.get_default_dtype()).replace(
+        "torch.", ""
+    ):
+        model.to(getattr(torch, config["dtype"]))
+    return model
+
+
 def load_model(
     path: str | os.PathLike, model_class: type[BaseModel] | None = None, compile: bool = True
 ) -> BaseModel:
@@ -350,19 +376,7 @@ def load_model(
     """
     path = _path(path, "load_model")
     config, weights, opt_tensors, opt_info = _read_saved(path)
-    if config.get("format") != FORMAT_NAME:
-        raise InputError("path", "a pydlr save", f"format {config.get('format')!r}", "load_model")
-    if model_class is None:
-        cls = resolve_model_class(config["class_name"])
-    elif isinstance(model_class, type) and issubclass(model_class, BaseModel):
-        cls = model_class
-    else:
-        raise InputError("model_class", "a pydlr model class or None", model_class, "load_model")
-    model = cls.from_config(config["config"])
-    if config.get("dtype") and config["dtype"] != str(torch.get_default_dtype()).replace(
-        "torch.", ""
-    ):
-        model.to(getattr(torch, config["dtype"]))
+    model = model_from_config(config, model_class, "load_model")
     _load_state(model, weights, "load_model")
     model.pending_optimizer_state = (
         unflatten_optimizer_state(opt_tensors, opt_info) if opt_info is not None else None
@@ -424,6 +438,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "model_config",
+    "model_from_config",
     "save_model",
     "save_weights",
 ]

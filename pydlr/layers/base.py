@@ -302,6 +302,19 @@ class Layer(nn.Module):
         """The weights as NumPy copies (layers with a Keras layout of their own override this)."""
         return [t.detach().cpu().numpy().copy() for t in self.weight_tensors()]
 
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set the weights from arrays in ``get_weights``' order and layout (layers with a Keras layout of
+        their own override this)."""
+        tensors = self.weight_tensors()
+        arrays = [np.asarray(w) for w in weights] if isinstance(weights, (list, tuple)) else None
+        if arrays is None or len(arrays) != len(tensors) or any(
+                a.shape != tuple(t.shape) for a, t in zip(arrays, tensors, strict=True)):
+            raise InputError("weights", "arrays of shapes " + str([tuple(t.shape) for t in tensors]),
+                             weights, self.where)
+        with torch.no_grad():
+            for t, a in zip(tensors, arrays, strict=True):
+                t.copy_(torch.as_tensor(a))
+
     def weight_tensors(self) -> list[torch.Tensor]:
         """Parameters and floating-point buffers (what Keras counts as weights), in definition order."""
         tensors = list(self.parameters(recurse=False))

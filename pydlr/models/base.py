@@ -306,6 +306,27 @@ class BaseModel(nn.Module):
                 out += m.get_weights()
         return out
 
+    def set_weights(self, weights: list[Any]) -> None:
+        """Keras' ``set_weights``: the inverse of ``get_weights`` (same order, Keras' layouts). Every
+        array's shape is checked before any weight changes."""
+        if not isinstance(weights, (list, tuple)):
+            raise InputError("weights", "a list of arrays (as get_weights() returns)", weights, self.where)
+        arrays = [np.asarray(w) for w in weights]
+        built = [m for m in self.modules() if isinstance(m, Layer) and m.built]
+        current = [(m, w.shape) for m in built for w in m.get_weights()]
+        if len(arrays) != len(current):
+            raise InputError("weights", f"a list of {len(current)} arrays (as get_weights() returns)",
+                             f"{len(arrays)} arrays", self.where)
+        for i, ((layer, shape), array) in enumerate(zip(current, arrays, strict=True)):
+            if array.shape != shape:
+                raise InputError(f"weights[{i}]", f"an array of shape {shape} for layer '{layer.name}'",
+                                 f"shape {array.shape}", self.where)
+        start = 0
+        for m in built:
+            n = len(m.get_weights())
+            m.set_weights(arrays[start:start + n])
+            start += n
+
 
 def apply_layer(layer: Layer | BaseModel, x: Any) -> Any:
     """Run a layer, or a nested model, on internal tensors."""
