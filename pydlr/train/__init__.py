@@ -9,6 +9,8 @@ from pydlr.train.callbacks import (
     KerasCallback,
     LambdaCallback,
     ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
 )
 from pydlr.train.events import (
     Callback,
@@ -34,7 +36,7 @@ from pydlr.train.schedules import (
 
 __all__ = [
     "Learner", "History", "Callback", "KerasCallback", "LambdaCallback", "EarlyStopping",
-    "ModelCheckpoint", "CSVLogger", "BackupAndRestore", "ProgressBar", "CancelFitException",
+    "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "ProgressBar", "CancelFitException",
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
     "CancelStepException", "losses", "optimizers", "lr_find", "LRFindResult", "ParamScheduler",
     "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle",

@@ -1,5 +1,5 @@
 """Callbacks with Keras' names and arguments: EarlyStopping, ModelCheckpoint, CSVLogger, LambdaCallback,
-BackupAndRestore (resume), plus the adapter that lets Keras-style callbacks (``on_epoch_end(epoch,
+BackupAndRestore (resume), ReduceLROnPlateau, TerminateOnNaN, LearningRateScheduler, plus the adapter that lets Keras-style callbacks (``on_epoch_end(epoch,
 logs)``...) run on the Learner's events.
 """
 
@@ -21,11 +21,14 @@ from pydlr.train.checkpoint import (
     save_training_state,
 )
 from pydlr.train.events import Callback as LearnerCallback
+from pydlr.train.events import CancelFitException
 from pydlr.train.history import History
+from pydlr.train.schedules import LearningRateScheduler, set_lr
 
 __all__ = [
     "KerasCallback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
-    "BackupAndRestore", "save_weights", "Callback", "LearnerCallback",
+    "BackupAndRestore", "save_weights", "Callback", "LearnerCallback", "LearningRateScheduler",
+    "ReduceLROnPlateau", "TerminateOnNaN",
 ]
 
 
@@ -382,6 +385,80 @@ class BackupAndRestore(LearnerCallback):
         meta = {"epoch": learn.epoch + 1, "seed": learn.seed, "history": learn.history.to_dict(),
                 "callbacks": states}
         save_training_state(self.path, learn.model, learn.opt, meta)
+
+
+class ReduceLROnPlateau(LearnerCallback):
+    """Keras' ReduceLROnPlateau: multiply the learning rate by ``factor`` (not below ``min_lr``) when
+    ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs
+    before counting again (Keras' arguments, defaults and rules)."""
+
+    order = 70  # before EarlyStopping of the same epoch, as Keras lists them
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
+        where = "ReduceLROnPlateau"
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1:
+            raise InputError("factor", "a number between 0 and 1 (the rate is multiplied by it)", factor, where)
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(name, "a non-negative integer", value, where)
+        if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or min_lr < 0:
+            raise InputError("min_lr", "a non-negative number", min_lr, where)
+        self.m = _Monitor(monitor, mode, min_delta)
+        self.factor, self.patience, self.verbose = float(factor), patience, verbose
+        self.cooldown, self.min_lr = cooldown, float(min_lr)
+        self.wait = self.cooldown_counter = 0
+
+    def before_fit(self):
+        self.wait = self.cooldown_counter = 0
+        self.m.best = math.inf if self.m.mode == "min" else -math.inf
+
+    def after_epoch(self):
+        value = self.m.value(self.learn.logs)
+        if value is None:
+            raise InputError("monitor", f"one of the logged values {sorted(self.learn.logs)}",
+                             self.m.monitor, where="ReduceLROnPlateau")
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.m.improved(value):
+            self.m.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        old = float(self.learn.opt.param_groups[0]["lr"])
+        if self.wait >= self.patience and old > self.min_lr:
+            new = max(old * self.factor, self.min_lr)
+            set_lr(self.learn.opt, new)
+            if self.verbose:
+                print(f"Epoch {self.learn.epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def state_dict(self):
+        return {"wait": self.wait, "best": self.m.best, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state):
+        self.wait, self.m.best = int(state["wait"]), float(state["best"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+
+
+class TerminateOnNaN(LearnerCallback):
+    """Keras' TerminateOnNaN: stop training, without an error, after the first batch whose loss is NaN or
+    infinite (reads the loss every batch: one host sync per batch on a GPU). Without it, ``fit`` raises a
+    TrainingError on such a loss (``nan_check=True``)."""
+
+    order = 90  # before NanCheck (100), which would raise
+
+    def after_batch(self):
+        learn = self.learn
+        if not learn.training or learn.loss is None:
+            return
+        value = float(learn.loss.detach())
+        if not math.isfinite(value):
+            print(f"Batch {learn.iter}: Invalid loss, terminating training")
+            learn.stop_training = True
+            raise CancelFitException()
 
 
 Callback = KerasCallback  # Keras' name for the base class users subclass

@@ -1,0 +1,94 @@
+"""Keras' callbacks on pydlr's loop: LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pydlr as keras
+from pydlr import layers
+from pydlr.errors import InputError, TrainingError
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names() -> None:
+    layers.clear_session()
+
+
+def _model(lr: float = 0.01):
+    torch.manual_seed(0)
+    model = keras.Sequential([layers.Input((6,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _data(n: int = 40):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 6), dtype=np.float32), rng.integers(0, 3, n)
+
+
+class _Rates(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.rates = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rates.append(self.model.optimizer.learning_rate)
+
+
+def test_learning_rate_scheduler_is_in_keras_callbacks():
+    model, rates = _model(0.1), _Rates()
+    sched = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr if epoch < 1 else lr * 0.5)
+    model.fit(*_data(), epochs=3, batch_size=10, verbose=0, callbacks=[sched, rates])
+    assert rates.rates == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_reduce_lr_on_plateau_follows_keras_rules():
+    # min_delta=1.0: no epoch after the first counts as an improvement, so the rule alone sets the rates.
+    model, rates = _model(1e-3), _Rates()
+    cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_lr=2e-4,
+                                           min_delta=1.0)
+    model.fit(*_data(), epochs=8, batch_size=40, verbose=0, shuffle=False, callbacks=[cb, rates])
+    # rates as read at each epoch's end, before the reduction of that epoch: epoch 3 halves (patience 2),
+    # the cooldown epoch counts as a wait too (Keras' rule), so epochs 5 and 7 halve; min_lr is the floor.
+    assert rates.rates == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2e-4])
+    assert model.optimizer.learning_rate == pytest.approx(2e-4)
+
+
+def test_reduce_lr_on_plateau_waits_while_improving():
+    model, rates = _model(0.5), _Rates()
+    cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.1, patience=1, min_delta=0.0)
+    model.fit(*_data(), epochs=3, batch_size=40, verbose=0, shuffle=False, callbacks=[cb, rates])
+    assert rates.rates == pytest.approx([0.5, 0.5, 0.5])  # full-batch descent improves every epoch
+
+
+def test_reduce_lr_on_plateau_bad_arguments_and_monitor():
+    for kwargs, name in (({"factor": 1.0}, "factor"), ({"patience": -1}, "patience"),
+                         ({"min_lr": -1.0}, "min_lr"), ({"mode": "up"}, "mode")):
+        with pytest.raises(InputError, match=name):
+            keras.callbacks.ReduceLROnPlateau(**kwargs)
+    with pytest.raises(InputError, match="monitor"):
+        _model().fit(*_data(), epochs=1, verbose=0, callbacks=[keras.callbacks.ReduceLROnPlateau()])
+
+
+def _diverging():
+    """A regression whose first step, at a learning rate of 1e35, makes the weights infinite: the loss of
+    the second batch is not finite."""
+    torch.manual_seed(0)
+    model = keras.Sequential([layers.Input((6,)), layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e35), loss="mse")
+    x, _ = _data()
+    return model, x, np.full((len(x), 1), 1e3, dtype=np.float32)
+
+
+def test_terminate_on_nan_stops_without_error():
+    model, x, y = _diverging()
+    seen = []
+    cb = keras.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append(batch))
+    model.fit(x, y, epochs=3, batch_size=10, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.TerminateOnNaN(), cb])
+    assert model.history.epoch == []  # stopped inside the first epoch
+    assert seen == [0, 1]  # batch 1 (the first with a non-finite loss) is the last one
+    model, x, y = _diverging()
+    with pytest.raises(TrainingError, match="loss became"):  # without it, fit stops with an error (nan_check)
+        model.fit(x, y, epochs=1, batch_size=10, verbose=0, shuffle=False)
