@@ -63,6 +63,7 @@ from pydlr.train.events import Callback
 from pydlr.train.history import History
 from pydlr.train.learner import Learner
 from pydlr.train.losses import Loss, get_loss
+from pydlr.train.lr_schedules import LearningRateSchedule, ScheduleStep
 from pydlr.train.metrics import Metric, get_metric
 from pydlr.train.optimizers import (
     get_optimizer,
@@ -257,6 +258,9 @@ class TrainingMixin:
         verbose = opts.verbose if not ctx or ctx.rank == 0 else 0
         cbs: list[Callback] = ([ProgressBar(verbose, opts.print_fn, opts.dynamic_progress)]
                                if verbose else [])
+        schedule = getattr(self._optimizer_spec, "learning_rate", None)
+        if isinstance(schedule, LearningRateSchedule):
+            cbs.append(ScheduleStep(schedule))
         cbs += opts.callbacks
         if opts.validation_freq != 1:
             cbs.append(ValidationFreq(opts.validation_freq))
@@ -304,6 +308,8 @@ class TrainingMixin:
             new.load_state_dict({"state": opt.state_dict()["state"],
                                  "param_groups": new.state_dict()["param_groups"]})
         new.learning_rate = opt.learning_rate
+        if hasattr(opt, "iterations"):  # a schedule's step count goes on
+            new.iterations = opt.iterations
         return new
 
     def _built_for_fit(self, spec: Any) -> torch.optim.Optimizer:

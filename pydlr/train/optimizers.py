@@ -17,8 +17,9 @@ import torch
 
 from pydlr import _C
 from pydlr.errors import InputError
+from pydlr.train import lr_schedules as schedules
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get",
+__all__ = ["schedules", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get",
            "with_learning_rate", "import_torch_optimizer_machinery"]
 
 
@@ -152,13 +153,27 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        """``{"class_name": "Adam", <Keras argument>: value, ...}`` (``get(**config)`` rebuilds it)."""
-        return {"class_name": type(self).__name__.lower(), **asdict(self)}
+        """``{"class_name": "Adam", <Keras argument>: value, ...}`` (``get(**config)`` rebuilds it); a
+        schedule as its JSON config."""
+        config = {"class_name": type(self).__name__.lower(), **asdict(self)}
+        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
+            config["learning_rate"] = schedules.serialize(self.learning_rate)
+        return config
+
+    @property
+    def initial_lr(self) -> float:
+        """The rate the built optimizer starts with: a schedule's rate at step 0."""
+        lr = self.learning_rate
+        return float(lr(0)) if isinstance(lr, schedules.LearningRateSchedule) else lr
 
     def __post_init__(self) -> None:
+        if isinstance(self.learning_rate, dict):  # a saved schedule (get_config)
+            self.learning_rate = schedules.deserialize(self.learning_rate)
+        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
+            return
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-            raise InputError("learning_rate", "a positive number", self.learning_rate,
-                             where=type(self).__name__)
+            raise InputError("learning_rate", "a positive number or a keras.optimizers.schedules "
+                             "schedule", self.learning_rate, where=type(self).__name__)
 
 
 @dataclass
@@ -173,7 +188,7 @@ class SGD(Optimizer):
     def build(self, params):
         params = list(params)
         return with_learning_rate(torch.optim.SGD(
-            params, lr=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov,
+            params, lr=self.initial_lr, momentum=self.momentum, nesterov=self.nesterov,
             weight_decay=self.weight_decay, **_fast_flags(params)))
 
 
@@ -190,7 +205,7 @@ class Adam(Optimizer):
     def build(self, params):
         params = list(params)
         cls, flags = _adam_class(params)
-        return with_learning_rate(cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+        return with_learning_rate(cls(params, lr=self.initial_lr, betas=(self.beta_1, self.beta_2),
                                       eps=self.epsilon, amsgrad=self.amsgrad, **flags))
 
 
@@ -212,7 +227,7 @@ class AdamW(Optimizer):
             cls = torch.optim.AdamW
         else:
             flags = {"decoupled_weight_decay": True}
-        return with_learning_rate(cls(params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
+        return with_learning_rate(cls(params, lr=self.initial_lr, betas=(self.beta_1, self.beta_2),
                                       eps=self.epsilon, weight_decay=self.weight_decay,
                                       amsgrad=self.amsgrad, **flags))
 
@@ -230,7 +245,7 @@ class RMSprop(Optimizer):
     def build(self, params):
         params = list(params)
         return with_learning_rate(torch.optim.RMSprop(
-            params, lr=self.learning_rate, alpha=self.rho, eps=self.epsilon, momentum=self.momentum,
+            params, lr=self.initial_lr, alpha=self.rho, eps=self.epsilon, momentum=self.momentum,
             centered=self.centered, **_fast_flags(params, fused=False)))
 
 
