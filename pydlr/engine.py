@@ -365,6 +365,46 @@ class TrainingMixin:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    # ----- one batch at a time (Keras' *_on_batch) -------------------------------------------------
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One optimizer step on the batch (x, y), where the weights are; returns this batch's loss and
+        metrics as `evaluate` does (Keras 3's ``train_on_batch``). A learning-rate schedule steps on."""
+        return self._on_batch("train_on_batch", x, y, sample_weight, class_weight, return_dict, True)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics of the batch (x, y) in inference mode, no update (Keras 3's ``test_on_batch``)."""
+        return self._on_batch("test_on_batch", x, y, sample_weight, None, return_dict, False)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """The model's outputs for one batch as a NumPy array (Keras 3's ``predict_on_batch``)."""
+        xt = prepare_x(self, x, "predict_on_batch").to(self._device())
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                return self(xt).float().cpu().numpy()
+        finally:
+            self.train(was_training)
+
+    def _on_batch(self, where: str, x: Any, y: Any, sample_weight: Any, class_weight: dict | None,
+                  return_dict: bool, training: bool) -> float | list[float] | dict[str, float]:
+        self._require_compiled(where)
+        data, _ = prepare_data(self, self._loss, x, y, sample_weight, class_weight, where)
+        dev = self._device()
+        if training:
+            self.optimizer = self._optimizer_for_fit()
+        schedule = getattr(self._optimizer_spec, "learning_rate", None)
+        cbs = [ScheduleStep(schedule)] if training and isinstance(schedule, LearningRateSchedule) else []
+        learner = Learner(self, self._loss, self.optimizer, self._metrics, callbacks=cbs, device=dev)
+        logs = learner.one_batch(data.x.to(dev), data.y.to(dev), None if data.w is None else data.w.to(dev),
+                                 training=training)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
         """The model's outputs for x as a NumPy array (probabilities when the model ends in softmax /
         sigmoid; logits otherwise, as Keras; see `predict_proba`)."""

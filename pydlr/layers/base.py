@@ -255,6 +255,27 @@ class Layer(nn.Module):
         self.inbound_nodes: list[Node] = []
         self._trainable = bool(trainable)
 
+    # ---- the functional graph: Keras' layer.input / layer.output ----------------------------------
+    def _only_node(self, what: str) -> Node:
+        if len(self.inbound_nodes) != 1:
+            raise NotSupportedError(
+                f"{self.where}.{what}: the layer was called {len(self.inbound_nodes)} times in functional "
+                "graphs; layer.input and layer.output exist for a layer called once (build the model with "
+                "keras.Model(inputs, outputs) to read them)")
+        return self.inbound_nodes[0]
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """Keras' ``layer.output``: the symbolic output of the layer's one call in a functional graph, e.g.
+        for a feature extractor ``Model(model.inputs, model.get_layer("conv").output)``."""
+        return self._only_node("output").output
+
+    @property
+    def input(self) -> SymbolicTensor | list[SymbolicTensor]:
+        """Keras' ``layer.input``: the symbolic input(s) of the layer's one call in a functional graph."""
+        inputs = self._only_node("input").inputs
+        return inputs[0] if len(inputs) == 1 else list(inputs)
+
     # ---- Keras-style description -------------------------------------------------------------------
     @property
     def where(self) -> str:

@@ -53,7 +53,7 @@ class InputLayer(Layer):
         self.shape = _check_shape_tuple(shape, self.where)
         self.batch_size = batch_size
         self.build_from(self.shape)
-        self.output = Node(self, [], self.shape).output
+        Node(self, [], self.shape)  # its output is this layer's ``output`` (Layer.output)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "shape": list(self.shape), "batch_size": self.batch_size}

@@ -114,7 +114,8 @@ class Model(BaseModel):
     # ---- running --------------------------------------------------------------------------------
     def run_public(self, x: Any) -> Any:
         """Run on channels-last data; a list of arrays for several inputs, a list back for several outputs."""
-        xs = list(x) if self._multi_in else [x]
+        # a model built on [one_input] (e.g. Model(other.inputs, ...)) takes the bare array too, as Keras'
+        xs = list(x) if self._multi_in and isinstance(x, (list, tuple)) else [x]
         if len(xs) != len(self.inputs):
             raise InputError("x", f"{len(self.inputs)} input arrays", f"{len(xs)}", self.where)
         prepared = []

@@ -240,6 +240,26 @@ class Learner:
             self.model.train(model_training)
         return self.stage_logs(prefix=prefix)
 
+    def one_batch(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor | None = None,
+                  training: bool = True) -> dict[str, float]:
+        """Loss and metrics of one batch, with one optimizer step when ``training`` (Keras'
+        ``train_on_batch`` / ``test_on_batch``). The batch events fire, the fit's and epoch's do not;
+        the model's mode is restored afterwards."""
+        if self._handlers is None:
+            self._build_handlers()
+        model_training = self.model.training
+        self.model.train(training)
+        self.training, self.iter, self.n_iter = training, 0, 1
+        self._reset_sums()
+        self.xb, self.yb, self.wb = xb, yb, wb
+        try:
+            with contextlib.nullcontext() if training else torch.no_grad():
+                self._with_events(self._eager_batch, "batch", CancelBatchException)
+        finally:
+            self.model.train(model_training)
+            self.training = False
+        return self.stage_logs()
+
     def _run_batches(self, batches) -> None:
         self._reset_sums()
         for i, (xb, yb, wb) in enumerate(batches):
