@@ -55,6 +55,7 @@ from pydlr.data.prepare import (
     prepare_x,
 )
 from pydlr.errors import InputError, NotSupportedError
+from pydlr.io.saving import apply_optimizer_state
 from pydlr.models import Model as _BaseModel
 from pydlr.models import Sequential as _BaseSequential
 from pydlr.saving import SavingMethods
@@ -258,9 +259,7 @@ class TrainingMixin:
         verbose = opts.verbose if not ctx or ctx.rank == 0 else 0
         cbs: list[Callback] = ([ProgressBar(verbose, opts.print_fn, opts.dynamic_progress)]
                                if verbose else [])
-        schedule = getattr(self._optimizer_spec, "learning_rate", None)
-        if isinstance(schedule, LearningRateSchedule):
-            cbs.append(ScheduleStep(schedule))
+        cbs.append(ScheduleStep(self._schedule()))
         cbs += opts.callbacks
         if opts.validation_freq != 1:
             cbs.append(ValidationFreq(opts.validation_freq))
@@ -270,13 +269,18 @@ class TrainingMixin:
             cbs.append(ddp.DistributedTraining(ctx))
         return cbs
 
+    def _schedule(self) -> LearningRateSchedule | None:
+        """The compiled optimizer's learning-rate schedule (keras.optimizers.schedules), if it has one."""
+        lr = getattr(self._optimizer_spec, "learning_rate", None)
+        return lr if isinstance(lr, LearningRateSchedule) else None
+
     def _learner(self, dev: torch.device, opts: FitOptions, steps: int) -> Learner:
         """A Learner on this model for one fit, with its optimizer ready (built now if compile could
         not yet) and Keras' ``params``."""
         self.optimizer = self._optimizer_for_fit()
         pending = getattr(self, "pending_optimizer_state", None)
         if pending is not None:  # io.load_model(compile=False) left the saved state for us
-            self.optimizer.load_state_dict(pending)
+            apply_optimizer_state(self.optimizer, pending)
             self.pending_optimizer_state = None
         learner = Learner(self, self._loss, self.optimizer, self._metrics, device=dev,
                           precision=opts.precision, nan_check_every=None if opts.nan_check else 0)
@@ -395,8 +399,7 @@ class TrainingMixin:
         dev = self._device()
         if training:
             self.optimizer = self._optimizer_for_fit()
-        schedule = getattr(self._optimizer_spec, "learning_rate", None)
-        cbs = [ScheduleStep(schedule)] if training and isinstance(schedule, LearningRateSchedule) else []
+        cbs = [ScheduleStep(self._schedule())] if training else []
         learner = Learner(self, self._loss, self.optimizer, self._metrics, callbacks=cbs, device=dev)
         logs = learner.one_batch(data.x.to(dev), data.y.to(dev), None if data.w is None else data.w.to(dev),
                                  training=training)

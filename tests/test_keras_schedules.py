@@ -87,3 +87,32 @@ def test_a_schedule_is_saved_and_goes_on_after_load(tmp_path: Path):
     spec = loaded.get_compile_config()["optimizer"]
     assert spec["learning_rate"] == {"class_name": "ExponentialDecay", "config": sched.get_config()}
     assert isinstance(loaded._optimizer_spec.learning_rate, schedules.ExponentialDecay)
+    assert loaded.optimizer.iterations == 4  # the schedule goes on where it was
+    rates = _Rates()
+    loaded.fit(*_data(), epochs=1, batch_size=10, verbose=0, callbacks=[rates])
+    assert rates.rates == pytest.approx([sched(s) for s in range(4, 8)])
+    assert keras.models.load_model(tmp_path / "m.keras", compile=False).pending_optimizer_state["iterations"] == 4
+
+
+class _StopAt(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.model.optimizer.iterations == 6:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_fit_follows_the_same_rates(tmp_path: Path):
+    sched = schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.5)
+    x, y = _data()
+    ref = _model(keras.optimizers.SGD(learning_rate=sched))
+    ref.fit(x, y, epochs=3, batch_size=10, verbose=0, seed=1)
+    run = _model(keras.optimizers.SGD(learning_rate=sched))
+    with pytest.raises(KeyboardInterrupt):  # in epoch 2, after the checkpoint of epoch 1 (4 steps)
+        run.fit(x, y, epochs=3, batch_size=10, verbose=0, seed=1, resume=tmp_path / "run.ckpt",
+                callbacks=[_StopAt()])
+    fresh = _model(keras.optimizers.SGD(learning_rate=sched))
+    rates = _Rates()
+    fresh.fit(x, y, epochs=3, batch_size=10, verbose=0, seed=1, resume=tmp_path / "run.ckpt", callbacks=[rates])
+    assert rates.rates == pytest.approx([sched(s) for s in range(4, 12)])
+    assert fresh.optimizer.iterations == ref.optimizer.iterations == 12
+    for a, b in zip(ref.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

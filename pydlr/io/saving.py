@@ -57,6 +57,7 @@ def flatten_optimizer_state(
             else:
                 scalars.setdefault(str(param_id), {})[name] = value
     info = {
+        "iterations": state_dict.get("iterations"),
         "param_groups": state_dict.get("param_groups", []),
         "state_scalars": scalars,
         "state_ids": [str(k) for k in state_dict.get("state", {})],
@@ -86,7 +87,28 @@ def unflatten_optimizer_state(
         state.setdefault(int(param_id) if param_id.lstrip("-").isdigit() else param_id, {}).update(
             entries
         )
-    return {"state": state, "param_groups": info.get("param_groups", [])}
+    out = {"state": state, "param_groups": info.get("param_groups", [])}
+    if info.get("iterations") is not None:
+        out["iterations"] = int(info["iterations"])
+    return out
+
+
+def optimizer_state(optimizer: Any) -> dict[str, Any]:
+    """``optimizer.state_dict()`` plus Keras' ``iterations`` (the step count a learning-rate schedule reads,
+    kept on pydlr's torch optimizers as an attribute) when it has one."""
+    state = optimizer.state_dict()
+    if getattr(optimizer, "iterations", None) is not None:
+        state = {**state, "iterations": int(optimizer.iterations)}
+    return state
+
+
+def apply_optimizer_state(optimizer: Any, state: dict[str, Any]) -> None:
+    """The inverse of `optimizer_state`: torch's ``load_state_dict`` and the step count."""
+    state = dict(state)
+    iterations = state.pop("iterations", None)
+    optimizer.load_state_dict(state)
+    if iterations is not None:
+        optimizer.iterations = int(iterations)
 
 
 def _optimizer_of(model: BaseModel) -> Any:
@@ -260,7 +282,7 @@ def save_model(
     config = model_config(model)
     optimizer = _optimizer_of(model) if include_optimizer else None
     opt_tensors, opt_info = (
-        flatten_optimizer_state(optimizer.state_dict()) if optimizer else ({}, None)
+        flatten_optimizer_state(optimizer_state(optimizer)) if optimizer else ({}, None)
     )
     meta = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
@@ -386,7 +408,7 @@ def load_model(
         compile_from(config["compile_config"])
         optimizer = _optimizer_of(model)
         if optimizer is not None and model.pending_optimizer_state is not None:
-            optimizer.load_state_dict(model.pending_optimizer_state)
+            apply_optimizer_state(optimizer, model.pending_optimizer_state)
             model.pending_optimizer_state = None
     return model
 

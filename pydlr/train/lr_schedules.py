@@ -140,16 +140,18 @@ def deserialize(config: dict) -> LearningRateSchedule:
 
 
 class ScheduleStep(Callback):
-    """Sets the learning rate from ``schedule(optimizer.iterations)`` before each training batch and counts
-    the step after it (``iterations`` lives on the torch optimizer, so it goes on over later fits)."""
+    """Counts Keras' ``optimizer.iterations`` (the optimizer steps of every fit and ``train_on_batch`` of the
+    model, kept on the torch optimizer) and, given a schedule, sets the learning rate from
+    ``schedule(iterations)`` before each training batch. fit adds one always: counting costs an integer
+    addition a batch."""
 
     order = 10
 
-    def __init__(self, schedule: LearningRateSchedule):
+    def __init__(self, schedule: LearningRateSchedule | None = None):
         self.schedule = schedule
 
     def before_batch(self) -> None:
-        if not self.learn.training:
+        if not self.learn.training or self.schedule is None:
             return
         opt = self.learn.opt
         lr = float(self.schedule(getattr(opt, "iterations", 0)))
@@ -159,3 +161,10 @@ class ScheduleStep(Callback):
     def after_batch(self) -> None:
         if self.learn.training:
             self.learn.opt.iterations = getattr(self.learn.opt, "iterations", 0) + 1
+
+    # fit(resume=...) checkpoints carry the step count, so a resumed run follows the same rates
+    def state_dict(self) -> dict:
+        return {"iterations": int(getattr(self.learn.opt, "iterations", 0))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learn.opt.iterations = int(state["iterations"])

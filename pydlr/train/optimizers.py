@@ -39,6 +39,8 @@ class KerasLearningRate:
     rate; setting it sets every group's, which is what the next step uses (a callback's
     ``self.model.optimizer.learning_rate = 0.0`` really stops the updates)."""
 
+    iterations: int = 0  # Keras' step count; fit counts it on the instance (lr_schedules.ScheduleStep)
+
     @property
     def learning_rate(self) -> float:
         return float(self.param_groups[0]["lr"])
