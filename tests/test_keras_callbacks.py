@@ -84,7 +84,7 @@ def _diverging():
 def test_terminate_on_nan_stops_without_error():
     model, x, y = _diverging()
     seen = []
-    cb = keras.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append(batch))
+    cb = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
     model.fit(x, y, epochs=3, batch_size=10, verbose=0, shuffle=False,
               callbacks=[keras.callbacks.TerminateOnNaN(), cb])
     assert model.history.epoch == []  # stopped inside the first epoch
@@ -92,3 +92,13 @@ def test_terminate_on_nan_stops_without_error():
     model, x, y = _diverging()
     with pytest.raises(TrainingError, match="loss became"):  # without it, fit stops with an error (nan_check)
         model.fit(x, y, epochs=1, batch_size=10, verbose=0, shuffle=False)
+
+
+def test_lambda_callback_takes_keras3_batch_names():
+    begun, ended = [], []
+    cb = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: begun.append(batch),
+                                        on_train_batch_end=lambda batch, logs: ended.append(logs["loss"]))
+    _model().fit(*_data(), epochs=2, batch_size=20, verbose=0, callbacks=[cb])
+    assert begun == [0, 1, 0, 1] and len(ended) == 4 and all(v > 0 for v in ended)
+    with pytest.raises(InputError, match="not both"):
+        keras.callbacks.LambdaCallback(on_batch_end=print, on_train_batch_end=print)

@@ -90,17 +90,24 @@ class KerasCallback(LearnerCallback):
 class LambdaCallback(KerasCallback):
     """Keras' LambdaCallback: plain functions for each moment (the R package wraps R functions here).
 
-    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_batch_begin(batch, logs)``,
-    ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_batch_begin(batch, logs)``,
+    ``on_train_batch_end(batch, logs)`` (Keras 3's names; Keras 2's ``on_batch_begin`` / ``on_batch_end``
+    mean the same), ``on_train_begin(logs)``, ``on_train_end(logs)``.
     """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
-                 on_batch_end=None, on_train_begin=None, on_train_end=None):
+                 on_batch_end=None, on_train_begin=None, on_train_end=None, on_train_batch_begin=None,
+                 on_train_batch_end=None):
         for name, fn in locals().items():
             if name != "self" and fn is not None and not callable(fn):
                 raise InputError(name, "a function or None", fn, where="LambdaCallback")
+        for keras3, keras2 in (("on_train_batch_begin", on_batch_begin), ("on_train_batch_end", on_batch_end)):
+            if locals()[keras3] is not None and keras2 is not None:
+                raise InputError(keras3, f"a function, or {keras3.replace('train_', '')} (the same moment), "
+                                 "not both", "both", where="LambdaCallback")
         self._fns = {"epoch_begin": on_epoch_begin, "epoch_end": on_epoch_end,
-                     "batch_begin": on_batch_begin, "batch_end": on_batch_end,
+                     "batch_begin": on_train_batch_begin or on_batch_begin,
+                     "batch_end": on_train_batch_end or on_batch_end,
                      "train_begin": on_train_begin, "train_end": on_train_end}
 
     def on_train_begin(self, logs=None):
