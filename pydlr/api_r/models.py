@@ -31,10 +31,15 @@ def layer_names() -> list[str]:
 
 def layer(class_name: str, config: Mapping[str, Any] | None = None) -> Any:
     """``pydlr.layers.<class_name>(**config)``: a layer from its Keras class name and Keras arguments."""
-    if class_name not in layer_names():
+    return build_layer(class_name, config, layer_names())
+
+
+def build_layer(class_name: str, config: Mapping[str, Any] | None, allowed: list[str]) -> Any:
+    """A layer of one of the ``allowed`` classes from R's arguments (lists for Keras' tuples)."""
+    if class_name not in allowed:
         raise NotSupportedError(
-            f"layer type {class_name!r} is not in pydlr's supported subset; pydlr offers: "
-            f"{', '.join(layer_names())}."
+            f"layer type {class_name!r} is not in pydlr's supported subset here; pydlr offers: "
+            f"{', '.join(allowed)}."
         )
     cfg = {k: v for k, v in dict(config or {}).items() if v is not None}
     for key in _TUPLE_ARGS:

@@ -41,13 +41,78 @@ def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A
 def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
     """``model.fit(x, y, **kwargs)``; returns the history as plain values (see ``_convert.history``).
 
-    ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list.
+    ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list;
+    ``distributed`` as R's ``list(nproc_per_node = 2)`` (``fit_distributed``'s arguments, which forwards
+    the other fit arguments to every process). Under torchrun, a failed collective (a peer process that
+    died) becomes a TrainingError that says so.
     """
+    _fit_args(kwargs)
+    distributed = kwargs.pop("distributed", None)
+    if isinstance(distributed, Mapping) or distributed is True:
+        from pydlr.train.distributed import fit_distributed
+
+        options = dict(distributed) if isinstance(distributed, Mapping) else {}
+        return history(fit_distributed(model, x, y, **options, **kwargs))
+    from pydlr.train.distributed import explain_failure
+
+    with explain_failure():
+        return history(model.fit(x, y, **kwargs))
+
+
+def _fit_args(kwargs: dict[str, Any]) -> None:
+    """R's shapes of fit's arguments as the engine takes them, in place."""
     if isinstance(kwargs.get("augment"), Mapping):
         kwargs["augment"] = augment(kwargs["augment"])
     if isinstance(kwargs.get("validation_data"), list):
         kwargs["validation_data"] = tuple(kwargs["validation_data"])
-    return history(model.fit(x, y, **kwargs))
+
+
+def fit_one_cycle(model: Any, x: Any, y: Any = None, epochs: int = 1, max_lr: float = 1e-3,
+                  pct_start: float = 0.25, **kwargs: Any) -> dict[str, Any]:
+    """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``."""
+    _fit_args(kwargs)
+    return history(train.fit_one_cycle(model, x, y, epochs=epochs, max_lr=max_lr, pct_start=pct_start,
+                                       **kwargs))
+
+
+def lr_find(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """``pydlr.train.lr_find(model, x, y, ...)`` as columns (lr, loss) plus the suggested rates."""
+    _fit_args(kwargs)
+    res = train.lr_find(model, x, y, **kwargs)
+    return {"lr": [float(v) for v in res.lrs], "loss": [float(v) for v in res.losses],
+            "suggestion": float(res.suggestion), "min_lr": float(res.min_lr)}
+
+
+def augment_beforehand(x: Any, y: Any = None, augment: Mapping[str, Any] | None = None, copies: int = 1,
+                       seed: int = 0, include_original: bool = True) -> dict[str, Any]:
+    """``pydlr.data.augment_beforehand`` with R's ``augmentation()`` settings; ``{"x": ..., "y": ...}``."""
+    from pydlr.data import augment_beforehand as _beforehand
+
+    aug = globals()["augment"](augment) if isinstance(augment, Mapping) else augment
+    out = _beforehand(x, y, aug, copies=copies, seed=seed, include_original=include_original)
+    x_out, y_out = out if y is not None else (out, None)
+    return {"x": c_array(x_out), "y": None if y_out is None else c_array(y_out)}
+
+
+# Keras' step-based schedules (keras.optimizers.schedules), by class name.
+_SCHEDULES = ("ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay")
+
+
+def lr_schedule(class_name: str, config: Mapping[str, Any]) -> Any:
+    """``pydlr.train.<class_name>(**config)``, one of Keras' learning-rate schedules."""
+    if class_name not in _SCHEDULES:
+        raise NotSupportedError(f"schedule {class_name!r} is not supported; pydlr offers "
+                                f"{', '.join(_SCHEDULES)}.")
+    cfg = dict(config)
+    for key in ("boundaries", "values"):
+        if key in cfg and not isinstance(cfg[key], list):
+            cfg[key] = [cfg[key]]
+    return getattr(train, class_name)(**cfg)
+
+
+def lr_schedule_values(schedule: Any, steps: Sequence[int]) -> list[float]:
+    """The rates a schedule gives at ``steps`` (R's ``plot``/``print`` of a schedule)."""
+    return [float(schedule(int(s))) for s in steps]
 
 
 def augment(settings: Mapping[str, Any]) -> Augment:

@@ -8,7 +8,7 @@ regression) and ``fine_tune`` is fastai's recipe: new head, frozen phase, then d
 under a one-cycle schedule. Keras-style constructors live in ``pydlr.applications``.
 """
 
-from pydlr.pretrained.applications import EfficientNetLite, MobileNetV2, load
+from pydlr.pretrained.applications import EfficientNetLite, MobileNetV2, ResNet18, load
 from pydlr.pretrained.imagenet import class_names, decode_predictions, preprocess
 from pydlr.pretrained.registry import REGISTRY, ChecksumError, cache_dir, cache_path, info
 from pydlr.pretrained.transfer import embed, fine_tune
@@ -18,6 +18,7 @@ __all__ = [
     "ChecksumError",
     "EfficientNetLite",
     "MobileNetV2",
+    "ResNet18",
     "cache_dir",
     "cache_path",
     "class_names",

@@ -20,7 +20,7 @@ from pydlr.layers.base import Layer
 from pydlr.models.efficientnet_lite import EfficientNetLite as _EfficientNetLite
 from pydlr.pretrained import registry
 
-__all__ = ["EfficientNetLite", "MobileNetV2", "load"]
+__all__ = ["EfficientNetLite", "MobileNetV2", "ResNet18", "load"]
 
 
 class _Application:
@@ -115,6 +115,15 @@ class MobileNetV2(_Application, TrainingMixin, models.MobileNetV2):
 
 class EfficientNetLite(_Application, TrainingMixin, _EfficientNetLite):
     """EfficientNet-Lite0/1/2 with Keras' training API and ``classifier_activation`` (default "softmax")."""
+
+    def __init__(self, *args: Any, classifier_activation: str | None = "softmax", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._set_activation(classifier_activation)
+
+
+class ResNet18(_Application, TrainingMixin, models.ResNet18):
+    """ResNet-18 with Keras' training API and ``classifier_activation`` (default "softmax"); random
+    weights (no ResNet weights are shipped)."""
 
     def __init__(self, *args: Any, classifier_activation: str | None = "softmax", **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -26,8 +26,14 @@ from pydlr.train.learner import Learner
 from pydlr.train.lr_find import LRFindResult, lr_find
 from pydlr.train.progress import ProgressBar
 from pydlr.train.schedules import (
+    CosineDecay,
+    ExponentialDecay,
     LearningRateScheduler,
+    LearningRateSchedule,
     ParamScheduler,
+    PiecewiseConstantDecay,
+    ReduceLROnPlateau,
+    StepScheduler,
     cosine,
     fit_one_cycle,
     one_cycle,
@@ -39,5 +45,6 @@ __all__ = [
     "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "ProgressBar", "CancelFitException",
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
     "CancelStepException", "losses", "optimizers", "lr_find", "LRFindResult", "ParamScheduler",
-    "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle",
+    "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle", "LearningRateSchedule",
+    "ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay", "StepScheduler", "ReduceLROnPlateau",
 ]

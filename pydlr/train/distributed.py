@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import socket
@@ -62,24 +63,144 @@ class DDPContext:
 
 def ddp_context(device: torch.device) -> DDPContext | None:
     """Join the process group when running under torchrun with more than one process, else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    env = torchrun_env()
+    if env is None or env["WORLD_SIZE"] <= 1:
         return None
+    import datetime
+
     import torch.distributed as dist
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = env["LOCAL_RANK"]
     use_cuda = device.type == "cuda" and torch.cuda.is_available()
     if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise InputError("environment variable LOCAL_RANK", f"a GPU index below "
+                             f"{torch.cuda.device_count()} (one GPU per process on this machine)",
+                             local_rank, where="fit")
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     backend = "nccl" if use_cuda else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # bounded: a peer that never joins, or dies, ends the run with an error instead of a hang
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=ddp_timeout()))
         # Leave the group before the interpreter tears down: otherwise gloo's threads can still be joinable
         # when its objects are destroyed during finalization, and the process dies with "terminate called
         # without an active exception" (SIGABRT) after training finished (seen ~1 run in 6).
         atexit.register(_leave_process_group)
     return DDPContext(dist.get_rank(), local_rank, dist.get_world_size(), device, backend)
+
+
+# torchrun's variables: the group's size and this process's place in it, and where the rendezvous is.
+_INT_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+def torchrun_env(environ: dict[str, str] | None = None) -> dict[str, object] | None:
+    """torchrun's environment checked for consistency: None outside torchrun (no WORLD_SIZE and no RANK),
+    else the parsed variables. InputError names the variable that is missing or does not fit the others,
+    before any connection is tried (a wrong RANK would otherwise wait for the rendezvous until timeout)."""
+    env = os.environ if environ is None else environ
+    if "WORLD_SIZE" not in env and "RANK" not in env:
+        return None
+
+    def bad(name: str, expected: str, got: object) -> InputError:
+        return InputError(f"environment variable {name}", expected + " (torchrun sets WORLD_SIZE, RANK, "
+                          "LOCAL_RANK, MASTER_ADDR and MASTER_PORT; launch with torchrun, or unset them all)",
+                          got, where="fit")
+
+    out: dict[str, object] = {}
+    for name in _INT_VARS:
+        raw = env.get(name)
+        if raw is None:
+            raise bad(name, "set", "unset")
+        try:
+            out[name] = int(raw)
+        except ValueError:
+            raise bad(name, "an integer", raw) from None
+    world, rank, local = out["WORLD_SIZE"], out["RANK"], out["LOCAL_RANK"]
+    if world < 1:
+        raise bad("WORLD_SIZE", "a positive integer", world)
+    if not 0 <= rank < world:
+        raise bad("RANK", f"an integer in 0..{world - 1} (WORLD_SIZE is {world})", rank)
+    local_world = int(env.get("LOCAL_WORLD_SIZE", world))
+    if not 0 <= local < local_world or local > rank:
+        raise bad("LOCAL_RANK", f"an integer in 0..{min(local_world - 1, rank)} (RANK {rank}, "
+                  f"LOCAL_WORLD_SIZE {local_world})", local)
+    if world > 1:
+        if not env.get("MASTER_ADDR"):
+            raise bad("MASTER_ADDR", "the address of the rank-0 machine", "unset")
+        port = env.get("MASTER_PORT")
+        if port is None or not port.isdigit() or not 0 < int(port) < 65536:
+            raise bad("MASTER_PORT", "a TCP port number (1-65535)", port or "unset")
+    return out
+
+
+def ddp_timeout() -> float:
+    """Seconds a process waits for its peers (joining, and each collective) before failing: the
+    ``PYDLR_DDP_TIMEOUT`` environment variable, 300 by default."""
+    raw = os.environ.get("PYDLR_DDP_TIMEOUT", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InputError("environment variable PYDLR_DDP_TIMEOUT", "a positive number of seconds", raw,
+                         where="fit")
+    return value
+
+
+@contextlib.contextmanager
+def explain_failure():
+    """Inside a distributed run, a failed collective (a peer that died, or a lost connection) becomes a
+    TrainingError that says so: the torch message alone names sockets, not processes."""
+    try:
+        yield
+    except RuntimeError as exc:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or not _is_peer_failure(exc):
+            raise
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(
+            f"distributed training stopped: another process of this run (rank {dist.get_rank()} of "
+            f"{dist.get_world_size()} here) failed or could not be reached ({first}). The checkpoint of the "
+            "last complete epoch, if fit(resume = ) was given, is intact: restart the same command to "
+            "continue from it."
+        ) from None
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    import torch.distributed as dist
+
+    text = str(exc).lower()
+    return isinstance(exc, dist.DistError) or any(
+        s in text for s in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
+
+
+def torchrun_command(script: str, nproc_per_node: int | str = 1, nnodes: int = 1,
+                     rdzv_endpoint: str | None = None, program: str | None = None,
+                     rdzv_id: str = "pydlr", script_args: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The torchrun command that runs ``script`` on ``nnodes`` machines x ``nproc_per_node`` processes
+    (the same command on every machine; c10d rendezvous at ``rdzv_endpoint``, "host:port" of any one of
+    them). ``program``: the interpreter for a script that is not Python (e.g. "Rscript"), run with
+    torchrun's ``--no-python``; None runs the script with Python."""
+    where = "torchrun_command"
+    if not (isinstance(nproc_per_node, int) and nproc_per_node > 0) and nproc_per_node not in ("gpu", "cpu",
+                                                                                          "auto"):
+        raise InputError("nproc_per_node", "a positive integer or 'gpu'", nproc_per_node, where=where)
+    if isinstance(nnodes, bool) or not isinstance(nnodes, int) or nnodes < 1:
+        raise InputError("nnodes", "a positive integer", nnodes, where=where)
+    if nnodes > 1 and not rdzv_endpoint:
+        raise InputError("rdzv_endpoint", "'host:port' of one of the machines (several nodes)",
+                         rdzv_endpoint, where=where)
+    cmd = ["torchrun"]
+    if rdzv_endpoint:
+        cmd += [f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node}", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}"]
+    else:
+        cmd += ["--standalone", f"--nproc-per-node={nproc_per_node}"]
+    if program:
+        cmd += ["--no-python", program]
+    return cmd + [str(script), *map(str, script_args)]
 
 
 def _leave_process_group() -> None:
@@ -163,26 +284,42 @@ def free_port() -> int:
 
 # ----- fit(..., distributed=True): run this fit under torchrun and take the weights back ------------
 def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
-                    nproc_per_node: int = 2, verbose=0, timeout: float | None = None):
-    """Train ``model`` with ``nproc_per_node`` DDP processes on this machine; returns its History."""
+                    nproc_per_node: int = 2, verbose=0, timeout: float | None = None, **fit_args):
+    """Train ``model`` with ``nproc_per_node`` DDP processes on this machine; returns its History.
+
+    The model (architecture, weights, compile settings, optimizer state), the data and ``fit_args``
+    (``fit``'s other arguments: plain values, arrays, an `Augment`) go to a temporary folder; each
+    process rebuilds the model from it. Callbacks cannot be sent (they may hold functions of this
+    session); ``resume=`` gives per-epoch checkpoints, written by rank 0.
+    """
     from pydlr import io
-    from pydlr.data.arrays import as_x_tensor
     from pydlr.train.history import History
 
-    if not isinstance(nproc_per_node, int) or nproc_per_node < 1:
+    if not isinstance(nproc_per_node, int) or isinstance(nproc_per_node, bool) or nproc_per_node < 1:
         raise InputError("nproc_per_node", "a positive integer", nproc_per_node, where="fit")
     if not hasattr(model, "get_config"):
         raise InputError("model", "a pydlr model (it is rebuilt in each process)", model, where="fit")
+    for key in ("print_fn", "dynamic_progress", "distributed"):
+        fit_args.pop(key, None)
+    if fit_args.pop("callbacks", None):
+        raise InputError("callbacks", "none with distributed training started from this session (each "
+                         "process rebuilds the model; use resume = for checkpoints, or run the script "
+                         "under torchrun)", "callbacks", where="fit")
     work = Path(tempfile.mkdtemp(prefix="pydlr-ddp-"))
-    io.save_model(model, work / "model.safetensors", include_optimizer=True)
-    np.save(work / "x.npy", as_x_tensor(x, where="fit").numpy())
-    np.save(work / "y.npy", np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y))
-    args = {"batch_size": batch_size, "epochs": epochs, "seed": seed, "verbose": verbose}
+    try:
+        io.save_model(model, work / "model.safetensors", include_optimizer=True)
+    except Exception as exc:  # e.g. a model class pydlr cannot describe: say so before any process starts
+        raise InputError("model", "a model pydlr can save (save_model) to send to the processes", model,
+                         where="fit") from exc
+    args = {"batch_size": batch_size, "epochs": epochs, "seed": seed, "verbose": verbose,
+            **_send_fit_args(fit_args, x, y, work)}
     (work / "args.json").write_text(json.dumps(args))
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}",
+    cmd = [_python(), "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}",
            "--master_addr=127.0.0.1", f"--master_port={free_port()}",
            "-m", "pydlr.train.distributed", "--worker", str(work)]
-    done = subprocess.run(cmd, timeout=timeout, capture_output=verbose == 0, text=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [_package_root(),
+                                                                   os.environ.get("PYTHONPATH")] if p))
+    done = subprocess.run(cmd, timeout=timeout, capture_output=verbose == 0, text=True, env=env)
     if done.returncode != 0:
         tail = (done.stderr or "")[-2000:] if verbose == 0 else ""
         raise TrainingError(f"distributed training failed (exit {done.returncode}):\n{tail}")
@@ -195,16 +332,80 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
     return history
 
 
+def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
+    """Write the arrays of a fit to ``work`` (npy) and return its other arguments as JSON values."""
+    import dataclasses
+
+    from pydlr.data.arrays import as_x_tensor
+    from pydlr.data.augment import Augment
+
+    def save(name: str, value) -> str:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        np.save(work / f"{name}.npy", np.asarray(value))
+        return name
+
+    save("x", as_x_tensor(x, where="fit").numpy())
+    save("y", y)
+    out: dict = {}
+    for key, value in fit_args.items():
+        if value is None:
+            continue
+        if key == "sample_weight":
+            out[key] = {"npy": save(key, value)}
+        elif key == "validation_data":
+            out[key] = {"npy_list": [save(f"val{i}", v) for i, v in enumerate(value)]}
+        elif key == "augment" and isinstance(value, Augment):
+            out[key] = {"augment": dataclasses.asdict(value)}
+        elif key == "class_weight":
+            out[key] = {"class_weight": [[int(k), float(v)] for k, v in dict(value).items()]}
+        else:
+            json.dumps(value)  # TypeError for what cannot be sent
+            out[key] = value
+    return out
+
+
+def _receive_fit_args(args: dict, work: Path) -> dict:
+    from pydlr.data.augment import Augment
+
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, dict) and "npy" in value:
+            value = np.load(work / f"{value['npy']}.npy")
+        elif isinstance(value, dict) and "npy_list" in value:
+            value = tuple(np.load(work / f"{n}.npy") for n in value["npy_list"])
+        elif isinstance(value, dict) and "augment" in value:
+            value = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in value["augment"].items()})
+        elif isinstance(value, dict) and "class_weight" in value:
+            value = {k: v for k, v in value["class_weight"]}
+        out[key] = value
+    return out
+
+
+def _python() -> str:
+    """This interpreter's executable; inside R (reticulate) ``sys.executable`` can be R itself."""
+    exe = sys.executable
+    if exe and "python" in os.path.basename(exe).lower():
+        return exe
+    candidate = Path(sys.prefix) / "bin" / "python"
+    return str(candidate) if candidate.exists() else exe
+
+
+def _package_root() -> str:
+    """The folder holding this pydlr (so the processes import the same one)."""
+    return str(Path(__file__).resolve().parents[2])
+
+
 def _worker(folder: str) -> None:
     """What each torchrun process runs for `fit_distributed`."""
     from pydlr import io
 
     work = Path(folder)
-    args = json.loads((work / "args.json").read_text())
+    args = _receive_fit_args(json.loads((work / "args.json").read_text()), work)
     model = io.load_model(work / "model.safetensors")
     x, y = np.load(work / "x.npy"), np.load(work / "y.npy")
-    history = model.fit(x, y, batch_size=args["batch_size"], epochs=args["epochs"],
-                        seed=args["seed"], verbose=args["verbose"], device="auto")
+    args.setdefault("device", "auto")
+    history = model.fit(x, y, **args)
     if int(os.environ.get("RANK", "0")) == 0:
         io.save_model(model, work / "trained.safetensors", include_optimizer=False)
         (work / "history.json").write_text(json.dumps(history.to_dict()))

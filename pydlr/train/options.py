@@ -48,6 +48,10 @@ def resolve_device(device: Any, where: str = WHERE) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device", "'cpu' or 'auto' (no CUDA device is available)", device,
                          where=where)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise InputError("device", f"one of 'cuda:0'..'cuda:{n - 1}' ({n} CUDA device(s) here)", device,
+                         where=where)
     return dev
 
 
