@@ -11,6 +11,7 @@ from pydlr.api_r._convert import shape
 from pydlr.api_r.models import build_layer
 from pydlr.engine import Model as _Model
 from pydlr.engine import Sequential as _Sequential
+from pydlr.layers import Activation
 from pydlr.layers import Input as _Input
 from pydlr.layers.base import LAYER_CLASSES, SymbolicTensor
 
@@ -48,10 +49,15 @@ def tensor_info(t: SymbolicTensor) -> dict[str, Any]:
 
 
 def seed_cnn(padding: str = "valid", head: bool = True, input_shape: Any = None, num_classes: int = 10,
-             name: str | None = None) -> Any:
-    """``pydlr.models.seed_cnn(...)`` as a trainable ``pydlr.Sequential``."""
-    return models.seed_cnn(padding=padding, head=head, input_shape=shape(input_shape) or (28, 28, 1),
-                           num_classes=num_classes, model_class=_Sequential, name=name)
+             name: str | None = None, classifier_activation: str | None = "softmax") -> Any:
+    """``pydlr.models.seed_cnn(...)`` as a trainable ``pydlr.Sequential``; with a head and
+    ``classifier_activation="softmax"`` a softmax follows the logits (R compiles losses by name, which
+    expect probabilities, as Keras' applications)."""
+    model = models.seed_cnn(padding=padding, head=head, input_shape=shape(input_shape) or (28, 28, 1),
+                            num_classes=num_classes, model_class=_Sequential, name=name)
+    if head and classifier_activation == "softmax":
+        model.add(Activation("softmax"))
+    return model
 
 
 def ResNet18(num_classes: int = 1000, include_top: bool = True,  # noqa: N802 (the Python class)

@@ -28,8 +28,8 @@ from pydlr.train.progress import ProgressBar
 from pydlr.train.schedules import (
     CosineDecay,
     ExponentialDecay,
-    LearningRateScheduler,
     LearningRateSchedule,
+    LearningRateScheduler,
     ParamScheduler,
     PiecewiseConstantDecay,
     ReduceLROnPlateau,

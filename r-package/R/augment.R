@@ -68,3 +68,38 @@ print.pydlr_augmentation <- function(x, ...) {
   }
   unclass(augment)
 }
+
+#' Augment a data set once, beforehand
+#'
+#' The alternative to augmenting on the fly ([fit()]'s `augment`): returns the original images (with
+#' `include_original`) followed by `copies` randomly augmented versions of each, with the labels repeated
+#' alongside, to train on as ordinary arrays. Costs memory (`copies + 1` times the data) but no time per
+#' epoch.
+#'
+#' @param x Images, `n x height x width x channels` (or `n x height x width`, one channel).
+#' @param y Labels (a vector or factor, one per image), or `NULL`.
+#' @param augment An [augmentation()].
+#' @param copies Augmented copies of each image.
+#' @param seed Seed of the random transformations.
+#' @param include_original Keep the original images first.
+#' @return `list(x, y)`: `x` a numeric array of `(copies + include_original) * n` images, `y` the labels
+#'   repeated (a factor when `y` is one), or `NULL`.
+#' @family training
+#' @export
+#' @md
+augment_beforehand <- function(x, y = NULL, augment, copies = 1L, seed = 0L, include_original = TRUE) {
+  x <- .check_data(x, "x")
+  if (length(dim(x)) == 3L) dim(x) <- c(dim(x), 1L)
+  if (length(dim(x)) != 4L) .input_error("x", "images, an n x height x width x channels array", x)
+  augment <- .check_augmentation(augment, x)
+  if (is.null(augment)) .input_error("augment", "an augmentation(...)", NULL)
+  levels <- if (is.factor(y)) levels(y)
+  yp <- if (!is.null(y)) .to_py(.check_targets(y, dim(x)[1]))
+  res <- .py_call("api_r.training.augment_beforehand", .to_py(x), yp, augment = augment,
+    copies = .check_count(copies, "copies"), seed = .check_count(seed, "seed", min = 0L),
+    include_original = .check_flag(include_original, "include_original"), .convert = FALSE)
+  x_out <- .bridge_from_py(reticulate::py_get_item(res, "x"))
+  y_out <- if (!is.null(y)) as.vector(.bridge_from_py(reticulate::py_get_item(res, "y")))
+  if (!is.null(levels)) y_out <- factor(levels[y_out + 1L], levels = levels)
+  list(x = x_out, y = y_out)
+}

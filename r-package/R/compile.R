@@ -28,8 +28,13 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
     .not_supported("An R function as `loss`", "use a loss name such as \"categorical_crossentropy\".")
   }
   loss <- .check_string(loss, "loss")
+  object$state$lr_schedule <- NULL
   if (inherits(optimizer, "pydlr_optimizer")) {
     optimizer <- unclass(optimizer)
+    if (inherits(optimizer$args$learning_rate, "pydlr_lr_schedule")) { # applied by fit(), see schedules.R
+      object$state$lr_schedule <- optimizer$args$learning_rate
+      optimizer$args$learning_rate <- optimizer$args$learning_rate(0L)
+    }
   } else {
     optimizer <- .check_string(optimizer, "optimizer")
   }
@@ -55,7 +60,8 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
 #' Optimizer specifications for [compile()], with keras' argument names and defaults; pydlr's Python core
 #' builds the torch optimizer from them. `optimizer_sgd(momentum = )` is SGD with momentum.
 #'
-#' @param learning_rate Learning rate.
+#' @param learning_rate Learning rate: a number, or a `learning_rate_schedule_*()` (the rate then follows the
+#'   schedule, updated before every batch).
 #' @param beta_1,beta_2 Exponential decay rates of Adam's moment estimates.
 #' @param epsilon Small constant for numerical stability.
 #' @param amsgrad Use the AMSGrad variant.
@@ -70,7 +76,7 @@ optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, 
                            amsgrad = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_adam()", "pydlr's Adam takes learning_rate, beta_1, beta_2, epsilon, amsgrad.")
   .check_unsupported(weight_decay, "weight_decay", "use optimizer_adamw(weight_decay = ) for decoupled weight decay.")
-  .optimizer("adam", learning_rate = .check_number(learning_rate, "learning_rate", 0),
+  .optimizer("adam", learning_rate = .check_learning_rate(learning_rate),
     beta_1 = .check_number(beta_1, "beta_1", 0, 1), beta_2 = .check_number(beta_2, "beta_2", 0, 1),
     epsilon = .check_number(epsilon, "epsilon", 0), amsgrad = .check_flag(amsgrad, "amsgrad"))
 }
@@ -82,7 +88,7 @@ optimizer_adamw <- function(learning_rate = 0.001, weight_decay = 0.004, beta_1 
                             epsilon = 1e-07, amsgrad = FALSE, ...) {
   .check_no_dots(list(...), "optimizer_adamw()",
     "pydlr's AdamW takes learning_rate, weight_decay, beta_1, beta_2, epsilon, amsgrad.")
-  .optimizer("adamw", learning_rate = .check_number(learning_rate, "learning_rate", 0),
+  .optimizer("adamw", learning_rate = .check_learning_rate(learning_rate),
     weight_decay = .check_number(weight_decay, "weight_decay", 0),
     beta_1 = .check_number(beta_1, "beta_1", 0, 1), beta_2 = .check_number(beta_2, "beta_2", 0, 1),
     epsilon = .check_number(epsilon, "epsilon", 0), amsgrad = .check_flag(amsgrad, "amsgrad"))
@@ -100,7 +106,7 @@ optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, ep
     "pydlr's RMSprop takes learning_rate, rho, momentum, epsilon, centered.")
   .check_unsupported(weight_decay, "weight_decay",
     "use optimizer_adamw(weight_decay = ) or optimizer_sgd(weight_decay = ).")
-  .optimizer("rmsprop", learning_rate = .check_number(learning_rate, "learning_rate", 0),
+  .optimizer("rmsprop", learning_rate = .check_learning_rate(learning_rate),
     rho = .check_number(rho, "rho", 0, 1), momentum = .check_number(momentum, "momentum", 0),
     epsilon = .check_number(epsilon, "epsilon", 0), centered = .check_flag(centered, "centered"))
 }
@@ -111,7 +117,7 @@ optimizer_rmsprop <- function(learning_rate = 0.001, rho = 0.9, momentum = 0, ep
 #' @md
 optimizer_sgd <- function(learning_rate = 0.01, momentum = 0, nesterov = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_sgd()", "pydlr's SGD takes learning_rate, momentum, nesterov, weight_decay.")
-  .optimizer("sgd", learning_rate = .check_number(learning_rate, "learning_rate", 0),
+  .optimizer("sgd", learning_rate = .check_learning_rate(learning_rate),
     momentum = .check_number(momentum, "momentum", 0), nesterov = .check_flag(nesterov, "nesterov"),
     weight_decay = .check_number(weight_decay, "weight_decay", 0, null_ok = TRUE))
 }
@@ -123,7 +129,7 @@ optimizer_sgd <- function(learning_rate = 0.01, momentum = 0, nesterov = FALSE, 
 #' @export
 #' @md
 print.pydlr_optimizer <- function(x, ...) {
-  args <- vapply(x$args, format, character(1))
+  args <- vapply(x$args, function(v) if (is.function(v)) "<schedule>" else format(v), character(1))
   cat(sprintf("<pydlr optimizer %s>(%s)\n", x$name, paste(names(args), args, sep = " = ", collapse = ", ")))
   invisible(x)
 }

@@ -36,18 +36,34 @@
 #' @param resume Path of a resume checkpoint: written atomically after every epoch, and when it exists at
 #'   the start, training continues from it (weights, optimizer, epoch, random state), so an interrupted
 #'   run finishes with the same weights as an uninterrupted one with the same `seed`.
-#' @param device `"auto"` (CUDA when present), `"cpu"` or `"cuda"`.
+#' @param device `"auto"` (CUDA when present), `"cpu"`, `"cuda"` or a given GPU, `"cuda:1"`. Under
+#'   torchrun each process takes the GPU of its local rank.
 #' @param augment `NULL`, or an [augmentation()]: random flips, rotations, shifts, zooms, brightness and
 #'   contrast applied on the fly to each training batch (image data only).
 #' @param workers Augmentation worker processes that prepare the next batches while the model trains on
 #'   the current one (`0`: augment in this process).
+#' @param sample_weight A numeric vector, one weight per sample of `x`, multiplying each sample's loss
+#'   (with `class_weight`, both apply).
+#' @param validation_batch_size Samples per batch for the validation data (`NULL`: `batch_size`).
+#' @param precision `"auto"` (bfloat16 or float16 mixed precision on CUDA, float32 on the CPU),
+#'   `"float32"`, `"bfloat16"` (mixed precision, also on CPUs) or `"float16"` (CUDA only).
+#' @param nan_check Stop with a `pydlr_training_error` as soon as the loss is NaN or infinite.
+#' @param distributed `NULL`, `TRUE`, or a list such as `list(nproc_per_node = 2)`: train with that many
+#'   processes on this machine (torch DDP, launched by torchrun from this session; the trained weights come
+#'   back into `object`). Callbacks cannot be sent to those processes. To train on several machines, run
+#'   the script itself under torchrun: see [pydlr_torchrun()]; there `fit()` needs no argument, it notices
+#'   torchrun by itself.
 #' @param view_metrics Accepted for keras (R) scripts and ignored: pydlr opens no viewer; `plot(history)`
 #'   draws the curves.
 #' @param ... With an image dataset, `validation_steps` (validation batches per epoch) and `validation_freq`
-#'   (validate every n-th epoch, or at the epochs listed). Other keras3 arguments (`sample_weight`, ...)
-#'   are not supported.
+#'   (validate every n-th epoch, or at the epochs listed). Other keras3 arguments are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
 #'   as in keras3 (the model itself was trained in place).
+#' @section Several processes and machines: under `torchrun --no-python --nproc-per-node N Rscript
+#'   train.R`, every process runs the script; `fit()` joins the process group (gloo on CPUs, nccl on GPUs),
+#'   trains on its shard of each epoch with gradients averaged over all processes, and only rank 0 prints
+#'   progress and writes checkpoints (`resume`, [callback_model_checkpoint()]). `batch_size` is per
+#'   process. See `docs/scaling-out.md`.
 #' @family training
 #' @export
 #' @md
@@ -60,48 +76,109 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
                             callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
                             resume = NULL, device = "auto", augment = NULL, workers = 0L,
-                            view_metrics = FALSE, ...) {
+                            sample_weight = NULL, validation_batch_size = NULL, precision = "auto",
+                            nan_check = TRUE, distributed = NULL, view_metrics = FALSE, ...) {
   if (inherits(x, "pydlr_image_dataset")) {
-    return(.fit_image_dataset(object, x, y, batch_size, epochs, verbose, callbacks, validation_split,
-      validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, seed, resume, device, augment,
-      workers, view_metrics, ..., call = sys.call()))
+    # the array-only arguments, when given, reach the dataset route's check (not supported there)
+    extra <- Filter(Negate(is.null), list(sample_weight = sample_weight,
+      validation_batch_size = validation_batch_size, distributed = distributed,
+      precision = if (!identical(precision, "auto")) precision, nan_check = if (!isTRUE(nan_check)) nan_check))
+    return(do.call(.fit_image_dataset, c(list(object, x, y, batch_size, epochs, verbose, callbacks,
+      validation_split, validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, seed, resume,
+      device, augment, workers, view_metrics), list(...), extra, list(call = sys.call()))))
   }
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
     .input_error("view_metrics", "TRUE, FALSE or \"auto\" (ignored by pydlr)", view_metrics)
   }
-  if (is.null(x)) .input_error("x", "a numeric array of training inputs", x)
-  x <- .check_data(x, "x")
+  args <- .fit_args(object, x, y, batch_size = batch_size, epochs = epochs, verbose = verbose,
+    callbacks = callbacks, validation_split = validation_split, validation_data = validation_data,
+    shuffle = shuffle, class_weight = class_weight, initial_epoch = initial_epoch,
+    steps_per_epoch = steps_per_epoch, seed = seed, resume = resume, device = device, augment = augment,
+    workers = workers, sample_weight = sample_weight, validation_batch_size = validation_batch_size,
+    precision = precision, nan_check = nan_check, distributed = distributed)
+  .fit_run(object, "api_r.training.fit", args, call = sys.call())
+}
+
+# fit()'s arguments checked and converted as the engine takes them (types here, in R's words; meaning, ranges
+# and defaults are the engine's, in Python). Shared by fit() and fit_one_cycle(), which hold the defaults.
+.fit_args <- function(object, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                      shuffle, class_weight, initial_epoch, steps_per_epoch, seed, resume, device, augment,
+                      workers, sample_weight, validation_batch_size, precision, nan_check, distributed,
+                      call = sys.call(sys.parent())) {
+  .check_model(object, call = call)
+  if (is.null(x)) .input_error("x", "a numeric array of training inputs", x, call = call)
+  x <- .check_data(x, "x", call = call)
   levels <- if (is.factor(y)) levels(y)
-  y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1])
-  epochs <- .check_count(epochs, "epochs")
-  if (.check_count(initial_epoch, "initial_epoch") > epochs) { # 1-based in R: the engine's range is 0-based
-    .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch)
+  y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1], call = call)
+  epochs <- .check_count(epochs, "epochs", call = call)
+  if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
+    .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
-  # Types are checked here, in R's words; meaning (ranges, defaults) is the engine's, in Python.
-  args <- list(
-    batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE),
+  list(levels = levels, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+    batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
-    verbose = .check_verbose(verbose),
-    callbacks = .py_callbacks(callbacks),
-    validation_split = .check_number(validation_split, "validation_split"),
-    validation_data = .check_validation_data(validation_data),
-    shuffle = .check_flag(shuffle, "shuffle"),
-    class_weight = .check_class_weight(class_weight),
+    verbose = .check_verbose(verbose, call = call),
+    callbacks = .fit_callbacks(object, callbacks, call = call),
+    validation_split = .check_number(validation_split, "validation_split", call = call),
+    validation_data = .check_validation_data(validation_data, call = call),
+    shuffle = .check_flag(shuffle, "shuffle", call = call),
+    class_weight = .check_class_weight(class_weight, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
-    steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE),
-    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
-    device = .check_string(device, "device"),
-    resume = .check_string(resume, "resume", null_ok = TRUE),
-    augment = .check_augmentation(augment, x),
-    workers = .check_count(workers, "workers", min = 0L),
+    steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
+    seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
+    device = .check_string(device, "device", call = call),
+    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    augment = .check_augmentation(augment, x, call = call),
+    workers = .check_count(workers, "workers", min = 0L, call = call),
+    sample_weight = .check_sample_weight(sample_weight, dim(x)[1], call = call),
+    validation_batch_size = .check_count(validation_batch_size, "validation_batch_size", null_ok = TRUE, call = call),
+    precision = .check_string(precision, "precision", c("auto", "float32", "bfloat16", "float16"), call = call),
+    nan_check = .check_flag(nan_check, "nan_check", call = call),
+    distributed = .check_distributed(distributed, callbacks, call = call),
     print_fn = .r_callable(.console_print),
     dynamic_progress = .dynamic_progress()
-  )
-  result <- do.call(.py_call, c(list("api_r.training.fit", object$py, .to_py(x), if (!is.null(y)) .to_py(y)),
-    args, list(.call = sys.call())), quote = TRUE)
-  object$state$levels <- levels
+  ))
+}
+
+# Runs a training function of the API with checked arguments; the model keeps the factor's levels.
+.fit_run <- function(object, fun, args, extra = list(), call = sys.call(sys.parent())) {
+  kwargs <- Filter(Negate(is.null), c(args$kwargs, extra))
+  result <- do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE)
+  object$state$levels <- args$levels
   invisible(.new_history(result))
+}
+
+.as_callback_list <- function(callbacks) if (inherits(callbacks, "pydlr_callback")) list(callbacks) else callbacks
+
+# The user's callbacks, plus the one applying a learning-rate schedule given to compile() (schedules.R).
+.fit_callbacks <- function(object, callbacks, call = sys.call(sys.parent())) {
+  callbacks <- .as_callback_list(callbacks)
+  schedule <- .schedule_callback(object)
+  if (!is.null(schedule) && (is.null(callbacks) || is.list(callbacks))) callbacks <- c(callbacks, list(schedule))
+  .py_callbacks(callbacks, call = call)
+}
+
+.check_sample_weight <- function(w, n, call = sys.call(sys.parent())) {
+  if (is.null(w)) return(NULL)
+  ok <- is.numeric(w) && length(w) == n && !anyNA(w) && all(w >= 0)
+  if (!ok) .input_error("sample_weight", sprintf("%d non-negative weights, one per sample of x", n), w, call = call)
+  w <- as.numeric(w)
+  dim(w) <- length(w)
+  .to_py(w)
+}
+
+# `distributed`: NULL/FALSE (this process), TRUE (2 processes) or list(nproc_per_node = n).
+.check_distributed <- function(distributed, callbacks, call = sys.call(sys.parent())) {
+  if (is.null(distributed) || isFALSE(distributed)) return(NULL)
+  if (isTRUE(distributed)) distributed <- list(nproc_per_node = 2L)
+  ok <- is.list(distributed) && length(distributed) == 1L && identical(names(distributed), "nproc_per_node")
+  if (!ok) .input_error("distributed", "NULL, TRUE or list(nproc_per_node = n)", distributed, call = call)
+  if (length(.as_callback_list(callbacks)) > 0L) {
+    .input_error("callbacks", paste("none with `distributed` (the processes cannot run this session's callbacks;",
+      "use resume = for checkpoints, or run the script under torchrun, see ?pydlr_torchrun)"), callbacks, call = call)
+  }
+  list(nproc_per_node = .check_count(distributed$nproc_per_node, "distributed$nproc_per_node", call = call))
 }
 
 # In-place progress (a line rewritten with \r) in an interactive console, RStudio, or Rscript writing

@@ -6,10 +6,12 @@
 .activations <- c("linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "leaky_relu", "gelu")
 .paddings <- c("valid", "same")
 
-# A layer specification (Keras class name + Keras arguments), added to `object` unless it is missing.
+# A layer specification (Keras class name + Keras arguments), added to `object` unless it is missing;
+# called on `object` when it is a tensor of the functional API (functional.R), returning the output tensor.
 .layer <- function(object, type, args, dots, call = sys.call(sys.parent())) {
   spec <- structure(list(type = type, config = c(args, .layer_dots(dots, type, call))), class = "pydlr_layer")
   if (is.null(object)) return(spec)
+  if (.is_tensor(object)) return(.call_layer(spec, object, call))
   .check_model(object, call = call)
   .add_layer(object, spec, call)
 }
@@ -86,7 +88,8 @@
 #' adds a bias and applies `activation`. Channels-last: the input is `(samples, height, width, channels)`,
 #' the output `(samples, new_height, new_width, filters)`.
 #'
-#' @param object The model to add the layer to. When missing, the layer is returned, to be passed to
+#' @param object The model to add the layer to, or a tensor of the functional API ([layer_input()]) to call
+#'   the layer on (the output tensor is returned). When missing, the layer is returned, to be passed to
 #'   `keras_model_sequential(layers = )`.
 #' @param filters Number of output filters (a whole number >= 1).
 #' @param kernel_size Height and width of the kernel: one whole number or two.
@@ -103,7 +106,8 @@
 #' @param kernel_regularizer,bias_regularizer,activity_regularizer,kernel_constraint,bias_constraint Not
 #'   supported: must be `NULL` (use `optimizer_adamw(weight_decay = )` for weight decay).
 #' @param ... `name` (a string) and, on the first layer of a model without input shape, `input_shape`.
-#' @return The model, changed in place (invisibly usable in a pipe), or the layer when `object` is missing.
+#' @return The model, changed in place (invisibly usable in a pipe); the output tensor when `object` is a
+#'   tensor; or the layer when `object` is missing.
 #' @family layers
 #' @export
 #' @md

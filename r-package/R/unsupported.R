@@ -21,22 +21,6 @@ NULL
 #' @rdname unsupported
 #' @export
 #' @md
-keras_model <- .unsupported_function("keras_model", paste(
-  "The functional API is not available from R; build models with keras_model_sequential().",
-  "Branches and residual blocks are available from Python (pydlr.models.Model)."
-))
-
-#' @rdname unsupported
-#' @export
-#' @md
-layer_input <- .unsupported_function(
-  "layer_input",
-  "give the input shape to keras_model_sequential(input_shape = )."
-)
-
-#' @rdname unsupported
-#' @export
-#' @md
 layer_conv_1d <- .unsupported_function(
   "layer_conv_1d",
   "pydlr's convolutions are 2-d: layer_conv_2d(), layer_depthwise_conv_2d()."
