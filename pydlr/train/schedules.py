@@ -158,7 +158,10 @@ class CosineDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
                  warmup_target: float | None = None, warmup_steps: int = 0):
         where = "CosineDecay"
-        self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate", where)
+        if (isinstance(initial_learning_rate, bool) or not isinstance(initial_learning_rate, (int, float))
+                or not initial_learning_rate >= 0):  # 0 is usual before a warm-up
+            raise InputError("initial_learning_rate", "a number >= 0", initial_learning_rate, where=where)
+        self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps = _positive(decay_steps, "decay_steps", where)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise InputError("alpha", "a fraction in [0, 1]", alpha, where=where)

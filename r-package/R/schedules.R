@@ -2,8 +2,9 @@
 # the step that keras3 scripts can call) to pass as an optimizer's `learning_rate`; fit() applies it before
 # every batch through pydlr's StepScheduler callback. callback_reduce_lr_on_plateau() is keras3's callback.
 
-.lr_schedule <- function(class_name, config) {
-  py <- .py_call("api_r.training.lr_schedule", class_name, Filter(Negate(is.null), config), .convert = FALSE)
+.lr_schedule <- function(class_name, config, call = sys.call(-1L)) {
+  py <- .py_call("api_r.training.lr_schedule", class_name, Filter(Negate(is.null), config), .convert = FALSE,
+    .call = call)
   schedule <- function(step) {
     step <- .check_int_vector(step, "step")
     as.numeric(unlist(.py_call("api_r.training.lr_schedule_values", py, as.list(step))))

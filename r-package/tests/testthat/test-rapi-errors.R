@@ -46,11 +46,11 @@ test_that("keras features outside pydlr's subset give a pydlr_not_supported_erro
     class = "pydlr_not_supported_error")
   expect_match(conditionMessage(e), "channels-last")
   expect_error(model |> layer_dense(4, kernel_regularizer = "l2"), "optimizer_adamw")
-  expect_error(keras_model(), class = "pydlr_not_supported_error")
+  expect_error(layer_conv_1d(model, 4), class = "pydlr_not_supported_error")
   expect_error(layer_lstm(model, 4), "recurrent")
   expect_error(compile(model, loss = function(y, p) 0), class = "pydlr_not_supported_error")
   expect_error(optimizer_adam(weight_decay = 0.01), "optimizer_adamw")
-  expect_error(fit(model, array(0, c(2, 8, 8, 1)), c(0, 1), sample_weight = c(1, 2)),
+  expect_error(fit(model, array(0, c(2, 8, 8, 1)), c(0, 1), validation_freq = 2),
     class = "pydlr_not_supported_error")
 })
 
