@@ -7,7 +7,8 @@
 #
 # Rows: torch.mm 1024^2; Dense(64) forward+backward on (64, 576); the seed CNN's conv layers forward+backward
 # on a batch of 64; one Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam);
-# predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784.
+# predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784; lr_find()
+# (100 batches) and fit_one_cycle() (one epoch) of the seed CNN.
 # R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
 # timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
 # runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
@@ -123,6 +124,29 @@ fit_api <- local({
   }
 })
 
+# lr_find() and fit_one_cycle() from R (the verbs exposed to R last), against the same calls in Python.
+softmax_seed_cnn <- function() {
+  set_random_seed(0)
+  model <- seed_cnn()
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  model
+}
+verb_api <- function(verb) {
+  data <- NULL
+  function(reps) {
+    if (is.null(data)) {
+      ds <- dataset_fashion_mnist()
+      n <- if (quick) 6400L else dim(ds$train$x)[1]
+      data <<- list(x = ds$train$x[seq_len(n), , , drop = FALSE] / 255, y = ds$train$y[seq_len(n)])
+    }
+    vapply(seq_len(reps), function(i) elapsed(function() verb(softmax_seed_cnn(), data$x, data$y)), 0)
+  }
+}
+lr_find_api <- verb_api(function(model, x, y) lr_find(model, x, y, num_it = 100L, batch_size = 64L))
+one_cycle_api <- verb_api(function(model, x, y) {
+  fit_one_cycle(model, x, y, epochs = 1L, max_lr = 3e-3, batch_size = 64L, verbose = 0L, seed = 0L, device = "cpu")
+})
+
 rows <- list(
   list(name = "mm", label = "torch.mm 1024x1024", reps = 10L, warmup = 2L),
   list(name = "dense", label = "Dense(64) fwd+bwd, batch 64", reps = 30L, warmup = 5L),
@@ -136,7 +160,11 @@ rows <- list(
   list(name = "fit_api", label = "  fit() (R verbs) vs Python fit(), f64", py = "fit_f64", reps = 1L,
     warmup = 0L),
   list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans, f64", py = "kmeans_f64", reps = 1L,
-    warmup = 0L)
+    warmup = 0L),
+  list(name = "lr_find_api", label = "  lr_find() 100 batches vs Python, f64", py = "lr_find_f64", reps = 1L,
+    warmup = 0L),
+  list(name = "one_cycle_api", label = "  fit_one_cycle() 1 epoch vs Python, f64", py = "one_cycle_f64",
+    reps = 1L, warmup = 0L)
 )
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
@@ -155,7 +183,8 @@ cat(header, "\n", strrep("-", nchar(header)), "\n", sep = "")
 results <- list()
 for (row in rows) {
   py_name <- if (is.null(row$py)) row$name else row$py
-  api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api)
+  api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api, lr_find_api = lr_find_api,
+    one_cycle_api = one_cycle_api)
   run_r <- if (row$name %in% names(api_rows)) api_rows[[row$name]] else function(reps) r_times(row$name, reps)
   if (row$warmup > 0L) {
     run_r(row$warmup)

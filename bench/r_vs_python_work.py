@@ -120,9 +120,35 @@ def _kmeans_f64(quick: bool) -> Callable[[], object]:
     return fit_with_totss
 
 
+def _softmax_seed_cnn() -> pydlr.Sequential:
+    """The seed CNN with a softmax head, compiled as R's verbs compile it (Keras' loss name)."""
+    torch.manual_seed(0)
+    model = seed_cnn(model_class=pydlr.Sequential, name="seed")
+    model.pop()
+    model.add(Dense(10, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _lr_find_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's lr_find(): 100 batches of 64 of R's float64 images."""
+    x, y, _ = _fashion(quick)
+    x = x.astype(np.float64)
+    return lambda: pydlr.train.lr_find(_softmax_seed_cnn(), x, y, num_it=100, batch_size=64)
+
+
+def _one_cycle_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's fit_one_cycle(): one epoch, batch 64, max_lr 3e-3, on float64 images."""
+    x, y, _ = _fashion(quick)
+    x = x.astype(np.float64)
+    return lambda: pydlr.train.fit_one_cycle(_softmax_seed_cnn(), x, y, epochs=1, max_lr=3e-3, batch_size=64,
+                                             verbose=0, seed=0, device="cpu")
+
+
 WORKLOADS: dict[str, Callable[[bool], Callable[[], object]]] = {
     "mm": _mm, "dense": _dense, "conv": _conv, "fit": _fit, "predict": _predict, "kmeans": _kmeans,
-    "fit_f64": _fit_f64, "kmeans_f64": _kmeans_f64,
+    "fit_f64": _fit_f64, "kmeans_f64": _kmeans_f64, "lr_find_f64": _lr_find_f64,
+    "one_cycle_f64": _one_cycle_f64,
 }
 _prepared: dict[tuple[str, bool], Callable[[], object]] = {}
 
