@@ -135,3 +135,27 @@ test_that("pydlr_torchrun() prints the multi-node command", {
   expect_error(pydlr_torchrun("train.R", nnodes = 2), class = "pydlr_input_error")
   expect_error(pydlr_torchrun("train.R", nproc_per_node = 0), class = "pydlr_input_error")
 })
+
+test_that("two torchrun agents (two 'nodes' on loopback) meet through the c10d rendezvous and train as one run", {
+  skip_if_no_torchrun()
+  out <- tempfile("nodes")
+  dir.create(out)
+  full <- tempfile(fileext = ".R")
+  writeLines(c(deparse(call("<-", quote(ddp_data), ddp_data)), readLines(ddp_script())), full)
+  endpoint <- sprintf("127.0.0.1:%d", sample(40000:49999, 1L))
+  cmd <- strsplit(pydlr_torchrun(full, nproc_per_node = 1L, nnodes = 2L, rdzv_endpoint = endpoint,
+    script_args = out) |> capture.output(), " ")[[1]]
+  expect_identical(cmd[2:6], c("--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+    paste0("--rdzv-endpoint=", endpoint), "--rdzv-id=pydlr"))
+  args <- cmd[-1]
+  system2(ddp_torchrun(), args, env = ddp_env(), wait = FALSE, stdout = FALSE, stderr = FALSE)
+  output <- suppressWarnings(system2(ddp_torchrun(), args, env = ddp_env(), stdout = TRUE, stderr = TRUE,
+    timeout = 120))
+  expect_null(attr(output, "status"))
+  for (i in 1:50) if (length(list.files(out, "^rank[01][.]rds$")) < 2L) Sys.sleep(0.2)
+  r0 <- readRDS(file.path(out, "rank0.rds"))
+  r1 <- readRDS(file.path(out, "rank1.rds"))
+  expect_identical(r0$weights, r1$weights)
+  expect_identical(r0$steps, 8L)
+  expect_gt(r0$test$accuracy, 0.9)
+})
