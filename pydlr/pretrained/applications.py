@@ -129,6 +129,11 @@ class ResNet18(_Application, TrainingMixin, models.ResNet18):
         super().__init__(*args, **kwargs)
         self._set_activation(classifier_activation)
 
+    @property
+    def class_names(self) -> None:
+        """None: a 1000-class top here is not ImageNet's (the weights are random)."""
+        return None
+
 
 def _efficientnet_lite(variant: int) -> Any:
     def build(**kwargs: Any) -> EfficientNetLite:
