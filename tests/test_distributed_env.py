@@ -48,3 +48,11 @@ def test_errors_outside_a_process_group_pass_unchanged():
     with pytest.raises(RuntimeError, match="shape"):
         with explain_failure():
             raise RuntimeError("shape mismatch")
+
+
+def test_peer_failure_message_keeps_the_gist():
+    from pydlr.train.distributed import _first_sentence
+
+    text = ("[/src/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:6327. This is "
+            "typically caused by a remote worker crashing.")
+    assert _first_sentence(text) == "Connection closed by peer [127.0.0.1]:6327"

@@ -36,6 +36,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -159,13 +160,20 @@ def explain_failure():
 
         if not (dist.is_available() and dist.is_initialized()) or not _is_peer_failure(exc):
             raise
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        first = _first_sentence(str(exc)) or type(exc).__name__
         raise TrainingError(
             f"distributed training stopped: another process of this run (rank {dist.get_rank()} of "
             f"{dist.get_world_size()} here) failed or could not be reached ({first}). The checkpoint of the "
             "last complete epoch, if fit(resume = ) was given, is intact: restart the same command to "
             "continue from it."
         ) from None
+
+
+def _first_sentence(text: str) -> str:
+    """The gist of a torch/gloo message: its first sentence, without the C++ source location."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", line)
+    return line.split(". ")[0][:300]
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
