@@ -97,7 +97,8 @@ layer_concatenate <- function(inputs = NULL, ..., axis = -1L) {
 
 #' ReLU activation layer
 #'
-#' keras3's `layer_re_lu()`: `max(x, 0)`, or `min(max(x, 0), 6)` with `max_value = 6` (ReLU6).
+#' `max(x, 0)`, or `min(max(x, 0), 6)` with `max_value = 6` (ReLU6). `layer_activation_relu()` is keras3's
+#' name, `layer_re_lu()` the snake case of Keras' `ReLU` class; they are the same function.
 #'
 #' @inheritParams layer_conv_2d
 #' @param max_value `NULL` (no upper bound) or `6`.
@@ -114,6 +115,13 @@ layer_re_lu <- function(object = NULL, max_value = NULL, negative_slope = 0, thr
   max_value <- .check_number(max_value, "max_value", null_ok = TRUE)
   if (!is.null(max_value) && max_value != 6) .not_supported(sprintf("layer_re_lu(max_value = %s)", max_value), offer)
   .layer(object, "ReLU", list(max_value = max_value), list(...))
+}
+
+#' @rdname layer_re_lu
+#' @export
+#' @md
+layer_activation_relu <- function(object = NULL, max_value = NULL, negative_slope = 0, threshold = 0, ...) {
+  layer_re_lu(object, max_value = max_value, negative_slope = negative_slope, threshold = threshold, ...)
 }
 
 #' @export

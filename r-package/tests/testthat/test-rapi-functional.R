@@ -42,6 +42,8 @@ test_that("ReLU6 clamps at 6, and merge layers without inputs are layers to call
   inputs <- layer_input(shape = 2)
   model <- keras_model(inputs, layer_re_lu(inputs, max_value = 6))
   expect_equal(predict(model, matrix(c(-1, 3, 9, 6.5), 2)), matrix(c(0, 3, 6, 6), 2))
+  expect_equal(predict(keras_model(inputs, layer_activation_relu(inputs)), matrix(c(-1, 3, 9, 6.5), 2)),
+    matrix(c(0, 3, 9, 6.5), 2))
   expect_s3_class(layer_add(), "pydlr_layer")
   expect_s3_class(layer_concatenate(axis = 1), "pydlr_layer")
   expect_s3_class(layer_dense(units = 2), "pydlr_layer")
