@@ -56,3 +56,23 @@ def test_peer_failure_message_keeps_the_gist():
     text = ("[/src/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:6327. This is "
             "typically caused by a remote worker crashing.")
     assert _first_sentence(text) == "Connection closed by peer [127.0.0.1]:6327"
+
+
+def test_fit_arguments_travel_to_the_processes_and_back(tmp_path):
+    import numpy as np
+
+    from pydlr.data.augment import Augment
+    from pydlr.train.distributed import _receive_fit_args, _send_fit_args
+
+    x, y = np.zeros((4, 8, 8, 1), np.float32), np.arange(4)
+    sent = _send_fit_args({"validation_data": (x[:2], y[:2]), "sample_weight": np.ones(4),
+                           "class_weight": {0: 1.0, 1: 2.0}, "augment": Augment(flip="horizontal", shift=(0.1, 0.1)),
+                           "shuffle": False, "precision": "bfloat16", "resume": None}, x, y, tmp_path)
+    got = _receive_fit_args(sent, tmp_path)
+    assert set(got) == {"validation_data", "sample_weight", "class_weight", "augment", "shuffle", "precision"}
+    assert isinstance(got["validation_data"], tuple) and got["validation_data"][0].shape == (2, 8, 8, 1)
+    assert got["class_weight"] == {0: 1.0, 1: 2.0} and got["augment"] == Augment(flip="horizontal", shift=(0.1, 0.1))
+    assert np.load(tmp_path / "x.npy").shape == (4, 8, 8, 1)
+    with pytest.raises(InputError) as info:
+        _send_fit_args({"print_it": object()}, x, y, tmp_path)
+    assert info.value.argument == "print_it"

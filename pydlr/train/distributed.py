@@ -368,7 +368,11 @@ def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
         elif key == "class_weight":
             out[key] = {"class_weight": [[int(k), float(v)] for k, v in dict(value).items()]}
         else:
-            json.dumps(value)  # TypeError for what cannot be sent
+            try:
+                json.dumps(value)
+            except TypeError:
+                raise InputError(key, "a plain value (number, string, list) that can be sent to the "
+                                 "processes", value, where="fit") from None
             out[key] = value
     return out
 
