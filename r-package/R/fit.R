@@ -85,7 +85,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
       precision = if (!identical(precision, "auto")) precision, nan_check = if (!isTRUE(nan_check)) nan_check))
     return(do.call(.fit_image_dataset, c(list(object, x, y, batch_size, epochs, verbose, callbacks,
       validation_split, validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, seed, resume,
-      device, augment, workers, view_metrics), list(...), extra, list(call = sys.call()))))
+      device, augment, workers, view_metrics), list(...), extra, list(call = sys.call())), quote = TRUE))
   }
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
