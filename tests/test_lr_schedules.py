@@ -1,4 +1,4 @@
-"""Keras' learning-rate schedules, StepScheduler and ReduceLROnPlateau."""
+"""Keras' learning-rate schedules as an optimizer's rate, and ReduceLROnPlateau."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pydlr.train import (
     ExponentialDecay,
     PiecewiseConstantDecay,
     ReduceLROnPlateau,
-    StepScheduler,
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -58,11 +57,10 @@ def _flat(m):
     return np.concatenate([w.ravel() for w in m.get_weights()])
 
 
-def test_step_scheduler_sets_the_rate_of_each_batch():
+def test_a_schedule_as_learning_rate_sets_the_rate_of_each_batch():
     x, y = _data()
-    sched = _model(0.5)
-    sched.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0,
-              callbacks=[StepScheduler(PiecewiseConstantDecay([1], [0.5, 1e-30]))])
+    sched = _model(PiecewiseConstantDecay([1], [0.5, 1e-30]))
+    sched.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     two = _model(0.5)
     two.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
     np.testing.assert_allclose(_flat(sched), _flat(two), atol=1e-7)

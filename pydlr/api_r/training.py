@@ -99,7 +99,8 @@ _SCHEDULES = ("ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay")
 
 
 def lr_schedule(class_name: str, config: Mapping[str, Any]) -> Any:
-    """``pydlr.train.<class_name>(**config)``, one of Keras' learning-rate schedules."""
+    """``pydlr.train.<class_name>(**config)``, one of Keras' learning-rate schedules (an optimizer's
+    ``learning_rate``, applied before every step from the optimizer's step count)."""
     if class_name not in _SCHEDULES:
         raise NotSupportedError(f"schedule {class_name!r} is not supported; pydlr offers "
                                 f"{', '.join(_SCHEDULES)}.")

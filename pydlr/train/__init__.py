@@ -24,16 +24,16 @@ from pydlr.train.events import (
 from pydlr.train.history import History
 from pydlr.train.learner import Learner
 from pydlr.train.lr_find import LRFindResult, lr_find
-from pydlr.train.progress import ProgressBar
-from pydlr.train.schedules import (
+from pydlr.train.lr_schedules import (
     CosineDecay,
     ExponentialDecay,
     LearningRateSchedule,
+    PiecewiseConstantDecay,
+)
+from pydlr.train.progress import ProgressBar
+from pydlr.train.schedules import (
     LearningRateScheduler,
     ParamScheduler,
-    PiecewiseConstantDecay,
-    ReduceLROnPlateau,
-    StepScheduler,
     cosine,
     fit_one_cycle,
     one_cycle,
@@ -46,5 +46,5 @@ __all__ = [
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
     "CancelStepException", "losses", "optimizers", "lr_find", "LRFindResult", "ParamScheduler",
     "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle", "LearningRateSchedule",
-    "ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay", "StepScheduler", "ReduceLROnPlateau",
+    "ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay",
 ]

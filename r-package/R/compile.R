@@ -28,12 +28,10 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
     .not_supported("An R function as `loss`", "use a loss name such as \"categorical_crossentropy\".")
   }
   loss <- .check_string(loss, "loss")
-  object$state$lr_schedule <- NULL
   if (inherits(optimizer, "pydlr_optimizer")) {
     optimizer <- unclass(optimizer)
-    if (inherits(optimizer$args$learning_rate, "pydlr_lr_schedule")) { # applied by fit(), see schedules.R
-      object$state$lr_schedule <- optimizer$args$learning_rate
-      optimizer$args$learning_rate <- optimizer$args$learning_rate(0L)
+    if (inherits(optimizer$args$learning_rate, "pydlr_lr_schedule")) { # the Python schedule object itself
+      optimizer$args$learning_rate <- attr(optimizer$args$learning_rate, "py")
     }
   } else {
     optimizer <- .check_string(optimizer, "optimizer")

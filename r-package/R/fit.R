@@ -151,12 +151,9 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 
 .as_callback_list <- function(callbacks) if (inherits(callbacks, "pydlr_callback")) list(callbacks) else callbacks
 
-# The user's callbacks, plus the one applying a learning-rate schedule given to compile() (schedules.R).
+# The user's callbacks as Python objects (a schedule given to compile() lives in the optimizer).
 .fit_callbacks <- function(object, callbacks, call = sys.call(sys.parent())) {
-  callbacks <- .as_callback_list(callbacks)
-  schedule <- .schedule_callback(object)
-  if (!is.null(schedule) && (is.null(callbacks) || is.list(callbacks))) callbacks <- c(callbacks, list(schedule))
-  .py_callbacks(callbacks, call = call)
+  .py_callbacks(.as_callback_list(callbacks), call = call)
 }
 
 .check_sample_weight <- function(w, n, call = sys.call(sys.parent())) {

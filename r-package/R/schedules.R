@@ -1,6 +1,6 @@
 # Learning-rate schedules with keras3's names: learning_rate_schedule_*() give a schedule (an R function of
-# the step that keras3 scripts can call) to pass as an optimizer's `learning_rate`; fit() applies it before
-# every batch through pydlr's StepScheduler callback. callback_reduce_lr_on_plateau() is keras3's callback.
+# the step that keras3 scripts can call) to pass as an optimizer's `learning_rate`; the Python optimizer sets
+# the rate before every step from its step count. callback_reduce_lr_on_plateau() is keras3's callback.
 
 .lr_schedule <- function(class_name, config, call = sys.call(-1L)) {
   py <- .py_call("api_r.training.lr_schedule", class_name, Filter(Negate(is.null), config), .convert = FALSE,
@@ -22,10 +22,10 @@
 #' Learning-rate schedules
 #'
 #' keras3's schedules: give one as an optimizer's `learning_rate`, e.g.
-#' `optimizer_sgd(learning_rate = learning_rate_schedule_exponential_decay(0.1, 100, 0.5))`, and [fit()]
-#' sets the rate before every batch from the number of updates so far (`step`, from 0 at the first epoch;
-#' a run continued with `initial_epoch` or `resume` follows the same rates). A schedule is also an R
-#' function: `schedule(0:10)` gives its rates.
+#' `optimizer_sgd(learning_rate = learning_rate_schedule_exponential_decay(0.1, 100, 0.5))`, and the
+#' optimizer sets the rate before every step from the number of updates it has made (`step`, from 0,
+#' counted over every `fit()` of the model and kept by `save_model()` and `fit(resume = )`, as keras'
+#' `optimizer$iterations`). A schedule is also an R function: `schedule(0:10)` gives its rates.
 #'
 #' * `exponential_decay`: `initial_learning_rate * decay_rate ^ (step / decay_steps)` (the exponent
 #'   rounded down with `staircase = TRUE`).
@@ -88,13 +88,6 @@ print.pydlr_lr_schedule <- function(x, ...) {
   cat(sprintf("<pydlr learning-rate schedule %s>(%s)\n", attr(x, "class_name"),
     paste(names(shown), shown, sep = " = ", collapse = "; ")))
   invisible(x)
-}
-
-# fit()'s callback applying the compiled optimizer's schedule (compile() keeps it in the model's state).
-.schedule_callback <- function(model) {
-  schedule <- model$state$lr_schedule
-  if (is.null(schedule)) return(NULL)
-  .callback("StepScheduler", schedule = attr(schedule, "py"))
 }
 
 #' Reduce the learning rate when a metric has stopped improving
