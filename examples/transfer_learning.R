@@ -58,7 +58,7 @@ cat(sprintf("  glm on 10 PCs of the pixels:         accuracy %.3f (%s)\n", glm_a
 start <- proc.time()
 x64 <- imagenet_preprocess_input(faces$x, size = 64)
 base <- application_mobilenet_v2(include_top = FALSE, pooling = "avg", input_shape = c(64, 64, 3))
-emb <- embed(base, x64)
+emb <- embed_images(base, x64)
 cat(sprintf("  glm on 10 PCs of the embeddings:     accuracy %.3f (%s)\n", glm_accuracy(emb), seconds(start)))
 
 start <- proc.time()

@@ -62,7 +62,7 @@ def faces_demo(out: str, size: int = 64) -> None:
     x = pretrained.preprocess(images, size=size)
     start = time.perf_counter()
     base = pretrained.load("mobilenet_v2", include_top=False, pooling="avg", input_shape=(size, size, 3))
-    feats = pretrained.embed(base, x)
+    feats = pretrained.embed_images(base, x)
     clf = LogisticRegression(max_iter=5000).fit(feats[train], labels[train])
     print(f"  logistic regression on embeddings:     accuracy {clf.score(feats[test], labels[test]):.3f}"
           f"  ({time.perf_counter() - start:.1f} s)")

@@ -170,21 +170,21 @@ def test_preprocess_conventions() -> None:
 def test_headless_model_and_embeddings(cache: Path, imagenet_model: pretrained.MobileNetV2) -> None:
     base = pretrained.load(NAME, include_top=False, pooling="avg")
     x = pretrained.preprocess(data.coffee(), size=96)
-    feats = pretrained.embed(base, x)
+    feats = pretrained.embed_images(base, x)
     assert feats.shape == (1, 1280) and feats.dtype == np.float32
     with torch.no_grad():
         np.testing.assert_allclose(feats, base(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(feats, pretrained.embed(imagenet_model, x), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(feats, pretrained.embed_images(imagenet_model, x), rtol=1e-5, atol=1e-5)
     assert "classifier.1.weight" not in base.state_dict()
     with pytest.raises(InputError, match="x"):
-        pretrained.embed(base, np.zeros((1, 64, 64, 5), np.float32))
+        pretrained.embed_images(base, np.zeros((1, 64, 64, 5), np.float32))
 
 
 def test_embeddings_and_logistic_regression_separate_faces(lfw) -> None:
     x_train, y_train, x_test, y_test = lfw
     base = pretrained.load(NAME, include_top=False, input_shape=(64, 64, 3))
-    clf = LogisticRegression(max_iter=2000).fit(pretrained.embed(base, x_train), y_train)
-    accuracy = clf.score(pretrained.embed(base, x_test), y_test)
+    clf = LogisticRegression(max_iter=2000).fit(pretrained.embed_images(base, x_train), y_train)
+    accuracy = clf.score(pretrained.embed_images(base, x_test), y_test)
     assert accuracy >= 0.95, accuracy
 
 

@@ -79,9 +79,9 @@ def decode_predictions(probs: Any, top: int = 5) -> dict[str, list[Any]]:
     return out
 
 
-def embed(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
-    """``pydlr.pretrained.embed``."""
-    return c_array(pretrained.embed(model, x, batch_size=batch_size))
+def embed_images(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
+    """``pydlr.pretrained.embed_images``."""
+    return c_array(pretrained.embed_images(model, x, batch_size=batch_size))
 
 
 def fine_tune(model: Any, x: Any, y: Any = None, print_fn: Callable[..., Any] | None = None,

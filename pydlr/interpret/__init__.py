@@ -3,7 +3,7 @@
 ``filters`` (first-layer kernels as an image grid), ``activations`` (feature maps of a layer),
 ``grad_cam`` (class-evidence heatmaps), ``confusion_matrix`` and ``top_losses``; ``plot_*`` draw them with
 matplotlib (Agg) and save PNGs. Deep learning is not always the answer: ``top_losses`` and the confusion
-matrix show when a simpler model (e.g. logistic regression on ``pretrained.embed`` features) is enough.
+matrix show when a simpler model (e.g. logistic regression on ``pretrained.embed_images`` features) is enough.
 """
 
 from pydlr.interpret.errors_analysis import confusion_matrix, top_losses

@@ -24,7 +24,7 @@ from pydlr.models import BaseModel
 from pydlr.train.optimizers import Adam
 from pydlr.train.schedules import ParamScheduler, one_cycle
 
-__all__ = ["embed", "fine_tune"]
+__all__ = ["embed_images", "fine_tune"]
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -32,14 +32,14 @@ def _check_model(model: Any, where: str) -> None:
         raise InputError("model", "a pydlr model (e.g. pretrained.load('mobilenet_v2'))", model, where)
 
 
-def embed(model: Any, images: Any, batch_size: int | None = None) -> np.ndarray:
+def embed_images(model: Any, images: Any, batch_size: int | None = None) -> np.ndarray:
     """Frozen features: the backbone's globally average-pooled output, (N, features) float32.
 
     Works with any model that has ``embed`` (MobileNetV2 / ResNet18, with or without their top) and with
     any other pydlr model (its output, flattened per sample). Runs in inference mode without gradients.
     ``images`` are preprocessed channels-last arrays (see `preprocess`).
     """
-    where = "embed"
+    where = "embed_images"
     _check_model(model, where)
     batch_size = resolve_batch_size(batch_size, where)
     x = model.prepare_input(images)  # validates shape/type before any work; internal layout

@@ -134,11 +134,12 @@ NULL
   )
 }
 
-# The R arrow package, when installed, converts its own Tables through its reticulate methods
-# (also the Arrow C Data Interface, zero-copy).
+# The R arrow package converts its own Tables through its reticulate methods (also the Arrow C Data
+# Interface, zero-copy). pydlr does not depend on arrow: an arrow object exists only when arrow's
+# namespace is loaded, and then its r_to_py() methods are registered.
 .bridge_is_r_arrow <- function(x) {
   inherits(x, c("ArrowTabular", "Array", "ChunkedArray")) && inherits(x, "ArrowObject") &&
-    requireNamespace("arrow", quietly = TRUE)
+    isNamespaceLoaded("arrow")
 }
 
 #' An R vector, matrix, array or data.frame as a torch tensor, without a copy where the layout allows

@@ -193,13 +193,18 @@
   NA_real_
 }
 
-#' pydlr's runtime configuration: Python, torch, and the BLAS/OpenMP kernels torch really uses
+#' pydlr's situation report: which Python, what is missing, and the kernels torch really uses
 #'
-#' Starts pydlr's Python if needed, then reports the interpreter, torch's version,
-#' which library torch's GEMM calls resolve to (read from the process's memory), the BLAS and OpenMP
-#' libraries loaded in the process (`/proc/self/maps`), threads, the allocator setting and the build of
-#' pydlr's native extension. It warns when torch's matrix products do not run on torch's own kernels
-#' (e.g. when torch was imported, by another package, before pydlr could prepare the process).
+#' Works before Python starts and when it cannot start: it says which interpreter pydlr would use and why
+#' (`PYDLR_PYTHON`, `options(pydlr.python)`, `RETICULATE_PYTHON`, or the one the project's set-up
+#' recorded), whether it exists, which modules it lacks, and the exact command that fixes it (often
+#' [install_pydlr()]). When Python is ready it starts it (unless `start = FALSE`) and reports the versions
+#' of Python, torch, NumPy, pyarrow and reticulate; CUDA and its devices; pydlr's native extension and its
+#' features; which library torch's GEMM calls resolve to (read from the process's memory), the BLAS and
+#' OpenMP libraries loaded in the process (`/proc/self/maps`); threads; the allocator setting; the
+#' pretrained weights (package installed, converted cache present). It warns when torch's matrix products
+#' do not run on torch's own kernels (e.g. when torch was imported, by another package, before pydlr could
+#' prepare the process).
 #'
 #' @section How pydlr makes torch fast inside R:
 #' R is linked against the system BLAS and libgomp, loaded before Python with global symbols. Without
@@ -215,18 +220,28 @@
 #' `docs/r-speed.md`.
 #'
 #' @param warn Whether to emit a warning when torch is not using its own kernels.
-#' @return An object of class `pydlr_config`: a list with `python`, `torch_version`, `gemm_library`,
-#'   `gemm_own` (logical), `native_gemm_library`, `native_gemm_own`, `blas_loaded`, `openmp_loaded`, `openmp_torch_bundled`, `threads` (list),
-#'   `allocator`, `omp_wait_policy` and `gomp_spincount` (as R started: libgomp reads them once, at R's
-#'   start), `mechanism`,
-#'   `native` (build info list or `NULL`), `torch_parallel_info`,
-#'   `torch_build` and `problems` (character).
+#' @param start Whether to start Python when it is ready (`FALSE`: report only what can be told without
+#'   starting it).
+#' @return An object of class `pydlr_config`: a list with `situation` (the interpreter, `source`,
+#'   `exists`, `missing` modules, `fix`) and `started`; once Python runs also `python`, `python_version`,
+#'   `torch_version`, `numpy_version`, `pyarrow_version`, `reticulate_version`, `cuda` (list: `built`,
+#'   `available`, `devices`), `weights` (list per weight set: `present`, `cached`, `install_hint`),
+#'   `gemm_library`, `gemm_own` (logical), `native_gemm_library`, `native_gemm_own`, `blas_loaded`,
+#'   `openmp_loaded`, `openmp_torch_bundled`, `threads` (list), `allocator`, `omp_wait_policy` and
+#'   `gomp_spincount` (as R started: libgomp reads them once, at R's start), `mechanism`, `native`
+#'   (build info list or `NULL`), `torch_parallel_info`, `torch_build` and `problems` (character).
 #' @examples
-#' \dontrun{
-#' pydlr_config()
-#' }
+#' cfg <- pydlr_config(start = FALSE) # never starts Python
+#' cfg$situation$source
+#' if (pydlr:::.python_ready()) pydlr_config()
 #' @export
-pydlr_config <- function(warn = TRUE) {
+pydlr_config <- function(warn = TRUE, start = TRUE) {
+  situation <- .python_situation()
+  if (!start || (!situation$ok && !situation$started)) {
+    cfg <- structure(list(situation = situation, started = FALSE), class = "pydlr_config")
+    cfg$problems <- if (!situation$ok) .situation_problems(situation) else character()
+    return(cfg)
+  }
   info <- .py_call("api_r.config.runtime_info")
   cpu_lib <- .loaded_libraries("^libtorch_cpu\\.so")[1]
   gemm <- .resolved_symbol_library(cpu_lib, "sgemm_")
@@ -234,7 +249,11 @@ pydlr_config <- function(warn = TRUE) {
   native_lib <- native_lib[basename(dirname(native_lib)) == "pydlr"][1]
   native_gemm <- .resolved_symbol_library(native_lib, "sgemm_")
   cfg <- structure(list(
-    python = info$python, torch_version = info$torch_version, pydlr_version = info$pydlr_version,
+    situation = situation, started = TRUE,
+    python = info$python, python_version = info$python_version, torch_version = info$torch_version,
+    pydlr_version = info$pydlr_version, numpy_version = info$numpy_version,
+    pyarrow_version = info$pyarrow_version, reticulate_version = as.character(utils::packageVersion("reticulate")),
+    cuda = info$cuda, weights = info$weights,
     gemm_library = gemm,
     gemm_own = !is.na(gemm) && !is.na(cpu_lib) && identical(normalizePath(gemm), normalizePath(cpu_lib)),
     native_gemm_library = native_gemm,
@@ -257,6 +276,18 @@ pydlr_config <- function(warn = TRUE) {
     ), call. = FALSE)
   }
   cfg
+}
+
+# What keeps Python from starting, in words, each with its fix.
+.situation_problems <- function(s) {
+  what <- if (is.na(s$python)) {
+    "no Python interpreter is known to pydlr"
+  } else if (!s$exists) {
+    sprintf("the interpreter %s does not exist", s$python)
+  } else {
+    sprintf("%s lacks the Python module(s) %s", s$python, paste(s$missing, collapse = ", "))
+  }
+  sprintf("%s. Fix: %s", what, s$fix)
 }
 
 # A variable as it was when this process started (/proc/self/environ): what libgomp, loaded with R and
@@ -305,8 +336,28 @@ pydlr_config <- function(warn = TRUE) {
 print.pydlr_config <- function(x, ...) {
   line <- function(label, value) cat(sprintf("%-22s %s\n", label, paste(value, collapse = "\n                       ")))
   cat("pydlr configuration\n")
-  line("Python", x$python)
-  line("pydlr / torch", paste(x$pydlr_version, "/", x$torch_version))
+  s <- x$situation
+  line("Python", sprintf("%s (%s)%s", s$python, s$source, if (!is.na(s$python) && !s$exists) " [MISSING]" else ""))
+  if (!isTRUE(x$started)) {
+    line("Python modules", if (s$exists) {
+      if (length(s$missing)) paste("missing:", paste(s$missing, collapse = ", ")) else "all found (torch, numpy, pyarrow, safetensors, pydlr)"
+    } else "not checked")
+    line("Python started", "no")
+    if (!is.na(s$fix)) line("Fix", s$fix)
+    return(invisible(x))
+  }
+  line("Versions", sprintf("Python %s, pydlr %s, torch %s, NumPy %s, pyarrow %s, reticulate %s",
+    x$python_version, x$pydlr_version, x$torch_version, x$numpy_version, if (is.null(x$pyarrow_version)) "absent" else x$pyarrow_version,
+    x$reticulate_version))
+  line("CUDA", if (isTRUE(x$cuda$available)) {
+    paste(c(sprintf("CUDA %s", x$cuda$built), paste0("device ", seq_along(x$cuda$devices) - 1L, ": ", unlist(x$cuda$devices))), collapse = "; ")
+  } else if (is.null(x$cuda$built)) "not in this torch build (CPU only)" else sprintf("torch built with CUDA %s, no device found", x$cuda$built))
+  for (w in x$weights) {
+    line(sprintf("Weights %s", w$name), paste0(
+      if (isTRUE(w$present)) "installed" else sprintf("NOT installed (fix: %s)", w$install_hint),
+      if (isTRUE(w$cached)) sprintf(", cached at %s", w$cache) else ", not cached yet (converted on first use)"
+    ))
+  }
   line("GEMM (sgemm_) from", paste0(
     if (is.na(x$gemm_library)) "unknown" else x$gemm_library,
     if (isTRUE(x$gemm_own)) "  [torch's own MKL]" else "  [NOT torch's]"

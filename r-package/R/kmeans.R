@@ -8,7 +8,7 @@
 #' for `kmeans` objects keeps working, plus the time the fit took.
 #'
 #' @param x A numeric matrix (rows are observations) or a data.frame of numeric columns; an array of
-#'   images (n, h, w[, c]) is flattened to one row per image. No `NA`.
+#'   images (n, h, w) or (n, h, w, c) is flattened to one row per image. No `NA`.
 #' @param centers The number of clusters `k`, or a k x `ncol(x)` matrix of starting centers.
 #' @param n_init Number of k-means++ (or random) seedings; the best run (lowest inertia) is kept.
 #' @param max_iter Maximum number of Lloyd iterations per run.

@@ -13,7 +13,7 @@
 #'
 #' Inputs are channels-last arrays `n x height x width x 3` prepared with [imagenet_preprocess_input()]
 #' (torchvision's convention: resize, center crop, ImageNet mean and standard deviation; not keras'
-#' `[-1, 1]` scaling). The model works with [predict()], [summary()], [fit()], [embed()], [fine_tune()],
+#' `[-1, 1]` scaling). The model works with [predict()], [summary()], [fit()], [embed_images()], [fine_tune()],
 #' [grad_cam()] and the other pydlr verbs.
 #'
 #' @param input_shape `c(height, width, 3)` (default `c(224, 224, 3)`); any size >= 32 runs, e.g.
@@ -260,18 +260,21 @@ imagenet_decode_predictions <- function(preds, top = 5L) {
 #' @param model A `pydlr_model`, e.g. [application_mobilenet_v2()] (with or without its top).
 #' @param x Preprocessed images `n x height x width x 3` (see [imagenet_preprocess_input()]).
 #' @param batch_size Images per forward pass.
-#' @param ... Unused. When `model` is not a pydlr model, `embed()` is `stats::embed()` (time-series
-#'   embedding), which this function masks: `embed(x, dimension)` keeps working.
 #' @return A numeric matrix `n x features`.
 #' @family pretrained
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   base <- application_mobilenet_v2(include_top = FALSE, pooling = "avg", input_shape = c(64, 64, 3))
+#'   x <- imagenet_preprocess_input(example_image("chelsea"), size = 64)
+#'   features <- embed_images(base, x)
+#'   dim(features)
+#' }
 #' @md
 #' @export
-embed <- function(model, x, batch_size = 32L, ...) {
-  if (!inherits(model, "pydlr_model")) {
-    return(if (missing(x)) stats::embed(model, ...) else stats::embed(model, x, ...))
-  }
+embed_images <- function(model, x, batch_size = 32L) {
+  .check_model(model, "model")
   x <- .check_data(x, "x")
-  .py_array("api_r.pretrained.embed", model$py, .bridge_array_to_py(x), batch_size = .check_count(batch_size, "batch_size"))
+  .py_array("api_r.pretrained.embed_images", model$py, .bridge_array_to_py(x), batch_size = .check_count(batch_size, "batch_size"))
 }
 
 #' Fine-tune a pretrained network on new classes

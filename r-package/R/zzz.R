@@ -34,6 +34,11 @@ pydlr_python_path <- function() {
 #' @keywords internal
 .pydlr_py <- function() {
   if (is.null(.pydlr_env$started)) {
+    situation <- .python_situation()
+    if (!situation$ok && !situation$started) {
+      pydlr_abort(paste0("pydlr's Python is not set up: ", .situation_problems(situation),
+        "\nSee pydlr_config() for the full report."), class = "pydlr_setup_error", call = NULL)
+    }
     .pydlr_prepare_python()
     reticulate::import("pydlr", convert = FALSE, delay_load = FALSE)
     .pydlr_env$started <- TRUE

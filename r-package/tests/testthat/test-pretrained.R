@@ -77,15 +77,14 @@ test_that("frozen embeddings separate faces from non-faces with a nearest-centro
   d <- lfw_split()
   expect_equal(sum(d$y_train) + sum(d$y_test), 100L)
   base <- application_mobilenet_v2(include_top = FALSE, pooling = "avg", input_shape = c(64, 64, 3))
-  e_train <- embed(base, d$x_train)
-  e_test <- embed(base, d$x_test)
+  e_train <- embed_images(base, d$x_train)
+  e_test <- embed_images(base, d$x_test)
   expect_equal(dim(e_train), c(120L, 1280L))
   expect_equal(e_test[1:2, ], predict(base, d$x_test[1:2, , , , drop = FALSE]), tolerance = 1e-5)
   centroids <- rbind(colMeans(e_train[d$y_train == 0, ]), colMeans(e_train[d$y_train == 1, ]))
   dist <- as.matrix(stats::dist(rbind(centroids, e_test)))[-(1:2), 1:2]
   accuracy <- mean(max.col(-dist) - 1L == d$y_test)
   expect_gte(accuracy, 0.9)
-  expect_equal(embed(1:5, 2), stats::embed(1:5, 2)) # stats::embed() still works
 })
 
 # The arguments of Python's pydlr.pretrained.fine_tune, in order, without `base` and `**fit_args`.
