@@ -37,7 +37,8 @@ r_deps_from_description() {
 }
 
 debian_packages() {
-  echo r-base-core r-base-dev ninja-build dataset-fashion-mnist
+  # pandoc renders the vignettes (rmarkdown); chromium runs the live training view's browser test.
+  echo r-base-core r-base-dev ninja-build dataset-fashion-mnist pandoc chromium
   for p in $(r_deps_from_description); do echo "r-cran-$(echo "$p" | tr '[:upper:]' '[:lower:]')"; done
 }
 

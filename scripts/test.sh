@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: set everything up, then run every test (lint, Python + native + mixed R/Python, R).
+# README command 2: set everything up, then run every test (lint, Python + native + mixed R/Python, R,
+# R CMD check, the vignettes).
 # Exits non-zero on any failure and ends with one line "N passed, N failed".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,9 +22,17 @@ Rscript scripts/run_r_tests.R 2>&1 | tee /tmp/pydlr-testthat.log
 r_rc=${PIPESTATUS[0]}
 [ "$r_rc" = 0 ] || status=1
 
+# R CMD check (examples of every help page; tests run above, so --no-tests) and the vignettes rendered to
+# HTML: each counts as one test passed or failed. About 2 + 1.5 minutes on 2 cores.
+echo "== R CMD check (r-package)"
+extra_passed=0; extra_failed=0
+if bash scripts/r_check.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
+echo "== vignettes (rendered to HTML)"
+if bash scripts/render_vignettes.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
+
 count() { grep -oE "[0-9]+ $1" "$2" | tail -1 | grep -oE '^[0-9]+' || echo 0; }
-passed=$(( $(count passed /tmp/pydlr-pytest.log) + $(count 'R-passed' /tmp/pydlr-testthat.log) ))
-failed=$(( $(count failed /tmp/pydlr-pytest.log) + $(count error /tmp/pydlr-pytest.log) + $(count 'R-failed' /tmp/pydlr-testthat.log) ))
+passed=$(( $(count passed /tmp/pydlr-pytest.log) + $(count 'R-passed' /tmp/pydlr-testthat.log) + extra_passed ))
+failed=$(( $(count failed /tmp/pydlr-pytest.log) + $(count error /tmp/pydlr-pytest.log) + $(count 'R-failed' /tmp/pydlr-testthat.log) + extra_failed ))
 [ "$failed" = 0 ] || status=1
 echo "$passed passed, $failed failed"
 exit $status

@@ -172,7 +172,7 @@ NULL
 #' @param contiguous Copy into a C-contiguous tensor (`TRUE`), or keep the strided view (`FALSE`).
 #' @return A Python `torch.Tensor` (a reticulate object).
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' x <- matrix(as.double(1:6), 2, 3)
 #' t <- to_torch(x) # shape (2, 3), the same memory as x
 #' t$sum(0L)
@@ -222,7 +222,7 @@ to_torch <- function(x, dtype = NULL, layout = NULL, contiguous = FALSE) {
 #' @return A Python `pyarrow.Array` or `pyarrow.RecordBatch` (reticulate object); `$to_pandas()` gives
 #'   pandas.
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' df <- data.frame(x = c(1.5, NA), g = factor(c("a", "b")), s = c("é", NA))
 #' batch <- as_arrow_py(df)
 #' batch$schema
@@ -255,7 +255,7 @@ as_arrow_py <- function(x) {
 #' @param obj A Python object (reticulate), e.g. the result of a pydlr computation.
 #' @return An R vector, matrix, array or data.frame.
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' x <- matrix(as.double(1:6), 2, 3)
 #' from_py(to_torch(x)$mul(2)) # a 2 x 3 matrix
 #' }

@@ -39,6 +39,9 @@ print.pydlr_callback <- function(x, ...) {
 #' @family callbacks
 #' @export
 #' @md
+#' @examples
+#' stop_early <- callback_early_stopping(monitor = "val_loss", patience = 2)
+#' stop_early
 callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patience = 0L, verbose = 0L,
                                     mode = "auto", baseline = NULL, restore_best_weights = FALSE,
                                     start_from_epoch = 0L) {
@@ -73,6 +76,9 @@ callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patienc
 #' @family callbacks
 #' @export
 #' @md
+#' @examples
+#' best <- callback_model_checkpoint(file.path(tempdir(), "best.safetensors"), save_best_only = TRUE)
+#' best
 callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 0L, save_best_only = FALSE,
                                       save_weights_only = FALSE, mode = "auto", save_freq = "epoch",
                                       initial_value_threshold = NULL) {
@@ -104,6 +110,9 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
 #' @family callbacks
 #' @export
 #' @md
+#' @examples
+#' log <- callback_csv_logger(tempfile(fileext = ".csv"))
+#' log
 callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
   filename <- .check_string(filename, "filename")
   if (!dir.exists(dirname(filename))) .input_error("filename", "a path in an existing directory", filename)
@@ -127,7 +136,7 @@ callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
 #' @param on_train_batch_begin,on_train_batch_end keras3's other names of `on_batch_begin`/`on_batch_end`.
 #' @family callbacks
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' losses <- numeric()
 #' cb <- callback_lambda(on_epoch_end = function(epoch, logs) losses[epoch + 1] <<- logs$loss)
 #' }
@@ -157,7 +166,7 @@ callback_lambda <- function(on_epoch_begin = NULL, on_epoch_end = NULL, on_batch
 #' @param verbose `0` or `1`: print the rate set at each epoch.
 #' @family callbacks
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' halve <- callback_learning_rate_scheduler(function(epoch, lr) if (epoch > 0) lr / 2 else lr)
 #' }
 #' @export

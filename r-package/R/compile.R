@@ -17,6 +17,15 @@
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = optimizer_adam(learning_rate = 1e-3),
+#'     loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#' }
 compile <- function(object, ...) UseMethod("compile")
 
 #' @rdname compile
@@ -70,6 +79,9 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' optimizer_adam(learning_rate = 1e-3)
+#' optimizer_sgd(learning_rate = 0.01, momentum = 0.9)
 optimizer_adam <- function(learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-07,
                            amsgrad = FALSE, weight_decay = NULL, ...) {
   .check_no_dots(list(...), "optimizer_adam()", "pydlr's Adam takes learning_rate, beta_1, beta_2, epsilon, amsgrad.")

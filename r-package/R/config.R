@@ -19,6 +19,7 @@
 #' Python).
 #' @return The set-up record (a list), invisibly.
 #' @keywords internal
+#' @noRd
 .pydlr_prepare_python <- function() {
   if (!is.null(.pydlr_env$setup)) return(invisible(.pydlr_env$setup))
   if (!reticulate::py_available(initialize = FALSE) && is.null(getOption("reticulate.poetry.project"))) {
@@ -138,6 +139,7 @@
 #' @param symbol Symbol name, e.g. `"sgemm_"`.
 #' @return The path of the library the call resolves to, or `NA` when it cannot be told.
 #' @keywords internal
+#' @noRd
 .resolved_symbol_library <- function(library, symbol) {
   maps <- .proc_maps()
   if (is.null(maps) || is.na(library)) return(NA_character_)

@@ -28,7 +28,7 @@
 #' @name pydlr-reticulate
 #' @family models
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' model <- keras_model_sequential(input_shape = 4) |> layer_dense(2)
 #' py_model <- reticulate::r_to_py(model)
 #' py_model$count_params() # Python's method

@@ -13,6 +13,13 @@
 #' @family datasets
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   if (dir.exists("/usr/share/datasets/fashion-mnist")) { # Debian: dataset-fashion-mnist
+#'     fashion <- dataset_fashion_mnist()
+#'     dim(fashion$train$x)
+#'   }
+#' }
 dataset_fashion_mnist <- function() .dataset("load_fashion_mnist")
 
 #' MNIST (the 5,000-digit offline subset)
@@ -26,6 +33,12 @@ dataset_fashion_mnist <- function() .dataset("load_fashion_mnist")
 #' @family datasets
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   mnist <- dataset_mnist()
+#'   dim(mnist$train$x)
+#'   table(mnist$train$y)
+#' }
 dataset_mnist <- function() .dataset("load_mnist")
 
 .dataset <- function(name) {

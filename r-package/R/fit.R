@@ -67,6 +67,19 @@
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 3, batch_size = 16, validation_split = 0.2, verbose = 2)
+#'   history
+#' }
 fit <- function(object, ...) UseMethod("fit")
 
 #' @rdname fit
@@ -236,6 +249,19 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   evaluate(model, x, y, verbose = 0)
+#' }
 evaluate <- function(object, ...) UseMethod("evaluate")
 
 #' @rdname evaluate
@@ -269,6 +295,20 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' @importFrom stats predict
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   head(predict(model, x))
+#'   head(predict(model, x, type = "class"))
+#' }
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
   type <- match.arg(type)
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))

@@ -34,6 +34,20 @@ print.pydlr_history <- function(x, ...) {
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   head(as.data.frame(history))
+#'   head(as.data.frame(history, format = "long"))
+#' }
 as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, ..., format = c("wide", "long")) {
   format <- match.arg(format)
   wide <- data.frame(epoch = x$epoch, x$metrics, check.names = FALSE)
@@ -68,6 +82,19 @@ as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, .
 #' @family training
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   plot(history)
+#' }
 plot.pydlr_history <- function(x, y, metrics = NULL, file = NULL, width = 900, height = 450, ...) {
   names <- names(x$metrics)
   if (is.null(metrics)) metrics <- unique(sub("^val_", "", names))

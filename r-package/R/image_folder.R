@@ -20,6 +20,17 @@
 #' @family datasets
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   dir <- file.path(tempdir(), "pets")
+#'   for (cls in c("cats", "cups")) dir.create(file.path(dir, cls), recursive = TRUE, showWarnings = FALSE)
+#'   if (requireNamespace("png", quietly = TRUE)) {
+#'     png::writePNG(example_image("chelsea") / 255, file.path(dir, "cats", "chelsea.png"))
+#'     png::writePNG(example_image("coffee") / 255, file.path(dir, "cups", "coffee.png"))
+#'     images <- load_image_folder(dir, image_size = c(32, 32))
+#'     str(images)
+#'   }
+#' }
 load_image_folder <- function(directory, image_size = c(256, 256), color_mode = "rgb",
                               interpolation = "bilinear", shuffle = TRUE, seed = NULL) {
   directory <- .check_string(directory, "directory")

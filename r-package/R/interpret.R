@@ -22,6 +22,15 @@
 #' @family interpretation
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   dim(get_filters(model, grid = FALSE))
+#'   plot_filters(model)
+#' }
 get_filters <- function(model, layer = NULL, grid = TRUE) {
   .check_model(model, "model")
   .py_array("api_r.interpret.filters", model$py, layer = .check_string(layer, "layer", null_ok = TRUE),
@@ -52,6 +61,16 @@ plot_filters <- function(model, layer = NULL) {
 #' @family interpretation
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   x <- array(runif(2 * 8 * 8), c(2, 8, 8, 1))
+#'   dim(get_activations(model, x, layer = summary(model)$layer[1]))
+#'   plot_activations(model, x, layer = summary(model)$layer[1], max_maps = 4)
+#' }
 get_activations <- function(model, x, layer) {
   .check_model(model, "model")
   x <- .check_data(x, "x")
@@ -94,7 +113,7 @@ plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
 #' @return `grad_cam()`: a numeric array `n x height x width`.
 #' @family interpretation
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' model <- application_mobilenet_v2()
 #' x <- imagenet_preprocess_input(example_image("chelsea"))
 #' plot_grad_cam(model, x, class_index = 285,
@@ -192,6 +211,12 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
 #' @family interpretation
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   cm <- confusion_matrix(c(0, 1, 2, 2, 1), c(0, 2, 2, 2, 1), labels = c("a", "b", "c"))
+#'   cm
+#'   plot_confusion_matrix(cm)
+#' }
 confusion_matrix <- function(y_true, y_pred, labels = NULL) {
   if (is.null(labels) && is.factor(y_true)) labels <- levels(y_true)
   if (is.factor(y_pred) && is.factor(y_true) && !identical(levels(y_pred), levels(y_true))) {
@@ -266,6 +291,19 @@ plot_confusion_matrix <- function(cm, normalize = FALSE) {
 #' @family interpretation
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   top_losses(model, x, y, k = 3)
+#' }
 top_losses <- function(model, x, y, k = 9L) {
   .check_model(model, "model")
   x <- .check_data(x, "x")

@@ -27,7 +27,7 @@
 #' @seealso [compare_models()], [predict.pydlr_kmeans()], [stats::kmeans()].
 #' @family clustering
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' x <- rbind(matrix(rnorm(200, 0), 100), matrix(rnorm(200, 5), 100))
 #' km <- pydlr_kmeans(x, centers = 2, seed = 1)
 #' km
@@ -93,6 +93,12 @@ print.pydlr_kmeans <- function(x, ...) {
 #'   `ratio` (between / total), `iter`, `seconds`, `device`.
 #' @family clustering
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   x <- rbind(matrix(rnorm(100, 0), 50), matrix(rnorm(100, 5), 50))
+#'   km <- pydlr_kmeans(x, centers = 2, seed = 1)
+#'   summary(km)
+#' }
 summary.pydlr_kmeans <- function(object, ...) {
   clusters <- data.frame(
     cluster = seq_along(object$size), size = object$size, withinss = object$withinss,
@@ -124,6 +130,12 @@ print.summary.pydlr_kmeans <- function(x, ...) {
 #' @return An integer vector of clusters (1..k), the closest center of each row.
 #' @family clustering
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   x <- rbind(matrix(rnorm(100, 0), 50), matrix(rnorm(100, 5), 50))
+#'   km <- pydlr_kmeans(x, centers = 2, seed = 1)
+#'   predict(km, x[c(1, 100), ])
+#' }
 predict.pydlr_kmeans <- function(object, newdata, ...) {
   x <- .check_matrix(newdata, "newdata")
   if (ncol(x) != ncol(object$centers)) {
@@ -144,6 +156,12 @@ predict.pydlr_kmeans <- function(object, newdata, ...) {
 #' @family clustering
 #' @importFrom stats fitted
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   x <- rbind(matrix(rnorm(100, 0), 50), matrix(rnorm(100, 5), 50))
+#'   km <- pydlr_kmeans(x, centers = 2, seed = 1)
+#'   head(fitted(km, "classes"))
+#' }
 fitted.pydlr_kmeans <- function(object, method = c("centers", "classes"), ...) {
   method <- match.arg(method)
   if (method == "classes") return(object$cluster)
@@ -163,7 +181,7 @@ fitted.pydlr_kmeans <- function(object, method = c("centers", "classes"), ...) {
 #'   `seconds` (`NA` where unknown).
 #' @family clustering
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' km <- pydlr_kmeans(iris[, 1:4], 3, seed = 1)
 #' compare_models(pydlr = km, stats = kmeans(iris[, 1:4], 3), y = iris$Species)
 #' }

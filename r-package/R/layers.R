@@ -111,6 +111,13 @@
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   # "valid" padding shrinks 28 x 28 to 26 x 26; "same" keeps 28 x 28
+#'   keras_model_sequential(input_shape = c(28, 28, 1)) |>
+#'     layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu", padding = "same") |>
+#'     summary()
+#' }
 layer_conv_2d <- function(object = NULL, filters, kernel_size, strides = c(1L, 1L), padding = "valid",
                           data_format = NULL, dilation_rate = c(1L, 1L), groups = 1L, activation = NULL,
                           use_bias = TRUE, kernel_initializer = "glorot_uniform", bias_initializer = "zeros",
@@ -144,6 +151,10 @@ layer_conv_2d <- function(object = NULL, filters, kernel_size, strides = c(1L, 1
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_depthwise_conv_2d(kernel_size = c(3, 3))
+#' }
 layer_depthwise_conv_2d <- function(object = NULL, kernel_size, strides = c(1L, 1L), padding = "valid",
                                     depth_multiplier = 1L, data_format = NULL, dilation_rate = c(1L, 1L),
                                     activation = NULL, use_bias = TRUE,
@@ -176,6 +187,13 @@ layer_depthwise_conv_2d <- function(object = NULL, kernel_size, strides = c(1L, 
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(28, 28, 1)) |>
+#'     layer_conv_2d(filters = 8, kernel_size = c(3, 3)) |>
+#'     layer_max_pooling_2d(pool_size = c(2, 2)) |>
+#'     summary()
+#' }
 layer_max_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strides = NULL, padding = "valid",
                                  data_format = NULL, ...) {
   .check_data_format(data_format)
@@ -209,6 +227,10 @@ layer_average_pooling_2d <- function(object = NULL, pool_size = c(2L, 2L), strid
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_global_average_pooling_2d()
+#' }
 layer_global_average_pooling_2d <- function(object = NULL, data_format = NULL, keepdims = FALSE, ...) {
   .check_data_format(data_format)
   .layer(object, "GlobalAveragePooling2D", list(keepdims = .check_flag(keepdims, "keepdims")), list(...))
@@ -230,6 +252,10 @@ layer_global_max_pooling_2d <- function(object = NULL, data_format = NULL, keepd
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 1)) |> layer_flatten() |> summary()
+#' }
 layer_flatten <- function(object = NULL, data_format = NULL, ...) {
   .check_data_format(data_format)
   .layer(object, "Flatten", list(), list(...))
@@ -244,6 +270,10 @@ layer_flatten <- function(object = NULL, data_format = NULL, ...) {
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+#' }
 layer_dense <- function(object = NULL, units, activation = NULL, use_bias = TRUE,
                         kernel_initializer = "glorot_uniform", bias_initializer = "zeros",
                         kernel_regularizer = NULL, bias_regularizer = NULL, activity_regularizer = NULL,
@@ -270,6 +300,10 @@ layer_dense <- function(object = NULL, units, activation = NULL, use_bias = TRUE
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = 4) |> layer_dense(units = 8) |> layer_dropout(rate = 0.5)
+#' }
 layer_dropout <- function(object = NULL, rate, noise_shape = NULL, seed = NULL, ...) {
   .check_unsupported(noise_shape, "noise_shape", "pydlr's dropout drops elements independently.")
   .check_unsupported(seed, "seed", "fit(seed = ) seeds every random choice of training, dropout included.")
@@ -290,6 +324,12 @@ layer_dropout <- function(object = NULL, rate, noise_shape = NULL, seed = NULL, 
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3)) |>
+#'     layer_batch_normalization()
+#' }
 layer_batch_normalization <- function(object = NULL, axis = -1L, momentum = 0.99, epsilon = 0.001,
                                       center = TRUE, scale = TRUE, ...) {
   if (!identical(as.integer(axis), -1L)) {
@@ -312,6 +352,10 @@ layer_batch_normalization <- function(object = NULL, axis = -1L, momentum = 0.99
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = 4) |> layer_dense(units = 8) |> layer_activation("relu")
+#' }
 layer_activation <- function(object = NULL, activation, ...) {
   activation <- .check_activation(activation)
   if (is.null(activation)) .input_error("activation", "an activation name", NULL)
@@ -327,6 +371,10 @@ layer_activation <- function(object = NULL, activation, ...) {
 #' @family layers
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 1)) |> layer_rescaling(scale = 1 / 255)
+#' }
 layer_rescaling <- function(object = NULL, scale, offset = 0, ...) {
   .layer(object, "Rescaling", list(
     scale = .check_number(scale, "scale"),

@@ -19,7 +19,7 @@
 #' @return A `pydlr_model`.
 #' @family models
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
 #'   layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
 #'   layer_max_pooling_2d(pool_size = c(2, 2)) |>
@@ -65,6 +65,8 @@ model_sequential <- keras_model_sequential
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' is_pydlr_model(lm(dist ~ speed, cars))
 is_pydlr_model <- function(x) inherits(x, "pydlr_model")
 
 .model_info <- function(model) .py_call("api_r.models.model_info", model$py)
@@ -97,6 +99,14 @@ print.pydlr_model <- function(x, ...) {
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   summary(model)
+#' }
 summary.pydlr_model <- function(object, ...) {
   cat(.py_call("api_r.models.summary", object$py), "\n", sep = "")
   invisible(.summary_df(object))
@@ -121,6 +131,14 @@ summary.pydlr_model <- function(object, ...) {
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   count_params(model)
+#' }
 count_params <- function(object) {
   .check_model(object)
   as.numeric(.py_call("api_r.models.count_params", object$py))
@@ -139,6 +157,14 @@ count_params <- function(object) {
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   str(get_weights(model))
+#' }
 get_weights <- function(object) {
   .check_model(object)
   weights <- .py_call("api_r.models.get_weights", object$py, .convert = FALSE)

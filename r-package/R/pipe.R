@@ -10,7 +10,7 @@
 #' @name pipe
 #' @rdname pipe
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' model <- keras_model_sequential(input_shape = c(28, 28, 1)) %>% layer_flatten() %>% layer_dense(10)
 #' }
 #' @export
@@ -36,6 +36,11 @@
 #' @rdname multi-assign
 #' @export
 #' @md
+#' @examples
+#' if (requireNamespace("zeallot", quietly = TRUE)) {
+#'   c(a, c(b, d)) %<-% list(1, list(2, 3))
+#'   b + d
+#' }
 `%<-%` <- function(x, value) {
   if (!requireNamespace("zeallot", quietly = TRUE)) {
     .not_supported("`%<-%` without the zeallot package",

@@ -30,7 +30,7 @@
 #' @return A `pydlr_model`.
 #' @family pretrained
 #' @examples
-#' \dontrun{
+#' if (pydlr:::.python_ready()) {
 #' model <- application_mobilenet_v2()
 #' x <- imagenet_preprocess_input(example_image("chelsea"))
 #' imagenet_decode_predictions(predict(model, x), top = 3)[[1]]
@@ -193,6 +193,10 @@ pretrained_model <- function(name = c("seed_cnn_fashion_mnist", "seed_cnn_mnist"
 #' @family pretrained
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   str(pretrained_info("mobilenet_v2"))
+#' }
 pretrained_info <- function(name = "mobilenet_v2") {
   name <- .check_string(name, "name")
   known <- unlist(.py_call("api_r.pretrained.names"))
@@ -216,6 +220,12 @@ pretrained_info <- function(name = "mobilenet_v2") {
 #' @family pretrained
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   x <- imagenet_preprocess_input(example_image("chelsea"), size = 64)
+#'   dim(x)
+#'   range(x)
+#' }
 imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE, mode = c("torch", "tflite")) {
   x <- .check_data(x, "x")
   mode <- .check_string(mode[[1]], "mode", c("torch", "tflite"))
@@ -234,6 +244,12 @@ imagenet_preprocess_input <- function(x, size = 224L, normalize = TRUE, mode = c
 #' @family pretrained
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   probs <- matrix(0, 1, 1000)
+#'   probs[1, c(286, 282)] <- c(0.7, 0.3)
+#'   imagenet_decode_predictions(probs, top = 2)
+#' }
 imagenet_decode_predictions <- function(preds, top = 5L) {
   if (is.null(dim(preds)) && is.numeric(preds)) preds <- matrix(preds, nrow = 1L)
   preds <- .check_data(preds, "preds")
@@ -318,6 +334,15 @@ embed_images <- function(model, x, batch_size = 32L) {
 #' @family pretrained
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   faces <- dataset_lfw_subset()
+#'   idx <- c(1:8, 101:108) # 8 faces, 8 non-faces
+#'   x <- imagenet_preprocess_input(faces$x[idx, , ], size = 32)
+#'   base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(32, 32, 3))
+#'   model <- fine_tune(base, list(x, faces$y[idx]), epochs = 1, freeze_epochs = 1, batch_size = 8)
+#'   predict(model, x[1:2, , , , drop = FALSE])
+#' }
 fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e-3, y = NULL,
                       num_classes = NULL, lr_mult = 100, pct_start = 0.3, div = 5, n_groups = 3L,
                       batch_size = 32L, dropout = 0.2, validation_data = NULL, train_batchnorm = FALSE,
@@ -407,6 +432,11 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
 #' @family pretrained
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   img <- example_image("coffee")
+#'   dim(img)
+#' }
 example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
   name <- match.arg(name)
   .py_array("api_r.datasets.example_image", name)
@@ -422,6 +452,11 @@ example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
 #' @family datasets
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   faces <- dataset_lfw_subset()
+#'   str(faces)
+#' }
 dataset_lfw_subset <- function() {
   res <- .py_call("api_r.datasets.load_lfw_subset", .convert = FALSE)
   y <- .bridge_from_py(reticulate::py_get_item(res, "y"))

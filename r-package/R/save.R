@@ -34,6 +34,14 @@
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   save_model(model, file.path(tempdir(), "model.safetensors"), overwrite = TRUE)
+#' }
 save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = TRUE, ...) {
   .check_model(model, "model")
   .check_no_dots(list(...), "save_model()", "pydlr's save_model() takes model, filepath, overwrite, include_optimizer.")
@@ -60,6 +68,17 @@ save_model <- function(model, filepath, overwrite = FALSE, include_optimizer = T
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   path <- file.path(tempdir(), "model.safetensors")
+#'   save_model(model, path, overwrite = TRUE)
+#'   same <- load_model(path)
+#'   all.equal(get_weights(same), get_weights(model))
+#' }
 load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mode = TRUE) {
   filepath <- .check_string(filepath, "filepath")
   .check_not_hdf5(filepath, "load_model(\"%s\")")
@@ -84,6 +103,16 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
 #' @family models
 #' @export
 #' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   path <- file.path(tempdir(), "weights.safetensors")
+#'   save_model_weights(model, path, overwrite = TRUE)
+#'   load_model_weights(model, path)
+#' }
 save_model_weights <- function(model, filepath, overwrite = FALSE) {
   .check_model(model, "model")
   filepath <- .check_string(filepath, "filepath")

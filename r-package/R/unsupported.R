@@ -16,6 +16,8 @@
 #' @name unsupported
 #' @family utilities
 #' @md
+#' @examples
+#' try(keras_model())
 NULL
 
 #' @rdname unsupported

@@ -88,6 +88,11 @@ array_reshape <- function(x, dim, order = c("C", "F")) {
 #' @family utilities
 #' @md
 #' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   set_random_seed(42)
+#'   runif(1)
+#' }
 set_random_seed <- function(seed) {
   seed <- .check_count(seed, "seed", min = 0L)
   set.seed(seed)

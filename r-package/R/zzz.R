@@ -10,6 +10,7 @@
 #' interpreter recorded by the project's set-up when it installed this package.
 #' @return A path, or `NULL` when none is known.
 #' @keywords internal
+#' @noRd
 pydlr_python_path <- function() {
   env <- Sys.getenv("PYDLR_PYTHON", "")
   if (nzchar(env)) return(env)
@@ -32,6 +33,7 @@ pydlr_python_path <- function() {
 #'
 #' @return The set-up record of `.pydlr_prepare_python()`, invisibly.
 #' @keywords internal
+#' @noRd
 .pydlr_py <- function() {
   if (is.null(.pydlr_env$started)) {
     situation <- .python_situation()
