@@ -1,5 +1,5 @@
 # The training history: an S3 object with keras3's fields ($params, $metrics), a data.frame view and a
-# base-graphics plot of the training curves.
+# plot of the training curves (ggplot2 when installed, base graphics otherwise).
 
 .new_history <- function(result) {
   metrics <- lapply(result$metrics, function(v) as.numeric(unlist(v)))
@@ -69,8 +69,10 @@ as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, .
 
 #' Plot training curves
 #'
-#' Base graphics: one panel per metric (loss, accuracy, ...), training and validation curves by epoch.
-#' Give `file` to write a PNG instead of drawing on the current device.
+#' One panel per metric (loss, accuracy, ...), training and validation curves by epoch. With ggplot2
+#' installed (and unless `options(pydlr.plot_engine = "base")`), a ggplot object, as keras3 returns:
+#' extend it (`plot(history) + ggplot2::theme_minimal()`); it draws when printed. Otherwise base graphics,
+#' drawn at once. Give `file` to write a PNG instead.
 #'
 #' @param x A `pydlr_history` returned by [fit()].
 #' @param y Unused.
@@ -78,7 +80,7 @@ as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, .
 #' @param file Path of a PNG file to write, or `NULL` to draw on the current device.
 #' @param width,height Size of the PNG in pixels.
 #' @param ... Passed to [graphics::plot()].
-#' @return `x`, invisibly (or the path of the PNG when `file` is given).
+#' @return A ggplot object, or (base graphics) `x` invisibly; the path of the PNG when `file` is given.
 #' @family training
 #' @export
 #' @md
@@ -101,6 +103,13 @@ plot.pydlr_history <- function(x, y, metrics = NULL, file = NULL, width = 900, h
   unknown <- setdiff(metrics, names)
   if (length(unknown) > 0L) {
     .input_error("metrics", sprintf("names among %s", paste(names, collapse = ", ")), unknown)
+  }
+  if (.use_ggplot()) {
+    p <- .gg_history(x, metrics)
+    if (is.null(file)) return(p)
+    dir.create(dirname(file), showWarnings = FALSE, recursive = TRUE)
+    ggplot2::ggsave(file, p, width = width / 100, height = height / 100, dpi = 100)
+    return(invisible(file))
   }
   if (!is.null(file)) {
     dir.create(dirname(file), showWarnings = FALSE, recursive = TRUE)

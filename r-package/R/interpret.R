@@ -1,6 +1,6 @@
 # Seeing inside the black box from R: first-layer filters, feature maps, Grad-CAM heatmaps, the confusion
 # matrix and the worst predictions, computed by pydlr.interpret (through pydlr.api_r.interpret) and drawn
-# with base graphics.
+# as ggplot objects (ggplots.R) when ggplot2 is installed, else with base graphics.
 
 #' Convolution filters of a model
 #'
@@ -38,16 +38,18 @@ get_filters <- function(model, layer = NULL, grid = TRUE) {
 }
 
 #' @rdname get_filters
-#' @return `plot_filters()`: the grid, invisibly, after drawing it.
+#' @return `plot_filters()`: a ggplot object (ggplot2 installed, see [plot.pydlr_history()]); with base
+#'   graphics the grid, invisibly, after drawing it.
 #' @md
 #' @export
 plot_filters <- function(model, layer = NULL) {
   grid <- get_filters(model, layer = layer, grid = TRUE)
   shape <- dim(get_filters(model, layer = layer, grid = FALSE))
-  .draw_image(grid, main = if (is.null(layer)) "First-layer filters" else sprintf("Filters of %s", layer))
-  if (!shape[4] %in% c(1L, 3L)) {
-    graphics::mtext(sprintf("rows: %d filters, columns: %d input channels", shape[1], shape[4]), side = 1, line = 0.5)
-  }
+  title <- if (is.null(layer)) "First-layer filters" else sprintf("Filters of %s", layer)
+  caption <- if (!shape[4] %in% c(1L, 3L)) sprintf("rows: %d filters, columns: %d input channels", shape[1], shape[4])
+  if (.use_ggplot()) return(.gg_filters(grid, title, caption))
+  .draw_image(grid, main = title)
+  if (!is.null(caption)) graphics::mtext(caption, side = 1, line = 0.5)
   invisible(grid)
 }
 
@@ -80,7 +82,8 @@ get_activations <- function(model, x, layer) {
 #' @rdname get_activations
 #' @param max_maps At most this many feature maps are drawn.
 #' @param index Which sample of `x` to show (1-based).
-#' @return `plot_activations()`: the sample's maps (`h x w x channels`), invisibly, after drawing them.
+#' @return `plot_activations()`: a ggplot object (a facet per map; ggplot2 installed); with base graphics
+#'   the sample's maps (`h x w x channels`), invisibly, after drawing them.
 #' @md
 #' @export
 plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
@@ -93,6 +96,7 @@ plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
   maps <- maps[1, , , , drop = FALSE]
   dim(maps) <- dim(maps)[-1]
   n <- min(.check_count(max_maps, "max_maps"), dim(maps)[3])
+  if (.use_ggplot()) return(.gg_activations(maps[, , seq_len(n), drop = FALSE], layer))
   ncol <- ceiling(sqrt(n))
   old <- graphics::par(mfrow = c(ceiling(n / ncol), ncol), mar = c(0.2, 0.2, 1.2, 0.2))
   on.exit(graphics::par(old), add = TRUE)
@@ -142,8 +146,9 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
 #' @param class_names Names of the model's classes (0-based class `i` is `class_names[i + 1]`) for the
 #'   title; default: ImageNet's names for a model with 1000 outputs (e.g. [application_mobilenet_v2()]),
 #'   else the class number.
-#' @return `plot_grad_cam()`: the heatmap of the first image, invisibly, after drawing it over the image
-#'   with a colour key; attributes `class_index`, `class_name` and `probability` say what it explains.
+#' @return `plot_grad_cam()`: a ggplot object (ggplot2 installed), or with base graphics the heatmap of
+#'   the first image, invisibly, after drawing it over the image with a colour key; either has the
+#'   attributes `class_index`, `class_name` and `probability` that say what it explains.
 #' @md
 #' @export
 plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NULL, alpha = 0.5,
@@ -161,10 +166,17 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
   alpha <- .check_number(alpha, "alpha", 0, 1)
   if (!is.null(class_names) && !is.character(class_names)) .input_error("class_names", "a character vector", class_names)
   explained <- .explained_class(model, one, class_index, class_names)
+  title <- sprintf("Grad-CAM: %s, p = %.2f", explained$label, explained$probability)
+  if (.use_ggplot()) {
+    if (length(d) == 3L && d[3] == 1L) image <- matrix(image, d[1], d[2])
+    p <- .gg_grad_cam(image, heat, alpha, title)
+    return(structure(p, class_index = explained$index, class_name = explained$name,
+      probability = explained$probability))
+  }
   cols <- grDevices::adjustcolor(grDevices::hcl.colors(64, "YlOrRd", rev = TRUE), alpha.f = alpha)
   old <- graphics::par(mai = pmax(graphics::par("mai"), c(0, 0, 0, 1.1)))
   on.exit(graphics::par(old), add = TRUE)
-  .draw_image(image, main = sprintf("Grad-CAM: %s, p = %.2f", explained$label, explained$probability))
+  .draw_image(image, main = title)
   overlay <- matrix(cols[pmax(1L, ceiling(heat * 64))], nrow(heat), ncol(heat))
   graphics::rasterImage(grDevices::as.raster(overlay), 0, 0, 1, 1, interpolate = TRUE)
   .colour_key(cols, "evidence for the class (0-1)")
@@ -237,13 +249,15 @@ confusion_matrix <- function(y_true, y_pred, labels = NULL) {
 #' @rdname confusion_matrix
 #' @param cm A table from `confusion_matrix()`.
 #' @param normalize Show row proportions instead of counts.
-#' @return `plot_confusion_matrix()`: `cm`, invisibly, after drawing it. Long class names are wrapped at
+#' @return `plot_confusion_matrix()`: a ggplot object (ggplot2 installed), or with base graphics `cm`,
+#'   invisibly, after drawing it. Long class names are wrapped at
 #'   spaces and the margins grow to hold them whole (the text shrinks only when they would not fit the
 #'   device), with the axis titles beyond them.
 #' @md
 #' @export
 plot_confusion_matrix <- function(cm, normalize = FALSE) {
   if (!is.matrix(cm) || nrow(cm) != ncol(cm)) .input_error("cm", "a square table from confusion_matrix()", cm)
+  if (.use_ggplot()) return(.gg_confusion(cm, isTRUE(normalize)))
   shown <- if (isTRUE(normalize)) cm / pmax(rowSums(cm), 1) else cm
   k <- nrow(cm)
   names <- if (is.null(rownames(cm))) as.character(seq_len(k) - 1L) else rownames(cm)

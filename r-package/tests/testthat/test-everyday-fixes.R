@@ -29,6 +29,7 @@ test_that("fine_tune(seed = 0) gives the same run twice in one session", {
 })
 
 test_that("plot_filters() draws a deeper convolution (more than 3 input channels)", {
+  withr::local_options(pydlr.plot_engine = "base") # the base-graphics fallback
   model <- keras_model_sequential(input_shape = c(12, 12, 1)) |>
     layer_conv_2d(filters = 6, kernel_size = 3, name = "first") |>
     layer_conv_2d(filters = 4, kernel_size = 3, name = "second")
@@ -78,6 +79,7 @@ drawn_text <- function() {
 }
 
 test_that("plot_confusion_matrix() keeps long class names whole, with the axis titles beyond them", {
+  withr::local_options(pydlr.plot_engine = "base") # the base-graphics fallback
   names <- c("a rather long class name that goes on and on", "short", "another fairly long class name here")
   cm <- confusion_matrix(factor(c(1, 2, 3, 1, 2), labels = names), c(0L, 1L, 2L, 2L, 1L))
   file <- withr::local_tempfile(fileext = ".png")
@@ -98,6 +100,7 @@ test_that("plot_confusion_matrix() keeps long class names whole, with the axis t
 })
 
 test_that("plot_grad_cam() names the class in its title and draws a colour key", {
+  withr::local_options(pydlr.plot_engine = "base") # the base-graphics fallback
   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
     layer_conv_2d(filters = 2, kernel_size = 3, name = "gc_conv") |>
     layer_flatten() |>

@@ -109,6 +109,7 @@ test_that("top_losses() lists the worst predictions first, with their cross-entr
 })
 
 test_that("the plot functions draw with base graphics", {
+  withr::local_options(pydlr.plot_engine = "base")
   model <- trained()
   d <- square_images(4, seed = 5, quadrant = 3)
   files <- character()
