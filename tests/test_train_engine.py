@@ -274,6 +274,8 @@ def test_progress_lines_dynamic_and_plain():
     m.fit(x, y, batch_size=16, epochs=2, verbose=1, print_fn=lambda s, end="\n": out.append(s + end),
           dynamic_progress=False)
     text = "".join(out)
+    assert len(out) == 2  # one line an epoch: "Epoch i/n" and the finished bar together (knitr, logs)
+    assert out[1].startswith("Epoch 2/2 - 4/4 [")
     assert "\r" not in text and text.count("Epoch ") == 2 and text.count("4/4 [") == 2
     assert "loss: " in text and "accuracy: " in text
     out.clear()

@@ -1,7 +1,8 @@
 """Progress reporting: a Keras-like bar that updates in place on a terminal, one line per epoch elsewhere.
 
-``verbose``: 0 silent; 1 a bar per epoch (updated in place with ``\\r`` when ``dynamic``, else a single
-line at the end of the epoch); 2 one line per epoch. ``print_fn(text, end)`` lets a host print (the R
+``verbose``: 0 silent; 1 a bar per epoch (updated in place with ``\\r`` when ``dynamic``, else one line
+per epoch, "Epoch i/n" and the finished bar together, so a knitr document or a log gets exactly one line an
+epoch); 2 one line per epoch. ``print_fn(text, end)`` lets a host print (the R
 package passes one that writes to the R console, which handles ``\\r`` in RStudio and the terminal;
 under knitr it passes ``dynamic=False``). Updates are throttled to ``interval`` seconds, so the bar
 costs one host sync per interval, not per batch.
@@ -83,7 +84,7 @@ class ProgressBar(Callback):
         self._steps = self.learn.train_data.steps
 
     def before_epoch(self) -> None:
-        if self.verbose == 1:
+        if self.verbose == 1 and self.dynamic:
             self._out(f"Epoch {self.learn.epoch + 1}/{self.learn.n_epochs}")
         self._t0 = self._last = time.perf_counter()
 
@@ -107,6 +108,8 @@ class ProgressBar(Callback):
         else:
             timing = f" - {format_duration(elapsed)} {elapsed / max(step, 1) * 1000:.0f}ms/step"
         text = f"{step:>{w}}/{total} [{bar}]{timing}{format_logs(logs)}"
+        if not self.dynamic:
+            text = f"Epoch {self.learn.epoch + 1}/{self.learn.n_epochs} - {text}"
         pad = " " * max(self._last_len - len(text), 0)
         self._last_len = len(text)
         self._out(("\r" if self.dynamic else "") + text + pad, end)
