@@ -102,3 +102,16 @@ utils::globalVariables(c("epoch", "value", "data", "metric", "x", "y", "fill", "
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90, hjust = 1, vjust = 0.5)) +
     ggplot2::labs(title = "Confusion matrix", fill = if (normalize) "share" else "count")
 }
+
+# compare_models(): accuracy and ARI per method, a facet per score.
+.gg_comparison <- function(x) {
+  long <- data.frame(method = factor(rep(x$method, 2L), levels = x$method),
+    metric = factor(rep(c("accuracy", "ARI"), each = nrow(x)), levels = c("accuracy", "ARI")),
+    value = c(x$accuracy, x$ARI))
+  ggplot2::ggplot(long, ggplot2::aes(method, value, fill = method)) +
+    ggplot2::geom_col(show.legend = FALSE) +
+    ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", value)), vjust = -0.3) +
+    ggplot2::facet_wrap(ggplot2::vars(metric)) +
+    ggplot2::scale_y_continuous(limits = c(min(0, long$value, na.rm = TRUE), 1.05)) +
+    ggplot2::labs(x = NULL, y = NULL, title = "Methods compared with the true classes")
+}

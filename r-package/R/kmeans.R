@@ -199,12 +199,39 @@ compare_models <- function(..., y) {
   entries <- lapply(names(results), function(name) .compare_entry(results[[name]], name, length(y), call))
   names(entries) <- names(results)
   columns <- .py_call("api_r.cluster.compare", entries, .label_codes(y))
-  data.frame(
+  out <- data.frame(
     method = as.character(unlist(columns$method)), accuracy = as.double(unlist(columns$accuracy)),
     ARI = as.double(unlist(columns$ARI)), NMI = as.double(unlist(columns$NMI)),
     seconds = as.double(unlist(columns$seconds)),
     stringsAsFactors = FALSE
   )
+  class(out) <- c("pydlr_model_comparison", class(out))
+  out
+}
+
+#' Plot a comparison of models
+#'
+#' Accuracy (after matching clusters to classes) and adjusted Rand index per method, side by side: a
+#' ggplot object when ggplot2 is installed (extend it with `+ theme_minimal()`), else a base-graphics
+#' bar chart.
+#'
+#' @param x A result of [compare_models()].
+#' @param y,... Unused.
+#' @return A ggplot object, or `x` invisibly after drawing with base graphics.
+#' @family clustering
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   km <- pydlr_kmeans(iris[, 1:4], 3, seed = 1)
+#'   plot(compare_models(pydlr = km, stats = kmeans(iris[, 1:4], 3), y = iris$Species))
+#' }
+#' @export
+plot.pydlr_model_comparison <- function(x, y, ...) {
+  if (.use_ggplot()) return(.gg_comparison(x))
+  scores <- rbind(accuracy = x$accuracy, ARI = x$ARI)
+  colnames(scores) <- x$method
+  graphics::barplot(scores, beside = TRUE, ylim = c(min(0, scores, na.rm = TRUE), 1), legend.text = TRUE,
+    args.legend = list(x = "topright", bty = "n"), main = "Methods compared with the true classes")
+  invisible(x)
 }
 
 # One method's labels (and seconds, when known) for pydlr.cluster.compare.

@@ -78,6 +78,19 @@ test_that("plot_filters(), plot_activations(), plot_grad_cam() and plot_confusio
   expect_equal(sum(plot_confusion_matrix(cm, normalize = TRUE)$data$value), 2) # two rows of shares
 })
 
+test_that("plot(compare_models(...)) is a ggplot of accuracy and ARI per method", {
+  skip_if_not_installed("ggplot2")
+  skip_if_not_installed("png")
+  km <- pydlr_kmeans(iris[, 1:4], 3, seed = 1)
+  cmp <- compare_models(pydlr = km, truth = as.integer(iris$Species), y = iris$Species)
+  expect_s3_class(cmp, "data.frame")
+  p <- plot(cmp)
+  expect_s3_class(p, "ggplot")
+  expect_equal(geoms(p), c("GeomCol", "GeomText"))
+  expect_equal(p$data$value[p$data$method == "truth"], c(1, 1))
+  render_png(p + ggplot2::theme_minimal())
+})
+
 test_that("without ggplot2 the plots fall back to base graphics", {
   withr::local_options(pydlr.plot_engine = "base")
   m <- plot_model()
