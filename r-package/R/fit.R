@@ -53,8 +53,12 @@
 #'   back into `object`). Callbacks cannot be sent to those processes. To train on several machines, run
 #'   the script itself under torchrun: see [pydlr_torchrun()]; there `fit()` needs no argument, it notices
 #'   torchrun by itself.
-#' @param view_metrics Accepted for keras (R) scripts and ignored: pydlr opens no viewer; `plot(history)`
-#'   draws the curves.
+#' @param view_metrics The live training view, as keras3's: a self-contained HTML page with the loss
+#'   and metric curves, rewritten after every epoch and shown in RStudio's Viewer or a browser.
+#'   `"auto"` (default; `options(pydlr.view_metrics)` changes it): in an interactive session outside knitr
+#'   when `epochs > 1`; `TRUE`: the page is always written (and shown when interactive; never in scripts
+#'   or knitr); `FALSE`: off. The page's path is `history$metrics_page`; [report()] writes the same page,
+#'   static, for a finished run.
 #' @param ... With an image dataset, `validation_steps` (validation batches per epoch) and `validation_freq`
 #'   (validate every n-th epoch, or at the epochs listed). Other keras3 arguments are not supported.
 #' @return A `pydlr_history` (see [as.data.frame.pydlr_history()] and [plot.pydlr_history()]), invisibly
@@ -90,7 +94,8 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
                             class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
                             resume = NULL, device = "auto", augment = NULL, workers = 0L,
                             sample_weight = NULL, validation_batch_size = NULL, precision = "auto",
-                            nan_check = TRUE, distributed = NULL, view_metrics = FALSE, ...) {
+                            nan_check = TRUE, distributed = NULL,
+                            view_metrics = getOption("pydlr.view_metrics", "auto"), ...) {
   if (inherits(x, "pydlr_image_dataset")) {
     # the array-only arguments, when given, reach the dataset route's check (not supported there)
     extra <- Filter(Negate(is.null), list(sample_weight = sample_weight,
@@ -102,7 +107,14 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   }
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.")
   if (!(isTRUE(view_metrics) || isFALSE(view_metrics) || identical(view_metrics, "auto"))) {
-    .input_error("view_metrics", "TRUE, FALSE or \"auto\" (ignored by pydlr)", view_metrics)
+    .input_error("view_metrics", "TRUE, FALSE or \"auto\"", view_metrics)
+  }
+  view <- if (is.null(distributed) && .view_metrics_wanted(view_metrics, epochs)) {
+    .metrics_viewer(epochs, as.integer(initial_epoch) - 1L)
+  }
+  if (!is.null(view)) {
+    callbacks <- c(.as_callback_list(callbacks), list(view$callback))
+    on.exit(view$finish(), add = TRUE) # the page stops reloading, also after an error or an interrupt
   }
   args <- .fit_args(object, x, y, batch_size = batch_size, epochs = epochs, verbose = verbose,
     callbacks = callbacks, validation_split = validation_split, validation_data = validation_data,
@@ -110,7 +122,9 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     steps_per_epoch = steps_per_epoch, seed = seed, resume = resume, device = device, augment = augment,
     workers = workers, sample_weight = sample_weight, validation_batch_size = validation_batch_size,
     precision = precision, nan_check = nan_check, distributed = distributed)
-  .fit_run(object, "api_r.training.fit", args, call = sys.call())
+  history <- .fit_run(object, "api_r.training.fit", args, call = sys.call())
+  if (!is.null(view)) history$metrics_page <- view$path
+  invisible(history)
 }
 
 # fit()'s arguments checked and converted as the engine takes them (types here, in R's words; meaning, ranges
