@@ -46,8 +46,9 @@
 
 #' A static HTML report of a finished training run
 #'
-#' The training curves (the page `fit(view_metrics = TRUE)` shows live), the model's summary and, when
-#' `x` and `y` are given, the confusion matrix on them. Self-contained: one HTML file with inline SVG.
+#' The training curves (the page `fit(view_metrics = TRUE)` shows live), the model's summary, its
+#' first-layer filters (for a convolutional model) and, when `x` and `y` are given, the confusion matrix
+#' on them. Self-contained: one HTML file with inline SVG.
 #'
 #' @param history A `pydlr_history` from [fit()].
 #' @param model The trained `pydlr_model` (for its summary and predictions), or `NULL`.
@@ -74,6 +75,8 @@ report <- function(history, model = NULL, x = NULL, y = NULL, file = "pydlr-repo
   if (!is.null(model)) {
     table <- utils::capture.output(summary(model))
     extra <- c(extra, "<h2>Model</h2>", paste0("<pre>", .html_escape(paste(table, collapse = "\n")), "</pre>"))
+    grid <- tryCatch(get_filters(model), pydlr_error = function(e) NULL) # NULL: no convolution
+    if (!is.null(grid)) extra <- c(extra, "<h2>First-layer filters</h2>", .image_svg(grid, scale = 8))
     if (!is.null(x) && !is.null(y)) {
       cm <- confusion_matrix(y, predict(model, x, type = "class"))
       extra <- c(extra, "<h2>Confusion matrix</h2>", .cm_html(cm))
@@ -149,4 +152,16 @@ report <- function(history, model = NULL, x = NULL, y = NULL, file = "pydlr-repo
     if (length(val)) sprintf("<text x='%d' y='18' font-size='12' fill='%s'>&#9644; validation</text>", w - 100, .view_colours[["validation_line"]]),
     "</svg>"
   ), collapse = "\n")
+}
+
+# An image (h x w x 1 or 3, values in [0, 1], as get_filters() returns) as an SVG of `scale`-pixel squares.
+.image_svg <- function(img, scale) {
+  d <- dim(img)
+  channel <- function(k) as.vector(img[, , min(k, d[3])])
+  fill <- grDevices::rgb(channel(1), channel(2), channel(3))
+  rows <- rep(seq_len(d[1]), times = d[2]) - 1L
+  cols <- rep(seq_len(d[2]), each = d[1]) - 1L
+  paste(c(sprintf("<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d'>", d[2] * scale, d[1] * scale),
+    sprintf("<rect x='%d' y='%d' width='%d' height='%d' fill='%s'/>", cols * scale, rows * scale, scale, scale, fill),
+    "</svg>"), collapse = "\n")
 }

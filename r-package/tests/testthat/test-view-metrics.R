@@ -108,3 +108,19 @@ test_that("report() writes a static page with the curves, the summary and the co
   cm <- confusion_matrix(run$y, predict(run$model, run$x, type = "class"))
   expect_match(html, sprintf("<td>%d</td>", cm[1, 1]), fixed = TRUE)
 })
+
+test_that("report() of a convolutional model shows its first-layer filters", {
+  model <- keras_model_sequential(input_shape = c(6, 6, 1)) |>
+    layer_conv_2d(filters = 2, kernel_size = 3) |>
+    layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  x <- array(runif(8 * 36), c(8, 6, 6, 1))
+  history <- fit(model, x, rep(0:1, 4), epochs = 1, verbose = 0, view_metrics = FALSE)
+  file <- withr::local_tempfile(fileext = ".html")
+  report(history, model, file = file)
+  html <- paste(readLines(file), collapse = "\n")
+  expect_match(html, "<h2>First-layer filters</h2>", fixed = TRUE)
+  grid <- get_filters(model)
+  expect_equal(lengths(regmatches(html, gregexpr("<rect x='[0-9]+' y='[0-9]+' width='8'", html))), prod(dim(grid)[1:2]))
+})
