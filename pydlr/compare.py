@@ -41,7 +41,7 @@ def compare_methods(
     embedding : None, pydlr model or callable
         Where the ``*_embedding`` rows' features come from. None: the CNN trained here (the input of its
         last layer; with the seed CNN, the 64 units of Dense(64)). A pydlr model (e.g. a pretrained one):
-        ``pydlr.pretrained.embed(model, images)``. A callable: ``embedding(images)`` -> (n, features).
+        ``pydlr.pretrained.embed_images(model, images)``. A callable: ``embedding(images)`` -> (n, features).
     epochs, batch_size : int
         The CNN's training; ``epochs=0`` uses the given ``model`` as it is (trained before: its
         ``train_seconds`` is NaN).
@@ -71,10 +71,10 @@ def compare_methods(
         embedding rows include the network that makes the features). Printing it ends with a verdict;
         ``.plot()`` draws the embeddings.
     """
-    from pydlr.pretrained import embed
+    from pydlr.pretrained import embed_images
 
     return run_methods(
-        x, y, x_test, y_test, fit_cnn=fit_cnn, penultimate=penultimate, embed=embed, methods=methods, model=model,
+        x, y, x_test, y_test, fit_cnn=fit_cnn, penultimate=penultimate, embed=embed_images, methods=methods, model=model,
         embedding=embedding, epochs=epochs, batch_size=batch_size, time_budget=time_budget,
         n_clusters=n_clusters, test_size=test_size, random_state=random_state, device=device,
         n_estimators=n_estimators,
@@ -113,12 +113,12 @@ def fit_cnn(x: np.ndarray, y: np.ndarray, num_classes: int, model: Any, epochs: 
 
 def penultimate(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
     """The input of the model's last layer (e.g. the seed CNN's 64 Dense units), flattened per image;
-    models without a ``layers`` list give their output, as ``pydlr.pretrained.embed``."""
+    models without a ``layers`` list give their output, as ``pydlr.pretrained.embed_images``."""
     layers = getattr(model, "layers", None)
     if not layers:
-        from pydlr.pretrained import embed
+        from pydlr.pretrained import embed_images
 
-        return embed(model, images, batch_size=batch_size)
+        return embed_images(model, images, batch_size=batch_size)
     box: list[torch.Tensor] = []
     hook = layers[-1].register_forward_pre_hook(lambda _m, args: box.append(args[0].detach().float().cpu()))
     try:

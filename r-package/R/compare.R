@@ -19,7 +19,7 @@
 #' @param model A `pydlr_model` to train for the CNN row (default: the seed CNN with one output per class;
 #'   an uncompiled model is compiled with Adam and cross-entropy on logits).
 #' @param embedding Where the embedding rows' features come from: `NULL`, the CNN trained here (the input
-#'   of its last layer), or a `pydlr_model` (e.g. a pretrained one), whose features `embed()` gives.
+#'   of its last layer), or a `pydlr_model` (e.g. a pretrained one), whose features `embed_images()` gives.
 #' @param epochs,batch_size The CNN's training; `epochs = 0` uses the given `model` as it is (trained
 #'   before: its `train_seconds` is `NA`).
 #' @param time_budget Seconds each method may spend training (`NULL`: no limit); each method keeps what it
@@ -36,11 +36,12 @@
 #' @family clustering
 #' @seealso [compare_kmeans()], [pydlr_kmeans()], [compare_models()].
 #' @examples
-#' \dontrun{
-#' fashion <- dataset_fashion_mnist()
-#' res <- compare_methods(fashion$train$x[1:2000, , ], fashion$train$y[1:2000], epochs = 1)
-#' res
-#' plot(res)
+#' if (pydlr:::.python_ready()) {
+#'   mnist <- dataset_mnist()
+#'   res <- compare_methods(mnist$train$x[1:400, , ], mnist$train$y[1:400], epochs = 1,
+#'     methods = c("kmeans_pixels", "logistic_pixels", "cnn"))
+#'   res
+#'   plot(res)
 #' }
 #' @export
 compare_methods <- function(x, y, x_test = NULL, y_test = NULL, methods = NULL, model = NULL, embedding = NULL,
@@ -184,8 +185,8 @@ plot.pydlr_comparison <- function(x, features = c("embedding", "pixels"), projec
 #'   within-cluster sum of squares), `ARI`, `NMI` (`NA` without `y`).
 #' @family clustering
 #' @examples
-#' \dontrun{
-#' compare_kmeans(as.matrix(iris[, 1:4]), 3, y = iris$Species)
+#' if (pydlr:::.python_ready()) {
+#'   compare_kmeans(as.matrix(iris[, 1:4]), 3, y = iris$Species)
 #' }
 #' @export
 compare_kmeans <- function(x, k, y = NULL, init = c("k-means++", "random"), n_init = 1L, max_iter = 100L,
