@@ -41,7 +41,7 @@
 #'   res <- compare_methods(mnist$train$x[1:400, , ], mnist$train$y[1:400], epochs = 1,
 #'     methods = c("kmeans_pixels", "logistic_pixels", "cnn"))
 #'   res
-#'   plot(res)
+#'   plot(res, features = "pixels")
 #' }
 #' @export
 compare_methods <- function(x, y, x_test = NULL, y_test = NULL, methods = NULL, model = NULL, embedding = NULL,
