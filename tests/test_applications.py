@@ -152,7 +152,7 @@ def test_inference_copy_folds_batchnorm_fuses_relu6_and_tracks_weight_edits(name
     np.testing.assert_allclose(model.predict(x), eager, atol=1e-5)  # predict runs the folded copy
     with torch.inference_mode():
         features = model.forward_features(model.prepare_input(x)).numpy()
-    np.testing.assert_allclose(pretrained.embed(model, x), features, atol=1e-4)  # embed too
+    np.testing.assert_allclose(pretrained.embed_images(model, x), features, atol=1e-4)  # embed_images too
     first = model.inference_model()
     assert model.inference_model() is first  # reused while the weights stand still
     head = model.classifier[1] if name == "MobileNetV2" else model._fc
