@@ -130,26 +130,14 @@ def run_methods(
                              ("random_state", random_state, 0), ("n_estimators", n_estimators, 1)):
         _check_int(value, name, low, _WHERE)
     data = _check_data(x, y, x_test, y_test, test_size, random_state)
-    k = len(data.classes) if n_clusters is None else n_clusters
-    _check_int(k, "n_clusters", 1, _WHERE)
-    distinct = len(np.unique(data.x_train.reshape(len(data.x_train), -1), axis=0))
-    if k > distinct:
-        raise InputError("n_clusters", f"at most the {distinct} distinct training images", k, where=_WHERE)
-    needs_embedding = any(m.endswith("_embedding") for m in chosen)
-    if embedding is not None and not callable(embedding) and not hasattr(embedding, "prepare_input"):
-        raise InputError("embedding", "None, a pydlr model or a function of the images", embedding, where=_WHERE)
-    if ("cnn" in chosen or (needs_embedding and embedding is None)) and model is not None \
-            and not hasattr(model, "fit"):
-        raise InputError("model", "a pydlr model with compile/fit (e.g. pydlr.models.seed_cnn(...))", model,
-                         where=_WHERE)
-    if epochs == 0 and model is None:
-        raise InputError("epochs", "at least 1 (0 uses a given model as trained: pass model=)", epochs,
-                         where=_WHERE)
+    k = _check_clusters(n_clusters, data)
+    needs_net = "cnn" in chosen or (any(m.endswith("_embedding") for m in chosen) and embedding is None)
+    _check_networks(model, embedding, epochs, needs_net)
 
     runner = _Runner(data, k, time_budget, random_state, device, n_estimators)
     rows: dict[str, dict[str, Any]] = {}
     net = None
-    if "cnn" in chosen or (needs_embedding and embedding is None):
+    if needs_net:
         net, row = _train_cnn(data, model, epochs, batch_size, time_budget, random_state, device, fit_cnn)
         if "cnn" in chosen:
             rows["cnn"] = row
@@ -159,28 +147,58 @@ def run_methods(
     for name in chosen:
         if name.endswith("_pixels"):
             rows[name] = runner.run(name, pixels_train, pixels_test, details, "pixels")
-    if needs_embedding:
+    if any(m.endswith("_embedding") for m in chosen):
         embed_fn, embed_mb = _embedding_function(embedding, net, batch_size, penultimate, embed)
-        started = time.perf_counter()
-        emb_train = embed_fn(data.x_train)
-        embed_train_s = time.perf_counter() - started
-        started = time.perf_counter()
-        emb_test = embed_fn(data.x_test)
-        embed_test_s = time.perf_counter() - started
-        details.features["embedding"] = emb_test
-        for name in chosen:
-            if name.endswith("_embedding"):
-                row = runner.run(name, emb_train, emb_test, details, "embedding")
-                row["train_seconds"] += embed_train_s
-                row["predict_seconds"] += embed_test_s
-                row["size_mb"] += embed_mb
-                rows[name] = row
+        rows.update(_embedding_rows(runner, chosen, data, details, embed_fn, embed_mb))
     table = pd.DataFrame([{"method": _LABELS[m][0], "kind": _LABELS[m][1], **rows[m]} for m in chosen],
                          columns=COLUMNS)
     out = MethodComparison(table)
     out.verdict = verdict(table)
     out.details = details
     return out
+
+
+def _check_clusters(n_clusters: int | None, data: _Data) -> int:
+    """k: the number of classes unless given; never more than the distinct training images."""
+    k = len(data.classes) if n_clusters is None else n_clusters
+    _check_int(k, "n_clusters", 1, _WHERE)
+    distinct = len(np.unique(data.x_train.reshape(len(data.x_train), -1), axis=0))
+    if k > distinct:
+        raise InputError("n_clusters", f"at most the {distinct} distinct training images", k, where=_WHERE)
+    return k
+
+
+def _check_networks(model: Any, embedding: Any, epochs: int, needs_net: bool) -> None:
+    """``model`` and ``embedding`` checked before any method runs."""
+    if embedding is not None and not callable(embedding) and not hasattr(embedding, "prepare_input"):
+        raise InputError("embedding", "None, a pydlr model or a function of the images", embedding, where=_WHERE)
+    if needs_net and model is not None and not hasattr(model, "fit"):
+        raise InputError("model", "a pydlr model with compile/fit (e.g. pydlr.models.seed_cnn(...))", model,
+                         where=_WHERE)
+    if epochs == 0 and model is None:
+        raise InputError("epochs", "at least 1 (0 uses a given model as trained: pass model=)", epochs,
+                         where=_WHERE)
+
+
+def _embedding_rows(runner: _Runner, chosen: Sequence[str], data: _Data, details: _Details,
+                    embed_fn: Callable, embed_mb: float) -> dict[str, dict[str, Any]]:
+    """The ``*_embedding`` rows: the embedding's own time and size are added to each method's."""
+    started = time.perf_counter()
+    emb_train = embed_fn(data.x_train)
+    embed_train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    emb_test = embed_fn(data.x_test)
+    embed_test_s = time.perf_counter() - started
+    details.features["embedding"] = emb_test
+    rows = {}
+    for name in chosen:
+        if name.endswith("_embedding"):
+            row = runner.run(name, emb_train, emb_test, details, "embedding")
+            row["train_seconds"] += embed_train_s
+            row["predict_seconds"] += embed_test_s
+            row["size_mb"] += embed_mb
+            rows[name] = row
+    return rows
 
 
 # --- validation -----------------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pydlr.data.decode import check_image_spec, decode_image
 from pydlr.errors import InputError
 
 __all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
+# This loader's names for Pillow's filters, as the image datasets (keras') call them.
+_INTERPOLATIONS = {"bilinear": "bilinear", "nearest": "nearest", "bicubic": "bicubic", "lanczos": "lanczos3"}
 
 
 def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] = (256, 256),
@@ -47,28 +49,37 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
     InputError
         A missing folder, no class subfolders, a class without images, an unreadable image.
     """
-    from PIL import Image
-
     where = "load_image_folder"
     root = Path(directory)
     if not root.is_dir():
         raise InputError("directory", "an existing folder with one subfolder per class", str(root),
                          where=where)
-    if color_mode not in _MODES:
-        raise InputError("color_mode", f"one of {sorted(_MODES)}", color_mode, where=where)
-    if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-            or not all(isinstance(v, int) and v > 0 for v in image_size)):
-        raise InputError("image_size", "(height, width) as positive integers", image_size,
-                         where=where)
+    if interpolation not in _INTERPOLATIONS:
+        raise InputError("interpolation", "'bilinear', 'nearest', 'bicubic' or 'lanczos'",
+                         interpolation, where=where)
+    spec = check_image_spec(image_size, color_mode, _INTERPOLATIONS[interpolation], False, where)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise InputError("shuffle", "True or False", shuffle, where=where)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InputError("seed", "None or an integer >= 0", seed, where=where)
-    resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC,
-                "lanczos": Image.LANCZOS}.get(interpolation)
-    if resample is None:
-        raise InputError("interpolation", "'bilinear', 'nearest', 'bicubic' or 'lanczos'",
-                         interpolation, where=where)
+    files, classes = _class_files(root, where)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(files))
+        files = [files[i] for i in order]
+    x = np.empty((len(files), *spec.shape), dtype=np.uint8)
+    y = np.empty(len(files), dtype=np.int64)
+    for i, (path, k) in enumerate(files):
+        try:
+            x[i] = decode_image(path, spec)  # the same decoder as the streamed image datasets
+        except OSError as exc:
+            raise InputError("directory", "readable PNG/JPEG images",
+                             f"{str(path)!r} ({exc})", where=where) from None
+        y[i] = k
+    return x, y, classes
+
+
+def _class_files(root: Path, where: str) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Every image under ``root/<class>/`` with its class index, classes in alphabetical order."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise InputError("directory", "a folder with one subfolder per class", str(root), where=where)
@@ -79,23 +90,4 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
             raise InputError("directory", "PNG/JPEG images in every class subfolder",
                              f"no images in {str(root / name)!r}", where=where)
         files += [(p, k) for p in found]
-    if shuffle:
-        order = np.random.default_rng(seed).permutation(len(files))
-        files = [files[i] for i in order]
-    mode, channels = _MODES[color_mode]
-    h, w = image_size
-    x = np.empty((len(files), h, w, channels), dtype=np.uint8)
-    y = np.empty(len(files), dtype=np.int64)
-    for i, (path, k) in enumerate(files):
-        try:
-            with Image.open(path) as img:
-                img = img.convert(mode)
-                if img.size != (w, h):
-                    img = img.resize((w, h), resample)
-                arr = np.asarray(img, dtype=np.uint8)
-        except OSError as exc:
-            raise InputError("directory", "readable PNG/JPEG images",
-                             f"{str(path)!r} ({exc})", where=where) from None
-        x[i] = arr.reshape(h, w, channels)
-        y[i] = k
-    return x, y, classes
+    return files, classes

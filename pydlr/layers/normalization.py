@@ -42,6 +42,7 @@ class BatchNormalization(Layer):
         synchronized: bool = False,
         **kwargs: Any,
     ):
+        # Long because it is Keras' whole signature, each argument checked where Keras would take it.
         super().__init__(**kwargs)
         where = self.where
         reject_unsupported(

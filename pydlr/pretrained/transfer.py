@@ -170,6 +170,9 @@ class _GroupOneCycle(ParamScheduler):
         self.lrs.append(lr)
 
 
+_LOSS = "sparse_categorical_crossentropy"
+
+
 def _lr_slice(low: float, high: float, n: int) -> list[float]:
     """fastai's ``slice(low, high)``: ``n`` rates spaced evenly on a log scale."""
     if n == 1:
@@ -245,6 +248,35 @@ def fine_tune(
     where = "fine_tune"
     _check_model(model, where)
     x, labels, names = _split_data(data, y, where)
+    epochs, freeze_epochs, n_groups = _check_schedule(epochs, freeze_epochs, base_lr, lr_mult, div, pct_start,
+                                                      n_groups, where)
+    num_classes = _check_num_classes(num_classes, labels, names, where)
+    base = _headless(model, where)
+    if labels is not None:  # a dataset's images are checked by fit against the model
+        base.prepare_input(x[:1])  # channel count and dtype checked before any training
+
+    net = _with_head(base, num_classes, dropout, seed)
+    callbacks = list(fit_args.pop("callbacks", None) or [])
+    fit = dict(batch_size=batch_size, validation_data=validation_data, seed=seed, verbose=verbose,
+               callbacks=callbacks, **fit_args)
+    histories: dict[str, Any] = {}
+    if freeze_epochs:
+        base.trainable = False
+        histories["frozen"] = _train_phase(net, x, labels, [base_lr], freeze_epochs,
+                                           one_cycle(base_lr, pct_start=0.99, div=25.0), fit)
+    lrs = _lr_slice(base_lr / 2 / lr_mult, base_lr / 2, n_groups)
+    if epochs:
+        base.trainable = True
+        if not train_batchnorm:
+            _freeze_batchnorm(base)
+        histories["unfrozen"] = _train_phase(net, x, labels, lrs, epochs,
+                                             one_cycle(max(lrs), pct_start=pct_start, div=div), fit)
+    return _finish(net, histories, lrs, lrs[0] if epochs else base_lr, names)
+
+
+def _check_schedule(epochs, freeze_epochs, base_lr, lr_mult, div, pct_start, n_groups,
+                    where: str) -> tuple[int, int, int]:
+    """fine_tune's epochs, rates and groups, checked before any work."""
     epochs = _check_count(epochs, "epochs", where, 0)
     freeze_epochs = _check_count(freeze_epochs, "freeze_epochs", where, 0)
     if epochs + freeze_epochs == 0:
@@ -254,41 +286,32 @@ def fine_tune(
             raise InputError(name, "a positive number", value, where)
     if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not 0 < pct_start < 1:
         raise InputError("pct_start", "a fraction in (0, 1)", pct_start, where)
-    n_groups = _check_count(n_groups, "n_groups", where, 2)
+    return epochs, freeze_epochs, _check_count(n_groups, "n_groups", where, 2)
+
+
+def _check_num_classes(num_classes, labels, names, where: str) -> int:
+    """The new head's width: given, else the class names' count, else ``max(y) + 1``; every label below it."""
     top = -1 if labels is None else int(labels.max(initial=0))
     default_classes = len(names) if names else max(2, top + 1)
     num_classes = _check_count(default_classes if num_classes is None else num_classes, "num_classes",
                                where, 2)
     if top >= num_classes:
         raise InputError("y", f"labels below num_classes ({num_classes})", top, where)
-    base = _headless(model, where)
-    if labels is not None:  # a dataset's images are checked by fit against the model
-        base.prepare_input(x[:1])  # channel count and dtype checked before any training
+    return num_classes
 
-    net = _with_head(base, num_classes, dropout, seed)
-    callbacks = list(fit_args.pop("callbacks", None) or [])
-    fit = dict(batch_size=batch_size, validation_data=validation_data, seed=seed, verbose=verbose, **fit_args)
-    loss = "sparse_categorical_crossentropy"
-    histories: dict[str, Any] = {}
-    if freeze_epochs:
-        base.trainable = False
-        net.compile(optimizer=_discriminative_adam(net, [base_lr]), loss=loss, metrics=["accuracy"])
-        schedule = _GroupOneCycle(one_cycle(base_lr, pct_start=0.99, div=25.0))
-        histories["frozen"] = net.fit(x, labels, epochs=freeze_epochs,
-                                      callbacks=[schedule, *callbacks], **fit)
-    lrs = _lr_slice(base_lr / 2 / lr_mult, base_lr / 2, n_groups)
-    if epochs:
-        base.trainable = True
-        if not train_batchnorm:
-            _freeze_batchnorm(base)
-        net.compile(optimizer=_discriminative_adam(net, lrs), loss=loss, metrics=["accuracy"])
-        schedule = _GroupOneCycle(one_cycle(max(lrs), pct_start=pct_start, div=div))
-        histories["unfrozen"] = net.fit(x, labels, epochs=epochs,
-                                        callbacks=[schedule, *callbacks], **fit)
+
+def _train_phase(net, x, labels, lrs: list[float], epochs: int, schedule, fit: dict[str, Any]):
+    """One phase: Adam with one rate a layer group, the one-cycle ``schedule`` scaled per group."""
+    net.compile(optimizer=_discriminative_adam(net, lrs), loss=_LOSS, metrics=["accuracy"])
+    fit = dict(fit, callbacks=[_GroupOneCycle(schedule), *fit["callbacks"]])
+    return net.fit(x, labels, epochs=epochs, **fit)
+
+
+def _finish(net, histories: dict[str, Any], lrs: list[float], rate: float, names) -> Sequential:
     # Compiled again with a plain Adam spec: a further fit trains the whole network at the earliest group's
     # rate (safe for the body), and save_model records an optimizer that load_model can rebuild (the
-    # per-group optimizer above is a torch object, which saved configs cannot name).
-    net.compile(optimizer=Adam(learning_rate=lrs[0] if epochs else base_lr), loss=loss, metrics=["accuracy"])
+    # per-group optimizer of the phases is a torch object, which saved configs cannot name).
+    net.compile(optimizer=Adam(learning_rate=rate), loss=_LOSS, metrics=["accuracy"])
     net.eval()
     net.fine_tune_history = histories
     net.fine_tune_lrs = lrs
