@@ -360,6 +360,16 @@ print.pydlr_config <- function(x, ...) {
       if (isTRUE(w$cached)) sprintf(", cached at %s", w$cache) else ", not cached yet (converted on first use)"
     ))
   }
+  .print_process_setup(x, line)
+  if (length(x$problems)) {
+    cat("Problems:\n")
+    cat(paste0("  - ", x$problems, "\n"), sep = "")
+  }
+  invisible(x)
+}
+
+# The process part of the report: where GEMM binds, BLAS/OpenMP libraries, threads, allocator, extension.
+.print_process_setup <- function(x, line) {
   line("GEMM (sgemm_) from", paste0(
     if (is.na(x$gemm_library)) "unknown" else x$gemm_library,
     if (isTRUE(x$gemm_own)) "  [torch's own MKL]" else "  [NOT torch's]"
@@ -393,9 +403,4 @@ print.pydlr_config <- function(x, ...) {
     paste(names(x$native), vapply(x$native, function(v) paste(format(v), collapse = ","), ""), sep = "=", collapse = ", ")
   }
   line("Native extension", native)
-  if (length(x$problems)) {
-    cat("Problems:\n")
-    cat(paste0("  - ", x$problems, "\n"), sep = "")
-  }
-  invisible(x)
 }
