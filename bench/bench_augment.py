@@ -1,4 +1,4 @@
-"""On-the-fly augmentation cost (issue 6): seed-CNN epoch with augmentation vs without, side by side.
+"""On-the-fly augmentation cost: seed-CNN epoch with augmentation vs without, side by side.
 
 Contenders, rotated every round so machine load hits all alike: no augmentation; augmentation
 inline (workers=0, in the training process); augmentation in 1 and 2 prefetching worker processes;

@@ -2,7 +2,7 @@
 #
 #   R_LIBS=<library with pydlr> Rscript bench/bench_bridge.R [--quick]
 #
-# Claims (issue 7): R -> torch of 1e7 doubles >= 100x faster than reticulate::r_to_py on the vector, and
+# Claims: R -> torch of 1e7 doubles >= 100x faster than reticulate::r_to_py on the vector, and
 # O(1) (1e8 within 3x the time of 1e6); a 1e6 x 10 mixed data.frame (double, integer, factor,
 # character, with NA) -> pyarrow >= 20x faster than r_to_py(data.frame) -> pandas; Python -> R of 1e7
 # doubles >= 2x faster than py_to_r. Times are medians of repeated runs (the machine is shared: noisy).

@@ -11,7 +11,7 @@ each forward only (``fwd``) and forward + backward (``fwd+bwd``: grads of weight
 network's first layer, of the input). ``speedup`` is torch time / pydlr time (> 1: pydlr faster). ``kernel`` is
 the forward kernel pydlr picked for the shape (``winograd_f43`` / ``winograd_f33``: Winograd F(4x4, 3x3) or
 F(3x3, 3x3), whose backward computes the weight gradient in the Winograd domain too; ``onednn``: oneDNN with the
-activation as a post-op, see native/conv_onednn.cpp); ``target`` is issue 5's bar for the row (fused seed layers >= 1.0x, depthwise >= 1.0x,
+activation as a post-op, see native/conv_onednn.cpp); ``target`` is the speedup the row must reach (fused seed layers >= 1.0x, depthwise >= 1.0x,
 other plain rows >= 0.8x). ``--own`` switches the oneDNN route off: pydlr's own kernels on every shape.
 
 Run: ``source scripts/env.sh && python bench/bench_conv.py [--quick] [--layout nchw|cl|both] [--own]``.
@@ -88,7 +88,7 @@ def _pydlr_fn(layer: Layer, fused: bool):
 
 
 def _target(layer: Layer, fused: bool) -> float:
-    """Issue 5's minimum speedup for a row."""
+    """The minimum speedup for a row (the project's bar for native kernels)."""
     if layer.groups > 1 and layer.groups == layer.cin:
         return 1.0
     return 1.0 if fused and layer.name.startswith("seed") else 0.8
@@ -203,7 +203,7 @@ def main() -> None:
                     print(f"{row} >={target:.1f} {'met' if met else 'MISSED'}", flush=True)
                     if not met:
                         missed.append(row)
-    print(f"\n{len(missed)} row(s) below issue 5's target" + (":" if missed else "."))
+    print(f"\n{len(missed)} row(s) below its target" + (":" if missed else "."))
     for row in missed:
         print("  " + row)
 

@@ -1,4 +1,4 @@
-"""Learner overhead (issue 6/10): pydlr's fit vs a hand-written torch loop, side by side in one process.
+"""Learner overhead: pydlr's fit vs a hand-written torch loop, side by side in one process.
 
 Same model (pydlr's seed CNN + Dense(64) + Dense(10), identical initial weights), same data
 (Fashion-MNIST, x / 255, NHWC float32), batch, optimizer (Adam, Keras' defaults) and thread count.

@@ -380,7 +380,7 @@ def test_winograd_matches_float64_reference(shape, act, layout, route):
     x64, w64, b64 = (t.double().requires_grad_() for t in (x, weight, bias))
     z64 = F.conv2d(x64, w64, b64, 1, p)
     scale = z64.abs().max().item()
-    # Issue 5's bar: 1e-5 relative to the convolution's magnitude (before relu6 clips it to 6).
+    # The accuracy bar: 1e-5 relative to the convolution's magnitude (before relu6 clips it to 6).
     torch.testing.assert_close(y.double(), ACT_REF[act](z64).detach(), rtol=1e-5, atol=1e-5 * scale)
     z64.backward(gy.double() * ACT_GRAD_MASK[act](y.detach().double()))
     for got, want in [(xi.grad, x64.grad), (wi.grad, w64.grad), (bi.grad, b64.grad)]:

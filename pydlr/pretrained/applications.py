@@ -1,6 +1,6 @@
 """Keras-applications-style models with pretrained weights: ``load("mobilenet_v2")``.
 
-The architectures are the models owner's (torchvision key names); here they get the engine's
+The architectures are pydlr.models' (torchvision key names); here they get the engine's
 compile/fit/evaluate/predict and Keras' ``classifier_activation`` ("softmax": ``predict`` returns
 probabilities, as ``keras.applications``), and are filled with the registry's weights.
 """

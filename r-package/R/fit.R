@@ -244,7 +244,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   reticulate::py_dict(as.list(as.integer(names(w))), as.list(unname(as.numeric(w)))) # int keys, as Keras
 }
 
-# Data go to Python through the bridge owner's helper (zero-copy where the layout allows).
+# Data go to Python through the bridge (zero-copy where the layout allows).
 .to_py <- function(x) .bridge_array_to_py(x)
 
 # Progress is printed by pydlr's progress bar through this R function, so it goes to the R console
