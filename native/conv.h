@@ -1,9 +1,13 @@
-// Shared declarations of pydlr's native operators (convolution CPU kernels in conv_cpu.cpp, max pooling in
-// pool_cpu.cpp, CUDA in conv_cuda.cu,
-// registration and autograd in ops.cpp). Kept light: ATen only, no torch/extension.h.
+// Shared declarations of pydlr's native operators (CPU kernels in the *_cpu.cpp files, CUDA in conv_cuda.cu,
+// registration and autograd in ops.cpp). Kept light: ATen/ATen.h costs ~18 s of compile time in every translation
+// unit that includes it (ATen/core/Tensor.h: ~2 s), so each .cpp includes the ATen/ops/*.h headers of the functions
+// it calls.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#ifdef __CUDACC__
+#include <ATen/ATen.h>  // conv_cuda.cu calls ATen's functions (at::empty, at::mm, ...) through this header
+#endif
 
 #include <array>
 #include <cstdint>

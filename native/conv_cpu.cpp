@@ -12,6 +12,13 @@
 #include "conv.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/hardtanh_backward.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/threshold_backward.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <cstring>

@@ -11,6 +11,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/convolution_backward.h>
 
 #include <atomic>
 

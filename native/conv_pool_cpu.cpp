@@ -16,6 +16,7 @@
 #include "conv.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 
 #include <cstring>
 #include <vector>

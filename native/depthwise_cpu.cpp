@@ -11,6 +11,7 @@
 #include "conv.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <type_traits>

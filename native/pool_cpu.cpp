@@ -13,6 +13,8 @@
 #include "conv.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
 
 #include <cstring>
 
