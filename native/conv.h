@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>  // conv_cuda.cu calls ATen's functions (at::empty, at::mm, ...) through this header
 #endif
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -24,11 +26,13 @@
 #else
 #define PYDLR_CLONES
 #endif
+// Helpers and lambdas inside the clones are always inlined: one the inliner leaves out of line (its budget depends on
+// the size of the translation unit) is compiled for the baseline ISA, without FMA and with 512-bit vectors emulated.
 #define PYDLR_INLINE __attribute__((always_inline)) inline
 
 namespace pydlr {
 
-#ifndef __CUDACC__  // CPU SIMD helpers: conv_cuda.cu does not use them (nvcc's front end need not parse them)
+#ifndef __CUDACC__  // CPU kernel helpers: conv_cuda.cu does not use them (nvcc's front end need not parse them)
 // 16-lane vectors (GCC vector extensions: each target clone compiles them to its own ISA, zmm, ymm or xmm).
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
@@ -51,6 +55,81 @@ PYDLR_INLINE vf16 act_v(vf16 v, int act) {
     v = (vf16)(((vi16)v & ~big) | ((vi16)six & big));
   }
   return v;
+}
+
+// Output positions o in [lo, hi) read input index o * s + off inside [0, in).
+inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = (in - 1 - off) < 0 ? 0 : (in - 1 - off) / s + 1;
+  hi = std::min(hi, out);
+  lo = std::min(lo, hi);
+}
+
+template <typename T, int ACT>
+PYDLR_INLINE T act_fn(T v) {
+  if constexpr (ACT == 1) return v < T(0) ? T(0) : v;
+  if constexpr (ACT == 2) return v < T(0) ? T(0) : (v > T(6) ? T(6) : v);
+  return v;
+}
+
+// dst[i] = act(src[i]) for i < n (dst may be src). float rows of >= 16 go in vectors of 16 with the last one
+// overlapping the one before (the activations are idempotent, and dst is recomputed from src): the scalar
+// remainder GCC emits for the plain loop branches on every element (relu6 on NCHW depthwise rows of 28: +7 ms
+// on a 29 MB output, 25% of the convolution).
+template <typename T>
+PYDLR_INLINE void act_span(const T* src, T* dst, int64_t n, int act) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (n >= 16) {
+      for (int64_t i = 0;; i += 16) {
+        const int64_t at = std::min(i, n - 16);
+        vstore(dst + at, act_v(vload(src + at), act));
+        if (at == n - 16) return;
+      }
+    }
+  }
+  if (act == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<T, 1>(src[i]);
+  } else if (act == 2) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<T, 2>(src[i]);
+  } else if (dst != src) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// y[r, c] = act(y[r, c] + b[c]) over `rows` rows of length n (stride ld).
+template <typename T, int ACT>
+PYDLR_INLINE void epi_rows_impl(T* __restrict y, int64_t rows, int64_t n, int64_t ld, const T* __restrict b) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict yr = y + r * ld;
+    if (b) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c] + b[c]);
+    } else if (ACT != 0) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c]);
+    }
+  }
+}
+// y[r, c] = act(y[r, c] + b[r]) (NCHW: one bias per row).
+template <typename T, int ACT>
+PYDLR_INLINE void epi_cols_impl(T* __restrict y, int64_t rows, int64_t n, int64_t ld, const T* __restrict b) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict yr = y + r * ld;
+    const T bv = b ? b[r] : T(0);
+    if (b || ACT != 0) {
+      for (int64_t c = 0; c < n; ++c) yr[c] = act_fn<T, ACT>(yr[c] + bv);
+    }
+  }
+}
+template <typename T>
+PYDLR_INLINE void epi_impl(bool per_row, T* y, int64_t rows, int64_t n, int64_t ld, const T* b, int act) {
+  if (per_row) {
+    if (act == 1) epi_cols_impl<T, 1>(y, rows, n, ld, b);
+    else if (act == 2) epi_cols_impl<T, 2>(y, rows, n, ld, b);
+    else epi_cols_impl<T, 0>(y, rows, n, ld, b);
+  } else {
+    if (act == 1) epi_rows_impl<T, 1>(y, rows, n, ld, b);
+    else if (act == 2) epi_rows_impl<T, 2>(y, rows, n, ld, b);
+    else epi_rows_impl<T, 0>(y, rows, n, ld, b);
+  }
 }
 #endif  // __CUDACC__
 
@@ -92,6 +171,22 @@ inline ConvGeom input_grad_geometry(const ConvGeom& g) {
   d.pw = g.KW - 1 - g.pw;
   return d;
 }
+
+inline bool is_pointwise(const ConvGeom& g) {
+  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+}
+
+// Shape thresholds of the CPU kernel choice (conv_cpu.cpp) and of the kernels they select; pydlr/ops.py reads
+// kTinyPlane from the extension (_C.TINY_PLANE).
+// Reduction length (C/G * KH * KW) up to which the general direct kernels beat im2col + GEMM.
+constexpr int64_t kDirectMaxK = 16;
+// Reduction length (C * KH * KW) up to which the dense direct and NCHW "wide" kernels run (few input channels).
+constexpr int64_t kDenseDirectMaxK = 32;
+// Output positions per image below which a GEMM convolution is "small" (batched over images; pydlr's own path).
+constexpr int64_t kSmallPlane = 64;
+// Below this, pydlr's own channels-last GEMM path beats oneDNN (3x3 output planes: the seed's 64->64 at 5x5 and
+// MobileNetV2's last stages, 1.03-1.09x); at 6x6 oneDNN is ahead (0.89-1.05x), so those take the oneDNN route.
+constexpr int64_t kTinyPlane = 16;
 
 // Validates shapes, dtypes, devices and hyper-parameters with TORCH_CHECK (clear messages, before any work)
 // and returns the geometry. `op` names the operator in the messages.
@@ -171,8 +266,38 @@ void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Ten
                 const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2, double eps,
                 double weight_decay, bool decoupled);
 
-// Row kernels shared between the translation units (defined in conv_cpu.cpp and pool_cpu.cpp).
+// The CPU kernel families, by file, as conv_cpu.cpp (the kernel choice) and the fused and pooling operators call
+// them. x, y: input and output in the path's layout (NHWC or NCHW, contiguous); gm: the gradient w.r.t. the
+// convolution's output, activation mask applied; dx: the input gradient in x's layout, or null when not wanted.
+// `weight` is the operator's [OC, C / G, KH, KW] tensor (each kernel lays it out as it needs); T is float or double.
 namespace detail {
+// GEMM (gemm_cpu.cpp): blocked im2col + MKL GEMM, bias and activation on each block. The backward writes dx (zeroed
+// by the caller unless pointwise) and returns the weight gradient when want_weight.
+template <typename T>
+void gemm_nhwc_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+template <typename T>
+void gemm_nchw_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+template <typename T>
+at::Tensor gemm_nhwc_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                              bool want_weight, const at::TensorOptions& opts);
+template <typename T>
+at::Tensor gemm_nchw_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                              bool want_weight, const at::TensorOptions& opts);
+
+// Direct (direct_cpu.cpp): short reductions without im2col. NHWC rows (groups 1) and NCHW planes (any groups,
+// depthwise included).
+template <typename T>
+void direct_nhwc_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+template <typename T>
+void direct_nchw_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+// NCHW "wide" kernel: groups 1, stride 1, no padding, C * KH * KW <= kDenseDirectMaxK. Its weight and bias
+// gradients (dW [OC, C, KH, KW], db [OC] when want_bias) mask the NCHW gradient `grad` on the fly with the
+// activated output `out` (undefined when act == 0).
+bool nchw_wide_ok(const ConvGeom& g);
+template <typename T>
+void wide_nchw_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+std::pair<at::Tensor, at::Tensor> wide_nchw_grads(const ConvGeom& g, const at::Tensor& input, const at::Tensor& grad,
+                                                  const at::Tensor& out, int act, bool want_bias);
 // Dense direct convolution (groups 1, few input channels, OC % 16 == 0, float32).
 bool dense_direct_ok(const ConvGeom& g, at::ScalarType t);
 // Output row (n, oh) of the convolution with bias and activation into tile [OW, OC]; wk: weight as [KH, KW, C, OC].
@@ -186,13 +311,14 @@ using DenseGradRow = std::function<void(const float* grow, const float* yrow, in
 using DenseGradRows = std::function<void(int64_t b0, int64_t b1, const DenseGradRow& add)>;
 std::pair<at::Tensor, at::Tensor> dense_direct_grads(const ConvGeom& g, const at::Tensor& input, int act,
                                                      int64_t ntasks, const DenseGradRows& rows);
-// Pooling geometry of an (N, C, H, W) input (pool_cpu.cpp); OH/OW are 0 when the window is larger than the input.
-PoolGeom pool_geometry(int64_t N, int64_t C, int64_t H, int64_t W, at::IntArrayRef kernel, at::IntArrayRef stride);
-// Channels-last max pooling of output row (n, oh): y and argmax a (may be null) at strides ys.
-void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
-                     int64_t oh);
-// Channels-last, non-overlapping windows: input-gradient rows of output row (n, oh), every element written once.
-void pool_bwd_row_cl(const PoolGeom& g, const uint8_t* a, const float* gy, float* dx, int64_t n, int64_t oh);
+// Forward (y NHWC when cl, else NCHW; the input is read through its strides) and weight + bias gradients (grad and
+// out in y's layout, masked on the fly; out undefined when act == 0).
+void dense_direct_forward(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, const float* b,
+                          float* y, bool cl, int act);
+std::pair<at::Tensor, at::Tensor> dense_direct_backward(const ConvGeom& g, const at::Tensor& input,
+                                                        const at::Tensor& grad, const at::Tensor& out, bool cl,
+                                                        int act);
+
 // Register-tiled channels-last depthwise 3x3 (depthwise_cpu.cpp): float32, C % 16 == 0, dilation 1, stride 1 or 2,
 // padding <= 2. wd: weight as [3, 3, C]; gm: gradient w.r.t. the convolution's output (masked), NHWC.
 bool dw3_tiled_ok(const ConvGeom& g, at::ScalarType t);
@@ -207,6 +333,17 @@ bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t);
 void dw_nchw_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, int act);
 std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const float* x, const float* gm, const float* w,
                                                    float* dx, bool want_grads, const at::TensorOptions& opts);
+// General depthwise kernels (depthwise_cpu.cpp) for every other shape and float64; the NCHW forward is
+// direct_nchw_forward. The backward writes dx (every element) and returns dW [C, 1, KH, KW] when want_weight.
+template <typename T>
+void dw_nhwc_rows_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act);
+template <typename T>
+at::Tensor dw_nhwc_rows_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                                 bool want_weight, const at::TensorOptions& opts);
+template <typename T>
+at::Tensor dw_nchw_planes_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                                   bool want_weight, const at::TensorOptions& opts);
+
 // Winograd F(4x4, 3x3) or F(3x3, 3x3), whichever needs fewer multiplies for the output plane (winograd_cpu.cpp):
 // float32, 3x3, stride 1, dilation 1, groups 1, C and OC multiples of 16, C <= 64, output at least 3x3, enough
 // tiles. x and y NHWC. The backward also runs winograd_fwd for the input gradient (conv_cpu.cpp).
@@ -219,11 +356,19 @@ void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, c
 // per position of the transformed tile: 36 or 25).
 std::pair<at::Tensor, at::Tensor> winograd_bwd_weight(const ConvGeom& g, const float* x, const float* gm,
                                                       bool want_bias, const at::TensorOptions& opts);
+
+// Pooling geometry of an (N, C, H, W) input (pool_cpu.cpp); OH/OW are 0 when the window is larger than the input.
+PoolGeom pool_geometry(int64_t N, int64_t C, int64_t H, int64_t W, at::IntArrayRef kernel, at::IntArrayRef stride);
+// Channels-last max pooling of output row (n, oh): y and argmax a (may be null) at strides ys.
+void pool_fwd_row_cl(const PoolGeom& g, const float* x, Strides4 xs, float* y, uint8_t* a, Strides4 ys, int64_t n,
+                     int64_t oh);
+// Channels-last, non-overlapping windows: input-gradient rows of output row (n, oh), every element written once.
+void pool_bwd_row_cl(const PoolGeom& g, const uint8_t* a, const float* gy, float* dx, int64_t n, int64_t oh);
 }  // namespace detail
 
 // Which vector ISA the CPU kernels run with on this machine ("avx512", "avx2", "baseline").
 std::string simd_level();
-// Whether GEMMs go straight to the BLAS inside libtorch (MKL's sgemm_/dgemm_) or fall back to at::mm.
+// Whether GEMMs go straight to the BLAS inside libtorch (MKL's sgemm_/dgemm_) or fall back to at::mm (gemm_cpu.cpp).
 bool direct_blas();
 
 }  // namespace pydlr

@@ -1,13 +1,18 @@
-// Register-tiled channels-last depthwise 3x3 kernels (float32, C % 16 == 0, dilation 1, stride 1 or 2): the
-// MobileNetV2 shapes. The general depthwise kernels in conv_cpu.cpp re-read each input vector once per tap that
-// uses it; these slide a tile of 8 outputs along the row so that each input vector is loaded once per kernel row
-// and reused by the 2-3 outputs that need it, with the tile's accumulators (forward, input gradient) or the nine
-// weight-gradient accumulators (weight gradient) in registers. Edges (the
-// pixels whose taps fall into the padding) take a per-pixel path with bounds checks.
+// Depthwise convolution (groups == C == OC) on the CPU: three kernel sets, chosen in conv_cpu.cpp.
 //
-// The stride-1 input gradient is the forward kernel itself, run on the gradient with the flipped kernel and the
-// complementary padding; the stride-2 input gradient is a gather over the (one or two) kernel taps of each
+// Register-tiled channels-last 3x3 (float32, C % 16 == 0, dilation 1, stride 1 or 2): the MobileNetV2 shapes. The
+// general kernels (end of this file) re-read each input vector once per tap that uses it; these slide a tile of 8
+// outputs along the row so that each input vector is loaded once per kernel row and reused by the 2-3 outputs that
+// need it, with the tile's accumulators (forward, input gradient) or the nine weight-gradient accumulators (weight
+// gradient) in registers. Edges (the pixels whose taps fall into the padding) take a per-pixel path with bounds
+// checks. The stride-1 input gradient is the forward kernel itself, run on the gradient with the flipped kernel
+// and the complementary padding; the stride-2 input gradient is a gather over the (one or two) kernel taps of each
 // parity, also tiled along the row.
+//
+// NCHW on phase planes (float32, kernel up to 7x7, stride 1 or 2): below, at "NCHW planes".
+//
+// General kernels for every other shape and float64: NHWC rows and NCHW planes (the NCHW forward is the direct
+// family's per-plane kernel, direct_cpu.cpp).
 #include "conv.h"
 
 #include <ATen/Parallel.h>
@@ -104,7 +109,7 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
   // Pixel tiles outer, channel blocks inner: the row is read and written in address order (channel blocks
   // outer measured 5-15% slower on these memory-bound shapes: 32 channels at 112x112 0.88-0.93x torch vs
   // 0.99-1.07x); the three weight vectors of a kernel row are reloaded per tile (from L1).
-  auto pix = [&](int64_t ow, int64_t cb) {
+  auto pix = [&](int64_t ow, int64_t cb) __attribute__((always_inline)) {
     vf16 acc = b ? vload(b + cb) : vf16{};
     for (int kh = 0; kh < 3; ++kh) {
       if (!valid[kh]) continue;
@@ -118,7 +123,7 @@ PYDLR_INLINE void fwd_row(const ConvGeom& g, const float* x, const float* wd, co
   // One tile of TT outputs from ow0, all channel blocks. Tiles only write, so the last one may overlap the one
   // before it (recomputing a few outputs) instead of leaving the remainder to the per-pixel path.
   const NextRow next(g, x, n, oh, S);
-  auto tile = [&](int64_t ow0, auto tile_size) {
+  auto tile = [&](int64_t ow0, auto tile_size) __attribute__((always_inline)) {
     constexpr int TT = decltype(tile_size)::value;
     next.prefetch(ow0, TT);
     for (int64_t cb = 0; cb < C; cb += 16) {
@@ -180,7 +185,7 @@ PYDLR_INLINE void dx_row_s2(const ConvGeom& g, const float* gm, const float* wd,
   for (int64_t cb = 0; cb < C; cb += 16) {
     vf16 w[9];
     for (int k = 0; k < 9; ++k) w[k] = vload(wd + k * C + cb);
-    auto column = [&](int64_t iw) {
+    auto column = [&](int64_t iw) __attribute__((always_inline)) {
       vf16 acc{};
       for (int r = 0; r < nk; ++r) {
         for (int kw = 0; kw < 3; ++kw) {
@@ -194,7 +199,7 @@ PYDLR_INLINE void dx_row_s2(const ConvGeom& g, const float* gm, const float* wd,
     const int64_t iw_lo = 2 * m_lo - g.pw;  // first interior column
     for (int64_t iw = 0; iw < std::min<int64_t>(iw_lo, g.W); ++iw) column(iw);
     // T column pairs from m0 (write-only: the last tile may overlap the one before it).
-    auto tile = [&](int64_t m0) {
+    auto tile = [&](int64_t m0) __attribute__((always_inline)) {
       vf16 even[T], odd[T];
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) even[t] = odd[t] = vf16{};
@@ -244,7 +249,7 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
     vf16 a[9];
     for (int k = 0; k < 9; ++k) a[k] = vload(acc + k * C + cb);
     vf16 ab = vload(accb + cb);
-    auto pixel = [&](int64_t ow) {
+    auto pixel = [&](int64_t ow) __attribute__((always_inline)) {
       const vf16 gv = vload(gr + ow * C + cb);
       ab += gv;
       for (int kh = 0; kh < 3; ++kh) {
@@ -256,7 +261,7 @@ PYDLR_INLINE void dw_row(const ConvGeom& g, const float* x, const float* gm, flo
       }
     };
     // TT outputs from ow0 (accumulating: tiles must not overlap; the remainder takes tiles of 2, then pixels).
-    auto tile = [&](int64_t ow0, auto tile_size) {
+    auto tile = [&](int64_t ow0, auto tile_size) __attribute__((always_inline)) {
       constexpr int TT = decltype(tile_size)::value;
       if (cb == 0) next.prefetch(ow0, TT);
       vf16 gv[TT];
@@ -425,6 +430,248 @@ PYDLR_CLONES void nchw_fwd_plane(const ConvGeom& g, const PhaseGeom& q, const fl
   for (int64_t oh = 0; oh < g.OH; ++oh) std::copy_n(yw + oh * q.PW, g.OW, yp + oh * g.OW);
 }
 
+// ---------------------------------------------------------------------------------------------- general kernels
+// Any kernel size, stride, dilation and channel count, float or double: NHWC output rows vectorised over channels
+// (wd: weight as [KH, KW, C]), NCHW planes vectorised over the width (w: [C, 1, KH, KW]); the input gradient
+// scattered within one row (NHWC) or one plane (NCHW), so threads never race.
+// Register-tiled depthwise forward for C % 16 == 0: 4 output pixels x 16 channels accumulate in registers over
+// all taps and are stored once with bias and activation (the plain row kernel below re-reads and re-writes the
+// output row per tap, which is store-bound).
+PYDLR_INLINE void dw_nhwc_row_v(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                                int64_t n, int64_t oh) {
+  const int64_t C = g.C;
+  float* yr = y + (n * g.OH + oh) * g.OW * C;
+  const float* xn = x + n * g.H * g.W * C;
+  int64_t lo = 0, hi = g.OW;
+  for (int64_t kw = 0; kw < g.KW; ++kw) {
+    int64_t l, h;
+    valid_range(kw * g.dw - g.pw, g.sw, g.W, g.OW, l, h);
+    lo = std::max(lo, l);
+    hi = std::min(hi, h);
+  }
+  hi = std::max(lo, hi);
+  auto pixel = [&](int64_t ow, int64_t cb, vf16 bv) __attribute__((always_inline)) {
+    vf16 acc = bv;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        acc += vload(xn + (ih * g.W + iw) * C + cb) * vload(wd + (kh * g.KW + kw) * C + cb);
+      }
+    }
+    vstore(yr + ow * C + cb, act_v(acc, act));
+  };
+  for (int64_t cb = 0; cb < C; cb += 16) {
+    const vf16 bv = b ? vload(b + cb) : vf16{};
+    for (int64_t ow = 0; ow < lo; ++ow) pixel(ow, cb, bv);
+    int64_t ow = lo;
+    for (; ow + 4 <= hi; ow += 4) {
+      vf16 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* xr = xn + ih * g.W * C + cb;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const vf16 wv = vload(wd + (kh * g.KW + kw) * C + cb);
+          const float* xp = xr + (ow * g.sw - g.pw + kw * g.dw) * C;
+          const int64_t ps = g.sw * C;
+          a0 += vload(xp) * wv;
+          a1 += vload(xp + ps) * wv;
+          a2 += vload(xp + 2 * ps) * wv;
+          a3 += vload(xp + 3 * ps) * wv;
+        }
+      }
+      vstore(yr + ow * C + cb, act_v(a0, act));
+      vstore(yr + (ow + 1) * C + cb, act_v(a1, act));
+      vstore(yr + (ow + 2) * C + cb, act_v(a2, act));
+      vstore(yr + (ow + 3) * C + cb, act_v(a3, act));
+    }
+    for (; ow < g.OW; ++ow) pixel(ow, cb, bv);
+  }
+}
+PYDLR_CLONES void dw_nhwc_row_vf(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y,
+                                 int act, int64_t n, int64_t oh) {
+  dw_nhwc_row_v(g, x, wd, b, y, act, n, oh);
+}
+
+// NHWC depthwise forward, one output row (n, oh); vectorised over channels. wd: [KH, KW, C].
+template <typename T>
+PYDLR_INLINE void dw_nhwc_row_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict wd,
+                                   const T* __restrict b, T* __restrict y, int act, int64_t n, int64_t oh) {
+  const int64_t C = g.C;
+  T* __restrict yr = y + (n * g.OH + oh) * g.OW * C;
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    T* __restrict yp = yr + ow * C;
+    if (b) {
+      for (int64_t c = 0; c < C; ++c) yp[c] = b[c];
+    } else {
+      for (int64_t c = 0; c < C; ++c) yp[c] = T(0);
+    }
+  }
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + (n * g.H + ih) * g.W * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      const T* __restrict wv = wd + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const T* __restrict xp = xr + (ow * g.sw + off) * C;
+        T* __restrict yp = yr + ow * C;
+        for (int64_t c = 0; c < C; ++c) yp[c] += xp[c] * wv[c];
+      }
+    }
+  }
+  if (act != 0) act_span(yr, yr, g.OW * C, act);
+}
+PYDLR_CLONES void dw_nhwc_row_f(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                                int64_t n, int64_t oh) {
+  dw_nhwc_row_impl<float>(g, x, wd, b, y, act, n, oh);
+}
+inline void dw_nhwc_row(const ConvGeom& g, const float* x, const float* wd, const float* b, float* y, int act,
+                        int64_t n, int64_t oh) {
+  if (g.C % 16 == 0) {
+    dw_nhwc_row_vf(g, x, wd, b, y, act, n, oh);
+  } else {
+    dw_nhwc_row_f(g, x, wd, b, y, act, n, oh);
+  }
+}
+inline void dw_nhwc_row(const ConvGeom& g, const double* x, const double* wd, const double* b, double* y, int act,
+                        int64_t n, int64_t oh) {
+  dw_nhwc_row_impl<double>(g, x, wd, b, y, act, n, oh);
+}
+
+// NHWC depthwise backward for one input row (n, ih) of dx (scatter restricted to this row: race-free).
+template <typename T>
+PYDLR_INLINE void dw_nhwc_dx_row_impl(const ConvGeom& g, const T* __restrict gm, const T* __restrict wd,
+                                      T* __restrict dx, int64_t n, int64_t ih) {
+  const int64_t C = g.C;
+  T* __restrict dr = dx + (n * g.H + ih) * g.W * C;
+  std::fill_n(dr, g.W * C, T(0));
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t t = ih + g.ph - kh * g.dh;
+    if (t < 0 || t % g.sh != 0 || t / g.sh >= g.OH) continue;
+    const T* gr = gm + (n * g.OH + t / g.sh) * g.OW * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      const T* __restrict wv = wd + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        T* __restrict dp = dr + (ow * g.sw + off) * C;
+        const T* __restrict gp = gr + ow * C;
+        for (int64_t c = 0; c < C; ++c) dp[c] += gp[c] * wv[c];
+      }
+    }
+  }
+}
+// NHWC depthwise weight gradient of one output row (n, oh), accumulated into acc [KH, KW, C].
+template <typename T>
+PYDLR_INLINE void dw_nhwc_dw_row_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict gm,
+                                      T* __restrict acc, int64_t n, int64_t oh) {
+  const int64_t C = g.C;
+  const T* gr = gm + (n * g.OH + oh) * g.OW * C;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + (n * g.H + ih) * g.W * C;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t off = kw * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_range(off, g.sw, g.W, g.OW, lo, hi);
+      T* __restrict a = acc + (kh * g.KW + kw) * C;
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const T* __restrict xp = xr + (ow * g.sw + off) * C;
+        const T* __restrict gp = gr + ow * C;
+        for (int64_t c = 0; c < C; ++c) a[c] += gp[c] * xp[c];
+      }
+    }
+  }
+}
+PYDLR_CLONES void dw_nhwc_dx_row_f(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n,
+                                   int64_t ih) {
+  dw_nhwc_dx_row_impl<float>(g, gm, wd, dx, n, ih);
+}
+PYDLR_CLONES void dw_nhwc_dw_row_f(const ConvGeom& g, const float* x, const float* gm, float* acc, int64_t n,
+                                   int64_t oh) {
+  dw_nhwc_dw_row_impl<float>(g, x, gm, acc, n, oh);
+}
+inline void dw_nhwc_dx_row(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n, int64_t ih) {
+  dw_nhwc_dx_row_f(g, gm, wd, dx, n, ih);
+}
+inline void dw_nhwc_dx_row(const ConvGeom& g, const double* gm, const double* wd, double* dx, int64_t n, int64_t ih) {
+  dw_nhwc_dx_row_impl<double>(g, gm, wd, dx, n, ih);
+}
+inline void dw_nhwc_dw_row(const ConvGeom& g, const float* x, const float* gm, float* acc, int64_t n, int64_t oh) {
+  dw_nhwc_dw_row_f(g, x, gm, acc, n, oh);
+}
+inline void dw_nhwc_dw_row(const ConvGeom& g, const double* x, const double* gm, double* acc, int64_t n,
+                           int64_t oh) {
+  dw_nhwc_dw_row_impl<double>(g, x, gm, acc, n, oh);
+}
+
+// NCHW depthwise backward of one plane (n, c): dx plane (scatter within the plane) and weight grad into acc[KK].
+template <typename T>
+PYDLR_INLINE void dw_nchw_bwd_plane_impl(const ConvGeom& g, const T* __restrict x, const T* __restrict w,
+                                         const T* __restrict gm, T* __restrict dx, T* __restrict acc, int64_t n,
+                                         int64_t c) {
+  const int64_t KK = g.KH * g.KW;
+  const T* gp = gm + (n * g.C + c) * g.OH * g.OW;
+  const T* xp = x + (n * g.C + c) * g.H * g.W;
+  T* dp = dx ? dx + (n * g.C + c) * g.H * g.W : nullptr;
+  if (dp) std::fill_n(dp, g.H * g.W, T(0));
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* __restrict gr = gp + oh * g.OW;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t off = kw * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(off, g.sw, g.W, g.OW, lo, hi);
+        const int64_t s = g.sw;
+        if (acc) {
+          const T* __restrict xr = xp + ih * g.W + off;
+          T sum = T(0);
+          if (s == 1) {  // unit stride: contiguous, vectorised
+#pragma omp simd reduction(+ : sum)
+            for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow];
+          } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t ow = lo; ow < hi; ++ow) sum += gr[ow] * xr[ow * s];
+          }
+          acc[c * KK + kh * g.KW + kw] += sum;
+        }
+        if (dp) {
+          T* __restrict dr = dp + ih * g.W + off;
+          const T wv = w[c * KK + kh * g.KW + kw];
+          if (s == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dr[ow] += gr[ow] * wv;
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dr[ow * s] += gr[ow] * wv;
+          }
+        }
+      }
+    }
+  }
+}
+PYDLR_CLONES void dw_nchw_bwd_plane_f(const ConvGeom& g, const float* x, const float* w, const float* gm, float* dx,
+                                      float* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_impl<float>(g, x, w, gm, dx, acc, n, c);
+}
+inline void dw_nchw_bwd_plane(const ConvGeom& g, const float* x, const float* w, const float* gm, float* dx,
+                              float* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_f(g, x, w, gm, dx, acc, n, c);
+}
+inline void dw_nchw_bwd_plane(const ConvGeom& g, const double* x, const double* w, const double* gm, double* dx,
+                              double* acc, int64_t n, int64_t c) {
+  dw_nchw_bwd_plane_impl<double>(g, x, w, gm, dx, acc, n, c);
+}
+
 }  // namespace
 
 namespace detail {
@@ -504,6 +751,62 @@ std::pair<at::Tensor, at::Tensor> dw_nchw_backward(const ConvGeom& g, const floa
   const at::Tensor total = accs.sum(0);
   return {total.narrow(0, 0, g.C * KK).view({g.C, 1, g.KH, g.KW}).clone(), total.narrow(0, g.C * KK, g.C).clone()};
 }
+
+
+template <typename T>
+void dw_nhwc_rows_forward(const ConvGeom& g, const T* x, const at::Tensor& weight, const T* b, T* y, int act) {
+  const at::Tensor wd = weight.reshape({g.C, g.KH * g.KW}).t().contiguous();
+  const T* wp = wd.const_data_ptr<T>();
+  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = b0; t < b1; ++t) dw_nhwc_row(g, x, wp, b, y, act, t / g.OH, t % g.OH);
+  });
+}
+
+template <typename T>
+at::Tensor dw_nhwc_rows_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                                 bool want_weight, const at::TensorOptions& opts) {
+  const int64_t KK = g.KH * g.KW;
+  const at::Tensor wd = weight.reshape({g.C, KK}).t().contiguous();
+  const T* wp = wd.const_data_ptr<T>();
+  if (dx) {
+    at::parallel_for(0, g.N * g.H, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t t = b0; t < b1; ++t) dw_nhwc_dx_row(g, gm, wp, dx, t / g.H, t % g.H);
+    });
+  }
+  if (!want_weight) return {};
+  at::Tensor accs = at::zeros({at::get_num_threads(), KK * g.C}, opts);
+  T* ap = accs.mutable_data_ptr<T>();
+  at::parallel_for(0, g.N * g.OH, 1, [&](int64_t b0, int64_t b1) {
+    T* acc = ap + at::get_thread_num() * KK * g.C;
+    for (int64_t t = b0; t < b1; ++t) dw_nhwc_dw_row(g, x, gm, acc, t / g.OH, t % g.OH);
+  });
+  return accs.sum(0).view({KK, g.C}).t().reshape({g.C, 1, g.KH, g.KW}).contiguous();
+}
+
+template <typename T>
+at::Tensor dw_nchw_planes_backward(const ConvGeom& g, const T* x, const T* gm, const at::Tensor& weight, T* dx,
+                                   bool want_weight, const at::TensorOptions& opts) {
+  const int64_t KK = g.KH * g.KW;
+  const at::Tensor w = weight.contiguous();
+  const T* wp = w.const_data_ptr<T>();
+  at::Tensor accs = want_weight ? at::zeros({at::get_num_threads(), g.C * KK}, opts) : at::Tensor();
+  T* ap = accs.defined() ? accs.mutable_data_ptr<T>() : nullptr;
+  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b0, int64_t b1) {
+    T* acc = ap ? ap + at::get_thread_num() * g.C * KK : nullptr;
+    for (int64_t t = b0; t < b1; ++t) dw_nchw_bwd_plane(g, x, wp, gm, dx, acc, t / g.C, t % g.C);
+  });
+  return ap ? accs.sum(0).view({g.C, 1, g.KH, g.KW}) : at::Tensor();
+}
+
+#define PYDLR_DEPTHWISE_INSTANCES(T)                                                                              \
+  template void dw_nhwc_rows_forward<T>(const ConvGeom&, const T*, const at::Tensor&, const T*, T*, int);       \
+  template at::Tensor dw_nhwc_rows_backward<T>(const ConvGeom&, const T*, const T*, const at::Tensor&, T*, bool, \
+                                                const at::TensorOptions&);                                      \
+  template at::Tensor dw_nchw_planes_backward<T>(const ConvGeom&, const T*, const T*, const at::Tensor&, T*, bool, \
+                                                  const at::TensorOptions&);
+PYDLR_DEPTHWISE_INSTANCES(float)
+PYDLR_DEPTHWISE_INSTANCES(double)
+#undef PYDLR_DEPTHWISE_INSTANCES
 
 }  // namespace detail
 }  // namespace pydlr
