@@ -344,6 +344,7 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
+  m.attr("TINY_PLANE") = pydlr::kTinyPlane;  // pydlr.ops.native_wins: below it the channels-last GEMM path wins
   m.def("build_info", &build_info, "Build facts: compiler, SIMD level, OpenMP, threads, BLAS, CUDA.");
   m.def("conv2d_cpu_path", &pydlr::conv2d_cpu_path,
         "The CPU forward kernel pydlr::conv2d picks for these arguments (the same in inference and training).",

@@ -133,7 +133,8 @@ _NATIVE_CPU_PATHS = (
     "winograd_f43",
     "winograd_f33",
 )
-_TINY_PLANE = 16  # output positions per image below which pydlr's GEMM path wins (kTinyPlane in conv_cpu.cpp)
+# Output positions per image below which pydlr's channels-last GEMM path beats oneDNN (kTinyPlane in native/conv.h).
+_TINY_PLANE = int(_C.TINY_PLANE)
 
 
 def native_wins(

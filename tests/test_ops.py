@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 
 import pytest
@@ -441,6 +442,31 @@ def test_gradients_only_where_required():
     ref_w = w.detach().clone().requires_grad_()
     torch.relu(F.conv2d(x, ref_w, b)).sum().backward()
     torch.testing.assert_close(w.grad, ref_w.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_native_wins_reads_the_tiny_plane_threshold_from_the_extension(monkeypatch):
+    """native_wins' rule for channels-last GEMM shapes flips at the extension's kTinyPlane (_C.TINY_PLANE), which
+    pydlr.ops reads from the extension rather than keeping a copy."""
+    tiny = ops._C.TINY_PLANE
+    assert isinstance(tiny, int) and tiny > 1 and ops._TINY_PLANE == tiny
+    w = torch.randn(32, 96, 3, 3)  # 96 input channels: neither Winograd nor a direct kernel
+    before = ops.onednn_route()
+    try:
+        ops.set_onednn_route(False)  # channels-last GEMM shapes of every plane size then run gemm_nhwc
+        for ow, wins in ((tiny - 1, True), (tiny, False)):
+            x = torch.randn(2, 96, 3, ow + 2).contiguous(memory_format=torch.channels_last)  # output 1 x ow
+            assert ops._C.conv2d_cpu_path(x, w, [1, 1], [0, 0], [1, 1], 1) == "gemm_nhwc"
+            assert ops.native_wins(x, w) is wins
+    finally:
+        ops.set_onednn_route(before)
+    try:
+        monkeypatch.setattr(ops._C, "TINY_PLANE", tiny + 7)
+        importlib.reload(ops)
+        assert ops._TINY_PLANE == tiny + 7
+    finally:
+        monkeypatch.undo()
+        importlib.reload(ops)
+    assert ops._TINY_PLANE == tiny
 
 
 def test_registered_ops_and_build_info():
