@@ -324,6 +324,27 @@ def conv_pool_fusable(
     return bool(_C.conv2d_act_pool_fusable(x, weight, s, p, d, groups, activation, k, ps))
 
 
+def adam_step_(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    steps: list[torch.Tensor],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+) -> None:
+    """torch.optim.Adam's update (AdamW's with ``decoupled``) of CPU float32 tensors in place, in one native call.
+
+    Each step counter (a one-element float32 tensor) is incremented first. The caller
+    (:class:`pydlr.train.optimizers.NativeAdam`) checks devices, dtypes and layouts.
+    """
+    _C.adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay, decoupled)
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

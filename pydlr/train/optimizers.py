@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pydlr import _C
+from pydlr import ops
 from pydlr.errors import InputError
 from pydlr.train import lr_schedules as schedules
 
@@ -75,7 +75,7 @@ def with_learning_rate(optimizer: torch.optim.Optimizer) -> torch.optim.Optimize
 
 class NativeAdam(torch.optim.Adam):
     """``torch.optim.Adam`` (AdamW with ``decoupled_weight_decay=True``) whose CPU float32 update is one
-    native call for all parameters (``pydlr._C.adam_step_``, torch's formula).
+    native call for all parameters (``pydlr.ops.adam_step_``, torch's formula).
 
     torch's fused CPU Adam spends ~0.5 ms a step on the seed CNN's 93,000 weights, almost all of it per-tensor
     overhead (bench/bench_step.py); this takes ~0.05 ms. State, ``state_dict`` and ``load_state_dict`` are
@@ -124,9 +124,9 @@ class NativeAdam(torch.optim.Adam):
                 steps.append(state["step"])
             if params:
                 beta1, beta2 = group["betas"]
-                _C.adam_step_(params, grads, avgs, sqs, steps, float(group["lr"]), float(beta1), float(beta2),
-                              float(group["eps"]), float(group["weight_decay"]),
-                              bool(group["decoupled_weight_decay"]))
+                ops.adam_step_(params, grads, avgs, sqs, steps, float(group["lr"]), float(beta1), float(beta2),
+                               float(group["eps"]), float(group["weight_decay"]),
+                               bool(group["decoupled_weight_decay"]))
         return loss
 
 
