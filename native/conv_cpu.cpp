@@ -188,7 +188,7 @@ bool onednn_backward(const ConvGeom& g, bool cl_in, CpuPath own, at::ScalarType 
 
 // Whether a convolution runs Winograd F(4x4, 3x3) or F(3x3, 3x3) (winograd_cpu.cpp): 3x3 stride-1 GEMM shapes with
 // at most 64 input channels and enough tiles (winograd_ok), for inference and training alike: the forward and the
-// weight gradient, and the input gradient where its own geometry qualifies (conv2d_backward_cpu).
+// weight gradient, and the input gradient where its own geometry qualifies (winograd_backward).
 // The seed's 32->64 at 13x13, batch 64, channels-last: forward 0.67-0.84 ms vs oneDNN's 1.4-1.5, weight gradient
 // 0.7 vs 1.5-2.1 ms (4x fewer multiplies, register-tiled GEMMs); NCHW inputs pay layout copies and still win.
 bool winograd_shape(const ConvGeom& g, CpuPath own, at::ScalarType t) {

@@ -32,8 +32,8 @@ constexpr int64_t kTilesPerBlock = 64;
 // measured 1.2-1.7x torch's forward and forward + backward.
 constexpr int64_t kMinTiles = 64;
 // More input channels than this: the error of F(4x4, 3x3) grows with the reduction (max error relative to the
-// output's magnitude, random data: 5-9e-6 at C = 32 and 64, 1.0e-5 at 128, 1.2-1.6e-5 at 256; issue 5's bar is
-// 1e-5), and at 256 the transformed weight no longer stays in L2 (0.6-0.7x oneDNN's forward).
+// output's magnitude, random data: 5-9e-6 at C = 32 and 64, 1.0e-5 at 128, 1.2-1.6e-5 at 256; the
+// accuracy bar is 1e-5), and at 256 the transformed weight no longer stays in L2 (0.6-0.7x oneDNN's forward).
 constexpr int64_t kMaxChannels = 64;
 
 // F(4x4, 3x3) on the points 0, 1, -1, 2, -2: 1-D transforms B^T (6 -> 6), A^T (6 -> 4), A (4 -> 6), and G (6x3).
