@@ -16,12 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "pydlr"
 
-# Edges that break a contract today and are removed on another branch; the test fails once an entry is
-# no longer needed, so the list cannot go stale.
-KNOWN = {
-    # train/optimizers.py's _C import moves into pydlr.ops on the branch that splits the native kernels
-    ("only pydlr.ops imports pydlr._C", "pydlr.train.optimizers", "pydlr._C"),
-}
+# Edges allowed to break a contract (none): the test fails once an entry is no longer needed, so the list
+# cannot go stale.
+KNOWN: set[tuple[str, str, str]] = set()
 
 
 def _module_name(path: Path) -> str:
