@@ -8,7 +8,10 @@ optimizer spec as a dict, augmentation settings as a dict, R functions whose log
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,8 +58,28 @@ def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
         return history(fit_distributed(model, x, y, **options, **kwargs))
     from pydlr.train.distributed import explain_failure
 
-    with explain_failure():
-        return history(model.fit(x, y, **kwargs))
+    with explain_failure(), _pydlr_warnings() as caught:
+        out = history(model.fit(x, y, **kwargs))
+    out["warnings"] = caught
+    return out
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def _pydlr_warnings() -> Iterator[list[str]]:
+    """Collect the warnings pydlr itself raises (R re-signals them as R warnings, so they reach
+    ``withCallingHandlers``/``expect_warning`` rather than only the console); others show as usual."""
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("default")
+        yield caught
+    for w in records:
+        if os.path.abspath(w.filename).startswith(_PACKAGE_DIR):
+            caught.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _fit_args(kwargs: dict[str, Any]) -> None:

@@ -67,10 +67,9 @@ test_that("binary_crossentropy on a 10-unit softmax fails at compile()", {
 })
 
 test_that("validation_split on data sorted by class warns with the fix", {
-  skip("Python warnings reach R as R warnings once the R call layer forwards them (api_r rewrite)")
   d <- quadrants()
   model <- dense_model()
   model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
   expect_warning(model |> fit(d$x, d$y, epochs = 1, verbose = 0, validation_split = 0.25),
-    "never occur.*[Ss]huffle")
+    "never occur.*[Ss]huffle", class = "pydlr_warning")
 })
