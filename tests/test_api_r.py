@@ -114,7 +114,7 @@ def test_fit_forwards_by_name_and_returns_plain_history():
     lines: list[tuple[str, str]] = []
     out = training.fit(model, x, y, batch_size=20, epochs=3, validation_split=0.2, verbose=2, seed=1,
                        print_fn=lambda text, end="\n": lines.append((text, end)), dynamic_progress=False)
-    assert set(out) == {"metrics", "epoch", "params"}
+    assert set(out) == {"metrics", "epoch", "params", "warnings"} and out["warnings"] == []
     assert out["epoch"] == [1, 2, 3]  # 1-based for R
     assert set(out["metrics"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(isinstance(v, float) for v in out["metrics"]["loss"])
