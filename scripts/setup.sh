@@ -70,11 +70,15 @@ step_venv() {
 # --- 3. pydlr with its native extension ---------------------------------------------------------
 step_pydlr() {
   local h_meta h_native
-  h_meta=$(hash_files pyproject.toml setup.py)
+  # The editable install puts the checkout on sys.path (setuptools' "compat" mode) rather than an import
+  # hook: a hook comes after sys.path's own search, so a folder named pydlr/ in the working directory of
+  # an R or Python session (an R package check, a parent folder of a checkout) shadowed the real package.
+  h_meta=$( (cat pyproject.toml setup.py; echo editable_mode=compat) | sha256sum | cut -c1-32)
   h_native=$(hash_tree native setup.py)
   if ! stamp_ok pydlr-meta "$h_meta"; then
     log "pydlr: editable install (compiles native/, ~1-2 min the first time)"
-    "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+    "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+      --config-settings editable_mode=compat -e .
     stamp_set pydlr-meta "$h_meta"; stamp_set pydlr-native "$h_native"
   elif ! stamp_ok pydlr-native "$h_native" || ! ls pydlr/_C*.so >/dev/null 2>&1; then
     log "pydlr: rebuilding the native extension"
