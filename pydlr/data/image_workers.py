@@ -1,7 +1,7 @@
 """Worker processes that decode, resize, augment and batch image files while the model trains.
 
-The design is `pydlr.data.workers.AugmentPool`'s (read its docstring): the main process decides every
-batch's files and seed; each worker owns a pair of one-way pipes; batches are written into a fixed ring of
+Both pools are `pydlr.data.workers.WorkerPool`s (read AugmentPool's docstring): the main process decides
+every batch's files and seed; each worker owns a pair of one-way pipes; batches are written into a fixed ring of
 shared-memory slots allocated once (x float32 and y), and only ``(step, slot, kept, bad)`` travels back.
 Memory is therefore bounded by the slots (``prefetch + 1`` batches) whatever the number of files, plus
 the optional decoded-image cache. Workers start by fork and share the file index (one NumPy bytes array)
@@ -14,9 +14,8 @@ A file that cannot be decoded either stops the epoch with a TrainingError naming
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import functools
 import os
-import signal
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from pydlr.data.augment import Augment
 from pydlr.data.decode import ImageSpec, decode_image
 from pydlr.data.image_index import FileIndex
+from pydlr.data.workers import WorkerPool
 from pydlr.errors import TrainingError
 
 __all__ = ["DecodeJob", "DecodePool", "BadImageError", "load_batch"]
@@ -150,30 +150,15 @@ def _apply_map(fn, xb, yb, x_out, y_out, n):
 TRAINING_NICENESS = 10
 
 
-def _worker_main(job: DecodeJob, slots, tasks, results, niceness: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    if niceness:
-        try:
-            os.nice(niceness)
-        except OSError:  # not permitted here: run at the parent's priority
-            pass
-    torch.set_num_threads(1)
-    while True:
-        try:
-            task = tasks.recv()
-        except EOFError:  # the main process closed its end
-            return
-        if task is None:
-            return
-        step, slot, idx, seed = task
-        try:
-            x_out, y_out = slots[slot]
-            kept, bad = load_batch(job, idx, seed, x_out, y_out)
-            results.send((step, slot, kept, bad, None))
-        except BadImageError as exc:
-            results.send((step, slot, 0, [(exc.path, str(exc))], "bad"))
-        except Exception:  # noqa: BLE001 - reported to the main process, which raises
-            results.send((step, slot, 0, [], traceback.format_exc()))
+def _decode_batch(job: DecodeJob, slots, step: int, slot: int, idx: np.ndarray, seed: int) -> tuple:
+    try:
+        x_out, y_out = slots[slot]
+        kept, bad = load_batch(job, idx, seed, x_out, y_out)
+        return step, slot, kept, bad, None
+    except BadImageError as exc:
+        return step, slot, 0, [(exc.path, str(exc))], "bad"
+    except Exception:  # noqa: BLE001 - reported to the main process, which raises
+        return step, slot, 0, [], traceback.format_exc()
 
 
 def make_slots(job: DecodeJob, batch_size: int, n_slots: int, shared: bool):
@@ -201,25 +186,15 @@ def warm_up(job: DecodeJob) -> None:
         job.augment(torch.zeros((1,) + job.spec.shape), torch.Generator().manual_seed(0))
 
 
-class DecodePool:
+class DecodePool(WorkerPool):
     """``workers`` processes and ``prefetch + 1`` shared batch slots (at least ``workers + 1``)."""
 
+    what = "image worker"
+
     def __init__(self, job: DecodeJob, batch_size: int, workers: int, prefetch: int, niceness: int = 0):
-        ctx = mp.get_context("fork")
         warm_up(job)
         self.slots = make_slots(job, batch_size, max(prefetch, workers) + 1, shared=True)
-        self.task_out, self.result_in, self.procs = [], [], []
-        for _ in range(workers):
-            task_r, task_w = ctx.Pipe(duplex=False)
-            res_r, res_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker_main, daemon=True, args=(job, self.slots, task_r, res_w, niceness))
-            p.start()
-            task_r.close()  # the child holds these ends now
-            res_w.close()
-            self.task_out.append(task_w)
-            self.result_in.append(res_r)
-            self.procs.append(p)
-        self._ready: list = []
+        super().__init__(workers, functools.partial(_decode_batch, job, self.slots), niceness)
 
     def run(self, batches: list[tuple[np.ndarray, int]], on_bad: Callable[[list], None]
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -263,42 +238,3 @@ class DecodePool:
         finally:
             # collect what is still in flight (an interrupted epoch) so the next run starts clean
             self._drain(submitted - received)
-
-    def _drain(self, in_flight: int) -> None:
-        for _ in range(in_flight):
-            try:
-                self._get()
-            except TrainingError:
-                return
-
-    def _get(self):
-        from multiprocessing.connection import wait
-
-        while not self._ready:
-            sentinels = {p.sentinel: p for p in self.procs}
-            ready = wait(self.result_in + list(sentinels), timeout=5.0)
-            self._ready = [c for c in ready if c in self.result_in]
-            dead = [sentinels[c] for c in ready if c in sentinels]
-            if dead and not self._ready:
-                raise TrainingError(f"an image worker process died (exit code {dead[0].exitcode})")
-        conn = self._ready.pop()
-        try:
-            return conn.recv()
-        except EOFError:
-            raise TrainingError("an image worker process died (its pipe closed)") from None
-
-    def close(self) -> None:
-        for conn in self.task_out:
-            try:
-                conn.send(None)
-                conn.close()
-            except (OSError, ValueError):
-                pass
-        for conn in self.result_in:
-            conn.close()
-        self.task_out, self.result_in = [], []
-        for p in self.procs:
-            p.join(timeout=2)
-            if p.is_alive():
-                p.terminate()
-        self.procs = []

@@ -12,21 +12,30 @@ queue feeder threads and no locks: batch ``s`` goes to worker ``s % workers``.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
+import os
 import signal
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 from pydlr.data.augment import Augment
 from pydlr.errors import TrainingError
 
-__all__ = ["AugmentPool"]
+__all__ = ["AugmentPool", "WorkerPool", "serve"]
 
 
-def _worker_main(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment, tasks, results) -> None:
+def serve(tasks, results, handle: Callable[..., tuple], niceness: int = 0) -> None:
+    """A worker process's loop: ``results.send(handle(*task))`` for each task until the main process
+    sends None or closes its end. ``handle`` reports its own failures in the tuple it returns."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if niceness:
+        try:
+            os.nice(niceness)
+        except OSError:  # not permitted here: run at the parent's priority
+            pass
     torch.set_num_threads(1)
     while True:
         try:
@@ -35,30 +44,35 @@ def _worker_main(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment, t
             return
         if task is None:
             return
-        step, slot, idx, seed = task
-        try:
-            g = torch.Generator().manual_seed(seed)
-            xb = augment(x.index_select(0, torch.from_numpy(idx)), g)
-            slots[slot][: len(idx)].copy_(xb)
-            results.send((step, slot, None))
-        except Exception:  # noqa: BLE001 - reported to the main process, which raises
-            results.send((step, slot, traceback.format_exc()))
+        results.send(handle(*task))
 
 
-class AugmentPool:
-    """``workers`` processes and ``2 * workers + 1`` shared batch slots."""
+def _augment_batch(x: torch.Tensor, slots: list[torch.Tensor], augment: Augment,
+                   step: int, slot: int, idx, seed: int) -> tuple:
+    try:
+        g = torch.Generator().manual_seed(seed)
+        xb = augment(x.index_select(0, torch.from_numpy(idx)), g)
+        slots[slot][: len(idx)].copy_(xb)
+        return step, slot, None
+    except Exception:  # noqa: BLE001 - reported to the main process, which raises
+        return step, slot, traceback.format_exc()
 
-    def __init__(self, x: torch.Tensor, augment: Augment, batch_size: int, workers: int):
+
+class WorkerPool:
+    """Worker processes started by fork, each with its own pair of one-way pipes, running ``serve``.
+
+    Subclasses keep ``slots`` and their own ``run``; ``what`` names the workers in error messages.
+    """
+
+    what = "worker"
+
+    def __init__(self, workers: int, handle: Callable[..., tuple], niceness: int = 0):
         ctx = mp.get_context("fork")
-        n_slots = 2 * workers + 1
-        shape = (batch_size,) + tuple(x.shape[1:])
-        self.slots = [torch.empty(shape, dtype=torch.float32).share_memory_() for _ in range(n_slots)]
         self.task_out, self.result_in, self.procs = [], [], []
         for _ in range(workers):
             task_r, task_w = ctx.Pipe(duplex=False)
             res_r, res_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker_main, daemon=True,
-                            args=(x, self.slots, augment, task_r, res_w))
+            p = ctx.Process(target=serve, daemon=True, args=(task_r, res_w, handle, niceness))
             p.start()
             task_r.close()  # the child holds these ends now
             res_w.close()
@@ -66,6 +80,57 @@ class AugmentPool:
             self.result_in.append(res_r)
             self.procs.append(p)
         self._ready: list = []
+
+    def _drain(self, in_flight: int) -> None:
+        for _ in range(in_flight):
+            try:
+                self._get()
+            except TrainingError:
+                return
+
+    def _get(self):
+        from multiprocessing.connection import wait
+
+        while not self._ready:
+            sentinels = {p.sentinel: p for p in self.procs}
+            ready = wait(self.result_in + list(sentinels), timeout=5.0)
+            self._ready = [c for c in ready if c in self.result_in]
+            dead = [sentinels[c] for c in ready if c in sentinels]
+            if dead and not self._ready:
+                raise TrainingError(f"an {self.what} process died (exit code {dead[0].exitcode})")
+        conn = self._ready.pop()
+        try:
+            return conn.recv()
+        except EOFError:
+            raise TrainingError(f"an {self.what} process died (its pipe closed)") from None
+
+    def close(self) -> None:
+        for conn in self.task_out:
+            try:
+                conn.send(None)
+                conn.close()
+            except (OSError, ValueError):
+                pass
+        for conn in self.result_in:
+            conn.close()
+        self.task_out, self.result_in = [], []
+        for p in self.procs:
+            p.join(timeout=2)
+            if p.is_alive():
+                p.terminate()
+        self.procs = []
+
+
+class AugmentPool(WorkerPool):
+    """``workers`` processes and ``2 * workers + 1`` shared batch slots."""
+
+    what = "augmentation worker"
+
+    def __init__(self, x: torch.Tensor, augment: Augment, batch_size: int, workers: int):
+        n_slots = 2 * workers + 1
+        shape = (batch_size,) + tuple(x.shape[1:])
+        self.slots = [torch.empty(shape, dtype=torch.float32).share_memory_() for _ in range(n_slots)]
+        super().__init__(workers, functools.partial(_augment_batch, x, self.slots, augment))
 
     def run(self, batches: list[tuple[torch.Tensor, int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(xb, idx)`` in order for ``batches`` = [(indices, seed), ...].
@@ -106,43 +171,3 @@ class AugmentPool:
         finally:
             # collect what is still in flight (an interrupted epoch) so the next run starts clean
             self._drain(submitted - consumed - len(done))
-
-    def _drain(self, in_flight: int) -> None:
-        for _ in range(in_flight):
-            try:
-                self._get()
-            except TrainingError:
-                return
-
-    def _get(self):
-        from multiprocessing.connection import wait
-
-        while not self._ready:
-            sentinels = {p.sentinel: p for p in self.procs}
-            ready = wait(self.result_in + list(sentinels), timeout=5.0)
-            self._ready = [c for c in ready if c in self.result_in]
-            dead = [sentinels[c] for c in ready if c in sentinels]
-            if dead and not self._ready:
-                raise TrainingError(
-                    f"an augmentation worker process died (exit code {dead[0].exitcode})")
-        conn = self._ready.pop()
-        try:
-            return conn.recv()
-        except EOFError:
-            raise TrainingError("an augmentation worker process died (its pipe closed)") from None
-
-    def close(self) -> None:
-        for conn in self.task_out:
-            try:
-                conn.send(None)
-                conn.close()
-            except (OSError, ValueError):
-                pass
-        for conn in self.result_in:
-            conn.close()
-        self.task_out, self.result_in = [], []
-        for p in self.procs:
-            p.join(timeout=2)
-            if p.is_alive():
-                p.terminate()
-        self.procs = []
