@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pydlr.data.augment import Augment
+from pydlr.data.workers import AugmentPool, PoolOwner
 from pydlr.errors import InputError
 
 __all__ = ["ArrayBatches", "epoch_batches", "mix_seed", "DEFAULT_BATCH_SIZE", "resolve_batch_size"]
@@ -80,7 +81,7 @@ def epoch_batches(n: int, batch_size: int, steps: int | None, shuffle: bool, see
     return list(stream.split(batch_size))
 
 
-class ArrayBatches:
+class ArrayBatches(PoolOwner):
     """Batches of in-memory tensors for one fit.
 
     Parameters
@@ -178,8 +179,6 @@ class ArrayBatches:
         return self.w.index_select(0, idx) if self.w is not None else None
 
     def _epoch_workers(self, epoch: int, batches: list[torch.Tensor]):
-        from pydlr.data.workers import AugmentPool
-
         if self._pool is None:
             self._pool = AugmentPool(self.x, self.augment, self.batch_size, self.workers)
         for _step, (xb, idx) in enumerate(self._pool.run(
@@ -188,12 +187,3 @@ class ArrayBatches:
                 xb = (xb.pin_memory() if self._pin else xb).to(self.device, non_blocking=True)
                 idx = idx.to(self.device, non_blocking=True)
             yield xb, self._labels(idx), self._weights(idx)
-
-    def close(self) -> None:
-        """Stop the worker processes, if any."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __del__(self) -> None:
-        self.close()

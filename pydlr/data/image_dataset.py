@@ -42,6 +42,7 @@ from pydlr.data.image_workers import (
     load_batch,
     make_slots,
 )
+from pydlr.data.workers import PoolOwner
 from pydlr.errors import InputError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
@@ -237,7 +238,7 @@ def _with_pixel_range(aug: Augment) -> Augment:
                    aug.fill_mode)
 
 
-class DatasetBatches:
+class DatasetBatches(PoolOwner):
     """An `ImageDataset` as the training loop's batch source (the interface of `ArrayBatches`: ``steps``,
     ``epoch(e)`` yielding ``(xb, yb, None)``, ``close()``).
 
@@ -300,14 +301,6 @@ class DatasetBatches:
             self._pool = DecodePool(self.job, self.ds.batch_size, self.ds.workers, self.ds.prefetch_batches,
                                     self.niceness)
         yield from self._pool.run(plan, self.ds._note_bad)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __del__(self) -> None:
-        self.close()
 
 
 # ----- the constructors ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 from pydlr.data.augment import Augment
 from pydlr.errors import TrainingError
 
-__all__ = ["AugmentPool", "WorkerPool", "serve"]
+__all__ = ["AugmentPool", "PoolOwner", "WorkerPool", "serve"]
 
 
 def serve(tasks, results, handle: Callable[..., tuple], niceness: int = 0) -> None:
@@ -119,6 +119,22 @@ class WorkerPool:
             if p.is_alive():
                 p.terminate()
         self.procs = []
+
+
+class PoolOwner:
+    """Mixin for an object that starts a ``WorkerPool`` on demand in ``self._pool``: closing it (or
+    dropping the object) stops the workers."""
+
+    _pool: WorkerPool | None = None
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class AugmentPool(WorkerPool):
