@@ -205,10 +205,7 @@ class Adam(Optimizer):
     amsgrad: bool = False
 
     def build(self, params):
-        params = list(params)
-        cls, flags = _adam_class(params)
-        return with_learning_rate(cls(params, lr=self.initial_lr, betas=(self.beta_1, self.beta_2),
-                                      eps=self.epsilon, amsgrad=self.amsgrad, **flags))
+        return _build_adam(self, params)
 
 
 @dataclass
@@ -223,15 +220,22 @@ class AdamW(Optimizer):
     amsgrad: bool = False
 
     def build(self, params):
-        params = list(params)
-        cls, flags = _adam_class(params)
+        return _build_adam(self, params, decoupled_weight_decay=self.weight_decay)
+
+
+def _build_adam(spec: Adam | AdamW, params, decoupled_weight_decay: float | None = None):
+    """The torch optimizer for an `Adam` spec, or for `AdamW` with ``decoupled_weight_decay``."""
+    params = list(params)
+    cls, flags = _adam_class(params)
+    extra = {}
+    if decoupled_weight_decay is not None:
         if cls is torch.optim.Adam:
             cls = torch.optim.AdamW
         else:
             flags = {"decoupled_weight_decay": True}
-        return with_learning_rate(cls(params, lr=self.initial_lr, betas=(self.beta_1, self.beta_2),
-                                      eps=self.epsilon, weight_decay=self.weight_decay,
-                                      amsgrad=self.amsgrad, **flags))
+        extra = {"weight_decay": decoupled_weight_decay}
+    return with_learning_rate(cls(params, lr=spec.initial_lr, betas=(spec.beta_1, spec.beta_2),
+                                  eps=spec.epsilon, amsgrad=spec.amsgrad, **extra, **flags))
 
 
 @dataclass
