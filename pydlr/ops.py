@@ -220,6 +220,13 @@ def _cuda_native_wins(x, weight, stride, padding, dilation, groups, activation) 
 def _cuda_ms(fn, reps: int = 5) -> float:
     """Median milliseconds of fn() on the current CUDA stream (events), after one warm-up call."""
     fn()
+    times = cuda_event_ms(fn, reps)
+    return sorted(times)[len(times) // 2]
+
+
+def cuda_event_ms(fn, reps: int) -> list[float]:
+    """Milliseconds of each of ``reps`` calls of fn() on the current CUDA stream, timed with CUDA events
+    (the device's own clock: no host synchronisation inside the measured span)."""
     times = []
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -228,7 +235,7 @@ def _cuda_ms(fn, reps: int = 5) -> float:
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+    return times
 
 
 def max_pool2d(

@@ -80,16 +80,12 @@ def op_ms(fn, device, reps: int, warmup: int = 3) -> float:
     torch = _torch()
     for _ in range(warmup):
         fn()
-    times = []
     if torch.device(device).type == "cuda":
-        for _ in range(reps):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
+        from pydlr.ops import cuda_event_ms
+
+        times = cuda_event_ms(fn, reps)
     else:
+        times = []
         for _ in range(reps):
             t0 = time.perf_counter()
             fn()
