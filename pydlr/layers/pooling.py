@@ -21,6 +21,13 @@ def _channels_last_only(data_format: str | None, where: str) -> None:
         )
 
 
+def _check_image_shape(input_shape: Shape, where: str) -> None:
+    if len(input_shape) != 3:
+        raise InputError(
+            "input shape", "(None, height, width, channels)", format_shape(input_shape), where
+        )
+
+
 class _Pooling2D(Layer):
     def __init__(
         self,
@@ -56,13 +63,7 @@ class _Pooling2D(Layer):
         return (h, w, input_shape[-1])
 
     def check_input_shape(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3:
-            raise InputError(
-                "input shape",
-                "(None, height, width, channels)",
-                format_shape(input_shape),
-                self.where,
-            )
+        _check_image_shape(input_shape, self.where)
         self.compute_output_shape(input_shape)
 
     def _pads(self, x: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
@@ -116,13 +117,7 @@ class _GlobalPooling2D(Layer):
         return {**super().get_config(), "keepdims": self.keepdims}
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 3:
-            raise InputError(
-                "input shape",
-                "(None, height, width, channels)",
-                format_shape(input_shape),
-                self.where,
-            )
+        _check_image_shape(input_shape, self.where)
         return (1, 1, input_shape[-1]) if self.keepdims else (input_shape[-1],)
 
     def check_input_shape(self, input_shape: Shape) -> None:
