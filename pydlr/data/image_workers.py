@@ -1,8 +1,9 @@
 """Worker processes that decode, resize, augment and batch image files while the model trains.
 
-Both pools are `pydlr.data.workers.WorkerPool`s (read AugmentPool's docstring): the main process decides
-every batch's files and seed; each worker owns a pair of one-way pipes; batches are written into a fixed ring of
-shared-memory slots allocated once (x float32 and y), and only ``(step, slot, kept, bad)`` travels back.
+Both pools are `pydlr.data.workers.WorkerPool`s (read AugmentPool's docstring): the main process
+decides every batch's files and seed; each worker owns a pair of one-way pipes; batches are written into
+a fixed ring of shared-memory slots allocated once (x float32 and y), and only ``(step, slot, kept, bad)``
+travels back.
 Memory is therefore bounded by the slots (``prefetch + 1`` batches) whatever the number of files, plus
 the optional decoded-image cache. Workers start by fork and share the file index (one NumPy bytes array)
 copy-on-write; each runs one torch thread.
