@@ -157,6 +157,21 @@ struct ConvGeom {
   int64_t sh, sw, ph, pw, dh, dw, G;
 };
 
+#ifndef __CUDACC__  // valid_range is a CPU helper
+// Output columns [lo, hi) whose taps all read inside the input row: the interior, free of padding checks.
+inline void interior_columns(const ConvGeom& g, int64_t& lo, int64_t& hi) {
+  lo = 0;
+  hi = g.OW;
+  for (int64_t kw = 0; kw < g.KW; ++kw) {
+    int64_t l, h;
+    valid_range(kw * g.dw - g.pw, g.sw, g.W, g.OW, l, h);
+    lo = std::max(lo, l);
+    hi = std::min(hi, h);
+  }
+  hi = std::max(lo, hi);
+}
+#endif
+
 // The input gradient of a stride-1, dilation-1 convolution is a convolution itself: the output gradient correlated
 // with the flipped, transposed kernel, padding K - 1 - p (meaningful for p <= K - 1). Its geometry.
 inline ConvGeom input_grad_geometry(const ConvGeom& g) {

@@ -442,14 +442,8 @@ PYDLR_INLINE void dw_nhwc_row_v(const ConvGeom& g, const float* x, const float* 
   const int64_t C = g.C;
   float* yr = y + (n * g.OH + oh) * g.OW * C;
   const float* xn = x + n * g.H * g.W * C;
-  int64_t lo = 0, hi = g.OW;
-  for (int64_t kw = 0; kw < g.KW; ++kw) {
-    int64_t l, h;
-    valid_range(kw * g.dw - g.pw, g.sw, g.W, g.OW, l, h);
-    lo = std::max(lo, l);
-    hi = std::min(hi, h);
-  }
-  hi = std::max(lo, hi);
+  int64_t lo, hi;
+  interior_columns(g, lo, hi);
   auto pixel = [&](int64_t ow, int64_t cb, vf16 bv) __attribute__((always_inline)) {
     vf16 acc = bv;
     for (int64_t kh = 0; kh < g.KH; ++kh) {

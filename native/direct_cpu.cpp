@@ -136,14 +136,8 @@ PYDLR_INLINE void dense_row_v(const ConvGeom& g, const float* x, Strides4 xs, co
   constexpr int64_t OC = 16 * NV;
   vf16 bias[NV];
   for (int j = 0; j < NV; ++j) bias[j] = b ? vload(b + 16 * j) : vf16{};
-  int64_t lo = 0, hi = g.OW;
-  for (int64_t kw = 0; kw < g.KW; ++kw) {
-    int64_t l, h;
-    valid_range(kw * g.dw - g.pw, g.sw, g.W, g.OW, l, h);
-    lo = std::max(lo, l);
-    hi = std::min(hi, h);
-  }
-  hi = std::max(lo, hi);
+  int64_t lo, hi;
+  interior_columns(g, lo, hi);
   const float* xn = x + n * xs.n;
   auto generic = [&](int64_t ow) __attribute__((always_inline)) {
     vf16 acc[NV];
