@@ -27,3 +27,13 @@ def one_thread():
 @pytest.fixture
 def project_root() -> str:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh pretrained-weights cache folder (PYDLR_CACHE) for one test module: its first load converts."""
+    path = tmp_path_factory.mktemp("pydlr-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYDLR_CACHE", str(path))
+    yield path
+    mp.undo()

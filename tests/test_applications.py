@@ -27,12 +27,8 @@ COFFEE = {967, 968}  # espresso, cup
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pydlr-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDLR_CACHE", str(path))
-    yield path
-    mp.undo()
+def cache(module_cache: Path) -> Path:
+    return module_cache
 
 
 def photos(size: int, module) -> np.ndarray:

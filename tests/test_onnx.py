@@ -20,12 +20,8 @@ from pydlr.models import seed_cnn
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pydlr-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDLR_CACHE", str(path))
-    yield path
-    mp.undo()
+def cache(module_cache: Path) -> Path:
+    return module_cache
 
 
 def ops(path: Path) -> collections.Counter:

@@ -24,13 +24,9 @@ SPEC = registry.REGISTRY[NAME]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(module_cache: Path) -> Path:
     """A fresh cache folder for this module (PYDLR_CACHE), so the first load converts."""
-    path = tmp_path_factory.mktemp("pydlr-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYDLR_CACHE", str(path))
-    yield path
-    mp.undo()
+    return module_cache
 
 
 @pytest.fixture(scope="module")
