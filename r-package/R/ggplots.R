@@ -3,7 +3,7 @@
 # options(pydlr.plot_engine = "base")) the plot functions draw with base graphics (history.R, interpret.R).
 
 utils::globalVariables(c("epoch", "value", "data", "metric", "x", "y", "fill", "map", "predicted", "actual",
-  "count", "label", "heat"))
+  "count", "label", "heat", "lr", "loss"))
 
 # TRUE when the plots are built with ggplot2.
 .use_ggplot <- function() {
@@ -23,6 +23,18 @@ utils::globalVariables(c("epoch", "value", "data", "metric", "x", "y", "fill", "
     ggplot2::scale_x_continuous(breaks = unique(long$epoch)) +
     ggplot2::scale_colour_manual(values = c(training = "#1f77b4", validation = "#ff7f0e"), drop = TRUE) +
     ggplot2::labs(x = "epoch", y = NULL, colour = NULL)
+}
+
+# The learning-rate finder's curve on a log-scaled rate axis, the suggested rate as a red point.
+.gg_lr_find <- function(df, suggestion) {
+  p <- ggplot2::ggplot(df, ggplot2::aes(lr, loss)) +
+    ggplot2::geom_line() +
+    ggplot2::scale_x_log10() +
+    ggplot2::labs(x = "learning rate (log scale)", y = "loss (smoothed)")
+  if (!is.finite(suggestion)) return(p)
+  at <- df[which.min(abs(log(df$lr) - log(suggestion))), , drop = FALSE]
+  p + ggplot2::geom_point(data = at, colour = "red", size = 3) +
+    ggplot2::labs(subtitle = sprintf("suggested learning rate %.2e", suggestion))
 }
 
 # An image array (h x w, h x w x 1 or h x w x 3) as a data.frame of pixels with their colour, row 1 on top.

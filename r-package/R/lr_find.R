@@ -53,14 +53,18 @@ print.pydlr_lr_find <- function(x, ...) {
 
 #' Plot the learning-rate finder's curve
 #'
+#' The loss against the learning rate on a log scale, with the suggested rate marked.
+#'
 #' @param x A result of [lr_find()].
-#' @param ... Passed to [graphics::plot()].
-#' @return `x`, invisibly.
+#' @param ... Passed to [graphics::plot()] (base graphics only).
+#' @return A ggplot object when ggplot2 is installed (extend it with `+ theme_minimal()`, save it with
+#'   `ggplot2::ggsave()`); otherwise the curve is drawn with base graphics and `x` is returned invisibly.
 #' @family training
 #' @export
 #' @md
 plot.pydlr_lr_find <- function(x, ...) {
   df <- as.data.frame(unclass(x)[c("lr", "loss")])
+  if (.use_ggplot()) return(.gg_lr_find(df, attr(x, "suggestion")))
   graphics::plot(df$lr, df$loss, type = "l", log = "x", xlab = "learning rate (log scale)",
     ylab = "loss (smoothed)", ...)
   s <- attr(x, "suggestion")

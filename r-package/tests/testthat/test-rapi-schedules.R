@@ -74,9 +74,19 @@ test_that("lr_find() returns the curve as a data.frame, suggests a rate and leav
   expect_true(s > min(rates$lr) && s < max(rates$lr))
   expect_identical(rapi_flat_weights(m), before)
   expect_output(print(rates), "suggested rate")
-  grDevices::pdf(NULL)
-  on.exit(grDevices::dev.off())
-  expect_identical(plot(rates), rates)
+  p <- plot(rates)
+  expect_s3_class(p, "ggplot")
+  expect_equal(p$data$lr, rates$lr)
+  marked <- p$layers[[2]]$data # the suggested rate, drawn as a point on the curve
+  expect_equal(marked$lr, rates$lr[which.min(abs(log(rates$lr) - log(s)))])
+  png_file <- tempfile(fileext = ".png")
+  ggplot2::ggsave(png_file, p + ggplot2::theme_minimal(), width = 4, height = 3, dpi = 50)
+  expect_gt(file.size(png_file), 1000)
+  withr::with_options(list(pydlr.plot_engine = "base"), {
+    grDevices::pdf(NULL)
+    on.exit(grDevices::dev.off())
+    expect_identical(plot(rates), rates)
+  })
   expect_error(lr_find(m, sched_data$x, sched_data$y, num_it = 2L), class = "pydlr_input_error")
 })
 
