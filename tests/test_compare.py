@@ -73,6 +73,13 @@ def test_verdict_words():
     assert "not needed" in verdict(rows)
     rows["accuracy"] = [0.6, 0.8]
     assert "loses" in verdict(rows)
+    # a classic model on the CNN's own embedding is not "without deep learning"
+    rows = pd.DataFrame({"method": ["CNN", "random forest (pixels)", "logistic regression (embedding)"],
+                         "kind": ["deep", "supervised", "supervised"], "accuracy": [0.88, 0.83, 0.884],
+                         "train_seconds": [10.0, 1.0, 1.0]})
+    line = verdict(rows)
+    assert "pays off" in line and "random forest (pixels)" in line
+    assert "logistic regression (embedding) matches it" in line
 
 
 def test_subset_with_a_given_embedding_and_time_budget(fashion):

@@ -427,13 +427,15 @@ def _embedding_function(embedding: Any, net: Any, batch_size: int, penultimate: 
 
 # --- the verdict and the figure -------------------------------------------------------------------------
 def verdict(table: pd.DataFrame, margin: float = 0.02) -> str:
-    """One line in plain words: does the CNN beat the best alternative by more than ``margin`` accuracy?"""
+    """One line in plain words: does the CNN beat the best method without a network by more than ``margin``
+    accuracy? Methods on the network's embedding still use the network, so they are named as such."""
     best = table.loc[table["accuracy"].idxmax()]
     deep = table[table["kind"] == "deep"]
-    other = table[table["kind"] != "deep"]
+    on_embedding = table["method"].str.contains("embedding")
+    other = table[(table["kind"] != "deep") & ~on_embedding]
     if deep.empty or other.empty:
-        return (f"Verdict: {best['method']} is the most accurate ({best['accuracy']:.3f}); add the CNN and an "
-                "alternative to decide between deep learning and the rest.")
+        return (f"Verdict: {best['method']} is the most accurate ({best['accuracy']:.3f}); add the CNN and a "
+                "method on pixels to decide between deep learning and the rest.")
     cnn = deep.loc[deep["accuracy"].idxmax()]
     alt = other.loc[other["accuracy"].idxmax()]
     gap = cnn["accuracy"] - alt["accuracy"]
@@ -442,13 +444,26 @@ def verdict(table: pd.DataFrame, margin: float = 0.02) -> str:
     if gap > margin:
         cost = f", for {ratio:.1f}x its training time" if known else ""
         return (f"Verdict: deep learning pays off here: the CNN reaches {cnn['accuracy']:.3f} against "
-                f"{alt['accuracy']:.3f} for the best alternative, {alt['method']}{cost}.")
+                f"{alt['accuracy']:.3f} for the best method without a network, {alt['method']}{cost}"
+                f"{_embedding_note(table, on_embedding, cnn, margin)}.")
     if gap >= -margin:
         cost = f" with {1 / max(ratio, 1e-9):.2f}x the CNN's training time" if known else ""
         return (f"Verdict: deep learning is not needed here: {alt['method']} is within {100 * margin:.0f} points "
                 f"of the CNN ({alt['accuracy']:.3f} against {cnn['accuracy']:.3f}){cost}.")
     return (f"Verdict: deep learning loses here: {alt['method']} beats the CNN ({alt['accuracy']:.3f} against "
             f"{cnn['accuracy']:.3f}); more epochs or a pretrained embedding may change that.")
+
+
+def _embedding_note(table: pd.DataFrame, on_embedding: pd.Series, cnn: pd.Series, margin: float) -> str:
+    """When a classic model on the network's embedding matches the CNN: the network's features do the work."""
+    emb = table[on_embedding & (table["kind"] != "deep")]
+    if emb.empty:
+        return ""
+    top = emb.loc[emb["accuracy"].idxmax()]
+    if top["accuracy"] < cnn["accuracy"] - margin:
+        return ""
+    return (f"; {top['method']} matches it ({top['accuracy']:.3f}): the network's learned features, not its "
+            "classifier head, make the difference")
 
 
 def project_2d(features: np.ndarray, projection: str = "pca", max_points: int = 2000, random_state: int = 0
