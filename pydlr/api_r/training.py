@@ -58,8 +58,14 @@ def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
         return history(fit_distributed(model, x, y, **options, **kwargs))
     from pydlr.train.distributed import explain_failure
 
-    with explain_failure(), _pydlr_warnings() as caught:
-        out = history(model.fit(x, y, **kwargs))
+    with explain_failure():
+        return _history_with_warnings(lambda: model.fit(x, y, **kwargs))
+
+
+def _history_with_warnings(run: Callable[[], Any]) -> dict[str, Any]:
+    """``history(run())`` plus ``"warnings"``: the messages of the warnings pydlr raised meanwhile."""
+    with _pydlr_warnings() as caught:
+        out = history(run())
     out["warnings"] = caught
     return out
 
@@ -72,9 +78,15 @@ def _pydlr_warnings() -> Iterator[list[str]]:
     """Collect the warnings pydlr itself raises (R re-signals them as R warnings, so they reach
     ``withCallingHandlers``/``expect_warning`` rather than only the console); others show as usual."""
     caught: list[str] = []
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("default")
-        yield caught
+    records: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("default")
+            yield caught
+    except BaseException:  # a failed call loses no warning: all of them show as usual
+        for w in records:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        raise
     for w in records:
         if os.path.abspath(w.filename).startswith(_PACKAGE_DIR):
             caught.append(str(w.message))
@@ -94,8 +106,8 @@ def fit_one_cycle(model: Any, x: Any, y: Any = None, epochs: int = 1, max_lr: fl
                   pct_start: float = 0.25, **kwargs: Any) -> dict[str, Any]:
     """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``."""
     _fit_args(kwargs)
-    return history(train.fit_one_cycle(model, x, y, epochs=epochs, max_lr=max_lr, pct_start=pct_start,
-                                       **kwargs))
+    return _history_with_warnings(lambda: train.fit_one_cycle(model, x, y, epochs=epochs, max_lr=max_lr,
+                                                              pct_start=pct_start, **kwargs))
 
 
 def lr_find(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:

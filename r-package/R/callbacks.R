@@ -7,7 +7,7 @@
 
 .py_callbacks <- function(callbacks, call = sys.call(sys.parent())) {
   if (is.null(callbacks)) return(list())
-  if (inherits(callbacks, "pydlr_callback")) callbacks <- list(callbacks)
+  callbacks <- .as_callback_list(callbacks)
   ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "pydlr_callback"))
   if (!ok) .input_error("callbacks", "a list of callback_*() objects", callbacks, call = call)
   lapply(callbacks, function(cb) {

@@ -146,7 +146,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
-    callbacks = .fit_callbacks(object, callbacks, call = call),
+    callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
     validation_data = .check_validation_data(validation_data, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
@@ -178,11 +178,6 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 }
 
 .as_callback_list <- function(callbacks) if (inherits(callbacks, "pydlr_callback")) list(callbacks) else callbacks
-
-# The user's callbacks as Python objects (a schedule given to compile() lives in the optimizer).
-.fit_callbacks <- function(object, callbacks, call = sys.call(sys.parent())) {
-  .py_callbacks(.as_callback_list(callbacks), call = call)
-}
 
 .check_sample_weight <- function(w, n, call = sys.call(sys.parent())) {
   if (is.null(w)) return(NULL)
