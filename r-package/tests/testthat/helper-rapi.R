@@ -1,4 +1,4 @@
-# Shared by the R-API tests: the seed CNN (issue 4's numbers) and a small MNIST subset.
+# Shared by the R-API tests: the seed CNN (the seed's 55,744-parameter network) and a small MNIST subset.
 
 rapi_seed_cnn <- function(padding = "valid", head = FALSE, input_shape = c(28, 28, 1)) {
   model <- keras_model_sequential(input_shape = input_shape) |>
