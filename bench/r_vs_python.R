@@ -8,7 +8,8 @@
 # Rows: torch.mm 1024^2; Dense(64) forward+backward on (64, 576); the seed CNN's conv layers forward+backward
 # on a batch of 64; one Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam);
 # predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784; lr_find()
-# (100 batches) and fit_one_cycle() (one epoch) of the seed CNN.
+# (100 batches) and fit_one_cycle() (one epoch) of the seed CNN; predict() and evaluate() at batch 256 on the
+# 10,000 test images.
 # R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
 # timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
 # runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
@@ -147,6 +148,20 @@ one_cycle_api <- verb_api(function(model, x, y) {
   fit_one_cycle(model, x, y, epochs = 1L, max_lr = 3e-3, batch_size = 64L, verbose = 0L, seed = 0L, device = "cpu")
 })
 
+# predict() and evaluate() from R at batch 256 on the 10,000 test images (R's doubles, crossing included).
+test_api <- function(verb) {
+  state <- NULL
+  function(reps) {
+    if (is.null(state)) {
+      ds <- dataset_fashion_mnist()
+      state <<- list(model = softmax_seed_cnn(), x = ds$test$x / 255, y = ds$test$y)
+    }
+    vapply(seq_len(reps), function(i) elapsed(function() verb(state$model, state$x, state$y)), 0)
+  }
+}
+predict_api <- test_api(function(model, x, y) predict(model, x, batch_size = 256L))
+evaluate_api <- test_api(function(model, x, y) evaluate(model, x, y, batch_size = 256L, verbose = 0L))
+
 rows <- list(
   list(name = "mm", label = "torch.mm 1024x1024", reps = 10L, warmup = 2L),
   list(name = "dense", label = "Dense(64) fwd+bwd, batch 64", reps = 30L, warmup = 5L),
@@ -164,7 +179,11 @@ rows <- list(
   list(name = "lr_find_api", label = "  lr_find() 100 batches vs Python, f64", py = "lr_find_f64", reps = 1L,
     warmup = 0L),
   list(name = "one_cycle_api", label = "  fit_one_cycle() 1 epoch vs Python, f64", py = "one_cycle_f64",
-    reps = 1L, warmup = 0L)
+    reps = 1L, warmup = 0L),
+  list(name = "predict_api", label = "  predict() batch 256 vs Python, f64", py = "predict_f64",
+    reps = if (quick) 2L else 5L, warmup = 1L),
+  list(name = "evaluate_api", label = "  evaluate() batch 256 vs Python, f64", py = "evaluate_f64",
+    reps = if (quick) 2L else 5L, warmup = 1L)
 )
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
@@ -184,7 +203,7 @@ results <- list()
 for (row in rows) {
   py_name <- if (is.null(row$py)) row$name else row$py
   api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api, lr_find_api = lr_find_api,
-    one_cycle_api = one_cycle_api)
+    one_cycle_api = one_cycle_api, predict_api = predict_api, evaluate_api = evaluate_api)
   run_r <- if (row$name %in% names(api_rows)) api_rows[[row$name]] else function(reps) r_times(row$name, reps)
   if (row$warmup > 0L) {
     run_r(row$warmup)

@@ -145,10 +145,30 @@ def _one_cycle_f64(quick: bool) -> Callable[[], object]:
                                              verbose=0, seed=0, device="cpu")
 
 
+def _test_f64() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 test images as R holds them after ``x / 255``: float64, (N, 28, 28), and their labels."""
+    _, (x_test, y_test) = load_fashion_mnist()
+    return x_test.astype(np.float64) / 255.0, y_test
+
+
+def _predict_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's predict() verb: batch 256 on the 10,000 float64 test images."""
+    x, _ = _test_f64()
+    model = _softmax_seed_cnn()
+    return lambda: model.predict(x, batch_size=256)
+
+
+def _evaluate_f64(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's evaluate() verb: batch 256 on the 10,000 float64 test images."""
+    x, y = _test_f64()
+    model = _softmax_seed_cnn()
+    return lambda: model.evaluate(x, y, batch_size=256, verbose=0)
+
+
 WORKLOADS: dict[str, Callable[[bool], Callable[[], object]]] = {
     "mm": _mm, "dense": _dense, "conv": _conv, "fit": _fit, "predict": _predict, "kmeans": _kmeans,
     "fit_f64": _fit_f64, "kmeans_f64": _kmeans_f64, "lr_find_f64": _lr_find_f64,
-    "one_cycle_f64": _one_cycle_f64,
+    "one_cycle_f64": _one_cycle_f64, "predict_f64": _predict_f64, "evaluate_f64": _evaluate_f64,
 }
 _prepared: dict[tuple[str, bool], Callable[[], object]] = {}
 
