@@ -20,7 +20,7 @@ from pydlr.applications.efficientnet_lite import (
 )
 from pydlr.applications.mobilenet_v2 import MobileNetV2
 from pydlr.errors import InputError
-from pydlr.pretrained.imagenet import preprocess
+from pydlr.pretrained.imagenet import model_mode, preprocess
 
 __all__ = [
     "APPLICATIONS",
@@ -54,15 +54,9 @@ def preprocess_inputs(model: Any, x: Any) -> np.ndarray:
     ``keras.applications`` preprocessing chosen by the model): EfficientNet-Lite gets TF-Lite's scaling,
     other networks torchvision's ImageNet mean/std."""
     from pydlr.models import BaseModel
-    from pydlr.models.efficientnet_lite import EfficientNetLite
 
     where = "applications.preprocess_inputs"
     shape = getattr(model, "declared_input_shape", None) if isinstance(model, BaseModel) else None
     if shape is None or len(shape) != 3:
         raise InputError("model", "an application model (e.g. applications.MobileNetV2())", model, where)
-    base = model
-    while not isinstance(base, EfficientNetLite) and getattr(base, "layers", None) \
-            and isinstance(base.layers[0], BaseModel) and base.layers[0] is not base:
-        base = base.layers[0]  # a fine-tuned model: its base network decides
-    mode = "tflite" if isinstance(base, EfficientNetLite) else "torch"
-    return preprocess(x, size=int(shape[0]), mode=mode)
+    return preprocess(x, size=int(shape[0]), mode=model_mode(model) or "torch")

@@ -22,13 +22,40 @@ from pydlr.layers.base import Layer
 from pydlr.models import BaseModel
 
 __all__ = [
-    "activations", "conv_layer", "filter_grid", "filters", "find_layer", "grad_cam", "grad_cam_details",
+    "activations", "cam_from", "check_classes", "check_image_model", "conv_layer", "filter_grid", "filters",
+    "find_layer", "grad_cam", "grad_cam_details", "last_spatial_module", "layer_names", "model_input",
 ]
 
 
 def _check_model(model: Any, where: str) -> None:
     if not isinstance(model, BaseModel):
         raise InputError("model", "a pydlr model", model, where)
+
+
+def check_image_model(model: Any, where: str) -> tuple[int, int, int]:
+    """The (height, width, channels) of an image model's input; InputError for any other model."""
+    _check_model(model, where)
+    shape = model.declared_input_shape
+    if shape is None or len(shape) != 3 or shape[-1] not in (1, 3):
+        raise InputError("model", "an image model (input height x width x 1 or 3 channels)",
+                         f"a model with input shape {shape}", where)
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def model_input(model: BaseModel, x: Any, preprocess: bool, where: str) -> Any:
+    """``x`` as the model takes it: as given, or (``preprocess``) raw images put through the model's own
+    preprocessing (the ImageNet networks': resize, centre crop, their scaling)."""
+    if not preprocess:
+        return x
+    from pydlr.pretrained.imagenet import model_mode, preprocess as imagenet_preprocess
+
+    mode = model_mode(model)
+    if mode is None:
+        raise InputError("preprocess", "False for a model without preprocessing of its own (only the "
+                         "ImageNet networks have one: scale the images as the model was trained)",
+                         preprocess, where)
+    h, _w, _c = check_image_model(model, where)
+    return imagenet_preprocess(x, size=h, mode=mode)
 
 
 def find_layer(model: BaseModel, layer: Any, where: str = "interpret") -> nn.Module:
@@ -41,9 +68,15 @@ def find_layer(model: BaseModel, layer: Any, where: str = "interpret") -> nn.Mod
         for path, module in model.named_modules():
             if layer == path or (isinstance(module, Layer) and layer == module.name):
                 return module
-    names = [m.name for m in model.modules() if isinstance(m, Layer)]
-    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-    raise InputError("layer", f"a layer name or module path of the model ({shown})", layer, where)
+    names = layer_names(model)
+    shown = ", ".join(names) if len(names) <= 20 else \
+        ", ".join(names[:16]) + f", ... ({len(names)} in all: the model's summary lists them)"
+    raise InputError("layer", f"a layer name or module path of the model: {shown}", layer, where)
+
+
+def layer_names(model: BaseModel) -> list[str]:
+    """The names of the model's pydlr layers, in module order (nested models' layers included)."""
+    return [m.name for m in model.modules() if isinstance(m, Layer) and m is not model]
 
 
 def _first_conv(model: BaseModel, where: str) -> Conv2D:
@@ -135,12 +168,16 @@ def _public(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.numpy())
 
 
-def activations(model: Any, x: Any, layer: Any) -> np.ndarray:
-    """The output of ``layer`` for inputs ``x`` (inference mode): feature maps (N, h, w, channels)."""
+def activations(model: Any, x: Any, layer: Any, preprocess: bool = False) -> np.ndarray:
+    """The output of ``layer`` for inputs ``x`` (inference mode): feature maps (N, h, w, channels).
+
+    ``preprocess=True``: ``x`` are raw images (0-255 or [0, 1]), put through the model's own preprocessing
+    first (the ImageNet networks: MobileNetV2, EfficientNet-Lite, ...; see `model_input`).
+    """
     where = "activations"
     _check_model(model, where)
     module = find_layer(model, layer, where)
-    xt = model.prepare_input(x)
+    xt = model.prepare_input(model_input(model, x, preprocess, where))
     was_training = model.training
     model.eval()
     try:
@@ -153,7 +190,7 @@ def activations(model: Any, x: Any, layer: Any) -> np.ndarray:
     return _public(box["out"])
 
 
-def _last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
+def last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
     """The last pydlr layer (in execution order) whose output is a feature map (4-d)."""
     order: list[nn.Module] = []
     hooks = [
@@ -178,7 +215,7 @@ def _looks_like_probabilities(out: torch.Tensor) -> bool:
 
 
 def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
-             upsample: bool = True) -> np.ndarray:
+             upsample: bool = True, preprocess: bool = False) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): where in the image the evidence for a class lies.
 
     The feature maps A_k of ``layer`` (default: the last layer with a spatial output) are weighted by the
@@ -195,25 +232,27 @@ def grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
     layer : str or module, optional
     upsample : bool
         Resize the heatmap to the input's H x W (bilinear); False keeps the layer's resolution.
+    preprocess : bool
+        ``x`` are raw images, put through the model's own preprocessing first (see `activations`).
 
     Returns
     -------
     numpy.ndarray
         float32 (N, H, W) heatmaps in [0, 1].
     """
-    return grad_cam_details(model, x, class_index, layer, upsample)["heatmaps"]
+    return grad_cam_details(model, x, class_index, layer, upsample, preprocess)["heatmaps"]
 
 
 def grad_cam_details(model: Any, x: Any, class_index: Any = None, layer: Any = None,
-                     upsample: bool = True) -> dict[str, Any]:
+                     upsample: bool = True, preprocess: bool = False) -> dict[str, Any]:
     """`grad_cam` and what it explained: ``heatmaps`` (N, H, W), ``classes`` (N,) int64 (the given or the
     predicted class of each image) and ``probabilities`` (N,) of those classes (the softmax of the outputs
     when they are logits), for titles that name the class."""
     where = "grad_cam"
     _check_model(model, where)
-    xt = model.prepare_input(x)
+    xt = model.prepare_input(model_input(model, x, preprocess, where))
     n = xt.shape[0]
-    module = _last_spatial_module(model, xt) if layer is None else find_layer(model, layer, where)
+    module = last_spatial_module(model, xt) if layer is None else find_layer(model, layer, where)
     was_training = model.training
     model.eval()
     try:
@@ -223,29 +262,41 @@ def grad_cam_details(model: Any, x: Any, class_index: Any = None, layer: Any = N
                 raise InputError("layer", "a layer with a spatial (4-d) output", layer, where)
             if out.dim() != 2:
                 raise InputError("model", "a classifier with outputs (N, classes)", model, where)
-            classes = _classes(class_index, out, n, where)
-            probabilities = _looks_like_probabilities(out)
-            scores = out.log() if probabilities else out
+            classes = check_classes(class_index, out, n, where)
+            scores, probabilities = scores_for_cam(out)
             picked = scores.gather(1, classes[:, None]).sum()
             fmap = box["out"]
             (grad,) = torch.autograd.grad(picked, fmap)
     finally:
         model.train(was_training)
-    weights = grad.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * fmap.detach()).sum(dim=1, keepdim=True))
-    if upsample:
-        cam = F.interpolate(cam, size=tuple(xt.shape[2:]), mode="bilinear", align_corners=False)
-    cam = cam[:, 0]
-    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    cam = cam_from(fmap.detach(), grad, tuple(xt.shape[2:]) if upsample else None)
     probs = out.detach() if probabilities else torch.softmax(out.detach(), dim=1)
     return {
-        "heatmaps": np.ascontiguousarray((cam / peak).float().cpu().numpy()),
+        "heatmaps": np.ascontiguousarray(cam.float().cpu().numpy()),
         "classes": classes.cpu().numpy().astype(np.int64),
         "probabilities": probs.gather(1, classes[:, None])[:, 0].float().cpu().numpy(),
     }
 
 
-def _classes(class_index: Any, out: torch.Tensor, n: int, where: str) -> torch.Tensor:
+def cam_from(fmap: torch.Tensor, grad: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """Grad-CAM heatmaps (N, h, w) in [0, 1] from feature maps (N, C, h, w) and the class score's
+    gradient with respect to them, resized (bilinear) to ``size`` when given."""
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * fmap).sum(dim=1, keepdim=True))
+    if size is not None:
+        cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    cam = cam[:, 0]
+    return cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+
+
+def scores_for_cam(out: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The class scores Grad-CAM differentiates (log-probabilities when the model ends in softmax, else the
+    logits) and whether ``out`` were probabilities."""
+    probabilities = _looks_like_probabilities(out)
+    return (out.log() if probabilities else out), probabilities
+
+
+def check_classes(class_index: Any, out: torch.Tensor, n: int, where: str) -> torch.Tensor:
     k = out.shape[1]
     if class_index is None:
         return out.detach().argmax(dim=1)

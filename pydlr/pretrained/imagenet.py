@@ -125,6 +125,26 @@ def preprocess(
     return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy(), dtype=np.float32)
 
 
+def model_mode(model: Any) -> str | None:
+    """The ImageNet scaling ``model``'s architecture was trained with: "tflite" (EfficientNet-Lite), "torch"
+    (MobileNetV2, ResNet) or None (any other network, e.g. the seed CNN: no preprocessing of its own). A model
+    built on such a network (a fine-tuned one: the base is its first layer) takes its base's."""
+    from pydlr.models import BaseModel, MobileNetV2, ResNet18
+    from pydlr.models.efficientnet_lite import EfficientNetLite
+
+    base = model
+    while isinstance(base, BaseModel):
+        if isinstance(base, EfficientNetLite):
+            return "tflite"
+        if isinstance(base, (MobileNetV2, ResNet18)):
+            return "torch"
+        inner = getattr(base, "layers", None)
+        if not inner or not isinstance(inner[0], BaseModel) or inner[0] is base:
+            return None
+        base = inner[0]
+    return None
+
+
 def decode_predictions(probs: Any, top: int = 5) -> list[list[tuple[int, str, float]]]:
     """The ``top`` classes per sample as (class index, class name, score), best first.
 
