@@ -4,6 +4,8 @@
 ``grad_cam`` (class-evidence heatmaps), ``confusion_matrix`` and ``top_losses``; ``plot_*`` draw them with
 matplotlib (Agg) and save PNGs. Deep learning is not always the answer: ``top_losses`` and the confusion
 matrix show when a simpler model (e.g. logistic regression on ``pretrained.embed_images`` features) is enough.
+``view_model`` serves a live page (draw a digit, watch every layer respond); ``filter_patterns`` finds by
+gradient ascent the input each filter responds to most.
 """
 
 from pydlr.interpret.errors_analysis import confusion_matrix, top_losses
@@ -15,6 +17,7 @@ from pydlr.interpret.inside import (
     grad_cam,
     grad_cam_details,
 )
+from pydlr.interpret.live import ModelView, view_model
 from pydlr.interpret.plots import (
     plot_activations,
     plot_confusion_matrix,
@@ -23,6 +26,7 @@ from pydlr.interpret.plots import (
 )
 
 __all__ = [
+    "ModelView",
     "activations",
     "confusion_matrix",
     "filter_grid",
@@ -35,4 +39,5 @@ __all__ = [
     "plot_filters",
     "plot_grad_cam",
     "top_losses",
+    "view_model",
 ]

@@ -1,7 +1,8 @@
 """The live page of `pydlr.interpret.live`: one HTML document, its script and style inline (it must work
 offline and in RStudio's Viewer). It asks its own server for ``/info`` once and ``/run`` per stroke.
 
-The page exposes ``window.pydlrView`` (``requested``, ``done``, ``predicted``, ``lastMs``) and marks the
+The page exposes ``window.pydlrView`` (``requested``, ``done``, ``predicted``, and the last update's
+``lastMs`` from request to drawn page, ``serverMs`` until the answer arrived, ``modelMs`` in the model) and marks the
 prediction as ``#prediction[data-class]``, so a driven browser can tell when an answer is drawn.
 """
 
@@ -42,7 +43,7 @@ button,select,input{font-size:13px}
 <div id="layers"></div>
 <script>
 "use strict";
-const view = window.pydlrView = {requested: 0, done: 0, predicted: null, lastMs: null, error: null};
+const view = window.pydlrView = {requested: 0, done: 0, predicted: null, lastMs: null, serverMs: null, modelMs: null, error: null};
 let info = null, inflight = false, pending = null, source = null;
 const $ = (id) => document.getElementById(id);
 
@@ -81,9 +82,13 @@ function send(payload) {
     .then((r) => r.json())
     .then((res) => {
       if (res.error) throw new Error(res.error);
+      const answered = performance.now();
       render(res);
       view.lastMs = performance.now() - started;
-      $("status").textContent = `update ${view.lastMs.toFixed(0)} ms (model ${res.compute_ms.toFixed(1)} ms)`;
+      view.serverMs = answered - started;
+      view.modelMs = res.compute_ms;
+      $("status").textContent = `update ${view.lastMs.toFixed(0)} ms: model ${res.compute_ms.toFixed(1)} ms, ` +
+        `answer ${view.serverMs.toFixed(0)} ms, drawing ${(view.lastMs - view.serverMs).toFixed(0)} ms`;
       $("status").className = "";
       view.error = null;
     })
@@ -115,33 +120,46 @@ function render(res) {
   };
   im.src = res.input;
   $("cam-label").textContent = `evidence for ${res.explained.name} (p = ${res.explained.probability.toFixed(3)})`;
+  renderLayers(res.layers);
+}
+
+// The layer panels are built on the first answer and repainted in place afterwards: rebuilding a few
+// hundred canvases per stroke costs more than the model does.
+let panels = null;
+function renderLayers(layers) {
   const box = $("layers");
-  box.innerHTML = "";
-  for (const layer of res.layers) {
-    const panel = document.createElement("div"); panel.className = "panel"; panel.style.marginTop = "8px";
-    const title = document.createElement("h2");
-    const vals = bytes(layer.data);
-    if (layer.kind === "dense") {
-      title.textContent = `${layer.name}: ${layer.units} units (range ${layer.min.toFixed(2)} to ${layer.max.toFixed(2)})`;
-      const c = document.createElement("canvas");
-      paint(c, vals, 0, 1, layer.units, VLUT);
-      c.style.width = Math.min(900, layer.units * 14) + "px"; c.style.height = "18px"; c.style.imageRendering = "pixelated";
-      panel.append(title, c);
-    } else {
-      title.textContent = `${layer.name}: ${layer.shape[0]} x ${layer.shape[1]} x ${layer.channels}` +
-        (layer.n < layer.channels ? ` (first ${layer.n} maps)` : "");
-      const maps = document.createElement("div"); maps.className = "maps";
-      const side = Math.max(24, Math.min(84, 3 * layer.h));
-      for (let k = 0; k < layer.n; k++) {
+  if (!panels || panels.length !== layers.length) {
+    box.innerHTML = "";
+    panels = layers.map((layer) => {
+      const panel = document.createElement("div"); panel.className = "panel"; panel.style.marginTop = "8px";
+      const title = document.createElement("h2"), maps = document.createElement("div"); maps.className = "maps";
+      const canvases = [];
+      const count = layer.kind === "dense" ? 1 : layer.n;
+      for (let k = 0; k < count; k++) {
         const c = document.createElement("canvas");
-        paint(c, vals, k * layer.h * layer.w, layer.h, layer.w, VLUT);
-        c.style.width = side + "px"; c.style.height = side * layer.h / layer.w + "px"; c.title = `map ${k}`;
-        maps.appendChild(c);
+        if (layer.kind === "dense") {
+          c.style.width = Math.min(900, layer.units * 14) + "px"; c.style.height = "18px"; c.style.imageRendering = "pixelated";
+        } else {
+          const side = Math.max(24, Math.min(84, 3 * layer.h));
+          c.style.width = side + "px"; c.style.height = side * layer.h / layer.w + "px"; c.title = `map ${k}`;
+        }
+        canvases.push(c); maps.appendChild(c);
       }
-      panel.append(title, maps);
-    }
-    box.appendChild(panel);
+      panel.append(title, maps); box.appendChild(panel);
+      return {title, canvases};
+    });
   }
+  layers.forEach((layer, i) => {
+    const vals = bytes(layer.data), p = panels[i];
+    if (layer.kind === "dense") {
+      p.title.textContent = `${layer.name}: ${layer.units} units (range ${layer.min.toFixed(2)} to ${layer.max.toFixed(2)})`;
+      paint(p.canvases[0], vals, 0, 1, layer.units, VLUT);
+    } else {
+      p.title.textContent = `${layer.name}: ${layer.shape[0]} x ${layer.shape[1]} x ${layer.channels}` +
+        (layer.n < layer.channels ? ` (first ${layer.n} maps)` : "");
+      for (let k = 0; k < layer.n; k++) paint(p.canvases[k], vals, k * layer.h * layer.w, layer.h, layer.w, VLUT);
+    }
+  });
 }
 
 function setupDrawing() {

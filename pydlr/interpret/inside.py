@@ -47,7 +47,8 @@ def model_input(model: BaseModel, x: Any, preprocess: bool, where: str) -> Any:
     preprocessing (the ImageNet networks': resize, centre crop, their scaling)."""
     if not preprocess:
         return x
-    from pydlr.pretrained.imagenet import model_mode, preprocess as imagenet_preprocess
+    from pydlr.pretrained.imagenet import model_mode
+    from pydlr.pretrained.imagenet import preprocess as imagenet_preprocess
 
     mode = model_mode(model)
     if mode is None:
