@@ -18,11 +18,14 @@ from pydlr.interpret.inside import (
     grad_cam_details,
 )
 from pydlr.interpret.live import ModelView, view_model
+from pydlr.interpret.patterns import filter_patterns
 from pydlr.interpret.plots import (
     plot_activations,
     plot_confusion_matrix,
+    plot_filter_patterns,
     plot_filters,
     plot_grad_cam,
+    plot_top_losses,
 )
 
 __all__ = [
@@ -30,14 +33,17 @@ __all__ = [
     "activations",
     "confusion_matrix",
     "filter_grid",
+    "filter_patterns",
     "filters",
     "find_layer",
     "grad_cam",
     "grad_cam_details",
     "plot_activations",
     "plot_confusion_matrix",
+    "plot_filter_patterns",
     "plot_filters",
     "plot_grad_cam",
+    "plot_top_losses",
     "top_losses",
     "view_model",
 ]

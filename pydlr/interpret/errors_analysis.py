@@ -59,7 +59,8 @@ def top_losses(model: Any, x: Any, y: Any, k: int = 9, batch_size: int = 32) -> 
     -------
     dict
         ``index`` (int64 sample indices, worst first), ``loss``, ``actual``, ``predicted``,
-        ``probability`` (of the predicted class).
+        ``probability`` (of the predicted class), ``probability_actual`` (of the true class, as fastai's
+        plot shows it).
     """
     where = "top_losses"
     if not hasattr(model, "predict"):
@@ -82,4 +83,5 @@ def top_losses(model: Any, x: Any, y: Any, k: int = 9, batch_size: int = 32) -> 
         "actual": labels[order],
         "predicted": pred[order].astype(np.int64),
         "probability": probs[order, pred[order]],
+        "probability_actual": probs[order, labels[order]],
     }

@@ -13,10 +13,19 @@ from typing import Any
 import numpy as np
 
 from pydlr.errors import InputError
-from pydlr.interpret.errors_analysis import confusion_matrix
-from pydlr.interpret.inside import activations, conv_layer, filters, grad_cam_details
+from pydlr.interpret.errors_analysis import confusion_matrix, top_losses
+from pydlr.interpret.inside import (
+    activations,
+    conv_layer,
+    filter_grid,
+    filters,
+    grad_cam_details,
+    model_input,
+)
+from pydlr.interpret.patterns import filter_patterns, patterns_as_pixels
 
-__all__ = ["plot_activations", "plot_confusion_matrix", "plot_filters", "plot_grad_cam"]
+__all__ = ["plot_activations", "plot_confusion_matrix", "plot_filter_patterns", "plot_filters", "plot_grad_cam",
+           "plot_top_losses"]
 
 
 def _pyplot() -> Any:
@@ -77,13 +86,74 @@ def plot_filters(model: Any, layer: Any = None, path: str | os.PathLike | None =
     return _finish(fig, path)
 
 
-def plot_activations(model: Any, x: Any, layer: Any, max_maps: int = 16, index: int = 0,
-                     path: str | os.PathLike | None = None) -> Any:
-    """The first ``max_maps`` feature maps of ``layer`` for sample ``index`` of ``x``."""
+def plot_filter_patterns(model: Any, layer: Any, filters: Any = None, steps: int = 30,
+                         learning_rate: float | None = None, size: int | None = None, ncol: int | None = None,
+                         path: str | os.PathLike | None = None) -> Any:
+    """A grid of `filter_patterns`: what each filter of ``layer`` responds to most, each tile scaled to
+    its own range (the filter's number above it)."""
     plt = _pyplot()
-    maps = activations(model, np.asarray(x)[index:index + 1], layer)[0]
+    patterns = filter_patterns(model, layer, filters, steps, learning_rate, size)
+    pixels = patterns_as_pixels(model, patterns)
+    picked = list(range(min(16, len(pixels)))) if filters is None else \
+        [int(f) for f in np.atleast_1d(np.asarray(filters))]
+    n = len(pixels)
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.9 * ncol, 2.0 * nrow + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            tile = filter_grid(pixels[i:i + 1])
+            ax.imshow(tile[..., 0] if tile.shape[-1] == 1 else tile, cmap="gray", interpolation="nearest")
+            ax.set_title(f"filter {picked[i]}", fontsize=8)
+    fig.suptitle(f"Filter patterns of {layer} (gradient ascent)")
+    return _finish(fig, path)
+
+
+def plot_top_losses(model: Any, x: Any, y: Any, k: int = 9, class_names: Sequence[str] | None = None,
+                    images: Any = None, ncol: int | None = None, path: str | os.PathLike | None = None) -> Any:
+    """fastai's ``plot_top_losses``: the ``k`` samples with the largest loss, each titled
+    "predicted / actual / loss / probability of the actual class".
+
+    ``images`` (default ``x``): what to draw for each sample, e.g. the unnormalized pixels; class names
+    default to the model's ``class_names``, else the class numbers.
+    """
+    plt = _pyplot()
+    top = top_losses(model, x, y, k=k)
+    shown = np.asarray(x if images is None else images)
+    if shown.shape[0] != np.asarray(x).shape[0]:
+        raise InputError("images", f"one image per sample of x ({np.asarray(x).shape[0]})", images,
+                         "plot_top_losses")
+    n = len(top["index"])
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.9 * nrow), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_display(shown[top["index"][i]]), cmap="gray")
+        pred = _short_label(model, int(top["predicted"][i]), class_names)
+        actual = _short_label(model, int(top["actual"][i]), class_names)
+        ax.set_title(f"{pred} / {actual}\n{top['loss'][i]:.2f} / {top['probability_actual'][i]:.2f}",
+                     fontsize=8)
+    fig.suptitle("Top losses: predicted / actual, loss / probability of the actual class")
+    return _finish(fig, path)
+
+
+def _short_label(model: Any, index: int, class_names: Sequence[str] | None) -> str:
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    return _wrap(names[index], 18) if names is not None and 0 <= index < len(names) else str(index)
+
+
+def plot_activations(model: Any, x: Any, layer: Any, max_maps: int = 16, index: int = 0,
+                     path: str | os.PathLike | None = None, preprocess: bool = False) -> Any:
+    """The first ``max_maps`` feature maps of ``layer`` for sample ``index`` of ``x`` (raw images with
+    ``preprocess=True``: the model's own preprocessing is applied, see `activations`)."""
+    plt = _pyplot()
+    maps = activations(model, np.asarray(x)[index:index + 1], layer, preprocess=preprocess)[0]
     if maps.ndim != 3:
-        raise ValueError("plot_activations needs a layer with a spatial output")
+        raise InputError("layer", "a layer with feature maps (a 4-d output)", layer, "plot_activations")
     n = min(int(max_maps), maps.shape[-1])
     ncol = int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
@@ -100,14 +170,26 @@ def plot_activations(model: Any, x: Any, layer: Any, max_maps: int = 16, index: 
 def plot_grad_cam(model: Any, x: Any, class_index: Any = None, layer: Any = None,
                   image: Any = None, title: str | None = None,
                   path: str | os.PathLike | None = None,
-                  class_names: Sequence[str] | None = None) -> Any:
+                  class_names: Sequence[str] | None = None, preprocess: bool = False) -> Any:
     """The image of ``x[0]`` (or ``image``: e.g. the unnormalized pixels) beside its Grad-CAM overlay.
+
+    ``preprocess=True``: ``x`` is a raw photo (e.g. ``example_image("chelsea")``) for an ImageNet network;
+    the model's own preprocessing is applied and the heatmap is drawn over the original photo (the same
+    centre crop, unnormalized).
 
     The title names the class explained (given or predicted) by ``class_names`` (default: the model's
     ``class_names``, e.g. ImageNet's for a pretrained model with its top) with its probability; a colour
     bar gives the scale of the evidence (0 to 1, the image's maximum).
     """
     plt = _pyplot()
+    if preprocess:
+        raw = np.asarray(x)
+        raw = raw[:1] if raw.ndim == 4 else raw
+        x = model_input(model, raw, True, "plot_grad_cam")
+        if image is None:
+            from pydlr.pretrained.imagenet import preprocess as imagenet_preprocess
+
+            image = imagenet_preprocess(raw, size=x.shape[1], normalize=False)[0]
     x = np.asarray(x)[:1]
     explained = grad_cam_details(model, x, class_index, layer)
     heat = explained["heatmaps"][0]
