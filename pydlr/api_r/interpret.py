@@ -15,16 +15,46 @@ def filters(model: Any, layer: str | None = None, grid: bool = True) -> np.ndarr
     return c_array(interpret.filters(model, layer, grid=grid))
 
 
-def activations(model: Any, x: Any, layer: str) -> np.ndarray:
+def activations(model: Any, x: Any, layer: str, preprocess: bool = False) -> np.ndarray:
     """``pydlr.interpret.activations``."""
-    return c_array(interpret.activations(model, x, layer))
+    return c_array(interpret.activations(model, x, layer, preprocess=preprocess))
 
 
-def grad_cam(model: Any, x: Any, class_index: Any = None, layer: str | None = None) -> np.ndarray:
+def grad_cam(model: Any, x: Any, class_index: Any = None, layer: str | None = None,
+             preprocess: bool = False) -> np.ndarray:
     """``pydlr.interpret.grad_cam``; ``class_index`` arrives as an R integer (a number or a list)."""
     if class_index is not None:
         class_index = labels(class_index)
-    return c_array(interpret.grad_cam(model, x, class_index, layer))
+    return c_array(interpret.grad_cam(model, x, class_index, layer, preprocess=preprocess))
+
+
+def model_input(model: Any, x: Any, preprocess: bool) -> np.ndarray:
+    """What the model takes for ``x`` (the model's own preprocessing with ``preprocess``), as R draws it."""
+    from pydlr.interpret.inside import model_input as prepared
+
+    return c_array(np.asarray(prepared(model, x, preprocess, "plot_grad_cam"), dtype=np.float32))
+
+
+def original_image(x: Any, size: int) -> np.ndarray:
+    """The unnormalized centre crop a preprocessed photo came from ([0, 1] pixels), to draw under Grad-CAM."""
+    from pydlr.pretrained.imagenet import preprocess
+
+    return c_array(preprocess(x, size=int(size), normalize=False))
+
+
+def filter_patterns(model: Any, layer: str, filters: Any = None, steps: int = 30,
+                    learning_rate: float | None = None, size: int | None = None) -> np.ndarray:
+    """``pydlr.interpret.filter_patterns``; ``filters`` arrives as an R integer (a number or a list)."""
+    if filters is not None:
+        filters = labels(filters)
+    return c_array(interpret.filter_patterns(model, layer, filters, steps, learning_rate, size))
+
+
+def filter_patterns_grid(model: Any, patterns: Any, ncol: int | None = None) -> np.ndarray:
+    """Patterns as one image (``interpret.filter_grid`` of their pixels), as R's plot draws it."""
+    from pydlr.interpret.patterns import patterns_as_pixels
+
+    return c_array(interpret.filter_grid(patterns_as_pixels(model, patterns), ncol=ncol, pad=2))
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:

@@ -64,6 +64,18 @@ utils::globalVariables(c("epoch", "value", "data", "metric", "x", "y", "fill", "
     ggplot2::labs(title = title, caption = caption)
 }
 
+# Images (a list of h x w or h x w x 3 arrays, each scaled to its own range) as facets titled `titles`.
+.gg_image_panels <- function(images, titles, main) {
+  df <- do.call(rbind, lapply(seq_along(images), function(i) cbind(.image_df(images[[i]]), panel = i)))
+  df$panel <- factor(df$panel, levels = seq_along(images), labels = make.unique(titles, sep = " "))
+  ggplot2::ggplot(df, ggplot2::aes(x, y, fill = fill)) +
+    ggplot2::geom_raster() +
+    ggplot2::scale_fill_identity() +
+    ggplot2::facet_wrap(ggplot2::vars(panel)) +
+    .gg_image_theme() +
+    ggplot2::labs(title = main)
+}
+
 # Feature maps h x w x k: a facet per map, one shared colour scale.
 .gg_activations <- function(maps, layer) {
   d <- dim(maps)

@@ -58,6 +58,9 @@ plot_filters <- function(model, layer = NULL) {
 #' @param model A `pydlr_model`.
 #' @param x Inputs as for [predict()], e.g. preprocessed images `n x height x width x channels`.
 #' @param layer A layer name or module path (e.g. `"features.3"` in MobileNetV2).
+#' @param preprocess `TRUE`: `x` are raw images (0-255 or `[0, 1]`, any size) put through the model's own
+#'   preprocessing first (the ImageNet networks: [application_mobilenet_v2()], ...); an input error for a
+#'   model without preprocessing of its own.
 #' @return `get_activations()`: the layer's output for `x`, an array `n x h x w x channels` for
 #'   convolutional layers.
 #' @family interpretation
@@ -73,10 +76,11 @@ plot_filters <- function(model, layer = NULL) {
 #'   dim(get_activations(model, x, layer = summary(model)$layer[1]))
 #'   plot_activations(model, x, layer = summary(model)$layer[1], max_maps = 4)
 #' }
-get_activations <- function(model, x, layer) {
+get_activations <- function(model, x, layer, preprocess = FALSE) {
   .check_model(model, "model")
   x <- .check_data(x, "x")
-  .py_array("api_r.interpret.activations", model$py, .bridge_array_to_py(x), .check_string(layer, "layer"))
+  .py_array("api_r.interpret.activations", model$py, .bridge_array_to_py(x), .check_string(layer, "layer"),
+    preprocess = .check_flag(preprocess, "preprocess"))
 }
 
 #' @rdname get_activations
@@ -86,12 +90,13 @@ get_activations <- function(model, x, layer) {
 #'   the sample's maps (`h x w x channels`), invisibly, after drawing them.
 #' @md
 #' @export
-plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
+plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L, preprocess = FALSE) {
   x <- .check_data(x, "x")
   index <- .check_count(index, "index")
+  if (length(dim(x)) == 3L && isTRUE(preprocess)) dim(x) <- c(1L, dim(x)) # one raw photo h x w x 3
   if (index > dim(x)[1]) .input_error("index", sprintf("a sample of x (1..%d)", dim(x)[1]), index)
   one <- .take_sample(x, index)
-  maps <- get_activations(model, one, layer)
+  maps <- get_activations(model, one, layer, preprocess = preprocess)
   if (length(dim(maps)) != 4L) .input_error("layer", "a layer with a spatial output", layer)
   maps <- maps[1, , , , drop = FALSE]
   dim(maps) <- dim(maps)[-1]
@@ -114,6 +119,9 @@ plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
 #' @param x Preprocessed images `n x height x width x channels`.
 #' @param class_index 0-based class per image (one for all, or one each); `NULL`: the predicted class.
 #' @param layer A layer name or module path; `NULL`: the last layer with a spatial output.
+#' @param preprocess `TRUE`: `x` are raw photos (e.g. `example_image("chelsea")`), put through the model's
+#'   own preprocessing (the ImageNet networks); `plot_grad_cam()` then draws the heatmap over the original
+#'   photo (the same centre crop).
 #' @return `grad_cam()`: a numeric array `n x height x width`.
 #' @family interpretation
 #' @examples
@@ -125,9 +133,10 @@ plot_activations <- function(model, x, layer, max_maps = 16L, index = 1L) {
 #' }
 #' @md
 #' @export
-grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
+grad_cam <- function(model, x, class_index = NULL, layer = NULL, preprocess = FALSE) {
   .check_model(model, "model")
   x <- .check_data(x, "x")
+  preprocess <- .check_flag(preprocess, "preprocess")
   if (!is.null(class_index)) {
     ok <- is.numeric(class_index) && !anyNA(class_index) && all(class_index == round(class_index)) &&
       all(class_index >= 0) && length(class_index) %in% c(1L, dim(x)[1])
@@ -135,7 +144,7 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
     class_index <- as.list(as.integer(class_index))
   }
   .py_array("api_r.interpret.grad_cam", model$py, .bridge_array_to_py(x), class_index = class_index,
-    layer = .check_string(layer, "layer", null_ok = TRUE))
+    layer = .check_string(layer, "layer", null_ok = TRUE), preprocess = preprocess)
 }
 
 #' @rdname grad_cam
@@ -152,8 +161,14 @@ grad_cam <- function(model, x, class_index = NULL, layer = NULL) {
 #' @md
 #' @export
 plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NULL, alpha = 0.5,
-                          class_names = NULL) {
+                          class_names = NULL, preprocess = FALSE) {
   x <- .check_data(x, "x")
+  if (.check_flag(preprocess, "preprocess")) {
+    .check_model(model, "model")
+    raw <- if (length(dim(x)) == 3L) array(x, c(1L, dim(x))) else .take_sample(x, 1L)
+    x <- .py_array("api_r.interpret.model_input", model$py, .bridge_array_to_py(raw), TRUE)
+    if (is.null(image)) image <- .py_array("api_r.interpret.original_image", .bridge_array_to_py(raw), dim(x)[2])
+  }
   one <- .take_sample(x, 1L)
   heat <- grad_cam(model, one, class_index = class_index[1], layer = layer)
   heat <- matrix(heat, dim(heat)[2], dim(heat)[3])
@@ -301,7 +316,7 @@ plot_confusion_matrix <- function(cm, normalize = FALSE) {
 #' @param x,y Inputs and 0-based labels (or a factor).
 #' @param k How many samples.
 #' @return A data.frame: `index` (1-based row of `x`), `loss`, `actual`, `predicted`, `probability` (of
-#'   the predicted class).
+#'   the predicted class), `probability_actual` (of the actual class).
 #' @family interpretation
 #' @md
 #' @export
@@ -327,7 +342,101 @@ top_losses <- function(model, x, y, k = 9L) {
     k = .check_count(k, "k"))
   data.frame(index = as.integer(unlist(res$index)) + 1L, loss = as.numeric(unlist(res$loss)),
     actual = as.integer(unlist(res$actual)), predicted = as.integer(unlist(res$predicted)),
-    probability = as.numeric(unlist(res$probability)))
+    probability = as.numeric(unlist(res$probability)), probability_actual = as.numeric(unlist(res$probability_actual)))
+}
+
+#' @rdname top_losses
+#' @param class_names Names of the classes (0-based class `i` is `class_names[i + 1]`) for the titles;
+#'   default the class numbers.
+#' @param images What to draw for each sample (default `x`), e.g. the unscaled pixels: one image per row
+#'   of `x`.
+#' @return `plot_top_losses()`: fastai's plot, each image titled "predicted / actual" and "loss /
+#'   probability of the actual class": a ggplot object (ggplot2 installed), or with base graphics the
+#'   `top_losses()` data.frame, invisibly, after drawing it.
+#' @md
+#' @export
+plot_top_losses <- function(model, x, y, k = 9L, class_names = NULL, images = NULL) {
+  x <- .check_data(x, "x")
+  top <- top_losses(model, x, y, k = k)
+  if (is.null(images)) images <- x
+  if (!is.numeric(images) || length(dim(images)) < 3L || dim(images)[1] != dim(x)[1]) {
+    .input_error("images", sprintf("one image per sample of x (an array with %d rows)", dim(x)[1]), images)
+  }
+  if (!is.null(class_names) && !is.character(class_names)) .input_error("class_names", "a character vector", class_names)
+  name <- function(i) if (!is.null(class_names) && i < length(class_names)) class_names[i + 1L] else as.character(i)
+  titles <- sprintf("%s / %s\n%.2f / %.2f", vapply(top$predicted, name, ""), vapply(top$actual, name, ""),
+    top$loss, top$probability_actual)
+  main <- "Top losses: predicted / actual, loss / probability of the actual class"
+  pictures <- lapply(top$index, function(i) {
+    img <- .take_sample(images, i)
+    dim(img) <- dim(img)[-1]
+    img
+  })
+  if (.use_ggplot()) return(.gg_image_panels(pictures, titles, main))
+  n <- length(pictures)
+  ncol <- ceiling(sqrt(n))
+  old <- graphics::par(mfrow = c(ceiling(n / ncol), ncol), mar = c(0.2, 0.2, 2.2, 0.2), oma = c(0, 0, 2, 0))
+  on.exit(graphics::par(old), add = TRUE)
+  for (i in seq_len(n)) .draw_image(pictures[[i]], main = titles[i])
+  graphics::mtext(main, outer = TRUE, line = 0.5)
+  invisible(top)
+}
+
+#' Filter patterns: the input each filter responds to most
+#'
+#' Chollet's view of what convolution filters detect ("Deep Learning with Python", the convnet chapter):
+#' starting from noise, gradient ascent on the input raises the mean activation of one filter; the image
+#' it ends at is the filter's pattern. Patterns stay within the inputs the model's preprocessing can make
+#' (`[0, 1]` pixels, or ImageNet-normalized ones for [application_mobilenet_v2()]).
+#'
+#' @param model A `pydlr_model` taking images (pretrained ones included).
+#' @param layer A layer with feature maps: a layer name (as in `summary()`) or module path (e.g.
+#'   `"features.6"` in MobileNetV2).
+#' @param filters 0-based filter numbers (as `class_index`); `NULL`: the first 16.
+#' @param steps Gradient-ascent steps.
+#' @param learning_rate Step per pixel as a share of the input's range (each step moves the image by it
+#'   along the gradient scaled to unit root-mean-square); `NULL`: 0.05.
+#' @param size Side of the square patterns in pixels; `NULL`: the model's input size.
+#' @return `filter_patterns()`: an array `filters x height x width x channels` in the model's input space.
+#' @family interpretation
+#' @md
+#' @export
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- pretrained_model("seed_cnn_mnist")
+#'   patterns <- filter_patterns(model, summary(model)$layer[3], filters = 0:3, steps = 10)
+#'   dim(patterns)
+#'   plot_filter_patterns(model, summary(model)$layer[3], filters = 0:3, steps = 10)
+#' }
+filter_patterns <- function(model, layer, filters = NULL, steps = 30L, learning_rate = NULL, size = NULL) {
+  .check_model(model, "model")
+  if (!is.null(filters)) {
+    ok <- is.numeric(filters) && length(filters) >= 1L && !anyNA(filters) && all(filters == round(filters)) &&
+      all(filters >= 0)
+    if (!ok) .input_error("filters", "0-based filter numbers (whole numbers >= 0)", filters)
+    filters <- as.list(as.integer(filters))
+  }
+  .py_array("api_r.interpret.filter_patterns", model$py, .check_string(layer, "layer"), filters = filters,
+    steps = .check_count(steps, "steps"), learning_rate = .check_number(learning_rate, "learning_rate", 0, 10, null_ok = TRUE),
+    size = .check_count(size, "size", min = 8L, null_ok = TRUE))
+}
+
+#' @rdname filter_patterns
+#' @return `plot_filter_patterns()`: the patterns as one grid (each tile scaled to its own range, filters
+#'   left to right, top to bottom): a ggplot object (ggplot2 installed), or with base graphics the
+#'   patterns, invisibly, after drawing them.
+#' @md
+#' @export
+plot_filter_patterns <- function(model, layer, filters = NULL, steps = 30L, learning_rate = NULL, size = NULL) {
+  patterns <- filter_patterns(model, layer, filters = filters, steps = steps, learning_rate = learning_rate, size = size)
+  grid <- .py_array("api_r.interpret.filter_patterns_grid", model$py, .bridge_array_to_py(patterns, "patterns"))
+  shown <- if (is.null(filters)) seq_len(dim(patterns)[1]) - 1L else as.integer(filters)
+  title <- sprintf("Filter patterns of %s", layer)
+  caption <- sprintf("filters %s (left to right, top to bottom)", paste(shown, collapse = ", "))
+  if (.use_ggplot()) return(.gg_filters(grid, title, caption))
+  .draw_image(grid, main = title)
+  graphics::mtext(caption, side = 1, line = 0.5)
+  invisible(patterns)
 }
 
 # ---- helpers ---------------------------------------------------------------------------------------

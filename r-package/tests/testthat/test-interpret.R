@@ -101,7 +101,8 @@ test_that("top_losses() lists the worst predictions first, with their cross-entr
   d <- square_images(20, seed = 4)
   d$y[1:2] <- 1L - d$y[1:2] # two deliberately wrong labels
   top <- top_losses(model, d$x, d$y, k = 3)
-  expect_named(top, c("index", "loss", "actual", "predicted", "probability"))
+  expect_named(top, c("index", "loss", "actual", "predicted", "probability", "probability_actual"))
+  expect_equal(top$loss, -log(top$probability_actual), tolerance = 1e-6)
   expect_true(all(c(1L, 2L) %in% top$index[1:2]))
   expect_true(all(diff(top$loss) <= 0))
   probs <- predict(model, d$x)
