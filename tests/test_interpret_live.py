@@ -6,7 +6,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -113,6 +117,34 @@ def test_upload_uses_imagenet_preprocessing_for_pretrained(module_cache):
     out = probe.run(x[None])
     assert out["top"][0]["index"] in (281, 282, 285)  # a cat class
     assert shown.shape == (224, 224, 3)
+
+
+def test_nothing_outlives_the_interpreter(tmp_path: Path):
+    """A script that leaves a thread-served page and a child-process page open (R's way) exits at once,
+    and neither server is left: the port refuses and the child process is gone."""
+    script = tmp_path / "leave_open.py"
+    script.write_text(
+        "from pydlr import interpret, pretrained\n"
+        "from pydlr.api_r import live\n"
+        "m = pretrained.load('seed_cnn_mnist')\n"
+        "v = interpret.view_model(m, open=False)\n"
+        "h = live.start(m)\n"
+        "print(v.url, h['url'], h['pid'], flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    thread_url, child_url, pid = done.stdout.split()
+    for url in (thread_url, child_url):
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url + "info", timeout=5)
+    for _ in range(50):  # the child sees its input close with the parent and ends
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the page's child process {pid} outlived its parent")
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="no chromium on this machine")

@@ -447,7 +447,9 @@ def view_model(model: Any, data: Any = None, open: bool | None = None,  # noqa: 
     ModelView
         ``.url``, ``.close()``; in a notebook it displays the page in an iframe.
     """
-    view = ModelView(ModelProbe(model, data, max_maps), port)
+    if isinstance(port, bool) or not isinstance(port, (int, np.integer)) or not 0 <= port <= 65535:
+        raise InputError("port", "0 (a free port) or a port number up to 65535", port, "view_model")
+    view = ModelView(ModelProbe(model, data, max_maps), int(port))
     if open if open is not None else _interactive():
         webbrowser.open(view.url)
     return view
