@@ -314,7 +314,7 @@ def decode_image(data_url: Any, mode: str) -> np.ndarray:
         # a drawing: what is transparent is the black background
         back = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(back, img.convert("RGBA"))
-    arr = np.asarray(img.convert(mode))
+    arr = np.array(img.convert(mode))  # a writable copy: torch warns on read-only arrays
     return arr[..., None] if arr.ndim == 2 else arr
 
 
