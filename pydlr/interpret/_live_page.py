@@ -21,7 +21,7 @@ h1{font-size:18px;margin:0 0 8px} h2{font-size:14px;margin:10px 0 4px}
 .maps{display:flex;flex-wrap:wrap;gap:2px}
 .maps canvas{image-rendering:pixelated;border:1px solid #eee}
 #thumbs img{width:40px;height:40px;image-rendering:pixelated;cursor:pointer;margin:1px;border:1px solid #ccc}
-#status{font-size:12px;color:#666} .err{color:#b00020}
+#status{font-size:12px;color:#666;max-width:300px} .err{color:#b00020}
 button,select,input{font-size:13px}
 #cams canvas{image-rendering:pixelated;width:168px;height:168px;border:1px solid #ddd}
 </style></head><body>
