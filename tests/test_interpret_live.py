@@ -86,6 +86,14 @@ def test_endpoints_answer_drawings_data_and_classes(mnist_cnn):
         heat = interpret.grad_cam(mnist_cnn, data[2:3], class_index=3)[0]
         got = np.frombuffer(base64.b64decode(picked["cam"]["data"]), np.uint8).reshape(28, 28) / 255.0
         assert np.abs(got - heat).max() < 0.01  # the page's heatmap is grad_cam's
+        # a dark "1" on white paper, uploaded as a JPEG: inverted for this light-on-dark model
+        from PIL import Image, ImageOps
+
+        paper = ImageOps.invert(Image.open(io.BytesIO(base64.b64decode(drawing(ONE).split(",")[1]))))
+        buf = io.BytesIO()
+        paper.resize((600, 480)).save(buf, "JPEG")
+        status, upload = post(view.url, {"upload": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()})
+        assert status == 200 and upload["predicted"] == 1
         for bad, word in [({"index": 99}, "index"), ({"drawing": drawing(ONE), "class_index": 10}, "class_index"),
                           ({"upload": "data:image/png;base64,AAAA"}, "image"), ({"nothing": 1}, "request")]:
             status, answer = post(view.url, bad)

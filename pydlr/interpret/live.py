@@ -213,7 +213,8 @@ class ModelProbe:
 
     def from_upload(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An uploaded image as the model takes it, and as the page shows it: the ImageNet networks' own
-        preprocessing, else a centre crop to the input's aspect, resized, in the data's value range."""
+        preprocessing, else a centre crop to the input's aspect, resized, in the data's value range (a grey
+        image on a light background inverted for a model of light-on-dark images)."""
         if self.mode is not None:
             from pydlr.pretrained.imagenet import preprocess
 
@@ -228,8 +229,18 @@ class ModelProbe:
         cw, ch = (min(w, round(h * ratio)), min(h, round(w / ratio)))
         img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
         img = img.resize((self.width, self.height), Image.LANCZOS).convert("L" if self.channels == 1 else "RGB")
-        pixels = np.asarray(img).reshape(self.height, self.width, self.channels)
-        return self._scale(pixels), pixels.astype(np.uint8)
+        pixels = np.asarray(img).reshape(self.height, self.width, self.channels).astype(np.uint8)
+        if self.channels == 1 and _border_mean(pixels) > 127 and self._dark_background():
+            pixels = 255 - pixels  # a dark digit photographed on paper, for a model of light-on-dark images
+        return self._scale(pixels), pixels
+
+    def _dark_background(self) -> bool:
+        """Whether the model's images are light on dark (MNIST's way, and the canvas'): ``data``'s borders
+        tell; without data, yes."""
+        if self.data is None:
+            return True
+        lo, hi = self.value_range
+        return _border_mean((self.data - lo) / (hi - lo) * 255) <= 127
 
     # ---- the model -----------------------------------------------------------------------------------
     def run(self, x: np.ndarray, class_index: Any = None) -> dict[str, Any]:
@@ -285,6 +296,13 @@ class ModelProbe:
             maps = torch.nn.functional.adaptive_avg_pool2d(maps[None], MAX_MAP_SIDE)[0]
         return {"name": name, "kind": kind, "channels": channels, "shape": list(out.shape[1:]),
                 **_encode(maps.cpu().numpy())}
+
+
+def _border_mean(images: np.ndarray) -> float:
+    """Mean of the one-pixel frame of an image (H, W, C) or of images (N, H, W, C)."""
+    a = images if images.ndim == 4 else images[None]
+    frame = np.concatenate([a[:, 0].ravel(), a[:, -1].ravel(), a[:, :, 0].ravel(), a[:, :, -1].ravel()])
+    return float(frame.mean())
 
 
 def _encode(maps: np.ndarray) -> dict[str, Any]:
