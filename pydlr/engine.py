@@ -48,11 +48,22 @@ from pydlr.data.augment import Augment
 from pydlr.data.batching import ArrayBatches, resolve_batch_size
 from pydlr.data.image_dataset import DatasetBatches, ImageDataset, dataset_batches
 from pydlr.data.prepare import (
+    Prepared,
     check_loss_fits_model,
     prepare_data,
     prepare_dataset_fit,
     prepare_fit_data,
-    prepare_x,
+)
+from pydlr.data.structured import (
+    IterableBatches,
+    ListBatches,
+    has_several_inputs,
+    is_iterable_source,
+    prepare_inputs,
+    prepare_structured,
+    rows,
+    split_batch,
+    to_device,
 )
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.io.saving import apply_optimizer_state
@@ -63,15 +74,22 @@ from pydlr.train import distributed as ddp
 from pydlr.train.events import Callback
 from pydlr.train.history import History
 from pydlr.train.learner import Learner
-from pydlr.train.losses import Loss, get_loss
+from pydlr.train.losses import Loss, MultiOutputLoss
 from pydlr.train.lr_schedules import LearningRateSchedule, ScheduleStep
-from pydlr.train.metrics import Metric, get_metric
+from pydlr.train.metrics import Metric
 from pydlr.train.optimizers import (
     get_optimizer,
     import_torch_optimizer_machinery,
     with_learning_rate,
 )
 from pydlr.train.options import FitOptions, resolve_device
+from pydlr.train.outputs import (
+    compile_loss,
+    compile_metrics,
+    loss_config,
+    loss_from_config,
+    metrics_config,
+)
 from pydlr.train.progress import ProgressBar
 from pydlr.train.validation_freq import ValidationFreq
 
@@ -83,7 +101,7 @@ class TrainingMixin:
 
     # ----- compile ------------------------------------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
-                metrics: Sequence[Any] | None = None, **kwargs: Any) -> None:
+                metrics: Sequence[Any] | None = None, loss_weights: Any = None, **kwargs: Any) -> None:
         """Configure training (Keras' ``compile``; default optimizer "rmsprop" as Keras).
 
         Everything is checked and built before anything is assigned: a failed compile leaves the model
@@ -95,11 +113,15 @@ class TrainingMixin:
             "sgd", "adam", "adamw", "rmsprop" (Keras' defaults), a spec such as
             ``pydlr.train.optimizers.Adam(learning_rate=1e-3)``, or a torch optimizer already holding
             this model's parameters.
-        loss : str or Loss
+        loss : str or Loss or callable, or a list/dict of them for several outputs
             "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-            "mse", "mae", or ``losses.SparseCategoricalCrossentropy(from_logits=True)`` etc.
-        metrics : list of str
-            "accuracy", "top_k" (k = 5), "top_<k>", "mae", "mse".
+            "mse", "mae", ``losses.SparseCategoricalCrossentropy(from_logits=True)`` etc., a function
+            ``fn(y_true, y_pred)`` or a torch loss module (`pydlr.train.outputs`).
+        metrics : list
+            "accuracy", "top_k" (k = 5), "top_<k>", "mae", "mse", functions ``fn(y_true, y_pred)``;
+            per output for several outputs (a list of lists or a dict by output name).
+        loss_weights : list or dict, optional
+            Several outputs: the weight of each output's loss in the total (default 1 each).
         """
         unsupported = sorted(k for k, v in kwargs.items() if v is not None and k not in ("jit_compile",))
         if unsupported:
@@ -108,16 +130,16 @@ class TrainingMixin:
         if loss is None:
             raise InputError("loss", "a loss name such as 'categorical_crossentropy'", loss,
                              where="compile")
-        if isinstance(metrics, (str, Metric)):
-            metrics = [metrics]
-        loss_fn = get_loss(loss)
-        metric_fns = [get_metric(m, loss_fn.kind, loss_fn.from_logits) for m in (metrics or [])]
+        loss_fn = compile_loss(self, loss, loss_weights)
+        metric_fns = compile_metrics(metrics, loss_fn)
         spec = get_optimizer(optimizer)
-        check_loss_fits_model(self, loss_fn, "compile")
+        if not isinstance(loss_fn, MultiOutputLoss):
+            check_loss_fits_model(self, loss_fn, "compile")
         import_torch_optimizer_machinery()  # torch's one-time cost of a first optimizer, paid here
         built = self._build_optimizer(spec)
         self._loss: Loss = loss_fn
         self._metrics: list[Metric] = metric_fns
+        self._metrics_argument = metrics
         self._optimizer_spec = spec
         self.optimizer = built if built is not None else spec
         self.compiled = True
@@ -146,9 +168,11 @@ class TrainingMixin:
             opt = {"class_name": f"torch.optim.{type(spec).__name__}", "config": defaults}
         else:
             opt = spec.get_config()
-        return {"optimizer": opt,
-                "loss": {"name": self._loss.name, "from_logits": self._loss.from_logits},
-                "metrics": [m.name for m in self._metrics]}
+        loss = loss_config(self._loss)
+        if loss is None:  # a user's loss function cannot be written to JSON: saved uncompiled
+            return None
+        return {"optimizer": opt, "loss": loss,
+                "metrics": metrics_config(self._metrics_argument, self._metrics, self._loss)}
 
     def compile_from_config(self, config: dict) -> None:
         """Re-compile from `get_compile_config`'s result (the optimizer is built then, so a saved
@@ -163,8 +187,10 @@ class TrainingMixin:
             optimizer = cls([p for p in self.parameters() if p.requires_grad], **kw)
         else:
             optimizer = optimizers.get(name, **opt)
-        loss = get_loss(config["loss"]["name"], from_logits=bool(config["loss"].get("from_logits")))
-        self.compile(optimizer=optimizer, loss=loss, metrics=list(config.get("metrics") or []))
+        loss, loss_weights = loss_from_config(config["loss"])
+        metrics = config.get("metrics")
+        self.compile(optimizer=optimizer, loss=loss, metrics=list(metrics or []) if not isinstance(
+            metrics, dict) else metrics, loss_weights=loss_weights)
 
     def _require_compiled(self, where: str) -> None:
         if not getattr(self, "compiled", False):
@@ -211,6 +237,9 @@ class TrainingMixin:
         if isinstance(x, ImageDataset):
             train, valid = self._dataset_batches(x, y, validation_data, opts, dev, ctx, batch_size=batch_size,
                                                  sample_weight=sample_weight, class_weight=class_weight)
+        elif self._general_data(x, validation_data):
+            train, valid = self._general_batches(x, y, sample_weight, class_weight, validation_data, opts,
+                                                 dev, ctx)
         else:
             data = prepare_fit_data(self, self._loss, x, y, sample_weight, class_weight,
                                     opts.validation_split, validation_data)
@@ -241,6 +270,82 @@ class TrainingMixin:
         valid = (ArrayBatches(va.x, va.y, opts.validation_batch_size, None, False, 0, va.w, None, 0,
                               dev) if va is not None else None)
         return train, valid
+
+    # ----- several inputs or outputs, generators (pydlr.data.structured) ---------------------------------
+    def _general_data(self, x: Any, validation_data: Any = None) -> bool:
+        """Whether the data take the general path: several inputs or outputs, or a generator/DataLoader
+        (one array in, one out keeps the one-tensor path)."""
+        return (isinstance(getattr(self, "_loss", None), MultiOutputLoss) or has_several_inputs(self, x)
+                or is_iterable_source(x) or is_iterable_source(validation_data))
+
+    def _converter(self, where: str, targets: bool = True):
+        """Checks and converts one batch of a generator as `prepare_structured` does arrays."""
+        def convert(batch: Any) -> tuple[Any, Any, Any]:
+            bx, by, bw = split_batch(batch)
+            if not targets:
+                return prepare_inputs(self, bx, where), None, None
+            p = prepare_structured(self, self._loss, bx, by, bw, None, where)
+            return p.x, p.y, p.w
+
+        return convert
+
+    def _general_source(self, x: Any, y: Any, sample_weight: Any, where: str, batch_size: int,
+                        steps: int | None, dev: torch.device, argument: str = "x",
+                        targets: bool = True) -> IterableBatches | ListBatches:
+        """The batches of evaluate / predict / validation on the general path."""
+        if is_iterable_source(x):
+            if y is not None:
+                raise InputError("y", f"None when {argument} is a generator or DataLoader (it yields the "
+                                 "targets)", y, where=where)
+            return IterableBatches(x, steps, self._converter(where, targets), dev, argument, where)
+        if targets:
+            data = prepare_structured(self, self._loss, x, y, sample_weight, None, where)
+        else:
+            data = Prepared(prepare_inputs(self, x, where))
+        return ListBatches(data, batch_size, steps, False, 0, dev)
+
+    def _general_batches(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, validation_data: Any,
+                         opts: FitOptions, dev: torch.device, ctx):
+        """fit's batch sources on the general path (checked before the first step)."""
+        where = "fit"
+        if opts.augment is not None:
+            raise InputError("augment", "None with several inputs or a generator (augment in the generator, "
+                             "or with augmentation layers in the model)", opts.augment, where=where)
+        self._to_device(dev)
+        valid = None
+        if is_iterable_source(x):
+            if y is not None:
+                raise InputError("y", "None when x is a generator or DataLoader (it yields the targets)", y,
+                                 where=where)
+            if opts.validation_split:
+                raise InputError("validation_split", "0 when x is a generator (pass validation_data)",
+                                 opts.validation_split, where=where)
+            train = IterableBatches(x, opts.steps_per_epoch, self._converter(where), dev, "x", where)
+        else:
+            data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
+            if validation_data is None and opts.validation_split:
+                n_val = int(data.x.shape[0] * opts.validation_split)
+                if n_val < 1 or n_val >= data.x.shape[0]:
+                    raise InputError("validation_split", "a fraction leaving samples on both sides",
+                                     opts.validation_split, where=where)
+                data, held = data.split(data.x.shape[0] - n_val)
+                valid = ListBatches(held, opts.validation_batch_size, None, False, 0, dev)
+            seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
+            rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+            train = ListBatches(data, opts.batch_size, opts.steps_per_epoch, opts.shuffle, seed, dev, rank, world)
+        if validation_data is not None:
+            vx, vy, vw = (validation_data, None, None) if is_iterable_source(validation_data) else \
+                self._validation_tuple(validation_data)
+            valid = self._general_source(vx, vy, vw, where, opts.validation_batch_size, opts.validation_steps,
+                                         dev, "validation_data")
+        return train, valid
+
+    @staticmethod
+    def _validation_tuple(validation_data: Any) -> tuple[Any, Any, Any]:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise InputError("validation_data", "a tuple (x_val, y_val) or (x_val, y_val, weights), or a "
+                             "generator", validation_data, where="fit")
+        return split_batch(tuple(validation_data))
 
     def _dataset_batches(self, ds, y, validation_data, opts: FitOptions, dev: torch.device, ctx,
                          **array_only: Any):
@@ -345,10 +450,11 @@ class TrainingMixin:
         return ref.device if ref is not None else torch.device("cpu")
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
-                 verbose: int | str = 0, sample_weight: Any = None,
+                 verbose: int | str = 0, sample_weight: Any = None, steps: int | None = None,
                  return_dict: bool = False) -> list[float] | dict[str, float] | float:
         """Loss and metrics on (x, y): ``[loss, metric...]`` (a float when there are no metrics, as
-        Keras), or a dict with ``return_dict=True``."""
+        Keras), or a dict with ``return_dict=True``. x may hold several inputs, y several outputs, or x may
+        be a generator / DataLoader of batches (``steps`` of them: all of a DataLoader's by default)."""
         where = "evaluate"
         self._require_compiled(where)
         batch_size = resolve_batch_size(batch_size, where)
@@ -356,6 +462,8 @@ class TrainingMixin:
         if isinstance(x, ImageDataset):
             prepare_dataset_fit(self, self._loss, x, y, where=where, sample_weight=sample_weight)
             batches = DatasetBatches(x, shuffle=False, device=dev)
+        elif self._general_data(x):
+            batches = self._general_source(x, y, sample_weight, where, batch_size, _steps(steps, where), dev)
         else:
             data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
             batches = ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev)
@@ -383,50 +491,55 @@ class TrainingMixin:
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """The model's outputs for one batch as a NumPy array (Keras 3's ``predict_on_batch``)."""
-        xt = prepare_x(self, x, "predict_on_batch").to(self._device())
+        xt = to_device(prepare_inputs(self, x, "predict_on_batch"), self._device())
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                return self(xt).float().cpu().numpy()
+                return _numpy_outputs([self(xt)])
         finally:
             self.train(was_training)
 
     def _on_batch(self, where: str, x: Any, y: Any, sample_weight: Any, class_weight: dict | None,
                   return_dict: bool, training: bool) -> float | list[float] | dict[str, float]:
         self._require_compiled(where)
-        data, _ = prepare_data(self, self._loss, x, y, sample_weight, class_weight, where)
+        if self._general_data(x):
+            data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
+        else:
+            data, _ = prepare_data(self, self._loss, x, y, sample_weight, class_weight, where)
         dev = self._device()
         if training:
             self.optimizer = self._optimizer_for_fit()
         cbs = [ScheduleStep(self._schedule())] if training else []
         learner = Learner(self, self._loss, self.optimizer, self._metrics, callbacks=cbs, device=dev)
-        logs = learner.one_batch(data.x.to(dev), data.y.to(dev), None if data.w is None else data.w.to(dev),
-                                 training=training)
+        logs = learner.one_batch(data.x.to(dev), data.y.to(dev), to_device(data.w, dev), training=training)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0,
+                steps: int | None = None) -> np.ndarray | list[np.ndarray]:
         """The model's outputs for x as a NumPy array (probabilities when the model ends in softmax /
-        sigmoid; logits otherwise, as Keras; see `predict_proba`)."""
+        sigmoid; logits otherwise, as Keras; see `predict_proba`); a list of arrays for several outputs.
+        x may hold several inputs (a list, or a dict by Input name), or be a generator / DataLoader
+        (``steps`` batches of it; its batches are x or (x, ...) tuples)."""
         where = "predict"
         batch_size = resolve_batch_size(batch_size, where)
         dev = self._device()
-        batches = self._predict_batches(x, batch_size, dev, where)
+        batches = self._predict_batches(x, batch_size, dev, where, _steps(steps, where))
         outs = []
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
                 for xb in batches:
-                    outs.append(self(xb).float())
+                    outs.append(self(xb))
         finally:
             self.train(was_training)
-        return torch.cat(outs).cpu().numpy()
+        return _numpy_outputs(outs)
 
-    def _predict_batches(self, x: Any, batch_size: int, dev: torch.device, where: str):
+    def _predict_batches(self, x: Any, batch_size: int, dev: torch.device, where: str, steps: int | None = None):
         """predict's input batches on ``dev``: slices of x, or a dataset's batches in its file order
         (``dataset.file_paths``, not reshuffled, so outputs line up with ``dataset.labels``)."""
         if isinstance(x, ImageDataset):
@@ -438,10 +551,15 @@ class TrainingMixin:
             finally:
                 src.close()
             return
-        xt = prepare_x(self, x, where)
+        if is_iterable_source(x) or has_several_inputs(self, x):
+            src = self._general_source(x, None, None, where, batch_size, steps, dev, targets=False)
+            for xb, _, _ in src.epoch(0):
+                yield xb
+            return
+        xt = prepare_inputs(self, x, where)
         for start in range(0, xt.shape[0], batch_size):
-            xb = xt[start:start + batch_size]
-            yield xb.to(dev, non_blocking=True) if dev.type != "cpu" else xb
+            xb = rows(xt, slice(start, start + batch_size))
+            yield to_device(xb, dev)
 
     def _outputs_are_logits(self) -> bool:
         loss = getattr(self, "_loss", None)
@@ -466,6 +584,19 @@ class TrainingMixin:
             return out.argmax(axis=-1).astype(np.int64)
         threshold = 0.0 if self._outputs_are_logits() else 0.5
         return (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
+
+
+def _steps(steps: Any, where: str) -> int | None:
+    from pydlr.layers.base import positive_int
+
+    return None if steps is None else positive_int(steps, "steps", where)
+
+
+def _numpy_outputs(outs: list[Any]) -> np.ndarray | list[np.ndarray]:
+    """predict's result from the outputs of each batch: one array, or one per output (several outputs)."""
+    if isinstance(outs[0], (list, tuple)):
+        return [torch.cat([o[i].float() for o in outs]).cpu().numpy() for i in range(len(outs[0]))]
+    return torch.cat([o.float() for o in outs]).cpu().numpy()
 
 
 class Sequential(TrainingMixin, SavingMethods, _BaseSequential):

@@ -64,7 +64,7 @@ def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit",
 
     Parameters
     ----------
-    kind : {"sparse", "categorical", "binary", "regression"}
+    kind : {"sparse", "categorical", "binary", "regression", "custom"}
     n_outputs : int or None
         Size of the model's last output axis (number of classes for classification).
     """
@@ -89,6 +89,9 @@ def as_y_tensor(y: Any, kind: str, n_outputs: int | None, where: str = "fit",
             raise InputError(name, f"class labels in 0..{(n_outputs or 0) - 1} (the model has "
                              f"{n_outputs} outputs)", f"labels in {lo}..{hi}", where=where)
         return t.contiguous()
+    if kind == "custom":  # a user's loss gets labels as they are: integers as int64 (torch's class targets)
+        integral = not t.is_floating_point() and t.dtype != torch.bool
+        return t.to(torch.int64 if integral else torch.float32).contiguous()
     t = t.to(torch.float32)
     if kind == "categorical":
         if t.ndim != 2 or (n_outputs is not None and t.shape[1] != n_outputs):

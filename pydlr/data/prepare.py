@@ -41,12 +41,14 @@ class Prepared:
     w: torch.Tensor | None = None
 
     def split(self, cut: int) -> tuple[Prepared, Prepared]:
-        def part(t, s):
-            return None if t is None else t[s]
+        def part(t, s):  # a TensorList (several inputs or outputs) is cut tensor by tensor
+            if t is None:
+                return None
+            return type(t)(v[s] for v in t) if isinstance(t, list) else t[s]
 
         head, tail = slice(None, cut), slice(cut, None)
-        return (Prepared(self.x[head], part(self.y, head), part(self.w, head)),
-                Prepared(self.x[tail], part(self.y, tail), part(self.w, tail)))
+        return (Prepared(part(self.x, head), part(self.y, head), part(self.w, head)),
+                Prepared(part(self.x, tail), part(self.y, tail), part(self.w, tail)))
 
 
 @dataclass
@@ -130,6 +132,8 @@ def prepare_y(y: Any, loss: Any, out_shape: tuple | None, where: str, name: str 
         raise InputError(name, "labels (y) for training", None, where=where)
     n_out = out_shape[-1] if out_shape else None
     t = as_y_tensor(y, loss.kind, n_out, where=where, name=name)
+    if loss.kind == "custom" and t.is_floating_point() and t.dim() == 1 and out_shape == (1,):
+        t = t.unsqueeze(1)  # as Keras, y_true gets y_pred's rank for a one-unit output
     if loss.kind in ("binary", "regression"):
         if t.dim() == 1 and out_shape == (1,):
             t = t.unsqueeze(1)

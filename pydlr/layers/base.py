@@ -149,6 +149,29 @@ def training_mode(module: nn.Module, training: bool | None) -> Iterator[None]:
             m.training = mode
 
 
+class TensorList(list):
+    """Several tensors of one batch: the inputs of a model with several inputs, the outputs of one with
+    several outputs, or their targets. A list (as Keras passes and returns them) whose ``shape`` is the
+    first tensor's, so the training loop counts the samples of a batch as it does for one tensor."""
+
+    @property
+    def shape(self) -> torch.Size:
+        return self[0].shape
+
+    @property
+    def device(self) -> torch.device:
+        return self[0].device
+
+    def to(self, *args: Any, **kwargs: Any) -> TensorList:
+        return TensorList(t.to(*args, **kwargs) for t in self)
+
+    def detach(self) -> TensorList:
+        return TensorList(t.detach() for t in self)
+
+    def float(self) -> TensorList:
+        return TensorList(t.float() for t in self)
+
+
 class SymbolicTensor:
     """A placeholder for a layer's output in the functional API (Keras' KerasTensor).
 

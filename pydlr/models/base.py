@@ -104,14 +104,16 @@ class BaseModel(nn.Module):
             x = x.to(ref.device)
         return to_internal(x)
 
-    def conform_input(self, x: torch.Tensor, name: str = "x", where: str | None = None) -> torch.Tensor:
-        """``x`` (batch first, channels last) checked against the input shape, where one is known.
+    def conform_input(self, x: torch.Tensor, name: str = "x", where: str | None = None,
+                      spec: Shape | None = None) -> torch.Tensor:
+        """``x`` (batch first, channels last) checked against the input shape (``spec``, one input's shape
+        of a model with several, or the model's), where one is known.
 
         The one-channel rule: when the input shape is (H, W, 1), an (N, H, W) batch is taken as one
         channel, so R's n x 28 x 28 arrays work as they are. fit/evaluate/predict check their data with
         this same method before any work starts.
         """
-        spec = self.input_spec
+        spec = self.input_spec if spec is None else spec
         if spec is None:
             return x
         if x.dim() == len(spec) and len(spec) == 3 and spec[-1] == 1 and tuple(x.shape[1:]) == spec[:2]:

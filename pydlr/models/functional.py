@@ -12,6 +12,7 @@ from pydlr.layers.base import (
     Layer,
     Node,
     SymbolicTensor,
+    TensorList,
     to_public,
     training_mode,
     unique_name,
@@ -124,7 +125,7 @@ class Model(BaseModel):
             prepared.append(self.prepare_input(value))
         self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
         outs = self.run_graph(prepared)
-        outs = [to_public(o) for o in outs]
+        outs = TensorList(to_public(o) for o in outs)
         return outs if self._multi_out else outs[0]
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ the log; True means the model outputs logits and the loss applies log-softmax / 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ from pydlr.errors import InputError
 
 __all__ = [
     "Loss", "get_loss", "LOSSES", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-    "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
+    "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "CustomLoss", "MultiOutputLoss",
 ]
 
 EPS = 1e-7
@@ -81,15 +83,86 @@ LOSSES = {
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
-def get_loss(loss: str | Loss, from_logits: bool = False) -> Loss:
-    """Resolve a Keras loss name (or a `Loss`) to a `Loss`."""
+def get_loss(loss: Any, from_logits: bool = False) -> Loss:
+    """Resolve a Keras loss name (or a `Loss`) to a `Loss`; a callable ``fn(y_true, y_pred)`` or a torch
+    loss module ``module(input, target)`` becomes a `CustomLoss`."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss.lower() in LOSSES:
         key = loss.lower()
         return Loss(_ALIASES.get(key, key), LOSSES[key], from_logits)
-    raise InputError("loss", f"one of {sorted(LOSSES)} or a pydlr.train.losses.Loss", loss,
-                     where="compile")
+    if callable(loss) and not isinstance(loss, (str, type)):
+        return CustomLoss(loss)
+    raise InputError("loss", f"one of {sorted(LOSSES)}, a pydlr.train.losses.Loss, a function "
+                     "fn(y_true, y_pred) or a torch loss module", loss, where="compile")
+
+
+def _callable_name(fn: Any) -> str:
+    from pydlr.layers.base import to_snake_case
+
+    name = getattr(fn, "__name__", None) or to_snake_case(type(fn).__name__)
+    return "custom_loss" if name == "<lambda>" else name
+
+
+def per_sample_values(value: Any, n: int, argument: str) -> torch.Tensor:
+    """A user function's result as one value per sample (n,), or a 0-d batch mean: Keras' loss and metric
+    functions return either; extra axes are averaged as Keras' reduction does."""
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value, dtype=torch.float32)
+    value = value.float()
+    if value.dim() == 0:
+        return value
+    if value.shape[0] != n:
+        raise InputError(argument, f"a function returning one value per sample ({n}) or one number",
+                         f"a result of shape {tuple(value.shape)}", where="fit")
+    return value.reshape(n, -1).mean(dim=1)
+
+
+class CustomLoss(Loss):
+    """A user's loss: a function ``fn(y_true, y_pred)`` (Keras' argument order) or a torch loss module
+    called ``module(input, target)`` (torch's order), on public-layout tensors. Targets are passed as
+    given: integer labels as int64, the rest as float32 (kind "custom")."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        super().__init__(_callable_name(fn), "custom", False)
+        self.fn = fn
+
+    def _raw(self, pred: torch.Tensor, target: torch.Tensor) -> Any:
+        return self.fn(pred, target) if isinstance(self.fn, torch.nn.Module) else self.fn(target, pred)
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        values = per_sample_values(self._raw(pred, target), pred.shape[0], "loss")
+        if values.dim() == 0:
+            raise InputError("loss", "a loss returning one value per sample when sample_weight or "
+                             "class_weight is used (torch modules: reduction='none')", self.name, where="fit")
+        return values
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+        if weight is not None:
+            return (self.per_sample(pred, target) * weight).mean()
+        return per_sample_values(self._raw(pred, target), pred.shape[0], "loss").mean()
+
+
+class MultiOutputLoss(Loss):
+    """Keras' losses for a model with several outputs: one `Loss` per output (``parts``, in output order,
+    named by the output layers), the total ``sum(loss_weights[i] * loss_i)``. The unweighted loss of each
+    output of the last batch is kept in ``last`` for the per-output history entries (``out_a_loss``)."""
+
+    def __init__(self, names: Sequence[str], parts: Sequence[Loss], weights: Sequence[float]):
+        super().__init__("+".join(p.name for p in parts), "multi", False)
+        self.names, self.parts = list(names), list(parts)
+        self.weights = [float(w) for w in weights]
+        self.last: list[torch.Tensor] = []
+
+    def per_sample(self, pred: Any, target: Any) -> torch.Tensor:
+        return sum(w * loss.per_sample(p, t)
+                   for loss, w, p, t in zip(self.parts, self.weights, pred, target, strict=True))
+
+    def __call__(self, pred: Any, target: Any, weight: torch.Tensor | None = None) -> torch.Tensor:
+        values = [loss(p, t, weight) for loss, p, t in zip(self.parts, pred, target, strict=True)]
+        self.last = [v.detach() for v in values]
+        return sum(w * v for w, v in zip(self.weights, values, strict=True))
 
 
 def CategoricalCrossentropy(from_logits: bool = False) -> Loss:  # noqa: N802 - Keras' class name

@@ -31,7 +31,19 @@ def _classes(target: torch.Tensor, kind: str) -> torch.Tensor:
     return target.argmax(dim=-1) if kind == "categorical" else target
 
 
+def _shape_accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Keras' choice of "accuracy" from the shapes (used with a user's loss, whose labels have no kind):
+    binary for one output unit, sparse for integer labels of lower rank, categorical otherwise."""
+    if pred.shape[-1] == 1:
+        return _accuracy("binary", False)(pred, target)
+    sparse = target.dim() < pred.dim() or target.shape[-1] == 1
+    return _accuracy("sparse" if sparse else "categorical", False)(pred, target.reshape(pred.shape[0])
+                                                                 if sparse else target)
+
+
 def _accuracy(kind: str, from_logits: bool) -> Callable:
+    if kind == "custom":
+        return _shape_accuracy
     if kind == "binary":
         threshold = 0.0 if from_logits else 0.5
 
