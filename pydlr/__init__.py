@@ -16,8 +16,12 @@ from pydlr.train import callbacks, losses, optimizers
 
 __version__ = "0.1.0"
 
-# Keras' ``keras.models`` namespace also holds the saving functions; they need io/, which models/ never
-# imports (the model knows no files), so the top-level package, where Keras' names meet, adds them.
+# Keras' ``keras.models`` namespace also holds the saving functions and the trainable Sequential and Model;
+# they need io/ and train/, which models/ never imports (the model knows no files and no loop), so the
+# top-level package, where Keras' names meet, puts them there. pydlr's own modules import the plain classes
+# from pydlr.models.sequential / pydlr.models.functional.
+models.Sequential = Sequential
+models.Model = Model
 models.load_model = saving.load_model
 models.save_model = saving.save_model
 models.model_from_json = saving.model_from_json

@@ -67,8 +67,8 @@ from pydlr.data.structured import (
 )
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.io.saving import apply_optimizer_state
-from pydlr.models import Model as _BaseModel
-from pydlr.models import Sequential as _BaseSequential
+from pydlr.models.functional import Model as _BaseModel
+from pydlr.models.sequential import Sequential as _BaseSequential
 from pydlr.saving import SavingMethods
 from pydlr.train import distributed as ddp
 from pydlr.train.events import Callback

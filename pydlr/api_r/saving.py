@@ -6,7 +6,7 @@ from typing import Any
 
 from pydlr import io
 from pydlr.engine import Sequential
-from pydlr.models import Sequential as PlainSequential
+from pydlr.models.sequential import Sequential as PlainSequential
 
 
 def save_model(model: Any, path: str, include_optimizer: bool = True) -> str:

@@ -11,6 +11,7 @@ from pydlr.layers.base import Layer, SymbolicTensor, clear_session
 from pydlr.layers.conv import (
     Conv2D,
     DepthwiseConv2D,
+    SeparableConv2D,
     conv_backend,
     get_conv_backend,
     set_conv_backend,
@@ -24,6 +25,7 @@ from pydlr.layers.core import (
     Flatten,
     Input,
     InputLayer,
+    Lambda,
     ReLU,
     Rescaling,
 )
@@ -38,6 +40,7 @@ from pydlr.layers.pooling import (
 
 # Keras' aliases
 Convolution2D = Conv2D
+SeparableConvolution2D = SeparableConv2D
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
@@ -62,11 +65,14 @@ __all__ = [
     "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
+    "Lambda",
     "Layer",
     "MaxPool2D",
     "MaxPooling2D",
     "ReLU",
     "Rescaling",
+    "SeparableConv2D",
+    "SeparableConvolution2D",
     "SymbolicTensor",
     "clear_session",
     "conv_backend",

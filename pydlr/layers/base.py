@@ -72,6 +72,20 @@ def to_public(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def to_public_all(x: Any) -> Any:
+    """`to_public` of a tensor or of each tensor of a list."""
+    if isinstance(x, (list, tuple)):
+        return TensorList(to_public(t) for t in x)
+    return to_public(x)
+
+
+def to_internal_all(x: Any) -> Any:
+    """`to_internal` of a tensor or of each tensor of a list."""
+    if isinstance(x, (list, tuple)):
+        return TensorList(to_internal(t) for t in x)
+    return to_internal(x)
+
+
 def format_shape(shape: Shape | None) -> str:
     """Keras' output-shape text: ``(None, 26, 26, 32)``."""
     if shape is None:
@@ -247,7 +261,14 @@ class Layer(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        LAYER_CLASSES[cls.__name__] = cls
+        own = cls.__module__.startswith("pydlr.")
+        if own or cls.__name__ not in LAYER_CLASSES:  # a user's class never shadows one of pydlr's
+            LAYER_CLASSES[cls.__name__] = cls
+        if not own and "call" in cls.__dict__:
+            # A user's layer (Keras' subclassing) works in Keras' terms: build() gets the shape with the
+            # batch axis, call() channels-last tensors. pydlr's own layers keep the internal path.
+            cls.forward = Layer._user_forward
+            cls.build_from = Layer._user_build_from
 
     def __init__(
         self,
@@ -434,6 +455,51 @@ class Layer(nn.Module):
     def call(self, x: torch.Tensor) -> torch.Tensor:
         """The computation on internal tensors (image tensors NCHW-shaped, channels-last memory)."""
         return x
+
+    # ---- a user's layer (Keras' subclassing: build(input_shape), call(inputs), add_weight) ---------
+    def add_weight(self, shape: Any = None, initializer: Any = "glorot_uniform", dtype: Any = None,
+                   trainable: bool = True, name: str | None = None, **unused: Any) -> nn.Parameter:
+        """Keras' ``add_weight``: a new weight of Keras ``shape``, initialized by name ("glorot_uniform",
+        "zeros", "random_normal", ...). Assign it to an attribute (``self.w = self.add_weight(...)``, as
+        Keras code does): that registers it with the layer."""
+        from pydlr.layers import initializers
+
+        where = self.where
+        dims = tuple(int(d) for d in (shape or ()))
+        init = initializers.normalize_initializer(initializer, "initializer", where)
+        if dtype not in (None, "float32"):
+            raise NotSupportedError(f"{where}.add_weight: dtype={dtype!r} is not supported; weights are float32.")
+        ref = next(iter(self.parameters()), None)
+        t = torch.empty(dims, device=ref.device if ref is not None else None)
+        initializers.initialize(t, init, dims)
+        return nn.Parameter(t, requires_grad=bool(trainable) and self._trainable)
+
+    def _user_output_shape(self, input_shape: Shape) -> Shape:
+        """A user's layer's output shape: its own ``compute_output_shape`` (Keras' shapes, batch axis
+        included) when it has one, else one call on a zero batch of two samples."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape:
+            return tuple(self.compute_output_shape((None, *input_shape)))[1:]
+        ref = next(iter(self.parameters()), None)
+        zeros = torch.zeros((2, *input_shape), device=ref.device if ref is not None else None)
+        with torch.no_grad():
+            out = self.call(zeros)
+        return tuple(int(d) for d in out.shape[1:])
+
+    def _user_build_from(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        if not self.built:
+            self.build((None, *input_shape))
+            if not self._trainable:
+                self.trainable = False
+            self.built = True
+        self.input_shape = input_shape
+        self.output_shape = self._user_output_shape(input_shape)
+        return self.output_shape
+
+    def _user_forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.built:
+            self._user_build_from(keras_shape(x))
+        return to_internal_all(self.call(to_public_all(x), *args, **kwargs))
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"

@@ -437,3 +437,92 @@ def _set_from_keras(layer: _ConvBase, weights: list[Any], convert_kernel: Any) -
         layer.weight.copy_(kernel)
         if layer.bias is not None:
             layer.bias.copy_(torch.as_tensor(np.asarray(weights[1])))
+
+
+class SeparableConv2D(Layer):
+    """Depthwise-separable 2-D convolution, Keras' ``SeparableConv2D``: a depthwise convolution
+    (``depth_multiplier`` filters of ``kernel_size`` per input channel, with ``strides``, ``padding`` and
+    ``dilation_rate``) followed by a 1 x 1 pointwise convolution to ``filters`` channels, then the bias and
+    ``activation``. The two steps are a `DepthwiseConv2D` and a `Conv2D` inside, so pydlr's convolution
+    kernels serve both. Weights as Keras': ``[depthwise_kernel (kh, kw, in, depth_multiplier),
+    pointwise_kernel (1, 1, in * depth_multiplier, filters), bias]``, i.e. ``kh * kw * in * dm + in * dm *
+    filters + filters`` parameters.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = (1, 1),
+        padding: Any = "valid",
+        data_format: str | None = None,
+        dilation_rate: Any = (1, 1),
+        depth_multiplier: int = 1,
+        activation: str | None = None,
+        use_bias: bool = True,
+        depthwise_initializer: str = "glorot_uniform",
+        pointwise_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        depthwise_regularizer: Any = None,
+        pointwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        pointwise_constraint: Any = None,
+        bias_constraint: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        reject_unsupported(
+            self.where, depthwise_regularizer=depthwise_regularizer, pointwise_regularizer=pointwise_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint, pointwise_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
+        )
+        self.depthwise = DepthwiseConv2D(
+            kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, None, False,
+            depthwise_initializer, backend=backend, name=f"{self.name}_depthwise",
+        )
+        self.pointwise = Conv2D(
+            filters, 1, activation=activation, use_bias=use_bias, kernel_initializer=pointwise_initializer,
+            bias_initializer=bias_initializer, backend=backend, name=f"{self.name}_pointwise",
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        dw, pw = self.depthwise.get_config(), self.pointwise.get_config()
+        keep = ("kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier", "depthwise_initializer",
+                "backend")
+        return {
+            **super().get_config(), **{k: dw[k] for k in keep}, "filters": pw["filters"],
+            "activation": pw["activation"], "use_bias": pw["use_bias"],
+            "pointwise_initializer": pw["kernel_initializer"], "bias_initializer": pw["bias_initializer"],
+        }
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        h, w, _ = self.depthwise.compute_output_shape(input_shape)
+        return (h, w, self.pointwise.filters)
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        self.depthwise.check_input_shape(input_shape)
+
+    def build(self, input_shape: Shape) -> None:
+        self.pointwise.build_from(self.depthwise.build_from(input_shape))
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+    def weight_tensors(self) -> list[torch.Tensor]:
+        return self.depthwise.weight_tensors() + self.pointwise.weight_tensors()
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[depthwise_kernel, pointwise_kernel, bias] in Keras' layouts."""
+        return self.depthwise.get_weights() + self.pointwise.get_weights()
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set weights given in Keras' layout (as ``get_weights`` returns them)."""
+        if not isinstance(weights, (list, tuple)) or len(weights) != 2 + self.pointwise.use_bias:
+            raise InputError("weights", f"a list of {2 + self.pointwise.use_bias} arrays (depthwise kernel, "
+                             "pointwise kernel, bias)", weights, self.where)
+        self.depthwise.set_weights([weights[0]])
+        self.pointwise.set_weights(list(weights[1:]))

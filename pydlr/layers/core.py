@@ -21,6 +21,8 @@ from pydlr.layers.base import (
     format_shape,
     positive_int,
     reject_unsupported,
+    to_internal_all,
+    to_public_all,
 )
 
 
@@ -354,3 +356,47 @@ class Concatenate(Layer):
         if xs[0].dim() == 4:  # Keras (N, H, W, C) axes 1, 2, 3 are internal dims 2, 3, 1
             axis = {1: 2, 2: 3, 3: 1}[axis]
         return torch.cat(xs, dim=axis)
+
+
+class Lambda(Layer):
+    """Keras' ``Lambda(function, output_shape=None, arguments=None)``: ``function(inputs, **arguments)``
+    as a layer, on channels-last tensors (Keras' layout; a list of them when called on a list). The output
+    shape is ``output_shape`` (without the batch axis) or found by one call on a zero batch.
+
+    A Lambda holds Python code, which pydlr's files never store (JSON and safetensors only): a model with
+    one saves its weights (``save_weights``) but not its architecture; write a ``keras.layers.Layer``
+    subclass, or rebuild the model in code and load the weights.
+    """
+
+    def __init__(self, function: Any, output_shape: Any = None, mask: Any = None, arguments: dict | None = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise InputError("function", "a callable", function, self.where)
+        reject_unsupported(self.where, mask=mask)
+        self.function = function
+        self.arguments = dict(arguments or {})
+        self.declared_output_shape = None if output_shape is None else tuple(output_shape)
+        self.multi_input = False
+
+    def _call_symbolic(self, inputs: Any, training: bool | None = None) -> Any:
+        self.multi_input = isinstance(inputs, (list, tuple))  # Keras' Lambda takes a tensor or a list
+        return super()._call_symbolic(inputs, training)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if self.declared_output_shape is not None:
+            return self.declared_output_shape
+        multi = isinstance(input_shape, list)
+        zeros = [torch.zeros((2, *s)) for s in input_shape] if multi else torch.zeros((2, *input_shape))
+        with torch.no_grad():
+            out = self.function(zeros, **self.arguments)
+        return tuple(int(d) for d in out.shape[1:])
+
+    def call(self, x: Any) -> Any:
+        return to_internal_all(self.function(to_public_all(x), **self.arguments))
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotSupportedError(
+            f"{self.where}: a Lambda layer holds Python code, which pydlr does not write to files (JSON and "
+            "safetensors only). Save the weights with model.save_weights(path) and rebuild the model in code, "
+            "or write the computation as a keras.layers.Layer subclass.")

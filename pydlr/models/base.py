@@ -303,8 +303,8 @@ class BaseModel(nn.Module):
     def get_weights(self) -> list[np.ndarray]:
         """All weights as NumPy arrays in Keras' layouts, layer by layer (Keras' ``get_weights``)."""
         out = []
-        for m in self.modules():
-            if isinstance(m, Layer) and m.built:
+        for m in outer_layers(self):
+            if m.built:
                 out += m.get_weights()
         return out
 
@@ -314,7 +314,7 @@ class BaseModel(nn.Module):
         if not isinstance(weights, (list, tuple)):
             raise InputError("weights", "a list of arrays (as get_weights() returns)", weights, self.where)
         arrays = [np.asarray(w) for w in weights]
-        built = [m for m in self.modules() if isinstance(m, Layer) and m.built]
+        built = [m for m in outer_layers(self) if m.built]
         current = [(m, w.shape) for m in built for w in m.get_weights()]
         if len(arrays) != len(current):
             raise InputError("weights", f"a list of {len(current)} arrays (as get_weights() returns)",
@@ -328,6 +328,18 @@ class BaseModel(nn.Module):
             n = len(m.get_weights())
             m.set_weights(arrays[start:start + n])
             start += n
+
+
+def outer_layers(module: nn.Module) -> list[Layer]:
+    """The pydlr layers in ``module``, in definition order, without the layers inside a layer (a
+    SeparableConv2D's two convolutions): each weight is reported once, by the layer users see."""
+    out: list[Layer] = []
+    for child in module.children():
+        if isinstance(child, Layer):
+            out.append(child)
+        else:
+            out += outer_layers(child)
+    return out
 
 
 def apply_layer(layer: Layer | BaseModel, x: Any) -> Any:
