@@ -163,6 +163,53 @@ def training_mode(module: nn.Module, training: bool | None) -> Iterator[None]:
             m.training = mode
 
 
+_LAYOUT: list[tuple[str, bool]] = []  # (mode, output converted) of the calls under way; see keras_layout
+_LAYOUT_HOOKS: list[Any] = []
+
+
+def _layout_pre_hook(module: nn.Module, args: tuple) -> tuple | None:
+    role = getattr(type(module), "layout_role", None)
+    if role is None:
+        return None
+    convert = _LAYOUT[-1][0] == "public" and role == "layer"
+    _LAYOUT.append(("internal", convert))
+    if convert and args:
+        return (to_internal_all(args[0]), *args[1:])
+    return None
+
+
+def _layout_post_hook(module: nn.Module, args: tuple, output: Any) -> Any:
+    if getattr(type(module), "layout_role", None) is None or len(_LAYOUT) < 2:
+        return None
+    _, convert = _LAYOUT.pop()
+    return to_public_all(output) if convert else None
+
+
+@contextlib.contextmanager
+def keras_layout() -> Iterator[None]:
+    """Inside, pydlr layers called on tensors take and return Keras' layout (channels last), as in a
+    subclassed model's ``call()`` or a user layer's ``call()``.
+
+    Layers work on pydlr's internal layout (NCHW-shaped views of channels-last memory). While user code
+    runs, torch's global module hooks convert at each call from user code into a pydlr layer (both are
+    views, no copy) and leave the calls between pydlr's own modules alone. The hooks exist only inside
+    this context, so models without user code run without them.
+    """
+    depth = len(_LAYOUT)
+    if not _LAYOUT_HOOKS:
+        _LAYOUT_HOOKS.append(nn.modules.module.register_module_forward_pre_hook(_layout_pre_hook))
+        _LAYOUT_HOOKS.append(nn.modules.module.register_module_forward_hook(_layout_post_hook))
+    _LAYOUT.append(("public", False))
+    try:
+        yield
+    finally:
+        del _LAYOUT[depth:]  # a call that raised left its entries
+        if not _LAYOUT:
+            for handle in _LAYOUT_HOOKS:
+                handle.remove()
+            _LAYOUT_HOOKS.clear()
+
+
 class TensorList(list):
     """Several tensors of one batch: the inputs of a model with several inputs, the outputs of one with
     several outputs, or their targets. A list (as Keras passes and returns them) whose ``shape`` is the
@@ -258,6 +305,7 @@ class Layer(nn.Module):
     """
 
     multi_input: ClassVar[bool] = False
+    layout_role: ClassVar[str] = "layer"  # converted at calls from user code (keras_layout)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -269,6 +317,8 @@ class Layer(nn.Module):
             # batch axis, call() channels-last tensors. pydlr's own layers keep the internal path.
             cls.forward = Layer._user_forward
             cls.build_from = Layer._user_build_from
+            if "weight_tensors" not in cls.__dict__:
+                cls.weight_tensors = Layer._nested_weight_tensors
 
     def __init__(
         self,
@@ -474,6 +524,11 @@ class Layer(nn.Module):
         initializers.initialize(t, init, dims)
         return nn.Parameter(t, requires_grad=bool(trainable) and self._trainable)
 
+    def _nested_weight_tensors(self) -> list[torch.Tensor]:
+        """A user's layer's weights include those of the layers it holds (Keras counts them with it)."""
+        tensors = list(self.parameters())
+        return tensors + [b for b in self.buffers() if b.is_floating_point()]
+
     def _user_output_shape(self, input_shape: Shape) -> Shape:
         """A user's layer's output shape: its own ``compute_output_shape`` (Keras' shapes, batch axis
         included) when it has one, else one call on a zero batch of two samples."""
@@ -481,7 +536,7 @@ class Layer(nn.Module):
             return tuple(self.compute_output_shape((None, *input_shape)))[1:]
         ref = next(iter(self.parameters()), None)
         zeros = torch.zeros((2, *input_shape), device=ref.device if ref is not None else None)
-        with torch.no_grad():
+        with torch.no_grad(), keras_layout():
             out = self.call(zeros)
         return tuple(int(d) for d in out.shape[1:])
 
@@ -499,7 +554,9 @@ class Layer(nn.Module):
     def _user_forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.built:
             self._user_build_from(keras_shape(x))
-        return to_internal_all(self.call(to_public_all(x), *args, **kwargs))
+        with keras_layout():
+            out = self.call(to_public_all(x), *args, **kwargs)
+        return to_internal_all(out)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"

@@ -54,6 +54,8 @@ class BaseModel(nn.Module):
 
     connected_summary: ClassVar[bool] = False
     multi_input: ClassVar[bool] = False  # as a layer inside another model, it takes one tensor
+    layout_role: ClassVar[str] = "model"  # takes Keras' layout itself (pydlr.layers.base.keras_layout)
+    subclassed: ClassVar[bool] = False  # Keras' model subclassing (pydlr.models.subclassed)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

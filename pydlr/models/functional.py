@@ -14,12 +14,14 @@ from pydlr.layers.base import (
     SymbolicTensor,
     TensorList,
     to_public,
+    to_snake_case,
     training_mode,
     unique_name,
 )
 from pydlr.layers.core import InputLayer
 from pydlr.models.base import BaseModel, apply_layer
 from pydlr.models.sequential import layer_config, layer_from_config
+from pydlr.models.subclassed import SUBCLASS_METHODS, SubclassedModel
 
 
 def _as_list(value: Any, argument: str, where: str) -> list[SymbolicTensor]:
@@ -56,9 +58,24 @@ class Model(BaseModel):
         )
         return not chain or len({id(n.layer) for n in self.nodes}) != len(self.nodes)
 
-    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "call" in cls.__dict__:  # Keras' model subclassing: see pydlr.models.subclassed
+            cls.subclassed = True
+            for name in SUBCLASS_METHODS:
+                setattr(cls, name, SubclassedModel.__dict__[name])
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
+                 trainable: bool = True):
+        if inputs is None and outputs is None and self.subclassed:
+            super().__init__(name or unique_name(to_snake_case(type(self).__name__)))
+            self._multi_in = self._multi_out = False
+            return
         super().__init__(name or unique_name("functional"))
         where = self.where
+        if inputs is None or outputs is None:
+            raise InputError("inputs, outputs", "the Input tensors and the output tensors of a functional "
+                             "model, or a subclass of Model that defines call()", (inputs, outputs), where)
         self._multi_in = isinstance(inputs, (list, tuple))
         self._multi_out = isinstance(outputs, (list, tuple))
         self.inputs = _as_list(inputs, "inputs", where)
