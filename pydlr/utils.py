@@ -13,7 +13,15 @@ from pydlr.data.image_dataset import image_dataset_from_dataframe, image_dataset
 from pydlr.errors import InputError
 
 __all__ = ["to_categorical", "set_random_seed", "image_dataset_from_directory",
-           "image_dataset_from_dataframe"]
+           "image_dataset_from_dataframe", "plot_model"]
+
+
+def plot_model(model: Any, to_file: Any = "model.png", **kwargs: Any) -> None:
+    """Keras' ``keras.utils.plot_model``, drawn with matplotlib (no pydot or Graphviz needed): see
+    `pydlr.interpret.model_plot.plot_model`."""
+    from pydlr.interpret.model_plot import plot_model as draw
+
+    draw(model, to_file, **kwargs)
 
 
 def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:

@@ -67,7 +67,7 @@ def test_lite_layout_keeps_stem_head_and_outer_stages() -> None:
 def test_mobilenet_v2_application_and_preprocess_inputs_choose_the_scaling() -> None:
     model = applications.MobileNetV2()
     x = applications.preprocess_inputs(model, data.coffee())
-    np.testing.assert_array_equal(x, mobilenet_v2.preprocess_input(data.coffee()))
+    np.testing.assert_array_equal(x, mobilenet_v2.preprocess_input(data.coffee(), size=224))
     assert model.predict(x).argmax() == 967
     lite = applications.EfficientNetLite1(include_top=False, pooling="avg")
     y = applications.preprocess_inputs(lite, data.coffee())

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from pydlr.applications._build import build
+from pydlr.errors import InputError
+from pydlr.layers import Rescaling, SymbolicTensor
 from pydlr.pretrained import applications
-from pydlr.pretrained.imagenet import decode_predictions, preprocess
+from pydlr.pretrained.imagenet import IMAGENET_MEAN, IMAGENET_STD, decode_predictions, preprocess
 
 __all__ = ["MobileNetV2", "decode_predictions", "preprocess_input"]
 
@@ -31,10 +34,27 @@ def MobileNetV2(  # noqa: N802 (Keras' name)
                  classes, classifier_activation, applications.MobileNetV2)
 
 
-def preprocess_input(x: Any, size: int = 224) -> np.ndarray:
-    """What the weights expect: resize (shorter side 256 for 224), centre crop ``size``, ImageNet mean/std.
+def preprocess_input(x: Any, data_format: str | None = None, size: int | None = None) -> Any:
+    """Keras' ``preprocess_input``: 0-255 pixels (channels last, one image or a batch) scaled as the
+    weights expect, same shape. pydlr's weights are torchvision's, so the scaling is ImageNet's mean/std
+    (``(x / 255 - mean) / std``) where Keras' own weights take ``x / 127.5 - 1``.
 
-    ``x``: uint8 (0-255) or float pixels, one image (H, W, C) or a batch (N, H, W, C), channels last.
-    Unlike Keras' version (which only rescales), it also resizes, as torchvision's evaluation transform.
+    On a symbolic tensor (``preprocess_input(inputs)`` inside a functional model) it adds the same scaling
+    as a ``Rescaling`` layer. ``size`` (pydlr's addition) also resizes (shorter side 256 for 224) and
+    centre-crops to ``size`` x ``size``, torchvision's evaluation transform.
     """
-    return preprocess(x, size=size, mode="torch")
+    if data_format not in (None, "channels_last"):
+        raise InputError("data_format", '"channels_last" (pydlr\'s API is channels last)', data_format,
+                         "mobilenet_v2.preprocess_input")
+    if isinstance(x, SymbolicTensor):
+        std = [255.0 * s for s in IMAGENET_STD]
+        return Rescaling([1.0 / s for s in std], [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD,
+                                                                         strict=True)])(x)
+    if size is not None:
+        return preprocess(x, size=size, mode="torch")
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+    if arr.ndim < 3 or arr.shape[-1] != 3:
+        raise InputError("x", "RGB images with 0-255 pixels, channels last: (height, width, 3) or "
+                         "(n, height, width, 3)", arr, "mobilenet_v2.preprocess_input")
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    return ((arr / 255.0 - mean) / std).astype(np.float32)

@@ -57,8 +57,22 @@ class FitData:
     valid: Prepared | None
 
 
+def refuse_several(value: Any, name: str, what: str, where: str) -> None:
+    """InputError when a list holds arrays of different shapes where one array is expected: a list meant
+    for a model with several inputs (or outputs) given to a model with one (NumPy would make an object
+    array of it, and the message would name that instead of the mistake)."""
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        return
+    shapes = {tuple(getattr(v, "shape", ())) for v in value if hasattr(v, "shape")}
+    if len(shapes) > 1:
+        raise InputError(name, f"one array (the model has one {what}; a list of arrays is for a model "
+                         f"with several {what}s)", f"a list of {len(value)} arrays of shapes "
+                         f"{[tuple(v.shape) for v in value if hasattr(v, 'shape')]}", where=where)
+
+
 def prepare_x(model: Any, x: Any, where: str, name: str = "x") -> torch.Tensor:
     """x as a float32 tensor that fits the model's input shape (see the module docstring)."""
+    refuse_several(x, name, "input", where)
     t = as_x_tensor(x, where=where, name=name)
     conform = getattr(model, "conform_input", None)
     return conform(t, name=name, where=where) if conform is not None else t
@@ -130,6 +144,7 @@ def prepare_y(y: Any, loss: Any, out_shape: tuple | None, where: str, name: str 
     """y converted for the loss and checked against the output shape (see the module docstring)."""
     if y is None:
         raise InputError(name, "labels (y) for training", None, where=where)
+    refuse_several(y, name, "output", where)
     n_out = out_shape[-1] if out_shape else None
     t = as_y_tensor(y, loss.kind, n_out, where=where, name=name)
     if loss.kind == "custom" and t.is_floating_point() and t.dim() == 1 and out_shape == (1,):

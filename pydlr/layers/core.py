@@ -263,20 +263,32 @@ class ReLU(Activation):
 
 
 class Rescaling(Layer):
-    """Keras' ``Rescaling(scale, offset=0.0)``: ``x * scale + offset`` (e.g. 1/255 for pixel values)."""
+    """Keras' ``Rescaling(scale, offset=0.0)``: ``x * scale + offset`` (e.g. 1/255 for pixel values).
+    ``scale`` and ``offset`` are numbers, or lists of one number per channel (the last axis)."""
 
-    def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any):
+    def __init__(self, scale: Any, offset: Any = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         for argument, value in (("scale", scale), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(argument, "a number", value, self.where)
-        self.scale, self.offset = float(scale), float(offset)
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if not items or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in items):
+                raise InputError(argument, "a number or a list of numbers (one per channel)", value, self.where)
+        self.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
+        self.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
+    def _per_channel(self, value: Any, x: torch.Tensor) -> Any:
+        if not isinstance(value, list):
+            return value
+        shape = [1] * x.dim()
+        shape[1 if x.dim() == 4 else -1] = len(value)  # internal images are NCHW-shaped
+        return torch.tensor(value, dtype=x.dtype, device=x.device).view(shape)
+
     def call(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.offset
+        if isinstance(self.scale, float) and isinstance(self.offset, float):
+            return x * self.scale + self.offset
+        return x * self._per_channel(self.scale, x) + self._per_channel(self.offset, x)
 
 
 class Add(Layer):
