@@ -28,6 +28,8 @@ from pydlr.layers.core import (
     Lambda,
     ReLU,
     Rescaling,
+    add,
+    concatenate,
 )
 from pydlr.layers.fusion import layer_fusion, set_layer_fusion
 from pydlr.layers.normalization import BatchNormalization
@@ -74,7 +76,9 @@ __all__ = [
     "SeparableConv2D",
     "SeparableConvolution2D",
     "SymbolicTensor",
+    "add",
     "clear_session",
+    "concatenate",
     "conv_backend",
     "get_conv_backend",
     "set_conv_backend",

@@ -412,3 +412,13 @@ class Lambda(Layer):
             f"{self.where}: a Lambda layer holds Python code, which pydlr does not write to files (JSON and "
             "safetensors only). Save the weights with model.save_weights(path) and rebuild the model in code, "
             "or write the computation as a keras.layers.Layer subclass.")
+
+
+def add(inputs: Any, **kwargs: Any) -> Any:
+    """Keras' functional form ``keras.layers.add([a, b])``: ``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def concatenate(inputs: Any, axis: int = -1, **kwargs: Any) -> Any:
+    """Keras' functional form ``keras.layers.concatenate([a, b], axis=-1)``: ``Concatenate(axis)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
