@@ -55,3 +55,49 @@ def test_callbacks_and_schedules(tmp_path: Path):
     assert float(_value(out, "Test accuracy:")) > 0.2
     assert "Epoch 2: LearningRateScheduler setting learning rate to 0.001" in out
     assert float(_value(out, "Learning rate after the per-epoch schedule:")) == 0.001
+
+
+def test_multi_input_multi_output(tmp_path: Path):
+    out = _run("multi_input_multi_output.py", tmp_path)
+    assert _value(out, "History keys:") == str(sorted(
+        ["loss", "class_loss", "footwear_loss", "class_accuracy", "footwear_accuracy"]
+        + [f"val_{k}" for k in ("loss", "class_loss", "footwear_loss", "class_accuracy", "footwear_accuracy")]))
+    assert _value(out, "Total loss is the weighted sum:") == "True"
+    assert float(_value(out, "Class accuracy:")) > 0.25  # three epochs on 720 images; chance is 0.1
+    assert float(_value(out, "Footwear accuracy:")) > 0.75  # 30% of the images are footwear
+    assert _value(out, "Prediction shapes:") == "(200, 10) (200, 1)"
+
+
+def test_transfer_learning(tmp_path: Path):
+    out = _run("transfer_learning.py", tmp_path)
+    assert _value(out, "Trainable weights while frozen:") == "2"  # the new Dense layer's kernel and bias
+    assert _value(out, "Trainable weights while fine-tuning:") == "158"  # Keras' count for MobileNetV2 + Dense
+    assert float(_value(out, "Accuracy with the frozen base:")) > 0.5  # ImageNet features on 600 images
+    assert float(_value(out, "Accuracy after fine-tuning:")) > 0.5
+
+
+def test_custom_training_loop(tmp_path: Path):
+    out = _run("custom_training_loop.py", tmp_path)
+    assert _value(out, "Steps taken:") == "60"  # 1000 / 50 batches, three times
+    assert _value(out, "Loss went down:") == "True"
+    assert float(_value(out, "Test accuracy:")) > 0.6
+    assert _value(out, "predict_on_batch shape:") == "(8, 10)"
+    assert _value(out, "Agrees with predict:") == "True"
+
+
+def test_subclassed_model(tmp_path: Path):
+    out = _run("subclassed_model.py", tmp_path)
+    # conv 1->16 (160) + 16 scales, conv 16->32 (4,640) + 32 scales, dense 32->10 (330)
+    assert _value(out, "Parameters:") == str(160 + 16 + 4640 + 32 + 330)
+    assert float(_value(out, "Test accuracy:")) > 0.2
+    assert _value(out, "Predictions shape:") == "(200, 10)"
+    assert _value(out, "Reloaded weights give the same predictions:") == "True"
+
+
+def test_generator_fit(tmp_path: Path):
+    out = _run("generator_fit.py", tmp_path)
+    assert _value(out, "Training batches drawn:") == "60"  # steps_per_epoch 20, three epochs: no extra draw
+    assert _value(out, "Validation batches drawn:") == "12"  # validation_steps 4 per epoch
+    assert _value(out, "History keys:") == str(["accuracy", "loss", "val_accuracy", "val_loss"])
+    assert float(_value(out, "Test accuracy:")) > 0.2
+    assert _value(out, "Predictions shape:") == "(128, 10)"

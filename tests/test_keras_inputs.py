@@ -1,0 +1,350 @@
+"""Keras' inputs and extension points on pydlr's engine: several inputs and outputs, generators and
+DataLoaders, custom losses and metrics, subclassed models and layers, Lambda, SeparableConv2D, plot_model
+and MobileNetV2's preprocess_input (``import pydlr as keras``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+import pydlr as keras
+from pydlr.errors import InputError, NotSupportedError
+
+
+def _two_in_two_out(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    a, b = keras.Input((6,), name="a"), keras.Input((3,), name="b")
+    h = keras.layers.concatenate([keras.layers.Dense(8, activation="relu")(a), b])
+    out_a = keras.layers.Dense(4, activation="softmax", name="out_a")(h)
+    out_b = keras.layers.Dense(1, name="out_b")(h)
+    return keras.Model([a, b], [out_a, out_b])
+
+
+def _data(n: int = 96, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    xa, xb = rng.random((n, 6), dtype=np.float32), rng.random((n, 3), dtype=np.float32)
+    ya = (xa[:, :4].argmax(axis=1)).astype(np.int64)
+    yb = (xb.sum(axis=1, keepdims=True)).astype(np.float32)
+    return xa, xb, ya, yb
+
+
+# ----- the namespaces -------------------------------------------------------------------------------
+def test_keras_model_classes_are_the_trainable_ones():
+    for cls in (keras.Sequential, keras.Model, keras.models.Sequential, keras.models.Model):
+        for method in ("compile", "fit", "evaluate", "predict", "train_on_batch", "save", "save_weights"):
+            assert callable(getattr(cls, method, None)), (cls, method)
+    model = keras.models.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert len(model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0).history["loss"]) == 1
+
+
+# ----- several inputs and outputs -----------------------------------------------------------------
+def test_two_inputs_two_outputs_fit_predict_and_history_keys():
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out()
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"],
+                  metrics=[["accuracy"], ["mae"]])
+    history = model.fit([xa, xb], [ya, yb], epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    keys = ["loss", "out_a_loss", "out_b_loss", "out_a_accuracy", "out_b_mae"]
+    assert list(history.history) == keys + [f"val_{k}" for k in keys]
+    assert all(len(v) == 2 for v in history.history.values())
+    pred_a, pred_b = model.predict({"a": xa, "b": xb}, batch_size=40)
+    assert pred_a.shape == (96, 4) and pred_b.shape == (96, 1)
+    np.testing.assert_allclose(pred_a.sum(axis=1), 1.0, rtol=1e-5)
+    same = model.predict([xa, xb])  # a list in the inputs' order gives the same as the dict
+    np.testing.assert_array_equal(same[0], pred_a)
+    np.testing.assert_allclose(model.predict_on_batch([xa[:5], xb[:5]])[1], pred_b[:5], rtol=1e-5, atol=1e-6)
+
+
+def test_loss_weights_weigh_the_total_loss():
+    xa, xb, ya, yb = _data()
+    results = []
+    for weights in ({"out_a": 1.0, "out_b": 1.0}, {"out_a": 0.25, "out_b": 3.0}):
+        model = _two_in_two_out(seed=1)
+        model.compile(optimizer="sgd", loss={"out_a": "sparse_categorical_crossentropy", "out_b": "mse"},
+                      loss_weights=weights)
+        logs = model.evaluate({"a": xa, "b": xb}, {"out_a": ya, "out_b": yb}, return_dict=True)
+        assert logs["loss"] == pytest.approx(weights["out_a"] * logs["out_a_loss"]
+                                             + weights["out_b"] * logs["out_b_loss"], rel=1e-5)
+        results.append(logs)
+    # same initial weights: the per-output losses agree, the totals differ as the weights say
+    assert results[0]["out_a_loss"] == pytest.approx(results[1]["out_a_loss"], rel=1e-6)
+    assert results[0]["loss"] != pytest.approx(results[1]["loss"], rel=1e-3)
+
+
+def test_a_zero_loss_weight_leaves_that_output_untrained():
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out(seed=2)
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.0])
+    before = model.get_layer("out_b").get_weights()[0].copy()
+    model.fit([xa, xb], [ya, yb], epochs=1, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("out_b").get_weights()[0], before)
+
+
+def test_several_inputs_are_checked_before_training():
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out()
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+    with pytest.raises(InputError, match=r"x.*2 arrays, one per model input \(a, b\)"):
+        model.fit([xa], [ya, yb], verbose=0)
+    with pytest.raises(InputError, match=r"keys \['a', 'b'\].*\['a', 'c'\]"):
+        model.fit({"a": xa, "c": xb}, [ya, yb], verbose=0)
+    with pytest.raises(InputError, match=r"x\['b'\].*96 samples"):
+        model.fit({"a": xa, "b": xb[:50]}, [ya, yb], verbose=0)
+    with pytest.raises(InputError, match=r"y\['out_a'\].*labels in 0..3"):
+        model.fit([xa, xb], [ya + 10, yb], verbose=0)
+    with pytest.raises(InputError, match="class_weight"):
+        model.fit([xa, xb], [ya, yb], class_weight={0: 2.0}, verbose=0)
+
+
+def test_a_list_for_a_one_input_model_is_named_not_an_object_array():
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    model.compile(optimizer="adam", loss="mse")
+    xa, xb, _, _ = _data()
+    with pytest.raises(InputError, match=r"x.*one array \(the model has one input.*shapes \[\(96, 6\), \(96, 3\)\]"):
+        model.fit([xa, xb], np.zeros((96, 4)), verbose=0)
+
+
+# ----- generators and DataLoaders -----------------------------------------------------------------
+def _small_classifier(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_generator_fit_draws_exactly_steps_per_epoch_batches():
+    xa, _, ya, _ = _data()
+    drawn = []
+
+    def batches():
+        i = 0
+        while True:
+            drawn.append(i)
+            idx = np.arange(i * 8, i * 8 + 8) % 96
+            i += 1
+            yield xa[idx], ya[idx]
+
+    model = _small_classifier()
+    history = model.fit(batches(), steps_per_epoch=5, epochs=3, verbose=0)
+    assert len(drawn) == 15 and history.params["steps"] == 5
+    assert model.optimizer.iterations == 15
+    with pytest.raises(InputError, match="steps_per_epoch"):
+        model.fit(batches(), epochs=1, verbose=0)
+
+
+def test_a_generator_that_runs_out_is_named():
+    xa, _, ya, _ = _data()
+    model = _small_classifier()
+    finite = ((xa[i:i + 8], ya[i:i + 8]) for i in range(0, 24, 8))  # 3 batches
+    with pytest.raises(InputError, match="ran out of data in epoch 2"):
+        model.fit(finite, steps_per_epoch=2, epochs=2, verbose=0)
+
+
+def test_dataloader_fit_evaluate_predict_match_the_arrays():
+    xa, _, ya, _ = _data()
+    model = _small_classifier()
+    loader = DataLoader(TensorDataset(torch.from_numpy(xa), torch.from_numpy(ya)), batch_size=32, shuffle=True)
+    history = model.fit(loader, epochs=2, verbose=0, validation_data=loader)
+    assert history.params["steps"] == 3 and len(history.history["val_loss"]) == 2
+    ordered = DataLoader(TensorDataset(torch.from_numpy(xa), torch.from_numpy(ya)), batch_size=32)
+    loss, acc = model.evaluate(ordered)
+    ref_loss, ref_acc = model.evaluate(xa, ya, batch_size=32)
+    assert loss == pytest.approx(ref_loss, rel=1e-5) and acc == pytest.approx(ref_acc)
+    np.testing.assert_allclose(model.predict(ordered), model.predict(xa), rtol=1e-6)
+    assert model.predict(ordered, steps=2).shape == (64, 4)
+    assert model.evaluate(ordered, steps=1, return_dict=True).keys() == {"loss", "accuracy"}
+
+
+def test_generator_of_two_input_two_output_batches_with_sample_weights():
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out()
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+
+    def batches():
+        while True:
+            for s in range(0, 96, 24):
+                yield ({"a": xa[s:s + 24], "b": xb[s:s + 24]}, [ya[s:s + 24], yb[s:s + 24]],
+                       np.ones(24, np.float32))
+
+    history = model.fit(batches(), steps_per_epoch=4, epochs=2, verbose=0, validation_data=batches(),
+                        validation_steps=2)
+    assert set(history.history) == {"loss", "out_a_loss", "out_b_loss", "val_loss", "val_out_a_loss",
+                                    "val_out_b_loss"}
+
+
+# ----- custom losses and metrics ------------------------------------------------------------------
+def test_custom_loss_and_metric_functions_match_the_built_in_ones():
+    xa, _, ya, _ = _data()
+
+    def my_crossentropy(y_true, y_pred):
+        return F.nll_loss(torch.log(y_pred.clamp(1e-7, 1 - 1e-7)), y_true, reduction="none")
+
+    def my_accuracy(y_true, y_pred):
+        return (y_pred.argmax(dim=-1) == y_true).float()
+
+    model = _small_classifier()
+    builtin = model.evaluate(xa, ya, return_dict=True, batch_size=20)
+    model.compile(optimizer="adam", loss=my_crossentropy, metrics=[my_accuracy, "accuracy"])
+    custom = model.evaluate(xa, ya, return_dict=True, batch_size=20)
+    assert list(custom) == ["loss", "my_accuracy", "accuracy"]
+    assert custom["loss"] == pytest.approx(builtin["loss"], rel=1e-5)
+    assert custom["my_accuracy"] == pytest.approx(builtin["accuracy"]) == custom["accuracy"]
+    weights = np.where(ya == 0, 3.0, 1.0).astype(np.float32)  # per-sample values: sample weights apply
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ref = model.evaluate(xa, ya, sample_weight=weights)
+    model.compile(optimizer="adam", loss=my_crossentropy)
+    assert model.evaluate(xa, ya, sample_weight=weights) == pytest.approx(ref, rel=1e-5)
+
+
+def test_torch_loss_module_on_logits():
+    xa, _, ya, _ = _data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ref = model.evaluate(xa, ya)
+    model.compile(optimizer="adam", loss=torch.nn.CrossEntropyLoss(), metrics=["accuracy"])
+    logs = model.evaluate(xa, ya, return_dict=True)
+    assert logs["loss"] == pytest.approx(ref, rel=1e-5)
+    assert logs["accuracy"] == pytest.approx(float((model.predict(xa).argmax(1) == ya).mean()))
+    assert model.get_compile_config() is None  # a function cannot be saved: the model is saved uncompiled
+
+
+# ----- subclassing --------------------------------------------------------------------------------
+class _ChannelScale(keras.layers.Layer):
+    def build(self, input_shape):
+        self.seen_shape = tuple(input_shape)
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, inputs):
+        assert inputs.shape[-1] == self.scale.shape[0]  # channels last, as in Keras
+        return inputs * self.scale
+
+
+class _Net(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(4, 3, activation="relu")
+        self.scale = _ChannelScale()
+        self.flatten = keras.layers.Flatten()
+        self.out = keras.layers.Dense(2, activation="softmax")
+
+    def call(self, inputs, training=False):
+        x = self.scale(self.conv(inputs))
+        self.last_shape = tuple(x.shape[1:])
+        return self.out(self.flatten(x))
+
+
+def test_subclassed_model_trains_predicts_and_round_trips_weights(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 3), dtype=np.float32)
+    y = (x[..., 0].mean(axis=(1, 2)) > 0.5).astype(np.int64)
+    keras.utils.set_random_seed(0)
+    model = _Net()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.last_shape == (6, 6, 4) and model.scale.seen_shape == (None, 6, 6, 4)
+    assert model.predict(x).shape == (64, 2)
+    assert model.count_params() == (3 * 9 * 4 + 4) + 4 + (6 * 6 * 4 * 2 + 2)
+    path = tmp_path / "net.weights.safetensors"
+    model.save_weights(path)
+    again = _Net()
+    again.build((None, 8, 8, 3))
+    again.load_weights(path)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    with pytest.raises(NotSupportedError, match="save_weights"):
+        model.save(tmp_path / "net.keras")
+
+
+def test_user_layer_in_a_functional_model_counts_its_weights():
+    inputs = keras.Input((5, 5, 3))
+    outputs = _ChannelScale()(keras.layers.Conv2D(6, 1)(inputs))
+    model = keras.Model(inputs, outputs)
+    assert model.output_shape == (None, 5, 5, 6)
+    assert model.count_params() == 3 * 6 + 6 + 6
+    x = np.random.default_rng(1).random((2, 5, 5, 3), dtype=np.float32)
+    model.layers[-1].scale.data[:] = torch.arange(6.0)
+    plain = keras.Model(inputs, model.layers[1].output).predict(x)
+    np.testing.assert_allclose(model.predict(x), plain * np.arange(6.0), rtol=1e-6)
+
+
+def test_lambda_works_on_channels_last_tensors():
+    inputs = keras.Input((4, 4, 3))
+    outputs = keras.layers.Lambda(lambda t: t[..., :2] * 2.0)(inputs)
+    model = keras.Model(inputs, outputs)
+    assert model.output_shape == (None, 4, 4, 2)
+    x = np.random.default_rng(2).random((3, 4, 4, 3), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x), x[..., :2] * 2.0, rtol=1e-6)
+    with pytest.raises(NotSupportedError, match="Lambda"):
+        model.get_config()
+
+
+# ----- SeparableConv2D ----------------------------------------------------------------------------
+@pytest.mark.parametrize("filters,kernel,channels,multiplier,bias,keras_params", [
+    (64, 3, 32, 1, True, 2400),  # 3*3*32 + 32*64 + 64
+    (8, (5, 3), 3, 2, True, 90 + 48 + 8),
+    (16, 3, 8, 1, False, 72 + 128),
+])
+def test_separable_conv2d_counts_and_weights_as_keras(filters, kernel, channels, multiplier, bias,
+                                                      keras_params):
+    layer = keras.layers.SeparableConv2D(filters, kernel, depth_multiplier=multiplier, use_bias=bias,
+                                         padding="same")
+    model = keras.Sequential([keras.Input((10, 10, channels)), layer])
+    assert model.count_params() == keras_params
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    shapes = [w.shape for w in layer.get_weights()]
+    assert shapes == [(kh, kw, channels, multiplier), (1, 1, channels * multiplier, filters)] + (
+        [(filters,)] if bias else [])
+    assert model.output_shape == (None, 10, 10, filters)
+
+
+def test_separable_conv2d_computes_depthwise_then_pointwise():
+    keras.utils.set_random_seed(3)
+    layer = keras.layers.SeparableConv2D(5, 3, depth_multiplier=2, strides=2, activation="relu")
+    model = keras.Sequential([keras.Input((9, 9, 3)), layer])
+    dw, pw, b = layer.get_weights()
+    b[:] = np.linspace(-0.5, 0.5, 5)
+    layer.set_weights([dw, pw, b])
+    x = np.random.default_rng(4).random((2, 9, 9, 3), dtype=np.float32)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    depth = F.conv2d(xt, torch.from_numpy(dw).permute(2, 3, 0, 1).reshape(6, 1, 3, 3), stride=2, groups=3)
+    point = F.conv2d(depth, torch.from_numpy(pw).permute(3, 2, 0, 1), torch.from_numpy(b))
+    np.testing.assert_allclose(model.predict(x), torch.relu(point).permute(0, 2, 3, 1).numpy(), atol=1e-5)
+
+
+# ----- plot_model and preprocess_input ------------------------------------------------------------
+def test_plot_model_writes_a_png(tmp_path: Path):
+    keras.clear_session()  # Keras' automatic names from the start: dense, concatenate
+    model = _two_in_two_out()
+    path = tmp_path / "model.png"
+    keras.utils.plot_model(model, to_file=str(path), show_shapes=True, dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from pydlr.interpret.model_plot import model_graph
+
+    rows, edges = model_graph(model)
+    names = [r["layer"] for r in rows]
+    assert sorted((names[a], names[b]) for a, b in edges) == sorted([
+        ("a", "dense"), ("dense", "concatenate"), ("b", "concatenate"), ("concatenate", "out_a"),
+        ("concatenate", "out_b")])
+    with pytest.raises(InputError, match="pydot"):
+        keras.utils.plot_model(model, to_file=str(tmp_path / "model.dot"))
+
+
+def test_mobilenet_v2_preprocess_input_keeps_the_shape_and_works_in_a_model():
+    from pydlr.applications import mobilenet_v2
+
+    x = np.random.default_rng(5).integers(0, 256, (2, 40, 50, 3)).astype(np.float32)
+    out = mobilenet_v2.preprocess_input(x)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    assert out.shape == x.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, (x / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+    inputs = keras.Input((40, 50, 3))
+    model = keras.Model(inputs, mobilenet_v2.preprocess_input(inputs))
+    np.testing.assert_allclose(model.predict(x), out, rtol=1e-5, atol=1e-5)
