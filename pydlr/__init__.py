@@ -22,6 +22,18 @@ __version__ = "0.1.0"
 # from pydlr.models.sequential / pydlr.models.functional.
 models.Sequential = Sequential
 models.Model = Model
+_plain_seed_cnn = models.seed_cnn
+
+
+def _seed_cnn(*args, **kwargs):
+    if len(args) < 5:  # model_class is the fifth parameter
+        kwargs.setdefault("model_class", Sequential)
+    return _plain_seed_cnn(*args, **kwargs)
+
+
+_seed_cnn.__doc__ = (_plain_seed_cnn.__doc__ or "") + "\n    From ``pydlr.models`` the model is trainable (compile/fit).\n"
+_seed_cnn.__name__ = _seed_cnn.__qualname__ = "seed_cnn"
+models.seed_cnn = _seed_cnn
 models.load_model = saving.load_model
 models.save_model = saving.save_model
 models.model_from_json = saving.model_from_json

@@ -38,6 +38,7 @@ def test_keras_model_classes_are_the_trainable_ones():
     for cls in (keras.Sequential, keras.Model, keras.models.Sequential, keras.models.Model):
         for method in ("compile", "fit", "evaluate", "predict", "train_on_batch", "save", "save_weights"):
             assert callable(getattr(cls, method, None)), (cls, method)
+    assert callable(getattr(keras.models.seed_cnn(), "fit", None))
     model = keras.models.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
     assert len(model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0).history["loss"]) == 1
