@@ -255,7 +255,7 @@ class IterableBatches:
                  argument: str = "x", where: str = "fit"):
         self.source, self.convert, self.device = source, convert, torch.device(device)
         self.argument, self.where, self.seed = argument, where, 0
-        self.one_shot = iter(source) is source
+        self.one_shot = isinstance(source, Iterator)  # a generator; a DataLoader makes a new iterator each time
         if steps is None and not hasattr(source, "__len__"):
             raise InputError("steps_per_epoch" if argument == "x" else "validation_steps",
                              f"the number of batches an epoch takes from a generator (given as {argument})",

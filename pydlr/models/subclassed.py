@@ -19,6 +19,7 @@ its weights (``save_weights``), not a whole-model file.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -121,6 +122,7 @@ SUBCLASS_METHODS = ("layers", "run_public", "call_internal", "compute_output_sha
                     "connected_summary", "summary_rows", "get_config", "_as_tensor")
 
 
+@functools.lru_cache(maxsize=256)
 def _takes_training(call: Any) -> bool:
     try:
         params = inspect.signature(call).parameters
