@@ -163,6 +163,28 @@ def test_dataloader_fit_evaluate_predict_match_the_arrays():
     assert model.evaluate(ordered, steps=1, return_dict=True).keys() == {"loss", "accuracy"}
 
 
+def test_pydataset_style_sequence_gives_its_batches_and_hears_epoch_ends():
+    xa, _, ya, _ = _data()
+
+    class Batches:  # Keras' PyDataset protocol: len() batches, batch i is self[i], on_epoch_end()
+        epochs_ended = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return xa[i * 24:(i + 1) * 24], ya[i * 24:(i + 1) * 24]
+
+        def on_epoch_end(self):
+            self.epochs_ended += 1
+
+    source = Batches()
+    model = _small_classifier()
+    history = model.fit(source, epochs=2, verbose=0)
+    assert history.params["steps"] == 4 and model.optimizer.iterations == 8 and source.epochs_ended == 2
+    assert model.evaluate(source) == pytest.approx(model.evaluate(xa, ya, batch_size=24), rel=1e-5)
+
+
 def test_generator_of_two_input_two_output_batches_with_sample_weights():
     xa, xb, ya, yb = _data()
     model = _two_in_two_out()

@@ -7,8 +7,9 @@ Keras' rules, checked before any work starts:
   names (``model.output_names``). Each array is checked as a single one is (`pydlr.data.prepare`).
 - ``sample_weight`` weighs every output's loss; ``class_weight`` is refused for several outputs (Keras
   refuses it too).
-- An iterable (a generator, a torch ``DataLoader``, anything iterable that is not an array) yields
-  ``(x, y)`` or ``(x, y, sample_weight)`` batches, x and y as above. A one-shot iterator (a generator)
+- An iterable (a generator, a torch ``DataLoader``, anything iterable that is not an array, or a Keras
+  ``PyDataset``-style object with ``__getitem__``, ``__len__`` and ``on_epoch_end``) yields ``(x, y)`` or
+  ``(x, y, sample_weight)`` batches, x and y as above. A one-shot iterator (a generator)
   goes on across epochs and needs ``steps_per_epoch``; a re-iterable source (a DataLoader) starts again
   each epoch and has ``len(source)`` batches unless ``steps_per_epoch`` is given.
 
@@ -101,6 +102,8 @@ def is_iterable_source(x: Any) -> bool:
         return False
     if hasattr(x, "to_numpy") or hasattr(x, "__array__") or hasattr(x, "image_shape"):
         return False
+    if hasattr(x, "on_epoch_end") and hasattr(x, "__getitem__") and hasattr(x, "__len__"):
+        return True  # Keras' PyDataset / Sequence: batch i is x[i]
     return hasattr(x, "__iter__") or hasattr(x, "__next__")
 
 
@@ -288,6 +291,8 @@ class IterableBatches:
         for _ in range(self.steps):
             item = self._peeked.pop() if self._peeked else self._next_converted(epoch)
             yield tuple(to_device(t, self.device) for t in item)
+        if callable(getattr(self.source, "on_epoch_end", None)):
+            self.source.on_epoch_end()  # Keras' PyDataset hook (reshuffles its index, say)
 
     def close(self) -> None:
         self._iter = None
