@@ -78,6 +78,18 @@ def test_loss_weights_weigh_the_total_loss():
     assert results[0]["loss"] != pytest.approx(results[1]["loss"], rel=1e-3)
 
 
+def test_two_output_model_saves_and_loads_compiled(tmp_path: Path):
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out()
+    model.compile(optimizer="adam", loss={"out_a": "sparse_categorical_crossentropy", "out_b": "mse"},
+                  loss_weights=[0.3, 2.0], metrics={"out_a": ["accuracy"]})
+    model.fit([xa, xb], [ya, yb], epochs=1, verbose=0)
+    model.save(tmp_path / "two.keras")
+    loaded = keras.models.load_model(tmp_path / "two.keras")
+    assert loaded.evaluate([xa, xb], [ya, yb], return_dict=True) == model.evaluate([xa, xb], [ya, yb],
+                                                                                    return_dict=True)
+
+
 def test_a_zero_loss_weight_leaves_that_output_untrained():
     xa, xb, ya, yb = _data()
     model = _two_in_two_out(seed=2)
@@ -226,6 +238,14 @@ def test_custom_loss_and_metric_functions_match_the_built_in_ones():
     assert model.evaluate(xa, ya, sample_weight=weights) == pytest.approx(ref, rel=1e-5)
 
 
+def test_torch_module_as_metric():
+    xa, _, _, yb = _data()
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=[torch.nn.L1Loss(reduction="none"), "mae"])
+    logs = model.evaluate(xa, yb, return_dict=True)
+    assert list(logs) == ["loss", "l1_loss", "mae"] and logs["l1_loss"] == pytest.approx(logs["mae"], rel=1e-6)
+
+
 def test_torch_loss_module_on_logits():
     xa, _, ya, _ = _data()
     keras.utils.set_random_seed(0)
@@ -284,6 +304,25 @@ def test_subclassed_model_trains_predicts_and_round_trips_weights(tmp_path: Path
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
     with pytest.raises(NotSupportedError, match="save_weights"):
         model.save(tmp_path / "net.keras")
+
+
+def test_subclassed_model_with_two_inputs():
+    xa, xb, _, _ = _data()
+
+    class TwoInputs(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.join = keras.layers.Concatenate()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, inputs):
+            a, b = inputs
+            return self.dense(self.join([a, b]))
+
+    model = TwoInputs()
+    model.compile(optimizer="adam", loss="mse")
+    model.fit([xa, xb], np.zeros((96, 3), np.float32), epochs=1, verbose=0)
+    assert model.count_params() == 9 * 3 + 3 and model.predict([xa, xb]).shape == (96, 3)
 
 
 def test_user_layer_in_a_functional_model_counts_its_weights():

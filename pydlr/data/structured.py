@@ -159,6 +159,9 @@ def _output_shapes(model: Any, x: torch.Tensor | TensorList) -> list[tuple | Non
     symbolic = getattr(model, "outputs", None)
     if output_names(model) is not None:
         return [tuple(t.shape[1:]) for t in symbolic]
+    if isinstance(x, TensorList) and getattr(model, "subclassed", False):
+        shape = model.compute_output_shape([tuple(t.shape[1:]) for t in x])  # builds the layers too
+        return [None if isinstance(shape, list) else tuple(shape)]
     return [output_shape(model, tuple(x.shape[1:])) if isinstance(x, torch.Tensor) else None]
 
 

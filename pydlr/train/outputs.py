@@ -19,6 +19,7 @@ import torch
 
 from pydlr.data.structured import output_names
 from pydlr.errors import InputError
+from pydlr.layers.base import to_snake_case
 from pydlr.train.losses import Loss, MultiOutputLoss, get_loss, per_sample_values
 from pydlr.train.metrics import Metric, get_metric
 
@@ -36,7 +37,7 @@ def _is_user_metric(metric: Any) -> bool:
 
 def custom_metric(fn: Callable[..., Any]) -> Metric:
     """A `Metric` from ``fn(y_true, y_pred)`` (Keras' order) or a torch module ``module(input, target)``."""
-    name = getattr(fn, "__name__", None) or type(fn).__name__.lower()
+    name = getattr(fn, "__name__", None) or to_snake_case(type(fn).__name__)
     module = isinstance(fn, torch.nn.Module)
 
     def batch_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
