@@ -237,7 +237,7 @@ class TrainingMixin:
         if isinstance(x, ImageDataset):
             train, valid = self._dataset_batches(x, y, validation_data, opts, dev, ctx, batch_size=batch_size,
                                                  sample_weight=sample_weight, class_weight=class_weight)
-        elif self._general_data(x, validation_data):
+        elif self._general_data(x, validation_data, y):
             train, valid = self._general_batches(x, y, sample_weight, class_weight, validation_data, opts,
                                                  dev, ctx)
         else:
@@ -272,11 +272,11 @@ class TrainingMixin:
         return train, valid
 
     # ----- several inputs or outputs, generators (pydlr.data.structured) ---------------------------------
-    def _general_data(self, x: Any, validation_data: Any = None) -> bool:
-        """Whether the data take the general path: several inputs or outputs, or a generator/DataLoader
-        (one array in, one out keeps the one-tensor path)."""
+    def _general_data(self, x: Any, validation_data: Any = None, y: Any = None) -> bool:
+        """Whether the data take the general path: several inputs or outputs (or dicts by name), or a
+        generator/DataLoader (one array in, one out keeps the one-tensor path)."""
         return (isinstance(getattr(self, "_loss", None), MultiOutputLoss) or has_several_inputs(self, x)
-                or is_iterable_source(x) or is_iterable_source(validation_data))
+                or isinstance(y, dict) or is_iterable_source(x) or is_iterable_source(validation_data))
 
     def _converter(self, where: str, targets: bool = True):
         """Checks and converts one batch of a generator as `prepare_structured` does arrays."""
@@ -462,7 +462,7 @@ class TrainingMixin:
         if isinstance(x, ImageDataset):
             prepare_dataset_fit(self, self._loss, x, y, where=where, sample_weight=sample_weight)
             batches = DatasetBatches(x, shuffle=False, device=dev)
-        elif self._general_data(x):
+        elif self._general_data(x, None, y):
             batches = self._general_source(x, y, sample_weight, where, batch_size, _steps(steps, where), dev)
         else:
             data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
@@ -503,7 +503,7 @@ class TrainingMixin:
     def _on_batch(self, where: str, x: Any, y: Any, sample_weight: Any, class_weight: dict | None,
                   return_dict: bool, training: bool) -> float | list[float] | dict[str, float]:
         self._require_compiled(where)
-        if self._general_data(x):
+        if self._general_data(x, None, y):
             data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
         else:
             data, _ = prepare_data(self, self._loss, x, y, sample_weight, class_weight, where)

@@ -115,6 +115,19 @@ def test_several_inputs_are_checked_before_training():
         model.fit([xa, xb], [ya, yb], class_weight={0: 2.0}, verbose=0)
 
 
+def test_dicts_by_name_for_a_one_input_one_output_model():
+    xa, _, ya, _ = _data()
+    inputs = keras.Input((6,), name="features")
+    outputs = keras.layers.Dense(4, activation="softmax", name="label")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss={"label": "sparse_categorical_crossentropy"}, metrics=["accuracy"])
+    history = model.fit({"features": xa}, {"label": ya}, epochs=1, verbose=0)
+    assert list(history.history) == ["loss", "accuracy"]
+    np.testing.assert_array_equal(model.predict({"features": xa}), model.predict(xa))
+    with pytest.raises(InputError, match=r"keys \['label'\]"):
+        model.fit(xa, {"labels": ya}, verbose=0)
+
+
 def test_a_list_for_a_one_input_model_is_named_not_an_object_array():
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
     model.compile(optimizer="adam", loss="mse")

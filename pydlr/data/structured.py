@@ -143,6 +143,8 @@ def prepare_inputs(model: Any, x: Any, where: str, name: str = "x") -> torch.Ten
         return prepare_x(model, x, where, name)
     names = input_names(model)
     items = _by_name(x, names, name, "input", where)
+    if names is not None and len(names) == 1:  # {"image": array} for a one-input model
+        return prepare_x(model, items[0], where, name)
     specs = [t.shape[1:] for t in model.inputs] if names is not None else [None] * len(items)
     labels = [_label(name, names, i) for i in range(len(items))]
     tensors = []
@@ -172,6 +174,8 @@ def prepare_targets(model: Any, loss: Any, y: Any, x: torch.Tensor | TensorList,
     shapes = _output_shapes(model, x)
     parts = getattr(loss, "parts", None)
     if parts is None:
+        if isinstance(y, dict):  # {"output_layer": labels} for a one-output model
+            y = _by_name(y, output_names(model), name, "output", where)[0]
         check_loss_fits_model(model, loss, where, shapes[0])
         return prepare_y(y, loss, shapes[0], where, name)
     names = list(loss.names)
