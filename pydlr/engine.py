@@ -278,13 +278,13 @@ class TrainingMixin:
         return (isinstance(getattr(self, "_loss", None), MultiOutputLoss) or has_several_inputs(self, x)
                 or isinstance(y, dict) or is_iterable_source(x) or is_iterable_source(validation_data))
 
-    def _converter(self, where: str, targets: bool = True):
+    def _converter(self, where: str, targets: bool = True, class_weight: Any = None):
         """Checks and converts one batch of a generator as `prepare_structured` does arrays."""
         def convert(batch: Any) -> tuple[Any, Any, Any]:
             bx, by, bw = split_batch(batch)
             if not targets:
                 return prepare_inputs(self, bx, where), None, None
-            p = prepare_structured(self, self._loss, bx, by, bw, None, where)
+            p = prepare_structured(self, self._loss, bx, by, bw, class_weight, where)
             return p.x, p.y, p.w
 
         return convert
@@ -320,7 +320,11 @@ class TrainingMixin:
             if opts.validation_split:
                 raise InputError("validation_split", "0 when x is a generator (pass validation_data)",
                                  opts.validation_split, where=where)
-            train = IterableBatches(x, opts.steps_per_epoch, self._converter(where), dev, "x", where)
+            if sample_weight is not None:
+                raise InputError("sample_weight", "None when x is a generator (its batches may be (x, y, "
+                                 "sample_weight))", sample_weight, where=where)
+            train = IterableBatches(x, opts.steps_per_epoch, self._converter(where, True, class_weight), dev,
+                                    "x", where)
         else:
             data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
             if validation_data is None and opts.validation_split:

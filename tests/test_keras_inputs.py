@@ -160,6 +160,8 @@ def test_generator_fit_draws_exactly_steps_per_epoch_batches():
     model = _small_classifier()
     history = model.fit(batches(), steps_per_epoch=5, epochs=3, verbose=0)
     assert len(drawn) == 15 and history.params["steps"] == 5
+    with pytest.raises(InputError, match="sample_weight"):
+        model.fit(batches(), steps_per_epoch=5, sample_weight=np.ones(8), verbose=0)
     assert model.optimizer.iterations == 15
     with pytest.raises(InputError, match="steps_per_epoch"):
         model.fit(batches(), epochs=1, verbose=0)
@@ -171,6 +173,20 @@ def test_a_generator_that_runs_out_is_named():
     finite = ((xa[i:i + 8], ya[i:i + 8]) for i in range(0, 24, 8))  # 3 batches
     with pytest.raises(InputError, match="ran out of data in epoch 2"):
         model.fit(finite, steps_per_epoch=2, epochs=2, verbose=0)
+
+
+def test_class_weight_applies_to_generator_batches():
+    xa, _, ya, _ = _data()
+    weights = {0: 4.0, 1: 1.0, 2: 1.0, 3: 0.5}
+    results = []
+    for source in ("arrays", "generator"):
+        model = _small_classifier(seed=4)
+        if source == "arrays":
+            model.fit(xa, ya, batch_size=96, shuffle=False, class_weight=weights, verbose=0)
+        else:
+            model.fit(iter([(xa, ya)]), steps_per_epoch=1, class_weight=weights, verbose=0)
+        results.append(model.get_weights()[0])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-7)
 
 
 def test_dataloader_fit_evaluate_predict_match_the_arrays():
