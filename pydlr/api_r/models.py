@@ -15,7 +15,7 @@ from pydlr.layers.base import LAYER_CLASSES
 # Keras' "an int or a tuple of ints" arguments, which R sends as lists.
 _TUPLE_ARGS = ("kernel_size", "strides", "pool_size", "dilation_rate", "input_shape")
 # Registered classes that are not one-input layers a Sequential model can hold.
-_NOT_SEQUENTIAL = ("InputLayer", "Add", "Concatenate")
+_NOT_SEQUENTIAL = ("InputLayer", "Add", "Concatenate", "Lambda")  # Lambda holds Python code
 
 
 def Sequential(input_shape: Any = None, name: str | None = None) -> Any:  # noqa: N802 (Keras' name)
@@ -25,8 +25,9 @@ def Sequential(input_shape: Any = None, name: str | None = None) -> Any:  # noqa
 
 def layer_names() -> list[str]:
     """The layer classes R may build: the core's layer registry (``pydlr.layers``), one-input ones."""
-    return sorted(name for name in LAYER_CLASSES
-                  if name not in _NOT_SEQUENTIAL and not name.startswith("_"))
+    return sorted(name for name, cls in LAYER_CLASSES.items()
+                  if name not in _NOT_SEQUENTIAL and not name.startswith("_")
+                  and cls.__module__.startswith("pydlr."))  # not a Python user's own Layer subclass
 
 
 def layer(class_name: str, config: Mapping[str, Any] | None = None) -> Any:

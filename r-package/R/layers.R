@@ -177,6 +177,57 @@ layer_depthwise_conv_2d <- function(object = NULL, kernel_size, strides = c(1L, 
   ), list(...))
 }
 
+#' 2D depthwise-separable convolution layer
+#'
+#' A depthwise convolution (`depth_multiplier` kernels per input channel) followed by a 1 x 1 convolution to
+#' `filters` channels, as keras3's `layer_separable_conv_2d()`: far fewer weights than [layer_conv_2d()]
+#' (`kh * kw * channels * depth_multiplier + channels * depth_multiplier * filters + filters`).
+#'
+#' @inheritParams layer_conv_2d
+#' @param depth_multiplier Kernels per input channel in the depthwise step.
+#' @param depthwise_initializer,pointwise_initializer,bias_initializer Initializer names of the two kernels
+#'   and the bias.
+#' @param depthwise_regularizer,pointwise_regularizer,bias_regularizer,activity_regularizer,depthwise_constraint,pointwise_constraint,bias_constraint
+#'   Not supported: must be `NULL`.
+#' @family layers
+#' @export
+#' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_separable_conv_2d(filters = 16, kernel_size = 3)
+#' }
+layer_separable_conv_2d <- function(object = NULL, filters, kernel_size, strides = c(1L, 1L), padding = "valid",
+                                    data_format = NULL, dilation_rate = c(1L, 1L), depth_multiplier = 1L,
+                                    activation = NULL, use_bias = TRUE,
+                                    depthwise_initializer = "glorot_uniform",
+                                    pointwise_initializer = "glorot_uniform", bias_initializer = "zeros",
+                                    depthwise_regularizer = NULL, pointwise_regularizer = NULL,
+                                    bias_regularizer = NULL, activity_regularizer = NULL,
+                                    depthwise_constraint = NULL, pointwise_constraint = NULL,
+                                    bias_constraint = NULL, ...) {
+  .check_data_format(data_format)
+  decay <- "For weight decay use optimizer_adamw(weight_decay = ) in compile()."
+  for (arg in c("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "activity_regularizer")) {
+    .check_unsupported(get(arg), arg, decay)
+  }
+  for (arg in c("depthwise_constraint", "pointwise_constraint", "bias_constraint")) {
+    .check_unsupported(get(arg), arg, "pydlr has no weight constraints.")
+  }
+  .layer(object, "SeparableConv2D", list(
+    filters = .check_count(filters, "filters"),
+    kernel_size = .check_int_tuple(kernel_size, "kernel_size"),
+    strides = .check_int_tuple(strides, "strides"),
+    padding = .check_padding(padding),
+    dilation_rate = .check_int_tuple(dilation_rate, "dilation_rate"),
+    depth_multiplier = .check_count(depth_multiplier, "depth_multiplier"),
+    activation = .check_activation(activation),
+    use_bias = .check_flag(use_bias, "use_bias"),
+    depthwise_initializer = .check_string(depthwise_initializer, "depthwise_initializer"),
+    pointwise_initializer = .check_string(pointwise_initializer, "pointwise_initializer"),
+    bias_initializer = .check_string(bias_initializer, "bias_initializer")
+  ), list(...))
+}
+
 #' 2D max and average pooling layers
 #'
 #' Keep the maximum (or the mean) of each `pool_size` window.

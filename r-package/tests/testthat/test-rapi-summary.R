@@ -58,6 +58,24 @@ test_that("every layer verb builds the layer keras would, with keras' parameter 
   expect_equal(df$output_shape[c(5, 6, 8)], c("(None, 8, 8, 8)", "(None, 4, 4, 8)", "(None, 8)"))
 })
 
+test_that("layer_separable_conv_2d has keras' parameter count, shapes and weights", {
+  model <- keras_model_sequential(input_shape = c(10, 10, 32)) |>
+    layer_separable_conv_2d(filters = 64, kernel_size = 3, padding = "same") |>
+    layer_separable_conv_2d(filters = 8, kernel_size = c(3, 3), strides = 2, depth_multiplier = 2,
+                            use_bias = FALSE)
+  capture.output(df <- summary(model))
+  expect_equal(df$type, c("SeparableConv2D", "SeparableConv2D"))
+  expect_equal(df$params, c(3 * 3 * 32 + 32 * 64 + 64, 3 * 3 * 64 * 2 + 128 * 8))
+  expect_equal(df$output_shape, c("(None, 10, 10, 64)", "(None, 4, 4, 8)"))
+  weights <- get_weights(model)
+  expect_length(weights, 5)
+  expect_equal(lapply(weights[c(1, 2, 4, 5)], dim),
+               list(c(3L, 3L, 32L, 1L), c(1L, 1L, 32L, 64L), c(3L, 3L, 64L, 2L), c(1L, 1L, 128L, 8L)))
+  expect_length(weights[[3]], 64)
+  expect_error(layer_separable_conv_2d(filters = 4, kernel_size = 3, pointwise_regularizer = "l2"),
+               class = "pydlr_not_supported_error")
+})
+
 test_that("both pipes work: |> and magrittr's %>%", {
   skip_if_not_installed("magrittr")
   a <- keras_model_sequential(input_shape = c(28, 28, 1)) %>% layer_flatten() %>% layer_dense(10)
