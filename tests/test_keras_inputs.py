@@ -366,6 +366,24 @@ def test_user_layer_in_a_functional_model_counts_its_weights():
     np.testing.assert_allclose(model.predict(x), plain * np.arange(6.0), rtol=1e-6)
 
 
+def test_user_layer_in_sequential_gets_the_training_flag():
+    class NoisyDrop(keras.layers.Layer):
+        def call(self, inputs, training=None):
+            self.modes.append(training)
+            return inputs * 0.5 if training else inputs
+
+    layer = NoisyDrop()
+    layer.modes = []
+    model = keras.Sequential([keras.Input((3,)), layer, keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.output_shape == (None, 1)
+    x = np.ones((4, 3), np.float32)
+    layer.modes.clear()
+    model.fit(x, np.zeros((4, 1)), batch_size=4, verbose=0)
+    model.predict(x)
+    assert layer.modes == [True, False]
+
+
 def test_lambda_works_on_channels_last_tensors():
     inputs = keras.Input((4, 4, 3))
     outputs = keras.layers.Lambda(lambda t: t[..., :2] * 2.0)(inputs)

@@ -10,6 +10,8 @@ without the batch axis, e.g. ``(26, 26, 32)``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -70,6 +72,16 @@ def to_public(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4:
         return x.permute(0, 2, 3, 1)
     return x
+
+
+@functools.lru_cache(maxsize=512)
+def takes_training(call: Any) -> bool:
+    """Whether a user's ``call`` takes Keras' ``training`` argument (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return False
+    return "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def to_public_all(x: Any) -> Any:
@@ -554,6 +566,8 @@ class Layer(nn.Module):
     def _user_forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.built:
             self._user_build_from(keras_shape(x))
+        if takes_training(type(self).call):  # Keras passes the call's mode to a call() that takes it
+            kwargs.setdefault("training", self.training)
         with keras_layout():
             out = self.call(to_public_all(x), *args, **kwargs)
         return to_internal_all(out)

@@ -19,15 +19,21 @@ its weights (``save_weights``), not a whole-model file.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
 import numpy as np
 import torch
 
 from pydlr.errors import InputError, NotSupportedError
-from pydlr.layers.base import Layer, Shape, TensorList, keras_layout, to_internal_all, to_public_all
+from pydlr.layers.base import (
+    Layer,
+    Shape,
+    TensorList,
+    keras_layout,
+    takes_training,
+    to_internal_all,
+    to_public_all,
+)
 from pydlr.models.base import BaseModel, layer_output_rows
 
 __all__ = ["SubclassedModel", "SUBCLASS_METHODS"]
@@ -68,7 +74,7 @@ class SubclassedModel:
         return x.to(device=ref.device if ref is not None else x.device, dtype=dtype)
 
     def run_public(self, x: Any) -> Any:
-        kwargs = {"training": self.training} if _takes_training(type(self).call) else {}
+        kwargs = {"training": self.training} if takes_training(type(self).call) else {}
         with keras_layout():
             out = self.call(self._as_tensor(x), **kwargs)
         return TensorList(out) if isinstance(out, (list, tuple)) else out
@@ -120,15 +126,6 @@ class SubclassedModel:
 
 SUBCLASS_METHODS = ("layers", "run_public", "call_internal", "compute_output_shape", "build", "output_shape",
                     "connected_summary", "summary_rows", "get_config", "_as_tensor")
-
-
-@functools.lru_cache(maxsize=256)
-def _takes_training(call: Any) -> bool:
-    try:
-        params = inspect.signature(call).parameters
-    except (TypeError, ValueError):
-        return False
-    return "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _zeros(input_shape: Any, model: torch.nn.Module) -> Any:
