@@ -54,6 +54,7 @@ def test_two_inputs_two_outputs_fit_predict_and_history_keys():
     keys = ["loss", "out_a_loss", "out_b_loss", "out_a_accuracy", "out_b_mae"]
     assert list(history.history) == keys + [f"val_{k}" for k in keys]
     assert all(len(v) == 2 for v in history.history.values())
+    assert model.input_names == ["a", "b"] and model.output_names == ["out_a", "out_b"]
     pred_a, pred_b = model.predict({"a": xa, "b": xb}, batch_size=40)
     assert pred_a.shape == (96, 4) and pred_b.shape == (96, 1)
     np.testing.assert_allclose(pred_a.sum(axis=1), 1.0, rtol=1e-5)

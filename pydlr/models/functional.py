@@ -97,6 +97,17 @@ class Model(BaseModel):
             self.trainable = False
 
     @property
+    def input_names(self) -> list[str]:
+        """The names of the ``Input`` layers, in order (the keys of a dict of inputs)."""
+        return [t.layer.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Keras' ``output_names``: the layers that produce the outputs, in order (the keys of dicts of
+        targets, losses, loss weights and metrics, and the prefixes of the history's per-output entries)."""
+        return [t.layer.name for t in self.outputs]
+
+    @property
     def output_shape(self) -> Any:
         """Keras' ``output_shape`` (a list for several outputs)."""
         shapes = [t.shape for t in self.outputs]
