@@ -8,7 +8,7 @@ Keras-style on purpose, so ``import pydlr as keras`` runs common Keras scripts::
     model.summary()
 """
 
-from pydlr import data, datasets, errors, layers, models, saving, utils
+from pydlr import data, datasets, errors, layers, metrics, models, saving, utils
 from pydlr.engine import Model, Sequential
 from pydlr.io import load_model, load_weights, save_model, save_weights
 from pydlr.layers import Input, clear_session
@@ -51,6 +51,6 @@ def __getattr__(name: str):
 __all__ = [
     "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",
     "layers",
-    "load_model", "load_weights", "losses", "models", "optimizers", "save_model", "save_weights", "saving",
+    "load_model", "load_weights", "losses", "metrics", "models", "optimizers", "save_model", "save_weights", "saving",
     "utils", "__version__",
 ]

@@ -118,8 +118,9 @@ class TrainingMixin:
             "mse", "mae", ``losses.SparseCategoricalCrossentropy(from_logits=True)`` etc., a function
             ``fn(y_true, y_pred)`` or a torch loss module (`pydlr.train.outputs`).
         metrics : list
-            "accuracy", "top_k" (k = 5), "top_<k>", "mae", "mse", functions ``fn(y_true, y_pred)``;
-            per output for several outputs (a list of lists or a dict by output name).
+            "accuracy", "top_k" (k = 5), "top_<k>", "mae", "mse", ``pydlr.metrics`` objects (``AUC()``,
+            ``Precision()``, ``F1Score(average="macro")``, ...; their ``name`` is the history key), functions
+            ``fn(y_true, y_pred)``; per output for several outputs (a list of lists or a dict by output name).
         loss_weights : list or dict, optional
             Several outputs: the weight of each output's loss in the total (default 1 each).
         """

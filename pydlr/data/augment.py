@@ -4,7 +4,12 @@ Factors follow Keras' RandomFlip / RandomRotation / RandomTranslation / RandomZo
 RandomContrast: ``rotation=0.1`` rotates by up to +-0.1 * 360 degrees, ``shift=0.1`` translates by up
 to 10% of the height and width, ``zoom=0.1`` scales by 0.9-1.1, ``brightness=0.2`` adds up to +-20% of
 the value range, ``contrast=0.2`` scales the deviation from each image's mean by 0.8-1.2.
-Geometric transforms sample with ``fill_mode`` "reflect" (Keras' default), "nearest" or "constant".
+Geometric transforms sample with ``fill_mode`` "reflect" (Keras' default), "nearest" or "constant" (with
+``fill_value``) and ``interpolation`` "bilinear" (default), "nearest" or "bicubic". Each factor may also be
+a range ``(lower, upper)`` as Keras' layers take it (``rotation=(0.0, 0.1)`` rotates counter-clockwise only,
+``zoom=(-0.3, -0.1)`` zooms in, ``contrast=(lo, hi)`` scales by 1 + lo .. 1 + hi); ``zoom_width`` draws the
+width's zoom separately (Keras' RandomZoom ``width_factor``). The preprocessing layers
+(``pydlr.layers.RandomFlip``, ``RandomRotation``, ...) are this class with one transform switched on.
 
 Every draw comes from the ``torch.Generator`` passed in, so a batch's augmentation depends only on that
 generator's seed (pydlr derives it from the fit seed, the epoch and the step: the same whatever the
@@ -13,6 +18,7 @@ number of worker processes, and reproducible on resume).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -26,6 +32,30 @@ __all__ = ["Augment", "augment_beforehand"]
 
 _FLIPS = (None, "horizontal", "vertical", "horizontal_and_vertical")
 _FILL = {"reflect": "reflection", "nearest": "border", "constant": "zeros"}
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
+Factor = float | tuple[float, float]
+
+
+def factor_range(value: Factor) -> tuple[float, float]:
+    """(centre, half-width) of a factor: a number z is the range (-z, z), a pair the range it names."""
+    if isinstance(value, (tuple, list)):
+        return (value[0] + value[1]) / 2, (value[1] - value[0]) / 2
+    return 0.0, float(value)
+
+
+def _check_factor(value, name: str, low: float, high: float) -> Factor:
+    """A number in [0, high) or a range (lower, upper) with low < lower <= upper < high."""
+    where = "Augment"
+    if isinstance(value, (tuple, list)):
+        ok = (len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+              and low < value[0] <= value[1] < high)
+        if not ok:
+            raise InputError(name, f"a number in [0, {high:g}) or a range (lower, upper) within ({low:g}, "
+                             f"{high:g})", value, where=where)
+        return (float(value[0]), float(value[1]))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < high:
+        raise InputError(name, f"a number in [0, {high:g})", value, where=where)
+    return float(value)
 
 
 @dataclass
@@ -47,35 +77,52 @@ class Augment:
         Pixel range for brightness and clipping; inferred from the data by ``fit`` when None
         ((0, 1) if the data's maximum is <= 1, else (0, 255)).
     fill_mode : {"reflect", "nearest", "constant"}
+    interpolation : {"bilinear", "nearest", "bicubic"}
+    fill_value : float
+        The value outside the image with ``fill_mode="constant"``.
+    zoom_width : float or (float, float), optional
+        The width's zoom, drawn separately; None: the width zooms as the height (aspect kept).
     """
 
     flip: str | None = None
-    rotation: float = 0.0
-    shift: float | tuple[float, float] = 0.0
-    zoom: float = 0.0
+    rotation: Factor = 0.0
+    shift: float | tuple = 0.0
+    zoom: Factor = 0.0
     brightness: float = 0.0
-    contrast: float = 0.0
+    contrast: Factor = 0.0
     value_range: tuple[float, float] | None = None
     fill_mode: str = "reflect"
+    interpolation: str = "bilinear"
+    fill_value: float = 0.0
+    zoom_width: Factor | None = None
 
     def __post_init__(self) -> None:
         if self.flip not in _FLIPS:
             raise InputError("flip", f"one of {_FLIPS}", self.flip, where="Augment")
         if self.fill_mode not in _FILL:
             raise InputError("fill_mode", f"one of {sorted(_FILL)}", self.fill_mode, where="Augment")
-        for name in ("rotation", "zoom", "brightness", "contrast"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0 or v >= (1.0 if name != "rotation" else 0.5 + 1e-9):
-                raise InputError(name, "a number in [0, 1)", v, where="Augment")
-        sh = self.shift if isinstance(self.shift, (tuple, list)) else (self.shift, self.shift)
-        if len(sh) != 2 or any(not isinstance(s, (int, float)) or not 0 <= s < 1 for s in sh):
-            raise InputError("shift", "a fraction in [0, 1) or a pair of them", self.shift,
-                             where="Augment")
-        self.shift = (float(sh[0]), float(sh[1]))
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError("interpolation", f"one of {INTERPOLATIONS}", self.interpolation, where="Augment")
+        if isinstance(self.fill_value, bool) or not isinstance(self.fill_value, (int, float)):
+            raise InputError("fill_value", "a number", self.fill_value, where="Augment")
+        self.rotation = _check_factor(self.rotation, "rotation", -0.5 - 1e-9, 0.5 + 1e-9)
+        self.zoom = _check_factor(self.zoom, "zoom", -1.0, 1.0)
+        if self.zoom_width is not None:
+            self.zoom_width = _check_factor(self.zoom_width, "zoom_width", -1.0, 1.0)
+        self.brightness = _check_factor(self.brightness, "brightness", 0.0, 1.0)
+        if isinstance(self.brightness, tuple):
+            raise InputError("brightness", "a number in [0, 1)", self.brightness, where="Augment")
+        self.contrast = _check_factor(self.contrast, "contrast", -1.0, 1.0)
+        # shift: one factor for both axes, or (height, width), each a number or a range
+        sh = tuple(self.shift) if isinstance(self.shift, (tuple, list)) else (self.shift, self.shift)
+        if len(sh) != 2:
+            raise InputError("shift", "a fraction in [0, 1) or a pair of them", self.shift, where="Augment")
+        self.shift = (_check_factor(sh[0], "shift", -1.0, 1.0), _check_factor(sh[1], "shift", -1.0, 1.0))
 
     @property
     def geometric(self) -> bool:
-        return bool(self.flip or self.rotation or self.shift[0] or self.shift[1] or self.zoom)
+        return bool(self.flip or self.rotation or self.shift[0] or self.shift[1] or self.zoom
+                    or self.zoom_width)
 
     def with_range(self, x: torch.Tensor) -> Augment:
         """A copy whose value_range is set from the data when it was left None."""
@@ -83,14 +130,14 @@ class Augment:
             return self
         hi = 1.0 if float(x.max()) <= 1.0 else 255.0
         lo = -1.0 if float(x.min()) < 0 else 0.0
-        return Augment(self.flip, self.rotation, self.shift, self.zoom, self.brightness,
-                       self.contrast, (lo, hi), self.fill_mode)
+        return dataclasses.replace(self, value_range=(lo, hi))
 
-    def draw(self, n: int, g: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def draw(self, n: int, g: torch.Generator | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The random numbers of ``n`` images, uniform in [-1, 1), in the order ``__call__`` draws them:
-        geometric (n, 6) (None without a geometric transform), then photometric (n, 2) (None without
-        brightness or contrast)."""
-        geo = torch.rand(n, 6, generator=g) * 2 - 1 if self.geometric else None
+        geometric (n, 6) (n, 7 with ``zoom_width``; None without a geometric transform), then photometric
+        (n, 2) (None without brightness or contrast). ``g`` None draws from torch's global generator."""
+        cols = 6 if self.zoom_width is None else 7
+        geo = torch.rand(n, cols, generator=g) * 2 - 1 if self.geometric else None
         photo = torch.rand(n, 2, generator=g) * 2 - 1 if (self.brightness or self.contrast) else None
         return geo, photo
 
@@ -101,10 +148,17 @@ class Augment:
     def theta_from(self, u: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """`theta` from the geometric draws ``u`` (n, 6) of `draw`."""
         n = u.shape[0]
-        angle = u[:, 0] * (self.rotation * 2 * math.pi)
-        scale = 1 + u[:, 1] * self.zoom
-        tx = u[:, 2] * (2 * self.shift[1])
-        ty = u[:, 3] * (2 * self.shift[0])
+        # a value drawn in a range is centre + u * half; positive angles turn counter-clockwise, positive
+        # zooms zoom out, positive shifts move the content down / right (Keras' directions)
+        (rc, rh), (zc, zh) = factor_range(self.rotation), factor_range(self.zoom)
+        (yc, yh), (xc, xh) = factor_range(self.shift[0]), factor_range(self.shift[1])
+        angle = rc * (2 * math.pi) + u[:, 0] * (rh * 2 * math.pi)
+        scale = 1 + zc + u[:, 1] * zh
+        if self.zoom_width is not None:
+            wc, wh = factor_range(self.zoom_width)
+            scale_x = 1 + wc + u[:, 6] * wh
+        tx = u[:, 2] * (2 * xh) - 2 * xc
+        ty = u[:, 3] * (2 * yh) - 2 * yc
         fx = torch.ones(n)
         fy = torch.ones(n)
         if self.flip in ("horizontal", "horizontal_and_vertical"):
@@ -112,6 +166,8 @@ class Augment:
         if self.flip in ("vertical", "horizontal_and_vertical"):
             fy = torch.where(u[:, 5] < 0, -1.0, 1.0)
         cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale  # (n,) each, on the CPU
+        if self.zoom_width is not None:
+            fx = fx * (scale_x / scale)  # the width's own zoom
         # rotation in pixel space, expressed in normalised coordinates (correct for h != w)
         theta = torch.stack([
             torch.stack([cos * fx, -sin * (h / w) * fy, tx], dim=1),
@@ -133,15 +189,20 @@ class Augment:
         n, h, w = x.shape[0], x.shape[1], x.shape[2]
         out = x
         if theta is not None:
+            # constant fill with a value v: sample x - v with zeros outside, then add v back
+            shift = self.fill_value if self.fill_mode == "constant" and self.fill_value else 0.0
             nchw = x.permute(0, 3, 1, 2)
             grid = F.affine_grid(theta, [n, x.shape[3], h, w], align_corners=False)
-            out = F.grid_sample(nchw, grid, mode="bilinear", padding_mode=_FILL[self.fill_mode],
-                                align_corners=False).permute(0, 2, 3, 1)
+            out = F.grid_sample(nchw - shift if shift else nchw, grid, mode=self.interpolation,
+                                padding_mode=_FILL[self.fill_mode], align_corners=False).permute(0, 2, 3, 1)
+            if shift:
+                out = out + shift
         if photo is not None:
             lo, hi = self.value_range or (0.0, 1.0)
             u = photo
             if self.contrast:
-                c = (1 + u[:, 1] * self.contrast).view(n, 1, 1, 1)
+                cc, ch = factor_range(self.contrast)
+                c = (1 + cc + u[:, 1] * ch).view(n, 1, 1, 1)
                 mean = out.mean(dim=(1, 2), keepdim=True)
                 out = (out - mean) * c + mean
             if self.brightness:

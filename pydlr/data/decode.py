@@ -86,7 +86,7 @@ def check_image_spec(image_size: Any, color_mode: Any, interpolation: Any, crop_
                      bool(pad_to_aspect_ratio))
 
 
-def _crop_box(w: int, h: int, target_w: int, target_h: int) -> tuple[float, float, float, float]:
+def crop_box(w: int, h: int, target_w: int, target_h: int) -> tuple[float, float, float, float]:
     """The largest centred box of (w, h) with the aspect ratio target_w : target_h."""
     crop_w = min(w, h * target_w / target_h)
     crop_h = min(h, w * target_h / target_w)
@@ -124,7 +124,7 @@ def _fit(img: Any, spec: ImageSpec) -> np.ndarray:
     if spec.pad_to_aspect_ratio and img.size != size:
         return _padded(img, spec)
     if img.size != size:
-        box = (_crop_box(img.width, img.height, spec.width, spec.height)
+        box = (crop_box(img.width, img.height, spec.width, spec.height)
                if spec.crop_to_aspect_ratio else None)
         img = img.resize(size, spec.resample(), box=box)
     return np.asarray(img, dtype=np.uint8).reshape(spec.shape)

@@ -22,6 +22,7 @@ with ``steps_per_epoch`` full batches cut from consecutive shuffled passes (100 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import warnings
@@ -234,8 +235,7 @@ class ImageDataset:
 
 def _with_pixel_range(aug: Augment) -> Augment:
     """Dataset images are 0-255: brightness and clipping work in that range."""
-    return Augment(aug.flip, aug.rotation, aug.shift, aug.zoom, aug.brightness, aug.contrast, (0.0, 255.0),
-                   aug.fill_mode)
+    return dataclasses.replace(aug, value_range=(0.0, 255.0))
 
 
 class DatasetBatches(PoolOwner):

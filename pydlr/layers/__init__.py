@@ -39,6 +39,15 @@ from pydlr.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
+from pydlr.layers.preprocessing import (
+    CenterCrop,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+)
 
 # Keras' aliases
 Convolution2D = Conv2D
@@ -54,6 +63,7 @@ __all__ = [
     "AveragePooling2D",
     "AvgPool2D",
     "BatchNormalization",
+    "CenterCrop",
     "Concatenate",
     "Conv2D",
     "Convolution2D",
@@ -71,8 +81,14 @@ __all__ = [
     "Layer",
     "MaxPool2D",
     "MaxPooling2D",
+    "RandomContrast",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "ReLU",
     "Rescaling",
+    "Resizing",
     "SeparableConv2D",
     "SeparableConvolution2D",
     "SymbolicTensor",

@@ -273,6 +273,8 @@ class DistributedTraining(Callback):
         dist.all_reduce(both)
         learn.totals = list(both[:-1].float().unbind())
         learn.count = int(both[-1])
+        for state in learn.stateful_metrics:  # AUC, Precision, ...: gather every process's predictions
+            state.sync()
 
 
 def broadcast_seed(seed: int) -> int:

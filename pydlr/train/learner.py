@@ -79,6 +79,8 @@ class Learner:
         self.loss_func = loss
         self.opt = optimizer
         self.metrics = list(metrics)
+        # metrics of the whole epoch (AUC, Precision, ...) keep a state instead of a running sum
+        self.stateful_metrics = [m.state for m in self.metrics if m.state is not None]
         self.device = torch.device(device)
         every = nan_check_every if nan_check_every is not None else (
             1 if self.device.type == "cpu" else 50)
@@ -302,6 +304,8 @@ class Learner:
         self.totals = [torch.zeros((), dtype=torch.float32, device=self.device)
                        for _ in range(1 + len(self.metrics))]
         self.count = 0
+        for state in self.stateful_metrics:
+            state.reset_state()
 
     def _accumulate(self) -> None:
         n = self.xb.shape[0]
@@ -310,7 +314,10 @@ class Learner:
         if self.metrics:
             pred = self.pred.detach()  # detached inputs: no graph is recorded, no no_grad needed
             for j, m in enumerate(self.metrics, start=1):
-                totals[j].add_(m(pred, self.yb))
+                if m.state is None:
+                    totals[j].add_(m.fn(pred, self.yb))
+                else:
+                    m.state.update_state(self.yb, pred)
         self.count += n
 
     def running_logs(self) -> dict[str, float]:
@@ -322,6 +329,9 @@ class Learner:
         if self.count == 0:
             return {}
         values = (torch.stack(self.totals).double() / self.count).tolist()
+        for j, m in enumerate(self.metrics, start=1):
+            if m.state is not None:
+                values[j] = float(m.state.result())
         names = ["loss"] + [m.name for m in self.metrics]
         return {prefix + k: v for k, v in zip(names, values, strict=True)}
 

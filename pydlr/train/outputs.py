@@ -21,6 +21,7 @@ from pydlr.data.structured import output_names
 from pydlr.errors import InputError
 from pydlr.layers.base import to_snake_case
 from pydlr.train.losses import Loss, MultiOutputLoss, get_loss, per_sample_values
+from pydlr.train.metric_objects import KerasMetric
 from pydlr.train.metrics import Metric, get_metric
 
 __all__ = ["compile_loss", "compile_metrics", "custom_metric", "loss_config", "loss_from_config",
@@ -89,7 +90,23 @@ def compile_loss(model: Any, loss: Any, loss_weights: Any = None) -> Loss:
     return MultiOutputLoss(names, [get_loss(p) for p in parts], weights)
 
 
+class _OutputState:
+    """A metric object (AUC, ...) of one output of several: updated with that output's labels and
+    predictions, otherwise the object itself."""
+
+    def __init__(self, state: Any, i: int):
+        self.state, self.i = state, i
+
+    def update_state(self, y_true: Any, y_pred: Any) -> None:
+        self.state.update_state(y_true[self.i], y_pred[self.i])
+
+    def __getattr__(self, name: str) -> Any:  # result, reset_state, sync
+        return getattr(self.state, name)
+
+
 def _output_metric(metric: Metric, i: int, prefix: str) -> Metric:
+    if metric.state is not None:
+        return Metric(f"{prefix}_{metric.name}", None, state=_OutputState(metric.state, i))
     return Metric(f"{prefix}_{metric.name}", lambda p, t: metric(p[i], t[i]))
 
 
@@ -102,7 +119,7 @@ def compile_metrics(metrics: Any, loss: Loss) -> list[Metric]:
     """The metrics to report (see the module docstring); for several outputs the per-output losses first."""
     if metrics is None:
         metrics = []
-    if isinstance(metrics, (str, Metric)) or _is_user_metric(metrics):
+    if isinstance(metrics, (str, Metric, KerasMetric)) or _is_user_metric(metrics):
         metrics = [metrics]
     if not isinstance(loss, MultiOutputLoss):
         if isinstance(metrics, dict):
@@ -143,14 +160,19 @@ def loss_from_config(config: dict) -> Any:
 
 
 def metrics_config(argument: Any, compiled: list[Metric], loss: Loss) -> Any:
-    """The metrics argument as JSON: names only (a user's function is left out, as its loss would be)."""
+    """The metrics argument as JSON: names, and a metric object's class and arguments (a user's function is
+    left out, as its loss would be)."""
     if not isinstance(loss, MultiOutputLoss):
-        return [m.name for m, a in zip(compiled, _as_list(argument), strict=False) if not _is_user_metric(a)]
+        return [m.config or m.name for m, a in zip(compiled, _as_list(argument), strict=False)
+                if not _is_user_metric(a)]
+
+    def saved(entry: Any) -> Any:
+        return entry.saved() if isinstance(entry, KerasMetric) else entry if isinstance(entry, str) else None
 
     def names(entry: Any) -> Any:
         if isinstance(entry, (list, tuple)):
-            return [e for e in entry if isinstance(e, str)]
-        return entry if isinstance(entry, str) or entry is None else None
+            return [saved(e) for e in entry if saved(e) is not None]
+        return entry if entry is None else saved(entry)
 
     if isinstance(argument, dict):
         return {k: names(v) for k, v in argument.items()}
