@@ -245,6 +245,12 @@ class TensorList(list):
         return TensorList(t.float() for t in self)
 
 
+class NoSingleCallError(NotSupportedError, AttributeError):
+    """``layer.input`` / ``layer.output`` of a layer not called exactly once in a functional graph. An
+    AttributeError too, as Keras': ``hasattr(layer, "output")`` is False, and torch's tracer (which reads
+    every attribute of a module) goes on."""
+
+
 class SymbolicTensor:
     """A placeholder for a layer's output in the functional API (Keras' KerasTensor).
 
@@ -364,7 +370,7 @@ class Layer(nn.Module):
     # ---- the functional graph: Keras' layer.input / layer.output ----------------------------------
     def _only_node(self, what: str) -> Node:
         if len(self.inbound_nodes) != 1:
-            raise NotSupportedError(
+            raise NoSingleCallError(
                 f"{self.where}.{what}: the layer was called {len(self.inbound_nodes)} times in functional "
                 "graphs; layer.input and layer.output exist for a layer called once (build the model with "
                 "keras.Model(inputs, outputs) to read them)")

@@ -10,6 +10,7 @@ from pydlr.train.callbacks import (
     LambdaCallback,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    TensorBoard,
     TerminateOnNaN,
 )
 from pydlr.train.events import (
@@ -42,7 +43,7 @@ from pydlr.train.schedules import (
 
 __all__ = [
     "Learner", "History", "Callback", "KerasCallback", "LambdaCallback", "EarlyStopping",
-    "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "ProgressBar", "CancelFitException",
+    "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "TerminateOnNaN", "TensorBoard", "BackupAndRestore", "ProgressBar", "CancelFitException",
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
     "CancelStepException", "losses", "optimizers", "lr_find", "LRFindResult", "ParamScheduler",
     "LearningRateScheduler", "cosine", "one_cycle", "step", "fit_one_cycle", "LearningRateSchedule",

@@ -1,5 +1,5 @@
 """Callbacks with Keras' names and arguments: EarlyStopping, ModelCheckpoint, CSVLogger, LambdaCallback,
-BackupAndRestore (resume), ReduceLROnPlateau, TerminateOnNaN, LearningRateScheduler, plus the adapter that lets Keras-style callbacks (``on_epoch_end(epoch,
+BackupAndRestore (resume), ReduceLROnPlateau, TerminateOnNaN, LearningRateScheduler, TensorBoard, plus the adapter that lets Keras-style callbacks (``on_epoch_end(epoch,
 logs)``...) run on the Learner's events.
 """
 
@@ -24,11 +24,12 @@ from pydlr.train.events import Callback as LearnerCallback
 from pydlr.train.events import CancelFitException
 from pydlr.train.history import History
 from pydlr.train.schedules import LearningRateScheduler, set_lr
+from pydlr.train.tensorboard import TensorBoard
 
 __all__ = [
     "KerasCallback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
     "BackupAndRestore", "save_weights", "Callback", "LearnerCallback", "LearningRateScheduler",
-    "ReduceLROnPlateau", "TerminateOnNaN",
+    "ReduceLROnPlateau", "TerminateOnNaN", "TensorBoard",
 ]
 
 
