@@ -35,8 +35,9 @@ optimizer_spec = optimizer  # compile's argument `optimizer` shadows the functio
 
 
 def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A001 (Keras' name)
-            metrics: Sequence[str] | None = None) -> Any:
-    """``model.compile(optimizer, loss, metrics)``; returns the model."""
+            metrics: Sequence[Any] | None = None) -> Any:
+    """``model.compile(optimizer, loss, metrics)``; returns the model. ``metrics`` holds names and R's
+    ``metric_*()`` objects as ``{"class_name", "config"}`` (``pydlr.metrics.<class_name>(**config)``)."""
     model.compile(optimizer=optimizer_spec(optimizer), loss=loss, metrics=list(metrics or []))
     return model
 

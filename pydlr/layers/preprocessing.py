@@ -52,7 +52,7 @@ def _augment(where: str, **settings: Any) -> Augment:
         raise InputError(err.argument, err.expected, err.received, where) from None
 
 
-class RandomLayer(Layer):
+class _RandomLayer(Layer):
     """Base of the random augmentation layers: ``augment`` (an `Augment`) applied in training only."""
 
     def __init__(self, seed: int | None = None, **kwargs: Any):
@@ -77,7 +77,7 @@ class RandomLayer(Layer):
         return to_internal(out)
 
 
-class RandomFlip(RandomLayer):
+class RandomFlip(_RandomLayer):
     """Keras' ``RandomFlip(mode="horizontal_and_vertical", seed=None)``: flips each image with probability
     1/2 along each axis of ``mode`` ("horizontal" left-right, "vertical" up-down)."""
 
@@ -94,7 +94,7 @@ class RandomFlip(RandomLayer):
         return {**super().get_config(), "mode": self.mode}
 
 
-class _Geometric(RandomLayer):
+class _Geometric(_RandomLayer):
     """The fill and interpolation arguments the geometric layers share."""
 
     def __init__(self, fill_mode: str, interpolation: str, seed: int | None, fill_value: float,
@@ -183,7 +183,7 @@ class RandomTranslation(_Geometric):
                 "width_factor": _config_factor(self.width_factor)}
 
 
-class RandomContrast(RandomLayer):
+class RandomContrast(_RandomLayer):
     """Keras' ``RandomContrast(factor, value_range=(0, 255), seed=None)``: scales each image's deviation from
     its per-channel mean by a random factor in [1 - lower, 1 + upper] (``factor`` a number: lower = upper),
     then clips to ``value_range``."""

@@ -175,3 +175,37 @@ callback_learning_rate_scheduler <- function(schedule, verbose = 0L) {
   if (!is.function(schedule)) .input_error("schedule", "an R function(epoch, lr) returning a rate", schedule)
   .callback("LearningRateScheduler", schedule = schedule, verbose = .check_count(verbose, "verbose", min = 0L))
 }
+
+#' Write TensorBoard logs during training
+#'
+#' keras3's TensorBoard callback, written with torch's `SummaryWriter`: `log_dir/train` and
+#' `log_dir/validation` receive `epoch_loss`, `epoch_<metric>` and `epoch_learning_rate` each epoch,
+#' `batch_<metric>` every `update_freq` batches, weight histograms every `histogram_freq` epochs and the
+#' model's graph. View them with `tensorboard --logdir <log_dir>`.
+#'
+#' @param log_dir The folder of the event files.
+#' @param histogram_freq Every how many epochs to write weight histograms (`0`: never).
+#' @param write_graph Write the model's graph.
+#' @param update_freq `"epoch"`, `"batch"`, or every how many training batches to write batch values.
+#' @param ... Other keras3 arguments (`write_images`, `profile_batch`, `embeddings_freq`, ...) are not
+#'   supported.
+#' @return A `pydlr_callback` for [fit()]'s `callbacks`.
+#' @family callbacks
+#' @export
+#' @md
+#' @examples
+#' callback_tensorboard(file.path(tempdir(), "logs"), histogram_freq = 1)
+callback_tensorboard <- function(log_dir = "logs", histogram_freq = 0L, write_graph = TRUE, update_freq = "epoch", ...) {
+  .check_no_dots(list(...), "callback_tensorboard()", "pydlr writes scalars, weight histograms and the graph.")
+  if (!(is.character(update_freq) && length(update_freq) == 1L && update_freq %in% c("epoch", "batch"))) {
+    update_freq <- tryCatch(.check_count(update_freq, "update_freq"), pydlr_input_error = function(e) {
+      .input_error("update_freq", "\"epoch\", \"batch\" or a whole number >= 1", update_freq, call = sys.call(-4))
+    })
+  }
+  .callback("TensorBoard",
+    log_dir = path.expand(.check_string(log_dir, "log_dir")),
+    histogram_freq = .check_count(histogram_freq, "histogram_freq", min = 0L),
+    write_graph = .check_flag(write_graph, "write_graph"),
+    update_freq = update_freq
+  )
+}

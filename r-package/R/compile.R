@@ -10,7 +10,8 @@
 #' @param loss A loss name: `"categorical_crossentropy"` (one-hot targets, see [to_categorical()]),
 #'   `"sparse_categorical_crossentropy"` (integer class labels 0, 1, ...), `"binary_crossentropy"`,
 #'   `"mse"` / `"mean_squared_error"`.
-#' @param metrics Metric names, e.g. `"accuracy"` (a character vector or a list of strings).
+#' @param metrics Metric names, e.g. `"accuracy"` (a character vector), or a list of names and
+#'   `metric_*()` objects such as [metric_auc()], [metric_precision()], [metric_f1_score()].
 #' @param ... Other keras3 arguments (`loss_weights`, `run_eagerly`, `jit_compile`, ...) are not supported
 #'   and give a `pydlr_not_supported_error`.
 #' @return The model, invisibly.
@@ -45,12 +46,8 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
   } else {
     optimizer <- .check_string(optimizer, "optimizer")
   }
-  if (is.list(metrics)) metrics <- unlist(metrics)
-  if (!is.null(metrics) && (!is.character(metrics) || anyNA(metrics))) {
-    .input_error("metrics", "metric names such as \"accuracy\"", metrics)
-  }
   .py_call("api_r.training.compile", object$py,
-    optimizer = optimizer, loss = loss, metrics = as.list(metrics), .convert = FALSE
+    optimizer = optimizer, loss = loss, metrics = .py_metrics(metrics), .convert = FALSE
   )
   invisible(object)
 }
