@@ -78,3 +78,41 @@ def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights():
     assert h.params["steps"] == 8 and h.history["loss"][-1] < h.history["loss"][0]
     after = m.evaluate(x, y)
     assert after[0] < before[0] and after[1] > 0.8  # the weights came back into this model
+
+
+AUC_SCRIPT = textwrap.dedent('''
+    import json, os, sys
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+    from pydlr import engine, metrics
+    from pydlr.layers import Dense, Input
+    from pydlr.train.optimizers import SGD
+    from pydlr.utils import set_random_seed
+
+    out, rank = sys.argv[1], int(os.environ["RANK"])
+    set_random_seed(3)
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=200) > 0).astype(np.float32)
+    m = engine.Sequential([Input((4,)), Dense(1, activation="sigmoid")])
+    # learning rate ~0: the epoch's predictions are those of the fixed model, so the AUC over both
+    # ranks' shards must be the AUC over all the data
+    m.compile(SGD(learning_rate=1e-12), "binary_crossentropy", [metrics.AUC(), metrics.Precision()])
+    h = m.fit(x, y, batch_size=20, epochs=1, seed=1, verbose=0)
+    p = m.predict(x, verbose=0).ravel()
+    json.dump({"history": h.history, "auc_all": roc_auc_score(y, p)}, open(f"{out}/auc{rank}.json", "w"))
+''')
+
+
+def test_epoch_metrics_gather_every_process_under_torchrun(tmp_path):
+    script = tmp_path / "auc.py"
+    script.write_text(AUC_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "pydlr.train.distributed", "--nproc-per-node", "2",
+           "--master-port", str(free_port()), str(script), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"auc{r}.json").read_text()) for r in (0, 1))
+    assert r0["history"] == r1["history"]
+    assert r0["history"]["auc"][0] == pytest.approx(r0["auc_all"], abs=1e-6)
