@@ -164,8 +164,8 @@ def test_lambda_callbacks_get_plain_arguments():
     training.fit(model, x, y, epochs=2, callbacks=[cb], verbose=0)
     assert [c[0] for c in calls] == [0, 1]  # Keras' 0-based epochs
     assert isinstance(calls[0][1]["loss"], float)
-    with pytest.raises(NotSupportedError, match="TensorBoard"):
-        training.callback("TensorBoard", {})
+    with pytest.raises(NotSupportedError, match="RemoteMonitor"):
+        training.callback("RemoteMonitor", {})
 
 
 def test_keras_callbacks_by_class_name(tmp_path):
