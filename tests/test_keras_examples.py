@@ -101,3 +101,14 @@ def test_generator_fit(tmp_path: Path):
     assert _value(out, "History keys:") == str(["accuracy", "loss", "val_accuracy", "val_loss"])
     assert float(_value(out, "Test accuracy:")) > 0.2
     assert _value(out, "Predictions shape:") == "(128, 10)"
+
+
+def test_augmentation_and_metrics(tmp_path: Path):
+    out = _run("augmentation_and_metrics.py", tmp_path)
+    assert _value(out, "History keys:") == ("loss,acc,auc,precision,recall,val_loss,val_acc,val_auc,"
+                                            "val_precision,val_recall")
+    assert "(None, 24, 24, 1)" in out  # Resizing's output shape in the summary
+    assert float(_value(out, "Test AUC:")) > 0.85  # sneakers vs ankle boots; chance is 0.5
+    assert 0 < float(_value(out, "Test precision:")) <= 1
+    assert _value(out, "Standalone AUC equals evaluate's:") == "True"
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["train", "validation"]
