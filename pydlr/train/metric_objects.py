@@ -424,7 +424,8 @@ class F1Score(EpochMetric):
     """Keras' ``F1Score(average=None, threshold=None)`` for one-hot (or integer) labels.
 
     ``threshold=None``: each row's arg-max is its predicted class; a number: every column above it is a
-    positive (multi-label). ``average`` "micro", "macro", "weighted", or None (one value per class from
+    positive (multi-label). One column of predictions (a sigmoid output) is thresholded at ``threshold``
+    (0.5 when None), where Keras' arg-max of a single column would call every sample positive. ``average`` "micro", "macro", "weighted", or None (one value per class from
     ``result()``; ``fit`` logs one number per metric, so compile takes the averaged forms).
     """
 
