@@ -376,6 +376,18 @@ class Layer(nn.Module):
                 "keras.Model(inputs, outputs) to read them)")
         return self.inbound_nodes[0]
 
+    def __getattr__(self, name: str) -> Any:
+        # `input`/`output` are properties whose error is an AttributeError (Keras': hasattr() is False and
+        # torch's tracer, which reads every attribute, goes on); Python then asks __getattr__, whose
+        # nn.Module version would replace pydlr's message with "no attribute". One extra call on each
+        # parameter lookup (~0.1 us; a seed CNN step makes ~10 of them).
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("input", "output"):
+                self._only_node(name)
+            raise
+
     @property
     def output(self) -> SymbolicTensor:
         """Keras' ``layer.output``: the symbolic output of the layer's one call in a functional graph, e.g.
