@@ -198,3 +198,27 @@ def test_f1_score_per_class_in_compile_is_an_input_error():
     model = _binary_model()
     with pytest.raises(InputError, match="average"):
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=[keras.metrics.F1Score()])
+
+
+def test_metric_objects_per_output_of_a_two_output_model(tmp_path):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5,), name="x")
+    h = layers.Dense(8, activation="relu")(inp)
+    out_a = layers.Dense(3, activation="softmax", name="kind")(h)
+    out_b = layers.Dense(1, activation="sigmoid", name="flag")(h)
+    model = keras.Model(inp, [out_a, out_b])
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(120, 5)).astype(np.float32)
+    ya, yb = x[:, :3].argmax(axis=1), (x[:, 3] > 0).astype(np.float32)
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "binary_crossentropy"],
+                  metrics={"kind": [keras.metrics.F1Score(average="macro")],
+                           "flag": [keras.metrics.AUC(), keras.metrics.Recall(thresholds=0.4)]})
+    model.fit(x, [ya, yb], epochs=1, batch_size=30, verbose=0)
+    result = model.evaluate(x, [ya, yb], return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    assert result["flag_auc"] == pytest.approx(skm.roc_auc_score(yb, pb.ravel()), abs=1e-5)
+    assert result["flag_recall"] == pytest.approx(skm.recall_score(yb, pb.ravel() > 0.4), abs=1e-5)
+    assert result["kind_f1_score"] == pytest.approx(skm.f1_score(ya, pa.argmax(1), average="macro"), abs=1e-5)
+    model.save(tmp_path / "two.keras")
+    loaded = keras.models.load_model(tmp_path / "two.keras")
+    assert loaded.evaluate(x, [ya, yb], return_dict=True) == pytest.approx(result)
