@@ -3,8 +3,9 @@
 
 # A keras factor: one number, or c(lower, upper) (a Python list: a range).
 .check_factor <- function(x, arg, call = sys.call(sys.parent())) {
-  ok <- is.numeric(x) && length(x) %in% c(1L, 2L) && !anyNA(x) && all(is.finite(x))
-  if (!ok) .input_error(arg, "a number or c(lower, upper)", x, call = call)
+  ok <- is.numeric(x) && length(x) %in% c(1L, 2L) && !anyNA(x) && all(is.finite(x)) &&
+    (length(x) == 1L || x[1] <= x[2]) && (length(x) == 2L || x >= 0)
+  if (!ok) .input_error(arg, "a number >= 0, or c(lower, upper) with lower <= upper", x, call = call)
   if (length(x) == 2L) as.list(as.numeric(x)) else as.numeric(x)
 }
 

@@ -65,6 +65,7 @@ test_that("augmentation layers are random in training only; resizing and croppin
   expect_equal(predict(crop, x), x[, 3:6, 3:8, , drop = FALSE], tolerance = 1e-6)
   expect_error(layer_random_rotation(factor = "a lot"), "factor", class = "pydlr_input_error")
   expect_error(layer_random_flip(mode = "diagonal"), "mode", class = "pydlr_input_error")
+  expect_error(layer_random_zoom(height_factor = c(0.3, 0.1)), "c\\(lower, upper\\)", class = "pydlr_input_error")
   expect_error(layer_resizing(height = 0, width = 4), "height", class = "pydlr_input_error")
 })
 
