@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from pydlr.data.arrays import check_lengths
 from pydlr.data.augment import Augment
 from pydlr.data.workers import AugmentPool, PoolOwner
 from pydlr.errors import InputError
@@ -58,6 +59,7 @@ def epoch_batches(n: int, batch_size: int, steps: int | None, shuffle: bool, see
     With ``world_size > 1`` (DDP) each rank gets its shard from torch's ``DistributedSampler``
     (same seed on every rank, padded to equal shards): ``ceil(n / world_size)`` samples a pass.
     """
+    batch_size = resolve_batch_size(batch_size, "epoch_batches")
     passes = 0
 
     def one_pass() -> torch.Tensor:
@@ -103,6 +105,8 @@ class ArrayBatches(PoolOwner):
                  sample_weight: torch.Tensor | None = None, augment: Augment | None = None,
                  workers: int = 0, device: torch.device | str = "cpu", pin_memory: bool = True,
                  rank: int = 0, world_size: int = 1):
+        batch_size = resolve_batch_size(batch_size, "ArrayBatches")
+        check_lengths(x, y, where="ArrayBatches")
         self.n = int(x.shape[0])
         self.rank, self.world_size = int(rank), int(world_size)
         self.batch_size = int(batch_size)

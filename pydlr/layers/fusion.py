@@ -24,6 +24,7 @@ import torch
 from torch.nn.modules import module as _module
 
 from pydlr import ops
+from pydlr.errors import InputError
 from pydlr.layers.base import keras_shape
 from pydlr.layers.conv import Conv2D, get_conv_backend
 from pydlr.layers.geometry import op_padding
@@ -35,7 +36,9 @@ _state = {"enabled": True}
 
 def set_layer_fusion(enabled: bool) -> None:
     """Turn layer fusion on (the default) or off, e.g. to compare speed or to debug layer by layer."""
-    _state["enabled"] = bool(enabled)
+    if not isinstance(enabled, bool):
+        raise InputError("enabled", "True or False", enabled, where="set_layer_fusion")
+    _state["enabled"] = enabled
 
 
 @contextlib.contextmanager

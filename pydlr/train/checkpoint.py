@@ -32,6 +32,8 @@ def check_writable(path: str | os.PathLike, argument: str, where: str = "fit") -
     The folder may not exist yet (it is created at the first write): then its nearest existing
     ancestor must be a writable folder.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError(argument, "a file path (a non-empty string)", path, where=where)
     p = Path(path)
     if p.is_dir():
         raise InputError(argument, "a file path (not an existing folder)", str(p), where=where)

@@ -37,6 +37,11 @@ class Loss:
     kind: str
     from_logits: bool = False
 
+    def __post_init__(self) -> None:
+        # a string such as "yes" would silently mean True and train on the wrong transform
+        if not isinstance(self.from_logits, bool):
+            raise InputError("from_logits", "True or False", self.from_logits, where=self.name)
+
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of each sample, shape (n,)."""
         pred = pred.float()

@@ -63,6 +63,8 @@ def with_learning_rate(optimizer: torch.optim.Optimizer) -> torch.optim.Optimize
     are untouched. Also applied to torch optimizers users pass to ``compile``, so the property means
     the same whatever built the optimizer.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise InputError("optimizer", "a torch.optim.Optimizer", optimizer, where="with_learning_rate")
     cls = type(optimizer)
     if isinstance(optimizer, KerasLearningRate):
         return optimizer
@@ -176,6 +178,25 @@ class Optimizer:
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise InputError("learning_rate", "a positive number or a keras.optimizers.schedules "
                              "schedule", self.learning_rate, where=type(self).__name__)
+        self._check_ranges()
+
+    # The settings torch would only refuse when the optimizer is built, at fit time: checked here, where
+    # the user wrote them. (name, low, high, high included)
+    _RANGES = (("momentum", 0.0, 1.0, True), ("rho", 0.0, 1.0, True), ("beta_1", 0.0, 1.0, False),
+               ("beta_2", 0.0, 1.0, False), ("epsilon", 0.0, float("inf"), False),
+               ("weight_decay", 0.0, float("inf"), False))
+
+    def _check_ranges(self) -> None:
+        for name, low, high, closed in self._RANGES:
+            if not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and low <= value and (value <= high if closed else value < high))
+            if not ok:
+                bracket = "]" if closed else ")"
+                raise InputError(name, f"a number in [{low:g}, {high:g}{bracket}", value,
+                                 where=type(self).__name__)
 
 
 @dataclass

@@ -1,0 +1,391 @@
+"""docs/reliability.md, generated from the exports and from tests/bad_inputs.toml.
+
+The record (tests/bad_inputs.toml) lists, for every public entry point of the R package (NAMESPACE exports and
+S3 methods) and of the Python package (``pydlr.__all__``, the public submodules' ``__all__`` and the data-taking
+methods of ``pydlr.Model``), the bad inputs tried: what was passed, the error class, the message pattern and the
+test that checks it (``tests/test_x.py::test_name`` or ``r-package/tests/testthat/test-x.R::description``).
+An entry point that takes no user input (a constant, a module, a re-exported operator, a print method) has one
+row with ``kind`` and ``note`` instead.
+
+    python scripts/reliability_table.py            # write docs/reliability.md
+    python scripts/reliability_table.py --check    # exit 1 when an export has no row, a named test does not
+                                                   # exist, a row's test failed, or the page is stale
+    python scripts/reliability_table.py --run      # run the named tests, record their results, write the page
+    python scripts/reliability_table.py --suggest  # draft rows (TOML) for exports without one, from the tests
+
+The passing count comes from the results of the last ``--run`` (or of scripts/test.sh, which passes
+``--results``): tests/bad_inputs_results.json maps each named test to passed/failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORD = os.path.join(ROOT, "tests", "bad_inputs.toml")
+RESULTS = os.path.join(ROOT, "tests", "bad_inputs_results.json")
+PAGE = os.path.join(ROOT, "docs", "reliability.md")
+R_TESTS = "r-package/tests/testthat"
+
+# pydlr.Model's methods that take the user's data, files or settings: entry points as much as the exports.
+MODEL_METHODS = ("compile", "fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch",
+                 "save", "save_weights", "load_weights", "set_weights", "get_layer")
+
+
+def r_exports(root: str = ROOT) -> list[str]:
+    """The R package's entry points: export() names and S3 methods (as generic.class)."""
+    text = open(os.path.join(root, "r-package", "NAMESPACE"), encoding="utf-8").read()
+    names = [m.strip('"') for m in re.findall(r"^export\((.+)\)$", text, re.M)]
+    names += [f"{g}.{c}" for g, c in re.findall(r"^S3method\(([^,]+),([^)]+)\)$", text, re.M)]
+    return sorted(names)
+
+
+def python_exports() -> list[str]:
+    """``pydlr.__all__``, the ``__all__`` of the public submodules it names, and pydlr.Model's methods."""
+    sys.path.insert(0, ROOT)
+    import pydlr
+
+    names = []
+    for name in pydlr.__all__:
+        names.append(f"pydlr.{name}")
+        value = getattr(pydlr, name)
+        if type(value).__name__ == "module":
+            names += [f"pydlr.{name}.{sub}" for sub in getattr(value, "__all__", ())]
+    names += [f"pydlr.Model.{m}" for m in MODEL_METHODS]
+    return sorted(set(names))
+
+
+def load_record(path: str = RECORD) -> dict[str, dict[str, list[dict]]]:
+    with open(path, "rb") as f:
+        record = tomllib.load(f)
+    return {"R": record.get("R", {}), "Python": record.get("Python", {})}
+
+
+def load_results(path: str = RESULTS) -> dict:
+    if not os.path.exists(path):
+        return {"date": None, "tests": {}}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Does a named test exist?
+
+def _python_test_names(path: str) -> set[str]:
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    return {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.name.startswith("test")}
+
+
+def _r_test_names(path: str) -> set[str]:
+    text = open(path, encoding="utf-8").read()
+    return {bytes(m, "utf-8").decode("unicode_escape")
+            for m in re.findall(r'test_that\(\s*"((?:[^"\\]|\\.)*)"', text)}
+
+
+def test_exists(test: str, cache: dict | None = None) -> bool:
+    """``file::name``: the file exists under ROOT and defines that test function / test_that description."""
+    cache = {} if cache is None else cache
+    path, _, name = test.partition("::")
+    full = os.path.join(ROOT, path)
+    if not name or not os.path.isfile(full):
+        return False
+    if full not in cache:
+        cache[full] = _python_test_names(full) if full.endswith(".py") else _r_test_names(full)
+    return name in cache[full]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks
+
+def problems(record: dict, results: dict, r_names: list[str], py_names: list[str]) -> list[str]:
+    """Everything that makes the table wrong: missing rows, rows for no export, unknown or failing tests."""
+    out = []
+    for api, names in (("R", r_names), ("Python", py_names)):
+        rows = record[api]
+        out += [f"{api} export `{n}` has no row in tests/bad_inputs.toml" for n in names if n not in rows]
+        out += [f"{api} row `{n}` names no export" for n in rows if n not in names]
+        cache: dict = {}
+        for name, bads in rows.items():
+            for bad in bads:
+                if "kind" in bad:
+                    continue
+                missing = [k for k in ("input", "error", "message", "test") if k not in bad]
+                if missing:
+                    out.append(f"{api} `{name}`: a row lacks {', '.join(missing)}")
+                elif not test_exists(bad["test"], cache):
+                    out.append(f"{api} `{name}`: test `{bad['test']}` does not exist")
+                elif results["tests"].get(bad["test"]) == "failed":
+                    out.append(f"{api} `{name}`: test `{bad['test']}` failed in the last run")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The page
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _status(test: str, results: dict) -> str:
+    return {"passed": "passes", "failed": "FAILS"}.get(results["tests"].get(test, ""), "not run")
+
+
+def counts(record: dict, results: dict) -> dict[str, int]:
+    entries = sum(len(record[a]) for a in record)
+    bad = [b for a in record for rows in record[a].values() for b in rows if "kind" not in b]
+    tested = sum(1 for rows in (r for a in record for r in record[a].values()) if any("kind" not in b for b in rows))
+    passing = sum(1 for b in bad if results["tests"].get(b["test"]) == "passed")
+    return {"entries": entries, "with_inputs": tested, "bad": len(bad), "passing": passing}
+
+
+def render(record: dict, results: dict) -> str:
+    c = counts(record, results)
+    run = results.get("date") or "never"
+    lines = [
+        "# Reliability: bad inputs for every entry point",
+        "",
+        "<!-- Generated by scripts/reliability_table.py from the exports and tests/bad_inputs.toml; do not edit. -->",
+        "",
+        f"- Entry points: **{c['entries']}** ({len(record['R'])} R, {len(record['Python'])} Python); "
+        f"{c['with_inputs']} take user input and have bad inputs tried, the others take none (kind shown).",
+        f"- Bad inputs tried: **{c['bad']}**; passing: **{c['passing']}** (test results of {run}).",
+        "",
+        "A bad input gets an error before any work starts, naming the argument, what was expected and what came:",
+        "`pydlr.errors.InputError` in Python (a `ValueError`), the classed condition `pydlr_input_error` in R",
+        "(both under `pydlr_error`; R's messages use R syntax and never show a Python traceback). Features outside",
+        "pydlr's subset raise `NotSupportedError` / `pydlr_not_supported_error`. The fault and security tests",
+        "(interrupted fit and save, full disk, tampered files, pickles posing as weights, paths escaping the",
+        "cache) are listed at the end.",
+        "",
+    ]
+    for api in ("R", "Python"):
+        lines += [f"## {api}", "", "| Entry point | Bad input | Error | Message matches | Test | Result |",
+                  "|---|---|---|---|---|---|"]
+        for name in sorted(record[api]):
+            for bad in record[api][name]:
+                if "kind" in bad:
+                    lines.append(f"| `{_cell(name)}` | ({_cell(bad['kind'])}) {_cell(bad.get('note', ''))} "
+                                 "| | | | |")
+                else:
+                    lines.append(
+                        f"| `{_cell(name)}` | `{_cell(bad['input'])}` | `{_cell(bad['error'])}` "
+                        f"| `{_cell(bad['message'])}` | `{_cell(bad['test'])}` | {_status(bad['test'], results)} |")
+        lines.append("")
+    lines += _faults_section()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _faults_section() -> list[str]:
+    """The fault and security tests, listed from tests/faults.toml (kept with the bad-input record)."""
+    path = os.path.join(ROOT, "tests", "faults.toml")
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        faults = tomllib.load(f).get("fault", [])
+    lines = ["## Faults and security", "", "| Fault | What the test proves | Test |", "|---|---|---|"]
+    lines += [f"| {_cell(x['fault'])} | {_cell(x['proves'])} | `{_cell(x['test'])}` |" for x in faults]
+    return lines + [""]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running the named tests
+
+def _pytest_results(xml_path: str) -> dict[str, str]:
+    """tests/test_x.py::test_name -> passed/failed from a pytest JUnit XML (parametrized cases folded)."""
+    out: dict[str, str] = {}
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")
+        key = f"{'/'.join(module[:2])}.py::{case.get('name', '').split('[')[0]}"
+        failed = any(child.tag in ("failure", "error") for child in case)
+        skipped = any(child.tag == "skipped" for child in case)
+        state = "failed" if failed else ("skipped" if skipped else "passed")
+        if out.get(key) != "failed" and not (state == "skipped" and out.get(key) == "passed"):
+            out[key] = state
+    return out
+
+
+def _r_results(json_path: str) -> dict[str, str]:
+    """file::description -> passed/failed from scripts/run_r_tests.R's --results JSON."""
+    with open(json_path, encoding="utf-8") as f:
+        rows = json.load(f)
+    out: dict[str, str] = {}
+    for row in rows:
+        key = f"{R_TESTS}/{os.path.basename(row['file'])}::{row['test']}"
+        state = "failed" if row["failed"] else ("skipped" if row["skipped"] else "passed")
+        if out.get(key) != "failed":
+            out[key] = state
+    return out
+
+
+def run_named_tests(record: dict) -> dict[str, str]:
+    """Run each named Python test function and each named R test file once; results by test name."""
+    tests = sorted({b["test"] for a in record for rows in record[a].values() for b in rows if "test" in b})
+    py = sorted({t for t in tests if ".py::" in t})
+    r_files = sorted({t.partition("::")[0] for t in tests if ".R::" in t})
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if py:
+            xml = os.path.join(tmp, "py.xml")
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+                            *py], cwd=ROOT, check=False)
+            results.update(_pytest_results(xml))
+        if r_files:
+            out = os.path.join(tmp, "r.json")
+            subprocess.run(["Rscript", "scripts/run_r_tests.R", "--results", out, *r_files], cwd=ROOT, check=False)
+            results.update(_r_results(out))
+    return results
+
+
+def save_results(tests: dict[str, str], record: dict) -> dict:
+    """Keep the results of the tests the record names, dated, for the page's passing count."""
+    named = {b["test"] for a in record for rows in record[a].values() for b in rows if "test" in b}
+    results = {"date": datetime.date.today().isoformat(),
+               "tests": {k: v for k, v in sorted(tests.items()) if k in named}}
+    with open(RESULTS, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Suggestions: draft rows from the expected errors the tests already check
+
+def _python_expectations() -> list[dict]:
+    """One record per ``with pytest.raises(...)`` in tests/: the test, the names called, class and pattern."""
+    found = []
+    for file in sorted(os.listdir(os.path.join(ROOT, "tests"))):
+        if not (file.startswith("test_") and file.endswith(".py")):
+            continue
+        tree = ast.parse(open(os.path.join(ROOT, "tests", file), encoding="utf-8").read())
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test")):
+            found += _raises_in(fn, f"tests/{file}::{fn.name}")
+    return found
+
+
+def _raises_in(fn: ast.FunctionDef, test: str) -> list[dict]:
+    out = []
+    decorated = [_dotted(c.func) for d in fn.decorator_list for c in ast.walk(d) if isinstance(c, ast.Call)]
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.With):
+            continue
+        for item in node.items:
+            call = item.context_expr
+            if not (isinstance(call, ast.Call) and _dotted(call.func).endswith("raises") and call.args):
+                continue
+            match = next((ast.unparse(k.value) for k in call.keywords if k.arg == "match"), "")
+            calls = [_dotted(c.func) for s in node.body for c in ast.walk(s) if isinstance(c, ast.Call)]
+            out.append({"test": test, "error": ast.unparse(call.args[0]), "message": match.strip("'\"rf"),
+                        "input": ast.unparse(node.body[0])[:120], "calls": calls + decorated})
+    return out
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _r_expectations() -> list[dict]:
+    proc = subprocess.run(["Rscript", "scripts/reliability_r_tests.R", R_TESTS], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
+    rows = json.loads(proc.stdout)
+    for row in rows:
+        row["calls"] = [row["calls"]] if isinstance(row["calls"], str) else row["calls"]
+        row["test"] = f"{R_TESTS}/{os.path.basename(row['file'])}::{row['test']}"
+        row["error"], row["message"] = row["class"] or "error", row["regexp"]
+    return rows
+
+
+def _matches_python(call: str, export: str) -> bool:
+    parts, want = call.split("."), export.split(".")
+    if parts[-1] != want[-1]:
+        return False
+    return len(parts) == 1 or parts[-2] in (want[-2], "keras", "pydlr", "model", "m") or want[-2] == "pydlr"
+
+
+def _no_input_kind(api: str, name: str) -> tuple[str, str] | None:
+    """(kind, note) for an entry point that takes no user input, else None."""
+    if api == "R":
+        method = name.split(".")[0]
+        notes = {"print": "prints the object it is called on", "r_to_py": "reticulate's conversion to Python",
+                 "py_to_r": "reticulate's conversion to R", "length": "the number of batches"}
+        return ("method", notes[method]) if method in notes else None
+    value = importlib.import_module("pydlr")
+    for part in name.split(".")[1:]:
+        value = getattr(value, part)
+    if type(value).__name__ == "module":
+        return ("module", "a namespace; its entry points have their own rows")
+    if not callable(value):
+        return ("constant", f"a {type(value).__name__}")
+    return None
+
+
+def suggest(record: dict, r_names: list[str], py_names: list[str]) -> str:
+    """TOML rows for the exports that have none, from the tests' expected errors (to be checked by hand)."""
+    out = []
+    for api, names, found in (("R", r_names, _r_expectations()), ("Python", py_names, _python_expectations())):
+        for name in (n for n in names if n not in record[api]):
+            key = f'"{name}"' if not re.fullmatch(r"[A-Za-z0-9_-]+", name) else name
+            kind = _no_input_kind(api, name)
+            if kind:
+                out.append(f'[[{api}.{key}]]\nkind = "{kind[0]}"\nnote = "{kind[1]}"\n')
+                continue
+            if api == "R":  # the failing call itself, not the calls that build its arguments
+                hits = [x for x in found if x["calls"] and x["calls"][0] == name]
+            else:
+                hits = [x for x in found if any(_matches_python(c, name) for c in x["calls"])]
+            if not hits:
+                out.append(f"# {api} {name}: no test found\n")
+            for x in hits[:4]:
+                out.append(f"[[{api}.{key}]]\ninput = {json.dumps(x['input'])}\nerror = {json.dumps(x['error'])}\n"
+                           f"message = {json.dumps(x['message'])}\ntest = {json.dumps(x['test'])}\n")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail on missing rows, tests or a stale page")
+    parser.add_argument("--run", action="store_true", help="run the named tests, then write the page")
+    parser.add_argument("--results", nargs=2, metavar=("PYTEST_XML", "R_JSON"),
+                        help="take test results from a full run (scripts/test.sh) instead of running")
+    parser.add_argument("--suggest", action="store_true", help="print draft rows for exports without one")
+    args = parser.parse_args(argv)
+    record, r_names, py_names = load_record(), r_exports(), python_exports()
+    if args.suggest:
+        print(suggest(record, r_names, py_names))
+        return 0
+    results = load_results()
+    if args.run:
+        results = save_results(run_named_tests(record), record)
+    elif args.results:
+        results = save_results({**_pytest_results(args.results[0]), **_r_results(args.results[1])}, record)
+    found = problems(record, results, r_names, py_names)
+    page = render(record, results)
+    if args.check:
+        stale = not os.path.exists(PAGE) or open(PAGE, encoding="utf-8").read() != page
+        found += ["docs/reliability.md is stale: run python scripts/reliability_table.py"] if stale else []
+    else:
+        with open(PAGE, "w", encoding="utf-8") as f:
+            f.write(page)
+    for line in found:
+        print(line, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
