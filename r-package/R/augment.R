@@ -43,7 +43,7 @@ augmentation <- function(flip = NULL, rotation = 0, shift = 0, zoom = 0, brightn
     zoom = fraction(zoom, "zoom"),
     brightness = fraction(brightness, "brightness"),
     contrast = fraction(contrast, "contrast"),
-    fill_mode = match.arg(fill_mode)
+    fill_mode = .match_choice(fill_mode, "fill_mode")
   )
   structure(settings, class = "pydlr_augmentation")
 }

@@ -139,8 +139,8 @@ print.pydlr_comparison <- function(x, digits = 3, ...) {
 #' @export
 plot.pydlr_comparison <- function(x, features = c("embedding", "pixels"), projection = c("pca", "tsne"),
                                   max_points = 2000L, ...) {
-  features <- match.arg(features)
-  projection <- match.arg(projection)
+  features <- .match_choice(features, "features")
+  projection <- .match_choice(projection, "projection")
   p <- .py_call("api_r.cluster.projection", attr(x, "result"), features, projection,
     .check_count(max_points, "max_points", min = 10L))
   lv <- attr(x, "levels")
@@ -195,8 +195,8 @@ compare_kmeans <- function(x, k, y = NULL, init = c("k-means++", "random"), n_in
   x <- .check_matrix(x, "x")
   if (any(!is.finite(x))) .input_error("x", "finite values (no Inf)", I(sprintf("%d Inf", sum(!is.finite(x)))))
   storage.mode(x) <- "double"
-  init <- match.arg(init)
-  methods <- match.arg(methods, several.ok = TRUE)
+  init <- .match_choice(init, "init")
+  methods <- .match_choice(methods, "methods", several_ok = TRUE)
   k <- .check_count(k, "k")
   distinct <- nrow(unique(x))
   if (k > distinct) .input_error("k", sprintf("at most the number of distinct rows of x (%d)", distinct), k)

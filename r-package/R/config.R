@@ -238,6 +238,8 @@
 #' if (pydlr:::.python_ready()) pydlr_config()
 #' @export
 pydlr_config <- function(warn = TRUE, start = TRUE) {
+  .check_flag(warn, "warn")
+  .check_flag(start, "start")
   situation <- .python_situation()
   if (!start || (!situation$ok && !situation$started)) {
     cfg <- structure(list(situation = situation, started = FALSE), class = "pydlr_config")

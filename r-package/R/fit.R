@@ -320,7 +320,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #'   head(predict(model, x, type = "class"))
 #' }
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
-  type <- match.arg(type)
+  type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .check_data(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)

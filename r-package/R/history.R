@@ -49,7 +49,7 @@ print.pydlr_history <- function(x, ...) {
 #'   head(as.data.frame(history, format = "long"))
 #' }
 as.data.frame.pydlr_history <- function(x, row.names = NULL, optional = FALSE, ..., format = c("wide", "long")) {
-  format <- match.arg(format)
+  format <- .match_choice(format, "format")
   wide <- data.frame(epoch = x$epoch, x$metrics, check.names = FALSE)
   if (format == "wide") return(wide)
   names <- names(x$metrics)

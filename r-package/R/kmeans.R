@@ -38,7 +38,7 @@
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
                          init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL) {
   x <- .check_matrix(x, "x")
-  init <- match.arg(init)
+  init <- .match_choice(init, "init")
   centers <- .check_centers(centers, x)
   res <- .py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
     n_clusters = if (is.matrix(centers)) nrow(centers) else centers,
@@ -163,7 +163,7 @@ predict.pydlr_kmeans <- function(object, newdata, ...) {
 #'   head(fitted(km, "classes"))
 #' }
 fitted.pydlr_kmeans <- function(object, method = c("centers", "classes"), ...) {
-  method <- match.arg(method)
+  method <- .match_choice(method, "method")
   if (method == "classes") return(object$cluster)
   object$centers[object$cluster, , drop = FALSE]
 }

@@ -438,7 +438,7 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
 #'   dim(img)
 #' }
 example_image <- function(name = c("chelsea", "coffee", "astronaut")) {
-  name <- match.arg(name)
+  name <- .match_choice(name, "name")
   .py_array("api_r.datasets.example_image", name)
 }
 

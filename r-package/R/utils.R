@@ -44,7 +44,7 @@ to_categorical <- function(x, num_classes = NULL) {
 #' @export
 #' @md
 array_reshape <- function(x, dim, order = c("C", "F")) {
-  order <- match.arg(order)
+  order <- .match_choice(order, "order")
   if (!is.numeric(x) && !is.logical(x)) .input_error("x", "a numeric array", x)
   dim <- .reshape_dim(dim, length(x))
   if (order == "F") {

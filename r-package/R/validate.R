@@ -122,3 +122,16 @@
   dim(y) <- length(y)
   y
 }
+
+# match.arg() with pydlr's classed input error: `x` is one of the choices written as the default of argument
+# `arg` of the calling function (the whole default means its first element; unique prefixes are accepted).
+.match_choice <- function(x, arg, several_ok = FALSE, call = sys.call(sys.parent())) {
+  choices <- eval(formals(sys.function(sys.parent()))[[arg]])
+  if (identical(x, choices)) return(if (several_ok) choices else choices[[1L]])
+  found <- if (is.character(x) && length(x) >= 1L && !anyNA(x)) choices[pmatch(x, choices, duplicates.ok = TRUE)]
+  if (is.null(found) || anyNA(found) || (!several_ok && length(found) != 1L)) {
+    .input_error(arg, sprintf("%s %s", if (several_ok) "some of" else "one of",
+      paste0("\"", choices, "\"", collapse = ", ")), x, call = call)
+  }
+  found
+}
