@@ -12,6 +12,9 @@ called <- function(e) {
   c(head, unlist(lapply(as.list(e)[-1], called)))
 }
 
+# The test files' own helpers around expect_error(expr, class = ...): their name and the class they expect.
+wrappers <- c(input_error = "pydlr_input_error", unsupported = "pydlr_not_supported_error")
+
 text_of <- function(e) paste(trimws(deparse(e, width.cutoff = 200L)), collapse = " ")
 
 # Every expect_error()/expect_condition() call inside `code`, with its arguments matched by name.
@@ -19,11 +22,11 @@ expectations <- function(code) {
   if (!is.call(code)) return(list())
   head <- if (is.name(code[[1]])) as.character(code[[1]]) else ""
   found <- list()
-  if (head %in% c("expect_error", "expect_condition")) {
+  if (head %in% c("expect_error", "expect_condition", names(wrappers))) {
     m <- match.call(function(object, regexp = NULL, class = NULL, ...) NULL, code)
+    class <- if (is.character(m$class)) m$class else if (head %in% names(wrappers)) wrappers[[head]] else ""
     found <- list(list(
-      input = text_of(m$object), calls = unique(called(m$object)),
-      class = if (is.character(m$class)) m$class else "",
+      input = text_of(m$object), calls = unique(called(m$object)), class = class,
       regexp = if (is.character(m$regexp)) m$regexp else ""
     ))
   }

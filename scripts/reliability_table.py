@@ -96,15 +96,24 @@ def _r_test_names(path: str) -> set[str]:
 
 
 def test_exists(test: str, cache: dict | None = None) -> bool:
-    """``file::name``: the file exists under ROOT and defines that test function / test_that description."""
+    """``file::name``: the file exists under ROOT and defines that test function / test_that description;
+    ``file::name[id]`` (a parametrized case) also needs the id written as a string in the file."""
     cache = {} if cache is None else cache
     path, _, name = test.partition("::")
+    name, _, case = name.partition("[")
     full = os.path.join(ROOT, path)
     if not name or not os.path.isfile(full):
         return False
     if full not in cache:
         cache[full] = _python_test_names(full) if full.endswith(".py") else _r_test_names(full)
+    if case and f'"{case.rstrip("]")}"' not in open(full, encoding="utf-8").read():
+        return False
     return name in cache[full]
+
+
+def _base(test: str) -> str:
+    """The test function a (parametrized) test id belongs to: results are kept per function."""
+    return test.split("[")[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -127,7 +136,7 @@ def problems(record: dict, results: dict, r_names: list[str], py_names: list[str
                     out.append(f"{api} `{name}`: a row lacks {', '.join(missing)}")
                 elif not test_exists(bad["test"], cache):
                     out.append(f"{api} `{name}`: test `{bad['test']}` does not exist")
-                elif results["tests"].get(bad["test"]) == "failed":
+                elif results["tests"].get(_base(bad["test"])) == "failed":
                     out.append(f"{api} `{name}`: test `{bad['test']}` failed in the last run")
     return out
 
@@ -139,15 +148,19 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _pattern(message: str) -> str:
+    return f"`{_cell(message)}`" if message else "(the class is checked)"
+
+
 def _status(test: str, results: dict) -> str:
-    return {"passed": "passes", "failed": "FAILS"}.get(results["tests"].get(test, ""), "not run")
+    return {"passed": "passes", "failed": "FAILS"}.get(results["tests"].get(_base(test), ""), "not run")
 
 
 def counts(record: dict, results: dict) -> dict[str, int]:
     entries = sum(len(record[a]) for a in record)
     bad = [b for a in record for rows in record[a].values() for b in rows if "kind" not in b]
     tested = sum(1 for rows in (r for a in record for r in record[a].values()) if any("kind" not in b for b in rows))
-    passing = sum(1 for b in bad if results["tests"].get(b["test"]) == "passed")
+    passing = sum(1 for b in bad if results["tests"].get(_base(b["test"])) == "passed")
     return {"entries": entries, "with_inputs": tested, "bad": len(bad), "passing": passing}
 
 
@@ -182,7 +195,7 @@ def render(record: dict, results: dict) -> str:
                 else:
                     lines.append(
                         f"| `{_cell(name)}` | `{_cell(bad['input'])}` | `{_cell(bad['error'])}` "
-                        f"| `{_cell(bad['message'])}` | `{_cell(bad['test'])}` | {_status(bad['test'], results)} |")
+                        f"| {_pattern(bad['message'])} | `{_cell(bad['test'])}` | {_status(bad['test'], results)} |")
         lines.append("")
     lines += _faults_section()
     return "\n".join(lines).rstrip() + "\n"
@@ -232,7 +245,7 @@ def _r_results(json_path: str) -> dict[str, str]:
 
 def run_named_tests(record: dict) -> dict[str, str]:
     """Run each named Python test function and each named R test file once; results by test name."""
-    tests = sorted({b["test"] for a in record for rows in record[a].values() for b in rows if "test" in b})
+    tests = sorted({_base(b["test"]) for a in record for rows in record[a].values() for b in rows if "test" in b})
     py = sorted({t for t in tests if ".py::" in t})
     r_files = sorted({t.partition("::")[0] for t in tests if ".R::" in t})
     results: dict[str, str] = {}
@@ -251,7 +264,7 @@ def run_named_tests(record: dict) -> dict[str, str]:
 
 def save_results(tests: dict[str, str], record: dict) -> dict:
     """Keep the results of the tests the record names, dated, for the page's passing count."""
-    named = {b["test"] for a in record for rows in record[a].values() for b in rows if "test" in b}
+    named = {_base(b["test"]) for a in record for rows in record[a].values() for b in rows if "test" in b}
     results = {"date": datetime.date.today().isoformat(),
                "tests": {k: v for k, v in sorted(tests.items()) if k in named}}
     with open(RESULTS, "w", encoding="utf-8") as f:
@@ -272,11 +285,27 @@ def _python_expectations() -> list[dict]:
         tree = ast.parse(open(os.path.join(ROOT, "tests", file), encoding="utf-8").read())
         for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test")):
             found += _raises_in(fn, f"tests/{file}::{fn.name}")
-    return found
+    return _table_cases() + found
+
+
+def _table_cases() -> list[dict]:
+    """The rows of tests/test_bad_inputs.py's CASES table: (entry, call, error, pattern) tuples."""
+    path = os.path.join(ROOT, "tests", "test_bad_inputs.py")
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and _dotted(n.targets[0]) == "CASES")
+    test = "tests/test_bad_inputs.py::test_entry_point_refuses_bad_input"
+    out = []
+    for case in table.elts:
+        entry, call, error, pattern = case.elts
+        body = call.body if isinstance(call, ast.Lambda) else call
+        out.append({"test": f"{test}[{entry.value}]", "error": ast.unparse(error), "message": pattern.value,
+                    "input": ast.unparse(body), "calls": [entry.value]})
+    return out
 
 
 def _raises_in(fn: ast.FunctionDef, test: str) -> list[dict]:
     out = []
+    params = {a.arg for a in fn.args.args}
     decorated = [_dotted(c.func) for d in fn.decorator_list for c in ast.walk(d) if isinstance(c, ast.Call)]
     for node in ast.walk(fn):
         if not isinstance(node, ast.With):
@@ -285,11 +314,21 @@ def _raises_in(fn: ast.FunctionDef, test: str) -> list[dict]:
             call = item.context_expr
             if not (isinstance(call, ast.Call) and _dotted(call.func).endswith("raises") and call.args):
                 continue
-            match = next((ast.unparse(k.value) for k in call.keywords if k.arg == "match"), "")
-            calls = [_dotted(c.func) for s in node.body for c in ast.walk(s) if isinstance(c, ast.Call)]
-            out.append({"test": test, "error": ast.unparse(call.args[0]), "message": match.strip("'\"rf"),
-                        "input": ast.unparse(node.body[0])[:120], "calls": calls + decorated})
+            match = next((k.value for k in call.keywords if k.arg == "match"), None)
+            message = match.value if isinstance(match, ast.Constant) else (ast.unparse(match) if match else "")
+            calls = [_outer_call(s) for s in node.body]
+            calls += decorated if params & set(calls) else []  # a parametrized test's cases are its decorator's
+            out.append({"test": test, "error": ast.unparse(call.args[0]), "message": message,
+                        "input": ast.unparse(node.body[0])[:120], "calls": calls})
     return out
+
+
+def _outer_call(statement: ast.AST) -> str:
+    """The name of the call a statement makes (``layers.Dense(2)(x)``: ``layers.Dense``), not its arguments'."""
+    call = next((c for c in ast.walk(statement) if isinstance(c, ast.Call)), None)
+    while call is not None and isinstance(call.func, ast.Call):
+        call = call.func
+    return _dotted(call.func) if call is not None else ""
 
 
 def _dotted(node: ast.AST) -> str:
@@ -312,10 +351,23 @@ def _r_expectations() -> list[dict]:
 
 
 def _matches_python(call: str, export: str) -> bool:
+    """Whether a test's call (``layers.Dense``, ``keras.Sequential``, ``model.fit``, ``Dense``) is ``export``."""
+    if call == export:
+        return True
     parts, want = call.split("."), export.split(".")
     if parts[-1] != want[-1]:
         return False
-    return len(parts) == 1 or parts[-2] in (want[-2], "keras", "pydlr", "model", "m") or want[-2] == "pydlr"
+    if len(parts) == 1:
+        return True
+    qualifier = "pydlr" if parts[-2] in ("keras", "pydlr", "io") else parts[-2]
+    if want[-2] == "Model":  # a method called on a model instance (tests name them m, model, ...)
+        return qualifier in ("m", "net", "seq") or "model" in qualifier.lower()
+    return qualifier == want[-2]
+
+
+def _generic(name: str) -> str:
+    """predict.pydlr_model -> predict (an S3 method is reached through its generic)."""
+    return re.sub(r"\.pydlr_[a-z_]+$", "", name)
 
 
 def _no_input_kind(api: str, name: str) -> tuple[str, str] | None:
@@ -346,7 +398,7 @@ def suggest(record: dict, r_names: list[str], py_names: list[str]) -> str:
                 out.append(f'[[{api}.{key}]]\nkind = "{kind[0]}"\nnote = "{kind[1]}"\n')
                 continue
             if api == "R":  # the failing call itself, not the calls that build its arguments
-                hits = [x for x in found if x["calls"] and x["calls"][0] == name]
+                hits = [x for x in found if x["calls"] and x["calls"][0] in (name, _generic(name))]
             else:
                 hits = [x for x in found if any(_matches_python(c, name) for c in x["calls"])]
             if not hits:

@@ -13,12 +13,12 @@ echo "== ruff"
 .venv/bin/ruff check pydlr tests bench examples || status=1
 
 echo "== pytest (Python, native, mixed R/Python)"
-.venv/bin/python -m pytest -p no:cacheprovider tests 2>&1 | tee /tmp/pydlr-pytest.log
+.venv/bin/python -m pytest -p no:cacheprovider --junitxml=/tmp/pydlr-pytest.xml tests 2>&1 | tee /tmp/pydlr-pytest.log
 py_rc=${PIPESTATUS[0]}
 [ "$py_rc" = 0 ] || status=1
 
 echo "== testthat (R package)"
-Rscript scripts/run_r_tests.R 2>&1 | tee /tmp/pydlr-testthat.log
+Rscript scripts/run_r_tests.R --results /tmp/pydlr-testthat.json 2>&1 | tee /tmp/pydlr-testthat.log
 r_rc=${PIPESTATUS[0]}
 [ "$r_rc" = 0 ] || status=1
 
@@ -27,6 +27,10 @@ r_rc=${PIPESTATUS[0]}
 echo "== R CMD check (r-package)"
 extra_passed=0; extra_failed=0
 if bash scripts/r_check.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
+# docs/reliability.md's passing count from this run's results: fails when a bad-input row's test failed.
+echo "== reliability table (docs/reliability.md)"
+if .venv/bin/python scripts/reliability_table.py --results /tmp/pydlr-pytest.xml /tmp/pydlr-testthat.json; then
+  extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
 echo "== vignettes (rendered to HTML)"
 if bash scripts/render_vignettes.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
 

@@ -223,6 +223,8 @@ def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = F
     ``include_optimizer`` is False); plain torch modules get a safetensors file of their state dict."""
     from pydlr import io
 
+    if not isinstance(model, torch.nn.Module):
+        raise InputError("model", "a pydlr model or a torch.nn.Module", model, where="save_weights")
     if hasattr(model, "get_config") and include_optimizer:
         io.save_model(model, path, include_optimizer=True)
     elif hasattr(model, "get_config"):
