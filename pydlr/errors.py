@@ -34,6 +34,14 @@ class TrainingError(PydlrError, RuntimeError):
     """Training stopped for a reason the user must act on (e.g. a NaN loss)."""
 
 
+def write_failed(path: Any, exc: OSError) -> OSError:
+    """The OSError of a failed atomic write (full disk, quota, read-only folder), saying which file and that
+    the previous one is untouched: the same class and errno, so ``except OSError`` still catches it."""
+    reason = exc.strerror or str(exc)
+    return OSError(exc.errno, f"could not write {path}: {reason}; nothing was replaced (an earlier file at "
+                              "that path is intact). Free space or choose another folder, then save again")
+
+
 def describe(value: Any) -> str:
     """A short, readable description of a received value for error messages."""
     shape = getattr(value, "shape", None)

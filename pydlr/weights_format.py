@@ -6,6 +6,7 @@ summary reports the size of the file io would write), so the summary needs no im
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -33,9 +34,25 @@ def plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def weights_bytes(state: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> bytes:
-    """The serialized safetensors bytes of a state dict (metadata values as JSON strings)."""
+    """The serialized safetensors bytes of a state dict (metadata values as JSON strings), with the
+    tensors' checksum in the metadata (``tensors_sha256``) so a changed or corrupted file is refused."""
+    tensors = plain_tensors(state)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    return _st_save(plain_tensors(state), metadata=meta or None)
+    meta[CHECKSUM_KEY] = tensors_sha256(tensors)
+    return _st_save(tensors, metadata=meta)
+
+
+CHECKSUM_KEY = "tensors_sha256"
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state`` in key order: what a file must hold."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().contiguous().cpu()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def weights_metadata(class_name: str) -> dict[str, str]:

@@ -97,12 +97,24 @@ class WorkerPool:
             self._ready = [c for c in ready if c in self.result_in]
             dead = [sentinels[c] for c in ready if c in sentinels]
             if dead and not self._ready:
-                raise TrainingError(f"an {self.what} process died (exit code {dead[0].exitcode})")
+                raise self._died(dead[0])
         conn = self._ready.pop()
         try:
             return conn.recv()
         except EOFError:
-            raise TrainingError(f"an {self.what} process died (its pipe closed)") from None
+            proc = self.procs[self.result_in.index(conn)] if conn in self.result_in else None
+            raise self._died(proc) from None
+
+    def _died(self, proc) -> TrainingError:
+        """Which worker died and how (a signal is usually the out-of-memory killer), and what to do."""
+        if proc is None:
+            return TrainingError(f"an {self.what} process died (its pipe closed)")
+        proc.join(timeout=1)
+        code = proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return TrainingError(f"an {self.what} process (pid {proc.pid}) died ({how}; the system's out-of-memory "
+                             "killer does this when memory runs out): fit again, with fewer workers or a smaller "
+                             "batch_size if it recurs")
 
     def close(self) -> None:
         for conn in self.task_out:

@@ -29,11 +29,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from pydlr.errors import InputError, NotSupportedError
+from pydlr.errors import InputError, NotSupportedError, write_failed
 from pydlr.models.base import BaseModel, class_key, resolve_model_class
 from pydlr.weights_format import (
+    CHECKSUM_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
+    tensors_sha256,
     weights_bytes,
     weights_metadata,
 )
@@ -118,16 +120,19 @@ def _optimizer_of(model: BaseModel) -> Any:
 
 # ---- atomic writing ---------------------------------------------------------------------------------------
 def _write_file_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from exc
         raise
 
 
@@ -158,10 +163,12 @@ def _write_dir_atomic(path: Path, files: dict[str, bytes]) -> None:
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, backup / "old")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if backup is not None and (backup / "old").exists() and not path.exists():
             os.replace(backup / "old", path)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from exc
         raise
     finally:
         if backup is not None:
@@ -320,7 +327,12 @@ def _read_safetensors(path: Path, where: str) -> tuple[dict[str, torch.Tensor], 
         raise InputError(
             "path", "a safetensors file written by pydlr", f"{path}: {err}", where
         ) from err
-    return tensors, header.get("__metadata__", {}) or {}
+    metadata = header.get("__metadata__", {}) or {}
+    recorded = metadata.get(CHECKSUM_KEY)
+    if recorded is not None and recorded != tensors_sha256(tensors):
+        raise InputError("path", "an intact pydlr file (its tensors match the checksum recorded in it)",
+                         f"{path}, whose tensors were changed or corrupted after it was written", where)
+    return tensors, metadata
 
 
 def _read_saved(

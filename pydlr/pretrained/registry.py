@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pydlr.errors import InputError, PydlrError
+from pydlr.weights_format import tensors_sha256
 
 __all__ = [
     "REGISTRY",
@@ -207,16 +208,6 @@ def _write_atomic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of ``state`` in key order: what a cache must hold."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().contiguous().cpu()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _read_cache(name: str, path: Path) -> dict[str, torch.Tensor] | None:

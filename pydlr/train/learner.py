@@ -156,6 +156,11 @@ class Learner:
                 self._with_events(self._do_fit, "fit", CancelFitException)
         except torch.OutOfMemoryError:
             raise self._out_of_memory(train_data) from None
+        except RuntimeError as exc:
+            # the CPU allocator's failure is a plain RuntimeError; its advice is the same as the GPU's
+            if not _is_cpu_out_of_memory(exc):
+                raise
+            raise self._out_of_memory(train_data) from None
         finally:
             for cb in extra:
                 self.cbs.remove(cb)
@@ -354,3 +359,8 @@ def _old_objects_frozen():
     finally:
         if not already:
             gc.unfreeze()
+
+
+def _is_cpu_out_of_memory(exc: RuntimeError) -> bool:
+    """torch's CPU allocator failing ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ...")."""
+    return "can't allocate memory" in str(exc) or "DefaultCPUAllocator" in str(exc)
