@@ -27,6 +27,15 @@ def test_every_export_has_a_row_and_every_named_test_exists(table) -> None:
     assert counts["bad"] >= counts["with_inputs"] > 200
 
 
+def test_every_fault_test_named_exists(table) -> None:
+    import tomllib
+
+    with open(os.path.join(ROOT, "tests", "faults.toml"), "rb") as f:
+        faults = tomllib.load(f)["fault"]
+    assert len(faults) >= 15
+    assert [x["test"] for x in faults if not table.test_exists(x["test"])] == []
+
+
 def test_the_page_is_generated_from_the_current_record(table) -> None:
     page = open(os.path.join(ROOT, "docs", "reliability.md"), encoding="utf-8").read()
     assert page == table.render(table.load_record(), table.load_results()), \
