@@ -65,7 +65,7 @@ from pydlr.data.structured import (
     split_batch,
     to_device,
 )
-from pydlr.errors import InputError, NotSupportedError
+from pydlr.errors import InputError, NotSupportedError, is_out_of_memory
 from pydlr.io.saving import apply_optimizer_state
 from pydlr.models.functional import Model as _BaseModel
 from pydlr.models.sequential import Sequential as _BaseSequential
@@ -540,6 +540,14 @@ class TrainingMixin:
             with torch.inference_mode():
                 for xb in batches:
                     outs.append(self(xb))
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            failed_at = len(outs) + 1
+            outs.clear()  # free what was computed before saying so
+            raise MemoryError(
+                f"{where}: the {dev} device ran out of memory at batch {failed_at}: use a smaller batch_size "
+                f"(this call used {batch_size}; try {max(1, batch_size // 2)}) or a smaller input size") from None
         finally:
             self.train(was_training)
         return _numpy_outputs(outs)

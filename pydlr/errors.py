@@ -42,6 +42,14 @@ def write_failed(path: Any, exc: OSError) -> OSError:
                               "that path is intact). Free space or choose another folder, then save again")
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch running out of memory: a GPU's ``torch.OutOfMemoryError``, or the CPU allocator's plain
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ...")."""
+    text = str(exc)
+    return (type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in text
+            or "DefaultCPUAllocator" in text)
+
+
 def describe(value: Any) -> str:
     """A short, readable description of a received value for error messages."""
     shape = getattr(value, "shape", None)

@@ -174,6 +174,25 @@ def test_cpu_out_of_memory_in_fit_suggests_a_smaller_batch(monkeypatch: pytest.M
     assert len(model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"]) == 1  # usable again
 
 
+def test_cpu_out_of_memory_in_predict_suggests_a_smaller_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, _ = _data()
+    model = _model()
+    calls = []
+
+    def no_memory_at_the_second_batch(xb):
+        calls.append(len(xb))
+        if len(calls) == 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes.")
+        return torch.zeros(len(xb), 3)
+
+    monkeypatch.setattr(model.layers[-1], "forward", no_memory_at_the_second_batch)
+    with pytest.raises(MemoryError, match=r"predict: the cpu device ran out of memory at batch 2: use a smaller "
+                                          r"batch_size \(this call used 40; try 20\)"):
+        model.predict(x, batch_size=40)
+    monkeypatch.undo()
+    assert model.predict(x, batch_size=40).shape == (96, 3)
+
+
 def test_a_killed_data_worker_is_named_and_nothing_hangs() -> None:
     from pydlr.data import ArrayBatches, Augment
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from pydlr.errors import TrainingError
+from pydlr.errors import TrainingError, is_out_of_memory
 from pydlr.train.cuda_graphs import GraphedStep
 from pydlr.train.events import (
     EVENTS,
@@ -154,11 +154,8 @@ class Learner:
                     if callable(getattr(cb, "fit_context", None)):
                         stack.enter_context(cb.fit_context())
                 self._with_events(self._do_fit, "fit", CancelFitException)
-        except torch.OutOfMemoryError:
-            raise self._out_of_memory(train_data) from None
-        except RuntimeError as exc:
-            # the CPU allocator's failure is a plain RuntimeError; its advice is the same as the GPU's
-            if not _is_cpu_out_of_memory(exc):
+        except RuntimeError as exc:  # torch.OutOfMemoryError (GPU) or the CPU allocator's RuntimeError
+            if not is_out_of_memory(exc):
                 raise
             raise self._out_of_memory(train_data) from None
         finally:
@@ -359,8 +356,3 @@ def _old_objects_frozen():
     finally:
         if not already:
             gc.unfreeze()
-
-
-def _is_cpu_out_of_memory(exc: RuntimeError) -> bool:
-    """torch's CPU allocator failing ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ...")."""
-    return "can't allocate memory" in str(exc) or "DefaultCPUAllocator" in str(exc)

@@ -20,7 +20,7 @@ test_that("library(pydlr) with RETICULATE_PYTHON pointing nowhere says why and h
   expect_false(grepl("Traceback", out, fixed = TRUE))
 })
 
-test_that("running out of memory in fit() is a pydlr_training_error suggesting a smaller batch_size", {
+test_that("running out of memory in fit() or predict() is an error suggesting a smaller batch_size", {
   m <- keras_model_sequential(input_shape = c(4)) |> layer_dense(3, activation = "softmax")
   compile(m, loss = "sparse_categorical_crossentropy", optimizer = "adam")
   x <- matrix(runif(64 * 4), 64)
@@ -36,28 +36,31 @@ test_that("running out of memory in fit() is a pydlr_training_error suggesting a
   expect_match(conditionMessage(e), "ran out of memory at epoch 1, batch 1: use a smaller batch_size (this fit used 32; try 16)",
     fixed = TRUE)
   expect_no_match(conditionMessage(e), "Traceback")
+  e <- expect_error(predict(m, x, batch_size = 32), class = "pydlr_error")
+  expect_match(conditionMessage(e), "use a smaller batch_size (this call used 32; try 16)", fixed = TRUE)
   reticulate::py_del_attr(layer, "forward")
   h <- fit(m, x, y, batch_size = 32, epochs = 1, verbose = 0) # the model is usable again
   expect_length(h$metrics$loss, 1)
 })
 
-test_that("2,000 predict() calls keep resident memory bounded", {
+test_that("1,000 predict() calls keep resident memory bounded", {
   rss_mb <- function() {
     line <- grep("^VmRSS:", readLines("/proc/self/status"), value = TRUE)
     as.numeric(gsub("[^0-9]", "", line)) / 1024
   }
   skip_if_not(file.exists("/proc/self/status"), "no /proc")
-  m <- keras_model_sequential(input_shape = c(8)) |> layer_dense(16, activation = "relu") |>
+  m <- keras_model_sequential(input_shape = c(256)) |> layer_dense(16, activation = "relu") |>
     layer_dense(3, activation = "softmax")
-  x <- matrix(runif(32 * 8), 32)
-  for (i in 1:200) p <- predict(m, x) # warm-up: allocator pools and caches settle
+  x <- matrix(runif(32 * 256), 32) # one batch of 64 KB per call
+  # warm-up: the allocator's pools and reticulate's caches grow over a session's first calls
+  for (i in 1:300) p <- predict(m, x)
   gc()
   start <- rss_mb()
-  for (i in 1:2000) p <- predict(m, x)
+  for (i in 1:1000) p <- predict(m, x)
   gc()
   growth <- rss_mb() - start
   expect_equal(dim(p), c(32L, 3L))
-  # 2,000 leaked copies of x (2 KB) and p would be ~5 MB; a leak of the model's activations far more
+  # keeping each call's input or its converted copy (64 KB) would add 64 MB
   expect_lt(growth, 20)
 })
 
