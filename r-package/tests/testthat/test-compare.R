@@ -20,6 +20,9 @@ test_that("compare_methods returns the table, a verdict and a plot; the CNN beat
   expect_gt(res$accuracy[res$method == "CNN"], res$accuracy[res$method == "k-means (pixels)"])
   printed <- capture.output(print(res))
   expect_match(printed[length(printed)], "^Verdict: ")
+  expect_error(plot(res, projection = "umap"), "argument `projection` must be one of \"pca\", \"tsne\"",
+    class = "pydlr_input_error")
+  expect_error(plot(res, max_points = 5), "argument `max_points`", class = "pydlr_input_error")
   p <- plot(res, max_points = 200)
   if (requireNamespace("ggplot2", quietly = TRUE)) {
     expect_s3_class(p, "ggplot")

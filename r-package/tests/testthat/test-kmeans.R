@@ -105,7 +105,7 @@ test_that("bad input is an R condition of class pydlr_input_error, before any wo
   expect_error(pydlr_kmeans(x, 2), "NA", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, n_init = 0), "n_init", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, tol = -1), "tol", class = "pydlr_input_error")
-  expect_error(pydlr_kmeans(d$x, 2, init = "bogus"), "should be one of")
+  expect_error(pydlr_kmeans(d$x, 2, init = "bogus"), "argument `init` must be one of", class = "pydlr_input_error")
   km <- pydlr_kmeans(d$x, 2, seed = 1)
   expect_error(predict(km, d$x[, 1:2]), "3 columns", class = "pydlr_input_error")
   # A Python-side InputError (here: no CUDA device) comes back as the same R condition class.
