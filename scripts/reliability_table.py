@@ -148,8 +148,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _code(text: str) -> str:
+    """A Markdown code span that may itself hold backticks (R and pydlr messages quote argument names so)."""
+    text = _cell(text)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def _pattern(message: str) -> str:
-    return f"`{_cell(message)}`" if message else "(the class is checked)"
+    return _code(message) if message else "(the class is checked)"
 
 
 def _status(test: str, results: dict) -> str:
@@ -190,12 +196,12 @@ def render(record: dict, results: dict) -> str:
         for name in sorted(record[api]):
             for bad in record[api][name]:
                 if "kind" in bad:
-                    lines.append(f"| `{_cell(name)}` | ({_cell(bad['kind'])}) {_cell(bad.get('note', ''))} "
+                    lines.append(f"| {_code(name)} | ({_cell(bad['kind'])}) {_cell(bad.get('note', ''))} "
                                  "| | | | |")
                 else:
                     lines.append(
-                        f"| `{_cell(name)}` | `{_cell(bad['input'])}` | `{_cell(bad['error'])}` "
-                        f"| {_pattern(bad['message'])} | `{_cell(bad['test'])}` | {_status(bad['test'], results)} |")
+                        f"| {_code(name)} | {_code(bad['input'])} | {_code(bad['error'])} "
+                        f"| {_pattern(bad['message'])} | {_code(bad['test'])} | {_status(bad['test'], results)} |")
         lines.append("")
     lines += _faults_section()
     return "\n".join(lines).rstrip() + "\n"
@@ -209,7 +215,7 @@ def _faults_section() -> list[str]:
     with open(path, "rb") as f:
         faults = tomllib.load(f).get("fault", [])
     lines = ["## Faults and security", "", "| Fault | What the test proves | Test |", "|---|---|---|"]
-    lines += [f"| {_cell(x['fault'])} | {_cell(x['proves'])} | `{_cell(x['test'])}` |" for x in faults]
+    lines += [f"| {_cell(x['fault'])} | {_cell(x['proves'])} | {_code(x['test'])} |" for x in faults]
     return lines + [""]
 
 
