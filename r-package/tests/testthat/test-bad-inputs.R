@@ -74,6 +74,7 @@ test_that("interpretation verbs name an unknown layer and a value out of range",
   input_error(get_activations(img, x, layer = "nope"), "argument `layer` must be a layer name.*c1")
   input_error(plot_activations(img, x, layer = "nope"), "`layer`.*received 'nope'")
   input_error(plot_filters(img, layer = "nope"), "`layer`")
+  input_error(plot_filter_patterns(img, "nope"), "argument `layer` must be a layer name.*received 'nope'")
   input_error(plot_grad_cam(img, x, alpha = 2), "argument `alpha` must be a number in \\[0, 1\\]")
   input_error(plot_confusion_matrix("cm"), "argument `cm` must be a square table")
 })
