@@ -12,14 +12,14 @@ m <- keras_model_sequential(input_shape = c(8)) |> layer_dense(16, activation = 
   layer_dense(3, activation = "softmax")
 x <- matrix(runif(32 * 8), 32)
 for (i in 1:200) p <- predict(m, x)
-gc()
+invisible(gc())
 start <- rss_mb()
 cat(sprintf("calls,rss_mb\n0,%.1f\n", start))
 t0 <- Sys.time()
 for (i in seq_len(calls)) {
   p <- predict(m, x)
   if (i %% 1000L == 0L) {
-    gc()
+    invisible(gc())
     cat(sprintf("%d,%.1f\n", i, rss_mb()))
   }
 }
