@@ -13,8 +13,9 @@ row with ``kind`` and ``note`` instead.
     python scripts/reliability_table.py --run      # run the named tests, record their results, write the page
     python scripts/reliability_table.py --suggest  # draft rows (TOML) for exports without one, from the tests
 
-The passing count comes from the results of the last ``--run`` (or of scripts/test.sh, which passes
-``--results``): tests/bad_inputs_results.json maps each named test to passed/failed.
+The passing count comes from the results of the last ``--run`` (or ``--results ... --write`` after a full
+run): tests/bad_inputs_results.json maps each named test to passed/failed. scripts/test.sh passes its run's
+results with ``--check``: it fails when a named test failed, and leaves the tree as it was.
 """
 
 from __future__ import annotations
@@ -420,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail on missing rows, tests or a stale page")
     parser.add_argument("--run", action="store_true", help="run the named tests, then write the page")
     parser.add_argument("--results", nargs=2, metavar=("PYTEST_XML", "R_JSON"),
-                        help="take test results from a full run (scripts/test.sh) instead of running")
+                        help="judge the named tests by a full run's results (scripts/test.sh); writes nothing "
+                             "unless --write is also given")
+    parser.add_argument("--write", action="store_true", help="with --results: record them and write the page")
     parser.add_argument("--suggest", action="store_true", help="print draft rows for exports without one")
     args = parser.parse_args(argv)
     record, r_names, py_names = load_record(), r_exports(), python_exports()
@@ -428,18 +431,19 @@ def main(argv: list[str] | None = None) -> int:
         print(suggest(record, r_names, py_names))
         return 0
     results = load_results()
+    write = not args.check and (not args.results or args.write)
     if args.run:
         results = save_results(run_named_tests(record), record)
     elif args.results:
-        results = save_results({**_pytest_results(args.results[0]), **_r_results(args.results[1])}, record)
+        fresh = {**_pytest_results(args.results[0]), **_r_results(args.results[1])}
+        results = save_results(fresh, record) if args.write else {"date": None, "tests": fresh}
     found = problems(record, results, r_names, py_names)
-    page = render(record, results)
-    if args.check:
-        stale = not os.path.exists(PAGE) or open(PAGE, encoding="utf-8").read() != page
+    if args.check:  # the committed page against the committed results
+        stale = not os.path.exists(PAGE) or open(PAGE, encoding="utf-8").read() != render(record, load_results())
         found += ["docs/reliability.md is stale: run python scripts/reliability_table.py"] if stale else []
-    else:
+    if write:
         with open(PAGE, "w", encoding="utf-8") as f:
-            f.write(page)
+            f.write(render(record, results))
     for line in found:
         print(line, file=sys.stderr)
     return 1 if found else 0

@@ -27,9 +27,10 @@ r_rc=${PIPESTATUS[0]}
 echo "== R CMD check (r-package)"
 extra_passed=0; extra_failed=0
 if bash scripts/r_check.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
-# docs/reliability.md's passing count from this run's results: fails when a bad-input row's test failed.
+# docs/reliability.md against this run: fails when an export has no row or a bad-input row's test failed
+# (`--results ... --write` records the run's passing count in the page).
 echo "== reliability table (docs/reliability.md)"
-if .venv/bin/python scripts/reliability_table.py --results /tmp/pydlr-pytest.xml /tmp/pydlr-testthat.json; then
+if .venv/bin/python scripts/reliability_table.py --check --results /tmp/pydlr-pytest.xml /tmp/pydlr-testthat.json; then
   extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
 echo "== vignettes (rendered to HTML)"
 if bash scripts/render_vignettes.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
