@@ -93,3 +93,28 @@ test_that("data verbs refuse data they cannot convert", {
   input_error(predict(km, matrix(0, 2, 3)), "argument `newdata` must be 2 columns")
   expect_equal(fitted(km, method = "cl"), km$cluster) # match.arg's unique prefixes still work
 })
+
+test_that("errors other test files match by their message alone are classed pydlr conditions", {
+  model <- keras_model_sequential(input_shape = c(28, 28, 1))
+  conv <- keras_model_sequential(input_shape = c(8, 8, 1)) |> layer_conv_2d(2, 3) |> layer_flatten() |>
+    layer_dense(2, activation = "softmax")
+  input_error(application_efficientnet_lite0(classes = 10), "argument `classes` must be 1000 with weights")
+  input_error(application_mobilenet_v2(classes = 10), "argument `classes` must be 1000 with weights")
+  input_error(callback_learning_rate_scheduler(0.1), "argument `schedule` must be an R function")
+  input_error(confusion_matrix(c(0, -1), c(0, 1)), "argument `y_true` must be 0-based whole-number")
+  input_error(grad_cam(conv, array(0, c(1, 8, 8, 1)), class_index = -1), "`class_index`")
+  input_error(layer_activation(model, "swish"), "argument `activation` must be one of")
+  input_error(layer_conv_2d(model, filters = 8, kernel_size = c(3, 3, 3)), "argument `kernel_size`")
+  input_error(layer_conv_2d(model, filters = 8, kernel_size = 3, padding = "full"), "argument `padding`")
+  input_error(layer_dense("not a model", units = 3), "argument `object` must be a pydlr model")
+  input_error(layer_dropout(model, rate = 1.5), "argument `rate` must be a number in \\[0, 1\\]")
+  input_error(load_model(file.path(tempdir(), "no-such-model")), "argument `filepath` must be the path")
+  input_error(pretrained_info("resnet_9000"), "argument `name` must be one of")
+  input_error(set_random_seed(-1), "argument `seed` must be a whole number >= 0")
+  input_error(to_categorical(c(0, 1.5)), "argument `x` must be whole-number class labels")
+  input_error(to_categorical(c(0, 5), num_classes = 3), "labels below num_classes \\(3\\)")
+  for (expr in list(quote(layer_dense(model, 4, kernel_regularizer = "l2")), quote(layer_lstm(model, 4)),
+    quote(optimizer_adam(weight_decay = 0.01)))) {
+    expect_error(eval(expr), class = "pydlr_not_supported_error")
+  }
+})
