@@ -49,7 +49,7 @@ def r_exports(root: str = ROOT) -> list[str]:
     """The R package's entry points: export() names and S3 methods (as generic.class)."""
     text = open(os.path.join(root, "r-package", "NAMESPACE"), encoding="utf-8").read()
     names = [m.strip('"') for m in re.findall(r"^export\((.+)\)$", text, re.M)]
-    names += [f"{g}.{c}" for g, c in re.findall(r"^S3method\(([^,]+),([^)]+)\)$", text, re.M)]
+    names += [f"{g.strip(chr(34))}.{c}" for g, c in re.findall(r"^S3method\(([^,]+),([^)]+)\)$", text, re.M)]
     return sorted(names)
 
 

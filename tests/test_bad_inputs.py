@@ -12,7 +12,18 @@ import pytest
 import torch
 
 import pydlr
-from pydlr import applications, callbacks, data, layers, losses, models, optimizers, saving, utils
+from pydlr import (
+    applications,
+    callbacks,
+    data,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    saving,
+    utils,
+)
 from pydlr.errors import InputError, NotSupportedError
 
 
@@ -40,6 +51,32 @@ CASES = [
      r"`model` must be a pydlr model or a torch.nn.Module; received 3"),
     ("pydlr.save_weights", lambda: pydlr.save_weights("m", "w.safetensors"), InputError,
      r"`model` must be a pydlr model"),
+    ("pydlr.layers.Lambda", lambda: layers.Lambda("x"), InputError, r"`function` must be a callable"),
+    ("pydlr.layers.RandomContrast", lambda: layers.RandomContrast(-0.5), InputError, r"`factor` must be a number"),
+    ("pydlr.layers.SeparableConv2D", lambda: layers.SeparableConv2D(0, 3), InputError,
+     r"`filters` must be a positive integer; received 0"),
+    ("pydlr.layers.SeparableConvolution2D", lambda: layers.SeparableConvolution2D(8, 0), InputError,
+     r"`kernel_size`"),
+    ("pydlr.layers.add", lambda: layers.add("x"), InputError, r"add: argument `inputs` must be a list of tensors"),
+    ("pydlr.layers.concatenate", lambda: layers.concatenate("x"), InputError, r"`inputs` must be a list of tensors"),
+    ("pydlr.losses.CustomLoss", lambda: losses.CustomLoss("x"), InputError,
+     r"`fn` must be a function fn\(y_true, y_pred\) or a torch loss module"),
+    ("pydlr.losses.MultiOutputLoss", lambda: losses.MultiOutputLoss("x"), TypeError, r"missing 2 required"),
+    ("pydlr.metrics.Accuracy", lambda: metrics.Accuracy(name=3), InputError, r"`name` must be a non-empty string"),
+    ("pydlr.metrics.BinaryAccuracy", lambda: metrics.BinaryAccuracy(threshold="high"), InputError,
+     r"`threshold` must be a number"),
+    ("pydlr.metrics.CategoricalAccuracy", lambda: metrics.CategoricalAccuracy(name=3), InputError, r"`name`"),
+    ("pydlr.metrics.MeanAbsoluteError", lambda: metrics.MeanAbsoluteError(name=3), InputError, r"`name`"),
+    ("pydlr.metrics.MeanSquaredError", lambda: metrics.MeanSquaredError(name=3), InputError, r"`name`"),
+    ("pydlr.metrics.Metric", lambda: metrics.Metric(name=3), InputError, r"`name` must be a non-empty string"),
+    ("pydlr.metrics.Recall", lambda: metrics.Recall(thresholds=2), InputError,
+     r"`thresholds` must be one number in \[0, 1\] or None"),
+    ("pydlr.metrics.SparseCategoricalAccuracy", lambda: metrics.SparseCategoricalAccuracy(name=3), InputError,
+     r"`name`"),
+    ("pydlr.metrics.SparseTopKCategoricalAccuracy", lambda: metrics.SparseTopKCategoricalAccuracy(k=0), InputError,
+     r"`k` must be a positive integer; received 0"),
+    ("pydlr.metrics.TopKCategoricalAccuracy", lambda: metrics.TopKCategoricalAccuracy(k=0), InputError,
+     r"`k` must be a positive integer"),
     ("pydlr.models.Input", lambda: models.Input((0, 3)), InputError, r"`shape` must be .*positive integers"),
     ("pydlr.layers.InputLayer", lambda: layers.InputLayer(shape=(-1, 2)), InputError, r"`shape`.*\(-1, 2\)"),
     ("pydlr.Model.predict_on_batch", lambda: _model().predict_on_batch(np.zeros((2, 5))), InputError,

@@ -416,9 +416,17 @@ class Lambda(Layer):
 
 def add(inputs: Any, **kwargs: Any) -> Any:
     """Keras' functional form ``keras.layers.add([a, b])``: ``Add(**kwargs)(inputs)``."""
+    _check_merge_inputs(inputs, "add")
     return Add(**kwargs)(inputs)
 
 
 def concatenate(inputs: Any, axis: int = -1, **kwargs: Any) -> Any:
     """Keras' functional form ``keras.layers.concatenate([a, b], axis=-1)``: ``Concatenate(axis)(inputs)``."""
+    _check_merge_inputs(inputs, "concatenate")
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def _check_merge_inputs(inputs: Any, where: str) -> None:
+    # a single tensor or a string otherwise failed deep in the layer with an AttributeError
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise InputError("inputs", "a list of tensors, e.g. [a, b]", inputs, where=where)

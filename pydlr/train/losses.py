@@ -129,6 +129,8 @@ class CustomLoss(Loss):
     given: integer labels as int64, the rest as float32 (kind "custom")."""
 
     def __init__(self, fn: Callable[..., Any]):
+        if not callable(fn):
+            raise InputError("fn", "a function fn(y_true, y_pred) or a torch loss module", fn, where="CustomLoss")
         super().__init__(_callable_name(fn), "custom", False)
         self.fn = fn
 

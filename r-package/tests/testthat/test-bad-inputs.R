@@ -118,3 +118,28 @@ test_that("errors other test files match by their message alone are classed pydl
     expect_error(eval(expr), class = "pydlr_not_supported_error")
   }
 })
+
+test_that("metrics, preprocessing layers and a model's fields refuse bad settings", {
+  m <- keras_model_sequential(input_shape = c(8, 8, 1)) |> layer_conv_2d(2, 3, name = "c1") |>
+    layer_flatten() |> layer_dense(2, activation = "softmax")
+  input_error(metric_accuracy(name = 3), "argument `name` must be a single string; received 3")
+  input_error(metric_binary_accuracy(threshold = "x"), "argument `threshold` must be a number")
+  input_error(metric_categorical_accuracy(name = ""), "argument `name` must be a single string")
+  input_error(metric_f1_score(threshold = 2), "argument `threshold` must be a number in \\[0, 1\\]")
+  input_error(metric_mean_absolute_error(name = 3), "argument `name`")
+  input_error(metric_mean_squared_error(name = 3), "argument `name`")
+  input_error(metric_recall(thresholds = 2), "argument `thresholds` must be a number in \\[0, 1\\]")
+  input_error(metric_sparse_categorical_accuracy(name = 3), "argument `name`")
+  input_error(metric_sparse_top_k_categorical_accuracy(k = 0), "argument `k` must be a whole number >= 1")
+  input_error(metric_top_k_categorical_accuracy(k = 0), "argument `k` must be a whole number >= 1")
+  input_error(layer_center_crop(m, height = 0, width = 3), "argument `height` must be a whole number >= 1")
+  input_error(layer_random_contrast(m, factor = -1), "argument `factor` must be a number >= 0")
+  input_error(layer_random_translation(m, height_factor = 2, width_factor = 0.1), "`height_factor`.*\\[0, 1\\)")
+  input_error(unfreeze_weights(m, from = "nope"), "argument `from` must be the name of one of the model's layers")
+  input_error(unfreeze_weights("m"), "argument `object` must be a pydlr model")
+  input_error(m$trainable <- "yes", "argument `trainable` must be TRUE or FALSE")
+  input_error(m$foo <- 1, "argument `foo` must be `trainable`")
+  h <- get_layer(m, "c1")
+  input_error(h$trainable <- "yes", "argument `trainable` must be TRUE or FALSE")
+  expect_equal(count_params(m), 3 * 3 * 2 + 2 + 72 * 2 + 2) # nothing changed
+})
