@@ -71,6 +71,26 @@ def test_save_load_round_trip_is_bit_exact(tmp_path: Path, name: str) -> None:
     assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], saved["state"][0]["exp_avg"])
 
 
+@pytest.mark.parametrize("name", ["model.keras", "saved_dir", "w.weights.safetensors"])
+def test_saved_files_get_ordinary_permissions(tmp_path: Path, name: str) -> None:
+    """Atomic writes go through private temporary files; the result must still be readable as a file
+    written with open() would be (0666 / 0777 less the umask), not owner-only."""
+    old = os.umask(0o022)
+    try:
+        model = models.seed_cnn()
+        path = tmp_path / name
+        if name.startswith("w."):
+            io.save_weights(model, path)
+        else:
+            io.save_model(model, path)
+    finally:
+        os.umask(old)
+    expected = 0o755 if path.is_dir() else 0o644
+    assert path.stat().st_mode & 0o777 == expected
+    for inner in path.iterdir() if path.is_dir() else []:
+        assert inner.stat().st_mode & 0o777 == 0o644
+
+
 def test_without_optimizer_and_summary_file_size(tmp_path: Path) -> None:
     model = models.seed_cnn()
     path = io.save_weights(model, tmp_path / "w.safetensors")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from pydlr.errors import InputError, NotSupportedError, write_failed
+from pydlr.atomic_files import atomic_write_bytes, atomic_write_dir
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.models.base import BaseModel, class_key, resolve_model_class
 from pydlr.weights_format import (
     CHECKSUM_KEY,
@@ -118,24 +117,6 @@ def _optimizer_of(model: BaseModel) -> Any:
     return optimizer if callable(getattr(optimizer, "state_dict", None)) else None
 
 
-# ---- atomic writing ---------------------------------------------------------------------------------------
-def _write_file_atomic(path: Path, data: bytes) -> None:
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise write_failed(path, exc) from exc
-        raise
-
-
 def _write_dir_atomic(path: Path, files: dict[str, bytes]) -> None:
     if path.exists() and not path.is_dir():
         raise InputError(
@@ -151,28 +132,7 @@ def _write_dir_atomic(path: Path, files: dict[str, bytes]) -> None:
             str(path),
             "save_model",
         )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    backup = None
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if path.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, backup / "old")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if backup is not None and (backup / "old").exists() and not path.exists():
-            os.replace(backup / "old", path)
-        if isinstance(exc, OSError):
-            raise write_failed(path, exc) from exc
-        raise
-    finally:
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+    atomic_write_dir(path, files)
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -298,7 +258,7 @@ def save_model(
         meta["pydlr_config"] = json.dumps(config)
         if opt_info is not None:
             meta["pydlr_optimizer"] = json.dumps(opt_info)
-        _write_file_atomic(path, weights_bytes(tensors, meta))
+        atomic_write_bytes(path, weights_bytes(tensors, meta))
     else:
         files = {
             CONFIG_FILE: json.dumps(config, indent=2).encode(),
@@ -451,7 +411,7 @@ def save_weights(model: BaseModel, path: str | os.PathLike) -> Path:
     _check_model(model, "save_weights")
     path = _path(path, "save_weights")
     meta = weights_metadata(class_key(type(model)))
-    _write_file_atomic(path, weights_bytes(model.state_dict(), meta))
+    atomic_write_bytes(path, weights_bytes(model.state_dict(), meta))
     return path
 
 

@@ -14,7 +14,6 @@ import hashlib
 import importlib.resources
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from pydlr.atomic_files import atomic_write
 from pydlr.errors import InputError, PydlrError
 from pydlr.weights_format import tensors_sha256
 
@@ -197,19 +197,6 @@ def verify(path: str | os.PathLike, expected: str) -> None:
         )
 
 
-def _write_atomic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cache(name: str, path: Path) -> dict[str, torch.Tensor] | None:
     """The cached tensors, or None when missing, unreadable, edited or made from another source file."""
     if not path.is_file():
@@ -241,7 +228,8 @@ def convert(name: str, source: str | os.PathLike | None = None) -> dict[str, tor
     meta = {"format": "pydlr", "source": s.origin, "source_sha256": s.sha256, "name": s.name,
             "tensors_sha256": tensors_sha256(state)}
     try:
-        _write_atomic(state, meta, cache_path(name))
+        atomic_write(cache_path(name), lambda tmp: save_file({k: v.contiguous() for k, v in state.items()}, tmp,
+                                                             metadata=meta))
     except OSError:  # a read-only home still loads, just without the cache
         pass
     return state

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from pydlr.atomic_files import atomic_write
 from pydlr.errors import InputError
 from pydlr.train.checkpoint import (
-    atomic_write,
     check_writable,
     load_training_state,
     save_training_state,

@@ -9,7 +9,6 @@ exception or Ctrl-C at any moment leaves the previous complete checkpoint in pla
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -19,9 +18,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from pydlr.errors import InputError, write_failed
+from pydlr.atomic_files import atomic_write
+from pydlr.errors import InputError
 
-__all__ = ["save_training_state", "load_training_state", "check_writable", "atomic_write"]
+__all__ = ["save_training_state", "load_training_state", "check_writable"]
 
 FORMAT = "pydlr-training-state"
 
@@ -52,29 +52,6 @@ def check_writable(path: str | os.PathLike, argument: str, where: str = "fit") -
         raise InputError(argument, "a path in a writable folder",
                          f"{p} ({probe}: {exc.strerror})", where=where) from None
     return p
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename tmp over ``path`` (same folder, fsynced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise write_failed(path, exc) from exc
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _plain(value):
