@@ -11,15 +11,15 @@ from sklearn.utils.validation import _check_feature_names
 
 from pydlr.cluster._kmeans import (
     KMeans,
-    _as_matrix,
+    _as_matrix_with_norms,
     _assign,
     _check_int,
     _kmeans_plusplus,
     _mean_variance,
-    _Plan,
     _resolve_device,
     _row_sq_norms,
     _seed,
+    _step,
 )
 from pydlr.errors import InputError
 
@@ -89,7 +89,7 @@ class MiniBatchKMeans(KMeans):
         if self.init_size is not None:
             _check_int(self.init_size, "init_size", 1, where)
         device = _resolve_device(self.device)
-        x = _as_matrix(X, "X", device, where=where)
+        x, x_sq = _as_matrix_with_norms(X, "X", device, where=where)
         _check_feature_names(self, X, reset=True)
         n, k = x.shape[0], self.n_clusters
         if n < k:
@@ -97,12 +97,8 @@ class MiniBatchKMeans(KMeans):
         generator = torch.Generator(device="cpu")
         generator.manual_seed(_seed(self.random_state))
         centers = self._seed_centers(x, generator)
-        centers, steps = _minibatch_steps(x, centers, self, generator)
-        plan = _Plan(n, device, self.chunk_size)
-        try:
-            labels, min_dist = _assign(x, _row_sq_norms(x), centers, self.chunk_size, plan)
-        finally:
-            plan.close()
+        centers, steps = _minibatch_steps(x, x_sq, centers, self, generator)
+        labels, min_dist = _assign(x, x_sq, centers, self.chunk_size)
         self._set_fitted(x, centers, labels, min_dist, -(-steps * self.batch_size // n), device)
         self.n_steps_ = int(steps)
         return self
@@ -116,39 +112,36 @@ class MiniBatchKMeans(KMeans):
         sample = x[torch.randperm(n, generator=generator)[:size].to(x.device)]
         sample_sq = _row_sq_norms(sample)
         best, best_inertia = None, float("inf")
-        plan = _Plan(size, x.device, self.chunk_size)
-        try:
-            for _ in range(self.n_init):
-                if self.init == "random":
-                    centers = sample[torch.randperm(size, generator=generator)[:k].to(x.device)]
-                else:
-                    centers = _kmeans_plusplus(sample, sample_sq, k, generator, plan)
-                inertia = float(_assign(sample, sample_sq, centers, self.chunk_size, plan)[1].double().sum())
-                if inertia < best_inertia:
-                    best, best_inertia = centers, inertia
-        finally:
-            plan.close()
+        for _ in range(self.n_init):
+            if self.init == "random":
+                centers = sample[torch.randperm(size, generator=generator)[:k].to(x.device)]
+            else:
+                centers = _kmeans_plusplus(sample, sample_sq, k, generator, self.chunk_size)
+            inertia = float(_assign(sample, sample_sq, centers, self.chunk_size)[1].sum(dtype=torch.float64))
+            if inertia < best_inertia:
+                best, best_inertia = centers, inertia
         return best.clone()
 
 
-def _minibatch_steps(x: torch.Tensor, centers: torch.Tensor, est: MiniBatchKMeans,
+def _minibatch_steps(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, est: MiniBatchKMeans,
                      generator: torch.Generator) -> tuple[torch.Tensor, int]:
     """The mini-batch updates; returns the centers and the number of steps made."""
     n, k = x.shape[0], centers.shape[0]
     batch = min(est.batch_size, n)
     n_steps = max(1, est.max_iter * n // batch)
     counts = torch.zeros(k, dtype=x.dtype, device=x.device)
-    tol = est.tol * _mean_variance(x) if est.tol > 0 else 0.0
+    tol = est.tol * _mean_variance(x, x_sq) if est.tol > 0 else 0.0
+    labels = torch.empty(batch, dtype=torch.int64, device=x.device)
+    min_dist = torch.empty(batch, dtype=x.dtype, device=x.device)
     ewa, best_ewa, no_improvement = None, float("inf"), 0
     alpha = min(1.0, 2.0 * batch / (n + 1))  # scikit-learn's smoothing of the batch inertia
     step = 0
     for step in range(1, n_steps + 1):  # noqa: B007 - the count of steps made is returned
         idx = torch.randint(n, (batch,), generator=generator).to(x.device)
         xb = x[idx]
-        dist = torch.addmm((centers * centers).sum(dim=1), xb, centers.t(), beta=1.0, alpha=-2.0)
-        min_dist, labels = dist.min(dim=1)
-        sums = torch.zeros_like(centers).index_add_(0, labels, xb)
-        seen = torch.bincount(labels, minlength=k).to(x.dtype)
+        # One fused pass on the batch (CPU: the native kernel): nearest centers, distances, sums, counts.
+        sums, seen, _ = _step(xb, x_sq[idx], centers, labels, min_dist, est.chunk_size)
+        sums, seen = sums.to(x.dtype), seen.to(x.dtype)
         counts += seen
         moved = seen > 0
         # c <- c + (sum_b - n_b c) / n_total: each center the mean of every sample it has been given.
@@ -156,7 +149,7 @@ def _minibatch_steps(x: torch.Tensor, centers: torch.Tensor, est: MiniBatchKMean
         new[moved] += (sums[moved] - seen[moved, None] * centers[moved]) / counts[moved, None]
         shift = float(((new - centers) ** 2).sum())
         centers = new
-        inertia = float((min_dist + (xb * xb).sum(dim=1)).clamp_(min=0).sum()) / batch
+        inertia = float(min_dist.sum(dtype=torch.float64)) / batch
         ewa = inertia if ewa is None else ewa * (1 - alpha) + inertia * alpha
         if tol > 0 and shift / k <= tol:
             break
