@@ -217,8 +217,13 @@ PYDLR_CLONES void pp_slab(const T* x, const T* x_sq, const T* p, const T* p_sq, 
   }
 }
 
-// Slabs: one per thread (static split: a Lloyd pass costs the same for every row), none under ~256 rows.
-int64_t slab_count(int64_t n) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / 256)); }
+// Slabs: one per thread (static split: a Lloyd pass costs the same for every row), each with at least ~2**22
+// multiply-adds: a mini-batch step (4096 x 16, k = 10) runs on the calling thread, as waking the other threads
+// cost more than the step on a loaded machine (a 1,000,000 x 16 mini-batch fit took 12 ms a step with 2 slabs).
+int64_t slab_count(int64_t n, int64_t work_per_row) {
+  const int64_t by_work = n * std::max<int64_t>(1, work_per_row) >> 22;
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), by_work));
+}
 
 void check_data(const char* op, const at::Tensor& x, const at::Tensor& x_sq) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous() &&
@@ -251,7 +256,7 @@ std::tuple<at::Tensor, at::Tensor, int64_t> kmeans_step_cpu(const at::Tensor& x,
   TORCH_CHECK(min_dist.device().is_cpu() && min_dist.is_contiguous() && min_dist.scalar_type() == x.scalar_type() &&
                   min_dist.numel() == n,
               "pydlr kmeans_step: min_dist must be a contiguous CPU tensor of ", n, " values of x's dtype");
-  const int64_t slabs = slab_count(n);
+  const int64_t slabs = slab_count(n, d * k);
   std::vector<StepOut> parts(slabs);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kmeans_step", [&] {
     const scalar_t* c = centers.const_data_ptr<scalar_t>();
@@ -295,7 +300,7 @@ std::tuple<at::Tensor, at::Tensor> kmeans_pp_dists_cpu(const at::Tensor& x, cons
                   closest.numel() == x.size(0),
               "pydlr kmeans_pp_dists: closest must be a contiguous CPU tensor of ", x.size(0), " values of x's dtype");
   const int64_t n = x.size(0), d = x.size(1), m = points.size(0);
-  const int64_t slabs = slab_count(n);
+  const int64_t slabs = slab_count(n, d * m);
   at::Tensor mins = at::empty({m, n}, x.options());
   std::vector<double> pots(slabs * m, 0.0);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kmeans_pp_dists", [&] {

@@ -141,14 +141,15 @@ def _minibatch_steps(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor,
         xb = x[idx]
         # One fused pass on the batch (CPU: the native kernel): nearest centers, distances, sums, counts.
         sums, seen, _ = _step(xb, x_sq[idx], centers, labels, min_dist, est.chunk_size)
-        sums, seen = sums.to(x.dtype), seen.to(x.dtype)
+        seen = seen.to(x.dtype)
         counts += seen
-        moved = seen > 0
-        # c <- c + (sum_b - n_b c) / n_total: each center the mean of every sample it has been given.
-        new = centers.clone()
-        new[moved] += (sums[moved] - seen[moved, None] * centers[moved]) / counts[moved, None]
-        shift = float(((new - centers) ** 2).sum())
-        centers = new
+        # c <- c + (sum_b - n_b c) / n_total: each center the mean of every sample it has been given (a center
+        # no sample has reached yet moves by 0 / 1).
+        delta = (sums.to(x.dtype) - seen.unsqueeze(1) * centers) / counts.clamp(min=1.0).unsqueeze(1)
+        centers = centers + delta
+        shift = float(delta.square().sum())
+        if step == 1:  # scikit-learn's rule: the first batch's inertia is the seeding's, not a step's
+            continue
         inertia = float(min_dist.sum(dtype=torch.float64)) / batch
         ewa = inertia if ewa is None else ewa * (1 - alpha) + inertia * alpha
         if tol > 0 and shift / k <= tol:
