@@ -150,3 +150,16 @@ def test_kmeans_plusplus_on_one_feature_and_one_cluster() -> None:
     # in one dimension Lloyd's clusters are intervals of roughly a third of the points each
     assert np.count_nonzero(np.diff(fit3.labels_)) == 2
     assert min(np.bincount(fit3.labels_)) >= 14
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 300])  # stopped early (a final assignment pass) and converged
+def test_totss_without_another_pass_matches_two_pass(max_iter: int) -> None:
+    from pydlr.cluster import MiniBatchKMeans, total_sum_of_squares
+
+    rng = np.random.default_rng(5)
+    x = 50.0 + np.concatenate([rng.normal(0, 1, (500, 6)), rng.normal(4, 2, (700, 6))])
+    fit = KMeans(4, max_iter=max_iter, tol=0.0, random_state=0).fit(x)
+    assert fit.totss_ == pytest.approx(total_sum_of_squares(x), rel=1e-9)
+    assert fit.totss_ == pytest.approx(((x - x.mean(axis=0)) ** 2).sum(), rel=1e-9)
+    mini = MiniBatchKMeans(4, batch_size=128, random_state=0).fit(x)
+    assert mini.totss_ == pytest.approx(total_sum_of_squares(x), rel=1e-9)

@@ -10,6 +10,7 @@ import torch
 from sklearn.utils.validation import _check_feature_names
 
 from pydlr.cluster._kmeans import (
+    _DTYPES,
     KMeans,
     _as_matrix_with_norms,
     _assign,
@@ -20,6 +21,7 @@ from pydlr.cluster._kmeans import (
     _row_sq_norms,
     _seed,
     _step,
+    _total_ss,
 )
 from pydlr.errors import InputError
 
@@ -33,7 +35,7 @@ class MiniBatchKMeans(KMeans):
 
     Parameters
     ----------
-    n_clusters, init, random_state, device, chunk_size
+    n_clusters, init, random_state, device, chunk_size, dtype
         As `KMeans`. k-means++ (or random) seeding runs on ``init_size`` random samples.
     n_init : int
         Seedings tried on the ``init_size`` samples; the one with the lowest inertia there is kept.
@@ -51,7 +53,7 @@ class MiniBatchKMeans(KMeans):
 
     Attributes
     ----------
-    cluster_centers_, labels_, inertia_, withinss_, n_features_in_, device_
+    cluster_centers_, labels_, inertia_, withinss_, totss_, n_features_in_, device_
         As `KMeans`; labels and inertia from a full pass over the data with the final centers.
     n_iter_ : int
         Passes over the data made (steps * batch_size / n_samples, rounded up).
@@ -72,9 +74,10 @@ class MiniBatchKMeans(KMeans):
         random_state: int | None = None,
         device: str = "auto",
         chunk_size: int = 8192,
+        dtype: str | None = None,
     ) -> None:
         super().__init__(n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
-                         random_state=random_state, device=device, chunk_size=chunk_size)
+                         random_state=random_state, device=device, chunk_size=chunk_size, dtype=dtype)
         self.batch_size = batch_size
         self.max_no_improvement = max_no_improvement
         self.init_size = init_size
@@ -89,7 +92,7 @@ class MiniBatchKMeans(KMeans):
         if self.init_size is not None:
             _check_int(self.init_size, "init_size", 1, where)
         device = _resolve_device(self.device)
-        x, x_sq = _as_matrix_with_norms(X, "X", device, where=where)
+        x, x_sq = _as_matrix_with_norms(X, "X", device, where=where, dtype=_DTYPES[self.dtype])
         _check_feature_names(self, X, reset=True)
         n, k = x.shape[0], self.n_clusters
         if n < k:
@@ -98,8 +101,11 @@ class MiniBatchKMeans(KMeans):
         generator.manual_seed(_seed(self.random_state))
         centers = self._seed_centers(x, generator)
         centers, steps = _minibatch_steps(x, x_sq, centers, self, generator)
-        labels, min_dist = _assign(x, x_sq, centers, self.chunk_size)
-        self._set_fitted(x, centers, labels, min_dist, -(-steps * self.batch_size // n), device)
+        labels = torch.empty(n, dtype=torch.int64, device=x.device)
+        min_dist = torch.empty(n, dtype=x.dtype, device=x.device)
+        sums, counts, _ = _step(x, x_sq, centers, labels, min_dist, self.chunk_size)
+        self._set_fitted(x, centers, labels, min_dist, -(-steps * self.batch_size // n),
+                         _total_ss(centers, min_dist, sums, counts), device)
         self.n_steps_ = int(steps)
         return self
 
@@ -109,7 +115,7 @@ class MiniBatchKMeans(KMeans):
             return init.clone()
         n, k = x.shape[0], self.n_clusters
         size = min(n, max(self.init_size or 3 * self.batch_size, 3 * k))
-        sample = x[torch.randperm(n, generator=generator)[:size].to(x.device)]
+        sample = x.index_select(0, torch.randperm(n, generator=generator)[:size].to(x.device))
         sample_sq = _row_sq_norms(sample)
         best, best_inertia = None, float("inf")
         for _ in range(self.n_init):
@@ -138,9 +144,9 @@ def _minibatch_steps(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor,
     step = 0
     for step in range(1, n_steps + 1):  # noqa: B007 - the count of steps made is returned
         idx = torch.randint(n, (batch,), generator=generator).to(x.device)
-        xb = x[idx]
+        xb = x.index_select(0, idx)  # x[idx] took 2.8 ms for 4096 x 16 rows here, index_select 0.02 ms
         # One fused pass on the batch (CPU: the native kernel): nearest centers, distances, sums, counts.
-        sums, seen, _ = _step(xb, x_sq[idx], centers, labels, min_dist, est.chunk_size)
+        sums, seen, _ = _step(xb, x_sq.index_select(0, idx), centers, labels, min_dist, est.chunk_size)
         seen = seen.to(x.dtype)
         counts += seen
         # c <- c + (sum_b - n_b c) / n_total: each center the mean of every sample it has been given (a center
