@@ -163,3 +163,17 @@ def test_totss_without_another_pass_matches_two_pass(max_iter: int) -> None:
     assert fit.totss_ == pytest.approx(((x - x.mean(axis=0)) ** 2).sum(), rel=1e-9)
     mini = MiniBatchKMeans(4, batch_size=128, random_state=0).fit(x)
     assert mini.totss_ == pytest.approx(total_sum_of_squares(x), rel=1e-9)
+
+
+def test_dtype_chooses_the_precision_and_is_checked() -> None:
+    from pydlr.errors import InputError
+
+    x = np.random.default_rng(6).normal(size=(200, 3))
+    assert KMeans(2, random_state=0).fit(x).cluster_centers_.dtype == np.float64
+    assert KMeans(2, random_state=0, dtype="float32").fit(x).cluster_centers_.dtype == np.float32
+    assert KMeans(2, random_state=0, dtype="float64").fit(x.astype(np.float32)).cluster_centers_.dtype == np.float64
+    assert KMeans(2, random_state=0).fit((x * 10).astype(np.int64)).cluster_centers_.dtype == np.float32
+    with pytest.raises(InputError, match="dtype"):
+        KMeans(2, dtype="half").fit(x)
+    with pytest.raises(InputError, match="dtype"):
+        KMeans(2, dtype=["float32"]).fit(x)
