@@ -11,6 +11,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -123,7 +124,7 @@ PYDLR_INLINE void add_row(T* __restrict acc, const T* __restrict x, int64_t d) {
   for (int64_t f = 0; f < d; ++f) acc[f] += x[f];
 }
 
-// One slab's share of a Lloyd step: labels, distances and (accumulate) per-cluster sums and counts.
+// One worker's share of a Lloyd step: labels, distances and (accumulate) per-cluster sums and counts.
 struct StepOut {
   std::vector<double> sums;
   std::vector<int64_t> counts;
@@ -140,8 +141,6 @@ PYDLR_CLONES void lloyd_slab(const T* x, const T* x_sq, const T* c, const T* c_s
   std::vector<T> dot(kRows * k);
   std::vector<T> part;
   if (accumulate) {
-    out.sums.assign(k * d, 0.0);
-    out.counts.assign(k, 0);
     if constexpr (!std::is_same_v<T, double>) part.assign(k * d, T(0));
   }
   T* acc = nullptr;
@@ -217,12 +216,17 @@ PYDLR_CLONES void pp_slab(const T* x, const T* x_sq, const T* p, const T* p_sq, 
   }
 }
 
-// Slabs: one per thread (static split: a Lloyd pass costs the same for every row), each with at least ~2**22
-// multiply-adds: a mini-batch step (4096 x 16, k = 10) runs on the calling thread, as waking the other threads
-// cost more than the step on a loaded machine (a 1,000,000 x 16 mini-batch fit took 12 ms a step with 2 slabs).
+// Workers: one per thread, each with at least ~2**22 multiply-adds: a mini-batch step (4096 x 16, k = 10) runs
+// on the calling thread, as waking the other threads cost more than the step on a loaded machine (a 1,000,000 x
+// 16 mini-batch fit took 12 ms a step with 2 workers). Workers take blocks of rows from a shared cursor rather
+// than fixed halves: on a shared machine a descheduled thread would otherwise hold the other at the end.
 int64_t slab_count(int64_t n, int64_t work_per_row) {
   const int64_t by_work = n * std::max<int64_t>(1, work_per_row) >> 22;
   return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), by_work));
+}
+
+int64_t block_rows(int64_t n, int64_t workers) {
+  return std::max<int64_t>(kRows, std::min<int64_t>(1024, (n + workers - 1) / workers));
 }
 
 void check_data(const char* op, const at::Tensor& x, const at::Tensor& x_sq) {
@@ -270,10 +274,18 @@ std::tuple<at::Tensor, at::Tensor, int64_t> kmeans_step_cpu(const at::Tensor& x,
     const scalar_t* xs = x_sq.const_data_ptr<scalar_t>();
     int64_t* lab = labels.mutable_data_ptr<int64_t>();
     scalar_t* md = min_dist.mutable_data_ptr<scalar_t>();
+    std::atomic<int64_t> cursor{0};
+    const int64_t block = block_rows(n, slabs);
     at::parallel_for(0, slabs, 1, [&](int64_t s0, int64_t s1) {
       for (int64_t s = s0; s < s1; ++s) {
-        lloyd_slab<scalar_t>(xp, xs, c, c_sq.data(), k, d, n * s / slabs, n * (s + 1) / slabs, lab, md, accumulate,
-                             parts[s]);
+        if (accumulate) {
+          parts[s].sums.assign(k * d, 0.0);
+          parts[s].counts.assign(k, 0);
+        }
+        for (int64_t a; (a = cursor.fetch_add(block, std::memory_order_relaxed)) < n;) {
+          lloyd_slab<scalar_t>(xp, xs, c, c_sq.data(), k, d, a, std::min(a + block, n), lab, md, accumulate,
+                               parts[s]);
+        }
       }
     });
   });
@@ -315,10 +327,13 @@ std::tuple<at::Tensor, at::Tensor> kmeans_pp_dists_cpu(const at::Tensor& x, cons
     const scalar_t* xs = x_sq.const_data_ptr<scalar_t>();
     const scalar_t* cl = closest.const_data_ptr<scalar_t>();
     scalar_t* out = mins.mutable_data_ptr<scalar_t>();
+    std::atomic<int64_t> cursor{0};
+    const int64_t block = block_rows(n, slabs);
     at::parallel_for(0, slabs, 1, [&](int64_t s0, int64_t s1) {
       for (int64_t s = s0; s < s1; ++s) {
-        pp_slab<scalar_t>(xp, xs, p, p_sq.data(), cl, m, d, n, n * s / slabs, n * (s + 1) / slabs, out,
-                          pots.data() + s * m);
+        for (int64_t a; (a = cursor.fetch_add(block, std::memory_order_relaxed)) < n;) {
+          pp_slab<scalar_t>(xp, xs, p, p_sq.data(), cl, m, d, n, a, std::min(a + block, n), out, pots.data() + s * m);
+        }
       }
     });
   });
