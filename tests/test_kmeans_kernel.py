@@ -177,3 +177,27 @@ def test_dtype_chooses_the_precision_and_is_checked() -> None:
         KMeans(2, dtype="half").fit(x)
     with pytest.raises(InputError, match="dtype"):
         KMeans(2, dtype=["float32"]).fit(x)
+
+
+def test_torch_path_for_gpus_agrees_with_the_native_kernel() -> None:
+    # The GPU route is plain torch: run it on CPU tensors against the native kernel (float64, same inputs).
+    from pydlr.cluster._kmeans import _torch_pp_dists, _torch_step
+
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(rng.normal(size=(3001, 9)))
+    x_sq = (x * x).sum(dim=1)
+    c = x[:6].clone()
+    previous = torch.from_numpy(rng.integers(0, 6, 3001))
+    native, torch_path = [previous.clone(), torch.empty(3001, dtype=x.dtype)], [previous.clone(),
+                                                                              torch.empty(3001, dtype=x.dtype)]
+    s1, n1, ch1 = ops.kmeans_step(x, x_sq, c, native[0], native[1], True)
+    s2, n2, ch2 = _torch_step(x, x_sq, c, torch_path[0], torch_path[1], 1024, True)
+    torch.testing.assert_close(torch_path[0], native[0], rtol=0, atol=0)
+    torch.testing.assert_close(torch_path[1], native[1], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(s2, s1, rtol=1e-12, atol=1e-9)
+    assert n2.tolist() == n1.tolist() and ch2 == ch1
+    closest = torch.full((3001,), 5.0, dtype=x.dtype)
+    m1, p1 = ops.kmeans_pp_dists(x, x_sq, x[10:13].clone(), closest)
+    m2, p2 = _torch_pp_dists(x, x_sq, x[10:13].clone(), closest, 1024)
+    torch.testing.assert_close(m2, m1, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(p2, p1, rtol=1e-12, atol=1e-9)

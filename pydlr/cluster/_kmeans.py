@@ -542,6 +542,12 @@ def _pp_dists(x: torch.Tensor, x_sq: torch.Tensor, points: torch.Tensor, closest
     row sums."""
     if x.device.type == "cpu":
         return ops.kmeans_pp_dists(x, x_sq, points.contiguous(), closest)
+    return _torch_pp_dists(x, x_sq, points, closest, chunk)
+
+
+def _torch_pp_dists(x: torch.Tensor, x_sq: torch.Tensor, points: torch.Tensor, closest: torch.Tensor, chunk: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_pp_dists`` with torch ops, for GPUs."""
     out = torch.empty(points.shape[0], x.shape[0], dtype=x.dtype, device=x.device)
     p_sq = (points * points).sum(dim=1, keepdim=True)
     for a in range(0, x.shape[0], chunk):
