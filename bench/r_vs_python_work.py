@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import pydlr
-from pydlr.cluster import KMeans, total_sum_of_squares
+from pydlr.cluster import KMeans
 from pydlr.data import load_fashion_mnist
 from pydlr.layers import Dense
 from pydlr.models import seed_cnn
@@ -106,18 +106,13 @@ def _kmeans(quick: bool) -> Callable[[], object]:
 
 def _kmeans_f64(quick: bool) -> Callable[[], object]:
     """The Python twin of pydlr_kmeans() on R's data: float64 pixels (what R's numeric matrices are), and the
-    same work: the fit and the total sum of squares that R's kmeans result reports (totss, betweenss)."""
+    same work: computed in float32 as pydlr_kmeans' default dtype, with the total sum of squares R's kmeans
+    result reports (``totss_``, from the fit)."""
     (x, _), _ = load_fashion_mnist()
     data = x.reshape(len(x), -1).astype(np.float64)
     if quick:
         data = data[:10_000]
-
-    def fit_with_totss() -> object:
-        model = KMeans(10, random_state=0).fit(data)
-        total_sum_of_squares(data)
-        return model
-
-    return fit_with_totss
+    return lambda: KMeans(10, random_state=0, dtype="float32").fit(data)
 
 
 def _softmax_seed_cnn() -> pydlr.Sequential:

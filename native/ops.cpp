@@ -9,6 +9,18 @@
 
 #include "conv.h"
 
+namespace pydlr {
+// k-means (kmeans_cpu.cpp), declared here rather than in conv.h, which every convolution file includes.
+// kmeans_step: labels (in: previous, out: new), min_dist (squared distance to the closest center) and, with
+// accumulate, (per-cluster float64 sums, int64 counts, number of labels changed). kmeans_pp_dists: (min(closest,
+// squared distance to each point) of shape (m, n), their float64 sums (m)).
+std::tuple<at::Tensor, at::Tensor, int64_t> kmeans_step_cpu(const at::Tensor& x, const at::Tensor& x_sq,
+                                                            const at::Tensor& centers, const at::Tensor& labels,
+                                                            const at::Tensor& min_dist, bool accumulate);
+std::tuple<at::Tensor, at::Tensor> kmeans_pp_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq,
+                                                       const at::Tensor& points, const at::Tensor& closest);
+}  // namespace pydlr
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -321,6 +333,10 @@ TORCH_LIBRARY(pydlr, m) {
   m.def(
       "max_pool2d_backward(Tensor grad_output, Tensor argmax, Tensor input, int[2] kernel_size, int[2] stride) "
       "-> Tensor");
+  m.def(
+      "kmeans_step(Tensor x, Tensor x_sq, Tensor centers, Tensor(a!) labels, Tensor(b!) min_dist, bool accumulate) "
+      "-> (Tensor, Tensor, int)");
+  m.def("kmeans_pp_dists(Tensor x, Tensor x_sq, Tensor points, Tensor closest) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -333,6 +349,8 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("max_pool2d", pydlr::max_pool2d_cpu);
   m.impl("max_pool2d_with_argmax", pydlr::max_pool2d_with_argmax_cpu);
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
+  m.impl("kmeans_step", pydlr::kmeans_step_cpu);
+  m.impl("kmeans_pp_dists", pydlr::kmeans_pp_dists_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {

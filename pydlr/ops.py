@@ -352,6 +352,31 @@ def adam_step_(
     _C.adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay, decoupled)
 
 
+def kmeans_step(
+    x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, min_dist: torch.Tensor,
+    accumulate: bool,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One Lloyd assignment step on the CPU, in one read of ``x`` (native/kmeans_cpu.cpp).
+
+    ``x`` (n, d) contiguous float32 or float64, ``x_sq`` its squared row norms, ``centers`` (k, d) of the same
+    dtype. Writes the closest center of each row into ``labels`` (int64; read first: the count of changed
+    labels) and the squared distance to it into ``min_dist``. With ``accumulate``, returns the per-cluster
+    float64 sums (k, d), int64 counts (k) and the number of labels changed; without, empty tensors and 0.
+    The caller (:mod:`pydlr.cluster`) checks its input; the operator checks shapes, dtypes and layouts.
+    """
+    return torch.ops.pydlr.kmeans_step(x, x_sq, centers, labels, min_dist, accumulate)
+
+
+def kmeans_pp_dists(
+    x: torch.Tensor, x_sq: torch.Tensor, points: torch.Tensor, closest: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """k-means++'s candidate distances on the CPU, in one read of ``x`` (native/kmeans_cpu.cpp).
+
+    Returns ``min(closest, ||x_i - p_j||^2)`` of shape (m, n) in ``x``'s dtype and its row sums in float64.
+    """
+    return torch.ops.pydlr.kmeans_pp_dists(x, x_sq, points, closest)
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

@@ -32,7 +32,7 @@ def kmeans(x: Any, n_clusters: int, batch_size: int | None = None, **params: Any
         "inertia": float(model.inertia_),
         "n_iter": int(model.n_iter_),
         "device": str(model.device_),
-        "totss": float(cluster.total_sum_of_squares(x)),
+        "totss": float(model.totss_),
         "seconds": seconds,
     }
 

