@@ -81,8 +81,10 @@ get_layer <- function(object, name = NULL, index = NULL) {
   name <- .check_string(name, "name", null_ok = TRUE)
   index <- .check_count(index, "index", null_ok = TRUE)
   if (is.null(name) == is.null(index)) .input_error("name", "a layer name, or `index` (one of the two)", name)
-  .layer_handle(.py_call("api_r.layer_access.get_layer", object$py, name = name,
-    index = if (!is.null(index)) index - 1L, .convert = FALSE))
+  # Forced here, not inside .layer_handle(): an error then names this call, not the package's inner one.
+  layer <- .py_call("api_r.layer_access.get_layer", object$py, name = name,
+    index = if (!is.null(index)) index - 1L, .convert = FALSE)
+  .layer_handle(layer)
 }
 
 #' Freeze and unfreeze weights

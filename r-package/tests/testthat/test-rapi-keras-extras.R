@@ -121,6 +121,8 @@ test_that("get_layer(), model$layers and freeze_weights() follow keras3", {
   model$trainable <- TRUE
   expect_equal(trainable(), c(TRUE, TRUE, TRUE))
   expect_error(get_layer(model, "nope"), "name", class = "pydlr_input_error")
+  err <- tryCatch(get_layer(model, "nope"), error = identity)
+  expect_equal(deparse(conditionCall(err)[[1]]), "get_layer") # the user's call, not the package's inner one
   expect_error(freeze_weights(model, from = 0), "from", class = "pydlr_input_error")
   expect_error(get_layer(model), class = "pydlr_input_error")
 })
