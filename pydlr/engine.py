@@ -68,6 +68,7 @@ from pydlr.data.structured import (
 from pydlr.errors import InputError, NotSupportedError, is_out_of_memory
 from pydlr.io.saving import apply_optimizer_state
 from pydlr.models.functional import Model as _BaseModel
+from pydlr.models.inference import FoldedInference
 from pydlr.models.sequential import Sequential as _BaseSequential
 from pydlr.saving import SavingMethods
 from pydlr.train import distributed as ddp
@@ -612,8 +613,16 @@ def _numpy_outputs(outs: list[Any]) -> np.ndarray | list[np.ndarray]:
     return torch.cat([o.float() for o in outs]).cpu().numpy()
 
 
-class Sequential(TrainingMixin, SavingMethods, _BaseSequential):
-    """Keras' Sequential with compile/fit/evaluate/predict (pydlr.Sequential)."""
+class Sequential(FoldedInference, TrainingMixin, SavingMethods, _BaseSequential):
+    """Keras' Sequential with compile/fit/evaluate/predict (pydlr.Sequential).
+
+    ``predict`` runs a copy with BatchNormalization folded (``models.inference``) when a layer is a network
+    that predicts that way itself (an application network: a ``fine_tune`` result, or a user's head on one);
+    a plain stack of layers predicts as it trains."""
+
+    @property
+    def fold_inference(self) -> bool:
+        return any(getattr(layer, "fold_inference", False) for layer in self.layers)
 
 
 class Model(TrainingMixin, SavingMethods, _BaseModel):

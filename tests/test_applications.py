@@ -173,3 +173,32 @@ def test_summary_reports_parameters_memory_and_file_size_of_each_network(tmp_pat
         size = (tmp_path / f"{name}.weights.safetensors").stat().st_size
         assert f"Saved weights (safetensors): {size:,} bytes" in text
         assert params == pretrained.info(name)["params"]
+
+
+def test_resnet18_predicts_with_batchnorm_folded_into_every_convolution() -> None:
+    """ResNet18's blocks call their layers by name: all 20 BatchNormalization layers (stem, blocks,
+    downsample) fold, the stem's ReLU fuses, and predict matches the unfolded network."""
+    from pydlr.layers import BatchNormalization, Conv2D
+    from pydlr.models.inference import fold_batchnorm
+    from pydlr.pretrained.applications import ResNet18
+
+    torch.manual_seed(0)
+    model = ResNet18(input_shape=(64, 64, 3), num_classes=5).eval()
+    bns = [m for m in model.modules() if isinstance(m, BatchNormalization)]
+    with torch.no_grad():  # statistics and affine terms away from the identity, so a missed fold shows
+        for bn in bns:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    x = np.random.default_rng(0).standard_normal((4, 64, 64, 3)).astype(np.float32)
+    with torch.inference_mode():
+        eager = model(torch.from_numpy(x)).numpy()
+    folded = fold_batchnorm(model)
+    assert len(bns) == 20 and not any(isinstance(m, BatchNormalization) for m in folded.modules())
+    convs = [m for m in folded.modules() if isinstance(m, Conv2D)]
+    assert len(convs) == 20 and [c.activation for c in convs].count("relu") == 1
+    n_params = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in folded.parameters()) == n_params - sum(bn.weight.numel() for bn in bns)
+    np.testing.assert_allclose(model.predict(x), eager, atol=1e-5, rtol=1e-5)
+    assert model.inference_model() is model.inference_model()

@@ -285,3 +285,29 @@ def test_fine_tune_takes_an_image_dataset(tmp_path: Path) -> None:
     assert model.predict(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 2)
     with pytest.raises(InputError, match="data"):
         pretrained.fine_tune(applications.MobileNetV2(input_shape=(32, 32, 3)), ds, y=np.zeros(24))
+
+
+def test_a_fine_tuned_network_predicts_with_batchnorm_folded(lfw) -> None:
+    """fine_tune's Sequential predicts as the application networks do: on a copy with every BatchNormalization
+    folded into its convolution and ReLU6 fused (fewer parameters: BN's scale and shift become conv biases),
+    with the outputs of the unfolded network; a plain stack of layers is left unfolded."""
+    from pydlr import Sequential, layers
+    from pydlr.layers import BatchNormalization, Conv2D, DepthwiseConv2D
+
+    x_train, y_train, x_test, _ = lfw
+    net = applications.MobileNetV2(include_top=False, input_shape=(64, 64, 3))
+    model = pretrained.fine_tune(net, (x_train[:32], y_train[:32]), epochs=1, freeze_epochs=1, batch_size=16,
+                                 seed=0, train_batchnorm=True)  # BN statistics move: the fold must follow
+    with torch.inference_mode():
+        unfolded = model.eval()(torch.from_numpy(x_test[:8])).numpy()
+    folded = model.inference_model()
+    bns = [m for m in model.modules() if isinstance(m, BatchNormalization)]
+    assert len(bns) == 52 and not any(isinstance(m, BatchNormalization) for m in folded.modules())
+    convs = [m for m in folded.modules() if isinstance(m, (Conv2D, DepthwiseConv2D))]
+    assert sum(c.activation == "relu6" for c in convs) == 35
+    n_params = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in folded.parameters()) == n_params - sum(bn.weight.numel() for bn in bns)
+    np.testing.assert_allclose(model.predict(x_test[:8]), unfolded, atol=1e-5)
+    assert model.predict(x_test[:8]).shape == (8, 2) and model.inference_model() is folded  # cached
+    plain = Sequential([layers.Input((8, 8, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
+    assert not plain.fold_inference

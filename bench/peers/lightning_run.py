@@ -9,10 +9,12 @@ from __future__ import annotations
 import warnings
 
 import peer_common as pc
+from torchvision_cpu import import_torchvision
 
 args = pc.parse_args(__doc__)
 pc.set_thread_env(args.threads, args.interop)
 
+import_torchvision()  # lightning imports torchmetrics, which imports torchvision when it is installed
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

@@ -9,7 +9,10 @@ export: its BN statistics are gone, so it cannot be trained further the same way
 
 Which layers follow which is read from the module tree: consecutive children of an ``nn.Sequential``
 (MobileNetV2, ResNet's downsample), or a module's ``conv_bn_act`` list of attribute-name triples
-(EfficientNet-Lite's blocks, whose forward calls its layers by name).
+(EfficientNet-Lite's blocks and ResNet's, whose forward calls its layers by name).
+
+``FoldedInference`` gives a model a ``predict`` that runs such a copy, cached until a weight changes: the
+application networks always, and a ``Sequential`` holding one (what ``fine_tune`` returns).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydlr.layers import Activation, BatchNormalization, Conv2D, DepthwiseConv2D
 from pydlr.layers.activations import FUSABLE
 from pydlr.models.base import BaseModel
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["FoldedInference", "fold_batchnorm"]
 
 _CONVS = (Conv2D, DepthwiseConv2D)
 
@@ -75,8 +78,9 @@ def _fold_named(module: nn.Module, triples: list[tuple[str, str, str | None]]) -
     fused_acts = set()
     for conv_name, bn_name, act_name in triples:
         conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-        if not isinstance(conv, _CONVS) or not isinstance(bn, BatchNormalization):
-            continue
+        if (not isinstance(conv, _CONVS) or conv.activation != "linear"
+                or not isinstance(bn, BatchNormalization)):
+            continue  # BN after a non-linear convolution does not fold into it
         _fold(conv, bn)
         setattr(module, bn_name, nn.Identity())
         if act_name is not None and _fuse_activation(conv, getattr(module, act_name)):
@@ -101,3 +105,41 @@ def fold_batchnorm(model: Any) -> BaseModel:
             _fold_named(module, list(triples))
     folded.inference_folded = True
     return folded
+
+
+class FoldedInference:
+    """Mixin: ``predict`` runs ``inference_model()``, the folded copy, when ``fold_inference`` is true
+    (the class attribute here; a ``Sequential`` derives it from its layers). Put it before the class whose
+    ``predict`` it wraps."""
+
+    fold_inference = True
+
+    def inference_model(self) -> nn.Module:
+        """A copy with BatchNormalization folded into the convolutions and ReLU6 fused into them
+        (``fold_batchnorm``), made again whenever a weight changed since the last one (a fit step, a load,
+        an edit): ``predict`` runs it."""
+        tensors = [*self.parameters(), *self.buffers()]
+        # in-place updates bump _version; .to(device) / .data = ... swap the storage (data_ptr)
+        stamp = tuple((id(t), t._version, t.data_ptr()) for t in tensors)
+        cached = self.__dict__.get("_inference_cache")
+        if cached is None or cached[0] != stamp:
+            self.__dict__["_inference_cache"] = None  # never deep-copied into the new copy
+            cached = (stamp, fold_batchnorm(self))
+            self.__dict__["_inference_cache"] = cached
+        return cached[1]
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras' ``predict``, on the inference copy (``inference_model``) when ``fold_inference``: same
+        outputs up to float rounding (~1e-6), fewer passes over memory."""
+        if getattr(self, "inference_folded", False) or not self.fold_inference:
+            return super().predict(x, *args, **kwargs)
+        return self.inference_model().predict(x, *args, **kwargs)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        # The cached inference copy is derived data: copies (fold_batchnorm's own, user copies) skip it.
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = None if key == "_inference_cache" else copy.deepcopy(value, memo)
+        return new

@@ -246,6 +246,9 @@ class BasicBlock(nn.Module):
             else None
         )
 
+    # models.inference folds these; the ReLU stays apart (its second use follows the residual addition)
+    conv_bn_act = (("conv1", "bn1", None), ("conv2", "bn2", None))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -292,6 +295,8 @@ class ResNet18(_Classifier):
         self.finish_init(shape, build_size=32)
 
     head_modules = ("fc",)
+    # models.inference folds the stem's BN into its convolution and fuses the ReLU (used only there)
+    conv_bn_act = (("conv1", "bn1", "relu"),)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

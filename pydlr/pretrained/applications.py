@@ -7,7 +7,6 @@ probabilities, as ``keras.applications``), and are filled with the registry's we
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -18,13 +17,15 @@ from pydlr.engine import TrainingMixin
 from pydlr.errors import InputError
 from pydlr.layers.base import Layer
 from pydlr.models.efficientnet_lite import EfficientNetLite as _EfficientNetLite
+from pydlr.models.inference import FoldedInference
 from pydlr.pretrained import registry
 
 __all__ = ["EfficientNetLite", "MobileNetV2", "ResNet18", "load"]
 
 
-class _Application:
-    """Mixin: optional softmax on the classifier, ``layers`` (for the R API), config round trip."""
+class _Application(FoldedInference):
+    """Mixin: optional softmax on the classifier, ``layers`` (for the R API), config round trip, and
+    ``predict`` on the folded inference copy (``FoldedInference``)."""
 
     classifier_activation: str | None = None  # set after the parent's build pass
 
@@ -66,38 +67,6 @@ class _Application:
         from pydlr.pretrained.imagenet import class_names
 
         return class_names()
-
-    def inference_model(self) -> nn.Module:
-        """A copy with BatchNormalization folded into the convolutions and ReLU6 fused into them
-        (``models.inference.fold_batchnorm``), made again whenever a weight changed since the last one
-        (a fit step, a load, an edit): ``predict`` runs it."""
-        from pydlr.models.inference import fold_batchnorm
-
-        tensors = [*self.parameters(), *self.buffers()]
-        # in-place updates bump _version; .to(device) / .data = ... swap the storage (data_ptr)
-        stamp = tuple((id(t), t._version, t.data_ptr()) for t in tensors)
-        cached = self.__dict__.get("_inference_cache")
-        if cached is None or cached[0] != stamp:
-            self.__dict__["_inference_cache"] = None  # never deep-copied into the new copy
-            cached = (stamp, fold_batchnorm(self))
-            self.__dict__["_inference_cache"] = cached
-        return cached[1]
-
-    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        """Keras' ``predict`` on the inference copy (``inference_model``): same outputs up to float
-        rounding (~1e-6), fewer passes over memory."""
-        if getattr(self, "inference_folded", False):  # this is the folded copy itself
-            return super().predict(x, *args, **kwargs)
-        return self.inference_model().predict(x, *args, **kwargs)
-
-    def __deepcopy__(self, memo: dict) -> Any:
-        # The cached inference copy is derived data: copies (fold_batchnorm's own, user copies) skip it.
-        cls = type(self)
-        new = cls.__new__(cls)
-        memo[id(self)] = new
-        for key, value in self.__dict__.items():
-            new.__dict__[key] = None if key == "_inference_cache" else copy.deepcopy(value, memo)
-        return new
 
     @property
     def layers(self) -> list[nn.Module]:

@@ -43,7 +43,7 @@ def embed_images(model: Any, images: Any, batch_size: int | None = None) -> np.n
     _check_model(model, where)
     batch_size = resolve_batch_size(batch_size, where)
     x = model.prepare_input(images)  # validates shape/type before any work; internal layout
-    if hasattr(model, "inference_model"):  # application networks: BN folded, ReLU6 fused (same values)
+    if getattr(model, "fold_inference", False):  # application networks: BN folded, ReLU6 fused (same values)
         model = model.inference_model()
     fn = model.forward_features if hasattr(model, "forward_features") else model.call_internal
     was_training = model.training
