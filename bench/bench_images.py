@@ -1,8 +1,8 @@
 """Image folders streamed from disk: pydlr's image_dataset_from_directory against its peers, side by side.
 
 Claims (targets):
-1. decode + resize + augment + batch from a folder of >= 60,000 PNGs with 2 workers: >= 1.0x a torch
-   DataLoader over an ImageFolder with the same transforms and workers, >= 1.5x Keras' (TensorFlow)
+1. decode + resize + augment + batch from a folder of >= 60,000 PNGs with 2 workers: >= 1.0x torchvision's
+   ImageFolder + DataLoader with the same transforms and workers, >= 1.5x Keras' (TensorFlow)
    image_dataset_from_directory + augmentation layers.
 2. the seed CNN trained from the folder with on-the-fly augmentation: epoch time <= 1.15x the same training
    from in-memory arrays without augmentation.
@@ -11,10 +11,9 @@ Also: the decoder choice (Pillow vs imageio per PNG).
 
 Transforms everywhere: grayscale, resize 28 -> 32 (bilinear), random horizontal flip, rotation up to 18
 degrees (keras factor 0.05), zoom 0.9-1.1; batches of 64, shuffled.
-The torch peer is torchvision's ImageFolder + DataLoader pipeline written out (PIL decode, PIL resize, PIL
-flip and PIL affine per image, as torchvision's transforms do on PIL images, default collate): torchvision
-cannot be installed beside this project's torch (its 0.28 wheel's operators do not load on torch 2.13 CPU).
-Keras runs in the peers' environment (.venv-peers: scripts/setup_peers.sh) as a subprocess.
+The peers run in their own environment (.venv-peers: scripts/setup_peers.sh) as subprocesses, one at a time,
+interleaved with pydlr's passes: torchvision 0.28's datasets.ImageFolder + transforms + DataLoader
+(bench/peers/images_torchvision.py) and Keras 3 on TensorFlow (bench/peers/images_keras.py).
 
 Run: source scripts/env.sh && python bench/bench_images.py [--quick]
 Folders are made once under /tmp by scripts/make_image_folder.py (60,000 PNGs; 50,000 PNGs x 4 names).
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -39,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench" / "peers"))
 
 from make_image_folder import make_image_folder  # noqa: E402
+from peer_common import peers_python  # noqa: E402
 
 from pydlr.data import Augment  # noqa: E402
 from pydlr.data.image_dataset import DatasetBatches, image_dataset_from_directory  # noqa: E402
@@ -112,60 +112,21 @@ def pydlr_pass(folder: Path, workers: int) -> tuple[int, float]:
     return n, dt
 
 
-class FolderDataset(torch.utils.data.Dataset):
-    """torchvision's ImageFolder with Compose([Grayscale, Resize, RandomHorizontalFlip, RandomAffine,
-    PILToTensor-as-float]) written out: the same PIL calls torchvision makes on PIL images."""
-
-    def __init__(self, root: Path):
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.samples = [(str(f), k) for k, c in enumerate(classes) for f in sorted((root / c).glob("*.png"))]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        import random
-
-        from PIL import Image
-
-        path, label = self.samples[i]
-        with Image.open(path) as im:
-            img = im.convert("L").resize((SIZE, SIZE), Image.BILINEAR)
-        if random.random() < 0.5:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        angle = math.radians(random.uniform(-18.0, 18.0))
-        scale = random.uniform(0.9, 1.1)
-        c = (SIZE - 1) / 2  # torchvision's inverse affine matrix about the centre
-        a, b = math.cos(angle) / scale, math.sin(angle) / scale
-        matrix = (a, b, c - a * c - b * c, -b, a, c + b * c - a * c)
-        img = img.transform((SIZE, SIZE), Image.AFFINE, matrix, Image.BILINEAR)
-        return torch.from_numpy(np.asarray(img, dtype=np.float32)[..., None].copy()), label
-
-
-def torch_pass(folder: Path, workers: int) -> tuple[int, float]:
-    loader = torch.utils.data.DataLoader(FolderDataset(folder), batch_size=BATCH, shuffle=True,
-                                         num_workers=workers, persistent_workers=False)
-    t = time.perf_counter()
-    n = sum(int(x.shape[0]) for x, _ in loader)
-    return n, time.perf_counter() - t
-
-
-def keras_pass(folder: Path, threads: int) -> tuple[int, float, str, float] | None:
-    py = ROOT.parent / "main" / ".venv-peers" / "bin" / "python"
-    py = Path(os.environ.get("PYDLR_PEERS_PYTHON", py if py.exists() else ROOT / ".venv-peers/bin/python"))
+def peer_pass(script: str, folder: Path, *options: str) -> tuple[int, float, str, float] | None:
+    """One pass of a peer (bench/peers/<script>) in the peers' venv: (images, seconds, versions, CPU s)."""
+    py = peers_python()
     if not py.exists():
+        print(f"# no peers' venv at {py}: run scripts/setup_peers.sh")
         return None
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    res = subprocess.run([str(py), str(ROOT / "bench" / "peers" / "images_keras.py"), str(folder),
-                          "--size", str(SIZE), "--batch", str(BATCH), "--threads", str(threads)],
-                         capture_output=True, text=True, env=env, timeout=1800)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the peers' venv has no pydlr
+    res = subprocess.run([str(py), str(ROOT / "bench" / "peers" / script), str(folder), "--size", str(SIZE),
+                          "--batch", str(BATCH), *options], capture_output=True, text=True, env=env, timeout=1800)
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not line:
-        print("# keras peer failed:", res.stderr[-2000:])
+        print(f"# {script} failed:", res.stderr[-2000:])
         return None
     d = json.loads(line[-1])
-    return (d["images"], d["seconds"], f"TF {d['versions']['tensorflow']}, keras {d['versions']['keras']}",
-            d["cpu"])
+    return d["images"], d["seconds"], ", ".join(f"{k} {v}" for k, v in d["versions"].items()), d["cpu"]
 
 
 # ----- training -----------------------------------------------------------------------------------
@@ -295,13 +256,16 @@ def throughput(folder: Path, n60: int, args) -> None:
         n, dt = fn(folder, args.workers)
         runs.setdefault(name, []).append((n, dt, _cpu_s() - c))
 
+    peers = {"torchvision ImageFolder + transforms + DataLoader": ("images_torchvision.py", "--workers"),
+             "Keras image_dataset_from_directory + layers": ("images_keras.py", "--threads")}
+    if args.skip_keras:
+        peers.pop("Keras image_dataset_from_directory + layers")
     for _ in range(args.rounds):
         ours("pydlr image_dataset_from_directory + Augment", pydlr_pass)
-        ours("torch DataLoader over ImageFolder (PIL transforms)", torch_pass)
-        kr = None if args.skip_keras else keras_pass(folder, args.workers)
-        if kr:
-            runs.setdefault(f"Keras image_dataset_from_directory + layers ({kr[2]})", []).append(
-                (kr[0], kr[1], kr[3]))
+        for name, (script, flag) in peers.items():
+            res = peer_pass(script, folder, flag, str(args.workers))
+            if res:
+                runs.setdefault(f"{name} ({res[2]})", []).append((res[0], res[1], res[3]))
     rows = [(name, *sorted(r, key=lambda t: t[1])[len(r) // 2]) for name, r in runs.items()]
     base = rows[0][1] / rows[0][2]
     print(f"\n| one pass over {n60:,} PNGs, {args.workers} workers (median of {args.rounds}) | images | s "

@@ -27,6 +27,13 @@ LEARNING_RATE = 1e-3
 SEED = 0
 
 
+def peers_python() -> Path:
+    """The interpreter of the peers' venv: $PYDLR_PEERS_VENV (as bench/bench_peers.py reads it), else
+    .venv-peers in this checkout (scripts/setup_peers.sh creates it)."""
+    venv = os.environ.get("PYDLR_PEERS_VENV") or Path(__file__).resolve().parents[2] / ".venv-peers"
+    return Path(venv) / "bin" / "python"
+
+
 def parse_args(description: str, extra: dict[str, dict[str, Any]] | None = None) -> argparse.Namespace:
     """Parse the options every runner takes (and `extra` ones: {flag: argparse kwargs}).
 
