@@ -154,6 +154,62 @@ def test_cache_serves_images_after_the_files_are_gone(tmp_path):
             hidden.rename(tmp_path / "d")
 
 
+CACHE_READER = """
+import sys, numpy as np
+from pydlr.data.image_dataset import DatasetBatches
+from pydlr.utils import image_dataset_from_directory
+folder, cache, out, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ds = image_dataset_from_directory(folder, image_size=(28, 28), color_mode="grayscale", batch_size=8,
+                                  seed=seed, workers=1, verbose=False, cache=cache)
+src = DatasetBatches(ds, shuffle=False)  # file_paths order (shuffled once with seed)
+x, y = zip(*[(xb.numpy().copy(), yb.numpy().copy()) for xb, yb, _ in src.epoch(0)])
+src.close()
+np.savez(out, x=np.concatenate(x), y=np.concatenate(y), paths=np.array(ds.file_paths))
+"""
+
+
+def _read_in_new_process(tmp_path, folder, cache, seed, name):
+    import subprocess
+
+    script = tmp_path / "reader.py"
+    script.write_text(CACHE_READER)
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, str(script), str(folder), str(cache), str(tmp_path / name),
+                           str(seed)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / name, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_cache_file_is_written_once_and_read_by_later_processes(tmp_path):
+    """tf.data's cache file: the first process decodes and writes it; a later process (another shuffle
+    seed too) reads the images from it without the image files; a changed file list rebuilds it."""
+    folder, cache = tmp_path / "d", tmp_path / "images.cache"
+    make_image_folder(folder, limit=40)
+    first = _read_in_new_process(tmp_path, folder, cache, 1, "a.npz")
+    raw = cache.read_bytes()
+    assert raw.startswith(b"PYDLR-IMGCACHE")  # the header, then raw flags and pixels
+    flags = np.frombuffer(raw[4096:4096 + 40], np.uint8)
+    assert flags.sum() == 40  # every image written during the first pass
+    # The second process cannot decode (the files are emptied, names, sizes and times kept): the cache serves
+    stats = {p: os.stat(p) for p in folder.rglob("*.png")}
+    for p, st in stats.items():
+        p.write_bytes(b"\0" * st.st_size)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second = _read_in_new_process(tmp_path, folder, cache, 2, "b.npz")
+    by_path = {p: (x, y) for p, x, y in zip(first["paths"], first["x"], first["y"], strict=True)}
+    assert list(first["paths"]) != list(second["paths"])  # another order: another seed
+    for p, x, y in zip(second["paths"], second["x"], second["y"], strict=True):
+        assert np.array_equal(x, by_path[p][0]) and y == by_path[p][1] and x.max() > 0
+    # One file more: the fingerprint differs, the old cache is not read (the emptied files fail to decode)
+    (folder / "0_t_shirt_top" / "extra.png").write_bytes((folder / "1_trouser").iterdir().__next__().read_bytes())
+    with pytest.raises(BadImageError):
+        list(_grey(folder, batch_size=8, workers=0, cache=str(cache)))
+    with pytest.raises(InputError, match="cache"):
+        _grey(folder, cache=str(tmp_path / "no" / "such" / "folder" / "c.bin"))
+
+
 def test_take_and_prefetch(fm_folder):
     ds = _grey(fm_folder, batch_size=10).take(3).prefetch(1)
     assert len(ds) == 3 and len([b for b in ds]) == 3

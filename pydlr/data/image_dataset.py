@@ -35,6 +35,7 @@ import torch
 from pydlr.data.augment import Augment
 from pydlr.data.batching import epoch_batches, mix_seed
 from pydlr.data.decode import ImageSpec, check_image_spec
+from pydlr.data.image_cache import CacheFile, check_cache_path, fingerprint
 from pydlr.data.image_index import FileIndex, index_dataframe, index_directory
 from pydlr.data.image_workers import (
     TRAINING_NICENESS,
@@ -85,7 +86,7 @@ class ImageDataset:
         self.maps: tuple[Callable[..., Any], ...] = ()
         self._take: int | None = None
         self._iterations = 0
-        self._cache = self._cached = None
+        self._cache = self._cached = self._cache_slot = None
         self.bad_files: list[tuple[str, str]] = []
         self.name = name
 
@@ -153,7 +154,7 @@ class ImageDataset:
     # ----- tf.data's methods (each returns a new dataset) -----------------------------------------
     def _copy(self, **changes: Any) -> ImageDataset:
         new = copy.copy(self)
-        new._cache = new._cached = None  # a new pipeline fills its own cache
+        new._cache = new._cached = new._cache_slot = None  # a new pipeline fills its own cache
         # bad_files stays shared: the derived dataset reads the same files
         new._iterations = 0
         for k, v in changes.items():
@@ -161,10 +162,14 @@ class ImageDataset:
         return new
 
     def cache(self, filename: str | os.PathLike = "") -> ImageDataset:
-        """Keep decoded images after their first read: in memory (``""``, shared by the workers), or in
-        the file ``filename`` (memory-mapped: for data larger than RAM; valid for this dataset's life)."""
+        """Keep decoded images after their first read: in memory (``""``, shared by the workers, for this
+        dataset's life), or in the file ``filename`` (memory-mapped, for data larger than RAM, and kept:
+        later passes and later processes read it while the file list and the decoding are unchanged;
+        see `pydlr.data.image_cache`)."""
         if not isinstance(filename, (str, os.PathLike)):
             raise InputError("filename", "a file path, or '' for memory", filename, where="cache")
+        if str(filename):
+            check_cache_path(str(filename), "cache")
         return self._copy(_cache_spec=str(filename) if str(filename) else True)
 
     def prefetch(self, buffer_size: int | None = None) -> ImageDataset:
@@ -213,7 +218,7 @@ class ImageDataset:
         k = self.num_classes
         y_shape = {"int": (), "categorical": (k,), "binary": (1,), None: ()}[self.label_mode]
         return DecodeJob(self._index, self.spec, self.label_mode, self.on_bad_file, aug, self.maps,
-                         self._cache, self._cached, k, y_shape)
+                         self._cache, self._cached, k, y_shape, self._cache_slot)
 
     def _allocate_cache(self) -> None:
         if not self._cache_spec or self._cache is not None:
@@ -222,9 +227,17 @@ class ImageDataset:
         # NumPy views of shared memory (or a shared file map): forked workers write, everyone reads
         if self._cache_spec is True:
             self._cache = torch.empty(shape, dtype=torch.uint8).share_memory_().numpy()
-        else:
-            self._cache = np.memmap(self._cache_spec, dtype=np.uint8, mode="w+", shape=shape)
-        self._cached = torch.zeros(self.num_files, dtype=torch.uint8).share_memory_().numpy()
+            self._cached = torch.zeros(self.num_files, dtype=torch.uint8).share_memory_().numpy()
+        else:  # a file kept across passes and processes, valid while the files and the decoding stay
+            # images sit in the file in sorted path order: the same file serves any shuffle seed
+            order = np.argsort(self._index.paths, kind="stable")
+            self._cache_slot = np.empty_like(order)
+            self._cache_slot[order] = np.arange(len(order))
+            sp = self.spec
+            key = fingerprint(self._index.paths[order], (sp.shape, sp.mode, sp.interpolation,
+                                                         sp.crop_to_aspect_ratio, sp.pad_to_aspect_ratio))
+            cached = CacheFile(self._cache_spec, self.num_files, sp.shape, key)
+            self._cache, self._cached = cached.pixels, cached.flags
 
     def _note_bad(self, bad: list[tuple[str, str]]) -> None:
         for path, reason in bad:
@@ -340,6 +353,8 @@ def _check_common(label_mode, batch_size, shuffle, seed, validation_split, subse
         raise InputError("prefetch", "'auto' or a positive number of batches", prefetch, where=where)
     if not isinstance(cache, (bool, str, os.PathLike)):
         raise InputError("cache", "False, True (memory) or a file path", cache, where=where)
+    if isinstance(cache, (str, os.PathLike)) and os.fspath(cache):
+        check_cache_path(os.fspath(cache), where)
     if on_bad_file not in ("error", "skip"):
         raise InputError("on_bad_file", "'error' or 'skip'", on_bad_file, where=where)
 
@@ -401,7 +416,8 @@ def image_dataset_from_directory(
     pydlr's additions: ``workers`` (decoding processes; None: one per two cores, at least one, at most
     four; 0 decodes in the calling process), ``prefetch`` (batches prepared ahead; "auto": twice the
     workers), ``cache`` (True: keep decoded images in shared memory after the first pass; a path: in a
-    memory-mapped file), ``on_bad_file`` ("error": stop naming the file; "skip": leave it out, warn and
+    memory-mapped file that later passes and later processes read, as tf.data's cache file, rebuilt when
+    the files or the decoding change), ``on_bad_file`` ("error": stop naming the file; "skip": leave it out, warn and
     count it in ``dataset.bad_files``).
 
     Returns

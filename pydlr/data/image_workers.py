@@ -57,18 +57,20 @@ class DecodeJob:
     cached: np.ndarray | None = None  # (n,) uint8 flags, a view of shared memory
     num_classes: int = 0
     y_shape: tuple[int, ...] = field(default=())
+    cache_slot: np.ndarray | None = None  # (n,) int64: where file i sits in the cache (None: at i)
 
     def y_dtype(self) -> torch.dtype:
         return torch.int64 if self.label_mode == "int" else torch.float32
 
 
 def _image(job: DecodeJob, i: int) -> np.ndarray:
-    if job.cached is not None and job.cached[i]:
-        return job.cache[i]
+    slot = i if job.cache_slot is None else int(job.cache_slot[i])
+    if job.cached is not None and job.cached[slot]:
+        return job.cache[slot]
     arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec)
     if job.cached is not None:
-        job.cache[i] = arr
-        job.cached[i] = 1  # after the pixels: a reader that sees the flag sees the image
+        job.cache[slot] = arr
+        job.cached[slot] = 1  # after the pixels: a reader that sees the flag sees the image
     return arr
 
 
