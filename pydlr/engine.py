@@ -65,7 +65,7 @@ from pydlr.data.structured import (
     split_batch,
     to_device,
 )
-from pydlr.errors import InputError, NotSupportedError, is_out_of_memory
+from pydlr.errors import InputError, is_out_of_memory
 from pydlr.io.saving import apply_optimizer_state
 from pydlr.models.functional import Model as _BaseModel
 from pydlr.models.inference import FoldedInference
@@ -227,12 +227,13 @@ class TrainingMixin:
         """
         self._require_compiled("fit")
         if distributed:
-            if isinstance(x, ImageDataset):
-                raise NotSupportedError("fit(distributed=True) on an image dataset (it would have to be "
-                                        "rebuilt in every process); run the script under torchrun or "
-                                        "pydlr-train instead: each rank then reads its own shard of the files")
+            if isinstance(x, ImageDataset):  # checked here, before any process starts
+                prepare_dataset_fit(self, self._loss, x, y, validation_split, validation_data,
+                                    batch_size=batch_size, sample_weight=sample_weight, class_weight=class_weight)
             return ddp.fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
-                                       nproc_per_node=nproc_per_node, verbose=verbose)
+                                       nproc_per_node=nproc_per_node, verbose=verbose,
+                                       validation_data=validation_data, steps_per_epoch=steps_per_epoch,
+                                       validation_steps=validation_steps, validation_freq=validation_freq)
         opts = FitOptions.check(**{k: v for k, v in locals().items() if k in FitOptions.names()})
         ctx = ddp.ddp_context(opts.device)  # None unless running under torchrun with > 1 process
         dev = ctx.device if ctx else opts.device

@@ -416,8 +416,28 @@ def test_ddp_ranks_read_disjoint_shards(fm_folder):
     assert len(seen[0]) == len(seen[1]) == 100 and not set(seen[0]) & set(seen[1])
     assert set(seen[0]) | set(seen[1]) == set(range(N))
     model = _model()
-    with pytest.raises(NotSupportedError, match="torchrun"):
-        model.fit(ds, distributed=True, verbose=0)
+    with pytest.raises(InputError, match="map"):  # a function cannot go to the processes: said before any starts
+        model.fit(_scaled(ds), distributed=True, verbose=0)
+
+
+def test_fit_distributed_true_on_a_folder_trains_each_rank_on_its_shard(tmp_path):
+    """fit(dataset, distributed=True): two CPU processes (gloo) rebuild the dataset from its description,
+    each reads its half of the files (2 steps of 10 a rank for 30 files, where one process takes 3), the
+    validation dataset comes along, and the trained weights come back into this model."""
+    from pydlr import engine, layers
+
+    make_image_folder(tmp_path / "d", limit=60)
+    train, val = _grey(tmp_path / "d", batch_size=10, seed=1, workers=1, validation_split=0.5, subset="both")
+    torch.manual_seed(0)
+    model = engine.Sequential([layers.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Flatten(),
+                               layers.Dense(10)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    h = model.fit(train, epochs=2, seed=1, verbose=0, validation_data=val, distributed=True,
+                  nproc_per_node=2)
+    assert h.params["steps"] == 2  # ceil(ceil(30 files / 2 ranks) / 10)
+    assert len(h.history["val_loss"]) == 2 and np.all(np.isfinite(h.history["loss"]))
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 def test_rgb_folder_into_mobilenet_fine_tuning(tmp_path):

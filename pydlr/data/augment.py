@@ -119,6 +119,14 @@ class Augment:
             raise InputError("shift", "a fraction in [0, 1) or a pair of them", self.shift, where="Augment")
         self.shift = (_check_factor(sh[0], "shift", -1.0, 1.0), _check_factor(sh[1], "shift", -1.0, 1.0))
 
+    def get_config(self) -> dict:
+        """The settings as JSON values (`from_config` rebuilds the same Augment)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Augment:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+
     @property
     def geometric(self) -> bool:
         return bool(self.flip or self.rotation or self.shift[0] or self.shift[1] or self.zoom

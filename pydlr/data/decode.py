@@ -35,12 +35,13 @@ INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos
 class ImageSpec:
     """How every image of a dataset is decoded: size, colour mode, interpolation, crop."""
 
-    __slots__ = ("height", "width", "mode", "channels", "interpolation", "crop_to_aspect_ratio",
+    __slots__ = ("height", "width", "mode_name", "mode", "channels", "interpolation", "crop_to_aspect_ratio",
                  "pad_to_aspect_ratio", "_resample")
 
     def __init__(self, image_size: tuple[int, int], color_mode: str, interpolation: str,
                  crop_to_aspect_ratio: bool, pad_to_aspect_ratio: bool = False):
         self.height, self.width = int(image_size[0]), int(image_size[1])
+        self.mode_name = color_mode  # keras' name ("rgb"); mode is Pillow's ("RGB")
         self.mode, self.channels = COLOR_MODES[color_mode]
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)

@@ -196,6 +196,41 @@ class ImageDataset:
             raise InputError("count", "a positive integer", count, where="take")
         return self._copy(_take=int(count))
 
+    # ----- sent to other processes (fit(distributed=True)) ---------------------------------------------
+    def describe(self, where: str = "fit") -> dict[str, Any]:
+        """This dataset as JSON values (files, labels, decoding, batching, augmentation), for
+        `from_description` in another process; an in-memory cache becomes one per process. Functions
+        given to ``map`` cannot be described: an InputError says so before any process starts."""
+        if self.maps:
+            raise InputError("x", "a dataset without map() functions (functions cannot be sent to the "
+                             "processes: put the scaling in the model, e.g. layers.Rescaling, or run the "
+                             "script under torchrun / pydlr-train)", "a dataset with map() functions",
+                             where=where)
+        sp = self.spec
+        return {"paths": self.file_paths, "labels": None if self._index.labels is None
+                else self._index.labels.tolist(), "class_names": self.class_names,
+                "image_size": [sp.height, sp.width], "color_mode": sp.mode_name, "interpolation": sp.interpolation,
+                "crop_to_aspect_ratio": sp.crop_to_aspect_ratio, "pad_to_aspect_ratio": sp.pad_to_aspect_ratio,
+                "batch_size": self.batch_size, "label_mode": self.label_mode, "shuffle": self.shuffle,
+                "seed": self.seed, "workers": self.workers, "prefetch": self._prefetch,
+                "cache": self._cache_spec, "on_bad_file": self.on_bad_file, "take": self._take,
+                "name": self.name, "augment": None if self.augment is None else self.augment.get_config()}
+
+    @classmethod
+    def from_description(cls, d: dict[str, Any]) -> ImageDataset:
+        """The dataset `describe` wrote (same files in the same order, same settings)."""
+        index = FileIndex(np.array([os.fsencode(p) for p in d["paths"]], dtype=np.bytes_),
+                          None if d["labels"] is None else np.asarray(d["labels"], dtype=np.int64),
+                          d["class_names"])
+        spec = ImageSpec(tuple(d["image_size"]), d["color_mode"], d["interpolation"], d["crop_to_aspect_ratio"],
+                         d["pad_to_aspect_ratio"])
+        ds = cls(index, spec, d["batch_size"], d["label_mode"], d["shuffle"], d["seed"], d["workers"],
+                 d["prefetch"], d["cache"], d["on_bad_file"], d["name"])
+        ds._take = d["take"]
+        if d["augment"] is not None:
+            ds.augment = Augment.from_config(d["augment"])
+        return ds
+
     # ----- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         """One pass: ``(images, labels)`` tensors per batch (``images`` alone when label_mode is None),

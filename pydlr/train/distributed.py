@@ -343,11 +343,12 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
 
 
 def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
-    """Write the arrays of a fit to ``work`` (npy) and return its other arguments as JSON values."""
-    import dataclasses
-
+    """Write the data of a fit to ``work`` (arrays as npy, an image dataset as the JSON description of its
+    files and settings: each process then reads its own shard of the files) and return its other arguments
+    as JSON values."""
     from pydlr.data.arrays import as_x_tensor
     from pydlr.data.augment import Augment
+    from pydlr.data.image_dataset import ImageDataset
 
     def save(name: str, value) -> str:
         if isinstance(value, torch.Tensor):
@@ -355,18 +356,31 @@ def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
         np.save(work / f"{name}.npy", np.asarray(value))
         return name
 
-    save("x", as_x_tensor(x, where="fit").numpy())
-    save("y", y)
+    def save_dataset(name: str, ds: ImageDataset, argument: str) -> str:
+        try:
+            description = ds.describe()
+        except InputError as exc:
+            raise InputError(argument, exc.expected, exc.received, where="fit") from None
+        (work / f"{name}.json").write_text(json.dumps(description))
+        return name
+
+    if isinstance(x, ImageDataset):
+        save_dataset("x", x, "x")
+    else:
+        save("x", as_x_tensor(x, where="fit").numpy())
+        save("y", y)
     out: dict = {}
     for key, value in fit_args.items():
         if value is None:
             continue
         if key == "sample_weight":
             out[key] = {"npy": save(key, value)}
+        elif key == "validation_data" and isinstance(value, ImageDataset):
+            out[key] = {"dataset": save_dataset("val", value, key)}
         elif key == "validation_data":
             out[key] = {"npy_list": [save(f"val{i}", v) for i, v in enumerate(value)]}
         elif key == "augment" and isinstance(value, Augment):
-            out[key] = {"augment": dataclasses.asdict(value)}
+            out[key] = {"augment": value.get_config()}
         elif key == "class_weight":
             out[key] = {"class_weight": [[int(k), float(v)] for k, v in dict(value).items()]}
         else:
@@ -379,6 +393,12 @@ def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
     return out
 
 
+def _load_dataset(work: Path, name: str):
+    from pydlr.data.image_dataset import ImageDataset
+
+    return ImageDataset.from_description(json.loads((work / f"{name}.json").read_text()))
+
+
 def _receive_fit_args(args: dict, work: Path) -> dict:
     from pydlr.data.augment import Augment
 
@@ -388,8 +408,10 @@ def _receive_fit_args(args: dict, work: Path) -> dict:
             value = np.load(work / f"{value['npy']}.npy")
         elif isinstance(value, dict) and "npy_list" in value:
             value = tuple(np.load(work / f"{n}.npy") for n in value["npy_list"])
+        elif isinstance(value, dict) and "dataset" in value:
+            value = _load_dataset(work, value["dataset"])
         elif isinstance(value, dict) and "augment" in value:
-            value = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in value["augment"].items()})
+            value = Augment.from_config(value["augment"])
         elif isinstance(value, dict) and "class_weight" in value:
             value = {k: v for k, v in value["class_weight"]}
         out[key] = value
@@ -417,7 +439,10 @@ def _worker(folder: str) -> None:
     work = Path(folder)
     args = _receive_fit_args(json.loads((work / "args.json").read_text()), work)
     model = io.load_model(work / "model.safetensors")
-    x, y = np.load(work / "x.npy"), np.load(work / "y.npy")
+    if (work / "x.json").exists():  # an image dataset: this rank reads its shard of the files
+        x, y = _load_dataset(work, "x"), None
+    else:
+        x, y = np.load(work / "x.npy"), np.load(work / "y.npy")
     args.setdefault("device", "auto")
     history = model.fit(x, y, **args)
     if int(os.environ.get("RANK", "0")) == 0:
