@@ -83,6 +83,21 @@ def test_geometric_and_photometric_augmentation_change_images_within_range():
     assert torch.equal(identity, x)
 
 
+def test_elementwise_affine_grid_matches_torch_affine_grid():
+    """Augment's sampling grid (computed elementwise) is torch's affine_grid (align_corners=False): the
+    same source coordinates for every output pixel, non-square images and flips included."""
+    import torch.nn.functional as F
+
+    from pydlr.data.augment import affine_grid
+
+    aug = Augment(flip="horizontal_and_vertical", rotation=0.2, shift=0.1, zoom=0.2)
+    theta = aug.theta(16, 12, 20, torch.Generator().manual_seed(0))
+    want = F.affine_grid(theta, [16, 3, 12, 20], align_corners=False)
+    got = affine_grid(theta, 12, 20)
+    assert got.shape == want.shape == (16, 12, 20, 2)
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=0)
+
+
 def test_augment_arguments_are_checked():
     with pytest.raises(InputError, match="flip"):
         Augment(flip="diagonal")

