@@ -210,6 +210,33 @@ def test_cache_file_is_written_once_and_read_by_later_processes(tmp_path):
         _grey(folder, cache=str(tmp_path / "no" / "such" / "folder" / "c.bin"))
 
 
+def test_augmentation_resizes_in_its_own_resampling(tmp_path):
+    """With a geometric augmentation, 28x28 files go to 32x32 in the augmentation's one bilinear sampling:
+    the same draws as Pillow's resize followed by the augmentation (which a cache forces), images within
+    interpolation differences of them; a batch of mixed sizes takes the two-step path exactly."""
+    make_image_folder(tmp_path / "d", limit=32)
+    aug = Augment(flip="horizontal", rotation=0.05, zoom=0.1)
+    kw = {"image_size": (32, 32), "batch_size": 16, "shuffle": False, "workers": 0, "seed": 3}
+
+    def both(augment):
+        fused = torch.cat([x for x, _ in _grey(tmp_path / "d", **kw).map(augment)])
+        two_step = torch.cat([x for x, _ in _grey(tmp_path / "d", **kw).cache().map(augment)])
+        assert fused.shape == two_step.shape == (32, 32, 32, 1)
+        corr = np.corrcoef(fused.flatten().numpy(), two_step.flatten().numpy())[0, 1]
+        return float((fused - two_step).abs().mean()), corr
+
+    flip_diff, _ = both(Augment(flip="horizontal"))
+    assert 0 < flip_diff < 0.5  # the same flips (a different one costs ~20 an image); resize vs sampling
+    diff, corr = both(aug)
+    assert 0 < diff < 6 and corr > 0.99  # one interpolation of the rotation instead of two
+    odd = tmp_path / "d" / "0_t_shirt_top" / "zz_wide.png"
+    Image.fromarray(np.full((28, 40), 200, np.uint8)).save(odd)
+    kw["batch_size"] = 40
+    mixed = next(iter(_grey(tmp_path / "d", **kw).map(aug)))[0]
+    reference = next(iter(_grey(tmp_path / "d", **kw).cache().map(aug)))[0]
+    assert torch.equal(mixed, reference)
+
+
 def test_take_and_prefetch(fm_folder):
     ds = _grey(fm_folder, batch_size=10).take(3).prefetch(1)
     assert len(ds) == 3 and len([b for b in ds]) == 3

@@ -183,24 +183,30 @@ class Augment:
         ], dim=1)
         return theta
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Augment a batch ``x`` (n, h, w, c) float32; returns a new NHWC tensor."""
+    def __call__(self, x: torch.Tensor, g: torch.Generator, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Augment a batch ``x`` (n, h, w, c) float32; returns a new NHWC tensor, of ``size`` = (height,
+        width) when given (geometric augmentation only: the one resampling also resizes the images)."""
         # random draws come from the (CPU) generator; the warp itself runs where x is
         geo, photo = self.draw(x.shape[0], g)
-        theta = None if geo is None else self.theta_from(geo, x.shape[1], x.shape[2])
+        h, w = size or (x.shape[1], x.shape[2])
+        theta = None if geo is None else self.theta_from(geo, h, w)
         return self.apply(x, None if theta is None else theta.to(x.device, non_blocking=True),
-                          None if photo is None else photo.to(x.device, non_blocking=True))
+                          None if photo is None else photo.to(x.device, non_blocking=True), size)
 
-    def apply(self, x: torch.Tensor, theta: torch.Tensor | None, photo: torch.Tensor | None) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, theta: torch.Tensor | None, photo: torch.Tensor | None,
+              size: tuple[int, int] | None = None) -> torch.Tensor:
         """Augment ``x`` with given parameters: ``theta`` (n, 2, 3) from `theta_from`, ``photo`` (n, 2) from
-        `draw`, both on x's device (None where the transform is off)."""
-        n, h, w = x.shape[0], x.shape[1], x.shape[2]
+        `draw`, both on x's device (None where the transform is off); ``size`` as in ``__call__``."""
+        n = x.shape[0]
+        h, w = size or (x.shape[1], x.shape[2])
+        if theta is None and (h, w) != tuple(x.shape[1:3]):
+            raise ValueError("Augment: a new size needs a geometric transform (the resampling resizes)")
         out = x
         if theta is not None:
             # constant fill with a value v: sample x - v with zeros outside, then add v back
             shift = self.fill_value if self.fill_mode == "constant" and self.fill_value else 0.0
             nchw = x.permute(0, 3, 1, 2)
-            grid = affine_grid(theta, h, w)
+            grid = affine_grid(theta, h, w)  # normalised coordinates: any input size maps onto (h, w)
             out = F.grid_sample(nchw - shift if shift else nchw, grid, mode=self.interpolation,
                                 padding_mode=_FILL[self.fill_mode], align_corners=False).permute(0, 2, 3, 1)
             if shift:

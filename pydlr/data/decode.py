@@ -23,7 +23,7 @@ import numpy as np
 from pydlr.errors import InputError
 
 __all__ = ["IMAGE_EXTENSIONS", "COLOR_MODES", "INTERPOLATIONS", "ImageSpec", "decode_image",
-           "check_image_spec"]
+           "resize_array", "check_image_spec"]
 
 # keras' ALLOWLIST_FORMATS; other files in the folders are not images and are left out (and counted)
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -95,8 +95,9 @@ def crop_box(w: int, h: int, target_w: int, target_h: int) -> tuple[float, float
     return (left, top, left + crop_w, top + crop_h)
 
 
-def decode_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
-    """Read ``path`` into a uint8 array of ``spec.shape``.
+def decode_image(path: str | os.PathLike, spec: ImageSpec, resize: bool = True) -> np.ndarray:
+    """Read ``path`` into a uint8 array of ``spec.shape`` (``resize=False``: of the file's own height and
+    width, in spec's colour mode, for a caller that resamples the batch itself: `resize_array`).
 
     Raises OSError (Pillow's UnidentifiedImageError, a truncated file, ...) for a file that is not a
     readable image; the caller names the file.
@@ -105,22 +106,34 @@ def decode_image(path: str | os.PathLike, spec: ImageSpec) -> np.ndarray:
 
     fast = _open_plain_png(path) if os.fspath(path).lower().endswith(".png") else None
     if fast is not None:
-        return _fit(fast, spec)
+        return _fit(fast, spec, resize)
     with Image.open(path) as img:
         if img.format == "JPEG" and (img.width >= 2 * spec.width and img.height >= 2 * spec.height):
             img.draft(spec.mode, (spec.width, spec.height))  # decode at 1/2..1/8 scale, never below target
         if img.mode == spec.mode:
             img.load()  # decode now: errors surface here, inside the with block
-        return _fit(img, spec)
+        return _fit(img, spec, resize)
 
 
-def _fit(img: Any, spec: ImageSpec) -> np.ndarray:
-    """An opened image in spec's colour mode and size, as a uint8 array."""
+def resize_array(arr: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """A ``decode_image(..., resize=False)`` array resized as ``decode_image`` would have (same pixels)."""
+    from PIL import Image
+
+    if arr.shape == spec.shape:
+        return arr
+    return _fit(Image.fromarray(arr[..., 0] if spec.channels == 1 else arr, spec.mode), spec)
+
+
+def _fit(img: Any, spec: ImageSpec, resize: bool = True) -> np.ndarray:
+    """An opened image in spec's colour mode and size (its own size without ``resize``), as a uint8
+    array."""
     if img.mode != spec.mode:
         # palette images with transparency go through RGBA so the transparent colour is not kept as-is
         if img.mode == "P" and "transparency" in img.info and spec.mode != "RGBA":
             img = img.convert("RGBA")
         img = img.convert(spec.mode)
+    if not resize:
+        return np.asarray(img, dtype=np.uint8).reshape(img.height, img.width, spec.channels)
     size = (spec.width, spec.height)
     if spec.pad_to_aspect_ratio and img.size != size:
         return _padded(img, spec)
