@@ -227,13 +227,12 @@ class TrainingMixin:
         """
         self._require_compiled("fit")
         if distributed:
-            if isinstance(x, ImageDataset):  # checked here, before any process starts
-                prepare_dataset_fit(self, self._loss, x, y, validation_split, validation_data,
-                                    batch_size=batch_size, sample_weight=sample_weight, class_weight=class_weight)
             return ddp.fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
                                        nproc_per_node=nproc_per_node, verbose=verbose,
-                                       validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                                       validation_steps=validation_steps, validation_freq=validation_freq)
+                                       validation_data=validation_data, validation_split=validation_split,
+                                       sample_weight=sample_weight, class_weight=class_weight,
+                                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                                       validation_freq=validation_freq)
         opts = FitOptions.check(**{k: v for k, v in locals().items() if k in FitOptions.names()})
         ctx = ddp.ddp_context(opts.device)  # None unless running under torchrun with > 1 process
         dev = ctx.device if ctx else opts.device

@@ -445,6 +445,8 @@ def test_ddp_ranks_read_disjoint_shards(fm_folder):
     model = _model()
     with pytest.raises(InputError, match="map"):  # a function cannot go to the processes: said before any starts
         model.fit(_scaled(ds), distributed=True, verbose=0)
+    with pytest.raises(InputError, match="shape"):  # nor can images the model does not take
+        model.fit(_grey(fm_folder, image_size=(20, 20)), distributed=True, verbose=0)
 
 
 def test_fit_distributed_true_on_a_folder_trains_each_rank_on_its_shard(tmp_path):

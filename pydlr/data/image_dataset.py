@@ -197,15 +197,15 @@ class ImageDataset:
         return self._copy(_take=int(count))
 
     # ----- sent to other processes (fit(distributed=True)) ---------------------------------------------
-    def describe(self, where: str = "fit") -> dict[str, Any]:
+    def describe(self, argument: str = "x") -> dict[str, Any]:
         """This dataset as JSON values (files, labels, decoding, batching, augmentation), for
         `from_description` in another process; an in-memory cache becomes one per process. Functions
         given to ``map`` cannot be described: an InputError says so before any process starts."""
         if self.maps:
-            raise InputError("x", "a dataset without map() functions (functions cannot be sent to the "
+            raise InputError(argument, "a dataset without map() functions (functions cannot be sent to the "
                              "processes: put the scaling in the model, e.g. layers.Rescaling, or run the "
                              "script under torchrun / pydlr-train)", "a dataset with map() functions",
-                             where=where)
+                             where="fit")
         sp = self.spec
         return {"paths": self.file_paths, "labels": None if self._index.labels is None
                 else self._index.labels.tolist(), "class_names": self.class_names,

@@ -315,6 +315,7 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
         raise InputError("callbacks", "none with distributed training started from this session (each "
                          "process rebuilds the model; use resume = for checkpoints, or run the script "
                          "under torchrun)", "callbacks", where="fit")
+    _check_dataset_fit(model, x, y, batch_size, fit_args)
     work = Path(tempfile.mkdtemp(prefix="pydlr-ddp-"))
     try:
         io.save_model(model, work / "model.safetensors", include_optimizer=True)
@@ -342,6 +343,21 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
     return history
 
 
+def _check_dataset_fit(model, x, y, batch_size, fit_args: dict) -> None:
+    """An image dataset is checked against the model and the loss here, before any process starts (as
+    fit does in one process)."""
+    from pydlr.data.image_dataset import ImageDataset
+    from pydlr.data.prepare import prepare_dataset_fit
+
+    if isinstance(x, ImageDataset):
+        prepare_dataset_fit(model, getattr(model, "_loss", None), x, y, fit_args.get("validation_split") or 0.0,
+                            fit_args.get("validation_data"), batch_size=batch_size,
+                            sample_weight=fit_args.get("sample_weight"), class_weight=fit_args.get("class_weight"))
+    for argument, value in (("x", x), ("validation_data", fit_args.get("validation_data"))):
+        if isinstance(value, ImageDataset) and value.maps:
+            value.describe(argument)  # raises: functions cannot be sent
+
+
 def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
     """Write the data of a fit to ``work`` (arrays as npy, an image dataset as the JSON description of its
     files and settings: each process then reads its own shard of the files) and return its other arguments
@@ -357,11 +373,7 @@ def _send_fit_args(fit_args: dict, x, y, work: Path) -> dict:
         return name
 
     def save_dataset(name: str, ds: ImageDataset, argument: str) -> str:
-        try:
-            description = ds.describe()
-        except InputError as exc:
-            raise InputError(argument, exc.expected, exc.received, where="fit") from None
-        (work / f"{name}.json").write_text(json.dumps(description))
+        (work / f"{name}.json").write_text(json.dumps(ds.describe(argument)))
         return name
 
     if isinstance(x, ImageDataset):
