@@ -47,7 +47,8 @@
 #' @param workers Decoding processes (`NULL`: one per two cores, at least one; `0`: decode in this process).
 #' @param prefetch Batches prepared ahead (`"auto"`: twice the workers).
 #' @param cache `FALSE`, `TRUE` (keep decoded images in memory after the first pass) or a file path (keep
-#'   them in a memory-mapped file, for data larger than memory).
+#'   them in a memory-mapped file, for data larger than memory; later passes and later sessions read it, as
+#'   tf.data's cache file, and it is rebuilt when the files or the decoding settings change).
 #' @param on_bad_file `"error"` (stop, naming the unreadable file) or `"skip"` (leave it out with a warning;
 #'   the dataset counts them).
 #' @param ... Unused (an error names any argument given here).
