@@ -97,6 +97,9 @@ def fit(model: Any, dataset: Any, **kwargs: Any) -> dict[str, Any]:
         kwargs["augment"] = augment_settings(kwargs["augment"])
     if isinstance(kwargs.get("validation_freq"), list):
         kwargs["validation_freq"] = tuple(kwargs["validation_freq"])
+    distributed = kwargs.pop("distributed", None)
+    if isinstance(distributed, Mapping):  # R's list(nproc_per_node = n), checked by R
+        kwargs.update(distributed=True, **distributed)
     return _pad_validation(history(model.fit(dataset, **kwargs)), kwargs.get("validation_freq", 1))
 
 

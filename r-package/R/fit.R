@@ -50,7 +50,8 @@
 #' @param nan_check Stop with a `pydlr_training_error` as soon as the loss is NaN or infinite.
 #' @param distributed `NULL`, `TRUE`, or a list such as `list(nproc_per_node = 2)`: train with that many
 #'   processes on this machine (torch DDP, launched by torchrun from this session; the trained weights come
-#'   back into `object`). Callbacks cannot be sent to those processes. To train on several machines, run
+#'   back into `object`; with an image dataset each process reads its own shard of the files). Callbacks
+#'   cannot be sent to those processes. To train on several machines, run
 #'   the script itself under torchrun: see [pydlr_torchrun()]; there `fit()` needs no argument, it notices
 #'   torchrun by itself.
 #' @param view_metrics The live training view, as keras3's: a self-contained HTML page with the loss

@@ -273,8 +273,8 @@ image_dataset_batch <- function(dataset) {
                                callbacks = NULL, validation_split = 0, validation_data = NULL, shuffle = TRUE,
                                class_weight = NULL, initial_epoch = 1L, steps_per_epoch = NULL, seed = NULL,
                                resume = NULL, device = "auto", augment = NULL, workers = 0L,
-                               view_metrics = FALSE, validation_steps = NULL, validation_freq = 1L, ...,
-                               call = sys.call(-1L)) {
+                               view_metrics = FALSE, validation_steps = NULL, validation_freq = 1L,
+                               distributed = NULL, ..., call = sys.call(-1L)) {
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.", call = call)
   if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
   if (!is.null(batch_size)) {
@@ -315,7 +315,9 @@ image_dataset_batch <- function(dataset) {
     device = .check_string(device, "device", call = call),
     print_fn = .r_callable(.console_print),
     dynamic_progress = .dynamic_progress(),
-    augment = if (is.null(augment)) NULL else unclass(augment)
+    augment = if (is.null(augment)) NULL else unclass(augment),
+    # each process rebuilds the dataset from its files and reads its own shard of them
+    distributed = .check_distributed(distributed, callbacks, call = call)
   )
   result <- do.call(.images_call, c(list("fit", object$py, x$py), args, list(.call = call)), quote = TRUE)
   .warn_skipped(x, skipped, call = call)

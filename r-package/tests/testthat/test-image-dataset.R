@@ -113,6 +113,24 @@ test_that("fit(), evaluate() and predict() take image datasets", {
   expect_error(fit(model, other, verbose = 0), "image_size", class = "pydlr_input_error")
 })
 
+test_that("fit(distributed = ) takes an image dataset: each process reads its own shard of the files", {
+  skip_if(!nzchar(ddp_torchrun()), "torchrun is not installed beside pydlr's Python")
+  sets <- image_dataset_from_directory(image_folder(), image_size = c(28, 28), color_mode = "grayscale",
+                                       batch_size = 10, validation_split = 0.5, subset = "both", seed = 5,
+                                       verbose = FALSE)
+  model <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_rescaling(scale = 1 / 255) |>
+    layer_flatten() |> layer_dense(units = 10, activation = "softmax")
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  before <- get_weights(model)[[1]]
+  h <- fit(model, sets$training, epochs = 2, verbose = 0, seed = 1, validation_data = sets$validation,
+           distributed = list(nproc_per_node = 2L))
+  expect_identical(as.integer(h$params$steps), 3L) # 60 files / 2 processes / batch 10 (one process: 6)
+  expect_true(all(c("loss", "val_loss") %in% names(as.data.frame(h))))
+  expect_false(identical(get_weights(model)[[1]], before)) # the trained weights came back
+  expect_error(fit(model, sets$training, distributed = list(nproc = 2L)), "distributed",
+               class = "pydlr_input_error")
+})
+
 test_that("pad_to_aspect_ratio and data_format are keras3's", {
   dir <- image_folder()
   ds <- image_dataset_from_directory(dir, image_size = c(8, 16), pad_to_aspect_ratio = TRUE,
