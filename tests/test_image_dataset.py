@@ -208,6 +208,12 @@ def test_cache_file_is_written_once_and_read_by_later_processes(tmp_path):
         list(_grey(folder, batch_size=8, workers=0, cache=str(cache)))
     with pytest.raises(InputError, match="cache"):
         _grey(folder, cache=str(tmp_path / "no" / "such" / "folder" / "c.bin"))
+    make_image_folder(tmp_path / "e", limit=40)
+    ds = _grey(tmp_path / "e", batch_size=8, workers=0, cache=str(tmp_path / "e.cache"))
+    gone = Path(ds.file_paths[5])
+    gone.unlink()  # a file gone since the listing: named when read, as without a cache
+    with pytest.raises(BadImageError, match=gone.name):
+        list(ds)
 
 
 def test_augmentation_resizes_in_its_own_resampling(tmp_path):

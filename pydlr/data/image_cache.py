@@ -45,9 +45,13 @@ def fingerprint(paths: np.ndarray, spec_key: tuple) -> str:
     a file (about 1 s for 60,000 files on a loaded 2-core machine), once a dataset."""
     h = hashlib.sha256(json.dumps([list(spec_key)], default=str).encode())
     for p in paths:
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:  # gone or unreadable: decoding names the file (or skips it) as without a cache
+            size = mtime = -1
         h.update(p)
-        h.update(struct.pack("<qq", st.st_size, st.st_mtime_ns))
+        h.update(struct.pack("<qq", size, mtime))
     return h.hexdigest()
 
 
