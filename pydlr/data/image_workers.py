@@ -104,7 +104,7 @@ def _resizes_in_augment(job: DecodeJob) -> bool:
     one Pillow image less per file). Only for bilinear resizes and a bilinear augmentation, without crop or
     pad, and not with a cache (it holds resized images)."""
     sp, aug = job.spec, job.augment
-    return (aug is not None and aug.geometric and getattr(aug, "interpolation", "bilinear") == "bilinear"
+    return (aug is not None and aug.geometric and aug.interpolation == "bilinear"
             and sp.interpolation == "bilinear" and not sp.crop_to_aspect_ratio and not sp.pad_to_aspect_ratio
             and job.cached is None)
 
