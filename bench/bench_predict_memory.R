@@ -2,6 +2,9 @@
 #   Rscript bench/bench_predict_memory.R [calls]   (default 10,000; prints the RSS every 1,000 calls)
 # The machine's load does not change memory figures much, but other processes' memory does not count here:
 # this reads the session's own VmRSS from /proc/self/status.
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
+                 "usage.R"))
+print_usage_if_asked()
 library(pydlr)
 calls <- as.integer(commandArgs(trailingOnly = TRUE)[1])
 if (is.na(calls)) calls <- 10000L

@@ -63,7 +63,10 @@ def test_torchrun_two_cpu_processes_train_identical_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights():
+def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where fit puts its copy of the data
     sys.path.insert(0, os.path.dirname(__file__))
     from test_train_engine import quadrant_data, small_model
 
@@ -78,6 +81,7 @@ def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights():
     assert h.params["steps"] == 8 and h.history["loss"][-1] < h.history["loss"][0]
     after = m.evaluate(x, y)
     assert after[0] < before[0] and after[1] > 0.8  # the weights came back into this model
+    assert not list(tmp_path.glob("pydlr-ddp-*"))  # the data's copy is gone
 
 
 AUC_SCRIPT = textwrap.dedent('''

@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -302,9 +303,6 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
     process rebuilds the model from it. Callbacks cannot be sent (they may hold functions of this
     session); ``resume=`` gives per-epoch checkpoints, written by rank 0.
     """
-    from pydlr import io
-    from pydlr.train.history import History
-
     if not isinstance(nproc_per_node, int) or isinstance(nproc_per_node, bool) or nproc_per_node < 1:
         raise InputError("nproc_per_node", "a positive integer", nproc_per_node, where="fit")
     if not hasattr(model, "get_config"):
@@ -316,7 +314,21 @@ def fit_distributed(model, x, y, batch_size=None, epochs: int = 1, seed=None,
                          "process rebuilds the model; use resume = for checkpoints, or run the script "
                          "under torchrun)", "callbacks", where="fit")
     _check_dataset_fit(model, x, y, batch_size, fit_args)
+    # The folder holds a copy of the data: removed whatever happens, so repeated fits do not fill the disk.
     work = Path(tempfile.mkdtemp(prefix="pydlr-ddp-"))
+    try:
+        return _fit_in_processes(model, x, y, batch_size, epochs, seed, verbose, nproc_per_node, timeout,
+                                 fit_args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _fit_in_processes(model, x, y, batch_size, epochs, seed, verbose, nproc_per_node, timeout, fit_args: dict,
+                      work: Path):
+    """`fit_distributed`'s work once its folder exists: send, run torchrun, take the trained weights back."""
+    from pydlr import io
+    from pydlr.train.history import History
+
     try:
         io.save_model(model, work / "model.safetensors", include_optimizer=True)
     except Exception as exc:  # e.g. a model class pydlr cannot describe: say so before any process starts
