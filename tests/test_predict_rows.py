@@ -87,3 +87,53 @@ def test_wrong_shapes_and_empty_arrays_are_refused():
         m.predict(np.zeros((0, 8, 8, 1)))
     with pytest.raises(InputError, match="y"):
         m.evaluate(x.astype(np.float64), y[:-1])
+
+
+def _seed_like(seed: int = 0):
+    """Conv layers that take the Winograd kernels at predict's batch sizes (3x3, 16-64 channels)."""
+    from pydlr import Sequential
+    from pydlr.layers import Conv2D, Dense, Flatten, Input
+    from pydlr.utils import set_random_seed
+
+    set_random_seed(seed)
+    m = Sequential([Input((12, 12, 16)), Conv2D(32, (3, 3), activation="relu"), Conv2D(32, (3, 3)), Flatten(),
+                    Dense(3)])
+    m.compile("adam", "mse")
+    return m
+
+
+def _fresh_copy(m):
+    """A model with m's weights in new tensors: nothing cached for them."""
+    twin = _seed_like(1)
+    twin.load_state_dict({k: v.clone() for k, v in m.state_dict().items()})
+    return twin
+
+
+@pytest.mark.parametrize("update", ["fit (pydlr's Adam)", "torch optimizer", "load_state_dict", "in-place"])
+def test_cached_winograd_transforms_follow_weight_updates(update):
+    from pydlr import _C
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 12, 12, 16)).astype(np.float32)
+    y = rng.standard_normal((256, 3)).astype(np.float32)
+    m = _seed_like()
+    conv = m.layers[0]
+    for layer, (c, hw) in zip(m.layers[:2], [(16, 12), (32, 10)], strict=True):  # both layers run Winograd
+        xb = torch.zeros(128, c, hw, hw).contiguous(memory_format=torch.channels_last)
+        assert _C.conv2d_cpu_path(xb, layer.weight, [1, 1], [0, 0], [1, 1], 1).startswith("winograd")
+    before = m.predict(x, batch_size=128)
+    assert np.array_equal(m.predict(x, batch_size=128), before)  # second call: transforms from the cache
+    if update == "fit (pydlr's Adam)":
+        m.fit(x, y, batch_size=64, epochs=1, verbose=0, seed=0)
+    elif update == "torch optimizer":
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        m(torch.from_numpy(x[:64])).sum().backward()
+        opt.step()
+    elif update == "load_state_dict":
+        m.load_state_dict({k: v * 1.5 for k, v in m.state_dict().items()})
+    else:
+        with torch.no_grad():
+            conv.weight.mul_(-1)
+    after = m.predict(x, batch_size=128)
+    assert not np.array_equal(after, before)
+    assert np.array_equal(after, _fresh_copy(m).predict(x, batch_size=128))
