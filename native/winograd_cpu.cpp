@@ -16,8 +16,12 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include <c10/core/InferenceMode.h>
+#include <c10/util/intrusive_ptr.h>
+
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -340,15 +344,82 @@ std::pair<int64_t, int64_t> tile_blocks(int64_t P, int64_t target) {
   return {nblocks, (P + nblocks - 1) / nblocks};
 }
 
+using Transformed = std::shared_ptr<const std::vector<float>>;
+
+template <typename W>
+Transformed transformed_weight(const at::Tensor& weight, int64_t C, int64_t OC) {
+  constexpr int T = W::T;
+  const at::Tensor wk = weight.permute({1, 2, 3, 0}).contiguous();  // [C][3][3][OC]
+  auto wt = std::make_shared<std::vector<float>>(T * T * C * OC);
+  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
+    transform_weight<W>(C, OC, wk.const_data_ptr<float>(), wt->data(), c0, c1);
+  });
+  return wt;
+}
+
+// predict (torch.inference_mode) runs the same weights batch after batch: their transforms are kept for the next
+// call while the weight is unchanged. A weight is the same when it is the same tensor (a weak reference keeps
+// its address from being reused while the entry lives, without keeping its memory), at the same version (every
+// in-place update bumps it: torch's optimizers, load_state_dict, pydlr's Adam through pydlr.ops) and data
+// pointer. Outside inference mode (training, whose weights change every step) nothing is kept or looked up.
+class WeightCache {
+ public:
+  template <typename W>
+  Transformed get(const at::Tensor& weight, int64_t C, int64_t OC) {
+    if (!c10::InferenceMode::is_enabled() || weight.is_inference()) return transformed_weight<W>(weight, C, OC);
+    const Key key{weight.unsafeGetTensorImpl(), weight._version(), weight.const_data_ptr(), W::T, C, OC};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (Entry& e : entries_) {
+        if (e.key == key && !e.tensor.expired()) return e.wt;
+      }
+    }
+    Transformed wt = transformed_weight<W>(weight, C, OC);
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Entry& e : entries_) {  // a tensor keeps one entry: its older versions are stale
+      if (e.key.impl == key.impl || e.tensor.expired()) {
+        e = Entry{key, Weak(weight.getIntrusivePtr()), wt};
+        return wt;
+      }
+    }
+    if (entries_.size() >= kEntries) entries_.erase(entries_.begin());  // the oldest
+    entries_.push_back(Entry{key, Weak(weight.getIntrusivePtr()), wt});
+    return wt;
+  }
+
+ private:
+  // A model's Winograd layers (the seed CNN has 2), a few models at once.
+  static constexpr size_t kEntries = 16;
+  using Weak = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
+  struct Key {
+    const c10::TensorImpl* impl;
+    int64_t version;
+    const void* data;
+    int tile;
+    int64_t C, OC;
+    bool operator==(const Key& o) const {
+      return impl == o.impl && version == o.version && data == o.data && tile == o.tile && C == o.C && OC == o.OC;
+    }
+  };
+  struct Entry {
+    Key key;
+    Weak tensor;
+    Transformed wt;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+WeightCache& weight_cache() {
+  static WeightCache* cache = new WeightCache();  // never destroyed: no order problem at exit
+  return *cache;
+}
+
 template <typename W>
 void forward(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act) {
   constexpr int T = W::T;
   const int64_t C = g.C, OC = g.OC;
-  const at::Tensor wk = weight.permute({1, 2, 3, 0}).contiguous();  // [C][3][3][OC]
-  std::vector<float> wt(T * T * C * OC);
-  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
-    transform_weight<W>(C, OC, wk.const_data_ptr<float>(), wt.data(), c0, c1);
-  });
+  const Transformed wt = weight_cache().get<W>(weight, C, OC);
   const Tiling t(g, W::M);
   const auto blocks = tile_blocks(t.P, kTilesPerBlock);
   const int64_t nblocks = blocks.first, per = blocks.second;
@@ -356,7 +427,7 @@ void forward(const ConvGeom& g, const float* x, const at::Tensor& weight, const 
     std::unique_ptr<float[]> u(new float[T * T * per * C]), m(new float[T * T * per * OC]);  // written before read
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t p0 = blk * per, p1 = std::min(t.P, p0 + per);
-      if (p0 < p1) forward_block<W>(g, t, x, wt.data(), b, y, act, p0, p1, u.get(), m.get());
+      if (p0 < p1) forward_block<W>(g, t, x, wt->data(), b, y, act, p0, p1, u.get(), m.get());
     }
   });
 }

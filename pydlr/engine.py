@@ -48,11 +48,13 @@ from pydlr.data.augment import Augment
 from pydlr.data.batching import ArrayBatches, resolve_batch_size
 from pydlr.data.image_dataset import DatasetBatches, ImageDataset, dataset_batches
 from pydlr.data.prepare import (
+    ArrayRows,
     Prepared,
     check_loss_fits_model,
     prepare_data,
     prepare_dataset_fit,
     prepare_fit_data,
+    prepare_x_rows,
 )
 from pydlr.data.structured import (
     IterableBatches,
@@ -471,8 +473,9 @@ class TrainingMixin:
         elif self._general_data(x, None, y):
             batches = self._general_source(x, y, sample_weight, where, batch_size, _steps(steps, where), dev)
         else:
-            data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where)
-            batches = ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev)
+            data, _ = prepare_data(self, self._loss, x, y, sample_weight, None, where, in_order=True)
+            batches = (_InOrderBatches(data, batch_size, dev) if isinstance(data.x, ArrayRows)
+                       else ArrayBatches(data.x, data.y, batch_size, None, False, 0, data.w, None, 0, dev))
         learner = Learner(self, self._loss, self.optimizer, self._metrics, device=dev)
         try:
             logs = learner.validate(batches)
@@ -570,7 +573,11 @@ class TrainingMixin:
             for xb, _, _ in src.epoch(0):
                 yield xb
             return
-        xt = prepare_inputs(self, x, where)
+        xt = prepare_x_rows(self, x, where) if isinstance(x, np.ndarray) else prepare_inputs(self, x, where)
+        if isinstance(xt, ArrayRows):
+            for start in range(0, len(xt), batch_size):
+                yield to_device(xt.batch(start, start + batch_size), dev)
+            return
         for start in range(0, xt.shape[0], batch_size):
             xb = rows(xt, slice(start, start + batch_size))
             yield to_device(xb, dev)
@@ -598,6 +605,25 @@ class TrainingMixin:
             return out.argmax(axis=-1).astype(np.int64)
         threshold = 0.0 if self._outputs_are_logits() else 0.5
         return (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
+
+
+class _InOrderBatches:
+    """evaluate's batches of an :class:`ArrayRows` x, in order (the part of ArrayBatches' interface that
+    ``Learner.validate`` uses): x becomes float32 batch by batch, y and weights are sliced."""
+
+    def __init__(self, data: Prepared, batch_size: int, device: torch.device):
+        self.x, self.batch_size, self.device = data.x, int(batch_size), device
+        self.y, self.w = to_device(data.y, device), to_device(data.w, device)
+        self.steps = -(-len(self.x) // self.batch_size)
+
+    def epoch(self, epoch: int):
+        for start in range(0, len(self.x), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            yield (to_device(self.x.batch(start, part.stop), self.device), self.y[part],
+                   None if self.w is None else self.w[part])
+
+    def close(self) -> None:
+        pass
 
 
 def _steps(steps: Any, where: str) -> int | None:

@@ -350,6 +350,10 @@ def adam_step_(
     (:class:`pydlr.train.optimizers.NativeAdam`) checks devices, dtypes and layouts.
     """
     _C.adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay, decoupled)
+    # The native call writes through raw pointers, which torch does not see: bump the versions as an in-place
+    # torch op would, so what keys on them (autograd's saved-tensor checks, the Winograd kernels' cache of
+    # transformed weights for predict) sees the new values.
+    torch.autograd.graph.increment_version(params)
 
 
 def kmeans_step(

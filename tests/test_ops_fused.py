@@ -280,3 +280,25 @@ def test_native_adam_step_refuses_mismatched_lists():
         _C.adam_step_([p], [], [p], [p], [torch.tensor(0.0)], 1e-3, 0.9, 0.999, 1e-7, 0.0, False)
     with pytest.raises(RuntimeError, match="contiguous CPU float32"):
         _C.adam_step_([p], [torch.zeros(5)], [p], [p], [torch.tensor(0.0)], 1e-3, 0.9, 0.999, 1e-7, 0.0, False)
+
+
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_expanded_upstream_gradient_gives_the_dense_gradients(x_grad):
+    """``out.sum().backward()`` hands the fused backward a stride-0 (expanded) gradient: the input, weight
+    and bias gradients must be those of the same gradient made dense."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 28, 28).contiguous(memory_format=torch.channels_last).requires_grad_(x_grad)
+    w = torch.randn(32, 1, 3, 3, requires_grad=True)
+    b = torch.randn(32, requires_grad=True)
+    grads = []
+    for dense in (True, False):
+        out = ops.conv2d_act_pool(x, w, b, 1, 0, 1, 1, "relu", 2)
+        if dense:
+            out.backward(torch.ones_like(out))
+        else:
+            out.sum().backward()
+        grads.append([t.grad for t in (x, w, b) if t.grad is not None])
+        for t in (x, w, b):
+            t.grad = None
+    assert len(grads[1]) == (3 if x_grad else 2)
+    assert all(torch.equal(g, h) for g, h in zip(grads[0], grads[1], strict=True))

@@ -23,12 +23,13 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths
 from pydlr.errors import InputError
 
-__all__ = ["Prepared", "FitData", "prepare_x", "output_shape", "check_loss_fits_model",
+__all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
            "prepare_data", "prepare_fit_data", "prepare_dataset_fit"]
 
 
@@ -36,7 +37,7 @@ __all__ = ["Prepared", "FitData", "prepare_x", "output_shape", "check_loss_fits_
 class Prepared:
     """Inputs, targets (None for predict) and per-sample weights (None without weights)."""
 
-    x: torch.Tensor
+    x: torch.Tensor | ArrayRows
     y: torch.Tensor | None = None
     w: torch.Tensor | None = None
 
@@ -76,6 +77,68 @@ def prepare_x(model: Any, x: Any, where: str, name: str = "x") -> torch.Tensor:
     t = as_x_tensor(x, where=where, name=name)
     conform = getattr(model, "conform_input", None)
     return conform(t, name=name, where=where) if conform is not None else t
+
+
+class ArrayRows:
+    """A checked NumPy array of inputs that becomes float32 batch by batch (predict and evaluate).
+
+    R's arrays arrive as float64 in column-major order, Python's often as float64 too. Converting the whole
+    array first costs two full passes (the float32 copy and, for R, a transposing copy that misses the
+    cache); one batch at a time the conversion is a single pass over data that the forward pass then
+    reads from the cache, and a row-major float32 array is not copied at all. ``shape`` is the conformed
+    shape (the model's one-channel rule applied), so the shape checks of ``prepare_data`` work unchanged.
+    """
+
+    def __init__(self, arr: np.ndarray, shape: torch.Size):
+        self.arr = arr
+        self.shape = shape
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` as a C-contiguous float32 tensor of the conformed shape."""
+        part = self.arr[start:stop]
+        out = np.ascontiguousarray(part, dtype=np.float32)
+        if not out.flags.writeable:  # a view of read-only memory: torch.from_numpy warns on those
+            out = out.copy()
+        return torch.from_numpy(out).view((out.shape[0], *self.shape[1:]))
+
+
+def _count_non_finite(arr: np.ndarray) -> int:
+    """Values of ``arr`` that are not finite once in float32 (NaN, Inf, beyond float32's range).
+
+    One read-only reduction over the array in its memory order (a C- or F-ordered array is viewed flat)
+    decides the common case; the exact count, which allocates, runs only when something is off."""
+    if arr.dtype.kind != "f":
+        return 0
+    flat = arr.ravel(order="K")  # a view for C- and F-contiguous arrays (R's)
+    with warnings.catch_warnings():  # read-only memory (R's): only read here
+        warnings.simplefilter("ignore", UserWarning)
+        lo, hi = torch.aminmax(torch.from_numpy(flat))
+    limit = float(np.finfo(np.float32).max)
+    if -limit <= float(lo) and float(hi) <= limit:  # also False for NaN
+        return 0
+    with np.errstate(over="ignore"):  # overflowing float32 is what is being counted
+        return int(np.count_nonzero(~np.isfinite(flat.astype(np.float32))))
+
+
+def prepare_x_rows(model: Any, x: Any, where: str, name: str = "x") -> ArrayRows | torch.Tensor:
+    """``prepare_x`` for data read in order, batch by batch (predict, evaluate): a numeric NumPy array
+    becomes an :class:`ArrayRows` after the same checks (shape, finite values) and no copy; anything
+    else is ``prepare_x``'s float32 tensor."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
+        return prepare_x(model, x, where, name)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise InputError(name, "a non-empty array with samples along the first axis", x, where=where)
+    bad = _count_non_finite(x)
+    if bad:
+        raise InputError(name, "finite numbers (no NaN/NA or Inf)", f"{bad} non-finite values", where=where)
+    conform = getattr(model, "conform_input", None)
+    shape = torch.empty(x.shape, device="meta")  # the shape checks only: no memory
+    if conform is not None:
+        shape = conform(shape, name=name, where=where)
+    return ArrayRows(x, shape.shape)
 
 
 def output_shape(model: Any, sample_shape: tuple[int, ...]) -> tuple | None:
@@ -194,9 +257,10 @@ def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight:
 
 def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = None,
                  class_weight: Any = None, where: str = "evaluate",
-                 names: tuple[str, str] = ("x", "y")) -> tuple[Prepared, tuple | None]:
-    """x, y and weights checked and converted; also returns the model's output shape."""
-    xt = prepare_x(model, x, where, names[0])
+                 names: tuple[str, str] = ("x", "y"), in_order: bool = False) -> tuple[Prepared, tuple | None]:
+    """x, y and weights checked and converted; also returns the model's output shape. ``in_order``
+    (evaluate: batches read in order, no shuffle): a NumPy x stays as it is, an :class:`ArrayRows`."""
+    xt = prepare_x_rows(model, x, where, names[0]) if in_order else prepare_x(model, x, where, names[0])
     out_shape = output_shape(model, tuple(xt.shape[1:]))
     check_loss_fits_model(model, loss, where, out_shape)
     yt = prepare_y(y, loss, out_shape, where, names[1])
