@@ -2,7 +2,8 @@
 
 The CUDA sources (native/*.cu) are compiled only when torch has CUDA and nvcc is found (and PYDLR_NO_CUDA is
 not set), so the CPU-only build never needs CUDA. TORCH_CUDA_ARCH_LIST picks the GPU targets (default: the GPUs
-present); MAX_JOBS the parallel compiles (default 2).
+present); MAX_JOBS the parallel compiles (default 2); PYDLR_EXTRA_CFLAGS flags added last to the C++ compile and
+the link (scripts/sanitize.sh builds with AddressSanitizer and UndefinedBehaviorSanitizer through it).
 """
 import glob
 import os
@@ -17,7 +18,8 @@ def _extension():
     cpp_sources = sorted(glob.glob("native/*.cpp"))
     cu_sources = sorted(glob.glob("native/*.cu"))
     # -fno-math-errno: sqrt and friends vectorise (nothing here reads errno).
-    cxx_flags = ["-O3", "-fopenmp", "-std=c++17", "-fno-math-errno"]
+    extra = os.environ.get("PYDLR_EXTRA_CFLAGS", "").split()
+    cxx_flags = ["-O3", "-fopenmp", "-std=c++17", "-fno-math-errno"] + extra
     # PYDLR_NO_CUDA=1: the CPU-only extension even where CUDA could be built (a fallback when nvcc fails).
     use_cuda = (bool(cu_sources) and cpp_extension.CUDA_HOME is not None and _torch_has_cuda()
                 and os.environ.get("PYDLR_NO_CUDA", "") in ("", "0"))
@@ -26,10 +28,10 @@ def _extension():
             "pydlr._C",
             cpp_sources + cu_sources,
             extra_compile_args={"cxx": cxx_flags + ["-DPYDLR_WITH_CUDA"], "nvcc": ["-O3"]},
-            extra_link_args=["-fopenmp"],
+            extra_link_args=["-fopenmp"] + extra,
         )
     return cpp_extension.CppExtension(
-        "pydlr._C", cpp_sources, extra_compile_args=cxx_flags, extra_link_args=["-fopenmp"]
+        "pydlr._C", cpp_sources, extra_compile_args=cxx_flags, extra_link_args=["-fopenmp"] + extra
     )
 
 

@@ -54,8 +54,33 @@ NULL
   if (is.factor(x) && !is.character(levels(x))) {
     .bridge_fail(what, "is a factor without character levels", "rebuild it with factor()", call)
   }
+  if (is.factor(x)) .bridge_check_codes(x, what, call)
+  if (is_time) .bridge_check_time_range(x, what, call)
   if (mode == "tensor") .bridge_check_tensor(x, what, type, is_time, call)
   invisible(TRUE)
+}
+
+# A factor's codes must index its levels (a factor built with structure() or edited with attr<- may not).
+.bridge_check_codes <- function(x, what, call) {
+  codes <- unclass(x)
+  bad <- which(!is.na(codes) & (codes < 1L | codes > nlevels(x)))
+  if (length(bad)) {
+    .bridge_fail(what, sprintf("is a factor whose code %d at position %d is outside its %d levels",
+      codes[bad[1]], bad[1], nlevels(x)), "rebuild it with factor()", call)
+  }
+}
+
+# Arrow stores Dates as int32 days and POSIXct as int64 microseconds: Inf and values beyond those have no
+# Arrow equivalent (NA and NaN are missing values).
+.bridge_check_time_range <- function(x, what, call) {
+  v <- unclass(x)
+  limit <- if (inherits(x, "Date")) 2147483647 else 9.2e12
+  bad <- which(!is.na(v) & abs(v) > limit)
+  if (length(bad)) {
+    .bridge_fail(what, sprintf("has %s %s at position %d, outside the range Arrow can store (%s)",
+      if (inherits(x, "Date")) "the Date" else "the POSIXct", format(v[bad[1]]), bad[1],
+      if (inherits(x, "Date")) "int32 days" else "int64 microseconds"), "set such values to NA first", call)
+  }
 }
 
 .bridge_check_tensor <- function(x, what, type, is_time, call) {

@@ -335,12 +335,19 @@ static void export_factor(SEXP x, R_xlen_t off, R_xlen_t n, int mode, struct Arr
   int32_t* idx = checked_malloc((size_t)n * sizeof(int32_t));
   p->owned[1] = idx;
   p->buffers[1] = idx;
-  for (R_xlen_t i = 0; i < n; i++) idx[i] = codes[i] == NA_INTEGER ? 0 : codes[i] - 1;
+  SEXP levels = Rf_getAttrib(x, R_LevelsSymbol);
+  if (TYPEOF(levels) != STRSXP) Rf_error("pydlr bridge: factor levels must be character");
+  /* An index past the dictionary would make every Arrow reader read past its end. */
+  R_xlen_t n_levels = XLENGTH(levels);
+  for (R_xlen_t i = 0; i < n; i++) {
+    if (codes[i] != NA_INTEGER && (codes[i] < 1 || codes[i] > n_levels)) {
+      Rf_error("pydlr bridge: factor code %d outside its %ld levels", codes[i], (long)n_levels);
+    }
+    idx[i] = codes[i] == NA_INTEGER ? 0 : codes[i] - 1;
+  }
   if (mode == PYDLR_MODE_TENSOR) return;
   set_validity(x, off, n, 0, a);
   if (Rf_inherits(x, "ordered")) s->flags |= ARROW_FLAG_DICTIONARY_ORDERED;
-  SEXP levels = Rf_getAttrib(x, R_LevelsSymbol);
-  if (TYPEOF(levels) != STRSXP) Rf_error("pydlr bridge: factor levels must be character");
   schema_private* sp = s->private_data;
   sp->dictionary = checked_calloc(1, sizeof(struct ArrowSchema));
   s->dictionary = sp->dictionary;
@@ -371,7 +378,11 @@ static void export_date(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* a) 
     for (R_xlen_t i = 0; i < n; i++) days[i] = v[i] == NA_INTEGER ? 0 : v[i];
   } else {
     const double* v = REAL_RO(x) + off;
-    for (R_xlen_t i = 0; i < n; i++) days[i] = ISNAN(v[i]) ? 0 : (int32_t)floor(v[i]);
+    for (R_xlen_t i = 0; i < n; i++) {
+      /* out of int32's range the conversion is undefined behaviour */
+      if (!ISNAN(v[i]) && !(fabs(v[i]) <= 2147483647.0)) Rf_error("pydlr bridge: a Date beyond Arrow's date32 range");
+      days[i] = ISNAN(v[i]) ? 0 : (int32_t)floor(v[i]);
+    }
   }
   set_validity(x, off, n, 1, a);
 }
@@ -382,7 +393,10 @@ static void export_posixct(SEXP x, R_xlen_t off, R_xlen_t n, struct ArrowArray* 
   p->owned[1] = micros;
   p->buffers[1] = micros;
   const double* v = REAL_RO(x) + off;
-  for (R_xlen_t i = 0; i < n; i++) micros[i] = ISNAN(v[i]) ? 0 : llround(v[i] * 1e6);
+  for (R_xlen_t i = 0; i < n; i++) {
+    if (!ISNAN(v[i]) && !(fabs(v[i]) <= 9.2e12)) Rf_error("pydlr bridge: a POSIXct beyond Arrow's int64 microseconds");
+    micros[i] = ISNAN(v[i]) ? 0 : llround(v[i] * 1e6);
+  }
   set_validity(x, off, n, 1, a);
 }
 

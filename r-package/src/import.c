@@ -6,6 +6,7 @@
  * in C order the copy itself transposes (still one copy). This file never releases the structs: the R
  * caller does (on.exit), so an R error here leaks nothing. */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -379,6 +380,7 @@ static column make_column(const struct ArrowSchema* s, const struct ArrowArray* 
 static SEXP import_data_frame(const struct ArrowSchema* s, const struct ArrowArray* a) {
   if (a->null_count > 0) Rf_error("pydlr bridge: a struct array with null rows is not a table");
   int64_t n = a->length;
+  if (n > INT_MAX) Rf_error("pydlr bridge: a table of %.0f rows is longer than an R data.frame can be", (double)n);
   SEXP out = PROTECT(Rf_allocVector(VECSXP, s->n_children));
   SEXP names = PROTECT(Rf_allocVector(STRSXP, s->n_children));
   char label[512];
@@ -404,7 +406,141 @@ static void* address_at(SEXP addresses, int i) {
   if (TYPEOF(addresses) != REALSXP || XLENGTH(addresses) != 2) {
     Rf_error("pydlr bridge: expected c(schema address, array address)");
   }
-  return (void*)(uintptr_t)REAL(addresses)[i];
+  double v = REAL(addresses)[i];
+  if (!(v > 0) || v != floor(v) || v >= 18446744073709551616.0) {
+    Rf_error("pydlr bridge: the %s address is not a valid pointer (%g)", i == 0 ? "schema" : "array", v);
+  }
+  return (void*)(uintptr_t)v;
+}
+
+/* ---- validation of what a producer handed over, before anything is read ----
+ * The C Data Interface carries no buffer sizes: what can be checked is that the structs agree with
+ * each other and with the format (lengths, offsets, buffer and child counts, buffers present where
+ * data must be, dictionaries on both sides), that string offsets run forward from a non-negative start
+ * and that string views stay inside their buffers (whose sizes the format does carry). A buffer shorter
+ * than its length says cannot be detected here. */
+
+#define MAX_NESTING 64
+
+static void bad(const char* label, const char* problem) {
+  Rf_error("pydlr bridge: %s is malformed Arrow data (%s); the producer broke the Arrow C Data "
+           "Interface, so nothing was read",
+           label, problem);
+}
+
+/* Buffers a format the importer reads needs (-1: a string view, 3 or more; -2: a format it does not
+ * read, refused later by import_column with the name of its type). */
+static int64_t buffers_expected(const char* f) {
+  if (strcmp(f, "n") == 0) return 0;
+  if (strcmp(f, "+s") == 0) return 1;
+  if (strcmp(f, "u") == 0 || strcmp(f, "U") == 0) return 3;
+  if (strcmp(f, "vu") == 0) return -1;
+  if (f[0] != '\0' && f[1] == '\0' && strchr("bcCsSiIlLfg", f[0]) != NULL) return 2;
+  if (strcmp(f, "tdD") == 0 || strcmp(f, "tdm") == 0) return 2;
+  if (strncmp(f, "ts", 2) == 0 && f[2] != '\0' && strchr("smun", f[2]) != NULL && f[3] == ':') return 2;
+  return -2;
+}
+
+/* Offsets (32- or 64-bit) of the n strings from start: non-negative, never decreasing, and a data
+ * buffer when they span any bytes (an array of empty strings may have none). */
+#define CHECK_OFFSETS(T)                                                                   \
+  do {                                                                                     \
+    const T* off = a->buffers[1];                                                          \
+    if (off[start] < 0) bad(label, "a negative string offset");                            \
+    for (int64_t i = start; i < start + n; i++) {                                          \
+      if (off[i + 1] < off[i]) bad(label, "string offsets that go backwards");             \
+    }                                                                                      \
+    if (a->buffers[2] == NULL && off[start + n] != off[start]) bad(label, "no string data buffer"); \
+  } while (0)
+
+/* Views: the last buffer holds the sizes of the variadic data buffers (buffers 2 .. n_buffers - 2). */
+static void check_views(const char* label, const struct ArrowArray* a, int64_t start, int64_t n,
+                        const uint8_t* validity) {
+  int64_t n_data = a->n_buffers - 3;
+  const int64_t* sizes = a->buffers[a->n_buffers - 1];
+  if (n_data > 0 && sizes == NULL) bad(label, "no buffer of variadic buffer sizes");
+  for (int64_t k = 0; k < n_data; k++) {
+    if (sizes[k] < 0) bad(label, "a negative variadic buffer size");
+    if (a->buffers[2 + k] == NULL && sizes[k] > 0) bad(label, "a missing string data buffer");
+  }
+  const uint8_t* views = a->buffers[1];
+  for (int64_t k = start; k < start + n; k++) {
+    if (!valid_at(validity, k)) continue;
+    int32_t size, buffer, offset;
+    memcpy(&size, views + 16 * k, 4);
+    if (size < 0) bad(label, "a string view of negative length");
+    if (size <= 12) continue;
+    memcpy(&buffer, views + 16 * k + 8, 4);
+    memcpy(&offset, views + 16 * k + 12, 4);
+    if (buffer < 0 || buffer >= n_data) bad(label, "a string view into a data buffer that does not exist");
+    if (offset < 0 || (int64_t)offset + size > sizes[buffer]) bad(label, "a string view past the end of its buffer");
+  }
+}
+
+static void check_array(const struct ArrowSchema* s, const struct ArrowArray* a, int64_t parent_start,
+                        int64_t n, const char* label, int depth);
+
+static void check_dictionary(const struct ArrowSchema* s, const struct ArrowArray* a, const char* label,
+                             int depth) {
+  if ((s->dictionary == NULL) != (a->dictionary == NULL)) {
+    bad(label, s->dictionary == NULL ? "a dictionary array without a dictionary schema"
+                                     : "a dictionary schema without a dictionary array");
+  }
+  if (s->dictionary == NULL) return;
+  if (a->dictionary->length < 0) bad(label, "a dictionary of negative length");
+  check_array(s->dictionary, a->dictionary, 0, a->dictionary->length, label, depth + 1);
+}
+
+/* The counts of one array: lengths, offsets and nulls in range, schema and array agreeing. */
+static void check_counts(const struct ArrowSchema* s, const struct ArrowArray* a, int64_t parent_start,
+                         int64_t n, const char* label) {
+  if (s->format == NULL) bad(label, "no format string");
+  if (a->length < 0) bad(label, "a negative length");
+  if (a->offset < 0) bad(label, "a negative offset");
+  if (a->null_count < -1) bad(label, "a null count below -1");
+  if (a->null_count > a->length) bad(label, "more nulls than elements");
+  if (a->n_buffers < 0 || a->n_children < 0 || s->n_children < 0) bad(label, "a negative count");
+  if (a->offset > INT64_MAX - a->length) bad(label, "an offset plus length that overflows");
+  if (parent_start < 0 || n < 0 || parent_start > a->length - n) {
+    bad(label, "a child shorter than its parent's offset plus length");
+  }
+  if (s->n_children != a->n_children) bad(label, "schema and array with different numbers of children");
+  if (a->n_children > 0 && (s->children == NULL || a->children == NULL)) bad(label, "children missing");
+  if (a->n_buffers > 0 && a->buffers == NULL) bad(label, "buffers missing");
+}
+
+/* Checks the n elements that will be read, from parent_start + a->offset in a's buffers. */
+static void check_array(const struct ArrowSchema* s, const struct ArrowArray* a, int64_t parent_start,
+                        int64_t n, const char* label, int depth) {
+  if (depth > MAX_NESTING) bad(label, "nesting deeper than 64 levels");
+  if (s == NULL || a == NULL) bad(label, "a missing child schema or array");
+  check_counts(s, a, parent_start, n, label);
+  check_dictionary(s, a, label, depth);
+  const char* f = s->format;
+  int64_t want = s->dictionary != NULL ? 2 : buffers_expected(f);
+  if (want == -2) return; /* not read: refused by import_column */
+  if (want >= 0 ? a->n_buffers != want : a->n_buffers < 3) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%lld buffers for format '%.8s'", (long long)a->n_buffers, f);
+    bad(label, msg);
+  }
+  if (a->null_count > 0 && a->n_buffers > 0 && a->buffers[0] == NULL) bad(label, "nulls but no validity buffer");
+  if (n == 0) return;
+  int64_t start = parent_start + a->offset;
+  if (a->n_buffers >= 2 && a->buffers[1] == NULL) bad(label, "a missing data buffer");
+  const uint8_t* validity = a->null_count != 0 && a->n_buffers > 0 ? a->buffers[0] : NULL;
+  if (s->dictionary == NULL && strcmp(f, "u") == 0) CHECK_OFFSETS(int32_t);
+  if (s->dictionary == NULL && strcmp(f, "U") == 0) CHECK_OFFSETS(int64_t);
+  if (s->dictionary == NULL && strcmp(f, "vu") == 0) check_views(label, a, start, n, validity);
+  if (strcmp(f, "+s") == 0) {
+    char child_label[512];
+    for (int64_t j = 0; j < a->n_children; j++) {
+      if (s->children[j] == NULL || a->children[j] == NULL) bad(label, "a missing child schema or array");
+      const char* name = s->children[j]->name ? s->children[j]->name : "";
+      snprintf(child_label, sizeof child_label, "column `%s`", name);
+      check_array(s->children[j], a->children[j], start, n, child_label, depth + 1);
+    }
+  }
 }
 
 /* Reads the exported structs at addresses = c(schema, array). shape: NULL, or the array's dims in
@@ -414,12 +550,17 @@ SEXP pydlr_c_import(SEXP addresses, SEXP shape, SEXP c_order) {
   const struct ArrowSchema* s = address_at(addresses, 0);
   const struct ArrowArray* a = address_at(addresses, 1);
   if (s->release == NULL || a->release == NULL) Rf_error("pydlr bridge: the Arrow structs are released");
+  check_array(s, a, 0, a->length, "the array", 0);
   if (strcmp(s->format, "+s") == 0) return import_data_frame(s, a);
 
+  if (!Rf_isNull(shape) && TYPEOF(shape) != INTSXP) Rf_error("pydlr bridge: the shape must be an integer vector");
   int nd = Rf_isNull(shape) ? 0 : (int)XLENGTH(shape);
   if (nd > MAX_DIMS) Rf_error("pydlr bridge: at most %d dimensions", MAX_DIMS);
   double total = 1;
-  for (int k = 0; k < nd; k++) total *= INTEGER(shape)[k];
+  for (int k = 0; k < nd; k++) {
+    if (INTEGER(shape)[k] == NA_INTEGER || INTEGER(shape)[k] < 0) Rf_error("pydlr bridge: a negative or NA dimension");
+    total *= INTEGER(shape)[k];
+  }
   if (nd > 0 && total != (double)a->length) {
     Rf_error("pydlr bridge: shape holds %.0f elements but the array %.0f", total, (double)a->length);
   }
