@@ -8,6 +8,7 @@ for R's C code, which copies once into R vectors and releases them.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,79 @@ def import_from_c(schema_addr: float | int, array_addr: float | int, batch: bool
     pyarrow.Array or pyarrow.RecordBatch
         Whose buffers are the producer's memory (R's, for R vectors that allow it).
     """
-    array_ptr, schema_ptr = int(array_addr), int(schema_addr)
-    if batch:
-        return pa.RecordBatch._import_from_c(array_ptr, schema_ptr)
-    return pa.Array._import_from_c(array_ptr, schema_ptr)
+    schema_ptr, array_ptr = _struct_address(schema_addr, "schema_addr"), _struct_address(array_addr, "array_addr")
+    _check_structs(schema_ptr, array_ptr)
+    try:
+        data = (pa.RecordBatch if batch else pa.Array)._import_from_c(array_ptr, schema_ptr)
+        # Numbers: the O(1) checks (lengths, offsets, null counts), so their import stays zero-copy at any
+        # size. Strings and dictionaries: also their offsets, views and indices, O(n) like the copy R
+        # made to export them, since a bad one makes every later read go out of bounds.
+        data.validate(full=_has_indirection(data.schema if batch else data.type))
+    except (pa.ArrowInvalid, pa.ArrowIndexError) as e:
+        raise InputError("array_addr", "Arrow C Data Interface structs that follow the specification",
+                         f"structs pyarrow refuses ({e})", where=_WHERE) from None
+    return data
+
+
+def _has_indirection(t: pa.DataType | pa.Schema) -> bool:
+    """Whether reading the type follows offsets, views or indices stored in the data."""
+    if isinstance(t, pa.Schema):
+        return any(_has_indirection(f.type) for f in t)
+    return (pa.types.is_dictionary(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_binary(t) or pa.types.is_large_binary(t) or t.id in _VIEW_IDS
+            or pa.types.is_nested(t))
+
+
+_VIEW_IDS = {getattr(pa, name)().id for name in ("string_view", "binary_view") if hasattr(pa, name)}
+
+
+def _struct_address(addr: float | int, argument: str) -> int:
+    if isinstance(addr, bool) or not isinstance(addr, (int, float, np.integer, np.floating)) or not addr > 0 \
+            or addr != int(addr):
+        raise InputError(argument, "the address of an Arrow C struct (a positive whole number)", addr,
+                         where=_WHERE)
+    return int(addr)
+
+
+def _check_structs(schema_ptr: int, array_ptr: int) -> None:
+    """What pyarrow's import would dereference without checking: the format, the buffer and child
+    pointers (at the top level and one level down, as R's exporter builds: a struct of columns, each
+    with at most a dictionary). Released structs are refused too. O(columns), no data read."""
+    from pydlr.bridge.cabi import ArrowArray, ArrowSchema
+
+    def check(s: ArrowSchema, a: ArrowArray, what: str, depth: int) -> None:
+        problem = None
+        if depth == 0 and not (s.release and a.release):
+            problem = "released structs"
+        elif not s.format:
+            problem = "a schema without a format string"
+        elif a.length < 0 or a.offset < 0 or a.null_count < -1:
+            problem = "a negative length, offset or null count"
+        elif a.n_buffers > 0 and not a.buffers:
+            problem = "an array without its buffers"
+        elif s.n_children != a.n_children or a.n_children < 0:
+            problem = "schema and array with different numbers of children"
+        elif a.n_children > 0 and not (s.children and a.children):
+            problem = "children missing"
+        elif bool(s.dictionary) != bool(a.dictionary):
+            problem = "a dictionary on one side only"
+        if problem:
+            raise InputError("array_addr", "Arrow C Data Interface structs that follow the specification",
+                             f"{what} with {problem}", where=_WHERE)
+        if depth >= 1:
+            return
+        sp = ctypes.cast(s.children, ctypes.POINTER(ctypes.c_void_p))
+        ap = ctypes.cast(a.children, ctypes.POINTER(ctypes.c_void_p))
+        for j in range(a.n_children):
+            if not sp[j] or not ap[j]:
+                raise InputError("array_addr", "Arrow C Data Interface structs that follow the specification",
+                                 f"child {j} missing", where=_WHERE)
+            check(ArrowSchema.from_address(sp[j]), ArrowArray.from_address(ap[j]), f"child {j}", depth + 1)
+        if s.dictionary:
+            check(ArrowSchema.from_address(s.dictionary), ArrowArray.from_address(a.dictionary), "the dictionary",
+                  depth + 1)
+
+    check(ArrowSchema.from_address(schema_ptr), ArrowArray.from_address(array_ptr), "the array", 0)
 
 
 @dataclass

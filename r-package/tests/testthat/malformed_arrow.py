@@ -1,8 +1,8 @@
 """Arrow C Data Interface structs that break the specification, for the bridge's importers' tests.
 
 ``case(name)`` returns ``[schema address, array address]`` (floats, as R's importer takes them) of structs
-built with ctypes; they stay alive in ``_KEEP`` until ``clear()``. Their release callbacks do nothing, so
-an importer that calls them frees nothing it does not own. Shared by testthat (through reticulate) and
+built with ctypes; they stay alive in ``_KEEP`` until ``clear()``. Their release callbacks only mark them
+released, so an importer that calls them frees nothing it does not own. Shared by testthat (through reticulate) and
 pytest (tests/test_bridge_malformed.py).
 """
 
@@ -47,8 +47,9 @@ ArrowArray._fields_ = [
     ("children", ctypes.POINTER(ctypes.POINTER(ArrowArray))), ("dictionary", ctypes.POINTER(ArrowArray)),
     ("release", _ARRAY_RELEASE), ("private_data", ctypes.c_void_p),
 ]
-_NO_SCHEMA_RELEASE = _SCHEMA_RELEASE(lambda s: None)
-_NO_ARRAY_RELEASE = _ARRAY_RELEASE(lambda a: None)
+# The specification's release: mark the struct released (set release to NULL); the memory is _KEEP's.
+_NO_SCHEMA_RELEASE = _SCHEMA_RELEASE(lambda s: setattr(s.contents, "release", _SCHEMA_RELEASE()))
+_NO_ARRAY_RELEASE = _ARRAY_RELEASE(lambda a: setattr(a.contents, "release", _ARRAY_RELEASE()))
 
 
 def _buf(data: bytes | None) -> int | None:
