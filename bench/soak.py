@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pydlr  # noqa: E402
 from pydlr.data import load_fashion_mnist  # noqa: E402
 from pydlr.models import seed_cnn  # noqa: E402
+from pydlr.train import losses  # noqa: E402
 
 FIELDS = ["cycle", "elapsed_s", "rss_mib", "hwm_mib", "open_fds", "threads", "cycle_s", "loss"]
 
@@ -51,7 +52,9 @@ def proc_status() -> dict[str, float]:
 def build_model(seed: int) -> pydlr.Sequential:
     torch.manual_seed(seed)
     model = seed_cnn(head=True, model_class=pydlr.Sequential)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # seed_cnn ends in logits (no softmax)
+    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
     return model
 
 
