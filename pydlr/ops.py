@@ -9,12 +9,35 @@ itself with ``TORCH_CHECK`` and raise ``RuntimeError`` with a message naming the
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 
-from pydlr import _C  # importing registers torch.ops.pydlr.*
 from pydlr.errors import InputError
+
+
+def _load_native():
+    """pydlr._C, or the build named by PYDLR_NATIVE_LIB (a path to another build of the same extension:
+    scripts/sanitize.sh runs the tests on one built with AddressSanitizer, its child processes included)."""
+    path = os.environ.get("PYDLR_NATIVE_LIB")
+    if not path:
+        from pydlr import _C
+
+        return _C
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("pydlr._C", path)
+    if spec is None or not os.path.isfile(path):
+        raise ImportError(f"PYDLR_NATIVE_LIB={path!r} is not a file; unset it to use pydlr's own build")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pydlr._C"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_C = _load_native()  # importing registers torch.ops.pydlr.*
 
 ACTIVATIONS = ("none", "relu", "relu6")
 

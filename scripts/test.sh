@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: set everything up, then run every test (lint, Python + native + mixed R/Python, R,
-# R CMD check, the vignettes).
+# R CMD check, the vignettes, the sanitizer run).
 # Exits non-zero on any failure and ends with one line "N passed, N failed".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +34,10 @@ if .venv/bin/python scripts/reliability_table.py --check --results /tmp/pydlr-py
   extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
 echo "== vignettes (rendered to HTML)"
 if bash scripts/render_vignettes.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
+# The C and C++ code rebuilt with AddressSanitizer + UndefinedBehaviorSanitizer in build/asan/, and the native,
+# bridge and mixed R/Python tests run on it: one test passed or failed (builds cached; see the script).
+echo "== sanitizers (ASan + UBSan)"
+if bash scripts/sanitize.sh; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
 
 count() { grep -oE "[0-9]+ $1" "$2" | tail -1 | grep -oE '^[0-9]+' || echo 0; }
 passed=$(( $(count passed /tmp/pydlr-pytest.log) + $(count 'R-passed' /tmp/pydlr-testthat.log) + extra_passed ))

@@ -584,3 +584,20 @@ def test_bad_python_arguments_raise_input_error():
         torch.ops.pydlr.conv2d_act(x, w, b, [1, 1], [0, 0], [1, 1], 1, "gelu")
     with pytest.raises(RuntimeError, match=r"stride must be positive"):
         torch.ops.pydlr.conv2d(x, w, b, [0, 1], [0, 0], [1, 1], 1)
+
+
+def test_native_lib_override_loads_that_build_or_says_why_not(tmp_path):
+    """PYDLR_NATIVE_LIB (the sanitizer run's switch) loads the named build, in child processes too."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import pydlr.ops as o, torch; print(o._C.__file__); print(torch.ops.pydlr.conv2d is not None)"
+    env = dict(os.environ, PYTHONPATH=root, PYDLR_NATIVE_LIB=ops._C.__file__)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [ops._C.__file__, "True"]
+    env["PYDLR_NATIVE_LIB"] = str(tmp_path / "missing.so")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "missing.so' is not a file; unset it" in out.stderr
