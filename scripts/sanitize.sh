@@ -8,8 +8,12 @@
 # Usage: bash scripts/sanitize.sh            (after scripts/setup.sh; scripts/test.sh runs it)
 # What runs (a focused subset, to stay within ~6 minutes on 2 cores once the builds are cached):
 #   pytest tests/test_ops.py tests/test_ops_pool.py tests/test_ops_fused.py tests/test_bridge.py
-#          tests/test_bridge_mixed.py tests/test_bridge_rpy2.py tests/test_bridge_malformed.py
-#   testthat test-bridge.R, test-bridge-memory.R, test-bridge-malformed.R
+#          tests/test_bridge_malformed.py tests/test_properties.py (native operators on random geometry)
+#   testthat test-bridge.R, test-bridge-memory.R, test-bridge-malformed.R: R driving Python through
+#          reticulate in one process, the sanitized bridge and the sanitized native operators together
+# Not run: the tests that embed R in Python through rpy2 (test_bridge_mixed.py, test_bridge_rpy2.py, the
+# "through_r" properties). rpy2's embedded R crashes at start-up under the preloaded ASan runtime before any
+# pydlr code runs (R 4.2, rpy2 3.5.17: `import rpy2.robjects as ro; ro.r("1+1")` alone does).
 # The builds are cached in build/asan/ by a hash of their sources: a cold build of native/ takes several
 # minutes on 2 cores (torch's headers), the R package about one.
 # Python and R are not built with the sanitizers (the runtime is preloaded) and keep memory until exit by
@@ -51,9 +55,13 @@ if [ "$(cat "$OUT/rpkg.stamp" 2>/dev/null)" != "$h" ] || [ ! -d "$OUT/rlib/pydlr
 fi
 
 # --- the tests, with the sanitizer runtime preloaded ---------------------------------------------------
-export LD_PRELOAD="$LIBASAN"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:print_summary=1:detect_odr_violation=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# libstdc++ is preloaded too: Python and R do not link it, and ASan's interceptor of C++ throws needs it
+# resolved at start-up (else the first exception torch throws, e.g. for a bad argument, aborts the process).
+export LD_PRELOAD="$LIBASAN $(gcc -print-file-name=libstdc++.so)"
+# Reports go to files (pytest captures the tests' stderr, and a process that halts takes it with it).
+rm -rf "$OUT/reports" && mkdir -p "$OUT/reports"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:detect_odr_violation=0:log_path=$OUT/reports/asan"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$OUT/reports/ubsan"
 # The sanitizer runtime refuses libraries opened with RTLD_DEEPBIND, which the R package uses for torch's
 # import (to keep R's BLAS out of torch's products): off here, at the cost of speed only.
 export PYDLR_DEEPBIND=0
@@ -68,7 +76,7 @@ Rscript -e 'library(pydlr); p <- getLoadedDLLs()[["pydlr"]][["path"]]; if (!grep
 
 log "pytest (native operators, bridge, mixed R/Python)"
 "$PY" -m pytest -p no:cacheprovider -q -x tests/test_ops.py tests/test_ops_pool.py tests/test_ops_fused.py \
-  tests/test_bridge.py tests/test_bridge_mixed.py tests/test_bridge_rpy2.py tests/test_bridge_malformed.py \
+  tests/test_bridge.py tests/test_bridge_malformed.py tests/test_properties.py -k "not through_r" \
   2>&1 | tee "$OUT/pytest.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
@@ -84,9 +92,10 @@ for (f in files[file.exists(files)]) {
 quit(status = if (failed > 0) 1L else 0L)' 2>&1 | tee "$OUT/testthat.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
-# A sanitizer report inside a child process that a test tolerated still fails the run.
-if grep -qE "ERROR: AddressSanitizer|runtime error:" "$OUT/pytest.log" "$OUT/testthat.log"; then
-  log "sanitizer reports found:"; grep -E "ERROR: AddressSanitizer|runtime error:" "$OUT/pytest.log" "$OUT/testthat.log"
+# Any report fails the run, also one from a child process that a test tolerated.
+if [ -n "$(ls -A "$OUT/reports")" ]; then
+  log "sanitizer reports (in $OUT/reports):"
+  for f in "$OUT"/reports/*; do echo "--- $f"; head -40 "$f"; done
   status=1
 fi
 [ "$status" = 0 ] && log "clean" || log "FAILED"

@@ -59,7 +59,9 @@ test_that("10,000 round trips do not grow the R process's memory", {
   growth <- vm_rss_mb() - before
   expect_identical(back, x)
   expect_identical(back_df, df)
-  # Leaking x (or its copy) once per trip would be >= 80 MB (8 KB x 10,000).
-  expect_lt(growth, 16)
+  # Leaking x (or its copy) once per trip would be >= 80 MB (8 KB x 10,000). Under AddressSanitizer
+  # (scripts/sanitize.sh) freed memory waits in a quarantine of 256 MB before reuse, so resident memory
+  # grows without a leak there; ASan checks every access to that memory instead.
+  if (!grepl("libasan", Sys.getenv("LD_PRELOAD"), fixed = TRUE)) expect_lt(growth, 16)
   expect_equal(bridge_live(), base)
 })
