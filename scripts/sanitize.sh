@@ -49,7 +49,8 @@ if [ "$(cat "$OUT/rpkg.stamp" 2>/dev/null)" != "$h" ] || [ ! -d "$OUT/rlib/pydlr
   mkdir -p "$OUT/rlib"
   printf 'CFLAGS = -g -O1 %s\nLDFLAGS = %s\n' "$SAN" "$SAN" >"$OUT/Makevars"
   mkdir -p r-package/inst && printf '%s\n' "$PY" >r-package/inst/python-path
-  R_MAKEVARS_USER="$OUT/Makevars" R CMD INSTALL --no-multiarch --no-test-load --no-docs \
+  # --preclean: object files an ordinary install left in r-package/src must not be linked in instead
+  R_MAKEVARS_USER="$OUT/Makevars" R CMD INSTALL --preclean --clean --no-multiarch --no-test-load --no-docs \
     --library="$OUT/rlib" r-package >"$OUT/rpkg-build.log" 2>&1 || { tail -30 "$OUT/rpkg-build.log"; exit 1; }
   echo "$h" >"$OUT/rpkg.stamp"
 fi
@@ -69,7 +70,10 @@ PYDLR_NATIVE_LIB="$(ls "$OUT"/lib/pydlr/_C*.so)"
 export PYDLR_NATIVE_LIB
 export R_LIBS="$OUT/rlib${R_LIBS:+:$R_LIBS}"
 status=0
-# The sanitized builds are the ones loaded (a stale path would make a clean run mean nothing).
+# The sanitized builds are instrumented and are the ones loaded (else a clean run would mean nothing).
+for so in "$PYDLR_NATIVE_LIB" "$OUT/rlib/pydlr/libs/pydlr.so"; do
+  nm -D "$so" | grep -q __asan_report || { echo "sanitize: $so is not built with AddressSanitizer"; exit 1; }
+done
 "$PY" -c "import pydlr.ops as o, sys; sys.exit(0 if '/build/asan/' in o._C.__file__ else 'not the sanitized _C: ' + o._C.__file__)" || exit 1
 Rscript -e 'library(pydlr); p <- getLoadedDLLs()[["pydlr"]][["path"]]; if (!grepl("/build/asan/", p)) stop("not the sanitized R package: ", p)' \
   >/dev/null || exit 1
