@@ -86,7 +86,7 @@ static const char* describe_format(const char* f) {
   for (int i = 0; names[i].prefix != NULL; i++) {
     if (strncmp(f, names[i].prefix, strlen(names[i].prefix)) == 0) return names[i].name;
   }
-  return "an unsupported type";
+  return "unknown to pydlr";
 }
 
 static void unsupported(const char* label, const char* format) {

@@ -180,5 +180,12 @@ def case(name: str) -> list[float]:
     return [float(ctypes.addressof(s)), float(ctypes.addressof(a))]
 
 
+def released(addresses: list[float]) -> bool:
+    """Whether both structs at ``addresses`` were released (their release callbacks set to NULL)."""
+    s = ArrowSchema.from_address(int(addresses[0]))
+    a = ArrowArray.from_address(int(addresses[1]))
+    return not s.release and not a.release
+
+
 def clear() -> None:
     _KEEP.clear()

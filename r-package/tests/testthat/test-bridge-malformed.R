@@ -53,11 +53,13 @@ test_that("a null address or a bad shape is refused before anything is read", {
   expect_identical(.Call(pydlr:::C_bridge_import, shells[[2]], c(2L, 3L), FALSE), matrix(0:5, 2, 3))
 })
 
-test_that("the rpy2 entry point releases what it imported even when the structs are malformed", {
+test_that("the rpy2 entry point refuses malformed structs and still releases them", {
   m <- malformed()
   on.exit(m$clear(), add = TRUE)
   addresses <- as.double(unlist(m$case("string_offsets_backwards")))
+  expect_false(m$released(addresses))
   expect_error(pydlr:::.bridge_import_from_py(addresses, NULL, FALSE), "malformed")
+  expect_true(m$released(addresses))
 })
 
 # ---- R objects with unusual representations -----------------------------------------------------------
