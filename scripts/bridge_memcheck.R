@@ -2,8 +2,10 @@
 #   Rscript scripts/bridge_memcheck.R gctorture   a garbage collection at every R allocation inside the
 #                                                 bridge's C code: an object it forgot to PROTECT is
 #                                                 collected while still in use and the checks fail
-#   R -d "valgrind --error-exitcode=3" --vanilla -f scripts/bridge_memcheck.R --args valgrind
-#                                                 the same calls under valgrind's memcheck
+#   PYTHONMALLOC=malloc R -d "valgrind --num-callers=20" --vanilla -f scripts/bridge_memcheck.R --args valgrind
+#                                                 the same calls under valgrind's memcheck (its report lists
+#                                                 CPython's and the loader's usual false positives too:
+#                                                 look for frames in pydlr.so)
 # Run from the repository root after `source scripts/env.sh`, with R_LIBS / PYTHONPATH pointing at the
 # build to check. Prints "bridge_memcheck: N checks passed" and exits non-zero on a failed check.
 mode <- commandArgs(trailingOnly = TRUE)[1]
