@@ -61,7 +61,10 @@
     "finally:",
     "    sys.setdlopenflags(_flags)",
     "_spec = importlib.util.find_spec('pydlr')",
-    "_native = sorted(glob.glob(os.path.join(_spec.submodule_search_locations[0], '_C*.so'))) if _spec else []",
+    # The build pydlr.ops will load: PYDLR_NATIVE_LIB's (another build, e.g. the sanitized one) when set, as
+    # loading both would register torch.ops.pydlr twice.
+    "_native = [os.environ['PYDLR_NATIVE_LIB']] if os.environ.get('PYDLR_NATIVE_LIB') else (",
+    "    sorted(glob.glob(os.path.join(_spec.submodule_search_locations[0], '_C*.so'))) if _spec else [])",
     sprintf("_handle = ctypes.CDLL(_native[0], mode=%s) if _native else None", flags(bind_native)),
     if (!is.null(threads)) sprintf("torch.set_num_threads(%d)", as.integer(threads)),
     "_restored = sys.getdlopenflags() == _flags",
