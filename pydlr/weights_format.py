@@ -39,7 +39,21 @@ def weights_bytes(state: dict[str, torch.Tensor], metadata: dict[str, Any] | Non
     tensors = plain_tensors(state)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     meta[CHECKSUM_KEY] = tensors_sha256(tensors)
-    return _st_save(tensors, metadata=meta)
+    return safetensors_bytes(tensors, meta)
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """safetensors' own serialization with its JSON header written in sorted key order, so that the same
+    tensors and metadata always give the same bytes (a file's checksum identifies its content).
+
+    safetensors keeps the header in a hash map whose order changes from call to call; the tensor data and
+    their offsets are already in a fixed order, so only the header is rewritten (padded with spaces to a
+    multiple of 8 bytes, as safetensors pads it)."""
+    raw = _st_save(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + n:]
 
 
 CHECKSUM_KEY = "tensors_sha256"

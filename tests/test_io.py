@@ -91,6 +91,29 @@ def test_saved_files_get_ordinary_permissions(tmp_path: Path, name: str) -> None
         assert inner.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("name", ["model.keras", "w.weights.safetensors", "ckpt.safetensors"])
+def test_the_same_model_saves_to_the_same_bytes(tmp_path: Path, name: str) -> None:
+    """Saving twice gives byte-identical files (safetensors orders its header differently call to call),
+    so a file's checksum identifies what it holds."""
+    from pydlr.train.checkpoint import save_training_state
+
+    model = _trained_seed_model()
+    blobs = []
+    for i in range(3):
+        path = tmp_path / f"{i}{name}"
+        if name.startswith("w."):
+            io.save_weights(model, path)
+        elif name.startswith("ckpt"):
+            torch.manual_seed(0)  # the checkpoint holds the RNG state
+            save_training_state(path, model, model.optimizer, {"epoch": 1})
+        else:
+            io.save_model(model, path)
+        blobs.append(path.read_bytes())
+    assert blobs[0] == blobs[1] == blobs[2]
+    header_len = int.from_bytes(blobs[0][:8], "little")
+    assert header_len % 8 == 0  # safetensors' alignment of the data that follows
+
+
 def test_without_optimizer_and_summary_file_size(tmp_path: Path) -> None:
     model = models.seed_cnn()
     path = io.save_weights(model, tmp_path / "w.safetensors")

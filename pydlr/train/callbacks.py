@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pydlr.atomic_files import atomic_write
+from pydlr.atomic_files import atomic_write_bytes
 from pydlr.errors import InputError
 from pydlr.train.checkpoint import (
     check_writable,
@@ -25,6 +25,7 @@ from pydlr.train.events import CancelFitException
 from pydlr.train.history import History
 from pydlr.train.schedules import LearningRateScheduler, set_lr
 from pydlr.train.tensorboard import TensorBoard
+from pydlr.weights_format import safetensors_bytes
 
 __all__ = [
     "KerasCallback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
@@ -230,10 +231,8 @@ def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = F
     elif hasattr(model, "get_config"):
         io.save_weights(model, path)
     else:
-        from safetensors.torch import save_file
-
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pydlr-weights"}))
+        atomic_write_bytes(path, safetensors_bytes(tensors, {"format": "pydlr-weights"}))
 
 
 class ModelCheckpoint(LearnerCallback):

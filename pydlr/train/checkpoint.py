@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-from pydlr.atomic_files import atomic_write
+from pydlr.atomic_files import atomic_write_bytes
 from pydlr.errors import InputError
+from pydlr.weights_format import safetensors_bytes
 
 __all__ = ["save_training_state", "load_training_state", "check_writable"]
 
@@ -87,7 +87,7 @@ def save_training_state(path: str | os.PathLike, model: torch.nn.Module,
     metadata = {"format": FORMAT, "version": "1",
                 "meta": json.dumps(meta), "optimizer": json.dumps(optim_meta)}
     p = Path(path)
-    atomic_write(p, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write_bytes(p, safetensors_bytes(tensors, metadata))
 
 
 def load_training_state(path: str | os.PathLike, model: torch.nn.Module,
