@@ -7,6 +7,7 @@ NumPy arrays that are already float32 and C-contiguous are shared, not copied.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from pydlr.errors import InputError
 
-__all__ = ["as_x_tensor", "as_y_tensor", "check_lengths"]
+__all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values"]
 
 
 def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
@@ -38,17 +39,45 @@ def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
 def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
     """x as a contiguous float32 tensor; raises InputError on NaN/Inf or an empty or 0-d array."""
     t = _to_numpy_or_tensor(x, name, where)
-    if t.ndim < 1 or t.shape[0] == 0:
-        raise InputError(name, "a non-empty array with samples along the first axis", t, where=where)
-    if t.dtype == torch.bool:
-        t = t.to(torch.float32)
+    check_x_values(t, where, name, finite=False)
     if t.dtype != torch.float32:
         t = t.to(torch.float32)
-    if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).sum())
-        raise InputError(name, "finite numbers (no NaN/NA or Inf)", f"{bad} non-finite values",
-                         where=where)
+    check_x_values(t, where, name)
     return t.contiguous()
+
+
+def check_x_values(x: np.ndarray | torch.Tensor, where: str, name: str = "x", finite: bool = True) -> None:
+    """InputError unless ``x`` has samples along a first axis and (with ``finite``) only values that are
+    finite in float32: the checks every input array passes, whether converted at once or batch by batch."""
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise InputError(name, "a non-empty array with samples along the first axis", x, where=where)
+    bad = _count_non_finite(x) if finite else 0
+    if bad:
+        raise InputError(name, "finite numbers (no NaN/NA or Inf)", f"{bad} non-finite values", where=where)
+
+
+def _count_non_finite(x: np.ndarray | torch.Tensor) -> int:
+    """Values of ``x`` that are not finite once in float32 (NaN, Inf, beyond float32's range).
+
+    One read-only min/max reduction over the values in their memory order (a C- or F-ordered array is
+    viewed flat) decides the common case; the exact count, which allocates, runs only when something is
+    off."""
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            return 0
+        flat = x.reshape(-1) if x.is_contiguous() else x.contiguous().reshape(-1)
+    else:
+        if x.dtype.kind != "f":
+            return 0
+        flat = x.ravel(order="K")  # a view for C- and F-contiguous arrays (R's)
+        with warnings.catch_warnings():  # read-only memory (R's): only read here
+            warnings.simplefilter("ignore", UserWarning)
+            flat = torch.from_numpy(flat)
+    lo, hi = torch.aminmax(flat)
+    limit = float(np.finfo(np.float32).max)
+    if -limit <= float(lo) and float(hi) <= limit:  # also False for NaN
+        return 0
+    return int((~torch.isfinite(flat.to(torch.float32))).sum())
 
 
 def check_lengths(x: torch.Tensor, y: torch.Tensor | None, where: str = "fit", name: str = "y") -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths
+from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_values
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
@@ -105,35 +105,13 @@ class ArrayRows:
         return torch.from_numpy(out).view((out.shape[0], *self.shape[1:]))
 
 
-def _count_non_finite(arr: np.ndarray) -> int:
-    """Values of ``arr`` that are not finite once in float32 (NaN, Inf, beyond float32's range).
-
-    One read-only reduction over the array in its memory order (a C- or F-ordered array is viewed flat)
-    decides the common case; the exact count, which allocates, runs only when something is off."""
-    if arr.dtype.kind != "f":
-        return 0
-    flat = arr.ravel(order="K")  # a view for C- and F-contiguous arrays (R's)
-    with warnings.catch_warnings():  # read-only memory (R's): only read here
-        warnings.simplefilter("ignore", UserWarning)
-        lo, hi = torch.aminmax(torch.from_numpy(flat))
-    limit = float(np.finfo(np.float32).max)
-    if -limit <= float(lo) and float(hi) <= limit:  # also False for NaN
-        return 0
-    with np.errstate(over="ignore"):  # overflowing float32 is what is being counted
-        return int(np.count_nonzero(~np.isfinite(flat.astype(np.float32))))
-
-
 def prepare_x_rows(model: Any, x: Any, where: str, name: str = "x") -> ArrayRows | torch.Tensor:
     """``prepare_x`` for data read in order, batch by batch (predict, evaluate): a numeric NumPy array
     becomes an :class:`ArrayRows` after the same checks (shape, finite values) and no copy; anything
     else is ``prepare_x``'s float32 tensor."""
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
         return prepare_x(model, x, where, name)
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise InputError(name, "a non-empty array with samples along the first axis", x, where=where)
-    bad = _count_non_finite(x)
-    if bad:
-        raise InputError(name, "finite numbers (no NaN/NA or Inf)", f"{bad} non-finite values", where=where)
+    check_x_values(x, where, name)
     conform = getattr(model, "conform_input", None)
     shape = torch.empty(x.shape, device="meta")  # the shape checks only: no memory
     if conform is not None:
