@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pydlr.errors import InputError
+from pydlr.layers.preprocessing import resize_images
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "class_names", "decode_predictions", "preprocess"]
 
@@ -113,7 +113,7 @@ def preprocess(
     h, w = x.shape[2:]
     scale = resize / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    x = resize_images(x, (nh, nw), antialias=True)
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[:, :, top:top + size, left:left + size]
     if normalize and mode == "tflite":
