@@ -43,15 +43,21 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_torchrun_two_cpu_processes_train_identical_weights(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
+def run_two_processes(source: str, folder) -> None:
+    """``source`` written to ``folder`` and run by pydlr's torchrun launcher as 2 CPU processes (gloo),
+    with ``folder`` as its one argument; fails the test with the processes' stderr on a non-zero exit."""
+    script = folder / "script.py"
+    script.write_text(source)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "pydlr.train.distributed", "--nproc-per-node", "2",
-           "--master-port", str(free_port()), str(script), str(tmp_path)]
+           "--master-port", str(free_port()), str(script), str(folder)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_torchrun_two_cpu_processes_train_identical_weights(tmp_path):
+    run_two_processes(SCRIPT, tmp_path)
     w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
     h0 = json.loads((tmp_path / "hist0.json").read_text())
@@ -109,14 +115,7 @@ AUC_SCRIPT = textwrap.dedent('''
 
 
 def test_epoch_metrics_gather_every_process_under_torchrun(tmp_path):
-    script = tmp_path / "auc.py"
-    script.write_text(AUC_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "pydlr.train.distributed", "--nproc-per-node", "2",
-           "--master-port", str(free_port()), str(script), str(tmp_path)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_processes(AUC_SCRIPT, tmp_path)
     r0, r1 = (json.loads((tmp_path / f"auc{r}.json").read_text()) for r in (0, 1))
     assert r0["history"] == r1["history"]
     assert r0["history"]["auc"][0] == pytest.approx(r0["auc_all"], abs=1e-6)
