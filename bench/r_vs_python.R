@@ -9,7 +9,7 @@
 # on a batch of 64; one Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam);
 # predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784; lr_find()
 # (100 batches) and fit_one_cycle() (one epoch) of the seed CNN; predict() and evaluate() at batch 256 on the
-# 10,000 test images.
+# 10,000 test images; image_dataset_from_directory() + fit() over a folder of 6,400 PNGs.
 # R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
 # timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
 # runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
@@ -159,6 +159,20 @@ test_api <- function(verb) {
     vapply(seq_len(reps), function(i) elapsed(function() verb(state$model, state$x, state$y)), 0)
   }
 }
+# image_dataset_from_directory() + fit() from R: a folder of PNGs streamed by the decoding workers.
+image_folder_api <- local({
+  folder <- NULL
+  function(reps) {
+    if (is.null(folder)) folder <<- reticulate::py_to_r(work$image_folder(quick))
+    vapply(seq_len(reps), function(i) {
+      elapsed(function() {
+        ds <- image_dataset_from_directory(folder, color_mode = "grayscale", image_size = c(28, 28),
+                                           batch_size = 64, seed = 1, verbose = FALSE)
+        fit(softmax_seed_cnn(), ds, epochs = 1, verbose = 0, seed = 0)
+      })
+    }, 0)
+  }
+})
 predict_api <- test_api(function(model, x, y) predict(model, x, batch_size = 256L))
 evaluate_api <- test_api(function(model, x, y) evaluate(model, x, y, batch_size = 256L, verbose = 0L))
 
@@ -183,7 +197,9 @@ rows <- list(
   list(name = "predict_api", label = "  predict() batch 256 vs Python, f64", py = "predict_f64",
     reps = if (quick) 2L else 5L, warmup = 1L),
   list(name = "evaluate_api", label = "  evaluate() batch 256 vs Python, f64", py = "evaluate_f64",
-    reps = if (quick) 2L else 5L, warmup = 1L)
+    reps = if (quick) 2L else 5L, warmup = 1L),
+  list(name = "image_folder_api", label = if (quick) "  image folder + fit(), 1,280 PNGs" else
+    "  image folder + fit(), 6,400 PNGs", py = "image_folder_f", reps = if (quick) 1L else 2L, warmup = 1L)
 )
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
@@ -203,7 +219,8 @@ results <- list()
 for (row in rows) {
   py_name <- if (is.null(row$py)) row$name else row$py
   api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api, lr_find_api = lr_find_api,
-    one_cycle_api = one_cycle_api, predict_api = predict_api, evaluate_api = evaluate_api)
+    one_cycle_api = one_cycle_api, predict_api = predict_api, evaluate_api = evaluate_api,
+    image_folder_api = image_folder_api)
   run_r <- if (row$name %in% names(api_rows)) api_rows[[row$name]] else function(reps) r_times(row$name, reps)
   if (row$warmup > 0L) {
     run_r(row$warmup)

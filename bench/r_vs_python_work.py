@@ -160,10 +160,39 @@ def _evaluate_f64(quick: bool) -> Callable[[], object]:
     return lambda: model.evaluate(x, y, batch_size=256, verbose=0)
 
 
+def image_folder(quick: bool) -> str:
+    """A folder of Fashion-MNIST PNGs in class folders (6,400 images; 1,280 with ``quick``), made once."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_image_folder import make_image_folder
+
+    limit = 1280 if quick else 6400
+    folder = Path(f"/tmp/pydlr-r-vs-python-folder-{limit}")
+    if not (folder / ".complete").exists():
+        make_image_folder(folder, limit=limit)
+        (folder / ".complete").write_text("ok")
+    return str(folder)
+
+
+def _image_folder_f(quick: bool) -> Callable[[], object]:
+    """The Python twin of R's image_dataset_from_directory() + fit(): the dataset made and one epoch of the
+    seed CNN trained from the folder (decoding workers included), batch 64."""
+    folder = image_folder(quick)
+
+    def run() -> None:
+        ds = pydlr.utils.image_dataset_from_directory(folder, color_mode="grayscale", image_size=(28, 28),
+                                                      batch_size=64, seed=1, verbose=False)
+        _softmax_seed_cnn().fit(ds, epochs=1, verbose=0, seed=0)
+
+    return run
+
+
 WORKLOADS: dict[str, Callable[[bool], Callable[[], object]]] = {
     "mm": _mm, "dense": _dense, "conv": _conv, "fit": _fit, "predict": _predict, "kmeans": _kmeans,
     "fit_f64": _fit_f64, "kmeans_f64": _kmeans_f64, "lr_find_f64": _lr_find_f64,
     "one_cycle_f64": _one_cycle_f64, "predict_f64": _predict_f64, "evaluate_f64": _evaluate_f64,
+    "image_folder_f": _image_folder_f,
 }
 _prepared: dict[tuple[str, bool], Callable[[], object]] = {}
 
