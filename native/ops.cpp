@@ -19,6 +19,13 @@ std::tuple<at::Tensor, at::Tensor, int64_t> kmeans_step_cpu(const at::Tensor& x,
                                                             const at::Tensor& min_dist, bool accumulate);
 std::tuple<at::Tensor, at::Tensor> kmeans_pp_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq,
                                                        const at::Tensor& points, const at::Tensor& closest);
+// kmeans_bounded_step: Lloyd's step with Hamerly's bounds (labels, upper, lower, norms, sums and counts updated in
+// place; returns (labels changed, rows whose distances were computed)).
+std::tuple<int64_t, int64_t> kmeans_bounded_step_cpu(const at::Tensor& x, const at::Tensor& centers,
+                                                     const at::Tensor& shift, const at::Tensor& labels,
+                                                     const at::Tensor& upper, const at::Tensor& lower,
+                                                     const at::Tensor& norms, const at::Tensor& sums,
+                                                     const at::Tensor& counts);
 }  // namespace pydlr
 
 namespace {
@@ -337,6 +344,9 @@ TORCH_LIBRARY(pydlr, m) {
       "kmeans_step(Tensor x, Tensor x_sq, Tensor centers, Tensor(a!) labels, Tensor(b!) min_dist, bool accumulate) "
       "-> (Tensor, Tensor, int)");
   m.def("kmeans_pp_dists(Tensor x, Tensor x_sq, Tensor points, Tensor closest) -> (Tensor, Tensor)");
+  m.def(
+      "kmeans_bounded_step(Tensor x, Tensor centers, Tensor shift, Tensor(a!) labels, Tensor(b!) upper, "
+      "Tensor(c!) lower, Tensor(d!) norms, Tensor(e!) sums, Tensor(f!) counts) -> (int, int)");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -351,6 +361,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
   m.impl("kmeans_step", pydlr::kmeans_step_cpu);
   m.impl("kmeans_pp_dists", pydlr::kmeans_pp_dists_cpu);
+  m.impl("kmeans_bounded_step", pydlr::kmeans_bounded_step_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {

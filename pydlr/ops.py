@@ -404,6 +404,22 @@ def kmeans_pp_dists(
     return torch.ops.pydlr.kmeans_pp_dists(x, x_sq, points, closest)
 
 
+def kmeans_bounded_step(
+    x: torch.Tensor, centers: torch.Tensor, shift: torch.Tensor, labels: torch.Tensor, upper: torch.Tensor,
+    lower: torch.Tensor, norms: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
+) -> tuple[int, int]:
+    """One Lloyd step with Hamerly's bounds on the CPU (native/kmeans_cpu.cpp): the plain step's labels, reading
+    only the rows whose closest center may have changed.
+
+    ``shift`` (k, float64): how far each center moved since the bounds were set. ``labels`` (int64; -1: no
+    bounds yet, the row is evaluated), ``upper`` / ``lower`` (float64 bounds on the distance to the row's center
+    and to every other one) and ``norms`` (float64 squared row norms, written for rows labelled -1) are updated
+    in place, and so are ``sums`` (k, d, float64) and ``counts`` (k, int64) for the rows that change cluster.
+    Returns (labels changed, rows whose distances were computed).
+    """
+    return torch.ops.pydlr.kmeans_bounded_step(x, centers, shift, labels, upper, lower, norms, sums, counts)
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

@@ -16,10 +16,11 @@ from pydlr.errors import InputError
 def kmeans(x: Any, n_clusters: int, batch_size: int | None = None, **params: Any) -> dict[str, Any]:
     """``pydlr.cluster.KMeans(n_clusters, **params).fit(x)`` (``params``: the estimator's own names), or
     ``MiniBatchKMeans`` with ``batch_size``, and its fitted attributes, plus ``totss`` and the seconds
-    ``fit`` took; ``model`` is the estimator."""
+    ``fit`` took; ``model`` is the estimator. ``algorithm`` (Lloyd's) is dropped with ``batch_size``."""
     if batch_size is None:
         model = cluster.KMeans(n_clusters=n_clusters, **params)
     else:
+        params.pop("algorithm", None)
         model = cluster.MiniBatchKMeans(n_clusters=n_clusters, batch_size=int(batch_size), **params)
     started = time.perf_counter()
     model.fit(x)

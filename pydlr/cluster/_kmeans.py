@@ -59,6 +59,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         since each block costs kernel launches). On the CPU a native kernel reads the data once an iteration
         (distances, nearest center and the new centers' sums in one pass, no distance matrix).
 
+    algorithm : {"auto", "lloyd", "hamerly"}
+        How Lloyd's iterations are computed; all three give the same result (the same labels at every
+        iteration, the same centers up to the rounding of their sums, the same inertia and iteration count).
+        "lloyd": every iteration computes the distances of every row to every center (scikit-learn's
+        "lloyd"). "hamerly": Hamerly's bounds (the idea of scikit-learn's "elkan" with one lower bound a row):
+        a row is read again only when the centers moved enough that its closest center may have changed, with
+        a margin for the rounding of the distances, so a late iteration reads a few percent of the rows; it
+        keeps three float64 values a row (24 bytes) and costs one more pass at the end for the distances. CPU
+        only. "auto" (the default): "hamerly" on the CPU, "lloyd" on a GPU.
     dtype : {None, "float32", "float64"}
         Precision of the computation. None (as scikit-learn): float64 data in float64, float32 data in float32,
         other numbers (integers, e.g. pixels) in float32. "float32" halves the memory read an iteration of
@@ -95,6 +104,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         device: str = "auto",
         chunk_size: int = 8192,
         dtype: str | None = None,
+        algorithm: str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -105,6 +115,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         self.device = device
         self.chunk_size = chunk_size
         self.dtype = dtype
+        self.algorithm = algorithm
 
     # --- scikit-learn's protocol (get_params, clone, repr and tags come from BaseEstimator) -----------
     def set_params(self, **params: Any) -> KMeans:
@@ -140,6 +151,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 where=f"{_WHERE}.fit",
             )
         init_centers = self._check_init_array(x)
+        bounded = _bounded(self.algorithm, device)
         generator = torch.Generator(device="cpu")
         generator.manual_seed(_seed(self.random_state))
         tol = self.tol * _mean_variance(x, x_sq) if self.tol > 0 else 0.0
@@ -152,7 +164,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 centers = x.index_select(0, pick.to(device))
             else:
                 centers = _kmeans_plusplus(x, x_sq, self.n_clusters, generator, self.chunk_size)
-            run = _lloyd(x, x_sq, centers, self.max_iter, tol, self.chunk_size)
+            run = _lloyd(x, x_sq, centers, self.max_iter, tol, self.chunk_size, bounded)
             inertia = float(run[2].sum(dtype=torch.float64))
             if best is None or inertia < best_inertia:
                 best, best_inertia = run, inertia
@@ -213,6 +225,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             raise InputError("dtype", 'None, "float32" or "float64"', self.dtype, where=where)
         if not isinstance(self.tol, numbers.Real) or isinstance(self.tol, bool) or not self.tol >= 0:
             raise InputError("tol", "a number >= 0", self.tol, where=where)
+        if not isinstance(self.algorithm, str) or self.algorithm not in _ALGORITHMS:
+            raise InputError("algorithm", '"auto", "lloyd" or "hamerly"', self.algorithm, where=where)
         if isinstance(self.init, str) and self.init not in ("k-means++", "random"):
             raise InputError("init", '"k-means++", "random" or an array of centers', self.init, where=where)
         if self.random_state is not None and (
@@ -254,6 +268,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
 
 _DTYPES = {None: None, "float32": torch.float32, "float64": torch.float64}
+_ALGORITHMS = ("auto", "lloyd", "hamerly")
+
+
+def _bounded(algorithm: str, device: torch.device) -> bool:
+    """Whether Lloyd's iterations use Hamerly's bounds (native, CPU only)."""
+    if algorithm == "hamerly" and device.type != "cpu":
+        raise InputError("algorithm", '"lloyd" or "auto" on a GPU ("hamerly" runs on the CPU)', algorithm,
+                         where=f"{_WHERE}.fit")
+    return algorithm != "lloyd" and device.type == "cpu"
 
 
 def _float_dtype(value: Any) -> np.dtype:
@@ -459,9 +482,12 @@ def _assign(x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, chunk_si
 
 def _lloyd(
     x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, chunk: int,
+    bounded: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor]:
     """One Lloyd run from ``centers``; returns (centers, labels, squared distances, iterations, total sum of
-    squares)."""
+    squares). ``bounded``: Hamerly's bounds (``_lloyd_bounded``), the same run reading fewer rows."""
+    if bounded:
+        return _lloyd_bounded(x, x_sq, centers, max_iter, tol)
     n = x.shape[0]
     labels = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     min_dist = torch.empty(n, dtype=x.dtype, device=x.device)
@@ -480,6 +506,46 @@ def _lloyd(
             break
     if not converged:  # the final assignment against the final centers (as scikit-learn)
         sums, counts, _ = _step(x, x_sq, centers, labels, min_dist, chunk)
+    return centers, labels, min_dist, n_iter, _total_ss(centers, min_dist, sums, counts)
+
+
+def _lloyd_bounded(
+    x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """``_lloyd`` on the CPU with Hamerly's bounds (native/kmeans_cpu.cpp): the same labels at each iteration,
+    the same stopping rules. The per-cluster sums are kept across iterations (float64) and updated only for
+    rows that change cluster; the distances that the inertia and the empty-cluster rule need come from a
+    plain step: one at the end, and one in an iteration that leaves a cluster empty."""
+    n, d = x.shape
+    k = centers.shape[0]
+    labels = torch.full((n,), -1, dtype=torch.int64)
+    upper, lower, norms = (torch.empty(n, dtype=torch.float64) for _ in range(3))
+    sums = torch.zeros(k, d, dtype=torch.float64)
+    counts = torch.zeros(k, dtype=torch.int64)
+    moved = torch.zeros(k, dtype=torch.float64)  # how far each center moved since the bounds were set
+    min_dist = torch.empty(n, dtype=x.dtype)
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        changed, _ = ops.kmeans_bounded_step(x, centers, moved, labels, upper, lower, norms, sums, counts)
+        if changed == 0:
+            break
+        new_sums, new_counts = sums, counts
+        if bool((counts == 0).any()):
+            # The rule needs every row's distance; relocation moves sums, not labels: on copies, so that the
+            # kept sums still match the labels.
+            ops.kmeans_step(x, x_sq, centers, labels.clone(), min_dist, False)
+            new_sums, new_counts = sums.clone(), counts.clone()
+            _relocate_empty(x, labels, min_dist, new_sums, new_counts)
+        new_centers = (new_sums / new_counts.unsqueeze(1)).to(x.dtype)
+        shift = float(((new_centers - centers) ** 2).sum())
+        # float64 distances, raised by a relative 1e-12 against their own rounding: the bounds must not shrink
+        moved = (new_centers.double() - centers.double()).square_().sum(dim=1).sqrt_().mul_(1.0 + 1e-12)
+        centers = new_centers
+        if shift <= tol:
+            break
+    # The final assignment against the final centers, with its distances and sums (for the inertia and totss).
+    sums, counts, _ = ops.kmeans_step(x, x_sq, centers, labels, min_dist, True)
     return centers, labels, min_dist, n_iter, _total_ss(centers, min_dist, sums, counts)
 
 

@@ -25,6 +25,10 @@
 #'   (`pydlr.cluster.MiniBatchKMeans`, as scikit-learn's), for data too large for Lloyd's passes; then
 #'   `max_iter` counts passes over the data, `tol = 0` disables the shift rule, and `cluster`,
 #'   `withinss` come from one full pass with the final centers.
+#' @param algorithm How Lloyd's iterations are computed (all give the same clusters, iteration by
+#'   iteration): `"auto"` (the default: `"hamerly"` on the CPU, `"lloyd"` on a GPU), `"lloyd"` (every
+#'   distance at every iteration) or `"hamerly"` (Hamerly's bounds: rows whose closest center cannot have
+#'   changed are not read again; CPU only). Ignored with `batch_size`.
 #' @return An object of class `pydlr_kmeans` (a list): `cluster` (integer, 1..k), `centers` (k x p
 #'   matrix), `totss`, `withinss`, `tot.withinss`, `betweenss`, `size`, `iter`, `seconds`, `device`,
 #'   and `model`, the fitted Python estimator (valid in this R session only).
@@ -41,9 +45,10 @@
 #' @export
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
                          init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL,
-                         dtype = c("float32", "float64")) {
+                         dtype = c("float32", "float64"), algorithm = c("auto", "lloyd", "hamerly")) {
   x <- .check_matrix(x, "x")
   init <- .match_choice(init, "init")
+  algorithm <- .match_choice(algorithm, "algorithm")
   centers <- .check_centers(centers, x)
   res <- .py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
     n_clusters = if (is.matrix(centers)) nrow(centers) else centers,
@@ -54,7 +59,8 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     device = .check_string(device, "device", c("auto", "cpu", "cuda")),
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE),
     dtype = .check_string(if (identical(dtype, c("float32", "float64"))) "float32" else dtype, "dtype",
-      c("float32", "float64"))
+      c("float32", "float64")),
+    algorithm = algorithm
   )
   .kmeans_result(res, x)
 }

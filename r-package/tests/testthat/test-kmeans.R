@@ -52,6 +52,21 @@ test_that("pydlr_kmeans(batch_size =) runs mini-batch k-means with the same comp
   expect_error(pydlr_kmeans(d$x, 3, batch_size = 0), "batch_size", class = "pydlr_input_error")
 })
 
+test_that("pydlr_kmeans(algorithm =) gives the same clusters plain and bounded, and is checked", {
+  d <- blobs(n = 2000)
+  plain <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0, algorithm = "lloyd")
+  bounded <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0, algorithm = "hamerly")
+  default <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0)
+  expect_identical(bounded$cluster, plain$cluster)
+  expect_identical(default$cluster, plain$cluster)
+  expect_equal(bounded$centers, plain$centers, tolerance = 1e-6)
+  expect_equal(bounded$tot.withinss, plain$tot.withinss, tolerance = 1e-6)
+  expect_identical(bounded$iter, plain$iter)
+  expect_error(pydlr_kmeans(d$x, 3, algorithm = "elkan"), "algorithm", class = "pydlr_input_error")
+  mini <- pydlr_kmeans(d$x, 3, seed = 1, batch_size = 256, algorithm = "lloyd")
+  expect_s3_class(mini, "pydlr_kmeans")
+})
+
 test_that("seeds reproduce, predict/fitted agree with the fit, print and summary work", {
   d <- blobs(seed = 2)
   a <- pydlr_kmeans(d$x, 3, seed = 7)
