@@ -26,6 +26,9 @@ std::tuple<int64_t, int64_t> kmeans_bounded_step_cpu(const at::Tensor& x, const 
                                                      const at::Tensor& upper, const at::Tensor& lower,
                                                      const at::Tensor& norms, const at::Tensor& sums,
                                                      const at::Tensor& counts);
+// kmeans_own_dists: min_dist (written) = squared distance of each row to its labelled center, as kmeans_step's.
+void kmeans_own_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq, const at::Tensor& centers,
+                          const at::Tensor& labels, const at::Tensor& min_dist);
 }  // namespace pydlr
 
 namespace {
@@ -347,6 +350,7 @@ TORCH_LIBRARY(pydlr, m) {
   m.def(
       "kmeans_bounded_step(Tensor x, Tensor centers, Tensor shift, Tensor(a!) labels, Tensor(b!) upper, "
       "Tensor(c!) lower, Tensor(d!) norms, Tensor(e!) sums, Tensor(f!) counts) -> (int, int)");
+  m.def("kmeans_own_dists(Tensor x, Tensor x_sq, Tensor centers, Tensor labels, Tensor(a!) min_dist) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -362,6 +366,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("kmeans_step", pydlr::kmeans_step_cpu);
   m.impl("kmeans_pp_dists", pydlr::kmeans_pp_dists_cpu);
   m.impl("kmeans_bounded_step", pydlr::kmeans_bounded_step_cpu);
+  m.impl("kmeans_own_dists", pydlr::kmeans_own_dists_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {

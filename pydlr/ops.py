@@ -420,6 +420,14 @@ def kmeans_bounded_step(
     return torch.ops.pydlr.kmeans_bounded_step(x, centers, shift, labels, upper, lower, norms, sums, counts)
 
 
+def kmeans_own_dists(
+    x: torch.Tensor, x_sq: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, min_dist: torch.Tensor,
+) -> None:
+    """Writes into ``min_dist`` the squared distance of each row to its center ``labels[i]`` (int64 in [0, k)),
+    the value ``kmeans_step`` computes, bit for bit, reading ``x`` once (native/kmeans_cpu.cpp)."""
+    torch.ops.pydlr.kmeans_own_dists(x, x_sq, centers, labels, min_dist)
+
+
 def build_info() -> dict[str, Any]:
     """Facts about the native build: compiler, SIMD level in use, OpenMP, threads, BLAS route, CUDA compiled.
 

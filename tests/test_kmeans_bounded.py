@@ -74,6 +74,25 @@ def test_each_iteration_labels_match_the_plain_step_and_rows_are_skipped(fashion
     assert max(evaluated[-5:]) < n // 3, evaluated
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_own_center_distances_are_the_plain_steps(fashion, dtype) -> None:
+    x = torch.from_numpy(fashion).to(dtype)
+    x_sq = (x * x).sum(dim=1)
+    centers = x[:10] + 0.5
+    labels = torch.full((x.shape[0],), -1, dtype=torch.int64)
+    plain = torch.empty(x.shape[0], dtype=dtype)
+    ops.kmeans_step(x, x_sq, centers, labels, plain, False)
+    own = torch.empty_like(plain)
+    ops.kmeans_own_dists(x, x_sq, centers, labels, own)
+    assert torch.equal(own, plain)  # the inertia of both algorithms is the same number
+    other = (labels + 3) % 10
+    ops.kmeans_own_dists(x, x_sq, centers, other, own)
+    ref = ((x.double() - centers.double()[other]) ** 2).sum(dim=1)
+    torch.testing.assert_close(own.double(), ref, rtol=1e-5, atol=20.0)
+    with pytest.raises(RuntimeError, match="labels must lie in"):
+        ops.kmeans_own_dists(x, x_sq, centers, other + 10, own)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fashion_fits_are_identical_at_every_iteration_count(fashion, dtype) -> None:
     x = fashion.astype(dtype)

@@ -515,7 +515,8 @@ def _lloyd_bounded(
     """``_lloyd`` on the CPU with Hamerly's bounds (native/kmeans_cpu.cpp): the same labels at each iteration,
     the same stopping rules. The per-cluster sums are kept across iterations (float64) and updated only for
     rows that change cluster; the distances that the inertia and the empty-cluster rule need come from a
-    plain step: one at the end, and one in an iteration that leaves a cluster empty."""
+    pass that computes each row's distance to its own center: one at the end, and one in an iteration that
+    leaves a cluster empty."""
     n, d = x.shape
     k = centers.shape[0]
     labels = torch.full((n,), -1, dtype=torch.int64)
@@ -524,17 +525,18 @@ def _lloyd_bounded(
     counts = torch.zeros(k, dtype=torch.int64)
     moved = torch.zeros(k, dtype=torch.float64)  # how far each center moved since the bounds were set
     min_dist = torch.empty(n, dtype=x.dtype)
-    n_iter = 0
+    n_iter, converged = 0, False
     while n_iter < max_iter:
         n_iter += 1
         changed, _ = ops.kmeans_bounded_step(x, centers, moved, labels, upper, lower, norms, sums, counts)
         if changed == 0:
+            converged = True
             break
         new_sums, new_counts = sums, counts
         if bool((counts == 0).any()):
             # The rule needs every row's distance; relocation moves sums, not labels: on copies, so that the
             # kept sums still match the labels.
-            ops.kmeans_step(x, x_sq, centers, labels.clone(), min_dist, False)
+            ops.kmeans_own_dists(x, x_sq, centers, labels, min_dist)
             new_sums, new_counts = sums.clone(), counts.clone()
             _relocate_empty(x, labels, min_dist, new_sums, new_counts)
         new_centers = (new_sums / new_counts.unsqueeze(1)).to(x.dtype)
@@ -544,8 +546,10 @@ def _lloyd_bounded(
         centers = new_centers
         if shift <= tol:
             break
-    # The final assignment against the final centers, with its distances and sums (for the inertia and totss).
-    sums, counts, _ = ops.kmeans_step(x, x_sq, centers, labels, min_dist, True)
+    if not converged:  # the final assignment against the final centers (as scikit-learn)
+        ops.kmeans_bounded_step(x, centers, moved, labels, upper, lower, norms, sums, counts)
+    # The inertia's distances: one read of the data, the distance to one center a row.
+    ops.kmeans_own_dists(x, x_sq, centers, labels, min_dist)
     return centers, labels, min_dist, n_iter, _total_ss(centers, min_dist, sums, counts)
 
 
