@@ -53,7 +53,7 @@ test_that("pydlr_kmeans(batch_size =) runs mini-batch k-means with the same comp
 })
 
 test_that("pydlr_kmeans(algorithm =) gives the same clusters plain and bounded, and is checked", {
-  d <- blobs(n = 2000)
+  d <- blobs(n = 2100)
   plain <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0, algorithm = "lloyd")
   bounded <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0, algorithm = "hamerly")
   default <- pydlr_kmeans(d$x, centers = 3, seed = 3, max_iter = 4L, tol = 0)
