@@ -56,8 +56,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     chunk_size : int
         Rows per block of the distance computation on a GPU (blocks hold at least 2**26 distances, 256 MiB,
-        since each block costs kernel launches). On the CPU a native kernel reads the data once an iteration
-        (distances, nearest center and the new centers' sums in one pass, no distance matrix).
+        since each block costs kernel launches). On the CPU a native kernel reads the data at most once an
+        iteration (distances, nearest center and the new centers' sums in one pass, no distance matrix; with
+        ``algorithm="hamerly"`` only the rows whose closest center may have changed).
 
     algorithm : {"auto", "lloyd", "hamerly"}
         How Lloyd's iterations are computed; all three give the same result (the same labels at every
