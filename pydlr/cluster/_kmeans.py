@@ -67,8 +67,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         "lloyd"). "hamerly": Hamerly's bounds (the idea of scikit-learn's "elkan" with one lower bound a row):
         a row is read again only when the centers moved enough that its closest center may have changed, with
         a margin for the rounding of the distances, so a late iteration reads a few percent of the rows; it
-        keeps three float64 values a row (24 bytes) and costs one more pass at the end for the distances. CPU
-        only. "auto" (the default): "hamerly" on the CPU, "lloyd" on a GPU.
+        keeps three float64 values a row (24 bytes) and ends with one pass for each row's distance to its own
+        center (the inertia). CPU only. "auto" (the default): "hamerly" on the CPU, where it was faster than
+        "lloyd" at every width measured (2 to 784 features), "lloyd" on a GPU.
     dtype : {None, "float32", "float64"}
         Precision of the computation. None (as scikit-learn): float64 data in float64, float32 data in float32,
         other numbers (integers, e.g. pixels) in float32. "float32" halves the memory read an iteration of
