@@ -102,6 +102,14 @@ def test_fashion_fits_are_identical_at_every_iteration_count(fashion, dtype) -> 
     _assert_same(*_both(x, start, max_iter=300, tol=1e-4))
 
 
+def test_many_clusters_without_the_center_separation_test(fashion) -> None:
+    # k > n / 64: the kernel skips its center-to-center distances and tests rows on their lower bound alone.
+    x = fashion[:3000]
+    start = x[np.arange(0, 3000, 30)]
+    for max_iter in (2, 6, 300):
+        _assert_same(*_both(x, start, max_iter=max_iter, tol=0.0))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kmeans_plusplus_and_n_init_give_the_same_fit(fashion, dtype) -> None:
     x = fashion[:1500].astype(dtype)
