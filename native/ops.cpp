@@ -236,20 +236,78 @@ at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                at::IntArrayRef dilation, int64_t groups, c10::string_view activation);
 
+// The convolution (any kernel) then the pooling, as one autograd node, where no fused kernel exists. Its backward
+// masks the gradient by the activation's derivative on the pooled values, before the pooling's backward spreads
+// it: the pooled value is the activated output at the window's argmax, so the mask is the one the convolution's
+// backward would read there, and every other position gets no gradient. The mask pass then reads a quarter of
+// the elements (2x2 windows), and the convolution's backward needs no mask pass of its own (the seed's 32->64
+// layer: it read and wrote the whole 64 x 64 x 11 x 11 gradient).
+class ConvActThenPoolFunction : public torch::autograd::Function<ConvActThenPoolFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                            at::IntArrayRef dilation, int64_t groups, const std::string& activation,
+                            at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    const at::Tensor conv = call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
+    auto [out, argmax] = call_max_pool2d_with_argmax(conv, pool_kernel, pool_stride);
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["activation"] = activation;
+    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
+    ctx->saved_data["pool_stride"] = pool_stride.vec();
+    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+    // The convolution's output only gives the pooling's backward its shape and layout (its values are not read).
+    ctx->save_for_backward({input, weight, out, argmax, conv});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                   ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)};
+    at::Tensor gi, gw, gb;
+    if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
+      const std::string act = ctx->saved_data["activation"].toStringRef();
+      const int a = static_cast<int>(pydlr::parse_act(act));
+      // relu: pooled > 0; relu6: 0 < pooled < 6 (torch's threshold_backward / hardtanh_backward, NaN passes).
+      const at::Tensor gm = a == 0   ? grads[0]
+                            : a == 1 ? at::threshold_backward(grads[0], saved[2], 0)
+                                     : at::hardtanh_backward(grads[0], saved[2], 0, 6);
+      const at::Tensor gconv = call_max_pool2d_backward(gm, saved[3], saved[4],
+                                                        ctx->saved_data["pool_kernel"].toIntVector(),
+                                                        ctx->saved_data["pool_stride"].toIntVector());
+      std::tie(gi, gw, gb) = call_conv2d_backward(
+          gconv, saved[0], saved[1], std::nullopt, ctx->saved_data["stride"].toIntVector(),
+          ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
+          ctx->saved_data["groups"].toInt(), "none", mask);
+    }
+    return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
 // Fused where the CPU kernel exists; elsewhere the two differentiable operators one after the other.
 at::Tensor conv2d_act_pool_autograd(const at::Tensor& input, const at::Tensor& weight,
                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                     at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                     c10::string_view activation, at::IntArrayRef pool_kernel,
                                     at::IntArrayRef pool_stride) {
-  if (!pydlr::conv2d_act_pool_fusable(input, weight, stride, padding, dilation, groups, activation, pool_kernel,
-                                      pool_stride)) {
-    return max_pool2d_autograd(conv2d_act_autograd(input, weight, bias, stride, padding, dilation, groups, activation),
-                               pool_kernel, pool_stride);
-  }
   const bool needs_grad = at::GradMode::is_enabled() &&
                           (input.requires_grad() || weight.requires_grad() ||
                            (bias.has_value() && bias->defined() && bias->requires_grad()));
+  if (!pydlr::conv2d_act_pool_fusable(input, weight, stride, padding, dilation, groups, activation, pool_kernel,
+                                      pool_stride)) {
+    if (!needs_grad) {
+      return max_pool2d_autograd(
+          conv2d_act_autograd(input, weight, bias, stride, padding, dilation, groups, activation), pool_kernel,
+          pool_stride);
+    }
+    return ConvActThenPoolFunction::apply(input, weight, bias, stride, padding, dilation, groups,
+                                          std::string(activation), pool_kernel, pool_stride);
+  }
   if (!needs_grad) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_act_pool(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,

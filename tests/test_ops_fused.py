@@ -95,21 +95,60 @@ def test_ties_and_all_negative_windows_give_torchs_gradient():
 
 
 def test_unfusable_arguments_still_compute_the_composition():
+    # One autograd node that masks the pooled gradient: values and all three gradients equal torch's conv2d +
+    # activation + max_pool2d.
     torch.manual_seed(1)
+    cl = torch.channels_last
     cases = [  # (x, weight, activation, pool, pool_stride): why it cannot fuse
         (torch.randn(2, 32, 13, 13), torch.randn(64, 32, 3, 3), "relu", 2, 2),  # too many input channels
+        (torch.randn(3, 32, 13, 13).contiguous(memory_format=cl), torch.randn(64, 32, 3, 3) * 0.2, "relu", 2, 2),
+        (torch.randn(2, 32, 12, 12).contiguous(memory_format=cl), torch.randn(64, 32, 3, 3), "relu6", 2, 2),
         (torch.randn(2, 1, 12, 12), torch.randn(32, 1, 3, 3), "relu", 3, 2),  # overlapping windows
         (torch.randn(2, 1, 12, 12).double(), torch.randn(32, 1, 3, 3).double(), "relu", 2, 2),  # float64
         (torch.randn(2, 1, 12, 12), torch.randn(24, 1, 3, 3), "none", 2, 2),  # 24 channels: no vector kernel
+        (torch.randn(2, 16, 9, 9), torch.randn(16, 16, 3, 3), "relu6", (2, 3), (3, 2)),  # gaps and overlaps
     ]
     for x, w, act, pool, ps in cases:
         assert not ops.conv_pool_fusable(x, w, 1, 0, 1, 1, act, pool, ps)
-        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
-        y = ops.conv2d_act_pool(xs, ws, None, 1, 0, 1, 1, act, pool, ps)
-        ref = reference(x, w, None, 1, 0, 1, act, pool, ps)
+        b = torch.randn(w.shape[0], dtype=w.dtype)
+        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+        xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+        y = ops.conv2d_act_pool(xs, ws, bs, 1, 0, 1, 1, act, pool, ps)
+        ref = reference(xr, wr, br, 1, 0, 1, act, pool, ps)
         torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
-        y.sum().backward()
-        assert ws.grad is not None and xs.grad is not None
+        grad = torch.randn_like(ref)
+        y.backward(grad)
+        ref.backward(grad)
+        for mine, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
+            torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-3)
+
+
+def test_unfusable_pair_masks_like_the_activation_with_nan_and_clipped_values():
+    # A pooled value of 0 (relu), of 6 (relu6) or NaN (a NaN bias: its channel is NaN everywhere) decides the
+    # gradient of its window as the activation's derivative at the argmax does (threshold_backward /
+    # hardtanh_backward, NaN passing): the same gradients as the convolution and the pooling layer by layer, and
+    # torch's where no NaN is involved.
+    torch.manual_seed(2)
+    x = torch.rand(2, 32, 6, 6)
+    x[0, 1, 2, 2] = 50.0
+    x[:, 2] = -4.0
+    w = torch.zeros(16, 32, 3, 3)
+    w[:, :3, 1, 1] = 1.0
+    for act in ("relu", "relu6"):
+        for nan in (False, True):
+            b = torch.zeros(16)
+            b[3] = float("nan") if nan else 0.0
+            assert not ops.conv_pool_fusable(x, w, 1, 1, 1, 1, act, 2, 2)
+            ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+            wr, br = w.clone().requires_grad_(), b.clone().requires_grad_()
+            grad = torch.randn(2, 16, 3, 3)
+            ops.conv2d_act_pool(x, ws, bs, 1, 1, 1, 1, act, 2).backward(grad)
+            ref = (ops.max_pool2d(ops.conv2d(x, wr, br, 1, 1, 1, 1, act), 2) if nan
+                   else reference(x, wr, br, 1, 1, 1, act, 2, 2))
+            ref.backward(grad)
+            torch.testing.assert_close(ws.grad, wr.grad, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(bs.grad, br.grad, rtol=1e-4, atol=1e-4)
+            assert bs.grad.isfinite().all()
 
 
 def test_gradcheck_float64_through_the_composed_path(one_thread):

@@ -7,10 +7,13 @@ that activation (bench/bench_step.py measures what it saves in a training step).
 chain (Sequential) ask :func:`conv_then_pool` for each adjacent pair; it returns None whenever the pair must
 run layer by layer, so fusion never changes results, only speed:
 
-- the layers are exactly Conv2D (groups 1) and MaxPooling2D with "valid" pooling and non-overlapping windows;
+- the layers are exactly Conv2D (groups 1) and MaxPooling2D with "valid" pooling;
 - the convolution's backend resolves to the native op for this input (``set_conv_backend`` / the layer's
   ``backend``: "torch" never fuses), and its activation is linear, relu or relu6;
-- the native kernel exists for the shape (``pydlr.ops.conv_pool_fusable``: CPU, float32, few input channels);
+- the pooling runs natively for the input (``MaxPooling2D._native_ok``: CPU, float32/float64). Where the fused
+  kernel exists (``pydlr.ops.conv_pool_fusable``: CPU, float32, few input channels) the activation is never
+  stored; elsewhere the operator runs the convolution then the pooling as one autograd node, whose backward
+  masks the pooled gradient (a quarter of the elements for 2x2 windows) instead of the full-resolution one;
 - no forward or backward hook is registered on either layer or globally: hooks (pydlr.interpret's activation
   maps and Grad-CAM, summaries) must see the convolution's own output.
 """
@@ -109,8 +112,6 @@ def _plan(conv: Conv2D, pool: MaxPooling2D, x: torch.Tensor) -> tuple[int, int] 
     )
     if asym is not None or not MaxPooling2D._native_ok(x) or conv._resolve_backend(x, sym, 1) != "native":
         return None
-    fusable = ops.conv_pool_fusable(
-        x, conv.weight, conv.strides, sym, conv.dilation_rate, 1,
-        _OP_ACTIVATION[conv.activation], pool.pool_size, pool.strides,
-    )
-    return tuple(sym) if fusable else None
+    # Without a fused kernel for the shape (ops.conv_pool_fusable) the operator still runs both as one autograd
+    # node, whose backward masks the pooled gradient instead of the full-resolution one.
+    return tuple(sym)
