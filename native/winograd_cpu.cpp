@@ -20,6 +20,7 @@
 #include <c10/util/intrusive_ptr.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -282,10 +283,14 @@ PYDLR_CLONES void weight_grad_block(const ConvGeom& g, const Tiling& t, const fl
   for (int k = 0; k < T * T; ++k) outer_accumulate(nt, C, OC, u + k * nt * C, z + k * nt * OC, du + k * C * OC);
 }
 
-// dW = G^T dU G for input channels [c0, c1) and every output channel, 16 at a time: dU [T*T][C][OC] -> gw [C][9][OC].
+// dW = G^T dU G for input channels [c0, c1) and every output channel, 16 at a time, where dU [T*T][C][OC] is the sum
+// of the nparts per-thread partials parts[0..nparts) (summed here, in the same pass: no reduction of its own). Written
+// as gw [OC][C][3][3], the layout of the weight itself, so that autograd keeps it as the gradient without a copy.
 template <typename W>
-PYDLR_CLONES void weight_grad_from_du(int64_t C, int64_t OC, const float* dU, float* gw, int64_t c0, int64_t c1) {
+PYDLR_CLONES void weight_grad_from_du(int64_t C, int64_t OC, const float* const* parts, int64_t nparts, float* gw,
+                                      int64_t c0, int64_t c1) {
   constexpr int T = W::T;
+  alignas(64) float lanes[16];
   for (int64_t c = c0; c < c1; ++c) {
     for (int64_t ob = 0; ob < OC; ob += 16) {
       vf16 t[3][T];  // G^T dU
@@ -293,7 +298,9 @@ PYDLR_CLONES void weight_grad_from_du(int64_t C, int64_t OC, const float* dU, fl
         for (int j = 0; j < T; ++j) t[a][j] = vf16{};
       for (int i = 0; i < T; ++i)
         for (int j = 0; j < T; ++j) {
-          const vf16 d = vload(dU + ((i * T + j) * C + c) * OC + ob);
+          const int64_t off = ((i * T + j) * C + c) * OC + ob;
+          vf16 d = vload(parts[0] + off);
+          for (int64_t q = 1; q < nparts; ++q) d += vload(parts[q] + off);
           for (int a = 0; a < 3; ++a)
             if (W::G[i][a] != 0.0) t[a][j] += static_cast<float>(W::G[i][a]) * d;
         }
@@ -302,7 +309,8 @@ PYDLR_CLONES void weight_grad_from_du(int64_t C, int64_t OC, const float* dU, fl
           vf16 s{};
           for (int j = 0; j < T; ++j)
             if (W::G[j][b] != 0.0) s += t[a][j] * static_cast<float>(W::G[j][b]);
-          vstore(gw + (c * 9 + a * 3 + b) * OC + ob, s);
+          vstore(lanes, s);
+          for (int l = 0; l < 16; ++l) gw[((ob + l) * C + c) * 9 + a * 3 + b] = lanes[l];
         }
     }
   }
@@ -441,10 +449,18 @@ std::pair<at::Tensor, at::Tensor> weight_grad(const ConvGeom& g, const float* x,
   const Tiling t(g, W::M);
   const auto blocks = tile_blocks(t.P, kTilesPerBlock);
   const int64_t nblocks = blocks.first, per = blocks.second;
-  at::Tensor acc = at::zeros({nthreads, DU + OC}, opts);
+  // One partial sum per thread, zeroed by the thread that first uses it (threads without a block leave theirs
+  // unused and unread): no separate fill, and the reduction happens in weight_grad_from_du's pass.
+  at::Tensor acc = at::empty({nthreads, DU + OC}, opts);
   float* ap = acc.mutable_data_ptr<float>();
+  std::vector<uint8_t> used(static_cast<size_t>(nthreads), 0);
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
-    float* du = ap + at::get_thread_num() * (DU + OC);
+    const int tid = at::get_thread_num();
+    float* du = ap + tid * (DU + OC);
+    if (!used[tid]) {
+      std::memset(du, 0, sizeof(float) * (DU + OC));
+      used[tid] = 1;
+    }
     // Scratch left uninitialised (every element is written before it is read).
     std::unique_ptr<float[]> u(new float[T * T * per * C]), z(new float[T * T * per * OC]), block_db(new float[OC]);
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -455,13 +471,22 @@ std::pair<at::Tensor, at::Tensor> weight_grad(const ConvGeom& g, const float* x,
       }
     }
   });
-  const at::Tensor total = nthreads > 1 ? acc.sum(0) : acc[0];
-  const float* dU = total.const_data_ptr<float>();
-  at::Tensor gw = at::empty({C, 9, OC}, opts);  // [C][kh * 3 + kw][OC], permuted to [OC, C, 3, 3] at the end
+  std::vector<const float*> parts;
+  for (int64_t q = 0; q < nthreads; ++q)
+    if (used[q]) parts.push_back(ap + q * (DU + OC));
+  at::Tensor gw = at::empty({OC, C, 3, 3}, opts);
+  at::Tensor gb = want_bias ? at::zeros({OC}, opts) : at::Tensor();
+  if (parts.empty()) return {gw.zero_(), gb};  // no tile at all
   float* gwp = gw.mutable_data_ptr<float>();
-  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) { weight_grad_from_du<W>(C, OC, dU, gwp, c0, c1); });
-  at::Tensor gb = want_bias ? total.narrow(0, DU, OC).clone() : at::Tensor();
-  return {gw.permute({2, 0, 1}).reshape({OC, C, 3, 3}), gb};
+  const float* const* pp = parts.data();
+  const int64_t np = static_cast<int64_t>(parts.size());
+  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) { weight_grad_from_du<W>(C, OC, pp, np, gwp, c0, c1); });
+  if (want_bias) {
+    float* gbp = gb.mutable_data_ptr<float>();
+    for (const float* part : parts)
+      for (int64_t o = 0; o < OC; ++o) gbp[o] += part[DU + o];
+  }
+  return {gw, gb};
 }
 
 // The tile with fewer multiplies for this output plane: T^2 products a tile times the tiles covering it (an

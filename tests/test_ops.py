@@ -386,6 +386,10 @@ def test_winograd_matches_float64_reference(shape, act, layout, route):
     z64.backward(gy.double() * ACT_GRAD_MASK[act](y.detach().double()))
     for got, want in [(xi.grad, x64.grad), (wi.grad, w64.grad), (bi.grad, b64.grad)]:
         torch.testing.assert_close(got.double(), want, rtol=2e-5, atol=2e-5 * want.abs().max().item())
+    # The weight gradient comes in the weight's own layout: autograd keeps it without a copy.
+    _, gw, _ = torch.ops.pydlr.conv2d_backward(gy, x, weight, y.detach(), [1, 1], [p, p], [1, 1], 1, act,
+                                               [False, True, True])
+    assert gw.is_contiguous() and torch.equal(gw, wi.grad)
 
 
 def test_winograd_limits():
