@@ -178,12 +178,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
   at::Tensor gm = grad_output.contiguous(cl);
   const at::Tensor yv = output.contiguous(cl);
   const at::Tensor am = argmax.contiguous(cl);
-  if (f.act != 0) {
-    gm = gm.clone(cl);
+  if (f.act != 0) {  // one pass into a fresh tensor (the upstream gradient is not ours to overwrite)
+    const at::Tensor g_in = gm;
+    gm = at::empty(g_in.sizes(), g_in.options().memory_format(cl));
+    const float* src = g_in.const_data_ptr<float>();
     float* gp = gm.mutable_data_ptr<float>();
     const float* yp = yv.const_data_ptr<float>();
     at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) {
-      for (int64_t i = b0; i < b1; ++i) gp[i] = masked(gp[i], yp[i], f.act);
+      for (int64_t i = b0; i < b1; ++i) gp[i] = masked(src[i], yp[i], f.act);
     });
   }
   at::Tensor gi, gw, gb;
