@@ -11,8 +11,10 @@ random order), so that machine noise hits every configuration alike. Configurati
     auto-tpool  the same with torch's max_pool2d (and so no fusion)
     auto-tadam  auto with torch's fused Adam instead of pydlr's one-call NativeAdam (every other
                 configuration uses pydlr's Adam, as fit() does)
+    auto-tloss  auto with torch's cross_entropy instead of fit()'s sparse categorical cross-entropy loss
+                (pydlr.ops.softmax_cross_entropy, one autograd node; every configuration but stock uses fit()'s)
     native      every convolution native (set_conv_backend("native")), native max pooling
-    stock       torch's conv2d + relu and max_pool2d (set_conv_backend("torch"))
+    stock       torch's conv2d + relu, max_pool2d and cross_entropy (set_conv_backend("torch"))
 
 Prints median ms per step (wall and process CPU) and each configuration's ratio to "stock" (< 1: faster).
 
@@ -39,7 +41,10 @@ from pydlr.data import load_fashion_mnist  # noqa: E402
 from pydlr.layers import pooling  # noqa: E402
 from pydlr.layers.fusion import layer_fusion  # noqa: E402
 from pydlr.models import seed_cnn  # noqa: E402
+from pydlr.train.losses import get_loss  # noqa: E402
 from pydlr.train.optimizers import Adam  # noqa: E402
+
+FIT_LOSS = get_loss("sparse_categorical_crossentropy", from_logits=True)  # what fit() computes
 
 
 @contextlib.contextmanager
@@ -70,13 +75,18 @@ def build_model() -> torch.nn.Module:
     return seed_cnn(head=True)  # weights as pydlr keeps them; activations are channels-last
 
 
-def burst(model, opt, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, start: int) -> tuple[float, float]:
+def loss_of(name: str):
+    return torch.nn.functional.cross_entropy if name in ("auto-tloss", "stock") else FIT_LOSS
+
+
+def burst(model, opt, loss_fn, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int,
+          start: int) -> tuple[float, float]:
     """`steps` training steps from batch index `start`; returns (wall s, process CPU s)."""
     t, c = time.perf_counter(), time.process_time()
     n = x.shape[0]
     for s in range(steps):
         i = ((start + s) * batch) % (n - batch)
-        loss = torch.nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch])
+        loss = loss_fn(model(x[i:i + batch]), y[i:i + batch])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -94,7 +104,7 @@ def main() -> None:
     (x_train, y_train), _ = load_fashion_mnist()
     x = torch.from_numpy(x_train[: 200 * args.batch]).float().div_(255).unsqueeze(-1)  # NHWC, as fit feeds
     y = torch.from_numpy(y_train[: 200 * args.batch]).long()
-    names = ["auto", "auto-nofuse", "auto-tpool", "auto-tadam", "native", "stock"]
+    names = ["auto", "auto-nofuse", "auto-tpool", "auto-tadam", "auto-tloss", "native", "stock"]
     torch.manual_seed(0)
     model = build_model()
     opts = {"pydlr": Adam().build(list(model.parameters())),  # what fit() uses: NativeAdam on CPU float32
@@ -103,13 +113,14 @@ def main() -> None:
     cpus: dict[str, list[float]] = {k: [] for k in names}
     for name in names:  # warm-up: first-call allocations, oneDNN primitives
         with configuration(name):
-            burst(model, opts[optimizer_of(name)], x, y, 5, args.batch, 0)
+            burst(model, opts[optimizer_of(name)], loss_of(name), x, y, 5, args.batch, 0)
     step = 0
     order = random.Random(0)
     for _ in range(args.rounds):
         for name in order.sample(names, len(names)):  # a fresh order each round: no position bias
             with configuration(name):
-                wall, cpu = burst(model, opts[optimizer_of(name)], x, y, args.steps, args.batch, step)
+                wall, cpu = burst(model, opts[optimizer_of(name)], loss_of(name), x, y, args.steps, args.batch,
+                                  step)
             step += args.steps
             walls[name].append(1e3 * wall / args.steps)
             cpus[name].append(1e3 * cpu / args.steps)

@@ -344,6 +344,95 @@ at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const s
   return pydlr::conv2d_act_cpu(input, weight, bias, stride, padding, dilation, groups, "none");
 }
 
+// ---------------------------------------------------------------------------------------------- softmax cross-entropy
+// Mean softmax cross-entropy of logits [n, k] against class indices [n] (torch's cross_entropy with its defaults) as
+// one autograd node: the forward keeps the softmax, the backward is (softmax - one_hot) * grad / n. Replaces
+// log_softmax, nll_loss and their two backward ops (four calls, two nodes) on a classifier's small output. Rows run
+// serially below kSceParallel elements: a parallel region costs more than a batch of 64 x 10 logits.
+constexpr int64_t kSceParallel = 1 << 16;
+
+bool sce_native_ok(const at::Tensor& logits, const at::Tensor& target) {
+  if (!(logits.device().is_cpu() && logits.scalar_type() == at::kFloat && logits.dim() == 2 && logits.size(0) > 0 &&
+        logits.size(1) > 0 && target.device().is_cpu() && target.scalar_type() == at::kLong && target.dim() == 1 &&
+        target.size(0) == logits.size(0))) {
+    return false;
+  }
+  const at::Tensor t = target.contiguous();
+  const int64_t* tp = t.const_data_ptr<int64_t>();
+  const int64_t k = logits.size(1);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (tp[i] < 0 || tp[i] >= k) return false;  // torch's own op: its error, or its ignore_index
+  return true;
+}
+
+class SoftmaxCrossEntropyFunction : public torch::autograd::Function<SoftmaxCrossEntropyFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& target) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    const at::Tensor x = logits.contiguous(), t = target.contiguous();
+    const int64_t n = x.size(0), k = x.size(1);
+    at::Tensor prob = at::empty({n, k}, x.options());
+    std::vector<double> row_loss(static_cast<size_t>(n));
+    const float* xp = x.const_data_ptr<float>();
+    const int64_t* tp = t.const_data_ptr<int64_t>();
+    float* pp = prob.mutable_data_ptr<float>();
+    at::parallel_for(0, n, std::max<int64_t>(1, kSceParallel / k), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = xp + r * k;
+        float* pr = pp + r * k;
+        float m = xr[0];
+        for (int64_t j = 1; j < k; ++j) m = (xr[j] > m || std::isnan(xr[j])) ? xr[j] : m;
+        float sum = 0.f;
+        for (int64_t j = 0; j < k; ++j) sum += (pr[j] = std::exp(xr[j] - m));
+        const float inv = 1.f / sum;
+        for (int64_t j = 0; j < k; ++j) pr[j] *= inv;
+        row_loss[r] = static_cast<double>(std::log(sum)) + m - xr[tp[r]];  // logsumexp - logit of the class
+      }
+    });
+    double total = 0.0;
+    for (const double v : row_loss) total += v;
+    ctx->save_for_backward({prob, t});
+    return at::scalar_tensor(total / static_cast<double>(n), x.options());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    at::Tensor gx;
+    if (grads[0].defined() && ctx->needs_input_grad(0)) {
+      const at::Tensor& prob = saved[0];
+      const int64_t n = prob.size(0), k = prob.size(1);
+      const float scale = grads[0].item<float>() / static_cast<float>(n);
+      gx = at::empty({n, k}, prob.options());
+      const float* pp = prob.const_data_ptr<float>();
+      const int64_t* tp = saved[1].const_data_ptr<int64_t>();
+      float* gp = gx.mutable_data_ptr<float>();
+      at::parallel_for(0, n, std::max<int64_t>(1, kSceParallel / k), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          for (int64_t j = 0; j < k; ++j) gp[r * k + j] = pp[r * k + j] * scale;
+          gp[r * k + tp[r]] -= scale;
+        }
+      });
+    }
+    return {gx, at::Tensor()};
+  }
+};
+
+// Below autograd (inference mode): torch's cross_entropy, as the value needs no saved softmax.
+at::Tensor softmax_cross_entropy_plain(const at::Tensor& logits, const at::Tensor& target) {
+  return at::cross_entropy_loss(logits, target);
+}
+
+// Autograd kernel of pydlr::softmax_cross_entropy: the native node where sce_native_ok, torch's cross_entropy
+// (differentiable as usual) elsewhere.
+at::Tensor softmax_cross_entropy_autograd(const at::Tensor& logits, const at::Tensor& target) {
+  if (!sce_native_ok(logits, target)) return at::cross_entropy_loss(logits, target);
+  if (!at::GradMode::is_enabled() || !logits.requires_grad()) {
+    at::AutoGradMode no_grad(false);
+    return SoftmaxCrossEntropyFunction::apply(logits.detach(), target);
+  }
+  return SoftmaxCrossEntropyFunction::apply(logits, target);
+}
+
 pybind11::dict build_info() {
   pybind11::dict d;
 #if defined(__clang__)
@@ -396,6 +485,7 @@ TORCH_LIBRARY(pydlr, m) {
       "conv2d_act_pool_backward(Tensor grad_output, Tensor argmax, Tensor output, Tensor input, Tensor weight, "
       "int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, int[2] pool_kernel, "
       "int[2] pool_stride, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("softmax_cross_entropy(Tensor logits, Tensor target) -> Tensor");
   m.def("max_pool2d(Tensor input, int[2] kernel_size, int[2] stride) -> Tensor");
   m.def("max_pool2d_with_argmax(Tensor input, int[2] kernel_size, int[2] stride) -> (Tensor, Tensor)");
   m.def(
@@ -421,6 +511,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("max_pool2d", pydlr::max_pool2d_cpu);
   m.impl("max_pool2d_with_argmax", pydlr::max_pool2d_with_argmax_cpu);
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
+  m.impl("softmax_cross_entropy", softmax_cross_entropy_plain);
   m.impl("kmeans_step", pydlr::kmeans_step_cpu);
   m.impl("kmeans_pp_dists", pydlr::kmeans_pp_dists_cpu);
   m.impl("kmeans_bounded_step", pydlr::kmeans_bounded_step_cpu);
@@ -432,6 +523,7 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("conv2d_act", conv2d_act_autograd);
   m.impl("max_pool2d", max_pool2d_autograd);
   m.impl("conv2d_act_pool", conv2d_act_pool_autograd);
+  m.impl("softmax_cross_entropy", softmax_cross_entropy_autograd);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

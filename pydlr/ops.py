@@ -354,6 +354,17 @@ def conv_pool_fusable(
     return bool(_C.conv2d_act_pool_fusable(x, weight, s, p, d, groups, activation, k, ps))
 
 
+def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``torch.nn.functional.cross_entropy(logits, target)`` (mean over the batch, class indices) in one autograd
+    node: the forward keeps the softmax, the backward is ``(softmax - one_hot(target)) * grad / n``.
+
+    Native for CPU float32 logits of shape (n, k) with int64 targets of shape (n,) inside [0, k); torch's
+    ``cross_entropy`` for everything else (its errors for out-of-range targets, its ``ignore_index``), and in
+    inference mode. Not twice differentiable on the native path.
+    """
+    return torch.ops.pydlr.softmax_cross_entropy(logits, target)
+
+
 def adam_step_(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],

@@ -341,3 +341,51 @@ def test_expanded_upstream_gradient_gives_the_dense_gradients(x_grad):
             t.grad = None
     assert len(grads[1]) == (3 if x_grad else 2)
     assert all(torch.equal(g, h) for g, h in zip(grads[0], grads[1], strict=True))
+
+
+# ---------------------------------------------------------------------------------------------- loss
+@pytest.mark.parametrize("n,k", [(64, 10), (1, 2), (7, 1000), (3000, 40)])  # 3000 x 40: rows in parallel
+def test_softmax_cross_entropy_equals_torchs_values_and_gradients(n, k):
+    torch.manual_seed(n)
+    logits = torch.randn(n, k) * 4
+    logits[0, 0] = 80.0  # large logits: the max is subtracted before exp
+    target = torch.randint(0, k, (n,))
+    mine, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = ops.softmax_cross_entropy(mine, target)
+    expected = F.cross_entropy(ref, target)
+    assert loss.shape == () and "SoftmaxCrossEntropy" in loss.grad_fn.name()  # the native node
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    (loss * 3).backward()
+    (expected * 3).backward()
+    torch.testing.assert_close(mine.grad, ref.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_cross_entropy_outside_the_native_path_is_torchs():
+    torch.manual_seed(0)
+    logits, target = torch.randn(5, 4), torch.tensor([0, 3, 1, 2, 2])
+    with pytest.raises((IndexError, RuntimeError), match="out of bounds"):
+        ops.softmax_cross_entropy(logits, torch.tensor([0, 4, 1, 2, 2]))
+    ignored = torch.tensor([0, -100, 1, 2, 2])  # torch's ignore_index
+    torch.testing.assert_close(ops.softmax_cross_entropy(logits, ignored), F.cross_entropy(logits, ignored))
+    x64 = logits.double().requires_grad_()
+    ops.softmax_cross_entropy(x64, target).backward()
+    ref = logits.double().requires_grad_()
+    F.cross_entropy(ref, target).backward()
+    torch.testing.assert_close(x64.grad, ref.grad)
+    with torch.inference_mode():
+        torch.testing.assert_close(ops.softmax_cross_entropy(logits, target), F.cross_entropy(logits, target))
+    with torch.no_grad():
+        torch.testing.assert_close(ops.softmax_cross_entropy(logits, target), F.cross_entropy(logits, target))
+    nan = logits.clone()
+    nan[1, 2] = float("nan")
+    assert ops.softmax_cross_entropy(nan, target).isnan()
+
+
+def test_sparse_loss_from_logits_runs_the_native_node():
+    from pydlr.train.losses import get_loss
+
+    torch.manual_seed(0)
+    pred, target = torch.randn(8, 10, requires_grad=True), torch.randint(0, 10, (8,))
+    loss = get_loss("sparse_categorical_crossentropy", from_logits=True)(pred, target)
+    assert "SoftmaxCrossEntropy" in loss.grad_fn.name()
+    torch.testing.assert_close(loss, F.cross_entropy(pred, target))

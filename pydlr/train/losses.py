@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pydlr import ops
 from pydlr.errors import InputError
 
 __all__ = [
@@ -69,7 +70,10 @@ class Loss:
                  weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss over the batch; with ``weight`` (n,), Keras' ``sum(w * l) / n``."""
         if weight is None and self.from_logits and self.kind in ("sparse", "categorical"):
-            return F.cross_entropy(pred.float(), target)  # one fused kernel: fewer ops per step
+            pred = pred.float()
+            if self.kind == "sparse":  # one autograd node (torch's cross_entropy where it is not native)
+                return ops.softmax_cross_entropy(pred, target)
+            return F.cross_entropy(pred, target)  # one fused kernel: fewer ops per step
         per = self.per_sample(pred, target)
         if weight is not None:
             per = per * weight
