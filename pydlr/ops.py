@@ -314,8 +314,10 @@ def conv2d_act_pool(
     Where :func:`conv_pool_fusable` holds (the dense direct kernel: few input channels, e.g. a CNN's first
     layer on grey or RGB images; non-overlapping windows; CPU float32) it runs fused: the full-resolution
     activation is never stored, the backward rebuilds its gradient rows in cache from the pooled gradient.
-    Elsewhere it is the two operators one after the other. Values and gradients equal the unfused ones
-    (ties and NaN as torch's max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.
+    Elsewhere it runs the two operators, in training as one autograd node whose backward masks the pooled gradient
+    by the activation's derivative (at the pooled values: the activated output at each argmax) and runs the
+    convolution's backward unmasked. Values and gradients equal the unfused ones (ties and NaN as pydlr's
+    max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.
 
     Returns
     -------
