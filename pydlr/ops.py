@@ -316,7 +316,7 @@ def conv2d_act_pool(
     activation is never stored, the backward rebuilds its gradient rows in cache from the pooled gradient.
     Elsewhere it runs the two operators, in training as one autograd node whose backward masks the pooled gradient
     by the activation's derivative (at the pooled values: the activated output at each argmax) and runs the
-    convolution's backward unmasked. Values and gradients equal the unfused ones (ties and NaN as pydlr's
+    convolution's backward unmasked. Values and gradients equal the unfused ones (ties and NaN as torch's
     max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.
 
     Returns
