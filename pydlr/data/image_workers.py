@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pydlr.data.augment import Augment
-from pydlr.data.decode import ImageSpec, decode_image, resize_array
+from pydlr.data.decode import ImageSpec, decode_image, decode_pngs, resize_array
 from pydlr.data.image_index import FileIndex
 from pydlr.data.workers import WorkerPool
 from pydlr.errors import TrainingError
@@ -63,11 +63,24 @@ class DecodeJob:
         return torch.int64 if self.label_mode == "int" else torch.float32
 
 
-def _image(job: DecodeJob, i: int, resize: bool = True) -> np.ndarray:
-    slot = i if job.cache_slot is None else int(job.cache_slot[i])
+def _slot(job: DecodeJob, i: int) -> int:
+    return i if job.cache_slot is None else int(job.cache_slot[i])
+
+
+def _is_cached(job: DecodeJob, i: int) -> bool:
+    return job.cached is not None and bool(job.cached[_slot(job, i)])
+
+
+def _image(job: DecodeJob, i: int, resize: bool = True, decoded: np.ndarray | None = None) -> np.ndarray:
+    """File i's image (``decoded``: its pixels at their own size, from `decode_pngs`), from the cache when
+    there, stored in it when the dataset caches."""
+    slot = _slot(job, i)
     if job.cached is not None and job.cached[slot]:
         return job.cache[slot]
-    arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec, resize)
+    if decoded is None:
+        arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec, resize)
+    else:
+        arr = resize_array(decoded, job.spec) if resize else decoded
     if job.cached is not None:
         job.cache[slot] = arr
         job.cached[slot] = 1  # after the pixels: a reader that sees the flag sees the image
@@ -115,9 +128,10 @@ def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
     kept: list[int] = []
     arrays: list[np.ndarray] = []
     bad: list[tuple[str, str]] = []
+    native = _native_pngs(job, idx)
     for i in idx:
         try:
-            arrays.append(_image(job, int(i), resize))
+            arrays.append(_image(job, int(i), resize, native.get(int(i))))
         except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image"
             path = os.fsdecode(job.index.paths[int(i)])
             if job.on_bad_file != "skip":
@@ -126,6 +140,16 @@ def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
             continue
         kept.append(int(i))
     return kept, arrays, bad
+
+
+def _native_pngs(job: DecodeJob, idx: np.ndarray) -> dict[int, np.ndarray]:
+    """{file index: own-size pixels} for the batch's uncached PNGs that the native decoder takes, in one
+    call (the others are left to `decode_image`, file by file)."""
+    todo = [int(i) for i in idx if not _is_cached(job, int(i))]
+    paths = [os.fsdecode(job.index.paths[i]) for i in todo]
+    pngs = [(i, p) for i, p in zip(todo, paths, strict=True) if p[-4:].lower() == ".png"]
+    decoded = decode_pngs([p for _, p in pngs], job.spec)
+    return {i: arr for (i, _), arr in zip(pngs, decoded, strict=True) if arr is not None}
 
 
 def _same_source_size(arrays: list[np.ndarray], spec) -> bool:
