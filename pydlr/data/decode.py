@@ -118,17 +118,22 @@ def decode_image(path: str | os.PathLike, spec: ImageSpec, resize: bool = True) 
         return _fit(img, spec, resize)
 
 
-def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None]:
+def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None] | np.ndarray:
     """The files ``paths`` decoded in one native call as ``decode_image(path, spec, resize=False)`` would
     (own size, spec's colour mode, the same pixels), None for each file the native decoder does not take
     (not a plain 8-bit PNG, or unreadable): the caller decodes those with `decode_image`, which decodes them
-    or raises the error that names the problem. All None where pydlr was built without libpng."""
+    or raises the error that names the problem. When every file was decoded and all have one size, one
+    (n, h, w, channels) array instead (a view of the decoded buffer: no per-file arrays). All None where
+    pydlr was built without libpng."""
     from pydlr import ops
 
     if not paths or not _native_png():
         return [None] * len(paths)
     pixels, meta, errors = ops.decode_png_batch(paths, spec.channels)
     flat, rows, c = pixels.numpy(), meta.tolist(), spec.channels
+    h0, w0 = rows[0][0], rows[0][1]
+    if not any(errors) and all(h == h0 and w == w0 for h, w, _ in rows):
+        return flat.reshape(len(paths), h0, w0, c)  # images lie one after the other, in order
     return [None if err else flat[off:off + h * w * c].reshape(h, w, c)
             for err, (h, w, off) in zip(errors, rows, strict=True)]
 
