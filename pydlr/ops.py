@@ -435,7 +435,8 @@ def build_info() -> dict[str, Any]:
     -------
     dict
         Keys ``compiler``, ``simd``, ``openmp``, ``threads``, ``blas``, ``cuda`` (bool: CUDA kernels compiled
-        into this build), ``torch_version`` (the torch the extension was compiled against).
+        into this build), ``torch_version`` (the torch the extension was compiled against), ``libpng`` (bool:
+        the batched PNG decoder is linked against libpng).
     """
     return dict(_C.build_info())
 
