@@ -89,6 +89,47 @@ def bench_decoders(folder: Path, n: int = 3000) -> dict[str, float]:
         for p in files:
             fn(p)
         out[name] = (time.perf_counter() - t) / len(files) * 1e6
+    from pydlr.data.decode import decode_pngs
+
+    paths = [str(p) for p in files]
+    if all(a is not None for a in decode_pngs(paths[:BATCH], spec)):
+        t = time.perf_counter()
+        for k in range(0, len(paths), BATCH):
+            decode_pngs(paths[k:k + BATCH], spec)
+        out[f"pydlr decode_pngs (libpng, batches of {BATCH}, own size)"] = (time.perf_counter() - t) / len(paths) * 1e6
+    return out
+
+
+def cpu_per_image(folder: Path, n: int = 3000, rounds: int = 3) -> dict[str, list[float]]:
+    """CPU microseconds per image of the whole streamed pipeline (decode + resize + augment + batch) in one
+    process (workers=0) on one torch thread as in a worker, with the batched native PNG decoder and with
+    Pillow for every file, alternated."""
+    from pydlr.data import decode
+
+    files = sorted(folder.rglob("*.png"))[:n]
+    sub = Path(f"/tmp/pydlr-bench-images-cpu-{n}")
+    if not (sub / ".complete").exists():
+        for p in files:
+            dst = sub / p.parent.name / p.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists():
+                os.link(p, dst)
+        (sub / ".complete").write_text("ok")
+    native, threads = decode._native_png, torch.get_num_threads()
+    torch.set_num_threads(1)
+    out: dict[str, list[float]] = {"native (libpng, one call a batch)": [], "Pillow, file by file": []}
+    try:
+        for _ in range(rounds):
+            for name, use in (("native (libpng, one call a batch)", True), ("Pillow, file by file", False)):
+                decode._native_png = (lambda: True) if use else (lambda: False)
+                ds = image_dataset_from_directory(sub, color_mode="grayscale", image_size=(SIZE, SIZE),
+                                                  batch_size=BATCH, seed=1, workers=0, verbose=False).map(AUG)
+                c = time.process_time()
+                k = sum(int(x.shape[0]) for x, _ in ds)
+                out[name].append((time.process_time() - c) / k * 1e6)
+    finally:
+        decode._native_png = native
+        torch.set_num_threads(threads)
     return out
 
 
@@ -221,8 +262,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--skip-keras", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput contenders")
-    ap.add_argument("--sections", default="decoders,throughput,training,memory",
-                    help="comma-separated subset of decoders,throughput,training,memory")
+    ap.add_argument("--sections", default="decoders,cpu,throughput,training,memory",
+                    help="comma-separated subset of decoders,cpu,throughput,training,memory")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     torch.set_num_threads(2)
@@ -238,6 +279,11 @@ def main() -> None:
         print("\n| decoder (28x28 grey PNG) | us per image |\n|---|---|")
         for k, v in dec.items():
             print(f"| {k} | {v:.0f} |")
+    if "cpu" in sections:
+        cpu = cpu_per_image(folder)
+        print("\n| one process, decode + resize + augment + batch | CPU us per image (rounds) |\n|---|---|")
+        for k, v in cpu.items():
+            print(f"| {k} | {', '.join(f'{t:.0f}' for t in v)} |")
     if "throughput" in sections:
         throughput(folder, n60, args)
     if "training" in sections:

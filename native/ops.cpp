@@ -29,6 +29,10 @@ std::tuple<int64_t, int64_t> kmeans_bounded_step_cpu(const at::Tensor& x, const 
 // kmeans_own_dists: min_dist (written) = squared distance of each row to its labelled center, as kmeans_step's.
 void kmeans_own_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq, const at::Tensor& centers,
                           const at::Tensor& labels, const at::Tensor& min_dist);
+// Batched PNG decoding (image_decode_cpu.cpp); png_decoder_available: whether it was built with libpng.
+std::tuple<at::Tensor, at::Tensor, std::vector<std::string>> decode_png_batch_cpu(const c10::List<std::string>& paths,
+                                                                                 int64_t channels);
+bool png_decoder_available();
 }  // namespace pydlr
 
 namespace {
@@ -460,6 +464,7 @@ pybind11::dict build_info() {
   d["cuda"] = false;
 #endif
   d["torch_version"] = std::string(TORCH_VERSION);
+  d["libpng"] = pydlr::png_decoder_available();
   return d;
 }
 
@@ -499,6 +504,8 @@ TORCH_LIBRARY(pydlr, m) {
       "kmeans_bounded_step(Tensor x, Tensor centers, Tensor shift, Tensor(a!) labels, Tensor(b!) upper, "
       "Tensor(c!) lower, Tensor(d!) norms, Tensor(e!) sums, Tensor(f!) counts) -> (int, int)");
   m.def("kmeans_own_dists(Tensor x, Tensor x_sq, Tensor centers, Tensor labels, Tensor(a!) min_dist) -> ()");
+  // No tensor argument to dispatch on: one kernel for every backend.
+  m.def("decode_png_batch(str[] paths, int channels) -> (Tensor, Tensor, str[])", &pydlr::decode_png_batch_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {

@@ -448,6 +448,26 @@ def build_info() -> dict[str, Any]:
     -------
     dict
         Keys ``compiler``, ``simd``, ``openmp``, ``threads``, ``blas``, ``cuda`` (bool: CUDA kernels compiled
-        into this build), ``torch_version`` (the torch the extension was compiled against).
+        into this build), ``torch_version`` (the torch the extension was compiled against), ``libpng`` (bool:
+        the batched PNG decoder is linked against libpng).
     """
     return dict(_C.build_info())
+
+
+def png_decoder_available() -> bool:
+    """Whether this build decodes PNGs natively (native/image_decode_cpu.cpp, linked against libpng)."""
+    return bool(_C.build_info().get("libpng", False))
+
+
+def decode_png_batch(paths: list[str], channels: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Decode the PNG files ``paths`` in one native call, each at its own size with ``channels`` samples a
+    pixel (1 grey, 3 RGB, 4 RGBA; conversions as Pillow's ``Image.convert``).
+
+    Returns ``(pixels, meta, errors)``: ``pixels`` uint8, every decoded image's (h, w, channels) samples one
+    after the other; ``meta`` int64 (n, 3) of height, width and offset into ``pixels``; ``errors[i]`` ""
+    where file i was decoded, else why not (not a plain 8-bit PNG, unreadable, a libpng error): the caller
+    decodes those files another way, which decodes them or names the problem.
+    """
+    if channels not in (1, 3, 4):
+        raise InputError("channels", "1, 3 or 4", channels, where="pydlr.ops.decode_png_batch")
+    return torch.ops.pydlr.decode_png_batch(list(paths), int(channels))

@@ -72,7 +72,9 @@ export R_LIBS="$OUT/rlib${R_LIBS:+:$R_LIBS}"
 status=0
 # The sanitized builds are instrumented and are the ones loaded (else a clean run would mean nothing).
 for so in "$PYDLR_NATIVE_LIB" "$OUT/rlib/pydlr/libs/pydlr.so"; do
-  nm -D "$so" | grep -q __asan_report || { echo "sanitize: $so is not built with AddressSanitizer"; exit 1; }
+  # grep reads all of nm's output (grep -q would exit at the first match, and under pipefail nm's SIGPIPE
+  # then fails the check on a large library)
+  nm -D "$so" | grep __asan_report >/dev/null || { echo "sanitize: $so is not built with AddressSanitizer"; exit 1; }
 done
 "$PY" -c "import pydlr.ops as o, sys; sys.exit(0 if '/build/asan/' in o._C.__file__ else 'not the sanitized _C: ' + o._C.__file__)" || exit 1
 Rscript -e 'library(pydlr); p <- getLoadedDLLs()[["pydlr"]][["path"]]; if (!grepl("/build/asan/", p)) stop("not the sanitized R package: ", p)' \

@@ -109,6 +109,51 @@ def test_mixed_sizes_and_channels_are_converted(tmp_path):
         assert x.shape == (4, 16, 20, c)
 
 
+def _png_zoo(folder):
+    """PNGs of every kind, mixed sizes: the first four decoded natively, the last three by Pillow."""
+    (folder / "a").mkdir()
+    rng = np.random.default_rng(1)
+    px = lambda *shape: rng.integers(0, 256, shape, np.uint8)  # noqa: E731
+    Image.fromarray(px(9, 13), "L").save(folder / "a" / "1_grey.png")
+    Image.fromarray(px(11, 6, 2), "LA").save(folder / "a" / "2_grey_alpha.png")
+    Image.fromarray(px(20, 30, 3), "RGB").save(folder / "a" / "3_rgb.png")
+    Image.fromarray(px(7, 7, 4), "RGBA").save(folder / "a" / "4_rgba.png")
+    Image.fromarray(px(10, 12, 3), "RGB").convert("P").save(folder / "a" / "5_palette.png")
+    Image.fromarray(px(8, 8, 3), "RGB").convert("P").save(folder / "a" / "6_palette_tr.png", transparency=3)
+    Image.fromarray(rng.integers(0, 65535, (6, 9)).astype(np.uint16)).save(folder / "a" / "7_grey16.png")
+    return sorted(str(p) for p in (folder / "a").iterdir())
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb", "rgba"])
+def test_native_png_decoder_gives_pillows_pixels(tmp_path, monkeypatch, color_mode):
+    from pydlr import ops
+    from pydlr.data import decode
+    from pydlr.data.decode import check_image_spec, decode_image, decode_pngs
+
+    if not ops.png_decoder_available():
+        pytest.skip("built without libpng")
+    paths = _png_zoo(tmp_path)
+    spec = check_image_spec((16, 20), color_mode, "bilinear", False, "test")
+    native = decode_pngs(paths, spec)
+    assert [a is None for a in native] == [False] * 4 + [True] * 3
+    for p, arr in zip(paths[:4], native[:4], strict=True):
+        assert np.array_equal(arr, decode_image(p, spec, resize=False))
+    aug = Augment(flip="horizontal", rotation=0.05)
+    batches = {}
+    for use in (True, False):  # the same batches with the native decoder and with Pillow for every file
+        monkeypatch.setattr(decode, "_native_png", lambda use=use: use)
+        for name, a in (("plain", None), ("augmented", aug)):
+            ds = image_dataset_from_directory(tmp_path, image_size=(16, 20), color_mode=color_mode,
+                                              shuffle=False, seed=1, verbose=False, workers=0)
+            x, _ = next(iter(ds if a is None else ds.map(a)))
+            batches[use, name] = x
+    assert batches[True, "plain"].shape == (7, 16, 20, spec.channels)
+    assert torch.equal(batches[True, "plain"], batches[False, "plain"])
+    assert torch.equal(batches[True, "augmented"], batches[False, "augmented"])
+    expected = np.stack([decode_image(p, spec) for p in paths])
+    assert np.array_equal(batches[True, "plain"].numpy().astype(np.uint8), expected)
+
+
 def test_crop_to_aspect_ratio_keeps_the_centre(tmp_path):
     (tmp_path / "a").mkdir()
     img = np.zeros((10, 30), np.uint8)

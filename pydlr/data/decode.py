@@ -1,8 +1,10 @@
 """Decoding one image file into a uint8 (height, width, channels) array, with keras' resize options.
 
 Pillow decodes (chosen by measurement, see bench/bench_images.py: torchvision.io cannot be installed beside
-this project's torch, and imageio reads through Pillow at 3-4x the cost). Speed points: plain PNGs skip
-Pillow's Python chunk parser (`_open_plain_png`); JPEGs are decoded at a reduced scale when the target is
+this project's torch, and imageio reads through Pillow at 3-4x the cost), except that the image datasets hand
+a batch's plain 8-bit PNGs to the native decoder (`decode_pngs`: libpng, one call a batch, the same pixels;
+docs/performance.md has the measurement). Speed points: plain PNGs skip Pillow's Python chunk parser
+(`_open_plain_png`); JPEGs are decoded at a reduced scale when the target is
 much smaller (``Image.draft``: libjpeg's DCT scaling, 2-4x less work); the crop of
 ``crop_to_aspect_ratio`` is the ``box`` of the one resize, not a separate copy.
 
@@ -15,6 +17,7 @@ image is not distorted either way.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from pydlr.errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "COLOR_MODES", "INTERPOLATIONS", "ImageSpec", "decode_image",
+__all__ = ["IMAGE_EXTENSIONS", "COLOR_MODES", "INTERPOLATIONS", "ImageSpec", "decode_image", "decode_pngs",
            "resize_array", "check_image_spec"]
 
 # keras' ALLOWLIST_FORMATS; other files in the folders are not images and are left out (and counted)
@@ -113,6 +116,33 @@ def decode_image(path: str | os.PathLike, spec: ImageSpec, resize: bool = True) 
         if img.mode == spec.mode:
             img.load()  # decode now: errors surface here, inside the with block
         return _fit(img, spec, resize)
+
+
+def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None] | np.ndarray:
+    """The files ``paths`` decoded in one native call as ``decode_image(path, spec, resize=False)`` would
+    (own size, spec's colour mode, the same pixels), None for each file the native decoder does not take
+    (not a plain 8-bit PNG, or unreadable): the caller decodes those with `decode_image`, which decodes them
+    or raises the error that names the problem. When every file was decoded and all have one size, one
+    (n, h, w, channels) array instead (a view of the decoded buffer: no per-file arrays). All None where
+    pydlr was built without libpng."""
+    from pydlr import ops
+
+    if not paths or not _native_png():
+        return [None] * len(paths)
+    pixels, meta, errors = ops.decode_png_batch(paths, spec.channels)
+    flat, rows, c = pixels.numpy(), meta.tolist(), spec.channels
+    h0, w0 = rows[0][0], rows[0][1]
+    if not any(errors) and all(h == h0 and w == w0 for h, w, _ in rows):
+        return flat.reshape(len(paths), h0, w0, c)  # images lie one after the other, in order
+    return [None if err else flat[off:off + h * w * c].reshape(h, w, c)
+            for err, (h, w, off) in zip(errors, rows, strict=True)]
+
+
+@functools.cache
+def _native_png() -> bool:
+    from pydlr import ops
+
+    return ops.png_decoder_available()
 
 
 def resize_array(arr: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from pydlr.data.augment import Augment
-from pydlr.data.decode import ImageSpec, decode_image, resize_array
+from pydlr.data.decode import ImageSpec, decode_image, decode_pngs, resize_array
 from pydlr.data.image_index import FileIndex
 from pydlr.data.workers import WorkerPool
 from pydlr.errors import TrainingError
@@ -63,11 +64,24 @@ class DecodeJob:
         return torch.int64 if self.label_mode == "int" else torch.float32
 
 
-def _image(job: DecodeJob, i: int, resize: bool = True) -> np.ndarray:
-    slot = i if job.cache_slot is None else int(job.cache_slot[i])
+def _slot(job: DecodeJob, i: int) -> int:
+    return i if job.cache_slot is None else int(job.cache_slot[i])
+
+
+def _is_cached(job: DecodeJob, i: int) -> bool:
+    return job.cached is not None and bool(job.cached[_slot(job, i)])
+
+
+def _image(job: DecodeJob, i: int, resize: bool = True, decoded: np.ndarray | None = None) -> np.ndarray:
+    """File i's image (``decoded``: its pixels at their own size, from `decode_pngs`), from the cache when
+    there, stored in it when the dataset caches."""
+    slot = _slot(job, i)
     if job.cached is not None and job.cached[slot]:
         return job.cache[slot]
-    arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec, resize)
+    if decoded is None:
+        arr = decode_image(os.fsdecode(job.index.paths[i]), job.spec, resize)
+    else:
+        arr = resize_array(decoded, job.spec) if resize else decoded
     if job.cached is not None:
         job.cache[slot] = arr
         job.cached[slot] = 1  # after the pixels: a reader that sees the flag sees the image
@@ -110,14 +124,21 @@ def _resizes_in_augment(job: DecodeJob) -> bool:
 
 
 def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
-                  ) -> tuple[list[int], list[np.ndarray], list[tuple[str, str]]]:
-    """(kept indices, their decoded arrays, [(path, reason) of skipped files])."""
+                  ) -> tuple[list[int], list[np.ndarray] | np.ndarray, list[tuple[str, str]]]:
+    """(kept indices, their decoded arrays, [(path, reason) of skipped files]). The arrays are one
+    (n, h, w, c) array when the native decoder took the whole batch at one size that needs no resize, and
+    there is no cache to fill (`_image` fills it)."""
+    native, whole = _native_pngs(job, idx)
+    if whole is not None and job.cached is None and (not resize or whole.shape[1:] == job.spec.shape):
+        return idx.tolist(), whole, []
+    if whole is not None:
+        native = dict(zip(idx.tolist(), whole, strict=True))
     kept: list[int] = []
     arrays: list[np.ndarray] = []
     bad: list[tuple[str, str]] = []
     for i in idx:
         try:
-            arrays.append(_image(job, int(i), resize))
+            arrays.append(_image(job, int(i), resize, native.get(int(i))))
         except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image"
             path = os.fsdecode(job.index.paths[int(i)])
             if job.on_bad_file != "skip":
@@ -128,11 +149,29 @@ def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
     return kept, arrays, bad
 
 
+_FS = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def _native_pngs(job: DecodeJob, idx: np.ndarray) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """The batch's uncached PNGs that the native decoder takes, decoded in one call (the others are left
+    to `decode_image`, file by file): ({file index: own-size pixels}, None), or ({}, (n, h, w, c) array)
+    when that is every file of the batch, all of one size."""
+    todo = [int(i) for i in idx if not _is_cached(job, int(i))]
+    paths = [p.decode(*_FS) for p in job.index.paths[todo].tolist()]  # os.fsdecode, without its checks
+    pngs = [(i, p) for i, p in zip(todo, paths, strict=True) if p[-4:].lower() == ".png"]
+    decoded = decode_pngs([p for _, p in pngs], job.spec)
+    if isinstance(decoded, np.ndarray):
+        if len(pngs) == len(idx):
+            return {}, decoded
+        return {i: decoded[k] for k, (i, _) in enumerate(pngs)}, None
+    return {i: arr for (i, _), arr in zip(pngs, decoded, strict=True) if arr is not None}, None
+
+
 def _same_source_size(arrays: list[np.ndarray], spec) -> bool:
     """One source size for the whole batch, and no shrinking below half (where Pillow's resize filters
     against aliasing and a single bilinear sampling would not)."""
     hs, ws = arrays[0].shape[:2]
-    return all(a.shape == arrays[0].shape for a in arrays) and 2 * hs >= spec.height and 2 * ws >= spec.width
+    return (isinstance(arrays, np.ndarray) or all(a.shape == arrays[0].shape for a in arrays)) and 2 * hs >= spec.height and 2 * ws >= spec.width
 
 
 def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
@@ -147,7 +186,7 @@ def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
     xb = x_out[:n]
     gen = torch.Generator().manual_seed(seed)
     if fused and _same_source_size(arrays, job.spec):
-        src = torch.from_numpy(np.stack(arrays)).to(torch.float32)
+        src = torch.from_numpy(arrays if isinstance(arrays, np.ndarray) else np.stack(arrays)).to(torch.float32)
         xb.copy_(job.augment(src, gen, size=(job.spec.height, job.spec.width)))
     else:
         stage = _staging(job, x_out.shape[0])
