@@ -1,13 +1,16 @@
-"""What pydlr's native convolutions buy in MobileNetV2, side by side in one process.
+"""What pydlr's native operators buy in MobileNetV2 / EfficientNet-Lite0, side by side in one process.
 
-pydlr's MobileNetV2 (the architecture behind ``pretrained.MobileNetV2`` and fine-tuning) runs on channels-last
-activations; its depthwise 3x3 layers take pydlr's tiled depthwise kernels and its small pointwise layers the
-dense direct kernel under the default "auto" backend. This times a training step (forward, cross-entropy,
-backward, SGD step; BatchNorm in training mode) and inference (eval, no_grad) with the default backend ("auto")
-and with torch's convolutions everywhere ("stock"), interleaved in bursts of --steps steps over --rounds rounds
-in a fresh order each round, and prints median ms per step and auto / stock (< 1: pydlr faster).
+pydlr's MobileNetV2 and EfficientNet-Lite (the architectures behind ``pretrained`` and fine-tuning) run on
+channels-last activations; under the default "auto" backend their depthwise layers take pydlr's depthwise
+kernels, and in training each BatchNorm with the ReLU6 after it runs as one fused operator
+(``pydlr.ops.batch_norm_act``). This times a training step (forward, cross-entropy, backward, SGD step; BatchNorm
+in training mode) and inference (eval, no_grad) with the default backend ("auto") and with torch's operators
+everywhere ("stock": torch's convolutions, batch_norm and relu6, the same model and weights), interleaved in
+bursts of --steps steps over --rounds rounds in a fresh order each round, and prints median ms per step and
+auto / stock (< 1: pydlr faster). --no-inference times training only.
 
-Run: source scripts/env.sh && python bench/bench_mobilenet.py [--size 96] [--batch 32] [--rounds 7]
+Run: source scripts/env.sh && python bench/bench_mobilenet.py [--model mobilenet_v2] [--size 96] [--batch 32]
+     [--rounds 7]
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pydlr import layers  # noqa: E402
 from pydlr.models import mobilenet_v2  # noqa: E402
+from pydlr.models.efficientnet_lite import EfficientNetLite  # noqa: E402
+
+MODELS = {
+    "mobilenet_v2": lambda size: mobilenet_v2(num_classes=10, input_shape=(size, size, 3)),
+    "efficientnet_lite0": lambda size: EfficientNetLite(0, num_classes=10, input_shape=(size, size, 3)),
+}
 
 BACKENDS = {"auto": "auto", "stock": "torch"}
 
@@ -46,25 +55,27 @@ def burst(model, opt, x: torch.Tensor, y: torch.Tensor, steps: int, train: bool)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="mobilenet_v2")
     p.add_argument("--size", type=int, default=96, help="image height and width")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-inference", action="store_true", help="time the training step only")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = mobilenet_v2(num_classes=10, input_shape=(args.size, args.size, 3))
+    model = MODELS[args.model](args.size)
     x = torch.randn(args.batch, args.size, args.size, 3)  # channels-last images, as fit() feeds them
     y = torch.randint(0, 10, (args.batch,))
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     print(
-        f"# torch {torch.__version__}, threads {args.threads}, MobileNetV2 (10 classes) at {args.size}x"
+        f"# torch {torch.__version__}, threads {args.threads}, {args.model} (10 classes) at {args.size}x"
         f"{args.size}, batch {args.batch}, {args.rounds} rounds of {args.steps} steps, "
         f"GLIBC_TUNABLES={'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'}"
     )
     print(f"{'pass':<10} {'auto ms':>9} {'stock ms':>9} {'auto/stock':>11}")
-    for train in (True, False):
+    for train in (True,) if args.no_inference else (True, False):
         model.train(train)
         times: dict[str, list[float]] = {k: [] for k in BACKENDS}
         for backend in BACKENDS.values():  # warm-up: allocations, oneDNN primitives

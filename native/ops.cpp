@@ -33,6 +33,18 @@ void kmeans_own_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq, const at:
 std::tuple<at::Tensor, at::Tensor, std::vector<std::string>> decode_png_batch_cpu(const c10::List<std::string>& paths,
                                                                                  int64_t channels);
 bool png_decoder_available();
+// Training-mode batch norm fused with an activation (batchnorm_cpu.cpp): (output, save_mean, save_invstd), the
+// running statistics updated in place; and its backward (grad_input, grad_weight, grad_bias).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_cpu(const at::Tensor& input,
+                                                                  const std::optional<at::Tensor>& weight,
+                                                                  const std::optional<at::Tensor>& bias,
+                                                                  at::Tensor& running_mean, at::Tensor& running_var,
+                                                                  double momentum, double eps,
+                                                                  c10::string_view activation);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const at::Tensor& save_mean, const at::Tensor& save_invstd,
+    c10::string_view activation, std::array<bool, 3> output_mask);
 }  // namespace pydlr
 
 namespace {
@@ -437,6 +449,86 @@ at::Tensor softmax_cross_entropy_autograd(const at::Tensor& logits, const at::Te
   return SoftmaxCrossEntropyFunction::apply(logits, target);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> call_batch_norm_act(
+    const at::Tensor& input, const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+    at::Tensor& running_mean, at::Tensor& running_var, double momentum, double eps, c10::string_view activation) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::batch_norm_act", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                           at::Tensor&, at::Tensor&, double, double, c10::string_view)>();
+  return op.call(input, weight, bias, running_mean, running_var, momentum, eps, activation);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> call_batch_norm_act_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const at::Tensor& save_mean, const at::Tensor& save_invstd,
+    c10::string_view activation, std::array<bool, 3> mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pydlr::batch_norm_act_backward", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                           const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&, c10::string_view,
+                           std::array<bool, 3>)>();
+  return op.call(grad_output, input, weight, bias, save_mean, save_invstd, activation, mask);
+}
+
+// Saves the input (not the output): the backward recomputes the activation's mask from it. The saved mean and
+// invstd are outputs too (the schema's, as torch's native_batch_norm), not differentiable.
+class BatchNormActFunction : public torch::autograd::Function<BatchNormActFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, const std::optional<at::Tensor>& weight,
+                               const std::optional<at::Tensor>& bias, at::Tensor running_mean, at::Tensor running_var,
+                               double momentum, double eps, const std::string& activation) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [out, mean, invstd] =
+        call_batch_norm_act(input, weight, bias, running_mean, running_var, momentum, eps, activation);
+    const at::Tensor w = weight.has_value() ? *weight : at::Tensor();
+    const at::Tensor b = bias.has_value() ? *bias : at::Tensor();
+    ctx->saved_data["activation"] = activation;
+    ctx->save_for_backward({input, w, b, mean, invstd});
+    ctx->mark_non_differentiable({mean, invstd});
+    return {out, mean, invstd};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), saved[1].defined() && ctx->needs_input_grad(1),
+                                   saved[2].defined() && ctx->needs_input_grad(2)};
+    at::Tensor gi, gw, gb;
+    if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
+      const std::optional<at::Tensor> w = saved[1].defined() ? std::optional<at::Tensor>(saved[1]) : std::nullopt;
+      const std::optional<at::Tensor> b = saved[2].defined() ? std::optional<at::Tensor>(saved[2]) : std::nullopt;
+      std::tie(gi, gw, gb) = call_batch_norm_act_backward(grads[0], saved[0], w, b, saved[3], saved[4],
+                                                          ctx->saved_data["activation"].toStringRef(), mask);
+    }
+    return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_autograd(
+    const at::Tensor& input, const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+    at::Tensor& running_mean, at::Tensor& running_var, double momentum, double eps, c10::string_view activation) {
+  pydlr::parse_act(activation);
+  const bool needs_grad = at::GradMode::is_enabled() &&
+                          (input.requires_grad() || (weight.has_value() && weight->requires_grad()) ||
+                           (bias.has_value() && bias->requires_grad()));
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> result;
+  if (!needs_grad) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result = call_batch_norm_act(input, weight, bias, running_mean, running_var, momentum, eps, activation);
+  } else {
+    auto outs = BatchNormActFunction::apply(input, weight, bias, running_mean, running_var, momentum, eps,
+                                            std::string(activation));
+    result = {outs[0], outs[1], outs[2]};
+  }
+  // The running statistics changed in place below the ADInplaceOrView key: bump their versions as torch's
+  // in-place ops do (pydlr's inference cache and autograd's saved-tensor checks read them).
+  torch::autograd::impl::bump_version(running_mean);
+  torch::autograd::impl::bump_version(running_var);
+  return result;
+}
+
 pybind11::dict build_info() {
   pybind11::dict d;
 #if defined(__clang__)
@@ -506,6 +598,12 @@ TORCH_LIBRARY(pydlr, m) {
   m.def("kmeans_own_dists(Tensor x, Tensor x_sq, Tensor centers, Tensor labels, Tensor(a!) min_dist) -> ()");
   // No tensor argument to dispatch on: one kernel for every backend.
   m.def("decode_png_batch(str[] paths, int channels) -> (Tensor, Tensor, str[])", &pydlr::decode_png_batch_cpu);
+  m.def(
+      "batch_norm_act(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!) running_mean, Tensor(b!) running_var, "
+      "float momentum, float eps, str activation) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "batch_norm_act_backward(Tensor grad_output, Tensor input, Tensor? weight, Tensor? bias, Tensor save_mean, "
+      "Tensor save_invstd, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -523,6 +621,8 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("kmeans_pp_dists", pydlr::kmeans_pp_dists_cpu);
   m.impl("kmeans_bounded_step", pydlr::kmeans_bounded_step_cpu);
   m.impl("kmeans_own_dists", pydlr::kmeans_own_dists_cpu);
+  m.impl("batch_norm_act", pydlr::batch_norm_act_cpu);
+  m.impl("batch_norm_act_backward", pydlr::batch_norm_act_backward_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
@@ -531,6 +631,7 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("max_pool2d", max_pool2d_autograd);
   m.impl("conv2d_act_pool", conv2d_act_pool_autograd);
   m.impl("softmax_cross_entropy", softmax_cross_entropy_autograd);
+  m.impl("batch_norm_act", batch_norm_act_autograd);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -367,6 +367,46 @@ def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     return torch.ops.pydlr.softmax_cross_entropy(logits, target)
 
 
+def batch_norm_act_supported(x: torch.Tensor) -> bool:
+    """Whether :func:`batch_norm_act` takes ``x``: a CPU float32 / float64 tensor, (N, C, H, W) in channels-last
+    memory or contiguous (N, C), with more than one value per channel."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if x.dim() == 4:
+        ok = x.is_contiguous(memory_format=torch.channels_last)
+    else:
+        ok = x.dim() == 2 and x.is_contiguous()
+    return ok and x.numel() > x.shape[1]
+
+
+def batch_norm_act(
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    momentum: float,
+    eps: float,
+    activation: str = "none",
+) -> torch.Tensor:
+    """Training-mode batch normalization and the activation after it, in one operator (native/batchnorm_cpu.cpp).
+
+    The values and gradients of ``activation(F.batch_norm(x, running_mean, running_var, weight, bias,
+    training=True, momentum=momentum, eps=eps))`` up to float rounding, in two passes over ``x`` forward
+    (statistics; normalize + activation) and two backward, the activation's mask recomputed from ``x``: the
+    normalized tensor before the activation is never stored. ``running_mean`` / ``running_var`` are updated in
+    place as torch does (torch's ``momentum``; the unbiased batch variance). Inputs where
+    :func:`batch_norm_act_supported` is false raise RuntimeError from the operator's checks.
+
+    Parameters
+    ----------
+    activation : {"none", "relu", "relu6"}
+    """
+    if activation not in ACTIVATIONS:
+        raise InputError("activation", f"one of {ACTIVATIONS}", activation, where="pydlr.ops.batch_norm_act")
+    return torch.ops.pydlr.batch_norm_act(x, weight, bias, running_mean, running_var, momentum, eps, activation)[0]
+
+
 def adam_step_(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],

@@ -1,4 +1,5 @@
-"""Layer fusion: a Conv2D and the MaxPooling2D right after it computed by one native operator.
+"""Layer fusion: a Conv2D and the MaxPooling2D right after it, or a BatchNormalization in training and the ReLU /
+ReLU6 after it, computed by one native operator.
 
 A CNN's first convolution (few input channels, e.g. Conv2D(32, 3, relu) on grey images) writes the largest
 activation of the model, which the pooling after it reads once and the backward passes write and read again.
@@ -16,6 +17,14 @@ run layer by layer, so fusion never changes results, only speed:
   masks the pooled gradient (a quarter of the elements for 2x2 windows) instead of the full-resolution one;
 - no forward or backward hook is registered on either layer or globally: hooks (pydlr.interpret's activation
   maps and Grad-CAM, summaries) must see the convolution's own output.
+
+BatchNormalization in training mode and the activation after it (MobileNetV2's and EfficientNet-Lite's
+conv -> BN -> ReLU6, and BN alone) go through :func:`batch_norm_act`, which runs ``pydlr.ops.batch_norm_act``
+(statistics, normalization and activation in two passes forward and two backward, no intermediate tensor) when:
+the BN is exactly ``BatchNormalization`` in training mode, the activation exactly ``Activation`` / ``ReLU`` with
+relu, relu6 or linear (or none); the global backend is not "torch" (stock torch ops, for comparisons); no hooks;
+and the input is one the operator takes (CPU float32 / float64, channels-last). Inference-mode BN is left to
+torch (``pydlr.models.inference`` folds it into the convolution).
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ from pydlr import ops
 from pydlr.errors import InputError
 from pydlr.layers.base import keras_shape
 from pydlr.layers.conv import Conv2D, get_conv_backend
+from pydlr.layers.core import Activation, ReLU
 from pydlr.layers.geometry import op_padding
+from pydlr.layers.normalization import BatchNormalization
 from pydlr.layers.pooling import MaxPooling2D
 
 _OP_ACTIVATION = {"linear": "none", "relu": "relu", "relu6": "relu6"}
@@ -115,3 +126,56 @@ def _plan(conv: Conv2D, pool: MaxPooling2D, x: torch.Tensor) -> tuple[int, int] 
     # Without a fused kernel for the shape (ops.conv_pool_fusable) the operator still runs both as one autograd
     # node, whose backward masks the pooled gradient instead of the full-resolution one.
     return tuple(sym)
+
+
+def batch_norm_act(bn: torch.nn.Module, act: torch.nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """``act(bn(x))`` (``bn(x)`` when ``act`` is None), through the fused operator where it applies (see the
+    module docstring). Either module may be anything callable (``nn.Identity`` once folded for inference)."""
+    y = bn_then_act(bn, act, x)
+    if y is not None:
+        return y
+    y = bn(x)
+    return y if act is None else act(y)
+
+
+def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor | None:
+    """``act(bn(x))`` by ``pydlr.ops.batch_norm_act``, or None when this pair must run layer by layer."""
+    if not _state["enabled"] or type(bn) is not BatchNormalization or not (bn.training and bn.trainable):
+        return None
+    if act is None:
+        name = "none"
+    elif type(act) in (Activation, ReLU) and act.activation in _OP_ACTIVATION:
+        name = _OP_ACTIVATION[act.activation]
+    else:
+        return None
+    if get_conv_backend() == "torch" or not bn.built or _hooked(bn) or (act is not None and _hooked(act)):
+        return None
+    if _global_hooks() or not ops.batch_norm_act_supported(x) or x.dtype != bn.running_mean.dtype:
+        return None
+    bn.check_input_shape(keras_shape(x))  # the layer's own error for a wrong channel count
+    bn.num_batches_tracked.add_(1)
+    return ops.batch_norm_act(
+        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, 1.0 - bn.momentum, bn.epsilon, name
+    )
+
+
+class BatchNormActSequential(torch.nn.Sequential):
+    """``nn.Sequential`` whose BatchNormalization + activation pairs run through :func:`batch_norm_act`: the same
+    children, keys and results as ``nn.Sequential``, fewer passes over memory in training."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            mod = mods[i]
+            if type(mod) is BatchNormalization:
+                nxt = mods[i + 1] if i + 1 < n else None
+                act = nxt if type(nxt) in (Activation, ReLU) else None
+                y = bn_then_act(mod, act, x)
+                if y is not None:
+                    x = y
+                    i += 1 if act is None else 2
+                    continue
+            x = mod(x)
+            i += 1
+        return x

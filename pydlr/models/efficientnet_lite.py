@@ -20,6 +20,7 @@ from torch import nn
 from pydlr.errors import InputError
 from pydlr.layers import Activation, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout
 from pydlr.layers.base import unique_name
+from pydlr.layers.fusion import batch_norm_act
 from pydlr.models.torchvision_arch import _Classifier, make_divisible
 
 __all__ = ["EFFICIENTNET_LITE_PARAMS", "EfficientNetLite", "MBConvBlock"]
@@ -83,9 +84,9 @@ class MBConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self._expand_conv is not None:
-            y = self._relu6(self._bn0(self._expand_conv(y)))
-        y = self._relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
+            y = batch_norm_act(self._bn0, self._relu6, self._expand_conv(y))
+        y = batch_norm_act(self._bn1, self._relu6, self._depthwise_conv(y))
+        y = batch_norm_act(self._bn2, None, self._project_conv(y))
         return x + y if self.use_residual else y
 
 
@@ -172,10 +173,10 @@ class EfficientNetLite(_Classifier):
     conv_bn_act = (("_conv_stem", "_bn0", "_relu6"), ("_conv_head", "_bn1", "_relu6"))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._relu6(self._bn0(self._conv_stem(x)))
+        x = batch_norm_act(self._bn0, self._relu6, self._conv_stem(x))
         for block in self._blocks:
             x = block(x)
-        return self._relu6(self._bn1(self._conv_head(x)))
+        return batch_norm_act(self._bn1, self._relu6, self._conv_head(x))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self._fc(self._dropout(features))

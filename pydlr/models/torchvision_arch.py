@@ -24,6 +24,7 @@ from pydlr.layers import (
     MaxPooling2D,
 )
 from pydlr.layers.base import Shape, positive_int, to_public, unique_name
+from pydlr.layers.fusion import BatchNormActSequential
 from pydlr.models.base import ModuleTreeModel
 
 
@@ -46,7 +47,8 @@ def _conv(filters: int, kernel: int, stride: int = 1, padding: int | None = None
 def _conv_bn_act(
     filters: int, kernel: int = 3, stride: int = 1, depthwise: bool = False
 ) -> nn.Sequential:
-    """torchvision's Conv2dNormActivation(..., activation_layer=ReLU6): keys 0 (conv), 1 (bn)."""
+    """torchvision's Conv2dNormActivation(..., activation_layer=ReLU6): keys 0 (conv), 1 (bn); BN and ReLU6 fused in
+    training (``BatchNormActSequential``)."""
     conv = (
         DepthwiseConv2D(
             kernel,
@@ -58,7 +60,7 @@ def _conv_bn_act(
         if depthwise
         else _conv(filters, kernel, stride)
     )
-    return nn.Sequential(conv, _bn(), Activation("relu6"))
+    return BatchNormActSequential(conv, _bn(), Activation("relu6"))
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -78,7 +80,7 @@ class InvertedResidual(nn.Module):
         if expand_ratio != 1:
             blocks.append(_conv_bn_act(hidden, 1))
         blocks += [_conv_bn_act(hidden, 3, stride, depthwise=True), _conv(oup, 1), _bn()]
-        self.conv = nn.Sequential(*blocks)
+        self.conv = BatchNormActSequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
