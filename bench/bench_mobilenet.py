@@ -7,7 +7,8 @@ kernels, and in training each BatchNorm with the ReLU6 after it runs as one fuse
 in training mode) and inference (eval, no_grad) with the default backend ("auto") and with torch's operators
 everywhere ("stock": torch's convolutions, batch_norm and relu6, the same model and weights), interleaved in
 bursts of --steps steps over --rounds rounds in a fresh order each round, and prints median ms per step and
-auto / stock (< 1: pydlr faster). --no-inference times training only.
+auto / stock (< 1: pydlr faster). --no-inference times training only; --unfused adds pydlr without the fused
+BatchNorm + ReLU6 (``layers.layer_fusion(False)``) as a third configuration.
 
 Run: source scripts/env.sh && python bench/bench_mobilenet.py [--model mobilenet_v2] [--size 96] [--batch 32]
      [--rounds 7]
@@ -35,7 +36,8 @@ MODELS = {
     "efficientnet_lite0": lambda size: EfficientNetLite(0, num_classes=10, input_shape=(size, size, 3)),
 }
 
-BACKENDS = {"auto": "auto", "stock": "torch"}
+# name -> (convolution backend, layer fusion): "unfused" is pydlr without the fused BatchNorm + ReLU6 (--unfused)
+CONFIGS = {"auto": ("auto", True), "stock": ("torch", True), "unfused": ("auto", False)}
 
 
 def burst(model, opt, x: torch.Tensor, y: torch.Tensor, steps: int, train: bool) -> float:
@@ -62,6 +64,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-inference", action="store_true", help="time the training step only")
+    p.add_argument("--unfused", action="store_true",
+                   help="also time pydlr without layer fusion (BatchNorm and ReLU6 as separate torch ops)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,22 +78,26 @@ def main() -> None:
         f"{args.size}, batch {args.batch}, {args.rounds} rounds of {args.steps} steps, "
         f"GLIBC_TUNABLES={'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'}"
     )
-    print(f"{'pass':<10} {'auto ms':>9} {'stock ms':>9} {'auto/stock':>11}")
+    names = ["auto", "stock"] + (["unfused"] if args.unfused else [])
+    print(f"{'pass':<10} " + " ".join(f"{n + ' ms':>10}" for n in names) + f" {'auto/stock':>11}"
+          + (f" {'unfused/stock':>14}" if args.unfused else ""))
     for train in (True,) if args.no_inference else (True, False):
         model.train(train)
-        times: dict[str, list[float]] = {k: [] for k in BACKENDS}
-        for backend in BACKENDS.values():  # warm-up: allocations, oneDNN primitives
-            with layers.conv_backend(backend):
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for name in names:  # warm-up: allocations, oneDNN primitives
+            with layers.conv_backend(CONFIGS[name][0]), layers.layer_fusion(CONFIGS[name][1]):
                 burst(model, opt, x, y, 2, train)
         order = random.Random(0)
         for _ in range(args.rounds):
-            for name in order.sample(list(BACKENDS), len(BACKENDS)):
-                with layers.conv_backend(BACKENDS[name]):
+            for name in order.sample(names, len(names)):
+                with layers.conv_backend(CONFIGS[name][0]), layers.layer_fusion(CONFIGS[name][1]):
                     times[name].append(1e3 * burst(model, opt, x, y, args.steps, train))
-        auto, stock = statistics.median(times["auto"]), statistics.median(times["stock"])
+        med = {k: statistics.median(v) for k, v in times.items()}
         label = "train" if train else "inference"
-        print(f"{label:<10} {auto:9.1f} {stock:9.1f} {auto / stock:11.2f}", flush=True)
-
+        line = f"{label:<10} " + " ".join(f"{med[n]:10.1f}" for n in names) + f" {med['auto'] / med['stock']:11.2f}"
+        if args.unfused:
+            line += f" {med['unfused'] / med['stock']:14.2f}"
+        print(line, flush=True)
 
 if __name__ == "__main__":
     main()
