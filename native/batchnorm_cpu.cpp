@@ -17,10 +17,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 
-#include <xmmintrin.h>  // _mm_stream_ps / _mm_sfence: SSE, present in every x86-64 clone
-
 #include <cmath>
-#include <cstdint>
 #include <vector>
 
 #include "conv.h"
@@ -29,25 +26,6 @@ namespace pydlr {
 namespace {
 
 constexpr int64_t kBlock = 32;  // rows summed in the input's precision before a float64 accumulation
-// Outputs larger than this (bytes) are written with streaming stores: they cannot stay in cache for the next layer
-// anyway (32 MiB L3 here), and a streaming store skips reading each output line before overwriting it (a fifth to
-// a quarter of these passes' memory traffic).
-constexpr int64_t kStreamBytes = int64_t{16} << 20;
-
-// Stores 16 lanes at p (16-byte aligned) with streaming stores.
-PYDLR_INLINE void vstream(float* p, vf16 v) {
-  float lanes[16];
-  std::memcpy(lanes, &v, sizeof v);
-  for (int k = 0; k < 16; k += 4) _mm_stream_ps(p + k, _mm_loadu_ps(lanes + k));
-}
-
-// Whether rows of C floats starting at p can be written 16 lanes at a time with aligned streaming stores.
-bool streamable(const float* p, int64_t C, int64_t rows) {
-  return C % 16 == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0 &&
-         rows * C * static_cast<int64_t>(sizeof(float)) > kStreamBytes;
-}
-
-PYDLR_INLINE vf16 act_vec(vf16 v, int A) { return act_v(v, A); }
 
 template <typename T, int A>
 PYDLR_INLINE T act_scalar(T v) {
@@ -145,47 +123,10 @@ PYDLR_INLINE void grad_input_impl(const T* __restrict g, const T* __restrict x, 
   }
 }
 
-// Streaming-store versions of the two writing passes (float32, C % 16 == 0, aligned rows; see kStreamBytes).
-template <int A>
-PYDLR_INLINE void apply_rows_stream(const float* x, float* y, int64_t r0, int64_t r1, int64_t C, const float* alpha,
-                                    const float* beta) {
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t c = 0; c < C; c += 16) {
-      const vf16 v = vload(x + r * C + c) * vload(alpha + c) + vload(beta + c);
-      vstream(y + r * C + c, act_vec(v, A));
-    }
-  }
-  _mm_sfence();  // streamed lines visible to the threads that read them next
-}
-
-// The activation's gradient mask of 16 lanes at pre-activation v, as act_grad: relu passes v > 0, relu6 0 < v < 6.
-template <int A>
-PYDLR_INLINE vf16 masked(vf16 v, vf16 g) {
-  if constexpr (A == 0) return g;
-  vi16 keep = v > 0.0f;
-  if constexpr (A == 2) keep &= v < 6.0f;
-  return (vf16)((vi16)g & keep);
-}
-
-template <int A>
-PYDLR_INLINE void grad_input_stream(const float* g, const float* x, float* dx, int64_t r0, int64_t r1, int64_t C,
-                                    const float* alpha, const float* beta, const float* k1, const float* k2,
-                                    const float* k3) {
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t c = 0; c < C; c += 16) {
-      const vf16 v = vload(x + r * C + c);
-      const vf16 gm = masked<A>(v * vload(alpha + c) + vload(beta + c), vload(g + r * C + c));
-      vstream(dx + r * C + c, gm * vload(k1 + c) + v * vload(k2 + c) + vload(k3 + c));
-    }
-  }
-  _mm_sfence();
-}
-
 // float32 entry points compiled once per ISA level (the double ones use the baseline: float64 is the test dtype).
 #define PYDLR_BN_FLOAT_CLONES(A)                                                                                    \
   PYDLR_CLONES void apply_rows_f##A(const float* x, float* y, int64_t r0, int64_t r1, int64_t C, const float* al,  \
-                                    const float* be, bool stream) {                                               \
-    if (stream) return apply_rows_stream<A>(x, y, r0, r1, C, al, be);                                             \
+                                    const float* be) {                                                            \
     apply_rows_impl<float, A>(x, y, r0, r1, C, al, be);                                                           \
   }                                                                                                               \
   PYDLR_CLONES void grad_sums_f##A(const float* g, const float* x, int64_t r0, int64_t r1, int64_t C,             \
@@ -195,8 +136,7 @@ PYDLR_INLINE void grad_input_stream(const float* g, const float* x, float* dx, i
   }                                                                                                               \
   PYDLR_CLONES void grad_input_f##A(const float* g, const float* x, float* dx, int64_t r0, int64_t r1, int64_t C, \
                                     const float* al, const float* be, const float* k1, const float* k2,           \
-                                    const float* k3, bool stream) {                                               \
-    if (stream) return grad_input_stream<A>(g, x, dx, r0, r1, C, al, be, k1, k2, k3);                             \
+                                    const float* k3) {                                                            \
     grad_input_impl<float, A>(g, x, dx, r0, r1, C, al, be, k1, k2, k3);                                           \
   }
 PYDLR_BN_FLOAT_CLONES(0)
@@ -217,11 +157,11 @@ void stats_rows(const double* x, int64_t r0, int64_t r1, int64_t C, double* fs, 
 }
 
 template <typename T>
-void apply_rows(int act, const T* x, T* y, int64_t r0, int64_t r1, int64_t C, const T* al, const T* be, bool stream) {
+void apply_rows(int act, const T* x, T* y, int64_t r0, int64_t r1, int64_t C, const T* al, const T* be) {
   if constexpr (std::is_same_v<T, float>) {
-    if (act == 2) return apply_rows_f2(x, y, r0, r1, C, al, be, stream);
-    if (act == 1) return apply_rows_f1(x, y, r0, r1, C, al, be, stream);
-    return apply_rows_f0(x, y, r0, r1, C, al, be, stream);
+    if (act == 2) return apply_rows_f2(x, y, r0, r1, C, al, be);
+    if (act == 1) return apply_rows_f1(x, y, r0, r1, C, al, be);
+    return apply_rows_f0(x, y, r0, r1, C, al, be);
   } else {
     if (act == 2) return apply_rows_impl<T, 2>(x, y, r0, r1, C, al, be);
     if (act == 1) return apply_rows_impl<T, 1>(x, y, r0, r1, C, al, be);
@@ -245,11 +185,11 @@ void grad_sums(int act, const T* g, const T* x, int64_t r0, int64_t r1, int64_t 
 
 template <typename T>
 void grad_input(int act, const T* g, const T* x, T* dx, int64_t r0, int64_t r1, int64_t C, const T* al, const T* be,
-                const T* k1, const T* k2, const T* k3, bool stream) {
+                const T* k1, const T* k2, const T* k3) {
   if constexpr (std::is_same_v<T, float>) {
-    if (act == 2) return grad_input_f2(g, x, dx, r0, r1, C, al, be, k1, k2, k3, stream);
-    if (act == 1) return grad_input_f1(g, x, dx, r0, r1, C, al, be, k1, k2, k3, stream);
-    return grad_input_f0(g, x, dx, r0, r1, C, al, be, k1, k2, k3, stream);
+    if (act == 2) return grad_input_f2(g, x, dx, r0, r1, C, al, be, k1, k2, k3);
+    if (act == 1) return grad_input_f1(g, x, dx, r0, r1, C, al, be, k1, k2, k3);
+    return grad_input_f0(g, x, dx, r0, r1, C, al, be, k1, k2, k3);
   } else {
     if (act == 2) return grad_input_impl<T, 2>(g, x, dx, r0, r1, C, al, be, k1, k2, k3);
     if (act == 1) return grad_input_impl<T, 1>(g, x, dx, r0, r1, C, al, be, k1, k2, k3);
@@ -347,10 +287,9 @@ void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   std::vector<T> alpha, beta;
   affine<T>(weight, bias, mean, invstd, C, alpha, beta);
   T* yp = y.mutable_data_ptr<T>();
-  const bool stream = std::is_same_v<T, float> && streamable(reinterpret_cast<const float*>(yp), C, rows);
   const int64_t grain = std::max<int64_t>(1, 32768 / C);
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    apply_rows<T>(act, xp, yp, r0, r1, C, alpha.data(), beta.data(), stream);
+    apply_rows<T>(act, xp, yp, r0, r1, C, alpha.data(), beta.data());
   });
 }
 
@@ -391,10 +330,9 @@ void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w
     k3[c] = static_cast<T>(-a * sg[c] / n - b * static_cast<double>(mean[c]));
   }
   T* dp = dx.mutable_data_ptr<T>();
-  const bool stream = std::is_same_v<T, float> && streamable(reinterpret_cast<const float*>(dp), C, rows);
   const int64_t grain = std::max<int64_t>(1, 32768 / C);
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    grad_input<T>(act, gp, xp, dp, r0, r1, C, alpha.data(), beta.data(), k1.data(), k2.data(), k3.data(), stream);
+    grad_input<T>(act, gp, xp, dp, r0, r1, C, alpha.data(), beta.data(), k1.data(), k2.data(), k3.data());
   });
 }
 

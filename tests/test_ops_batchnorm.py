@@ -40,7 +40,7 @@ def _run(fn, x, w, b, g):
 
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-# (9, 32, 128, 128): an output over 16 MiB with 16k channels, written with streaming stores
+# (9, 32, 128, 128): a tensor larger than the caches, split over several chunks per thread
 @pytest.mark.parametrize("shape", [(4, 16, 7, 9), (3, 40, 5, 5), (2, 3, 1, 2), (37, 24), (9, 32, 128, 128)])
 def test_batch_norm_act_matches_torch(act, dtype, shape) -> None:
     x = _input(shape, dtype)
