@@ -46,11 +46,15 @@
 pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
                          init = c("k-means++", "random"), seed = NULL, device = "auto", batch_size = NULL,
                          dtype = c("float32", "float64"), algorithm = c("auto", "lloyd", "hamerly")) {
-  x <- .check_matrix(x, "x")
+  # NA/NaN are found by Python's check, which reads the data in the pass that computes the rows' norms; anyNA
+  # first would read it once more (35 ms of a 300 ms fit on 60,000 x 784). R's check runs only when Python
+  # refuses the input, to say so in R's words.
+  call <- sys.call()
+  x <- .check_matrix(x, "x", check_na = FALSE)
   init <- .match_choice(init, "init")
   algorithm <- .match_choice(algorithm, "algorithm")
   centers <- .check_centers(centers, x)
-  res <- .py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
+  res <- tryCatch(.py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
     n_clusters = if (is.matrix(centers)) nrow(centers) else centers,
     init = if (is.matrix(centers)) .bridge_array_to_py(centers, "centers") else init,
     n_init = .check_count(n_init, "n_init"), max_iter = .check_count(max_iter, "max_iter"),
@@ -61,7 +65,12 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     dtype = .check_string(if (identical(dtype, c("float32", "float64"))) "float32" else dtype, "dtype",
       c("float32", "float64")),
     algorithm = algorithm
-  )
+  ), pydlr_input_error = function(e) {
+    .check_data(x, "x", call = call)
+    n_inf <- sum(is.infinite(x))
+    if (n_inf) .input_error("x", "finite values (no Inf)", I(sprintf("%d infinite values", n_inf)), call = call)
+    stop(e)
+  })
   .kmeans_result(res, x)
 }
 

@@ -66,7 +66,7 @@
 }
 
 # Data for fit/evaluate/predict: a numeric array (or matrix, data.frame of numbers) without NA.
-.check_data <- function(x, arg, call = sys.call(sys.parent())) {
+.check_data <- function(x, arg, call = sys.call(sys.parent()), check_na = TRUE) {
   if (is.data.frame(x)) {
     numeric_cols <- vapply(x, function(col) is.numeric(col) && is.null(dim(col)), logical(1))
     if (!all(numeric_cols)) {
@@ -82,7 +82,9 @@
   }
   if (is.null(dim(x))) dim(x) <- length(x) # a vector is n samples of one feature
   if (dim(x)[1] < 1L) .input_error(arg, "at least one sample", x, call = call)
-  if (anyNA(x)) .input_error(arg, "free of NA/NaN values", I(sprintf("%d NA values", sum(is.na(x)))), call = call)
+  if (check_na && anyNA(x)) {
+    .input_error(arg, "free of NA/NaN values", I(sprintf("%d NA values", sum(is.na(x)))), call = call)
+  }
   x
 }
 
@@ -105,8 +107,8 @@
 
 # A numeric matrix, one row per observation, from a matrix, a data.frame of numeric columns or an array of
 # images (n, h, w[, c]) flattened row by row in R's column-major order.
-.check_matrix <- function(x, arg, call = sys.call(sys.parent())) {
-  x <- .check_data(x, arg, call = call)
+.check_matrix <- function(x, arg, call = sys.call(sys.parent()), check_na = TRUE) {
+  x <- .check_data(x, arg, call = call, check_na = check_na)
   if (length(dim(x)) != 2L) x <- matrix(x, nrow = dim(x)[1L])
   if (ncol(x) == 0L) .input_error(arg, "at least one column", x, call = call)
   x

@@ -123,7 +123,11 @@ test_that("bad input is an R condition of class pydlr_input_error, before any wo
   expect_error(pydlr_kmeans(data.frame(a = 1:3, b = letters[1:3]), 2), "`b`", class = "pydlr_input_error")
   x <- d$x
   x[2, 2] <- NA
-  expect_error(pydlr_kmeans(x, 2), "NA", class = "pydlr_input_error")
+  expect_error(pydlr_kmeans(x, 2), "pydlr_kmeans\\(\\): argument `x` must be free of NA/NaN values; received 1 NA",
+               class = "pydlr_input_error")
+  x[2, 2] <- -Inf
+  expect_error(pydlr_kmeans(x, 2), "pydlr_kmeans\\(\\): argument `x` must be finite values \\(no Inf\\)",
+               class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, n_init = 0), "n_init", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, tol = -1), "tol", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, init = "bogus"), "argument `init` must be one of", class = "pydlr_input_error")
