@@ -338,6 +338,17 @@ void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w
 
 at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
 
+// The input checked, and the optional per-channel scale and shift (undefined when absent) checked against it.
+std::pair<at::Tensor, at::Tensor> checked_affine(const char* op, const at::Tensor& input,
+                                                 const std::optional<at::Tensor>& weight_opt,
+                                                 const std::optional<at::Tensor>& bias_opt) {
+  check_input(op, input);
+  at::Tensor weight = defined_or_empty(weight_opt), bias = defined_or_empty(bias_opt);
+  if (weight.defined()) check_channel(op, "weight", weight, input);
+  if (bias.defined()) check_channel(op, "bias", bias, input);
+  return {weight, bias};
+}
+
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_cpu(const at::Tensor& input,
@@ -347,10 +358,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_cpu(const at::Tens
                                                                   double momentum, double eps,
                                                                   c10::string_view activation) {
   const char* op = "pydlr::batch_norm_act";
-  check_input(op, input);
-  const at::Tensor weight = defined_or_empty(weight_opt), bias = defined_or_empty(bias_opt);
-  if (weight.defined()) check_channel(op, "weight", weight, input);
-  if (bias.defined()) check_channel(op, "bias", bias, input);
+  at::Tensor weight, bias;
+  std::tie(weight, bias) = checked_affine(op, input, weight_opt, bias_opt);
   check_channel(op, "running_mean", running_mean, input);
   check_channel(op, "running_var", running_var, input);
   TORCH_CHECK(eps > 0, op, ": eps must be positive, got ", eps);
@@ -371,10 +380,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
     const std::optional<at::Tensor>& bias_opt, const at::Tensor& save_mean, const at::Tensor& save_invstd,
     c10::string_view activation, std::array<bool, 3> output_mask) {
   const char* op = "pydlr::batch_norm_act_backward";
-  check_input(op, input);
-  const at::Tensor weight = defined_or_empty(weight_opt), bias = defined_or_empty(bias_opt);
-  if (weight.defined()) check_channel(op, "weight", weight, input);
-  if (bias.defined()) check_channel(op, "bias", bias, input);
+  at::Tensor weight, bias;
+  std::tie(weight, bias) = checked_affine(op, input, weight_opt, bias_opt);
   check_channel(op, "save_mean", save_mean, input);
   check_channel(op, "save_invstd", save_invstd, input);
   TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == input.scalar_type(), op,

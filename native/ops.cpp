@@ -208,6 +208,20 @@ at::Tensor call_conv2d_act_pool(const at::Tensor& input, const at::Tensor& weigh
   return op.call(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
 }
 
+// The arguments both convolution + pooling nodes keep for their backward (the tensors are saved apart).
+void save_conv_pool_args(AutogradContext* ctx, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                         const std::string& activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["activation"] = activation;
+    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
+    ctx->saved_data["pool_stride"] = pool_stride.vec();
+    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+}
+
 // Saves the input, weight, pooled output (its values give the activation's mask) and one-byte argmax: no
 // full-resolution tensor survives the forward.
 class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction> {
@@ -219,14 +233,7 @@ class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [out, argmax] = call_conv2d_act_pool_with_argmax(input, weight, bias, stride, padding, dilation, groups,
                                                           activation, pool_kernel, pool_stride);
-    ctx->saved_data["stride"] = stride.vec();
-    ctx->saved_data["padding"] = padding.vec();
-    ctx->saved_data["dilation"] = dilation.vec();
-    ctx->saved_data["groups"] = groups;
-    ctx->saved_data["activation"] = activation;
-    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
-    ctx->saved_data["pool_stride"] = pool_stride.vec();
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+    save_conv_pool_args(ctx, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
     ctx->save_for_backward({input, weight, out, argmax});
     return out;
   }
@@ -267,14 +274,7 @@ class ConvActThenPoolFunction : public torch::autograd::Function<ConvActThenPool
     at::AutoDispatchBelowADInplaceOrView guard;
     const at::Tensor conv = call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
     auto [out, argmax] = call_max_pool2d_with_argmax(conv, pool_kernel, pool_stride);
-    ctx->saved_data["stride"] = stride.vec();
-    ctx->saved_data["padding"] = padding.vec();
-    ctx->saved_data["dilation"] = dilation.vec();
-    ctx->saved_data["groups"] = groups;
-    ctx->saved_data["activation"] = activation;
-    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
-    ctx->saved_data["pool_stride"] = pool_stride.vec();
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+    save_conv_pool_args(ctx, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
     // The convolution's output only gives the pooling's backward its shape and layout (its values are not read).
     ctx->save_for_backward({input, weight, out, argmax, conv});
     return out;
