@@ -222,6 +222,12 @@ void save_conv_pool_args(AutogradContext* ctx, const std::optional<at::Tensor>& 
     ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
 }
 
+// Which of (input, weight, bias) need a gradient in the backward of a node saved by save_conv_pool_args.
+std::array<bool, 3> conv_pool_grad_mask(AutogradContext* ctx) {
+  return {ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+          ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)};
+}
+
 // Saves the input, weight, pooled output (its values give the activation's mask) and one-byte argmax: no
 // full-resolution tensor survives the forward.
 class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction> {
@@ -240,8 +246,7 @@ class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
-                                   ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)};
+    const std::array<bool, 3> mask = conv_pool_grad_mask(ctx);
     at::Tensor gi, gw, gb;
     if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
       std::tie(gi, gw, gb) = call_conv2d_act_pool_backward(
@@ -282,8 +287,7 @@ class ConvActThenPoolFunction : public torch::autograd::Function<ConvActThenPool
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
-                                   ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)};
+    const std::array<bool, 3> mask = conv_pool_grad_mask(ctx);
     at::Tensor gi, gw, gb;
     if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
       const std::string act = ctx->saved_data["activation"].toStringRef();
