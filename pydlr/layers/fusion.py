@@ -140,7 +140,7 @@ def batch_norm_act(bn: torch.nn.Module, act: torch.nn.Module | None, x: torch.Te
 
 def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor | None:
     """``act(bn(x))`` by ``pydlr.ops.batch_norm_act``, or None when this pair must run layer by layer."""
-    if not _state["enabled"] or type(bn) is not BatchNormalization or not (bn.training and bn.trainable):
+    if not _state["enabled"] or type(bn) is not BatchNormalization or not bn.uses_batch_statistics:
         return None
     if act is None:
         name = "none"
@@ -155,7 +155,7 @@ def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor
     bn.check_input_shape(keras_shape(x))  # the layer's own error for a wrong channel count
     bn.num_batches_tracked.add_(1)
     return ops.batch_norm_act(
-        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, 1.0 - bn.momentum, bn.epsilon, name
+        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.torch_momentum, bn.epsilon, name
     )
 
 

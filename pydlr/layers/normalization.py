@@ -129,8 +129,19 @@ class BatchNormalization(Layer):
         initializers.initialize(self.running_var, init["moving_variance_initializer"], (n,))
         self.num_batches_tracked = torch.tensor(0, dtype=torch.long)
 
+    @property
+    def uses_batch_statistics(self) -> bool:
+        """Whether a call normalizes with the batch's statistics and updates the moving ones (training mode,
+        and trainable: a frozen layer normalizes with its moving statistics, as in Keras)."""
+        return self.training and self.trainable
+
+    @property
+    def torch_momentum(self) -> float:
+        """The moving statistics' update rate in torch's convention (the weight of the new batch)."""
+        return 1.0 - self.momentum
+
     def call(self, x: torch.Tensor) -> torch.Tensor:
-        training = self.training and self.trainable
+        training = self.uses_batch_statistics
         if training:
             self.num_batches_tracked.add_(1)
         return F.batch_norm(
@@ -140,7 +151,7 @@ class BatchNormalization(Layer):
             self.weight,
             self.bias,
             training,
-            1.0 - self.momentum,
+            self.torch_momentum,
             self.epsilon,
         )
 
