@@ -167,11 +167,11 @@ def _native_pngs(job: DecodeJob, idx: np.ndarray) -> tuple[dict[int, np.ndarray]
     return {i: arr for (i, _), arr in zip(pngs, decoded, strict=True) if arr is not None}, None
 
 
-def _same_source_size(arrays: list[np.ndarray], spec) -> bool:
+def _same_source_size(arrays: list[np.ndarray] | np.ndarray, spec) -> bool:
     """One source size for the whole batch, and no shrinking below half (where Pillow's resize filters
     against aliasing and a single bilinear sampling would not)."""
     hs, ws = arrays[0].shape[:2]
-    return (isinstance(arrays, np.ndarray) or all(a.shape == arrays[0].shape for a in arrays)) and 2 * hs >= spec.height and 2 * ws >= spec.width
+    return all(a.shape == arrays[0].shape for a in arrays) and 2 * hs >= spec.height and 2 * ws >= spec.width
 
 
 def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
