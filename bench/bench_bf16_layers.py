@@ -10,8 +10,9 @@ ReLU + pool, conv3 64->64 at 5x5 + ReLU, dense 576->64 + ReLU, dense 64->10. Can
                 float32 gradients for the float32 weights (what precision="bfloat16" means)
     bf16-pure   bfloat16 input and weights without casts (the kernel's own speed, a lower bound for bf16)
 
-Each measurement is the median of --reps calls (forward + backward with a dense upstream gradient) taken in
-rounds that alternate the candidates. Prints a table in milliseconds and each candidate's ratio to pydlr-f32.
+Each round times --reps calls of every candidate (forward + backward with a dense upstream gradient, or the forward
+alone), alternating the order; a candidate's figure is the smallest of its per-round medians (on a shared machine
+the noise only adds time). Prints tables in milliseconds and torch-bf16's ratio to pydlr-f32.
 
 Run: source scripts/env.sh && python bench/bench_bf16_layers.py [--reps 30] [--rounds 5] [--threads 2]
 """
@@ -101,7 +102,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     candidates = ("pydlr-f32", "torch-f32", "torch-bf16", "bf16-pure")
     print(f"batch 64, {args.threads} threads, channels-last; GLIBC_TUNABLES="
-          f"{os.environ.get('GLIBC_TUNABLES', '(unset)')}; forward + backward, median ms")
+          f"{os.environ.get('GLIBC_TUNABLES', '(unset)')}; ms, smallest per-round median")
     for backward in (True, False):
         print("forward + backward" if backward else "forward only (gradients on, as in training)")
         print(f"{'layer':26s}" + "".join(f"{c:>12s}" for c in candidates) + "   torch-bf16/pydlr-f32")
@@ -115,7 +116,7 @@ def main() -> None:
             for r in range(args.rounds):
                 for c in candidates if r % 2 == 0 else candidates[::-1]:
                     runs[c].append(_median_ms(fns[c], args.reps, backward))
-            med = {c: statistics.median(v) for c, v in runs.items()}
+            med = {c: min(v) for c, v in runs.items()}
             for c in candidates:
                 total[c] += med[c]
             print(f"{name:26s}" + "".join(f"{med[c]:12.3f}" for c in candidates)
