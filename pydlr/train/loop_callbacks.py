@@ -96,7 +96,12 @@ class NanCheck(Callback):
 
 class Autocast(Callback):
     """The forward pass autocast to ``precision`` ("bfloat16" or "float16"). It only sets the Learner's
-    ``forward_context`` and acts at no event inside the step, so a CUDA graph can capture the step."""
+    ``forward_context`` and acts at no event inside the step, so a CUDA graph can capture the step.
+
+    The weights stay float32 and so do their gradients. pydlr's native CPU operators (fused convolution + pooling,
+    Winograd) have no autocast registration and run in float32 inside it: on a CPU with AVX512-BF16 but no AMX no
+    bf16 kernel measured faster than them, and a bf16 Winograd loses ~10x bf16's own accuracy
+    (docs/performance.md, "bf16 autocast")."""
 
     order = -30
 
