@@ -137,3 +137,15 @@ def test_cached_winograd_transforms_follow_weight_updates(update):
     after = m.predict(x, batch_size=128)
     assert not np.array_equal(after, before)
     assert np.array_equal(after, _fresh_copy(m).predict(x, batch_size=128))
+
+
+def test_whole_array_conversion_is_c_contiguous_float32_for_every_layout():
+    """fit()'s whole-array path (as_x_tensor) converts R's column-major doubles in one pass: the same values
+    as the C-order float32 array, C-contiguous, and a copy that leaves R's read-only memory untouched."""
+    from pydlr.data.arrays import as_x_tensor
+
+    _, x, _ = trained()
+    for name, arr in layouts(x).items():
+        t = as_x_tensor(arr)
+        assert t.dtype == torch.float32 and t.is_contiguous(), name
+        assert np.array_equal(t.numpy(), np.asarray(arr, dtype=np.float32)), name

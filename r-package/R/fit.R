@@ -136,14 +136,14 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
                       call = sys.call(sys.parent())) {
   .check_model(object, call = call)
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x, call = call)
-  x <- .check_data(x, "x", call = call)
+  x <- .check_data_for_python(x, "x", call = call)
   levels <- if (is.factor(y)) levels(y)
   y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1], call = call)
   epochs <- .check_count(epochs, "epochs", call = call)
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
-  list(levels = levels, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  list(levels = levels, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
@@ -172,7 +172,9 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 # Runs a training function of the API with checked arguments; the model keeps the factor's levels.
 .fit_run <- function(object, fun, args, extra = list(), call = sys.call(sys.parent())) {
   kwargs <- Filter(Negate(is.null), c(args$kwargs, extra))
-  result <- do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE)
+  result <- .na_found_by_python(
+    do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
+    args$data, call = call)
   object$state$levels <- args$levels
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
@@ -282,11 +284,12 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   if (inherits(x, "pydlr_image_dataset")) return(.evaluate_image_dataset(object, x, y, call = sys.call()))
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
-  x <- .check_data(x, "x")
+  x <- .check_data_for_python(x, "x")
   y <- .check_targets(y, dim(x)[1])
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
-  result <- .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size)
+  result <- .na_found_by_python(
+    .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size), x)
   lapply(result, as.numeric)
 }
 
@@ -323,10 +326,10 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
-  x <- .check_data(x, "x")
+  x <- .check_data_for_python(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
-  out <- .py_array(fun, object$py, .to_py(x), batch_size = batch_size)
+  out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
   out

@@ -30,12 +30,12 @@ lr_find <- function(object, x, y, start_lr = 1e-7, end_lr = 10, num_it = 100L, b
                     stop_div = TRUE, seed = 0L, ...) {
   .check_no_dots(list(...), "lr_find()", "see ?lr_find for its arguments.")
   .check_model(object)
-  x <- .check_data(x, "x")
+  x <- .check_data_for_python(x, "x")
   y <- .check_targets(y, dim(x)[1])
-  res <- .py_call("api_r.training.lr_find", object$py, .to_py(x), .to_py(y),
+  res <- .na_found_by_python(.py_call("api_r.training.lr_find", object$py, .to_py(x), .to_py(y),
     start_lr = .check_number(start_lr, "start_lr", 0), end_lr = .check_number(end_lr, "end_lr", 0),
     num_it = .check_count(num_it, "num_it", min = 5L), batch_size = .check_count(batch_size, "batch_size"),
-    stop_div = .check_flag(stop_div, "stop_div"), seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE))
+    stop_div = .check_flag(stop_div, "stop_div"), seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE)), x)
   structure(
     data.frame(lr = as.numeric(unlist(res$lr)), loss = as.numeric(unlist(res$loss))),
     suggestion = as.numeric(res$suggestion), min_lr = as.numeric(res$min_lr),

@@ -67,6 +67,35 @@ test_that("verbs taking a model refuse something else, and data of the wrong sha
   input_error(plot(h, metrics = "nope"), "argument `metrics` must be names among loss, accuracy")
 })
 
+test_that("fit(), evaluate(), predict(), lr_find() and fit_one_cycle() report NA in x in R's words", {
+  # For double data the NA is found by Python's finiteness check; R's message comes once Python refuses.
+  m <- keras_model_sequential(input_shape = c(4)) |> layer_dense(2, activation = "softmax")
+  compile(m, loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
+  x <- matrix(runif(40), 10)
+  x[3, 2] <- NA
+  x[7, 1] <- NaN
+  y <- rep(0:1, 5)
+  na_error <- function(expr, verb) {
+    e <- input_error(expr, sprintf("^%s\\(\\): argument `x` must be free of NA/NaN values; received 2 NA values\\.$", verb))
+    expect_identical(e$argument, "x")
+  }
+  na_error(fit(m, x, y, epochs = 1, verbose = 0), "fit")
+  na_error(evaluate(m, x, y, verbose = 0), "evaluate")
+  na_error(predict(m, x), "predict")
+  na_error(predict(m, x, type = "class"), "predict")
+  na_error(lr_find(m, x, y, num_it = 5L, batch_size = 2L), "lr_find")
+  na_error(fit_one_cycle(m, x, y, verbose = 0), "fit_one_cycle")
+  # integer data keep R's check before the bridge; Inf (no NA) gets Python's finiteness message
+  xi <- matrix(1:40, 10)
+  xi[2, 2] <- NA
+  input_error(predict(m, xi), "^predict\\(\\): argument `x` must be free of NA/NaN values; received 1 NA values\\.$")
+  x_inf <- matrix(runif(40), 10)
+  x_inf[1, 1] <- Inf
+  input_error(predict(m, x_inf), "argument `x` must be finite numbers \\(no NaN/NA or Inf\\); received .1 non-finite values.")
+  # the model was not trained by the refused calls
+  expect_equal(nrow(predict(m, matrix(runif(40), 10))), 10)
+})
+
 test_that("interpretation verbs name an unknown layer and a value out of range", {
   img <- keras_model_sequential(input_shape = c(8, 8, 1)) |> layer_conv_2d(2, 3, name = "c1") |>
     layer_flatten() |> layer_dense(2, activation = "softmax")
