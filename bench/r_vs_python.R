@@ -12,7 +12,10 @@
 # 10,000 test images; image_dataset_from_directory() + fit() over a folder of 6,400 PNGs.
 # R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
 # timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
-# runtime, threads, allocator. The fixed cost of one reticulate call is printed apart.
+# runtime, threads, allocator. The fixed cost of one reticulate call is printed apart. Started as above, R runs
+# torch on torch's own libgomp (scripts/env.sh's Rscript preloads it; the Python worker inherits the preload,
+# the file torch loads there anyway); the header says which runtime R had. PYDLR_R_TORCH_OPENMP=0 measures R
+# on the system libgomp it links.
 # Indented rows time the R package's own verbs (fit(), pydlr_kmeans()) on R's double data, data crossing
 # included, against the same calls in Python on float64 data (what R's numeric arrays are).
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
@@ -204,8 +207,10 @@ rows <- list(
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
 cat(sprintf(
-  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GOMP_SPINCOUNT=%s; GLIBC_TUNABLES=%s\n",
-  python, cfg$gemm_library, cfg$mechanism, cfg$threads$torch, py_info$threads,
+  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nOpenMP runtime in R: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GOMP_SPINCOUNT=%s; GLIBC_TUNABLES=%s\n",
+  python, cfg$gemm_library, cfg$mechanism,
+  paste(c(cfg$openmp_loaded, if (pydlr:::.openmp_torch_own(cfg)) "(torch's own, preloaded)"), collapse = " "),
+  cfg$threads$torch, py_info$threads,
   Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GOMP_SPINCOUNT", "(unset)"), Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
 ))
 cat(sprintf(paste0(

@@ -11,21 +11,14 @@ export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin:$PATH"
 export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-10000}"
 # OpenMP runtime of R: libR links the system libgomp.so.1, and torch's wheel bundles its own copy under the same
 # soname, so inside R torch runs on the one R loaded first (a process holds one libgomp.so.1, and it cannot be
-# swapped once R has started). R and Rscript started from this environment preload torch's copy instead, the
-# runtime torch runs on in Python (docs/r-speed.md, "OpenMP runtime and threads": conv and GEMM rows 2-4%
-# faster inside R, measured). The Python processes R starts inherit it: the same file torch loads there anyway.
-# Not when LD_PRELOAD is already set (a sanitizer runtime must come first) or with PYDLR_R_TORCH_OPENMP=0.
-_pydlr_torch_gomp="$(ls "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"/.venv/lib/python3*/site-packages/torch/lib/libgomp.so.1 2>/dev/null | head -n 1)"
+# swapped once R has started). R and Rscript started from this environment (scripts/r-launch, first on PATH)
+# preload torch's copy instead, the runtime torch runs on in Python (docs/r-speed.md, "OpenMP runtime and
+# threads": conv and GEMM 2-4% faster inside R, measured). The Python processes R starts inherit it: the same
+# file torch loads there anyway. Not when LD_PRELOAD is already set or with PYDLR_R_TORCH_OPENMP=0.
+_pydlr_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_pydlr_torch_gomp="$(ls "$_pydlr_root"/.venv/lib/python3*/site-packages/torch/lib/libgomp.so.1 2>/dev/null | head -n 1)"
 if [ -n "$_pydlr_torch_gomp" ]; then
   export PYDLR_TORCH_LIBGOMP="$_pydlr_torch_gomp"
-  _pydlr_r_preload() {
-    if [ -z "${LD_PRELOAD:-}" ] && [ "${PYDLR_R_TORCH_OPENMP:-1}" != 0 ] && [ -f "$PYDLR_TORCH_LIBGOMP" ]; then
-      LD_PRELOAD="$PYDLR_TORCH_LIBGOMP" "$@"
-    else
-      "$@"
-    fi
-  }
-  R() { _pydlr_r_preload command R "$@"; }
-  Rscript() { _pydlr_r_preload command Rscript "$@"; }
+  case ":$PATH:" in *":$_pydlr_root/scripts/r-launch:"*) ;; *) export PATH="$_pydlr_root/scripts/r-launch:$PATH" ;; esac
 fi
-unset _pydlr_torch_gomp
+unset _pydlr_root _pydlr_torch_gomp
