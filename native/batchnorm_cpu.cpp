@@ -16,10 +16,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/Dispatch.h>
 
 #include <cmath>
 #include <vector>
 
+#include "bn_depthwise.h"
 #include "conv.h"
 
 namespace pydlr {
@@ -261,10 +263,10 @@ void affine(const at::Tensor& weight, const at::Tensor& bias, const T* mean, con
   }
 }
 
+// Batch statistics of x into mean_t / invstd_t (input dtype) and the running statistics updated in place.
 template <typename T>
-void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& running_mean,
-                  at::Tensor& running_var, double momentum, double eps, int act, at::Tensor& y, at::Tensor& mean_t,
-                  at::Tensor& invstd_t) {
+void stats_impl(const at::Tensor& x, at::Tensor& running_mean, at::Tensor& running_var, double momentum, double eps,
+                at::Tensor& mean_t, at::Tensor& invstd_t) {
   const int64_t C = x.size(1), rows = row_count(x);
   const T* xp = x.const_data_ptr<T>();
   std::vector<double> s, q;
@@ -284,8 +286,17 @@ void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
     rm[c] = static_cast<T>(momentum * m + (1.0 - momentum) * static_cast<double>(rm[c]));
     rv[c] = static_cast<T>(momentum * var * n / (n - 1.0) + (1.0 - momentum) * static_cast<double>(rv[c]));
   }
+}
+
+template <typename T>
+void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& running_mean,
+                  at::Tensor& running_var, double momentum, double eps, int act, at::Tensor& y, at::Tensor& mean_t,
+                  at::Tensor& invstd_t) {
+  stats_impl<T>(x, running_mean, running_var, momentum, eps, mean_t, invstd_t);
+  const int64_t C = x.size(1), rows = row_count(x);
   std::vector<T> alpha, beta;
-  affine<T>(weight, bias, mean, invstd, C, alpha, beta);
+  affine<T>(weight, bias, mean_t.const_data_ptr<T>(), invstd_t.const_data_ptr<T>(), C, alpha, beta);
+  const T* xp = x.const_data_ptr<T>();
   T* yp = y.mutable_data_ptr<T>();
   const int64_t grain = std::max<int64_t>(1, 32768 / C);
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
@@ -403,4 +414,47 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
   return {dx, dw, db};
 }
 
+namespace detail {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_stats(
+    const char* op, const at::Tensor& input, const std::optional<at::Tensor>& weight_opt,
+    const std::optional<at::Tensor>& bias_opt, at::Tensor& running_mean, at::Tensor& running_var, double momentum,
+    double eps) {
+  at::Tensor weight, bias;
+  std::tie(weight, bias) = checked_affine(op, input, weight_opt, bias_opt);
+  check_channel(op, "running_mean", running_mean, input);
+  check_channel(op, "running_var", running_var, input);
+  TORCH_CHECK(eps > 0, op, ": eps must be positive, got ", eps);
+  const int64_t C = input.size(1);
+  at::Tensor mean = at::empty({C}, input.options()), invstd = at::empty({C}, input.options());
+  at::Tensor alpha = at::empty({C}, input.options()), beta = at::empty({C}, input.options());
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "batch_norm_stats", [&] {
+    stats_impl<scalar_t>(input, running_mean, running_var, momentum, eps, mean, invstd);
+    bn_affine<scalar_t>(weight, bias, mean, invstd, alpha, beta);
+  });
+  return {mean, invstd, alpha, beta};
+}
+
+template <typename T>
+void bn_affine(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& invstd,
+               at::Tensor& alpha, at::Tensor& beta) {
+  std::vector<T> a, b;
+  affine<T>(weight, bias, mean.const_data_ptr<T>(), invstd.const_data_ptr<T>(), mean.numel(), a, b);
+  std::copy(a.begin(), a.end(), alpha.mutable_data_ptr<T>());
+  std::copy(b.begin(), b.end(), beta.mutable_data_ptr<T>());
+}
+template void bn_affine<float>(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                               at::Tensor&, at::Tensor&);
+template void bn_affine<double>(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                at::Tensor&, at::Tensor&);
+
+void bn_apply_rows(int act, const float* x, float* y, int64_t rows, int64_t C, const float* al, const float* be) {
+  apply_rows<float>(act, x, y, 0, rows, C, al, be);
+}
+void bn_apply_rows(int act, const double* x, double* y, int64_t rows, int64_t C, const double* al,
+                   const double* be) {
+  apply_rows<double>(act, x, y, 0, rows, C, al, be);
+}
+
+}  // namespace detail
 }  // namespace pydlr

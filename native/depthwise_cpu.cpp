@@ -13,6 +13,7 @@
 //
 // General kernels for every other shape and float64: NHWC rows and NCHW planes (the NCHW forward is the direct
 // family's per-plane kernel, direct_cpu.cpp).
+#include "bn_depthwise.h"
 #include "conv.h"
 
 #include <ATen/Parallel.h>
@@ -713,6 +714,15 @@ std::pair<at::Tensor, at::Tensor> dw3_backward(const ConvGeom& g, const float* x
   const at::Tensor total = accs.sum(0);
   return {total.narrow(0, 0, KC).view({9, g.C}).t().reshape({g.C, 1, 3, 3}).contiguous(),
           total.narrow(0, KC, g.C).clone()};
+}
+
+void dw3_dx_row_s2(const ConvGeom& g, const float* gm, const float* wd, float* dx, int64_t n, int64_t ih) {
+  dx_row_s2_clone(g, gm, wd, dx, n, ih);
+}
+
+void dw3_wgrad_row(const ConvGeom& g, const float* x, const float* gm, float* acc, float* accb, int64_t n,
+                   int64_t oh) {
+  dw_row_clone(g, x, gm, acc, accb, n, oh);
 }
 
 bool dw_nchw_phase_ok(const ConvGeom& g, at::ScalarType t) {

@@ -407,6 +407,72 @@ def batch_norm_act(
     return torch.ops.pydlr.batch_norm_act(x, weight, bias, running_mean, running_var, momentum, eps, activation)[0]
 
 
+
+class _BatchNormActDepthwise(torch.autograd.Function):
+    """Autograd for ``pydlr::batch_norm_act_depthwise``: the backward operator returns every gradient at once."""
+
+    @staticmethod
+    def forward(ctx, x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, activation, weight, stride,
+                padding):
+        z, mean, invstd = torch.ops.pydlr.batch_norm_act_depthwise(
+            x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, activation, weight, stride, padding
+        )
+        ctx.save_for_backward(x, bn_weight, bn_bias, mean, invstd, weight)
+        ctx.config = (activation, stride, padding)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, bn_weight, bn_bias, mean, invstd, weight = ctx.saved_tensors
+        activation, stride, padding = ctx.config
+        dx, dgamma, dbeta, dweight = torch.ops.pydlr.batch_norm_act_depthwise_backward(
+            grad, x, bn_weight, bn_bias, mean, invstd, activation, weight, stride, padding
+        )
+        return dx, dgamma, dbeta, None, None, None, None, None, dweight, None, None
+
+
+def batch_norm_act_depthwise_supported(x: torch.Tensor, kernel_size: tuple[int, int],
+                                       stride: tuple[int, int], padding: tuple[int, int]) -> bool:
+    """Whether :func:`batch_norm_act_depthwise` saves work for ``x`` (float32: the tiled depthwise 3x3 shapes,
+    channels a multiple of 16, stride 1 or 2, padding <= 2) or runs it at all (float64, any depthwise shape: the
+    reference path for tests)."""
+    if not batch_norm_act_supported(x) or x.dim() != 4:
+        return False
+    if x.dtype == torch.float64:
+        return True
+    return (tuple(kernel_size) == (3, 3) and x.shape[1] % 16 == 0 and stride[0] == stride[1] in (1, 2)
+            and max(padding) <= 2)
+
+
+def batch_norm_act_depthwise(
+    x: torch.Tensor,
+    bn_weight: torch.Tensor | None,
+    bn_bias: torch.Tensor | None,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    momentum: float,
+    eps: float,
+    activation: str,
+    weight: torch.Tensor,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+) -> torch.Tensor:
+    """``conv2d(batch_norm_act(x, ...), weight, stride=stride, padding=padding, groups=C)`` (training-mode
+    BatchNorm, activation, depthwise convolution without bias) in one operator (native/bn_depthwise_cpu.cpp) that
+    never stores the activated BatchNorm output: the convolution reads it from bands of rows normalized into a
+    cache-sized buffer, forward and backward. Same values as the two operators in sequence (running statistics
+    updated in place as :func:`batch_norm_act` does); gradients for ``x``, ``bn_weight``, ``bn_bias`` and
+    ``weight``. Inputs where :func:`batch_norm_act_depthwise_supported` is false raise RuntimeError from the
+    operator's checks or run without the saving.
+    """
+    if activation not in ACTIVATIONS:
+        raise InputError("activation", f"one of {ACTIVATIONS}", activation,
+                         where="pydlr.ops.batch_norm_act_depthwise")
+    return _BatchNormActDepthwise.apply(
+        x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, activation, weight,
+        _pair(stride, "stride"), _pair(padding, "padding"),
+    )
+
 def adam_step_(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],

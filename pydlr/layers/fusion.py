@@ -25,6 +25,13 @@ the BN is exactly ``BatchNormalization`` in training mode, the activation exactl
 relu, relu6 or linear (or none); the global backend is not "torch" (stock torch ops, for comparisons); no hooks;
 and the input is one the operator takes (CPU float32 / float64, channels-last). Inference-mode BN is left to
 torch (``pydlr.models.inference`` folds it into the convolution).
+
+When such a BatchNormalization + activation feeds a DepthwiseConv2D (the inverted residual blocks' expand ->
+depthwise), :func:`bn_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which never stores
+the activated tensor (the block's widest), under the conditions above and: the convolution is exactly
+``DepthwiseConv2D`` (depth multiplier 1, no bias, linear activation, dilation 1, symmetric padding) built, unhooked,
+not forced to torch, and the shape is one the operator saves work on (``ops.batch_norm_act_depthwise_supported``;
+float64 always, the tests' reference dtype).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from torch.nn.modules import module as _module
 from pydlr import ops
 from pydlr.errors import InputError
 from pydlr.layers.base import keras_shape
-from pydlr.layers.conv import Conv2D, get_conv_backend
+from pydlr.layers.conv import Conv2D, DepthwiseConv2D, get_conv_backend
 from pydlr.layers.core import Activation, ReLU
 from pydlr.layers.geometry import op_padding
 from pydlr.layers.normalization import BatchNormalization
@@ -138,8 +145,8 @@ def batch_norm_act(bn: torch.nn.Module, act: torch.nn.Module | None, x: torch.Te
     return y if act is None else act(y)
 
 
-def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor | None:
-    """``act(bn(x))`` by ``pydlr.ops.batch_norm_act``, or None when this pair must run layer by layer."""
+def _bn_act_name(bn: object, act: object | None, x: torch.Tensor) -> str | None:
+    """The operator's activation name when ``act(bn(x))`` may run fused, else None."""
     if not _state["enabled"] or type(bn) is not BatchNormalization or not bn.uses_batch_statistics:
         return None
     if act is None:
@@ -151,6 +158,14 @@ def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor
     if get_conv_backend() == "torch" or not bn.built or _hooked(bn) or (act is not None and _hooked(act)):
         return None
     if _global_hooks() or not ops.batch_norm_act_supported(x) or x.dtype != bn.running_mean.dtype:
+        return None
+    return name
+
+
+def bn_then_act(bn: object, act: object | None, x: torch.Tensor) -> torch.Tensor | None:
+    """``act(bn(x))`` by ``pydlr.ops.batch_norm_act``, or None when this pair must run layer by layer."""
+    name = _bn_act_name(bn, act, x)
+    if name is None:
         return None
     bn.check_input_shape(keras_shape(x))  # the layer's own error for a wrong channel count
     bn.num_batches_tracked.add_(1)
@@ -179,3 +194,33 @@ class BatchNormActSequential(torch.nn.Sequential):
             x = mod(x)
             i += 1
         return x
+
+
+def hooked(*modules: torch.nn.Module) -> bool:
+    """Whether any of ``modules`` (containers a fused path would bypass, too) or the global tables has a hook."""
+    return _global_hooks() or any(_hooked(m) for m in modules)
+
+
+def bn_act_depthwise(bn: object, act: object | None, conv: object, x: torch.Tensor) -> torch.Tensor | None:
+    """``conv(act(bn(x)))`` by ``pydlr.ops.batch_norm_act_depthwise``, or None when the three must run layer by
+    layer (see the module docstring)."""
+    if type(conv) is not DepthwiseConv2D or not conv.built or _hooked(conv) or conv.backend == "torch":
+        return None
+    if conv.depth_multiplier != 1 or conv.bias is not None or conv.activation != "linear":
+        return None
+    if tuple(conv.dilation_rate) != (1, 1) or x.dim() != 4 or conv.weight.dtype != x.dtype:
+        return None
+    name = _bn_act_name(bn, act, x)
+    if name is None:
+        return None
+    sym, asym = op_padding(x.shape[2], x.shape[3], conv.kernel_size, conv.strides, conv.dilation_rate, conv.padding)
+    if asym is not None or not ops.batch_norm_act_depthwise_supported(x, conv.kernel_size, conv.strides, sym):
+        return None
+    shape = keras_shape(x)
+    bn.check_input_shape(shape)
+    conv.check_input_shape(shape)
+    bn.num_batches_tracked.add_(1)
+    return ops.batch_norm_act_depthwise(
+        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.torch_momentum, bn.epsilon, name,
+        conv.weight, conv.strides, sym,
+    )
