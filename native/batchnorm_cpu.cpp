@@ -304,21 +304,15 @@ void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   });
 }
 
+// From the per-channel sums of the masked gradient (sg) and of masked gradient * (x - mean) (sgx): the bias and
+// weight gradients, and dx in one pass over g and x.
 template <typename T>
-void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                   const at::Tensor& mean_t, const at::Tensor& invstd_t, int act, at::Tensor& dx, at::Tensor& dw,
-                   at::Tensor& db) {
+void backward_finish(const at::Tensor& g, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                     const at::Tensor& mean_t, const at::Tensor& invstd_t, int act, const std::vector<double>& sg,
+                     const std::vector<double>& sgx, at::Tensor& dx, at::Tensor& dw, at::Tensor& db) {
   const int64_t C = x.size(1), rows = row_count(x);
-  const T* xp = x.const_data_ptr<T>();
-  const T* gp = g.const_data_ptr<T>();
   const T* mean = mean_t.const_data_ptr<T>();
   const T* invstd = invstd_t.const_data_ptr<T>();
-  std::vector<T> alpha, beta;
-  affine<T>(weight, bias, mean, invstd, C, alpha, beta);
-  std::vector<double> sg, sgx;
-  channel_sums<T>(rows, C, sg, sgx, [&](int64_t r0, int64_t r1, T* fs, T* fq, double* a, double* b) {
-    grad_sums<T>(act, gp, xp, r0, r1, C, alpha.data(), beta.data(), mean, fs, fq, a, b);
-  });
   if (db.defined()) {
     T* p = db.mutable_data_ptr<T>();
     for (int64_t c = 0; c < C; ++c) p[c] = static_cast<T>(sg[c]);
@@ -328,6 +322,8 @@ void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w
     for (int64_t c = 0; c < C; ++c) p[c] = static_cast<T>(sgx[c] * static_cast<double>(invstd[c]));
   }
   if (!dx.defined()) return;
+  std::vector<T> alpha, beta;
+  affine<T>(weight, bias, mean, invstd, C, alpha, beta);
   // dx = w * invstd * (gm - mean(gm) - (x - mean) * invstd^2 * mean(gm * (x - mean))) = gm * k1 + x * k2 + k3
   std::vector<T> k1(C), k2(C), k3(C);
   const T* w = weight.defined() ? weight.const_data_ptr<T>() : nullptr;
@@ -340,11 +336,30 @@ void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w
     k2[c] = static_cast<T>(b);
     k3[c] = static_cast<T>(-a * sg[c] / n - b * static_cast<double>(mean[c]));
   }
+  const T* xp = x.const_data_ptr<T>();
+  const T* gp = g.const_data_ptr<T>();
   T* dp = dx.mutable_data_ptr<T>();
   const int64_t grain = std::max<int64_t>(1, 32768 / C);
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     grad_input<T>(act, gp, xp, dp, r0, r1, C, alpha.data(), beta.data(), k1.data(), k2.data(), k3.data());
   });
+}
+
+template <typename T>
+void backward_impl(const at::Tensor& g, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                   const at::Tensor& mean_t, const at::Tensor& invstd_t, int act, at::Tensor& dx, at::Tensor& dw,
+                   at::Tensor& db) {
+  const int64_t C = x.size(1), rows = row_count(x);
+  const T* xp = x.const_data_ptr<T>();
+  const T* gp = g.const_data_ptr<T>();
+  const T* mean = mean_t.const_data_ptr<T>();
+  std::vector<T> alpha, beta;
+  affine<T>(weight, bias, mean, invstd_t.const_data_ptr<T>(), C, alpha, beta);
+  std::vector<double> sg, sgx;
+  channel_sums<T>(rows, C, sg, sgx, [&](int64_t r0, int64_t r1, T* fs, T* fq, double* a, double* b) {
+    grad_sums<T>(act, gp, xp, r0, r1, C, alpha.data(), beta.data(), mean, fs, fq, a, b);
+  });
+  backward_finish<T>(g, x, weight, bias, mean_t, invstd_t, act, sg, sgx, dx, dw, db);
 }
 
 at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
@@ -386,32 +401,46 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_cpu(const at::Tens
   return {y, mean, invstd};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
-    const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight_opt,
-    const std::optional<at::Tensor>& bias_opt, const at::Tensor& save_mean, const at::Tensor& save_invstd,
-    c10::string_view activation, std::array<bool, 3> output_mask) {
-  const char* op = "pydlr::batch_norm_act_backward";
-  at::Tensor weight, bias;
-  std::tie(weight, bias) = checked_affine(op, input, weight_opt, bias_opt);
+namespace {
+
+// Checks shared by the backward entry points; the gradient in the input's layout and the outputs allocated.
+struct BackwardCall {
+  at::Tensor weight, bias, g, dx, dw, db;
+  int act;
+};
+BackwardCall backward_call(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
+                           const std::optional<at::Tensor>& weight_opt, const std::optional<at::Tensor>& bias_opt,
+                           const at::Tensor& save_mean, const at::Tensor& save_invstd, c10::string_view activation,
+                           std::array<bool, 3> output_mask) {
+  BackwardCall c;
+  std::tie(c.weight, c.bias) = checked_affine(op, input, weight_opt, bias_opt);
   check_channel(op, "save_mean", save_mean, input);
   check_channel(op, "save_invstd", save_invstd, input);
   TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == input.scalar_type(), op,
               ": grad_output must match the input's size and dtype, got ", grad_output.sizes(), " ",
               grad_output.scalar_type());
-  const int act = static_cast<int>(parse_act(activation));
+  c.act = static_cast<int>(parse_act(activation));
   // The kernels read the gradient as rows of channels like the input; an expanded or other-layout gradient is
   // copied once into that layout.
-  const at::Tensor g = grad_output.dim() == 2 ? grad_output.contiguous()
-                                              : grad_output.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor dx = output_mask[0] ? at::empty_like(input) : at::Tensor();
-  at::Tensor dw = output_mask[1] ? at::empty({input.size(1)}, input.options()) : at::Tensor();
-  at::Tensor db = output_mask[2] ? at::empty({input.size(1)}, input.options()) : at::Tensor();
-  if (input.scalar_type() == at::kFloat) {
-    backward_impl<float>(g, input, weight, bias, save_mean, save_invstd, act, dx, dw, db);
-  } else {
-    backward_impl<double>(g, input, weight, bias, save_mean, save_invstd, act, dx, dw, db);
-  }
-  return {dx, dw, db};
+  c.g = grad_output.dim() == 2 ? grad_output.contiguous() : grad_output.contiguous(at::MemoryFormat::ChannelsLast);
+  c.dx = output_mask[0] ? at::empty_like(input) : at::Tensor();
+  c.dw = output_mask[1] ? at::empty({input.size(1)}, input.options()) : at::Tensor();
+  c.db = output_mask[2] ? at::empty({input.size(1)}, input.options()) : at::Tensor();
+  return c;
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight_opt,
+    const std::optional<at::Tensor>& bias_opt, const at::Tensor& save_mean, const at::Tensor& save_invstd,
+    c10::string_view activation, std::array<bool, 3> output_mask) {
+  BackwardCall c = backward_call("pydlr::batch_norm_act_backward", grad_output, input, weight_opt, bias_opt,
+                                 save_mean, save_invstd, activation, output_mask);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "batch_norm_act_backward", [&] {
+    backward_impl<scalar_t>(c.g, input, c.weight, c.bias, save_mean, save_invstd, c.act, c.dx, c.dw, c.db);
+  });
+  return {c.dx, c.dw, c.db};
 }
 
 namespace detail {
@@ -454,6 +483,25 @@ void bn_apply_rows(int act, const float* x, float* y, int64_t rows, int64_t C, c
 void bn_apply_rows(int act, const double* x, double* y, int64_t rows, int64_t C, const double* al,
                    const double* be) {
   apply_rows<double>(act, x, y, 0, rows, C, al, be);
+}
+
+void bn_grad_sums_rows(int act, const float* g, const float* x, int64_t rows, int64_t C, const float* al,
+                       const float* be, const float* mean, float* fs, float* fq, double* s, double* q) {
+  grad_sums<float>(act, g, x, 0, rows, C, al, be, mean, fs, fq, s, q);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_from_sums(
+    const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight_opt,
+    const std::optional<at::Tensor>& bias_opt, const at::Tensor& save_mean, const at::Tensor& save_invstd,
+    c10::string_view activation, std::array<bool, 3> output_mask, const std::vector<double>& sg,
+    const std::vector<double>& sgx) {
+  BackwardCall c = backward_call("pydlr::batch_norm_act_backward", grad_output, input, weight_opt, bias_opt,
+                                 save_mean, save_invstd, activation, output_mask);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "batch_norm_act_backward", [&] {
+    backward_finish<scalar_t>(c.g, input, c.weight, c.bias, save_mean, save_invstd, c.act, sg, sgx, c.dx, c.dw,
+                              c.db);
+  });
+  return {c.dx, c.dw, c.db};
 }
 
 }  // namespace detail

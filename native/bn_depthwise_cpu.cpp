@@ -11,6 +11,8 @@
 //
 // The band path covers the tiled depthwise 3x3 shapes (float32, C % 16 == 0, stride 1 or 2; depthwise_cpu.cpp);
 // every other shape and float64 materialize y and run the general depthwise rows (same results, no saving).
+// The band path's backward also folds in the first pass of the BatchNorm backward (the masked-gradient sums), while
+// the input-gradient rows it just wrote and the matching input rows are in cache.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -93,39 +95,69 @@ void banded_forward(const ConvGeom& g, int act, const at::Tensor& x, const at::T
                 });
 }
 
-// Input gradient gy (w.r.t. the activated BatchNorm output) and the weight gradient [C, 1, 3, 3]. Each band first
-// writes the input-gradient rows its gradient rows are the last to feed (as dw3_backward), then adds its weight
-// gradient from the rebuilt band.
+// Per-band partial sums for the BatchNorm backward, added in band order at the end (the result does not depend on
+// which thread ran which band).
+struct BandSums {
+  int64_t C;
+  std::vector<double> part;
+  BandSums(int64_t bands, int64_t C) : C(C), part(static_cast<size_t>(bands * 2 * C), 0.0) {}
+  double* sg(int64_t band) { return part.data() + band * 2 * C; }
+  double* sgx(int64_t band) { return part.data() + band * 2 * C + C; }
+  void total(std::vector<double>& a, std::vector<double>& b) const {
+    a.assign(static_cast<size_t>(C), 0.0);
+    b.assign(static_cast<size_t>(C), 0.0);
+    for (size_t k = 0; k < part.size(); k += 2 * C) {
+      for (int64_t c = 0; c < C; ++c) {
+        a[c] += part[k + c];
+        b[c] += part[k + C + c];
+      }
+    }
+  }
+};
+
+// The backward of the depthwise convolution on the rebuilt bands, with the first pass of the BatchNorm backward
+// folded in. Each band writes the input-gradient rows gy its gradient rows are the last to feed (as dw3_backward)
+// and, while those rows and the matching input rows are in cache, adds their masked-gradient sums (sg, sgx: the
+// BatchNorm backward's first pass, which would otherwise read gy and x again); then it adds its weight gradient
+// from the rebuilt band. Returns the weight gradient [C, 1, 3, 3].
 at::Tensor banded_backward(const ConvGeom& g, int act, const at::Tensor& x, const at::Tensor& alpha,
-                           const at::Tensor& beta, const at::Tensor& weight, const at::Tensor& gz, at::Tensor& gy) {
+                           const at::Tensor& beta, const at::Tensor& mean, const at::Tensor& weight,
+                           const at::Tensor& gz, at::Tensor& gy, std::vector<double>& sg, std::vector<double>& sgx) {
   const at::Tensor wd = depthwise_weight_rows(weight, g.C);
   const float* wp = wd.const_data_ptr<float>();
   std::vector<float> flipped(9 * g.C);
   for (int k = 0; k < 9; ++k) std::copy_n(wp + (8 - k) * g.C, g.C, flipped.data() + k * g.C);
   const ConvGeom t = input_grad_geometry(g);
-  const int64_t KC = 10 * g.C;
+  const int64_t KC = 10 * g.C, B = band_rows(g), row = g.W * g.C;
   at::Tensor accs = at::zeros({at::get_num_threads(), KC}, x.options().memory_format(at::MemoryFormat::Contiguous));
   float* ap = accs.mutable_data_ptr<float>();
+  const float* xp = x.const_data_ptr<float>();
   const float* gp = gz.const_data_ptr<float>();
+  const float *al = alpha.const_data_ptr<float>(), *be = beta.const_data_ptr<float>();
+  const float* mp = mean.const_data_ptr<float>();
   float* dp = gy.mutable_data_ptr<float>();
-  for_each_band(g, act, x.const_data_ptr<float>(), alpha.const_data_ptr<float>(), beta.const_data_ptr<float>(),
-                [&](int64_t n, int64_t oh0, int64_t oh1, const float* buf) {
-                  for (int64_t oh = oh0; oh < oh1; ++oh) {
-                    const int64_t r0 = std::min(g.H, oh * g.sh);
-                    const int64_t r1 = oh == g.OH - 1 ? g.H : std::min(g.H, (oh + 1) * g.sh);
-                    for (int64_t ih = r0; ih < r1; ++ih) {
-                      if (g.sh == 1) {
-                        detail::dw3_fwd_row(t, gp, flipped.data(), nullptr, dp, 0, n, ih);
-                      } else {
-                        detail::dw3_dx_row_s2(g, gp, wp, dp, n, ih);
-                      }
-                    }
-                  }
-                  const ConvGeom b = band_geom(g, oh0, oh1);
-                  float* acc = ap + at::get_thread_num() * KC;
-                  const float* gb = gp + (n * g.OH + oh0) * g.OW * g.C;
-                  for (int64_t oh = 0; oh < b.OH; ++oh) detail::dw3_wgrad_row(b, buf, gb, acc, acc + 9 * g.C, 0, oh);
-                });
+  BandSums sums(g.N * ((g.OH + B - 1) / B), g.C);
+  for_each_band(g, act, xp, al, be, [&](int64_t n, int64_t oh0, int64_t oh1, const float* buf) {
+    const int64_t first = std::min(g.H, oh0 * g.sh);
+    const int64_t last = oh1 == g.OH ? g.H : std::min(g.H, oh1 * g.sh);
+    for (int64_t ih = first; ih < last; ++ih) {
+      if (g.sh == 1) {
+        detail::dw3_fwd_row(t, gp, flipped.data(), nullptr, dp, 0, n, ih);
+      } else {
+        detail::dw3_dx_row_s2(g, gp, wp, dp, n, ih);
+      }
+    }
+    const int64_t band = n * ((g.OH + B - 1) / B) + oh0 / B;
+    std::vector<float> scratch(2 * g.C);
+    const int64_t off = (n * g.H + first) * row;
+    detail::bn_grad_sums_rows(act, dp + off, xp + off, (last - first) * g.W, g.C, al, be, mp, scratch.data(),
+                              scratch.data() + g.C, sums.sg(band), sums.sgx(band));
+    const ConvGeom b = band_geom(g, oh0, oh1);
+    float* acc = ap + at::get_thread_num() * KC;
+    const float* gb = gp + (n * g.OH + oh0) * g.OW * g.C;
+    for (int64_t oh = 0; oh < b.OH; ++oh) detail::dw3_wgrad_row(b, buf, gb, acc, acc + 9 * g.C, 0, oh);
+  });
+  sums.total(sg, sgx);
   return accs.sum(0).narrow(0, 0, 9 * g.C).view({9, g.C}).t().reshape({g.C, 1, 3, 3}).contiguous();
 }
 
@@ -197,9 +229,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cpu(
   const at::Tensor w = bn_weight.has_value() ? *bn_weight : at::Tensor();
   const at::Tensor b = bn_bias.has_value() ? *bn_bias : at::Tensor();
   at::Tensor gy = at::empty_like(input), gw;
+  const std::array<bool, 3> mask = {true, w.defined(), b.defined()};
   if (banded(g, input)) {
     detail::bn_affine<float>(w, b, save_mean, save_invstd, alpha, beta);
-    gw = banded_backward(g, act, input, alpha, beta, weight, gz, gy);
+    std::vector<double> sg, sgx;
+    gw = banded_backward(g, act, input, alpha, beta, save_mean, weight, gz, gy, sg, sgx);
+    at::Tensor dx, dgamma, dbeta;
+    std::tie(dx, dgamma, dbeta) = detail::batch_norm_act_backward_from_sums(gy, input, bn_weight, bn_bias, save_mean,
+                                                                            save_invstd, activation, mask, sg, sgx);
+    return {dx, dgamma, dbeta, gw};
   } else {
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "batch_norm_act_depthwise_backward", [&] {
       detail::bn_affine<scalar_t>(w, b, save_mean, save_invstd, alpha, beta);
@@ -210,7 +248,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cpu(
   }
   at::Tensor dx, dgamma, dbeta;
   std::tie(dx, dgamma, dbeta) = batch_norm_act_backward_cpu(gy, input, bn_weight, bn_bias, save_mean, save_invstd,
-                                                             activation, {true, w.defined(), b.defined()});
+                                                             activation, mask);
   return {dx, dgamma, dbeta, gw};
 }
 

@@ -141,7 +141,8 @@ def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatc
         torch.testing.assert_close(sd_f[name], sd_p[name], rtol=1e-9, atol=1e-9, msg=name)
     # float32 at 64x64 (the tiled band path in the blocks whose channels are a multiple of 16) against the same
     # model with only this fusion off: the same kernels on the same values (the "native" backend, so that no
-    # per-shape timing choice differs between the runs), so the same results
+    # per-shape timing choice differs between the runs) but for the order of the BatchNorm backward's sums (per
+    # row band instead of per chunk), a float32 rounding difference the 50 BatchNorms over 4 images carry on
     x32 = torch.randn(4, 64, 64, 3)
     with layers.conv_backend("native"):
         loss_32, grads_32 = _step(f32_model, x32, y)
@@ -149,9 +150,15 @@ def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatc
         monkeypatch.setattr(ops, "batch_norm_act_depthwise_supported", lambda *a: False)
         loss_32p, grads_32p = _step(f32_plain, x32, y)
     torch.testing.assert_close(loss_32, loss_32p, rtol=1e-6, atol=1e-6)
-    for name in grads_32p:
-        scale = grads_32p[name].abs().max().item()
-        torch.testing.assert_close(grads_32[name], grads_32p[name], rtol=1e-5, atol=1e-5 * scale, msg=name)
+    got = torch.cat([g.flatten() for g in grads_32.values()])
+    want = torch.cat([g.flatten() for g in grads_32p.values()])
+    assert (got - want).norm() <= 1e-5 * want.norm()  # measured 1.3e-6
+    # per parameter, those whose gradient is not ~0 by construction (a BatchNorm's bias before a convolution and
+    # another BatchNorm gets only rounding noise): measured <= 2.1e-6
+    typical = want.norm() / len(grads_32p) ** 0.5
+    for name, g in grads_32p.items():
+        if g.norm() > 1e-2 * typical:
+            assert (grads_32[name] - g).norm() <= 1e-4 * g.norm(), name
 
 
 def test_a_hook_on_the_bypassed_container_turns_the_fusion_off(monkeypatch) -> None:
