@@ -8,7 +8,9 @@ in training mode) and inference (eval, no_grad) with the default backend ("auto"
 everywhere ("stock": torch's convolutions, batch_norm and relu6, the same model and weights), interleaved in
 bursts of --steps steps over --rounds rounds in a fresh order each round, and prints median ms per step and
 auto / stock (< 1: pydlr faster). --no-inference times training only; --unfused adds pydlr without the fused
-BatchNorm + ReLU6 (``layers.layer_fusion(False)``) as a third configuration.
+BatchNorm + ReLU6 (``layers.layer_fusion(False)``) as a third configuration; --no-bn-depthwise adds pydlr with
+every fusion but the expand BatchNorm + ReLU6 + depthwise operator (``pydlr.ops.batch_norm_act_depthwise``), to
+measure what that operator buys.
 
 Run: source scripts/env.sh && python bench/bench_mobilenet.py [--model mobilenet_v2] [--size 96] [--batch 32]
      [--rounds 7]
@@ -17,6 +19,7 @@ Run: source scripts/env.sh && python bench/bench_mobilenet.py [--model mobilenet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -27,7 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pydlr import layers  # noqa: E402
+from pydlr import layers, ops  # noqa: E402
 from pydlr.models import mobilenet_v2  # noqa: E402
 from pydlr.models.efficientnet_lite import EfficientNetLite  # noqa: E402
 
@@ -36,8 +39,24 @@ MODELS = {
     "efficientnet_lite0": lambda size: EfficientNetLite(0, num_classes=10, input_shape=(size, size, 3)),
 }
 
-# name -> (convolution backend, layer fusion): "unfused" is pydlr without the fused BatchNorm + ReLU6 (--unfused)
-CONFIGS = {"auto": ("auto", True), "stock": ("torch", True), "unfused": ("auto", False)}
+# name -> (convolution backend, layer fusion, BatchNorm + ReLU6 + depthwise operator): "unfused" is pydlr without
+# the fused BatchNorm + ReLU6 (--unfused), "no_bn_dw" without the fused expand BatchNorm + depthwise (--no-bn-depthwise)
+CONFIGS = {"auto": ("auto", True, True), "stock": ("torch", True, True), "unfused": ("auto", False, True),
+           "no_bn_dw": ("auto", True, False)}
+_BN_DW_SUPPORTED = ops.batch_norm_act_depthwise_supported
+
+
+@contextlib.contextmanager
+def configured(name: str):
+    """The configuration's backend and fusion switches; "no_bn_dw" declines the expand BatchNorm + depthwise
+    operator (the fusion layer asks ``ops.batch_norm_act_depthwise_supported`` before using it)."""
+    backend, fusion, bn_dw = CONFIGS[name]
+    ops.batch_norm_act_depthwise_supported = _BN_DW_SUPPORTED if bn_dw else (lambda *a: False)
+    try:
+        with layers.conv_backend(backend), layers.layer_fusion(fusion):
+            yield
+    finally:
+        ops.batch_norm_act_depthwise_supported = _BN_DW_SUPPORTED
 
 
 def burst(model, opt, x: torch.Tensor, y: torch.Tensor, steps: int, train: bool) -> float:
@@ -66,6 +85,8 @@ def main() -> None:
     p.add_argument("--no-inference", action="store_true", help="time the training step only")
     p.add_argument("--unfused", action="store_true",
                    help="also time pydlr without layer fusion (BatchNorm and ReLU6 as separate torch ops)")
+    p.add_argument("--no-bn-depthwise", action="store_true",
+                   help="also time pydlr without the expand BatchNorm + ReLU6 + depthwise operator")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -78,25 +99,24 @@ def main() -> None:
         f"{args.size}, batch {args.batch}, {args.rounds} rounds of {args.steps} steps, "
         f"GLIBC_TUNABLES={'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'}"
     )
-    names = ["auto", "stock"] + (["unfused"] if args.unfused else [])
+    names = ["auto", "stock"] + (["unfused"] if args.unfused else []) + (["no_bn_dw"] if args.no_bn_depthwise else [])
     print(f"{'pass':<10} " + " ".join(f"{n + ' ms':>10}" for n in names) + f" {'auto/stock':>11}"
-          + (f" {'unfused/stock':>14}" if args.unfused else ""))
+          + "".join(f" {n + '/stock':>15}" for n in names[2:]))
     for train in (True,) if args.no_inference else (True, False):
         model.train(train)
         times: dict[str, list[float]] = {k: [] for k in names}
         for name in names:  # warm-up: allocations, oneDNN primitives
-            with layers.conv_backend(CONFIGS[name][0]), layers.layer_fusion(CONFIGS[name][1]):
+            with configured(name):
                 burst(model, opt, x, y, 2, train)
         order = random.Random(0)
         for _ in range(args.rounds):
             for name in order.sample(names, len(names)):
-                with layers.conv_backend(CONFIGS[name][0]), layers.layer_fusion(CONFIGS[name][1]):
+                with configured(name):
                     times[name].append(1e3 * burst(model, opt, x, y, args.steps, train))
         med = {k: statistics.median(v) for k, v in times.items()}
         label = "train" if train else "inference"
         line = f"{label:<10} " + " ".join(f"{med[n]:10.1f}" for n in names) + f" {med['auto'] / med['stock']:11.2f}"
-        if args.unfused:
-            line += f" {med['unfused'] / med['stock']:14.2f}"
+        line += "".join(f" {med[n] / med['stock']:15.2f}" for n in names[2:])
         print(line, flush=True)
 
 if __name__ == "__main__":
