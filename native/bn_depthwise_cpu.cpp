@@ -170,13 +170,26 @@ at::Tensor activated(int act, const at::Tensor& x, const at::Tensor& alpha, cons
   return y;
 }
 
+// padding: (top, bottom, left, right); the kernels pad top and left explicitly and treat every tap past the
+// bottom or right edge as padding, so the output size alone carries the bottom and right padding (Keras' "same"
+// at stride 2 pads one side only).
 ConvGeom checked_geometry(const char* op, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
                           at::IntArrayRef padding) {
-  const int64_t one[2] = {1, 1};
-  const ConvGeom g = check_conv_args(op, input, weight, std::nullopt, stride, padding, one, input.size(1));
+  TORCH_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, op,
+              ": padding must be 4 non-negative ints (top, bottom, left, right); got ", padding);
+  // The shared checks with the larger side's padding on both (their size check is then implied by the one below),
+  // the geometry then set to the actual sides.
+  const int64_t one[2] = {1, 1}, wide[2] = {std::max(padding[0], padding[1]), std::max(padding[2], padding[3])};
+  ConvGeom g = check_conv_args(op, input, weight, std::nullopt, stride, wide, one, input.size(1));
+  g.ph = padding[0];
+  g.pw = padding[2];
   TORCH_CHECK(g.OC == g.C && weight.size(1) == 1, op, ": weight must be depthwise (", g.C, ", 1, kH, kW), got ",
               weight.sizes());
   TORCH_CHECK(weight.is_contiguous(), op, ": weight must be contiguous");
+  g.OH = (g.H + padding[0] + padding[1] - g.KH) / g.sh + 1;
+  g.OW = (g.W + padding[2] + padding[3] - g.KW) / g.sw + 1;
+  TORCH_CHECK(g.H + padding[0] + padding[1] >= g.KH && g.W + padding[2] + padding[3] >= g.KW, op,
+              ": the padded input is smaller than the kernel");
   return g;
 }
 
@@ -261,10 +274,10 @@ TORCH_LIBRARY_FRAGMENT(pydlr, m) {
   m.def(
       "batch_norm_act_depthwise(Tensor input, Tensor? bn_weight, Tensor? bn_bias, Tensor(a!) running_mean, "
       "Tensor(b!) running_var, float momentum, float eps, str activation, Tensor weight, int[2] stride, "
-      "int[2] padding) -> (Tensor, Tensor, Tensor)");
+      "int[4] padding) -> (Tensor, Tensor, Tensor)");
   m.def(
       "batch_norm_act_depthwise_backward(Tensor grad_output, Tensor input, Tensor? bn_weight, Tensor? bn_bias, "
-      "Tensor save_mean, Tensor save_invstd, str activation, Tensor weight, int[2] stride, int[2] padding) -> "
+      "Tensor save_mean, Tensor save_invstd, str activation, Tensor weight, int[2] stride, int[4] padding) -> "
       "(Tensor, Tensor, Tensor, Tensor)");
 }
 

@@ -432,10 +432,10 @@ class _BatchNormActDepthwise(torch.autograd.Function):
 
 
 def batch_norm_act_depthwise_supported(x: torch.Tensor, kernel_size: tuple[int, int],
-                                       stride: tuple[int, int], padding: tuple[int, int]) -> bool:
+                                       stride: tuple[int, int], padding: tuple[int, ...]) -> bool:
     """Whether :func:`batch_norm_act_depthwise` saves work for ``x`` (float32: the tiled depthwise 3x3 shapes,
-    channels a multiple of 16, stride 1 or 2, padding <= 2) or runs it at all (float64, any depthwise shape: the
-    reference path for tests)."""
+    channels a multiple of 16, stride 1 or 2, padding <= 2 on every side) or runs it at all (float64, any depthwise
+    shape: the reference path for tests)."""
     if not batch_norm_act_supported(x) or x.dim() != 4:
         return False
     if x.dtype == torch.float64:
@@ -454,23 +454,31 @@ def batch_norm_act_depthwise(
     eps: float,
     activation: str,
     weight: torch.Tensor,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int] | tuple[int, int, int, int],
 ) -> torch.Tensor:
     """``conv2d(batch_norm_act(x, ...), weight, stride=stride, padding=padding, groups=C)`` (training-mode
     BatchNorm, activation, depthwise convolution without bias) in one operator (native/bn_depthwise_cpu.cpp) that
     never stores the activated BatchNorm output: the convolution reads it from bands of rows normalized into a
     cache-sized buffer, forward and backward. Same values as the two operators in sequence (running statistics
     updated in place as :func:`batch_norm_act` does); gradients for ``x``, ``bn_weight``, ``bn_bias`` and
-    ``weight``. Inputs where :func:`batch_norm_act_depthwise_supported` is false raise RuntimeError from the
-    operator's checks or run without the saving.
+    ``weight``. ``padding``: an int, (height, width) for both sides, or (top, bottom, left, right) (Keras' "same"
+    at stride 2 pads the bottom and right only). Inputs where :func:`batch_norm_act_depthwise_supported` is false
+    raise RuntimeError from the operator's checks or run without the saving.
     """
     if activation not in ACTIVATIONS:
         raise InputError("activation", f"one of {ACTIVATIONS}", activation,
                          where="pydlr.ops.batch_norm_act_depthwise")
+    if isinstance(padding, (tuple, list)) and len(padding) == 4 and all(
+        isinstance(p, int) and not isinstance(p, bool) for p in padding
+    ):
+        pads = [int(p) for p in padding]
+    else:
+        ph, pw = _pair(padding, "padding")
+        pads = [ph, ph, pw, pw]
     return _BatchNormActDepthwise.apply(
         x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, activation, weight,
-        _pair(stride, "stride"), _pair(padding, "padding"),
+        _pair(stride, "stride"), pads,
     )
 
 def adam_step_(

@@ -31,8 +31,10 @@ def _inputs(shape, dtype, k=3):
 
 
 def _reference(x, gamma, beta, weight, act, stride, padding, rm, rv):
+    """torch's batch_norm, activation and conv2d; padding (top, bottom, left, right) applied by F.pad."""
     y = ACT[act](F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5))
-    return F.conv2d(y, weight, None, stride, padding, 1, x.shape[1])
+    top, bottom, left, right = padding
+    return F.conv2d(F.pad(y, (left, right, top, bottom)), weight, None, stride, 0, 1, x.shape[1])
 
 
 def _run(fn, tensors, grad_seed=1):
@@ -50,14 +52,17 @@ def _run(fn, tensors, grad_seed=1):
 @pytest.mark.parametrize("stride", [1, 2])
 # (2, 64, 41, 64): several row bands per image (the buffer holds 16 rows of 64 x 64), odd height at stride 2
 @pytest.mark.parametrize("shape", [(3, 16, 9, 7), (2, 64, 41, 64), (2, 32, 5, 6)])
-def test_matches_torch(act, dtype, stride, shape) -> None:
+# symmetric, and Keras' "same" at stride 2 on even sizes (bottom and right only)
+@pytest.mark.parametrize("padding", [(1, 1, 1, 1), (0, 1, 0, 1)])
+def test_matches_torch(act, dtype, stride, shape, padding) -> None:
     tensors = _inputs(shape, dtype)
 
     def fused(x, gamma, beta, weight, rm, rv):
-        return ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, act, weight, stride, 1)
+        pad = padding[0::2] if padding[0] == padding[1] else padding  # the (height, width) form too
+        return ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, act, weight, stride, pad)
 
     def reference(x, gamma, beta, weight, rm, rv):
-        return _reference(x, gamma, beta, weight, act, stride, 1, rm, rv)
+        return _reference(x, gamma, beta, weight, act, stride, padding, rm, rv)
 
     got = _run(fused, tensors)
     # float32 is compared with the float64 reference: both are roundings of it
@@ -98,6 +103,10 @@ def test_rejects_bad_input() -> None:
     rm, rv = torch.zeros(16), torch.ones(16)
     with pytest.raises(InputError, match="activation"):
         ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, "gelu", weight, 1, 1)
+    with pytest.raises(InputError, match="padding"):
+        ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, "relu6", weight, 1, (1, 1, 1))
+    with pytest.raises(RuntimeError, match="padding"):
+        ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, "relu6", weight, 1, (1, -1, 1, 1))
     with pytest.raises(RuntimeError, match="depthwise"):
         ops.batch_norm_act_depthwise(x, gamma, beta, rm, rv, 0.1, 1e-5, "relu6", torch.randn(16, 2, 3, 3), 1, 1)
     with pytest.raises(RuntimeError, match="channels-last"):

@@ -29,7 +29,7 @@ torch (``pydlr.models.inference`` folds it into the convolution).
 When such a BatchNormalization + activation feeds a DepthwiseConv2D (the inverted residual blocks' expand ->
 depthwise), :func:`bn_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which never stores
 the activated tensor (the block's widest), under the conditions above and: the convolution is exactly
-``DepthwiseConv2D`` (depth multiplier 1, no bias, linear activation, dilation 1, symmetric padding) built, unhooked,
+``DepthwiseConv2D`` (depth multiplier 1, no bias, linear activation, dilation 1) built, unhooked,
 not forced to torch, and the shape is one the operator saves work on (``ops.batch_norm_act_depthwise_supported``;
 float64 always, the tests' reference dtype).
 """
@@ -214,7 +214,9 @@ def bn_act_depthwise(bn: object, act: object | None, conv: object, x: torch.Tens
     if name is None:
         return None
     sym, asym = op_padding(x.shape[2], x.shape[3], conv.kernel_size, conv.strides, conv.dilation_rate, conv.padding)
-    if asym is not None or not ops.batch_norm_act_depthwise_supported(x, conv.kernel_size, conv.strides, sym):
+    # (top, bottom, left, right); op_padding gives either symmetric padding or an F.pad spec (left, right, top, bottom)
+    pads = (sym[0], sym[0], sym[1], sym[1]) if asym is None else (asym[2], asym[3], asym[0], asym[1])
+    if not ops.batch_norm_act_depthwise_supported(x, conv.kernel_size, conv.strides, pads):
         return None
     shape = keras_shape(x)
     bn.check_input_shape(shape)
@@ -222,5 +224,5 @@ def bn_act_depthwise(bn: object, act: object | None, conv: object, x: torch.Tens
     bn.num_batches_tracked.add_(1)
     return ops.batch_norm_act_depthwise(
         x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.torch_momentum, bn.epsilon, name,
-        conv.weight, conv.strides, sym,
+        conv.weight, conv.strides, pads,
     )
