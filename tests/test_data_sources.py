@@ -54,6 +54,40 @@ def test_image_folder_is_shuffled_by_default_and_seeded(tmp_path):
         load_image_folder(tmp_path, seed=-1)
 
 
+def test_image_folder_decodes_pngs_natively_with_pillows_pixels(tmp_path, monkeypatch):
+    """Plain PNGs go through the batched native decoder, the rest (JPEG, palette) through Pillow: the same
+    arrays as Pillow for every file, for chunks of one size (no resize) and of mixed sizes."""
+    from pydlr.data import decode, folders
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (6, 6, 3), np.uint8)).save(tmp_path / cls / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (9, 7, 3), np.uint8)).convert("P").save(tmp_path / "a" / "p.png")
+    Image.fromarray(rng.integers(0, 256, (9, 7, 3), np.uint8)).save(tmp_path / "b" / "j.jpg")
+    monkeypatch.setattr(folders, "_CHUNK", 4)  # several chunks, some all-native at the target size
+    out = {}
+    for use in (True, False):
+        monkeypatch.setattr(decode, "_native_png", lambda use=use: use)
+        for size in ((6, 6), (5, 8)):
+            out[use, size] = load_image_folder(tmp_path, image_size=size, shuffle=False)
+    for size in ((6, 6), (5, 8)):
+        assert np.array_equal(out[True, size][0], out[False, size][0])
+        assert np.array_equal(out[True, size][1], out[False, size][1])
+    assert out[True, (6, 6)][0].shape == (12, 6, 6, 3)
+
+
+def test_image_folder_names_a_corrupt_png_among_native_ones(tmp_path):
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        Image.new("L", (4, 4), 10 * i).save(tmp_path / "a" / f"{i}.png")
+    (tmp_path / "a" / "1b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(InputError, match="readable PNG/JPEG") as info:
+        load_image_folder(tmp_path, image_size=(4, 4), color_mode="grayscale")
+    assert "1b_broken.png" in info.value.received  # the message shortens long paths; the value keeps it
+
+
 def test_image_folder_bad_input(tmp_path):
     with pytest.raises(InputError, match="existing folder"):
         load_image_folder(tmp_path / "nope")

@@ -180,6 +180,52 @@ def test_augmentation_map_and_determinism_across_workers(fm_folder):
     assert torch.allclose(xs, x0 / 255.0)
 
 
+def test_cached_batches_equal_decoded_ones_and_augmentation_stays_random_per_epoch(tmp_path):
+    """A cached pass reads whole batches from the cache (one gather): the same images and the same augmented
+    batches as decoding the files, and a new draw every epoch (also with a cache that is only partly
+    filled, where the batch falls back to file-by-file reading)."""
+    from pydlr.data.image_dataset import DatasetBatches
+
+    make_image_folder(tmp_path / "d", limit=40)
+    aug = Augment(flip="horizontal", rotation=0.05, zoom=0.1)
+    base = _grey(tmp_path / "d", batch_size=8, shuffle=True, seed=3, workers=0)
+    epochs = {}
+    for name, ds in (("decoded", base.map(aug)), ("cached", base.cache().map(aug))):
+        src = DatasetBatches(ds)
+        epochs[name] = [torch.cat([x.clone() for x, _, _ in src.epoch(e)]) for e in range(3)]
+        src.close()
+    for e in range(3):
+        assert torch.equal(epochs["decoded"][e], epochs["cached"][e])
+    assert not torch.equal(epochs["cached"][1], epochs["cached"][2])  # a new augmentation every epoch
+    # a partly filled cache: a batch with cached and uncached images
+    ds = base.cache()
+    src = DatasetBatches(ds)
+    job = src.job
+    job.cached[np.arange(0, 40, 2)] = 0
+    again = torch.cat([x.clone() for x, _, _ in src.epoch(0)])
+    plain = torch.cat([x.clone() for x, _, _ in DatasetBatches(base).epoch(0)])
+    src.close()
+    assert torch.equal(again, plain) and bool(job.cached.all())
+
+
+def test_augmentation_of_datasets_is_distributed_as_for_arrays(tmp_path):
+    """The dataset path applies Augment as the array path does: the same warp for the same draws, so a
+    dataset's augmented batch equals Augment applied to the same images as an array."""
+    make_image_folder(tmp_path / "d", limit=32)
+    aug = Augment(flip="horizontal", rotation=0.1, zoom=0.2)
+    ds = _grey(tmp_path / "d", batch_size=32, shuffle=False, workers=0)
+    x, _ = next(iter(ds))
+    from pydlr.data.image_dataset import DatasetBatches
+
+    src = DatasetBatches(ds.cache().map(aug))
+    for epoch in range(2):
+        (idx, seed), = src._plan(epoch)
+        got = next(iter(src.epoch(epoch)))[0]
+        want = src.job.augment(x[torch.from_numpy(idx)], torch.Generator().manual_seed(seed))
+        assert torch.equal(got, want)
+    src.close()
+
+
 def test_cache_serves_images_after_the_files_are_gone(tmp_path):
     make_image_folder(tmp_path / "d", limit=40)
     for cache in (True, str(tmp_path / "cache.bin")):

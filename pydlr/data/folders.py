@@ -1,4 +1,5 @@
-"""Image folders: one subfolder per class holding PNG/JPEG files, read with PIL and resized.
+"""Image folders: one subfolder per class holding PNG/JPEG files, decoded (plain PNGs natively, a chunk of
+files a call, everything else with Pillow) and resized.
 
 ``load_image_folder("photos/", image_size=(64, 64))`` returns ``(x, y, class_names)``: x uint8
 ``(n, height, width, channels)`` (channels-last), y int64 class indices in the alphabetical order of
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pydlr.data.decode import check_image_spec, decode_image
+from pydlr.data.decode import check_image_spec, decode_image, decode_pngs, resize_array
 from pydlr.errors import InputError
 
 __all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
@@ -67,15 +68,34 @@ def load_image_folder(directory: str | os.PathLike, image_size: tuple[int, int] 
         order = np.random.default_rng(seed).permutation(len(files))
         files = [files[i] for i in order]
     x = np.empty((len(files), *spec.shape), dtype=np.uint8)
-    y = np.empty(len(files), dtype=np.int64)
-    for i, (path, k) in enumerate(files):
+    y = np.array([k for _, k in files], dtype=np.int64)
+    for start in range(0, len(files), _CHUNK):
+        _decode_into(x[start:start + _CHUNK], [p for p, _ in files[start:start + _CHUNK]], spec, where)
+    return x, y, classes
+
+
+# Files handed to the native PNG decoder per call: its buffer holds a chunk's images at their own size.
+_CHUNK = 256
+
+
+def _decode_into(out: np.ndarray, paths: list[Path], spec, where: str) -> None:
+    """Decode ``paths`` into ``out`` as the streamed image datasets do: plain PNGs in one native call
+    (`decode_pngs`), every other file, and every file it does not take, with Pillow (`decode_image`), which
+    decodes it or names the problem."""
+    names = [os.fspath(p) for p in paths]
+    pngs = [k for k, p in enumerate(names) if p[-4:].lower() == ".png"]
+    native = decode_pngs([names[k] for k in pngs], spec)
+    if isinstance(native, np.ndarray) and native.shape[1:] == spec.shape and len(pngs) == len(names):
+        out[:] = native  # the whole chunk at the target size: no per-file work at all
+        return
+    own = dict(zip(pngs, native, strict=True))
+    for k, path in enumerate(names):
+        arr = own.get(k)
         try:
-            x[i] = decode_image(path, spec)  # the same decoder as the streamed image datasets
+            out[k] = decode_image(path, spec) if arr is None else resize_array(arr, spec)
         except OSError as exc:
             raise InputError("directory", "readable PNG/JPEG images",
-                             f"{str(path)!r} ({exc})", where=where) from None
-        y[i] = k
-    return x, y, classes
+                             f"{path!r} ({exc})", where=where) from None
 
 
 def _class_files(root: Path, where: str) -> tuple[list[tuple[Path, int]], list[str]]:

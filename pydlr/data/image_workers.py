@@ -128,8 +128,13 @@ def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
     """(kept indices, their decoded arrays, [(path, reason) of skipped files]). The arrays are one
     (n, h, w, c) array when the native decoder took the whole batch at one size that needs no resize, and
     there is no cache to fill (`_image` fills it)."""
+    cached = _cached_batch(job, idx)
+    if cached is not None:
+        return idx.tolist(), cached, []
     native, whole = _native_pngs(job, idx)
-    if whole is not None and job.cached is None and (not resize or whole.shape[1:] == job.spec.shape):
+    if whole is not None and (not resize or whole.shape[1:] == job.spec.shape):
+        if job.cached is not None:  # the cache holds images at the target size: resize is True here
+            _store(job, idx, whole)
         return idx.tolist(), whole, []
     if whole is not None:
         native = dict(zip(idx.tolist(), whole, strict=True))
@@ -147,6 +152,28 @@ def _decode_files(job: DecodeJob, idx: np.ndarray, resize: bool
             continue
         kept.append(int(i))
     return kept, arrays, bad
+
+
+def _cache_slots(job: DecodeJob, idx: np.ndarray) -> np.ndarray:
+    return idx if job.cache_slot is None else job.cache_slot[idx]
+
+
+def _cached_batch(job: DecodeJob, idx: np.ndarray) -> np.ndarray | None:
+    """The batch's images as one (n, h, w, c) array when every one is in the cache (one gather, no per-file
+    Python: after the first pass this is the whole of a cached dataset's reading), else None."""
+    if job.cached is None:
+        return None
+    slots = _cache_slots(job, idx)
+    if not job.cached[slots].all():
+        return None
+    return job.cache[slots]
+
+
+def _store(job: DecodeJob, idx: np.ndarray, images: np.ndarray) -> None:
+    """Put a decoded batch into the cache, the flags after the pixels (see `_image`)."""
+    slots = _cache_slots(job, idx)
+    job.cache[slots] = images
+    job.cached[slots] = 1
 
 
 _FS = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
@@ -188,6 +215,10 @@ def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
     if fused and _same_source_size(arrays, job.spec):
         src = torch.from_numpy(arrays if isinstance(arrays, np.ndarray) else np.stack(arrays)).to(torch.float32)
         xb.copy_(job.augment(src, gen, size=(job.spec.height, job.spec.width)))
+    elif isinstance(arrays, np.ndarray) and arrays.shape[1:] == job.spec.shape:
+        xb.copy_(torch.from_numpy(arrays))  # the batch in one array (a cached batch): one uint8 -> float32 pass
+        if job.augment is not None:
+            xb.copy_(job.augment(xb, gen))
     else:
         stage = _staging(job, x_out.shape[0])
         for k, arr in enumerate(arrays):
