@@ -130,10 +130,11 @@ def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None] | 
     if not paths or not _native_png():
         return [None] * len(paths)
     pixels, meta, errors = ops.decode_png_batch(paths, spec.channels)
-    flat, rows, c = pixels.numpy(), meta.tolist(), spec.channels
-    h0, w0 = rows[0][0], rows[0][1]
-    if not any(errors) and all(h == h0 and w == w0 for h, w, _ in rows):
+    flat, sizes, c = pixels.numpy(), meta.numpy()[:, :2], spec.channels
+    if not any(errors) and (sizes == sizes[0]).all():
+        h0, w0 = sizes[0].tolist()
         return flat.reshape(len(paths), h0, w0, c)  # images lie one after the other, in order
+    rows = meta.tolist()
     return [None if err else flat[off:off + h * w * c].reshape(h, w, c)
             for err, (h, w, off) in zip(errors, rows, strict=True)]
 

@@ -68,10 +68,6 @@ def _slot(job: DecodeJob, i: int) -> int:
     return i if job.cache_slot is None else int(job.cache_slot[i])
 
 
-def _is_cached(job: DecodeJob, i: int) -> bool:
-    return job.cached is not None and bool(job.cached[_slot(job, i)])
-
-
 def _image(job: DecodeJob, i: int, resize: bool = True, decoded: np.ndarray | None = None) -> np.ndarray:
     """File i's image (``decoded``: its pixels at their own size, from `decode_pngs`), from the cache when
     there, stored in it when the dataset caches."""
@@ -183,9 +179,9 @@ def _native_pngs(job: DecodeJob, idx: np.ndarray) -> tuple[dict[int, np.ndarray]
     """The batch's uncached PNGs that the native decoder takes, decoded in one call (the others are left
     to `decode_image`, file by file): ({file index: own-size pixels}, None), or ({}, (n, h, w, c) array)
     when that is every file of the batch, all of one size."""
-    todo = [int(i) for i in idx if not _is_cached(job, int(i))]
+    todo = idx if job.cached is None else idx[job.cached[_cache_slots(job, idx)] == 0]
     paths = [p.decode(*_FS) for p in job.index.paths[todo].tolist()]  # os.fsdecode, without its checks
-    pngs = [(i, p) for i, p in zip(todo, paths, strict=True) if p[-4:].lower() == ".png"]
+    pngs = [(i, p) for i, p in zip(todo.tolist(), paths, strict=True) if p[-4:].lower() == ".png"]
     decoded = decode_pngs([p for _, p in pngs], job.spec)
     if isinstance(decoded, np.ndarray):
         if len(pngs) == len(idx):
@@ -198,7 +194,9 @@ def _same_source_size(arrays: list[np.ndarray] | np.ndarray, spec) -> bool:
     """One source size for the whole batch, and no shrinking below half (where Pillow's resize filters
     against aliasing and a single bilinear sampling would not)."""
     hs, ws = arrays[0].shape[:2]
-    return all(a.shape == arrays[0].shape for a in arrays) and 2 * hs >= spec.height and 2 * ws >= spec.width
+    # one array holds one size; iterating it would make a view an image (3-4 us an image measured)
+    same = isinstance(arrays, np.ndarray) or all(a.shape == arrays[0].shape for a in arrays)
+    return same and 2 * hs >= spec.height and 2 * ws >= spec.width
 
 
 def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
