@@ -22,6 +22,7 @@ Folders are made once under /tmp by scripts/make_image_folder.py (60,000 PNGs; 5
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -133,6 +134,49 @@ def cpu_per_image(folder: Path, n: int = 3000, rounds: int = 3) -> dict[str, lis
     return out
 
 
+def cpu_breakdown(folder: Path, batches: int = 300, rounds: int = 3) -> dict[str, list[float]]:
+    """CPU microseconds per image of the training section's pipeline (28 x 28 grey, no resize, AUG, the
+    /255 map) on one torch thread, as in a worker, over the first ``batches`` batches of a pass: the native
+    decoding alone, the augmentation alone, the whole batch from the files, and the whole batch from a
+    filled cache()."""
+    from pydlr.data.decode import decode_pngs
+    from pydlr.data.image_workers import load_batch, make_slots
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(28, 28), batch_size=BATCH,
+                                      seed=1, workers=0, verbose=False)
+    out: dict[str, list[float]] = {}
+
+    def timed(name, fn, plan):
+        c = time.process_time()
+        for idx, seed in plan:
+            fn(idx, seed)
+        out.setdefault(name, []).append((time.process_time() - c) / (len(plan) * BATCH) * 1e6)
+
+    try:
+        for _ in range(rounds):
+            for name, d in (("whole batch, from the files", ds), ("whole batch, from cache()", ds.cache())):
+                src = DatasetBatches(d.map(AUG).map(lambda xb, yb: (xb / 255.0, yb)))
+                plan, job = src._plan(0)[:batches], src.job
+                x_out, y_out = make_slots(job, BATCH, 1, False)[0]
+                if job.cached is not None:  # fill the cache first: the timed pass is a later epoch's
+                    for idx, seed in plan:
+                        load_batch(job, idx, seed, x_out, y_out)
+                timed(name, lambda idx, seed, j=job, xo=x_out, yo=y_out: load_batch(j, idx, seed, xo, yo), plan)
+            paths = [[p.decode() for p in ds._index.paths[idx].tolist()] for idx, _ in plan]
+            it = iter(paths)
+            timed("native decoding alone (decode_pngs)",
+                  lambda idx, seed, it=it: decode_pngs(next(it), ds.spec), plan)
+            imgs = torch.from_numpy(decode_pngs(paths[0], ds.spec)).to(torch.float32)
+            aug = dataclasses.replace(AUG, value_range=(0.0, 255.0))
+            timed("augmentation alone (Augment on a decoded batch)",
+                  lambda idx, seed, a=aug, x=imgs: a(x, torch.Generator().manual_seed(seed)), plan)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 # ----- throughput ---------------------------------------------------------------------------------
 def _cpu_s() -> float:
     """CPU seconds of this process and its finished children (the workers, once joined)."""
@@ -171,9 +215,12 @@ def peer_pass(script: str, folder: Path, *options: str) -> tuple[int, float, str
 
 
 # ----- training -----------------------------------------------------------------------------------
-def train_epochs(folder: Path, epochs: int, workers: int) -> dict[str, list[float]]:
+def train_epochs(folder: Path, epochs: int, workers: int, rounds: int = 1) -> dict[str, list[list[float]]]:
     """The seed CNN on the folder's images: from arrays without augmentation vs from the folder with it
-    (the folder holds the first N Fashion-MNIST training images, the arrays the same N)."""
+    (the folder holds the first N Fashion-MNIST training images, the arrays the same N). The three runs
+    alternate ``rounds`` times (A B C A B C ...) so that a change of the machine's load hits all of them;
+    each run is a fresh model trained ``epochs`` epochs. Returns {run: [[epoch seconds] per round]} and,
+    under the key "<run> CPU", the training process's CPU seconds per epoch (workers not included)."""
     from bench_fit import EpochTimer
 
     from pydlr import engine
@@ -186,22 +233,24 @@ def train_epochs(folder: Path, epochs: int, workers: int) -> dict[str, list[floa
     ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(28, 28), batch_size=BATCH,
                                       seed=1, workers=workers, verbose=False)
     x, y = x[:ds.num_files], y[:ds.num_files]
-    streamed = ds.map(AUG).map(lambda xb, yb: (xb / 255.0, yb))
-    cached = ds.cache().map(AUG).map(lambda xb, yb: (xb / 255.0, yb))
-    out = {}
-    for name, data in (("arrays, no augmentation", (x, y)),
-                       (f"folder + augmentation, {workers} worker(s)", streamed),
-                       (f"folder + augmentation, {workers} worker(s), cache()", cached)):
-        torch.manual_seed(0)
-        model = seed_cnn(model_class=engine.Sequential)
-        model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        timer = EpochTimer()
-        if isinstance(data, tuple):
-            model.fit(data[0], data[1], batch_size=BATCH, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
-        else:
-            model.fit(data, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
-        out[name] = timer.times
+    runs = (("arrays, no augmentation", None),
+            (f"folder + augmentation, {workers} worker(s)", False),
+            (f"folder + augmentation, {workers} worker(s), cache()", True))
+    out: dict[str, list[list[float]]] = {}
+    for _ in range(rounds):
+        for name, cache in runs:
+            torch.manual_seed(0)
+            model = seed_cnn(model_class=engine.Sequential)
+            model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"])
+            timer = EpochTimer()
+            if cache is None:
+                model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
+            else:  # a new dataset each run: an in-memory cache is filled by the run's own first epoch
+                data = (ds.cache() if cache else ds).map(AUG).map(lambda xb, yb: (xb / 255.0, yb))
+                model.fit(data, epochs=epochs, verbose=0, seed=1, callbacks=[timer])
+            out.setdefault(name, []).append(timer.times)
+            out.setdefault(f"{name} CPU", []).append(timer.cpu)
     return out
 
 
@@ -260,6 +309,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--train-workers", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--train-rounds", type=int, default=1, help="alternated rounds of the three training runs")
     ap.add_argument("--skip-keras", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput contenders")
     ap.add_argument("--sections", default="decoders,cpu,throughput,training,memory",
@@ -284,6 +334,11 @@ def main() -> None:
         print("\n| one process, decode + resize + augment + batch | CPU us per image (rounds) |\n|---|---|")
         for k, v in cpu.items():
             print(f"| {k} | {', '.join(f'{t:.0f}' for t in v)} |")
+        parts = cpu_breakdown(folder)
+        print("\n| the training section's pipeline (28x28, no resize), one thread | CPU us per image (rounds) |"
+              "\n|---|---|")
+        for k, v in parts.items():
+            print(f"| {k} | {', '.join(f'{t:.1f}' for t in v)} |")
     if "throughput" in sections:
         throughput(folder, n60, args)
     if "training" in sections:
@@ -322,13 +377,21 @@ def throughput(folder: Path, n60: int, args) -> None:
 
 
 def training(folder: Path, n60: int, args) -> None:
-    tr = train_epochs(folder, args.epochs, args.train_workers)
-    print(f"\n| seed CNN, {n60:,} images, batch {BATCH} | epoch times (s) | last epoch |\n|---|---|---|")
-    for k, v in tr.items():
-        print(f"| {k} | {', '.join(f'{t:.1f}' for t in v)} | {v[-1]:.1f} |")
-    a, f, fc = list(tr.values())
-    print(f"ratio folder+augmentation / arrays (last epoch): {f[-1] / a[-1]:.2f}x, with cache() "
-          f"{fc[-1] / a[-1]:.2f}x (target <= 1.15x)")
+    tr = train_epochs(folder, args.epochs, args.train_workers, args.train_rounds)
+    names = [k for k in tr if not k.endswith(" CPU")]
+    print(f"\n| seed CNN, {n60:,} images, batch {BATCH}, {args.train_rounds} round(s) | epoch times (s), round by "
+          "round | last epoch, median | training process CPU s, last epoch, median |\n|---|---|---|---|")
+    last = {}
+    for k in names:
+        last[k] = float(np.median([r[-1] for r in tr[k]]))
+        cpu = float(np.median([r[-1] for r in tr[f"{k} CPU"]]))
+        times = " / ".join(", ".join(f"{t:.1f}" for t in r) for r in tr[k])
+        print(f"| {k} | {times} | {last[k]:.2f} | {cpu:.1f} |")
+    a, f, fc = (last[k] for k in names)
+    paired = [[r[-1] / b[-1] for r, b in zip(tr[k], tr[names[0]], strict=True)] for k in names[1:]]
+    print(f"ratio folder+augmentation / arrays (last epoch, medians): {f / a:.2f}x, with cache() {fc / a:.2f}x "
+          f"(target <= 1.15x); round by round: {', '.join(f'{v:.2f}' for v in paired[0])} and "
+          f"{', '.join(f'{v:.2f}' for v in paired[1])}")
 
 
 def memory(big: Path, args) -> None:
