@@ -208,6 +208,24 @@ def test_cached_batches_equal_decoded_ones_and_augmentation_stays_random_per_epo
     assert torch.equal(again, plain) and bool(job.cached.all())
 
 
+def test_batches_prepared_in_this_process_use_one_torch_thread(fm_folder):
+    """workers=0 prepares batches as a worker does, on one torch thread, and gives the threads back."""
+    seen = []
+
+    def record(x, y):
+        seen.append(torch.get_num_threads())
+        return x, y
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batches = list(_grey(fm_folder, batch_size=50, workers=0).map(record))
+        assert len(batches) == N // 50 and seen == [1] * (N // 50)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_augmentation_of_datasets_is_distributed_as_for_arrays(tmp_path):
     """The dataset path applies Augment as the array path does: the same warp for the same draws, so a
     dataset's augmented batch equals Augment applied to the same images as an array."""
