@@ -56,4 +56,5 @@ def describe(value: Any) -> str:
     if shape is not None and hasattr(value, "dtype"):
         return f"{type(value).__name__} of shape {tuple(shape)} and dtype {value.dtype}"
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    # Long values keep both ends: a path's file name is at its end, and it is the part that identifies it.
+    return text if len(text) <= 120 else text[:58] + "..." + text[-59:]

@@ -198,3 +198,15 @@ def test_array_batches_refuse_a_bad_batch_size() -> None:
         data.ArrayBatches(torch.zeros(4, 2), torch.zeros(4), batch_size=0)
     batches = data.ArrayBatches(torch.zeros(5, 2), torch.arange(5.0), batch_size=2, shuffle=False)
     assert batches.batch_size == 2
+
+
+def test_input_error_keeps_the_end_of_a_long_received_value():
+    """A long received value (a corrupt file's path deep in a folder tree) keeps its end, where the file name
+    is, so the message still says which file it was."""
+    from pydlr.errors import InputError
+
+    path = "/data/" + "/".join(f"level{i:02d}" for i in range(30)) + "/class_a/broken_image_0042.png"
+    message = str(InputError("directory", "readable PNG/JPEG images", f"{path!r} (truncated file)"))
+    assert "broken_image_0042.png" in message
+    assert "/data/level00" in message
+    assert len(message) < 220
