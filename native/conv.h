@@ -252,9 +252,11 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
 
 // Convolution + bias + activation + max pooling in one pass (conv_pool_cpu.cpp), for the layers where the
 // convolution is the dense direct kernel (few input channels: the seed's first layer) and the pooling windows do
-// not overlap. The full-resolution activation is never written: each thread computes the convolution rows one
-// pooling row needs into an L1 tile and pools them; the backward rebuilds the (mostly zero) gradient rows the same
-// way. Equal to max_pool2d(conv2d_act(...)) for every input; the fused kernel runs where `conv2d_act_pool_fusable`.
+// not overlap, or the Winograd F(4x4, 3x3) kernel with 2x2 windows of stride 2 (the seed's second layer). The
+// full-resolution activation is never written: the direct kernel computes the convolution rows one pooling row
+// needs into an L1 tile and pools them, and its backward rebuilds the (mostly zero) gradient rows the same way; the
+// Winograd kernel pools each 4x4 output tile in its output transform. Equal to max_pool2d(conv2d_act(...)) for
+// every input; the fused kernel runs where `conv2d_act_pool_fusable`.
 bool conv2d_act_pool_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
                              at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                              c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride);
@@ -366,6 +368,10 @@ bool winograd_ok(const ConvGeom& g, at::ScalarType t);
 // The output tile the Winograd kernels use for this shape: 4 (F(4x4, 3x3)) or 3 (F(3x3, 3x3)).
 int winograd_tile(const ConvGeom& g);
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act);
+// The same forward (tile 4 only) followed by 2x2 stride-2 max pooling inside the output transform: y is the pooled
+// output (N, OH / 2, OW / 2, OC) and a (null for inference) each maximum's window position, as max_pool2d_with_argmax.
+void winograd_fwd_pool2(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y,
+                        uint8_t* a, int act);
 // Its weight and bias gradients (dW [OC, C, 3, 3], db [OC] when want_bias) from the masked gradient gm (NHWC), in the
 // Winograd domain: dU = sum over tiles of (A gm A^T) . (B^T x B), dW = G^T dU G (one GEMM [C x tiles] x [tiles x OC]
 // per position of the transformed tile: 36 or 25).

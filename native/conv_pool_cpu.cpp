@@ -1,4 +1,5 @@
-// Convolution + bias + activation + max pooling fused on CPU (the seed CNN's Conv2D(32, 3, relu) -> MaxPool(2)).
+// Convolution + bias + activation + max pooling fused on CPU (the seed CNN's Conv2D(32, 3, relu) -> MaxPool(2), and
+// its Winograd Conv2D(64, 3, relu) -> MaxPool(2): see Kind).
 //
 // Why: the first convolution of a small-image CNN is cheap in FLOPs (1 input channel) but its activation is the
 // largest tensor of the step (64 x 26 x 26 x 32 floats = 5.5 MB for the seed). Unfused, that tensor is written by
@@ -42,10 +43,22 @@ PoolGeom window_rows(const Fused& f) {
   return PoolGeom{1, f.g.OC, f.p.kh, f.g.OW, 1, f.p.OW, f.p.kh, f.p.kw, f.p.kh, f.p.sw};
 }
 
+// Which fused kernel runs: the dense direct rows above, or the Winograd F(4x4, 3x3) forward pooling 2x2 windows
+// with stride 2 in its output transform (a 4x4 output tile holds whole windows: the seed's 32->64 at 13x13). The
+// Winograd pair's backward is the unfused one's (its gradient transforms read the full-resolution gradient): the
+// pooled gradient masked, spread by the pooling's backward, then the convolution's backward without a mask.
+enum class Kind { None, Dense, Winograd };
+
 // Every activation pydlr fuses is non-decreasing, so pooling commutes with it and the argmax carries its mask.
-bool fusable(const ConvGeom& g, const at::Tensor& input, const PoolGeom& p) {
-  return input.device().is_cpu() && detail::dense_direct_ok(g, input.scalar_type()) && p.OH > 0 && p.OW > 0 &&
-         p.sh >= p.kh && p.sw >= p.kw;
+Kind fused_kind(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const PoolGeom& p) {
+  if (!input.device().is_cpu() || p.OH <= 0 || p.OW <= 0) return Kind::None;
+  if (detail::dense_direct_ok(g, input.scalar_type()) && p.sh >= p.kh && p.sw >= p.kw) return Kind::Dense;
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && weight.scalar_type() == input.scalar_type() &&
+      conv2d_cpu_path(input, weight, stride, padding, dilation, groups) == "winograd_f43") {
+    return Kind::Winograd;
+  }
+  return Kind::None;
 }
 
 Fused check_fused(const char* op, const at::Tensor& input, const at::Tensor& weight,
@@ -85,22 +98,28 @@ void fused_forward_rows(const Fused& f, const float* x, Strides4 xs, const float
 
 at::Tensor weight_khwc(const at::Tensor& weight) { return weight.permute({2, 3, 1, 0}).contiguous(); }
 
-std::tuple<at::Tensor, at::Tensor> fused_forward(const Fused& f, const at::Tensor& input, const at::Tensor& weight,
-                                                 const std::optional<at::Tensor>& bias, bool with_argmax) {
-  const at::Tensor wk = weight_khwc(weight);
+std::tuple<at::Tensor, at::Tensor> fused_forward(Kind kind, const Fused& f, const at::Tensor& input,
+                                                 const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                                 bool with_argmax) {
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   const auto cl = at::MemoryFormat::ChannelsLast;
   at::Tensor y = at::empty({f.g.N, f.g.OC, f.p.OH, f.p.OW}, input.options().memory_format(cl));
   at::Tensor a = with_argmax ? at::empty(y.sizes(), input.options().dtype(at::kByte).memory_format(cl)) : at::Tensor();
-  const float* xp = input.const_data_ptr<float>();
-  const float* wp = wk.const_data_ptr<float>();
   const float* bp = b.defined() ? b.const_data_ptr<float>() : nullptr;
   float* yp = y.mutable_data_ptr<float>();
   uint8_t* ap = a.defined() ? a.mutable_data_ptr<uint8_t>() : nullptr;
-  const Strides4 xs = strides_of(input);  // read through its strides: any layout, no copy
-  at::parallel_for(0, f.g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
-    fused_forward_rows(f, xp, xs, wp, bp, yp, ap, b0, b1);
-  });
+  if (kind == Kind::Winograd) {  // channels-last inside, as the unfused Winograd forward
+    const at::Tensor x = input.contiguous(cl);
+    detail::winograd_fwd_pool2(f.g, x.const_data_ptr<float>(), weight, bp, yp, ap, f.act);
+  } else {
+    const at::Tensor wk = weight_khwc(weight);
+    const float* xp = input.const_data_ptr<float>();
+    const float* wp = wk.const_data_ptr<float>();
+    const Strides4 xs = strides_of(input);  // read through its strides: any layout, no copy
+    at::parallel_for(0, f.g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
+      fused_forward_rows(f, xp, xs, wp, bp, yp, ap, b0, b1);
+    });
+  }
   // The output follows the input's layout, as conv2d's does.
   if (input.suggest_memory_format() != cl) {
     y = y.contiguous();
@@ -123,7 +142,7 @@ bool conv2d_act_pool_fusable(const at::Tensor& input, const at::Tensor& weight, 
                              c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
   const Fused f = check_fused(kOp, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
                               pool_kernel, pool_stride);
-  return fusable(f.g, input, f.p);
+  return fused_kind(f.g, input, weight, stride, padding, dilation, groups, f.p) != Kind::None;
 }
 
 at::Tensor conv2d_act_pool_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -132,11 +151,12 @@ at::Tensor conv2d_act_pool_cpu(const at::Tensor& input, const at::Tensor& weight
   const Fused f = check_fused(kOp, input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
                               pool_stride);
   TORCH_CHECK(input.device().is_cpu(), kOp, ": CPU kernel called with a ", input.device(), " tensor");
-  if (!fusable(f.g, input, f.p)) {
+  const Kind kind = fused_kind(f.g, input, weight, stride, padding, dilation, groups, f.p);
+  if (kind == Kind::None) {
     return max_pool2d_cpu(conv2d_act_cpu(input, weight, bias, stride, padding, dilation, groups, activation),
                           pool_kernel, pool_stride);
   }
-  return std::get<0>(fused_forward(f, input, weight, bias, false));
+  return std::get<0>(fused_forward(kind, f, input, weight, bias, false));
 }
 
 std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_with_argmax_cpu(
@@ -145,11 +165,13 @@ std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_with_argmax_cpu(
     at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
   const Fused f = check_fused("pydlr::conv2d_act_pool_with_argmax", input, weight, bias, stride, padding, dilation,
                               groups, activation, pool_kernel, pool_stride);
-  TORCH_CHECK(fusable(f.g, input, f.p),
+  const Kind kind = fused_kind(f.g, input, weight, stride, padding, dilation, groups, f.p);
+  TORCH_CHECK(kind != Kind::None,
               "pydlr::conv2d_act_pool_with_argmax: these arguments have no fused kernel (it needs a CPU float32 "
-              "input, groups 1, at most 32 input channels x kernel taps, output channels a multiple of 16 up to 64, "
-              "non-overlapping pooling windows); check conv2d_act_pool_fusable first");
-  return fused_forward(f, input, weight, bias, true);
+              "input, groups 1, and either at most 32 input channels x kernel taps, output channels a multiple of 16 "
+              "up to 64 and non-overlapping pooling windows, or a convolution the Winograd F(4x4, 3x3) kernel runs "
+              "and 2x2 windows with stride 2); check conv2d_act_pool_fusable first");
+  return fused_forward(kind, f, input, weight, bias, true);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
@@ -160,7 +182,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
   const char* op = "pydlr::conv2d_act_pool_backward";
   const Fused f = check_fused(op, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
                               pool_kernel, pool_stride);
-  TORCH_CHECK(fusable(f.g, input, f.p), op, ": these arguments have no fused kernel");
+  const Kind kind = fused_kind(f.g, input, weight, stride, padding, dilation, groups, f.p);
+  TORCH_CHECK(kind != Kind::None, op, ": these arguments have no fused kernel");
   const ConvGeom& g = f.g;
   const PoolGeom& p = f.p;
   for (const at::Tensor* t : {&grad_output, &argmax, &output}) {
@@ -187,6 +210,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
     at::parallel_for(0, gm.numel(), 16384, [&](int64_t b0, int64_t b1) {
       for (int64_t i = b0; i < b1; ++i) gp[i] = masked(src[i], yp[i], f.act);
     });
+  }
+  if (kind == Kind::Winograd) {
+    const at::Tensor shape_of_conv = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(cl));
+    const at::Tensor gconv = max_pool2d_backward_cpu(gm, am, shape_of_conv, pool_kernel, pool_stride);
+    return conv2d_backward_cpu(gconv, input, weight, std::nullopt, stride, padding, dilation, groups, "none",
+                               output_mask);
   }
   at::Tensor gi, gw, gb;
   if (output_mask[1] || output_mask[2]) {

@@ -190,11 +190,55 @@ PYDLR_INLINE void transform_inputs(const ConvGeom& g, const Tiling& t, const flo
   }
 }
 
+// Where the forward's output transform writes: with `pool`, not the output itself but its 2x2 stride-2 max pooling
+// (PH x PW, NHWC) and the one-byte window position of each maximum (a; null for inference). A 4x4 tile holds whole
+// windows, so the full-resolution output is never stored: it is the largest tensor of a conv + pool pair.
+struct PoolOut {
+  bool pool;
+  uint8_t* a;
+  int64_t PH, PW;
+};
+
+// Max pooling of the 2x2 window at (r0, c0) of an activated 4x4 tile, with max_pool2d's rule (pool_cpu.cpp): taps in
+// row-major order, a later one taken if greater or NaN. Per-lane loops of single-compare selects, as
+// pool_fwd_row_cl_v (GCC scalarises compares of its float vector types in the AVX-512 clone).
+PYDLR_INLINE void pool_window_2x2(const vf16 (*yy)[4], int r0, int c0, float* y, uint8_t* a) {
+  alignas(64) float v[4][16];
+  vstore(v[0], yy[r0][c0]);
+  vstore(v[1], yy[r0][c0 + 1]);
+  vstore(v[2], yy[r0 + 1][c0]);
+  vstore(v[3], yy[r0 + 1][c0 + 1]);
+  alignas(64) float mx[16];
+  alignas(64) int am[16];
+  for (int k = 0; k < 16; ++k) {
+    mx[k] = v[0][k];
+    am[k] = 0;
+  }
+  for (int tap = 1; tap < 4; ++tap) {
+    for (int k = 0; k < 16; ++k) {
+      const float x = v[tap][k];
+      const float bigger = x > mx[k] ? x : mx[k];
+      const int at = x > mx[k] ? tap : am[k];
+      mx[k] = x != x ? x : bigger;
+      am[k] = x != x ? tap : at;
+    }
+  }
+  std::memcpy(y, mx, sizeof mx);
+  if (a) {
+    typedef uint8_t vu8x16 __attribute__((vector_size(16)));
+    vi16 av;
+    std::memcpy(&av, am, sizeof am);
+    const vu8x16 bytes = __builtin_convertvector(av, vu8x16);
+    std::memcpy(a, &bytes, sizeof bytes);
+  }
+}
+
 // One forward block of tiles [p0, p1): input transform into u [T*T][tiles][C], T*T GEMMs into m [T*T][tiles][OC]
-// with the transformed weight wt [T*T][C][OC], output transform with bias and activation into y (NHWC).
+// with the transformed weight wt [T*T][C][OC], output transform with bias and activation into y (NHWC), or into its
+// pooling (po.pool: F(4x4, 3x3) only).
 template <typename W>
 PYDLR_CLONES void forward_block(const ConvGeom& g, const Tiling& t, const float* x, const float* wt, const float* b,
-                                float* y, int act, int64_t p0, int64_t p1, float* u, float* m) {
+                                float* y, int act, int64_t p0, int64_t p1, float* u, float* m, PoolOut po) {
   constexpr int T = W::T, M = W::M;
   const int64_t C = g.C, OC = g.OC, nt = p1 - p0, TT = t.TH * t.TW;
   transform_inputs<W>(g, t, x, p0, p1, u);
@@ -206,6 +250,23 @@ PYDLR_CLONES void forward_block(const ConvGeom& g, const Tiling& t, const float*
       for (int k = 0; k < T * T; ++k) mm[k / T][k % T] = vload(m + (k * nt + (p - p0)) * OC + ob);
       apply_2d<T, M>(mm, yy, W::at);
       const vf16 bv = b ? vload(b + ob) : vf16{};
+      if constexpr (M == 4) {
+        if (po.pool) {
+          for (int r = 0; r < M; ++r)
+            for (int c = 0; c < M; ++c) yy[r][c] = act_v(yy[r][c] + bv, act);
+          for (int pr = 0; pr < 2; ++pr) {
+            const int64_t ph = th * 2 + pr;
+            if (ph >= po.PH) break;
+            for (int pc = 0; pc < 2; ++pc) {
+              const int64_t pw = tw * 2 + pc;
+              if (pw >= po.PW) break;
+              const int64_t off = ((n * po.PH + ph) * po.PW + pw) * OC + ob;
+              pool_window_2x2(yy, 2 * pr, 2 * pc, y + off, po.a ? po.a + off : nullptr);
+            }
+          }
+          continue;
+        }
+      }
       for (int r = 0; r < M; ++r) {
         const int64_t oh = th * M + r;
         if (oh >= g.OH) break;
@@ -424,7 +485,8 @@ WeightCache& weight_cache() {
 }
 
 template <typename W>
-void forward(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act) {
+void forward(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act,
+             PoolOut po) {
   constexpr int T = W::T;
   const int64_t C = g.C, OC = g.OC;
   const Transformed wt = weight_cache().get<W>(weight, C, OC);
@@ -435,7 +497,7 @@ void forward(const ConvGeom& g, const float* x, const at::Tensor& weight, const 
     std::unique_ptr<float[]> u(new float[T * T * per * C]), m(new float[T * T * per * OC]);  // written before read
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t p0 = blk * per, p1 = std::min(t.P, p0 + per);
-      if (p0 < p1) forward_block<W>(g, t, x, wt->data(), b, y, act, p0, p1, u.get(), m.get());
+      if (p0 < p1) forward_block<W>(g, t, x, wt->data(), b, y, act, p0, p1, u.get(), m.get(), po);
     }
   });
 }
@@ -511,7 +573,14 @@ bool winograd_ok(const ConvGeom& g, at::ScalarType t) {
 }
 
 void winograd_fwd(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y, int act) {
-  use_f33(g) ? forward<F33>(g, x, weight, b, y, act) : forward<F43>(g, x, weight, b, y, act);
+  const PoolOut none{false, nullptr, 0, 0};
+  use_f33(g) ? forward<F33>(g, x, weight, b, y, act, none) : forward<F43>(g, x, weight, b, y, act, none);
+}
+
+void winograd_fwd_pool2(const ConvGeom& g, const float* x, const at::Tensor& weight, const float* b, float* y,
+                        uint8_t* a, int act) {
+  TORCH_CHECK(!use_f33(g), "pydlr: winograd_fwd_pool2 needs the F(4x4, 3x3) tile (winograd_tile 4)");
+  forward<F43>(g, x, weight, b, y, act, PoolOut{true, a, g.OH / 2, g.OW / 2});
 }
 
 std::pair<at::Tensor, at::Tensor> winograd_bwd_weight(const ConvGeom& g, const float* x, const float* gm,

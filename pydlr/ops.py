@@ -311,10 +311,11 @@ def conv2d_act_pool(
 ) -> torch.Tensor:
     """``max_pool2d(conv2d(x, ..., activation=activation), pool_size, pool_strides)`` in one operator.
 
-    Where :func:`conv_pool_fusable` holds (the dense direct kernel: few input channels, e.g. a CNN's first
-    layer on grey or RGB images; non-overlapping windows; CPU float32) it runs fused: the full-resolution
-    activation is never stored, the backward rebuilds its gradient rows in cache from the pooled gradient.
-    Elsewhere it runs the two operators, in training as one autograd node whose backward masks the pooled gradient
+    Where :func:`conv_pool_fusable` holds it runs fused and the full-resolution activation is never stored:
+    with the dense direct kernel (few input channels, e.g. a CNN's first layer on grey or RGB images;
+    non-overlapping windows; CPU float32), whose backward rebuilds its gradient rows in cache from the pooled
+    gradient, and with the Winograd F(4x4, 3x3) kernel and 2x2 windows of stride 2 (the seed's 32->64 layer), which
+    pools each 4x4 output tile in its output transform (its backward is the unfused pair's). Elsewhere it runs the two operators, in training as one autograd node whose backward masks the pooled gradient
     by the activation's derivative (at the pooled values: the activated output at each argmax) and runs the
     convolution's backward unmasked. Values and gradients equal the unfused ones (ties and NaN as torch's
     max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.

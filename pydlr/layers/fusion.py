@@ -12,9 +12,10 @@ run layer by layer, so fusion never changes results, only speed:
 - the convolution's backend resolves to the native op for this input (``set_conv_backend`` / the layer's
   ``backend``: "torch" never fuses), and its activation is linear, relu or relu6;
 - the pooling runs natively for the input (``MaxPooling2D._native_ok``: CPU, float32/float64). Where the fused
-  kernel exists (``pydlr.ops.conv_pool_fusable``: CPU, float32, few input channels) the activation is never
-  stored; elsewhere the operator runs the convolution then the pooling as one autograd node, whose backward
-  masks the pooled gradient (a quarter of the elements for 2x2 windows) instead of the full-resolution one;
+  kernel exists (``pydlr.ops.conv_pool_fusable``: CPU, float32, few input channels, or a Winograd F(4x4, 3x3)
+  convolution with 2x2 windows of stride 2) the activation is never stored; elsewhere the operator runs the
+  convolution then the pooling as one autograd node, whose backward masks the pooled gradient (a quarter of the
+  elements for 2x2 windows) instead of the full-resolution one;
 - no forward or backward hook is registered on either layer or globally: hooks (pydlr.interpret's activation
   maps and Grad-CAM, summaries) must see the convolution's own output.
 
