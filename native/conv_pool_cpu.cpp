@@ -45,8 +45,9 @@ PoolGeom window_rows(const Fused& f) {
 
 // Which fused kernel runs: the dense direct rows above, or the Winograd F(4x4, 3x3) forward pooling 2x2 windows
 // with stride 2 in its output transform (a 4x4 output tile holds whole windows: the seed's 32->64 at 13x13). The
-// Winograd pair's backward is the unfused one's (its gradient transforms read the full-resolution gradient): the
-// pooled gradient masked, spread by the pooling's backward, then the convolution's backward without a mask.
+// Winograd pair's backward masks the pooled gradient; the weight gradient is the unfused one's (the pooling's
+// backward spreads the gradient to full resolution, the Winograd weight gradient reads it), the input gradient
+// is scattered from the pooled gradient directly (pooled_input_grad).
 enum class Kind { None, Dense, Winograd };
 
 // Every activation pydlr fuses is non-decreasing, so pooling commutes with it and the argmax carries its mask.
@@ -135,6 +136,80 @@ inline float masked(float gv, float yv, int act) {
   return gv;
 }
 
+// One pooled cell (n, ph, pw) of pooled_input_grad, 3x3 kernel, C = 16 * NV: the outputs whose gradient lands on
+// window position q (a 2x2 window: 4 positions) are listed first (branch-free), then for each q the 3x3 x C patch
+// sum over them, sum_o g[o] * w[o], is accumulated in registers (9 * NV vectors) and added into dx once.
+template <int NV>
+PYDLR_INLINE void pooled_cell_3x3(const ConvGeom& g, const float* __restrict gc, const uint8_t* __restrict ac,
+                                  const float* __restrict wt, float* __restrict dn, int64_t oh0, int64_t ow0,
+                                  int* __restrict lists) {
+  const int64_t OC = g.OC, C = g.C;
+  int count[4] = {0, 0, 0, 0};
+  for (int64_t o = 0; o < OC; ++o) {
+    const int q = ac[o] & 3;
+    lists[q * OC + count[q]] = static_cast<int>(o);
+    count[q] += gc[o] != 0.0f;  // a zero gradient adds nothing (see pooled_input_grad)
+  }
+  for (int q = 0; q < 4; ++q) {
+    if (count[q] == 0) continue;
+    vf16 acc[9][NV];
+    for (int k = 0; k < 9; ++k)
+      for (int v = 0; v < NV; ++v) acc[k][v] = vf16{};
+    for (int i = 0; i < count[q]; ++i) {
+      const int o = lists[q * OC + i];
+      const float gv = gc[o];
+      const float* w = wt + o * 9 * C;
+      for (int k = 0; k < 9; ++k)
+        for (int v = 0; v < NV; ++v) acc[k][v] += gv * vload(w + k * C + 16 * v);
+    }
+    const int64_t oh = oh0 + q / 2, ow = ow0 + q % 2;
+    for (int kh = 0; kh < 3; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int kw = 0; kw < 3; ++kw) {
+        const int64_t iw = ow * g.sw - g.pw + kw * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        float* d = dn + (ih * g.W + iw) * C;
+        for (int v = 0; v < NV; ++v) vstore(d + 16 * v, vload(d + 16 * v) + acc[kh * 3 + kw][v]);
+      }
+    }
+  }
+}
+
+// The input gradient of a Winograd conv + pool pair (3x3 kernel, C a multiple of 16 up to 64, 2x2 windows of
+// stride 2) straight from the masked pooled gradient gm and the argmax (both channels-last [N][PH][PW][OC]), without
+// the full-resolution gradient: each pooled element's gradient reaches one convolution output (its window's
+// argmax), which spreads it through the kernel's taps, dx[n, ih, iw, :] += g * w[o, :, kh, kw]. That touches a
+// quarter of the outputs and, after a ReLU, only the nonzero ones: the seed's 32->64 layer does ~30 M
+// multiply-adds where the Winograd input gradient of the full-resolution gradient does 75 M (1.5 ms at batch 64,
+// the largest operator of the step). A zero gradient is skipped: it adds zero times a weight, and a non-finite
+// weight would already have made the loss, and so every gradient, non-finite. wt is the weight as
+// [OC][3][3][C]; dx (channels-last, zeroed here) images [n0, n1).
+PYDLR_CLONES void pooled_input_grad(const Fused& f, const float* gm, const uint8_t* am, const float* wt, float* dx,
+                                    int64_t n0, int64_t n1) {
+  const ConvGeom& g = f.g;
+  const PoolGeom& p = f.p;
+  const int64_t image = g.H * g.W * g.C;
+  std::memset(dx + n0 * image, 0, sizeof(float) * (n1 - n0) * image);
+  std::vector<int> lists(4 * g.OC);
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t ph = 0; ph < p.OH; ++ph) {
+      for (int64_t pw = 0; pw < p.OW; ++pw) {
+        const int64_t cell = ((n * p.OH + ph) * p.OW + pw) * g.OC;
+        const float* gc = gm + cell;
+        const uint8_t* ac = am + cell;
+        float* dn = dx + n * image;
+        switch (g.C / 16) {
+          case 1: pooled_cell_3x3<1>(g, gc, ac, wt, dn, 2 * ph, 2 * pw, lists.data()); break;
+          case 2: pooled_cell_3x3<2>(g, gc, ac, wt, dn, 2 * ph, 2 * pw, lists.data()); break;
+          case 3: pooled_cell_3x3<3>(g, gc, ac, wt, dn, 2 * ph, 2 * pw, lists.data()); break;
+          default: pooled_cell_3x3<4>(g, gc, ac, wt, dn, 2 * ph, 2 * pw, lists.data()); break;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool conv2d_act_pool_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
@@ -211,13 +286,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
       for (int64_t i = b0; i < b1; ++i) gp[i] = masked(src[i], yp[i], f.act);
     });
   }
-  if (kind == Kind::Winograd) {
-    const at::Tensor shape_of_conv = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(cl));
-    const at::Tensor gconv = max_pool2d_backward_cpu(gm, am, shape_of_conv, pool_kernel, pool_stride);
-    return conv2d_backward_cpu(gconv, input, weight, std::nullopt, stride, padding, dilation, groups, "none",
-                               output_mask);
-  }
   at::Tensor gi, gw, gb;
+  if (kind == Kind::Winograd) {
+    if (output_mask[1] || output_mask[2]) {  // the Winograd weight gradient reads the full-resolution gradient
+      const at::Tensor shape_of_conv = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(cl));
+      const at::Tensor gconv = max_pool2d_backward_cpu(gm, am, shape_of_conv, pool_kernel, pool_stride);
+      std::tie(std::ignore, gw, gb) = conv2d_backward_cpu(gconv, input, weight, std::nullopt, stride, padding,
+                                                          dilation, groups, "none",
+                                                          {false, output_mask[1], output_mask[2]});
+    }
+    if (output_mask[0]) {
+      const at::Tensor wt = weight.permute({0, 2, 3, 1}).contiguous();  // [OC][3][3][C]
+      gi = at::empty({g.N, g.C, g.H, g.W}, input.options().memory_format(cl));
+      const float* gp = gm.const_data_ptr<float>();
+      const uint8_t* ap = am.const_data_ptr<uint8_t>();
+      const float* wp = wt.const_data_ptr<float>();
+      float* dp = gi.mutable_data_ptr<float>();
+      at::parallel_for(0, g.N, 1, [&](int64_t n0, int64_t n1) { pooled_input_grad(f, gp, ap, wp, dp, n0, n1); });
+      if (input.suggest_memory_format() != cl) gi = gi.contiguous();
+    }
+    return {gi, gw, gb};
+  }
   if (output_mask[1] || output_mask[2]) {
     const int64_t row = g.OW * g.OC;
     const float* gp = gm.const_data_ptr<float>();

@@ -81,43 +81,54 @@ def test_training_forward_keeps_only_pooled_output_and_one_byte_argmax():
         assert torch.equal(ops.conv2d_act_pool(x, w.requires_grad_(), b, 1, 0, 1, 1, "relu", 2), y)
 
 
-# (N, C, H, OC, activation): shapes the Winograd F(4x4, 3x3) kernel runs (enough tiles), pooled 2x2 in its output
-# transform. The seed's 32->64 at 13x13 (odd 11x11 output: its last row and column are in no window), an even output
-# (12x12 -> 10x10), 48 output channels (a 3-vector column chunk), every activation.
+# (N, C, H, OC, activation, padding): shapes the Winograd F(4x4, 3x3) kernel runs (enough tiles), pooled 2x2 in its
+# output transform, the input gradient scattered from the pooled gradient. The seed's 32->64 at 13x13 (odd 11x11
+# output: its last row and column are in no window), an even output (12x12 -> 10x10), 48 output channels (a 3-vector
+# column chunk), every activation, 16 to 64 input channels (1 to 4 vectors), zero padding.
 WINOGRAD_POOL_CASES = [
-    (8, 32, 13, 64, "relu"),
-    (8, 16, 12, 48, "relu6"),
-    (4, 32, 18, 32, "none"),
+    (8, 32, 13, 64, "relu", 0),
+    (8, 16, 12, 48, "relu6", 0),
+    (4, 32, 18, 32, "none", 0),
+    (8, 48, 13, 16, "relu", 0),
+    (8, 64, 11, 32, "relu", 1),
 ]
 
 
-@pytest.mark.parametrize("case", WINOGRAD_POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-oc{c[3]}-{c[4]}")
+@pytest.mark.parametrize("case", WINOGRAD_POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-oc{c[3]}-{c[4]}-p{c[5]}")
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
 def test_winograd_conv_pooled_in_its_output_transform_equals_the_two_ops(case, layout):
-    n, c, h, oc, act = case
+    n, c, h, oc, act, pad = case
     torch.manual_seed(3)
     base = torch.randn(n, c, h, h)
     weight, bias = torch.randn(oc, c, 3, 3) * 0.2, torch.randn(oc) * 0.1
     x = _layout(base.clone(), layout)
-    assert _C.conv2d_cpu_path(x, weight, [1, 1], [0, 0], [1, 1], 1) == "winograd_f43"
-    assert ops.conv_pool_fusable(x, weight, 1, 0, 1, 1, act, 2, 2)
-    y, argmax = torch.ops.pydlr.conv2d_act_pool_with_argmax(x, weight, bias, [1, 1], [0, 0], [1, 1], 1, act, [2, 2],
-                                                            [2, 2])
+    assert _C.conv2d_cpu_path(x, weight, [1, 1], [pad, pad], [1, 1], 1) == "winograd_f43"
+    assert ops.conv_pool_fusable(x, weight, 1, pad, 1, 1, act, 2, 2)
+    y, argmax = torch.ops.pydlr.conv2d_act_pool_with_argmax(x, weight, bias, [1, 1], [pad, pad], [1, 1], 1, act,
+                                                            [2, 2], [2, 2])
     # The same Winograd arithmetic as the convolution alone: values and window positions bit for bit.
-    ref_y, ref_a = torch.ops.pydlr.max_pool2d_with_argmax(ops.conv2d(x, weight, bias, activation=act), [2, 2], [2, 2])
+    conv = ops.conv2d(x, weight, bias, padding=pad, activation=act)
+    ref_y, ref_a = torch.ops.pydlr.max_pool2d_with_argmax(conv, [2, 2], [2, 2])
     assert torch.equal(y, ref_y) and torch.equal(argmax, ref_a)
     with torch.no_grad():
-        assert torch.equal(ops.conv2d_act_pool(x, weight, bias, 1, 0, 1, 1, act, 2), ref_y)
+        assert torch.equal(ops.conv2d_act_pool(x, weight, bias, 1, pad, 1, 1, act, 2), ref_y)
     xs, ws, bs = (t.clone().requires_grad_() for t in (x, weight, bias))
     xr, wr, br = (t.clone().requires_grad_() for t in (base, weight, bias))
-    out = ops.conv2d_act_pool(xs, ws, bs, 1, 0, 1, 1, act, 2)
-    ref = reference(xr, wr, br, 1, 0, 1, act, 2, 2)
+    out = ops.conv2d_act_pool(xs, ws, bs, 1, pad, 1, 1, act, 2)
+    ref = reference(xr, wr, br, 1, pad, 1, act, 2, 2)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
     grad = torch.randn_like(ref)
     out.backward(grad)
     ref.backward(grad)
     for mine, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=2e-3)
+    # The input gradient alone (frozen weights) and the weight gradients alone are the same values.
+    xa = x.clone().requires_grad_()
+    ops.conv2d_act_pool(xa, weight, bias, 1, pad, 1, 1, act, 2).backward(grad)
+    assert torch.equal(xa.grad, xs.grad)
+    wa = weight.clone().requires_grad_()
+    ops.conv2d_act_pool(x, wa, bias, 1, pad, 1, 1, act, 2).backward(grad)
+    assert torch.equal(wa.grad, ws.grad)
 
 
 def test_winograd_pooled_ties_and_nan_follow_max_pool2d():
