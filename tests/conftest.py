@@ -31,6 +31,20 @@ def one_thread():
     yield
 
 
+def _train_step(model, x, y):
+    torch.manual_seed(1)  # the same dropout mask in every run
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.fixture
+def train_step():
+    """One training step's loss and gradients (cross-entropy, dropout seeded): for comparing a fused model
+    with its layer-by-layer twin."""
+    return _train_step
+
+
 @pytest.fixture
 def project_root() -> str:
     return ROOT

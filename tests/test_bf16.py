@@ -7,10 +7,8 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from test_train_engine import quadrant_data, small_model
 
 from pydlr import engine, layers
 from pydlr.models import seed_cnn
@@ -58,16 +56,6 @@ def test_bfloat16_step_of_the_seed_cnn_is_as_close_to_float32_as_torchs_bf16_aut
     assert all(g.dtype == torch.float32 for g in grads)  # the optimizer sees float32 gradients
     for g, t, r in zip(grads, torch_grads, ref_grads, strict=True):
         assert _rel(g, r) <= 1.5 * _rel(t, r) + 2e-3
-
-
-def test_bfloat16_fit_keeps_float32_weights_and_predictions():
-    x, y = quadrant_data(256)
-    m = small_model()
-    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
-    h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0, precision="bfloat16")
-    assert h.history["loss"][-1] < h.history["loss"][0]
-    assert all(t.dtype == torch.float32 for t in m.state_dict().values() if t.is_floating_point())
-    assert m.predict(x[:8], verbose=0).dtype == np.float32
 
 
 _NO_BF16_CPU = """

@@ -109,18 +109,12 @@ def test_batch_norm_act_bumps_running_stat_versions_and_rejects_bad_input() -> N
         ops.batch_norm_act(x, None, None, rm, rv, 0.1, 1e-5, "gelu")
 
 
-def _train_step(model, x, y):
-    torch.manual_seed(1)  # the same dropout mask in every run
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
-
 
 @pytest.mark.parametrize("build", [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
     lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),
 ])
-def test_models_train_the_same_with_the_fused_batch_norm(build, monkeypatch) -> None:
+def test_models_train_the_same_with_the_fused_batch_norm(build, monkeypatch, train_step) -> None:
     torch.manual_seed(0)
     # float64: 50 BatchNorms over 4 images amplify float32 rounding differences to ~1e-4 in the loss
     fused_model = build().double().train()
@@ -131,13 +125,13 @@ def test_models_train_the_same_with_the_fused_batch_norm(build, monkeypatch) -> 
     monkeypatch.setattr(ops, "batch_norm_act", lambda *a: calls.append(a[-1]) or real(*a))
     x = torch.randn(4, 32, 32, 3, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3])
-    loss_f, grads_f = _train_step(fused_model, x, y)
+    loss_f, grads_f = train_step(fused_model, x, y)
     assert calls.count("relu6") >= 10 and "none" in calls  # the fused operator did the BN + ReLU6 pairs
     n_calls = len(calls)
     with layer_fusion(False):
-        loss_p, grads_p = _train_step(plain_model, x, y)
+        loss_p, grads_p = train_step(plain_model, x, y)
     with layers.conv_backend("torch"):  # stock torch everywhere: no fused BN either
-        _train_step(copy.deepcopy(plain_model), x, y)
+        train_step(copy.deepcopy(plain_model), x, y)
     assert len(calls) == n_calls
     torch.testing.assert_close(loss_f, loss_p, rtol=1e-9, atol=1e-9)
     for name in grads_p:

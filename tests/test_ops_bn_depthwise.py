@@ -113,18 +113,12 @@ def test_rejects_bad_input() -> None:
         ops.batch_norm_act_depthwise(x.contiguous(), gamma, beta, rm, rv, 0.1, 1e-5, "relu6", weight, 1, 1)
 
 
-def _step(model, x, y):
-    torch.manual_seed(1)  # the same dropout mask in every run
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
-
 
 @pytest.mark.parametrize("build", [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
     lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),
 ])
-def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatch) -> None:
+def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatch, train_step) -> None:
     torch.manual_seed(0)
     fused_model = build().double().train()
     plain_model = copy.deepcopy(fused_model)
@@ -135,11 +129,11 @@ def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatc
     monkeypatch.setattr(ops, "batch_norm_act_depthwise", lambda *a: calls.append(a[0].dtype) or real(*a))
     x = torch.randn(4, 32, 32, 3, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3])
-    loss_f, grads_f = _step(fused_model, x, y)
+    loss_f, grads_f = train_step(fused_model, x, y)
     n64 = len(calls)
     assert n64 >= 3  # the expand BN + ReLU6 + depthwise of several blocks ran as one operator
     with layer_fusion(False):
-        loss_p, grads_p = _step(plain_model, x, y)
+        loss_p, grads_p = train_step(plain_model, x, y)
     assert len(calls) == n64  # none while fusion was off
     torch.testing.assert_close(loss_f, loss_p, rtol=1e-9, atol=1e-9)
     for name in grads_p:
@@ -154,10 +148,10 @@ def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatc
     # row band instead of per chunk), a float32 rounding difference the 50 BatchNorms over 4 images carry on
     x32 = torch.randn(4, 64, 64, 3)
     with layers.conv_backend("native"):
-        loss_32, grads_32 = _step(f32_model, x32, y)
+        loss_32, grads_32 = train_step(f32_model, x32, y)
         assert calls[n64:].count(torch.float32) >= 3
         monkeypatch.setattr(ops, "batch_norm_act_depthwise_supported", lambda *a: False)
-        loss_32p, grads_32p = _step(f32_plain, x32, y)
+        loss_32p, grads_32p = train_step(f32_plain, x32, y)
     torch.testing.assert_close(loss_32, loss_32p, rtol=1e-6, atol=1e-6)
     got = torch.cat([g.flatten() for g in grads_32.values()])
     want = torch.cat([g.flatten() for g in grads_32p.values()])

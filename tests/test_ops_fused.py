@@ -94,6 +94,22 @@ WINOGRAD_POOL_CASES = [
 ]
 
 
+def _conv_pool_close_to_reference(inputs, ref_inputs, pad, act, pool, pool_stride, out_tol, grad_atol):
+    """ops.conv2d_act_pool on ``inputs`` against the composed reference on ``ref_inputs`` (the same values,
+    maybe another layout): outputs close, and the three gradients close for one random upstream gradient.
+    Returns the op's leaf tensors (with their gradients) and that upstream gradient."""
+    mine = [t.clone().requires_grad_() for t in inputs]
+    theirs = [t.clone().requires_grad_() for t in ref_inputs]
+    out = ops.conv2d_act_pool(*mine, 1, pad, 1, 1, act, pool, pool_stride)
+    ref = reference(*theirs, 1, pad, 1, act, pool, pool_stride)
+    torch.testing.assert_close(out, ref, rtol=out_tol, atol=out_tol)
+    grad = torch.randn_like(ref)
+    out.backward(grad)
+    ref.backward(grad)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=grad_atol)
+    return (*mine, grad)
+
 @pytest.mark.parametrize("case", WINOGRAD_POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-oc{c[3]}-{c[4]}-p{c[5]}")
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
 def test_winograd_conv_pooled_in_its_output_transform_equals_the_two_ops(case, layout):
@@ -112,16 +128,8 @@ def test_winograd_conv_pooled_in_its_output_transform_equals_the_two_ops(case, l
     assert torch.equal(y, ref_y) and torch.equal(argmax, ref_a)
     with torch.no_grad():
         assert torch.equal(ops.conv2d_act_pool(x, weight, bias, 1, pad, 1, 1, act, 2), ref_y)
-    xs, ws, bs = (t.clone().requires_grad_() for t in (x, weight, bias))
-    xr, wr, br = (t.clone().requires_grad_() for t in (base, weight, bias))
-    out = ops.conv2d_act_pool(xs, ws, bs, 1, pad, 1, 1, act, 2)
-    ref = reference(xr, wr, br, 1, pad, 1, act, 2, 2)
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    grad = torch.randn_like(ref)
-    out.backward(grad)
-    ref.backward(grad)
-    for mine, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
-        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=2e-3)
+    xs, ws, bs, grad = _conv_pool_close_to_reference((x, weight, bias), (base, weight, bias), pad, act, 2, 2,
+                                                     out_tol=1e-4, grad_atol=2e-3)
     # The input gradient alone (frozen weights) and the weight gradients alone are the same values.
     xa = x.clone().requires_grad_()
     ops.conv2d_act_pool(xa, weight, bias, 1, pad, 1, 1, act, 2).backward(grad)
@@ -179,16 +187,7 @@ def test_unfusable_arguments_still_compute_the_composition():
     for x, w, act, pool, ps in cases:
         assert not ops.conv_pool_fusable(x, w, 1, 0, 1, 1, act, pool, ps)
         b = torch.randn(w.shape[0], dtype=w.dtype)
-        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
-        xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
-        y = ops.conv2d_act_pool(xs, ws, bs, 1, 0, 1, 1, act, pool, ps)
-        ref = reference(xr, wr, br, 1, 0, 1, act, pool, ps)
-        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
-        grad = torch.randn_like(ref)
-        y.backward(grad)
-        ref.backward(grad)
-        for mine, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
-            torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-3)
+        _conv_pool_close_to_reference((x, w, b), (x, w, b), 0, act, pool, ps, out_tol=1e-5, grad_atol=1e-3)
 
 
 def test_unfusable_pair_masks_like_the_activation_with_nan_and_clipped_values():

@@ -112,6 +112,9 @@ def test_bfloat16_autocast_on_cpu_trains():
     m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, seed=0, precision="bfloat16")
     assert h.history["loss"][-1] < h.history["loss"][0]
+    # autocast leaves the weights float32 (master weights), and predict() answers in float32
+    assert all(t.dtype == torch.float32 for t in m.state_dict().values() if t.is_floating_point())
+    assert m.predict(x[:8], verbose=0).dtype == np.float32
     with pytest.raises(Exception, match="precision"):
         m.fit(x, y, epochs=1, verbose=0, precision="float16")
 
