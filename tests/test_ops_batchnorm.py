@@ -109,7 +109,6 @@ def test_batch_norm_act_bumps_running_stat_versions_and_rejects_bad_input() -> N
         ops.batch_norm_act(x, None, None, rm, rv, 0.1, 1e-5, "gelu")
 
 
-
 @pytest.mark.parametrize("build", [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
     lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),

@@ -113,7 +113,6 @@ def test_rejects_bad_input() -> None:
         ops.batch_norm_act_depthwise(x.contiguous(), gamma, beta, rm, rv, 0.1, 1e-5, "relu6", weight, 1, 1)
 
 
-
 @pytest.mark.parametrize("build", [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
     lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),
