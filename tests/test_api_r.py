@@ -253,3 +253,15 @@ def test_kmeans_fits_in_one_call_with_r_kmeans_fields():
     assert np.array_equal(cluster.predict(out["model"], x), out["labels"])
     table = cluster.compare({"km": {"labels": out["labels"]}}, np.repeat([0, 1], 30))
     assert table["method"] == ["km"] and table["accuracy"] == [1.0]
+
+
+def test_error_messages_for_r_give_their_advice_in_r_syntax():
+    from pydlr.data.image_workers import BadImageError
+
+    info = errors.error_info(BadImageError("/data/cats/x.png", "OSError: image file is truncated"))
+    assert info["r_class"] == "pydlr_training_error"
+    assert "on_bad_file = \"skip\"" in info["message"] and "on_bad_file='skip'" not in info["message"]
+    assert "'/data/cats/x.png'" in info["message"]  # a quoted path is not advice: left as it is
+    assert errors.in_r_syntax("pass shuffle=True, seed=None or label_mode='int'.") == \
+        'pass shuffle = TRUE, seed = NULL or label_mode = "int".'
+    assert errors.in_r_syntax("received {'a': 1} and Dense(3)") == "received {'a': 1} and Dense(3)"

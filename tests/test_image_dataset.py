@@ -430,6 +430,8 @@ def test_corrupt_file_stops_with_its_name(tmp_path, workers):
         for _ in ds:
             pass
     assert info.value.path == str(bad)
+    # the message from a worker is the same as from the training process: the reason and the advice once
+    assert str(info.value).count("on_bad_file") == 1
     assert len([b for b in ds.take(2)]) == 2  # the dataset is usable again: workers did not hang
 
 

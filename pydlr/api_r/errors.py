@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydlr.errors import InputError, NotSupportedError, PydlrError, TrainingError
@@ -14,9 +15,25 @@ R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+# Advice in Python's keyword syntax (``on_bad_file='skip'``, ``shuffle=True``) as R writes the same argument.
+_KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None)(?=[\s,.;:)]|$)")
+_R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL"}
+
+
+def in_r_syntax(message: str) -> str:
+    """``message`` with its keyword advice written as R calls take it: ``name = "value"``, TRUE, FALSE, NULL."""
+    def r_argument(match: re.Match) -> str:
+        value = match.group(2)
+        value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
+        return f"{match.group(1)} = {value}"
+
+    return _KEYWORD_ADVICE.sub(r_argument, message)
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """The R condition for ``exc``: ``r_class`` (the pydlr sub-class, or None), ``python_class`` (qualified),
-    ``message`` (``str(exc)``), ``notes`` (``exc.__notes__``, e.g. which callback raised it), and the
+    ``message`` (``str(exc)``, its keyword advice in R syntax), ``notes`` (``exc.__notes__``, e.g. which
+    callback raised it), and the
     ``InputError`` fields ``argument``/``expected``/``where`` when present."""
     r_class = next((name for cls, name in R_CLASSES if isinstance(exc, cls)), None)
     kind = type(exc)
@@ -25,7 +42,7 @@ def error_info(exc: BaseException) -> dict[str, Any]:
         "r_class": r_class,
         "pydlr": isinstance(exc, PydlrError),
         "python_class": f"{module}{kind.__qualname__}",
-        "message": str(exc),
+        "message": in_r_syntax(str(exc)),
         "notes": [str(note) for note in getattr(exc, "__notes__", None) or []],
     }
     for attr in ("argument", "expected", "where"):

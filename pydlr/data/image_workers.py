@@ -40,6 +40,7 @@ class BadImageError(TrainingError):
 
     def __init__(self, path: str, reason: str):
         self.path = path
+        self.reason = reason
         super().__init__(f"cannot read image file {path!r}: {reason} (remove or replace the file, or pass "
                          "on_bad_file='skip' to leave unreadable files out with a warning)")
 
@@ -261,7 +262,7 @@ def _decode_batch(job: DecodeJob, slots, step: int, slot: int, idx: np.ndarray, 
         kept, bad = load_batch(job, idx, seed, x_out, y_out)
         return step, slot, kept, bad, None
     except BadImageError as exc:
-        return step, slot, 0, [(exc.path, str(exc))], "bad"
+        return step, slot, 0, [(exc.path, exc.reason)], "bad"
     except Exception:  # noqa: BLE001 - reported to the main process, which raises
         return step, slot, 0, [], traceback.format_exc()
 
@@ -324,7 +325,7 @@ class DecodePool(WorkerPool):
                     s, slot, kept, bad, err = self._get()
                     received += 1
                     if err == "bad":
-                        raise BadImageError(bad[0][0], bad[0][1].split(": ", 1)[-1])
+                        raise BadImageError(*bad[0])
                     if err is not None:
                         raise TrainingError(f"an image worker failed on batch {s}:\n{err}")
                     if bad:

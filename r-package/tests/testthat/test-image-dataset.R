@@ -82,6 +82,10 @@ test_that("an unreadable image stops reading with its name, or is skipped with a
   writeLines("not an image", file.path(dir, "b", "broken.png"))
   ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE)
   expect_error(image_dataset_batch(ds), "broken.png", class = "pydlr_training_error")
+  # the advice as an R call takes it, once
+  err <- tryCatch(image_dataset_batch(ds), pydlr_training_error = function(e) conditionMessage(e))
+  expect_match(err, 'on_bad_file = "skip"', fixed = TRUE)
+  expect_length(gregexpr("on_bad_file", err, fixed = TRUE)[[1]], 1L)
   skip_ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE,
                                           on_bad_file = "skip")
   expect_warning(b <- image_dataset_batch(skip_ds), "broken.png")
