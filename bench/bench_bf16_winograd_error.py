@@ -13,6 +13,8 @@ Run: python bench/bench_bf16_winograd_error.py
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +64,7 @@ def winograd(x: torch.Tensor, w: torch.Tensor, bt, g, at, round_bf16: bool) -> t
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help; no options
     torch.manual_seed(0)
     c = 64
     x = torch.randn(16, c, 14, 14, dtype=D).clamp(min=0)  # 12x12 outputs: a multiple of 2, 3 and 4
