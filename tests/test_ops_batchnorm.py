@@ -109,10 +109,14 @@ def test_batch_norm_act_bumps_running_stat_versions_and_rejects_bad_input() -> N
         ops.batch_norm_act(x, None, None, rm, rv, 0.1, 1e-5, "gelu")
 
 
-@pytest.mark.parametrize("build", [
+# Small builds of the two BatchNorm-heavy models, for fused-versus-plain training-step comparisons.
+SMALL_BN_MODELS = [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
     lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),
-])
+]
+
+
+@pytest.mark.parametrize("build", SMALL_BN_MODELS)
 def test_models_train_the_same_with_the_fused_batch_norm(build, monkeypatch, train_step) -> None:
     torch.manual_seed(0)
     # float64: 50 BatchNorms over 4 images amplify float32 rounding differences to ~1e-4 in the loss

@@ -8,12 +8,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_ops_batchnorm import SMALL_BN_MODELS
 
 from pydlr import layers, ops
 from pydlr.errors import InputError
 from pydlr.layers import layer_fusion
 from pydlr.models import mobilenet_v2
-from pydlr.models.efficientnet_lite import EfficientNetLite
 
 ACT = {"none": lambda t: t, "relu": F.relu, "relu6": F.relu6}
 
@@ -113,10 +113,7 @@ def test_rejects_bad_input() -> None:
         ops.batch_norm_act_depthwise(x.contiguous(), gamma, beta, rm, rv, 0.1, 1e-5, "relu6", weight, 1, 1)
 
 
-@pytest.mark.parametrize("build", [
-    lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
-    lambda: EfficientNetLite(0, num_classes=5, input_shape=(32, 32, 3)),
-])
+@pytest.mark.parametrize("build", SMALL_BN_MODELS)
 def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatch, train_step) -> None:
     torch.manual_seed(0)
     fused_model = build().double().train()
