@@ -109,6 +109,19 @@ def test_batch_norm_act_bumps_running_stat_versions_and_rejects_bad_input() -> N
         ops.batch_norm_act(x, None, None, rm, rv, 0.1, 1e-5, "gelu")
 
 
+def assert_same_float64_step(fused, plain, keys):
+    """A float64 training step of a fused model and its plain twin: the same loss, gradients and state (running
+    statistics included), and the fused model's state-dict keys unchanged. Each side is (loss, grads, model)."""
+    (loss_f, grads_f, fused_model), (loss_p, grads_p, plain_model) = fused, plain
+    torch.testing.assert_close(loss_f, loss_p, rtol=1e-9, atol=1e-9)
+    for name in grads_p:
+        torch.testing.assert_close(grads_f[name], grads_p[name], rtol=1e-6, atol=1e-8, msg=name)
+    sd_f, sd_p = fused_model.state_dict(), plain_model.state_dict()
+    assert list(sd_f) == keys
+    for name in sd_p:
+        torch.testing.assert_close(sd_f[name], sd_p[name], rtol=1e-9, atol=1e-9, msg=name)
+
+
 # Small builds of the two BatchNorm-heavy models, for fused-versus-plain training-step comparisons.
 SMALL_BN_MODELS = [
     lambda: mobilenet_v2(num_classes=5, input_shape=(32, 32, 3)),
@@ -136,13 +149,7 @@ def test_models_train_the_same_with_the_fused_batch_norm(build, monkeypatch, tra
     with layers.conv_backend("torch"):  # stock torch everywhere: no fused BN either
         train_step(copy.deepcopy(plain_model), x, y)
     assert len(calls) == n_calls
-    torch.testing.assert_close(loss_f, loss_p, rtol=1e-9, atol=1e-9)
-    for name in grads_p:
-        torch.testing.assert_close(grads_f[name], grads_p[name], rtol=1e-6, atol=1e-8, msg=name)
-    sd_f, sd_p = fused_model.state_dict(), plain_model.state_dict()
-    assert list(sd_f) == keys
-    for name in sd_p:
-        torch.testing.assert_close(sd_f[name], sd_p[name], rtol=1e-9, atol=1e-9, msg=name)
+    assert_same_float64_step((loss_f, grads_f, fused_model), (loss_p, grads_p, plain_model), keys)
     # inference (BN folded into the convolutions) is unchanged by the training-time fusion
     fused_model.eval()
     plain_model.eval()

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from test_ops_batchnorm import SMALL_BN_MODELS
+from test_ops_batchnorm import SMALL_BN_MODELS, assert_same_float64_step
 
 from pydlr import layers, ops
 from pydlr.errors import InputError
@@ -131,13 +131,7 @@ def test_models_train_the_same_with_the_fused_expand_depthwise(build, monkeypatc
     with layer_fusion(False):
         loss_p, grads_p = train_step(plain_model, x, y)
     assert len(calls) == n64  # none while fusion was off
-    torch.testing.assert_close(loss_f, loss_p, rtol=1e-9, atol=1e-9)
-    for name in grads_p:
-        torch.testing.assert_close(grads_f[name], grads_p[name], rtol=1e-6, atol=1e-8, msg=name)
-    sd_f, sd_p = fused_model.state_dict(), plain_model.state_dict()
-    assert list(sd_f) == keys
-    for name in sd_p:
-        torch.testing.assert_close(sd_f[name], sd_p[name], rtol=1e-9, atol=1e-9, msg=name)
+    assert_same_float64_step((loss_f, grads_f, fused_model), (loss_p, grads_p, plain_model), keys)
     # float32 at 64x64 (the tiled band path in the blocks whose channels are a multiple of 16) against the same
     # model with only this fusion off: the same kernels on the same values (the "native" backend, so that no
     # per-shape timing choice differs between the runs) but for the order of the BatchNorm backward's sums (per
