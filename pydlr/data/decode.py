@@ -119,24 +119,27 @@ def decode_image(path: str | os.PathLike, spec: ImageSpec, resize: bool = True) 
 
 
 def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None] | np.ndarray:
-    """The files ``paths`` decoded in one native call as ``decode_image(path, spec, resize=False)`` would
-    (own size, spec's colour mode, the same pixels), None for each file the native decoder does not take
-    (not a plain 8-bit PNG, or unreadable): the caller decodes those with `decode_image`, which decodes them
-    or raises the error that names the problem. When every file was decoded and all have one size, one
-    (n, h, w, channels) array instead (a view of the decoded buffer: no per-file arrays). All None where
-    pydlr was built without libpng."""
+    """The files ``paths`` named .png decoded in one native call as ``decode_image(path, spec, resize=False)``
+    would (own size, spec's colour mode, the same pixels), None for every other file and each one the native
+    decoder does not take (not a plain 8-bit PNG, or unreadable): the caller decodes those with `decode_image`,
+    which decodes them or raises the error that names the problem. When every file was decoded and all have one
+    size, one (n, h, w, channels) array instead (a view of the decoded buffer: no per-file arrays). All None
+    where pydlr was built without libpng."""
     from pydlr import ops
 
-    if not paths or not _native_png():
-        return [None] * len(paths)
-    pixels, meta, errors = ops.decode_png_batch(paths, spec.channels)
+    out: list[np.ndarray | None] = [None] * len(paths)
+    pngs = [k for k, p in enumerate(paths) if p[-4:].lower() == ".png"]
+    if not pngs or not _native_png():
+        return out
+    pixels, meta, errors = ops.decode_png_batch([paths[k] for k in pngs], spec.channels)
     flat, sizes, c = pixels.numpy(), meta.numpy()[:, :2], spec.channels
-    if not any(errors) and (sizes == sizes[0]).all():
+    if len(pngs) == len(paths) and not any(errors) and (sizes == sizes[0]).all():
         h0, w0 = sizes[0].tolist()
         return flat.reshape(len(paths), h0, w0, c)  # images lie one after the other, in order
-    rows = meta.tolist()
-    return [None if err else flat[off:off + h * w * c].reshape(h, w, c)
-            for err, (h, w, off) in zip(errors, rows, strict=True)]
+    for k, err, (h, w, off) in zip(pngs, errors, meta.tolist(), strict=True):
+        if not err:
+            out[k] = flat[off:off + h * w * c].reshape(h, w, c)
+    return out
 
 
 @functools.cache

@@ -83,14 +83,11 @@ def _decode_into(out: np.ndarray, paths: list[Path], spec, where: str) -> None:
     (`decode_pngs`), every other file, and every file it does not take, with Pillow (`decode_image`), which
     decodes it or names the problem."""
     names = [os.fspath(p) for p in paths]
-    pngs = [k for k, p in enumerate(names) if p[-4:].lower() == ".png"]
-    native = decode_pngs([names[k] for k in pngs], spec)
-    if isinstance(native, np.ndarray) and native.shape[1:] == spec.shape and len(pngs) == len(names):
+    native = decode_pngs(names, spec)
+    if isinstance(native, np.ndarray) and native.shape[1:] == spec.shape:
         out[:] = native  # the whole chunk at the target size: no per-file work at all
         return
-    own = dict(zip(pngs, native, strict=True))
-    for k, path in enumerate(names):
-        arr = own.get(k)
+    for k, (path, arr) in enumerate(zip(names, native, strict=True)):
         try:
             out[k] = decode_image(path, spec) if arr is None else resize_array(arr, spec)
         except OSError as exc:

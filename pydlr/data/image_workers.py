@@ -182,13 +182,10 @@ def _native_pngs(job: DecodeJob, idx: np.ndarray) -> tuple[dict[int, np.ndarray]
     when that is every file of the batch, all of one size."""
     todo = idx if job.cached is None else idx[job.cached[_cache_slots(job, idx)] == 0]
     paths = [p.decode(*_FS) for p in job.index.paths[todo].tolist()]  # os.fsdecode, without its checks
-    pngs = [(i, p) for i, p in zip(todo.tolist(), paths, strict=True) if p[-4:].lower() == ".png"]
-    decoded = decode_pngs([p for _, p in pngs], job.spec)
-    if isinstance(decoded, np.ndarray):
-        if len(pngs) == len(idx):
-            return {}, decoded
-        return {i: decoded[k] for k, (i, _) in enumerate(pngs)}, None
-    return {i: arr for (i, _), arr in zip(pngs, decoded, strict=True) if arr is not None}, None
+    decoded = decode_pngs(paths, job.spec)
+    if isinstance(decoded, np.ndarray) and len(todo) == len(idx):
+        return {}, decoded
+    return {i: arr for i, arr in zip(todo.tolist(), decoded, strict=True) if arr is not None}, None
 
 
 def _same_source_size(arrays: list[np.ndarray] | np.ndarray, spec) -> bool:
