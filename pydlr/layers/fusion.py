@@ -28,7 +28,7 @@ and the input is one the operator takes (CPU float32 / float64, channels-last). 
 torch (``pydlr.models.inference`` folds it into the convolution).
 
 When such a BatchNormalization + activation feeds a DepthwiseConv2D (the inverted residual blocks' expand ->
-depthwise), :func:`bn_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which never stores
+depthwise), :func:`batch_norm_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which never stores
 the activated tensor (the block's widest), under the conditions above and: the convolution is exactly
 ``DepthwiseConv2D`` (depth multiplier 1, no bias, linear activation, dilation 1) built, unhooked,
 not forced to torch, and the shape is one the operator saves work on (``ops.batch_norm_act_depthwise_supported``;
@@ -200,6 +200,14 @@ class BatchNormActSequential(torch.nn.Sequential):
 def hooked(*modules: torch.nn.Module) -> bool:
     """Whether any of ``modules`` (containers a fused path would bypass, too) or the global tables has a hook."""
     return _global_hooks() or any(_hooked(m) for m in modules)
+
+
+def batch_norm_act_depthwise(bn: torch.nn.Module, act: torch.nn.Module | None, conv: torch.nn.Module,
+                             x: torch.Tensor) -> torch.Tensor:
+    """``conv(act(bn(x)))``, through the fused operator where it applies (see the module docstring), else
+    ``conv(batch_norm_act(bn, act, x))``."""
+    z = bn_act_depthwise(bn, act, conv, x)
+    return conv(batch_norm_act(bn, act, x)) if z is None else z
 
 
 def bn_act_depthwise(bn: object, act: object | None, conv: object, x: torch.Tensor) -> torch.Tensor | None:

@@ -20,7 +20,7 @@ from torch import nn
 from pydlr.errors import InputError
 from pydlr.layers import Activation, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout
 from pydlr.layers.base import unique_name
-from pydlr.layers.fusion import batch_norm_act, bn_act_depthwise
+from pydlr.layers.fusion import batch_norm_act, batch_norm_act_depthwise
 from pydlr.models.torchvision_arch import _Classifier, make_divisible
 
 __all__ = ["EFFICIENTNET_LITE_PARAMS", "EfficientNetLite", "MBConvBlock"]
@@ -82,15 +82,12 @@ class MBConvBlock(nn.Module):
                    ("_project_conv", "_bn2", None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = None
         if self._expand_conv is not None:
-            h = self._expand_conv(x)
             # expand BatchNorm + ReLU6 + depthwise as one operator where it applies (never stores the widest tensor)
-            z = bn_act_depthwise(self._bn0, self._relu6, self._depthwise_conv, h)
-            y = batch_norm_act(self._bn0, self._relu6, h) if z is None else None
+            y = batch_norm_act_depthwise(self._bn0, self._relu6, self._depthwise_conv, self._expand_conv(x))
         else:
-            y = x
-        y = batch_norm_act(self._bn1, self._relu6, self._depthwise_conv(y) if z is None else z)
+            y = self._depthwise_conv(x)
+        y = batch_norm_act(self._bn1, self._relu6, y)
         y = batch_norm_act(self._bn2, None, self._project_conv(y))
         return x + y if self.use_residual else y
 

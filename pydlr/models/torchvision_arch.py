@@ -24,7 +24,12 @@ from pydlr.layers import (
     MaxPooling2D,
 )
 from pydlr.layers.base import Shape, positive_int, to_public, unique_name
-from pydlr.layers.fusion import BatchNormActSequential, batch_norm_act, bn_act_depthwise, hooked
+from pydlr.layers.fusion import (
+    BatchNormActSequential,
+    batch_norm_act,
+    batch_norm_act_depthwise,
+    hooked,
+)
 from pydlr.models.base import ModuleTreeModel
 
 
@@ -89,17 +94,13 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_res_connect else y
 
     def _expanded(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The branch with the expand BatchNorm + ReLU6 and the depthwise convolution as one operator
-        (``fusion.bn_act_depthwise``), or None when it must run module by module."""
+        """The branch with the expand BatchNorm + ReLU6 and the depthwise convolution as one operator where it
+        applies (``fusion.batch_norm_act_depthwise``), or None when it must run module by module (hooks)."""
         if len(self.conv) != 4 or hooked(self.conv, *self.conv[:2]):
             return None
         expand, depthwise, project, project_bn = self.conv
-        h = expand[0](x)
-        z = bn_act_depthwise(expand[1], expand[2], depthwise[0], h)
-        if z is None:  # the expand convolution has run: the rest of the chain as BatchNormActSequential runs it
-            y = depthwise(batch_norm_act(expand[1], expand[2], h))
-        else:
-            y = batch_norm_act(depthwise[1], depthwise[2], z)
+        z = batch_norm_act_depthwise(expand[1], expand[2], depthwise[0], expand[0](x))
+        y = batch_norm_act(depthwise[1], depthwise[2], z)
         return batch_norm_act(project_bn, None, project(y))
 
 
