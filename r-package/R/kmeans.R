@@ -54,7 +54,7 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
   init <- .match_choice(init, "init")
   algorithm <- .match_choice(algorithm, "algorithm")
   centers <- .check_centers(centers, x)
-  res <- tryCatch(.py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
+  res <- .na_found_by_python(.py_call("api_r.cluster.kmeans", .bridge_array_to_py(x, "x"),
     n_clusters = if (is.matrix(centers)) nrow(centers) else centers,
     init = if (is.matrix(centers)) .bridge_array_to_py(centers, "centers") else init,
     n_init = .check_count(n_init, "n_init"), max_iter = .check_count(max_iter, "max_iter"),
@@ -65,11 +65,9 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     dtype = .check_string(if (identical(dtype, c("float32", "float64"))) "float32" else dtype, "dtype",
       c("float32", "float64")),
     algorithm = algorithm
-  ), pydlr_input_error = function(e) {
-    .check_data(x, "x", call = call)
+  ), x, call = call, also = function(x, arg, call) {
     n_inf <- sum(is.infinite(x))
-    if (n_inf) .input_error("x", "finite values (no Inf)", I(sprintf("%d infinite values", n_inf)), call = call)
-    stop(e)
+    if (n_inf) .input_error(arg, "finite values (no Inf)", I(sprintf("%d infinite values", n_inf)), call = call)
   })
   .kmeans_result(res, x)
 }

@@ -97,10 +97,12 @@
   .check_data(x, arg, call = call, check_na = !is.double(x))
 }
 
-.na_found_by_python <- function(expr, x, arg = "x", call = sys.call(sys.parent())) {
+# `also`: a further check of x in R's words, run after the NA check (pydlr_kmeans() names Inf values).
+.na_found_by_python <- function(expr, x, arg = "x", call = sys.call(sys.parent()), also = NULL) {
   force(call) # the verb's call, taken before expr runs Python
   tryCatch(expr, pydlr_input_error = function(e) {
     .check_data(x, arg, call = call)
+    if (!is.null(also)) also(x, arg, call)
     stop(e)
   })
 }
