@@ -52,6 +52,17 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Whether a call must record an autograd node: grad mode is on and the input, the weight or the bias (each
+// optional where the schema says so) requires a gradient. Otherwise the kernels run below autograd, with no
+// node and no saved context (a few microseconds a call).
+bool needs_autograd(const at::Tensor& input, const std::optional<at::Tensor>& weight,
+                    const std::optional<at::Tensor>& bias) {
+  const auto wants_grad = [](const std::optional<at::Tensor>& t) {
+    return t.has_value() && t->defined() && t->requires_grad();
+  };
+  return at::GradMode::is_enabled() && (input.requires_grad() || wants_grad(weight) || wants_grad(bias));
+}
+
 at::Tensor call_conv2d_act(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            c10::string_view activation) {
@@ -212,14 +223,14 @@ at::Tensor call_conv2d_act_pool(const at::Tensor& input, const at::Tensor& weigh
 void save_conv_pool_args(AutogradContext* ctx, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                          const std::string& activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
-    ctx->saved_data["stride"] = stride.vec();
-    ctx->saved_data["padding"] = padding.vec();
-    ctx->saved_data["dilation"] = dilation.vec();
-    ctx->saved_data["groups"] = groups;
-    ctx->saved_data["activation"] = activation;
-    ctx->saved_data["pool_kernel"] = pool_kernel.vec();
-    ctx->saved_data["pool_stride"] = pool_stride.vec();
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+  ctx->saved_data["stride"] = stride.vec();
+  ctx->saved_data["padding"] = padding.vec();
+  ctx->saved_data["dilation"] = dilation.vec();
+  ctx->saved_data["groups"] = groups;
+  ctx->saved_data["activation"] = activation;
+  ctx->saved_data["pool_kernel"] = pool_kernel.vec();
+  ctx->saved_data["pool_stride"] = pool_stride.vec();
+  ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
 }
 
 // Which of (input, weight, bias) need a gradient in the backward of a node saved by save_conv_pool_args.
@@ -315,9 +326,7 @@ at::Tensor conv2d_act_pool_autograd(const at::Tensor& input, const at::Tensor& w
                                     at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                     c10::string_view activation, at::IntArrayRef pool_kernel,
                                     at::IntArrayRef pool_stride) {
-  const bool needs_grad = at::GradMode::is_enabled() &&
-                          (input.requires_grad() || weight.requires_grad() ||
-                           (bias.has_value() && bias->defined() && bias->requires_grad()));
+  const bool needs_grad = needs_autograd(input, weight, bias);
   if (!pydlr::conv2d_act_pool_fusable(input, weight, stride, padding, dilation, groups, activation, pool_kernel,
                                       pool_stride)) {
     if (!needs_grad) {
@@ -344,10 +353,8 @@ at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight
   // clear message instead of a dispatcher error.
   pydlr::check_conv_args("pydlr::conv2d", input, weight, bias, stride, padding, dilation, groups);
   pydlr::parse_act(activation);
-  const bool needs_grad = at::GradMode::is_enabled() &&
-                          (input.requires_grad() || weight.requires_grad() ||
-                           (bias.has_value() && bias->defined() && bias->requires_grad()));
-  if (!needs_grad) {  // inference: no autograd node, no saved context (a few microseconds a call)
+  const bool needs_grad = needs_autograd(input, weight, bias);
+  if (!needs_grad) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
   }
@@ -514,9 +521,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_autograd(
     const at::Tensor& input, const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
     at::Tensor& running_mean, at::Tensor& running_var, double momentum, double eps, c10::string_view activation) {
   pydlr::parse_act(activation);
-  const bool needs_grad = at::GradMode::is_enabled() &&
-                          (input.requires_grad() || (weight.has_value() && weight->requires_grad()) ||
-                           (bias.has_value() && bias->requires_grad()));
+  const bool needs_grad = needs_autograd(input, weight, bias);
   std::tuple<at::Tensor, at::Tensor, at::Tensor> result;
   if (!needs_grad) {
     at::AutoDispatchBelowADInplaceOrView guard;
