@@ -315,7 +315,8 @@ def conv2d_act_pool(
     with the dense direct kernel (few input channels, e.g. a CNN's first layer on grey or RGB images;
     non-overlapping windows; CPU float32), whose backward rebuilds its gradient rows in cache from the pooled
     gradient, and with the Winograd F(4x4, 3x3) kernel and 2x2 windows of stride 2 (the seed's 32->64 layer), which
-    pools each 4x4 output tile in its output transform (its backward is the unfused pair's). Elsewhere it runs the two operators, in training as one autograd node whose backward masks the pooled gradient
+    pools each 4x4 output tile in its output transform (its backward is the unfused pair's). Elsewhere it runs
+    the two operators, in training as one autograd node whose backward masks the pooled gradient
     by the activation's derivative (at the pooled values: the activated output at each argmax) and runs the
     convolution's backward unmasked. Values and gradients equal the unfused ones (ties and NaN as torch's
     max pooling). Arguments as :func:`conv2d` and :func:`max_pool2d`.
@@ -408,7 +409,6 @@ def batch_norm_act(
     return torch.ops.pydlr.batch_norm_act(x, weight, bias, running_mean, running_var, momentum, eps, activation)[0]
 
 
-
 class _BatchNormActDepthwise(torch.autograd.Function):
     """Autograd for ``pydlr::batch_norm_act_depthwise``: the backward operator returns every gradient at once."""
 
@@ -481,6 +481,7 @@ def batch_norm_act_depthwise(
         x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, activation, weight,
         _pair(stride, "stride"), pads,
     )
+
 
 def adam_step_(
     params: list[torch.Tensor],
