@@ -28,8 +28,8 @@ and the input is one the operator takes (CPU float32 / float64, channels-last). 
 torch (``pydlr.models.inference`` folds it into the convolution).
 
 When such a BatchNormalization + activation feeds a DepthwiseConv2D (the inverted residual blocks' expand ->
-depthwise), :func:`batch_norm_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which never stores
-the activated tensor (the block's widest), under the conditions above and: the convolution is exactly
+depthwise), :func:`batch_norm_act_depthwise` runs all three as ``pydlr.ops.batch_norm_act_depthwise``, which
+never stores the activated tensor (the block's widest), under the conditions above and: the convolution is exactly
 ``DepthwiseConv2D`` (depth multiplier 1, no bias, linear activation, dilation 1) built, unhooked,
 not forced to torch, and the shape is one the operator saves work on (``ops.batch_norm_act_depthwise_supported``;
 float64 always, the tests' reference dtype).
