@@ -1,0 +1,173 @@
+"""The native batched PNG decoder (pydlr.data.decode.decode_pngs) against Pillow, on PNG files written here
+byte by byte: every row filter on every sample layout, IDAT data split over chunks, ancillary chunks, files
+that only libpng takes (interlaced, a suggested palette, data after the zlib stream) and broken files, which
+must come back undecoded (None) so that Pillow decodes them or names the problem."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pydlr import ops
+from pydlr.data.decode import check_image_spec, decode_image, decode_pngs
+
+pytestmark = pytest.mark.skipif(not ops.png_decoder_available(), reason="built without libpng")
+
+CTYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # samples per pixel -> PNG colour type
+MODES = ("grayscale", "rgb", "rgba")
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
+    crc = zlib.crc32(kind + body) if crc is None else crc
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _filter_rows(img: np.ndarray, filters) -> bytes:
+    """PNG's filtered scanlines of img (h, w, samples) uint8, row y with filters[y % len(filters)]."""
+    h, w, bpp = img.shape
+    rows = img.reshape(h, w * bpp).astype(np.int64)
+    out = []
+    for y in range(h):
+        x, up = rows[y], rows[y - 1] if y else np.zeros_like(rows[y])
+        left = np.concatenate([np.zeros(bpp, np.int64), x[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int64), up[:-bpp]])
+        f = filters[y % len(filters)]
+        pred = {0: 0, 1: left, 2: up, 3: (left + up) // 2, 4: _paeth(left, up, upleft)}[f]
+        out.append(bytes([f]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+    return b"".join(out)
+
+
+def png_bytes(img: np.ndarray, filters=(0, 1, 2, 3, 4), idat_parts: int = 1, before: bytes = b"",
+              after_stream: bytes = b"", interlace: bool = False, idat_crc: int | None = None,
+              stream=None) -> bytes:
+    """A PNG file of img (h, w, samples) uint8, written here: ``before`` goes between IHDR and IDAT, the
+    zlib stream is split over ``idat_parts`` chunks, ``after_stream`` is appended to it."""
+    h, w, bpp = img.shape
+    if interlace:
+        raw = b"".join(_filter_rows(img[y0::dy, x0::dx], filters) for x0, y0, dx, dy in ADAM7
+                       if img[y0::dy, x0::dx].size)
+    else:
+        raw = _filter_rows(img, filters)
+    data = (zlib.compress(raw, 9) if stream is None else stream(raw)) + after_stream
+    cuts = np.linspace(0, len(data), idat_parts + 1).astype(int)
+    idat = b"".join(_chunk(b"IDAT", data[a:b], idat_crc) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, CTYPES[bpp], 0, 0, int(interlace))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + before + idat + _chunk(b"IEND", b"")
+
+
+def _write(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _pillow(path: str, mode: str) -> np.ndarray:
+    spec = check_image_spec((4, 4), mode, "bilinear", False, "test")
+    return decode_image(path, spec, resize=False)
+
+
+def _native(paths: list[str], mode: str) -> list:
+    spec = check_image_spec((4, 4), mode, "bilinear", False, "test")
+    out = decode_pngs(paths, spec)
+    return list(out) if isinstance(out, np.ndarray) else out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_filter_and_sample_layout_gives_pillows_pixels(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    paths = []
+    for bpp in (1, 2, 3, 4):
+        for first in range(5):  # each filter on the first row too (no row above: zeros)
+            img = rng.integers(0, 256, (9, 7, bpp), np.uint8)
+            img[4:] = img[4:] // 16 * 16  # runs of equal values as well as noise
+            filters = tuple((first + k) % 5 for k in range(5))
+            paths.append(_write(tmp_path, f"{bpp}_{first}.png", png_bytes(img, filters)))
+    native = _native(paths, mode)
+    assert all(a is not None for a in native)
+    for p, arr in zip(paths, native, strict=True):
+        assert np.array_equal(arr, _pillow(p, mode)), p
+
+
+def test_chunk_layouts_and_sizes(tmp_path):
+    rng = np.random.default_rng(1)
+    text = _chunk(b"tEXt", b"Comment\x00made by hand") + _chunk(b"gAMA", struct.pack(">I", 45455))
+    cases = {
+        "split.png": png_bytes(rng.integers(0, 256, (28, 28, 1), np.uint8), idat_parts=4),
+        "ancillary.png": png_bytes(rng.integers(0, 256, (5, 3, 3), np.uint8), before=text),
+        "one_pixel.png": png_bytes(rng.integers(0, 256, (1, 1, 2), np.uint8)),
+        "stored.png": png_bytes(rng.integers(0, 256, (6, 6, 4), np.uint8), stream=lambda r: zlib.compress(r, 0)),
+        # larger than the first read buffer (64 KiB): the buffer grows
+        "big.png": png_bytes(rng.integers(0, 256, (160, 200, 3), np.uint8), idat_parts=3),
+    }
+    paths = [_write(tmp_path, k, v) for k, v in cases.items()]
+    assert (tmp_path / "big.png").stat().st_size > 65536
+    for mode in MODES:
+        native = _native(paths, mode)
+        for p, arr in zip(paths, native, strict=True):
+            assert arr is not None and np.array_equal(arr, _pillow(p, mode)), (p, mode)
+
+
+def test_files_only_libpng_takes_still_give_pillows_pixels(tmp_path):
+    """Interlaced files, a suggested palette in an RGB file, data after the zlib stream and a stream longer
+    than the image leave the direct path; libpng decodes them from the same bytes."""
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (10, 13, 3), np.uint8)
+    plte = _chunk(b"PLTE", bytes(range(12)))
+    cases = {
+        "interlaced_grey.png": png_bytes(rng.integers(0, 256, (11, 9, 1), np.uint8), interlace=True),
+        "interlaced_rgba.png": png_bytes(rng.integers(0, 256, (8, 8, 4), np.uint8), interlace=True),
+        "suggested_palette.png": png_bytes(rgb, before=plte),
+        "trailing_data.png": png_bytes(rgb, after_stream=b"\x00\x01\x02"),
+        "long_stream.png": png_bytes(rgb, stream=lambda r: zlib.compress(r + b"\x00" * 9)),  # libpng warns
+    }
+    paths = [_write(tmp_path, k, v) for k, v in cases.items()]
+    for mode in MODES:
+        for p, arr in zip(paths, _native(paths, mode), strict=True):
+            assert arr is not None and np.array_equal(arr, _pillow(p, mode)), (p, mode)
+
+
+def test_broken_files_are_left_to_pillow(tmp_path):
+    """Every one of these comes back None (Pillow then decodes it or names the problem: it ignores IDAT
+    CRCs, for one, and decodes that file), never as pixels."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (8, 8, 1), np.uint8)
+    good = png_bytes(img)
+    raw = _filter_rows(img, (0,))
+    bad_filter = raw[:9] + bytes([5]) + raw[10:]  # row 1's filter byte: 5 is not a PNG filter
+    cases = {
+        "idat_crc.png": png_bytes(img, idat_crc=12345),
+        "truncated.png": good[: len(good) - 30],
+        "short_stream.png": png_bytes(img, stream=lambda r: zlib.compress(r[:-5])),
+        "bad_adler.png": png_bytes(img, stream=lambda r: zlib.compress(r)[:-4] + b"\x00\x00\x00\x00"),
+        "bad_filter.png": png_bytes(img, stream=lambda r: zlib.compress(bad_filter)),
+        "signature_only.png": good[:8],
+        "empty.png": b"",
+        "not_png.png": b"GIF89a" + b"\x00" * 40,
+    }
+    paths = [_write(tmp_path, k, v) for k, v in cases.items()]
+    native = _native(paths + [str(tmp_path / "missing.png")], "grayscale")
+    assert [p for p, a in zip(paths, native, strict=False) if a is not None] == []
+    assert native[-1] is None  # the missing file
+
+
+def test_a_batch_mixes_decoded_and_refused_files_in_order(tmp_path):
+    rng = np.random.default_rng(4)
+    imgs = [rng.integers(0, 256, (6 + k, 5, 1), np.uint8) for k in range(3)]
+    paths = [_write(tmp_path, "a.png", png_bytes(imgs[0])),
+             _write(tmp_path, "b.png", png_bytes(imgs[1], idat_crc=1)),
+             _write(tmp_path, "c.png", png_bytes(imgs[2]))]
+    native = _native(paths, "grayscale")
+    assert native[1] is None
+    assert np.array_equal(native[0], imgs[0]) and np.array_equal(native[2], imgs[2])
+    Image.open(paths[0]).load()  # the hand-written files are valid PNGs to Pillow too
