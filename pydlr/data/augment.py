@@ -19,6 +19,7 @@ number of worker processes, and reproducible on resume).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -154,34 +155,34 @@ class Augment:
         return self.theta_from(torch.rand(n, 6, generator=g) * 2 - 1, h, w)
 
     def theta_from(self, u: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """`theta` from the geometric draws ``u`` (n, 6) of `draw`."""
-        n = u.shape[0]
+        """`theta` from the geometric draws ``u`` (n, 6) of `draw`, float32 on u's device.
+
+        Computed in NumPy (float64, then float32): a batch's few dozen numbers went through about twenty
+        torch operators, whose fixed cost per call made this 1.1 us an image of a 64-image batch (one
+        thread, 2026-12-05); NumPy's is a fraction of it."""
+        v = u.detach().to("cpu", torch.float64).numpy()
         # a value drawn in a range is centre + u * half; positive angles turn counter-clockwise, positive
         # zooms zoom out, positive shifts move the content down / right (Keras' directions)
         (rc, rh), (zc, zh) = factor_range(self.rotation), factor_range(self.zoom)
         (yc, yh), (xc, xh) = factor_range(self.shift[0]), factor_range(self.shift[1])
-        angle = rc * (2 * math.pi) + u[:, 0] * (rh * 2 * math.pi)
-        scale = 1 + zc + u[:, 1] * zh
+        angle = rc * (2 * math.pi) + v[:, 0] * (rh * 2 * math.pi)
+        scale = 1 + zc + v[:, 1] * zh
+        fx = np.where(v[:, 4] < 0, -1.0, 1.0) if self.flip in ("horizontal", "horizontal_and_vertical") else 1.0
+        fy = np.where(v[:, 5] < 0, -1.0, 1.0) if self.flip in ("vertical", "horizontal_and_vertical") else 1.0
+        cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
         if self.zoom_width is not None:
             wc, wh = factor_range(self.zoom_width)
-            scale_x = 1 + wc + u[:, 6] * wh
-        tx = u[:, 2] * (2 * xh) - 2 * xc
-        ty = u[:, 3] * (2 * yh) - 2 * yc
-        fx = torch.ones(n)
-        fy = torch.ones(n)
-        if self.flip in ("horizontal", "horizontal_and_vertical"):
-            fx = torch.where(u[:, 4] < 0, -1.0, 1.0)
-        if self.flip in ("vertical", "horizontal_and_vertical"):
-            fy = torch.where(u[:, 5] < 0, -1.0, 1.0)
-        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale  # (n,) each, on the CPU
-        if self.zoom_width is not None:
-            fx = fx * (scale_x / scale)  # the width's own zoom
+            fx = fx * ((1 + wc + v[:, 6] * wh) / scale)  # the width's own zoom
         # rotation in pixel space, expressed in normalised coordinates (correct for h != w)
-        theta = torch.stack([
-            torch.stack([cos * fx, -sin * (h / w) * fy, tx], dim=1),
-            torch.stack([sin * (w / h) * fx, cos * fy, ty], dim=1),
-        ], dim=1)
-        return theta
+        theta = np.empty((v.shape[0], 2, 3), np.float32)
+        theta[:, 0, 0] = cos * fx
+        theta[:, 0, 1] = -sin * (h / w) * fy
+        theta[:, 0, 2] = v[:, 2] * (2 * xh) - 2 * xc
+        theta[:, 1, 0] = sin * (w / h) * fx
+        theta[:, 1, 1] = cos * fy
+        theta[:, 1, 2] = v[:, 3] * (2 * yh) - 2 * yc
+        out = torch.from_numpy(theta)
+        return out if u.device.type == "cpu" else out.to(u.device)
 
     def __call__(self, x: torch.Tensor, g: torch.Generator, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Augment a batch ``x`` (n, h, w, c) float32; returns a new NHWC tensor, of ``size`` = (height,
@@ -227,27 +228,30 @@ class Augment:
 
 def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``F.affine_grid(theta, (n, c, h, w), align_corners=False)`` computed elementwise: each output pixel's
-    source is ``theta @ (x, y, 1)``, two multiply-adds over an (n, h, w) broadcast. affine_grid builds a base
-    grid and runs a batched matrix product instead, which measured 2.2-2.6 ms for 64 images of 32 x 32 (2-core
-    machine under load, 2026-12-04), more than the grid_sample that follows (0.74 ms); this took 0.52 ms.
-    Same values up to float rounding (4.8e-7)."""
-    xs = _pixel_centres(w, theta).view(1, 1, w)
-    ys = _pixel_centres(h, theta).view(1, h, 1)
-    dtype, dev = theta.dtype, theta.device
-    t = theta.reshape(-1, 6, 1, 1)
-    grid = torch.empty((t.shape[0], h, w, 2), dtype=dtype, device=dev)
-    # (n, 1, w) + (n, h, 1): one full-size pass a coordinate, written in place
-    torch.add(t[:, 0] * xs, t[:, 1] * ys + t[:, 2], out=grid[..., 0])
-    torch.add(t[:, 3] * xs, t[:, 4] * ys + t[:, 5], out=grid[..., 1])
-    return grid
+    source is ``theta @ (x, y, 1)``, the sum of a per-column and a per-row term. affine_grid builds a base
+    grid and runs a batched matrix product instead, which measured 8 us an image of a 64-image batch of
+    28 x 28 (one thread, 2026-12-05), nearly three times the grid_sample that follows; this took 0.9.
+    Same values up to float rounding (4.8e-7). The two coordinates are stored as planes, (2, n, h, w),
+    and returned as the (n, h, w, 2) view grid_sample takes (it reads the strides: no copy, the same
+    samples): one full-size pass writes both, where the interleaved layout took one strided pass each."""
+    n = theta.shape[0]
+    xs = _pixel_centres(w, theta.dtype, theta.device)
+    ys = _pixel_centres(h, theta.dtype, theta.device)
+    per_col = theta[:, :, 0:1] * xs  # (n, 2, w)
+    per_row = torch.addcmul(theta[:, :, 2:3], theta[:, :, 1:2], ys.view(1, 1, h))  # (n, 2, h)
+    planes = torch.empty((2, n, h, w), dtype=theta.dtype, device=theta.device)
+    torch.add(per_col.transpose(0, 1).unsqueeze(2), per_row.transpose(0, 1).unsqueeze(3), out=planes)
+    return planes.permute(1, 2, 3, 0)
 
 
-def _pixel_centres(n: int, like: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=32)
+def _pixel_centres(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """affine_grid's base coordinates, computed as torch computes them (linspace, then the scale): the same
-    floats, so an exact flip or quarter turn samples exactly at pixel centres, as with affine_grid."""
+    floats, so an exact flip or quarter turn samples exactly at pixel centres, as with affine_grid. Cached:
+    a few sizes per process, each used every batch (read-only)."""
     if n <= 1:
-        return torch.zeros(1, dtype=like.dtype, device=like.device)
-    return torch.linspace(-1, 1, n, dtype=like.dtype, device=like.device) * (n - 1) / n
+        return torch.zeros(1, dtype=dtype, device=device)
+    return torch.linspace(-1, 1, n, dtype=dtype, device=device) * (n - 1) / n
 
 
 def augment_beforehand(
