@@ -55,6 +55,8 @@ namespace {
 // Pillow refuses images over twice Image.MAX_IMAGE_PIXELS (89,478,485) and warns above it: such files go to
 // Pillow, so its decompression-bomb warning and error stay what users see.
 constexpr uint64_t kMaxPixels = 89478485;
+// The direct path holds a whole image's inflated rows besides its pixels: up to 64 MiB of them.
+constexpr size_t kMaxDirectBytes = size_t{64} << 20;
 
 // Pillow's L24: (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16.
 void rgb_to_grey(const uint8_t* src, int step, uint8_t* dst, size_t n) {
@@ -211,9 +213,14 @@ bool inflate_exact(Scratch& s, const Plain& p, size_t expected) {
 #endif
 }
 
+// PNG's Paeth predictor (a left, b up, c up-left): the one of a, b, c nearest to a + b - c, ties in that order.
+// Written as two selects (compiled to conditional moves) rather than the specification's branches: a 1 bpp
+// row is one serial chain through `a`, and mispredicted branches in it made unfiltering 1.0 us of a 28 x 28
+// grey image against 0.7 (measured 2026-12-05).
 uint8_t paeth(int a, int b, int c) {
   const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
-  return static_cast<uint8_t>(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+  const int near = pb < pa ? b : a, dist = pb < pa ? pb : pa;
+  return static_cast<uint8_t>(pc < dist ? c : near);
 }
 
 // PNG's row filters undone in place (prev: the previous row, already unfiltered; nullptr for the first row,
@@ -281,6 +288,8 @@ bool decode_plain(const uint8_t* d, size_t n, int channels, Scratch& s, std::vec
   Plain p;
   if (!walk_chunks(d, n, s, p)) return false;
   const size_t bytes = static_cast<size_t>(p.w) * p.src;  // one row, without its filter byte
+  // very large images go to libpng, which inflates a row at a time instead of holding the whole stream
+  if ((bytes + 1) * p.h > kMaxDirectBytes) return false;
   if (!inflate_exact(s, p, (bytes + 1) * p.h)) return false;
   const size_t start = out.size();
   out.resize(start + static_cast<size_t>(p.w) * p.h * channels);

@@ -171,3 +171,16 @@ def test_a_batch_mixes_decoded_and_refused_files_in_order(tmp_path):
     assert native[1] is None
     assert np.array_equal(native[0], imgs[0]) and np.array_equal(native[2], imgs[2])
     Image.open(paths[0]).load()  # the hand-written files are valid PNGs to Pillow too
+
+
+def test_an_image_over_the_direct_paths_size_limit_is_decoded_by_libpng(tmp_path):
+    """Over 64 MiB of inflated rows, libpng (a row at a time) decodes it: the same pixels."""
+    img = np.zeros((8200, 8200, 1), np.uint8)
+    img[::97, ::89] = 200
+    raw = b"".join(b"\x00" + row.tobytes() for row in img[..., 0])
+    ihdr = struct.pack(">IIBBBBB", 8200, 8200, 8, 0, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 1))
+            + _chunk(b"IEND", b""))
+    path = _write(tmp_path, "large.png", data)
+    (arr,) = _native([path], "grayscale")
+    assert arr is not None and np.array_equal(arr, img)
