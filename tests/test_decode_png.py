@@ -118,9 +118,10 @@ def test_chunk_layouts_and_sizes(tmp_path):
             assert arr is not None and np.array_equal(arr, _pillow(p, mode)), (p, mode)
 
 
-def test_files_only_libpng_takes_still_give_pillows_pixels(tmp_path):
+def test_unusual_files_still_give_pillows_pixels(tmp_path):
     """Interlaced files, a suggested palette in an RGB file, data after the zlib stream and a stream longer
-    than the image leave the direct path; libpng decodes them from the same bytes."""
+    than the image leave the direct path; libpng decodes them from the same bytes. A bad IDAT CRC, which
+    Pillow ignores, gives Pillow's pixels too."""
     rng = np.random.default_rng(2)
     rgb = rng.integers(0, 256, (10, 13, 3), np.uint8)
     plte = _chunk(b"PLTE", bytes(range(12)))
@@ -130,6 +131,8 @@ def test_files_only_libpng_takes_still_give_pillows_pixels(tmp_path):
         "suggested_palette.png": png_bytes(rgb, before=plte),
         "trailing_data.png": png_bytes(rgb, after_stream=b"\x00\x01\x02"),
         "long_stream.png": png_bytes(rgb, stream=lambda r: zlib.compress(r + b"\x00" * 9)),  # libpng warns
+        # Pillow ignores IDAT CRCs (libpng would refuse the file and Pillow decode it): decoded directly
+        "idat_crc.png": png_bytes(rgb, idat_crc=12345),
     }
     paths = [_write(tmp_path, k, v) for k, v in cases.items()]
     for mode in MODES:
@@ -138,15 +141,14 @@ def test_files_only_libpng_takes_still_give_pillows_pixels(tmp_path):
 
 
 def test_broken_files_are_left_to_pillow(tmp_path):
-    """Every one of these comes back None (Pillow then decodes it or names the problem: it ignores IDAT
-    CRCs, for one, and decodes that file), never as pixels."""
+    """Every one of these comes back None (Pillow then decodes it or names the problem), never as pixels."""
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (8, 8, 1), np.uint8)
     good = png_bytes(img)
     raw = _filter_rows(img, (0,))
     bad_filter = raw[:9] + bytes([5]) + raw[10:]  # row 1's filter byte: 5 is not a PNG filter
     cases = {
-        "idat_crc.png": png_bytes(img, idat_crc=12345),
+        "ihdr_crc.png": good[:29] + b"\x00\x00\x00\x00" + good[33:],
         "truncated.png": good[: len(good) - 30],
         "short_stream.png": png_bytes(img, stream=lambda r: zlib.compress(r[:-5])),
         "bad_adler.png": png_bytes(img, stream=lambda r: zlib.compress(r)[:-4] + b"\x00\x00\x00\x00"),
@@ -165,7 +167,7 @@ def test_a_batch_mixes_decoded_and_refused_files_in_order(tmp_path):
     rng = np.random.default_rng(4)
     imgs = [rng.integers(0, 256, (6 + k, 5, 1), np.uint8) for k in range(3)]
     paths = [_write(tmp_path, "a.png", png_bytes(imgs[0])),
-             _write(tmp_path, "b.png", png_bytes(imgs[1], idat_crc=1)),
+             _write(tmp_path, "b.png", png_bytes(imgs[1], stream=lambda r: zlib.compress(r)[:-6])),
              _write(tmp_path, "c.png", png_bytes(imgs[2]))]
     native = _native(paths, "grayscale")
     assert native[1] is None
