@@ -42,6 +42,7 @@
 #endif
 #endif
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -107,6 +108,7 @@ struct Scratch {
   std::vector<uint8_t> file;  // the file's bytes
   std::vector<uint8_t> idat;  // the IDAT data when it spans several chunks
   std::vector<uint8_t> raw;   // inflated rows, each a filter byte then the row
+  std::vector<uint8_t> zeros;  // the row above the first one, as PNG's filters read it
 #ifdef PYDLR_WITH_LIBDEFLATE
   libdeflate_decompressor* inflater = nullptr;
 #else
@@ -225,36 +227,29 @@ uint8_t paeth(int a, int b, int c) {
   return static_cast<uint8_t>(pc < dist ? c : near);
 }
 
-// PNG's row filters undone in place (prev: the previous row, already unfiltered; nullptr for the first row,
-// which the filters read as zeros). False for a filter type PNG does not define.
-bool unfilter_row(uint8_t filter, uint8_t* row, const uint8_t* prev, size_t bytes, int bpp) {
+// PNG's row filters undone: row = the filtered bytes `in` plus their predictor (row may be `in` itself; prev:
+// the previous row, already unfiltered, zeros for the first row). False for a filter type PNG does not define.
+bool unfilter_row(uint8_t filter, const uint8_t* in, uint8_t* row, const uint8_t* prev, size_t bytes, int bpp) {
+  const size_t first = std::min(static_cast<size_t>(bpp), bytes);  // pixels with nothing to their left
   switch (filter) {
     case 0:
+      if (row != in) std::memcpy(row, in, bytes);
       return true;
     case 1:
-      for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(row[i] + row[i - bpp]);
+      for (size_t i = 0; i < first; ++i) row[i] = in[i];
+      for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(in[i] + row[i - bpp]);
       return true;
     case 2:
-      if (prev != nullptr) {
-        for (size_t i = 0; i < bytes; ++i) row[i] = static_cast<uint8_t>(row[i] + prev[i]);
-      }
+      for (size_t i = 0; i < bytes; ++i) row[i] = static_cast<uint8_t>(in[i] + prev[i]);
       return true;
     case 3:
-      if (prev == nullptr) {
-        for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(row[i] + (row[i - bpp] >> 1));
-        return true;
-      }
-      for (int i = 0; i < bpp; ++i) row[i] = static_cast<uint8_t>(row[i] + (prev[i] >> 1));
-      for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(row[i] + ((row[i - bpp] + prev[i]) >> 1));
+      for (size_t i = 0; i < first; ++i) row[i] = static_cast<uint8_t>(in[i] + (prev[i] >> 1));
+      for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(in[i] + ((row[i - bpp] + prev[i]) >> 1));
       return true;
     case 4:
-      if (prev == nullptr) {  // Paeth of (a, 0, 0) is a: as Sub
-        for (size_t i = bpp; i < bytes; ++i) row[i] = static_cast<uint8_t>(row[i] + row[i - bpp]);
-        return true;
-      }
-      for (int i = 0; i < bpp; ++i) row[i] = static_cast<uint8_t>(row[i] + prev[i]);
+      for (size_t i = 0; i < first; ++i) row[i] = static_cast<uint8_t>(in[i] + prev[i]);
       for (size_t i = bpp; i < bytes; ++i) {
-        row[i] = static_cast<uint8_t>(row[i] + paeth(row[i - bpp], prev[i], prev[i - bpp]));
+        row[i] = static_cast<uint8_t>(in[i] + paeth(row[i - bpp], prev[i], prev[i - bpp]));
       }
       return true;
     default:
@@ -295,15 +290,20 @@ bool decode_plain(const uint8_t* d, size_t n, int channels, Scratch& s, std::vec
   if (!inflate_exact(s, p, (bytes + 1) * p.h)) return false;
   const size_t start = out.size();
   out.resize(start + static_cast<size_t>(p.w) * p.h * channels);
-  const uint8_t* prev = nullptr;
+  // rows already in the wanted layout are unfiltered straight into out; others in place, then converted
+  const bool direct = p.src == channels;
+  s.zeros.assign(bytes, 0);
+  const uint8_t* prev = s.zeros.data();
   for (uint32_t y = 0; y < p.h; ++y) {
-    uint8_t* row = s.raw.data() + y * (bytes + 1);
-    if (!unfilter_row(row[0], row + 1, prev, bytes, p.src)) {
+    const uint8_t* in = s.raw.data() + y * (bytes + 1);
+    uint8_t* dst = out.data() + start + static_cast<size_t>(y) * p.w * channels;
+    uint8_t* row = direct ? dst : s.raw.data() + y * (bytes + 1) + 1;
+    if (!unfilter_row(in[0], in + 1, row, prev, bytes, p.src)) {
       out.resize(start);
       return false;
     }
-    convert_row(row + 1, p.src, out.data() + start + static_cast<size_t>(y) * p.w * channels, channels, p.w);
-    prev = row + 1;
+    if (!direct) convert_row(row, p.src, dst, channels, p.w);
+    prev = row;
   }
   dims[0] = p.h;
   dims[1] = p.w;
