@@ -97,7 +97,7 @@ def bench_decoders(folder: Path, n: int = 3000) -> dict[str, float]:
         t = time.perf_counter()
         for k in range(0, len(paths), BATCH):
             decode_pngs(paths[k:k + BATCH], spec)
-        out[f"pydlr decode_pngs (libpng, batches of {BATCH}, own size)"] = (time.perf_counter() - t) / len(paths) * 1e6
+        out[f"pydlr decode_pngs (native, batches of {BATCH}, own size)"] = (time.perf_counter() - t) / len(paths) * 1e6
     return out
 
 
@@ -118,10 +118,10 @@ def cpu_per_image(folder: Path, n: int = 3000, rounds: int = 3) -> dict[str, lis
         (sub / ".complete").write_text("ok")
     native, threads = decode._native_png, torch.get_num_threads()
     torch.set_num_threads(1)
-    out: dict[str, list[float]] = {"native (libpng, one call a batch)": [], "Pillow, file by file": []}
+    out: dict[str, list[float]] = {"native decoder, one call a batch": [], "Pillow, file by file": []}
     try:
         for _ in range(rounds):
-            for name, use in (("native (libpng, one call a batch)", True), ("Pillow, file by file", False)):
+            for name, use in (("native decoder, one call a batch", True), ("Pillow, file by file", False)):
                 decode._native_png = (lambda: True) if use else (lambda: False)
                 ds = image_dataset_from_directory(sub, color_mode="grayscale", image_size=(SIZE, SIZE),
                                                   batch_size=BATCH, seed=1, workers=0, verbose=False).map(AUG)

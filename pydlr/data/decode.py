@@ -2,8 +2,9 @@
 
 Pillow decodes (chosen by measurement, see bench/bench_images.py: torchvision.io cannot be installed beside
 this project's torch, and imageio reads through Pillow at 3-4x the cost), except that the image datasets hand
-a batch's plain 8-bit PNGs to the native decoder (`decode_pngs`: libpng, one call a batch, the same pixels;
-docs/performance.md has the measurement). Speed points: plain PNGs skip Pillow's Python chunk parser
+a batch's plain 8-bit PNGs to the native decoder (`decode_pngs`: one call a batch, the same pixels; its own
+short path with libdeflate or zlib for the common file, libpng for interlaced ones; docs/performance.md has the
+measurement). Speed points: plain PNGs skip Pillow's Python chunk parser
 (`_open_plain_png`); JPEGs are decoded at a reduced scale when the target is
 much smaller (``Image.draft``: libjpeg's DCT scaling, 2-4x less work); the crop of
 ``crop_to_aspect_ratio`` is the ``box`` of the one resize, not a separate copy.
