@@ -24,6 +24,7 @@
 // exactly as it does without this op.
 // Colour conversions follow Pillow's: grey -> RGB repeats the sample, alpha is added as 255 or dropped, and
 // RGB -> grey is ITU-R 601-2 luma with Pillow's integer weights and rounding (L24 in Pillow's Convert.c).
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #ifdef PYDLR_WITH_LIBPNG
@@ -43,6 +44,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -58,6 +60,8 @@ namespace {
 constexpr uint64_t kMaxPixels = 89478485;
 // The direct path holds a whole image's inflated rows besides its pixels: up to 64 MiB of them.
 constexpr size_t kMaxDirectBytes = size_t{64} << 20;
+// Below this many files a batch is decoded on the calling thread (waking another costs more than it saves).
+constexpr int64_t kFilesPerTask = 8;
 
 // Pillow's L24: (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16.
 void rgb_to_grey(const uint8_t* src, int step, uint8_t* dst, size_t n) {
@@ -446,16 +450,27 @@ std::tuple<at::Tensor, at::Tensor, std::vector<std::string>> decode_png_batch_cp
   auto pixels = std::make_unique<std::vector<uint8_t>>();
   std::vector<std::string> errors(n);
 #ifdef PYDLR_WITH_LIBPNG
-  Scratch scratch;
+  // Files are decoded on torch's compute threads, one parallel region a batch: where the caller runs on one
+  // thread (a worker process) this is the plain loop; in the training process (workers = 0) a batch's files
+  // are split between the threads, each with its own scratch and output, then joined in file order.
+  std::vector<std::vector<uint8_t>> parts(n);
+  std::vector<std::array<int64_t, 2>> dims(n, {0, 0});
+  at::parallel_for(0, n, kFilesPerTask, [&](int64_t begin, int64_t end) {
+    Scratch scratch;
+    for (int64_t i = begin; i < end; ++i)
+      errors[i] = decode_file(paths.get(i), static_cast<int>(channels), scratch, parts[i], dims[i].data());
+  });
+  size_t total_bytes = 0;
+  for (const auto& part : parts) total_bytes += part.size();
+  pixels->resize(total_bytes);
+  size_t at = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const size_t start = pixels->size();
-    int64_t dims[2] = {0, 0};
-    errors[i] = decode_file(paths.get(i), static_cast<int>(channels), scratch, *pixels, dims);
-    if (errors[i].empty()) {
-      m[i * 3] = dims[0];
-      m[i * 3 + 1] = dims[1];
-      m[i * 3 + 2] = static_cast<int64_t>(start);
-    }
+    if (!errors[i].empty()) continue;
+    m[i * 3] = dims[i][0];
+    m[i * 3 + 1] = dims[i][1];
+    m[i * 3 + 2] = static_cast<int64_t>(at);
+    std::memcpy(pixels->data() + at, parts[i].data(), parts[i].size());
+    at += parts[i].size();
   }
 #else
   for (int64_t i = 0; i < n; ++i) errors[i] = "built without libpng";

@@ -44,7 +44,7 @@ from pydlr.data.image_workers import (
     load_batch,
     make_slots,
 )
-from pydlr.data.workers import PoolOwner, one_thread
+from pydlr.data.workers import PoolOwner
 from pydlr.errors import InputError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
@@ -338,8 +338,7 @@ class DatasetBatches(PoolOwner):
             self._inline_slot = make_slots(self.job, self.ds.batch_size, 1, shared=False)[0]
         x_out, y_out = self._inline_slot
         for idx, seed in plan:
-            with one_thread():
-                kept, bad = load_batch(self.job, idx, seed, x_out, y_out)
+            kept, bad = load_batch(self.job, idx, seed, x_out, y_out)
             if bad:
                 self.ds._note_bad(bad)
             if kept:

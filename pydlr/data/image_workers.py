@@ -29,7 +29,7 @@ import torch
 from pydlr.data.augment import Augment
 from pydlr.data.decode import ImageSpec, decode_image, decode_pngs, resize_array
 from pydlr.data.image_index import FileIndex
-from pydlr.data.workers import WorkerPool
+from pydlr.data.workers import WorkerPool, one_thread
 from pydlr.errors import TrainingError
 
 __all__ = ["DecodeJob", "DecodePool", "BadImageError", "load_batch"]
@@ -200,12 +200,22 @@ def _same_source_size(arrays: list[np.ndarray] | np.ndarray, spec) -> bool:
 def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
                y_out: torch.Tensor | None) -> tuple[int, list[tuple[str, str]]]:
     """Decode the files ``idx`` into ``x_out[:kept]`` (float32 NHWC, values 0-255) and their labels into
-    ``y_out[:kept]``, then augment and map them. Returns ``(kept, [(path, reason) of skipped files])``."""
+    ``y_out[:kept]``, then augment and map them. Returns ``(kept, [(path, reason) of skipped files])``.
+
+    The native decoding runs on torch's compute threads (one parallel region a batch), everything after it on
+    one thread (`one_thread`: many small operators). In a worker process both are one thread anyway."""
     fused = _resizes_in_augment(job)
     kept, arrays, bad = _decode_files(job, idx, resize=not fused)
-    n = len(kept)
-    if n == 0:
+    if not kept:
         return 0, bad
+    with one_thread():
+        return _finish_batch(job, kept, arrays, fused, seed, x_out, y_out), bad
+
+
+def _finish_batch(job: DecodeJob, kept: list[int], arrays, fused: bool, seed: int, x_out: torch.Tensor,
+                  y_out: torch.Tensor | None) -> int:
+    """The decoded images of `load_batch` resized, augmented, mapped and written into the slot; returns kept."""
+    n = len(kept)
     xb = x_out[:n]
     gen = torch.Generator().manual_seed(seed)
     if fused and _same_source_size(arrays, job.spec):
@@ -227,7 +237,7 @@ def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
         _labels(job, np.asarray(kept, dtype=np.int64), yb)
     for fn in job.maps:
         xb, yb = _apply_map(fn, xb, yb, x_out, y_out, n)
-    return n, bad
+    return n
 
 
 def _apply_map(fn, xb, yb, x_out, y_out, n):
