@@ -186,3 +186,27 @@ def test_an_image_over_the_direct_paths_size_limit_is_decoded_by_libpng(tmp_path
     path = _write(tmp_path, "large.png", data)
     (arr,) = _native([path], "grayscale")
     assert arr is not None and np.array_equal(arr, img)
+
+
+def test_a_batch_split_between_threads_gives_the_one_thread_result(tmp_path):
+    """The files of a batch are shared out between torch's threads: pixels, offsets and refusals come back in
+    file order, the same as decoded on one thread (sizes differ, so every offset depends on the order)."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(40):
+        img = rng.integers(0, 256, (3 + k % 7, 2 + k % 5, 1), np.uint8)
+        broken = k % 9 == 4  # a stream cut short: refused, whichever thread meets it
+        paths.append(_write(tmp_path, f"{k:02d}.png",
+                            png_bytes(img, stream=(lambda r: zlib.compress(r)[:-6]) if broken else None)))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ops.decode_png_batch(paths, 1)
+        torch.set_num_threads(max(2, threads))
+        split = ops.decode_png_batch(paths, 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], split[0]) and torch.equal(one[1], split[1]) and one[2] == split[2]
+    assert sum(bool(e) for e in one[2]) == 4
