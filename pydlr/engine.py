@@ -249,6 +249,8 @@ class TrainingMixin:
                                     opts.validation_split, validation_data)
             self._to_device(dev)
             train, valid = self._fit_batches(data, opts, dev, ctx)
+        # what label k means from now on: evaluate on a dataset checks its classes against these
+        self.trained_class_names = x.class_names if isinstance(x, ImageDataset) else None
         learner = self._learner(dev, opts, train.steps)
         self.stop_training = False
         try:

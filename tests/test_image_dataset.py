@@ -527,6 +527,21 @@ def test_fit_refuses_mismatches_before_training(fm_folder, tmp_path):
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
 
 
+def test_evaluate_refuses_a_dataset_whose_classes_differ_from_training(fm_folder, tmp_path):
+    # a test folder lacking a class numbers the rest from 0 again: its labels would be shifted silently
+    for name in ("0_t_shirt_top", "1_trouser"):
+        (tmp_path / name).symlink_to(fm_folder / name)
+    model = _model()
+    model.fit(_scaled(_grey(fm_folder)), epochs=1, verbose=0)
+    assert model.trained_class_names == _grey(fm_folder).class_names
+    with pytest.raises(InputError, match="only in training: .*'2_pullover'"):
+        model.evaluate(_scaled(_grey(tmp_path, follow_links=True)))
+    assert model.predict(_scaled(_grey(tmp_path, follow_links=True))).shape[1] == 10  # no labels used
+    model.fit(_scaled(_grey(tmp_path, follow_links=True)), epochs=1, verbose=0)  # a new task: new classes
+    assert set(model.evaluate(_scaled(_grey(tmp_path, follow_links=True)), return_dict=True)) == {
+        "loss", "accuracy"}
+
+
 def test_bad_file_mid_training_stops_cleanly_with_checkpoint_intact(tmp_path):
     from pydlr.train.checkpoint import load_training_state
     from pydlr.train.events import Callback

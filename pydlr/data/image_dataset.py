@@ -536,15 +536,18 @@ def check_dataset(ds: ImageDataset, input_shape: tuple | None, loss_kind: str | 
                          f"a dataset of {k} classes", where=where)
 
 
-def check_same_classes(train: ImageDataset, valid: ImageDataset, where: str) -> None:
-    """Training and validation datasets must name the same classes in the same order."""
-    if train.class_names != valid.class_names:
-        only_t = sorted(set(train.class_names or ()) - set(valid.class_names or ()))
-        only_v = sorted(set(valid.class_names or ()) - set(train.class_names or ()))
-        detail = (f"only in training: {only_t}; only in validation: {only_v}" if only_t or only_v
+def check_same_classes(trained: list[str] | None, ds: ImageDataset, where: str,
+                       name: str = "validation_data") -> None:
+    """A dataset's labels mean what the training labels meant: the same class names in the same order
+    (label k is class k of each; another folder set would shift the labels without any error)."""
+    if ds.class_names is not None and trained is not None and list(trained) != ds.class_names:
+        only_t = sorted(set(trained) - set(ds.class_names))
+        only_v = sorted(set(ds.class_names) - set(trained))
+        other = "validation" if name == "validation_data" else "this dataset"
+        detail = (f"only in training: {only_t}; only in {other}: {only_v}" if only_t or only_v
                   else "the same names in another order")
-        raise InputError("validation_data", f"a dataset with the training dataset's class folders ({detail})",
-                         valid.class_names, where=where)
+        raise InputError(name, f"a dataset with the training dataset's classes {list(trained)} in that order "
+                         f"({detail})", ds.class_names, where=where)
 
 
 def dataset_batches(train: ImageDataset, validation: ImageDataset | None, *, steps_per_epoch: int | None,

@@ -296,8 +296,8 @@ def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split
     """The checks of fit / evaluate (predict: ``loss`` None) on an image dataset, before any file is read:
     no y (the labels come with the dataset), no batch_size / sample_weight / class_weight (``unused``:
     they belong to arrays, as in keras), no validation_split (the dataset's own split), images that fit
-    the model's input, labels that fit the loss and the outputs, and a validation dataset with the same
-    class folders. Returns the model's output shape (building an input-less Sequential for it)."""
+    the model's input, labels that fit the loss and the outputs, and a validation dataset (for evaluate,
+    the dataset) with the classes of the training dataset. Returns the model's output shape (building an input-less Sequential for it)."""
     from pydlr.data.image_dataset import ImageDataset, check_dataset, check_same_classes
 
     if y is not None:
@@ -318,6 +318,8 @@ def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split
     check_loss_fits_model(model, loss, where, out_shape)
     n_out = out_shape[-1] if out_shape else None
     check_dataset(ds, None, loss.kind, n_out, where)
+    if where != "fit":  # evaluate: the labels must mean what they meant in the model's last fit
+        check_same_classes(getattr(model, "trained_class_names", None), ds, where, name="x")
     if validation_data is not None:
         if not isinstance(validation_data, ImageDataset):
             raise InputError("validation_data", "an image dataset when x is one (from "
@@ -325,5 +327,5 @@ def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split
                              where=where)
         check_dataset(validation_data, tuple(spec) if spec is not None else None, loss.kind, n_out, where,
                       name="validation_data")
-        check_same_classes(ds, validation_data, where)
+        check_same_classes(ds.class_names, validation_data, where)
     return out_shape

@@ -301,8 +301,9 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' @param type `"prob"` (default): the model's outputs, a matrix with one row per sample (class
 #'   probabilities for a softmax head); `"class"`: the predicted class per sample (the largest output, or
 #'   output > 0.5 for one sigmoid unit). When the model was last trained by [fit()] or [fine_tune()] on a
-#'   factor `y`, the classes are that factor's levels (a factor), as R's classifiers return; otherwise they
-#'   are 0-based integers as keras' class labels (so they compare directly with `dataset_*()$test$y`).
+#'   factor `y` (or on an image dataset), the classes are that factor's levels (the dataset's class names)
+#'   as a factor, as R's classifiers return; otherwise they are 0-based integers as keras' class labels (so
+#'   they compare directly with `dataset_*()$test$y`).
 #' @param ... Unused.
 #' @return A numeric matrix (`type = "prob"`), or a factor or an integer vector (`type = "class"`).
 #' @family training

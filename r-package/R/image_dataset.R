@@ -320,6 +320,7 @@ image_dataset_batch <- function(dataset) {
     distributed = .check_distributed(distributed, callbacks, call = call)
   )
   result <- do.call(.images_call, c(list("fit", object$py, x$py), args, list(.call = call)), quote = TRUE)
+  object$state$levels <- if (length(x$class_names)) x$class_names # what predict(type = "class") returns
   .warn_skipped(x, skipped, call = call)
   invisible(.new_history(result))
 }
@@ -329,10 +330,12 @@ image_dataset_batch <- function(dataset) {
   lapply(.images_call("evaluate", object$py, x$py, .call = call), as.numeric)
 }
 
-# Outputs in the dataset's file order; classes as a factor of the dataset's class names (the folders).
+# Outputs in the dataset's file order; classes as a factor of the class names the model was trained on
+# (output k is the training set's class k, whatever folders this dataset has), else the dataset's.
 .predict_image_dataset <- function(object, x, type, call = sys.call(-1L)) {
   fun <- if (type == "class") "predict_classes" else "predict"
   out <- .bridge_from_py(.images_call(fun, object$py, x$py, .convert = FALSE, .call = call), call = call)
-  if (type == "class") return(.as_classes(out, if (length(x$class_names)) x$class_names))
-  out
+  if (type != "class") return(out)
+  levels <- object$state$levels
+  .as_classes(out, if (!is.null(levels)) levels else if (length(x$class_names)) x$class_names)
 }

@@ -117,6 +117,23 @@ test_that("fit(), evaluate() and predict() take image datasets", {
   expect_error(fit(model, other, verbose = 0), "image_size", class = "pydlr_input_error")
 })
 
+test_that("a test folder lacking a training class is refused by evaluate(); predict() names the training classes", {
+  dir <- image_folder()
+  part <- file.path(tempdir(), "pydlr-image-folder-part")
+  dir.create(part, showWarnings = FALSE)
+  for (cls in c("0_t_shirt_top", "2_pullover")) file.symlink(file.path(dir, cls), file.path(part, cls))
+  grey <- function(d) image_dataset_from_directory(d, image_size = c(28, 28), color_mode = "grayscale",
+                                                   follow_links = TRUE, shuffle = FALSE, verbose = FALSE)
+  model <- rapi_seed_cnn(head = TRUE)
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  fit(model, grey(dir), epochs = 1, steps_per_epoch = 2, verbose = 0)
+  test <- grey(part) # its labels 0 and 1 would mean t-shirt and trouser to the model
+  expect_error(evaluate(model, test), "only in training: .*1_trouser", class = "pydlr_input_error")
+  cls <- predict(model, test, type = "class")
+  expect_equal(levels(cls), grey(dir)$class_names)
+  expect_equal(as.character(cls), grey(dir)$class_names[predict(model, test) |> max.col(ties.method = "first")])
+})
+
 test_that("fit(distributed = ) takes an image dataset: each process reads its own shard of the files", {
   skip_if(!nzchar(ddp_torchrun()), "torchrun is not installed beside pydlr's Python")
   sets <- image_dataset_from_directory(image_folder(), image_size = c(28, 28), color_mode = "grayscale",
