@@ -378,6 +378,22 @@ def test_dataframe_of_files(fm_folder, fm_arrays):
         image_dataset_from_dataframe(df, directory=fm_folder, x_col="file", verbose=False)
 
 
+def test_dataframe_classes_follow_the_labels_own_order(fm_folder):
+    # numbers in numeric order (sorting their text put 10 before 2), a Categorical in its categories' order
+    import pandas as pd
+
+    files = [str(p) for p in _grey(fm_folder, shuffle=False).file_paths[:6]]
+    number = [2, 10, 2, 10, 9, 9]
+    kw = {"image_size": (8, 8), "shuffle": False, "verbose": False, "batch_size": 6}
+    ds = image_dataset_from_dataframe(pd.DataFrame({"filename": files, "class": number}), **kw)
+    assert ds.class_names == ["2", "9", "10"] and ds.labels.tolist() == [0, 2, 0, 2, 1, 1]
+    kind = pd.Categorical(["b", "a", "c", "a", "b", "c"], categories=["c", "a", "b", "unused"])
+    ds = image_dataset_from_dataframe(pd.DataFrame({"filename": files, "class": kind}), **kw)
+    assert ds.class_names == ["c", "a", "b"] and ds.labels.tolist() == [2, 1, 0, 1, 2, 0]
+    ds = image_dataset_from_dataframe({"filename": files, "class": ["b", "a", "c", "a", "b", "c"]}, **kw)
+    assert ds.class_names == ["a", "b", "c"]
+
+
 # ----- bad input ----------------------------------------------------------------------------------
 def test_bad_folders_are_reported_before_any_work(tmp_path):
     with pytest.raises(InputError, match="does not exist"):

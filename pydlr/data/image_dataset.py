@@ -482,8 +482,9 @@ def image_dataset_from_dataframe(
     cache: bool | str = False, on_bad_file: str = "error",
 ) -> ImageDataset | tuple[ImageDataset, ImageDataset]:
     """The same dataset from a table of files: ``x_col`` holds paths (relative to ``directory`` when
-    given), ``y_col`` labels (strings or integers; class names are the sorted distinct labels unless
-    ``class_names`` gives the order). Rows are read in table order (then shuffled with ``seed``).
+    given), ``y_col`` labels (strings or numbers; class names are the distinct labels in their own order
+    unless ``class_names`` gives one: a Categorical's categories, as R's factor levels; numbers in
+    numeric order; text sorted). Rows are read in table order (then shuffled with ``seed``).
     Argument names of keras' ``flow_from_dataframe`` for the table, of
     `image_dataset_from_directory` for the rest."""
     where = "image_dataset_from_dataframe"

@@ -139,8 +139,8 @@ def index_dataframe(dataframe: Any, directory: Any, x_col: str, y_col: str | Non
     """Files listed in a table (pandas DataFrame, or a dict of columns): ``x_col`` paths (relative to
     ``directory`` when given), ``y_col`` labels (strings or integers; None for no labels).
 
-    Class names are ``class_names`` when given (their order is the label order), else the sorted
-    distinct labels. Missing files are reported here, before any work.
+    Class names are ``class_names`` when given (their order is the label order), else the distinct
+    labels in their own order: a Categorical's categories, numbers numerically, text sorted. Missing files are reported here, before any work.
     """
     columns = _columns(dataframe, where)
     if x_col not in columns:
@@ -164,7 +164,8 @@ def index_dataframe(dataframe: Any, directory: Any, x_col: str, y_col: str | Non
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
         raise InputError(y_col, "a label in every row (no NA/None)", "missing labels", where=where)
     as_text = [str(v.item() if hasattr(v, "item") else v) for v in values]
-    names = sorted(set(as_text)) if class_names is None else [str(c) for c in class_names]
+    names = (_label_order(dataframe, y_col, values, as_text) if class_names is None
+             else [str(c) for c in class_names])
     lookup = {name: k for k, name in enumerate(names)}
     unknown = sorted(set(as_text) - set(lookup))
     if unknown:
@@ -172,6 +173,27 @@ def index_dataframe(dataframe: Any, directory: Any, x_col: str, y_col: str | Non
                          f"labels {unknown[:5]} not in class_names", where=where)
     labels = np.asarray([lookup[t] for t in as_text], dtype=np.int64)
     return FileIndex(_as_bytes(paths), labels, names)
+
+
+def _label_order(dataframe: Any, y_col: str, values: np.ndarray, as_text: list[str]) -> list[str]:
+    """Class names when none are given, in the order the labels' type implies (as R's factor()): a pandas
+    Categorical's categories in their order (those used), numbers in numeric order (2 before 10, where
+    sorting their text would put "10" first), other labels sorted."""
+    categories = getattr(getattr(_column(dataframe, y_col), "cat", None), "categories", None)
+    if categories is not None:
+        used = set(as_text)
+        return [str(c) for c in categories if str(c) in used]
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+           for v in values):
+        return [t for _, t in sorted({(float(v), t) for v, t in zip(values, as_text, strict=True)})]
+    return sorted(set(as_text))
+
+
+def _column(dataframe: Any, name: str) -> Any:
+    try:
+        return dataframe[name] if hasattr(dataframe, "columns") else None
+    except KeyError:
+        return None
 
 
 def _columns(dataframe: Any, where: str) -> dict[str, Any]:

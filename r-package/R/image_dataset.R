@@ -15,7 +15,8 @@
 #' used ([fit()], [evaluate()], [predict()]), worker processes decode, resize and augment the next batches while
 #' the model trains on the current one, so memory stays bounded whatever the number of files.
 #' `image_dataset_from_dataframe()` takes the files from a data.frame instead: a column of paths (relative
-#' to `directory` when given) and a column of labels (a factor's levels give the class order).
+#' to `directory` when given) and a column of labels, whose classes are ordered as [factor()] orders them: a
+#' factor's levels, numbers numerically (`2` before `10`), text alphabetically.
 #'
 #' Images come as `batch_size x height x width x channels` with values 0-255 (as keras), labels as
 #' `label_mode` says: `"int"` class indices 0, 1, ... (for `"sparse_categorical_crossentropy"`),
@@ -131,7 +132,9 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
     }
     y <- dataframe[[y_col]]
     if (anyNA(y)) .input_error(y_col, "a label in every row (no NA)", I(sprintf("%d NA", sum(is.na(y)))))
+    # factor() order when no class_names: the levels, or numbers numerically (as text "10" sorts before "2")
     if (is.factor(y) && is.null(class_names)) class_names <- levels(droplevels(y))
+    if (is.numeric(y) && is.null(class_names)) class_names <- as.character(sort(unique(y)))
     labels <- as.list(as.character(y))
   }
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,

@@ -52,6 +52,11 @@ test_that("a data.frame of files uses its factor levels as classes", {
   b <- image_dataset_batch(ds)
   expect_equal(b$labels, as.integer(kind) - 1L)
   expect_error(image_dataset_from_dataframe(df, x_col = "nope"), class = "pydlr_input_error")
+  df$size <- rep(c(2, 10, 9), length.out = nrow(df)) # numbers in factor()'s order, not their text's
+  ds <- image_dataset_from_dataframe(df, directory = dir, x_col = "path", y_col = "size", image_size = c(8, 8),
+                                     batch_size = 120, shuffle = FALSE, verbose = FALSE)
+  expect_equal(ds$class_names, c("2", "9", "10"))
+  expect_equal(image_dataset_batch(ds)$labels, as.integer(factor(df$size)) - 1L)
 })
 
 test_that("bad folders and arguments are R conditions naming the argument", {
