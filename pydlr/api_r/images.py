@@ -38,14 +38,16 @@ def from_directory(directory: str, labels: Any = "inferred", **kwargs: Any) -> l
     return _list(image_dataset_from_directory(directory, labels=labels, **kwargs))
 
 
-def from_dataframe(paths: list[str], labels: list[str] | None, **kwargs: Any) -> list[ImageDataset]:
-    """`image_dataset_from_dataframe` from R's columns (``paths``, and ``labels`` as strings or None)."""
-    table = {"filename": list(paths)}
+def from_dataframe(paths: list[str], labels: list[str] | None, x_col: str = "filename", y_col: str = "class",
+                   **kwargs: Any) -> list[ImageDataset]:
+    """`image_dataset_from_dataframe` from R's columns (``paths``, and ``labels`` as strings or None), kept
+    under the R data.frame's column names so that errors name the columns the user wrote."""
+    table = {x_col: list(paths)}
     if labels is not None:
-        table["class"] = list(labels)
+        table[y_col] = list(labels)
     kwargs["image_size"] = int_tuple(kwargs["image_size"])
-    return _list(image_dataset_from_dataframe(table, x_col="filename",
-                                              y_col="class" if labels is not None else None, **kwargs))
+    return _list(image_dataset_from_dataframe(table, x_col=x_col,
+                                              y_col=y_col if labels is not None else None, **kwargs))
 
 
 def _dataset(ds: Any, argument: str = "dataset") -> ImageDataset:

@@ -130,6 +130,7 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
       .input_error("y_col", sprintf("a column of `dataframe` (%s) or NULL", paste(names(dataframe), collapse = ", ")),
                    y_col)
     }
+    if (identical(y_col, x_col)) .input_error("y_col", sprintf("a column other than x_col (\"%s\")", x_col), y_col)
     y <- dataframe[[y_col]]
     if (anyNA(y)) .input_error(y_col, "a label in every row (no NA)", I(sprintf("%d NA", sum(is.na(y)))))
     # factor() order when no class_names: the levels, or numbers numerically (as text "10" sorts before "2")
@@ -142,6 +143,8 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
                               prefetch, cache, on_bad_file, call)
   args$pad_to_aspect_ratio <- .check_flag(pad_to_aspect_ratio, "pad_to_aspect_ratio", call = call)
   args$data_format <- .check_string(data_format, "data_format", "channels_last", null_ok = TRUE, call = call)
+  args$x_col <- x_col
+  if (!is.null(labels)) args$y_col <- y_col
   handles <- do.call(.images_call, c(list("from_dataframe", as.list(paths), labels), args,
                                      list(.convert = FALSE, .call = call)), quote = TRUE)
   .image_datasets(handles, subset)
