@@ -304,7 +304,10 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #'   factor `y` (or on an image dataset), the classes are that factor's levels (the dataset's class names)
 #'   as a factor, as R's classifiers return; otherwise they are 0-based integers as keras' class labels (so
 #'   they compare directly with `dataset_*()$test$y`).
-#' @param ... Unused.
+#' @param verbose keras3's argument, checked and accepted so that keras3 scripts run: `predict()` prints no
+#'   progress.
+#' @param ... Nothing else: an error names any other argument (`device`, `steps`, ...) instead of dropping
+#'   it.
 #' @return A numeric matrix (`type = "prob"`), or a factor or an integer vector (`type = "class"`).
 #' @family training
 #' @importFrom stats predict
@@ -324,7 +327,9 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #'   head(predict(model, x))
 #'   head(predict(model, x, type = "class"))
 #' }
-predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), ...) {
+predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "class"), verbose = "auto", ...) {
+  .check_no_dots(list(...), "predict()", "pydlr's predict() takes x, batch_size, type, verbose.")
+  .check_verbose(verbose)
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .check_data_for_python(x, "x")

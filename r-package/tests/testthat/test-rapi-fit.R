@@ -43,6 +43,10 @@ test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and p
   expect_type(classes, "integer")
   expect_equal(classes, max.col(probs, ties.method = "first") - 1L)
   expect_equal(mean(classes == d$y_test), score$accuracy, tolerance = 1e-6)
+  expect_equal(predict(model, d$x_test[1:5, , ], verbose = 0), probs[1:5, ], tolerance = 1e-6) # keras3's verbose = 0
+  # an argument predict() does not have is an error, not silently dropped
+  expect_error(predict(model, d$x_test, device = "cpu"), "`device`", class = "pydlr_error")
+  expect_error(predict(model, d$x_test, verbose = "quiet"), "verbose", class = "pydlr_input_error")
 })
 
 test_that("one-hot targets with categorical_crossentropy and 4-d input work as in keras", {
