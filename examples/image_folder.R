@@ -29,4 +29,5 @@ history <- model |> fit(train_ds, epochs = 3, steps_per_epoch = 100, validation_
                         validation_steps = 20, augment = augmentation(flip = "horizontal", zoom = 0.1), seed = 1)
 as.data.frame(history)
 evaluate(model, val_ds)
-table(predicted = predict(model, val_ds, type = "class"))
+# predict()'s rows follow val_ds$file_paths, whose 0-based classes are val_ds$labels
+table(predicted = predict(model, val_ds, type = "class"), actual = val_ds$class_names[val_ds$labels + 1])

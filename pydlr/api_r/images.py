@@ -22,7 +22,7 @@ from pydlr.data.image_dataset import (
 )
 from pydlr.errors import InputError
 
-__all__ = ["from_directory", "from_dataframe", "info", "first_batch", "fit", "evaluate", "predict",
+__all__ = ["from_directory", "from_dataframe", "info", "files", "first_batch", "fit", "evaluate", "predict",
            "predict_classes"]
 
 
@@ -63,6 +63,13 @@ def info(ds: Any) -> dict[str, Any]:
             "num_files": ds.num_files, "batches": len(ds), "batch_size": ds.batch_size,
             "image_shape": list(ds.image_shape), "label_mode": ds.label_mode,
             "ignored": len(ds.ignored_files), "bad_files": [p for p, _ in ds.bad_files]}
+
+
+def files(ds: Any) -> dict[str, Any]:
+    """The files in the order of predict's rows, and their 0-based labels (int32; None without labels)."""
+    ds = _dataset(ds)
+    labels = ds.labels
+    return {"file_paths": ds.file_paths, "labels": None if labels is None else c_array(labels, np.int32)}
 
 
 def first_batch(ds: Any) -> dict[str, np.ndarray]:

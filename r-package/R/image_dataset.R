@@ -54,7 +54,10 @@
 #'   the dataset counts them).
 #' @param ... Unused (an error names any argument given here).
 #' @return A `pydlr_image_dataset` (or, for `subset = "both"`, `list(training, validation)`): `print()`
-#'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes.
+#'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes,
+#'   `$file_paths` the files in the order of the rows [predict()] returns for the dataset, and `$labels`
+#'   their 0-based classes (`NULL` without labels), e.g. for
+#'   `confusion_matrix(ds$labels, predict(model, ds, type = "class"))`.
 #' @family datasets
 #' @examples
 #' \dontrun{
@@ -220,6 +223,16 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
 
 #' @export
 length.pydlr_image_dataset <- function(x) as.integer(x$info$batches)
+
+# `$file_paths` and `$labels` are read from Python when asked for (a folder may hold 200,000 files).
+#' @export
+`$.pydlr_image_dataset` <- function(x, name) {
+  if (name %in% c("file_paths", "labels")) {
+    files <- .images_call("files", .subset2(x, "py"))
+    return(if (is.null(files[[name]])) NULL else as.vector(unlist(files[[name]])))
+  }
+  .subset2(x, name)
+}
 
 #' @export
 print.pydlr_image_dataset <- function(x, ...) {

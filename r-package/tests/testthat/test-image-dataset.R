@@ -125,6 +125,14 @@ test_that("fit(), evaluate() and predict() take image datasets", {
   expect_s3_class(cls, "factor")
   expect_equal(levels(cls), sets$validation$class_names)
   expect_equal(dim(predict(model, sets$validation)), c(30L, 10L))
+  # $labels line up with predict()'s rows (the file order of $file_paths), whatever the shuffle
+  expect_length(sets$validation$file_paths, 30L)
+  expect_true(all(file.exists(sets$validation$file_paths)))
+  expect_equal(sets$validation$labels, match(basename(dirname(sets$validation$file_paths)),
+                                             sets$validation$class_names) - 1L)
+  expect_equal(mean(as.integer(cls) - 1L == sets$validation$labels), ev$accuracy, tolerance = 1e-6)
+  cm <- confusion_matrix(sets$validation$labels, cls, labels = sets$validation$class_names)
+  expect_equal(sum(diag(cm)) / 30, ev$accuracy, tolerance = 1e-6)
   expect_error(fit(model, sets$training, batch_size = 8, verbose = 0), "batch_size", class = "pydlr_input_error")
   other <- image_dataset_from_directory(dir, image_size = c(32, 32), color_mode = "grayscale", verbose = FALSE)
   expect_error(fit(model, other, verbose = 0), "image_size", class = "pydlr_input_error")
