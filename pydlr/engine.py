@@ -46,7 +46,12 @@ import torch
 
 from pydlr.data.augment import Augment
 from pydlr.data.batching import ArrayBatches, resolve_batch_size
-from pydlr.data.image_dataset import DatasetBatches, ImageDataset, dataset_batches
+from pydlr.data.image_dataset import (
+    DatasetBatches,
+    ImageDataset,
+    dataset_batches,
+    with_skipped_rows,
+)
 from pydlr.data.prepare import (
     ArrayRows,
     Prepared,
@@ -534,10 +539,12 @@ class TrainingMixin:
         """The model's outputs for x as a NumPy array (probabilities when the model ends in softmax /
         sigmoid; logits otherwise, as Keras; see `predict_proba`); a list of arrays for several outputs.
         x may hold several inputs (a list, or a dict by Input name), or be a generator / DataLoader
-        (``steps`` batches of it; its batches are x or (x, ...) tuples)."""
+        (``steps`` batches of it; its batches are x or (x, ...) tuples), or an image dataset (one row per
+        file of its ``file_paths``, NaN for a file skipped as unreadable)."""
         where = "predict"
         batch_size = resolve_batch_size(batch_size, where)
         dev = self._device()
+        skipped_before = len(x.bad_files) if isinstance(x, ImageDataset) else 0
         batches = self._predict_batches(x, batch_size, dev, where, _steps(steps, where))
         outs = []
         was_training = self.training
@@ -556,7 +563,12 @@ class TrainingMixin:
                 f"(this call used {batch_size}; try {max(1, batch_size // 2)}) or a smaller input size") from None
         finally:
             self.train(was_training)
-        return _numpy_outputs(outs)
+        out = _numpy_outputs(outs)
+        if isinstance(x, ImageDataset):  # a NaN row for each file skipped as unreadable
+            skipped = x.bad_files[skipped_before:]
+            out = ([with_skipped_rows(x, o, skipped) for o in out] if isinstance(out, list)
+                   else with_skipped_rows(x, out, skipped))
+        return out
 
     def _predict_batches(self, x: Any, batch_size: int, dev: torch.device, where: str, steps: int | None = None):
         """predict's input batches on ``dev``: slices of x, or a dataset's batches in its file order
@@ -601,12 +613,15 @@ class TrainingMixin:
 
     def predict_classes(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Predicted classes (int64): argmax of the outputs, or output > 0.5 (> 0 for logits) for a
-        single output unit."""
+        single output unit; -1 for a row without outputs (an image file skipped as unreadable)."""
         out = self.predict(x, batch_size)
         if out.ndim >= 2 and out.shape[-1] > 1:
-            return out.argmax(axis=-1).astype(np.int64)
-        threshold = 0.0 if self._outputs_are_logits() else 0.5
-        return (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
+            classes = out.argmax(axis=-1).astype(np.int64)
+        else:
+            threshold = 0.0 if self._outputs_are_logits() else 0.5
+            classes = (out.reshape(out.shape[0], -1)[:, 0] > threshold).astype(np.int64)
+        classes[np.isnan(out.reshape(out.shape[0], -1)).any(axis=1)] = -1
+        return classes
 
 
 class _InOrderBatches:

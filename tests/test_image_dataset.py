@@ -461,6 +461,25 @@ def test_on_bad_file_skip_warns_and_counts(tmp_path):
     assert any("zz_broken.png" in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_predict_keeps_a_row_per_file_when_one_is_skipped(tmp_path, workers):
+    # the corrupt file sits among 3_dress's images: every row after it would belong to the next file
+    _folder_with_corrupt_file(tmp_path, corrupt_name="train_000000_bad.png")
+    ds = _grey(tmp_path, batch_size=7, shuffle=False, workers=workers, on_bad_file="skip")
+    model = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = model.predict(ds)
+        classes = model.predict_classes(ds)
+    bad = ds.file_paths.index(ds.bad_files[0][0])
+    assert 0 < bad < ds.num_files - 1 and out.shape == (ds.num_files, 10)
+    assert np.isnan(out[bad]).all() and not np.isnan(np.delete(out, bad, axis=0)).any()
+    assert classes[bad] == -1 and (np.delete(classes, bad) >= 0).all()
+    os.remove(ds.bad_files[0][0])  # the same files without the corrupt one: the same outputs, row for row
+    good = _grey(tmp_path, batch_size=7, shuffle=False, workers=workers)
+    np.testing.assert_allclose(np.delete(out, bad, axis=0), model.predict(good), rtol=1e-4, atol=1e-4)
+
+
 # ----- keras.datasets -----------------------------------------------------------------------------
 def test_keras_datasets_shapes_and_dtypes():
     (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()

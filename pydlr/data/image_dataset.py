@@ -48,7 +48,8 @@ from pydlr.data.workers import PoolOwner
 from pydlr.errors import InputError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
-           "image_dataset_from_dataframe", "check_dataset", "check_same_classes", "dataset_batches"]
+           "image_dataset_from_dataframe", "check_dataset", "check_same_classes", "dataset_batches",
+           "with_skipped_rows"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
 
@@ -549,6 +550,21 @@ def check_same_classes(trained: list[str] | None, ds: ImageDataset, where: str,
                   else "the same names in another order")
         raise InputError(name, f"a dataset with the training dataset's classes {list(trained)} in that order "
                          f"({detail})", ds.class_names, where=where)
+
+
+def with_skipped_rows(ds: ImageDataset, out: np.ndarray, skipped: list[tuple[str, str]]) -> np.ndarray:
+    """predict's outputs for ``ds`` with a NaN row where a file was skipped as unreadable in that pass
+    (``on_bad_file="skip"``), so that row i stays ``file_paths[i]`` and ``labels[i]``: without them every
+    later row would belong to the file after its own."""
+    if not skipped:
+        return out
+    order = {p: i for i, p in enumerate(ds.file_paths)}
+    missing = sorted({order[p] for p, _ in skipped if p in order})
+    full = np.full((out.shape[0] + len(missing),) + out.shape[1:], np.nan, dtype=out.dtype)
+    kept = np.ones(full.shape[0], dtype=bool)
+    kept[missing] = False
+    full[kept] = out
+    return full
 
 
 def dataset_batches(train: ImageDataset, validation: ImageDataset | None, *, steps_per_epoch: int | None,

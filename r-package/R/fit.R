@@ -344,6 +344,7 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
 # Predicted 0-based classes as R returns them: the factor's levels when the model was trained on a factor.
 .as_classes <- function(classes, levels) {
   classes <- as.integer(classes)
+  classes[classes < 0L] <- NA_integer_ # no output for that row (an image file skipped as unreadable)
   if (is.null(levels)) return(classes)
   factor(levels[classes + 1L], levels = levels)
 }

@@ -51,7 +51,7 @@
 #'   them in a memory-mapped file, for data larger than memory; later passes and later sessions read it, as
 #'   tf.data's cache file, and it is rebuilt when the files or the decoding settings change).
 #' @param on_bad_file `"error"` (stop, naming the unreadable file) or `"skip"` (leave it out with a warning;
-#'   the dataset counts them).
+#'   the dataset counts them; [predict()] gives it a row of `NA`, so rows still follow `$file_paths`).
 #' @param ... Unused (an error names any argument given here).
 #' @return A `pydlr_image_dataset` (or, for `subset = "both"`, `list(training, validation)`): `print()`
 #'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes,
@@ -346,14 +346,19 @@ image_dataset_batch <- function(dataset) {
 
 .evaluate_image_dataset <- function(object, x, y = NULL, call = sys.call(-1L)) {
   if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
-  lapply(.images_call("evaluate", object$py, x$py, .call = call), as.numeric)
+  skipped <- length(.images_call("info", x$py)$bad_files)
+  result <- lapply(.images_call("evaluate", object$py, x$py, .call = call), as.numeric)
+  .warn_skipped(x, skipped, call = call)
+  result
 }
 
-# Outputs in the dataset's file order; classes as a factor of the class names the model was trained on
+# Outputs in the dataset's file order (NA rows for files skipped as unreadable); classes as a factor of the class names the model was trained on
 # (output k is the training set's class k, whatever folders this dataset has), else the dataset's.
 .predict_image_dataset <- function(object, x, type, call = sys.call(-1L)) {
   fun <- if (type == "class") "predict_classes" else "predict"
+  skipped <- length(.images_call("info", x$py)$bad_files)
   out <- .bridge_from_py(.images_call(fun, object$py, x$py, .convert = FALSE, .call = call), call = call)
+  .warn_skipped(x, skipped, call = call)
   if (type != "class") return(out)
   levels <- object$state$levels
   .as_classes(out, if (!is.null(levels)) levels else if (length(x$class_names)) x$class_names)

@@ -104,6 +104,15 @@ test_that("an unreadable image stops reading with its name, or is skipped with a
   expect_warning(b <- image_dataset_batch(skip_ds), "broken.png")
   expect_equal(dim(b$images)[1], 2L)
   expect_output(print(skip_ds), "1 unreadable file")
+  # predict() keeps one row per file of $file_paths: NA for the skipped one, not the next file's outputs
+  model <- keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  expect_warning(p <- predict(model, skip_ds), "broken.png")
+  expect_equal(basename(skip_ds$file_paths), c("ok.png", "broken.png", "ok.png"))
+  expect_equal(is.na(p[, 1]), c(FALSE, TRUE, FALSE))
+  expect_warning(cls <- predict(model, skip_ds, type = "class"), "broken.png")
+  expect_equal(is.na(cls), c(FALSE, TRUE, FALSE))
 })
 
 test_that("fit(), evaluate() and predict() take image datasets", {
