@@ -459,6 +459,10 @@ def test_on_bad_file_skip_warns_and_counts(tmp_path):
         sizes = [len(y) for _, y in ds]
     assert sizes == [60] and len(ds.bad_files) == 1 and "zz_broken.png" in ds.bad_files[0][0]
     assert any("zz_broken.png" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [len(y) for _, y in ds] == [60]  # a second pass skips the file again: still one file
+    assert len(ds.bad_files) == 2 and "(1 unreadable file(s) skipped)" in repr(ds)
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -67,7 +67,8 @@ class ImageDataset:
     ----------
     class_names : list of str or None
     file_paths : list of str (in listing order; shuffled once when ``shuffle`` was set)
-    bad_files : list of (path, reason) skipped so far with ``on_bad_file="skip"``
+    bad_files : list of (path, reason), one entry per skip so far with ``on_bad_file="skip"`` (a file is
+                skipped again at every pass)
     """
 
     def __init__(self, index: FileIndex, spec: ImageSpec, batch_size: int, label_mode: str | None,
@@ -148,8 +149,8 @@ class ImageDataset:
             lines += [f"  {k:<{width}}  {v:,}" for k, v in counts.items()]
         if self._index.ignored:
             lines.append(f"  ({len(self._index.ignored)} non-image file(s) ignored)")
-        if self.bad_files:
-            lines.append(f"  ({len(self.bad_files)} unreadable file(s) skipped)")
+        if self.bad_files:  # a file is skipped again at every pass: count files, not skips
+            lines.append(f"  ({len({p for p, _ in self.bad_files})} unreadable file(s) skipped)")
         return "\n".join(lines)
 
     # ----- tf.data's methods (each returns a new dataset) -----------------------------------------

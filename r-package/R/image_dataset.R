@@ -246,7 +246,8 @@ print.pydlr_image_dataset <- function(x, ...) {
     print(counts)
   }
   if (info$ignored > 0) cat(sprintf("(%d non-image file(s) ignored)\n", info$ignored))
-  if (length(info$bad_files)) cat(sprintf("(%d unreadable file(s) skipped)\n", length(info$bad_files)))
+  bad <- unique(unlist(info$bad_files)) # a file is skipped again at every pass: count files, not skips
+  if (length(bad)) cat(sprintf("(%d unreadable file(s) skipped)\n", length(bad)))
   invisible(x)
 }
 

@@ -109,10 +109,12 @@ test_that("an unreadable image stops reading with its name, or is skipped with a
     layer_dense(units = 2, activation = "softmax")
   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
   expect_warning(p <- predict(model, skip_ds), "broken.png")
-  expect_equal(basename(skip_ds$file_paths), c("ok.png", "broken.png", "ok.png"))
-  expect_equal(is.na(p[, 1]), c(FALSE, TRUE, FALSE))
+  broken <- basename(skip_ds$file_paths) == "broken.png" # the files were shuffled once
+  expect_equal(sum(broken), 1L)
+  expect_equal(is.na(p[, 1]), broken)
   expect_warning(cls <- predict(model, skip_ds, type = "class"), "broken.png")
-  expect_equal(is.na(cls), c(FALSE, TRUE, FALSE))
+  expect_equal(is.na(cls), broken)
+  expect_output(print(skip_ds), "(1 unreadable file(s) skipped)", fixed = TRUE) # three passes, one file
 })
 
 test_that("fit(), evaluate() and predict() take image datasets", {
