@@ -265,3 +265,8 @@ def test_error_messages_for_r_give_their_advice_in_r_syntax():
     assert errors.in_r_syntax("pass shuffle=True, seed=None or label_mode='int'.") == \
         'pass shuffle = TRUE, seed = NULL or label_mode = "int".'
     assert errors.in_r_syntax("received {'a': 1} and Dense(3)") == "received {'a': 1} and Dense(3)"
+    # what R passed as NULL / TRUE is named so, not as Python's None / True
+    info = errors.error_info(InputError("rdzv_endpoint", "'host:port'", None, where="pydlr_torchrun()"))
+    assert info["message"].endswith("received NULL.")
+    assert errors.error_info(InputError("shuffle", "a flag", True))["message"].endswith("received TRUE.")
+    assert errors.error_info(InputError("x", "y", "None"))["message"].endswith("received 'None'.")

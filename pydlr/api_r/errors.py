@@ -30,6 +30,15 @@ def in_r_syntax(message: str) -> str:
     return _KEYWORD_ADVICE.sub(r_argument, message)
 
 
+def _received_in_r(exc: BaseException, message: str) -> str:
+    """An InputError's received None / True / False as R wrote it: NULL / TRUE / FALSE."""
+    received = getattr(exc, "received", 0)
+    if not isinstance(exc, InputError) or not (received is None or isinstance(received, bool)):
+        return message
+    tail = f"received {received!r}."
+    return message[: -len(tail)] + f"received {_R_VALUES[repr(received)]}." if message.endswith(tail) else message
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """The R condition for ``exc``: ``r_class`` (the pydlr sub-class, or None), ``python_class`` (qualified),
     ``message`` (``str(exc)``, its keyword advice in R syntax), ``notes`` (``exc.__notes__``, e.g. which
@@ -42,7 +51,7 @@ def error_info(exc: BaseException) -> dict[str, Any]:
         "r_class": r_class,
         "pydlr": isinstance(exc, PydlrError),
         "python_class": f"{module}{kind.__qualname__}",
-        "message": in_r_syntax(str(exc)),
+        "message": in_r_syntax(_received_in_r(exc, str(exc))),
         "notes": [str(note) for note in getattr(exc, "__notes__", None) or []],
     }
     for attr in ("argument", "expected", "where"):

@@ -132,7 +132,7 @@ test_that("pydlr_torchrun() prints the multi-node command", {
   expect_identical(printed, cmd)
   expect_identical(capture.output(pydlr_torchrun("my train.R")),
     "torchrun --standalone --nproc-per-node=2 --no-python Rscript 'my train.R'")
-  expect_error(pydlr_torchrun("train.R", nnodes = 2), class = "pydlr_input_error")
+  expect_error(pydlr_torchrun("train.R", nnodes = 2), "rdzv_endpoint.*received NULL\\.$", class = "pydlr_input_error")
   expect_error(pydlr_torchrun("train.R", nproc_per_node = 0), class = "pydlr_input_error")
 })
 
