@@ -185,7 +185,12 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 .check_sample_weight <- function(w, n, call = sys.call(sys.parent())) {
   if (is.null(w)) return(NULL)
   ok <- is.numeric(w) && length(w) == n && !anyNA(w) && all(w >= 0)
-  if (!ok) .input_error("sample_weight", sprintf("%d non-negative weights, one per sample of x", n), w, call = call)
+  if (!ok) {
+    # the right length can still hold the fault: say which (the value's description alone would not)
+    got <- if (!is.numeric(w) || length(w) != n) w else if (anyNA(w)) I(sprintf("%d NA", sum(is.na(w))))
+           else I(sprintf("%d negative weight(s), the first %g", sum(w < 0), w[w < 0][1]))
+    .input_error("sample_weight", sprintf("%d non-negative weights, one per sample of x", n), got, call = call)
+  }
   w <- as.numeric(w)
   dim(w) <- length(w)
   .to_py(w)

@@ -20,6 +20,10 @@ test_that("sample_weight multiplies each sample's loss", {
     sample_weight = rep(0, 50))
   expect_equal(none$metrics$loss, 0)
   expect_error(fit(opt_model(), opt_data$x, opt_data$y, sample_weight = rep(1, 3)), class = "pydlr_input_error")
+  expect_error(fit(opt_model(), opt_data$x, opt_data$y, sample_weight = c(NA, rep(1, 49))),
+               "received 1 NA", class = "pydlr_input_error")
+  expect_error(fit(opt_model(), opt_data$x, opt_data$y, sample_weight = c(1, -2, rep(1, 48))),
+               "received 1 negative weight\\(s\\), the first -2", class = "pydlr_input_error")
 })
 
 test_that("validation_batch_size does not change validation results; bad values are refused", {
