@@ -17,6 +17,12 @@
 #' @param ... Other keras3 arguments are not supported.
 #' @return A `pydlr_model` (compile, fit, predict as any other).
 #' @family models
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- application_resnet18(input_shape = c(32, 32, 3), classes = 5)
+#'   count_params(model) # 11,188,677
+#'   dim(predict(model, array(runif(2 * 32 * 32 * 3), c(2, 32, 32, 3))))
+#' }
 #' @export
 #' @md
 application_resnet18 <- function(input_shape = NULL, include_top = TRUE, weights = NULL, pooling = NULL,
@@ -54,6 +60,11 @@ application_resnet18 <- function(input_shape = NULL, include_top = TRUE, weights
 #'   `NULL` (logits).
 #' @return A sequential `pydlr_model` (more layers can be piped onto it).
 #' @family models
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- seed_cnn(padding = "same")
+#'   summary(model)
+#' }
 #' @export
 #' @md
 seed_cnn <- function(padding = "valid", head = TRUE, input_shape = c(28L, 28L, 1L), num_classes = 10L,

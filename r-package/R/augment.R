@@ -85,6 +85,13 @@ print.pydlr_augmentation <- function(x, ...) {
 #' @return `list(x, y)`: `x` a numeric array of `(copies + include_original) * n` images, `y` the labels
 #'   repeated (a factor when `y` is one), or `NULL`.
 #' @family training
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   x <- array(runif(4 * 8 * 8), c(4, 8, 8, 1))
+#'   more <- augment_beforehand(x, y = 0:3, augmentation(flip = "horizontal"), copies = 2)
+#'   dim(more$x) # 12 8 8 1: the originals, then two augmented copies
+#'   more$y
+#' }
 #' @export
 #' @md
 augment_beforehand <- function(x, y = NULL, augment, copies = 1L, seed = 0L, include_original = TRUE) {

@@ -56,6 +56,22 @@ layer_input <- function(shape = NULL, batch_size = NULL, dtype = NULL, sparse = 
 #' @return A `pydlr_model`.
 #' @family functional
 #' @family models
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   inputs <- layer_input(shape = c(8, 8, 1))
+#'   a <- inputs |> layer_conv_2d(filters = 4, kernel_size = 3, padding = "same", activation = "relu")
+#'   b <- a |> layer_conv_2d(filters = 4, kernel_size = 3, padding = "same")
+#'   outputs <- layer_add(list(a, b)) |> layer_re_lu() |> layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   model <- keras_model(inputs, outputs)
+#'   summary(model)
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit(model, x, y, epochs = 2, batch_size = 16, verbose = 0)
+#'   dim(predict(model, x))
+#' }
 #' @export
 #' @md
 keras_model <- function(inputs, outputs, name = NULL, ...) {
@@ -80,6 +96,16 @@ keras_model <- function(inputs, outputs, name = NULL, ...) {
 #' @return A `pydlr_tensor`, or a layer when `inputs` is missing.
 #' @family functional
 #' @family layers
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   inputs <- layer_input(shape = c(8, 8, 3))
+#'   left <- inputs |> layer_conv_2d(filters = 4, kernel_size = 1)
+#'   right <- inputs |> layer_conv_2d(filters = 6, kernel_size = 3, padding = "same")
+#'   joined <- layer_concatenate(list(left, right)) # (None, 8, 8, 10)
+#'   summed <- layer_add(list(left, inputs |> layer_conv_2d(filters = 4, kernel_size = 1)))
+#'   joined
+#'   summed
+#' }
 #' @export
 #' @md
 layer_add <- function(inputs = NULL, ...) {
@@ -106,6 +132,13 @@ layer_concatenate <- function(inputs = NULL, ..., axis = -1L) {
 #'   "leaky_relu")` for a leaky ReLU.
 #' @family layers
 #' @family functional
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_conv_2d(filters = 4, kernel_size = 3) |>
+#'     layer_re_lu(max_value = 6) # ReLU6
+#'   summary(model)
+#' }
 #' @export
 #' @md
 layer_re_lu <- function(object = NULL, max_value = NULL, negative_slope = 0, threshold = 0, ...) {

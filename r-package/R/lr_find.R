@@ -19,10 +19,19 @@
 #'   attributes `suggestion` (the suggested rate) and `min_lr` (the rate at the minimum loss, divided by 10).
 #' @family training
 #' @examples
-#' \dontrun{
-#' rates <- lr_find(model, x, y)
-#' plot(rates)
-#' attr(rates, "suggestion")
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   rates <- lr_find(model, x, y, num_it = 30, batch_size = 16)
+#'   rates # the summary line; as.data.frame(rates) for the rows
+#'   attr(rates, "suggestion")
+#'   plot(rates)
+#'   history <- fit_one_cycle(model, x, y, epochs = 2, max_lr = attr(rates, "suggestion"), verbose = 0)
 #' }
 #' @export
 #' @md
@@ -60,6 +69,8 @@ print.pydlr_lr_find <- function(x, ...) {
 #' @return A ggplot object when ggplot2 is installed (extend it with `+ theme_minimal()`, save it with
 #'   `ggplot2::ggsave()`); otherwise the curve is drawn with base graphics and `x` is returned invisibly.
 #' @family training
+#' @examples
+#' # drawn by lr_find()'s example: example(lr_find, package = "pydlr")
 #' @export
 #' @md
 plot.pydlr_lr_find <- function(x, ...) {
@@ -89,6 +100,18 @@ plot.pydlr_lr_find <- function(x, ...) {
 #' @param ... [fit()]'s other arguments (`batch_size`, `validation_data`, `seed`, `callbacks`, ...).
 #' @return A `pydlr_history`, invisibly.
 #' @family training
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(8, 8, 1)) |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   set.seed(1)
+#'   x <- array(runif(60 * 8 * 8), c(60, 8, 8, 1))
+#'   y <- sample(0:2, 60, replace = TRUE)
+#'   history <- fit_one_cycle(model, x, y, epochs = 3, max_lr = 0.01, batch_size = 16, verbose = 0)
+#'   as.data.frame(history)
+#' }
 #' @export
 #' @md
 fit_one_cycle <- function(object, x = NULL, y = NULL, epochs = 1L, max_lr = 1e-3, pct_start = 0.25, ...) {

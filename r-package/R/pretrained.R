@@ -173,6 +173,12 @@ efficientnet_lite_preprocess_input <- function(x, size = 224L) {
 #' @param name `"seed_cnn_fashion_mnist"` or `"seed_cnn_mnist"`.
 #' @return A compiled `pydlr_model` taking `n x 28 x 28` (or `n x 28 x 28 x 1`) images scaled to `[0, 1]`.
 #' @family pretrained
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- pretrained_model("seed_cnn_fashion_mnist")
+#'   test <- dataset_fashion_mnist()$test
+#'   mean(predict(model, test$x[1:500, , ] / 255, type = "class") == test$y[1:500])
+#' }
 #' @md
 #' @export
 pretrained_model <- function(name = c("seed_cnn_fashion_mnist", "seed_cnn_mnist")) {

@@ -43,6 +43,15 @@
 #' @param name Ignored (keras3's name of the schedule).
 #' @return A `pydlr_lr_schedule`: a function of the step returning the rate.
 #' @family training
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   schedule <- learning_rate_schedule_exponential_decay(0.01, decay_steps = 10, decay_rate = 0.5)
+#'   schedule(c(0, 10, 20)) # 0.01 0.005 0.0025
+#'   learning_rate_schedule_piecewise_constant_decay(boundaries = c(10, 20), values = c(0.1, 0.01, 0.001))(15)
+#'   model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+#'   compile(model, optimizer = optimizer_sgd(learning_rate = schedule), loss = "sparse_categorical_crossentropy")
+#'   history <- fit(model, matrix(runif(80), 20), rep(0:1, 10), epochs = 2, batch_size = 5, verbose = 0)
+#' }
 #' @export
 #' @md
 learning_rate_schedule_exponential_decay <- function(initial_learning_rate, decay_steps, decay_rate,
@@ -102,6 +111,15 @@ print.pydlr_lr_schedule <- function(x, ...) {
 #' @param ... Unused.
 #' @return A `pydlr_callback` for [fit()]'s `callbacks`.
 #' @family callbacks
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+#'   set.seed(1)
+#'   history <- fit(model, matrix(runif(200), 50), rep(0:1, 25), epochs = 4, validation_split = 0.2,
+#'                  callbacks = list(callback_reduce_lr_on_plateau(patience = 1, factor = 0.5)), verbose = 0)
+#'   as.data.frame(history)
+#' }
 #' @export
 #' @md
 callback_reduce_lr_on_plateau <- function(monitor = "val_loss", factor = 0.1, patience = 10L, verbose = 0L,
