@@ -27,7 +27,8 @@
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
-#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`.
+#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. A factor `y_val` is
+#'   read by its labels on the levels of the factor `y` (its own levels may differ, e.g. lack a class).
 #' @param shuffle Shuffle the training data each epoch.
 #' @param class_weight A named numeric vector or list mapping class labels (`"0"`, `"1"`, ...) to weights.
 #' @param initial_epoch Epoch to start at, 1-based as in keras3 for R (useful to continue a run).
@@ -149,7 +150,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     verbose = .check_verbose(verbose, call = call),
     callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
-    validation_data = .check_validation_data(validation_data, call = call),
+    validation_data = .check_validation_data(validation_data, levels, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
     class_weight = .check_class_weight(class_weight, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
@@ -226,13 +227,14 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, call = sys.call(sys.parent())) {
+.check_validation_data <- function(data, levels = NULL, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
   xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
-  yv <- .check_targets(data[[2]], dim(xv)[1], "validation_data[[2]]", call = call)
+  yv <- .on_levels(data[[2]], levels, "validation_data[[2]]", call = call) # the training factor's classes
+  yv <- .check_targets(yv, dim(xv)[1], "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
 
@@ -262,7 +264,9 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 #' Evaluate a model
 #'
 #' @inheritParams fit
-#' @param x,y Test inputs and targets, as for [fit()].
+#' @param x,y Test inputs and targets, as for [fit()]. After training on a factor, a factor `y` is read by
+#'   its labels on the training factor's levels (a test factor may lack a class or order them otherwise);
+#'   a label the model was not trained on is an error.
 #' @return A named list: `$loss` and one element per metric (e.g. `$accuracy`).
 #' @family training
 #' @export
@@ -290,7 +294,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .check_data_for_python(x, "x")
-  y <- .check_targets(y, dim(x)[1])
+  y <- .check_targets(.on_levels(y, object$state$levels), dim(x)[1]) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   result <- .na_found_by_python(

@@ -124,6 +124,21 @@
   y
 }
 
+# A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its
+# codes alone would shift the classes of a factor with other levels, e.g. a test set where a class is
+# absent (factor() drops it) or the levels in another order.
+.on_levels <- function(y, levels, arg = "y", call = sys.call(sys.parent())) {
+  if (!is.factor(y) || is.null(levels) || identical(levels(y), levels)) return(y)
+  unknown <- setdiff(unique(as.character(y[!is.na(y)])), levels)
+  if (length(unknown)) {
+    .input_error(arg, sprintf("a factor of the classes the model was trained on (%s)",
+                              paste0('"', levels, '"', collapse = ", ")),
+                 I(sprintf("labels not among them: %s", paste0('"', utils::head(unknown, 5), '"', collapse = ", "))),
+                 call = call)
+  }
+  factor(as.character(y), levels = levels)
+}
+
 # A numeric matrix, one row per observation, from a matrix, a data.frame of numeric columns or an array of
 # images (n, h, w[, c]) flattened row by row in R's column-major order.
 .check_matrix <- function(x, arg, call = sys.call(sys.parent()), check_na = TRUE) {

@@ -115,6 +115,27 @@ test_that("predict(type = 'class') of a model trained on a factor returns the fa
   expect_type(predict(model, d$x, type = "class"), "integer")
 })
 
+test_that("a test or validation factor with other levels is read by its labels, not its codes", {
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(3, activation = "softmax")
+  model |> compile(optimizer = optimizer_adam(0.05), loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  d <- four_points(60)
+  y <- factor(c("cat", "dog", "owl")[d$y + 1L], levels = c("cat", "dog", "owl"))
+  fit(model, d$x, y, epochs = 40, batch_size = 10, verbose = 0, seed = 1)
+  whole <- evaluate(model, d$x, y)
+  expect_gt(whole$accuracy, 0.9)
+  # the same labels with the levels reversed, and a test subset without "cat" (factor() drops the level)
+  expect_equal(evaluate(model, d$x, factor(as.character(y), levels = c("owl", "dog", "cat"))), whole)
+  keep <- y != "cat"
+  no_cat <- factor(as.character(y[keep]))
+  expect_identical(levels(no_cat), c("dog", "owl"))
+  expect_equal(evaluate(model, d$x[keep, ], no_cat), evaluate(model, d$x[keep, ], droplevels(y[keep], except = 1:3)))
+  expect_gt(evaluate(model, d$x[keep, ], no_cat)$accuracy, 0.9)
+  expect_error(evaluate(model, d$x, factor(ifelse(y == "cat", "emu", as.character(y)))), '"emu"',
+               class = "pydlr_input_error")
+  h <- fit(model, d$x[1:45, ], y[1:45], epochs = 1, verbose = 0, validation_data = list(d$x[keep, ], no_cat))
+  expect_gt(as.data.frame(h)$val_accuracy, 0.9)
+})
+
 test_that("get_weights() gives Keras' layouts in R as in Python", {
   model <- keras_model_sequential(input_shape = c(6, 6, 2)) |>
     layer_conv_2d(filters = 3, kernel_size = c(3, 2)) |>
