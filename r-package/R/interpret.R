@@ -313,7 +313,8 @@ plot_confusion_matrix <- function(cm, normalize = FALSE) {
 #' often shows mislabeled data or what the model has not learned.
 #'
 #' @param model A `pydlr_model` with class-probability outputs.
-#' @param x,y Inputs and 0-based labels (or a factor).
+#' @param x,y Inputs and 0-based labels (or a factor, read by its labels on the levels the model was
+#'   trained on).
 #' @param k How many samples.
 #' @return A data.frame: `index` (1-based row of `x`), `loss`, `actual`, `predicted`, `probability` (of
 #'   the predicted class), `probability_actual` (of the actual class).
@@ -336,7 +337,7 @@ plot_confusion_matrix <- function(cm, normalize = FALSE) {
 top_losses <- function(model, x, y, k = 9L) {
   .check_model(model, "model")
   x <- .check_data(x, "x")
-  y <- .labels_0(y, "y")
+  y <- .labels_0(.on_levels(y, if (is_pydlr_model(model)) model$state$levels), "y")
   if (length(y) != dim(x)[1]) .input_error("y", sprintf("one label per sample of x (%d)", dim(x)[1]), y)
   res <- .py_call("api_r.interpret.top_losses", model$py, .bridge_array_to_py(x), .bridge_array_to_py(y, "y"),
     k = .check_count(k, "k"))

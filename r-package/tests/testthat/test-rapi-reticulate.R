@@ -132,6 +132,8 @@ test_that("a test or validation factor with other levels is read by its labels, 
   expect_gt(evaluate(model, d$x[keep, ], no_cat)$accuracy, 0.9)
   expect_error(evaluate(model, d$x, factor(ifelse(y == "cat", "emu", as.character(y)))), '"emu"',
                class = "pydlr_input_error")
+  top <- top_losses(model, d$x[keep, ], no_cat, k = 40L)
+  expect_false(any(top$actual == 0L)) # no cat among them: class 0 is the model's "cat"
   h <- fit(model, d$x[1:45, ], y[1:45], epochs = 1, verbose = 0, validation_data = list(d$x[keep, ], no_cat))
   expect_gt(as.data.frame(h)$val_accuracy, 0.9)
 })
