@@ -102,6 +102,23 @@ def test_validation_split_of_data_sorted_by_class_warns_with_the_fix():
         m.fit(x[order], y[order], epochs=1, verbose=0, validation_split=0.25)  # shuffled: silent
 
 
+def test_a_probability_loss_on_a_last_layer_without_activation_warns():
+    from pydlr.train import losses
+
+    x, y = sorted_by_class()
+    m = small_model(softmax=False)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match='last layer has no activation: give it a "softmax" activation'):
+        m.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    m.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True))  # logits said so: silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.fit(x, y, epochs=1, verbose=0)
+        soft = small_model()
+        soft.compile("adam", "sparse_categorical_crossentropy")
+        soft.fit(x, y, epochs=1, verbose=0)
+
+
 def test_validation_split_warns_for_one_hot_labels_too():
     from pydlr.utils import to_categorical
 

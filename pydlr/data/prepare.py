@@ -164,6 +164,20 @@ def check_loss_fits_model(model: Any, loss: Any, where: str = "compile",
                          f"sparse_categorical_crossentropy (integer labels) for a {width}-unit softmax; "
                          "binary_crossentropy takes independent sigmoid outputs",
                          loss.name, where=where)
+    if where.startswith("fit"):
+        warn_if_outputs_are_logits(model, loss)
+
+
+def warn_if_outputs_are_logits(model: Any, loss: Any) -> None:
+    """A warning when a probability loss meets a last layer without activation: Keras reads the outputs
+    as probabilities all the same and trains on nonsense without an error (R has no from_logits to say
+    otherwise, so forgetting the softmax is the likely cause there)."""
+    if loss.kind in ("sparse", "categorical", "binary") and not loss.from_logits \
+            and _final_activation(model) == "linear":
+        final = "sigmoid" if loss.kind == "binary" else "softmax"
+        warnings.warn(f"{loss.name} reads the model's outputs as probabilities, but its last layer has no "
+                      f"activation: give it a \"{final}\" activation (or, in Python, compile with a loss "
+                      "made with from_logits=True)", UserWarning, stacklevel=6)
 
 
 def _check_target_shape(t: torch.Tensor, out_shape: tuple, loss: Any, name: str, where: str) -> None:

@@ -49,6 +49,18 @@ test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and p
   expect_error(predict(model, d$x_test, verbose = "quiet"), "verbose", class = "pydlr_input_error")
 })
 
+test_that("a last layer without activation under a probability loss is an R warning that says the fix", {
+  set.seed(2)
+  x <- matrix(runif(80), 20)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2)
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  expect_warning(fit(model, x, rep(0:1, 10), epochs = 1, verbose = 0), 'give it a "softmax" activation',
+                 class = "pydlr_warning")
+  fine <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  fine |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  expect_no_warning(fit(fine, x, rep(0:1, 10), epochs = 1, verbose = 0))
+})
+
 test_that("one-hot targets with categorical_crossentropy and 4-d input work as in keras", {
   d <- rapi_mnist(200, 50)
   x <- array_reshape(d$x_train, c(200, 28, 28, 1))
