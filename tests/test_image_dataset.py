@@ -378,6 +378,21 @@ def test_dataframe_of_files(fm_folder, fm_arrays):
         image_dataset_from_dataframe(df, directory=fm_folder, x_col="file", verbose=False)
 
 
+def test_relative_paths_are_read_after_the_working_directory_changes(fm_folder, tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(fm_folder.parent)
+    ds = _grey(fm_folder.name, shuffle=False, batch_size=N)
+    rel = [os.path.relpath(p, fm_folder.parent) for p in ds.file_paths]
+    table = image_dataset_from_dataframe(pd.DataFrame({"filename": rel, "class": ds.labels}), image_size=(28, 28),
+                                         color_mode="grayscale", shuffle=False, batch_size=N, verbose=False)
+    monkeypatch.chdir(tmp_path)  # as R's setwd() between making the dataset and fitting on it
+    for d in (ds, table):
+        assert all(os.path.isabs(p) for p in d.file_paths)
+        x, y = next(iter(d))
+        assert x.shape == (N, 28, 28, 1) and np.array_equal(y.numpy(), ds.labels)
+
+
 def test_dataframe_classes_follow_the_labels_own_order(fm_folder):
     # numbers in numeric order (sorting their text put 10 before 2), a Categorical in its categories' order
     import pandas as pd

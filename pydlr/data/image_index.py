@@ -1,7 +1,8 @@
 """Which files a dataset reads and their labels: from class folders or from a table of files.
 
 Only names are read here (no image is opened), so listing 200,000 files takes a second or two and every
-check that can be made without decoding happens before any work starts. Paths are kept in one NumPy
+check that can be made without decoding happens before any work starts. Paths are made absolute: a
+dataset keeps reading its files after the working directory changes (R's ``setwd()``). Paths are kept in one NumPy
 bytes array rather than a list of Python strings: worker processes started by fork share it without
 touching per-object reference counts, so its pages are never copied into every worker (the usual cause
 of memory growing with the number of files in a torch DataLoader).
@@ -75,6 +76,7 @@ def index_directory(directory: Any, labels: Any, class_names: Any, follow_links:
                          where=where)
     if not root.is_dir():
         raise InputError("directory", "a folder (not a file)", str(root), where=where)
+    root = Path(os.path.abspath(root))  # the files stay found after a change of working directory
     if isinstance(labels, str) and labels == "inferred":
         return _index_inferred(root, class_names, follow_links, where)
     if class_names is not None:
@@ -156,6 +158,7 @@ def index_dataframe(dataframe: Any, directory: Any, x_col: str, y_col: str | Non
     if missing:
         raise InputError(x_col, f"paths of existing files; {len(missing)} missing file(s), the first "
                          f"{missing[0]!r}", missing[0], where=where)
+    paths = [os.path.abspath(p) for p in paths]  # found after a change of working directory too
     if y_col is None:
         return FileIndex(_as_bytes(paths), None, None)
     if y_col not in columns:

@@ -55,7 +55,8 @@
 #' @param ... Unused (an error names any argument given here).
 #' @return A `pydlr_image_dataset` (or, for `subset = "both"`, `list(training, validation)`): `print()`
 #'   shows the class names and counts, `length()` the batches in one pass, `$class_names` the classes,
-#'   `$file_paths` the files in the order of the rows [predict()] returns for the dataset, and `$labels`
+#'   `$file_paths` the files (absolute paths: a later [setwd()] does not lose them) in the order of the
+#'   rows [predict()] returns for the dataset, and `$labels`
 #'   their 0-based classes (`NULL` without labels), e.g. for
 #'   `confusion_matrix(ds$labels, predict(model, ds, type = "class"))`.
 #' @family datasets

@@ -67,6 +67,24 @@ test_that("a data.frame of files uses its factor levels as classes", {
   expect_equal(image_dataset_batch(ds)$labels, as.integer(factor(df$size)) - 1L)
 })
 
+test_that("a dataset made from relative paths still reads its files after setwd()", {
+  dir <- image_folder()
+  old <- setwd(dirname(dir))
+  on.exit(setwd(old))
+  ds <- image_dataset_from_directory(basename(dir), image_size = c(8, 8), batch_size = 120, shuffle = FALSE,
+                                     verbose = FALSE)
+  files <- data.frame(f = list.files(basename(dir), recursive = TRUE), stringsAsFactors = FALSE)
+  files$kind <- substr(files$f, 1, 1)
+  table <- image_dataset_from_dataframe(files, directory = basename(dir), x_col = "f", y_col = "kind",
+                                        image_size = c(8, 8), batch_size = 120, shuffle = FALSE, verbose = FALSE)
+  setwd(tempdir())
+  dir.create("elsewhere", showWarnings = FALSE)
+  setwd("elsewhere")
+  expect_equal(dim(image_dataset_batch(ds)$images), c(120L, 8L, 8L, 3L))
+  expect_equal(dim(image_dataset_batch(table)$images), c(120L, 8L, 8L, 3L))
+  expect_true(all(file.exists(ds$file_paths)))
+})
+
 test_that("bad folders and arguments are R conditions naming the argument", {
   dir <- image_folder()
   expect_error(image_dataset_from_directory(file.path(tempdir(), "no-such-folder")),
