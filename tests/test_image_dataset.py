@@ -645,7 +645,7 @@ def test_fit_distributed_true_on_a_folder_trains_each_rank_on_its_shard(tmp_path
     train, val = _grey(tmp_path / "d", batch_size=10, seed=1, workers=1, validation_split=0.5, subset="both")
     torch.manual_seed(0)
     model = engine.Sequential([layers.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Flatten(),
-                               layers.Dense(10)])
+                               layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     h = model.fit(train, epochs=2, seed=1, verbose=0, validation_data=val, distributed=True,
