@@ -214,6 +214,45 @@ def test_a_killed_data_worker_is_named_and_nothing_hangs() -> None:
         data.close()
 
 
+_KILLED_PARENT = """
+import os, signal, torch
+from pydlr.data import Augment
+from pydlr.data.workers import AugmentPool
+pool = AugmentPool(torch.zeros(8, 4, 4, 1), Augment(flip="horizontal"), 4, 2)
+print(" ".join(str(p.pid) for p in pool.procs), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # as a killed R session: no close(), no atexit
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has exited; its new parent reaps it when it will
+
+
+def test_data_workers_end_with_a_killed_parent(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    out, err = tmp_path / "pids.txt", tmp_path / "stderr.txt"
+    with out.open("w") as f, err.open("w") as e:  # files, not pipes: live workers would hold a pipe open
+        done = subprocess.run([sys.executable, "-c", _KILLED_PARENT], stdout=f, stderr=e, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == -signal.SIGKILL, err.read_text()[-2000:]
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30  # a bound on the wait, not a measurement
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in pids if _running(p)]
+    for p in alive:  # never leave them behind, whatever the outcome
+        os.kill(p, signal.SIGKILL)
+    assert alive == []
+
+
 # ---- security ---------------------------------------------------------------------------------------------
 class _Payload:
     """Unpickling this runs ``os.system``: it would create the marker file."""

@@ -28,10 +28,30 @@ from pydlr.errors import TrainingError
 __all__ = ["AugmentPool", "PoolOwner", "WorkerPool", "one_thread", "serve"]
 
 
-def serve(tasks, results, handle: Callable[..., tuple], niceness: int = 0) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """Ask Linux to end this worker when the process that started it dies (killed, or an R session
+    ended without closing the pool). Without it the worker waits on its task pipe forever: fork gave it
+    the pipe's write end too, so the pipe never reports end-of-file."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the pipe's end-of-file is all there is
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def serve(tasks, results, handle: Callable[..., tuple], niceness: int = 0, parent: int | None = None) -> None:
     """A worker process's loop: ``results.send(handle(*task))`` for each task until the main process
-    sends None or closes its end. ``handle`` reports its own failures in the tuple it returns."""
+    sends None or closes its end (or dies: ``parent``, its pid). ``handle`` reports its own failures in
+    the tuple it returns."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if parent is not None:
+        _exit_with_parent(parent)
     if niceness:
         try:
             os.nice(niceness)
@@ -90,7 +110,7 @@ class WorkerPool:
         for _ in range(workers):
             task_r, task_w = ctx.Pipe(duplex=False)
             res_r, res_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=serve, daemon=True, args=(task_r, res_w, handle, niceness))
+            p = ctx.Process(target=serve, daemon=True, args=(task_r, res_w, handle, niceness, os.getpid()))
             p.start()
             task_r.close()  # the child holds these ends now
             res_w.close()
