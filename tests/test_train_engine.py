@@ -212,6 +212,8 @@ def test_bad_input_fails_before_training(tmp_path):
         (dict(x=x, y=y, batch_size=-3), "batch_size"),
         (dict(x=x, y=y, resume="/proc/pydlr/ckpt"), "resume"),
         (dict(x=x, y=y, callbacks=["nope"]), "callbacks"),
+        (dict(x=x, y=y, device="mps"), "device` must be 'auto', 'cpu' or 'cuda"),  # torch's own error before
+        (dict(x=x, y=y, device="meta"), "device"),
     ]
     for kwargs, text in cases:
         with pytest.raises(InputError, match=text):

@@ -45,6 +45,9 @@ def resolve_device(device: Any, where: str = WHERE) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise InputError("device", "'auto', 'cpu' or 'cuda[:i]'", device, where=where) from None
+    if dev.type not in ("cpu", "cuda"):  # torch knows "mps", "xpu", "meta", ...: pydlr's kernels do not
+        raise InputError("device", "'auto', 'cpu' or 'cuda[:i]' (pydlr runs on CPUs and NVIDIA GPUs)", device,
+                         where=where)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device", "'cpu' or 'auto' (no CUDA device is available)", device,
                          where=where)
