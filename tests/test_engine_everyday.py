@@ -119,6 +119,19 @@ def test_a_probability_loss_on_a_last_layer_without_activation_warns():
         soft.fit(x, y, epochs=1, verbose=0)
 
 
+def test_one_sample_without_its_batch_axis_gets_the_fix_in_the_error():
+    x, y = quadrant_data(8)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    for one in (x[0], x[0, :, :, 0]):  # (8, 8, 1), and R's x[1, , , ] that drops the channel too
+        with pytest.raises(InputError, match=r"a batch of one: x\[None\] in Python, x\[i, , , , drop = FALSE\]"):
+            m.predict(one)
+    with pytest.raises(InputError) as err:  # another shape: no such advice
+        m.predict(x[:, :6])
+    assert "batch of one" not in str(err.value)
+    assert m.predict(x[0][None]).shape == (1, 4)
+
+
 def test_validation_split_warns_for_one_hot_labels_too():
     from pydlr.utils import to_categorical
 

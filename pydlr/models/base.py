@@ -123,8 +123,8 @@ class BaseModel(nn.Module):
         got = tuple(int(d) for d in x.shape[1:])
         if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got, strict=False)):
             raise InputError(name, f"data of shape {format_shape(spec)} (the model's input shape: "
-                             "batch first, channels last)", f"data of shape {tuple(x.shape)}",
-                             where or self.where)
+                             "batch first, channels last)" + _one_sample_hint(tuple(x.shape), spec),
+                             f"data of shape {tuple(x.shape)}", where or self.where)
         return x
 
     def forward(self, x: Any, training: bool | None = None) -> Any:
@@ -342,6 +342,16 @@ def outer_layers(module: nn.Module) -> list[Layer]:
         else:
             out += outer_layers(child)
     return out
+
+
+def _one_sample_hint(shape: tuple, spec: Shape) -> str:
+    """The likely mistake when ``shape`` is one sample's (no batch axis, or neither batch nor channel axis
+    of a one-channel input): what to pass instead, in Python and in R (where x[i, , , ] drops both)."""
+    one = all(s is not None for s in spec) and (shape == tuple(spec) or (spec[-1] == 1 and shape == tuple(spec[:-1])))
+    if not one:
+        return ""
+    return ("; for one sample, a batch of one: x[None] in Python, x[i, , , , drop = FALSE] or "
+            "array(x, c(1, dim(x))) in R")
 
 
 def apply_layer(layer: Layer | BaseModel, x: Any) -> Any:
