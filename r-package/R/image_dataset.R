@@ -25,7 +25,8 @@
 #' @param directory A folder (for `image_dataset_from_dataframe()`, `NULL` or the folder the paths are
 #'   relative to).
 #' @param labels `"inferred"` (from the subfolders), `NULL` (no labels), or an integer vector with one label
-#'   per image file, in sorted path order.
+#'   per image file, in sorted path order: 0-based class indices, as keras' (a warning says so when none
+#'   is 0).
 #' @param label_mode `"int"`, `"categorical"`, `"binary"` or `NULL`.
 #' @param class_names The subfolder names in the order that gives the labels 0, 1, ... (`NULL`:
 #'   alphanumeric order). For a data.frame, the labels in the order wanted.
@@ -85,6 +86,12 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
   if (!(identical(labels, "inferred") || is.null(labels) ||
         (is.numeric(labels) && !anyNA(labels) && all(labels >= 0) && all(labels == round(labels))))) {
     .input_error("labels", "\"inferred\", NULL, or whole numbers >= 0 (one per image file)", labels)
+  }
+  if (is.numeric(labels) && length(labels) && min(labels) >= 1) {
+    # keras' labels are 0-based class indices: R's 1-based ones would leave class 0 without an image
+    warning(warningCondition(sprintf(
+      "`labels` has no 0: they are 0-based class indices, so class 0 gets no image and there are %d classes; for 1-based labels pass labels - 1",
+      as.integer(max(labels)) + 1L), class = "pydlr_warning", call = sys.call()))
   }
   if (is.numeric(labels)) labels <- as.list(as.integer(labels))
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,

@@ -85,6 +85,17 @@ test_that("a dataset made from relative paths still reads its files after setwd(
   expect_true(all(file.exists(ds$file_paths)))
 })
 
+test_that("labels given one per file are 0-based: 1-based ones get a warning naming the fix", {
+  dir <- image_folder()
+  n <- length(list.files(dir, recursive = TRUE))
+  k <- rep(1:2, length.out = n)
+  expect_warning(ds <- image_dataset_from_directory(dir, labels = k, image_size = c(8, 8), verbose = FALSE),
+                 "labels - 1", class = "pydlr_warning")
+  expect_equal(length(ds$class_names), 3L) # class 0 without an image, as keras makes it
+  expect_no_warning(ds <- image_dataset_from_directory(dir, labels = k - 1L, image_size = c(8, 8), verbose = FALSE))
+  expect_equal(ds$class_names, c("0", "1"))
+})
+
 test_that("bad folders and arguments are R conditions naming the argument", {
   dir <- image_folder()
   expect_error(image_dataset_from_directory(file.path(tempdir(), "no-such-folder")),
