@@ -30,7 +30,9 @@
 #' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. A factor `y_val` is
 #'   read by its labels on the levels of the factor `y` (its own levels may differ, e.g. lack a class).
 #' @param shuffle Shuffle the training data each epoch.
-#' @param class_weight A named numeric vector or list mapping class labels (`"0"`, `"1"`, ...) to weights.
+#' @param class_weight A named numeric vector or list mapping classes to weights: named by the 0-based
+#'   labels (`"0"`, `"1"`, ...), or by the classes' names when `y` is a factor (its levels, e.g.
+#'   `c(cat = 1, dog = 3)`) or `x` an image dataset (its class folders).
 #' @param initial_epoch Epoch to start at, 1-based as in keras3 for R (useful to continue a run).
 #' @param steps_per_epoch Batches per epoch (`NULL`: one pass over the data).
 #' @param seed A whole number: makes the run reproducible (bit-identical weights on CPU).
@@ -152,7 +154,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     validation_split = .check_number(validation_split, "validation_split", call = call),
     validation_data = .check_validation_data(validation_data, levels, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
-    class_weight = .check_class_weight(class_weight, call = call),
+    class_weight = .check_class_weight(class_weight, levels, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
@@ -238,9 +240,13 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   list(.to_py(xv), .to_py(yv))
 }
 
-.check_class_weight <- function(class_weight, call = sys.call(sys.parent())) {
+.check_class_weight <- function(class_weight, levels = NULL, call = sys.call(sys.parent())) {
   if (is.null(class_weight)) return(NULL)
   w <- unlist(class_weight)
+  # named by the classes' names (a factor's levels, a dataset's class folders): as their 0-based codes
+  if (!is.null(levels) && is.numeric(w) && !is.null(names(w)) && all(names(w) %in% levels)) {
+    names(w) <- match(names(w), levels) - 1L
+  }
   ok <- is.numeric(w) && !is.null(names(w)) && all(nzchar(names(w))) && !anyNA(w) && all(w >= 0) &&
     !anyNA(suppressWarnings(as.integer(names(w))))
   if (!ok) {

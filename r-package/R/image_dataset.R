@@ -334,7 +334,7 @@ image_dataset_batch <- function(dataset) {
     validation_steps = .check_count(validation_steps, "validation_steps", null_ok = TRUE, call = call),
     validation_freq = if (length(freq) == 1L) as.integer(freq) else as.list(as.integer(freq)),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
-    class_weight = .check_class_weight(class_weight, call = call),
+    class_weight = .check_class_weight(class_weight, x$class_names, call = call),
     initial_epoch = initial_epoch - 1L,
     callbacks = .py_callbacks(callbacks, call = call),
     verbose = .check_verbose(verbose, call = call),

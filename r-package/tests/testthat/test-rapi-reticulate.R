@@ -138,6 +138,21 @@ test_that("a test or validation factor with other levels is read by its labels, 
   expect_gt(as.data.frame(h)$val_accuracy, 0.9)
 })
 
+test_that("class_weight may name a factor's levels: the same training as its 0-based codes", {
+  d <- four_points()
+  y <- factor(c("cat", "dog", "owl")[d$y + 1L], levels = c("owl", "cat", "dog")) # codes: owl 0, cat 1, dog 2
+  trained <- function(weights) {
+    set_random_seed(3L)
+    model <- tiny_dense()
+    fit(model, d$x, y, epochs = 2, batch_size = 10, verbose = 0, seed = 1, class_weight = weights)
+    unlist(get_weights(model))
+  }
+  by_name <- trained(c(cat = 1, dog = 0.5, owl = 0))
+  expect_identical(by_name, trained(c("0" = 0, "1" = 1, "2" = 0.5)))
+  expect_false(identical(by_name, trained(c("0" = 1, "1" = 0.5, "2" = 0)))) # the names' order is not the codes'
+  expect_error(trained(c(cat = 1, emu = 2)), "class_weight", class = "pydlr_input_error")
+})
+
 test_that("get_weights() gives Keras' layouts in R as in Python", {
   model <- keras_model_sequential(input_shape = c(6, 6, 2)) |>
     layer_conv_2d(filters = 3, kernel_size = c(3, 2)) |>
