@@ -62,11 +62,27 @@
 #'   `confusion_matrix(ds$labels, predict(model, ds, type = "class"))`.
 #' @family datasets
 #' @examples
-#' \dontrun{
-#' train_ds <- image_dataset_from_directory("photos", image_size = c(180, 180), batch_size = 32,
-#'                                          validation_split = 0.2, subset = "training", seed = 1)
-#' train_ds
-#' length(train_ds)
+#' if (pydlr:::.python_ready() && requireNamespace("png", quietly = TRUE)) {
+#'   # a folder of PNGs in class subfolders, written from Fashion-MNIST (your photos work the same way)
+#'   fm <- dataset_fashion_mnist()$test
+#'   dir <- file.path(tempdir(), "fashion-png")
+#'   for (i in which(fm$y %in% 0:2)[1:60]) {
+#'     class <- c("t_shirt", "trouser", "pullover")[fm$y[i] + 1]
+#'     dir.create(file.path(dir, class), recursive = TRUE, showWarnings = FALSE)
+#'     png::writePNG(fm$x[i, , ] / 255, file.path(dir, class, sprintf("%04d.png", i)))
+#'   }
+#'   c(train_ds, val_ds) %<-% image_dataset_from_directory(dir, image_size = c(28, 28),
+#'     color_mode = "grayscale", batch_size = 16, validation_split = 0.25, subset = "both", seed = 1)
+#'   train_ds
+#'   length(train_ds)
+#'   model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
+#'     layer_rescaling(1 / 255) |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 3, activation = "softmax")
+#'   compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+#'   history <- fit(model, train_ds, epochs = 10, validation_data = val_ds, verbose = 0)
+#'   table(predicted = predict(model, val_ds, type = "class"),
+#'         actual = val_ds$class_names[val_ds$labels + 1])
 #' }
 #' @export
 #' @md
@@ -279,6 +295,9 @@ print.pydlr_image_dataset <- function(x, ...) {
 #' @param dataset A `pydlr_image_dataset`.
 #' @return `list(images, labels)` (`labels` is `NULL` without labels).
 #' @family datasets
+#' @examples
+#' # drawn from the folder of image_dataset_from_directory()'s example:
+#' # example(image_dataset_from_directory, package = "pydlr"); str(image_dataset_batch(train_ds))
 #' @export
 #' @md
 image_dataset_batch <- function(dataset) {
