@@ -52,6 +52,18 @@ lr_find <- function(object, x, y, start_lr = 1e-7, end_lr = 10, num_it = 100L, b
   )
 }
 
+# Rows or columns taken out of the curve (head(rates), rates[1:10, ]) are a plain data.frame: its print
+# shows them, where the curve's one-line summary would describe the whole search and its suggestion.
+#' @export
+`[.pydlr_lr_find` <- function(x, ...) {
+  out <- NextMethod()
+  if (!is.data.frame(out)) return(out)
+  attr(out, "suggestion") <- NULL
+  attr(out, "min_lr") <- NULL
+  class(out) <- "data.frame"
+  out
+}
+
 #' @export
 #' @md
 print.pydlr_lr_find <- function(x, ...) {

@@ -74,6 +74,10 @@ test_that("lr_find() returns the curve as a data.frame, suggests a rate and leav
   expect_true(s > min(rates$lr) && s < max(rates$lr))
   expect_identical(rapi_flat_weights(m), before)
   expect_output(print(rates), "suggested rate")
+  top <- head(rates) # rows: a plain data.frame that prints them
+  expect_identical(class(top), "data.frame")
+  expect_equal(top$lr, rates$lr[1:6])
+  expect_output(print(top), "lr +loss")
   p <- plot(rates)
   expect_s3_class(p, "ggplot")
   expect_equal(p$data$lr, rates$lr)
