@@ -154,6 +154,10 @@ def test_bad_data_raise_input_error():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device"):
             KMeans(2, device="cuda").fit(np.ones((4, 2)))
+    with pytest.raises(InputError, match='`device` must be "auto", "cpu" or "cuda"'):  # torch's own error before
+        KMeans(2, device="mps").fit(np.ones((4, 2)))
+    with pytest.raises(InputError, match="device"):
+        KMeans(2, device=f"cuda:{torch.cuda.device_count() + 7}").fit(np.ones((4, 2)))
     km = KMeans(2, random_state=0)
     with pytest.raises(NotFittedError):
         km.predict(np.ones((3, 2)))

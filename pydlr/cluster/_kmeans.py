@@ -305,8 +305,14 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise InputError("device", '"auto", "cpu" or "cuda"', device, where=f"{_WHERE}.fit") from exc
+    if resolved.type not in ("cpu", "cuda"):  # torch knows "mps", "meta", ...: the k-means kernels do not
+        raise InputError("device", '"auto", "cpu" or "cuda" (CPUs and NVIDIA GPUs)', device, where=_WHERE)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device", "a device present on this machine (no CUDA here)", device, where=_WHERE)
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise InputError("device", f"one of 'cuda:0'..'cuda:{n - 1}' ({n} CUDA device(s) here)", device,
+                         where=_WHERE)
     return resolved
 
 
