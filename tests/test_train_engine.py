@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 
 import numpy as np
 import pytest
@@ -374,3 +376,30 @@ def test_optimizers_use_keras_defaults():
         optimizers.get("adagrad")
     with pytest.raises(InputError, match="learning_rate"):
         optimizers.Adam(learning_rate=-1)
+
+
+class HoldsFitData(Callback):
+    """Weak references to the fit's batch sources and training tensor (taken at the start of the fit)."""
+
+    def before_fit(self):
+        self.refs = [weakref.ref(self.learn.train_data), weakref.ref(self.learn.valid_data),
+                     weakref.ref(self.learn.train_data.x)]
+
+
+def test_fit_frees_its_data_when_it_returns_without_the_cyclic_collector():
+    # The Learner and its callbacks refer to each other (a cycle); the float32 copy of x must not wait for
+    # Python's cyclic collector, whose timing depends on everything the process did before.
+    x, y = quadrant_data(256)
+    x = x.astype(np.float64)  # converted by fit: the float32 tensor is fit's own
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    spy = HoldsFitData()
+    gc.collect()
+    gc.disable()
+    try:
+        model.fit(x, y, batch_size=32, epochs=1, validation_split=0.25, verbose=0, callbacks=[spy])
+        alive = [ref() is not None for ref in spy.refs]
+    finally:
+        gc.enable()
+    assert len(spy.refs) == 3 and alive == [False, False, False]
+    assert spy.learn is not None and spy.learn.xb is None and spy.learn.pred is None
