@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from pydlr import layers, models
 from pydlr.errors import InputError, NotSupportedError
-from pydlr.layers.base import keras_shape, to_internal, to_public
+from pydlr.layers.base import inside_model, keras_shape, to_internal
 from pydlr.models import summary
 
 
@@ -21,8 +21,8 @@ def _fresh_names() -> None:
 
 
 def run(layer: layers.Layer, x_nhwc: torch.Tensor) -> torch.Tensor:
-    """Apply a layer to channels-last data through the internal layout."""
-    return to_public(layer(to_internal(x_nhwc)))
+    """Apply a layer to channels-last data, as user code calls it (it converts to the internal layout)."""
+    return layer(x_nhwc)
 
 
 def tf_same_reference(
@@ -161,14 +161,15 @@ def test_auto_backend_takes_the_native_kernel_where_it_is_faster() -> None:
     depthwise = layers.DepthwiseConv2D(3)
     run(depthwise, torch.randn(2, 8, 8, 16))
     assert set(depthwise._auto_choice.values()) == {"native"}
-    with layers.conv_backend("native"):
-        y = second(first(to_internal(x)))  # the layers see internal (NCHW-shaped, channels-last) tensors
+    with layers.conv_backend("native"), inside_model():
+        y = second(first(to_internal(x)))  # as in a model: internal (NCHW-shaped, channels-last) tensors
     assert y.grad_fn.name().endswith("Conv2dFunction>")
 
 
 def test_conv_output_keeps_channels_last_memory() -> None:
     conv = layers.Conv2D(8, 3, activation="relu")
-    y = conv(to_internal(torch.randn(2, 12, 12, 3)))
+    with inside_model():
+        y = conv(to_internal(torch.randn(2, 12, 12, 3)))
     assert y.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -369,7 +370,7 @@ def test_shape_errors_name_layer_and_shapes() -> None:
     with pytest.raises(
         InputError, match=r"Conv2D 'conv2d'.*\(None, height, width, 1\).*\(None, 9, 9, 3\)"
     ):
-        conv(to_internal(torch.randn(1, 9, 9, 3)))
+        conv(torch.randn(1, 9, 9, 3))  # NHWC, as user code holds images
     dense = layers.Dense(4)
     dense.build_from((10,))
     with pytest.raises(InputError, match=r"Dense 'dense'.*\(None, 10\).*\(None, 12\)"):

@@ -9,6 +9,7 @@ from test_ops import _layout
 
 from pydlr import layers, ops
 from pydlr.errors import InputError
+from pydlr.layers.base import inside_model
 
 # (N, C, H, W, kernel, stride): Keras' default 2/2 on even and odd sizes (uncovered last row/column), the
 # seed CNN's shapes, windows with gaps (stride > kernel), overlapping windows (stride < kernel), channel counts
@@ -93,12 +94,13 @@ def test_layer_uses_the_native_op_and_follows_the_backend_switch():
     pool = layers.MaxPooling2D(2)
     pool.build((8, 8, 4))
     x = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
-    assert pool(x).grad_fn.name().endswith("MaxPool2dFunction>")
-    with layers.conv_backend("torch"):
-        assert "MaxPool2D" in pool(x).grad_fn.name()
-    same = layers.MaxPooling2D(2, padding="same")  # padded windows: torch's kernel
-    same.build((7, 7, 4))
-    y = same(torch.randn(2, 4, 7, 7))
+    with inside_model():  # the internal layout, as a model calls its layers
+        assert pool(x).grad_fn.name().endswith("MaxPool2dFunction>")
+        with layers.conv_backend("torch"):
+            assert "MaxPool2D" in pool(x).grad_fn.name()
+        same = layers.MaxPooling2D(2, padding="same")  # padded windows: torch's kernel
+        same.build((7, 7, 4))
+        y = same(torch.randn(2, 4, 7, 7))
     assert y.shape == (2, 4, 4, 4)
 
 

@@ -146,3 +146,36 @@ def test_bad_arguments_name_the_argument():
         layers.CenterCrop(0, 4)
     with pytest.raises(NotSupportedError, match="wrap"):
         layers.RandomRotation(0.1, fill_mode="wrap")
+
+
+def test_a_layer_called_on_its_own_takes_nhwc_images_as_keras_does():
+    """Keras' tutorials call augmentation layers on a batch directly (``RandomFlip("horizontal")(images)``):
+    the images are NHWC there as everywhere in the public API. A grey batch must be flipped left-right, the
+    channels of an RGB batch left alone, and a Conv2D called on its own must equal the same layer in a model."""
+    import numpy as np
+
+    from pydlr import layers, models
+
+    grey = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4, 1)
+    flip = layers.RandomFlip("horizontal", seed=0)
+    outs = [flip(grey) for _ in range(8)]
+    assert all(o.shape == grey.shape for o in outs)
+    for o in outs:  # each image is itself or its mirror image along the width
+        for k in range(2):
+            assert _same(o[k], grey[k]) or _same(o[k], grey[k].flip(1))
+    assert any(not _same(o, grey) for o in outs)
+    rgb = torch.rand(4, 5, 6, 3)
+    for o in (flip(rgb) for _ in range(4)):
+        for k in range(4):  # never the channels' order
+            assert _same(o[k], rgb[k]) or _same(o[k], rgb[k].flip(1))
+    torch.manual_seed(0)
+    conv = layers.Conv2D(4, 3, activation="relu")
+    x = np.random.default_rng(0).random((2, 7, 7, 3), dtype=np.float32)
+    alone = conv(x)  # a NumPy batch too
+    model = models.Sequential([layers.Input((7, 7, 3)), conv])
+    assert alone.shape == (2, 5, 5, 4)
+    torch.testing.assert_close(alone, model(x))
+
+
+def _same(a, b):
+    return torch.allclose(a, b, atol=1e-5)  # a flip through the sampling grid, up to float rounding

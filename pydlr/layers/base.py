@@ -13,6 +13,8 @@ import contextlib
 import functools
 import inspect
 import re
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -72,6 +74,58 @@ def to_public(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4:
         return x.permute(0, 2, 3, 1)
     return x
+
+
+class _ModelDepth(threading.local):
+    depth = 0
+
+
+_INSIDE = _ModelDepth()
+
+
+@contextlib.contextmanager
+def inside_model() -> Iterator[None]:
+    """Layers called in this block take and return internal tensors: models run their layers in it (see
+    `inside_model_call`), and so does a layer called on its own while it runs its own sub-layers."""
+    _INSIDE.depth += 1
+    try:
+        yield
+    finally:
+        _INSIDE.depth -= 1
+
+
+def inside_model_call(call_internal: Any) -> Any:
+    """``call_internal`` run `inside_model` (models wrap theirs with it: `BaseModel.__init_subclass__`)."""
+
+    @functools.wraps(call_internal)
+    def run(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        _INSIDE.depth += 1
+        try:
+            return call_internal(self, x, *args, **kwargs)
+        finally:
+            _INSIDE.depth -= 1
+
+    run.inside_model = True
+    return run
+
+
+def _is_public_images(args: tuple) -> bool:
+    """A layer called on its own from user code (not from pydlr's or torch's), outside any model, on a batch
+    of images as users hold them: NHWC (a torch tensor or a NumPy array), as Keras' ``layer(images)``."""
+    if _INSIDE.depth or _LAYOUT or len(args) != 1:
+        return False
+    x = args[0]
+    if not isinstance(x, (torch.Tensor, np.ndarray)) or x.ndim != 4:
+        return False
+    try:
+        caller = sys._getframe(2).f_globals.get("__name__", "")  # 0: here, 1: Layer.__call__
+    except ValueError:  # called from C (reticulate): user code
+        return True
+    return not caller.startswith(_INTERNAL_CALLERS)
+
+
+# Code that calls layers on internal tensors: pydlr's models, blocks and fusions, torch's containers.
+_INTERNAL_CALLERS = ("pydlr.", "torch.")
 
 
 @functools.lru_cache(maxsize=512)
@@ -505,6 +559,8 @@ class Layer(nn.Module):
         ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode
         whatever mode the model is in; in a functional graph it is recorded and applies at every run.
         """
+        if _is_public_images(args):
+            return self._call_public(args[0], training, **kwargs)
         if training is None and not (args and _is_symbolic(args[0])):
             return super().__call__(*args, **kwargs)  # the hot path: no mode to switch
         training = check_training(training, self.where)
@@ -512,6 +568,14 @@ class Layer(nn.Module):
             return self._call_symbolic(args[0], training)
         with training_mode(self, training):
             return super().__call__(*args, **kwargs)
+
+    def _call_public(self, x: Any, training: Any, **kwargs: Any) -> Any:
+        """A call from user code on NHWC images (Keras' ``RandomFlip("horizontal")(images)``): converted to
+        the internal layout and back, so the layer sees the channels where models put them."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        with inside_model():
+            return to_public_all(self(to_internal(x), training=training, **kwargs))
 
     def _call_symbolic(
         self, inputs: SymbolicTensor | list[SymbolicTensor], training: bool | None = None

@@ -19,6 +19,7 @@ from pydlr.layers.base import (
     SymbolicTensor,
     check_training,
     format_shape,
+    inside_model_call,
     keras_shape,
     to_internal,
     to_public,
@@ -60,6 +61,7 @@ class BaseModel(nn.Module):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         MODEL_CLASSES[class_key(cls)] = cls
+        _mark_entries(cls)
 
     def __init__(self, name: str):
         super().__init__()
@@ -377,6 +379,19 @@ def layer_output_rows(model: BaseModel, layers: list[Layer]) -> list[dict[str, A
             }
         )
     return rows
+
+
+def _mark_entries(cls: type) -> None:
+    """Run a model's entry points `inside_model`: the layers a model runs take internal tensors, while a
+    layer called on its own from user code takes NHWC images (`Layer._call_public`)."""
+    for name in _ENTRIES:
+        own = cls.__dict__.get(name)
+        if own is not None and not getattr(own, "inside_model", False):
+            setattr(cls, name, inside_model_call(own))
+
+
+_ENTRIES = ("forward", "run_public", "call_internal", "run_graph")
+_mark_entries(BaseModel)
 
 
 class ModuleTreeModel(BaseModel):
