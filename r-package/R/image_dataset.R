@@ -46,7 +46,8 @@
 #'   squashing it (not together with `crop_to_aspect_ratio`).
 #' @param data_format `NULL` or `"channels_last"` (images are channels-last, as keras' default).
 #' @param verbose Print the number of files and classes found.
-#' @param workers Decoding processes (`NULL`: one per two cores, at least one; `0`: decode in this process).
+#' @param workers Decoding processes (`NULL`: none on two cores or fewer, where training keeps both busy, else
+#'   one per two cores, at most four; `0`: decode in this process).
 #' @param prefetch Batches prepared ahead (`"auto"`: twice the workers).
 #' @param cache `FALSE`, `TRUE` (keep decoded images in memory after the first pass) or a file path (keep
 #'   them in a memory-mapped file, for data larger than memory; later passes and later sessions read it, as
