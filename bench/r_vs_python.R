@@ -162,7 +162,7 @@ test_api <- function(verb) {
     vapply(seq_len(reps), function(i) elapsed(function() verb(state$model, state$x, state$y)), 0)
   }
 }
-# image_dataset_from_directory() + fit() from R: a folder of PNGs streamed by the decoding workers.
+# image_dataset_from_directory() + fit() from R: a folder of PNGs streamed with the default workers (none on 2 cores).
 image_folder_api <- local({
   folder <- NULL
   function(reps) {

@@ -177,7 +177,7 @@ def image_folder(quick: bool) -> str:
 
 def _image_folder_f(quick: bool) -> Callable[[], object]:
     """The Python twin of R's image_dataset_from_directory() + fit(): the dataset made and one epoch of the
-    seed CNN trained from the folder (decoding workers included), batch 64."""
+    seed CNN trained from the folder (the default workers: none on 2 cores), batch 64."""
     folder = image_folder(quick)
 
     def run() -> None:
