@@ -596,6 +596,26 @@ def test_evaluate_refuses_a_dataset_whose_classes_differ_from_training(fm_folder
         "loss", "accuracy"}
 
 
+def test_training_classes_survive_save_and_load(fm_folder, tmp_path):
+    from pydlr import io
+
+    two = tmp_path / "two_classes"
+    two.mkdir()
+    for name in ("0_t_shirt_top", "1_trouser"):
+        (two / name).symlink_to(fm_folder / name)
+    model = _model()
+    model.fit(_scaled(_grey(fm_folder)), epochs=1, verbose=0)
+    for path in (tmp_path / "m.safetensors", tmp_path / "m_dir"):
+        io.save_model(model, path)
+        loaded = io.load_model(path)
+        assert loaded.trained_class_names == _grey(fm_folder).class_names
+        with pytest.raises(InputError, match="only in training: .*'2_pullover'"):
+            loaded.evaluate(_scaled(_grey(two, follow_links=True)))
+    model.trained_class_names = None  # a model fitted on arrays, as files saved before classes were kept
+    io.save_model(model, tmp_path / "plain.safetensors")
+    assert io.load_model(tmp_path / "plain.safetensors").trained_class_names is None
+
+
 def test_bad_file_mid_training_stops_cleanly_with_checkpoint_intact(tmp_path):
     from pydlr.train.checkpoint import load_training_state
     from pydlr.train.events import Callback

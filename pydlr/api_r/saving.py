@@ -24,6 +24,18 @@ def load_model(path: str, compile: bool = True) -> Any:  # noqa: A002 (Keras' na
     return model
 
 
+def class_names(model: Any) -> list[str] | None:
+    """The classes the model was trained on (kept by save_model), for R's factor levels; None if unknown."""
+    names = getattr(model, "trained_class_names", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def set_class_names(model: Any, names: Any) -> None:
+    """After a fit on a factor: its levels are what label k means, for save_model and evaluate()'s check.
+    reticulate hands a one-level factor's levels over as a plain string."""
+    model.trained_class_names = None if names is None else [names] if isinstance(names, str) else list(names)
+
+
 def save_weights(model: Any, path: str) -> str:
     """``pydlr.io.save_weights``: the weights only (safetensors, torch key names)."""
     io.save_weights(model, path)

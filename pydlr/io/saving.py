@@ -5,6 +5,8 @@ Formats
 * A path ending in ``.safetensors``, ``.pydlr`` or ``.keras``: ONE safetensors file. Model tensors are
   stored as ``model.<state-dict key>``, optimizer tensors as ``optimizer.<key>``; the architecture and the
   optimizer's scalars are JSON strings in the file's metadata (``pydlr_config``, ``pydlr_optimizer``).
+  ``pydlr_config`` also holds ``class_names``, the classes the model was trained on (a dataset's class
+  names, R's factor levels), when they are known: ``load_model`` restores them as ``trained_class_names``.
   A ``.keras`` path holds pydlr's format, not Keras' zip archive (loading a real Keras archive raises
   NotSupportedError saying so).
 * Any other path: a directory with ``config.json``, ``model.safetensors`` and, with an optimizer,
@@ -247,6 +249,10 @@ def save_model(
             "path", "a path that does not exist yet (or overwrite=True)", str(path), "save_model"
         )
     config = model_config(model)
+    # what label k meant in training, so evaluate() can still refuse a dataset with other classes
+    class_names = getattr(model, "trained_class_names", None)
+    if class_names is not None:
+        config["class_names"] = [str(c) for c in class_names]
     optimizer = _optimizer_of(model) if include_optimizer else None
     opt_tensors, opt_info = (
         flatten_optimizer_state(optimizer_state(optimizer)) if optimizer else ({}, None)
@@ -372,6 +378,7 @@ def load_model(
     config, weights, opt_tensors, opt_info = _read_saved(path)
     model = model_from_config(config, model_class, "load_model")
     _load_state(model, weights, "load_model")
+    model.trained_class_names = config.get("class_names")  # absent in files saved without classes
     model.pending_optimizer_state = (
         unflatten_optimizer_state(opt_tensors, opt_info) if opt_info is not None else None
     )

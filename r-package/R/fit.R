@@ -179,6 +179,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
+  .py_call("api_r.saving.set_class_names", object$py, args$levels) # saved with the model
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
 }

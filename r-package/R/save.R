@@ -16,7 +16,9 @@
 #'
 #' Writes the architecture (JSON), the weights and, with `include_optimizer`, the optimizer state
 #' (safetensors; never pickle), so that [load_model()] in R, or `pydlr.load_model()` in Python, restores the
-#' model exactly. The format depends on `filepath`'s extension:
+#' model exactly, with the classes it was trained on (the factor levels of `y`, or an image dataset's class
+#' names), so that [predict()] with `type = "class"` names them after [load_model()]. The format depends on
+#' `filepath`'s extension:
 #' * `.pydlr`, `.keras` or `.safetensors`: one file (the architecture is stored in its metadata);
 #' * anything else (e.g. `"my_model"`): a folder holding `config.json`, `model.safetensors` and, with the
 #'   optimizer, `optimizer.safetensors` and `optimizer.json`.
@@ -86,7 +88,9 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   if (!file.exists(filepath)) .input_error("filepath", "the path of a saved model", filepath)
   compile <- .check_flag(compile, "compile")
   .check_flag(safe_mode, "safe_mode")
-  .new_model(.py_call("api_r.saving.load_model", normalizePath(filepath), compile = compile, .convert = FALSE))
+  py <- .py_call("api_r.saving.load_model", normalizePath(filepath), compile = compile, .convert = FALSE)
+  # the classes it was trained on (a factor's levels), for predict(type = "class") and evaluate()'s checks
+  .new_model(py, levels = unlist(.py_call("api_r.saving.class_names", py)))
 }
 
 #' Save and load only the weights of a model

@@ -53,3 +53,20 @@ test_that("save_model_weights()/load_model_weights() copy weights into a fresh m
   other <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |> layer_dense(3)
   expect_error(load_model_weights(other, path), class = "pydlr_error")
 })
+
+test_that("the factor levels a model was trained on survive save_model()/load_model()", {
+  d <- rapi_mnist(60, 20)
+  digits <- c("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+  y <- factor(digits[d$y_train + 1L], levels = digits)
+  model <- rapi_tiny_cnn()
+  model |> fit(d$x_train, y, epochs = 1, verbose = 0, seed = 1)
+  path <- tempfile(fileext = ".safetensors")
+  on.exit(unlink(path))
+  save_model(model, path)
+  loaded <- load_model(path)
+  classes <- predict(loaded, d$x_test, type = "class")
+  expect_identical(levels(classes), digits)
+  expect_identical(classes, predict(model, d$x_test, type = "class"))
+  # a test factor is read on the training levels, so a label the model never saw is refused
+  expect_error(evaluate(loaded, d$x_test, factor(rep("ten", 20))), "labels not among them")
+})
