@@ -709,6 +709,28 @@ def test_labels_given_as_a_list_or_none(tmp_path):
         image_dataset_from_directory(tmp_path, labels=[0, 1], **kw)
 
 
+def test_one_based_labels_warn_with_the_fix(tmp_path):
+    from pydlr.api_r.images import from_directory
+
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    kw = {"image_size": (6, 6), "color_mode": "grayscale", "verbose": False, "workers": 0}
+    with pytest.warns(UserWarning, match=r"class 0 gets no image and there are 5 classes; for 1-based "
+                                         r"labels pass \[label - 1 for label in labels\]") as caught:
+        ds = image_dataset_from_directory(tmp_path, labels=[1, 2, 3, 4], **kw)
+    assert ds.class_names == ["0", "1", "2", "3", "4"]  # the labels are still taken as given, as keras does
+    assert [w.filename for w in caught] == [__file__]  # points at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image_dataset_from_directory(tmp_path, labels=[0, 1, 2, 3], **kw)
+        image_dataset_from_directory(tmp_path, labels=[1, 1, 2, 2], label_mode=None, **kw)  # no labels
+        # R warns in R's syntax before calling Python: one warning, not two
+        from_directory(str(tmp_path), labels=[1, 2, 3, 4], label_mode="int", image_size=[6, 6],
+                       color_mode="grayscale", verbose=False, workers=0)
+
+
 def test_large_jpeg_is_decoded_at_reduced_scale_and_resized(tmp_path):
     (tmp_path / "a").mkdir()
     Image.new("RGB", (640, 480), (200, 30, 90)).save(tmp_path / "a" / "big.jpg", quality=95)

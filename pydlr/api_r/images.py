@@ -8,6 +8,7 @@ core (`pydlr.data.image_dataset`, the engine); only R's types are translated her
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from pydlr.data.image_dataset import (
     image_dataset_from_dataframe,
     image_dataset_from_directory,
 )
+from pydlr.data.image_index import ONE_BASED_LABELS
 from pydlr.errors import InputError
 
 __all__ = ["from_directory", "from_dataframe", "info", "files", "first_batch", "fit", "evaluate", "predict",
@@ -35,7 +37,9 @@ def from_directory(directory: str, labels: Any = "inferred", **kwargs: Any) -> l
     if isinstance(labels, (list, tuple)):
         labels = [int(v) for v in labels]
     kwargs["image_size"] = int_tuple(kwargs["image_size"])
-    return _list(image_dataset_from_directory(directory, labels=labels, **kwargs))
+    with warnings.catch_warnings():  # R has warned about 1-based labels already, in R's syntax
+        warnings.filterwarnings("ignore", message=ONE_BASED_LABELS)
+        return _list(image_dataset_from_directory(directory, labels=labels, **kwargs))
 
 
 def from_dataframe(paths: list[str], labels: list[str] | None, x_col: str = "filename", y_col: str = "class",

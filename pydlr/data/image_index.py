@@ -11,6 +11,7 @@ of memory growing with the number of files in a torch DataLoader).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,20 @@ def index_directory(directory: Any, labels: Any, class_names: Any, follow_links:
         raise InputError("labels", f"one label per image file ({len(images)} files found in "
                          f"{str(root)!r})", f"{lab.shape[0]} labels", where=where)
     k = int(lab.max()) + 1
+    if lab.size and lab.min() >= 1:
+        warn_one_based_labels(k)
     return FileIndex(_as_bytes(images), lab.astype(np.int64), [str(i) for i in range(k)], other)
+
+
+ONE_BASED_LABELS = "`labels` has no 0"
+
+
+def warn_one_based_labels(k: int) -> None:
+    """keras' labels are 0-based class indices: 1-based ones (R's habit) leave class 0 without an image and
+    add a class; R warns with its own advice, so its caller filters this message (ONE_BASED_LABELS)."""
+    warnings.warn(f"{ONE_BASED_LABELS}: they are 0-based class indices, so class 0 gets no image and there are "
+                  f"{k} classes; for 1-based labels pass [label - 1 for label in labels]", UserWarning,
+                  stacklevel=4)
 
 
 def _ignored_note(other: list[str]) -> str:
