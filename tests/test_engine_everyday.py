@@ -160,6 +160,28 @@ def test_mse_with_class_labels_against_ten_outputs_fails_at_fit_start():
     assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
 
 
+@pytest.mark.parametrize("as_type", [np.asarray, torch.as_tensor, list])
+def test_logical_labels_for_a_multiclass_softmax_fail_before_training(as_type):
+    x, y = quadrant_data(16)
+    logical = as_type(np.asarray(y) > 1)
+    m = ten_class_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    before = weights(m)
+    with pytest.raises(InputError, match=r"`y` must be class indices 0 to 9 .* 10-unit softmax; .*"
+                                         r"Dense\(1, activation='sigmoid'\)") as err:
+        m.fit(x, logical, epochs=1, verbose=0)
+    assert "bool" in str(err.value) or "True" in str(err.value)  # says what came
+    with pytest.raises(InputError, match="10-unit softmax"):
+        m.evaluate(x, logical)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    from pydlr.utils import to_categorical
+    m.compile("adam", "categorical_crossentropy")
+    m.fit(x, to_categorical(np.asarray(y), 10).astype(bool), epochs=1, verbose=0)  # one-hot: fine
+    sigmoid = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1, activation="sigmoid")])
+    sigmoid.compile("adam", "binary_crossentropy")
+    sigmoid.fit(x, logical, epochs=1, verbose=0)  # two classes: what True/False mean
+
+
 def test_binary_crossentropy_on_a_softmax_fails_at_compile():
     m = ten_class_model()
     with pytest.raises(InputError, match="10-unit softmax"):

@@ -19,6 +19,7 @@ import numpy as np
 from pydlr import train
 from pydlr.api_r._convert import c_array, history
 from pydlr.data.augment import Augment
+from pydlr.data.prepare import multiclass_softmax_units, output_shape
 from pydlr.errors import NotSupportedError
 from pydlr.train import optimizers
 
@@ -158,6 +159,13 @@ def augment(settings: Mapping[str, Any]) -> Augment:
     if isinstance(args.get("shift"), list):
         args["shift"] = tuple(args["shift"])
     return Augment(**args)
+
+
+def softmax_units(model: Any, sample_shape: Sequence[int]) -> int | None:
+    """The units of the model's last layer when it is a softmax over 3 or more classes (for R's refusal of
+    TRUE/FALSE labels, worded in R), else None."""
+    out_shape = output_shape(model, tuple(int(d) for d in sample_shape))
+    return multiclass_softmax_units(model, out_shape)
 
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:

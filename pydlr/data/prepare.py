@@ -180,6 +180,39 @@ def warn_if_outputs_are_logits(model: Any, loss: Any) -> None:
                       "made with from_logits=True)", UserWarning, stacklevel=6)
 
 
+def multiclass_softmax_units(model: Any, out_shape: tuple | None) -> int | None:
+    """The number of units of a last softmax layer of 3 or more units (a choice among that many classes),
+    else None: the models that 0/1 labels cannot be meant for."""
+    width = out_shape[-1] if out_shape and len(out_shape) == 1 else None
+    return width if width is not None and width >= 3 and _final_activation(model) == "softmax" else None
+
+
+def _is_logical(y: Any) -> bool:
+    """True/False labels (a bool tensor, array, Series or list), one per sample (a bool one-hot matrix is a
+    legitimate categorical target)."""
+    if isinstance(y, torch.Tensor):
+        kind, shape = y.dtype == torch.bool, tuple(y.shape)
+    else:
+        try:
+            arr = np.asarray(y)
+        except (TypeError, ValueError):
+            return False
+        kind, shape = arr.dtype == np.bool_, arr.shape
+    return kind and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+
+
+def refuse_logical_labels(model: Any, y: Any, out_shape: tuple | None, where: str, name: str = "y") -> None:
+    """InputError for True/False labels given to a 3-or-more-class softmax: taken as classes 0 and 1 they
+    would train a model whose other classes never occur, almost surely not what was meant (Keras takes them
+    silently)."""
+    units = multiclass_softmax_units(model, out_shape)
+    if units is not None and _is_logical(y):
+        raise InputError(name, f"class indices 0 to {units - 1} (integers) for a model whose last layer is a "
+                         f"{units}-unit softmax; for two classes end the model with Dense(1, "
+                         "activation='sigmoid') and loss='binary_crossentropy'",
+                         y, where=where)
+
+
 def _check_target_shape(t: torch.Tensor, out_shape: tuple, loss: Any, name: str, where: str) -> None:
     """Binary and regression targets must have the outputs' shape (the loss compares them elementwise)."""
     got = tuple(t.shape[1:])
@@ -255,6 +288,7 @@ def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = Non
     xt = prepare_x_rows(model, x, where, names[0]) if in_order else prepare_x(model, x, where, names[0])
     out_shape = output_shape(model, tuple(xt.shape[1:]))
     check_loss_fits_model(model, loss, where, out_shape)
+    refuse_logical_labels(model, y, out_shape, where, names[1])
     yt = prepare_y(y, loss, out_shape, where, names[1])
     check_lengths(xt, yt, where, names[1])
     return Prepared(xt, yt, sample_weights(yt, loss.kind, class_weight, sample_weight, where)), out_shape

@@ -141,6 +141,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x, call = call)
   x <- .check_data_for_python(x, "x", call = call)
   levels <- if (is.factor(y)) levels(y)
+  .check_logical_labels(object, y, x, call = call)
   y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1], call = call)
   epochs <- .check_count(epochs, "epochs", call = call)
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
@@ -301,6 +302,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .check_data_for_python(x, "x")
+  .check_logical_labels(object, y, x)
   y <- .check_targets(.on_levels(y, object$state$levels), dim(x)[1]) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)

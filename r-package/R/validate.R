@@ -124,6 +124,20 @@
   y
 }
 
+# TRUE/FALSE labels for a softmax over 3 or more classes: taken as classes 0 and 1 they would train a model
+# whose other classes never occur (keras takes them silently), almost surely a mistake.
+.check_logical_labels <- function(object, y, x, arg = "y", call = sys.call(sys.parent())) {
+  if (!is.logical(y) || (length(dim(y)) > 1L && dim(y)[2] > 1L)) return(invisible(y))
+  units <- .py_call("api_r.training.softmax_units", object$py, as.list(dim(x)[-1]), .call = call)
+  if (!is.null(units)) {
+    .input_error(arg, sprintf(paste0(
+      "class indices 0 to %d (whole numbers or a factor) for a model whose last layer is a %d-unit softmax; ",
+      "for two classes end the model with layer_dense(units = 1, activation = \"sigmoid\") and ",
+      "loss = \"binary_crossentropy\""), units - 1L, units), I("a logical vector (TRUE/FALSE)"), call = call)
+  }
+  invisible(y)
+}
+
 # A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its
 # codes alone would shift the classes of a factor with other levels, e.g. a test set where a class is
 # absent (factor() drops it) or the levels in another order.

@@ -60,3 +60,23 @@ test_that("an unknown loss name is refused by Python and re-signalled in R", {
   expect_match(conditionMessage(e), "hinge_of_doom")
   expect_no_match(conditionMessage(e), "Traceback")
 })
+
+test_that("TRUE/FALSE labels for a softmax over 3+ classes are refused in R's words before training", {
+  x <- array(runif(16 * 4), c(16, 4))
+  y <- rep(c(TRUE, FALSE), 8)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(x, y, epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0(
+    "fit(): argument `y` must be class indices 0 to 2 (whole numbers or a factor) for a model whose last ",
+    "layer is a 3-unit softmax; for two classes end the model with layer_dense(units = 1, activation = ",
+    "\"sigmoid\") and loss = \"binary_crossentropy\"; received a logical vector (TRUE/FALSE)."), fixed = TRUE)
+  expect_identical(get_weights(model), before)
+  expect_error(evaluate(model, x, y), "3-unit softmax")
+  expect_error(lr_find(model, x, y), "3-unit softmax")
+  # two classes: TRUE/FALSE are the labels 1/0 of a sigmoid unit
+  binary <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 1, activation = "sigmoid")
+  binary |> compile(loss = "binary_crossentropy", optimizer = "adam")
+  expect_silent(binary |> fit(x, y, epochs = 1, verbose = 0))
+})
