@@ -432,6 +432,7 @@ def test_non_image_files_are_ignored_and_counted(tmp_path):
     (tmp_path / "a" / "readme.txt").write_text("hello")
     ds = image_dataset_from_directory(tmp_path, verbose=False, image_size=(4, 4))
     assert ds.num_files == 1 and "1 non-image file(s) ignored" in repr(ds)
+    assert ": 1 file, batch_size 32 (1 batch)," in repr(ds)  # singular where it is one
 
 
 @pytest.mark.parametrize("argument, value", [

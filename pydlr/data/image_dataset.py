@@ -65,6 +65,11 @@ def _default_workers() -> int:
     return 0 if cores <= 2 else min(4, cores // 2)
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 batch"``, ``"3 batches"``, ``"1,200 files"``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "es" if noun.endswith(("ch", "sh", "s", "x")) else "s")
+
+
 class ImageDataset:
     """Batches of images read from files (see the module docstring). Made by
     `image_dataset_from_directory` / `image_dataset_from_dataframe`, not directly.
@@ -147,8 +152,8 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         h, w, c = self.spec.shape
-        lines = [f"<ImageDataset {self.name}: {self.num_files:,} files, batch_size {self.batch_size} "
-                 f"({len(self):,} batches), images {h}x{w}x{c}, label_mode {self.label_mode!r}>"]
+        lines = [f"<ImageDataset {self.name}: {_count(self.num_files, 'file')}, batch_size {self.batch_size} "
+                 f"({_count(len(self), 'batch')}), images {h}x{w}x{c}, label_mode {self.label_mode!r}>"]
         counts = self.counts()
         if counts:
             width = max(len(k) for k in counts)

@@ -263,8 +263,9 @@ length.pydlr_image_dataset <- function(x) as.integer(x$info$batches)
 print.pydlr_image_dataset <- function(x, ...) {
   info <- .images_call("info", x$py) # fresh: skipped files are counted as the dataset is read
   shape <- paste(unlist(info$image_shape), collapse = " x ")
-  cat(sprintf("<pydlr image dataset> %s files, %d batches of %d, images %s, label_mode %s\n",
-              format(info$num_files, big.mark = ","), info$batches, info$batch_size, shape,
+  cat(sprintf("<pydlr image dataset> %s %s, %d %s of %d, images %s, label_mode %s\n",
+              format(info$num_files, big.mark = ","), if (info$num_files == 1L) "file" else "files",
+              info$batches, if (info$batches == 1L) "batch" else "batches", info$batch_size, shape,
               if (is.null(info$label_mode)) "NULL" else sprintf("\"%s\"", info$label_mode)))
   if (length(info$class_names)) {
     counts <- stats::setNames(unlist(info$counts), unlist(info$class_names))

@@ -24,6 +24,9 @@ test_that("a folder becomes a dataset with class names, counts and batches", {
   expect_equal(ds$class_names[1:2], c("0_t_shirt_top", "1_trouser"))
   expect_output(print(ds), "120 files, 4 batches of 32")
   expect_output(print(ds), "0_t_shirt_top")
+  one_batch <- image_dataset_from_directory(dir, image_size = c(28, 28), color_mode = "grayscale",
+                                            batch_size = 200, verbose = FALSE)
+  expect_output(print(one_batch), "120 files, 1 batch of 200,", fixed = TRUE)
   b <- image_dataset_batch(ds)
   expect_equal(dim(b$images), c(32L, 28L, 28L, 1L))
   expect_true(all(b$labels %in% 0:9) && max(b$images) <= 255 && max(b$images) > 100)
