@@ -261,7 +261,7 @@ def test_error_messages_for_r_give_their_advice_in_r_syntax():
     info = errors.error_info(BadImageError("/data/cats/x.png", "OSError: image file is truncated"))
     assert info["r_class"] == "pydlr_training_error"
     assert "on_bad_file = \"skip\"" in info["message"] and "on_bad_file='skip'" not in info["message"]
-    assert "'/data/cats/x.png'" in info["message"]  # a quoted path is not advice: left as it is
+    assert '"/data/cats/x.png"' in info["message"]  # a quoted value in R's quotes
     assert errors.in_r_syntax("pass shuffle=True, seed=None or label_mode='int'.") == \
         'pass shuffle = TRUE, seed = NULL or label_mode = "int".'
     assert errors.in_r_syntax("received {'a': 1} and Dense(3)") == "received {'a': 1} and Dense(3)"
@@ -269,4 +269,14 @@ def test_error_messages_for_r_give_their_advice_in_r_syntax():
     info = errors.error_info(InputError("rdzv_endpoint", "'host:port'", None, where="pydlr_torchrun()"))
     assert info["message"].endswith("received NULL.")
     assert errors.error_info(InputError("shuffle", "a flag", True))["message"].endswith("received TRUE.")
-    assert errors.error_info(InputError("x", "y", "None"))["message"].endswith("received 'None'.")
+    assert errors.error_info(InputError("x", "y", "None"))["message"].endswith('received "None".')
+
+
+def test_error_messages_for_r_quote_values_and_name_the_function_as_r_does():
+    info = errors.error_info(InputError("device", "'auto', 'cpu' or 'cuda[:i]'", "tpu", where="fit"))
+    assert info["message"] == 'fit(): argument `device` must be "auto", "cpu" or "cuda[:i]"; received "tpu".'
+    # apostrophes, lists and dicts (Python's repr, whole), and names that already say () stay as they are
+    assert errors.in_r_syntax("the model's outputs (Keras' rule): ['a', 'b'] {'k': 1}") == \
+        "the model's outputs (Keras' rule): ['a', 'b'] {'k': 1}"
+    assert errors.in_r_syntax("pydlr_torchrun(): x") == "pydlr_torchrun(): x"
+    assert errors.in_r_syntax("Conv2D: got 'same'") == 'Conv2D: got "same"'

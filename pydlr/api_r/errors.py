@@ -20,14 +20,29 @@ _KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|
 _R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL"}
 
 
+# A value quoted as Python's repr quotes a string ('cpu'), standing alone (not an apostrophe in a word).
+_QUOTED_VALUE = re.compile(r"(?<![\w'\"])'([^'\"\s]*)'(?![\w'\"])")
+# Lists and dicts keep Python's repr whole: half-converted ['a', "b"] would be neither language.
+_CONTAINER = re.compile(r"\[(?=['\"\d(\[\]-])[^\[\]]*\]|\{(?=['\"\d}])[^{}]*\}")
+# The function an error names first ("fit: ...") as R's own messages name it ("fit(): ...").
+_WHERE_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*): ")
+
+
 def in_r_syntax(message: str) -> str:
-    """``message`` with its keyword advice written as R calls take it: ``name = "value"``, TRUE, FALSE, NULL."""
+    """``message`` as R writes it: keyword advice as R calls take it (``name = "value"``, TRUE, FALSE, NULL),
+    quoted values in R's double quotes (``"cpu"``; lists and dicts are left as Python wrote them) and the
+    function that raised it named with parentheses (``fit(): ``), as in R's own messages."""
     def r_argument(match: re.Match) -> str:
         value = match.group(2)
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
-    return _KEYWORD_ADVICE.sub(r_argument, message)
+    message = _WHERE_PREFIX.sub(r"\1(): ", _KEYWORD_ADVICE.sub(r_argument, message))
+    parts, start = [], 0
+    for container in _CONTAINER.finditer(message):
+        parts += [_QUOTED_VALUE.sub(r'"\1"', message[start:container.start()]), container.group()]
+        start = container.end()
+    return "".join([*parts, _QUOTED_VALUE.sub(r'"\1"', message[start:])])
 
 
 def _received_in_r(exc: BaseException, message: str) -> str:

@@ -61,7 +61,7 @@ test_that("a data.frame of files uses its factor levels as classes", {
                "`path` must be paths of existing files.*no-such.png", class = "pydlr_input_error")
   expect_error(image_dataset_from_dataframe(df, directory = dir, x_col = "path", y_col = "kind",
                                             class_names = c("odd", "other")),
-               "found in column 'kind'", class = "pydlr_input_error")
+               "found in column \"kind\"", class = "pydlr_input_error")
   expect_error(image_dataset_from_dataframe(df, x_col = "path", y_col = "path"), "y_col", class = "pydlr_input_error")
   df$size <- rep(c(2, 10, 9), length.out = nrow(df)) # numbers in factor()'s order, not their text's
   ds <- image_dataset_from_dataframe(df, directory = dir, x_col = "path", y_col = "size", image_size = c(8, 8),

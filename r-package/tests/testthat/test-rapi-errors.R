@@ -80,3 +80,14 @@ test_that("TRUE/FALSE labels for a softmax over 3+ classes are refused in R's wo
   binary |> compile(loss = "binary_crossentropy", optimizer = "adam")
   expect_silent(binary |> fit(x, y, epochs = 1, verbose = 0))
 })
+
+test_that("errors from Python quote values and name the function as R's own messages do", {
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  x <- array(runif(8 * 4), c(8, 4))
+  e <- expect_error(model |> fit(x, rep(0:1, 4), epochs = 1, verbose = 0, device = "tpu"),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0(
+    "fit(): argument `device` must be \"auto\", \"cpu\" or \"cuda[:i]\"; received \"tpu\"."), fixed = TRUE)
+  expect_no_match(conditionMessage(e), "'", fixed = TRUE)
+})
