@@ -248,7 +248,7 @@ to_torch <- function(x, dtype = NULL, layout = NULL, contiguous = FALSE) {
 #'   pandas.
 #' @examples
 #' if (pydlr:::.python_ready()) {
-#' df <- data.frame(x = c(1.5, NA), g = factor(c("a", "b")), s = c("é", NA))
+#' df <- data.frame(x = c(1.5, NA), g = factor(c("a", "b")), s = c("b", NA))
 #' batch <- as_arrow_py(df)
 #' batch$schema
 #' }
