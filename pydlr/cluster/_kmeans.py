@@ -20,6 +20,7 @@ from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import _check_feature_names
 
 from pydlr import ops
+from pydlr.devices import resolve_device
 from pydlr.errors import InputError, PydlrError
 
 _WHERE = "KMeans"
@@ -299,21 +300,7 @@ def _seed(random_state: int | None) -> int:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError("device", '"auto", "cpu" or "cuda"', device, where=f"{_WHERE}.fit") from exc
-    if resolved.type not in ("cpu", "cuda"):  # torch knows "mps", "meta", ...: the k-means kernels do not
-        raise InputError("device", '"auto", "cpu" or "cuda" (CPUs and NVIDIA GPUs)', device, where=_WHERE)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "a device present on this machine (no CUDA here)", device, where=_WHERE)
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise InputError("device", f"one of 'cuda:0'..'cuda:{n - 1}' ({n} CUDA device(s) here)", device,
-                         where=_WHERE)
-    return resolved
+    return resolve_device(device, _WHERE, choices='"auto", "cpu" or "cuda"')
 
 
 class NonNumericInputError(InputError, TypeError):

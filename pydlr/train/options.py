@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pydlr import devices
 from pydlr.data.augment import Augment
 from pydlr.data.batching import resolve_batch_size
 from pydlr.errors import InputError
@@ -38,24 +39,8 @@ def positive_int(value: Any, name: str, where: str, allow_none: bool = False) ->
 
 
 def resolve_device(device: Any, where: str = WHERE) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; also 'cpu', 'cuda', 'cuda:1', torch.device."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError("device", "'auto', 'cpu' or 'cuda[:i]'", device, where=where) from None
-    if dev.type not in ("cpu", "cuda"):  # torch knows "mps", "xpu", "meta", ...: pydlr's kernels do not
-        raise InputError("device", "'auto', 'cpu' or 'cuda[:i]' (pydlr runs on CPUs and NVIDIA GPUs)", device,
-                         where=where)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "'cpu' or 'auto' (no CUDA device is available)", device,
-                         where=where)
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise InputError("device", f"one of 'cuda:0'..'cuda:{n - 1}' ({n} CUDA device(s) here)", device,
-                         where=where)
-    return dev
+    """`pydlr.devices.resolve_device`, its errors naming ``where`` (fit by default)."""
+    return devices.resolve_device(device, where)
 
 
 def resolve_precision(precision: str, dev: torch.device, where: str = WHERE) -> str:
