@@ -60,6 +60,7 @@ from pydlr.data.prepare import (
     prepare_dataset_fit,
     prepare_fit_data,
     prepare_x_rows,
+    split_point,
 )
 from pydlr.data.structured import (
     IterableBatches,
@@ -339,11 +340,7 @@ class TrainingMixin:
         else:
             data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
             if validation_data is None and opts.validation_split:
-                n_val = int(data.x.shape[0] * opts.validation_split)
-                if n_val < 1 or n_val >= data.x.shape[0]:
-                    raise InputError("validation_split", "a fraction leaving samples on both sides",
-                                     opts.validation_split, where=where)
-                data, held = data.split(data.x.shape[0] - n_val)
+                data, held = data.split(split_point(data.x.shape[0], opts.validation_split, where))
                 valid = ListBatches(held, opts.validation_batch_size, None, False, 0, dev)
             seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
             rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)

@@ -340,3 +340,19 @@ def test_a_sequential_ending_in_a_nested_model_reports_its_output_shape():
     outer.compile("adam", "mse")
     x, y = np.random.rand(16, 8).astype(np.float32), np.random.rand(16, 3).astype(np.float32)
     assert len(outer.fit(x, y, epochs=1, verbose=0).history["loss"]) == 1
+
+
+@pytest.mark.parametrize("route", ["arrays", "dict_y"])
+def test_validation_split_takes_keras_count_of_last_samples(route):
+    # Keras trains on floor(n * (1 - split)) samples and validates on the rest: 90 / 11 of 101 at 0.1
+    x, y = quadrant_data(101)
+    if route == "dict_y":  # y keyed by output name: the structured-data route of fit
+        inp = Input((8, 8, 1))
+        m = engine.Model(inp, Dense(4, activation="softmax", name="out")(Flatten()(inp)))
+    else:
+        m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    targets = {"out": y} if route == "dict_y" else y
+    h = m.fit(x, targets, batch_size=16, epochs=1, verbose=0, validation_split=0.1, shuffle=True, seed=0)
+    assert h.history["val_loss"][0] == pytest.approx(m.evaluate(x[90:], y[90:], verbose=0), rel=1e-5)
+    assert h.history["val_loss"][0] != pytest.approx(m.evaluate(x[91:], y[91:], verbose=0), rel=1e-5)

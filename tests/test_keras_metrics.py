@@ -194,6 +194,23 @@ def test_compile_by_class_name_and_saved_model_keeps_metric_objects(tmp_path):
     assert after == pytest.approx(before)
 
 
+def test_metric_named_by_a_string_logs_under_that_string_as_keras(tmp_path):
+    # Keras names a string metric by the string itself: scripts written with metrics=["acc"] read
+    # history.history["acc"] / ["val_acc"] and monitor "val_acc"
+    x, y = _binary_data(64)
+    model = _binary_model()
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc", "mae", "AUC"])
+    hist = model.fit(x, y, epochs=1, batch_size=32, validation_split=0.25, verbose=0)
+    assert list(hist.history) == ["loss", "acc", "mae", "AUC", "val_loss", "val_acc", "val_mae", "val_AUC"]
+    result = model.evaluate(x, y, return_dict=True)
+    p = model.predict(x, verbose=0).ravel()
+    assert result["acc"] == pytest.approx(skm.accuracy_score(y, p > 0.5), abs=1e-6)
+    assert result["AUC"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-5)
+    model.save(tmp_path / "m.keras")
+    assert list(keras.models.load_model(tmp_path / "m.keras").evaluate(x, y, return_dict=True)) == \
+        ["loss", "acc", "mae", "AUC"]
+
+
 def test_f1_score_per_class_in_compile_is_an_input_error():
     model = _binary_model()
     with pytest.raises(InputError, match="average"):

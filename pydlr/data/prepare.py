@@ -294,6 +294,17 @@ def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = Non
     return Prepared(xt, yt, sample_weights(yt, loss.kind, class_weight, sample_weight, where)), out_shape
 
 
+def split_point(n: int, validation_split: float, where: str) -> int:
+    """How many of n samples train under ``validation_split``: Keras' ``floor(n * (1 - split))``, so the
+    validation part is the remainder (Keras gives it the rounding, 101 of 1001 samples at 0.1, where
+    ``floor(n * split)`` would give 100 and train on one more sample than Keras)."""
+    cut = int(math.floor(n * (1.0 - validation_split)))
+    if cut < 1 or cut >= n:
+        raise InputError("validation_split", "a fraction leaving samples on both sides",
+                         validation_split, where=where)
+    return cut
+
+
 def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = None,
                      class_weight: Any = None, validation_split: float = 0.0,
                      validation_data: Any = None, where: str = "fit") -> FitData:
@@ -309,12 +320,7 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
         return FitData(train, valid)
     if not validation_split:
         return FitData(train, None)
-    n = train.x.shape[0]
-    n_val = int(math.floor(n * validation_split))
-    if n_val < 1 or n_val >= n:
-        raise InputError("validation_split", "a fraction leaving samples on both sides",
-                         validation_split, where=where)
-    train, valid = train.split(n - n_val)
+    train, valid = train.split(split_point(train.x.shape[0], validation_split, where))
     _warn_unseen_classes(train.y, valid.y, loss.kind, validation_split)
     return FitData(train, valid)
 

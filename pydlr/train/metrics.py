@@ -99,6 +99,8 @@ def get_metric(metric: Any, loss_kind: str, from_logits: bool = False) -> Metric
     (``pydlr.metrics.AUC()``, ...), or its saved config.
 
     "accuracy"/"acc" follow the loss as in Keras (categorical, sparse or binary accuracy);
+    a metric named by a string logs under that string, as Keras' (``metrics=["acc"]`` gives the history
+    keys ``acc`` / ``val_acc``, which scripts written for it read back);
     "top_k" / "top_k_categorical_accuracy" / "sparse_top_k_categorical_accuracy" use k = 5,
     "top_3" etc. pick k; "mae" / "mse" are regression metrics; a metric class's name ("AUC", "auc",
     "Precision", "f1_score", ...) builds it with its defaults, as Keras does.
@@ -119,8 +121,7 @@ def get_metric(metric: Any, loss_kind: str, from_logits: bool = False) -> Metric
     key = metric.lower()
     if key in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy",
                "binary_accuracy"):
-        name = "accuracy" if key in ("accuracy", "acc") else key
-        return Metric(name, _accuracy(loss_kind, from_logits))
+        return Metric(metric, _accuracy(loss_kind, from_logits))
     if key in ("top_k", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"):
         if loss_kind not in ("categorical", "sparse"):
             raise InputError("metrics", "top-k accuracy only with a categorical loss", metric,
@@ -130,11 +131,11 @@ def get_metric(metric: Any, loss_kind: str, from_logits: bool = False) -> Metric
     if key.startswith("top_") and key[4:].isdigit():
         return Metric(key, _top_k(loss_kind, int(key[4:])))
     if key in ("mae", "mean_absolute_error"):
-        return Metric("mae", lambda p, t: PER_SAMPLE["mae"](p, t).sum())
+        return Metric(metric, lambda p, t: PER_SAMPLE["mae"](p, t).sum())
     if key in ("mse", "mean_squared_error"):
-        return Metric("mse", lambda p, t: PER_SAMPLE["mse"](p, t).sum())
+        return Metric(metric, lambda p, t: PER_SAMPLE["mse"](p, t).sum())
     by_name = {**{n.lower(): n for n in metric_objects.METRIC_CLASSES}, "f1_score": "F1Score"}
     if key in by_name:
-        return metric_objects.METRIC_CLASSES[by_name[key]]().learner_metric(loss_kind)
+        return metric_objects.METRIC_CLASSES[by_name[key]](name=metric).learner_metric(loss_kind)
     raise InputError("metrics", "'accuracy', 'top_k', 'top_<k>', 'mae', 'mse' or a keras.metrics class name "
                      "such as 'AUC', 'Precision', 'Recall', 'F1Score'", metric, where="compile")
