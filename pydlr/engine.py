@@ -60,6 +60,7 @@ from pydlr.data.prepare import (
     prepare_dataset_fit,
     prepare_fit_data,
     prepare_x_rows,
+    sample_weights,
     split_point,
 )
 from pydlr.data.structured import (
@@ -367,9 +368,12 @@ class TrainingMixin:
         self._to_device(dev)
         seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
         rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+        class_weight, kind = array_only.get("class_weight"), self._loss.kind
+        weigh = None if class_weight is None else (
+            lambda yb: sample_weights(yb, kind, class_weight, None, "fit"))
         return dataset_batches(ds, validation_data, steps_per_epoch=opts.steps_per_epoch,
                                validation_steps=opts.validation_steps, shuffle=opts.shuffle, seed=seed,
-                               augment=opts.augment, device=dev, rank=rank, world_size=world)
+                               augment=opts.augment, device=dev, rank=rank, world_size=world, weigh=weigh)
 
     def _fit_callbacks(self, opts: FitOptions, ctx) -> list[Callback]:
         """This fit's callbacks: progress (rank 0 only), the user's, resume, DDP."""

@@ -69,6 +69,27 @@ def test_len_batches_and_reshuffle_each_pass(fm_folder):
     assert torch.equal(torch.cat(again), y1)  # same seed, same order, with or without workers
 
 
+def test_tf_data_shuffle_reshuffles_and_other_tf_data_methods_say_what_to_do(fm_folder):
+    # train_ds.shuffle(1000) is common in Keras scripts; the dataset's own `shuffle` flag used to shadow it
+    ds = _grey(fm_folder, batch_size=50, shuffle=False, workers=0)
+    fixed = torch.cat([y for _, y in ds])
+    shuffled = ds.shuffle(1000, seed=3)
+    y1, y2 = (torch.cat([y for _, y in shuffled]) for _ in range(2))
+    assert not torch.equal(y1, fixed) and not torch.equal(y1, y2)
+    assert torch.equal(y1.sort().values, fixed.sort().values)
+    assert torch.equal(torch.cat([y for _, y in ds]), fixed)  # the original keeps its order
+    with pytest.raises(InputError, match="buffer_size"):
+        ds.shuffle(0)
+    with pytest.raises(NotSupportedError, match="shuffle=False"):
+        ds.shuffle(100, reshuffle_each_iteration=False)
+    with pytest.raises(NotSupportedError, match=r"dataset\.batch\(\).*batch_size"):
+        ds.batch(16)
+    with pytest.raises(NotSupportedError, match="steps_per_epoch"):
+        ds.repeat()
+    with pytest.raises(AttributeError, match="no_such_method"):
+        ds.no_such_method()
+
+
 def test_validation_split_is_disjoint_and_keras_sized(fm_folder):
     tr, va = _grey(fm_folder, validation_split=0.2, subset="both", seed=3)
     assert (tr.num_files, va.num_files) == (160, 40)
@@ -822,10 +843,49 @@ def test_memory_is_bounded_by_the_prefetched_batches(fm_folder):
 
 def test_fit_on_a_dataset_refuses_array_only_arguments(fm_folder):
     model = _model()
-    for name, value in (("batch_size", 16), ("class_weight", {0: 2.0}), ("sample_weight", np.ones(N))):
+    for name, value in (("batch_size", 16), ("sample_weight", np.ones(N)), ("class_weight", [2.0])):
         with pytest.raises(InputError, match=name):
             model.fit(_grey(fm_folder), verbose=0, **{name: value})
     with pytest.raises(InputError, match="validation_split"):
         model.fit(_grey(fm_folder), validation_split=0.2, verbose=0)
     with pytest.raises(InputError, match="validation_freq"):
         model.fit(_grey(fm_folder), validation_freq=0, verbose=0)
+
+
+def test_class_weight_on_a_dataset_weighs_as_on_the_same_arrays(fm_folder):
+    # Keras applies class_weight to a dataset's batches; pydlr used to refuse it (with advice about batch_size)
+    ds = _grey(fm_folder, batch_size=50, shuffle=False, workers=0)
+    x, y = (torch.cat(parts) for parts in zip(*[(xb.clone(), yb.clone()) for xb, yb in ds], strict=True))
+    weights = {0: 3.0, 7: 0.0, 9: 0.5}
+    losses = []
+    for data in ("dataset", "arrays"):
+        model = _model()
+        kw = {"x": _scaled(ds)} if data == "dataset" else {"x": x / 255.0, "y": y, "batch_size": 50}
+        hist = model.fit(**kw, epochs=1, shuffle=False, verbose=0, seed=0, class_weight=weights)
+        losses.append(hist.history["loss"][0])
+    unweighted = _model().fit(_scaled(ds), epochs=1, shuffle=False, verbose=0, seed=0).history["loss"][0]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and losses[0] != pytest.approx(unweighted, rel=1e-3)
+
+
+def test_load_img_and_img_to_array_give_keras_pixels_for_predict(fm_folder, fm_arrays, tmp_path):
+    # the tutorial's last step: load_img -> img_to_array -> expand_dims -> model.predict
+    ds = _grey(fm_folder, batch_size=N, shuffle=False, workers=0)
+    path, k = ds.file_paths[0], _source_index(ds.file_paths[:1])[0]
+    grey = keras.utils.img_to_array(keras.utils.load_img(path, color_mode="grayscale"))
+    assert grey.shape == (28, 28, 1) and grey.dtype == np.float32
+    assert np.array_equal(grey[..., 0], fm_arrays[0][k])
+    rgb = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(14, 7)))
+    assert rgb.shape == (14, 7, 3)
+    expected = np.asarray(Image.open(path).convert("RGB").resize((7, 14), Image.NEAREST), np.float32)
+    assert np.array_equal(rgb, expected)  # Keras' default interpolation is nearest
+    batch = np.expand_dims(grey, 0)
+    assert np.allclose(_model().predict(batch / 255.0, verbose=0), _model().predict(next(iter(
+        _scaled(_grey(fm_folder, batch_size=1, shuffle=False, workers=0))))[0], verbose=0), atol=1e-6)
+    (tmp_path / "notes.txt").write_text("not an image")
+    for call, argument in ((lambda: keras.utils.load_img(tmp_path / "nope.png"), "path"),
+                           (lambda: keras.utils.load_img(tmp_path / "notes.txt"), "path"),
+                           (lambda: keras.utils.load_img(path, target_size=28), "target_size"),
+                           (lambda: keras.utils.load_img(path, color_mode="grey"), "color_mode"),
+                           (lambda: keras.utils.img_to_array(grey), "img")):
+        with pytest.raises(InputError, match=f"argument `{argument}`"):
+            call()

@@ -11,8 +11,9 @@ Keras' meanings: class folders in alphanumeric order (or ``class_names``' order)
 (int64 ``(batch,)``), "categorical" (float32 one-hot ``(batch, classes)``), "binary" (float32
 ``(batch, 1)``, exactly two classes) or None (images only); ``validation_split`` + ``subset`` split the
 file list after one shuffle with ``seed`` (the last fraction is the validation set; "both" returns the
-pair); ``shuffle`` reshuffles every pass. tf.data's ``cache()``, ``prefetch()``, ``map()`` and ``take()``
-are methods that return a new dataset, as in TensorFlow.
+pair); ``shuffle`` reshuffles every pass. tf.data's ``cache()``, ``prefetch()``, ``map()``, ``take()`` and
+``shuffle(buffer_size)`` are methods that return a new dataset, as in TensorFlow; its other methods
+(``batch``, ``repeat``, ...) raise NotSupportedError saying what to write instead.
 
 Epoch semantics inside ``fit`` are the arrays' (`pydlr.data.batching`): one pass a epoch by default, and
 with ``steps_per_epoch`` full batches cut from consecutive shuffled passes (100 steps x 20 images =
@@ -45,13 +46,26 @@ from pydlr.data.image_workers import (
     make_slots,
 )
 from pydlr.data.workers import PoolOwner
-from pydlr.errors import InputError
+from pydlr.errors import InputError, NotSupportedError
 
 __all__ = ["ImageDataset", "DatasetBatches", "image_dataset_from_directory",
            "image_dataset_from_dataframe", "check_dataset", "check_same_classes", "dataset_batches",
            "with_skipped_rows"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
+
+_BATCH_ADVICE = "set batch_size in image_dataset_from_directory(..., batch_size=N)"
+_TF_DATA_ADVICE = {
+    "batch": _BATCH_ADVICE, "unbatch": _BATCH_ADVICE, "rebatch": _BATCH_ADVICE, "padded_batch": _BATCH_ADVICE,
+    "repeat": "fit(..., steps_per_epoch=N) cycles through the files for as many batches as asked",
+    "filter": "choose the files with image_dataset_from_dataframe() on a filtered table",
+    "skip": "take(count) limits the batches; choose files with image_dataset_from_dataframe()",
+    "apply": "use map(fn) with fn(images, labels) -> (images, labels)",
+    "concatenate": "put the files in one folder, or one table for image_dataset_from_dataframe()",
+    "zip": "image_dataset_from_dataframe() pairs files and labels from one table",
+    "as_numpy_iterator": "iterate the dataset itself: `for images, labels in dataset` gives torch tensors "
+                         "(.numpy() gives arrays)",
+}
 
 
 def _default_workers() -> int:
@@ -89,7 +103,7 @@ class ImageDataset:
         self.spec = spec
         self.batch_size = int(batch_size)
         self.label_mode = label_mode
-        self.shuffle = bool(shuffle)
+        self.shuffle_each_pass = bool(shuffle)
         self.seed = int(seed)
         self.workers = int(workers)
         self._prefetch = prefetch
@@ -209,6 +223,25 @@ class ImageDataset:
             raise InputError("count", "a positive integer", count, where="take")
         return self._copy(_take=int(count))
 
+    def shuffle(self, buffer_size: int, seed: int | None = None,
+                reshuffle_each_iteration: bool | None = None) -> ImageDataset:
+        """tf.data's ``shuffle``: every pass reshuffled, over all files (more thorough than a buffer of
+        ``buffer_size``, which only bounds tf.data's memory: here the file list is shuffled, not images)."""
+        if not isinstance(buffer_size, (int, np.integer)) or isinstance(buffer_size, bool) or buffer_size < 1:
+            raise InputError("buffer_size", "a positive integer", buffer_size, where="shuffle")
+        if reshuffle_each_iteration is False:
+            raise NotSupportedError("shuffle(reshuffle_each_iteration=False) is not supported: pydlr's datasets "
+                                    "reshuffle every pass; for one fixed order, make the dataset with "
+                                    "shuffle=False")
+        return self._copy(shuffle_each_pass=True, seed=self.seed if seed is None else int(seed))
+
+    def __getattr__(self, name: str) -> Any:
+        # tf.data methods a Keras script may call: say what to do instead of a bare AttributeError
+        if name in _TF_DATA_ADVICE:
+            raise NotSupportedError(f"dataset.{name}() is tf.data's, and pydlr's image datasets do not have it: "
+                                    f"{_TF_DATA_ADVICE[name]}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # ----- sent to other processes (fit(distributed=True)) ---------------------------------------------
     def describe(self, argument: str = "x") -> dict[str, Any]:
         """This dataset as JSON values (files, labels, decoding, batching, augmentation), for
@@ -224,7 +257,7 @@ class ImageDataset:
                 else self._index.labels.tolist(), "class_names": self.class_names,
                 "image_size": [sp.height, sp.width], "color_mode": sp.mode_name, "interpolation": sp.interpolation,
                 "crop_to_aspect_ratio": sp.crop_to_aspect_ratio, "pad_to_aspect_ratio": sp.pad_to_aspect_ratio,
-                "batch_size": self.batch_size, "label_mode": self.label_mode, "shuffle": self.shuffle,
+                "batch_size": self.batch_size, "label_mode": self.label_mode, "shuffle": self.shuffle_each_pass,
                 "seed": self.seed, "workers": self.workers, "prefetch": self._prefetch,
                 "cache": self._cache_spec, "on_bad_file": self.on_bad_file, "take": self._take,
                 "name": self.name, "augment": None if self.augment is None else self.augment.get_config()}
@@ -250,7 +283,7 @@ class ImageDataset:
         copies the caller may keep. Each pass is reshuffled (keras' reshuffle_each_iteration)."""
         it = self._iterations
         self._iterations += 1
-        batches = DatasetBatches(self, steps=None, shuffle=self.shuffle, seed=self.seed)
+        batches = DatasetBatches(self, steps=None, shuffle=self.shuffle_each_pass, seed=self.seed)
         try:
             for xb, yb, _ in batches.epoch(it):
                 yield xb.clone() if yb is None else (xb.clone(), yb.clone())
@@ -310,11 +343,12 @@ class DatasetBatches(PoolOwner):
     def __init__(self, ds: ImageDataset, steps: int | None = None, shuffle: bool | None = None,
                  seed: int | None = None, augment: Augment | None = None,
                  device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
-                 niceness: int = 0):
+                 niceness: int = 0, weigh: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.ds = ds
+        self.weigh = weigh
         self.niceness = int(niceness)
         self.steps_per_epoch = steps
-        self.shuffle = ds.shuffle if shuffle is None else bool(shuffle)
+        self.shuffle = ds.shuffle_each_pass if shuffle is None else bool(shuffle)
         self.seed = ds.seed if seed is None else int(seed)
         self.job = ds.job(augment)
         self.device = torch.device(device)
@@ -336,15 +370,18 @@ class DatasetBatches(PoolOwner):
             batches = batches[: self.ds._take]
         return [(b.numpy(), mix_seed(self.seed, epoch, s, self.rank, 2)) for s, b in enumerate(batches)]
 
-    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, None]]:
-        """Yield ``(xb, yb, None)`` for each batch; xb/yb are views valid until the next batch."""
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+        """Yield ``(xb, yb, wb)`` for each batch (wb None without ``weigh``); xb/yb are views valid until
+        the next batch."""
         plan = self._plan(epoch)
         source = self._inline(plan) if self.ds.workers == 0 else self._workers(plan)
         for xb, yb in source:
+            wb = self.weigh(yb) if self.weigh is not None and yb is not None else None  # on the CPU, as yb
             if self.device.type != "cpu":
                 xb = xb.to(self.device, non_blocking=True)
                 yb = yb.to(self.device, non_blocking=True) if yb is not None else None
-            yield xb, yb, None
+                wb = wb.to(self.device, non_blocking=True) if wb is not None else None
+            yield xb, yb, wb
 
     def _inline(self, plan):
         if self._inline_slot is None:
@@ -581,16 +618,18 @@ def with_skipped_rows(ds: ImageDataset, out: np.ndarray, skipped: list[tuple[str
 
 def dataset_batches(train: ImageDataset, validation: ImageDataset | None, *, steps_per_epoch: int | None,
                     validation_steps: int | None, shuffle: bool, seed: int, augment: Augment | None,
-                    device: torch.device, rank: int = 0, world_size: int = 1
+                    device: torch.device, rank: int = 0, world_size: int = 1,
+                    weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
                     ) -> tuple[DatasetBatches, DatasetBatches | None]:
     """The batch sources of a fit on datasets (checked by `pydlr.data.prepare.prepare_dataset_fit`):
     training batches (shuffled when both ``shuffle`` and the dataset say so, augmented with ``augment`` or
-    the dataset's own augmentation, sharded by rank) and validation batches (in order,
+    the dataset's own augmentation, sharded by rank, each sample weighted by ``weigh(labels)`` when
+    given: ``class_weight``) and validation batches (unweighted, as keras'; in order,
     ``validation_steps`` of them, cycling when that is more than a pass). Workers run at
     ``TRAINING_NICENESS``."""
-    src = DatasetBatches(train, steps=steps_per_epoch, shuffle=train.shuffle and shuffle, seed=seed,
+    src = DatasetBatches(train, steps=steps_per_epoch, shuffle=train.shuffle_each_pass and shuffle, seed=seed,
                          augment=augment, device=device, rank=rank, world_size=world_size,
-                         niceness=TRAINING_NICENESS)
+                         niceness=TRAINING_NICENESS, weigh=weigh)
     if validation is None:
         return src, None
     return src, DatasetBatches(validation, steps=validation_steps, shuffle=False, seed=0, device=device,

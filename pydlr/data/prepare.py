@@ -30,7 +30,7 @@ from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_v
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
-           "prepare_data", "prepare_fit_data", "prepare_dataset_fit"]
+           "prepare_data", "prepare_fit_data", "prepare_dataset_fit", "sample_weights", "split_point"]
 
 
 @dataclass
@@ -255,13 +255,21 @@ def _classes(y: torch.Tensor, kind: str) -> torch.Tensor | None:
     return None
 
 
+def check_class_weight(class_weight: Any, kind: str | None, where: str) -> None:
+    """``class_weight`` is a non-empty dict {class: weight} for a classification loss (checked before any
+    batch is read when the batches come later, from a dataset)."""
+    if not isinstance(class_weight, dict) or not class_weight:
+        raise InputError("class_weight", "a dict {class: weight}", class_weight, where=where)
+    if kind not in ("sparse", "categorical", "binary"):
+        raise InputError("class_weight", "used only with a classification loss", class_weight, where=where)
+
+
 def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight: Any,
                    where: str) -> torch.Tensor | None:
     """Per-sample loss weights: ``sample_weight`` times the weight of each sample's class."""
     w = None
     if class_weight is not None:
-        if not isinstance(class_weight, dict) or not class_weight:
-            raise InputError("class_weight", "a dict {class: weight}", class_weight, where=where)
+        check_class_weight(class_weight, kind, where)
         classes = _classes(y, kind)
         if classes is None:
             raise InputError("class_weight", "used only with a classification loss", class_weight,
@@ -346,10 +354,12 @@ def _warn_unseen_classes(y_train: torch.Tensor, y_valid: torch.Tensor, kind: str
 
 
 def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split: float = 0.0,
-                        validation_data: Any = None, where: str = "fit", **unused: Any) -> tuple | None:
+                        validation_data: Any = None, where: str = "fit", class_weight: Any = None,
+                        **unused: Any) -> tuple | None:
     """The checks of fit / evaluate (predict: ``loss`` None) on an image dataset, before any file is read:
-    no y (the labels come with the dataset), no batch_size / sample_weight / class_weight (``unused``:
-    they belong to arrays, as in keras), no validation_split (the dataset's own split), images that fit
+    no y (the labels come with the dataset), no batch_size / sample_weight (``unused``: they belong to
+    arrays, as in keras), ``class_weight`` (weighs each batch by its labels, as keras does for a dataset)
+    for a classification loss, no validation_split (the dataset's own split), images that fit
     the model's input, labels that fit the loss and the outputs, and a validation dataset (for evaluate,
     the dataset) with the classes of the training dataset. Returns the model's output shape (building an input-less Sequential for it)."""
     from pydlr.data.image_dataset import ImageDataset, check_dataset, check_same_classes
@@ -372,6 +382,8 @@ def prepare_dataset_fit(model: Any, loss: Any, ds: Any, y: Any, validation_split
     check_loss_fits_model(model, loss, where, out_shape)
     n_out = out_shape[-1] if out_shape else None
     check_dataset(ds, None, loss.kind, n_out, where)
+    if class_weight is not None:
+        check_class_weight(class_weight, loss.kind, where)
     if where != "fit":  # evaluate: the labels must mean what they meant in the model's last fit
         check_same_classes(getattr(model, "trained_class_names", None), ds, where, name="x")
     if validation_data is not None:
