@@ -91,6 +91,25 @@ def test_n_init_keeps_the_best_run(digits):
     assert best <= max(singles)
 
 
+def test_n_init_auto_is_scikit_learns_count(digits):
+    # scikit-learn's default since 1.4, written in most of its examples: one run for k-means++ and given
+    # centers, 10 for random seeding (MiniBatchKMeans: 3)
+    from pydlr.cluster import MiniBatchKMeans
+
+    x, _ = digits
+    for init, runs in (("k-means++", 1), ("random", 10), (x[:10], 1)):
+        auto = KMeans(10, init=init, n_init="auto", random_state=0).fit(x)
+        counted = KMeans(10, init=init, n_init=runs, random_state=0).fit(x)
+        np.testing.assert_array_equal(auto.cluster_centers_, counted.cluster_centers_)
+    auto = MiniBatchKMeans(10, init="random", n_init="auto", random_state=0, batch_size=256).fit(x)
+    counted = MiniBatchKMeans(10, init="random", n_init=3, random_state=0, batch_size=256).fit(x)
+    np.testing.assert_array_equal(auto.cluster_centers_, counted.cluster_centers_)
+    assert not np.array_equal(KMeans(10, init="random", n_init=1, random_state=0).fit(x).cluster_centers_,
+                              KMeans(10, init="random", n_init="auto", random_state=0).fit(x).cluster_centers_)
+    with pytest.raises(InputError, match="n_init"):
+        KMeans(10, n_init="best").fit(x)
+
+
 def test_inputs_tensor_uint8_fortran_readonly_and_empty_cluster_relocation():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, size=(400, 5), dtype=np.uint8)

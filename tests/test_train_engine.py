@@ -378,6 +378,23 @@ def test_optimizers_use_keras_defaults():
         optimizers.Adam(learning_rate=-1)
 
 
+def test_optimizer_arguments_keras_renamed_or_pydlr_lacks_are_named():
+    # Keras 2 tutorials write Adam(lr=...): a bare TypeError from the dataclass said nothing useful
+    from pydlr.errors import NotSupportedError
+
+    with pytest.raises(InputError, match=r"argument `lr` must be written learning_rate="):
+        optimizers.Adam(lr=1e-3)
+    with pytest.raises(InputError, match="InverseTimeDecay"):
+        optimizers.SGD(learning_rate=0.1, decay=1e-6)
+    with pytest.raises(NotSupportedError, match=r"RMSprop\(clipvalue=...\) is not supported.*learning_rate"):
+        optimizers.RMSprop(clipvalue=1.0)
+    with pytest.raises(NotSupportedError, match="clipnorm"):
+        optimizers.get("adam", clipnorm=1.0)
+    with pytest.raises(InputError, match="argument `betas` must be one of Adam's arguments: amsgrad, beta_1"):
+        optimizers.Adam(betas=(0.9, 0.99))
+    assert optimizers.SGD(learning_rate=0.1, nesterov=True, momentum=0.9).nesterov  # its own arguments pass
+
+
 class HoldsFitData(Callback):
     """Weak references to the fit's batch sources and training tensor (taken at the start of the fit)."""
 

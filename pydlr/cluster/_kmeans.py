@@ -44,8 +44,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
         Seeding: scikit-learn's greedy k-means++ (``2 + log(k)`` candidates per step), ``n_clusters``
         distinct random samples, or the given centers.
-    n_init : int
-        Number of seedings; the run with the lowest inertia is kept.
+    n_init : int or "auto"
+        Number of seedings; the run with the lowest inertia is kept. ``"auto"`` is scikit-learn's rule
+        (its default since 1.4): 1 run for "k-means++" or given centers, 10 for "random".
     max_iter : int
         Maximum Lloyd iterations per run.
     tol : float
@@ -159,7 +160,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         generator.manual_seed(_seed(self.random_state))
         tol = self.tol * _mean_variance(x, x_sq) if self.tol > 0 else 0.0
         best, best_inertia = None, float("inf")
-        for _ in range(self.n_init):
+        for _ in range(self._runs(auto_random=10)):
             if init_centers is not None:
                 centers = init_centers.clone()
             elif self.init == "random":
@@ -217,11 +218,19 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         labels, _ = _assign(x, x_sq, centers, self.chunk_size)
         return -float(_cluster_inertia(x, labels, centers, centers.shape[0]).sum())
 
+    def _runs(self, auto_random: int) -> int:
+        """Seedings to run: ``n_init``, or for "auto" scikit-learn's count (one for k-means++ or given
+        centers, ``auto_random`` for random seeding, whose single runs vary more)."""
+        if self.n_init != "auto":
+            return int(self.n_init)
+        return auto_random if isinstance(self.init, str) and self.init == "random" else 1
+
     # --- checks ------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         where = f"{_WHERE}.fit"
         _check_int(self.n_clusters, "n_clusters", 1, where)
-        _check_int(self.n_init, "n_init", 1, where)
+        if self.n_init != "auto":
+            _check_int(self.n_init, "n_init", 1, where)
         _check_int(self.max_iter, "max_iter", 1, where)
         _check_int(self.chunk_size, "chunk_size", 1, where)
         if not isinstance(self.dtype, (str, type(None))) or self.dtype not in _DTYPES:

@@ -37,8 +37,9 @@ class MiniBatchKMeans(KMeans):
     ----------
     n_clusters, init, random_state, device, chunk_size, dtype
         As `KMeans`. k-means++ (or random) seeding runs on ``init_size`` random samples.
-    n_init : int
-        Seedings tried on the ``init_size`` samples; the one with the lowest inertia there is kept.
+    n_init : int or "auto"
+        Seedings tried on the ``init_size`` samples; the one with the lowest inertia there is kept
+        (``"auto"``: scikit-learn's 1 for k-means++ or given centers, 3 for "random").
     max_iter : int
         Passes over the data (steps = ``max_iter * n_samples / batch_size``), as scikit-learn.
     batch_size : int
@@ -118,7 +119,7 @@ class MiniBatchKMeans(KMeans):
         sample = x.index_select(0, torch.randperm(n, generator=generator)[:size].to(x.device))
         sample_sq = _row_sq_norms(sample)
         best, best_inertia = None, float("inf")
-        for _ in range(self.n_init):
+        for _ in range(self._runs(auto_random=3)):
             if self.init == "random":
                 centers = sample[torch.randperm(size, generator=generator)[:k].to(x.device)]
             else:

@@ -11,12 +11,12 @@ torch's epsilon placement (added to sqrt(v)) is Keras' placement for all four.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
 from pydlr import ops
-from pydlr.errors import InputError
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.train import lr_schedules as schedules
 
 __all__ = ["schedules", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "NativeAdam", "get_optimizer", "get",
@@ -147,11 +147,36 @@ def _fast_flags(params: list[torch.Tensor], fused: bool = True) -> dict:
     return {"fused": True} if ok else {"foreach": True}
 
 
+# Keras 2 names that Keras 3 renamed, and Keras 3 arguments pydlr's optimizers do not implement
+_RENAMED = {"lr": "learning_rate=", "decay": "learning_rate=keras.optimizers.schedules.InverseTimeDecay(...)"}
+_KERAS_ONLY = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum", "ema_overwrite_frequency",
+               "loss_scale_factor", "gradient_accumulation_steps", "name")
+
+
+def _unknown_argument(cls_name: str, key: str, value: object, known: list[str]) -> Exception:
+    where = f"optimizers.{cls_name}"
+    if key in _RENAMED:
+        return InputError(key, f"written {_RENAMED[key]} (Keras 3's name for it)", value, where=where)
+    if key in _KERAS_ONLY:
+        return NotSupportedError(f"{where}({key}=...) is not supported: pydlr's {cls_name} takes "
+                                 f"{', '.join(known)}")
+    return InputError(key, f"one of {cls_name}'s arguments: {', '.join(known)}", value, where=where)
+
+
 @dataclass
 class Optimizer:
     """Base of the specs: ``learning_rate`` and ``build(params)``."""
 
     learning_rate: float = 0.001
+
+    def __new__(cls, *args, **kwargs):
+        # the dataclass __init__ would answer an old or unsupported Keras argument (lr=, clipnorm=) with a
+        # bare TypeError; name it and say what to write
+        known = {f.name for f in fields(cls)}
+        for key in kwargs:
+            if key not in known:
+                raise _unknown_argument(cls.__name__, key, kwargs[key], sorted(known))
+        return super().__new__(cls)
 
     def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
         raise NotImplementedError
