@@ -71,6 +71,25 @@ def test_reduce_lr_on_plateau_bad_arguments_and_monitor():
         _model().fit(*_data(), epochs=1, verbose=0, callbacks=[keras.callbacks.ReduceLROnPlateau()])
 
 
+def test_monitored_callbacks_skip_epochs_that_validation_freq_leaves_out(tmp_path):
+    # Keras' callbacks skip an epoch without val_loss (validation_freq=2 validates epochs 2 and 4); pydlr's
+    # used to stop the fit after epoch 1 with an error about the monitor
+    x, y = _data()
+    stop, model = keras.callbacks.EarlyStopping(patience=0), _model(lr=1e-9)
+    hist = model.fit(x, y, epochs=4, verbose=0, validation_split=0.25, validation_freq=2, callbacks=[
+        stop, keras.callbacks.ModelCheckpoint(str(tmp_path / "save_at_{epoch}.keras"), save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(patience=0, factor=0.5)])
+    assert len(hist.history["loss"]) == 4 and len(hist.history["val_loss"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["save_at_2.keras"]  # lr 1e-9: epoch 4 is no better
+    # epochs 2 and 4 counted: stopped (patience 0) and the rate halved once, at the non-improving epoch 4
+    assert stop.stopped_epoch == 3 and model.optimizer.learning_rate == pytest.approx(5e-10)
+    for cb in (keras.callbacks.EarlyStopping(monitor="val_los"),
+               keras.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), monitor="val_los", save_best_only=True),
+               keras.callbacks.ReduceLROnPlateau(monitor="val_los")):
+        with pytest.raises(InputError, match="monitor"):  # a name never logged is still an error
+            _model().fit(x, y, epochs=2, verbose=0, validation_split=0.25, validation_freq=2, callbacks=[cb])
+
+
 def _diverging():
     """A regression whose first step, at a learning rate of 1e35, makes the weights infinite: the loss of
     the second batch is not finite."""

@@ -10,6 +10,7 @@ import math
 import os
 import string
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -157,6 +158,17 @@ class _Monitor:
     def value(self, logs: dict) -> float | None:
         return logs.get(self.monitor)
 
+    def epoch_value(self, learn: Any, where: str) -> float | None:
+        """This epoch's monitored value, or None on an epoch that ``validation_freq`` left without
+        validation (Keras skips those epochs too); a name that is never logged is an InputError."""
+        value = learn.logs.get(self.monitor)
+        if value is not None:
+            return value
+        if (self.monitor.startswith("val_") and learn.valid_data is not None
+                and not any(k.startswith("val_") for k in learn.logs)):
+            return None
+        raise InputError("monitor", f"one of the logged values {sorted(learn.logs)}", self.monitor, where=where)
+
     def improved(self, value: float) -> bool:
         if self.mode == "min":
             return value < self.best - self.min_delta
@@ -191,10 +203,9 @@ class EarlyStopping(LearnerCallback):
             self.m.best = self.baseline
 
     def after_epoch(self):
-        value = self.m.value(self.learn.logs)
+        value = self.m.epoch_value(self.learn, "EarlyStopping")
         if value is None:
-            raise InputError("monitor", f"one of the logged values {sorted(self.learn.logs)}",
-                             self.m.monitor, where="EarlyStopping")
+            return
         if self.learn.epoch < self.start_from_epoch:
             return
         self.wait += 1
@@ -274,11 +285,8 @@ class ModelCheckpoint(LearnerCallback):
         logs = self.learn.logs
         path = Path(_format_path(self.filepath, self.learn.epoch + 1, logs))
         if self.save_best_only:
-            value = self.m.value(logs)
-            if value is None:
-                raise InputError("monitor", f"one of the logged values {sorted(logs)}",
-                                 self.m.monitor, where="ModelCheckpoint")
-            if not self.m.improved(value):
+            value = self.m.epoch_value(self.learn, "ModelCheckpoint")
+            if value is None or not self.m.improved(value):
                 return
             self.m.best = value
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,10 +431,9 @@ class ReduceLROnPlateau(LearnerCallback):
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
 
     def after_epoch(self):
-        value = self.m.value(self.learn.logs)
+        value = self.m.epoch_value(self.learn, "ReduceLROnPlateau")
         if value is None:
-            raise InputError("monitor", f"one of the logged values {sorted(self.learn.logs)}",
-                             self.m.monitor, where="ReduceLROnPlateau")
+            return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
