@@ -55,6 +55,9 @@ def describe(value: Any) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
         return f"{type(value).__name__} of shape {tuple(shape)} and dtype {value.dtype}"
+    if isinstance(value, (tuple, list)) and 0 < len(value) <= 4 and any(hasattr(v, "shape") for v in value):
+        # (x_val,) for validation_data: the arrays' shapes, not their printed values
+        return f"a {type(value).__name__} of {len(value)}: ({', '.join(describe(v) for v in value)})"
     text = repr(value)
     # Long values keep both ends: a path's file name is at its end, and it is the part that identifies it.
     return text if len(text) <= 120 else text[:58] + "..." + text[-59:]

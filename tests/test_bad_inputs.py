@@ -210,3 +210,13 @@ def test_input_error_keeps_the_end_of_a_long_received_value():
     assert "broken_image_0042.png" in message
     assert "/data/level00" in message
     assert len(message) < 220
+
+
+def test_input_error_describes_a_tuple_of_arrays_by_shapes():
+    # validation_data=(x_val,) printed the array's values, cut in the middle
+    import numpy as np
+
+    from pydlr.errors import InputError
+
+    message = str(InputError("validation_data", "a tuple (x_val, y_val)", (np.zeros((200, 28, 28, 1)),)))
+    assert message.endswith("received a tuple of 1: (ndarray of shape (200, 28, 28, 1) and dtype float64).")
