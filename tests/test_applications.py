@@ -89,6 +89,21 @@ def test_random_weights_take_any_classes_and_imagenet_top_refuses_them() -> None
         applications.MobileNetV2(weights="imagenet21k")
 
 
+def test_mobilenet_v2_takes_keras_arguments_in_keras_order() -> None:
+    # Keras' signature is (input_shape, alpha, include_top, weights, input_tensor, pooling, classes,
+    # classifier_activation, name); alpha= and name= were a bare TypeError
+    from pydlr.errors import NotSupportedError
+
+    model = applications.MobileNetV2((64, 64, 3), 1.0, False, None, None, "avg", name="base")
+    assert model.name == "base" and model.predict(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 1280)
+    with pytest.raises(NotSupportedError, match="alpha=1.0"):
+        applications.MobileNetV2(alpha=0.35, weights=None)
+    with pytest.raises(NotSupportedError, match="base_model\\(inputs"):
+        applications.MobileNetV2(input_tensor=object(), weights=None)
+    with pytest.raises(InputError, match="alpha"):
+        applications.MobileNetV2(alpha="wide", weights=None)
+
+
 def test_unknown_name_lists_the_known_ones() -> None:
     for call in (lambda: pretrained.load("resnet_9000"), lambda: applications.get("resnet_9000"),
                  lambda: registry.info("efficientnet_lite9")):

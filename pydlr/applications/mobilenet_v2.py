@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pydlr.applications._build import build
-from pydlr.errors import InputError
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.layers import Rescaling, SymbolicTensor
 from pydlr.pretrained import applications
 from pydlr.pretrained.imagenet import IMAGENET_MEAN, IMAGENET_STD, decode_predictions, preprocess
@@ -19,19 +19,39 @@ __all__ = ["MobileNetV2", "decode_predictions", "preprocess_input"]
 
 def MobileNetV2(  # noqa: N802 (Keras' name)
     input_shape: Any = None,
+    alpha: float = 1.0,
     include_top: bool = True,
     weights: str | None = "imagenet",
+    input_tensor: Any = None,
     pooling: str | None = None,
     classes: int = 1000,
     classifier_activation: str | None = "softmax",
+    name: str | None = None,
 ) -> nn.Module:
     """MobileNetV2 (3.5 M parameters, 71.9% ImageNet top-1), Keras' arguments in Keras' order.
 
     ``input_shape`` defaults to (224, 224, 3); any size >= 32 runs. ``weights``: "imagenet" or None.
     ``pooling`` ("avg", "max", None) applies without the top. Inputs: ``preprocess_input`` of this module.
+    ``alpha`` is 1.0 only (the width of the shipped weights); ``input_tensor`` is None (call the model on
+    a tensor instead: ``x = base_model(inputs)``).
     """
-    return build("mobilenet_v2", "applications.MobileNetV2", include_top, weights, input_shape, pooling,
-                 classes, classifier_activation, applications.MobileNetV2)
+    where = "applications.MobileNetV2"
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+        raise InputError("alpha", "a positive width multiplier (1.0)", alpha, where)
+    if alpha != 1.0:
+        raise NotSupportedError(f"{where}(alpha={alpha}) is not supported: pydlr ships MobileNetV2 at width 1.0 "
+                                "only (alpha=1.0); for a smaller network use pydlr.applications.EfficientNetLite0 "
+                                "or a model of your own")
+    if input_tensor is not None:
+        raise NotSupportedError(f"{where}(input_tensor=...) is not supported: build the model without it and "
+                                "call it on the tensor, x = base_model(inputs, training=False)")
+    if name is not None and not isinstance(name, str):
+        raise InputError("name", "a string or None", name, where)
+    model = build("mobilenet_v2", where, include_top, weights, input_shape, pooling,
+                  classes, classifier_activation, applications.MobileNetV2)
+    if name is not None:
+        model.name = name
+    return model
 
 
 def preprocess_input(x: Any, data_format: str | None = None, size: int | None = None) -> Any:
