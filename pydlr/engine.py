@@ -62,6 +62,7 @@ from pydlr.data.prepare import (
     prepare_x_rows,
     sample_weights,
     split_point,
+    with_class_weight,
 )
 from pydlr.data.structured import (
     IterableBatches,
@@ -339,9 +340,13 @@ class TrainingMixin:
             train = IterableBatches(x, opts.steps_per_epoch, self._converter(where, True, class_weight), dev,
                                     "x", where)
         else:
-            data = prepare_structured(self, self._loss, x, y, sample_weight, class_weight, where)
-            if validation_data is None and opts.validation_split:
+            split = validation_data is None and opts.validation_split
+            # with validation_split the class weights wait for the split: they weigh the training part only
+            data = prepare_structured(self, self._loss, x, y, sample_weight, None if split else class_weight,
+                                      where)
+            if split:
                 data, held = data.split(split_point(data.x.shape[0], opts.validation_split, where))
+                data = with_class_weight(data, getattr(self._loss, "kind", None), class_weight, where)
                 valid = ListBatches(held, opts.validation_batch_size, None, False, 0, dev)
             seed = ddp.broadcast_seed(opts.seed) if ctx else opts.seed
             rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)

@@ -356,3 +356,23 @@ def test_validation_split_takes_keras_count_of_last_samples(route):
     h = m.fit(x, targets, batch_size=16, epochs=1, verbose=0, validation_split=0.1, shuffle=True, seed=0)
     assert h.history["val_loss"][0] == pytest.approx(m.evaluate(x[90:], y[90:], verbose=0), rel=1e-5)
     assert h.history["val_loss"][0] != pytest.approx(m.evaluate(x[91:], y[91:], verbose=0), rel=1e-5)
+
+
+@pytest.mark.parametrize("route", ["arrays", "dict_y"])
+def test_class_weight_weighs_training_only_and_sample_weight_both_parts(route):
+    # Keras applies class_weight to the training part of a validation_split; sample_weight is split with x and
+    # y and weighs the validation loss too. pydlr's validation loss was weighted by class as well
+    x, y = quadrant_data(100)
+    sw = np.linspace(0.1, 2.0, 100).astype(np.float32)
+    for kwargs, tail_weights in (({"class_weight": {0: 5.0, 1: 0.1}}, None),
+                                 ({"class_weight": {0: 5.0}, "sample_weight": sw}, sw[80:])):
+        if route == "dict_y":
+            inp = Input((8, 8, 1))
+            m = engine.Model(inp, Dense(4, activation="softmax", name="out")(Flatten()(inp)))
+        else:
+            m = small_model()
+        m.compile("adam", "sparse_categorical_crossentropy")
+        targets = {"out": y} if route == "dict_y" else y
+        h = m.fit(x, targets, batch_size=16, epochs=1, verbose=0, validation_split=0.2, seed=0, **kwargs)
+        expected = m.evaluate(x[80:], y[80:], sample_weight=tail_weights, verbose=0)
+        assert h.history["val_loss"][0] == pytest.approx(expected, rel=1e-5)

@@ -30,7 +30,8 @@ from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_v
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
-           "prepare_data", "prepare_fit_data", "prepare_dataset_fit", "sample_weights", "split_point"]
+           "prepare_data", "prepare_fit_data", "prepare_dataset_fit", "sample_weights", "split_point",
+           "with_class_weight"]
 
 
 @dataclass
@@ -288,6 +289,19 @@ def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight:
     return w
 
 
+def with_class_weight(data: Prepared, kind: str, class_weight: Any, where: str) -> Prepared:
+    """``data`` with each sample's weight multiplied by its class's ``class_weight``. fit applies it after
+    splitting off ``validation_split``: Keras weighs only the training part by class, and the validation
+    loss by ``sample_weight`` alone."""
+    if class_weight is None:
+        return data
+    if isinstance(data.y, list):  # a TensorList: several outputs
+        raise InputError("class_weight", "None for a model with several outputs (Keras' rule: weigh "
+                         "the samples with sample_weight)", class_weight, where=where)
+    by_class = sample_weights(data.y, kind, class_weight, None, where)
+    return Prepared(data.x, data.y, by_class if data.w is None else data.w * by_class)
+
+
 def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = None,
                  class_weight: Any = None, where: str = "evaluate",
                  names: tuple[str, str] = ("x", "y"), in_order: bool = False) -> tuple[Prepared, tuple | None]:
@@ -317,7 +331,9 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
                      class_weight: Any = None, validation_split: float = 0.0,
                      validation_data: Any = None, where: str = "fit") -> FitData:
     """Training and validation data for fit (``validation_data`` wins over ``validation_split``)."""
-    train, _ = prepare_data(model, loss, x, y, sample_weight, class_weight, where)
+    split = validation_data is None and validation_split
+    # with validation_split the class weights wait for the split: they weigh the training part only
+    train, _ = prepare_data(model, loss, x, y, sample_weight, None if split else class_weight, where)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise InputError("validation_data", "a tuple (x_val, y_val) or (x_val, y_val, weights)",
@@ -330,7 +346,7 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
         return FitData(train, None)
     train, valid = train.split(split_point(train.x.shape[0], validation_split, where))
     _warn_unseen_classes(train.y, valid.y, loss.kind, validation_split)
-    return FitData(train, valid)
+    return FitData(with_class_weight(train, loss.kind, class_weight, where), valid)
 
 
 def _warn_unseen_classes(y_train: torch.Tensor, y_valid: torch.Tensor, kind: str,

@@ -37,6 +37,7 @@ from pydlr.data.prepare import (
     prepare_x,
     prepare_y,
     sample_weights,
+    with_class_weight,
 )
 from pydlr.errors import InputError
 from pydlr.layers.base import TensorList
@@ -202,16 +203,13 @@ def prepare_structured(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any
     first_y = yt[0] if isinstance(yt, TensorList) else yt
     check_lengths(xt[0] if isinstance(xt, TensorList) else xt, first_y, where, names[1])
     if isinstance(yt, TensorList):
-        if class_weight is not None:
-            raise InputError("class_weight", "None for a model with several outputs (Keras' rule: weigh "
-                             "the samples with sample_weight)", class_weight, where=where)
         if isinstance(sample_weight, dict):
             raise InputError("sample_weight", "one array of per-sample weights for all outputs",
                              "a dict of weights per output", where=where)
         w = sample_weights(first_y, "regression", None, sample_weight, where)
     else:
-        w = sample_weights(yt, loss.kind, class_weight, sample_weight, where)
-    return Prepared(xt, yt, w)
+        w = sample_weights(yt, loss.kind, None, sample_weight, where)
+    return with_class_weight(Prepared(xt, yt, w), getattr(loss, "kind", None), class_weight, where)
 
 
 class ListBatches:
