@@ -587,3 +587,13 @@ def decode_png_batch(paths: list[str], channels: int) -> tuple[torch.Tensor, tor
     if channels not in (1, 3, 4):
         raise InputError("channels", "1, 3 or 4", channels, where="pydlr.ops.decode_png_batch")
     return torch.ops.pydlr.decode_png_batch(list(paths), int(channels))
+
+
+def __getattr__(name: str) -> Any:
+    # `import pydlr as keras` makes Keras 3's keras.ops.expand_dims / .sigmoid land here, in pydlr's native
+    # operators: say so instead of a bare "no attribute" (still an AttributeError, so hasattr() works)
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}: pydlr has no keras.ops (pydlr.ops holds "
+                         f"its native convolution operators): write NumPy on arrays (np.expand_dims(x, 0)) and "
+                         "torch on tensors and inside call() (torch.sigmoid(t))")

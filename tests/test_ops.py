@@ -605,3 +605,12 @@ def test_native_lib_override_loads_that_build_or_says_why_not(tmp_path):
     env["PYDLR_NATIVE_LIB"] = str(tmp_path / "missing.so")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "missing.so' is not a file; unset it" in out.stderr
+
+
+def test_keras_ops_names_say_pydlr_has_no_keras_ops():
+    # Keras 3 tutorials call keras.ops.expand_dims(img, 0); under `import pydlr as keras` that is pydlr.ops
+    import pydlr as keras
+
+    with pytest.raises(AttributeError, match="pydlr has no keras.ops.*np.expand_dims"):
+        keras.ops.expand_dims  # noqa: B018 (the attribute access is the test)
+    assert hasattr(keras.ops, "conv2d") and not hasattr(keras.ops, "sigmoid") and not hasattr(keras.ops, "_x")
