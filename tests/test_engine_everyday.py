@@ -15,6 +15,7 @@ from pydlr.errors import InputError
 from pydlr.layers import Dense, Flatten, Input
 from pydlr.train import optimizers
 from pydlr.train.callbacks import Callback as KerasStyleCallback
+from pydlr.utils import set_random_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
@@ -117,6 +118,26 @@ def test_a_probability_loss_on_a_last_layer_without_activation_warns():
         soft = small_model()
         soft.compile("adam", "sparse_categorical_crossentropy")
         soft.fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_class_loss_on_sigmoid_outputs_or_a_one_unit_softmax_warns():
+    # Dense(4, activation="sigmoid") with categorical_crossentropy: Keras-TF trains it as a softmax, Keras-torch
+    # divides by the sum, pydlr reads the raw sigmoids; Dense(1, activation="softmax") outputs 1 always
+    x, y = quadrant_data(32)
+    set_random_seed(0)
+    m = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(4, activation="sigmoid")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match='activation is "sigmoid", whose outputs do not sum to 1'):
+        m.fit(x, y, epochs=1, verbose=0)
+    one = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1, activation="softmax")])
+    one.compile("adam", "binary_crossentropy")
+    with pytest.warns(UserWarning, match="softmax over one unit: its output is always 1"):
+        one.fit(x, (y > 1).astype(np.float32), epochs=1, verbose=0)
+    sig = engine.Sequential([Input((8, 8, 1)), Flatten(), Dense(1, activation="sigmoid")])
+    sig.compile("adam", "binary_crossentropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sig.fit(x, (y > 1).astype(np.float32), epochs=1, verbose=0)
 
 
 def test_one_sample_without_its_batch_axis_gets_the_fix_in_the_error():

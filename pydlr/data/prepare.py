@@ -170,15 +170,30 @@ def check_loss_fits_model(model: Any, loss: Any, where: str = "compile",
 
 
 def warn_if_outputs_are_logits(model: Any, loss: Any) -> None:
-    """A warning when a probability loss meets a last layer without activation: Keras reads the outputs
-    as probabilities all the same and trains on nonsense without an error (R has no from_logits to say
+    """A warning when a probability loss meets a last layer whose outputs are not probabilities: Keras reads
+    them as probabilities all the same and trains on nonsense without an error (R has no from_logits to say
     otherwise, so forgetting the softmax is the likely cause there)."""
-    if loss.kind in ("sparse", "categorical", "binary") and not loss.from_logits \
-            and _final_activation(model) == "linear":
-        final = "sigmoid" if loss.kind == "binary" else "softmax"
-        warnings.warn(f"{loss.name} reads the model's outputs as probabilities, but its last layer has no "
-                      f"activation: give it a \"{final}\" activation (or, in Python, compile with a loss "
-                      "made with from_logits=True)", UserWarning, stacklevel=6)
+    final = _final_activation(model)
+    if loss.from_logits or final is None or loss.kind not in ("sparse", "categorical", "binary"):
+        return
+    if final == "linear":
+        fix = "sigmoid" if loss.kind == "binary" else "softmax"
+        _warn_outputs(f"{loss.name} reads the model's outputs as probabilities, but its last layer has no "
+                      f"activation: give it a \"{fix}\" activation (or, in Python, compile with a loss made "
+                      "with from_logits=True)")
+    elif loss.kind != "binary" and final != "softmax":
+        # a sigmoid over the classes (a classic slip): Keras divides the outputs by their sum, or on
+        # TensorFlow reads the sigmoid's logits as a softmax's, and pydlr does neither: the losses differ
+        _warn_outputs(f"{loss.name} reads the model's outputs as probabilities over the classes, but its last "
+                      f"layer's activation is \"{final}\", whose outputs do not sum to 1: give it a \"softmax\" "
+                      "activation (for independent yes/no labels, binary_crossentropy with sigmoid)")
+    elif loss.kind == "binary" and final == "softmax":
+        _warn_outputs(f"{loss.name} on a softmax over one unit: its output is always 1, so the model cannot "
+                      "learn; give the last layer a \"sigmoid\" activation")
+
+
+def _warn_outputs(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=7)
 
 
 def multiclass_softmax_units(model: Any, out_shape: tuple | None) -> int | None:
