@@ -239,3 +239,20 @@ def test_metric_objects_per_output_of_a_two_output_model(tmp_path):
     model.save(tmp_path / "two.keras")
     loaded = keras.models.load_model(tmp_path / "two.keras")
     assert loaded.evaluate(x, [ya, yb], return_dict=True) == pytest.approx(result)
+
+
+def test_accuracy_with_a_regression_loss_is_chosen_from_the_shapes_as_keras():
+    # mse on one-hot targets with metrics=["accuracy"] was a raw torch size-mismatch error; Keras picks
+    # categorical accuracy for (n, k) targets and binary accuracy for one output unit
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    model = keras.Sequential([layers.Input((5,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="mse", metrics=["accuracy"])
+    loss, acc = model.evaluate(x, np.eye(3, dtype=np.float32)[y], verbose=0)
+    assert acc == pytest.approx(float((model.predict(x, verbose=0).argmax(1) == y).mean()))
+    one = _binary_model()
+    one.compile(optimizer="adam", loss="mse", metrics=["accuracy"])
+    xb, yb = _binary_data(64)
+    _, acc = one.evaluate(xb, yb, verbose=0)
+    assert acc == pytest.approx(skm.accuracy_score(yb, one.predict(xb, verbose=0).ravel() > 0.5))
