@@ -150,12 +150,29 @@ class TrainingMixin:
         import_torch_optimizer_machinery()  # torch's one-time cost of a first optimizer, paid here
         built = self._build_optimizer(spec)
         self._loss: Loss = loss_fn
+        self._loss_argument = loss
         self._metrics: list[Metric] = metric_fns
         self._metrics_argument = metrics
         self._optimizer_spec = spec
         self.optimizer = built if built is not None else spec
         self.compiled = True
         self.stop_training = False
+
+    @property
+    def loss(self) -> Any:
+        """Keras' ``model.loss``: the loss given to ``compile`` (None before)."""
+        return getattr(self, "_loss_argument", None)
+
+    @loss.setter
+    def loss(self, value: Any) -> None:  # a subclass may keep its own ``self.loss``, as Keras allows
+        self._loss_argument = value
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The names of ``evaluate``'s list, in its order: "loss", then each output's loss (several
+        outputs) and the metrics (Keras 2's meaning, the one ``dict(zip(model.metrics_names, scores))``
+        relies on; Keras 3 gives ["loss", "compile_metrics"] there)."""
+        return ["loss"] + [m.name for m in getattr(self, "_metrics", [])]
 
     def _build_optimizer(self, spec: Any) -> torch.optim.Optimizer | None:
         """The torch optimizer for ``spec`` over the trainable weights; None while the model has no

@@ -63,6 +63,22 @@ def test_two_inputs_two_outputs_fit_predict_and_history_keys():
     np.testing.assert_allclose(model.predict_on_batch([xa[:5], xb[:5]])[1], pred_b[:5], rtol=1e-5, atol=1e-6)
 
 
+def test_metrics_names_and_loss_name_evaluate_and_compile_as_keras():
+    # dict(zip(model.metrics_names, model.evaluate(...))) and model.loss were AttributeErrors
+    xa, xb, ya, yb = _data()
+    model = _two_in_two_out()
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"], metrics=[["acc"], ["mae"]])
+    scores = model.evaluate([xa, xb], [ya, yb], verbose=0)
+    assert dict(zip(model.metrics_names, scores, strict=True)) == model.evaluate([xa, xb], [ya, yb], verbose=0,
+                                                                                   return_dict=True)
+    assert model.metrics_names == ["loss", "out_a_loss", "out_b_loss", "out_a_acc", "out_b_mae"]
+    assert model.loss == ["sparse_categorical_crossentropy", "mse"]
+    one = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="softmax")])
+    assert one.loss is None
+    one.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert one.loss == "sparse_categorical_crossentropy" and one.metrics_names == ["loss", "accuracy"]
+
+
 def test_loss_weights_weigh_the_total_loss():
     xa, xb, ya, yb = _data()
     results = []
