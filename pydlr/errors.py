@@ -50,6 +50,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
             or "DefaultCPUAllocator" in text)
 
 
+# The fix for channels-first images (PyTorch's and R's image layout) where pydlr wants channels last
+CHANNELS_FIRST_FIX = ("they look channels first (n, channels, height, width): move the channels last with "
+                      "np.moveaxis(x, 1, -1) in Python, aperm(x, c(1, 3, 4, 2)) in R")
+
+
 def describe(value: Any) -> str:
     """A short, readable description of a received value for error messages."""
     shape = getattr(value, "shape", None)

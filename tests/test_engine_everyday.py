@@ -397,3 +397,14 @@ def test_class_weight_weighs_training_only_and_sample_weight_both_parts(route):
         h = m.fit(x, targets, batch_size=16, epochs=1, verbose=0, validation_split=0.2, seed=0, **kwargs)
         expected = m.evaluate(x[80:], y[80:], sample_weight=tail_weights, verbose=0)
         assert h.history["val_loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_channels_first_images_get_the_fix_in_the_error():
+    x, y = quadrant_data(16)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(InputError, match=r"look channels first.*np\.moveaxis\(x, 1, -1\).*aperm"):
+        m.fit(np.moveaxis(x, -1, 1), y, verbose=0)
+    with pytest.raises(InputError) as err:  # another shape: no such advice
+        m.predict(x[:, :6])
+    assert "channels first" not in str(err.value)

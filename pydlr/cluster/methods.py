@@ -23,7 +23,7 @@ import pandas as pd
 
 from pydlr.cluster._kmeans import KMeans, _check_int
 from pydlr.cluster.metrics import adjusted_rand_index, matched_accuracy, normalized_mutual_info
-from pydlr.errors import InputError
+from pydlr.errors import CHANNELS_FIRST_FIX, InputError
 
 _WHERE = "compare_methods"
 METHODS = (
@@ -237,6 +237,9 @@ def _images(value: Any, argument: str) -> np.ndarray:
     if array.ndim != 4 or 0 in array.shape:
         raise InputError(argument, "a non-empty array of images (n, height, width[, channels])", value,
                          where=_WHERE)
+    if array.shape[1] in (1, 3) and array.shape[3] > 4:  # a channel count first, a width of 5+ last
+        raise InputError(argument, "images with the channels last (n, height, width, channels); "
+                         + CHANNELS_FIRST_FIX, value, where=_WHERE)
     # Integer images are 8-bit pixels (uint8 from NumPy, integer arrays from R): scaled to [0, 1] as a CNN wants.
     scale = 255.0 if array.dtype.kind in "iu" else 1.0
     images = np.asarray(array, dtype=np.float32) / np.float32(scale)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pydlr.errors import InputError
+from pydlr.errors import CHANNELS_FIRST_FIX, InputError
 from pydlr.layers.base import (
     Layer,
     Node,
@@ -125,7 +125,8 @@ class BaseModel(nn.Module):
         got = tuple(int(d) for d in x.shape[1:])
         if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got, strict=False)):
             raise InputError(name, f"data of shape {format_shape(spec)} (the model's input shape: "
-                             "batch first, channels last)" + _one_sample_hint(tuple(x.shape), spec),
+                             "batch first, channels last)" + _one_sample_hint(tuple(x.shape), spec)
+                             + _channels_first_hint(tuple(x.shape), spec),
                              f"data of shape {tuple(x.shape)}", where or self.where)
         return x
 
@@ -354,6 +355,16 @@ def _one_sample_hint(shape: tuple, spec: Shape) -> str:
         return ""
     return ("; for one sample, a batch of one: x[None] in Python, x[i, , , , drop = FALSE] or "
             "array(x, c(1, dim(x))) in R")
+
+
+def _channels_first_hint(shape: tuple, spec: Shape) -> str:
+    """The fix when ``shape`` is the model's input with the channel axis first (a torch or R layout)."""
+    if len(spec) != 3 or len(shape) != 4 or spec[2] is None or shape[1] == shape[3]:
+        return ""
+    moved = (shape[2], shape[3], shape[1])
+    if all(s is None or s == m for s, m in zip(spec, moved, strict=True)):
+        return "; " + CHANNELS_FIRST_FIX
+    return ""
 
 
 def apply_layer(layer: Layer | BaseModel, x: Any) -> Any:
