@@ -46,7 +46,22 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"pydlr.{name}")
+    if name in _KERAS_MODULES_NOT_IN_PYDLR:  # a Keras script's keras.regularizers.l2(...), ...
+        from pydlr.errors import NotSupportedAttributeError
+
+        raise NotSupportedAttributeError(f"keras.{name} is not in pydlr: {_KERAS_MODULES_NOT_IN_PYDLR[name]}")
     raise AttributeError(f"module 'pydlr' has no attribute {name!r}")
+
+
+_KERAS_MODULES_NOT_IN_PYDLR = {
+    "regularizers": "weight decay is an optimizer argument (keras.optimizers.AdamW(weight_decay=...))",
+    "constraints": "pydlr's layers take no constraints",
+    "initializers": "name an initializer as a string (kernel_initializer=\"he_normal\")",
+    "activations": "name an activation as a string (activation=\"relu\"); torch.nn.functional inside call()",
+    "backend": "keras.backend.clear_session() is keras.clear_session() here; inside call(), tensors are torch "
+               "tensors",
+    "mixed_precision": "train in bfloat16 with fit(..., precision=\"bfloat16\")",
+}
 
 __all__ = [
     "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",

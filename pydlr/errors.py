@@ -30,6 +30,11 @@ class NotSupportedError(PydlrError, NotImplementedError):
     """A Keras feature outside pydlr's supported subset; the message says what pydlr offers instead."""
 
 
+class NotSupportedAttributeError(NotSupportedError, AttributeError):
+    """A Keras name a pydlr module does not have (``layers.LSTM``): NotSupportedError's message, and an
+    AttributeError so that ``hasattr()`` and ``getattr(module, name, default)`` keep working."""
+
+
 class TrainingError(PydlrError, RuntimeError):
     """Training stopped for a reason the user must act on (e.g. a NaN loss)."""
 

@@ -44,6 +44,21 @@ def test_keras_model_classes_are_the_trainable_ones():
     assert len(model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0).history["loss"]) == 1
 
 
+def test_keras_names_outside_the_subset_say_what_pydlr_offers():
+    # keras.layers.LSTM and keras.regularizers.l2 were bare AttributeErrors (R's layer_lstm() already said why)
+    with pytest.raises(NotSupportedError, match="no recurrent or text layers"):
+        keras.layers.LSTM(4)
+    with pytest.raises(NotSupportedError, match="ZeroPadding2D is not in pydlr; its layers are: .*Conv2D"):
+        keras.layers.ZeroPadding2D()
+    with pytest.raises(NotSupportedError, match=r"AdamW\(weight_decay"):
+        keras.regularizers.l2(0.01)
+    with pytest.raises(NotSupportedError, match='precision="bfloat16"'):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    # still AttributeErrors, so feature probes work
+    assert not hasattr(keras.layers, "LSTM") and getattr(keras, "initializers", None) is None
+    assert not hasattr(keras.layers, "lowercase_name") and hasattr(keras.layers, "Conv2D")
+
+
 # ----- several inputs and outputs -----------------------------------------------------------------
 def test_two_inputs_two_outputs_fit_predict_and_history_keys():
     xa, xb, ya, yb = _data()

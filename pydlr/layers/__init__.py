@@ -101,3 +101,30 @@ __all__ = [
     "layer_fusion",
     "set_layer_fusion",
 ]
+
+
+_NO_TEXT = "pydlr has no recurrent or text layers; it covers 2-d convolutional networks for images"
+_NOT_IN_PYDLR = {
+    **dict.fromkeys(("LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "Embedding", "TextVectorization",
+                     "MultiHeadAttention", "Attention", "LSTMCell", "GRUCell", "RNN"), _NO_TEXT),
+    **dict.fromkeys(("Conv1D", "Conv3D", "MaxPooling1D", "MaxPooling3D", "GlobalAveragePooling1D",
+                     "GlobalMaxPooling1D", "AveragePooling1D"), "pydlr's convolutions and pooling are 2-d (Conv2D, "
+                    "MaxPooling2D, ...)"),
+    **dict.fromkeys(("Conv2DTranspose", "UpSampling2D"), "pydlr has no upsampling layers; it offers Conv2D, "
+                    "DepthwiseConv2D and SeparableConv2D"),
+    "Reshape": "use Flatten(), or Lambda(lambda t: t.reshape(...)) (a model with a Lambda cannot be saved)",
+    "LayerNormalization": "pydlr normalizes with BatchNormalization",
+    "Normalization": "scale the inputs with Rescaling(scale, offset) inside the model",
+}
+
+
+def __getattr__(name: str):
+    # keras.layers.LSTM and other Keras layers pydlr lacks: say so, and what to use
+    from pydlr.errors import NotSupportedAttributeError
+
+    if name in _NOT_IN_PYDLR:
+        raise NotSupportedAttributeError(f"keras.layers.{name} is not in pydlr: {_NOT_IN_PYDLR[name]}")
+    if name[:1].isupper():
+        raise NotSupportedAttributeError(f"keras.layers.{name} is not in pydlr; its layers are: "
+                                         f"{', '.join(n for n in __all__ if n[:1].isupper())}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
