@@ -59,6 +59,25 @@ def test_keras_names_outside_the_subset_say_what_pydlr_offers():
     assert not hasattr(keras.layers, "lowercase_name") and hasattr(keras.layers, "Conv2D")
 
 
+def test_keras_loss_functions_compile_to_the_built_in_losses(tmp_path):
+    # Keras' classic MNIST script: compile(loss=keras.losses.categorical_crossentropy, optimizer=Adadelta())
+    y = np.eye(3, dtype=np.float32)[[0, 2, 1, 2]]
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]], np.float32)
+    np.testing.assert_allclose(keras.losses.categorical_crossentropy(y, p).numpy(), -np.log((y * p).sum(1)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(keras.losses.sparse_categorical_crossentropy(y.argmax(1), p).numpy(),
+                               -np.log((y * p).sum(1)), rtol=1e-6)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=keras.losses.categorical_crossentropy, metrics=["accuracy"])
+    x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    model.fit(x, np.eye(3, dtype=np.float32)[np.arange(8) % 3], epochs=1, verbose=0)
+    assert model.get_compile_config()["loss"]["name"] == "categorical_crossentropy"  # saved, not a user function
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").evaluate(x, np.eye(3)[np.arange(8) % 3], verbose=0)
+    with pytest.raises(NotSupportedError, match=r"torch\.optim\.Adadelta\(model\.parameters\(\)\)"):
+        keras.optimizers.Adadelta()
+
+
 # ----- several inputs and outputs -----------------------------------------------------------------
 def test_two_inputs_two_outputs_fit_predict_and_history_keys():
     xa, xb, ya, yb = _data()

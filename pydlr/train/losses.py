@@ -21,6 +21,8 @@ from pydlr.errors import InputError
 __all__ = [
     "Loss", "get_loss", "LOSSES", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
     "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "CustomLoss", "MultiOutputLoss",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mean_squared_error",
+    "mean_absolute_error", "mse", "mae",
 ]
 
 EPS = 1e-7
@@ -100,6 +102,8 @@ def get_loss(loss: Any, from_logits: bool = False) -> Loss:
     if isinstance(loss, str) and loss.lower() in LOSSES:
         key = loss.lower()
         return Loss(_ALIASES.get(key, key), LOSSES[key], from_logits)
+    if isinstance(getattr(loss, "keras_loss_name", None), str):  # keras.losses.categorical_crossentropy and kin
+        return get_loss(loss.keras_loss_name, from_logits)
     if callable(loss) and not isinstance(loss, (str, type)):
         return CustomLoss(loss)
     raise InputError("loss", f"one of {sorted(LOSSES)}, a pydlr.train.losses.Loss, a function "
@@ -199,3 +203,26 @@ def MeanSquaredError() -> Loss:  # noqa: N802
 def MeanAbsoluteError() -> Loss:  # noqa: N802
     """``keras.losses.MeanAbsoluteError``."""
     return Loss("mean_absolute_error", "regression")
+
+
+def _keras_loss_function(name: str) -> Callable[..., torch.Tensor]:
+    """Keras' loss function ``keras.losses.<name>(y_true, y_pred, from_logits=False)``: each sample's loss.
+    Given to ``compile(loss=...)`` it is the built-in loss of that name (saved with the model, fused
+    kernels), not a user function."""
+    def fn(y_true: Any, y_pred: Any, from_logits: bool = False) -> torch.Tensor:
+        loss = get_loss(name, from_logits)
+        pred = torch.as_tensor(y_pred, dtype=torch.float32)
+        target = torch.as_tensor(y_true)
+        target = target.long().reshape(-1) if loss.kind == "sparse" else target.float()
+        return loss.per_sample(pred, target)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.keras_loss_name = name  # type: ignore[attr-defined]
+    return fn
+
+
+categorical_crossentropy = _keras_loss_function("categorical_crossentropy")
+sparse_categorical_crossentropy = _keras_loss_function("sparse_categorical_crossentropy")
+binary_crossentropy = _keras_loss_function("binary_crossentropy")
+mean_squared_error = mse = _keras_loss_function("mean_squared_error")
+mean_absolute_error = mae = _keras_loss_function("mean_absolute_error")

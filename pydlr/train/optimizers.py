@@ -325,3 +325,18 @@ def get(name: str, **kwargs) -> Optimizer:
     except TypeError as exc:
         raise InputError("optimizer arguments", f"arguments of {_BY_NAME[name.lower()].__name__}",
                          sorted(kwargs), where="optimizer") from exc
+
+
+_KERAS_OPTIMIZERS_NOT_IN_PYDLR = ("Adadelta", "Adagrad", "Adamax", "Nadam", "Ftrl", "Lion", "Adafactor", "LossScaleOptimizer")
+
+
+def __getattr__(name: str):
+    # keras.optimizers.Adadelta() (Keras' classic MNIST script) was a bare AttributeError
+    if name in _KERAS_OPTIMIZERS_NOT_IN_PYDLR:
+        from pydlr.errors import NotSupportedAttributeError
+
+        raise NotSupportedAttributeError(
+            f"keras.optimizers.{name} is not in pydlr: its optimizers are SGD, Adam, AdamW and RMSprop; or give "
+            f"compile() a torch optimizer over the model's weights (torch.optim.{name}(model.parameters()), "
+            "where torch has it)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
