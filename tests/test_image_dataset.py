@@ -88,6 +88,9 @@ def test_tf_data_shuffle_reshuffles_and_other_tf_data_methods_say_what_to_do(fm_
         ds.repeat()
     with pytest.raises(AttributeError, match="no_such_method"):
         ds.no_such_method()
+    # the scratch tutorial's .map(fn, num_parallel_calls=tf_data.AUTOTUNE) (AUTOTUNE is -1)
+    halved = ds.map(lambda x, y: (x / 2, y), num_parallel_calls=-1, deterministic=False)
+    assert torch.equal(next(iter(halved))[0], next(iter(ds))[0] / 2)
 
 
 def test_validation_split_is_disjoint_and_keras_sized(fm_folder):

@@ -207,10 +207,13 @@ class ImageDataset:
                              where="prefetch")
         return self._copy(_prefetch=None if buffer_size in (None, -1) else int(buffer_size))
 
-    def map(self, fn: Callable[..., Any] | Augment) -> ImageDataset:
+    def map(self, fn: Callable[..., Any] | Augment, num_parallel_calls: Any = None, deterministic: Any = None,
+            name: str | None = None) -> ImageDataset:
         """Apply ``fn(images, labels) -> (images, labels)`` (``fn(images)`` without labels) to every batch
         in the workers; images keep their shape. An `Augment` is applied as random augmentation (draws
-        from the batch's seed), as ``fit(augment=...)`` does for arrays."""
+        from the batch's seed), as ``fit(augment=...)`` does for arrays. tf.data's ``num_parallel_calls``
+        (``tf.data.AUTOTUNE`` in Keras' tutorials), ``deterministic`` and ``name`` are accepted and have
+        nothing to set: the dataset's workers run the map, in a fixed order."""
         if isinstance(fn, Augment):
             return self._copy(augment=fn if fn.value_range is not None else _with_pixel_range(fn))
         if not callable(fn):
