@@ -508,3 +508,26 @@ def test_mobilenet_v2_preprocess_input_keeps_the_shape_and_works_in_a_model():
     inputs = keras.Input((40, 50, 3))
     model = keras.Model(inputs, mobilenet_v2.preprocess_input(inputs))
     np.testing.assert_allclose(model.predict(x), out, rtol=1e-5, atol=1e-5)
+
+
+def test_a_direct_model_call_runs_in_keras_inference_default_with_random_augmentation():
+    # model(x) without training= ran in torch's training mode: Dropout random and BatchNormalization on
+    # the batch's statistics, moving its running statistics; Keras runs Dropout/BatchNorm in inference there
+    # and keeps RandomFlip & co. random (their call(training=True))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.5), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(2)])
+    x = np.random.default_rng(0).random((16, 8), dtype=np.float32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = model(x).detach().numpy()
+    np.testing.assert_allclose(out, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # statistics untouched
+    assert not np.allclose(model(x, training=True).detach().numpy(), out)  # training=True still trains
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, np.zeros((16, 2), np.float32), epochs=1, verbose=0)
+    np.testing.assert_allclose(model(x).detach().numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    flip = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=1)])
+    images = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 1)
+    flipped = [not np.array_equal(flip(images).numpy(), images) for _ in range(8)]
+    assert any(flipped)  # random in a direct call, as Keras'
+    assert np.array_equal(flip(images, training=False).numpy(), images)

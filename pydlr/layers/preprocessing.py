@@ -11,7 +11,7 @@ a generator of their own when ``seed`` is given, else from torch's global genera
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -54,6 +54,10 @@ def _augment(where: str, **settings: Any) -> Augment:
 
 class _RandomLayer(Layer):
     """Base of the random augmentation layers: ``augment`` (an `Augment`) applied in training only."""
+
+    # Keras' call(..., training=True): a model called directly (model(x), no training=) keeps these random
+    # while its Dropout and BatchNormalization run in inference (`pydlr.models.base.BaseModel.forward`)
+    keras_default_training: ClassVar[bool] = True
 
     def __init__(self, seed: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)

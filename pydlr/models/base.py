@@ -3,8 +3,10 @@ text and accounting are pydlr.models.summary's)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -134,8 +136,12 @@ class BaseModel(nn.Module):
         """Run the model on channels-last data (N, H, W, C) or (N, features); returns channels-last.
 
         ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode,
-        e.g. for Dropout and BatchNormalization, whatever ``model.train()``/``eval()`` set; None keeps it.
+        e.g. for Dropout and BatchNormalization, whatever ``model.train()``/``eval()`` set. None: Keras'
+        default (Dropout and BatchNormalization in inference, augmentation layers random), unless the model
+        was put in ``eval()`` (kept) or fit's loop runs it (the mode the loop set).
         """
+        if training is None and self.training and not _IN_LOOP.get():  # model.eval() set by hand is kept
+            return self._run_keras_default(x)
         if training is None or bool(training) == self.training:
             return self.run_public(x)
         previous = self.training
@@ -144,6 +150,21 @@ class BaseModel(nn.Module):
             return self.run_public(x)
         finally:
             self.train(previous)
+
+    def _run_keras_default(self, x: Any) -> Any:
+        """A direct call without ``training=`` (``model(x)``) in Keras' default: Dropout and
+        BatchNormalization in inference (torch's mode would leave a fresh or just-fitted model in training:
+        random outputs, and BatchNormalization's statistics moved by the call), the random augmentation
+        layers random, as their Keras ``call(training=True)``."""
+        modules = list(self.modules())
+        saved = [m.training for m in modules]
+        for m in modules:
+            m.training = bool(getattr(m, "keras_default_training", False))
+        try:
+            return self.run_public(x)
+        finally:
+            for m, mode in zip(modules, saved, strict=True):
+                m.training = mode
 
     def run_public(self, x: Any) -> Any:
         """Public layout in, internal computation, public layout out."""
@@ -333,6 +354,21 @@ class BaseModel(nn.Module):
             n = len(m.get_weights())
             m.set_weights(arrays[start:start + n])
             start += n
+
+
+# True while fit / evaluate / predict's loop calls the model: it has set train() or eval() itself
+_IN_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("pydlr_in_loop", default=False)
+
+
+@contextlib.contextmanager
+def loop_call() -> Iterator[None]:
+    """Marks a forward pass of the training loop: the model runs in the mode the loop set, where a user's
+    direct ``model(x)`` runs in Keras' default (see `BaseModel._run_keras_default`)."""
+    token = _IN_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _IN_LOOP.reset(token)
 
 
 def outer_layers(module: nn.Module) -> list[Layer]:

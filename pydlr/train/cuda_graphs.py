@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from pydlr.models.base import loop_call
 from pydlr.train.loop_callbacks import GradScaling
 
 __all__ = ["set_cuda_graphs", "cuda_graphs_enabled", "GraphedStep"]
@@ -177,7 +178,7 @@ class GraphedStep:
             opt.zero_grad(set_to_none=True)
             self._stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.graph(graph, stream=self._stream):
-                with learn.forward_context(cache_enabled=False):
+                with learn.forward_context(cache_enabled=False), loop_call():
                     pred = learn.forward_module(self._x)
                 loss = learn.loss_func(pred, self._y, self._w)
                 loss.backward()

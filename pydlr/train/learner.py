@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from pydlr.errors import TrainingError, is_out_of_memory
+from pydlr.models.base import loop_call
 from pydlr.train.cuda_graphs import GraphedStep
 from pydlr.train.events import (
     EVENTS,
@@ -295,7 +296,7 @@ class Learner:
             self._eager_batch()
 
     def _eager_batch(self) -> None:
-        with self.forward_context():
+        with self.forward_context(), loop_call():
             self.pred = self.forward_module(self.xb)
         self("after_pred")
         self.loss = self.loss_func(self.pred, self.yb, self.wb)
