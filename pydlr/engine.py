@@ -161,6 +161,9 @@ class TrainingMixin:
     @property
     def loss(self) -> Any:
         """Keras' ``model.loss``: the loss given to ``compile`` (None before)."""
+        modules = self.__dict__.get("_modules", {})
+        if "loss" in modules:  # a subclass's self.loss = torch module (nn.Module files it with the layers)
+            return modules["loss"]
         return getattr(self, "_loss_argument", None)
 
     @loss.setter
