@@ -91,7 +91,7 @@ def test_random_weights_take_any_classes_and_imagenet_top_refuses_them() -> None
 
 def test_mobilenet_v2_takes_keras_arguments_in_keras_order() -> None:
     # Keras' signature is (input_shape, alpha, include_top, weights, input_tensor, pooling, classes,
-    # classifier_activation, name); alpha= and name= were a bare TypeError
+    # classifier_activation, name): alpha= and name= must be understood, not a TypeError
     from pydlr.errors import NotSupportedError
 
     model = applications.MobileNetV2((64, 64, 3), 1.0, False, None, None, "avg", name="base")

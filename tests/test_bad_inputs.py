@@ -213,7 +213,7 @@ def test_input_error_keeps_the_end_of_a_long_received_value():
 
 
 def test_input_error_describes_a_tuple_of_arrays_by_shapes():
-    # validation_data=(x_val,) printed the array's values, cut in the middle
+    # validation_data=(x_val,): the message names the arrays' shapes, not their values
     import numpy as np
 
     from pydlr.errors import InputError

@@ -103,7 +103,7 @@ def test_subset_with_a_given_embedding_and_time_budget(fashion):
     ({"n_clusters": 5}, "`n_clusters`"),  # 3 distinct training images
     ({"methods": ["svm"]}, "`methods`"),
     ({"x_test": np.zeros((5, 4, 4))}, "`y_test`"),
-    # a torch-layout batch: k-means on it ran silently and the CNN failed inside a layer, naming kernel_size
+    # a torch-layout batch: refused with the fix, before k-means runs on it and the CNN fails inside a layer
     ({"x": np.zeros((20, 3, 8, 8))}, r"`x` must be images with the channels last.*np\.moveaxis\(x, 1, -1\)"),
 ])
 def test_bad_input_is_refused_before_work(kwargs, argument):

@@ -382,7 +382,7 @@ def test_validation_split_takes_keras_count_of_last_samples(route):
 @pytest.mark.parametrize("route", ["arrays", "dict_y"])
 def test_class_weight_weighs_training_only_and_sample_weight_both_parts(route):
     # Keras applies class_weight to the training part of a validation_split; sample_weight is split with x and
-    # y and weighs the validation loss too. pydlr's validation loss was weighted by class as well
+    # y and weighs the validation loss too
     x, y = quadrant_data(100)
     sw = np.linspace(0.1, 2.0, 100).astype(np.float32)
     for kwargs, tail_weights in (({"class_weight": {0: 5.0, 1: 0.1}}, None),

@@ -70,7 +70,7 @@ def test_len_batches_and_reshuffle_each_pass(fm_folder):
 
 
 def test_tf_data_shuffle_reshuffles_and_other_tf_data_methods_say_what_to_do(fm_folder):
-    # train_ds.shuffle(1000) is common in Keras scripts; the dataset's own `shuffle` flag used to shadow it
+    # train_ds.shuffle(1000) is common in Keras scripts (the dataset's flag is shuffle_each_pass)
     ds = _grey(fm_folder, batch_size=50, shuffle=False, workers=0)
     fixed = torch.cat([y for _, y in ds])
     shuffled = ds.shuffle(1000, seed=3)
@@ -856,7 +856,7 @@ def test_fit_on_a_dataset_refuses_array_only_arguments(fm_folder):
 
 
 def test_class_weight_on_a_dataset_weighs_as_on_the_same_arrays(fm_folder):
-    # Keras applies class_weight to a dataset's batches; pydlr used to refuse it (with advice about batch_size)
+    # Keras applies class_weight to a dataset's batches, as to arrays
     ds = _grey(fm_folder, batch_size=50, shuffle=False, workers=0)
     x, y = (torch.cat(parts) for parts in zip(*[(xb.clone(), yb.clone()) for xb, yb in ds], strict=True))
     weights = {0: 3.0, 7: 0.0, 9: 0.5}

@@ -72,8 +72,8 @@ def test_reduce_lr_on_plateau_bad_arguments_and_monitor():
 
 
 def test_monitored_callbacks_skip_epochs_that_validation_freq_leaves_out(tmp_path):
-    # Keras' callbacks skip an epoch without val_loss (validation_freq=2 validates epochs 2 and 4); pydlr's
-    # used to stop the fit after epoch 1 with an error about the monitor
+    # Keras' callbacks skip an epoch without val_loss (validation_freq=2 validates epochs 2 and 4) instead of
+    # stopping the fit with an error about the monitor
     x, y = _data()
     stop, model = keras.callbacks.EarlyStopping(patience=0), _model(lr=1e-9)
     hist = model.fit(x, y, epochs=4, verbose=0, validation_split=0.25, validation_freq=2, callbacks=[

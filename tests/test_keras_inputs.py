@@ -45,7 +45,7 @@ def test_keras_model_classes_are_the_trainable_ones():
 
 
 def test_keras_names_outside_the_subset_say_what_pydlr_offers():
-    # keras.layers.LSTM and keras.regularizers.l2 were bare AttributeErrors (R's layer_lstm() already said why)
+    # keras.layers.LSTM and keras.regularizers.l2 say why they fail, as R's layer_lstm() does
     with pytest.raises(NotSupportedError, match="no recurrent or text layers"):
         keras.layers.LSTM(4)
     with pytest.raises(NotSupportedError, match="ZeroPadding2D is not in pydlr; its layers are: .*Conv2D"):
@@ -98,7 +98,7 @@ def test_two_inputs_two_outputs_fit_predict_and_history_keys():
 
 
 def test_metrics_names_and_loss_name_evaluate_and_compile_as_keras():
-    # dict(zip(model.metrics_names, model.evaluate(...))) and model.loss were AttributeErrors
+    # Keras scripts read dict(zip(model.metrics_names, model.evaluate(...))) and model.loss
     xa, xb, ya, yb = _data()
     model = _two_in_two_out()
     model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"], metrics=[["acc"], ["mae"]])
@@ -511,9 +511,9 @@ def test_mobilenet_v2_preprocess_input_keeps_the_shape_and_works_in_a_model():
 
 
 def test_a_direct_model_call_runs_in_keras_inference_default_with_random_augmentation():
-    # model(x) without training= ran in torch's training mode: Dropout random and BatchNormalization on
-    # the batch's statistics, moving its running statistics; Keras runs Dropout/BatchNorm in inference there
-    # and keeps RandomFlip & co. random (their call(training=True))
+    # model(x) without training=: Keras runs Dropout/BatchNorm in inference (torch's training mode would give
+    # random outputs and move BatchNormalization's statistics) and keeps RandomFlip & co. random (their
+    # call(training=True))
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.5), keras.layers.BatchNormalization(),
                               keras.layers.Dense(2)])

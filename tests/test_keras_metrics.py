@@ -242,7 +242,7 @@ def test_metric_objects_per_output_of_a_two_output_model(tmp_path):
 
 
 def test_accuracy_with_a_regression_loss_is_chosen_from_the_shapes_as_keras():
-    # mse on one-hot targets with metrics=["accuracy"] was a raw torch size-mismatch error; Keras picks
+    # mse on one-hot targets with metrics=["accuracy"]: Keras picks
     # categorical accuracy for (n, k) targets and binary accuracy for one output unit
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 5)).astype(np.float32)

@@ -379,7 +379,7 @@ def test_optimizers_use_keras_defaults():
 
 
 def test_optimizer_arguments_keras_renamed_or_pydlr_lacks_are_named():
-    # Keras 2 tutorials write Adam(lr=...): a bare TypeError from the dataclass said nothing useful
+    # Keras 2 tutorials write Adam(lr=...): the error names the argument and the Keras 3 spelling
     from pydlr.errors import NotSupportedError
 
     with pytest.raises(InputError, match=r"argument `lr` must be written learning_rate="):

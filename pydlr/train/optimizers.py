@@ -331,7 +331,7 @@ _KERAS_OPTIMIZERS_NOT_IN_PYDLR = ("Adadelta", "Adagrad", "Adamax", "Nadam", "Ftr
 
 
 def __getattr__(name: str):
-    # keras.optimizers.Adadelta() (Keras' classic MNIST script) was a bare AttributeError
+    # keras.optimizers.Adadelta() (Keras' classic MNIST script): name what pydlr offers instead
     if name in _KERAS_OPTIMIZERS_NOT_IN_PYDLR:
         from pydlr.errors import NotSupportedAttributeError
 
