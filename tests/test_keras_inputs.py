@@ -78,6 +78,13 @@ def test_keras_loss_functions_compile_to_the_built_in_losses(tmp_path):
         keras.optimizers.Adadelta()
 
 
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+                                  "mean_squared_error", "mean_absolute_error", "mse", "mae"])
+def test_keras_loss_functions_refuse_a_bad_from_logits(name):
+    with pytest.raises(InputError, match="`from_logits` must be True or False"):
+        getattr(keras.losses, name)(np.zeros((2, 3)), np.full((2, 3), 0.5), from_logits="yes")
+
+
 # ----- several inputs and outputs -----------------------------------------------------------------
 def test_two_inputs_two_outputs_fit_predict_and_history_keys():
     xa, xb, ya, yb = _data()
