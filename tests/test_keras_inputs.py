@@ -538,3 +538,22 @@ def test_a_direct_model_call_runs_in_keras_inference_default_with_random_augment
     flipped = [not np.array_equal(flip(images).numpy(), images) for _ in range(8)]
     assert any(flipped)  # random in a direct call, as Keras'
     assert np.array_equal(flip(images, training=False).numpy(), images)
+
+
+def test_a_mode_set_by_the_user_is_kept_by_direct_calls_as_in_torch():
+    # a hand-written torch loop (model.train(); model(x)) must train with Dropout and batch statistics,
+    # whereas a model never put in a mode by its user runs a direct call in Keras' inference default
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.5)])
+    model = keras.Sequential([keras.Input((8,)), inner, keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    x = torch.from_numpy(np.random.default_rng(0).random((16, 8), dtype=np.float32))
+    assert torch.equal(model(x), model(x))  # Keras' default: deterministic
+    model.train()
+    before = model.layers[1].running_mean.clone()
+    assert not torch.equal(model(x), model(x))  # the nested model's Dropout is active too
+    assert not torch.equal(before, model.layers[1].running_mean)  # batch statistics used and tracked
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x.numpy(), np.zeros((16, 2), np.float32), epochs=1, verbose=0)
+    assert torch.equal(model(x), model(x)) and not model.training  # fit restores the user's eval()

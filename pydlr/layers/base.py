@@ -109,6 +109,21 @@ def inside_model_call(call_internal: Any) -> Any:
     return run
 
 
+def called_from_user_code(depth: int) -> bool:
+    """Whether the frame ``depth`` levels above this function's caller is user code, torch's own frames
+    skipped (``model.eval()`` reaches ``train`` through torch's ``eval``); a call from C, such as
+    reticulate's, counts as the user's."""
+    try:
+        frame = sys._getframe(depth + 1)
+    except ValueError:
+        return True
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("torch."):
+        frame = frame.f_back
+    if frame is None:
+        return True
+    return not frame.f_globals.get("__name__", "").startswith(_INTERNAL_CALLERS)
+
+
 def _is_public_images(args: tuple) -> bool:
     """A layer called on its own from user code (not from pydlr's or torch's), outside any model, on a batch
     of images as users hold them: NHWC (a torch tensor or a NumPy array), as Keras' ``layer(images)``."""

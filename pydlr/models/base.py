@@ -19,6 +19,7 @@ from pydlr.layers.base import (
     Node,
     Shape,
     SymbolicTensor,
+    called_from_user_code,
     check_training,
     format_shape,
     inside_model_call,
@@ -138,9 +139,10 @@ class BaseModel(nn.Module):
         ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode,
         e.g. for Dropout and BatchNormalization, whatever ``model.train()``/``eval()`` set. None: Keras'
         default (Dropout and BatchNormalization in inference, augmentation layers random), unless the model
-        was put in ``eval()`` (kept) or fit's loop runs it (the mode the loop set).
+        was put in ``train()`` or ``eval()`` by user code (torch's way, for hand-written training loops: the
+        mode set is kept, models inside it included) or fit's loop runs it (the mode the loop set).
         """
-        if training is None and self.training and not _IN_LOOP.get():  # model.eval() set by hand is kept
+        if training is None and self._keras_default_applies():
             return self._run_keras_default(x)
         if training is None or bool(training) == self.training:
             return self.run_public(x)
@@ -150,6 +152,19 @@ class BaseModel(nn.Module):
             return self.run_public(x)
         finally:
             self.train(previous)
+
+    def train(self, mode: bool = True) -> BaseModel:
+        """torch's ``train``; called from user code (``model.train()``, ``model.eval()``), it also makes direct
+        calls keep the mode set, as torch users expect of their own training loops (see `forward`)."""
+        if called_from_user_code(1):
+            for module in self.modules():
+                if isinstance(module, BaseModel):
+                    module._mode_set_by_user = True
+        return super().train(mode)
+
+    def _keras_default_applies(self) -> bool:
+        """A direct ``model(x)`` of a model left in torch's initial training mode by its user."""
+        return self.training and not getattr(self, "_mode_set_by_user", False) and not _IN_LOOP.get()
 
     def _run_keras_default(self, x: Any) -> Any:
         """A direct call without ``training=`` (``model(x)``) in Keras' default: Dropout and

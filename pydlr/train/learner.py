@@ -149,6 +149,7 @@ class Learner:
         self.n_epochs, self.start_epoch, self.seed = n_epochs, initial_epoch, seed
         self.train_data, self.valid_data = train_data, valid_data
         self.stop_training = False
+        model_training = self.model.training  # a user's eval() before fit holds after it, as in validate
         try:
             with _old_objects_frozen(), contextlib.ExitStack() as stack:
                 for cb in sorted(self.cbs, key=lambda c: c.order):
@@ -165,6 +166,7 @@ class Learner:
             self._build_handlers()
             self._close_graph()
             self._release_fit_data()
+            self.model.train(model_training)
         return self.history
 
     def _release_fit_data(self) -> None:
