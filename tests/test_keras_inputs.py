@@ -557,3 +557,17 @@ def test_a_mode_set_by_the_user_is_kept_by_direct_calls_as_in_torch():
     model.compile(optimizer="adam", loss="mse")
     model.fit(x.numpy(), np.zeros((16, 2), np.float32), epochs=1, verbose=0)
     assert torch.equal(model(x), model(x)) and not model.training  # fit restores the user's eval()
+
+
+def test_a_layer_called_on_its_own_runs_in_keras_default_unless_the_user_set_its_mode():
+    x = torch.ones(64, 32)
+    drop = keras.layers.Dropout(0.5)
+    assert torch.equal(drop(x), x)  # Keras: a direct call without training= is inference
+    assert not torch.equal(drop(x, training=True), x)
+    drop.train()  # torch's way: the mode set by the user holds
+    assert not torch.equal(drop(x), x)
+    inputs = keras.Input((32,))
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Dropout(0.5)(inputs)))
+    model.train()  # a Dropout placed in a functional graph from user code is not frozen in inference
+    out = model(x)
+    assert not torch.equal(out, model(x))

@@ -124,6 +124,19 @@ def called_from_user_code(depth: int) -> bool:
     return not frame.f_globals.get("__name__", "").startswith(_INTERNAL_CALLERS)
 
 
+def keep_user_mode(module: nn.Module) -> None:
+    """``module`` and everything in it were put in train() or eval() by user code: their direct calls keep that
+    mode (torch's meaning, for hand-written training loops) instead of Keras' default (`keras_default_applies`)."""
+    for m in module.modules():
+        m._mode_set_by_user = True
+
+
+def keras_default_applies(module: nn.Module) -> bool:
+    """A direct call without ``training=`` of a module left in torch's initial training mode by its user runs
+    in Keras' default: Dropout and BatchNormalization in inference, the random augmentation layers random."""
+    return module.training and not getattr(module, "_mode_set_by_user", False)
+
+
 def _is_public_images(args: tuple) -> bool:
     """A layer called on its own from user code (not from pydlr's or torch's), outside any model, on a batch
     of images as users hold them: NHWC (a torch tensor or a NumPy array), as Keras' ``layer(images)``."""
@@ -393,6 +406,7 @@ class Layer(nn.Module):
 
     multi_input: ClassVar[bool] = False
     layout_role: ClassVar[str] = "layer"  # converted at calls from user code (keras_layout)
+    keras_default_training: ClassVar[bool] = False  # the mode of a direct call without training=, as Keras'
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -568,12 +582,21 @@ class Layer(nn.Module):
         return self.output_shape
 
     # ---- calling -----------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Layer:
+        """torch's ``train``; called from user code, direct calls keep the mode set (`keep_user_mode`)."""
+        if called_from_user_code(1):
+            keep_user_mode(self)
+        return super().train(mode)
+
     def __call__(self, *args: Any, training: Any = None, **kwargs: Any) -> Any:
         """Call on symbolic tensors (functional API) or on internal tensors.
 
         ``training`` (Keras' call argument) runs this call in training (True) or inference (False) mode
         whatever mode the model is in; in a functional graph it is recorded and applies at every run.
         """
+        if (training is None and not _INSIDE.depth and args and not _is_symbolic(args[0])
+                and keras_default_applies(self) and called_from_user_code(1)):
+            training = self.keras_default_training  # layers.Dropout(0.5)(x) from user code: as Keras'
         if _is_public_images(args):
             return self._call_public(args[0], training, **kwargs)
         if training is None and not (args and _is_symbolic(args[0])):

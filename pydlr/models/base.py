@@ -23,6 +23,8 @@ from pydlr.layers.base import (
     check_training,
     format_shape,
     inside_model_call,
+    keep_user_mode,
+    keras_default_applies,
     keras_shape,
     to_internal,
     to_public,
@@ -142,7 +144,7 @@ class BaseModel(nn.Module):
         was put in ``train()`` or ``eval()`` by user code (torch's way, for hand-written training loops: the
         mode set is kept, models inside it included) or fit's loop runs it (the mode the loop set).
         """
-        if training is None and self._keras_default_applies():
+        if training is None and keras_default_applies(self) and not _IN_LOOP.get():
             return self._run_keras_default(x)
         if training is None or bool(training) == self.training:
             return self.run_public(x)
@@ -157,14 +159,8 @@ class BaseModel(nn.Module):
         """torch's ``train``; called from user code (``model.train()``, ``model.eval()``), it also makes direct
         calls keep the mode set, as torch users expect of their own training loops (see `forward`)."""
         if called_from_user_code(1):
-            for module in self.modules():
-                if isinstance(module, BaseModel):
-                    module._mode_set_by_user = True
+            keep_user_mode(self)
         return super().train(mode)
-
-    def _keras_default_applies(self) -> bool:
-        """A direct ``model(x)`` of a model left in torch's initial training mode by its user."""
-        return self.training and not getattr(self, "_mode_set_by_user", False) and not _IN_LOOP.get()
 
     def _run_keras_default(self, x: Any) -> Any:
         """A direct call without ``training=`` (``model(x)``) in Keras' default: Dropout and
