@@ -18,7 +18,17 @@
 # on the system libgomp it links.
 # Indented rows time the R package's own verbs (fit(), pydlr_kmeans()) on R's double data, data crossing
 # included, against the same calls in Python on float64 data (what R's numeric arrays are).
+# The whole-epoch R-API rows (fit(), fit_one_cycle()) train on a third of the training set (20,000 images) per
+# rep, 5 reps a round: many short R/Python pairs instead of a few long ones, since this machine drifts +-15%
+# over minutes. For every row the pairs' ratios R/Python give "paired" (their median) and a 95% interval for
+# it ("95% CI", distribution-free, from the order statistics of the pairs' ratios): a row resolves 1.05 when
+# its interval lies on one side of it. The R-API rows also print where each side's median time went: x's
+# conversion to float32 ("convert": the whole array for fit, batch by batch for predict/evaluate), the
+# training loop ("loop") and the rest (R's checks and hand-over, model building, the result's way back),
+# from stage clocks in bench/r_vs_python_work.py that both processes run.
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
+# --rounds N: rounds of each row's reps (default 2); --only a,b: these rows (names: mm, dense, conv, fit,
+# predict, kmeans, fit_api, kmeans_api, lr_find_api, one_cycle_api, predict_api, evaluate_api, image_folder_api).
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "usage.R"))
@@ -71,14 +81,26 @@ on.exit(try(worker$kill(), silent = TRUE))
 
 # ---- the R side ----------------------------------------------------------------------------------------
 elapsed <- function(f) {
-  start <- proc.time()[["elapsed"]]
+  start <- Sys.time()
   f()
-  proc.time()[["elapsed"]] - start
+  as.double(Sys.time() - start, units = "secs")
 }
 # Per-rep times of torch work inside this R process, measured around each rep as on the Python side; the
 # cost of one reticulate call from R (reported apart below) is not in them.
 r_times <- function(name, reps) {
-  as.double(reticulate::py_to_r(work$time_reps(name, as.integer(reps), quick)))
+  reticulate::py_to_r(work$time_reps(name, as.integer(reps), quick))
+}
+# The R-API rows: seconds of each rep and the stage clocks' share of it (this process's wrapped pydlr).
+timed_reps <- function(reps, rep) {
+  out <- list(total = numeric(), convert = numeric(), loop = numeric())
+  for (i in seq_len(reps)) {
+    work$stage_clock()
+    out$total <- c(out$total, elapsed(rep))
+    clock <- reticulate::py_to_r(work$stage_clock())
+    out$convert <- c(out$convert, clock$convert)
+    out$loop <- c(out$loop, clock$loop)
+  }
+  out
 }
 call_overhead_us <- function(n = 2000L) {
   noop <- reticulate::py_eval("lambda: None")
@@ -95,9 +117,15 @@ kmeans_api <- local({
       n <- if (quick) 10000L else dim(images)[1]
       x <<- matrix(as.double(images[seq_len(n), , ]), nrow = n)
     }
-    vapply(seq_len(reps), function(i) elapsed(function() pydlr_kmeans(x, 10, seed = 0)), 0)
+    timed_reps(reps, function() pydlr_kmeans(x, 10, seed = 0))
   }
 })
+
+# The whole-epoch rows' data as an R user has it: doubles, x / 255 (r_vs_python_work.EPOCH_ROWS images).
+epoch_data <- function(rows = if (quick) 6400L else reticulate::py_to_r(work$EPOCH_ROWS)) {
+  ds <- dataset_fashion_mnist()
+  list(x = ds$train$x[seq_len(rows), , , drop = FALSE] / 255, y = ds$train$y[seq_len(rows)])
+}
 
 # fit() from R: the R verbs (model_sequential() |> layers, compile(), fit()) on R's double arrays, against
 # the same model and data types through Python's fit() (r_vs_python_work._fit_f64).
@@ -105,12 +133,9 @@ fit_api <- local({
   data <- NULL
   function(reps) {
     if (is.null(data)) {
-      ds <- dataset_fashion_mnist()
-      n <- if (quick) 6400L else dim(ds$train$x)[1]
-      data <<- list(x = ds$train$x[seq_len(n), , , drop = FALSE] / 255, y = ds$train$y[seq_len(n)])
+      data <<- epoch_data()
     }
-    vapply(seq_len(reps), function(i) {
-      elapsed(function() {
+    timed_reps(reps, function() {
         set_random_seed(0)
         model <- model_sequential(input_shape = c(28, 28, 1)) |>
           layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
@@ -123,8 +148,7 @@ fit_api <- local({
           layer_dense(units = 10, activation = "softmax")
         model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
         model |> fit(data$x, data$y, epochs = 1, batch_size = 64, seed = 0, verbose = 0, device = "cpu")
-      })
-    }, 0)
+    })
   }
 })
 
@@ -135,18 +159,19 @@ softmax_seed_cnn <- function() {
   model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
   model
 }
-verb_api <- function(verb) {
+verb_api <- function(verb, rows = NULL) {
   data <- NULL
   function(reps) {
     if (is.null(data)) {
       ds <- dataset_fashion_mnist()
-      n <- if (quick) 6400L else dim(ds$train$x)[1]
-      data <<- list(x = ds$train$x[seq_len(n), , , drop = FALSE] / 255, y = ds$train$y[seq_len(n)])
+      data <<- if (is.null(rows)) epoch_data() else epoch_data(rows)
     }
-    vapply(seq_len(reps), function(i) elapsed(function() verb(softmax_seed_cnn(), data$x, data$y)), 0)
+    timed_reps(reps, function() verb(softmax_seed_cnn(), data$x, data$y))
   }
 }
-lr_find_api <- verb_api(function(model, x, y) lr_find(model, x, y, num_it = 100L, batch_size = 64L))
+# lr_find draws its 100 batches from the whole training set, as before
+lr_find_api <- verb_api(function(model, x, y) lr_find(model, x, y, num_it = 100L, batch_size = 64L),
+  rows = if (quick) 6400L else 60000L)
 one_cycle_api <- verb_api(function(model, x, y) {
   fit_one_cycle(model, x, y, epochs = 1L, max_lr = 3e-3, batch_size = 64L, verbose = 0L, seed = 0L, device = "cpu")
 })
@@ -159,7 +184,7 @@ test_api <- function(verb) {
       ds <- dataset_fashion_mnist()
       state <<- list(model = softmax_seed_cnn(), x = ds$test$x / 255, y = ds$test$y)
     }
-    vapply(seq_len(reps), function(i) elapsed(function() verb(state$model, state$x, state$y)), 0)
+    timed_reps(reps, function() verb(state$model, state$x, state$y))
   }
 }
 # image_dataset_from_directory() + fit() from R: a folder of PNGs streamed with the default workers (none on 2 cores).
@@ -167,13 +192,11 @@ image_folder_api <- local({
   folder <- NULL
   function(reps) {
     if (is.null(folder)) folder <<- reticulate::py_to_r(work$image_folder(quick))
-    vapply(seq_len(reps), function(i) {
-      elapsed(function() {
-        ds <- image_dataset_from_directory(folder, color_mode = "grayscale", image_size = c(28, 28),
-                                           batch_size = 64, seed = 1, verbose = FALSE)
-        fit(softmax_seed_cnn(), ds, epochs = 1, verbose = 0, seed = 0)
-      })
-    }, 0)
+    timed_reps(reps, function() {
+      ds <- image_dataset_from_directory(folder, color_mode = "grayscale", image_size = c(28, 28),
+                                         batch_size = 64, seed = 1, verbose = FALSE)
+      fit(softmax_seed_cnn(), ds, epochs = 1, verbose = 0, seed = 0)
+    })
   }
 })
 predict_api <- test_api(function(model, x, y) predict(model, x, batch_size = 256L))
@@ -189,14 +212,14 @@ rows <- list(
     warmup = if (quick) 0L else 1L),
   list(name = "kmeans", label = if (quick) "KMeans 10,000 x 784" else "KMeans 60,000 x 784",
     reps = 1L, warmup = 0L),
-  list(name = "fit_api", label = "  fit() (R verbs) vs Python fit(), f64", py = "fit_f64", reps = 1L,
-    warmup = 0L),
+  list(name = "fit_api", label = if (quick) "  fit() (R verbs) vs Python, f64" else "  fit() 20,000 images vs Python, f64", py = "fit_f64",
+    reps = if (quick) 1L else 5L, warmup = 1L),
   list(name = "kmeans_api", label = "  pydlr_kmeans() (R API) vs KMeans, f64", py = "kmeans_f64", reps = 1L,
     warmup = 0L),
-  list(name = "lr_find_api", label = "  lr_find() 100 batches vs Python, f64", py = "lr_find_f64", reps = 1L,
-    warmup = 0L),
-  list(name = "one_cycle_api", label = "  fit_one_cycle() 1 epoch vs Python, f64", py = "one_cycle_f64",
-    reps = 1L, warmup = 0L),
+  list(name = "lr_find_api", label = "  lr_find() 100 batches vs Python, f64", py = "lr_find_f64",
+    reps = if (quick) 1L else 3L, warmup = 1L),
+  list(name = "one_cycle_api", label = if (quick) "  fit_one_cycle() vs Python, f64" else "  fit_one_cycle() 20,000 vs Python", py = "one_cycle_f64",
+    reps = if (quick) 1L else 5L, warmup = 1L),
   list(name = "predict_api", label = "  predict() batch 256 vs Python, f64", py = "predict_f64",
     reps = if (quick) 2L else 5L, warmup = 1L),
   list(name = "evaluate_api", label = "  evaluate() batch 256 vs Python, f64", py = "evaluate_f64",
@@ -215,10 +238,42 @@ cat(sprintf(
 ))
 cat(sprintf(paste0(
   "%d x reps per row, R and Python alternating rep by rep in random order; R/Py = ratio of medians,\n",
-  "paired = median of the per-pair ratios\n"), rounds))
-cat(sprintf("one reticulate call from R to Python costs %.0f us (not in the rows but the R API one)\n\n",
+  "paired = median of the per-pair ratios, 95%% CI = a distribution-free interval for it (order statistics)\n"),
+  rounds))
+cat(sprintf("one reticulate call from R to Python costs %.0f us (not in the rows but the R API one)\n",
   call_overhead_us()))
-header <- sprintf("%-38s %12s %12s %8s %8s", "workload", "R (ms)", "Python (ms)", "R/Py", "paired")
+cat(sprintf("load average at start: %s\n\n", paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE),
+  collapse = " ")))
+# A 95% interval for the median of the pairs' ratios from their order statistics (the sign test's): no
+# assumption on the ratios' distribution, so one disturbed pair widens it without moving it. NA below 6 pairs.
+median_interval <- function(ratios) {
+  n <- length(ratios)
+  k <- qbinom(0.025, n, 0.5)
+  if (k >= 1 && pbinom(k - 1, n, 0.5) > 0.025) k <- k - 1
+  if (k < 1) return(c(NA_real_, NA_real_))
+  sort(ratios)[c(k, n - k + 1)]
+}
+verdict <- function(ci) {
+  if (anyNA(ci)) "" else if (ci[1] > 1.05) "  > 1.05 (resolved)" else if (ci[2] <= 1.05) "" else
+    "  unresolved at 1.05"
+}
+as_times <- function(x) if (is.list(x)) x else list(total = as.double(x))
+append_times <- function(acc, x) {
+  x <- as_times(x)
+  for (k in names(x)) acc[[k]] <- c(acc[[k]], as.double(x[[k]]))
+  acc
+}
+# Where each side's median rep went, from the stage clocks (ms): convert / loop / the rest.
+split_line <- function(tr, tp) {
+  part <- function(t) {
+    med <- function(k) if (length(t[[k]])) 1e3 * median(t[[k]]) else 0
+    sprintf("convert %.1f, loop %.1f, rest %.1f", med("convert"), med("loop"),
+      1e3 * median(t$total - t$convert - t$loop))
+  }
+  sprintf("%-38s R: %s | Python: %s\n", "      split (median ms)", part(tr), part(tp))
+}
+header <- sprintf("%-38s %10s %11s %7s %7s %15s", "workload", "R (ms)", "Python (ms)", "R/Py", "paired",
+  "paired 95% CI")
 cat(header, "\n", strrep("-", nchar(header)), "\n", sep = "")
 results <- list()
 for (row in rows) {
@@ -235,25 +290,31 @@ for (row in rows) {
     py_times(py_name, 0L)
   }
   # Rep by rep, R and Python in random order: each pair sees nearly the same background load.
-  tr <- tp <- numeric()
+  tr <- tp <- list()
   for (i in seq_len(rounds * row$reps)) {
     if (runif(1) < 0.5) {
-      tr <- c(tr, run_r(1L))
-      tp <- c(tp, py_times(py_name, 1L))
+      tr <- append_times(tr, run_r(1L))
+      tp <- append_times(tp, py_times(py_name, 1L))
     } else {
-      tp <- c(tp, py_times(py_name, 1L))
-      tr <- c(tr, run_r(1L))
+      tp <- append_times(tp, py_times(py_name, 1L))
+      tr <- append_times(tr, run_r(1L))
     }
   }
-  paired <- median(tr / tp)
-  ratio <- median(tr) / median(tp)
-  results[[row$name]] <- data.frame(
-    workload = row$label, r_ms = 1e3 * median(tr), py_ms = 1e3 * median(tp), ratio = ratio, paired = paired
-  )
-  cat(sprintf("%-38s %12.2f %12.2f %8.3f %8.3f%s\n", row$label, 1e3 * median(tr), 1e3 * median(tp), ratio,
-    paired, if (ratio > 1.05) "  > 1.05" else ""))
+  ratios <- tr$total / tp$total
+  paired <- median(ratios)
+  ci <- median_interval(ratios)
+  ratio <- median(tr$total) / median(tp$total)
+  results[[row$name]] <- data.frame(workload = row$label, r_ms = 1e3 * median(tr$total),
+    py_ms = 1e3 * median(tp$total), ratio = ratio, paired = paired, ci_low = ci[1], ci_high = ci[2],
+    pairs = length(ratios))
+  cat(sprintf("%-38s %10.2f %11.2f %7.3f %7.3f %15s%s\n", row$label, 1e3 * median(tr$total),
+    1e3 * median(tp$total), ratio, paired,
+    if (anyNA(ci)) sprintf("(%d pairs)", length(ratios)) else sprintf("%.3f-%.3f", ci[1], ci[2]),
+    verdict(ci)))
+  if (row$name %in% names(api_rows)) cat(split_line(tr, tp))
 }
 worker$write_input("quit\n")
 table <- do.call(rbind, results)
-cat(sprintf("\nrows within 1.05x: %d of %d\n", sum(table$ratio <= 1.05), nrow(table)))
+cat(sprintf("\nrows within 1.05x: %d of %d by the ratio of medians, %d by the paired ratio; %d resolved above 1.05\n",
+  sum(table$ratio <= 1.05), nrow(table), sum(table$paired <= 1.05), sum(table$ci_low > 1.05, na.rm = TRUE)))
 invisible(table)

@@ -2,7 +2,15 @@
 and from Python (this file run with --worker as a subprocess of the same venv).
 
 Each workload prepares its data once (not timed) and then runs one repetition per call of ``run()``.
-Protocol of the worker: one line ``<name> <reps> <quick>`` in, one JSON line of seconds per rep out.
+Protocol of the worker: one line ``<name> <reps> <quick>`` in, one JSON line out: ``{"total": [...],
+"convert": [...], "loop": [...]}``, seconds per rep (see ``time_reps``).
+
+Stage clocks: importing this module wraps three functions of pydlr, in whichever process imports it (the R
+process through reticulate, the worker here), so both sides time the same stages of a verb: ``convert`` is
+the conversion of x to float32 (the whole array for fit, ``pydlr.data.prepare.as_x_tensor``; batch by batch
+for predict and evaluate, ``ArrayRows.batch``) and ``loop`` the training loop (``Learner.fit``). What a rep
+spends outside both (R's checks and hand-over, model building, the result's way back) is the rest. A
+perf_counter pair per call: microseconds against batches of milliseconds.
 """
 
 from __future__ import annotations
@@ -17,9 +25,42 @@ import torch
 
 import pydlr
 from pydlr.cluster import KMeans
-from pydlr.data import load_fashion_mnist
+from pydlr.data import load_fashion_mnist, prepare
 from pydlr.layers import Dense
 from pydlr.models import seed_cnn
+from pydlr.train import learner
+
+# The whole-epoch R-API rows (fit, fit_one_cycle) train on a third of the training set per rep: more, shorter
+# R/Python pairs resolve a 5% difference where three 5 s epochs did not (the machine drifts +-15% over minutes).
+EPOCH_ROWS = 20_000
+
+_clock: dict[str, float] = {"convert": 0.0, "loop": 0.0}
+
+
+def _clocked(stage: str, fn: Callable) -> Callable:
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _clock[stage] += time.perf_counter() - start
+
+    timed.__wrapped__ = fn
+    return timed
+
+
+if not hasattr(prepare.ArrayRows.batch, "__wrapped__"):  # once per process
+    prepare.as_x_tensor = _clocked("convert", prepare.as_x_tensor)
+    prepare.ArrayRows.batch = _clocked("convert", prepare.ArrayRows.batch)
+    learner.Learner.fit = _clocked("loop", learner.Learner.fit)
+
+
+def stage_clock(reset: bool = True) -> dict[str, float]:
+    """Seconds spent in each stage since the last reset (see the module docstring)."""
+    out = dict(_clock)
+    if reset:
+        _clock.update(convert=0.0, loop=0.0)
+    return out
 
 
 def _fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,10 +115,16 @@ def _fit(quick: bool) -> Callable[[], object]:
     return lambda: _compiled_seed_cnn().fit(x, y, batch_size=64, epochs=1, verbose=0, seed=0)
 
 
+def _epoch_f64(quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The whole-epoch R-API rows' training data as R holds it: float64, ``EPOCH_ROWS`` images (quick: 6,400)."""
+    x, y, _ = _fashion(quick)
+    n = len(x) if quick else EPOCH_ROWS
+    return x[:n].astype(np.float64), y[:n]
+
+
 def _fit_f64(quick: bool) -> Callable[[], object]:
     """The Python twin of R's fit() verb on R's data: float64 images, softmax head, Keras' loss name."""
-    x, y, _ = _fashion(quick)
-    x = x.astype(np.float64)
+    x, y = _epoch_f64(quick)
 
     def run() -> object:
         torch.manual_seed(0)
@@ -134,8 +181,7 @@ def _lr_find_f64(quick: bool) -> Callable[[], object]:
 
 def _one_cycle_f64(quick: bool) -> Callable[[], object]:
     """The Python twin of R's fit_one_cycle(): one epoch, batch 64, max_lr 3e-3, on float64 images."""
-    x, y, _ = _fashion(quick)
-    x = x.astype(np.float64)
+    x, y = _epoch_f64(quick)
     return lambda: pydlr.train.fit_one_cycle(_softmax_seed_cnn(), x, y, epochs=1, max_lr=3e-3, batch_size=64,
                                              verbose=0, seed=0, device="cpu")
 
@@ -210,14 +256,18 @@ def run(name: str, quick: bool = False) -> None:
     runner(name, quick)()
 
 
-def time_reps(name: str, reps: int, quick: bool = False) -> list[float]:
-    """Seconds of ``reps`` repetitions of ``name``, timed here."""
+def time_reps(name: str, reps: int, quick: bool = False) -> dict[str, list[float]]:
+    """Seconds of ``reps`` repetitions of ``name``, timed here: ``total`` per rep, and the stage clocks'
+    ``convert`` and ``loop`` within it."""
     work = runner(name, quick)
-    times = []
+    times: dict[str, list[float]] = {"total": [], "convert": [], "loop": []}
     for _ in range(reps):
+        stage_clock(reset=True)
         start = time.perf_counter()
         work()
-        times.append(time.perf_counter() - start)
+        times["total"].append(time.perf_counter() - start)
+        for stage, seconds in stage_clock().items():
+            times[stage].append(seconds)
     return times
 
 
