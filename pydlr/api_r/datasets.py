@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from pydlr import utils
 from pydlr.api_r._convert import c_array
 from pydlr.data import datasets, folders, samples
 
@@ -46,3 +47,13 @@ def load_image_folder(directory: str, image_size: Any = (256, 256), color_mode: 
         shuffle=bool(shuffle), seed=None if seed is None else int(seed),
     )
     return {"x": c_array(x, np.int32), "y": c_array(y, np.int32), "class_names": list(names)}
+
+
+def image_load(path: str, color_mode: str = "rgb", target_size: Any = None, interpolation: str = "nearest",
+               keep_aspect_ratio: bool = False) -> np.ndarray:
+    """keras3's ``image_load()`` for R: ``pydlr.utils.load_img``'s image as int32 (height, width, channels),
+    values 0-255. R holds the pixels, not a PIL image, so they cross once, as `example_image`'s."""
+    size = None if target_size is None else tuple(int(v) for v in target_size)
+    img = utils.load_img(path, color_mode=color_mode, target_size=size, interpolation=interpolation,
+                         keep_aspect_ratio=bool(keep_aspect_ratio))
+    return c_array(utils.img_to_array(img, dtype="int32"), np.int32)
