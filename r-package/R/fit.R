@@ -175,12 +175,13 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 
 # Runs a training function of the API with checked arguments; the model keeps the factor's levels.
 .fit_run <- function(object, fun, args, extra = list(), call = sys.call(sys.parent())) {
-  kwargs <- Filter(Negate(is.null), c(args$kwargs, extra))
+  # the levels name the classes from the start of training, so checkpoints written during it keep them
+  kwargs <- Filter(Negate(is.null), c(args$kwargs, extra, list(class_names = args$levels)))
   result <- .na_found_by_python(
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
-  .py_call("api_r.saving.set_class_names", object$py, args$levels) # saved with the model
+  .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
 }
