@@ -27,8 +27,10 @@
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
-#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. A factor `y_val` is
-#'   read by its labels on the levels of the factor `y` (its own levels may differ, e.g. lack a class).
+#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. `y_val` is checked
+#'   as `y` is: a factor `y_val` is read by its labels on the levels of the factor `y` (its own levels may
+#'   differ, e.g. lack a class); with whole-number `y`, a factor `y_val` of numbers is refused unless its
+#'   levels are `"0", "1", ...` (its codes would be other classes).
 #' @param shuffle Shuffle the training data each epoch.
 #' @param class_weight A named numeric vector or list mapping classes to weights: named by the 0-based
 #'   labels (`"0"`, `"1"`, ...), or by the classes' names when `y` is a factor (its levels, e.g.
@@ -141,8 +143,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x, call = call)
   x <- .check_data_for_python(x, "x", call = call)
   levels <- if (is.factor(y)) levels(y)
-  .check_logical_labels(object, y, x, call = call)
-  y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1], call = call)
+  y <- if (!is.null(y)) .check_class_targets(object, y, x, levels, call = call)
   epochs <- .check_count(epochs, "epochs", call = call)
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
@@ -153,7 +154,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     verbose = .check_verbose(verbose, call = call),
     callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
-    validation_data = .check_validation_data(validation_data, levels, call = call),
+    validation_data = .check_validation_data(validation_data, levels, object, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
     class_weight = .check_class_weight(class_weight, levels, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
@@ -232,14 +233,13 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, levels = NULL, call = sys.call(sys.parent())) {
+.check_validation_data <- function(data, levels = NULL, object = NULL, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
   xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
-  yv <- .on_levels(data[[2]], levels, "validation_data[[2]]", call = call) # the training factor's classes
-  yv <- .check_targets(yv, dim(xv)[1], "validation_data[[2]]", call = call)
+  yv <- .check_class_targets(object, data[[2]], xv, levels, "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
 
@@ -303,8 +303,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .check_data_for_python(x, "x")
-  .check_logical_labels(object, y, x)
-  y <- .check_targets(.on_levels(y, object$state$levels), dim(x)[1]) # a factor means the model's classes
+  y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   result <- .na_found_by_python(

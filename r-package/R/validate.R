@@ -138,10 +138,19 @@
   invisible(y)
 }
 
+# Class targets for `object` (NULL: a model whose head is not built yet) with samples `x`: TRUE/FALSE
+# refused for a multi-class softmax, a factor read on the training `levels`, then as .check_targets().
+# One route for y, validation labels and test labels, so each is read as the others are.
+.check_class_targets <- function(object, y, x, levels = NULL, arg = "y", call = sys.call(sys.parent())) {
+  if (!is.null(object)) .check_logical_labels(object, y, x, arg, call = call)
+  .check_targets(.on_levels(y, levels, arg, call = call), dim(x)[1], arg, call = call)
+}
+
 # A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its
 # codes alone would shift the classes of a factor with other levels, e.g. a test set where a class is
 # absent (factor() drops it) or the levels in another order.
 .on_levels <- function(y, levels, arg = "y", call = sys.call(sys.parent())) {
+  if (is.factor(y) && is.null(levels)) return(.check_numbered_factor(y, arg, call = call))
   if (!is.factor(y) || is.null(levels) || identical(levels(y), levels)) return(y)
   unknown <- setdiff(unique(as.character(y[!is.na(y)])), levels)
   if (length(unknown)) {
@@ -151,6 +160,19 @@
                  call = call)
   }
   factor(as.character(y), levels = levels)
+}
+
+# A factor of numbers for a model trained on plain 0-based labels: its codes (0, 1, ... in level order)
+# are the classes only when its levels are "0", "1", ... all present; otherwise (a test set lacking class
+# 0, labels 1..10) the codes would silently name other classes than the numbers shown.
+.check_numbered_factor <- function(y, arg, call = sys.call(sys.parent())) {
+  numbers <- suppressWarnings(as.numeric(levels(y)))
+  if (anyNA(numbers) || identical(levels(y), as.character(seq_along(numbers) - 1L))) return(y)
+  .input_error(arg, sprintf(paste0(
+    "0-based class labels like those the model was trained on (numbers, not a factor): a factor's codes ",
+    "count its levels from 0, so these labels would become other classes; pass as.integer(as.character(%s))"),
+    arg), I(sprintf("a factor with levels %s", paste0('"', utils::head(levels(y), 5), '"', collapse = ", "))),
+    call = call)
 }
 
 # A numeric matrix, one row per observation, from a matrix, a data.frame of numeric columns or an array of

@@ -91,3 +91,22 @@ test_that("errors from Python quote values and name the function as R's own mess
     "fit(): argument `device` must be \"auto\", \"cpu\" or \"cuda[:i]\"; received \"tpu\"."), fixed = TRUE)
   expect_no_match(conditionMessage(e), "'", fixed = TRUE)
 })
+
+test_that("validation labels go through the checks of y: TRUE/FALSE and factors", {
+  x <- array(runif(16 * 4), c(16, 4))
+  y <- rep(0:2, length.out = 16)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(x, y, validation_data = list(x, rep(c(TRUE, FALSE), 8)), epochs = 1,
+                                 verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("fit(): argument `validation_data[[2]]` must be class indices 0 to 2",
+    " (whole numbers or a factor) for a model whose last layer is a 3-unit softmax"), fixed = TRUE)
+  expect_identical(get_weights(model), before)
+  # 0-based labels in y and a factor of them in validation: its codes would shift a set that lacks class 0
+  e <- expect_error(model |> fit(x, y, validation_data = list(x[y > 0, ], factor(y[y > 0])), epochs = 1,
+                                 verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `validation_data[[2]]` must be", fixed = TRUE)
+  expect_match(conditionMessage(e), "as.integer(as.character(", fixed = TRUE)
+  expect_identical(get_weights(model), before)
+})
