@@ -161,7 +161,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
     device = .check_string(device, "device", call = call),
-    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    resume = .check_path(resume, "resume", null_ok = TRUE, call = call),
     augment = .check_augmentation(augment, x, call = call),
     workers = .check_count(workers, "workers", min = 0L, call = call),
     sample_weight = .check_sample_weight(sample_weight, dim(x)[1], call = call),

@@ -96,7 +96,7 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
                                          prefetch = "auto", cache = FALSE, on_bad_file = "error") {
   call <- sys.call()
   .check_no_dots(list(...), "image_dataset_from_directory()", "Its arguments are listed in ?image_dataset_from_directory.")
-  directory <- .check_string(directory, "directory")
+  directory <- .check_path(directory, "directory")
   if (!dir.exists(directory)) {
     .input_error("directory", sprintf("an existing folder (\"%s\" does not exist)", directory), directory)
   }
@@ -146,8 +146,9 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   }
   paths <- as.character(dataframe[[x_col]])
   if (anyNA(paths)) .input_error(x_col, "a path in every row (no NA)", I(sprintf("%d NA", sum(is.na(paths)))))
+  paths <- path.expand(paths)
   if (!is.null(directory)) {
-    directory <- .check_string(directory, "directory")
+    directory <- .check_path(directory, "directory")
     if (!dir.exists(directory)) .input_error("directory", "an existing folder or NULL", directory)
     paths <- file.path(directory, paths)
   }
@@ -360,7 +361,7 @@ image_dataset_batch <- function(dataset) {
     callbacks = .py_callbacks(callbacks, call = call),
     verbose = .check_verbose(verbose, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
-    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    resume = .check_path(resume, "resume", null_ok = TRUE, call = call),
     device = .check_string(device, "device", call = call),
     print_fn = .r_callable(.console_print),
     dynamic_progress = .dynamic_progress(),

@@ -44,6 +44,12 @@
   if (is.null(choices)) x else tolower(x)
 }
 
+# A path as R reads it: `~` is the home folder (Python would take it as a folder named "~").
+.check_path <- function(x, arg, null_ok = FALSE, call = sys.call(sys.parent())) {
+  x <- .check_string(x, arg, null_ok = null_ok, call = call)
+  if (is.null(x)) NULL else path.expand(x)
+}
+
 .check_shape <- function(x, arg, null_ok = TRUE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   if (is.list(x)) x <- unlist(x)
