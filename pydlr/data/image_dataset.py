@@ -67,6 +67,9 @@ _TF_DATA_ADVICE = {
                          "(.numpy() gives arrays)",
 }
 
+# The start of the warning for each file skipped with on_bad_file="skip" (R filters it: it warns in its words).
+SKIPPED_FILE = "skipped unreadable image file"
+
 
 def _default_workers() -> int:
     """None on two cores or fewer, else one per two cores, up to four. Training on the CPU keeps two cores
@@ -326,7 +329,7 @@ class ImageDataset:
     def _note_bad(self, bad: list[tuple[str, str]]) -> None:
         for path, reason in bad:
             self.bad_files.append((path, reason))
-            warnings.warn(f"skipped unreadable image file {path!r} ({reason}); "
+            warnings.warn(f"{SKIPPED_FILE} {path!r} ({reason}); "
                           f"{len(self.bad_files)} skipped so far", stacklevel=4)
 
 

@@ -278,14 +278,14 @@ print.pydlr_image_dataset <- function(x, ...) {
   invisible(x)
 }
 
-# An R warning for the unreadable files skipped since `before` of them had been counted (Python's own
-# warning goes to Python's stderr, which R users do not see as a warning).
+# An R warning for the unreadable files skipped since `before` of them had been counted (the API leaves
+# out Python's warning per file, which would print beside it in Python's words).
 .warn_skipped <- function(dataset, before, call = sys.call(-1L)) {
   bad <- unlist(.images_call("info", dataset$py)$bad_files)
   if (length(bad) > before) {
     new <- bad[(before + 1L):length(bad)]
-    warning(simpleWarning(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
-                                  length(new), paste(utils::head(new, 5), collapse = ", ")), call))
+    warning(warningCondition(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
+      length(new), paste(utils::head(new, 5), collapse = ", ")), class = "pydlr_warning", call = call))
   }
   invisible(bad)
 }

@@ -117,6 +117,33 @@ test_that("bad folders and arguments are R conditions naming the argument", {
   expect_match(conditionMessage(err), "^image_dataset_from_directory\\(\\): argument `color_mode`")
 })
 
+test_that("a skipped unreadable image gives one R warning per call, none from Python", {
+  dir <- file.path(tempdir(), "pydlr-skipped-once")
+  for (k in c("a", "b")) dir.create(file.path(dir, k), recursive = TRUE, showWarnings = FALSE)
+  src <- list.files(image_folder(), full.names = TRUE, recursive = TRUE)[1:2]
+  file.copy(src, file.path(dir, c("a", "b"), "ok.png"))
+  writeLines("not an image", file.path(dir, "b", "broken.png"))
+  ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE,
+                                     on_bad_file = "skip", shuffle = FALSE)
+  model <- keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  calls <- list(fit = function() fit(model, ds, epochs = 1, verbose = 0), evaluate = function() evaluate(model, ds),
+                predict = function() predict(model, ds), batch = function() image_dataset_batch(ds))
+  for (name in names(calls)) {
+    caught <- list()
+    python <- reticulate::py_capture_output(withCallingHandlers(calls[[name]](), warning = function(w) {
+      caught[[length(caught) + 1L]] <<- w
+      invokeRestart("muffleWarning")
+    }))
+    expect_length(caught, 1L)
+    expect_s3_class(caught[[1]], "pydlr_warning")
+    expect_match(conditionMessage(caught[[1]]), 'skipped 1 unreadable image file(s) (on_bad_file = "skip"): ',
+                 fixed = TRUE)
+    expect_identical(python, "", info = name)
+  }
+})
+
 test_that("an unreadable image stops reading with its name, or is skipped with a warning", {
   dir <- file.path(tempdir(), "pydlr-bad-image")
   dir.create(file.path(dir, "a"), recursive = TRUE, showWarnings = FALSE)
