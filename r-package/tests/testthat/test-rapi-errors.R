@@ -110,3 +110,20 @@ test_that("validation labels go through the checks of y: TRUE/FALSE and factors"
   expect_match(conditionMessage(e), "as.integer(as.character(", fixed = TRUE)
   expect_identical(get_weights(model), before)
 })
+
+test_that("errors from Python name the R functions users call and describe what came in R's words", {
+  x <- array(runif(16 * 4), c(16, 4))
+  y <- rep(0:2, length.out = 16)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
+  e <- expect_error(model |> fit(x, y, epochs = 1, verbose = 0,
+                                 callbacks = list(callback_early_stopping(monitor = "val_acc"))),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_early_stopping\\(\\): argument `monitor` must be one of the ',
+    'logged values c\\("accuracy", "loss"\\); received "val_acc"\\.\n\\(raised by callback_early_stopping\\(\\) '))
+  e <- expect_error(model |> fit(x, to_categorical(y), epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "received a double matrix of dim c(16, 3).", fixed = TRUE)
+  e <- expect_error(model |> fit(x, y + 1, epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "received labels in 1..3.", fixed = TRUE)
+  expect_no_match(conditionMessage(e), "'", fixed = TRUE)
+})
