@@ -13,7 +13,9 @@
 #' array `n x h x w` is accepted by a model with input shape `c(h, w, 1)` (one channel).
 #'
 #' @param object A compiled `pydlr_model`.
-#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first; or an
+#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns, which [predict()] and
+#'   [evaluate()] then match by name: the same columns in another order are reordered, other names
+#'   refused), samples first; or an
 #'   image dataset from [image_dataset_from_directory()] (then `y` and `batch_size` stay `NULL`: labels and
 #'   batch size come with the dataset, `validation_data` is a dataset too).
 #' @param y Targets: integer class labels `0, 1, ...` (a vector or factor; for
@@ -148,13 +150,14 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
-  list(levels = levels, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  columns <- if (length(dim(x)) == 2L) colnames(x) # a data.frame's names, for predict() and evaluate()
+  list(levels = levels, columns = columns, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
     callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
-    validation_data = .check_validation_data(validation_data, levels, object, call = call),
+    validation_data = .check_validation_data(validation_data, levels, object, columns, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
     class_weight = .check_class_weight(class_weight, levels, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
@@ -182,6 +185,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
+  object$state$columns <- args$columns
   .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
@@ -233,12 +237,13 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, levels = NULL, object = NULL, call = sys.call(sys.parent())) {
+.check_validation_data <- function(data, levels = NULL, object = NULL, columns = NULL, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
-  xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
+  xv <- .on_columns(.check_data(data[[1]], "validation_data[[1]]", call = call), columns, "validation_data[[1]]",
+                    call = call)
   yv <- .check_class_targets(object, data[[2]], xv, levels, "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
@@ -302,7 +307,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   if (inherits(x, "pydlr_image_dataset")) return(.evaluate_image_dataset(object, x, y, call = sys.call()))
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
-  x <- .check_data_for_python(x, "x")
+  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
@@ -350,7 +355,7 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   .check_verbose(verbose)
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
-  x <- .check_data_for_python(x, "x")
+  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
   out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)

@@ -94,6 +94,21 @@
   x
 }
 
+# Columns named as `columns` (those fit() was given; NULL: not known) in that order: R matches a
+# data.frame's columns by name (predict.lm() does), and their position alone would silently feed each value
+# to another input. Data without column names are taken as they come.
+.on_columns <- function(x, columns, arg = "x", call = sys.call(sys.parent())) {
+  have <- colnames(x)
+  if (is.null(columns) || length(dim(x)) != 2L || is.null(have) || identical(have, columns)) return(x)
+  if (setequal(have, columns) && !anyDuplicated(have)) return(x[, columns, drop = FALSE])
+  missing <- setdiff(columns, have)
+  extra <- setdiff(have, columns)
+  .input_error(arg, sprintf("data with the columns fit() was given (%s)", paste(columns, collapse = ", ")),
+    I(paste0("columns ", paste(c(if (length(missing)) paste(paste(missing, collapse = ", "), "missing"),
+      if (length(extra)) paste(paste(extra, collapse = ", "), "not among them")), collapse = ", "))),
+    call = call)
+}
+
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),
 # lr_find(): pydlr.data.arrays checks finiteness in the pass that converts x): double data skip R's anyNA()
 # pass (2-3% of predict() on 10,000 images). Evaluate the Python call through .na_found_by_python(), which
