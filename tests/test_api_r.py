@@ -292,6 +292,13 @@ def test_error_messages_for_r_name_the_r_functions_users_call():
     assert errors.in_r_syntax("Conv2D: got 'same'") == 'layer_conv_2d(): got "same"'
     assert errors.in_r_syntax("ModelCheckpoint: x") == "callback_model_checkpoint(): x"
     assert errors.in_r_syntax("KMeans.fit: x") == "pydlr_kmeans(): x"
+    assert errors.in_r_syntax('Conv2D "conv2d_3": x') == 'layer_conv_2d(): layer "conv2d_3": x'
+    assert errors.in_r_syntax("Conv2D 'c1': x") == 'layer_conv_2d(): layer "c1": x'
+    # a model's method in advice as R's verb; advice in both languages as R's part
+    assert errors.in_r_syntax("(call model.compile(optimizer=..., loss=...) first)") == \
+        "(call compile(model, optimizer = ..., loss = ...) first)"
+    assert errors.in_r_syntax("x: for one sample: x[None] in Python, array(x, c(1, dim(x))) in R; got") == \
+        "x(): for one sample: array(x, c(1, dim(x))); got"
     assert errors.in_r_syntax("fit: pass an Augment or an ImageDataset; Augment(flip='horizontal')") == (
         'fit(): pass an augmentation() or an image dataset from image_dataset_from_directory(); '
         'Augment(flip = "horizontal")')

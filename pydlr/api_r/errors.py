@@ -16,9 +16,14 @@ R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-# Advice in Python's keyword syntax (``on_bad_file='skip'``, ``shuffle=True``) as R writes the same argument.
-_KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None)(?=[\s,.;:)]|$)")
-_R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL"}
+# Advice in Python's keyword syntax (``on_bad_file='skip'``, ``shuffle=True``, ``loss=...``) as R writes
+# the same argument.
+_KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None|\.\.\.)(?=[\s,.;:)]|$)")
+# A model's method in advice (``model.compile(``) as R calls the verb (``compile(model, ``).
+_METHOD_ADVICE = re.compile(r"\bmodel\.(compile|fit|evaluate|predict|summary)\((?=\w)")
+# Advice given in both languages ("x[None] in Python, ... in R"): R's part.
+_BILINGUAL = re.compile(r"(?<=[:;,] )[^:;,]* in Python, (.*?) in R\b")
+_R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL", "...": "..."}
 
 
 # A value quoted as Python's repr quotes a string ('cpu'), standing alone (not an apostrophe in a word).
@@ -29,7 +34,7 @@ _CONTAINER = re.compile(r"\[(?=['\"\d(\[\]-])[^\[\]]*\]|\{(?=['\"\d}])[^{}]*\}")
 _SCALAR = r"(?:'[^'\\]*'|-?\d+(?:\.\d+)?)"
 _FLAT_LIST = re.compile(rf"\[({_SCALAR}(?:, {_SCALAR})*)?\]")
 # The function an error names first ("fit: ...") as R's own messages name it ("fit(): ...").
-_WHERE_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*): ")
+_WHERE_PREFIX = re.compile(r"""^([A-Za-z_][A-Za-z0-9_.]*)( "[^"]*"| '[^']*')?: """)
 
 # Python names an error may give (where it was raised, the callback that raised it) for which R users
 # call an R function of another name; layers follow keras3's rule (`_layer_function`).
@@ -74,7 +79,8 @@ def r_function(python_name: str) -> str:
 
 def _in_r_names(message: str) -> str:
     """The function the message names first, and the classes it mentions, as R users call them."""
-    message = _WHERE_PREFIX.sub(lambda m: r_function(m.group(1)) + "(): ", message, count=1)
+    message = _WHERE_PREFIX.sub(lambda m: r_function(m.group(1)) + "(): " + (
+        f"layer{m.group(2)}: " if m.group(2) else ""), message, count=1)
     return _MENTIONED.sub(lambda m: _MENTION_WORDS.get(m.group(2)) or R_FUNCTIONS[m.group(2)] + "()", message)
 
 
@@ -110,6 +116,7 @@ def in_r_syntax(message: str) -> str:
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
+    message = _METHOD_ADVICE.sub(r"\1(model, ", _BILINGUAL.sub(r"\1", message))
     message = _lists_in_r(_in_r_names(_KEYWORD_ADVICE.sub(r_argument, message)))
     parts, start = [], 0
     for container in _CONTAINER.finditer(message):
