@@ -159,7 +159,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     validation_split = .check_number(validation_split, "validation_split", call = call),
     validation_data = .check_validation_data(validation_data, levels, object, columns, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
-    class_weight = .check_class_weight(class_weight, levels, call = call),
+    class_weight = .check_class_weight(class_weight, levels, y, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
@@ -248,7 +248,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   list(.to_py(xv), .to_py(yv))
 }
 
-.check_class_weight <- function(class_weight, levels = NULL, call = sys.call(sys.parent())) {
+.check_class_weight <- function(class_weight, levels = NULL, y = NULL, call = sys.call(sys.parent())) {
   if (is.null(class_weight)) return(NULL)
   w <- unlist(class_weight)
   # named by the classes' names (a factor's levels, a dataset's class folders): as their 0-based codes
@@ -261,7 +261,28 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     .input_error("class_weight", "non-negative weights named by class label, e.g. c(\"0\" = 1, \"1\" = 2)",
       class_weight, call = call)
   }
+  .check_class_keys(as.integer(names(w)), .class_count(levels, y), call = call)
   reticulate::py_dict(as.list(as.integer(names(w))), as.list(unname(as.numeric(w)))) # int keys, as Keras
+}
+
+# The number of classes of checked targets `y` (a factor's or a dataset's `levels`, a one-hot matrix's
+# columns, else the largest label + 1); NULL when `y` holds no classes known here.
+.class_count <- function(levels, y) {
+  if (!is.null(levels)) return(length(levels))
+  if (is.null(y) || !is.numeric(y) || length(y) == 0L) return(NULL)
+  if (length(dim(y)) > 1L && dim(y)[2] > 1L) dim(y)[2] else max(y) + 1L
+}
+
+# class_weight's 0-based keys within the classes: keras refuses others too, and 1-based names (1..10 for
+# ten classes) would silently weigh each class with its neighbour's weight.
+.check_class_keys <- function(keys, n, call = sys.call(sys.parent())) {
+  if (is.null(n)) return(invisible())
+  bad <- keys[keys < 0L | keys >= n]
+  if (length(bad)) {
+    .input_error("class_weight", sprintf(
+      "weights named by the 0-based class labels 0 to %d (for 1-based names, subtract 1)", n - 1L),
+      I(sprintf("names %s", paste(utils::head(bad, 5), collapse = ", "))), call = call)
+  }
 }
 
 # Data go to Python through the bridge (zero-copy where the layout allows).

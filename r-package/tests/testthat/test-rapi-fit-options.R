@@ -127,3 +127,21 @@ test_that("paths with ~ name the home folder, as in R, for checkpoints, logs, re
   files <- data.frame(filename = sprintf("~/%s-images/%d/a.png", tag, 0:1), class = c("a", "b"))
   expect_identical(length(image_dataset_from_dataframe(files, image_size = c(4, 4), verbose = FALSE)$labels), 2L)
 })
+
+test_that("class_weight names outside the classes are refused: 1-based names would shift every weight", {
+  d <- rapi_mnist(40, 10)
+  model <- rapi_tiny_cnn()
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0,
+                                 class_weight = setNames(as.list(1:10), 1:10)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("argument `class_weight` must be weights named by the 0-based class ",
+    "labels 0 to 9 (for 1-based names, subtract 1); received names 10."), fixed = TRUE)
+  expect_identical(get_weights(model), before)
+  y <- factor(c("cat", "dog")[d$y_train %% 2 + 1])
+  two <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  two |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  expect_error(two |> fit(d$x_train, y, epochs = 1, verbose = 0, class_weight = c("1" = 1, "2" = 3)),
+               "labels 0 to 1", class = "pydlr_input_error")
+  expect_silent(two |> fit(d$x_train, y, epochs = 1, verbose = 0, class_weight = c(cat = 1, dog = 3)))
+})
