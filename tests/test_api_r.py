@@ -294,6 +294,7 @@ def test_error_messages_for_r_name_the_r_functions_users_call():
     assert errors.in_r_syntax("KMeans.fit: x") == "pydlr_kmeans(): x"
     assert errors.in_r_syntax('Conv2D "conv2d_3": x') == 'layer_conv_2d(): layer "conv2d_3": x'
     assert errors.in_r_syntax("Conv2D 'c1': x") == 'layer_conv_2d(): layer "c1": x'
+    assert errors.in_r_syntax("Sequential 'seq': x") == 'model "seq": x'
     # a model's method in advice as R's verb; advice in both languages as R's part
     assert errors.in_r_syntax("(call model.compile(optimizer=..., loss=...) first)") == \
         "(call compile(model, optimizer = ..., loss = ...) first)"
@@ -319,6 +320,14 @@ def test_layer_classes_map_to_the_r_functions_the_package_exports():
     assert set(errors.R_FUNCTIONS.values()) - exports == set()
 
 
+def test_error_messages_for_r_use_r_argument_names():
+    info = errors.error_info(InputError("path", "a pydlr model file (use load_weights for a bare weights file)",
+                                        "/tmp/w.safetensors", where="load_model"))
+    assert info["argument"] == "filepath"
+    assert info["message"] == ('load_model(): argument `filepath` must be a pydlr model file (use '
+                               'load_model_weights() for a bare weights file); received "/tmp/w.safetensors".')
+
+
 def test_error_messages_for_r_describe_what_came_as_r_would():
     def received(value):
         return errors.error_info(InputError("y", "z", value, where="fit"))["message"].split("; received ")[1]
@@ -329,3 +338,5 @@ def test_error_messages_for_r_describe_what_came_as_r_would():
     assert received(torch.zeros(5, dtype=torch.int64)) == "an integer vector of length 5."
     assert received(np.zeros((2, 3, 4), bool)) == "a logical array of dim c(2, 3, 4)."
     assert received(["a", "b"]) == 'c("a", "b").'
+    model = tiny()
+    assert received(model) == f'the model "{model.name}".' and received(model.layers[0]).startswith('the layer "')

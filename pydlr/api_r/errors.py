@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
+
 from pydlr.errors import InputError, NotSupportedError, PydlrError, TrainingError, describe
 from pydlr.layers.base import LAYER_CLASSES
+from pydlr.models.base import BaseModel
 
 # pydlr's exception classes and their R condition classes, most specific first.
 R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
@@ -56,8 +59,12 @@ R_FUNCTIONS: dict[str, str] = {
 }
 # The same names inside a message ("raised by callback EarlyStopping", "an ImageDataset"): class names only,
 # never before "(" (Python's call syntax in advice is left whole) or after a dot (a qualified name).
-_MENTIONED = re.compile(r"(?<![\w.])(callback )?(" + "|".join(
-    sorted((k for k in R_FUNCTIONS if k[0].isupper() and "." not in k), key=len, reverse=True)) + r")\b(?!\()")
+_MENTIONED = re.compile(r"(?<![\w.])(callback )?(" + "|".join(sorted(
+    (k for k in R_FUNCTIONS if (k[0].isupper() and "." not in k) or k.startswith(("load_", "save_"))),
+    key=len, reverse=True)) + r")\b(?!\()")
+# Arguments R names otherwise than Python, by the function that raised the error (keras3's `filepath`).
+R_ARGUMENTS: dict[str, dict[str, str]] = {
+    where: {"path": "filepath"} for where in ("load_model", "save_model", "load_weights", "save_weights")}
 
 # A mention that reads better in words than as a function ("an ImageDataset": "an image dataset ...").
 _MENTION_WORDS = {"ImageDataset": "image dataset from image_dataset_from_directory()"}
@@ -77,10 +84,18 @@ def r_function(python_name: str) -> str:
     return R_FUNCTIONS.get(python_name) or _layer_function(python_name) or python_name
 
 
+def _where_in_r(match: re.Match) -> str:
+    """``fit: `` as ``fit(): ``; a named layer (``Conv2D 'c1': ``) under its R function; a named model
+    (``Sequential 'seq': ``) as ``model "seq": ``: the function that made it is not the one that failed."""
+    cls, name = match.group(1), match.group(2)
+    if not name:
+        return r_function(cls) + "(): "
+    return f"{_layer_function(cls)}(): layer{name}: " if _layer_function(cls) else f"model{name}: "
+
+
 def _in_r_names(message: str) -> str:
     """The function the message names first, and the classes it mentions, as R users call them."""
-    message = _WHERE_PREFIX.sub(lambda m: r_function(m.group(1)) + "(): " + (
-        f"layer{m.group(2)}: " if m.group(2) else ""), message, count=1)
+    message = _WHERE_PREFIX.sub(_where_in_r, message, count=1)
     return _MENTIONED.sub(lambda m: _MENTION_WORDS.get(m.group(2)) or R_FUNCTIONS[m.group(2)] + "()", message)
 
 
@@ -140,9 +155,14 @@ _R_TYPES = (("bool", "logical"), ("int", "integer"), ("uint", "integer"), ("floa
 def _r_description(value: Any) -> str:
     """A received value as R's messages describe one: NULL / TRUE / FALSE; a description (text with spaces
     that is not a path, such as 'labels in 1..10') as it reads, other text in R's double quotes; an array or
-    tensor by R type and dim ("a double matrix of dim c(600, 10)"); anything else as `describe` has it."""
+    tensor by R type and dim ("a double matrix of dim c(600, 10)"); a model or layer by its name; anything
+    else as `describe` has it."""
     if value is None or isinstance(value, bool):
         return _R_VALUES[repr(value)]
+    if isinstance(value, torch.nn.Module):  # its repr is the whole architecture, in Python's words
+        kind = "model" if isinstance(value, BaseModel) else "layer"
+        name = getattr(value, "name", None)
+        return f'the {kind} "{name}"' if isinstance(name, str) else f"a {kind}"
     if isinstance(value, str):
         text = value if len(value) <= 118 else value[:57] + "..." + value[-58:]
         is_path = value.startswith(("/", "~", ".", "\\")) or re.match(r"[A-Za-z]:[\\/]", value)
@@ -158,23 +178,37 @@ def _r_description(value: Any) -> str:
     return f"{article} {r_type} {kind} of dim c({', '.join(map(str, dims))})"
 
 
+def _r_argument(exc: BaseException) -> str | None:
+    """An InputError's argument under R's name for it (`R_ARGUMENTS`)."""
+    argument = getattr(exc, "argument", None)
+    if argument is None:
+        return None
+    return R_ARGUMENTS.get(str(getattr(exc, "where", "")), {}).get(str(argument), str(argument))
+
+
+def _argument_in_r(exc: BaseException, message: str, argument: str | None) -> str:
+    old = f"argument `{getattr(exc, 'argument', None)}`"
+    return message.replace(old, f"argument `{argument}`", 1) if argument and old in message else message
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """The R condition for ``exc``: ``r_class`` (the pydlr sub-class, or None), ``python_class`` (qualified),
     ``message`` (``str(exc)``, its keyword advice in R syntax), ``notes`` (``exc.__notes__``, e.g. which
     callback raised it), and the
     ``InputError`` fields ``argument``/``expected``/``where`` when present."""
     r_class = next((name for cls, name in R_CLASSES if isinstance(exc, cls)), None)
+    argument = _r_argument(exc)
     kind = type(exc)
     module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
     info: dict[str, Any] = {
         "r_class": r_class,
         "pydlr": isinstance(exc, PydlrError),
         "python_class": f"{module}{kind.__qualname__}",
-        "message": in_r_syntax(_received_in_r(exc, str(exc))),
+        "message": in_r_syntax(_received_in_r(exc, _argument_in_r(exc, str(exc), argument))),
         "notes": [in_r_syntax(str(note)) for note in getattr(exc, "__notes__", None) or []],
     }
     for attr in ("argument", "expected", "where"):
-        value = getattr(exc, attr, None)
+        value = argument if attr == "argument" else getattr(exc, attr, None)
         if value is not None:
             info[attr] = str(value)
     return info

@@ -141,3 +141,19 @@ test_that("advice from Python is given as R calls: compile() first, one sample a
                     class = "pydlr_input_error")
   expect_match(conditionMessage(e), '^layer_conv_2d\\(\\): layer "c1": ')
 })
+
+test_that("errors name R's arguments and positions, and describe models by name", {
+  model <- keras_model_sequential(input_shape = c(6, 6, 1), name = "net") |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  e <- expect_error(get_layer(model, index = 3), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "^get_layer\\(\\): argument `index` must be a layer position from 1 to 2; received 3")
+  path <- tempfile(fileext = ".safetensors")
+  on.exit(unlink(path))
+  save_model_weights(model, path)
+  e <- expect_error(load_model(path), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "load_model(): argument `filepath` must be a pydlr model file (use load_model_weights()",
+               fixed = TRUE)
+  e <- expect_error(view_model(model, open = FALSE), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^view_model\\(\\): argument `model` must be a model with convolutional ',
+                                           'feature maps; received the model "net"\\.$'))
+})
