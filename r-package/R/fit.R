@@ -151,7 +151,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
   columns <- if (length(dim(x)) == 2L) colnames(x) # a data.frame's names, for predict() and evaluate()
-  list(levels = levels, columns = columns, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  list(levels = levels, columns = columns, scale = .data_scale(x), data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
@@ -186,6 +186,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     args$data, call = call)
   object$state$levels <- args$levels
   object$state$columns <- args$columns
+  object$state$scale <- args$scale
   .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
@@ -329,6 +330,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  .warn_other_scale(x, object$state$scale)
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
@@ -340,7 +342,9 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' Predict with a model
 #'
 #' @param object A `pydlr_model`.
-#' @param x Inputs, as for [fit()].
+#' @param x Inputs, as for [fit()]. A `pydlr_warning` says when they are on another scale than the
+#'   training data (e.g. pixels 0-255 for a model trained on `x / 255`): the predictions would be for
+#'   other inputs than meant.
 #' @param batch_size Samples per forward pass; `NULL`: the engine's default, 32.
 #' @param type `"prob"` (default): the model's outputs, a matrix with one row per sample (class
 #'   probabilities for a softmax head); `"class"`: the predicted class per sample (the largest output, or
@@ -377,6 +381,7 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  .warn_other_scale(x, object$state$scale)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
   out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)

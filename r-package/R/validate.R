@@ -109,6 +109,26 @@
     call = call)
 }
 
+# The magnitude of numeric data, from at most 10,000 evenly spaced values (free next to the work on x):
+# enough to tell pixels 0-255 from pixels scaled to [0, 1].
+.data_scale <- function(x) {
+  n <- length(x)
+  values <- if (n > 10000L) x[round(seq(1, n, length.out = 10000L))] else x
+  max(abs(values[is.finite(values)]), 0)
+}
+
+# A warning when `x` is on another scale than the training data (`scale`, from .data_scale(); NULL: not
+# known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong predictions
+# without any error.
+.warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent())) {
+  now <- .data_scale(x)
+  if (is.null(scale) || scale <= 0 || now <= 0 || (now <= 20 * scale && now >= scale / 20)) return(invisible())
+  warning(warningCondition(sprintf(paste0(
+    "`%s` reaches %s but the training data reached %s: scale it as the training data was ",
+    "(e.g. x / 255 for pixels), or the predictions are for other inputs than meant"),
+    arg, format(now, digits = 3), format(scale, digits = 3)), class = "pydlr_warning", call = call))
+}
+
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),
 # lr_find(): pydlr.data.arrays checks finiteness in the pass that converts x): double data skip R's anyNA()
 # pass (2-3% of predict() on 10,000 images). Evaluate the Python call through .na_found_by_python(), which

@@ -224,3 +224,18 @@ test_that("a data.frame's columns are matched by name, as fit() saw them", {
                class = "pydlr_input_error")
   expect_identical(dim(predict(model, as.matrix(unname(df)))), c(60L, 2L)) # no names: taken as they come
 })
+
+test_that("predict() and evaluate() warn when x is on another scale than the training data", {
+  d <- rapi_mnist(60, 20)
+  model <- rapi_tiny_cnn()
+  model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, seed = 1)
+  raw <- d$x_test * 255 # test pixels left at 0-255 for a model trained on x / 255
+  w <- expect_warning(predict(model, raw), class = "pydlr_warning")
+  expect_match(conditionMessage(w), "^`x` reaches 255 but the training data reached 1: scale it as the training data")
+  expect_warning(evaluate(model, raw, d$y_test), "reaches 255", class = "pydlr_warning")
+  expect_silent(predict(model, d$x_test))
+  expect_silent(predict(model, d$x_test[1, , , drop = FALSE] * 0.5)) # a darker image is not another scale
+  # trained on 0-255, predicted on [0, 1]
+  model |> fit(d$x_train * 255, d$y_train, epochs = 1, verbose = 0, seed = 1)
+  expect_warning(predict(model, d$x_test), "reaches 1 but the training data reached 255", class = "pydlr_warning")
+})
