@@ -157,3 +157,15 @@ test_that("errors name R's arguments and positions, and describe models by name"
   expect_match(conditionMessage(e), paste0('^view_model\\(\\): argument `model` must be a model with convolutional ',
                                            'feature maps; received the model "net"\\.$'))
 })
+
+test_that("a misspelt argument is named with the one meant, not as a keras feature pydlr lacks", {
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  x <- matrix(runif(16), 4)
+  e <- expect_error(fit(model, x, 0:3, batchsize = 2, verbose = 0), class = "pydlr_input_error")
+  expect_identical(conditionMessage(e), "fit() has no argument `batchsize`; did you mean `batch_size`?")
+  expect_error(predict(model, x, batch.size = 2), "did you mean `batch_size`", class = "pydlr_input_error")
+  expect_error(evaluate(model, x, c(0, 1, 1, 0), verbse = 0), "did you mean `verbose`", class = "pydlr_input_error")
+  # a keras3 argument pydlr does not take is still said to be one
+  expect_error(fit(model, x, 0:3, use_multiprocessing = TRUE, verbose = 0), class = "pydlr_not_supported_error")
+})
