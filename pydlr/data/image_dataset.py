@@ -581,9 +581,9 @@ def check_dataset(ds: ImageDataset, input_shape: tuple | None, loss_kind: str | 
                          "a dataset made with label_mode=None", where=where)
     want_mode = _LOSS_LABELS.get(loss_kind)
     if want_mode is not None and ds.label_mode != want_mode:
-        raise InputError(name, f"a dataset with label_mode={want_mode!r} for this loss", f"label_mode="
-                         f"{ds.label_mode!r} (match the loss: 'int' for sparse_categorical_crossentropy, "
-                         "'categorical' for categorical_crossentropy, 'binary' for binary_crossentropy)",
+        raise InputError(name, f"a dataset with label_mode={want_mode!r} for this loss (match the loss: 'int' "
+                         "for sparse_categorical_crossentropy, 'categorical' for categorical_crossentropy, "
+                         "'binary' for binary_crossentropy)", f"a dataset made with label_mode={ds.label_mode!r}",
                          where=where)
     k = ds.num_classes
     if n_out is not None and ((loss_kind == "sparse" and k > n_out)

@@ -253,3 +253,14 @@ test_that("pad_to_aspect_ratio and data_format are keras3's", {
   expect_error(image_dataset_from_directory(dir, data_format = "channels_first"), "data_format",
                class = "pydlr_input_error")
 })
+
+test_that("a dataset whose label_mode does not fit the loss is refused in R's words", {
+  ds <- image_dataset_from_directory(image_folder(), image_size = c(28, 28), color_mode = "grayscale",
+                                     label_mode = "categorical", verbose = FALSE)
+  model <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |>
+    layer_dense(units = 10, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  e <- expect_error(fit(model, ds, epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^fit\\(\\): argument `x` must be a dataset with label_mode = "int" ',
+    'for this loss \\(match the loss: .*\\); received a dataset made with label_mode = "categorical"\\.$'))
+})
