@@ -342,7 +342,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' Predict with a model
 #'
 #' @param object A `pydlr_model`.
-#' @param x Inputs, as for [fit()]. A `pydlr_warning` says when they are on another scale than the
+#' @param x Inputs, as for [fit()]. A `pydlr_warning` says when images are on another scale than the
 #'   training data (e.g. pixels 0-255 for a model trained on `x / 255`): the predictions would be for
 #'   other inputs than meant.
 #' @param batch_size Samples per forward pass; `NULL`: the engine's default, 32.

@@ -117,10 +117,11 @@
   max(abs(values[is.finite(values)]), 0)
 }
 
-# A warning when `x` is on another scale than the training data (`scale`, from .data_scale(); NULL: not
-# known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong predictions
-# without any error.
+# A warning when images `x` are on another scale than the training images (`scale`, from .data_scale();
+# NULL: not known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong
+# predictions without any error. Tables are left alone: a new row may well exceed the training range.
 .warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent())) {
+  if (length(dim(x)) < 3L) return(invisible())
   now <- .data_scale(x)
   if (is.null(scale) || scale <= 0 || now <= 0 || (now <= 20 * scale && now >= scale / 20)) return(invisible())
   warning(warningCondition(sprintf(paste0(

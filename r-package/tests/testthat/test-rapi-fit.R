@@ -239,3 +239,12 @@ test_that("predict() and evaluate() warn when x is on another scale than the tra
   model |> fit(d$x_train * 255, d$y_train, epochs = 1, verbose = 0, seed = 1)
   expect_warning(predict(model, d$x_test), "reaches 1 but the training data reached 255", class = "pydlr_warning")
 })
+
+test_that("tables are not checked for scale: a new row may exceed the training range", {
+  set.seed(2)
+  x <- matrix(runif(80), 20)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  model |> fit(x, rep(0:1, 10), epochs = 1, verbose = 0)
+  expect_silent(predict(model, x * 100))
+})
