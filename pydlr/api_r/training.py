@@ -20,7 +20,7 @@ from pydlr import train
 from pydlr.api_r._convert import c_array, history
 from pydlr.data.augment import Augment
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
-from pydlr.errors import NotSupportedError
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.train import optimizers
 from pydlr.train.events import Callback as LearnerCallback
 
@@ -239,7 +239,11 @@ def _as_schedule(fn: Callable[..., Any]) -> Callable[[int, float], float]:
 
     def schedule(epoch: int, lr: float) -> float:
         value = fn(int(epoch), float(lr))
-        return float(value[0] if isinstance(value, (list, tuple)) else value)
+        value = value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError("schedule", "an R function returning the learning rate, one number", value,
+                             where="callback_learning_rate_scheduler")
+        return float(value)
 
     return schedule
 

@@ -169,3 +169,19 @@ test_that("a misspelt argument is named with the one meant, not as a keras featu
   # a keras3 argument pydlr does not take is still said to be one
   expect_error(fit(model, x, 0:3, use_multiprocessing = TRUE, verbose = 0), class = "pydlr_not_supported_error")
 })
+
+test_that("a learning-rate schedule returning no number, and images too small for compare_methods()'s CNN", {
+  x <- matrix(runif(16), 4)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  e <- expect_error(fit(model, x, c(0, 1, 1, 0), epochs = 1, verbose = 0,
+                        callbacks = list(callback_learning_rate_scheduler(function(epoch, lr) "fast"))),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_learning_rate_scheduler\\(\\): argument `schedule` must be ',
+                                           'an R function returning the learning rate, one number; received "fast"'))
+  e <- expect_error(compare_methods(array(runif(40 * 64), c(40, 8, 8)), rep(0:1, 20)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("^compare_methods\\(\\): argument `x` must be images of at least ",
+                                           "18 x 18 pixels .*; received images of 8 x 8 pixels\\.$"))
+  expect_match(conditionMessage(expect_error(confusion_matrix(0:9, 0:8), class = "pydlr_input_error")),
+               "received an integer vector of length 9", fixed = TRUE)
+})
