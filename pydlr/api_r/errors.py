@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from pydlr.errors import InputError, NotSupportedError, PydlrError, TrainingError, describe
-from pydlr.layers.base import LAYER_CLASSES
+from pydlr.layers.base import LAYER_CLASSES, to_snake_case
 from pydlr.models.base import BaseModel
 
 # pydlr's exception classes and their R condition classes, most specific first.
@@ -51,7 +51,7 @@ R_FUNCTIONS: dict[str, str] = {
     "CosineDecay": "learning_rate_schedule_cosine_decay",
     "PiecewiseConstantDecay": "learning_rate_schedule_piecewise_constant_decay",
     "KMeans": "pydlr_kmeans", "KMeans.fit": "pydlr_kmeans", "MiniBatchKMeans": "pydlr_kmeans",
-    "MiniBatchKMeans.fit": "pydlr_kmeans", "Sequential": "keras_model_sequential",
+    "MiniBatchKMeans.fit": "pydlr_kmeans", "Sequential": "keras_model_sequential", "InputLayer": "layer_input",
     "load_fashion_mnist": "dataset_fashion_mnist", "load_mnist": "dataset_mnist",
     "save_weights": "save_model_weights", "load_weights": "load_model_weights",
     "activations": "get_activations", "filters": "get_filters", "preprocess": "imagenet_preprocess_input",
@@ -75,8 +75,7 @@ def _layer_function(class_name: str) -> str | None:
     ``class_name`` is not one."""
     if class_name not in LAYER_CLASSES or class_name.startswith("_"):
         return None
-    name = re.sub(r"(\d)D$", r"\1d", class_name)
-    return "layer_" + re.sub(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return "layer_" + re.sub(r"(?<=[a-z])(\d)d$", r"_\1d", to_snake_case(class_name))  # conv2d: conv_2d
 
 
 def r_function(python_name: str) -> str:
@@ -90,7 +89,7 @@ def _where_in_r(match: re.Match) -> str:
     cls, name = match.group(1), match.group(2)
     if not name:
         return r_function(cls) + "(): "
-    return f"{_layer_function(cls)}(): layer{name}: " if _layer_function(cls) else f"model{name}: "
+    return f"{r_function(cls)}(): layer{name}: " if _layer_function(cls) else f"model{name}: "
 
 
 def _in_r_names(message: str) -> str:
