@@ -117,10 +117,18 @@ test_that("errors from Python name the R functions users call and describe what 
   model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
   model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
   e <- expect_error(model |> fit(x, y, epochs = 1, verbose = 0,
-                                 callbacks = list(callback_early_stopping(monitor = "val_acc"))),
+                                 callbacks = list(callback_early_stopping(monitor = "acc"))),
                     class = "pydlr_input_error")
   expect_match(conditionMessage(e), paste0('^callback_early_stopping\\(\\): argument `monitor` must be one of the ',
-    'logged values c\\("accuracy", "loss"\\); received "val_acc"\\.\n\\(raised by callback_early_stopping\\(\\) '))
+    'logged values c\\("accuracy", "loss"\\); received "acc"\\.\n\\(raised by callback_early_stopping\\(\\) '))
+  # keras3's default monitor, "val_loss", without validation data: refused before the first epoch
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(x, y, epochs = 2, verbose = 0, callbacks = list(callback_early_stopping())),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_early_stopping\\(\\): argument `monitor` must be a value ',
+    'the fit logs: without validation data \\(validation_data or validation_split\\) only training values ',
+    'such as "loss"; received "val_loss"\\.'))
+  expect_identical(get_weights(model), before)
   e <- expect_error(model |> fit(x, to_categorical(y), epochs = 1, verbose = 0), class = "pydlr_input_error")
   expect_match(conditionMessage(e), "received a double matrix of dim c(16, 3).", fixed = TRUE)
   e <- expect_error(model |> fit(x, y + 1, epochs = 1, verbose = 0), class = "pydlr_input_error")
