@@ -93,7 +93,9 @@ def _check_seed_cnn_fits(x: Any, methods: Sequence[str] | None, model: Any, embe
     chosen = list(METHODS) if methods is None else list(methods)
     needs_cnn = "cnn" in chosen or (embedding is None and any(m.endswith("_embedding") for m in chosen))
     shape = np.shape(x)
-    if model is not None or not needs_cnn or len(shape) < 3 or min(shape[1:3]) >= SEED_CNN_MIN_SIDE:
+    channels_first = len(shape) == 4 and shape[1] in (1, 3) and shape[3] > 4  # run_methods says how to fix it
+    if (model is not None or not needs_cnn or len(shape) < 3 or channels_first
+            or min(shape[1:3]) >= SEED_CNN_MIN_SIDE):
         return
     raise InputError("x", f"images of at least {SEED_CNN_MIN_SIDE} x {SEED_CNN_MIN_SIDE} pixels for the seed "
                      "CNN (or pass model = a network for smaller images, or methods without the CNN and "

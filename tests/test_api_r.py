@@ -300,6 +300,8 @@ def test_error_messages_for_r_name_the_r_functions_users_call():
         "(call compile(model, optimizer = ..., loss = ...) first)"
     assert errors.in_r_syntax("x: for one sample: x[None] in Python, array(x, c(1, dim(x))) in R; got") == \
         "x(): for one sample: array(x, c(1, dim(x))); got"
+    assert errors.in_r_syntax("move them with np.moveaxis(x, 1, -1) in Python, aperm(x, c(1, 3, 4, 2)) in R") == \
+        "move them with aperm(x, c(1, 3, 4, 2))"
     assert errors.in_r_syntax("fit: pass an Augment or an ImageDataset; Augment(flip='horizontal')") == (
         'fit(): pass an augmentation() or an image dataset from image_dataset_from_directory(); '
         'Augment(flip = "horizontal")')

@@ -24,8 +24,8 @@ R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
 _KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None|\.\.\.)(?=[\s,.;:)]|$)")
 # A model's method in advice (``model.compile(``) as R calls the verb (``compile(model, ``).
 _METHOD_ADVICE = re.compile(r"\bmodel\.(compile|fit|evaluate|predict|summary)\((?=\w)")
-# Advice given in both languages ("x[None] in Python, ... in R"): R's part.
-_BILINGUAL = re.compile(r"(?<=[:;,] )[^:;,]* in Python, (.*?) in R\b")
+# Advice given in both languages ("x[None] in Python, ... in R"): R's part is kept (`_r_part`).
+_BILINGUAL = re.compile(r" in Python, (.*?) in R\b")
 _R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL", "...": "..."}
 
 
@@ -98,6 +98,18 @@ def _in_r_names(message: str) -> str:
     return _MENTIONED.sub(lambda m: _MENTION_WORDS.get(m.group(2)) or R_FUNCTIONS[m.group(2)] + "()", message)
 
 
+def _r_part(message: str) -> str:
+    """``X in Python, Y in R`` as ``Y``, X being the expression before it (brackets kept whole:
+    ``np.moveaxis(x, 1, -1)``)."""
+    for match in reversed(list(_BILINGUAL.finditer(message))):
+        start, depth = match.start(), 0
+        while start > 0 and (depth or message[start - 1] != " "):
+            depth += (message[start - 1] in ")]") - (message[start - 1] in "([")
+            start -= 1
+        message = message[:start] + match.group(1) + message[match.end():]
+    return message
+
+
 def _lists_in_r(message: str) -> str:
     """Each outermost ``[...]`` that is a flat list of strings or numbers as R's ``c(...)``; indexing
     (``x[0]``), nested lists, lists inside a dict and anything else stay as written."""
@@ -130,7 +142,7 @@ def in_r_syntax(message: str) -> str:
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
-    message = _METHOD_ADVICE.sub(r"\1(model, ", _BILINGUAL.sub(r"\1", message))
+    message = _METHOD_ADVICE.sub(r"\1(model, ", _r_part(message))
     message = _lists_in_r(_in_r_names(_KEYWORD_ADVICE.sub(r_argument, message)))
     parts, start = [], 0
     for container in _CONTAINER.finditer(message):
