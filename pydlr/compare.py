@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pydlr.cluster.methods import METHODS, MethodComparison, run_methods
+from pydlr.errors import InputError
 
 __all__ = ["METHODS", "MethodComparison", "compare_methods"]
 
@@ -73,12 +74,32 @@ def compare_methods(
     """
     from pydlr.pretrained import embed_images
 
+    _check_seed_cnn_fits(x, methods, model, embedding)
     return run_methods(
         x, y, x_test, y_test, fit_cnn=fit_cnn, penultimate=penultimate, embed=embed_images, methods=methods, model=model,
         embedding=embedding, epochs=epochs, batch_size=batch_size, time_budget=time_budget,
         n_clusters=n_clusters, test_size=test_size, random_state=random_state, device=device,
         n_estimators=n_estimators,
     )
+
+
+# The smallest image side the seed CNN takes ("valid" convolutions and pooling: 18 -> 16 -> 8 -> 6 -> 3 -> 1).
+SEED_CNN_MIN_SIDE = 18
+
+
+def _check_seed_cnn_fits(x: Any, methods: Sequence[str] | None, model: Any, embedding: Any) -> None:
+    """Smaller images than the seed CNN takes fail inside its pooling, after the other rows ran: say so
+    before any work, with what to do instead."""
+    chosen = list(METHODS) if methods is None else list(methods)
+    needs_cnn = "cnn" in chosen or (embedding is None and any(m.endswith("_embedding") for m in chosen))
+    shape = np.shape(x)
+    channels_first = len(shape) == 4 and shape[1] in (1, 3) and shape[3] > 4  # run_methods says how to fix it
+    if (model is not None or not needs_cnn or len(shape) < 3 or channels_first
+            or min(shape[1:3]) >= SEED_CNN_MIN_SIDE):
+        return
+    raise InputError("x", f"images of at least {SEED_CNN_MIN_SIDE} x {SEED_CNN_MIN_SIDE} pixels for the seed "
+                     "CNN (or pass model = a network for smaller images, or methods without the CNN and "
+                     "embedding rows)", f"images of {shape[1]} x {shape[2]} pixels", where="compare_methods")
 
 
 def fit_cnn(x: np.ndarray, y: np.ndarray, num_classes: int, model: Any, epochs: int, batch_size: int,

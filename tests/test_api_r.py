@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -277,6 +280,65 @@ def test_error_messages_for_r_quote_values_and_name_the_function_as_r_does():
     assert info["message"] == 'fit(): argument `device` must be "auto", "cpu" or "cuda[:i]"; received "tpu".'
     # apostrophes, lists and dicts (Python's repr, whole), and names that already say () stay as they are
     assert errors.in_r_syntax("the model's outputs (Keras' rule): ['a', 'b'] {'k': 1}") == \
-        "the model's outputs (Keras' rule): ['a', 'b'] {'k': 1}"
+        "the model's outputs (Keras' rule): c(\"a\", \"b\") {'k': 1}"
     assert errors.in_r_syntax("pydlr_torchrun(): x") == "pydlr_torchrun(): x"
-    assert errors.in_r_syntax("Conv2D: got 'same'") == 'Conv2D: got "same"'
+    # flat lists as R's c(); indexing, nested lists and dicts as written
+    assert errors.in_r_syntax("got [1, -2.5] and [] not [[1], [2]], x[0] or {'a': [1]}") == \
+        "got c(1, -2.5) and c() not [[1], [2]], x[0] or {'a': [1]}"
+
+
+def test_error_messages_for_r_name_the_r_functions_users_call():
+    # where an error was raised and the callbacks and classes it mentions, by their R names
+    assert errors.in_r_syntax("Conv2D: got 'same'") == 'layer_conv_2d(): got "same"'
+    assert errors.in_r_syntax("ModelCheckpoint: x") == "callback_model_checkpoint(): x"
+    assert errors.in_r_syntax("KMeans.fit: x") == "pydlr_kmeans(): x"
+    assert errors.in_r_syntax('Conv2D "conv2d_3": x') == 'layer_conv_2d(): layer "conv2d_3": x'
+    assert errors.in_r_syntax("Conv2D 'c1': x") == 'layer_conv_2d(): layer "c1": x'
+    assert errors.in_r_syntax("Sequential 'seq': x") == 'model "seq": x'
+    # a model's method in advice as R's verb; advice in both languages as R's part
+    assert errors.in_r_syntax("(call model.compile(optimizer=..., loss=...) first)") == \
+        "(call compile(model, optimizer = ..., loss = ...) first)"
+    assert errors.in_r_syntax("x: for one sample: x[None] in Python, array(x, c(1, dim(x))) in R; got") == \
+        "x(): for one sample: array(x, c(1, dim(x))); got"
+    assert errors.in_r_syntax("move them with np.moveaxis(x, 1, -1) in Python, aperm(x, c(1, 3, 4, 2)) in R") == \
+        "move them with aperm(x, c(1, 3, 4, 2))"
+    assert errors.in_r_syntax("fit: pass an Augment or an ImageDataset; Augment(flip='horizontal')") == (
+        'fit(): pass an augmentation() or an image dataset from image_dataset_from_directory(); '
+        'Augment(flip = "horizontal")')
+    exc = InputError("monitor", "one of the logged values ['accuracy', 'loss']", "val_acc", where="EarlyStopping")
+    exc.add_note("(raised by callback EarlyStopping at after_epoch, epoch 1, batch 19)")
+    info = errors.error_info(exc)
+    assert info["message"] == ('callback_early_stopping(): argument `monitor` must be one of the logged values '
+                               'c("accuracy", "loss"); received "val_acc".')
+    assert info["notes"] == ["(raised by callback_early_stopping() at after_epoch, epoch 1, batch 19)"]
+
+
+def test_layer_classes_map_to_the_r_functions_the_package_exports():
+    root = Path(__file__).resolve().parents[1] / "r-package"
+    exports = set(re.findall(r"^export\(([^)]+)\)", (root / "NAMESPACE").read_text(), re.M))
+    used = {m for f in (root / "R").glob("*.R") for m in re.findall(r'\.layer\(\w+, "(\w+)"', f.read_text())}
+    assert len(used) >= 20
+    assert {c: errors.r_function(c) for c in used if errors.r_function(c) not in exports} == {}
+    assert set(errors.R_FUNCTIONS.values()) - exports == set()
+
+
+def test_error_messages_for_r_use_r_argument_names():
+    info = errors.error_info(InputError("path", "a pydlr model file (use load_weights for a bare weights file)",
+                                        "/tmp/w.safetensors", where="load_model"))
+    assert info["argument"] == "filepath"
+    assert info["message"] == ('load_model(): argument `filepath` must be a pydlr model file (use '
+                               'load_model_weights() for a bare weights file); received "/tmp/w.safetensors".')
+
+
+def test_error_messages_for_r_describe_what_came_as_r_would():
+    def received(value):
+        return errors.error_info(InputError("y", "z", value, where="fit"))["message"].split("; received ")[1]
+
+    assert received("labels in 1..10") == "labels in 1..10."  # a description, not a value
+    assert received("cpu") == '"cpu".' and received("/my photos/a.png") == '"/my photos/a.png".'
+    assert received(np.zeros((600, 10), np.float32)) == "a double matrix of dim c(600, 10)."
+    assert received(torch.zeros(5, dtype=torch.int64)) == "an integer vector of length 5."
+    assert received(np.zeros((2, 3, 4), bool)) == "a logical array of dim c(2, 3, 4)."
+    assert received(["a", "b"]) == 'c("a", "b").'
+    model = tiny()
+    assert received(model) == f'the model "{model.name}".' and received(model.layers[0]).startswith('the layer "')

@@ -166,3 +166,14 @@ def test_a_pydlr_model_as_the_embedding():
     out = compare_methods(x, y, embedding=base, methods=["kmeans_embedding", "logistic_embedding"])
     assert out.details.features["embedding"].shape == (30, 6 * 6 * 4)
     assert out["accuracy"][1] > 0.5 and out["size_mb"][0] > 0
+
+
+def test_images_too_small_for_the_seed_cnn_are_refused_before_any_work():
+    x = np.random.default_rng(0).random((40, 8, 8)).astype(np.float32)
+    y = np.repeat([0, 1], 20)
+    with pytest.raises(InputError, match=r"at least 18 x 18 pixels.*received 'images of 8 x 8 pixels'"):
+        compare_methods(x, y, methods=["kmeans_pixels", "cnn"])
+    with pytest.raises(InputError, match="channels first"):  # not "images of 1 x 28 pixels"
+        compare_methods(np.zeros((40, 1, 28, 28), np.float32), y)
+    table = compare_methods(x, y, methods=["kmeans_pixels", "logistic_pixels"])
+    assert list(table["method"]) == ["k-means (pixels)", "logistic regression (pixels)"]

@@ -641,6 +641,16 @@ def test_training_classes_survive_save_and_load(fm_folder, tmp_path):
     assert io.load_model(tmp_path / "plain.safetensors").trained_class_names is None
 
 
+def test_a_checkpoint_written_during_fit_keeps_the_training_classes(fm_folder, tmp_path):
+    from pydlr import io
+    from pydlr.train.callbacks import ModelCheckpoint
+
+    model = _model()
+    model.fit(_scaled(_grey(fm_folder)), epochs=1, verbose=0,
+              callbacks=[ModelCheckpoint(tmp_path / "ckpt.safetensors", monitor="loss")])
+    assert io.load_model(tmp_path / "ckpt.safetensors").trained_class_names == _grey(fm_folder).class_names
+
+
 def test_bad_file_mid_training_stops_cleanly_with_checkpoint_intact(tmp_path):
     from pydlr.train.checkpoint import load_training_state
     from pydlr.train.events import Callback

@@ -121,3 +121,17 @@ def test_lambda_callback_takes_keras3_batch_names():
     assert begun == [0, 1, 0, 1] and len(ended) == 4 and all(v > 0 for v in ended)
     with pytest.raises(InputError, match="not both"):
         keras.callbacks.LambdaCallback(on_batch_end=print, on_train_batch_end=print)
+
+
+@pytest.mark.parametrize("callback", [
+    lambda _: keras.callbacks.EarlyStopping(),  # Keras' default monitor is "val_loss"
+    lambda _: keras.callbacks.ReduceLROnPlateau(),
+    lambda folder: keras.callbacks.ModelCheckpoint(folder / "best.safetensors", save_best_only=True),
+])
+def test_a_validation_monitor_without_validation_data_is_refused_before_training(callback, tmp_path):
+    model = _model()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(InputError, match=r"without validation data .* such as 'loss'; received 'val_loss'"):
+        model.fit(*_data(), epochs=2, verbose=0, callbacks=[callback(tmp_path)])
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    model.fit(*_data(), epochs=1, verbose=0, validation_split=0.25, callbacks=[callback(tmp_path)])

@@ -8,8 +8,9 @@ core (`pydlr.data.image_dataset`, the engine); only R's types are translated her
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from pydlr.api_r._convert import c_array, history, int_tuple
 from pydlr.api_r.training import augment as augment_settings
 from pydlr.data.image_dataset import (
+    SKIPPED_FILE,
     ImageDataset,
     image_dataset_from_dataframe,
     image_dataset_from_directory,
@@ -54,6 +56,17 @@ def from_dataframe(paths: list[str], labels: list[str] | None, x_col: str = "fil
                                               y_col=y_col if labels is not None else None, **kwargs))
 
 
+def _skips_warned_by_r(fun: Callable[..., Any]) -> Callable[..., Any]:
+    """``fun`` without Python's warning per skipped file: R warns once per call, in R's words, from the
+    dataset's ``bad_files`` (a second, Python-worded message beside it would repeat it)."""
+    @functools.wraps(fun)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=SKIPPED_FILE)
+            return fun(*args, **kwargs)
+    return run
+
+
 def _dataset(ds: Any, argument: str = "dataset") -> ImageDataset:
     if not isinstance(ds, ImageDataset):
         raise InputError(argument, "an image dataset", ds)
@@ -76,6 +89,7 @@ def files(ds: Any) -> dict[str, Any]:
     return {"file_paths": ds.file_paths, "labels": None if labels is None else c_array(labels, np.int32)}
 
 
+@_skips_warned_by_r
 def first_batch(ds: Any) -> dict[str, np.ndarray]:
     """The first batch of one pass (``next(iter(ds))``) as arrays: images, and labels when there are some."""
     first = next(iter(_dataset(ds).take(1)))
@@ -101,6 +115,7 @@ def _pad_validation(h: dict[str, Any], validation_freq: Any) -> dict[str, Any]:
     return h
 
 
+@_skips_warned_by_r
 def fit(model: Any, dataset: Any, **kwargs: Any) -> dict[str, Any]:
     """``model.fit(dataset, **kwargs)`` (engine's names); the history as plain values, as `training.fit`."""
     _dataset(dataset, "x")
@@ -116,17 +131,20 @@ def fit(model: Any, dataset: Any, **kwargs: Any) -> dict[str, Any]:
     return _pad_validation(history(model.fit(dataset, **kwargs)), kwargs.get("validation_freq", 1))
 
 
+@_skips_warned_by_r
 def evaluate(model: Any, dataset: Any) -> dict[str, float]:
     """Loss and metrics over one pass of ``dataset`` (``model.evaluate(dataset, return_dict=True)``)."""
     result = model.evaluate(_dataset(dataset, "x"), return_dict=True)
     return {str(k): float(v) for k, v in dict(result).items()}
 
 
+@_skips_warned_by_r
 def predict(model: Any, dataset: Any) -> np.ndarray:
     """Outputs for the dataset's files, in ``file_paths`` order."""
     return c_array(model.predict(_dataset(dataset, "x")))
 
 
+@_skips_warned_by_r
 def predict_classes(model: Any, dataset: Any) -> np.ndarray:
     """0-based classes for the dataset's files, in ``file_paths`` order."""
     return c_array(model.predict_classes(_dataset(dataset, "x")), dtype=np.int32)

@@ -20,8 +20,9 @@ from pydlr import train
 from pydlr.api_r._convert import c_array, history
 from pydlr.data.augment import Augment
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
-from pydlr.errors import NotSupportedError
+from pydlr.errors import InputError, NotSupportedError
 from pydlr.train import optimizers
+from pydlr.train.events import Callback as LearnerCallback
 
 
 def optimizer(spec: Any) -> Any:
@@ -43,8 +44,9 @@ def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A
     return model
 
 
-def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
+def fit(model: Any, x: Any, y: Any = None, class_names: Any = None, **kwargs: Any) -> dict[str, Any]:
     """``model.fit(x, y, **kwargs)``; returns the history as plain values (see ``_convert.history``).
+    ``class_names`` (R's factor levels of ``y``) are the model's classes while it trains (`_ClassNames`).
 
     ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list;
     ``distributed`` as R's ``list(nproc_per_node = 2)`` (``fit_distributed``'s arguments, which forwards
@@ -60,8 +62,28 @@ def fit(model: Any, x: Any, y: Any = None, **kwargs: Any) -> dict[str, Any]:
         return history(fit_distributed(model, x, y, **options, **kwargs))
     from pydlr.train.distributed import explain_failure
 
+    _with_class_names(kwargs, class_names)
     with explain_failure():
         return _history_with_warnings(lambda: model.fit(x, y, **kwargs))
+
+
+class _ClassNames(LearnerCallback):
+    """Names the classes of the labels being trained on (R's factor levels) as the fit starts, so the
+    checkpoints written during it (ModelCheckpoint, order 60) keep them, as save_model() does after it."""
+
+    order = 0
+
+    def __init__(self, names: Any):
+        # reticulate hands a one-level factor's levels over as a plain string
+        self.names = None if names is None else [names] if isinstance(names, str) else [str(n) for n in names]
+
+    def before_fit(self):
+        self.learn.model.trained_class_names = self.names
+
+
+def _with_class_names(kwargs: dict[str, Any], class_names: Any) -> None:
+    """``kwargs``' callbacks plus a `_ClassNames`, in place (the engine resets the names of an array fit)."""
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), _ClassNames(class_names)]
 
 
 def _history_with_warnings(run: Callable[[], Any]) -> dict[str, Any]:
@@ -105,9 +127,11 @@ def _fit_args(kwargs: dict[str, Any]) -> None:
 
 
 def fit_one_cycle(model: Any, x: Any, y: Any = None, epochs: int = 1, max_lr: float = 1e-3,
-                  pct_start: float = 0.25, **kwargs: Any) -> dict[str, Any]:
-    """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``."""
+                  pct_start: float = 0.25, class_names: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``; ``class_names``
+    as `fit`'s."""
     _fit_args(kwargs)
+    _with_class_names(kwargs, class_names)
     return _history_with_warnings(lambda: train.fit_one_cycle(model, x, y, epochs=epochs, max_lr=max_lr,
                                                               pct_start=pct_start, **kwargs))
 
@@ -215,7 +239,11 @@ def _as_schedule(fn: Callable[..., Any]) -> Callable[[int, float], float]:
 
     def schedule(epoch: int, lr: float) -> float:
         value = fn(int(epoch), float(lr))
-        return float(value[0] if isinstance(value, (list, tuple)) else value)
+        value = value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError("schedule", "an R function returning the learning rate, one number", value,
+                             where="callback_learning_rate_scheduler")
+        return float(value)
 
     return schedule
 

@@ -67,6 +67,9 @@ _TF_DATA_ADVICE = {
                          "(.numpy() gives arrays)",
 }
 
+# The start of the warning for each file skipped with on_bad_file="skip" (R filters it: it warns in its words).
+SKIPPED_FILE = "skipped unreadable image file"
+
 
 def _default_workers() -> int:
     """None on two cores or fewer, else one per two cores, up to four. Training on the CPU keeps two cores
@@ -326,7 +329,7 @@ class ImageDataset:
     def _note_bad(self, bad: list[tuple[str, str]]) -> None:
         for path, reason in bad:
             self.bad_files.append((path, reason))
-            warnings.warn(f"skipped unreadable image file {path!r} ({reason}); "
+            warnings.warn(f"{SKIPPED_FILE} {path!r} ({reason}); "
                           f"{len(self.bad_files)} skipped so far", stacklevel=4)
 
 
@@ -578,9 +581,9 @@ def check_dataset(ds: ImageDataset, input_shape: tuple | None, loss_kind: str | 
                          "a dataset made with label_mode=None", where=where)
     want_mode = _LOSS_LABELS.get(loss_kind)
     if want_mode is not None and ds.label_mode != want_mode:
-        raise InputError(name, f"a dataset with label_mode={want_mode!r} for this loss", f"label_mode="
-                         f"{ds.label_mode!r} (match the loss: 'int' for sparse_categorical_crossentropy, "
-                         "'categorical' for categorical_crossentropy, 'binary' for binary_crossentropy)",
+        raise InputError(name, f"a dataset with label_mode={want_mode!r} for this loss (match the loss: 'int' "
+                         "for sparse_categorical_crossentropy, 'categorical' for categorical_crossentropy, "
+                         "'binary' for binary_crossentropy)", f"a dataset made with label_mode={ds.label_mode!r}",
                          where=where)
     k = ds.num_classes
     if n_out is not None and ((loss_kind == "sparse" and k > n_out)

@@ -191,8 +191,9 @@ def activations(model: Any, x: Any, layer: Any, preprocess: bool = False) -> np.
     return _public(box["out"])
 
 
-def last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
-    """The last pydlr layer (in execution order) whose output is a feature map (4-d)."""
+def last_spatial_module(model: BaseModel, xt: torch.Tensor, where: str = "grad_cam") -> nn.Module:
+    """The last pydlr layer (in execution order) whose output is a feature map (4-d); ``where`` names the
+    caller in the error for a model without one."""
     order: list[nn.Module] = []
     hooks = [
         m.register_forward_hook(lambda m, _i, o: order.append(m) if isinstance(o, torch.Tensor)
@@ -206,7 +207,7 @@ def last_spatial_module(model: BaseModel, xt: torch.Tensor) -> nn.Module:
         for h in hooks:
             h.remove()
     if not order:
-        raise InputError("model", "a model with convolutional feature maps", model, "grad_cam")
+        raise InputError("model", "a model with convolutional feature maps", model, where)
     return order[-1]
 
 

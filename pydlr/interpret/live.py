@@ -137,7 +137,7 @@ class ModelProbe:
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
             raise InputError("model", "a classifier: outputs (n, classes) with 2 classes or more",
                              f"outputs of shape {tuple(getattr(out, 'shape', ()))}", "view_model")
-        return seen, last_spatial_module(model, xt), int(out.shape[1])
+        return seen, last_spatial_module(model, xt, "view_model"), int(out.shape[1])
 
     # ---- what the page asks --------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -169,6 +169,14 @@ class _Monitor:
             return None
         raise InputError("monitor", f"one of the logged values {sorted(learn.logs)}", self.monitor, where=where)
 
+    def check_logged(self, learn, where: str) -> None:
+        """A validation value without validation data is never logged: refuse it as the fit starts,
+        not after its first epoch (Keras' default monitor is "val_loss")."""
+        if self.monitor.startswith("val_") and learn.valid_data is None:
+            raise InputError("monitor", "a value the fit logs: without validation data (validation_data or "
+                             f"validation_split) only training values such as {self.monitor[4:]!r}",
+                             self.monitor, where=where)
+
     def improved(self, value: float) -> bool:
         if self.mode == "min":
             return value < self.best - self.min_delta
@@ -197,6 +205,7 @@ class EarlyStopping(LearnerCallback):
         self.best_weights = None
 
     def before_fit(self):
+        self.m.check_logged(self.learn, "EarlyStopping")
         self.wait, self.stopped_epoch, self.best_weights = 0, 0, None
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
         if self.baseline is not None:
@@ -277,6 +286,8 @@ class ModelCheckpoint(LearnerCallback):
         self.last_saved: str | None = None
 
     def before_fit(self):
+        if self.save_best_only:
+            self.m.check_logged(self.learn, "ModelCheckpoint")
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
 
     def after_epoch(self):
@@ -427,6 +438,7 @@ class ReduceLROnPlateau(LearnerCallback):
         self.wait = self.cooldown_counter = 0
 
     def before_fit(self):
+        self.m.check_logged(self.learn, "ReduceLROnPlateau")
         self.wait = self.cooldown_counter = 0
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
 

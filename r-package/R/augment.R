@@ -64,7 +64,7 @@ print.pydlr_augmentation <- function(x, ...) {
   }
   if (length(dim(x)) < 3L) {
     .input_error("augment", "image data (an n x height x width [x channels] array) to augment",
-      sprintf("data of dim %s", paste(dim(x), collapse = " x ")), call = call)
+      I(sprintf("data of dim c(%s)", paste(dim(x), collapse = ", "))), call = call)
   }
   unclass(augment)
 }

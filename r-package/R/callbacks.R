@@ -92,7 +92,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
     "use save_best_only = TRUE; the first epoch's value is the first threshold.")
   .check_not_hdf5(.check_string(filepath, "filepath"), "callback_model_checkpoint(\"%s\")")
   .callback("ModelCheckpoint",
-    filepath = .check_string(filepath, "filepath"),
+    filepath = .check_path(filepath, "filepath"),
     monitor = .check_string(monitor, "monitor"),
     verbose = .check_count(verbose, "verbose", min = 0L),
     save_best_only = .check_flag(save_best_only, "save_best_only"),
@@ -114,7 +114,7 @@ callback_model_checkpoint <- function(filepath, monitor = "val_loss", verbose = 
 #' log <- callback_csv_logger(tempfile(fileext = ".csv"))
 #' log
 callback_csv_logger <- function(filename, separator = ",", append = FALSE) {
-  filename <- .check_string(filename, "filename")
+  filename <- .check_path(filename, "filename")
   if (!dir.exists(dirname(filename))) .input_error("filename", "a path in an existing directory", filename)
   .callback("CSVLogger",
     filename = filename,
@@ -203,7 +203,7 @@ callback_tensorboard <- function(log_dir = "logs", histogram_freq = 0L, write_gr
     })
   }
   .callback("TensorBoard",
-    log_dir = path.expand(.check_string(log_dir, "log_dir")),
+    log_dir = .check_path(log_dir, "log_dir"),
     histogram_freq = .check_count(histogram_freq, "histogram_freq", min = 0L),
     write_graph = .check_flag(write_graph, "write_graph"),
     update_freq = update_freq

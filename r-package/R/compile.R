@@ -52,11 +52,27 @@ compile.pydlr_model <- function(object, optimizer = "rmsprop", loss = NULL, metr
   invisible(object)
 }
 
-.check_no_dots <- function(dots, where, offer, call = sys.call(sys.parent())) {
+.check_no_dots <- function(dots, where, offer, call = sys.call(sys.parent()),
+                           known = names(formals(sys.function(sys.parent())))) {
   if (length(dots) == 0L) return(invisible(NULL))
   nm <- names(dots)
+  near <- if (!is.null(nm) && nzchar(nm[1])) .near_name(nm[1], setdiff(known, "..."))
+  if (length(near)) { # a misspelt argument (batchsize, epoch_s): not a keras feature pydlr lacks
+    pydlr_abort(sprintf("%s has no argument `%s`; did you mean `%s`?", where, nm[1], near), call = call,
+      class = "pydlr_input_error", argument = nm[1], expected = near)
+  }
   label <- if (is.null(nm) || !nzchar(nm[1])) "an unnamed argument" else sprintf("argument `%s`", nm[1])
   .not_supported(sprintf("The keras %s of %s", label, where), offer, call = call)
+}
+
+# The name among `known` that `name` misspells (the same but for case, dots and underscores, or within two
+# edits of a name of four letters or more), or NULL.
+.near_name <- function(name, known) {
+  plain <- function(s) gsub("[._]", "", tolower(s))
+  same <- known[plain(known) == plain(name)]
+  if (length(same)) return(same[1])
+  d <- utils::adist(name, known)[1, ]
+  if (length(d) && min(d) <= 2L && nchar(name) >= 4L) known[which.min(d)] else NULL
 }
 
 #' Optimizers

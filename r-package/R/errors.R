@@ -55,7 +55,8 @@ pydlr_abort <- function(message, class = character(), call = NULL, ...) {
   type <- if (is.factor(x)) "factor" else if (is.data.frame(x)) "data.frame" else typeof(x)
   d <- dim(x)
   if (!is.null(d)) {
-    return(sprintf("a %s %s of dim c(%s)", type, if (length(d) == 2) "matrix" else "array", paste(d, collapse = ", ")))
+    return(sprintf("%s %s %s of dim c(%s)", .article(type), type, if (length(d) == 2) "matrix" else "array",
+                   paste(d, collapse = ", ")))
   }
   if (is.list(x)) return(sprintf("a list of length %d", length(x)))
   if (length(x) == 1) {
@@ -66,8 +67,10 @@ pydlr_abort <- function(message, class = character(), call = NULL, ...) {
     shown <- if (is.character(x)) sprintf("\"%s\"", x) else format(x)
     return(sprintf("c(%s) (%s)", paste(shown, collapse = ", "), type))
   }
-  sprintf("a %s vector of length %d", type, length(x))
+  sprintf("%s %s vector of length %d", .article(type), type, length(x))
 }
+
+.article <- function(word) if (grepl("^[aeiou]", word)) "an" else "a"
 
 #' @export
 #' @md

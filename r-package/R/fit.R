@@ -13,7 +13,9 @@
 #' array `n x h x w` is accepted by a model with input shape `c(h, w, 1)` (one channel).
 #'
 #' @param object A compiled `pydlr_model`.
-#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns), samples first; or an
+#' @param x Inputs: a numeric array or matrix (or a data.frame of numeric columns, which [predict()] and
+#'   [evaluate()] then match by name: the same columns in another order are reordered, other names
+#'   refused), samples first; or an
 #'   image dataset from [image_dataset_from_directory()] (then `y` and `batch_size` stay `NULL`: labels and
 #'   batch size come with the dataset, `validation_data` is a dataset too).
 #' @param y Targets: integer class labels `0, 1, ...` (a vector or factor; for
@@ -27,8 +29,10 @@
 #' @param callbacks A list of `callback_*()` objects.
 #' @param validation_split Fraction of the training data (taken from the end, before shuffling, as
 #'   keras does) held out for validation.
-#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. A factor `y_val` is
-#'   read by its labels on the levels of the factor `y` (its own levels may differ, e.g. lack a class).
+#' @param validation_data `list(x_val, y_val)`, used instead of `validation_split`. `y_val` is checked
+#'   as `y` is: a factor `y_val` is read by its labels on the levels of the factor `y` (its own levels may
+#'   differ, e.g. lack a class); with whole-number `y`, a factor `y_val` of numbers is refused unless its
+#'   levels are `"0", "1", ...` (its codes would be other classes).
 #' @param shuffle Shuffle the training data each epoch.
 #' @param class_weight A named numeric vector or list mapping classes to weights: named by the 0-based
 #'   labels (`"0"`, `"1"`, ...), or by the classes' names when `y` is a factor (its levels, e.g.
@@ -141,26 +145,26 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (is.null(x)) .input_error("x", "a numeric array of training inputs", x, call = call)
   x <- .check_data_for_python(x, "x", call = call)
   levels <- if (is.factor(y)) levels(y)
-  .check_logical_labels(object, y, x, call = call)
-  y <- if (is.null(y)) NULL else .check_targets(y, dim(x)[1], call = call)
+  y <- if (!is.null(y)) .check_class_targets(object, y, x, levels, call = call)
   epochs <- .check_count(epochs, "epochs", call = call)
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
-  list(levels = levels, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  columns <- if (length(dim(x)) == 2L) colnames(x) # a data.frame's names, for predict() and evaluate()
+  list(levels = levels, columns = columns, scale = .data_scale(x), data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
     callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
-    validation_data = .check_validation_data(validation_data, levels, call = call),
+    validation_data = .check_validation_data(validation_data, levels, object, columns, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
-    class_weight = .check_class_weight(class_weight, levels, call = call),
+    class_weight = .check_class_weight(class_weight, levels, y, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
     steps_per_epoch = .check_count(steps_per_epoch, "steps_per_epoch", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
     device = .check_string(device, "device", call = call),
-    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    resume = .check_path(resume, "resume", null_ok = TRUE, call = call),
     augment = .check_augmentation(augment, x, call = call),
     workers = .check_count(workers, "workers", min = 0L, call = call),
     sample_weight = .check_sample_weight(sample_weight, dim(x)[1], call = call),
@@ -175,12 +179,15 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 
 # Runs a training function of the API with checked arguments; the model keeps the factor's levels.
 .fit_run <- function(object, fun, args, extra = list(), call = sys.call(sys.parent())) {
-  kwargs <- Filter(Negate(is.null), c(args$kwargs, extra))
+  # the levels name the classes from the start of training, so checkpoints written during it keep them
+  kwargs <- Filter(Negate(is.null), c(args$kwargs, extra, list(class_names = args$levels)))
   result <- .na_found_by_python(
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
-  .py_call("api_r.saving.set_class_names", object$py, args$levels) # saved with the model
+  object$state$columns <- args$columns
+  object$state$scale <- args$scale
+  .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
 }
@@ -231,18 +238,18 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, levels = NULL, call = sys.call(sys.parent())) {
+.check_validation_data <- function(data, levels = NULL, object = NULL, columns = NULL, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
-  xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
-  yv <- .on_levels(data[[2]], levels, "validation_data[[2]]", call = call) # the training factor's classes
-  yv <- .check_targets(yv, dim(xv)[1], "validation_data[[2]]", call = call)
+  xv <- .on_columns(.check_data(data[[1]], "validation_data[[1]]", call = call), columns, "validation_data[[1]]",
+                    call = call)
+  yv <- .check_class_targets(object, data[[2]], xv, levels, "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
 
-.check_class_weight <- function(class_weight, levels = NULL, call = sys.call(sys.parent())) {
+.check_class_weight <- function(class_weight, levels = NULL, y = NULL, call = sys.call(sys.parent())) {
   if (is.null(class_weight)) return(NULL)
   w <- unlist(class_weight)
   # named by the classes' names (a factor's levels, a dataset's class folders): as their 0-based codes
@@ -255,7 +262,28 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     .input_error("class_weight", "non-negative weights named by class label, e.g. c(\"0\" = 1, \"1\" = 2)",
       class_weight, call = call)
   }
+  .check_class_keys(as.integer(names(w)), .class_count(levels, y), call = call)
   reticulate::py_dict(as.list(as.integer(names(w))), as.list(unname(as.numeric(w)))) # int keys, as Keras
+}
+
+# The number of classes of checked targets `y` (a factor's or a dataset's `levels`, a one-hot matrix's
+# columns, else the largest label + 1); NULL when `y` holds no classes known here.
+.class_count <- function(levels, y) {
+  if (!is.null(levels)) return(length(levels))
+  if (is.null(y) || !is.numeric(y) || length(y) == 0L) return(NULL)
+  if (length(dim(y)) > 1L && dim(y)[2] > 1L) dim(y)[2] else max(y) + 1L
+}
+
+# class_weight's 0-based keys within the classes: keras refuses others too, and 1-based names (1..10 for
+# ten classes) would silently weigh each class with its neighbour's weight.
+.check_class_keys <- function(keys, n, call = sys.call(sys.parent())) {
+  if (is.null(n)) return(invisible())
+  bad <- keys[keys < 0L | keys >= n]
+  if (length(bad)) {
+    .input_error("class_weight", sprintf(
+      "weights named by the 0-based class labels 0 to %d (for 1-based names, subtract 1)", n - 1L),
+      I(sprintf("names %s", paste(utils::head(bad, 5), collapse = ", "))), call = call)
+  }
 }
 
 # Data go to Python through the bridge (zero-copy where the layout allows).
@@ -301,9 +329,9 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   if (inherits(x, "pydlr_image_dataset")) return(.evaluate_image_dataset(object, x, y, call = sys.call()))
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
-  x <- .check_data_for_python(x, "x")
-  .check_logical_labels(object, y, x)
-  y <- .check_targets(.on_levels(y, object$state$levels), dim(x)[1]) # a factor means the model's classes
+  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  .warn_other_scale(x, object$state$scale)
+  y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   result <- .na_found_by_python(
@@ -314,7 +342,9 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #' Predict with a model
 #'
 #' @param object A `pydlr_model`.
-#' @param x Inputs, as for [fit()].
+#' @param x Inputs, as for [fit()]. A `pydlr_warning` says when images are on another scale than the
+#'   training data (e.g. pixels 0-255 for a model trained on `x / 255`): the predictions would be for
+#'   other inputs than meant.
 #' @param batch_size Samples per forward pass; `NULL`: the engine's default, 32.
 #' @param type `"prob"` (default): the model's outputs, a matrix with one row per sample (class
 #'   probabilities for a softmax head); `"class"`: the predicted class per sample (the largest output, or
@@ -350,7 +380,8 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   .check_verbose(verbose)
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
-  x <- .check_data_for_python(x, "x")
+  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  .warn_other_scale(x, object$state$scale)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
   out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)

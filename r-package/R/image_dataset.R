@@ -96,7 +96,7 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
                                          prefetch = "auto", cache = FALSE, on_bad_file = "error") {
   call <- sys.call()
   .check_no_dots(list(...), "image_dataset_from_directory()", "Its arguments are listed in ?image_dataset_from_directory.")
-  directory <- .check_string(directory, "directory")
+  directory <- .check_path(directory, "directory")
   if (!dir.exists(directory)) {
     .input_error("directory", sprintf("an existing folder (\"%s\" does not exist)", directory), directory)
   }
@@ -146,8 +146,9 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   }
   paths <- as.character(dataframe[[x_col]])
   if (anyNA(paths)) .input_error(x_col, "a path in every row (no NA)", I(sprintf("%d NA", sum(is.na(paths)))))
+  paths <- path.expand(paths)
   if (!is.null(directory)) {
-    directory <- .check_string(directory, "directory")
+    directory <- .check_path(directory, "directory")
     if (!dir.exists(directory)) .input_error("directory", "an existing folder or NULL", directory)
     paths <- file.path(directory, paths)
   }
@@ -277,14 +278,14 @@ print.pydlr_image_dataset <- function(x, ...) {
   invisible(x)
 }
 
-# An R warning for the unreadable files skipped since `before` of them had been counted (Python's own
-# warning goes to Python's stderr, which R users do not see as a warning).
+# An R warning for the unreadable files skipped since `before` of them had been counted (the API leaves
+# out Python's warning per file, which would print beside it in Python's words).
 .warn_skipped <- function(dataset, before, call = sys.call(-1L)) {
   bad <- unlist(.images_call("info", dataset$py)$bad_files)
   if (length(bad) > before) {
     new <- bad[(before + 1L):length(bad)]
-    warning(simpleWarning(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
-                                  length(new), paste(utils::head(new, 5), collapse = ", ")), call))
+    warning(warningCondition(sprintf("skipped %d unreadable image file(s) (on_bad_file = \"skip\"): %s",
+      length(new), paste(utils::head(new, 5), collapse = ", ")), class = "pydlr_warning", call = call))
   }
   invisible(bad)
 }
@@ -360,7 +361,7 @@ image_dataset_batch <- function(dataset) {
     callbacks = .py_callbacks(callbacks, call = call),
     verbose = .check_verbose(verbose, call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call),
-    resume = .check_string(resume, "resume", null_ok = TRUE, call = call),
+    resume = .check_path(resume, "resume", null_ok = TRUE, call = call),
     device = .check_string(device, "device", call = call),
     print_fn = .r_callable(.console_print),
     dynamic_progress = .dynamic_progress(),
@@ -370,6 +371,8 @@ image_dataset_batch <- function(dataset) {
   )
   result <- do.call(.images_call, c(list("fit", object$py, x$py), args, list(.call = call)), quote = TRUE)
   object$state$levels <- if (length(x$class_names)) x$class_names # what predict(type = "class") returns
+  object$state$columns <- NULL
+  object$state$scale <- NULL
   .warn_skipped(x, skipped, call = call)
   invisible(.new_history(result))
 }

@@ -81,6 +81,8 @@ get_layer <- function(object, name = NULL, index = NULL) {
   name <- .check_string(name, "name", null_ok = TRUE)
   index <- .check_count(index, "index", null_ok = TRUE)
   if (is.null(name) == is.null(index)) .input_error("name", "a layer name, or `index` (one of the two)", name)
+  n <- .py_call("api_r.layer_access.count_layers", object$py)
+  if (!is.null(index) && index > n) .input_error("index", sprintf("a layer position from 1 to %d", n), index)
   # Forced here, not inside .layer_handle(): an error then names this call, not the package's inner one.
   layer <- .py_call("api_r.layer_access.get_layer", object$py, name = name,
     index = if (!is.null(index)) index - 1L, .convert = FALSE)

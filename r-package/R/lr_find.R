@@ -40,8 +40,7 @@ lr_find <- function(object, x, y, start_lr = 1e-7, end_lr = 10, num_it = 100L, b
   .check_no_dots(list(...), "lr_find()", "see ?lr_find for its arguments.")
   .check_model(object)
   x <- .check_data_for_python(x, "x")
-  .check_logical_labels(object, y, x)
-  y <- .check_targets(y, dim(x)[1])
+  y <- .check_class_targets(object, y, x, if (is.factor(y)) levels(y))
   res <- .na_found_by_python(.py_call("api_r.training.lr_find", object$py, .to_py(x), .to_py(y),
     start_lr = .check_number(start_lr, "start_lr", 0), end_lr = .check_number(end_lr, "end_lr", 0),
     num_it = .check_count(num_it, "num_it", min = 5L), batch_size = .check_count(batch_size, "batch_size"),

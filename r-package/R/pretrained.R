@@ -387,7 +387,7 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
     div = .check_number(div, "div", 1e-12),
     n_groups = .check_count(n_groups, "n_groups", min = 2L),
     batch_size = .check_count(batch_size, "batch_size"), dropout = .check_number(dropout, "dropout", 0, 1),
-    validation_data = .check_validation_data(validation_data), train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm"),
+    validation_data = .check_validation_data(validation_data, levels), train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm"),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE), verbose = verbose,
     print_fn = if (verbose > 0L) .r_callable(.console_print), .convert = FALSE)
   model <- .new_model(py, levels)

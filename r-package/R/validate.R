@@ -44,6 +44,12 @@
   if (is.null(choices)) x else tolower(x)
 }
 
+# A path as R reads it: `~` is the home folder (Python would take it as a folder named "~").
+.check_path <- function(x, arg, null_ok = FALSE, call = sys.call(sys.parent())) {
+  x <- .check_string(x, arg, null_ok = null_ok, call = call)
+  if (is.null(x)) NULL else path.expand(x)
+}
+
 .check_shape <- function(x, arg, null_ok = TRUE, call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
   if (is.list(x)) x <- unlist(x)
@@ -86,6 +92,42 @@
     .input_error(arg, "free of NA/NaN values", I(sprintf("%d NA values", sum(is.na(x)))), call = call)
   }
   x
+}
+
+# Columns named as `columns` (those fit() was given; NULL: not known) in that order: R matches a
+# data.frame's columns by name (predict.lm() does), and their position alone would silently feed each value
+# to another input. Data without column names are taken as they come.
+.on_columns <- function(x, columns, arg = "x", call = sys.call(sys.parent())) {
+  have <- colnames(x)
+  if (is.null(columns) || length(dim(x)) != 2L || is.null(have) || identical(have, columns)) return(x)
+  if (setequal(have, columns) && !anyDuplicated(have)) return(x[, columns, drop = FALSE])
+  missing <- setdiff(columns, have)
+  extra <- setdiff(have, columns)
+  .input_error(arg, sprintf("data with the columns fit() was given (%s)", paste(columns, collapse = ", ")),
+    I(paste0("columns ", paste(c(if (length(missing)) paste(paste(missing, collapse = ", "), "missing"),
+      if (length(extra)) paste(paste(extra, collapse = ", "), "not among them")), collapse = ", "))),
+    call = call)
+}
+
+# The magnitude of numeric data, from at most 10,000 evenly spaced values (free next to the work on x):
+# enough to tell pixels 0-255 from pixels scaled to [0, 1].
+.data_scale <- function(x) {
+  n <- length(x)
+  values <- if (n > 10000L) x[round(seq(1, n, length.out = 10000L))] else x
+  max(abs(values[is.finite(values)]), 0)
+}
+
+# A warning when images `x` are on another scale than the training images (`scale`, from .data_scale();
+# NULL: not known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong
+# predictions without any error. Tables are left alone: a new row may well exceed the training range.
+.warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent())) {
+  if (length(dim(x)) < 3L) return(invisible())
+  now <- .data_scale(x)
+  if (is.null(scale) || scale <= 0 || now <= 0 || (now <= 20 * scale && now >= scale / 20)) return(invisible())
+  warning(warningCondition(sprintf(paste0(
+    "`%s` reaches %s but the training data reached %s: scale it as the training data was ",
+    "(e.g. x / 255 for pixels), or the predictions are for other inputs than meant"),
+    arg, format(now, digits = 3), format(scale, digits = 3)), class = "pydlr_warning", call = call))
 }
 
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),
@@ -138,10 +180,19 @@
   invisible(y)
 }
 
+# Class targets for `object` (NULL: a model whose head is not built yet) with samples `x`: TRUE/FALSE
+# refused for a multi-class softmax, a factor read on the training `levels`, then as .check_targets().
+# One route for y, validation labels and test labels, so each is read as the others are.
+.check_class_targets <- function(object, y, x, levels = NULL, arg = "y", call = sys.call(sys.parent())) {
+  if (!is.null(object)) .check_logical_labels(object, y, x, arg, call = call)
+  .check_targets(.on_levels(y, levels, arg, call = call), dim(x)[1], arg, call = call)
+}
+
 # A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its
 # codes alone would shift the classes of a factor with other levels, e.g. a test set where a class is
 # absent (factor() drops it) or the levels in another order.
 .on_levels <- function(y, levels, arg = "y", call = sys.call(sys.parent())) {
+  if (is.factor(y) && is.null(levels)) return(.check_numbered_factor(y, arg, call = call))
   if (!is.factor(y) || is.null(levels) || identical(levels(y), levels)) return(y)
   unknown <- setdiff(unique(as.character(y[!is.na(y)])), levels)
   if (length(unknown)) {
@@ -151,6 +202,19 @@
                  call = call)
   }
   factor(as.character(y), levels = levels)
+}
+
+# A factor of numbers for a model trained on plain 0-based labels: its codes (0, 1, ... in level order)
+# are the classes only when its levels are "0", "1", ... all present; otherwise (a test set lacking class
+# 0, labels 1..10) the codes would silently name other classes than the numbers shown.
+.check_numbered_factor <- function(y, arg, call = sys.call(sys.parent())) {
+  numbers <- suppressWarnings(as.numeric(levels(y)))
+  if (anyNA(numbers) || identical(levels(y), as.character(seq_along(numbers) - 1L))) return(y)
+  .input_error(arg, sprintf(paste0(
+    "0-based class labels like those the model was trained on (numbers, not a factor): a factor's codes ",
+    "count its levels from 0, so these labels would become other classes; pass as.integer(as.character(%s))"),
+    arg), I(sprintf("a factor with levels %s", paste0('"', utils::head(levels(y), 5), '"', collapse = ", "))),
+    call = call)
 }
 
 # A numeric matrix, one row per observation, from a matrix, a data.frame of numeric columns or an array of

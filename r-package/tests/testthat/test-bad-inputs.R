@@ -91,7 +91,7 @@ test_that("fit(), evaluate(), predict(), lr_find() and fit_one_cycle() report NA
   input_error(predict(m, xi), "^predict\\(\\): argument `x` must be free of NA/NaN values; received 1 NA values\\.$")
   x_inf <- matrix(runif(40), 10)
   x_inf[1, 1] <- Inf
-  input_error(predict(m, x_inf), "argument `x` must be finite numbers \\(no NaN/NA or Inf\\); received .1 non-finite values.")
+  input_error(predict(m, x_inf), "argument `x` must be finite numbers \\(no NaN/NA or Inf\\); received 1 non-finite values\\.")
   # the model was not trained by the refused calls
   expect_equal(nrow(predict(m, matrix(runif(40), 10))), 10)
 })

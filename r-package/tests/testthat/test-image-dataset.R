@@ -117,6 +117,33 @@ test_that("bad folders and arguments are R conditions naming the argument", {
   expect_match(conditionMessage(err), "^image_dataset_from_directory\\(\\): argument `color_mode`")
 })
 
+test_that("a skipped unreadable image gives one R warning per call, none from Python", {
+  dir <- file.path(tempdir(), "pydlr-skipped-once")
+  for (k in c("a", "b")) dir.create(file.path(dir, k), recursive = TRUE, showWarnings = FALSE)
+  src <- list.files(image_folder(), full.names = TRUE, recursive = TRUE)[1:2]
+  file.copy(src, file.path(dir, c("a", "b"), "ok.png"))
+  writeLines("not an image", file.path(dir, "b", "broken.png"))
+  ds <- image_dataset_from_directory(dir, image_size = c(8, 8), batch_size = 3, verbose = FALSE,
+                                     on_bad_file = "skip", shuffle = FALSE)
+  model <- keras_model_sequential(input_shape = c(8, 8, 3)) |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  calls <- list(fit = function() fit(model, ds, epochs = 1, verbose = 0), evaluate = function() evaluate(model, ds),
+                predict = function() predict(model, ds), batch = function() image_dataset_batch(ds))
+  for (name in names(calls)) {
+    caught <- list()
+    python <- reticulate::py_capture_output(withCallingHandlers(calls[[name]](), warning = function(w) {
+      caught[[length(caught) + 1L]] <<- w
+      invokeRestart("muffleWarning")
+    }))
+    expect_length(caught, 1L)
+    expect_s3_class(caught[[1]], "pydlr_warning")
+    expect_match(conditionMessage(caught[[1]]), 'skipped 1 unreadable image file(s) (on_bad_file = "skip"): ',
+                 fixed = TRUE)
+    expect_identical(python, "", info = name)
+  }
+})
+
 test_that("an unreadable image stops reading with its name, or is skipped with a warning", {
   dir <- file.path(tempdir(), "pydlr-bad-image")
   dir.create(file.path(dir, "a"), recursive = TRUE, showWarnings = FALSE)
@@ -225,4 +252,15 @@ test_that("pad_to_aspect_ratio and data_format are keras3's", {
   expect_equal(max(b$images[, , 1:4, ]), 0) # square images padded left and right
   expect_error(image_dataset_from_directory(dir, data_format = "channels_first"), "data_format",
                class = "pydlr_input_error")
+})
+
+test_that("a dataset whose label_mode does not fit the loss is refused in R's words", {
+  ds <- image_dataset_from_directory(image_folder(), image_size = c(28, 28), color_mode = "grayscale",
+                                     label_mode = "categorical", verbose = FALSE)
+  model <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |>
+    layer_dense(units = 10, activation = "softmax")
+  compile(model, optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  e <- expect_error(fit(model, ds, epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^fit\\(\\): argument `x` must be a dataset with label_mode = "int" ',
+    'for this loss \\(match the loss: .*\\); received a dataset made with label_mode = "categorical"\\.$'))
 })

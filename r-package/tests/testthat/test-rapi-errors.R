@@ -91,3 +91,105 @@ test_that("errors from Python quote values and name the function as R's own mess
     "fit(): argument `device` must be \"auto\", \"cpu\" or \"cuda[:i]\"; received \"tpu\"."), fixed = TRUE)
   expect_no_match(conditionMessage(e), "'", fixed = TRUE)
 })
+
+test_that("validation labels go through the checks of y: TRUE/FALSE and factors", {
+  x <- array(runif(16 * 4), c(16, 4))
+  y <- rep(0:2, length.out = 16)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(x, y, validation_data = list(x, rep(c(TRUE, FALSE), 8)), epochs = 1,
+                                 verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("fit(): argument `validation_data[[2]]` must be class indices 0 to 2",
+    " (whole numbers or a factor) for a model whose last layer is a 3-unit softmax"), fixed = TRUE)
+  expect_identical(get_weights(model), before)
+  # 0-based labels in y and a factor of them in validation: its codes would shift a set that lacks class 0
+  e <- expect_error(model |> fit(x, y, validation_data = list(x[y > 0, ], factor(y[y > 0])), epochs = 1,
+                                 verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `validation_data[[2]]` must be", fixed = TRUE)
+  expect_match(conditionMessage(e), "as.integer(as.character(", fixed = TRUE)
+  expect_identical(get_weights(model), before)
+})
+
+test_that("errors from Python name the R functions users call and describe what came in R's words", {
+  x <- array(runif(16 * 4), c(16, 4))
+  y <- rep(0:2, length.out = 16)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
+  e <- expect_error(model |> fit(x, y, epochs = 1, verbose = 0,
+                                 callbacks = list(callback_early_stopping(monitor = "acc"))),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_early_stopping\\(\\): argument `monitor` must be one of the ',
+    'logged values c\\("accuracy", "loss"\\); received "acc"\\.\n\\(raised by callback_early_stopping\\(\\) '))
+  # keras3's default monitor, "val_loss", without validation data: refused before the first epoch
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(x, y, epochs = 2, verbose = 0, callbacks = list(callback_early_stopping())),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_early_stopping\\(\\): argument `monitor` must be a value ',
+    'the fit logs: without validation data \\(validation_data or validation_split\\) only training values ',
+    'such as "loss"; received "val_loss"\\.'))
+  expect_identical(get_weights(model), before)
+  e <- expect_error(model |> fit(x, to_categorical(y), epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "received a double matrix of dim c(16, 3).", fixed = TRUE)
+  e <- expect_error(model |> fit(x, y + 1, epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "received labels in 1..3.", fixed = TRUE)
+  expect_no_match(conditionMessage(e), "'", fixed = TRUE)
+})
+
+test_that("advice from Python is given as R calls: compile() first, one sample as a batch of one", {
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  e <- expect_error(fit(model, matrix(0, 4, 4), 0:3, verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "(call compile(model, optimizer = ..., loss = ...) first)", fixed = TRUE)
+  grey <- keras_model_sequential(input_shape = c(6, 6, 1)) |> layer_flatten() |> layer_dense(units = 2)
+  e <- expect_error(predict(grey, matrix(0, 6, 6)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "a batch of one: x[i, , , , drop = FALSE] or array(x, c(1, dim(x))); received",
+               fixed = TRUE)
+  expect_no_match(conditionMessage(e), "Python")
+  e <- expect_error(keras_model_sequential(input_shape = c(6, 6)) |> layer_conv_2d(2, 3, name = "c1"),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), '^layer_conv_2d\\(\\): layer "c1": ')
+})
+
+test_that("errors name R's arguments and positions, and describe models by name", {
+  model <- keras_model_sequential(input_shape = c(6, 6, 1), name = "net") |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  e <- expect_error(get_layer(model, index = 3), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "^get_layer\\(\\): argument `index` must be a layer position from 1 to 2; received 3")
+  path <- tempfile(fileext = ".safetensors")
+  on.exit(unlink(path))
+  save_model_weights(model, path)
+  e <- expect_error(load_model(path), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "load_model(): argument `filepath` must be a pydlr model file (use load_model_weights()",
+               fixed = TRUE)
+  e <- expect_error(view_model(model, open = FALSE), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^view_model\\(\\): argument `model` must be a model with convolutional ',
+                                           'feature maps; received the model "net"\\.$'))
+})
+
+test_that("a misspelt argument is named with the one meant, not as a keras feature pydlr lacks", {
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  x <- matrix(runif(16), 4)
+  e <- expect_error(fit(model, x, 0:3, batchsize = 2, verbose = 0), class = "pydlr_input_error")
+  expect_identical(conditionMessage(e), "fit() has no argument `batchsize`; did you mean `batch_size`?")
+  expect_error(predict(model, x, batch.size = 2), "did you mean `batch_size`", class = "pydlr_input_error")
+  expect_error(evaluate(model, x, c(0, 1, 1, 0), verbse = 0), "did you mean `verbose`", class = "pydlr_input_error")
+  # a keras3 argument pydlr does not take is still said to be one
+  expect_error(fit(model, x, 0:3, use_multiprocessing = TRUE, verbose = 0), class = "pydlr_not_supported_error")
+})
+
+test_that("a learning-rate schedule returning no number, and images too small for compare_methods()'s CNN", {
+  x <- matrix(runif(16), 4)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  e <- expect_error(fit(model, x, c(0, 1, 1, 0), epochs = 1, verbose = 0,
+                        callbacks = list(callback_learning_rate_scheduler(function(epoch, lr) "fast"))),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('^callback_learning_rate_scheduler\\(\\): argument `schedule` must be ',
+                                           'an R function returning the learning rate, one number; received "fast"'))
+  e <- expect_error(compare_methods(array(runif(40 * 64), c(40, 8, 8)), rep(0:1, 20)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("^compare_methods\\(\\): argument `x` must be images of at least ",
+                                           "18 x 18 pixels .*; received images of 8 x 8 pixels\\.$"))
+  expect_match(conditionMessage(expect_error(confusion_matrix(0:9, 0:8), class = "pydlr_input_error")),
+               "received an integer vector of length 9", fixed = TRUE)
+})

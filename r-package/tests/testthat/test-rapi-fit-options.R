@@ -98,3 +98,50 @@ test_that("the core's architectures: ResNet-18 (torchvision's layout) and the se
   expect_equal(rowSums(predict(cnn, array(0.5, c(3, 28, 28, 1)))), rep(1, 3), tolerance = 1e-5)
   expect_identical(count_params(seed_cnn(head = FALSE)), 55744)
 })
+
+test_that("paths with ~ name the home folder, as in R, for checkpoints, logs, resume and image folders", {
+  home <- path.expand("~")
+  skip_if(home == "~" || !dir.exists(home) || file.access(home, 2) != 0, "no writable home folder")
+  tag <- basename(tempfile("pydlr-tilde-"))
+  on.exit(unlink(file.path(home, paste0(tag, c(".pydlr", ".csv", "-resume.pydlr", "-images")))[1:4],
+                 recursive = TRUE), add = TRUE)
+  work <- tempfile("cwd-")
+  dir.create(work)
+  old <- setwd(work)
+  on.exit(setwd(old), add = TRUE)
+  d <- rapi_mnist(40, 10)
+  model <- rapi_tiny_cnn()
+  model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, resume = sprintf("~/%s-resume.pydlr", tag),
+               callbacks = list(callback_model_checkpoint(sprintf("~/%s.pydlr", tag), monitor = "loss"),
+                                callback_csv_logger(sprintf("~/%s.csv", tag))))
+  expect_true(all(file.exists(file.path(home, paste0(tag, c(".pydlr", ".csv", "-resume.pydlr"))))))
+  expect_false(file.exists(file.path(work, "~"))) # no folder literally named "~" in the working directory
+  images <- file.path(home, paste0(tag, "-images"))
+  for (k in 0:1) {
+    dir.create(file.path(images, k), recursive = TRUE)
+    png::writePNG(matrix(as.numeric(k), 4, 4), file.path(images, k, "a.png"))
+  }
+  ds <- image_dataset_from_directory(sprintf("~/%s-images", tag), image_size = c(4, 4), color_mode = "grayscale",
+                                     verbose = FALSE)
+  expect_identical(ds$class_names, c("0", "1"))
+  files <- data.frame(filename = sprintf("~/%s-images/%d/a.png", tag, 0:1), class = c("a", "b"))
+  expect_identical(length(image_dataset_from_dataframe(files, image_size = c(4, 4), verbose = FALSE)$labels), 2L)
+})
+
+test_that("class_weight names outside the classes are refused: 1-based names would shift every weight", {
+  d <- rapi_mnist(40, 10)
+  model <- rapi_tiny_cnn()
+  before <- get_weights(model)
+  e <- expect_error(model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0,
+                                 class_weight = setNames(as.list(1:10), 1:10)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0("argument `class_weight` must be weights named by the 0-based class ",
+    "labels 0 to 9 (for 1-based names, subtract 1); received names 10."), fixed = TRUE)
+  expect_identical(get_weights(model), before)
+  y <- factor(c("cat", "dog")[d$y_train %% 2 + 1])
+  two <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_flatten() |>
+    layer_dense(units = 2, activation = "softmax")
+  two |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  expect_error(two |> fit(d$x_train, y, epochs = 1, verbose = 0, class_weight = c("1" = 1, "2" = 3)),
+               "labels 0 to 1", class = "pydlr_input_error")
+  expect_silent(two |> fit(d$x_train, y, epochs = 1, verbose = 0, class_weight = c(cat = 1, dog = 3)))
+})

@@ -206,3 +206,45 @@ test_that("callback_learning_rate_scheduler() calls an R schedule(epoch, lr) eac
   expect_equal(seen[, 2], c(0.001, 0.01, 0.001), tolerance = 1e-9) # adam's default, then the schedule's
   expect_error(callback_learning_rate_scheduler(0.1), "`schedule`")
 })
+
+test_that("a data.frame's columns are matched by name, as fit() saw them", {
+  set.seed(3)
+  df <- data.frame(a = rnorm(60), b = rnorm(60), c = rnorm(60))
+  y <- as.integer(df$a > 0)
+  model <- keras_model_sequential(input_shape = 3) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
+  model |> fit(df, y, epochs = 2, verbose = 0, seed = 1, validation_data = list(df[, 3:1], y))
+  # the same columns in another order give the same results (reordered by name, as predict.lm() does)
+  expect_identical(predict(model, df[, c("c", "a", "b")]), predict(model, df))
+  expect_identical(evaluate(model, df[, 3:1], y), evaluate(model, df, y))
+  e <- expect_error(predict(model, data.frame(x = 1, y = 2, z = 3)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('predict(): argument `x` must be data with the columns fit() was given ',
+    '(a, b, c); received columns a, b, c missing, x, y, z not among them.'), fixed = TRUE)
+  expect_error(evaluate(model, setNames(df, c("a", "b", "d")), y), "c missing, d not among them",
+               class = "pydlr_input_error")
+  expect_identical(dim(predict(model, as.matrix(unname(df)))), c(60L, 2L)) # no names: taken as they come
+})
+
+test_that("predict() and evaluate() warn when x is on another scale than the training data", {
+  d <- rapi_mnist(60, 20)
+  model <- rapi_tiny_cnn()
+  model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, seed = 1)
+  raw <- d$x_test * 255 # test pixels left at 0-255 for a model trained on x / 255
+  w <- expect_warning(predict(model, raw), class = "pydlr_warning")
+  expect_match(conditionMessage(w), "^`x` reaches 255 but the training data reached 1: scale it as the training data")
+  expect_warning(evaluate(model, raw, d$y_test), "reaches 255", class = "pydlr_warning")
+  expect_silent(predict(model, d$x_test))
+  expect_silent(predict(model, d$x_test[1, , , drop = FALSE] * 0.5)) # a darker image is not another scale
+  # trained on 0-255, predicted on [0, 1]
+  model |> fit(d$x_train * 255, d$y_train, epochs = 1, verbose = 0, seed = 1)
+  expect_warning(predict(model, d$x_test), "reaches 1 but the training data reached 255", class = "pydlr_warning")
+})
+
+test_that("tables are not checked for scale: a new row may exceed the training range", {
+  set.seed(2)
+  x <- matrix(runif(80), 20)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy")
+  model |> fit(x, rep(0:1, 10), epochs = 1, verbose = 0)
+  expect_silent(predict(model, x * 100))
+})

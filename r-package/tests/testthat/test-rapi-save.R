@@ -70,3 +70,22 @@ test_that("the factor levels a model was trained on survive save_model()/load_mo
   # a test factor is read on the training levels, so a label the model never saw is refused
   expect_error(evaluate(loaded, d$x_test, factor(rep("ten", 20))), "labels not among them")
 })
+
+test_that("a checkpoint written during fit() on a factor keeps its levels", {
+  d <- rapi_mnist(60, 20)
+  digits <- c("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+  y <- factor(digits[d$y_train + 1L], levels = digits)
+  model <- rapi_tiny_cnn()
+  path <- tempfile(fileext = ".pydlr")
+  on.exit(unlink(path))
+  model |> fit(d$x_train, y, epochs = 1, verbose = 0, seed = 1,
+               callbacks = list(callback_model_checkpoint(path, monitor = "loss")))
+  loaded <- load_model(path)
+  classes <- predict(loaded, d$x_test, type = "class")
+  expect_identical(levels(classes), digits)
+  expect_identical(classes, predict(model, d$x_test, type = "class"))
+  # refitting on 0-based integers: the checkpoint no longer claims the old levels
+  model |> fit(d$x_train, d$y_train, epochs = 1, verbose = 0, seed = 1,
+               callbacks = list(callback_model_checkpoint(path, monitor = "loss")))
+  expect_null(levels(predict(load_model(path), d$x_test, type = "class")))
+})
