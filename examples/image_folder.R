@@ -31,3 +31,8 @@ as.data.frame(history)
 evaluate(model, val_ds)
 # predict()'s rows follow val_ds$file_paths, whose 0-based classes are val_ds$labels
 table(predicted = predict(model, val_ds, type = "class"), actual = val_ds$class_names[val_ds$labels + 1])
+
+# one photo of your own: image_load() decodes it as the dataset does; add the batch axis, then predict
+img <- image_load(val_ds$file_paths[1], color_mode = "grayscale", target_size = c(28, 28))
+x <- image_to_array(img)
+predict(model, array(x, c(1, dim(x))), type = "class")

@@ -30,3 +30,8 @@ history = model.fit(train_ds, epochs=3, steps_per_epoch=100, validation_data=val
                     augment=Augment(flip="horizontal", zoom=0.1), seed=1)
 print(f"{len(train_ds)} batches a pass; 100 steps x 20 = 2000 images an epoch")
 print("validation:", model.evaluate(val_ds, return_dict=True))
+
+# one photo of your own: load_img decodes it as the dataset does; add the batch axis, then predict
+img = keras.utils.load_img(val_ds.file_paths[0], color_mode="grayscale", target_size=(28, 28))
+x = keras.utils.img_to_array(img)[None]
+print("first validation file:", val_ds.class_names[int(model.predict(x, verbose=0).argmax())])

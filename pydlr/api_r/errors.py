@@ -56,6 +56,7 @@ R_FUNCTIONS: dict[str, str] = {
     "save_weights": "save_model_weights", "load_weights": "load_model_weights",
     "activations": "get_activations", "filters": "get_filters", "preprocess": "imagenet_preprocess_input",
     "applications.preprocess_inputs": "application_preprocess_inputs", "compare": "compare_models",
+    "load_img": "image_load", "img_to_array": "image_to_array",
 }
 # The same names inside a message ("raised by callback EarlyStopping", "an ImageDataset"): class names only,
 # never before "(" (Python's call syntax in advice is left whole) or after a dot (a qualified name).

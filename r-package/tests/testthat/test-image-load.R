@@ -41,7 +41,7 @@ test_that("bad arguments are R conditions naming the argument", {
   expect_error(image_load(tempdir()), "`path`", class = "pydlr_input_error")
   not_image <- tempfile(fileext = ".png")
   writeLines("not an image", not_image)
-  expect_error(image_load(not_image), "path", class = "pydlr_error")
+  expect_error(image_load(not_image), "image_load(): argument `path` must be an image file", fixed = TRUE)
   skip_if_not_installed("png")
   path <- tempfile(fileext = ".png")
   png::writePNG(matrix(0.5, 4, 4), path)
