@@ -252,6 +252,8 @@ confusion_matrix <- function(y_true, y_pred, labels = NULL) {
   t <- .labels_0(y_true, "y_true")
   p <- if (is.matrix(y_pred) && ncol(y_pred) > 1L) max.col(.check_data(y_pred, "y_pred"), "first") - 1L else .labels_0(y_pred, "y_pred")
   if (length(t) != length(p)) .input_error("y_pred", sprintf("%d labels (as y_true)", length(t)), y_pred)
+  .warn_one_based(t, p, "y_true", "y_pred")
+  .warn_one_based(p, t, "y_pred", "y_true")
   k <- if (is.null(labels)) NULL else length(labels)
   cm <- .py_array("api_r.interpret.confusion_matrix", .bridge_array_to_py(t, "y_true"), .bridge_array_to_py(p, "y_pred"),
     num_classes = k)
@@ -259,6 +261,17 @@ confusion_matrix <- function(y_true, y_pred, labels = NULL) {
   storage.mode(cm) <- "integer"
   dimnames(cm) <- list(actual = labels, predicted = labels)
   as.table(cm)
+}
+
+# 1-based classes beside 0-based ones (R's 1..10 against predict()'s 0..9) shift every class by one and add
+# an empty row and column: warn, naming the fix, since the counts cannot say which side is meant.
+.warn_one_based <- function(a, b, a_arg, b_arg, call = sys.call(sys.parent())) {
+  if (length(a) && min(a) >= 1L && any(b == 0L) && max(a) == max(b) + 1L) {
+    warning(warningCondition(sprintf(paste(
+      "`%s` has no class 0 but `%s` has: classes are 0-based here (predict(type = \"class\") gives 0, 1, ...),",
+      "so each of %s's classes was counted as the next one; pass %s - 1 for 1-based classes"),
+      a_arg, b_arg, a_arg, a_arg), class = "pydlr_warning", call = call))
+  }
 }
 
 #' @rdname confusion_matrix

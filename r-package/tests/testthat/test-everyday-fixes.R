@@ -145,3 +145,13 @@ test_that("load_image_folder() returns the images shuffled (seeded), not class b
   expect_identical(load_image_folder(dir, image_size = c(4, 4), shuffle = FALSE)$y, rep(0:2, each = 8))
   expect_error(load_image_folder(dir, seed = -1), class = "pydlr_input_error")
 })
+
+test_that("confusion_matrix() warns when one side is 1-based and the other 0-based", {
+  truth <- rep(1:10, each = 3) # R's habit
+  pred <- truth - 1L # predict(type = "class")'s 0-based classes, all right
+  expect_warning(cm <- confusion_matrix(truth, pred), "`y_true` has no class 0 but `y_pred` has", class = "pydlr_warning")
+  expect_equal(sum(diag(cm)), 0) # what the warning is about: every count shifted by one
+  expect_warning(confusion_matrix(pred, truth), "pass y_pred - 1", class = "pydlr_warning")
+  expect_no_warning(cm <- confusion_matrix(truth - 1L, pred))
+  expect_equal(sum(diag(cm)), 30)
+})
