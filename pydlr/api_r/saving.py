@@ -36,6 +36,18 @@ def set_class_names(model: Any, names: Any) -> None:
     model.trained_class_names = None if names is None else [names] if isinstance(names, str) else list(names)
 
 
+def column_names(model: Any) -> list[str] | None:
+    """The data.frame columns the model was fitted on (kept by save_model), in order; None if unknown."""
+    names = getattr(model, "trained_column_names", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def set_column_names(model: Any, names: Any) -> None:
+    """After a fit on a data.frame: its column names, so that predict() and evaluate() match columns by name
+    after save_model / load_model too. A one-column frame's name comes from reticulate as a plain string."""
+    model.trained_column_names = None if names is None else [names] if isinstance(names, str) else list(names)
+
+
 def save_weights(model: Any, path: str) -> str:
     """``pydlr.io.save_weights``: the weights only (safetensors, torch key names)."""
     io.save_weights(model, path)

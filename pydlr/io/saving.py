@@ -253,6 +253,10 @@ def save_model(
     class_names = getattr(model, "trained_class_names", None)
     if class_names is not None:
         config["class_names"] = [str(c) for c in class_names]
+    # the table columns it was trained on, in order (R matches a data.frame's columns by these names)
+    column_names = getattr(model, "trained_column_names", None)
+    if column_names is not None:
+        config["column_names"] = [str(c) for c in column_names]
     optimizer = _optimizer_of(model) if include_optimizer else None
     opt_tensors, opt_info = (
         flatten_optimizer_state(optimizer_state(optimizer)) if optimizer else ({}, None)
@@ -379,6 +383,7 @@ def load_model(
     model = model_from_config(config, model_class, "load_model")
     _load_state(model, weights, "load_model")
     model.trained_class_names = config.get("class_names")  # absent in files saved without classes
+    model.trained_column_names = config.get("column_names")
     model.pending_optimizer_state = (
         unflatten_optimizer_state(opt_tensors, opt_info) if opt_info is not None else None
     )

@@ -188,6 +188,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   object$state$columns <- args$columns
   object$state$scale <- args$scale
   .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
+  .py_call("api_r.saving.set_column_names", object$py, args$columns) # kept by save_model()
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
 }

@@ -223,6 +223,11 @@ test_that("a data.frame's columns are matched by name, as fit() saw them", {
   expect_error(evaluate(model, setNames(df, c("a", "b", "d")), y), "c missing, d not among them",
                class = "pydlr_input_error")
   expect_identical(dim(predict(model, as.matrix(unname(df)))), c(60L, 2L)) # no names: taken as they come
+  path <- tempfile(fileext = ".pydlr")
+  save_model(model, path)
+  loaded <- load_model(path) # the names are saved with the model
+  expect_identical(predict(loaded, df[, c("c", "a", "b")]), predict(model, df))
+  expect_error(predict(loaded, data.frame(x = 1, y = 2, z = 3)), "c missing", class = "pydlr_input_error")
 })
 
 test_that("predict() and evaluate() warn when x is on another scale than the training data", {
