@@ -133,6 +133,20 @@ def _lists_in_r(message: str) -> str:
     return "".join([*out, message[start:]])
 
 
+# What a Python message offers that R users cannot pass, as R offers it (compile()'s loss takes names only).
+_R_PHRASES = (
+    (", a pydlr.train.losses.Loss, a function fn(y_true, y_pred) or a torch loss module", ""),
+    ("a pydlr optimizer (pydlr.optimizers.Adam(...)) or a torch.optim.Optimizer",
+     "or an optimizer_*() object such as optimizer_adam(learning_rate = 0.001)"),
+)
+
+
+def _r_phrases(message: str) -> str:
+    for python, r in _R_PHRASES:
+        message = message.replace(python, r)
+    return message
+
+
 def in_r_syntax(message: str) -> str:
     """``message`` as R writes it: keyword advice as R calls take it (``name = "value"``, TRUE, FALSE, NULL),
     quoted values in R's double quotes (``"cpu"``), flat lists as ``c(...)`` (dicts and nested lists are
@@ -143,7 +157,7 @@ def in_r_syntax(message: str) -> str:
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
-    message = _METHOD_ADVICE.sub(r"\1(model, ", _r_part(message))
+    message = _METHOD_ADVICE.sub(r"\1(model, ", _r_part(_r_phrases(message)))
     message = _lists_in_r(_in_r_names(_KEYWORD_ADVICE.sub(r_argument, message)))
     parts, start = [], 0
     for container in _CONTAINER.finditer(message):

@@ -193,3 +193,16 @@ test_that("a learning-rate schedule returning no number, and images too small fo
   expect_match(conditionMessage(expect_error(confusion_matrix(0:9, 0:8), class = "pydlr_input_error")),
                "received an integer vector of length 9", fixed = TRUE)
 })
+
+test_that("compile()'s errors offer what R can pass, not Python objects", {
+  m <- keras_model_sequential(input_shape = 3) |> layer_dense(2, activation = "softmax")
+  e <- expect_error(compile(m, optimizer = "adam", loss = "sparse_categorial_crossentropy"),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), '"sparse_categorical_crossentropy"); received "sparse_categorial_crossentropy".',
+               fixed = TRUE)
+  expect_no_match(conditionMessage(e), "torch|pydlr\\.train")
+  e <- expect_error(compile(m, optimizer = "adamm", loss = "mse"), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "or an optimizer_*() object such as optimizer_adam(learning_rate = 0.001)",
+               fixed = TRUE)
+  expect_no_match(conditionMessage(e), "torch|pydlr\\.optimizers")
+})
