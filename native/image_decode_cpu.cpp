@@ -38,6 +38,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PYDLR_WARP_AVX2 1
+#endif
 #ifdef PYDLR_WITH_LIBDEFLATE
 #include <libdeflate.h>
 #endif
@@ -45,6 +49,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -119,6 +125,16 @@ struct Scratch {
   z_stream z{};
   bool z_ready = false;
 #endif
+  std::vector<uint8_t> pixels;  // one decoded image (the fused decode-and-warp path)
+  std::vector<float> plane;     // the same as floats, less the constant fill
+  // Buffers grown for one unusually large image are given back rather than kept by the thread for good.
+  void trim() {
+    constexpr size_t kKeep = size_t{4} << 20;
+    for (auto* v : {&file, &idat, &raw, &zeros, &pixels}) {
+      if (v->capacity() > kKeep) std::vector<uint8_t>().swap(*v);
+    }
+    if (plane.capacity() * sizeof(float) > kKeep) std::vector<float>().swap(plane);
+  }
   ~Scratch() {
 #ifdef PYDLR_WITH_LIBDEFLATE
     if (inflater != nullptr) libdeflate_free_decompressor(inflater);
@@ -433,8 +449,277 @@ std::string decode_file(const std::string& path, int channels, Scratch& s, std::
   return d.message[0] != '\0' ? d.message : "libpng: unknown error";
 }
 
+// Each compute thread's scratch, kept across batches: the inflater and the buffers are made once a thread.
+Scratch& thread_scratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// ----- the affine warp of the fused path -----------------------------------------------------------------
+//
+// F.grid_sample(x - fill, affine grid of theta, align_corners=False) + fill for one image, computed as torch's
+// CPU kernel computes it (aten/src/ATen/native/cpu/GridSamplerKernel.cpp, float32): each output pixel's grid
+// value is theta's per-column term plus its per-row term (augment.affine_grid, from the same pixel centres),
+// unnormalised as (g + 1) * (size / 2) - 0.5, reflected and clipped as torch does, then bilinear weights
+// ((1 - dy)(1 - dx), (1 - dy) dx, dy (1 - dx), dy dx) summed in torch's order, or the nearest pixel with
+// round-half-even; corners outside the image read 0 (zeros padding; border and reflection coordinates never
+// leave it). The same float operations in the same order give the same values up to the last bits.
+
+// Products are fused into sums only where written (std::fma, _mm256_fmadd_ps): where torch's kernel fuses.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+enum Padding { kZeros = 0, kBorder = 1, kReflection = 2 };
+
+// A row's term of the grid, t2 + t1 * y, rounded once as torch's addcmul (augment.affine_grid) rounds it.
+inline float row_term(float t2, float t1, float y) { return std::fma(t1, y, t2); }
+
+struct WarpAxis {
+  float half;   // size / 2
+  float top;    // size - 1
+  float span2;  // 2 * size
+  int size;
+  explicit WarpAxis(int n)
+      : half(static_cast<float>(n) / 2), top(static_cast<float>(n - 1)), span2(static_cast<float>(n) * 2),
+        size(n) {}
+};
+
+inline float source_coord(float g, const WarpAxis& a, int padding) {
+  float x = std::fma(g + 1.0f, a.half, -0.5f);
+  if (padding == kReflection) {
+    const float in = std::fabs(x + 0.5f);
+    const float extra = std::fma(-std::trunc(in / a.span2), a.span2, in);
+    x = std::min(extra, a.span2 - extra) - 0.5f;
+  }
+  if (padding != kZeros) x = std::min(a.top, std::max(0.0f, x));
+  return x;
+}
+
+struct WarpParams {
+  int sh, sw, channels;       // source size and samples a pixel
+  int oh, ow;                 // output size
+  int padding;
+  bool nearest;
+  const float* xs;            // the output's pixel centres, normalised (augment._pixel_centres)
+  const float* ys;
+};
+
+// Output pixels [j0, j1) of row i, one at a time (the rows' ends, and machines without AVX2).
+void warp_pixels(const float* src, const float* t, const WarpParams& p, const WarpAxis& ax, const WarpAxis& ay,
+                 int i, int j0, int j1, float fill, float* out) {
+  const int c_n = p.channels;
+  const float row_x = row_term(t[2], t[1], p.ys[i]), row_y = row_term(t[5], t[4], p.ys[i]);
+  for (int j = j0; j < j1; ++j) {
+    const float x = source_coord(t[0] * p.xs[j] + row_x, ax, p.padding);
+    const float y = source_coord(t[3] * p.xs[j] + row_y, ay, p.padding);
+    float* o = out + (static_cast<size_t>(i) * p.ow + j) * c_n;
+    if (p.nearest) {
+      const int ix = static_cast<int>(std::nearbyint(x)), iy = static_cast<int>(std::nearbyint(y));
+      const bool in = ix > -1 && ix < p.sw && iy > -1 && iy < p.sh;
+      for (int c = 0; c < c_n; ++c) o[c] = (in ? src[(static_cast<size_t>(iy) * p.sw + ix) * c_n + c] : 0.0f) + fill;
+      continue;
+    }
+    const float x0 = std::floor(x), y0 = std::floor(y);
+    const float w = x - x0, e = 1.0f - w, n = y - y0, s = 1.0f - n;
+    const float nw = s * e, ne = s * w, sw = n * e, se = n * w;
+    const int ix = static_cast<int>(x0), iy = static_cast<int>(y0);
+    const bool in_w = ix > -1 && ix < p.sw, in_e = ix + 1 > -1 && ix + 1 < p.sw;
+    const bool in_n = iy > -1 && iy < p.sh, in_s = iy + 1 > -1 && iy + 1 < p.sh;
+    const float* r0 = src + (static_cast<ptrdiff_t>(iy) * p.sw + ix) * c_n;
+    const float* r1 = r0 + static_cast<ptrdiff_t>(p.sw) * c_n;
+    for (int c = 0; c < c_n; ++c) {
+      const float v_nw = in_n && in_w ? r0[c] : 0.0f, v_ne = in_n && in_e ? r0[c_n + c] : 0.0f;
+      const float v_sw = in_s && in_w ? r1[c] : 0.0f, v_se = in_s && in_e ? r1[c_n + c] : 0.0f;
+      o[c] = std::fma(v_se, se, std::fma(v_sw, sw, std::fma(v_ne, ne, v_nw * nw))) + fill;
+    }
+  }
+}
+
+#ifdef PYDLR_WARP_AVX2
+// Eight output pixels of row i from column j, in AVX2 with FMA where torch's compiled kernel has fused a
+// product into the sum that follows it (and nowhere else).
+__attribute__((target("avx2,fma"))) inline __m256 source_coord8(__m256 g, const WarpAxis& a, int padding) {
+  __m256 x = _mm256_fmsub_ps(_mm256_add_ps(g, _mm256_set1_ps(1.0f)), _mm256_set1_ps(a.half), _mm256_set1_ps(0.5f));
+  if (padding == kReflection) {
+    const __m256 span2 = _mm256_set1_ps(a.span2);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 in = _mm256_andnot_ps(sign, _mm256_add_ps(x, _mm256_set1_ps(0.5f)));
+    const __m256 flips = _mm256_round_ps(_mm256_div_ps(in, span2), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 extra = _mm256_fnmadd_ps(flips, span2, in);
+    x = _mm256_sub_ps(_mm256_min_ps(extra, _mm256_sub_ps(span2, extra)), _mm256_set1_ps(0.5f));
+  }
+  if (padding != kZeros) x = _mm256_min_ps(_mm256_set1_ps(a.top), _mm256_max_ps(x, _mm256_setzero_ps()));
+  return x;
+}
+
+__attribute__((target("avx2,fma"))) inline __m256i in_range(__m256i v, int size) {
+  return _mm256_and_si256(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(size), v));
+}
+
+// row_x, row_y: the row's terms of the grid (row_term).
+__attribute__((target("avx2,fma"))) void warp_row8(const float* src, const float* t, const WarpParams& p,
+                                               const WarpAxis& ax, const WarpAxis& ay, int i, int j, float row_x,
+                                               float row_y, float fill, float* out) {
+  const int c_n = p.channels;
+  const __m256 cx = _mm256_loadu_ps(p.xs + j);
+  const __m256 gx = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(t[0]), cx), _mm256_set1_ps(row_x));
+  const __m256 gy = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(t[3]), cx), _mm256_set1_ps(row_y));
+  const __m256 x = source_coord8(gx, ax, p.padding), y = source_coord8(gy, ay, p.padding);
+  const __m256i row = _mm256_set1_epi32(p.sw * c_n), step = _mm256_set1_epi32(c_n);
+  alignas(32) float res[4][8];
+  if (p.nearest) {
+    const __m256 xr = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 yr = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i ix = _mm256_cvttps_epi32(xr), iy = _mm256_cvttps_epi32(yr);
+    const __m256i mask = _mm256_and_si256(in_range(ix, p.sw), in_range(iy, p.sh));
+    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(iy, row), _mm256_mullo_epi32(ix, step));
+    for (int c = 0; c < c_n; ++c) {
+      const __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), src + c, off, _mm256_castsi256_ps(mask), 4);
+      _mm256_store_ps(res[c], _mm256_add_ps(v, _mm256_set1_ps(fill)));
+    }
+  } else {
+    const __m256 x0 = _mm256_floor_ps(x), y0 = _mm256_floor_ps(y);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 w = _mm256_sub_ps(x, x0), e = _mm256_sub_ps(one, w);
+    const __m256 n = _mm256_sub_ps(y, y0), s = _mm256_sub_ps(one, n);
+    const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e),
+                 se = _mm256_mul_ps(n, w);
+    const __m256i ix = _mm256_cvttps_epi32(x0), iy = _mm256_cvttps_epi32(y0);
+    const __m256i ix1 = _mm256_add_epi32(ix, _mm256_set1_epi32(1)), iy1 = _mm256_add_epi32(iy, _mm256_set1_epi32(1));
+    const __m256i m_w = in_range(ix, p.sw), m_e = in_range(ix1, p.sw);
+    const __m256i m_n = in_range(iy, p.sh), m_s = in_range(iy1, p.sh);
+    const __m256 k_nw = _mm256_castsi256_ps(_mm256_and_si256(m_n, m_w));
+    const __m256 k_ne = _mm256_castsi256_ps(_mm256_and_si256(m_n, m_e));
+    const __m256 k_sw = _mm256_castsi256_ps(_mm256_and_si256(m_s, m_w));
+    const __m256 k_se = _mm256_castsi256_ps(_mm256_and_si256(m_s, m_e));
+    const __m256i o_nw = _mm256_add_epi32(_mm256_mullo_epi32(iy, row), _mm256_mullo_epi32(ix, step));
+    const __m256i o_ne = _mm256_add_epi32(o_nw, step), o_sw = _mm256_add_epi32(o_nw, row);
+    const __m256i o_se = _mm256_add_epi32(o_sw, step);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int c = 0; c < c_n; ++c) {
+      const float* b = src + c;
+      const __m256 v_nw = _mm256_mask_i32gather_ps(zero, b, o_nw, k_nw, 4);
+      const __m256 v_ne = _mm256_mask_i32gather_ps(zero, b, o_ne, k_ne, 4);
+      const __m256 v_sw = _mm256_mask_i32gather_ps(zero, b, o_sw, k_sw, 4);
+      const __m256 v_se = _mm256_mask_i32gather_ps(zero, b, o_se, k_se, 4);
+      __m256 v = _mm256_fmadd_ps(v_ne, ne, _mm256_mul_ps(v_nw, nw));
+      v = _mm256_fmadd_ps(v_sw, sw, v);
+      v = _mm256_fmadd_ps(v_se, se, v);
+      _mm256_store_ps(res[c], _mm256_add_ps(v, _mm256_set1_ps(fill)));
+    }
+  }
+  float* o = out + (static_cast<size_t>(i) * p.ow + j) * c_n;
+  if (c_n == 1) {
+    std::memcpy(o, res[0], sizeof(res[0]));
+  } else {
+    for (int k = 0; k < 8; ++k)
+      for (int c = 0; c < c_n; ++c) o[k * c_n + c] = res[c][k];
+  }
+}
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#endif
+
+// One image: src (sh x sw x channels floats, already less the fill) warped by theta t into out.
+void warp_image(const float* src, const float* t, const WarpParams& p, float fill, float* out) {
+  const WarpAxis ax(p.sw), ay(p.sh);
+  for (int i = 0; i < p.oh; ++i) {
+    int j = 0;
+#ifdef PYDLR_WARP_AVX2
+    if (has_avx2() && p.ow >= 8) {
+      // the last block overlaps the one before it when the row is not a multiple of 8: the shared pixels
+      // come out the same both times
+      const float row_x = row_term(t[2], t[1], p.ys[i]), row_y = row_term(t[5], t[4], p.ys[i]);
+      for (; j < p.ow; j += 8) warp_row8(src, t, p, ax, ay, i, std::min(j, p.ow - 8), row_x, row_y, fill, out);
+      continue;
+    }
+#endif
+    warp_pixels(src, t, p, ax, ay, i, j, p.ow, fill, out);
+  }
+}
+
+#pragma GCC pop_options
+
+// The fused path for one file: decoded, checked against the size rule, converted to floats less the fill and
+// warped into out. "" or why the file was not taken.
+std::string decode_and_warp(const std::string& path, const WarpParams& base, bool resize, const float* t,
+                            float fill, Scratch& s, float* out) {
+  s.pixels.clear();
+  int64_t dims[2] = {0, 0};
+  std::string err = decode_file(path, base.channels, s, s.pixels, dims);
+  if (!err.empty()) return err;
+  WarpParams p = base;
+  p.sh = static_cast<int>(dims[0]);
+  p.sw = static_cast<int>(dims[1]);
+  // the one bilinear resampling stands in for a resize only up to halving (below, Pillow's filtered resize)
+  const bool fits = resize ? (2 * dims[0] >= p.oh && 2 * dims[1] >= p.ow) : (dims[0] == p.oh && dims[1] == p.ow);
+  if (!fits) return "size";
+  const size_t count = s.pixels.size();
+  if (s.plane.size() < count) s.plane.resize(count);
+  float* plane = s.plane.data();
+  const uint8_t* px = s.pixels.data();
+  for (size_t k = 0; k < count; ++k) plane[k] = static_cast<float>(px[k]) - fill;
+  warp_image(plane, t, p, fill, out);
+  return "";
+}
+
 }  // namespace
 #endif
+
+// decode_png_warp_batch(paths, channels, theta, xs, ys, out, interpolation, padding, fill, resize) -> errors
+//   Each file decoded as decode_png_batch decodes it and warped straight into out[i] (float32 NHWC, values
+//   0-255) as Augment's grid_sample would: theta (n, 2, 3) float32, xs / ys the output's pixel centres
+//   (augment._pixel_centres), interpolation 0 bilinear / 1 nearest, padding 0 zeros / 1 border / 2 reflection,
+//   fill the constant fill's value (0 otherwise). resize: the source may have another size (not below half
+//   the output's); else it must be the output's size. errors[i]: "" where out[i] was written, else why not
+//   (the caller then prepares the batch the other way).
+// The images are shared between the compute threads in small chunks handed out as threads come for them, so
+// a thread that another process holds up leaves its share to the others instead of holding up the batch.
+std::vector<std::string> decode_png_warp_batch_cpu(const c10::List<std::string>& paths, int64_t channels,
+                                                   const at::Tensor& theta, const at::Tensor& xs,
+                                                   const at::Tensor& ys, at::Tensor& out, int64_t interpolation,
+                                                   int64_t padding, double fill, bool resize) {
+  const int64_t n = static_cast<int64_t>(paths.size());
+  TORCH_CHECK(channels == 1 || channels == 3 || channels == 4,
+              "pydlr::decode_png_warp_batch: channels must be 1, 3 or 4, got ", channels);
+  TORCH_CHECK(theta.dtype() == at::kFloat && theta.is_contiguous() && theta.dim() == 3 && theta.size(0) == n &&
+                  theta.size(1) == 2 && theta.size(2) == 3,
+              "pydlr::decode_png_warp_batch: theta must be contiguous float32 (n, 2, 3)");
+  TORCH_CHECK(out.dtype() == at::kFloat && out.is_contiguous() && out.dim() == 4 && out.size(0) >= n &&
+                  out.size(3) == channels && out.device().is_cpu(),
+              "pydlr::decode_png_warp_batch: out must be contiguous float32 (>= n, h, w, channels) on the CPU");
+  TORCH_CHECK(xs.dtype() == at::kFloat && xs.is_contiguous() && xs.numel() == out.size(2) &&
+                  ys.dtype() == at::kFloat && ys.is_contiguous() && ys.numel() == out.size(1),
+              "pydlr::decode_png_warp_batch: xs / ys must be float32 of the output's width / height");
+  TORCH_CHECK(interpolation == 0 || interpolation == 1, "pydlr::decode_png_warp_batch: interpolation 0 or 1");
+  TORCH_CHECK(padding >= 0 && padding <= 2, "pydlr::decode_png_warp_batch: padding 0, 1 or 2");
+  std::vector<std::string> errors(n);
+#ifdef PYDLR_WITH_LIBPNG
+  WarpParams base{0, 0, static_cast<int>(channels), static_cast<int>(out.size(1)), static_cast<int>(out.size(2)),
+                  static_cast<int>(padding), interpolation == 1, xs.data_ptr<float>(), ys.data_ptr<float>()};
+  const float* th = theta.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const size_t image = static_cast<size_t>(base.oh) * base.ow * channels;
+  const float f = static_cast<float>(fill);
+  constexpr int64_t kChunk = 4;
+  std::atomic<int64_t> next{0};
+  const int64_t tasks = std::min<int64_t>(at::get_num_threads(), (n + kFilesPerTask - 1) / kFilesPerTask);
+  at::parallel_for(0, std::max<int64_t>(tasks, 1), 1, [&](int64_t, int64_t) {
+    Scratch& s = thread_scratch();
+    for (int64_t k = next.fetch_add(kChunk); k < n; k = next.fetch_add(kChunk)) {
+      for (int64_t i = k; i < std::min(n, k + kChunk); ++i)
+        errors[i] = decode_and_warp(paths.get(i), base, resize, th + 6 * i, f, s, dst + image * i);
+    }
+    s.trim();
+  });
+#else
+  for (int64_t i = 0; i < n; ++i) errors[i] = "built without libpng";
+#endif
+  return errors;
+}
 
 // decode_png_batch(paths, channels) -> (pixels, meta, errors)
 //   pixels: uint8, every decoded image's h * w * channels samples (HWC) one after the other
@@ -456,9 +741,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<std::string>> decode_png_batch_cp
   std::vector<std::vector<uint8_t>> parts(n);
   std::vector<std::array<int64_t, 2>> dims(n, {0, 0});
   at::parallel_for(0, n, kFilesPerTask, [&](int64_t begin, int64_t end) {
-    Scratch scratch;
+    Scratch& scratch = thread_scratch();
     for (int64_t i = begin; i < end; ++i)
       errors[i] = decode_file(paths.get(i), static_cast<int>(channels), scratch, parts[i], dims[i].data());
+    scratch.trim();
   });
   size_t total_bytes = 0;
   for (const auto& part : parts) total_bytes += part.size();

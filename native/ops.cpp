@@ -33,6 +33,11 @@ void kmeans_own_dists_cpu(const at::Tensor& x, const at::Tensor& x_sq, const at:
 std::tuple<at::Tensor, at::Tensor, std::vector<std::string>> decode_png_batch_cpu(const c10::List<std::string>& paths,
                                                                                  int64_t channels);
 bool png_decoder_available();
+// The same decoding fused with Augment's affine warp, written into out (image_decode_cpu.cpp): errors per file.
+std::vector<std::string> decode_png_warp_batch_cpu(const c10::List<std::string>& paths, int64_t channels,
+                                                   const at::Tensor& theta, const at::Tensor& xs,
+                                                   const at::Tensor& ys, at::Tensor& out, int64_t interpolation,
+                                                   int64_t padding, double fill, bool resize);
 // Training-mode batch norm fused with an activation (batchnorm_cpu.cpp): (output, save_mean, save_invstd), the
 // running statistics updated in place; and its backward (grad_input, grad_weight, grad_bias).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_cpu(const at::Tensor& input,
@@ -607,6 +612,10 @@ TORCH_LIBRARY(pydlr, m) {
   m.def("kmeans_own_dists(Tensor x, Tensor x_sq, Tensor centers, Tensor labels, Tensor(a!) min_dist) -> ()");
   // No tensor argument to dispatch on: one kernel for every backend.
   m.def("decode_png_batch(str[] paths, int channels) -> (Tensor, Tensor, str[])", &pydlr::decode_png_batch_cpu);
+  m.def(
+      "decode_png_warp_batch(str[] paths, int channels, Tensor theta, Tensor xs, Tensor ys, Tensor(a!) out, "
+      "int interpolation, int padding, float fill, bool resize) -> str[]",
+      &pydlr::decode_png_warp_batch_cpu);
   m.def(
       "batch_norm_act(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!) running_mean, Tensor(b!) running_var, "
       "float momentum, float eps, str activation) -> (Tensor, Tensor, Tensor)");

@@ -589,6 +589,24 @@ def decode_png_batch(paths: list[str], channels: int) -> tuple[torch.Tensor, tor
     return torch.ops.pydlr.decode_png_batch(list(paths), int(channels))
 
 
+def decode_png_warp_batch(paths: list[str], channels: int, theta: torch.Tensor, xs: torch.Tensor,
+                          ys: torch.Tensor, out: torch.Tensor, interpolation: int, padding: int, fill: float,
+                          resize: bool) -> list[str]:
+    """Decode the PNG files ``paths`` as `decode_png_batch` does and warp each straight into ``out[i]``
+    (float32 NHWC) as ``Augment``'s ``grid_sample`` would: ``theta`` (n, 2, 3) float32, ``xs``/``ys`` the
+    output's normalised pixel centres, ``interpolation`` 0 bilinear / 1 nearest, ``padding`` 0 zeros / 1
+    border / 2 reflection, ``fill`` the constant fill's value; ``resize``: a source of another size (not below
+    half the output's) is resampled onto it, else it must have the output's size.
+
+    Returns ``errors``: ``errors[i]`` "" where ``out[i]`` was written, else why not (the caller then prepares
+    the batch the other way, which decodes the file or names the problem).
+    """
+    if channels not in (1, 3, 4):
+        raise InputError("channels", "1, 3 or 4", channels, where="pydlr.ops.decode_png_warp_batch")
+    return torch.ops.pydlr.decode_png_warp_batch(list(paths), int(channels), theta, xs, ys, out,
+                                                 int(interpolation), int(padding), float(fill), bool(resize))
+
+
 def __getattr__(name: str) -> Any:
     # `import pydlr as keras` makes Keras 3's keras.ops.expand_dims / .sigmoid land here, in pydlr's native
     # operators: say so instead of a bare "no attribute" (still an AttributeError, so hasattr() works)

@@ -210,3 +210,125 @@ def test_a_batch_split_between_threads_gives_the_one_thread_result(tmp_path):
         torch.set_num_threads(threads)
     assert torch.equal(one[0], split[0]) and torch.equal(one[1], split[1]) and one[2] == split[2]
     assert sum(bool(e) for e in one[2]) == 4
+
+
+# ----- decoding fused with Augment's warp (ops.decode_png_warp_batch) --------------------------------------
+
+def _warp_reference(paths, mode, aug, theta, size):
+    """What the fused pass must give: the files decoded at their own size, then Augment.apply's grid_sample."""
+    import torch
+
+    spec = check_image_spec(size, mode, "bilinear", False, "test")
+    imgs = [torch.from_numpy(np.asarray(a)).to(torch.float32) for a in _native(paths, mode)]
+    return torch.cat([aug.apply(x[None], t[None], None, size) for x, t in zip(imgs, theta, strict=True)]), spec
+
+
+def _fused(paths, spec, aug, theta, resize):
+    import torch
+
+    from pydlr.data.augment import pixel_centres
+
+    out = torch.full((len(paths) + 2,) + spec.shape, -7.0)
+    errors = ops.decode_png_warp_batch(paths, spec.channels, theta, pixel_centres(spec.width),
+                                       pixel_centres(spec.height), out, *aug.warp_codes(), resize)
+    return out, errors
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("fill", [("reflect", 0.0), ("nearest", 0.0), ("constant", 0.0), ("constant", 37.5)])
+def test_fused_warp_equals_decoding_then_augment(tmp_path, mode, interpolation, fill):
+    """Every interpolation and fill mode the fused pass takes, grey, RGB and RGBA, sources of the output's size
+    and of others (the warp then resizes too), rotations, shifts, zooms (in and out: samples outside the
+    image), flips: grid_sample's values to float rounding."""
+    import torch
+
+    from pydlr.data import Augment
+
+    rng = np.random.default_rng(11)
+    sizes = [(12, 10), (12, 10), (9, 13), (20, 16), (6, 5), (12, 10), (15, 15), (12, 10), (7, 12)]
+    paths = [_write(tmp_path, f"{k}.png", png_bytes(rng.integers(0, 256, (h, w, 1 + k % 4), np.uint8)))
+             for k, (h, w) in enumerate(sizes)]
+    aug = Augment(flip="horizontal_and_vertical", rotation=0.3, shift=0.2, zoom=(-0.5, 0.6),
+                  interpolation=interpolation, fill_mode=fill[0], fill_value=fill[1], value_range=(0, 255))
+    geo, _ = aug.draw(len(paths), torch.Generator().manual_seed(3))
+    theta = aug.theta_from(geo, 12, 10)
+    want, spec = _warp_reference(paths, mode, aug, theta, (12, 10))
+    got, errors = _fused(paths, spec, aug, theta, resize=True)
+    assert errors == [""] * len(paths)
+    # the same float operations as torch's kernel (identical on the machine this was written on); a tolerance
+    # for a torch built to round differently
+    torch.testing.assert_close(got[:len(paths)], want, atol=1e-4, rtol=1e-5)
+    assert bool((got[len(paths):] == -7.0).all())  # nothing written past the batch
+    if interpolation == "nearest":  # every value is a source sample (or the fill): a wrong pick shows whole
+        assert (got[:len(paths)] - want).abs().max() < 1e-3
+
+
+def test_fused_warp_of_flips_and_quarter_turns_is_exact(tmp_path):
+    import torch
+
+    from pydlr.data import Augment
+
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 256, (8, 8, 3), np.uint8) for _ in range(4)]
+    paths = [_write(tmp_path, f"{k}.png", png_bytes(img)) for k, img in enumerate(imgs)]
+    flip = Augment(flip="horizontal_and_vertical", value_range=(0, 255))
+    u = torch.tensor([[0, 0, 0, 0, -0.5, 0.5], [0, 0, 0, 0, 0.5, -0.5], [0, 0, 0, 0, -0.5, -0.5],
+                      [0, 0, 0, 0, 0.5, 0.5]], dtype=torch.float32)
+    spec = check_image_spec((8, 8), "rgb", "bilinear", False, "test")
+    got, errors = _fused(paths, spec, flip, flip.theta_from(u, 8, 8), resize=False)
+    x = torch.from_numpy(np.stack(imgs)).to(torch.float32)
+    assert errors == [""] * 4
+    assert torch.equal(got[0], x[0].flip(1)) and torch.equal(got[1], x[1].flip(0))
+    assert torch.equal(got[2], x[2].flip(0).flip(1)) and torch.equal(got[3], x[3])
+    quarter = Augment(rotation=(0.25, 0.25), value_range=(0, 255))
+    got, _ = _fused(paths, spec, quarter, quarter.theta_from(torch.zeros(4, 6), 8, 8), resize=False)
+    want = quarter.apply(x, quarter.theta_from(torch.zeros(4, 6), 8, 8), None)
+    torch.testing.assert_close(got[:4], want, atol=1e-3, rtol=0)
+    torch.testing.assert_close(got[:4], torch.rot90(x, 1, (1, 2)), atol=1e-3, rtol=0)
+
+
+def test_fused_warp_refuses_what_it_does_not_take_and_names_why(tmp_path):
+    """Broken files, non-PNGs and sizes outside the rule come back with a reason (the caller then prepares
+    the batch the other way); the good files beside them are still written."""
+    import torch
+
+    from pydlr.data import Augment
+
+    rng = np.random.default_rng(4)
+    good = png_bytes(rng.integers(0, 256, (10, 10, 1), np.uint8))
+    paths = [_write(tmp_path, "good.png", good), _write(tmp_path, "broken.png", good[:len(good) // 2]),
+             _write(tmp_path, "text.png", b"not a png at all"),
+             _write(tmp_path, "small.png", png_bytes(rng.integers(0, 256, (4, 10, 1), np.uint8))),
+             _write(tmp_path, "other.png", png_bytes(rng.integers(0, 256, (10, 12, 1), np.uint8)))]
+    aug = Augment(rotation=0.1, value_range=(0, 255))
+    theta = aug.theta_from(aug.draw(5, torch.Generator().manual_seed(0))[0], 10, 10)
+    spec = check_image_spec((10, 10), "grayscale", "bilinear", False, "test")
+    _, errors = _fused(paths, spec, aug, theta, resize=True)
+    assert errors[0] == "" and errors[4] == "" and errors[3] == "size"
+    assert errors[1] and errors[2]
+    _, errors = _fused(paths, spec, aug, theta, resize=False)
+    assert errors[0] == "" and errors[3] == "size" and errors[4] == "size"
+
+
+def test_fused_warp_split_between_threads_gives_the_one_thread_result(tmp_path):
+    import torch
+
+    from pydlr.data import Augment
+
+    rng = np.random.default_rng(8)
+    paths = [_write(tmp_path, f"{k:02d}.png", png_bytes(rng.integers(0, 256, (9 + k % 4, 11, 3), np.uint8)))
+             for k in range(45)]
+    aug = Augment(flip="horizontal", rotation=0.2, zoom=0.2, value_range=(0, 255))
+    theta = aug.theta_from(aug.draw(len(paths), torch.Generator().manual_seed(1))[0], 9, 11)
+    spec = check_image_spec((9, 11), "rgb", "bilinear", False, "test")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, e1 = _fused(paths, spec, aug, theta, resize=True)
+        torch.set_num_threads(max(2, threads))
+        split, e2 = _fused(paths, spec, aug, theta, resize=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert e1 == e2 == [""] * len(paths)
+    assert torch.equal(one, split)

@@ -368,12 +368,78 @@ def test_augmentation_resizes_in_its_own_resampling(tmp_path):
     assert 0 < flip_diff < 0.5  # the same flips (a different one costs ~20 an image); resize vs sampling
     diff, corr = both(aug)
     assert 0 < diff < 6 and corr > 0.99  # one interpolation of the rotation instead of two
+    # a batch of mixed sizes: each image resampled from its own size onto 32 x 32 by its own warp
+    from pydlr.data.decode import decode_image
+    from pydlr.data.image_dataset import DatasetBatches
+
     odd = tmp_path / "d" / "0_t_shirt_top" / "zz_wide.png"
     Image.fromarray(np.full((28, 40), 200, np.uint8)).save(odd)
     kw["batch_size"] = 40
-    mixed = next(iter(_grey(tmp_path / "d", **kw).map(aug)))[0]
-    reference = next(iter(_grey(tmp_path / "d", **kw).cache().map(aug)))[0]
-    assert torch.equal(mixed, reference)
+    ds = _grey(tmp_path / "d", **kw).map(aug)
+    mixed = next(iter(ds))[0]
+    idx, seed = DatasetBatches(ds)._plan(0)[0]
+    gen = torch.Generator().manual_seed(seed)
+    job_aug = DatasetBatches(ds).job.augment
+    theta = job_aug.theta_from(job_aug.draw(40, gen)[0], 32, 32)
+    for k, i in enumerate(idx):
+        own = torch.tensor(decode_image(ds.file_paths[i], ds.spec, resize=False), dtype=torch.float32)
+        want = job_aug.apply(own[None], theta[k:k + 1], None, (32, 32))[0]
+        torch.testing.assert_close(mixed[k], want, atol=2e-4, rtol=0)
+    assert float(mixed[[k for k, i in enumerate(idx) if ds.file_paths[i] == str(odd)][0]].mean()) > 150
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb"])
+def test_fused_decode_and_warp_gives_the_batches_of_decoding_then_augmenting(tmp_path, monkeypatch, color_mode):
+    """Batches decoded and warped in one native pass equal those of the separate steps (decoded batch, then
+    Augment with grid_sample, photometric part, labels and maps), for the same draws: with and without a
+    resize in the warp, every fill and interpolation the pass takes, a bad file (the pass gives the batch
+    back: the file is still named), and on one torch thread as on two."""
+    from pydlr.data import image_workers
+
+    make_image_folder(tmp_path / "d", limit=48)
+    augs = [Augment(flip="horizontal", rotation=0.05, zoom=0.1, brightness=0.2, contrast=0.3),
+            Augment(rotation=0.2, shift=0.1, fill_mode="constant", fill_value=20.0, interpolation="nearest"),
+            Augment(zoom=(-0.4, 0.5), fill_mode="nearest")]
+    calls = []
+    real = image_workers._decoded_and_warped
+
+    def counted(*args):
+        kept = real(*args)
+        calls.append(kept)
+        return kept
+
+    monkeypatch.setattr(image_workers, "_decoded_and_warped", counted)
+    for aug in augs:
+        for size in ((28, 28), (32, 30)):
+            def batches(threads=2):
+                before = torch.get_num_threads()
+                torch.set_num_threads(threads)
+                try:
+                    ds = image_dataset_from_directory(tmp_path / "d", image_size=size, color_mode=color_mode,
+                                                      batch_size=16, seed=4, workers=0, verbose=False)
+                    return [(x.clone(), y.clone()) for x, y in ds.map(aug).map(lambda x, y: (x / 255.0, y))]
+                finally:
+                    torch.set_num_threads(before)
+
+            calls.clear()
+            fused, one = batches(), batches(threads=1)
+            # every batch took the fused pass, except a nearest warp onto another size (the resize is
+            # Pillow's then, before the warp)
+            takes = size == (28, 28) or aug.interpolation == "bilinear"
+            assert calls and all(k == (16 if takes else None) for k in calls)
+            monkeypatch.setattr(image_workers, "_decoded_and_warped", lambda *a: None)
+            steps = batches()
+            monkeypatch.setattr(image_workers, "_decoded_and_warped", counted)
+            for (xf, yf), (x1, y1), (xs, ys) in zip(fused, one, steps, strict=True):
+                assert torch.equal(yf, ys) and torch.equal(xf, x1)
+                torch.testing.assert_close(xf, xs, atol=2e-6, rtol=0)
+    bad = _folder_with_corrupt_file(tmp_path / "bad")
+    ds = image_dataset_from_directory(tmp_path / "bad", image_size=(28, 28), batch_size=8, workers=0,
+                                      verbose=False).map(augs[0])
+    with pytest.raises(BadImageError, match="zz_broken.png") as info:
+        for _ in ds:
+            pass
+    assert info.value.path == str(bad)
 
 
 def test_take_and_prefetch(fm_folder):

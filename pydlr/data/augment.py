@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from pydlr.errors import InputError
 
-__all__ = ["Augment", "affine_grid", "augment_beforehand"]
+__all__ = ["Augment", "affine_grid", "augment_beforehand", "pixel_centres"]
 
 _FLIPS = (None, "horizontal", "vertical", "horizontal_and_vertical")
 _FILL = {"reflect": "reflection", "nearest": "border", "constant": "zeros"}
@@ -150,6 +150,16 @@ class Augment:
         photo = torch.rand(n, 2, generator=g) * 2 - 1 if (self.brightness or self.contrast) else None
         return geo, photo
 
+    def warp_codes(self) -> tuple[int, int, float] | None:
+        """The geometric warp as the native fused decoder takes it (`pydlr.ops.decode_png_warp_batch`):
+        (interpolation 0 bilinear / 1 nearest, padding 0 zeros / 1 border / 2 reflection, constant fill
+        value), or None where it does not (no geometric transform, or bicubic)."""
+        if not self.geometric or self.interpolation == "bicubic":
+            return None
+        fill = float(self.fill_value) if self.fill_mode == "constant" else 0.0
+        return (("bilinear", "nearest").index(self.interpolation),
+                ("zeros", "border", "reflection").index(_FILL[self.fill_mode]), fill)
+
     def theta(self, n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
         """(n, 2, 3) affine matrices mapping output to input coordinates (normalised, as affine_grid)."""
         return self.theta_from(torch.rand(n, 6, generator=g) * 2 - 1, h, w)
@@ -242,6 +252,12 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     planes = torch.empty((2, n, h, w), dtype=theta.dtype, device=theta.device)
     torch.add(per_col.transpose(0, 1).unsqueeze(2), per_row.transpose(0, 1).unsqueeze(3), out=planes)
     return planes.permute(1, 2, 3, 0)
+
+
+def pixel_centres(n: int) -> torch.Tensor:
+    """The normalised output pixel centres `affine_grid` uses along an axis of ``n`` pixels (float32, CPU;
+    read-only)."""
+    return _pixel_centres(n, torch.float32, torch.device("cpu"))
 
 
 @functools.lru_cache(maxsize=32)

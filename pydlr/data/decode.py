@@ -27,7 +27,7 @@ import numpy as np
 from pydlr.errors import InputError
 
 __all__ = ["IMAGE_EXTENSIONS", "COLOR_MODES", "INTERPOLATIONS", "ImageSpec", "decode_image", "decode_pngs",
-           "resize_array", "check_image_spec"]
+           "decode_warp_pngs", "resize_array", "check_image_spec"]
 
 # keras' ALLOWLIST_FORMATS; other files in the folders are not images and are left out (and counted)
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -141,6 +141,23 @@ def decode_pngs(paths: list[str], spec: ImageSpec) -> list[np.ndarray | None] | 
         if not err:
             out[k] = flat[off:off + h * w * c].reshape(h, w, c)
     return out
+
+
+def decode_warp_pngs(paths: list[str], spec: ImageSpec, theta, xs, ys, out, warp: tuple[int, int, float],
+                     resize: bool) -> bool:
+    """Decode the files ``paths`` (all .png) natively and warp each straight into ``out[i]`` (float32 NHWC of
+    spec's size, values 0-255) with the affine matrices ``theta``, as `decode_pngs` followed by
+    ``Augment.apply`` would (``warp``: `Augment.warp_codes`; ``xs``/``ys``: `augment.pixel_centres`).
+    ``resize``: a file of another size (not below half the target's) is resampled onto spec's size by the same
+    warp, else every file must have spec's size. True when every file was taken; False (``out`` partly
+    written) when any was not: not a .png, not a plain 8-bit PNG, unreadable, of a size not taken, or pydlr
+    built without libpng. The caller then prepares the batch the other way, which decodes or names each file."""
+    from pydlr import ops
+
+    if not paths or not _native_png() or any(p[-4:].lower() != ".png" for p in paths):
+        return False
+    errors = ops.decode_png_warp_batch(paths, spec.channels, theta, xs, ys, out, *warp, resize)
+    return not any(errors)
 
 
 @functools.cache

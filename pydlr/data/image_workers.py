@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pydlr.data.augment import Augment
-from pydlr.data.decode import ImageSpec, decode_image, decode_pngs, resize_array
+from pydlr.data.augment import Augment, pixel_centres
+from pydlr.data.decode import ImageSpec, decode_image, decode_pngs, decode_warp_pngs, resize_array
 from pydlr.data.image_index import FileIndex
 from pydlr.data.workers import WorkerPool, one_thread
 from pydlr.errors import TrainingError
@@ -203,13 +203,49 @@ def load_batch(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
     ``y_out[:kept]``, then augment and map them. Returns ``(kept, [(path, reason) of skipped files])``.
 
     The native decoding runs on torch's compute threads (one parallel region a batch), everything after it on
-    one thread (`one_thread`: many small operators). In a worker process both are one thread anyway."""
+    one thread (`one_thread`: many small operators). In a worker process both are one thread anyway.
+    A batch of plain PNGs with a geometric augmentation takes `_decoded_and_warped` (decoding and warp in one
+    native pass); every other batch, and one with any file that pass does not take, the steps below."""
+    kept = _decoded_and_warped(job, idx, seed, x_out, y_out)
+    if kept is not None:
+        return kept, []
     fused = _resizes_in_augment(job)
     kept, arrays, bad = _decode_files(job, idx, resize=not fused)
     if not kept:
         return 0, bad
     with one_thread():
         return _finish_batch(job, kept, arrays, fused, seed, x_out, y_out), bad
+
+
+def _decoded_and_warped(job: DecodeJob, idx: np.ndarray, seed: int, x_out: torch.Tensor,
+                        y_out: torch.Tensor | None) -> int | None:
+    """The batch decoded and geometrically augmented in one native pass (`decode_warp_pngs`: each image
+    decoded and warped straight into the batch on the compute threads, no grid or per-batch float copy), with
+    the random draws and the photometric part, labels and maps as `_finish_batch`: the same batch. Returns
+    the batch size, or None (nothing kept from it) where that pass does not apply: no geometric augmentation
+    it supports, a cache, a file it does not take."""
+    aug = job.augment
+    warp = aug.warp_codes() if aug is not None and job.cached is None else None
+    if warp is None:
+        return None
+    n, sp = len(idx), job.spec
+    paths = [p.decode(*_FS) for p in job.index.paths[idx].tolist()]  # os.fsdecode, without its checks
+    gen = torch.Generator().manual_seed(seed)
+    geo, photo = aug.draw(n, gen)
+    theta = aug.theta_from(geo, sp.height, sp.width)
+    if not decode_warp_pngs(paths, sp, theta, pixel_centres(sp.width), pixel_centres(sp.height), x_out, warp,
+                            resize=_resizes_in_augment(job)):
+        return None
+    with one_thread():
+        xb = x_out[:n]
+        if photo is not None:
+            xb.copy_(aug.apply(xb, None, photo))
+        yb = y_out[:n] if y_out is not None else None
+        if yb is not None:
+            _labels(job, idx, yb)
+        for fn in job.maps:
+            xb, yb = _apply_map(fn, xb, yb, x_out, y_out, n)
+    return n
 
 
 def _finish_batch(job: DecodeJob, kept: list[int], arrays, fused: bool, seed: int, x_out: torch.Tensor,
