@@ -411,7 +411,7 @@ def test_fused_decode_and_warp_gives_the_batches_of_decoding_then_augmenting(tmp
     monkeypatch.setattr(image_workers, "_decoded_and_warped", counted)
     for aug in augs:
         for size in ((28, 28), (32, 30)):
-            def batches(threads=2):
+            def batches(threads=2, aug=aug, size=size):
                 before = torch.get_num_threads()
                 torch.set_num_threads(threads)
                 try:
@@ -430,7 +430,7 @@ def test_fused_decode_and_warp_gives_the_batches_of_decoding_then_augmenting(tmp
             monkeypatch.setattr(image_workers, "_decoded_and_warped", lambda *a: None)
             steps = batches()
             monkeypatch.setattr(image_workers, "_decoded_and_warped", counted)
-            for (xf, yf), (x1, y1), (xs, ys) in zip(fused, one, steps, strict=True):
+            for (xf, yf), (x1, _), (xs, ys) in zip(fused, one, steps, strict=True):
                 assert torch.equal(yf, ys) and torch.equal(xf, x1)
                 torch.testing.assert_close(xf, xs, atol=2e-6, rtol=0)
     bad = _folder_with_corrupt_file(tmp_path / "bad")
