@@ -177,6 +177,31 @@ def cpu_breakdown(folder: Path, batches: int = 300, rounds: int = 3) -> dict[str
     return out
 
 
+def epoch_of_batches(folder: Path, rounds: int = 3) -> dict[str, list[float]]:
+    """Wall seconds for one epoch of the training section's batches (60,000 files: decode, AUG, the /255 map)
+    prepared in the training process (workers=0) on torch's 2 threads, as fit gets them between its steps, with
+    no training: on the machine as it is, and with another process busy on one core for the whole pass
+    (alternated ``rounds`` times)."""
+    ds = image_dataset_from_directory(folder, color_mode="grayscale", image_size=(28, 28), batch_size=BATCH,
+                                      seed=1, workers=0, verbose=False)
+    src = DatasetBatches(ds.map(AUG).map(lambda xb, yb: (xb / 255.0, yb)))
+    out: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, busy in (("as it is", False), ("another process busy on one core", True)):
+            spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                t = time.perf_counter()
+                for _batch in src.epoch(0):
+                    pass
+                out.setdefault(name, []).append(time.perf_counter() - t)
+            finally:
+                if spin is not None:
+                    spin.kill()
+                    spin.wait()
+    src.close()
+    return out
+
+
 # ----- throughput ---------------------------------------------------------------------------------
 def _cpu_s() -> float:
     """CPU seconds of this process and its finished children (the workers, once joined)."""
@@ -234,8 +259,8 @@ def train_epochs(folder: Path, epochs: int, workers: int, rounds: int = 1) -> di
                                       seed=1, workers=workers, verbose=False)
     x, y = x[:ds.num_files], y[:ds.num_files]
     runs = (("arrays, no augmentation", None),
-            (f"folder + augmentation, {workers} worker(s)", False),
-            (f"folder + augmentation, {workers} worker(s), cache()", True))
+            (f"folder + augmentation, {ds.workers} worker(s)", False),
+            (f"folder + augmentation, {ds.workers} worker(s), cache()", True))
     out: dict[str, list[list[float]]] = {}
     for _ in range(rounds):
         for name, cache in runs:
@@ -307,13 +332,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small folders (a smoke run, not the claim)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--train-workers", type=int, default=1)
+    ap.add_argument("--train-workers", type=int, default=None,
+                    help="decoding processes of the training runs (default: the dataset's, none on 2 cores)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--train-rounds", type=int, default=1, help="alternated rounds of the three training runs")
     ap.add_argument("--skip-keras", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput contenders")
-    ap.add_argument("--sections", default="decoders,cpu,throughput,training,memory",
-                    help="comma-separated subset of decoders,cpu,throughput,training,memory")
+    ap.add_argument("--sections", default="decoders,cpu,loading,throughput,training,memory",
+                    help="comma-separated subset of decoders,cpu,loading,throughput,training,memory")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     torch.set_num_threads(2)
@@ -339,6 +365,11 @@ def main() -> None:
               "\n|---|---|")
         for k, v in parts.items():
             print(f"| {k} | {', '.join(f'{t:.1f}' for t in v)} |")
+    if "loading" in sections:
+        times = epoch_of_batches(folder)
+        print(f"\n| an epoch of batches ({n60:,} files, 2 threads, no training) | s (rounds) | median |\n|---|---|---|")
+        for k, v in times.items():
+            print(f"| {k} | {', '.join(f'{t:.2f}' for t in v)} | {float(np.median(v)):.2f} |")
     if "throughput" in sections:
         throughput(folder, n60, args)
     if "training" in sections:

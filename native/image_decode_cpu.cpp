@@ -50,6 +50,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -469,7 +470,12 @@ Scratch& thread_scratch() {
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 
-enum Padding { kZeros = 0, kBorder = 1, kReflection = 2 };
+enum Padding { kZeros = 0, kClip = 1, kReflection = 2 };
+
+// Zero pixels around the source image: a bilinear sample whose corners fall outside reads them instead of
+// being masked (indices clamped to [-2, size]: both corners of a clamped index lie in the border), the
+// value torch's masked read gives (0).
+constexpr int kBorder = 2;
 
 // A row's term of the grid, t2 + t1 * y, rounded once as torch's addcmul (augment.affine_grid) rounds it.
 inline float row_term(float t2, float t1, float y) { return std::fma(t1, y, t2); }
@@ -497,6 +503,7 @@ inline float source_coord(float g, const WarpAxis& a, int padding) {
 
 struct WarpParams {
   int sh, sw, channels;       // source size and samples a pixel
+  int pitch;                  // floats from one source row to the next (the rows carry a zero border)
   int oh, ow;                 // output size
   int padding;
   bool nearest;
@@ -516,7 +523,7 @@ void warp_pixels(const float* src, const float* t, const WarpParams& p, const Wa
     if (p.nearest) {
       const int ix = static_cast<int>(std::nearbyint(x)), iy = static_cast<int>(std::nearbyint(y));
       const bool in = ix > -1 && ix < p.sw && iy > -1 && iy < p.sh;
-      for (int c = 0; c < c_n; ++c) o[c] = (in ? src[(static_cast<size_t>(iy) * p.sw + ix) * c_n + c] : 0.0f) + fill;
+      for (int c = 0; c < c_n; ++c) o[c] = (in ? src[static_cast<ptrdiff_t>(iy) * p.pitch + ix * c_n + c] : 0.0f) + fill;
       continue;
     }
     const float x0 = std::floor(x), y0 = std::floor(y);
@@ -525,8 +532,8 @@ void warp_pixels(const float* src, const float* t, const WarpParams& p, const Wa
     const int ix = static_cast<int>(x0), iy = static_cast<int>(y0);
     const bool in_w = ix > -1 && ix < p.sw, in_e = ix + 1 > -1 && ix + 1 < p.sw;
     const bool in_n = iy > -1 && iy < p.sh, in_s = iy + 1 > -1 && iy + 1 < p.sh;
-    const float* r0 = src + (static_cast<ptrdiff_t>(iy) * p.sw + ix) * c_n;
-    const float* r1 = r0 + static_cast<ptrdiff_t>(p.sw) * c_n;
+    const float* r0 = src + static_cast<ptrdiff_t>(iy) * p.pitch + static_cast<ptrdiff_t>(ix) * c_n;
+    const float* r1 = r0 + p.pitch;
     for (int c = 0; c < c_n; ++c) {
       const float v_nw = in_n && in_w ? r0[c] : 0.0f, v_ne = in_n && in_e ? r0[c_n + c] : 0.0f;
       const float v_sw = in_s && in_w ? r1[c] : 0.0f, v_se = in_s && in_e ? r1[c_n + c] : 0.0f;
@@ -565,7 +572,7 @@ __attribute__((target("avx2,fma"))) void warp_row8(const float* src, const float
   const __m256 gx = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(t[0]), cx), _mm256_set1_ps(row_x));
   const __m256 gy = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(t[3]), cx), _mm256_set1_ps(row_y));
   const __m256 x = source_coord8(gx, ax, p.padding), y = source_coord8(gy, ay, p.padding);
-  const __m256i row = _mm256_set1_epi32(p.sw * c_n), step = _mm256_set1_epi32(c_n);
+  const __m256i row = _mm256_set1_epi32(p.pitch), step = _mm256_set1_epi32(c_n);
   alignas(32) float res[4][8];
   if (p.nearest) {
     const __m256 xr = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -621,6 +628,112 @@ bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
+
+// The same in AVX-512, sixteen pixels at a time.
+__attribute__((target("avx512f,fma"))) inline __m512 source_coord16(__m512 g, const WarpAxis& a, int padding) {
+  __m512 x = _mm512_fmsub_ps(_mm512_add_ps(g, _mm512_set1_ps(1.0f)), _mm512_set1_ps(a.half), _mm512_set1_ps(0.5f));
+  if (padding == kReflection) {
+    const __m512 span2 = _mm512_set1_ps(a.span2);
+    const __m512 in = _mm512_abs_ps(_mm512_add_ps(x, _mm512_set1_ps(0.5f)));
+    const __m512 flips = _mm512_roundscale_ps(_mm512_div_ps(in, span2), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 extra = _mm512_fnmadd_ps(flips, span2, in);
+    x = _mm512_sub_ps(_mm512_min_ps(extra, _mm512_sub_ps(span2, extra)), _mm512_set1_ps(0.5f));
+  }
+  if (padding != kZeros) x = _mm512_min_ps(_mm512_set1_ps(a.top), _mm512_max_ps(x, _mm512_setzero_ps()));
+  return x;
+}
+
+__attribute__((target("avx512f,fma"))) inline __mmask16 in_range16(__m512i v, int size) {
+  return _mm512_cmpgt_epi32_mask(v, _mm512_set1_epi32(-1)) & _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(size), v);
+}
+
+__attribute__((target("avx512f,fma"))) void warp_row16(const float* src, const float* t, const WarpParams& p,
+                                                      const WarpAxis& ax, const WarpAxis& ay, int i, int j,
+                                                      float row_x, float row_y, float fill, float* out) {
+  const int c_n = p.channels;
+  const __m512 cx = _mm512_loadu_ps(p.xs + j);
+  const __m512 gx = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(t[0]), cx), _mm512_set1_ps(row_x));
+  const __m512 gy = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(t[3]), cx), _mm512_set1_ps(row_y));
+  const __m512 x = source_coord16(gx, ax, p.padding), y = source_coord16(gy, ay, p.padding);
+  const __m512i row = _mm512_set1_epi32(p.pitch), step = _mm512_set1_epi32(c_n);
+  alignas(64) float res[4][16];
+  const __m512 zero = _mm512_setzero_ps();
+  if (p.nearest) {
+    const __m512 xr = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 yr = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i ix = _mm512_cvttps_epi32(xr), iy = _mm512_cvttps_epi32(yr);
+    const __mmask16 mask = in_range16(ix, p.sw) & in_range16(iy, p.sh);
+    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(iy, row), _mm512_mullo_epi32(ix, step));
+    for (int c = 0; c < c_n; ++c) {
+      const __m512 v = _mm512_mask_i32gather_ps(zero, mask, off, src + c, 4);
+      _mm512_store_ps(res[c], _mm512_add_ps(v, _mm512_set1_ps(fill)));
+    }
+  } else {
+    const __m512 x0 = _mm512_floor_ps(x), y0 = _mm512_floor_ps(y);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 w = _mm512_sub_ps(x, x0), e = _mm512_sub_ps(one, w);
+    const __m512 n = _mm512_sub_ps(y, y0), s = _mm512_sub_ps(one, n);
+    const __m512 nw = _mm512_mul_ps(s, e), ne = _mm512_mul_ps(s, w), sw = _mm512_mul_ps(n, e),
+                 se = _mm512_mul_ps(n, w);
+    const __m512i ix = _mm512_cvttps_epi32(x0), iy = _mm512_cvttps_epi32(y0);
+    const __m512i ix1 = _mm512_add_epi32(ix, _mm512_set1_epi32(1)), iy1 = _mm512_add_epi32(iy, _mm512_set1_epi32(1));
+    const __mmask16 m_w = in_range16(ix, p.sw), m_e = in_range16(ix1, p.sw);
+    const __mmask16 m_n = in_range16(iy, p.sh), m_s = in_range16(iy1, p.sh);
+    const __m512i o_nw = _mm512_add_epi32(_mm512_mullo_epi32(iy, row), _mm512_mullo_epi32(ix, step));
+    const __m512i o_ne = _mm512_add_epi32(o_nw, step), o_sw = _mm512_add_epi32(o_nw, row);
+    const __m512i o_se = _mm512_add_epi32(o_sw, step);
+    if (c_n == 1) {
+      // grey: a pixel's west and east corners are neighbours in memory, one 64-bit gather fetches both (half
+      // the gathered elements); indices clamped into the zero border replace the masks
+      const __m512i lo = _mm512_set1_epi32(-kBorder);
+      const __m512i cx0 = _mm512_min_epi32(_mm512_max_epi32(ix, lo), _mm512_set1_epi32(p.sw));
+      const __m512i cy0 = _mm512_min_epi32(_mm512_max_epi32(iy, lo), _mm512_set1_epi32(p.sh));
+      const __m512i o = _mm512_add_epi32(_mm512_mullo_epi32(cy0, row), cx0);
+      const __m512i o2 = _mm512_add_epi32(o, row);
+      const double* base = reinterpret_cast<const double*>(src);
+      const __m512 t0 = _mm512_castpd_ps(_mm512_i32gather_pd(_mm512_castsi512_si256(o), base, 4));
+      const __m512 t1 = _mm512_castpd_ps(_mm512_i32gather_pd(_mm512_extracti64x4_epi64(o, 1), base, 4));
+      const __m512 b0 = _mm512_castpd_ps(_mm512_i32gather_pd(_mm512_castsi512_si256(o2), base, 4));
+      const __m512 b1 = _mm512_castpd_ps(_mm512_i32gather_pd(_mm512_extracti64x4_epi64(o2, 1), base, 4));
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+      const __m512 v_nw = _mm512_permutex2var_ps(t0, even, t1), v_ne = _mm512_permutex2var_ps(t0, odd, t1);
+      const __m512 v_sw = _mm512_permutex2var_ps(b0, even, b1), v_se = _mm512_permutex2var_ps(b0, odd, b1);
+      __m512 v = _mm512_fmadd_ps(v_ne, ne, _mm512_mul_ps(v_nw, nw));
+      v = _mm512_fmadd_ps(v_sw, sw, v);
+      v = _mm512_fmadd_ps(v_se, se, v);
+      _mm512_storeu_ps(out + static_cast<size_t>(i) * p.ow + j, _mm512_add_ps(v, _mm512_set1_ps(fill)));
+      return;
+    }
+    for (int c = 0; c < c_n; ++c) {
+      const float* b = src + c;
+      const __m512 v_nw = _mm512_mask_i32gather_ps(zero, m_n & m_w, o_nw, b, 4);
+      const __m512 v_ne = _mm512_mask_i32gather_ps(zero, m_n & m_e, o_ne, b, 4);
+      const __m512 v_sw = _mm512_mask_i32gather_ps(zero, m_s & m_w, o_sw, b, 4);
+      const __m512 v_se = _mm512_mask_i32gather_ps(zero, m_s & m_e, o_se, b, 4);
+      __m512 v = _mm512_fmadd_ps(v_ne, ne, _mm512_mul_ps(v_nw, nw));
+      v = _mm512_fmadd_ps(v_sw, sw, v);
+      v = _mm512_fmadd_ps(v_se, se, v);
+      _mm512_store_ps(res[c], _mm512_add_ps(v, _mm512_set1_ps(fill)));
+    }
+  }
+  float* o = out + (static_cast<size_t>(i) * p.ow + j) * c_n;
+  if (c_n == 1) {
+    std::memcpy(o, res[0], sizeof(res[0]));
+  } else {
+    for (int k = 0; k < 16; ++k)
+      for (int c = 0; c < c_n; ++c) o[k * c_n + c] = res[c][k];
+  }
+}
+
+int warp_isa() {
+  static const int isa = [] {
+    const char* force = std::getenv("PYDLR_WARP_ISA");
+    int best = __builtin_cpu_supports("avx512f") && has_avx2() ? 512 : has_avx2() ? 256 : 0;
+    return force != nullptr ? std::min(best, std::atoi(force)) : best;
+  }();
+  return isa;
+}
 #endif
 
 // One image: src (sh x sw x channels floats, already less the fill) warped by theta t into out.
@@ -629,10 +742,14 @@ void warp_image(const float* src, const float* t, const WarpParams& p, float fil
   for (int i = 0; i < p.oh; ++i) {
     int j = 0;
 #ifdef PYDLR_WARP_AVX2
-    if (has_avx2() && p.ow >= 8) {
-      // the last block overlaps the one before it when the row is not a multiple of 8: the shared pixels
-      // come out the same both times
-      const float row_x = row_term(t[2], t[1], p.ys[i]), row_y = row_term(t[5], t[4], p.ys[i]);
+    // the last block overlaps the one before it when the row is not a multiple of the block: the shared pixels
+    // come out the same both times
+    const float row_x = row_term(t[2], t[1], p.ys[i]), row_y = row_term(t[5], t[4], p.ys[i]);
+    if (warp_isa() >= 512 && p.ow >= 16) {
+      for (; j < p.ow; j += 16) warp_row16(src, t, p, ax, ay, i, std::min(j, p.ow - 16), row_x, row_y, fill, out);
+      continue;
+    }
+    if (warp_isa() >= 256 && p.ow >= 8) {
       for (; j < p.ow; j += 8) warp_row8(src, t, p, ax, ay, i, std::min(j, p.ow - 8), row_x, row_y, fill, out);
       continue;
     }
@@ -657,15 +774,52 @@ std::string decode_and_warp(const std::string& path, const WarpParams& base, boo
   // the one bilinear resampling stands in for a resize only up to halving (below, Pillow's filtered resize)
   const bool fits = resize ? (2 * dims[0] >= p.oh && 2 * dims[1] >= p.ow) : (dims[0] == p.oh && dims[1] == p.ow);
   if (!fits) return "size";
-  const size_t count = s.pixels.size();
-  if (s.plane.size() < count) s.plane.resize(count);
+  // the image as floats less the fill, inside a border of kBorder zero pixels
+  const int c_n = p.channels;
+  p.pitch = (p.sw + 2 * kBorder) * c_n;
+  const size_t size = static_cast<size_t>(p.sh + 2 * kBorder) * p.pitch;
+  if (s.plane.size() < size) s.plane.resize(size);
   float* plane = s.plane.data();
+  std::fill(plane, plane + size, 0.0f);
+  float* origin = plane + kBorder * p.pitch + kBorder * c_n;
   const uint8_t* px = s.pixels.data();
-  for (size_t k = 0; k < count; ++k) plane[k] = static_cast<float>(px[k]) - fill;
-  warp_image(plane, t, p, fill, out);
+  const size_t row = static_cast<size_t>(p.sw) * c_n;
+  for (int y = 0; y < p.sh; ++y) {
+    float* dst = origin + static_cast<ptrdiff_t>(y) * p.pitch;
+    const uint8_t* from = px + y * row;
+    for (size_t k = 0; k < row; ++k) dst[k] = static_cast<float>(from[k]) - fill;
+  }
+  warp_image(origin, t, p, fill, out);
   return "";
 }
 
+}  // namespace
+#endif
+
+#ifdef PYDLR_WITH_LIBPNG
+namespace {
+// Whether a batch is worth sharing between the compute threads. Shared, a batch ends when every thread has
+// come to the region's end; a thread whose core another process holds arrives late, and the batch waits for
+// it, however little it did. After a shared batch that took over 3/4 of what the calling thread alone would
+// have needed (its own time per image times the batch), the next kSoloBatches run on the calling thread
+// alone, then sharing is tried again.
+struct Contention {
+  static constexpr int kSoloBatches = 32;
+  static std::atomic<int>& solo() {
+    static std::atomic<int> left{0};
+    return left;
+  }
+  static bool parallel() {
+    int left = solo().load(std::memory_order_relaxed);
+    if (left <= 0) return true;
+    solo().store(left - 1, std::memory_order_relaxed);
+    return false;
+  }
+  static void report(double wall, double own_seconds, int64_t own_images, int64_t n) {
+    const double alone = own_images > 0 ? own_seconds / own_images * n : wall;
+    if (own_images >= n || wall > 0.75 * alone) solo().store(kSoloBatches, std::memory_order_relaxed);
+  }
+};
 }  // namespace
 #endif
 
@@ -698,7 +852,7 @@ std::vector<std::string> decode_png_warp_batch_cpu(const c10::List<std::string>&
   TORCH_CHECK(padding >= 0 && padding <= 2, "pydlr::decode_png_warp_batch: padding 0, 1 or 2");
   std::vector<std::string> errors(n);
 #ifdef PYDLR_WITH_LIBPNG
-  WarpParams base{0, 0, static_cast<int>(channels), static_cast<int>(out.size(1)), static_cast<int>(out.size(2)),
+  WarpParams base{0, 0, static_cast<int>(channels), 0, static_cast<int>(out.size(1)), static_cast<int>(out.size(2)),
                   static_cast<int>(padding), interpolation == 1, xs.data_ptr<float>(), ys.data_ptr<float>()};
   const float* th = theta.data_ptr<float>();
   float* dst = out.data_ptr<float>();
@@ -706,15 +860,28 @@ std::vector<std::string> decode_png_warp_batch_cpu(const c10::List<std::string>&
   const float f = static_cast<float>(fill);
   constexpr int64_t kChunk = 4;
   std::atomic<int64_t> next{0};
-  const int64_t tasks = std::min<int64_t>(at::get_num_threads(), (n + kFilesPerTask - 1) / kFilesPerTask);
-  at::parallel_for(0, std::max<int64_t>(tasks, 1), 1, [&](int64_t, int64_t) {
+  int64_t own_images = 0;     // done by the calling thread
+  double own_seconds = 0.0;   // its time on them
+  const auto work = [&](bool caller) {
     Scratch& s = thread_scratch();
+    const auto start = std::chrono::steady_clock::now();
     for (int64_t k = next.fetch_add(kChunk); k < n; k = next.fetch_add(kChunk)) {
       for (int64_t i = k; i < std::min(n, k + kChunk); ++i)
         errors[i] = decode_and_warp(paths.get(i), base, resize, th + 6 * i, f, s, dst + image * i);
+      if (caller) own_images += std::min(n, k + kChunk) - k;
     }
+    if (caller) own_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.trim();
-  });
+  };
+  const int64_t tasks = std::min<int64_t>(at::get_num_threads(), (n + kFilesPerTask - 1) / kFilesPerTask);
+  if (tasks < 2 || !Contention::parallel()) {
+    work(true);
+  } else {
+    const auto start = std::chrono::steady_clock::now();
+    at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) { work(at::get_thread_num() == 0); });
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    Contention::report(wall, own_seconds, own_images, n);
+  }
 #else
   for (int64_t i = 0; i < n; ++i) errors[i] = "built without libpng";
 #endif
