@@ -5,6 +5,7 @@ must come back undecoded (None) so that Pillow decodes them or names the problem
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -332,3 +333,44 @@ def test_fused_warp_split_between_threads_gives_the_one_thread_result(tmp_path):
         torch.set_num_threads(threads)
     assert e1 == e2 == [""] * len(paths)
     assert torch.equal(one, split)
+
+
+@pytest.mark.parametrize("isa", ["256", "0"])
+def test_fused_warp_without_avx512_gives_the_same_images(tmp_path, isa):
+    """The AVX2 rows of 8 and the one-pixel-at-a-time code (PYDLR_WARP_ISA caps the instruction set, read
+    once a process: a fresh one here) give what the widest path gives, grey and RGB, every padding."""
+    import subprocess
+    import sys
+
+    import torch
+
+    rng = np.random.default_rng(9)
+    paths = [_write(tmp_path, f"{k}.png", png_bytes(rng.integers(0, 256, (11 + k % 3, 19, 1 + 2 * (k % 2)),
+                                                                np.uint8))) for k in range(6)]
+    script = """
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from test_decode_png import _fused
+from pydlr.data import Augment
+from pydlr.data.decode import check_image_spec
+paths = sys.argv[3:]
+outs = []
+for mode in ("grayscale", "rgb"):
+    for fill in ("reflect", "nearest", "constant"):
+        for interp in ("bilinear", "nearest"):
+            aug = Augment(flip="horizontal", rotation=0.2, shift=0.1, zoom=(-0.4, 0.5), fill_mode=fill,
+                          fill_value=9.0, interpolation=interp, value_range=(0, 255))
+            theta = aug.theta_from(aug.draw(len(paths), torch.Generator().manual_seed(2))[0], 12, 18)
+            spec = check_image_spec((12, 18), mode, "bilinear", False, "test")
+            outs.append(_fused(paths, spec, aug, theta, True)[0])
+torch.save(outs, sys.argv[2])
+"""
+    results = {}
+    for cap in ("512", isa):
+        dest = tmp_path / f"out{cap}.pt"
+        env = {**os.environ, "PYDLR_WARP_ISA": cap}
+        subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__), str(dest), *paths], env=env,
+                       check=True)
+        results[cap] = torch.load(dest)
+    for wide, narrow in zip(results["512"], results[isa], strict=True):
+        torch.testing.assert_close(narrow, wide, atol=1e-4, rtol=1e-5)
