@@ -270,3 +270,21 @@ def test_grad_cam_plot_names_the_class_and_has_a_colour_key(trained_cnn, tmp_pat
     fig = interpret.plot_grad_cam(trained_cnn, x[1:2], 0)  # no names known: the class number
     assert fig.axes[1].get_title().startswith("Grad-CAM: class 0, p = ")
     plt.close(fig)
+
+
+def test_grad_cam_on_a_model_in_training_mode_leaves_batchnorm_statistics_alone() -> None:
+    # Finding the default layer ran a forward pass in the caller's (training) mode: BatchNormalization's
+    # running mean and variance moved towards the explained images, silently changing later predictions.
+    pydlr.utils.set_random_seed(0)
+    model = pydlr.Sequential([layers.Input((16, 16, 1)), layers.Conv2D(4, 3, activation="relu"),
+                              layers.BatchNormalization(), layers.Dropout(0.5),
+                              layers.GlobalAveragePooling2D(), layers.Dense(2)])
+    x, _ = square_images(4, seed=3)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    heat_train = interpret.grad_cam(model, x + 5.0)
+    after = model.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
+    assert model.training
+    model.eval()
+    np.testing.assert_allclose(heat_train, interpret.grad_cam(model, x + 5.0), atol=1e-6)

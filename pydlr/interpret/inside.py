@@ -145,6 +145,18 @@ def filters(model: Any, layer: Any = None, grid: bool = True, ncol: int | None =
 
 
 @contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Inference mode for the block, then the caller's mode again: a forward pass in training mode would
+    update BatchNormalization's running statistics (changing the model) and apply Dropout."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def _capture(module: nn.Module, keep_grad: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Records the module's output of the next forward pass under key "out"."""
     box: dict[str, torch.Tensor] = {}
@@ -179,13 +191,8 @@ def activations(model: Any, x: Any, layer: Any, preprocess: bool = False) -> np.
     _check_model(model, where)
     module = find_layer(model, layer, where)
     xt = model.prepare_input(model_input(model, x, preprocess, where))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), _capture(module) as box:
-            model.call_internal(xt)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad(), _capture(module) as box:
+        model.call_internal(xt)
     if "out" not in box:
         raise InputError("layer", "a layer the model's forward pass runs", layer, where)
     return _public(box["out"])
@@ -201,7 +208,7 @@ def last_spatial_module(model: BaseModel, xt: torch.Tensor, where: str = "grad_c
         for m in model.modules() if isinstance(m, Layer) and not isinstance(m, BaseModel)
     ]
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model.call_internal(xt[:1])
     finally:
         for h in hooks:
@@ -255,22 +262,17 @@ def grad_cam_details(model: Any, x: Any, class_index: Any = None, layer: Any = N
     xt = model.prepare_input(model_input(model, x, preprocess, where))
     n = xt.shape[0]
     module = last_spatial_module(model, xt) if layer is None else find_layer(model, layer, where)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad(), _capture(module) as box:
-            out = model.call_internal(xt)
-            if "out" not in box or box["out"].dim() != 4:
-                raise InputError("layer", "a layer with a spatial (4-d) output", layer, where)
-            if out.dim() != 2:
-                raise InputError("model", "a classifier with outputs (N, classes)", model, where)
-            classes = check_classes(class_index, out, n, where)
-            scores, probabilities = scores_for_cam(out)
-            picked = scores.gather(1, classes[:, None]).sum()
-            fmap = box["out"]
-            (grad,) = torch.autograd.grad(picked, fmap)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.enable_grad(), _capture(module) as box:
+        out = model.call_internal(xt)
+        if "out" not in box or box["out"].dim() != 4:
+            raise InputError("layer", "a layer with a spatial (4-d) output", layer, where)
+        if out.dim() != 2:
+            raise InputError("model", "a classifier with outputs (N, classes)", model, where)
+        classes = check_classes(class_index, out, n, where)
+        scores, probabilities = scores_for_cam(out)
+        picked = scores.gather(1, classes[:, None]).sum()
+        fmap = box["out"]
+        (grad,) = torch.autograd.grad(picked, fmap)
     cam = cam_from(fmap.detach(), grad, tuple(xt.shape[2:]) if upsample else None)
     probs = out.detach() if probabilities else torch.softmax(out.detach(), dim=1)
     return {
