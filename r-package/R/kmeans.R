@@ -157,7 +157,8 @@ print.summary.pydlr_kmeans <- function(x, ...) {
 #'   predict(km, x[c(1, 100), ])
 #' }
 predict.pydlr_kmeans <- function(object, newdata, ...) {
-  x <- .check_matrix(newdata, "newdata")
+  # by name, as predict.lm(): a data.frame with the columns in another order is the same data
+  x <- .check_matrix(.on_columns(newdata, colnames(object$centers), "newdata", fitter = "pydlr_kmeans()"), "newdata")
   if (ncol(x) != ncol(object$centers)) {
     .input_error("newdata", sprintf("%d columns, as the training data", ncol(object$centers)),
       I(sprintf("%d columns", ncol(x))))

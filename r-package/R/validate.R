@@ -96,14 +96,14 @@
 
 # Columns named as `columns` (those fit() was given; NULL: not known) in that order: R matches a
 # data.frame's columns by name (predict.lm() does), and their position alone would silently feed each value
-# to another input. Data without column names are taken as they come.
-.on_columns <- function(x, columns, arg = "x", call = sys.call(sys.parent())) {
+# to another input. Data without column names are taken as they come. `fitter` names the call that saw them.
+.on_columns <- function(x, columns, arg = "x", call = sys.call(sys.parent()), fitter = "fit()") {
   have <- colnames(x)
   if (is.null(columns) || length(dim(x)) != 2L || is.null(have) || identical(have, columns)) return(x)
   if (setequal(have, columns) && !anyDuplicated(have)) return(x[, columns, drop = FALSE])
   missing <- setdiff(columns, have)
   extra <- setdiff(have, columns)
-  .input_error(arg, sprintf("data with the columns fit() was given (%s)", paste(columns, collapse = ", ")),
+  .input_error(arg, sprintf("data with the columns %s was given (%s)", fitter, paste(columns, collapse = ", ")),
     I(paste0("columns ", paste(c(if (length(missing)) paste(paste(missing, collapse = ", "), "missing"),
       if (length(extra)) paste(paste(extra, collapse = ", "), "not among them")), collapse = ", "))),
     call = call)

@@ -132,8 +132,23 @@ test_that("bad input is an R condition of class pydlr_input_error, before any wo
   expect_error(pydlr_kmeans(d$x, 2, tol = -1), "tol", class = "pydlr_input_error")
   expect_error(pydlr_kmeans(d$x, 2, init = "bogus"), "argument `init` must be one of", class = "pydlr_input_error")
   km <- pydlr_kmeans(d$x, 2, seed = 1)
-  expect_error(predict(km, d$x[, 1:2]), "3 columns", class = "pydlr_input_error")
+  expect_error(predict(km, d$x[, 1:2]), "columns pydlr_kmeans\\(\\) was given \\(a, b, c\\); received columns c missing",
+               class = "pydlr_input_error")
+  expect_error(predict(km, unname(d$x[, 1:2])), "3 columns", class = "pydlr_input_error")
   # A Python-side InputError (here: no CUDA device) comes back as the same R condition class.
   skip_if(reticulate::import("torch")$cuda$is_available())
   expect_error(pydlr_kmeans(d$x, 2, device = "cuda"), "device", class = "pydlr_input_error")
+})
+
+test_that("predict() matches a data.frame's columns by name, as the fit saw them", {
+  x <- iris[, 1:4]
+  km <- pydlr_kmeans(x, 3, seed = 1, n_init = 3)
+  # Columns in another order are the same data: by position the rows went to other clusters, silently.
+  expect_identical(predict(km, x[1:20, 4:1]), predict(km, x[1:20, ]))
+  expect_identical(unname(predict(km, x[c(1, 51, 101), ])), unname(km$cluster[c(1, 51, 101)]))
+  renamed <- setNames(x[1:5, ], c("a", names(x)[2:4]))
+  expect_error(predict(km, renamed), "argument `newdata` must be data with the columns pydlr_kmeans\\(\\) was given.*Sepal.Length missing, a not among them",
+               class = "pydlr_input_error")
+  # Data without column names are taken as they come.
+  expect_identical(predict(km, unname(as.matrix(x[1:5, ]))), unname(predict(km, x[1:5, ])))
 })
