@@ -163,6 +163,16 @@ def test_preprocess_conventions() -> None:
         pretrained.decode_predictions(np.zeros((1, 10)))
 
 
+@pytest.mark.parametrize("mode", ["torch", "tflite"])
+def test_preprocessing_preprocessed_images_again_is_refused(mode: str) -> None:
+    # Preprocessed twice, chelsea (a cat) came out as a confident "matchstick" with no error or warning.
+    once = pretrained.preprocess(data.chelsea(), size=64, mode=mode)
+    with pytest.raises(InputError, match=r"argument `images` must be raw pixels .*received 'values down to -"):
+        pretrained.preprocess(once, size=64, mode=mode)
+    # Raw pixels a resize left slightly below 0 are still pixels.
+    assert pretrained.preprocess(np.clip(once, -0.05, 1.0), size=64, mode=mode).shape == (1, 64, 64, 3)
+
+
 def test_headless_model_and_embeddings(cache: Path, imagenet_model: pretrained.MobileNetV2) -> None:
     base = pretrained.load(NAME, include_top=False, pooling="avg")
     x = pretrained.preprocess(data.coffee(), size=96)

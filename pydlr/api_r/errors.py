@@ -65,7 +65,8 @@ _MENTIONED = re.compile(r"(?<![\w.])(callback )?(" + "|".join(sorted(
     key=len, reverse=True)) + r")\b(?!\()")
 # Arguments R names otherwise than Python, by the function that raised the error (keras3's `filepath`).
 R_ARGUMENTS: dict[str, dict[str, str]] = {
-    where: {"path": "filepath"} for where in ("load_model", "save_model", "load_weights", "save_weights")}
+    **{where: {"path": "filepath"} for where in ("load_model", "save_model", "load_weights", "save_weights")},
+    "preprocess": {"images": "x"}}
 
 # A mention that reads better in words than as a function ("an ImageDataset": "an image dataset ...").
 _MENTION_WORDS = {"ImageDataset": "image dataset from image_dataset_from_directory()"}

@@ -27,16 +27,10 @@ class _Reached(Exception):
 def pattern_bounds(model: Any, channels: int) -> tuple[torch.Tensor, torch.Tensor, str | None]:
     """The range of valid inputs per channel, shape (1, C, 1, 1): the model's own preprocessing of pixels
     0 and 255 for the ImageNet networks (their scaling), else [0, 1]; and that preprocessing's mode."""
-    from pydlr.pretrained.imagenet import IMAGENET_MEAN, IMAGENET_STD, model_mode
+    from pydlr.pretrained.imagenet import input_bounds, model_mode
 
     mode = model_mode(model)
-    if mode == "torch" and channels == 3:
-        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        lo, hi = -mean / std, (1 - mean) / std
-    elif mode == "tflite" and channels == 3:
-        lo, hi = torch.full((3,), -127 / 128), torch.full((3,), 128 / 128)
-    else:
-        lo, hi = torch.zeros(channels), torch.ones(channels)
+    lo, hi = input_bounds(mode, channels)
     return lo.view(1, -1, 1, 1), hi.view(1, -1, 1, 1), mode
 
 

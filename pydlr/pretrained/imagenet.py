@@ -32,6 +32,20 @@ def class_names() -> tuple[str, ...]:
     return tuple(names[str(i)] for i in range(len(names)))
 
 
+# Below any pixel value, even after a resize's overshoot; preprocessed images reach about -1 ("tflite") or
+# -2.1 ("torch") at their darkest pixels.
+_NOT_A_PIXEL = -0.25
+
+
+def _check_not_preprocessed(x: torch.Tensor, images: Any, where: str) -> None:
+    """Refuses images with clearly negative values: they were preprocessed already, and preprocessing them
+    again gives confident wrong predictions (a cat read as a matchstick) without any other sign."""
+    low = float(x.min()) if x.numel() else 0.0
+    if low < _NOT_A_PIXEL:
+        raise InputError("images", "raw pixels (0-255, or 0-1), not images preprocessed already",
+                         f"values down to {low:.3g}", where)
+
+
 def _as_batch(images: Any, where: str) -> torch.Tensor:
     """(N, H, W, C) float32 in [0, 1] from uint8 (0-255) or float ([0, 1]) data; grey -> 3 channels.
 
@@ -55,6 +69,7 @@ def _as_batch(images: Any, where: str) -> torch.Tensor:
         x = x.float() / 255.0
     elif x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.int16):
         x = x.float()
+        _check_not_preprocessed(x, images, where)
         if float(x.max()) > 1.0 + 1e-6:  # 0-255 data in a float array (e.g. R's numeric arrays)
             x = x / 255.0
     else:
@@ -123,6 +138,17 @@ def preprocess(
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         x = (x - mean) / std
     return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy(), dtype=np.float32)
+
+
+def input_bounds(mode: str | None, channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lowest and highest value per channel of images preprocessed for ``mode`` (pixels 0 and 255
+    scaled as `preprocess` scales them); [0, 1] for no mode (a network without preprocessing of its own)."""
+    if mode == "torch" and channels == 3:
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        return -mean / std, (1 - mean) / std
+    if mode == "tflite" and channels == 3:
+        return torch.full((3,), -127 / 128), torch.full((3,), 128 / 128)
+    return torch.zeros(channels), torch.ones(channels)
 
 
 def model_mode(model: Any) -> str | None:

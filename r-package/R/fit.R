@@ -331,7 +331,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
-  .warn_other_scale(x, object$state$scale)
+  .warn_other_scale(x, object$state$scale, advice = object$state$scale_advice)
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
@@ -382,7 +382,7 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
-  .warn_other_scale(x, object$state$scale)
+  .warn_other_scale(x, object$state$scale, advice = object$state$scale_advice)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
   out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)

@@ -70,7 +70,12 @@ application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top 
   py <- .py_call("api_r.pretrained.application", name, include_top = include_top, weights = weights,
     input_shape = input_shape, pooling = pooling, classes = classes,
     classifier_activation = classifier_activation, trainable = trainable, .convert = FALSE, .call = call)
-  .new_model(py)
+  model <- .new_model(py)
+  # The scale of preprocessed photos, as fit() records its data's: predict() then warns on 0-255 pixels,
+  # which the network reads as a confident wrong class.
+  model$state$scale <- .py_call("api_r.pretrained.input_scale", py, .call = call)
+  model$state$scale_advice <- "application_preprocess_inputs(model, x)"
+  model
 }
 
 #' EfficientNet-Lite with ImageNet weights

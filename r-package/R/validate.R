@@ -120,14 +120,16 @@
 # A warning when images `x` are on another scale than the training images (`scale`, from .data_scale();
 # NULL: not known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong
 # predictions without any error. Tables are left alone: a new row may well exceed the training range.
-.warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent())) {
+# `advice`: how to scale (NULL: as the training data, e.g. x / 255).
+.warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent()), advice = NULL) {
   if (length(dim(x)) < 3L) return(invisible())
   now <- .data_scale(x)
   if (is.null(scale) || scale <= 0 || now <= 0 || (now <= 20 * scale && now >= scale / 20)) return(invisible())
+  advice <- if (is.null(advice)) "scale it as the training data was (e.g. x / 255 for pixels)" else
+    paste("preprocess it with", advice)
   warning(warningCondition(sprintf(paste0(
-    "`%s` reaches %s but the training data reached %s: scale it as the training data was ",
-    "(e.g. x / 255 for pixels), or the predictions are for other inputs than meant"),
-    arg, format(now, digits = 3), format(scale, digits = 3)), class = "pydlr_warning", call = call))
+    "`%s` reaches %s but the training data reached %s: %s, or the predictions are for other inputs than meant"),
+    arg, format(now, digits = 3), format(scale, digits = 3), advice), class = "pydlr_warning", call = call))
 }
 
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),

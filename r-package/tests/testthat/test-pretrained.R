@@ -28,6 +28,12 @@ test_that("application_mobilenet_v2() predicts ImageNet classes for the cat and 
   expect_equal(top[[1]]$class_description[1], "Egyptian cat")
   expect_equal(top[[2]]$class_index[1], 967L)
   expect_equal(top[[2]]$class_description[1], "espresso")
+  expect_no_warning(predict(model, x))
+  # The crop left at 0-255 was read as a confident "torch" (class 862), silently.
+  raw <- imagenet_preprocess_input(example_image("chelsea"), normalize = FALSE) * 255
+  expect_warning(predict(model, raw),
+    "`x` reaches 2.+ but the training data reached 2.64: preprocess it with application_preprocess_inputs\\(model, x\\)",
+    class = "pydlr_warning")
   expect_gt(top[[2]]$score[1], 0.9)
   expect_true(file.exists(file.path(pt_cache, "mobilenet_v2-b0353104.safetensors"))) # converted once
 })
@@ -60,6 +66,9 @@ test_that("imagenet_preprocess_input() crops, scales and normalizes like torchvi
   grey <- imagenet_preprocess_input(dataset_lfw_subset()$x[1:3, , ], size = 32)
   expect_equal(dim(grey), c(3L, 32L, 32L, 3L))
   expect_error(imagenet_preprocess_input("cat"), class = "pydlr_input_error")
+  # Preprocessing twice gave confident wrong classes, silently; R names the argument `x`.
+  expect_error(imagenet_preprocess_input(norm), "imagenet_preprocess_input\\(\\): argument `x` must be raw pixels \\(0-255, or 0-1\\), not images preprocessed already; received values down to -",
+               class = "pydlr_input_error")
   expect_error(application_mobilenet_v2(classes = 10), "classes")
   expect_error(application_mobilenet_v2(alpha = 0.5), class = "pydlr_not_supported_error")
 })
