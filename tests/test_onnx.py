@@ -84,3 +84,18 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         io.export_onnx(model, tmp_path / "x.onnx", opset=7)
     with pytest.raises(InputError, match="path"):
         io.onnxruntime_predict(tmp_path / "none.onnx", np.zeros((1, 28, 28, 1)))
+
+
+def test_onnxruntime_predict_names_the_argument_onnxruntime_refuses(tmp_path: Path) -> None:
+    # onnxruntime's own errors (InvalidArgument "Invalid rank for input", InvalidProtobuf) came through raw.
+    model = seed_cnn(model_class=Sequential)
+    path = io.export_onnx(model, tmp_path / "seed.onnx")
+    assert io.onnxruntime_predict(path, np.zeros((3, 28, 28, 1))).shape == (3, 10)  # any batch size
+    for bad in (np.zeros((2, 28, 28)), np.zeros((2, 28, 28, 3)), np.zeros((28, 28, 1))):
+        with pytest.raises(InputError, match=r"onnxruntime_predict: argument `x` must be an array of shape "
+                                             r"\(N, 28, 28, 1\), as the exported model takes"):
+            io.onnxruntime_predict(path, bad)
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("not a graph")
+    with pytest.raises(InputError, match=r"argument `path` must be an ONNX file \(as export_onnx writes\)"):
+        io.onnxruntime_predict(not_onnx, np.zeros((1, 28, 28, 1)))

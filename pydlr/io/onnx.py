@@ -142,7 +142,22 @@ def onnxruntime_predict(path: str | os.PathLike, x: Any) -> Any:
     except ImportError as exc:
         raise InputError("onnxruntime", "the package installed (pip install onnxruntime)", None,
                          "onnxruntime_predict") from exc
+    where = "onnxruntime_predict"
     if not Path(path).is_file():
-        raise InputError("path", "an existing .onnx file", str(path), "onnxruntime_predict")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})[0]
+        raise InputError("path", "an existing .onnx file", str(path), where)
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...) share no public base
+        raise InputError("path", "an ONNX file (as export_onnx writes)", str(path), where) from exc
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    _check_onnx_input(session.get_inputs()[0].shape, x, where)
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _check_onnx_input(expected: list[Any], x: Any, where: str) -> None:
+    """``x`` against the graph's input shape (named axes such as "batch" take any size), before onnxruntime
+    refuses it in its own words."""
+    fixed = tuple(d if isinstance(d, int) else None for d in expected)
+    if x.ndim != len(fixed) or any(d is not None and d != n for d, n in zip(fixed, x.shape)):
+        want = "(" + ", ".join("N" if d is None else str(d) for d in fixed) + ")"
+        raise InputError("x", f"an array of shape {want}, as the exported model takes", x, where)

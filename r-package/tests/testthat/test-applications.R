@@ -63,6 +63,10 @@ test_that("export_onnx() writes files onnxruntime runs like predict()", {
   expect_lt(max(abs(onnxruntime_predict(seed_path, digits) - predict(seed, digits))), 1e-4)
   expect_error(export_onnx(model, file.path(tempdir(), "no", "such", "dir.onnx")), class = "pydlr_input_error")
   expect_error(export_onnx("model", path), class = "pydlr_input_error")
+  # Images without their channel axis reached onnxruntime, whose InvalidArgument came through raw.
+  expect_error(onnxruntime_predict(seed_path, digits[, , , 1]),
+    "onnxruntime_predict\\(\\): argument `x` must be an array of shape \\(N, 28, 28, 1\\), as the exported model takes; received a double array of dim c\\(3, 28, 28\\)",
+    class = "pydlr_input_error")
 })
 
 test_that("fine_tune() takes load_image_folder()-shaped data and replaces an EfficientNet's top", {
