@@ -158,6 +158,6 @@ def _check_onnx_input(expected: list[Any], x: Any, where: str) -> None:
     """``x`` against the graph's input shape (named axes such as "batch" take any size), before onnxruntime
     refuses it in its own words."""
     fixed = tuple(d if isinstance(d, int) else None for d in expected)
-    if x.ndim != len(fixed) or any(d is not None and d != n for d, n in zip(fixed, x.shape)):
+    if x.ndim != len(fixed) or any(d is not None and d != n for d, n in zip(fixed, x.shape, strict=True)):
         want = "(" + ", ".join("N" if d is None else str(d) for d in fixed) + ")"
         raise InputError("x", f"an array of shape {want}, as the exported model takes", x, where)
