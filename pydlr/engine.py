@@ -38,7 +38,8 @@ Semantics (as Keras; tested in tests/test_train_engine.py)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -238,7 +239,7 @@ class TrainingMixin:
             validation_batch_size: int | None = None, seed: int | None = None,
             device: Any = "auto", resume: Any = None, augment: Augment | None = None,
             workers: int = 0, precision: str = "auto", print_fn: Any = None,
-            dynamic_progress: bool | None = None, distributed: bool = False,
+            dynamic_progress: bool | None = None, distributed: bool | Mapping = False,
             nproc_per_node: int = 2, nan_check: bool = True, validation_steps: int | None = None,
             validation_freq: Any = 1) -> History:
         """Train the model in place; returns a `History` (also kept as ``self.history``).
@@ -249,7 +250,8 @@ class TrainingMixin:
         epoch), augment (an `Augment` applied per batch) and workers (processes that prefetch it),
         precision ("auto": bfloat16/float16 autocast on CUDA, float32 on CPU), print_fn and
         dynamic_progress (the R package passes its console printer and whether its line can be
-        rewritten in place), distributed (re-run under torchrun: ``pydlr.train.distributed``),
+        rewritten in place), distributed (True, or R's list as {"nproc_per_node": n}: re-run under torchrun,
+        ``pydlr.train.distributed``; every other argument goes to the processes, callbacks excepted),
         nan_check (stop with TrainingError on a NaN/Inf loss). x may be an image dataset
         (`pydlr.utils.image_dataset_from_directory`): labels, batch size and decoding workers come with
         it (``workers`` is for arrays), validation_data is a dataset too, and validation_steps /
@@ -257,12 +259,20 @@ class TrainingMixin:
         """
         self._require_compiled("fit")
         if distributed:
+            # Every fit argument goes to the processes: callbacks are refused there by name, and the others
+            # (resume, shuffle, augment, ...) left out would be dropped without a word.
+            options = dict(distributed) if isinstance(distributed, Mapping) else {"nproc_per_node": nproc_per_node}
             return ddp.fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs, seed=seed,
-                                       nproc_per_node=nproc_per_node, verbose=verbose,
+                                       verbose=verbose, **options, callbacks=callbacks,
                                        validation_data=validation_data, validation_split=validation_split,
                                        sample_weight=sample_weight, class_weight=class_weight,
                                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                                       validation_freq=validation_freq)
+                                       validation_freq=validation_freq, shuffle=shuffle,
+                                       initial_epoch=initial_epoch, augment=augment, workers=workers,
+                                       precision=precision, nan_check=nan_check,
+                                       validation_batch_size=validation_batch_size,
+                                       resume=None if resume is None else os.fspath(resume),
+                                       device=device if isinstance(device, str) else str(device))
         opts = FitOptions.check(**{k: v for k, v in locals().items() if k in FitOptions.names()})
         ctx = ddp.ddp_context(opts.device)  # None unless running under torchrun with > 1 process
         dev = ctx.device if ctx else opts.device

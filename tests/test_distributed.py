@@ -90,6 +90,27 @@ def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights(tmp_pa
     assert not list(tmp_path.glob("pydlr-ddp-*"))  # the data's copy is gone
 
 
+def test_fit_distributed_passes_every_argument_to_the_processes(tmp_path):
+    # model.fit(distributed=...) forwarded a fixed few arguments: callbacks, resume, shuffle, augment, ...
+    # were dropped without a word (a CSVLogger wrote nothing, no checkpoint appeared).
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_train_engine import quadrant_data, small_model
+
+    from pydlr import callbacks
+    from pydlr.errors import InputError
+
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(InputError, match="argument `callbacks` must be none with distributed training"):
+        m.fit(x, y, epochs=1, verbose=0, distributed=True, callbacks=[callbacks.CSVLogger(str(tmp_path / "log.csv"))])
+    checkpoint = tmp_path / "resume.safetensors"
+    h = m.fit(x, y, batch_size=16, epochs=1, seed=1, verbose=0, resume=checkpoint,
+              distributed={"nproc_per_node": 2})  # R's list(nproc_per_node = 2), as a dict
+    assert h.params["steps"] == 2  # 64 rows over 2 processes of 16-row batches
+    assert checkpoint.is_file()
+
+
 AUC_SCRIPT = textwrap.dedent('''
     import json, os, sys
     import numpy as np
