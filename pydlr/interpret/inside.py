@@ -307,6 +307,8 @@ def check_classes(class_index: Any, out: torch.Tensor, n: int, where: str) -> to
     idx = np.atleast_1d(np.asarray(class_index))
     if idx.dtype.kind not in "iu" or idx.ndim != 1 or len(idx) not in (1, n) or idx.min() < 0 \
             or idx.max() >= k:
+        # The values themselves (an array would be described by its shape alone, hiding the 1000 of 0..999)
+        shown = idx.tolist() if idx.size <= 8 else class_index
         raise InputError("class_index", f"an integer in 0..{k - 1} (one, or one per image)",
-                         class_index, where)
+                         shown[0] if isinstance(shown, list) and len(shown) == 1 else shown, where)
     return torch.as_tensor(np.broadcast_to(idx, (n,)).astype(np.int64), device=out.device)

@@ -75,7 +75,8 @@ test_that("grad_cam() puts the class evidence in the quadrant that holds the squ
     masses <- vapply(1:6, function(i) quadrant_mass(heat[i, , ], q), numeric(1))
     expect_gt(stats::median(masses), 0.75) # chance: 0.25
   }
-  expect_error(grad_cam(model, d$x, class_index = 7), class = "pydlr_input_error")
+  expect_error(grad_cam(model, d$x, class_index = 7), "argument `class_index` must be an integer in 0..1 \\(one, or one per image\\); received 7\\.",
+               class = "pydlr_input_error") # the value, not "an integer vector of length 1"
   expect_error(grad_cam(model, d$x, class_index = -1), "class_index")
 })
 
