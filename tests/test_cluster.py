@@ -290,3 +290,18 @@ def test_dataframe_columns_and_non_numeric_data():
     assert isinstance(info.value, TypeError) and info.value.argument == "X"
     with pytest.raises(InputError, match="Reshape your data"):
         km.predict(np.ones(2))
+
+
+def test_fewer_distinct_points_than_clusters_warns_as_scikit_learn():
+    # An empty cluster (its center a copy of another's) came back without a word; scikit-learn warns.
+    from sklearn.exceptions import ConvergenceWarning
+
+    x = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]]), 10, axis=0)
+    with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(2\) found smaller than n_clusters \(3\)"):
+        km = KMeans(3, random_state=0, n_init=1).fit(x)
+    assert sorted(np.bincount(km.labels_, minlength=3)) == [0, 10, 10]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        KMeans(2, random_state=0, n_init=1).fit(x)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from pydlr import cluster
 from pydlr.api_r._convert import c_array
@@ -23,7 +25,9 @@ def kmeans(x: Any, n_clusters: int, batch_size: int | None = None, **params: Any
         params.pop("algorithm", None)
         model = cluster.MiniBatchKMeans(n_clusters=n_clusters, batch_size=int(batch_size), **params)
     started = time.perf_counter()
-    model.fit(x)
+    with warnings.catch_warnings():  # R says it of the result (empty clusters), in R's words
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x)
     seconds = time.perf_counter() - started
     return {
         "model": model,

@@ -16,6 +16,7 @@ from sklearn.base import (
     ClusterMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import _check_feature_names
 
@@ -188,6 +189,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = int(x.shape[1])
         self.device_ = str(device)
+        distinct = int(np.unique(self.labels_).size)
+        if distinct < self.n_clusters:  # empty clusters: their centers are no cluster's (scikit-learn's warning)
+            warnings.warn(ConvergenceWarning(
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({self.n_clusters}). "
+                "Possibly due to duplicate points in X."), stacklevel=3)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return ``labels_``."""

@@ -69,7 +69,20 @@ pydlr_kmeans <- function(x, centers, n_init = 1L, max_iter = 300L, tol = 1e-4,
     n_inf <- sum(is.infinite(x))
     if (n_inf) .input_error(arg, "finite values (no Inf)", I(sprintf("%d infinite values", n_inf)), call = call)
   })
-  .kmeans_result(res, x)
+  result <- .kmeans_result(res, x)
+  .warn_empty_clusters(result$size, call)
+  result
+}
+
+# stats::kmeans() stops on more centers than distinct rows; pydlr keeps scikit-learn's result (empty
+# clusters, whose centers repeat another's) and says so, as scikit-learn does.
+.warn_empty_clusters <- function(size, call) {
+  empty <- sum(size == 0L)
+  if (!empty) return(invisible())
+  warning(warningCondition(sprintf(paste("%d of the %d clusters %s empty: `x` has fewer distinct rows than",
+    "`centers` (duplicate rows?); fewer centers give a clustering without them"), empty, length(size),
+    if (empty == 1L) "is" else "are"),
+    class = "pydlr_warning", call = call))
 }
 
 # The stats::kmeans-like result from api_r.cluster.kmeans()'s fields (withinss and totss computed by

@@ -152,3 +152,12 @@ test_that("predict() matches a data.frame's columns by name, as the fit saw them
   # Data without column names are taken as they come.
   expect_identical(predict(km, unname(as.matrix(x[1:5, ]))), unname(predict(km, x[1:5, ])))
 })
+
+test_that("more centers than distinct rows: a warning names the empty clusters", {
+  # stats::kmeans() stops here; pydlr_kmeans() returned a cluster of size 0 without a word.
+  x <- matrix(rep(c(0, 5), each = 10), 20, 2)
+  expect_warning(km <- pydlr_kmeans(x, 3, seed = 1),
+    "1 of the 3 clusters is empty: `x` has fewer distinct rows than `centers`", class = "pydlr_warning")
+  expect_equal(sort(km$size), c(0L, 10L, 10L))
+  expect_no_warning(pydlr_kmeans(x, 2, seed = 1))
+})
