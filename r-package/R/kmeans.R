@@ -239,6 +239,7 @@ compare_models <- function(..., y) {
     seconds = as.double(unlist(columns$seconds)),
     stringsAsFactors = FALSE
   )
+  out$seconds[is.nan(out$seconds)] <- NA_real_ # Python's "unknown" (nan) as R's, printed NA as documented
   class(out) <- c("pydlr_model_comparison", class(out))
   out
 }

@@ -108,7 +108,7 @@ test_that("compare_models scores labels against the truth", {
   expect_equal(out$accuracy, c(1, 10 / 12))
   expect_equal(out$ARI[1], 1)
   expect_lt(out$ARI[2], 1)
-  expect_true(is.na(out$seconds[1]))
+  expect_identical(out$seconds[1], NA_real_) # NA as documented, not NaN
   expect_equal(out$seconds[2], 2.5)
   expect_error(compare_models(perm, y = y), class = "pydlr_input_error")
   expect_error(compare_models(a = perm[1:3], y = y), "12 labels", class = "pydlr_input_error")
