@@ -104,12 +104,7 @@ image_dataset_from_directory <- function(directory, labels = "inferred", label_m
         (is.numeric(labels) && !anyNA(labels) && all(labels >= 0) && all(labels == round(labels))))) {
     .input_error("labels", "\"inferred\", NULL, or whole numbers >= 0 (one per image file)", labels)
   }
-  if (is.numeric(labels) && length(labels) && min(labels) >= 1) {
-    # keras' labels are 0-based class indices: R's 1-based ones would leave class 0 without an image
-    warning(warningCondition(sprintf(
-      "`labels` has no 0: they are 0-based class indices, so class 0 gets no image and there are %d classes; for 1-based labels pass labels - 1",
-      as.integer(max(labels)) + 1L), class = "pydlr_warning", call = sys.call()))
-  }
+  if (is.numeric(labels)) .warn_no_class_zero(labels, "labels", "image", call = sys.call())
   if (is.numeric(labels)) labels <- as.list(as.integer(labels))
   args <- .image_dataset_args(label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
                               validation_split, subset, interpolation, crop_to_aspect_ratio, verbose, workers,

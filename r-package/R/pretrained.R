@@ -378,6 +378,7 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
   levels <- if (is.factor(y)) levels(y) else if (!is.null(class_names)) as.character(class_names)
   if (is.null(num_classes) && !is.null(levels)) num_classes <- length(levels)
   y <- .check_labels(y, dim(x)[1])
+  if (is.null(num_classes)) .warn_no_class_zero(y, "y", "sample", call = sys.call())
   num_classes <- .check_count(if (is.null(num_classes)) max(2, max(y) + 1) else num_classes, "num_classes", min = 2L)
   if (max(y) >= num_classes) .input_error("y", sprintf("labels below num_classes (%d)", num_classes), I(sprintf("label %d", max(y))))
   verbose <- .check_count(verbose, "verbose", min = 0L)

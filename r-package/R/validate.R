@@ -239,6 +239,15 @@
   y
 }
 
+# keras' labels are 0-based class indices: R's 1-based ones leave class 0 without a `what` (an image, a
+# sample) and make one class too many, silently.
+.warn_no_class_zero <- function(labels, arg, what, call = sys.call(sys.parent())) {
+  if (!length(labels) || min(labels) < 1) return(invisible())
+  warning(warningCondition(sprintf(
+    "`%s` has no 0: they are 0-based class indices, so class 0 gets no %s and there are %d classes; for 1-based labels pass %s - 1",
+    arg, what, as.integer(max(labels)) + 1L, arg), class = "pydlr_warning", call = call))
+}
+
 # match.arg() with pydlr's classed input error: `x` is one of the choices written as the default of argument
 # `arg` of the calling function (the whole default means its first element; unique prefixes are accepted).
 .match_choice <- function(x, arg, several_ok = FALSE, call = sys.call(sys.parent())) {

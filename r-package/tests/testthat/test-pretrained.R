@@ -124,6 +124,11 @@ test_that("fine_tune() replaces the head, trains it frozen, then all with discri
   expect_identical(names(formals(fine_tune)), fine_tune_py_args()) # same arguments, same order
   expect_error(fine_tune(net, d$x_train, y = d$y_train[1:3]), class = "pydlr_input_error")
   expect_error(fine_tune(net, d$x_train), "labels", class = "pydlr_input_error")
+  # 1-based labels (1 face, 2 other) made a 3-class head whose class 0 never appears, silently; the warning
+  # comes before any work (here the bad `epochs` stops it).
+  expect_error(expect_warning(fine_tune(net, list(d$x_train, d$y_train + 1L), epochs = -1),
+    "`y` has no 0: they are 0-based class indices, so class 0 gets no sample and there are 3 classes; for 1-based labels pass y - 1",
+    class = "pydlr_warning"), "epochs", class = "pydlr_input_error")
   expect_error(fine_tune(application_mobilenet_v2(include_top = FALSE, pooling = "avg"), list(d$x_train, d$y_train)),
     "pooling", class = "pydlr_input_error")
 })
