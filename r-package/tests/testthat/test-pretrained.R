@@ -119,6 +119,13 @@ test_that("fine_tune() replaces the head, trains it frozen, then all with discri
   expect_equal(lrs, c(1.5e-5, 1.5e-4, 1.5e-3)) # base_lr / 2 / lr_mult ... base_lr / 2
   pred <- predict(model, d$x_test, type = "class")
   expect_identical(levels(pred), c("face", "other")) # the factor's levels come back
+  # The fine-tuned network and its saved copy still want preprocessed photos: 0-255 pixels are said.
+  saved <- withr::local_tempfile(fileext = ".safetensors")
+  save_model(model, saved)
+  pixels <- d$x_test[1:2, , , , drop = FALSE] * 0 + 200
+  for (m in list(model, load_model(saved))) {
+    expect_warning(predict(m, pixels), "preprocess it with application_preprocess_inputs", class = "pydlr_warning")
+  }
   expect_gte(mean(as.integer(pred) - 1L == d$y_test), 0.9)
   expect_identical(names(formals(fine_tune))[1:5], c("model", "data", "epochs", "freeze_epochs", "base_lr"))
   expect_identical(names(formals(fine_tune)), fine_tune_py_args()) # same arguments, same order
