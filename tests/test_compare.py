@@ -80,6 +80,11 @@ def test_verdict_words():
     line = verdict(rows)
     assert "pays off" in line and "random forest (pixels)" in line
     assert "logistic regression (embedding) matches it" in line
+    # Without the CNN the advice names only what is missing (it asked for "a method on pixels" beside two).
+    rows = rows.iloc[1:]
+    assert verdict(rows).endswith("add the CNN to decide between deep learning and the rest.")
+    only_cnn = pd.DataFrame({"method": ["CNN"], "kind": ["deep"], "accuracy": [0.9], "train_seconds": [1.0]})
+    assert verdict(only_cnn).endswith("add a method on pixels to decide between deep learning and the rest.")
 
 
 def test_subset_with_a_given_embedding_and_time_budget(fashion):

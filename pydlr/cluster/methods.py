@@ -437,8 +437,10 @@ def verdict(table: pd.DataFrame, margin: float = 0.02) -> str:
     on_embedding = table["method"].str.contains("embedding")
     other = table[(table["kind"] != "deep") & ~on_embedding]
     if deep.empty or other.empty:
-        return (f"Verdict: {best['method']} is the most accurate ({best['accuracy']:.3f}); add the CNN and a "
-                "method on pixels to decide between deep learning and the rest.")
+        missing = " and ".join(w for w, gone in (("the CNN", deep.empty), ("a method on pixels", other.empty))
+                               if gone)  # only what the table lacks: naming a present one misleads
+        return (f"Verdict: {best['method']} is the most accurate ({best['accuracy']:.3f}); add {missing} "
+                "to decide between deep learning and the rest.")
     cnn = deep.loc[deep["accuracy"].idxmax()]
     alt = other.loc[other["accuracy"].idxmax()]
     gap = cnn["accuracy"] - alt["accuracy"]
