@@ -217,3 +217,13 @@ def test_resnet18_predicts_with_batchnorm_folded_into_every_convolution() -> Non
     assert sum(p.numel() for p in folded.parameters()) == n_params - sum(bn.weight.numel() for bn in bns)
     np.testing.assert_allclose(model.predict(x), eager, atol=1e-5, rtol=1e-5)
     assert model.inference_model() is model.inference_model()
+
+
+def test_keras_style_preprocess_input_refuses_images_preprocessed_already() -> None:
+    # mobilenet_v2.preprocess_input(x) on its own output scaled it again, silently (a cat became a matchstick).
+    once = mobilenet_v2.preprocess_input(data.chelsea()[:64, :64].astype(np.float32))
+    with pytest.raises(InputError, match=r"mobilenet_v2.preprocess_input: argument `x` must be raw pixels "
+                                         r"\(0-255, or 0-1\), not images preprocessed already"):
+        mobilenet_v2.preprocess_input(once)
+    with pytest.raises(InputError, match="argument `images` must be raw pixels"):
+        efficientnet_lite.preprocess_input(efficientnet_lite.preprocess_input(data.chelsea(), size=32), size=32)

@@ -12,7 +12,13 @@ from pydlr.applications._build import build
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.layers import Rescaling, SymbolicTensor
 from pydlr.pretrained import applications
-from pydlr.pretrained.imagenet import IMAGENET_MEAN, IMAGENET_STD, decode_predictions, preprocess
+from pydlr.pretrained.imagenet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_not_preprocessed,
+    decode_predictions,
+    preprocess,
+)
 
 __all__ = ["MobileNetV2", "decode_predictions", "preprocess_input"]
 
@@ -76,5 +82,6 @@ def preprocess_input(x: Any, data_format: str | None = None, size: int | None = 
     if arr.ndim < 3 or arr.shape[-1] != 3:
         raise InputError("x", "RGB images with 0-255 pixels, channels last: (height, width, 3) or "
                          "(n, height, width, 3)", arr, "mobilenet_v2.preprocess_input")
+    check_not_preprocessed(float(arr.min()) if arr.size else 0.0, "x", "mobilenet_v2.preprocess_input")
     mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
     return ((arr / 255.0 - mean) / std).astype(np.float32)

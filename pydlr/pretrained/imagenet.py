@@ -37,12 +37,12 @@ def class_names() -> tuple[str, ...]:
 _NOT_A_PIXEL = -0.25
 
 
-def _check_not_preprocessed(x: torch.Tensor, images: Any, where: str) -> None:
-    """Refuses images with clearly negative values: they were preprocessed already, and preprocessing them
-    again gives confident wrong predictions (a cat read as a matchstick) without any other sign."""
-    low = float(x.min()) if x.numel() else 0.0
+def check_not_preprocessed(low: float, argument: str, where: str) -> None:
+    """Refuses images whose lowest value ``low`` is clearly negative: they were preprocessed already, and
+    preprocessing them again gives confident wrong predictions (a cat read as a matchstick) without any
+    other sign."""
     if low < _NOT_A_PIXEL:
-        raise InputError("images", "raw pixels (0-255, or 0-1), not images preprocessed already",
+        raise InputError(argument, "raw pixels (0-255, or 0-1), not images preprocessed already",
                          f"values down to {low:.3g}", where)
 
 
@@ -69,7 +69,7 @@ def _as_batch(images: Any, where: str) -> torch.Tensor:
         x = x.float() / 255.0
     elif x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.int16):
         x = x.float()
-        _check_not_preprocessed(x, images, where)
+        check_not_preprocessed(float(x.min()) if x.numel() else 0.0, "images", where)
         if float(x.max()) > 1.0 + 1e-6:  # 0-255 data in a float array (e.g. R's numeric arrays)
             x = x / 255.0
     else:
