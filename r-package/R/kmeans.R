@@ -158,7 +158,8 @@ print.summary.pydlr_kmeans <- function(x, ...) {
 #' Assign new observations to the clusters of a pydlr k-means fit
 #'
 #' @param object A `pydlr_kmeans` fit.
-#' @param newdata Observations with the same variables as the training data.
+#' @param newdata Observations with the same variables as the training data; columns with names are
+#'   matched by name (as [stats::predict.lm()]), so their order does not matter.
 #' @param ... Unused.
 #' @return An integer vector of clusters (1..k), the closest center of each row.
 #' @family clustering

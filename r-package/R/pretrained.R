@@ -146,7 +146,8 @@ application_efficientnet_lite2 <- function(input_shape = NULL, include_top = TRU
 #' @param model An application model ([application_mobilenet_v2()], [application_efficientnet_lite0()], ...)
 #'   or a model fine-tuned from one.
 #' @param x One image `height x width x channels` or a batch `n x height x width (x channels)`, values 0-255
-#'   or in `[0, 1]`.
+#'   or in `[0, 1]`. Images preprocessed already (values well below 0) are refused: a second scaling gives
+#'   confident wrong classes.
 #' @param size Output height and width.
 #' @return A numeric array `n x size x size x 3`.
 #' @family pretrained
@@ -228,7 +229,8 @@ pretrained_info <- function(name = "mobilenet_v2") {
 #' mean `c(0.485, 0.456, 0.406)` is subtracted and its standard deviation `c(0.229, 0.224, 0.225)` divided.
 #'
 #' @param x One image `height x width x channels` or a batch `n x height x width (x channels)`, values
-#'   0-255 or in `[0, 1]` (e.g. from `png::readPNG()`); grey images are repeated to 3 channels.
+#'   0-255 or in `[0, 1]` (e.g. from `png::readPNG()`); grey images are repeated to 3 channels. Images
+#'   preprocessed already (values well below 0) are refused: a second scaling gives confident wrong classes.
 #' @param size Output height and width.
 #' @param normalize `FALSE` skips the scaling step (pixels in `[0, 1]`, e.g. to display).
 #' @param mode `"torch"` (the above, for MobileNetV2) or `"tflite"` (EfficientNet-Lite's weights: the shorter
