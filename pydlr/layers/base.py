@@ -109,15 +109,16 @@ def inside_model_call(call_internal: Any) -> Any:
     return run
 
 
-def called_from_user_code(depth: int) -> bool:
-    """Whether the frame ``depth`` levels above this function's caller is user code, torch's own frames
-    skipped (``model.eval()`` reaches ``train`` through torch's ``eval``); a call from C, such as
-    reticulate's, counts as the user's."""
+def called_from_user_code(depth: int, through_torch: bool = True) -> bool:
+    """Whether the frame ``depth`` levels above this function's caller is user code, not pydlr's or torch's;
+    a call from C, such as reticulate's, counts as the user's. ``through_torch``: torch's own frames are
+    skipped and the code that called torch decides (``model.eval()`` reaches ``train`` through torch's
+    ``eval``); else a call from torch (its containers, running layers on internal tensors) is internal."""
     try:
         frame = sys._getframe(depth + 1)
     except ValueError:
         return True
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("torch."):
+    while through_torch and frame is not None and frame.f_globals.get("__name__", "").startswith("torch."):
         frame = frame.f_back
     if frame is None:
         return True
@@ -145,11 +146,7 @@ def _is_public_images(args: tuple) -> bool:
     x = args[0]
     if not isinstance(x, (torch.Tensor, np.ndarray)) or x.ndim != 4:
         return False
-    try:
-        caller = sys._getframe(2).f_globals.get("__name__", "")  # 0: here, 1: Layer.__call__
-    except ValueError:  # called from C (reticulate): user code
-        return True
-    return not caller.startswith(_INTERNAL_CALLERS)
+    return called_from_user_code(2, through_torch=False)  # 1: Layer.__call__, 2: its caller
 
 
 # Code that calls layers on internal tensors: pydlr's models, blocks and fusions, torch's containers.
