@@ -41,6 +41,7 @@ from pydlr.interpret.inside import (
     cam_from,
     check_classes,
     check_image_model,
+    evaluating,
     last_spatial_module,
     scores_for_cam,
 )
@@ -125,13 +126,10 @@ class ModelProbe:
         xt = model.prepare_input(blank)
         hooks = [m.register_forward_hook(record) for m in model.modules()
                  if isinstance(m, Layer) and not isinstance(m, BaseModel)]
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad():
+            with evaluating(model), torch.no_grad():
                 out = model.call_internal(xt)
         finally:
-            model.train(was_training)
             for h in hooks:
                 h.remove()
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
@@ -257,10 +255,8 @@ class ModelProbe:
 
         with self.lock:
             hooks = [m.register_forward_hook(keep) for m in modules]
-            was_training = model.training
-            model.eval()
             try:
-                with torch.enable_grad():
+                with evaluating(model), torch.enable_grad():
                     out = model.call_internal(xt)
                     scores, probabilities = scores_for_cam(out)
                     if class_index is not None and not isinstance(class_index, bool) \
@@ -270,7 +266,6 @@ class ModelProbe:
                     fmap = outputs[id(self.cam_module)]
                     (grad,) = torch.autograd.grad(scores[0, explained], fmap)
             finally:
-                model.train(was_training)
                 for h in hooks:
                     h.remove()
         cam = cam_from(fmap.detach(), grad, (self.height, self.width))[0]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pydlr.errors import InputError
-from pydlr.interpret.inside import check_image_model, find_layer
+from pydlr.interpret.inside import check_image_model, evaluating, find_layer
 
 __all__ = ["filter_patterns", "pattern_bounds", "patterns_as_pixels"]
 
@@ -129,9 +129,7 @@ def filter_patterns(model: Any, layer: Any, filters: Any = None, steps: int = 30
     dtype = ref.dtype if ref is not None else torch.float32
     device = ref.device if ref is not None else torch.device("cpu")
     lo, hi = lo.to(device, dtype), hi.to(device, dtype)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         probe = _layer_output(model, module, torch.zeros((1, channels, h, w), dtype=dtype, device=device))
         if not isinstance(probe, torch.Tensor) or probe.dim() != 4:
             raise InputError("layer", "a layer with feature maps (a 4-d output) the forward pass runs",
@@ -152,8 +150,6 @@ def filter_patterns(model: Any, layer: Any, filters: Any = None, steps: int = 30
                 x = _restart_dead(x, out.detach()[:, cols].mean(dim=(2, 3)))
                 rms = grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
                 x = torch.max(torch.min(x + learning_rate * (hi - lo) * grad / rms, hi), lo).detach()
-    finally:
-        model.train(was_training)
     return np.ascontiguousarray(x.permute(0, 2, 3, 1).float().cpu().numpy())
 
 
