@@ -21,6 +21,14 @@ def shape(value: Any) -> tuple[int, ...] | None:
     return None if value is None else int_tuple(value)
 
 
+def strings(value: Any) -> list[str] | None:
+    """An R character vector (NULL, one string, or a list: reticulate hands a length-1 vector over as a
+    plain string) as a list of str, or None."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 def plain(value: Any) -> Any:
     """NumPy / torch scalars and containers as plain Python values for R."""
     if isinstance(value, Mapping):

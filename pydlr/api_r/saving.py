@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydlr import io
+from pydlr.api_r._convert import strings
 from pydlr.engine import Sequential
 from pydlr.models.sequential import Sequential as PlainSequential
 
@@ -26,26 +27,23 @@ def load_model(path: str, compile: bool = True) -> Any:  # noqa: A002 (Keras' na
 
 def class_names(model: Any) -> list[str] | None:
     """The classes the model was trained on (kept by save_model), for R's factor levels; None if unknown."""
-    names = getattr(model, "trained_class_names", None)
-    return None if names is None else [str(n) for n in names]
+    return strings(getattr(model, "trained_class_names", None))
 
 
 def set_class_names(model: Any, names: Any) -> None:
-    """After a fit on a factor: its levels are what label k means, for save_model and evaluate()'s check.
-    reticulate hands a one-level factor's levels over as a plain string."""
-    model.trained_class_names = None if names is None else [names] if isinstance(names, str) else list(names)
+    """After a fit on a factor: its levels are what label k means, for save_model and evaluate()'s check."""
+    model.trained_class_names = strings(names)
 
 
 def column_names(model: Any) -> list[str] | None:
     """The data.frame columns the model was fitted on (kept by save_model), in order; None if unknown."""
-    names = getattr(model, "trained_column_names", None)
-    return None if names is None else [str(n) for n in names]
+    return strings(getattr(model, "trained_column_names", None))
 
 
 def set_column_names(model: Any, names: Any) -> None:
     """After a fit on a data.frame: its column names, so that predict() and evaluate() match columns by name
-    after save_model / load_model too. A one-column frame's name comes from reticulate as a plain string."""
-    model.trained_column_names = None if names is None else [names] if isinstance(names, str) else list(names)
+    after save_model / load_model too."""
+    model.trained_column_names = strings(names)
 
 
 def save_weights(model: Any, path: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pydlr import train
-from pydlr.api_r._convert import c_array, history
+from pydlr.api_r._convert import c_array, history, strings
 from pydlr.data.augment import Augment
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
 from pydlr.errors import InputError, NotSupportedError
@@ -74,8 +74,7 @@ class _ClassNames(LearnerCallback):
     order = 0
 
     def __init__(self, names: Any):
-        # reticulate hands a one-level factor's levels over as a plain string
-        self.names = None if names is None else [names] if isinstance(names, str) else [str(n) for n in names]
+        self.names = strings(names)
 
     def before_fit(self):
         self.learn.model.trained_class_names = self.names
