@@ -50,6 +50,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const at::Tensor& save_mean, const at::Tensor& save_invstd,
     c10::string_view activation, std::array<bool, 3> output_mask);
+// Rows start:stop of a numeric array in any memory order as a C-contiguous float32 tensor (convert_cpu.cpp).
+at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop);
 }  // namespace pydlr
 
 namespace {
@@ -622,6 +624,7 @@ TORCH_LIBRARY(pydlr, m) {
   m.def(
       "batch_norm_act_backward(Tensor grad_output, Tensor input, Tensor? weight, Tensor? bias, Tensor save_mean, "
       "Tensor save_invstd, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("rows_to_float32(Tensor src, int start, int stop) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -641,6 +644,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("kmeans_own_dists", pydlr::kmeans_own_dists_cpu);
   m.impl("batch_norm_act", pydlr::batch_norm_act_cpu);
   m.impl("batch_norm_act_backward", pydlr::batch_norm_act_backward_cpu);
+  m.impl("rows_to_float32", pydlr::rows_to_float32_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {

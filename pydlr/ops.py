@@ -607,6 +607,13 @@ def decode_png_warp_batch(paths: list[str], channels: int, theta: torch.Tensor, 
                                                  int(interpolation), int(padding), float(fill), bool(resize))
 
 
+def rows_to_float32(src: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of ``src`` (CPU; float64, float32, int64, int32, int16 or uint8; any non-negative
+    strides) as a C-contiguous float32 tensor: R's column-major arrays are read in tiles and transposed in
+    registers (native/convert_cpu.cpp)."""
+    return torch.ops.pydlr.rows_to_float32(src, int(start), int(stop))
+
+
 def __getattr__(name: str) -> Any:
     # `import pydlr as keras` makes Keras 3's keras.ops.expand_dims / .sigmoid land here, in pydlr's native
     # operators: say so instead of a bare "no attribute" (still an AttributeError, so hasattr() works)

@@ -15,10 +15,12 @@ import torch
 
 from pydlr.errors import InputError
 
-__all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values"]
+__all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values", "rows_as_float32"]
 
 
-def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
+def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False) -> torch.Tensor:
+    """``value`` as a tensor; with ``float32``, a NumPy array of numbers becomes float32 on the way (one pass,
+    :func:`rows_as_float32`) instead of keeping its dtype."""
     if isinstance(value, torch.Tensor):
         return value.detach()
     if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas / Arrow
@@ -29,19 +31,47 @@ def _to_numpy_or_tensor(value: Any, name: str, where: str) -> torch.Tensor:
         raise InputError(name, "an array or tensor", value, where=where) from exc
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise InputError(name, "a numeric array", arr, where=where)
-    if arr.dtype == np.float64:
-        # One pass that converts and orders the rows: for R's column-major arrays, astype() and then a C-order
-        # copy read and wrote the whole array twice (fit() on 60,000 x 28 x 28 from R: 91 ms against 45).
-        with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
-            arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.ndim >= 1 and (arr.dtype == np.float64 or (float32 and arr.dtype.kind in "fiu")):
+        return rows_as_float32(arr)
     if not arr.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
         arr = arr.copy()
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows ``start:stop`` of a numeric NumPy array as a C-contiguous float32 tensor, in one pass whatever the
+    array's memory order.
+
+    A row-major array goes through NumPy's cast (as fast as memory allows); a float32 one that is writeable is
+    shared, not copied. Any other order, R's column-major arrays above all, goes through the native tiled
+    transpose (``pydlr::rows_to_float32``): NumPy's strided cast took 2.5x the time of the row-major one there
+    (the 10,000 Fashion-MNIST test images in batches of 256: 8.7 ms against 3.5; 60,000 at once: 48 against 20),
+    the native one 1.7x and 1.35x (6.0 and 27 ms), 8x faster than NumPy's on a batch that fits in the cache.
+    """
+    n = arr.shape[0]
+    stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
+    start = min(start, stop)
+    strided = not arr.flags.c_contiguous and all(step >= 0 for step in arr.strides)
+    if strided and arr.dtype in _NATIVE_DTYPES:
+        from pydlr import ops
+
+        with warnings.catch_warnings():  # read-only memory (R's): only read here
+            warnings.simplefilter("ignore", UserWarning)
+            src = torch.from_numpy(arr)
+        return ops.rows_to_float32(src, start, stop)
+    with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
+        out = np.ascontiguousarray(arr[start:stop], dtype=np.float32)
+    if not out.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
+        out = out.copy()
+    return torch.from_numpy(out)
+
+
+_NATIVE_DTYPES = tuple(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32, np.int16, np.uint8))
+
+
 def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
     """x as a contiguous float32 tensor; raises InputError on NaN/Inf or an empty or 0-d array."""
-    t = _to_numpy_or_tensor(x, name, where)
+    t = _to_numpy_or_tensor(x, name, where, float32=True)
     check_x_values(t, where, name, finite=False)
     if t.dtype != torch.float32:
         t = t.to(torch.float32)

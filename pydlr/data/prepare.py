@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_values
+from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_values, rows_as_float32
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
@@ -99,11 +99,8 @@ class ArrayRows:
 
     def batch(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` as a C-contiguous float32 tensor of the conformed shape."""
-        part = self.arr[start:stop]
-        out = np.ascontiguousarray(part, dtype=np.float32)
-        if not out.flags.writeable:  # a view of read-only memory: torch.from_numpy warns on those
-            out = out.copy()
-        return torch.from_numpy(out).view((out.shape[0], *self.shape[1:]))
+        out = rows_as_float32(self.arr, start, stop)
+        return out.view((out.shape[0], *self.shape[1:]))
 
 
 def prepare_x_rows(model: Any, x: Any, where: str, name: str = "x") -> ArrayRows | torch.Tensor:

@@ -1,0 +1,233 @@
+// Rows of a numeric array, in whatever memory order it has, as one C-contiguous float32 block (CPU).
+//
+// Why: R hands its arrays over in column-major order (the samples' axis varies fastest), and torch wants each
+// sample's values together. NumPy's `ascontiguousarray(part, dtype=float32)` does that cast and reordering through
+// its generic strided iterator: 8.7 ms for the 10,000 Fashion-MNIST test images in batches of 256, against 3.5 ms
+// for the same values in row-major order, and the whole-array conversion that fit() makes is twice as slow as well.
+// This reads R's layout in tiles (16 samples x 16 values: whole cache lines in, whole rows of a tile out), so both
+// orders cost one pass at memory speed, and it splits the rows over torch's threads.
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "conv.h"
+
+namespace pydlr {
+namespace {
+
+constexpr int64_t kTile = 16;
+constexpr int64_t kBlockRows = 256;
+// Values per parallel task: below this a conversion (one predict batch of small images) runs on one thread.
+constexpr int64_t kGrainValues = 1 << 16;
+
+// out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
+template <typename T>
+PYDLR_CLONES void gather_rows(const T* __restrict src, int64_t row_stride, const int64_t* __restrict offsets,
+                              int64_t features, int64_t first, int64_t last, float* __restrict out) {
+  for (int64_t r = first; r < last; ++r) {
+    const T* row = src + r * row_stride;
+    float* dst = out + r * features;
+    for (int64_t f = 0; f < features; ++f) dst[f] = static_cast<float>(row[offsets[f]]);
+  }
+}
+
+// The same when each row's values are contiguous (offsets[f] == f): a straight cast the compiler vectorises.
+template <typename T>
+PYDLR_CLONES void cast_rows(const T* __restrict src, int64_t row_stride, int64_t features, int64_t first,
+                            int64_t last, float* __restrict out) {
+  for (int64_t r = first; r < last; ++r) {
+    const T* row = src + r * row_stride;
+    float* dst = out + r * features;
+#pragma omp simd
+    for (int64_t f = 0; f < features; ++f) dst[f] = static_cast<float>(row[f]);
+  }
+}
+
+// Rows adjacent in memory (row stride 1, R's order): each value of a block of kBlockRows rows is a run of
+// neighbours in memory. The block is read kTile such runs at a time (whole cache lines, in order, which the
+// prefetcher follows) and written kTile values a row. The scalar version; transpose_rows_avx2 below is the same
+// with 8 x 8 register transposes.
+template <typename T>
+PYDLR_CLONES void transpose_rows(const T* __restrict src, const int64_t* __restrict offsets, int64_t features,
+                                 int64_t r0, int64_t r1, int64_t f0, int64_t f1, float* __restrict out) {
+  alignas(64) float tile[kBlockRows][kTile];
+  for (int64_t b0 = r0; b0 < r1; b0 += kBlockRows) {
+    const int64_t nr = std::min(kBlockRows, r1 - b0);
+    for (int64_t c0 = f0; c0 < f1; c0 += kTile) {
+      const int64_t nf = std::min(kTile, f1 - c0);
+      for (int64_t j = 0; j < nf; ++j) {
+        const T* column = src + offsets[c0 + j] + b0;
+        for (int64_t k = 0; k < nr; ++k) tile[k][j] = static_cast<float>(column[k]);
+      }
+      for (int64_t k = 0; k < nr; ++k) {
+        std::memcpy(out + (b0 + k) * features + c0, tile[k], static_cast<size_t>(nf) * sizeof(float));
+      }
+    }
+  }
+}
+
+#if defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2"))) inline __m256 load8(const T* p);
+template <>
+__attribute__((target("avx2"))) inline __m256 load8<double>(const double* p) {
+  return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(p + 4)), _mm256_cvtpd_ps(_mm256_loadu_pd(p)));
+}
+template <>
+__attribute__((target("avx2"))) inline __m256 load8<float>(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+template <>
+__attribute__((target("avx2"))) inline __m256 load8<int32_t>(const int32_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// 8 values (columns) x 8 neighbouring rows: loaded as 8 column vectors, transposed in registers, stored as 8 rows.
+template <typename T>
+__attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src, const int64_t* __restrict offsets,
+                                                         int64_t features, int64_t r0, int64_t r1,
+                                                         float* __restrict out) {
+  const int64_t f8 = features / 8 * 8;
+  for (int64_t b0 = r0; b0 + 8 <= r1; b0 += kBlockRows) {
+    const int64_t b1 = b0 + (std::min(kBlockRows, r1 - b0) / 8) * 8;
+    for (int64_t c0 = 0; c0 < f8; c0 += 8) {
+      const T* col[8];
+      for (int j = 0; j < 8; ++j) col[j] = src + offsets[c0 + j];
+      for (int64_t k = b0; k < b1; k += 8) {
+        const __m256 v0 = load8<T>(col[0] + k), v1 = load8<T>(col[1] + k), v2 = load8<T>(col[2] + k),
+                     v3 = load8<T>(col[3] + k), v4 = load8<T>(col[4] + k), v5 = load8<T>(col[5] + k),
+                     v6 = load8<T>(col[6] + k), v7 = load8<T>(col[7] + k);
+        const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+        const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+        const __m256 t4 = _mm256_unpacklo_ps(v4, v5), t5 = _mm256_unpackhi_ps(v4, v5);
+        const __m256 t6 = _mm256_unpacklo_ps(v6, v7), t7 = _mm256_unpackhi_ps(v6, v7);
+        const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float* o = out + k * features + c0;
+        _mm256_storeu_ps(o + 0 * features, _mm256_permute2f128_ps(s0, s4, 0x20));
+        _mm256_storeu_ps(o + 1 * features, _mm256_permute2f128_ps(s1, s5, 0x20));
+        _mm256_storeu_ps(o + 2 * features, _mm256_permute2f128_ps(s2, s6, 0x20));
+        _mm256_storeu_ps(o + 3 * features, _mm256_permute2f128_ps(s3, s7, 0x20));
+        _mm256_storeu_ps(o + 4 * features, _mm256_permute2f128_ps(s0, s4, 0x31));
+        _mm256_storeu_ps(o + 5 * features, _mm256_permute2f128_ps(s1, s5, 0x31));
+        _mm256_storeu_ps(o + 6 * features, _mm256_permute2f128_ps(s2, s6, 0x31));
+        _mm256_storeu_ps(o + 7 * features, _mm256_permute2f128_ps(s3, s7, 0x31));
+      }
+    }
+  }
+}
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+// Rows r0:r1 of R's order: the register transposes for whole 8 x 8 squares where the CPU has AVX2 and the type
+// has a vector load, the scalar tiles for the rest (the last rows and values, or every row otherwise).
+template <typename T>
+void transpose_range(const T* src, const int64_t* offsets, int64_t features, int64_t r0, int64_t r1, float* out) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float> || std::is_same_v<T, int32_t>) {
+    if (has_avx2() && features >= 8) {
+      transpose_rows_avx2<T>(src, offsets, features, r0, r1, out);
+      const int64_t f8 = features / 8 * 8;
+      // The values past the last whole 8 of every row, then the rows past the last whole 8 of every block.
+      if (f8 < features) transpose_rows<T>(src, offsets, features, r0, r1, f8, features, out);
+      for (int64_t b0 = r0; b0 < r1; b0 += kBlockRows) {
+        const int64_t b1 = std::min(b0 + kBlockRows, r1);
+        const int64_t tail = b0 + (b1 - b0) / 8 * 8;
+        if (tail < b1) transpose_rows<T>(src, offsets, features, tail, b1, 0, f8, out);
+      }
+      return;
+    }
+  }
+#endif
+  transpose_rows<T>(src, offsets, features, r0, r1, 0, features, out);
+}
+
+template <typename T>
+void convert(const at::Tensor& src, int64_t start, int64_t rows, const std::vector<int64_t>& offsets,
+             bool contiguous_rows, float* out) {
+  const T* base = src.const_data_ptr<T>() + start * src.stride(0);
+  const int64_t features = static_cast<int64_t>(offsets.size());
+  const int64_t row_stride = src.stride(0);
+  if (row_stride == 1 && features > 1) {
+    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+    const int64_t grain = std::max<int64_t>(1, kGrainValues / (kBlockRows * features));
+    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+      transpose_range<T>(base, offsets.data(), features, b0 * kBlockRows, std::min(b1 * kBlockRows, rows), out);
+    });
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, kGrainValues / std::max<int64_t>(features, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    if (contiguous_rows) {
+      cast_rows<T>(base, row_stride, features, r0, r1, out);
+    } else {
+      gather_rows<T>(base, row_stride, offsets.data(), features, r0, r1, out);
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop) {
+  TORCH_CHECK(src.device().is_cpu(), "pydlr::rows_to_float32: src must be a CPU tensor, got ", src.device());
+  TORCH_CHECK(src.dim() >= 1, "pydlr::rows_to_float32: src must have a first (samples) axis, got a 0-d tensor");
+  const int64_t n = src.size(0);
+  TORCH_CHECK(0 <= start && start <= stop && stop <= n, "pydlr::rows_to_float32: rows ", start, ":", stop,
+              " are not within the ", n, " rows of src");
+  for (int64_t d = 0; d < src.dim(); ++d) {
+    TORCH_CHECK(src.stride(d) >= 0, "pydlr::rows_to_float32: negative strides are not supported (axis ", d, ")");
+  }
+  std::vector<int64_t> shape(src.sizes().begin(), src.sizes().end());
+  shape[0] = stop - start;
+  at::Tensor out = at::empty(shape, src.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous));
+  const int64_t rows = stop - start;
+  const int64_t features = rows == 0 ? 0 : out.numel() / rows;
+  if (rows == 0 || features == 0) return out;
+
+  // Each value's offset within a row, in row-major order of the remaining axes.
+  std::vector<int64_t> offsets(static_cast<size_t>(features));
+  bool contiguous_rows = true;
+  {
+    std::vector<int64_t> index(static_cast<size_t>(src.dim()), 0);
+    int64_t offset = 0;
+    for (int64_t f = 0; f < features; ++f) {
+      offsets[f] = offset;
+      contiguous_rows = contiguous_rows && offset == f;
+      for (int64_t d = src.dim() - 1; d >= 1; --d) {  // odometer over axes 1..dim-1
+        offset += src.stride(d);
+        if (++index[d] < src.size(d)) break;
+        offset -= src.stride(d) * src.size(d);
+        index[d] = 0;
+      }
+    }
+  }
+  float* dst = out.mutable_data_ptr<float>();
+  switch (src.scalar_type()) {
+    case at::kDouble: convert<double>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kFloat: convert<float>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kInt: convert<int32_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kLong: convert<int64_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kShort: convert<int16_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kByte: convert<uint8_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    default:
+      TORCH_CHECK(false, "pydlr::rows_to_float32: src must be float64, float32, int64, int32, int16 or uint8, got ",
+                  src.scalar_type());
+  }
+  return out;
+}
+
+}  // namespace pydlr

@@ -1,0 +1,85 @@
+"""pydlr::rows_to_float32 (native/convert_cpu.cpp) and the one helper that uses it (rows_as_float32): every
+memory order, dtype and row range gives exactly NumPy's float32 cast, bit for bit, including the tails its
+8 x 8 register transposes and 256-row blocks leave, NaN and values beyond float32's range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pydlr import ops
+from pydlr.data.arrays import as_x_tensor, rows_as_float32
+
+DTYPES = [np.float64, np.float32, np.int64, np.int32, np.int16, np.uint8]
+
+
+def values(shape: tuple[int, ...], dtype) -> np.ndarray:
+    rng = np.random.default_rng(sum(shape))
+    if np.dtype(dtype).kind == "f":
+        return (rng.standard_normal(shape) * 1e3).astype(dtype)
+    return rng.integers(0, 120, shape).astype(dtype)
+
+
+def orders(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The layouts users hand in: R's (column-major), row-major, a row-strided slice, axes permuted."""
+    out = {"F": np.asfortranarray(a), "C": np.ascontiguousarray(a), "every other row": np.concatenate([a, a])[::2]}
+    if a.ndim >= 3:
+        out["axes 1, 2 swapped"] = np.ascontiguousarray(np.swapaxes(a, 1, 2)).swapaxes(1, 2)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (9, 8), (300, 17), (513, 28, 28), (40, 5, 6, 3), (600,)])
+def test_native_rows_equal_numpys_cast(dtype, shape):
+    a = values(shape, dtype)
+    for name, arr in orders(a).items():
+        src = torch.from_numpy(arr)
+        n = arr.shape[0]
+        for start, stop in [(0, n), (n // 3, n - n // 5), (n - 1, n), (0, 0)]:
+            got = ops.rows_to_float32(src, start, stop)
+            want = arr[start:stop].astype(np.float32)
+            assert got.dtype == torch.float32 and got.is_contiguous(), (name, start, stop)
+            assert got.shape == want.shape, (name, start, stop)
+            assert np.array_equal(got.numpy(), want), (name, dtype, shape, start, stop)
+
+
+def test_special_values_cast_as_numpy_casts_them():
+    a = np.asfortranarray(values((70, 9, 10), np.float64))
+    a[3, 1, 2], a[64, 8, 9], a[5, 0, 0], a[6, 0, 1] = np.nan, np.inf, 1e300, -1e-320
+    with np.errstate(over="ignore"):
+        want = a.astype(np.float32)
+    got = ops.rows_to_float32(torch.from_numpy(a), 0, 70).numpy()
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.isinf(got[5, 0, 0]) and got[6, 0, 1] == 0
+
+
+def test_bad_arguments_raise_before_any_work():
+    src = torch.zeros(10, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="rows 4:11 are not within the 10 rows"):
+        ops.rows_to_float32(src, 4, 11)
+    with pytest.raises(RuntimeError, match="rows 5:4"):
+        ops.rows_to_float32(src, 5, 4)
+    with pytest.raises(RuntimeError, match="0-d"):
+        ops.rows_to_float32(torch.tensor(1.0), 0, 0)
+    with pytest.raises(RuntimeError, match="must be float64, float32, int64, int32, int16 or uint8, got ComplexFloat"):
+        ops.rows_to_float32(torch.zeros(4, 2, dtype=torch.complex64), 0, 4)
+
+
+def test_r_arrays_convert_through_the_native_pass_without_a_copy_of_their_own():
+    r_like = np.asfortranarray(values((257, 28, 28), np.float64))
+    r_like.flags.writeable = False  # what the bridge hands over: a read-only view of R's memory
+    out = rows_as_float32(r_like, 1, 257)
+    assert np.array_equal(out.numpy(), r_like[1:].astype(np.float32))
+    assert out.numpy().flags.writeable and out.is_contiguous()
+
+
+def test_row_major_float32_is_shared_and_everything_else_converted():
+    x = values((50, 4), np.float32)
+    assert rows_as_float32(x).data_ptr() == x.ctypes.data  # shared: nothing to convert
+    assert as_x_tensor(x).data_ptr() == x.ctypes.data
+    flipped = x[::-1]  # negative strides: NumPy's cast
+    assert np.array_equal(rows_as_float32(flipped).numpy(), flipped)
+    r_ints = np.asfortranarray(values((30, 6, 6), np.int32))  # R's integer arrays
+    t = as_x_tensor(r_ints)
+    assert t.dtype == torch.float32 and np.array_equal(t.numpy(), r_ints.astype(np.float32))
