@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from pydlr.data.arrays import as_x_tensor, as_y_tensor, check_lengths, check_x_values, rows_as_float32
+from pydlr.data.arrays import (
+    as_x_tensor,
+    as_y_tensor,
+    check_lengths,
+    check_x_values,
+    rows_as_float32,
+)
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
