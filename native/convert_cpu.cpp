@@ -100,8 +100,14 @@ __attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src
     const int64_t b1 = b0 + (std::min(kBlockRows, r1 - b0) / 8) * 8;
     for (int64_t c0 = 0; c0 < f8; c0 += 8) {
       const T* col[8];
-      for (int j = 0; j < 8; ++j) col[j] = src + offsets[c0 + j];
+      const T* next[8];  // the next 8 values' runs, fetched while these are transposed (runs of a 256-row
+                         // batch are 2 KB apart by a whole column: too short for the hardware prefetcher)
+      for (int j = 0; j < 8; ++j) {
+        col[j] = src + offsets[c0 + j];
+        next[j] = c0 + 8 < f8 ? src + offsets[c0 + 8 + j] : col[j];
+      }
       for (int64_t k = b0; k < b1; k += 8) {
+        for (int j = 0; j < 8; ++j) _mm_prefetch(reinterpret_cast<const char*>(next[j] + k), _MM_HINT_T0);
         const __m256 v0 = load8<T>(col[0] + k), v1 = load8<T>(col[1] + k), v2 = load8<T>(col[2] + k),
                      v3 = load8<T>(col[3] + k), v4 = load8<T>(col[4] + k), v5 = load8<T>(col[5] + k),
                      v6 = load8<T>(col[6] + k), v7 = load8<T>(col[7] + k);
