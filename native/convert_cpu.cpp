@@ -4,8 +4,10 @@
 // sample's values together. NumPy's `ascontiguousarray(part, dtype=float32)` does that cast and reordering through
 // its generic strided iterator: 8.7 ms for the 10,000 Fashion-MNIST test images in batches of 256, against 3.5 ms
 // for the same values in row-major order, and the whole-array conversion that fit() makes is twice as slow as well.
-// This reads R's layout in tiles (16 samples x 16 values: whole cache lines in, whole rows of a tile out), so both
-// orders cost one pass at memory speed, and it splits the rows over torch's threads.
+// This reads R's layout in blocks of 128 rows: 8 values' runs of neighbouring rows are loaded whole (the next 8
+// runs prefetched meanwhile), converted and transposed in registers, and stored as 8 rows of 8 values. Blocks go to
+// torch's threads. The 10,000 images in batches of 256 convert in 3.0-3.3 ms this way, at the speed of NumPy's
+// cast of the same values in row-major order (3.4-3.8 ms).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #if defined(__x86_64__)
@@ -24,8 +26,8 @@ namespace pydlr {
 namespace {
 
 constexpr int64_t kTile = 16;
-constexpr int64_t kBlockRows = 256;
-// Values per parallel task: below this a conversion (one predict batch of small images) runs on one thread.
+constexpr int64_t kBlockRows = 128;
+// Values per parallel task: a predict batch of 256 small images (200,704 values) still splits over two threads.
 constexpr int64_t kGrainValues = 1 << 16;
 
 // out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
