@@ -52,6 +52,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
     c10::string_view activation, std::array<bool, 3> output_mask);
 // Rows start:stop of a numeric array in any memory order as a C-contiguous float32 tensor (convert_cpu.cpp).
 at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop);
+// The caching allocator of torch's CPU tensors (cpu_allocator.cpp): its counters, and giving its blocks back.
+std::unordered_map<std::string, int64_t> cpu_cache_stats();
+void cpu_cache_clear();
+void cpu_cache_use(bool on);
 }  // namespace pydlr
 
 namespace {
@@ -668,6 +672,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Let (True, the default) or stop (False) pydlr::conv2d handing float32 GEMM-bound shapes to oneDNN.",
         pybind11::arg("enabled"));
   m.def("onednn_enabled", &pydlr::onednn_enabled, "Whether the oneDNN route is switched on.");
+  m.def("cpu_cache_stats", &pydlr::cpu_cache_stats,
+        "The CPU caching allocator's counters: enabled, cached_bytes, limit_bytes, hits, misses.");
+  m.def("cpu_cache_clear", &pydlr::cpu_cache_clear, "Return the CPU blocks kept for reuse to malloc.");
+  m.def("cpu_cache_use", &pydlr::cpu_cache_use, "New CPU tensors from the caching allocator (True) or c10's.",
+        pybind11::arg("on"));
   m.def("adam_step_", &pydlr::adam_step_,
         "Adam/AdamW update (torch.optim.Adam's formula) of CPU float32 tensors in place, in one call.",
         pybind11::arg("params"), pybind11::arg("grads"), pybind11::arg("exp_avgs"), pybind11::arg("exp_avg_sqs"),

@@ -39,6 +39,43 @@ def _load_native():
 
 _C = _load_native()  # importing registers torch.ops.pydlr.*
 
+
+def set_cpu_cache(enabled: bool) -> None:
+    """Serve torch's CPU tensors from pydlr's caching allocator (``True``, the default once pydlr is imported)
+    or from torch's own (``False``).
+
+    The caching allocator keeps the blocks of 4 KiB and more that tensors free, by size, and hands them to the
+    next requests of that size: a training step reuses the previous step's blocks instead of asking malloc.
+    glibc's malloc gives blocks over its mmap threshold back to the system when they are freed and page-faults
+    them in again on the next step, unless ``GLIBC_TUNABLES`` was set before the process started (pydlr's
+    scripts set it; R and Python sessions started otherwise do not): MobileNetV2 training at 224x224, batch 32,
+    took 1.67 s for two steps with the cache against 2.40 s without it (with the tunables, 1.37 against 1.39).
+    Inside R it also keeps torch's blocks out of the free memory R's own objects leave in the heap.
+
+    What it keeps is bounded by ``PYDLR_CPU_CACHE_MB`` (read when first switched on; default 1/8 of RAM, at most
+    4 GiB); ``PYDLR_CPU_CACHE_MB=0`` in the environment before pydlr is imported leaves torch's allocator in
+    place. Switching it off gives the kept blocks back; when malloc runs out, they go back before torch's
+    out-of-memory error is raised.
+    """
+    if not isinstance(enabled, bool):
+        raise InputError("enabled", "True or False", enabled, where="pydlr.ops.set_cpu_cache")
+    _C.cpu_cache_use(enabled)
+
+
+def cpu_cache_info() -> dict[str, int]:
+    """The caching allocator's state: ``enabled`` (0/1), ``cached_bytes`` (kept for reuse), ``limit_bytes``,
+    ``hits`` and ``misses`` (requests of 4 KiB and more served from kept blocks, and from malloc)."""
+    return dict(_C.cpu_cache_stats())
+
+
+def cpu_cache_clear() -> None:
+    """Give the blocks the caching allocator keeps back to malloc (it stays on)."""
+    _C.cpu_cache_clear()
+
+
+if os.environ.get("PYDLR_CPU_CACHE_MB", "").strip() != "0":
+    set_cpu_cache(True)
+
 ACTIVATIONS = ("none", "relu", "relu6")
 
 _WHERE = "pydlr.ops.conv2d"

@@ -67,6 +67,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$OUT/reports/u
 # The sanitizer runtime refuses libraries opened with RTLD_DEEPBIND, which the R package uses for torch's
 # import (to keep R's BLAS out of torch's products): off here, at the cost of speed only.
 export PYDLR_DEEPBIND=0
+# Blocks kept for reuse by pydlr's CPU caching allocator are never freed, so AddressSanitizer would not see a
+# use after free of them: torch's own allocator under the sanitizers.
+export PYDLR_CPU_CACHE_MB=0
 PYDLR_NATIVE_LIB="$(ls "$OUT"/lib/pydlr/_C*.so)"
 export PYDLR_NATIVE_LIB
 export R_LIBS="$OUT/rlib${R_LIBS:+:$R_LIBS}"

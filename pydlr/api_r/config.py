@@ -33,6 +33,7 @@ def runtime_info() -> dict[str, Any]:
         "torch_parallel_info": torch.__config__.parallel_info(),
         "torch_build": torch.__config__.show(),
         "native": ops.build_info(),
+        "cpu_cache": {k: float(v) for k, v in ops.cpu_cache_info().items()},  # R integers stop at 2^31
         "numpy_version": np.__version__,
         "pyarrow_version": _version_of("pyarrow"),
         "cuda": _cuda_info(),

@@ -43,6 +43,7 @@ pydlr_python_path <- function() {
     }
     .pydlr_prepare_python()
     reticulate::import("pydlr", convert = FALSE, delay_load = FALSE)
+    .use_cpu_cache()
     .pydlr_env$started <- TRUE
   }
   invisible(.pydlr_env$setup)

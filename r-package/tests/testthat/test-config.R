@@ -87,3 +87,33 @@ test_that("the first pydlr call warns once, with the fix, when torch was importe
   expect_match(out, "before pydlr's first call", fixed = TRUE)
   expect_match(out, "restart R and call a pydlr function", fixed = TRUE)
 })
+
+test_that("torch's CPU tensors come from pydlr's caching allocator inside R, and pydlr_config() says so", {
+  m <- keras_model_sequential(input_shape = c(28, 28, 1)) |> layer_conv_2d(8, c(3, 3), activation = "relu") |>
+    layer_flatten() |> layer_dense(3, activation = "softmax")
+  x <- array(runif(64 * 784), c(64, 28, 28, 1))
+  p1 <- predict(m, x)
+  p2 <- predict(m, x) # the second call's blocks are the first call's
+  expect_identical(p1, p2)
+  cfg <- pydlr_config(warn = FALSE)
+  expect_equal(cfg$cpu_cache$enabled, 1)
+  expect_gt(cfg$cpu_cache$hits, 0)
+  expect_gt(cfg$cpu_cache$limit_bytes, 2^31) # more than R's integers hold: reported as a double
+  expect_output(print(cfg), "CPU tensor cache +pydlr's caching allocator: .* kept of .* at most")
+})
+
+test_that("options(pydlr.cpu_cache = FALSE) keeps torch's own allocator", {
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    sprintf(".libPaths(c(%s))", paste(deparse(.libPaths()), collapse = "")),
+    sprintf("Sys.setenv(RETICULATE_PYTHON = %s)", deparse(reticulate::py_config()$python)),
+    "options(pydlr.cpu_cache = FALSE)",
+    "cfg <- pydlr::pydlr_config(warn = FALSE)",
+    "cat('ENABLED:', cfg$cpu_cache$enabled, '\\n')",
+    "print(cfg)"
+  ), script)
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("--vanilla", script), stdout = TRUE, stderr = TRUE)
+  out <- paste(out, collapse = "\n")
+  expect_match(out, "ENABLED: 0", fixed = TRUE)
+  expect_match(out, "CPU tensor cache +torch's own")
+})
