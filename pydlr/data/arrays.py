@@ -46,7 +46,7 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     shared, not copied. Any other order, R's column-major arrays above all, goes through the native tiled
     transpose (``pydlr::rows_to_float32``). Measured on the 10,000 Fashion-MNIST test images in batches of 256
     (2 threads): NumPy's strided cast 6.8 ms, the native pass 3.0-3.3, NumPy on the same values in row-major
-    order 3.4-3.8; the 60,000 training images at once: 48, 26 and 20 ms.
+    order 3.3-3.8; the 60,000 training images at once: 45-48, 22 and 19-20 ms.
     """
     n = arr.shape[0]
     stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
