@@ -30,7 +30,8 @@ def orders(a: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (9, 8), (300, 17), (513, 28, 28), (40, 5, 6, 3), (600,)])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (9, 8), (300, 17), (513, 28, 28), (40, 5, 6, 3), (600,),
+                                   (2100, 9), (4099, 3, 5)])
 def test_native_rows_equal_numpys_cast(dtype, shape):
     a = values(shape, dtype)
     for name, arr in orders(a).items():
