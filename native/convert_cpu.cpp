@@ -6,9 +6,9 @@
 // for the same values in row-major order, and the whole-array conversion that fit() makes is twice as slow as well.
 // This reads R's layout in runs of up to 1,024 neighbouring rows: 8 values' runs are loaded (the next 8 values'
 // runs prefetched meanwhile), converted and transposed in registers, and stored as 8 rows of 8 values; blocks of at
-// least 128 rows go to torch's threads. The 10,000 test images in batches of 256 convert in 3.0-3.3 ms this way, at
-// the speed of NumPy's cast of the same values in row-major order (3.3-3.8 ms); the 60,000 training images at once
-// in 22 ms (NumPy's row-major cast 19-20, its strided one 45-48).
+// least 128 rows go to torch's threads when the array is large. The 10,000 test images in batches of 256 convert
+// in 3.9-4.3 ms this way (one thread a batch; NumPy's strided cast 6.7-7.0, its cast of the same values in
+// row-major order 3.3-3.8); the 60,000 training images at once in 22 ms (NumPy 45-48 and 19-20).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #if defined(__x86_64__)
@@ -27,13 +27,15 @@ namespace pydlr {
 namespace {
 
 constexpr int64_t kTile = 16;
-// Rows a parallel task takes at least (a 256-row predict batch: one block a thread), and the rows the register
+// Rows a parallel task takes at least, and the rows the register
 // transposes read a value's run of in one go (8 KiB runs of float64: the whole 60,000-image training set of
 // Fashion-MNIST converts in 22 ms against 26 with 128-row runs, 28 with 2,048).
 constexpr int64_t kBlockRows = 128;
 constexpr int64_t kRunRows = 1024;
-// Values per parallel task: a predict batch of 256 small images (200,704 values) still splits over two threads.
-constexpr int64_t kGrainValues = 1 << 16;
+// Values per parallel task: a predict batch (256 images of 28 x 28: 200,704 values) runs on the calling thread.
+// Two threads did it in 3.0 ms instead of 4.0 for the 10,000 test images on an idle machine, but in 25 ms while
+// another process held the second core (each batch's parallel region waits for it); whole arrays still split.
+constexpr int64_t kGrainValues = 1 << 18;
 
 // out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
 template <typename T>
