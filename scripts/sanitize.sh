@@ -86,8 +86,8 @@ Rscript -e 'library(pydlr); p <- getLoadedDLLs()[["pydlr"]][["path"]]; if (!grep
 
 log "pytest (native operators, bridge, mixed R/Python)"
 "$PY" -m pytest -p no:cacheprovider -q -x tests/test_ops.py tests/test_ops_pool.py tests/test_ops_fused.py tests/test_ops_batchnorm.py \
-  tests/test_ops_bn_depthwise.py tests/test_bridge.py tests/test_bridge_malformed.py tests/test_properties.py \
-  -k "not through_r and not models_train_the_same" \
+  tests/test_ops_bn_depthwise.py tests/test_ops_convert.py tests/test_ops_cpu_cache.py tests/test_bridge.py \
+  tests/test_bridge_malformed.py tests/test_properties.py -k "not through_r and not models_train_the_same" \
   2>&1 | tee "$OUT/pytest.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
