@@ -47,9 +47,12 @@ size_t bucket_size(size_t n) {
 }
 
 size_t default_limit() {
+  // PYDLR_CPU_CACHE_MB=0 means "not switched on at import" (pydlr/ops.py); switched on explicitly after that, the
+  // cache takes the default limit.
   if (const char* env = std::getenv("PYDLR_CPU_CACHE_MB")) {
     try {
-      return static_cast<size_t>(std::stoull(env)) << 20;
+      const size_t mb = static_cast<size_t>(std::stoull(env));
+      if (mb > 0) return mb << 20;
     } catch (...) {
     }
   }
