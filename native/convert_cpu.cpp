@@ -27,9 +27,9 @@ namespace pydlr {
 namespace {
 
 constexpr int64_t kTile = 16;
-// Rows a parallel task takes at least, and the rows the register
-// transposes read a value's run of in one go (8 KiB runs of float64: the whole 60,000-image training set of
-// Fashion-MNIST converts in 22 ms against 26 with 128-row runs, 28 with 2,048).
+// Rows a parallel task takes at least, and the rows the register transposes read a value's run of in one go
+// (8 KiB runs of float64: the whole 60,000-image training set of Fashion-MNIST converts in 22 ms against 26 with
+// 128-row runs, 28 with 2,048).
 constexpr int64_t kBlockRows = 128;
 constexpr int64_t kRunRows = 1024;
 // Values per parallel task: a predict batch (256 images of 28 x 28: 200,704 values) runs on the calling thread.

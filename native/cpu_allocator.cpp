@@ -66,32 +66,31 @@ class CachingCPUAllocator final : public c10::Allocator {
   explicit CachingCPUAllocator(size_t limit) : limit_(limit) {}
 
   c10::DataPtr allocate(size_t n) override {
-    if (n < kSmallest) {  // glibc's per-thread cache serves these well, without a lock; size 0 marks them
-      void* base = c10::alloc_cpu(n + kHeader);
-      *static_cast<size_t*>(base) = 0;
-      void* data = static_cast<char*>(base) + kHeader;
-      return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
-    }
-    const size_t size = bucket_size(n);
-    void* base = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        base = it->second.back();
-        it->second.pop_back();
-        cached_ -= size;
-        ++hits_;
-      } else {
-        ++misses_;
-      }
-    }
+    // Below kSmallest, glibc's per-thread cache serves requests well and without a lock: size 0 in the header
+    // sends such a block straight back to malloc when it is freed.
+    const size_t size = n < kSmallest ? 0 : bucket_size(n);
+    void* base = size == 0 ? nullptr : take_kept(size);
     if (base == nullptr) {
-      base = fresh_block(size);
+      base = fresh_block(size == 0 ? n : size);
       *static_cast<size_t*>(base) = size;
     }
     void* data = static_cast<char*>(base) + kHeader;
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  // The last kept block of `size` (warm in the cache), or nullptr.
+  void* take_kept(size_t size) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(size);
+    if (it == free_.end() || it->second.empty()) {
+      ++misses_;
+      return nullptr;
+    }
+    void* base = it->second.back();
+    it->second.pop_back();
+    cached_ -= size;
+    ++hits_;
+    return base;
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
