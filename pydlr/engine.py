@@ -80,6 +80,7 @@ from pydlr.errors import InputError, is_out_of_memory
 from pydlr.io.saving import apply_optimizer_state
 from pydlr.models.functional import Model as _BaseModel
 from pydlr.models.inference import FoldedInference
+from pydlr.models.modes import evaluating
 from pydlr.models.sequential import Sequential as _BaseSequential
 from pydlr.saving import SavingMethods
 from pydlr.train import distributed as ddp
@@ -544,13 +545,8 @@ class TrainingMixin:
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """The model's outputs for one batch as a NumPy array (Keras 3's ``predict_on_batch``)."""
         xt = to_device(prepare_inputs(self, x, "predict_on_batch"), self._device())
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                return _numpy_outputs([self(xt)])
-        finally:
-            self.train(was_training)
+        with evaluating(self), torch.inference_mode():
+            return _numpy_outputs([self(xt)])
 
     def _on_batch(self, where: str, x: Any, y: Any, sample_weight: Any, class_weight: dict | None,
                   return_dict: bool, training: bool) -> float | list[float] | dict[str, float]:
@@ -583,10 +579,8 @@ class TrainingMixin:
         skipped_before = len(x.bad_files) if isinstance(x, ImageDataset) else 0
         batches = self._predict_batches(x, batch_size, dev, where, _steps(steps, where))
         outs = []
-        was_training = self.training
-        self.eval()
         try:
-            with torch.inference_mode():
+            with evaluating(self), torch.inference_mode():
                 for xb in batches:
                     outs.append(self(xb))
         except RuntimeError as exc:
@@ -597,8 +591,6 @@ class TrainingMixin:
             raise MemoryError(
                 f"{where}: the {dev} device ran out of memory at batch {failed_at}: use a smaller batch_size "
                 f"(this call used {batch_size}; try {max(1, batch_size // 2)}) or a smaller input size") from None
-        finally:
-            self.train(was_training)
         out = _numpy_outputs(outs)
         if isinstance(x, ImageDataset):  # a NaN row for each file skipped as unreadable
             skipped = x.bad_files[skipped_before:]

@@ -571,3 +571,36 @@ def test_a_layer_called_on_its_own_runs_in_keras_default_unless_the_user_set_its
     model.train()  # a Dropout placed in a functional graph from user code is not frozen in inference
     out = model(x)
     assert not torch.equal(out, model(x))
+
+
+class _FailsOnDemand(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+        self.fail = False
+
+    def call(self, inputs):
+        if self.fail:
+            raise ValueError("the user's call failed")
+        return self.dense(inputs)
+
+
+def test_a_failed_inference_call_leaves_the_model_in_its_training_mode():
+    # predict, build and summary switch to eval mode for their pass; a user's call that raises must not
+    # leave the model there (it would then train without Dropout and with frozen BatchNormalization).
+    model = _FailsOnDemand()
+    x = np.ones((4, 3), np.float32)
+    model.build((None, 3))
+    model.train()
+    model.fail = True
+    with pytest.raises(ValueError, match="the user's call failed"):
+        model.predict(x)
+    assert model.training is True
+    with pytest.raises(ValueError, match="the user's call failed"):
+        model.predict_on_batch(x)
+    assert model.training is True
+    fresh = _FailsOnDemand()
+    fresh.fail = True
+    with pytest.raises(ValueError, match="the user's call failed"):
+        fresh.build((None, 3))
+    assert fresh.training is True

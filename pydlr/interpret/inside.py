@@ -20,6 +20,7 @@ from pydlr.errors import InputError
 from pydlr.layers import Conv2D
 from pydlr.layers.base import Layer
 from pydlr.models import BaseModel
+from pydlr.models.modes import evaluating
 
 __all__ = [
     "activations", "cam_from", "check_classes", "check_image_model", "conv_layer", "filter_grid", "filters",
@@ -142,18 +143,6 @@ def filters(model: Any, layer: Any = None, grid: bool = True, ncol: int | None =
         return filter_grid(kernels, ncol)
     tiles = kernels.transpose(0, 3, 1, 2).reshape(n * c, kh, kw, 1)  # filter-major: row f, column channel
     return filter_grid(tiles, ncol=c, shared=c)
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Inference mode for the block, then the caller's mode again: a forward pass in training mode would
-    update BatchNormalization's running statistics (changing the model) and apply Dropout."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @contextmanager

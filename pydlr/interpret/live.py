@@ -41,13 +41,13 @@ from pydlr.interpret.inside import (
     cam_from,
     check_classes,
     check_image_model,
-    evaluating,
     last_spatial_module,
     scores_for_cam,
 )
 from pydlr.layers import Conv2D, Dense, DepthwiseConv2D
 from pydlr.layers.base import Layer
 from pydlr.models import BaseModel
+from pydlr.models.modes import evaluating
 
 __all__ = ["ModelProbe", "ModelView", "view_model"]
 

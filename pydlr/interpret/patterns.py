@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from pydlr.errors import InputError
-from pydlr.interpret.inside import check_image_model, evaluating, find_layer
+from pydlr.interpret.inside import check_image_model, find_layer
+from pydlr.models.modes import evaluating
 
 __all__ = ["filter_patterns", "pattern_bounds", "patterns_as_pixels"]
 

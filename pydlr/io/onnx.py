@@ -26,6 +26,7 @@ from pydlr import layers
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.layers.base import Layer, to_internal, to_public
 from pydlr.models import BaseModel
+from pydlr.models.modes import evaluating
 
 __all__ = ["EXPORTABLE_LAYERS", "export_onnx", "onnxruntime_predict"]
 
@@ -115,10 +116,8 @@ def export_onnx(model: Any, path: str | os.PathLike, input_shape: Any = None, op
     if ref is not None and ref.dtype != torch.float32:
         raise NotSupportedError(f"{WHERE}: weights of dtype {ref.dtype}; ONNX export takes float32 models")
     example = torch.zeros((1, *shape), dtype=torch.float32)
-    was_training = model.training
-    model.eval()
     try:
-        with _stock_operators(model), warnings.catch_warnings():
+        with evaluating(model), _stock_operators(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
                 _PublicLayout(model), (example,), str(out), dynamo=False, opset_version=opset,
@@ -128,8 +127,6 @@ def export_onnx(model: Any, path: str | os.PathLike, input_shape: Any = None, op
     except (torch.onnx.errors.OnnxExporterError, RuntimeError) as exc:
         out.unlink(missing_ok=True)
         raise NotSupportedError(f"{WHERE}: the model has an operation ONNX cannot express: {exc}") from exc
-    finally:
-        model.train(was_training)
     return out
 
 

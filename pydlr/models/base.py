@@ -30,6 +30,7 @@ from pydlr.layers.base import (
     to_public,
 )
 from pydlr.models import summary as summary_mod
+from pydlr.models.modes import evaluating
 
 MODEL_CLASSES: dict[str, type[BaseModel]] = {}
 
@@ -209,13 +210,8 @@ class BaseModel(nn.Module):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """Output shape (no batch axis) for an input shape, found by one dummy forward pass."""
         self.check_nested_input(tuple(input_shape))
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                out = self.call_internal(self.dummy_batch(input_shape))
-        finally:
-            self.train(was_training)
+        with evaluating(self), torch.no_grad():
+            out = self.call_internal(self.dummy_batch(input_shape))
         return keras_shape(out)
 
     def build_from(self, input_shape: Shape) -> Shape:
@@ -470,11 +466,8 @@ class ModuleTreeModel(BaseModel):
             if build_size is None
             else (build_size, build_size, self.input_spec[-1])
         )
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
+        with evaluating(self), torch.no_grad():
             self.call_internal(self.dummy_batch(shape))
-        self.train(was_training)
 
     @property
     def declared_input_shape(self) -> Shape | None:
@@ -500,15 +493,12 @@ class ModuleTreeModel(BaseModel):
             )
 
         handles = [m.register_forward_hook(hook) for m in self.modules() if isinstance(m, Layer)]
-        was_training = self.training
         try:
-            self.eval()
-            with torch.no_grad():
+            with evaluating(self), torch.no_grad():
                 self.call_internal(self.dummy_batch(self.summary_input_shape))
         finally:
             for h in handles:
                 h.remove()
-            self.train(was_training)
         for r in rows:
             r["output_shape"] = tuple(int(s) for s in r["output_shape"])
         return rows

@@ -35,6 +35,7 @@ from pydlr.layers.base import (
     to_public_all,
 )
 from pydlr.models.base import BaseModel, layer_output_rows
+from pydlr.models.modes import evaluating
 
 __all__ = ["SubclassedModel", "SUBCLASS_METHODS"]
 
@@ -84,13 +85,8 @@ class SubclassedModel:
 
     def compute_output_shape(self, input_shape: Shape) -> Any:
         """The output shape (no batch axis) from one call on a zero batch; builds the layers."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                out = self.run_public(_zeros(input_shape, self))
-        finally:
-            self.train(was_training)
+        with evaluating(self), torch.no_grad():
+            out = self.run_public(_zeros(input_shape, self))
         shapes = [tuple(int(d) for d in o.shape[1:]) for o in out] if isinstance(out, list) else \
             tuple(int(d) for d in out.shape[1:])
         self._subclass_shapes = (_shape_key(input_shape), shapes)

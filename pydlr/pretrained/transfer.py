@@ -21,6 +21,7 @@ from pydlr.engine import Sequential
 from pydlr.errors import InputError
 from pydlr.layers import BatchNormalization
 from pydlr.models import BaseModel
+from pydlr.models.modes import evaluating
 from pydlr.train.optimizers import Adam
 from pydlr.train.schedules import ParamScheduler, one_cycle
 
@@ -46,16 +47,11 @@ def embed_images(model: Any, images: Any, batch_size: int | None = None) -> np.n
     if getattr(model, "fold_inference", False):  # application networks: BN folded, ReLU6 fused (same values)
         model = model.inference_model()
     fn = model.forward_features if hasattr(model, "forward_features") else model.call_internal
-    was_training = model.training
-    model.eval()
     out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, x.shape[0], batch_size):
-                feats = fn(x[start:start + batch_size])
-                out.append(feats.reshape(feats.shape[0], -1).float().cpu())
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        for start in range(0, x.shape[0], batch_size):
+            feats = fn(x[start:start + batch_size])
+            out.append(feats.reshape(feats.shape[0], -1).float().cpu())
     return torch.cat(out).numpy()
 
 

@@ -20,6 +20,7 @@ import torch
 
 from pydlr.errors import TrainingError, is_out_of_memory
 from pydlr.models.base import loop_call
+from pydlr.models.modes import evaluating
 from pydlr.train.cuda_graphs import GraphedStep
 from pydlr.train.events import (
     EVENTS,
@@ -245,16 +246,14 @@ class Learner:
         data = self.valid_data if data is None else data
         if self._handlers is None:
             self._build_handlers()
-        was_training, model_training = self.training, self.model.training
-        self.model.eval()
+        was_training = self.training
         self.training = False
         self.n_iter = data.steps
         try:
-            with torch.no_grad():
+            with evaluating(self.model), torch.no_grad():
                 self._run_batches(data.epoch(0))
         finally:
             self.training = was_training
-            self.model.train(model_training)
         return self.stage_logs(prefix=prefix)
 
     def one_batch(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor | None = None,

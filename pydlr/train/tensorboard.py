@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from pydlr.errors import InputError, NotSupportedError
+from pydlr.models.modes import evaluating
 from pydlr.train.events import Callback
 
 __all__ = ["TensorBoard"]
@@ -83,17 +84,13 @@ class TensorBoard(Callback):
 
     def _add_graph(self, xb: torch.Tensor) -> None:
         model = self.learn.model
-        mode = model.training
-        model.eval()  # a traced forward in training mode would move BatchNormalization's statistics
         try:
-            with warnings.catch_warnings(), torch.no_grad():
+            with evaluating(model), warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
                 self._writer("train").add_graph(model, xb[:1])
         except Exception as err:  # noqa: BLE001 (tracing fails on some models; training goes on)
             warnings.warn(f"TensorBoard: the model's graph could not be written ({type(err).__name__}: "
                           f"{str(err)[:200]}); the scalars and histograms are.", stacklevel=2)
-        finally:
-            model.train(mode)
 
     def after_batch(self):
         learn = self.learn
