@@ -644,6 +644,17 @@ def decode_png_warp_batch(paths: list[str], channels: int, theta: torch.Tensor, 
                                                  int(interpolation), int(padding), float(fill), bool(resize))
 
 
+# The source dtypes pydlr::rows_to_float32 reads.
+ROWS_TO_FLOAT32_DTYPES = (torch.float64, torch.float32, torch.int64, torch.int32, torch.int16, torch.uint8)
+
+
+def converts_rows_natively(src: torch.Tensor) -> bool:
+    """Whether `rows_to_float32` is the pass for ``src``: a CPU tensor of its dtypes in another order than
+    row-major (R's column-major arrays above all; a row-major one is a plain cast), no negative strides."""
+    return (src.device.type == "cpu" and src.dtype in ROWS_TO_FLOAT32_DTYPES and not src.is_contiguous()
+            and all(step >= 0 for step in src.stride()))
+
+
 def rows_to_float32(src: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows ``start:stop`` of ``src`` (CPU; float64, float32, int64, int32, int16 or uint8; any non-negative
     strides) as a C-contiguous float32 tensor: R's column-major arrays are read in tiles and transposed in

@@ -120,6 +120,12 @@ def test_inputs_tensor_uint8_fortran_readonly_and_empty_cluster_relocation():
     column_major.setflags(write=False)
     from_r_layout = KMeans(3, random_state=0).fit(column_major)
     np.testing.assert_array_equal(from_r_layout.labels_, from_uint8.labels_)
+    # R's call: column-major doubles computed in float32 (the native transpose), bit-equal to row-major ones
+    r_call = KMeans(3, random_state=0, dtype="float32").fit(column_major)
+    row_major = KMeans(3, random_state=0, dtype="float32").fit(np.ascontiguousarray(column_major))
+    np.testing.assert_array_equal(r_call.cluster_centers_, row_major.cluster_centers_)
+    np.testing.assert_array_equal(r_call.labels_, row_major.labels_)
+    assert r_call.inertia_ == row_major.inertia_
     # Two identical starting centers: one cluster starts empty and must be re-seeded, not NaN.
     start = np.stack([x[0], x[0], x[1]]).astype(np.float32)
     km = KMeans(3, init=start).fit(x)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pydlr import ops
 from pydlr.errors import InputError
 
 __all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values", "rows_as_float32"]
@@ -52,14 +53,13 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     n = arr.shape[0]
     stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
     start = min(start, stop)
-    strided = not arr.flags.c_contiguous and all(step >= 0 for step in arr.strides)
-    if strided and arr.dtype in _NATIVE_DTYPES:
-        from pydlr import ops
-
+    # torch cannot view negative strides (a reversed array): NumPy's cast takes those
+    if not arr.flags.c_contiguous and arr.dtype in _NATIVE_DTYPES and min(arr.strides, default=0) >= 0:
         with warnings.catch_warnings():  # read-only memory (R's): only read here
             warnings.simplefilter("ignore", UserWarning)
             src = torch.from_numpy(arr)
-        return ops.rows_to_float32(src, start, stop)
+        if ops.converts_rows_natively(src):
+            return ops.rows_to_float32(src, start, stop)
     with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
         out = np.ascontiguousarray(arr[start:stop], dtype=np.float32)
     if not out.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
@@ -67,7 +67,7 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     return torch.from_numpy(out)
 
 
-_NATIVE_DTYPES = tuple(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32, np.int16, np.uint8))
+_NATIVE_DTYPES = tuple(np.dtype(str(t).removeprefix("torch.")) for t in ops.ROWS_TO_FLOAT32_DTYPES)
 
 
 def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
