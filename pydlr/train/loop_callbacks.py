@@ -99,9 +99,9 @@ class Autocast(Callback):
     ``forward_context`` and acts at no event inside the step, so a CUDA graph can capture the step.
 
     The weights stay float32 and so do their gradients. pydlr's native CPU operators (fused convolution + pooling,
-    Winograd) have no autocast registration and run in float32 inside it: on a CPU with AVX512-BF16 but no AMX no
-    bf16 kernel measured faster than them, and a bf16 Winograd loses ~10x bf16's own accuracy
-    (docs/performance.md, "bf16 autocast")."""
+    Winograd) have no autocast registration and run in float32 inside it: on a CPU with AVX512-BF16 no bf16 kernel
+    measured faster than them; with AMX one layer of the seed step was, but not once its casts were paid; and a
+    bf16 Winograd loses ~10x bf16's own accuracy (docs/performance.md, "bf16 autocast")."""
 
     order = -30
 
