@@ -75,6 +75,9 @@ class CachingCPUAllocator final : public c10::Allocator {
       *static_cast<size_t*>(base) = size;
     }
     void* data = static_cast<char*>(base) + kHeader;
+    // What c10's own allocator reports, so that torch.profiler's memory columns see these blocks too (it
+    // records only while profiling memory).
+    c10::profiledCPUMemoryReporter().New(data, n);
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
 
@@ -112,6 +115,7 @@ class CachingCPUAllocator final : public c10::Allocator {
 
   // Called for every block this allocator handed out: back to its size's list, or to malloc over the limit.
   void give_back(void* data) {
+    c10::profiledCPUMemoryReporter().Delete(data);
     void* base = static_cast<char*>(data) - kHeader;
     const size_t size = *static_cast<size_t*>(base);
     if (size == 0) {

@@ -112,6 +112,21 @@ def test_a_forked_process_allocates_and_frees(cache_on):
     assert queue.get(timeout=5) == 50 * 4096
 
 
+def test_torch_profiler_sees_its_blocks(cache_on):
+    # A block served from the cache is still an allocation to the profiler's memory columns, as with torch's own
+    # allocator (they read 0 for every operator when the cache did not report its blocks).
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(256, 1024)
+    hits = ops.cpu_cache_info()["hits"]
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        for _ in range(3):
+            (x @ x.T).relu_()
+    usage = {e.key: e.cpu_memory_usage for e in prof.key_averages()}
+    assert usage["aten::mm"] == 3 * 256 * 256 * 4  # three 256 x 256 float32 results
+    assert ops.cpu_cache_info()["hits"] > hits  # the later results reused the first ones' blocks
+
+
 def test_training_gives_the_same_weights_with_and_without_it():
     from test_train_engine import quadrant_data, small_model
 
