@@ -7,8 +7,8 @@
 // This reads R's layout in runs of up to 1,024 neighbouring rows: 8 values' runs are loaded (the next 8 values'
 // runs prefetched meanwhile), converted and transposed in registers, and stored as 8 rows of 8 values; blocks of at
 // least 128 rows go to torch's threads when the array is large. The 10,000 test images in batches of 256 convert
-// in 3.9-4.3 ms this way (one thread a batch; NumPy's strided cast 6.7-7.0, its cast of the same values in
-// row-major order 3.3-3.8); the 60,000 training images at once in 22 ms (NumPy 45-48 and 19-20).
+// in 3.9-4.3 ms this way on one thread (NumPy's strided cast 6.7-7.0, its cast of the same values in row-major
+// order 3.3-3.8), 2.3 ms on two; the 60,000 training images at once in 22 ms (NumPy 45-48 and 19-20).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #if defined(__x86_64__)
@@ -32,10 +32,12 @@ constexpr int64_t kTile = 16;
 // 128-row runs, 28 with 2,048).
 constexpr int64_t kBlockRows = 128;
 constexpr int64_t kRunRows = 1024;
-// Values per parallel task: a predict batch (256 images of 28 x 28: 200,704 values) runs on the calling thread.
-// Two threads did it in 3.0 ms instead of 4.0 for the 10,000 test images on an idle machine, but in 25 ms while
-// another process held the second core (each batch's parallel region waits for it); whole arrays still split.
-constexpr int64_t kGrainValues = 1 << 18;
+// Values per parallel task, at least: a predict batch (256 images of 28 x 28: 200,704 values, two blocks of 128
+// rows) splits over two threads; a training batch of 64 images stays on the calling thread. The 10,000 test
+// images in batches of 256: 2.3 ms on two threads against 5.6 on one (idle, 2026-12-05). While another process
+// held the second core the two threads took 16 ms against 5.2, but predict() as a whole took 400-900 ms there
+// against 170 idle (the model's own parallel regions wait the same way), so the conversion's share stays small.
+constexpr int64_t kGrainValues = 1 << 16;
 
 // out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
 template <typename T>
