@@ -55,6 +55,31 @@ def test_special_values_cast_as_numpy_casts_them():
     assert np.isinf(got[5, 0, 0]) and got[6, 0, 1] == 0
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_order_converts_as_numpys_cast(dtype):
+    # rows_as_float32 picks torch's copy for row-major arrays, the native pass for the others: both give
+    # NumPy's cast bit for bit, read-only (R's memory) or not
+    a = values((300, 7, 5), dtype)
+    for name, arr in orders(a).items():
+        for writeable in (True, False):
+            arr = arr.copy(order="K") if writeable else arr
+            arr.flags.writeable = writeable
+            for start, stop in [(0, 300), (17, 273), (299, 400)]:
+                got = rows_as_float32(arr, start, stop)
+                assert got.dtype == torch.float32 and got.is_contiguous(), name
+                assert np.array_equal(got.numpy(), arr[start:stop].astype(np.float32)), (name, writeable, start)
+
+
+def test_special_values_in_row_major_arrays_cast_as_numpy_casts_them():
+    a = values((70, 9, 10), np.float64)
+    a[3, 1, 2], a[64, 8, 9], a[5, 0, 0], a[6, 0, 1] = np.nan, np.inf, 1e300, -1e-320
+    with np.errstate(over="ignore"):
+        want = a.astype(np.float32)
+    got = ops.float32_rows(torch.from_numpy(a)).numpy()
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.signbit(got[6, 0, 1]) == np.signbit(want[6, 0, 1])
+
+
 def test_bad_arguments_raise_before_any_work():
     src = torch.zeros(10, 3, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="rows 4:11 are not within the 10 rows"):

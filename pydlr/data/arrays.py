@@ -43,9 +43,10 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     """Rows ``start:stop`` of a numeric NumPy array as a C-contiguous float32 tensor, in one pass whatever the
     array's memory order.
 
-    A row-major array goes through NumPy's cast (as fast as memory allows); a float32 one that is writeable is
-    shared, not copied. Any other order, R's column-major arrays above all, goes through the native tiled
-    transpose (``pydlr::rows_to_float32``). Measured on the 10,000 Fashion-MNIST test images in batches of 256:
+    A row-major float32 array that is writeable is shared, not copied. Other arrays of the native pass's dtypes
+    convert through `pydlr.ops.float32_rows`: torch's copy for row-major ones, the native tiled transpose
+    (``pydlr::rows_to_float32``) for any other order, R's column-major arrays above all; the rest (negative
+    strides, other dtypes) through NumPy's cast. Measured on the 10,000 Fashion-MNIST test images in batches of 256:
     NumPy's strided cast 6.7-7.0 ms, the native pass 3.9-4.3 on one thread, NumPy on the same values in
     row-major order 3.3-3.8; the 60,000 training images at once (2 threads): 45-48, 22 and 19-20 ms. A batch of
     256 such images splits over two threads (2.3 ms for the 10,000 against 5.6 on one, on another machine).
@@ -53,13 +54,13 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     n = arr.shape[0]
     stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
     start = min(start, stop)
+    shared = arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable
     # torch cannot view negative strides (a reversed array): NumPy's cast takes those
-    if not arr.flags.c_contiguous and arr.dtype in _NATIVE_DTYPES and min(arr.strides, default=0) >= 0:
+    if not shared and arr.dtype in _NATIVE_DTYPES and min(arr.strides, default=0) >= 0:
         with warnings.catch_warnings():  # read-only memory (R's): only read here
             warnings.simplefilter("ignore", UserWarning)
             src = torch.from_numpy(arr)
-        if ops.converts_rows_natively(src):
-            return ops.rows_to_float32(src, start, stop)
+        return ops.float32_rows(src, start, stop)
     with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
         out = np.ascontiguousarray(arr[start:stop], dtype=np.float32)
     if not out.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
