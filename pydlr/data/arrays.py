@@ -46,10 +46,9 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     A row-major float32 array that is writeable is shared, not copied. Other arrays of the native pass's dtypes
     convert through `pydlr.ops.float32_rows`: torch's copy for row-major ones, the native tiled transpose
     (``pydlr::rows_to_float32``) for any other order, R's column-major arrays above all; the rest (negative
-    strides, other dtypes) through NumPy's cast. Measured on the 10,000 Fashion-MNIST test images in batches of 256:
-    NumPy's strided cast 6.7-7.0 ms, the native pass 3.9-4.3 on one thread, NumPy on the same values in
-    row-major order 3.3-3.8; the 60,000 training images at once (2 threads): 45-48, 22 and 19-20 ms. A batch of
-    256 such images splits over two threads (2.3 ms for the 10,000 against 5.6 on one, on another machine).
+    strides, other dtypes) through NumPy's cast. Measured on the 10,000 Fashion-MNIST test images in batches of 256
+    (2026-12-05): in R's order NumPy's strided cast 6.7-7.0 ms, the native pass 3.9-4.3 on one thread and 2.3 on
+    the two a batch of 256 takes; in row-major order NumPy's cast 3.3-3.9, torch's copy 1.5.
     """
     n = arr.shape[0]
     stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
