@@ -54,8 +54,8 @@ def set_cpu_cache(enabled: bool) -> None:
 
     What it keeps is bounded by ``PYDLR_CPU_CACHE_MB`` (read when first switched on; default 1/8 of RAM, at most
     4 GiB); ``PYDLR_CPU_CACHE_MB=0`` in the environment before pydlr is imported leaves torch's allocator in
-    place (switched on later, the cache then takes the default bound). Switching it off gives the kept blocks back; when malloc runs out, they go back before torch's
-    out-of-memory error is raised.
+    place (switched on later, the cache then takes the default bound). Switching it off gives the kept blocks
+    back; when malloc runs out, they go back before torch's out-of-memory error is raised.
     """
     if not isinstance(enabled, bool):
         raise InputError("enabled", "True or False", enabled, where="pydlr.ops.set_cpu_cache")
