@@ -8,7 +8,8 @@
 // for ~25 MFLOP. Fused, each thread computes the few convolution rows one pooling row needs into an L1 tile,
 // pools them and writes only the pooled output and its one-byte argmax; the backward rebuilds those rows of the
 // (three-quarters zero) gradient in an L1 tile from the pooled gradient and the argmax, and feeds them to the
-// dense direct weight-gradient kernel.
+// dense direct weight-gradient kernel. The commonest first layer (3x3, stride 1, C <= 3, 2x2 windows) skips the
+// rows: one pooled cell at a time in vector registers (Kind::Cell).
 //
 // Exactness: max pooling is applied to the activated rows (bias and activation first, as unfused), with the
 // pooling kernel's own row function, so values and argmax (ties, NaN) are those of max_pool2d(conv2d_act(...)).
@@ -18,6 +19,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 
 #include <cstring>
 #include <vector>
@@ -43,18 +45,26 @@ PoolGeom window_rows(const Fused& f) {
   return PoolGeom{1, f.g.OC, f.p.kh, f.g.OW, 1, f.p.OW, f.p.kh, f.p.kw, f.p.kh, f.p.sw};
 }
 
-// Which fused kernel runs: the dense direct rows above, or the Winograd F(4x4, 3x3) forward pooling 2x2 windows
+// Which fused kernel runs: the per-cell kernel (below) or the dense direct rows above, or the Winograd F(4x4, 3x3) forward pooling 2x2 windows
 // with stride 2 in its output transform (a 4x4 output tile holds whole windows: the seed's 32->64 at 13x13). The
 // Winograd pair's backward masks the pooled gradient; the weight gradient is the unfused one's (the pooling's
 // backward spreads the gradient to full resolution, the Winograd weight gradient reads it), the input gradient
 // is scattered from the pooled gradient directly (pooled_input_grad).
-enum class Kind { None, Dense, Winograd };
+enum class Kind { None, Cell, Dense, Winograd };
+
+// The per-cell kernel's shapes (see cell_forward_rows).
+bool cell_kernel_ok(const ConvGeom& g, const PoolGeom& p) {
+  return g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.C <= 3 && p.kh == 2 &&
+         p.kw == 2 && p.sh == 2 && p.sw == 2;
+}
 
 // Every activation pydlr fuses is non-decreasing, so pooling commutes with it and the argmax carries its mask.
 Kind fused_kind(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const PoolGeom& p) {
   if (!input.device().is_cpu() || p.OH <= 0 || p.OW <= 0) return Kind::None;
-  if (detail::dense_direct_ok(g, input.scalar_type()) && p.sh >= p.kh && p.sw >= p.kw) return Kind::Dense;
+  if (detail::dense_direct_ok(g, input.scalar_type()) && p.sh >= p.kh && p.sw >= p.kw) {
+    return cell_kernel_ok(g, p) ? Kind::Cell : Kind::Dense;
+  }
   if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && weight.scalar_type() == input.scalar_type() &&
       conv2d_cpu_path(input, weight, stride, padding, dilation, groups) == "winograd_f43") {
     return Kind::Winograd;
@@ -97,6 +107,192 @@ void fused_forward_rows(const Fused& f, const float* x, Strides4 xs, const float
   }
 }
 
+// Pooled gradient masked by the activation's derivative, read at the pooled (activated) value.
+PYDLR_INLINE float masked(float gv, float yv, int act) {
+  if (act == 1) return yv > 0.0f ? gv : 0.0f;
+  if (act == 2) return (yv > 0.0f && yv < 6.0f) ? gv : 0.0f;
+  return gv;
+}
+
+// ------------------------------------------------------------------------------- per pooled cell (Kind::Cell)
+// The commonest first layer, a 3x3 stride-1 convolution of a grey or RGB image (C <= 3) pooled by 2x2 windows of
+// stride 2, one pooled cell at a time: the cell's four convolution outputs read one 4x4 input patch per channel
+// (zeros off the image: the padding), their 4 x OC accumulators stay in vector registers, and the activation and
+// the window's maximum are taken there. The rows kernel above stores each convolution row to a tile and makes
+// separate activation and pooling passes over it, and its backward makes one pass per tap over a row of the
+// gradient: ~3x the time of these loops on the seed's 1->32 layer. The backward expands the masked pooled
+// gradient to the window's four positions in registers (the argmax, lane by lane) and keeps the 9 x C x OC weight
+// gradient in registers over a task's cells.
+
+// The 4x4 input patch of pooled cell (n, ph, pw) per channel, [C][4][4], zeros outside the image.
+template <int C>
+PYDLR_INLINE void cell_patch(const ConvGeom& g, const float* xn, Strides4 xs, int64_t ph, int64_t pw, float* patch) {
+  const int64_t ih0 = 2 * ph - g.ph, iw0 = 2 * pw - g.pw;
+  if (ih0 >= 0 && iw0 >= 0 && ih0 + 4 <= g.H && iw0 + 4 <= g.W) {
+    const float* x0 = xn + ih0 * xs.h + iw0 * xs.w;
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < 4; ++r)
+        for (int s = 0; s < 4; ++s) patch[c * 16 + r * 4 + s] = x0[c * xs.c + r * xs.h + s * xs.w];
+    return;
+  }
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < 4; ++r)
+      for (int s = 0; s < 4; ++s) {
+        const int64_t ih = ih0 + r, iw = iw0 + s;
+        const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+        patch[c * 16 + r * 4 + s] = in ? xn[c * xs.c + ih * xs.h + iw * xs.w] : 0.0f;
+      }
+}
+
+// Pooled rows [b0, b1) of the flattened (n, pooled row) range; y and a (null for inference) channels-last.
+// The accumulation order (bias, then taps kh, kw, c) and the pooling's comparisons (first maximum, NaN wins) are
+// the rows kernel's: the same values and argmax. A row's activated outputs go through an L1 tile [PW][4][OC]: the
+// window maximum runs as plain loops over it (GCC scalarises or-ed vector masks in the AVX-512 clone, and
+// vectorises these), a whole row after its stores, so that no load waits on a store of another width.
+template <int C, int NV>
+PYDLR_INLINE void cell_forward_rows(const Fused& f, const float* x, Strides4 xs, const float* wk, const float* b,
+                                    float* y, uint8_t* a, float* tile, int64_t b0, int64_t b1) {
+  constexpr int64_t OC = 16 * NV;
+  const int64_t PW = f.p.OW;
+  vf16 bias[NV];
+  for (int j = 0; j < NV; ++j) bias[j] = b ? vload(b + 16 * j) : vf16{};
+  alignas(64) float patch[C * 16];
+  for (int64_t t = b0; t < b1; ++t) {
+    const int64_t n = t / f.p.OH, ph = t % f.p.OH;
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      cell_patch<C>(f.g, x + n * xs.n, xs, ph, pw, patch);
+      vf16 acc[4][NV];
+      for (int q = 0; q < 4; ++q)
+        for (int j = 0; j < NV; ++j) acc[q][j] = bias[j];
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw)
+          for (int c = 0; c < C; ++c) {
+            const float* wp = wk + ((kh * 3 + kw) * C + c) * OC;
+            for (int q = 0; q < 4; ++q) {
+              const float xv = patch[c * 16 + (q / 2 + kh) * 4 + q % 2 + kw];
+              for (int j = 0; j < NV; ++j) acc[q][j] += xv * vload(wp + 16 * j);
+            }
+          }
+      for (int q = 0; q < 4; ++q)
+        for (int j = 0; j < NV; ++j) vstore(tile + (pw * 4 + q) * OC + 16 * j, act_v(acc[q][j], f.act));
+    }
+    float* yr = y + t * PW * OC;
+    uint8_t* ar = a ? a + t * PW * OC : nullptr;
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const float* v = tile + pw * 4 * OC;
+      for (int64_t o = 0; o < OC; ++o) {
+        float m = v[o];
+        int at = 0;
+        for (int q = 1; q < 4; ++q) {
+          const float e = v[q * OC + o];
+          const bool take = e > m || e != e;
+          m = take ? e : m;
+          at = take ? q : at;
+        }
+        yr[pw * OC + o] = m;
+        if (ar) ar[pw * OC + o] = static_cast<uint8_t>(at);
+      }
+    }
+  }
+}
+
+// Weight and bias gradient over pooled rows [b0, b1): gy, yv and am are the pooled gradient, the pooled (activated)
+// output and the argmax, channels-last; the gradient is masked here by the activation's derivative at the pooled
+// value and spread to the window's four positions, a row at a time into an L1 tile [PW][4][OC] (as the forward's).
+// Adds into dw [3][3][C][OC] and db [OC].
+template <int C, int NV>
+PYDLR_INLINE void cell_backward_rows(const Fused& f, const float* x, Strides4 xs, const float* gy, const float* yv,
+                                     const uint8_t* am, float* dw, float* db, float* tile, int64_t b0, int64_t b1) {
+  constexpr int64_t OC = 16 * NV;
+  const int64_t PW = f.p.OW;
+  vf16 acc[9 * C][NV];
+  for (int k = 0; k < 9 * C; ++k)
+    for (int j = 0; j < NV; ++j) acc[k][j] = vf16{};
+  alignas(64) float patch[C * 16];
+  for (int64_t t = b0; t < b1; ++t) {
+    const int64_t n = t / f.p.OH, ph = t % f.p.OH;
+    const float* gr = gy + t * PW * OC;
+    const float* yr = yv + t * PW * OC;
+    const uint8_t* ar = am + t * PW * OC;
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      float* v = tile + pw * 4 * OC;
+      for (int64_t o = 0; o < OC; ++o) {
+        const int64_t i = pw * OC + o;
+        const float gv = masked(gr[i], yr[i], f.act);
+        db[o] += gv;
+        for (int q = 0; q < 4; ++q) v[q * OC + o] = ar[i] == q ? gv : 0.0f;
+      }
+    }
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const float* v = tile + pw * 4 * OC;
+      cell_patch<C>(f.g, x + n * xs.n, xs, ph, pw, patch);
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw)
+          for (int c = 0; c < C; ++c) {
+            const int k = (kh * 3 + kw) * C + c;
+            for (int q = 0; q < 4; ++q) {
+              const float xv = patch[c * 16 + (q / 2 + kh) * 4 + q % 2 + kw];
+              for (int j = 0; j < NV; ++j) acc[k][j] += xv * vload(v + q * OC + 16 * j);
+            }
+          }
+    }
+  }
+  for (int k = 0; k < 9 * C; ++k)
+    for (int j = 0; j < NV; ++j) vstore(dw + k * OC + 16 * j, vload(dw + k * OC + 16 * j) + acc[k][j]);
+}
+
+// One clone per ISA for each direction; C and OC / 16 picked at run time.
+#define PYDLR_CELL_SWITCH(CALL)                        \
+  switch (f.g.C * 4 + f.g.OC / 16 - 1) {              \
+    case 4: CALL(1, 1); break;                        \
+    case 5: CALL(1, 2); break;                        \
+    case 6: CALL(1, 3); break;                        \
+    case 7: CALL(1, 4); break;                        \
+    case 8: CALL(2, 1); break;                        \
+    case 9: CALL(2, 2); break;                        \
+    case 10: CALL(2, 3); break;                       \
+    case 11: CALL(2, 4); break;                       \
+    case 12: CALL(3, 1); break;                       \
+    case 13: CALL(3, 2); break;                       \
+    case 14: CALL(3, 3); break;                       \
+    default: CALL(3, 4); break;                       \
+  }
+PYDLR_CLONES void cell_forward(const Fused& f, const float* x, Strides4 xs, const float* wk, const float* b, float* y,
+                               uint8_t* a, float* tile, int64_t b0, int64_t b1) {
+#define PYDLR_CELL_FWD(C, NV) cell_forward_rows<C, NV>(f, x, xs, wk, b, y, a, tile, b0, b1)
+  PYDLR_CELL_SWITCH(PYDLR_CELL_FWD)
+#undef PYDLR_CELL_FWD
+}
+PYDLR_CLONES void cell_backward(const Fused& f, const float* x, Strides4 xs, const float* gy, const float* yv,
+                                const uint8_t* am, float* dw, float* db, float* tile, int64_t b0, int64_t b1) {
+#define PYDLR_CELL_BWD(C, NV) cell_backward_rows<C, NV>(f, x, xs, gy, yv, am, dw, db, tile, b0, b1)
+  PYDLR_CELL_SWITCH(PYDLR_CELL_BWD)
+#undef PYDLR_CELL_BWD
+}
+#undef PYDLR_CELL_SWITCH
+
+// Weight and bias gradients of the per-cell kernel: per-thread partial sums, added at the end. dW [OC, C, 3, 3].
+std::pair<at::Tensor, at::Tensor> cell_grads(const Fused& f, const at::Tensor& input, const at::Tensor& gy,
+                                             const at::Tensor& yv, const at::Tensor& am) {
+  const ConvGeom& g = f.g;
+  const int64_t nt = at::get_num_threads(), KC = 9 * g.C, slot = KC * g.OC + g.OC;
+  at::Tensor accs = at::zeros({nt, slot}, input.options());
+  float* ap = accs.mutable_data_ptr<float>();
+  const float* xp = input.const_data_ptr<float>();
+  const Strides4 xs = strides_of(input);
+  const float* gp = gy.const_data_ptr<float>();
+  const float* yp = yv.const_data_ptr<float>();
+  const uint8_t* mp = am.const_data_ptr<uint8_t>();
+  at::parallel_for(0, g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
+    float* acc = ap + at::get_thread_num() * slot;
+    std::vector<float> tile(f.p.OW * 4 * g.OC);
+    cell_backward(f, xp, xs, gp, yp, mp, acc, acc + KC * g.OC, tile.data(), b0, b1);
+  });
+  const at::Tensor total = nt == 1 ? accs[0] : accs.sum(0);
+  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({3, 3, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
+  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
+}
+
 at::Tensor weight_khwc(const at::Tensor& weight) { return weight.permute({2, 3, 1, 0}).contiguous(); }
 
 std::tuple<at::Tensor, at::Tensor> fused_forward(Kind kind, const Fused& f, const at::Tensor& input,
@@ -118,7 +314,12 @@ std::tuple<at::Tensor, at::Tensor> fused_forward(Kind kind, const Fused& f, cons
     const float* wp = wk.const_data_ptr<float>();
     const Strides4 xs = strides_of(input);  // read through its strides: any layout, no copy
     at::parallel_for(0, f.g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
-      fused_forward_rows(f, xp, xs, wp, bp, yp, ap, b0, b1);
+      if (kind == Kind::Cell) {
+        std::vector<float> tile(f.p.OW * 4 * f.g.OC);
+        cell_forward(f, xp, xs, wp, bp, yp, ap, tile.data(), b0, b1);
+      } else {
+        fused_forward_rows(f, xp, xs, wp, bp, yp, ap, b0, b1);
+      }
     });
   }
   // The output follows the input's layout, as conv2d's does.
@@ -127,13 +328,6 @@ std::tuple<at::Tensor, at::Tensor> fused_forward(Kind kind, const Fused& f, cons
     if (a.defined()) a = a.contiguous();
   }
   return {y, a};
-}
-
-// Pooled gradient masked by the activation's derivative, read at the pooled (activated) value.
-inline float masked(float gv, float yv, int act) {
-  if (act == 1) return yv > 0.0f ? gv : 0.0f;
-  if (act == 2) return (yv > 0.0f && yv < 6.0f) ? gv : 0.0f;
-  return gv;
 }
 
 // One pooled cell (n, ph, pw) of pooled_input_grad, 3x3 kernel, C = 16 * NV: the outputs whose gradient lands on
@@ -272,10 +466,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
               ": grad_output and output must be float32");
   TORCH_CHECK(argmax.scalar_type() == at::kByte, op, ": argmax must be uint8; got ", argmax.scalar_type());
   const auto cl = at::MemoryFormat::ChannelsLast;
-  // Masked pooled gradient: small (a quarter of the activation for 2x2 windows).
   at::Tensor gm = grad_output.contiguous(cl);
   const at::Tensor yv = output.contiguous(cl);
   const at::Tensor am = argmax.contiguous(cl);
+  at::Tensor gi, gw, gb;
+  if (kind == Kind::Cell) {  // masks the gradient itself
+    if (output_mask[1] || output_mask[2]) {
+      std::tie(gw, gb) = cell_grads(f, input, gm, yv, am);
+      if (!output_mask[1]) gw = at::Tensor();
+      if (!output_mask[2]) gb = at::Tensor();
+    }
+    if (!output_mask[0]) return {gi, gw, gb};
+  }
+  // Masked pooled gradient: small (a quarter of the activation for 2x2 windows).
   if (f.act != 0) {  // one pass into a fresh tensor (the upstream gradient is not ours to overwrite)
     const at::Tensor g_in = gm;
     gm = at::empty(g_in.sizes(), g_in.options().memory_format(cl));
@@ -286,7 +489,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
       for (int64_t i = b0; i < b1; ++i) gp[i] = masked(src[i], yp[i], f.act);
     });
   }
-  at::Tensor gi, gw, gb;
   if (kind == Kind::Winograd) {
     if (output_mask[1] || output_mask[2]) {  // the Winograd weight gradient reads the full-resolution gradient
       const at::Tensor shape_of_conv = at::empty({g.N, g.OC, g.OH, g.OW}, input.options().memory_format(cl));
@@ -307,7 +509,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
     }
     return {gi, gw, gb};
   }
-  if (output_mask[1] || output_mask[2]) {
+  if (kind == Kind::Dense && (output_mask[1] || output_mask[2])) {
     const int64_t row = g.OW * g.OC;
     const float* gp = gm.const_data_ptr<float>();
     const uint8_t* ap = am.const_data_ptr<uint8_t>();

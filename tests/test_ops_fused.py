@@ -28,7 +28,8 @@ def reference(x, w, b, stride, padding, dilation, act, pool, pool_stride):
 
 # (N, C, H, W, OC, kernel, stride, padding, dilation, activation, pool, pool_stride): the seed's first layer,
 # odd sizes (uncovered last row/column), windows with gaps, RGB input, 3x3 and rectangular pools, strided and
-# dilated and padded convolutions, every fused activation, batch 1.
+# dilated and padded convolutions, every fused activation, batch 1; the per-cell kernel (3x3, stride 1, C <= 3,
+# 2x2 windows of stride 2) with padding reaching past the image, 1 to 3 channels and 16 to 64 outputs.
 FUSED_CASES = [
     (4, 1, 28, 28, 32, 3, 1, 0, 1, "relu", (2, 2), (2, 2)),
     (3, 1, 11, 9, 16, 3, 1, 0, 1, "relu6", (2, 2), (2, 2)),
@@ -37,6 +38,9 @@ FUSED_CASES = [
     (1, 3, 17, 15, 64, 3, 2, 1, 1, "relu", (2, 2), (2, 2)),
     (2, 1, 14, 14, 32, 5, 1, 2, 1, "relu", (2, 3), (2, 3)),
     (2, 1, 16, 16, 16, 3, 1, 0, 2, "relu6", (2, 2), (2, 2)),
+    (2, 3, 12, 11, 64, 3, 1, 1, 1, "relu", (2, 2), (2, 2)),
+    (3, 2, 9, 10, 48, 3, 1, 1, 1, "none", (2, 2), (2, 2)),
+    (1, 1, 7, 8, 16, 3, 1, 2, 1, "relu6", (2, 2), (2, 2)),
 ]
 
 
@@ -139,19 +143,28 @@ def test_winograd_conv_pooled_in_its_output_transform_equals_the_two_ops(case, l
     assert torch.equal(wa.grad, ws.grad)
 
 
-def test_winograd_pooled_ties_and_nan_follow_max_pool2d():
+def _winograd_conv_relu(x, w, b):
+    return ops.conv2d(x, w, b, activation="relu")  # the same Winograd rounding at every tile: the same ties
+
+
+def _torch_conv_relu(x, w, b):
+    return F.relu(F.conv2d(x, w, b))  # NaN stays NaN (oneDNN's fused conv + ReLU, which ops.conv2d may take, zeroes it)
+
+
+@pytest.mark.parametrize("c,oc,size,conv", [(32, 64, 13, _winograd_conv_relu), (1, 32, 28, _torch_conv_relu),
+                                            (3, 16, 9, _torch_conv_relu)], ids=["winograd", "cell", "cell-rgb"])
+def test_pooled_ties_and_nan_follow_max_pool2d(c, oc, size, conv):
     # A constant image ties every window (the first tap wins); a NaN input pixel makes the windows it reaches NaN
     # (the last NaN tap wins): the window positions of max_pool2d_with_argmax on the unfused convolution.
-    weight, bias = torch.full((64, 32, 3, 3), 0.01), torch.zeros(64)
+    weight, bias = torch.full((oc, c, 3, 3), 0.01), torch.zeros(oc)
     for fill_nan in (False, True):
-        x = torch.ones(8, 32, 13, 13)
+        x = torch.ones(8, c, size, size)
         if fill_nan:
-            x[1, 3, 6, 6] = float("nan")
+            x[1, c - 1, 6, 6] = float("nan")
         x = x.contiguous(memory_format=torch.channels_last)
         y, argmax = torch.ops.pydlr.conv2d_act_pool_with_argmax(x, weight, bias, [1, 1], [0, 0], [1, 1], 1, "relu",
                                                                 [2, 2], [2, 2])
-        ref_y, ref_a = torch.ops.pydlr.max_pool2d_with_argmax(ops.conv2d(x, weight, bias, activation="relu"), [2, 2],
-                                                              [2, 2])
+        ref_y, ref_a = torch.ops.pydlr.max_pool2d_with_argmax(conv(x, weight, bias), [2, 2], [2, 2])
         assert torch.equal(argmax, ref_a)
         torch.testing.assert_close(y, ref_y, equal_nan=True, rtol=0, atol=0)
         assert y.isnan().any() == fill_nan
