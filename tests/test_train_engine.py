@@ -121,6 +121,40 @@ def test_from_logits_loss_and_predict_proba():
     assert (m.predict_classes(x[:10]) == logits.argmax(1)).all()
 
 
+def test_softmax_output_trains_on_its_logits_as_keras_on_tensorflow():
+    # A softmax head with from_logits=False (Keras' default) computes the cross-entropy from the softmax's input:
+    # the value of clipped probabilities where they are not clipped, and a gradient where clipping gives none.
+    from pydlr.layers.activations import LOGITS_ATTRIBUTE, get
+
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0], [40.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    probs = get("softmax")(logits)
+    assert getattr(probs, LOGITS_ATTRIBUTE) is logits
+    target = torch.tensor([1, 2])  # the second sample's class has probability e^-40: clipped at 1e-7
+    for loss in (losses.get_loss("sparse_categorical_crossentropy"), losses.get_loss("categorical_crossentropy")):
+        t = target if loss.kind == "sparse" else torch.nn.functional.one_hot(target, 4).float()
+        value = loss(probs, t)
+        torch.testing.assert_close(value, torch.nn.functional.cross_entropy(logits, target))
+        clipped = loss(probs.detach().clone().requires_grad_(), t)  # a plain tensor: Keras' clipped formula
+        assert clipped.item() == pytest.approx((-np.log(np.exp(1) / np.exp([0, 1, 2, 3]).sum()) - np.log(1e-7)) / 2,
+                                               rel=1e-5)
+        grad, = torch.autograd.grad(value, logits)
+        assert grad[1].abs().sum() > 0.5  # the confidently wrong sample still teaches
+        per = loss.per_sample(probs, t)
+        torch.testing.assert_close(per, torch.nn.functional.cross_entropy(logits, target, reduction="none"))
+    # Anything computed from the softmax output is probabilities only: the clipped formula.
+    sliced = probs[:, :4] * 1.0
+    assert getattr(sliced, LOGITS_ATTRIBUTE, None) is None
+    # Fitted, the softmax head and the logits head with from_logits=True follow the same losses.
+    x, y = quadrant_data(256)
+    histories = []
+    for softmax in (True, False):
+        m = small_model(softmax=softmax)
+        m.compile("adam", "sparse_categorical_crossentropy" if softmax
+                  else losses.SparseCategoricalCrossentropy(from_logits=True))
+        histories.append(m.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0).history["loss"])
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-5)
+
+
 def test_binary_and_mse_losses_train():
     x, y = quadrant_data(256)
     yb = (y % 2).astype(np.float32)

@@ -3,7 +3,10 @@
 Like Keras, each loss takes ``from_logits``: False (the default) means the model ends in a softmax /
 sigmoid and outputs probabilities, which are clipped to ``[eps, 1 - eps]`` (Keras' epsilon 1e-7) before
 the log; True means the model outputs logits and the loss applies log-softmax / log-sigmoid itself
-(numerically safer and slightly faster).
+(numerically safer and slightly faster). As Keras on TensorFlow does, the cross-entropies given the output of
+pydlr's softmax activation (a 2-D output: samples x classes) compute from the logits it remembers instead
+(pydlr.layers.activations.LOGITS_ATTRIBUTE): the same loss without the clipping, whose clipped samples would get
+no gradient.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 
 from pydlr import ops
 from pydlr.errors import InputError
+from pydlr.layers.activations import LOGITS_ATTRIBUTE
 
 __all__ = [
     "Loss", "get_loss", "LOSSES", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -45,8 +49,18 @@ class Loss:
         if not isinstance(self.from_logits, bool):
             raise InputError("from_logits", "True or False", self.from_logits, where=self.name)
 
+    def _logits_of(self, pred: torch.Tensor) -> torch.Tensor | None:
+        """The logits behind a softmax output, where this cross-entropy can use them instead; else None."""
+        if self.from_logits or self.kind not in ("sparse", "categorical") or pred.dim() != 2:
+            return None
+        logits = getattr(pred, LOGITS_ATTRIBUTE, None)
+        return logits if isinstance(logits, torch.Tensor) and logits.shape == pred.shape else None
+
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of each sample, shape (n,)."""
+        logits = self._logits_of(pred)
+        if logits is not None:
+            return Loss(self.name, self.kind, from_logits=True).per_sample(logits, target)
         pred = pred.float()
         if self.kind == "categorical":
             logp = (F.log_softmax(pred, dim=-1) if self.from_logits
@@ -71,6 +85,9 @@ class Loss:
     def __call__(self, pred: torch.Tensor, target: torch.Tensor,
                  weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss over the batch; with ``weight`` (n,), Keras' ``sum(w * l) / n``."""
+        logits = self._logits_of(pred)
+        if logits is not None:
+            return Loss(self.name, self.kind, from_logits=True)(logits, target, weight)
         if weight is None and self.from_logits and self.kind in ("sparse", "categorical"):
             pred = pred.float()
             if self.kind == "sparse":  # one autograd node (torch's cross_entropy where it is not native)
