@@ -121,14 +121,14 @@ def test_from_logits_loss_and_predict_proba():
     assert (m.predict_classes(x[:10]) == logits.argmax(1)).all()
 
 
-def test_softmax_output_trains_on_its_logits_as_keras_on_tensorflow():
+def test_softmax_and_sigmoid_outputs_train_on_their_logits_as_keras_on_tensorflow():
     # A softmax head with from_logits=False (Keras' default) computes the cross-entropy from the softmax's input:
     # the value of clipped probabilities where they are not clipped, and a gradient where clipping gives none.
     from pydlr.layers.activations import LOGITS_ATTRIBUTE, get
 
     logits = torch.tensor([[0.0, 1.0, 2.0, 3.0], [40.0, 0.0, 0.0, 0.0]], requires_grad=True)
     probs = get("softmax")(logits)
-    assert getattr(probs, LOGITS_ATTRIBUTE) is logits
+    assert getattr(probs, LOGITS_ATTRIBUTE)[1] is logits
     target = torch.tensor([1, 2])  # the second sample's class has probability e^-40: clipped at 1e-7
     for loss in (losses.get_loss("sparse_categorical_crossentropy"), losses.get_loss("categorical_crossentropy")):
         t = target if loss.kind == "sparse" else torch.nn.functional.one_hot(target, 4).float()
@@ -144,6 +144,21 @@ def test_softmax_output_trains_on_its_logits_as_keras_on_tensorflow():
     # Anything computed from the softmax output is probabilities only: the clipped formula.
     sliced = probs[:, :4] * 1.0
     assert getattr(sliced, LOGITS_ATTRIBUTE, None) is None
+    # A sigmoid output's logits serve the binary cross-entropy, never the categorical ones (nor softmax's the
+    # binary one).
+    z = torch.tensor([[-30.0], [2.0]], requires_grad=True)
+    p = get("sigmoid")(z)
+    yb = torch.tensor([[1.0], [0.0]])
+    bce = losses.get_loss("binary_crossentropy")
+    torch.testing.assert_close(bce(p, yb), torch.nn.functional.binary_cross_entropy_with_logits(z, yb))
+    assert torch.autograd.grad(bce(p, yb), z)[0][0].abs() > 0.4  # p = 1e-13 for a positive: clipping gives 0
+    two = get("sigmoid")(torch.tensor([[0.2, 0.9]]))
+    sparse = losses.get_loss("sparse_categorical_crossentropy")
+    assert sparse(two, torch.tensor([1])).item() == pytest.approx(-np.log(torch.sigmoid(torch.tensor(0.9)).item()),
+                                                                  rel=1e-6)  # the probabilities, as given
+    soft = get("softmax")(torch.tensor([[0.2, 0.9]]))
+    assert bce(soft, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy(soft, torch.tensor([[0.0, 1.0]])).item(), rel=1e-6)
     # Fitted, the softmax head and the logits head with from_logits=True follow the same losses.
     x, y = quadrant_data(256)
     histories = []

@@ -11,17 +11,25 @@ from pydlr.errors import InputError
 
 ActivationFn = Callable[[torch.Tensor], torch.Tensor]
 
-# The attribute a softmax output carries its input under, as Keras' `_keras_logits`: the cross-entropy losses
-# (pydlr.train.losses) compute from these logits when the model ends in a softmax and the loss is given
-# probabilities (from_logits=False, Keras' default), as Keras on TensorFlow does. That is exact where clipping
-# the probabilities at 1e-7 is not (clipped samples get no gradient) and skips the softmax's backward.
+# The attribute a softmax or sigmoid output carries (activation name, input) under, as Keras' `_keras_logits`: the
+# cross-entropy losses (pydlr.train.losses) compute from these logits when the model ends in that activation and
+# the loss is given probabilities (from_logits=False, Keras' default), as Keras on TensorFlow does. That is exact
+# where clipping the probabilities at 1e-7 is not (clipped samples get no gradient) and skips the activation's
+# backward.
 LOGITS_ATTRIBUTE = "_pydlr_logits"
 
 
 def softmax(x: torch.Tensor) -> torch.Tensor:
     """Softmax over the channel axis; the output remembers its logits (LOGITS_ATTRIBUTE)."""
     out = torch.softmax(x, dim=1)
-    setattr(out, LOGITS_ATTRIBUTE, x)
+    setattr(out, LOGITS_ATTRIBUTE, ("softmax", x))
+    return out
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """The logistic function; the output remembers its logits (LOGITS_ATTRIBUTE)."""
+    out = torch.sigmoid(x)
+    setattr(out, LOGITS_ATTRIBUTE, ("sigmoid", x))
     return out
 
 # Keras' axis -1 is the channel axis, which is dim 1 of pydlr's internal tensors (NCHW-shaped or (N, F)).
@@ -29,7 +37,7 @@ ACTIVATIONS: dict[str, ActivationFn] = {
     "linear": lambda x: x,
     "relu": F.relu,
     "relu6": F.relu6,
-    "sigmoid": torch.sigmoid,
+    "sigmoid": sigmoid,
     "tanh": torch.tanh,
     "softmax": softmax,
     "log_softmax": lambda x: torch.log_softmax(x, dim=1),

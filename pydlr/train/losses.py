@@ -4,9 +4,9 @@ Like Keras, each loss takes ``from_logits``: False (the default) means the model
 sigmoid and outputs probabilities, which are clipped to ``[eps, 1 - eps]`` (Keras' epsilon 1e-7) before
 the log; True means the model outputs logits and the loss applies log-softmax / log-sigmoid itself
 (numerically safer and slightly faster). As Keras on TensorFlow does, the cross-entropies given the output of
-pydlr's softmax activation (a 2-D output: samples x classes) compute from the logits it remembers instead
-(pydlr.layers.activations.LOGITS_ATTRIBUTE): the same loss without the clipping, whose clipped samples would get
-no gradient.
+pydlr's softmax activation (a 2-D output: samples x classes) or sigmoid activation compute from the logits it
+remembers instead (pydlr.layers.activations.LOGITS_ATTRIBUTE): the same loss without the clipping, whose clipped
+samples would get no gradient.
 """
 
 from __future__ import annotations
@@ -50,10 +50,18 @@ class Loss:
             raise InputError("from_logits", "True or False", self.from_logits, where=self.name)
 
     def _logits_of(self, pred: torch.Tensor) -> torch.Tensor | None:
-        """The logits behind a softmax output, where this cross-entropy can use them instead; else None."""
-        if self.from_logits or self.kind not in ("sparse", "categorical") or pred.dim() != 2:
+        """The logits behind a softmax output (for the categorical cross-entropies, a 2-D output whose softmax ran
+        over the class axis) or a sigmoid output (for the binary one), which this loss then uses instead; else
+        None."""
+        if self.from_logits:
             return None
-        logits = getattr(pred, LOGITS_ATTRIBUTE, None)
+        remembered = getattr(pred, LOGITS_ATTRIBUTE, None)
+        if not isinstance(remembered, tuple) or len(remembered) != 2:
+            return None
+        activation, logits = remembered
+        wanted = {"sparse": "softmax", "categorical": "softmax", "binary": "sigmoid"}.get(self.kind)
+        if activation != wanted or (wanted == "softmax" and pred.dim() != 2):
+            return None
         return logits if isinstance(logits, torch.Tensor) and logits.shape == pred.shape else None
 
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
