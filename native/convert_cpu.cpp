@@ -38,6 +38,8 @@ constexpr int64_t kRunRows = 1024;
 // held the second core the two threads took 16 ms against 5.2, but predict() as a whole took 400-900 ms there
 // against 170 idle (the model's own parallel regions wait the same way), so the conversion's share stays small.
 constexpr int64_t kGrainValues = 1 << 16;
+// Outputs from this size on are written with non-temporal stores (transpose_rows_stream).
+constexpr int64_t kStreamBytes = int64_t{1} << 24;
 
 // out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
 template <typename T>
@@ -101,6 +103,26 @@ __attribute__((target("avx2"))) inline __m256 load8<int32_t>(const int32_t* p) {
   return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
+// v[j]: value j's 8 neighbouring rows; r[i]: row i's 8 values.
+__attribute__((target("avx2"))) inline void transpose8x8(const __m256* v, __m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 // 8 values (columns) x 8 neighbouring rows: loaded as 8 column vectors, transposed in registers, stored as 8 rows.
 template <typename T>
 __attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src, const int64_t* __restrict offsets,
@@ -119,29 +141,56 @@ __attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src
       }
       for (int64_t k = b0; k < b1; k += 8) {
         for (int j = 0; j < 8; ++j) _mm_prefetch(reinterpret_cast<const char*>(next[j] + k), _MM_HINT_T0);
-        const __m256 v0 = load8<T>(col[0] + k), v1 = load8<T>(col[1] + k), v2 = load8<T>(col[2] + k),
-                     v3 = load8<T>(col[3] + k), v4 = load8<T>(col[4] + k), v5 = load8<T>(col[5] + k),
-                     v6 = load8<T>(col[6] + k), v7 = load8<T>(col[7] + k);
-        const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
-        const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
-        const __m256 t4 = _mm256_unpacklo_ps(v4, v5), t5 = _mm256_unpackhi_ps(v4, v5);
-        const __m256 t6 = _mm256_unpacklo_ps(v6, v7), t7 = _mm256_unpackhi_ps(v6, v7);
-        const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        const __m256 v[8] = {load8<T>(col[0] + k), load8<T>(col[1] + k), load8<T>(col[2] + k), load8<T>(col[3] + k),
+                             load8<T>(col[4] + k), load8<T>(col[5] + k), load8<T>(col[6] + k), load8<T>(col[7] + k)};
+        __m256 r[8];
+        transpose8x8(v, r);
         float* o = out + k * features + c0;
-        _mm256_storeu_ps(o + 0 * features, _mm256_permute2f128_ps(s0, s4, 0x20));
-        _mm256_storeu_ps(o + 1 * features, _mm256_permute2f128_ps(s1, s5, 0x20));
-        _mm256_storeu_ps(o + 2 * features, _mm256_permute2f128_ps(s2, s6, 0x20));
-        _mm256_storeu_ps(o + 3 * features, _mm256_permute2f128_ps(s3, s7, 0x20));
-        _mm256_storeu_ps(o + 4 * features, _mm256_permute2f128_ps(s0, s4, 0x31));
-        _mm256_storeu_ps(o + 5 * features, _mm256_permute2f128_ps(s1, s5, 0x31));
-        _mm256_storeu_ps(o + 6 * features, _mm256_permute2f128_ps(s2, s6, 0x31));
-        _mm256_storeu_ps(o + 7 * features, _mm256_permute2f128_ps(s3, s7, 0x31));
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(o + i * features, r[i]);
       }
     }
   }
+}
+
+// The same for outputs far larger than the caches (a whole training set): 16 values x 8 rows a step, so that each
+// row's 16 values are one whole, aligned cache line, written with a non-temporal store: the line is not read
+// before it is written (a third of the traffic of the cached stores) and the output does not evict the input's
+// runs. Needs features % 16 == 0 and a 64-byte-aligned out (checked by the caller).
+template <typename T>
+__attribute__((target("avx512f,avx2"))) void transpose_rows_stream(const T* __restrict src,
+                                                                   const int64_t* __restrict offsets,
+                                                                   int64_t features, int64_t r0, int64_t r1,
+                                                                   float* __restrict out) {
+  for (int64_t b0 = r0; b0 + 8 <= r1; b0 += kRunRows) {
+    const int64_t b1 = b0 + (std::min(kRunRows, r1 - b0) / 8) * 8;
+    for (int64_t c0 = 0; c0 < features; c0 += 16) {
+      const T* col[16];
+      const T* next[16];
+      for (int j = 0; j < 16; ++j) {
+        col[j] = src + offsets[c0 + j];
+        next[j] = c0 + 16 < features ? src + offsets[c0 + 16 + j] : col[j];
+      }
+      for (int64_t k = b0; k < b1; k += 8) {
+        for (int j = 0; j < 16; ++j) _mm_prefetch(reinterpret_cast<const char*>(next[j] + k), _MM_HINT_T0);
+        __m256 v[16], lo[8], hi[8];
+        for (int j = 0; j < 16; ++j) v[j] = load8<T>(col[j] + k);
+        transpose8x8(v, lo);
+        transpose8x8(v + 8, hi);
+        float* o = out + k * features + c0;
+        for (int i = 0; i < 8; ++i) {
+          const __m512d both = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo[i])),
+                                                  _mm256_castps_pd(hi[i]), 1);
+          _mm512_stream_ps(o + i * features, _mm512_castpd_ps(both));
+        }
+      }
+    }
+  }
+  _mm_sfence();  // the streamed lines are visible before the caller reads them
+}
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
 }
 
 bool has_avx2() {
@@ -151,13 +200,19 @@ bool has_avx2() {
 #endif
 
 // Rows r0:r1 of R's order: the register transposes for whole 8 x 8 squares where the CPU has AVX2 and the type
-// has a vector load, the scalar tiles for the rest (the last rows and values, or every row otherwise).
+// has a vector load (streamed 16 x 8 when `stream`: stream_ok), the scalar tiles for the rest (the last rows and
+// values, or every row otherwise).
 template <typename T>
-void transpose_range(const T* src, const int64_t* offsets, int64_t features, int64_t r0, int64_t r1, float* out) {
+void transpose_range(const T* src, const int64_t* offsets, int64_t features, int64_t r0, int64_t r1, float* out,
+                     bool stream) {
 #if defined(__x86_64__)
   if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float> || std::is_same_v<T, int32_t>) {
     if (has_avx2() && features >= 8) {
-      transpose_rows_avx2<T>(src, offsets, features, r0, r1, out);
+      if (stream) {
+        transpose_rows_stream<T>(src, offsets, features, r0, r1, out);
+      } else {
+        transpose_rows_avx2<T>(src, offsets, features, r0, r1, out);
+      }
       const int64_t f8 = features / 8 * 8;
       // The values past the last whole 8 of every row, then the rows past the last whole 8 of every block.
       if (f8 < features) transpose_rows<T>(src, offsets, features, r0, r1, f8, features, out);
@@ -173,6 +228,17 @@ void transpose_range(const T* src, const int64_t* offsets, int64_t features, int
   transpose_rows<T>(src, offsets, features, r0, r1, 0, features, out);
 }
 
+// Whether transpose_rows_stream writes this output: larger than the caches (a predict batch, read again at once,
+// keeps cached stores), whole aligned lines, and a CPU with AVX-512.
+bool stream_ok(int64_t rows, int64_t features, const float* out) {
+#if defined(__x86_64__)
+  return rows * features * static_cast<int64_t>(sizeof(float)) >= kStreamBytes && features % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(out) % 64 == 0 && has_avx2() && has_avx512();
+#else
+  return false;
+#endif
+}
+
 template <typename T>
 void convert(const at::Tensor& src, int64_t start, int64_t rows, const std::vector<int64_t>& offsets,
              bool contiguous_rows, float* out) {
@@ -182,8 +248,10 @@ void convert(const at::Tensor& src, int64_t start, int64_t rows, const std::vect
   if (row_stride == 1 && features > 1) {
     const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
     const int64_t grain = std::max<int64_t>(1, kGrainValues / (kBlockRows * features));
+    const bool stream = stream_ok(rows, features, out);
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-      transpose_range<T>(base, offsets.data(), features, b0 * kBlockRows, std::min(b1 * kBlockRows, rows), out);
+      transpose_range<T>(base, offsets.data(), features, b0 * kBlockRows, std::min(b1 * kBlockRows, rows), out,
+                         stream);
     });
     return;
   }

@@ -1,6 +1,7 @@
 """pydlr::rows_to_float32 (native/convert_cpu.cpp) and the one helper that uses it (rows_as_float32): every
 memory order, dtype and row range gives exactly NumPy's float32 cast, bit for bit, including the tails its
-8 x 8 register transposes and 256-row blocks leave, NaN and values beyond float32's range."""
+8 x 8 register transposes and 256-row blocks leave, the streamed 16 x 8 transposes of outputs past 16 MiB, NaN and
+values beyond float32's range."""
 
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ def test_native_rows_equal_numpys_cast(dtype, shape):
             assert got.dtype == torch.float32 and got.is_contiguous(), (name, start, stop)
             assert got.shape == want.shape, (name, start, stop)
             assert np.array_equal(got.numpy(), want), (name, dtype, shape, start, stop)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("shape", [(5461, 28, 28), (5465, 784), (5400, 800)])
+def test_outputs_past_16_mib_stream_the_same_values(dtype, shape):
+    # 5461 x 784 floats is just over 16 MiB (the streamed transposes on a CPU with AVX-512, whole 16-value lines);
+    # 5465 rows leave a tail of 1 row past the last 8; 800 values are 50 lines a row. Row ranges that start inside
+    # a run and end before the last row.
+    a = np.asfortranarray(values(shape, dtype))
+    n = a.shape[0]
+    for start, stop in [(0, n), (3, n - 2)]:
+        got = ops.rows_to_float32(torch.from_numpy(a), start, stop)
+        assert np.array_equal(got.numpy(), a[start:stop].astype(np.float32)), (start, stop)
 
 
 def test_special_values_cast_as_numpy_casts_them():
