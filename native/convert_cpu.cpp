@@ -8,7 +8,10 @@
 // runs prefetched meanwhile), converted and transposed in registers, and stored as 8 rows of 8 values; blocks of at
 // least 128 rows go to torch's threads when the array is large. The 10,000 test images in batches of 256 convert
 // in 3.9-4.3 ms this way on one thread (NumPy's strided cast 6.7-7.0, its cast of the same values in row-major
-// order 3.3-3.8), 2.3 ms on two; the 60,000 training images at once in 22 ms (NumPy 45-48 and 19-20).
+// order 3.3-3.8), 2.3 ms on two; the 60,000 training images at once in 22 ms (NumPy 45-48 and 19-20), 13 ms with
+// the non-temporal stores that outputs past 16 MiB take (AVX-512; torch's copy of the same values in row-major
+// order: 21 ms). The same pass says whether every value is finite in float32 (rows_to_float32_checked): fit()'s
+// check of its inputs without a second pass over them.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 #if defined(__x86_64__)
@@ -16,6 +19,8 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -41,27 +46,42 @@ constexpr int64_t kGrainValues = 1 << 16;
 // Outputs from this size on are written with non-temporal stores (transpose_rows_stream).
 constexpr int64_t kStreamBytes = int64_t{1} << 24;
 
+// Every kernel below also says whether all the float32 values it wrote are finite (the inputs' check, made in the
+// same pass, while the values are in registers): a NaN, an infinity or a float64 beyond float32's range (infinite
+// once cast) makes it false.
+
 // out[r, f] = src[(start + r) * row_stride + offsets[f]] for r < rows: the general case, one row at a time.
 template <typename T>
-PYDLR_CLONES void gather_rows(const T* __restrict src, int64_t row_stride, const int64_t* __restrict offsets,
+PYDLR_CLONES bool gather_rows(const T* __restrict src, int64_t row_stride, const int64_t* __restrict offsets,
                               int64_t features, int64_t first, int64_t last, float* __restrict out) {
+  int bad = 0;
   for (int64_t r = first; r < last; ++r) {
     const T* row = src + r * row_stride;
     float* dst = out + r * features;
-    for (int64_t f = 0; f < features; ++f) dst[f] = static_cast<float>(row[offsets[f]]);
+    for (int64_t f = 0; f < features; ++f) {
+      dst[f] = static_cast<float>(row[offsets[f]]);
+      bad |= !std::isfinite(dst[f]);
+    }
   }
+  return bad == 0;
 }
 
 // The same when each row's values are contiguous (offsets[f] == f): a straight cast the compiler vectorises.
 template <typename T>
-PYDLR_CLONES void cast_rows(const T* __restrict src, int64_t row_stride, int64_t features, int64_t first,
+PYDLR_CLONES bool cast_rows(const T* __restrict src, int64_t row_stride, int64_t features, int64_t first,
                             int64_t last, float* __restrict out) {
+  int bad = 0;
   for (int64_t r = first; r < last; ++r) {
     const T* row = src + r * row_stride;
     float* dst = out + r * features;
-#pragma omp simd
-    for (int64_t f = 0; f < features; ++f) dst[f] = static_cast<float>(row[f]);
+#pragma omp simd reduction(| : bad)
+    for (int64_t f = 0; f < features; ++f) {
+      const float v = static_cast<float>(row[f]);
+      dst[f] = v;
+      bad |= !std::isfinite(v);
+    }
   }
+  return bad == 0;
 }
 
 // Rows adjacent in memory (row stride 1, R's order): each value of a block of kBlockRows rows is a run of
@@ -69,22 +89,27 @@ PYDLR_CLONES void cast_rows(const T* __restrict src, int64_t row_stride, int64_t
 // prefetcher follows) and written kTile values a row. The scalar version; transpose_rows_avx2 below is the same
 // with 8 x 8 register transposes.
 template <typename T>
-PYDLR_CLONES void transpose_rows(const T* __restrict src, const int64_t* __restrict offsets, int64_t features,
+PYDLR_CLONES bool transpose_rows(const T* __restrict src, const int64_t* __restrict offsets, int64_t features,
                                  int64_t r0, int64_t r1, int64_t f0, int64_t f1, float* __restrict out) {
   alignas(64) float tile[kBlockRows][kTile];
+  int bad = 0;
   for (int64_t b0 = r0; b0 < r1; b0 += kBlockRows) {
     const int64_t nr = std::min(kBlockRows, r1 - b0);
     for (int64_t c0 = f0; c0 < f1; c0 += kTile) {
       const int64_t nf = std::min(kTile, f1 - c0);
       for (int64_t j = 0; j < nf; ++j) {
         const T* column = src + offsets[c0 + j] + b0;
-        for (int64_t k = 0; k < nr; ++k) tile[k][j] = static_cast<float>(column[k]);
+        for (int64_t k = 0; k < nr; ++k) {
+          tile[k][j] = static_cast<float>(column[k]);
+          bad |= !std::isfinite(tile[k][j]);
+        }
       }
       for (int64_t k = 0; k < nr; ++k) {
         std::memcpy(out + (b0 + k) * features + c0, tile[k], static_cast<size_t>(nf) * sizeof(float));
       }
     }
   }
+  return bad == 0;
 }
 
 #if defined(__x86_64__)
@@ -101,6 +126,11 @@ __attribute__((target("avx2"))) inline __m256 load8<float>(const float* p) {
 template <>
 __attribute__((target("avx2"))) inline __m256 load8<int32_t>(const int32_t* p) {
   return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// bad: the or of v - v over the values converted (0 for a finite v, NaN for a NaN or an infinity).
+__attribute__((target("avx2"))) inline bool all_finite(__m256 bad) {
+  return _mm256_movemask_ps(_mm256_cmp_ps(bad, bad, _CMP_UNORD_Q)) == 0;
 }
 
 // v[j]: value j's 8 neighbouring rows; r[i]: row i's 8 values.
@@ -125,10 +155,11 @@ __attribute__((target("avx2"))) inline void transpose8x8(const __m256* v, __m256
 
 // 8 values (columns) x 8 neighbouring rows: loaded as 8 column vectors, transposed in registers, stored as 8 rows.
 template <typename T>
-__attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src, const int64_t* __restrict offsets,
+__attribute__((target("avx2"))) bool transpose_rows_avx2(const T* __restrict src, const int64_t* __restrict offsets,
                                                          int64_t features, int64_t r0, int64_t r1,
                                                          float* __restrict out) {
   const int64_t f8 = features / 8 * 8;
+  __m256 bad = _mm256_setzero_ps();
   for (int64_t b0 = r0; b0 + 8 <= r1; b0 += kRunRows) {
     const int64_t b1 = b0 + (std::min(kRunRows, r1 - b0) / 8) * 8;
     for (int64_t c0 = 0; c0 < f8; c0 += 8) {
@@ -147,9 +178,11 @@ __attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src
         transpose8x8(v, r);
         float* o = out + k * features + c0;
         for (int i = 0; i < 8; ++i) _mm256_storeu_ps(o + i * features, r[i]);
+        for (int j = 0; j < 8; ++j) bad = _mm256_or_ps(bad, _mm256_sub_ps(v[j], v[j]));
       }
     }
   }
+  return all_finite(bad);
 }
 
 // The same for outputs far larger than the caches (a whole training set): 16 values x 8 rows a step, so that each
@@ -157,10 +190,11 @@ __attribute__((target("avx2"))) void transpose_rows_avx2(const T* __restrict src
 // before it is written (a third of the traffic of the cached stores) and the output does not evict the input's
 // runs. Needs features % 16 == 0 and a 64-byte-aligned out (checked by the caller).
 template <typename T>
-__attribute__((target("avx512f,avx2"))) void transpose_rows_stream(const T* __restrict src,
+__attribute__((target("avx512f,avx2"))) bool transpose_rows_stream(const T* __restrict src,
                                                                    const int64_t* __restrict offsets,
                                                                    int64_t features, int64_t r0, int64_t r1,
                                                                    float* __restrict out) {
+  __m256 bad = _mm256_setzero_ps();
   for (int64_t b0 = r0; b0 + 8 <= r1; b0 += kRunRows) {
     const int64_t b1 = b0 + (std::min(kRunRows, r1 - b0) / 8) * 8;
     for (int64_t c0 = 0; c0 < features; c0 += 16) {
@@ -182,10 +216,45 @@ __attribute__((target("avx512f,avx2"))) void transpose_rows_stream(const T* __re
                                                   _mm256_castps_pd(hi[i]), 1);
           _mm512_stream_ps(o + i * features, _mm512_castpd_ps(both));
         }
+        for (int j = 0; j < 16; ++j) bad = _mm256_or_ps(bad, _mm256_sub_ps(v[j], v[j]));
       }
     }
   }
   _mm_sfence();  // the streamed lines are visible before the caller reads them
+  return all_finite(bad);
+}
+
+// Row-major rows (a whole float64 training set from Python) into an output past kStreamBytes: out[i] = src[i] over
+// the flat range, 16 values a step with whole-line non-temporal stores where out is 64-byte aligned (the scalar
+// cast for the few values before and after).
+template <typename T>
+__attribute__((target("avx512f,avx2"))) bool cast_flat_stream(const T* __restrict src, int64_t i0, int64_t i1,
+                                                              float* __restrict out) {
+  int bad = 0;
+  int64_t i = i0;
+  for (; i < i1 && reinterpret_cast<uintptr_t>(out + i) % 64 != 0; ++i) {
+    out[i] = static_cast<float>(src[i]);
+    bad |= !std::isfinite(out[i]);
+  }
+  __m512 check = _mm512_setzero_ps();
+  for (; i + 16 <= i1; i += 16) {
+    __m512 v;
+    if constexpr (std::is_same_v<T, double>) {
+      const __m256 lo = _mm512_cvtpd_ps(_mm512_loadu_pd(src + i)), hi = _mm512_cvtpd_ps(_mm512_loadu_pd(src + i + 8));
+      v = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+    } else {
+      v = _mm512_loadu_ps(src + i);
+    }
+    _mm512_stream_ps(out + i, v);
+    check = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(check),
+                                                 _mm512_castps_si512(_mm512_sub_ps(v, v))));
+  }
+  for (; i < i1; ++i) {
+    out[i] = static_cast<float>(src[i]);
+    bad |= !std::isfinite(out[i]);
+  }
+  _mm_sfence();
+  return bad == 0 && _mm512_cmp_ps_mask(check, check, _CMP_UNORD_Q) == 0;
 }
 
 bool has_avx512() {
@@ -203,33 +272,30 @@ bool has_avx2() {
 // has a vector load (streamed 16 x 8 when `stream`: stream_ok), the scalar tiles for the rest (the last rows and
 // values, or every row otherwise).
 template <typename T>
-void transpose_range(const T* src, const int64_t* offsets, int64_t features, int64_t r0, int64_t r1, float* out,
+bool transpose_range(const T* src, const int64_t* offsets, int64_t features, int64_t r0, int64_t r1, float* out,
                      bool stream) {
 #if defined(__x86_64__)
   if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float> || std::is_same_v<T, int32_t>) {
     if (has_avx2() && features >= 8) {
-      if (stream) {
-        transpose_rows_stream<T>(src, offsets, features, r0, r1, out);
-      } else {
-        transpose_rows_avx2<T>(src, offsets, features, r0, r1, out);
-      }
+      bool finite = stream ? transpose_rows_stream<T>(src, offsets, features, r0, r1, out)
+                           : transpose_rows_avx2<T>(src, offsets, features, r0, r1, out);
       const int64_t f8 = features / 8 * 8;
       // The values past the last whole 8 of every row, then the rows past the last whole 8 of every block.
-      if (f8 < features) transpose_rows<T>(src, offsets, features, r0, r1, f8, features, out);
+      if (f8 < features) finite &= transpose_rows<T>(src, offsets, features, r0, r1, f8, features, out);
       for (int64_t b0 = r0; b0 < r1; b0 += kRunRows) {
         const int64_t b1 = std::min(b0 + kRunRows, r1);
         const int64_t tail = b0 + (b1 - b0) / 8 * 8;
-        if (tail < b1) transpose_rows<T>(src, offsets, features, tail, b1, 0, f8, out);
+        if (tail < b1) finite &= transpose_rows<T>(src, offsets, features, tail, b1, 0, f8, out);
       }
-      return;
+      return finite;
     }
   }
 #endif
-  transpose_rows<T>(src, offsets, features, r0, r1, 0, features, out);
+  return transpose_rows<T>(src, offsets, features, r0, r1, 0, features, out);
 }
 
-// Whether transpose_rows_stream writes this output: larger than the caches (a predict batch, read again at once,
-// keeps cached stores), whole aligned lines, and a CPU with AVX-512.
+// Whether the streaming kernels write this output (transpose_rows_stream, cast_flat_stream): larger than the caches
+// (a predict batch, read again at once, keeps cached stores), whole aligned lines, and a CPU with AVX-512.
 bool stream_ok(int64_t rows, int64_t features, const float* out) {
 #if defined(__x86_64__)
   return rows * features * static_cast<int64_t>(sizeof(float)) >= kStreamBytes && features % 16 == 0 &&
@@ -240,34 +306,46 @@ bool stream_ok(int64_t rows, int64_t features, const float* out) {
 }
 
 template <typename T>
-void convert(const at::Tensor& src, int64_t start, int64_t rows, const std::vector<int64_t>& offsets,
+bool convert(const at::Tensor& src, int64_t start, int64_t rows, const std::vector<int64_t>& offsets,
              bool contiguous_rows, float* out) {
   const T* base = src.const_data_ptr<T>() + start * src.stride(0);
   const int64_t features = static_cast<int64_t>(offsets.size());
   const int64_t row_stride = src.stride(0);
+  const bool stream = stream_ok(rows, features, out);
+  std::atomic<bool> finite{true};
   if (row_stride == 1 && features > 1) {
     const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
     const int64_t grain = std::max<int64_t>(1, kGrainValues / (kBlockRows * features));
-    const bool stream = stream_ok(rows, features, out);
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-      transpose_range<T>(base, offsets.data(), features, b0 * kBlockRows, std::min(b1 * kBlockRows, rows), out,
-                         stream);
+      if (!transpose_range<T>(base, offsets.data(), features, b0 * kBlockRows, std::min(b1 * kBlockRows, rows), out,
+                              stream)) {
+        finite.store(false, std::memory_order_relaxed);
+      }
     });
-    return;
+    return finite.load();
   }
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+    if (stream && contiguous_rows && row_stride == features) {
+      at::parallel_for(0, rows * features, kGrainValues, [&](int64_t i0, int64_t i1) {
+        if (!cast_flat_stream<T>(base, i0, i1, out)) finite.store(false, std::memory_order_relaxed);
+      });
+      return finite.load();
+    }
+  }
+#endif
   const int64_t grain = std::max<int64_t>(1, kGrainValues / std::max<int64_t>(features, 1));
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    if (contiguous_rows) {
-      cast_rows<T>(base, row_stride, features, r0, r1, out);
-    } else {
-      gather_rows<T>(base, row_stride, offsets.data(), features, r0, r1, out);
-    }
+    const bool ok = contiguous_rows ? cast_rows<T>(base, row_stride, features, r0, r1, out)
+                                    : gather_rows<T>(base, row_stride, offsets.data(), features, r0, r1, out);
+    if (!ok) finite.store(false, std::memory_order_relaxed);
   });
+  return finite.load();
 }
 
 }  // namespace
 
-at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop) {
+std::tuple<at::Tensor, bool> rows_to_float32_checked_cpu(const at::Tensor& src, int64_t start, int64_t stop) {
   TORCH_CHECK(src.device().is_cpu(), "pydlr::rows_to_float32: src must be a CPU tensor, got ", src.device());
   TORCH_CHECK(src.dim() >= 1, "pydlr::rows_to_float32: src must have a first (samples) axis, got a 0-d tensor");
   const int64_t n = src.size(0);
@@ -281,7 +359,7 @@ at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t sto
   at::Tensor out = at::empty(shape, src.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous));
   const int64_t rows = stop - start;
   const int64_t features = rows == 0 ? 0 : out.numel() / rows;
-  if (rows == 0 || features == 0) return out;
+  if (rows == 0 || features == 0) return {out, true};
 
   // Each value's offset within a row, in row-major order of the remaining axes.
   std::vector<int64_t> offsets(static_cast<size_t>(features));
@@ -301,18 +379,23 @@ at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t sto
     }
   }
   float* dst = out.mutable_data_ptr<float>();
+  bool finite = true;
   switch (src.scalar_type()) {
-    case at::kDouble: convert<double>(src, start, rows, offsets, contiguous_rows, dst); break;
-    case at::kFloat: convert<float>(src, start, rows, offsets, contiguous_rows, dst); break;
-    case at::kInt: convert<int32_t>(src, start, rows, offsets, contiguous_rows, dst); break;
-    case at::kLong: convert<int64_t>(src, start, rows, offsets, contiguous_rows, dst); break;
-    case at::kShort: convert<int16_t>(src, start, rows, offsets, contiguous_rows, dst); break;
-    case at::kByte: convert<uint8_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kDouble: finite = convert<double>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kFloat: finite = convert<float>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kInt: finite = convert<int32_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kLong: finite = convert<int64_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kShort: finite = convert<int16_t>(src, start, rows, offsets, contiguous_rows, dst); break;
+    case at::kByte: finite = convert<uint8_t>(src, start, rows, offsets, contiguous_rows, dst); break;
     default:
       TORCH_CHECK(false, "pydlr::rows_to_float32: src must be float64, float32, int64, int32, int16 or uint8, got ",
                   src.scalar_type());
   }
-  return out;
+  return {out, finite};
+}
+
+at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop) {
+  return std::get<0>(rows_to_float32_checked_cpu(src, start, stop));
 }
 
 }  // namespace pydlr

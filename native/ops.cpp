@@ -52,6 +52,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward_cpu(
     c10::string_view activation, std::array<bool, 3> output_mask);
 // Rows start:stop of a numeric array in any memory order as a C-contiguous float32 tensor (convert_cpu.cpp).
 at::Tensor rows_to_float32_cpu(const at::Tensor& src, int64_t start, int64_t stop);
+std::tuple<at::Tensor, bool> rows_to_float32_checked_cpu(const at::Tensor& src, int64_t start, int64_t stop);
 // The caching allocator of torch's CPU tensors (cpu_allocator.cpp): its counters, and giving its blocks back.
 std::unordered_map<std::string, int64_t> cpu_cache_stats();
 void cpu_cache_clear();
@@ -629,6 +630,7 @@ TORCH_LIBRARY(pydlr, m) {
       "batch_norm_act_backward(Tensor grad_output, Tensor input, Tensor? weight, Tensor? bias, Tensor save_mean, "
       "Tensor save_invstd, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("rows_to_float32(Tensor src, int start, int stop) -> Tensor");
+  m.def("rows_to_float32_checked(Tensor src, int start, int stop) -> (Tensor, bool)");
 }
 
 TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
@@ -649,6 +651,7 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("batch_norm_act", pydlr::batch_norm_act_cpu);
   m.impl("batch_norm_act_backward", pydlr::batch_norm_act_backward_cpu);
   m.impl("rows_to_float32", pydlr::rows_to_float32_cpu);
+  m.impl("rows_to_float32_checked", pydlr::rows_to_float32_checked_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {

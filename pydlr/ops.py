@@ -660,6 +660,19 @@ def float32_rows(src: torch.Tensor, start: int = 0, stop: int | None = None) -> 
     return torch.empty(part.shape, dtype=torch.float32).copy_(part)
 
 
+def float32_rows_checked(src: torch.Tensor, start: int = 0, stop: int | None = None) -> tuple[torch.Tensor, bool]:
+    """:func:`float32_rows` (rows ``start:stop`` of ``src`` as a C-contiguous float32 tensor) for a whole input array,
+    and whether every value is finite in float32 (no NaN or infinity, nothing beyond float32's range), found in
+    the same pass: `rows_to_float32`'s for its dtypes in every memory order (non-temporal stores for outputs past
+    16 MiB on CPUs with AVX-512), torch's copy and a check otherwise."""
+    stop = src.shape[0] if stop is None else stop
+    if src.dtype in ROWS_TO_FLOAT32_DTYPES:
+        out, finite = torch.ops.pydlr.rows_to_float32_checked(src, int(start), int(stop))
+        return out, bool(finite)
+    out = float32_rows(src, start, stop)
+    return out, bool(torch.isfinite(out).all())
+
+
 def rows_to_float32(src: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows ``start:stop`` of ``src`` (CPU; float64, float32, int64, int32, int16 or uint8; any non-negative
     strides) as a C-contiguous float32 tensor: R's column-major arrays are read in tiles and transposed in

@@ -59,6 +59,47 @@ def test_outputs_past_16_mib_stream_the_same_values(dtype, shape):
         assert np.array_equal(got.numpy(), a[start:stop].astype(np.float32)), (start, stop)
 
 
+@pytest.mark.parametrize("shape", [(5461, 28, 28), (300, 17), (513, 28, 28), (9, 8)])
+@pytest.mark.parametrize("order", ["F", "C", "every other row", "axes 1, 2 swapped"])
+def test_the_checked_pass_finds_every_non_finite_value(shape, order):
+    # rows_to_float32_checked: the values of rows_to_float32 and whether all are finite in float32, from every
+    # kernel (streamed and cached register transposes and their scalar tails, the streamed and plain casts of
+    # row-major rows, the strided gather): one bad value at a time, first, in the middle and last.
+    a = values(shape, np.float64)
+    if order not in orders(a):
+        pytest.skip(f"no {order!r} order for {len(shape)}-d arrays")
+    good = orders(a)[order]
+    got, finite = ops.float32_rows_checked(torch.from_numpy(good))
+    assert finite and np.array_equal(got.numpy(), good.astype(np.float32))
+    n = a.shape[0]
+    for where in [(0,) + (0,) * (a.ndim - 1), (n // 2,) + tuple(d // 2 for d in shape[1:]), tuple(d - 1 for d in shape)]:
+        for bad in (np.nan, np.inf, -np.inf, 1e300):  # 1e300 is infinite in float32
+            b = a.copy()
+            b[where] = bad
+            arr = orders(b)[order]  # "every other row" keeps only some of b's rows: maybe not the bad one
+            got, finite = ops.float32_rows_checked(torch.from_numpy(arr))
+            with np.errstate(over="ignore"):
+                want = arr.astype(np.float32)
+            assert finite == bool(np.isfinite(want).all()), (where, bad)
+            assert np.array_equal(got.numpy(), want, equal_nan=True)
+    ints = orders(values(shape, np.int32))[order]
+    assert ops.float32_rows_checked(torch.from_numpy(ints))[1]
+
+
+def test_as_x_tensor_refuses_non_finite_values_found_in_its_conversion():
+    from pydlr.data.arrays import as_x_tensor
+    from pydlr.errors import InputError
+
+    a = values((5461, 28, 28), np.float64)
+    for arr in (np.asfortranarray(a), a):
+        arr = arr.copy(order="K")
+        arr[100, 3, 4] = np.nan
+        arr[5000, 0, 0] = 1e300
+        with pytest.raises(InputError, match="2 non-finite"):
+            as_x_tensor(arr)
+    assert torch.equal(as_x_tensor(np.asfortranarray(a)), torch.from_numpy(a.astype(np.float32)))
+
+
 def test_special_values_cast_as_numpy_casts_them():
     a = np.asfortranarray(values((70, 9, 10), np.float64))
     a[3, 1, 2], a[64, 8, 9], a[5, 0, 0], a[6, 0, 1] = np.nan, np.inf, 1e300, -1e-320

@@ -19,9 +19,8 @@ from pydlr.errors import InputError
 __all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values", "rows_as_float32"]
 
 
-def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False) -> torch.Tensor:
-    """``value`` as a tensor; with ``float32``, a NumPy array of numbers becomes float32 on the way (one pass,
-    :func:`rows_as_float32`) instead of keeping its dtype."""
+def _as_array(value: Any, name: str, where: str) -> np.ndarray | torch.Tensor:
+    """``value`` as a NumPy array of numbers, or the tensor it is."""
     if isinstance(value, torch.Tensor):
         return value.detach()
     if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas / Arrow
@@ -32,11 +31,32 @@ def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False
         raise InputError(name, "an array or tensor", value, where=where) from exc
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise InputError(name, "a numeric array", arr, where=where)
+    return arr
+
+
+def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False) -> torch.Tensor:
+    """``value`` as a tensor; with ``float32``, a NumPy array of numbers becomes float32 on the way (one pass,
+    :func:`rows_as_float32`) instead of keeping its dtype."""
+    arr = _as_array(value, name, where)
+    if isinstance(arr, torch.Tensor):
+        return arr
     if arr.ndim >= 1 and (arr.dtype == np.float64 or (float32 and arr.dtype.kind in "fiu")):
         return rows_as_float32(arr)
     if not arr.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
         arr = arr.copy()
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _native_source(arr: np.ndarray) -> torch.Tensor | None:
+    """``arr`` viewed as a tensor where `pydlr.ops.float32_rows` converts it (the native pass's dtypes, no negative
+    strides: torch cannot view a reversed array), without the copy a row-major float32 array that is writeable can
+    skip (shared instead); else None."""
+    shared = arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable
+    if shared or arr.dtype not in _NATIVE_DTYPES or min(arr.strides, default=0) < 0:
+        return None
+    with warnings.catch_warnings():  # read-only memory (R's): only read here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
 
 
 def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) -> torch.Tensor:
@@ -53,13 +73,11 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     n = arr.shape[0]
     stop = n if stop is None else min(stop, n)  # as slicing does: the last batch may ask past the end
     start = min(start, stop)
-    shared = arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable
-    # torch cannot view negative strides (a reversed array): NumPy's cast takes those
-    if not shared and arr.dtype in _NATIVE_DTYPES and min(arr.strides, default=0) >= 0:
-        with warnings.catch_warnings():  # read-only memory (R's): only read here
-            warnings.simplefilter("ignore", UserWarning)
-            src = torch.from_numpy(arr)
+    src = _native_source(arr)
+    if src is not None:
         return ops.float32_rows(src, start, stop)
+    if arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable:
+        return torch.from_numpy(arr)[start:stop]
     with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
         out = np.ascontiguousarray(arr[start:stop], dtype=np.float32)
     if not out.flags.writeable:  # torch.from_numpy warns on read-only memory (R's arrays)
@@ -71,7 +89,14 @@ _NATIVE_DTYPES = tuple(np.dtype(str(t).removeprefix("torch.")) for t in ops.ROWS
 
 
 def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
-    """x as a contiguous float32 tensor; raises InputError on NaN/Inf or an empty or 0-d array."""
+    """x as a contiguous float32 tensor; raises InputError on NaN/Inf or an empty or 0-d array. An array the native
+    pass converts is checked in that same pass (`pydlr.ops.float32_rows_checked`): no second read of it."""
+    arr = _as_array(x, name, where)
+    src = _native_source(arr) if isinstance(arr, np.ndarray) and arr.ndim >= 1 and arr.shape[0] else None
+    if src is not None:
+        t, finite = ops.float32_rows_checked(src)
+        check_x_values(t, where, name, finite=not finite)  # the exact count, for the message, only when off
+        return t
     t = _to_numpy_or_tensor(x, name, where, float32=True)
     check_x_values(t, where, name, finite=False)
     if t.dtype != torch.float32:
