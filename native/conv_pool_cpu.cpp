@@ -118,11 +118,11 @@ PYDLR_INLINE float masked(float gv, float yv, int act) {
 // The commonest first layer, a 3x3 stride-1 convolution of a grey or RGB image (C <= 3) pooled by 2x2 windows of
 // stride 2, one pooled cell at a time: the cell's four convolution outputs read one 4x4 input patch per channel
 // (zeros off the image: the padding), their 4 x OC accumulators stay in vector registers, and the activation and
-// the window's maximum are taken there. The rows kernel above stores each convolution row to a tile and makes
-// separate activation and pooling passes over it, and its backward makes one pass per tap over a row of the
-// gradient: ~3x the time of these loops on the seed's 1->32 layer. The backward expands the masked pooled
-// gradient to the window's four positions in registers (the argmax, lane by lane) and keeps the 9 x C x OC weight
-// gradient in registers over a task's cells.
+// the window's maximum are taken over a row of cells in L1. The rows kernel above stores each convolution row to a
+// tile and makes separate activation and pooling passes over it, and its backward makes one pass per tap over a
+// row of the gradient: on the seed's 1->32 layer forward + backward took 1.45 ms that way and 0.93 this way on one
+// thread (0.93 and 0.56 on two). The backward masks the pooled gradient itself, spreads it to the window's four
+// positions (by the argmax) in L1, and keeps the 9 x C x OC weight gradient in registers over a task's cells.
 
 // The 4x4 input patch of pooled cell (n, ph, pw) per channel, [C][4][4], zeros outside the image.
 template <int C>
