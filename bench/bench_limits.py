@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pydlr.data import load_fashion_mnist  # noqa: E402
+from pydlr.layers.base import inside_model  # noqa: E402
 from pydlr.layers.fusion import layer_fusion  # noqa: E402
 from pydlr.models import seed_cnn  # noqa: E402
 from pydlr.train.optimizers import Adam  # noqa: E402
@@ -100,17 +101,19 @@ def layer_inputs(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[torch.nn
 
 
 def time_layer(layer: torch.nn.Module, x: torch.Tensor, grads_input: bool, reps: int) -> tuple[float, float]:
-    """(forward ms, forward + backward ms) of one layer alone, with a dense upstream gradient."""
+    """(forward ms, forward + backward ms) of one layer alone, with a dense upstream gradient. The layer runs
+    inside_model(): on the internal tensor its model hands it (called from a script, a layer takes NHWC images)."""
     xin = x.clone().requires_grad_(grads_input)
-    with torch.no_grad():
+    with torch.no_grad(), inside_model():
         g = torch.randn_like(layer(xin))
 
     def forward() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), inside_model():
             layer(xin)
 
     def forward_backward() -> None:
-        out = layer(xin)
+        with inside_model():
+            out = layer(xin)
         out.backward(g)
         layer.zero_grad(set_to_none=True)
 
