@@ -328,6 +328,12 @@ using DenseGradRow = std::function<void(const float* grow, const float* yrow, in
 using DenseGradRows = std::function<void(int64_t b0, int64_t b1, const DenseGradRow& add)>;
 std::pair<at::Tensor, at::Tensor> dense_direct_grads(const ConvGeom& g, const at::Tensor& input, int act,
                                                      int64_t ntasks, const DenseGradRows& rows);
+// The mechanism under it, for any kernel that accumulates dense weight and bias gradients: tasks [0, ntasks) run in
+// parallel, tasks(b0, b1, dw, db) adding into its thread's zeroed partials dw [KH][KW][C][OC] and db [OC]; returns
+// their sums as (dW [OC, C, KH, KW], db [OC]).
+using DenseGradTasks = std::function<void(int64_t b0, int64_t b1, float* dw, float* db)>;
+std::pair<at::Tensor, at::Tensor> dense_grads_summed(const ConvGeom& g, const at::TensorOptions& opts, int64_t ntasks,
+                                                     const DenseGradTasks& tasks);
 // Forward (y NHWC when cl, else NCHW; the input is read through its strides) and weight + bias gradients (grad and
 // out in y's layout, masked on the fly; out undefined when act == 0).
 void dense_direct_forward(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight, const float* b,

@@ -19,7 +19,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 
 #include <cstring>
 #include <vector>
@@ -271,26 +270,19 @@ PYDLR_CLONES void cell_backward(const Fused& f, const float* x, Strides4 xs, con
 }
 #undef PYDLR_CELL_SWITCH
 
-// Weight and bias gradients of the per-cell kernel: per-thread partial sums, added at the end. dW [OC, C, 3, 3].
+// Weight and bias gradients of the per-cell kernel (dW [OC, C, 3, 3], db [OC]), summed over the threads' partials.
 std::pair<at::Tensor, at::Tensor> cell_grads(const Fused& f, const at::Tensor& input, const at::Tensor& gy,
                                              const at::Tensor& yv, const at::Tensor& am) {
-  const ConvGeom& g = f.g;
-  const int64_t nt = at::get_num_threads(), KC = 9 * g.C, slot = KC * g.OC + g.OC;
-  at::Tensor accs = at::zeros({nt, slot}, input.options());
-  float* ap = accs.mutable_data_ptr<float>();
   const float* xp = input.const_data_ptr<float>();
   const Strides4 xs = strides_of(input);
   const float* gp = gy.const_data_ptr<float>();
   const float* yp = yv.const_data_ptr<float>();
   const uint8_t* mp = am.const_data_ptr<uint8_t>();
-  at::parallel_for(0, g.N * f.p.OH, 1, [&](int64_t b0, int64_t b1) {
-    float* acc = ap + at::get_thread_num() * slot;
-    std::vector<float> tile(f.p.OW * 4 * g.OC);
-    cell_backward(f, xp, xs, gp, yp, mp, acc, acc + KC * g.OC, tile.data(), b0, b1);
+  return detail::dense_grads_summed(f.g, input.options(), f.g.N * f.p.OH,
+                                    [&](int64_t b0, int64_t b1, float* dw, float* db) {
+    std::vector<float> tile(f.p.OW * 4 * f.g.OC);
+    cell_backward(f, xp, xs, gp, yp, mp, dw, db, tile.data(), b0, b1);
   });
-  const at::Tensor total = nt == 1 ? accs[0] : accs.sum(0);
-  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({3, 3, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
-  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
 }
 
 at::Tensor weight_khwc(const at::Tensor& weight) { return weight.permute({2, 3, 1, 0}).contiguous(); }

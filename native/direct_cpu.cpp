@@ -436,24 +436,30 @@ void dense_conv_row(const ConvGeom& g, const float* x, Strides4 xs, const float*
                     int act, int64_t n, int64_t oh) {
   dense_row_f(g, x, xs, wk, b, tile, act, n, oh);
 }
+std::pair<at::Tensor, at::Tensor> dense_grads_summed(const ConvGeom& g, const at::TensorOptions& opts, int64_t ntasks,
+                                                     const DenseGradTasks& tasks) {
+  const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C, slot = KC * g.OC + g.OC;
+  at::Tensor accs = at::zeros({nt, slot}, opts);
+  float* ap = accs.mutable_data_ptr<float>();
+  at::parallel_for(0, ntasks, 1, [&](int64_t b0, int64_t b1) {
+    float* acc = ap + at::get_thread_num() * slot;
+    tasks(b0, b1, acc, acc + KC * g.OC);
+  });
+  const at::Tensor total = nt == 1 ? accs[0] : accs.sum(0);
+  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
+  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
+}
 std::pair<at::Tensor, at::Tensor> dense_direct_grads(const ConvGeom& g, const at::Tensor& input, int act,
                                                      int64_t ntasks, const DenseGradRows& rows) {
-  const int64_t nt = at::get_num_threads(), KC = g.KH * g.KW * g.C;
-  at::Tensor accs = at::zeros({nt, KC * g.OC + g.OC}, input.options());
-  float* ap = accs.mutable_data_ptr<float>();
   const float* xp = input.const_data_ptr<float>();
   const Strides4 xs = strides_of(input);
-  at::parallel_for(0, ntasks, 1, [&](int64_t b0, int64_t b1) {
-    float* acc = ap + at::get_thread_num() * (KC * g.OC + g.OC);
+  return dense_grads_summed(g, input.options(), ntasks, [&](int64_t b0, int64_t b1, float* dw, float* db) {
     std::vector<float> tile(g.OW * g.OC);
     const DenseGradRow add = [&](const float* grow, const float* yrow, int64_t n, int64_t oh) {
-      dense_bwd_row_f(g, xp, xs, grow, yrow, act, acc, acc + KC * g.OC, tile.data(), n, oh);
+      dense_bwd_row_f(g, xp, xs, grow, yrow, act, dw, db, tile.data(), n, oh);
     };
     rows(b0, b1, add);
   });
-  const at::Tensor total = accs.sum(0);
-  at::Tensor dw = total.narrow(0, 0, KC * g.OC).view({g.KH, g.KW, g.C, g.OC}).permute({3, 2, 0, 1}).contiguous();
-  return {dw, total.narrow(0, KC * g.OC, g.OC).clone()};
 }
 
 // Forward of the dense direct path; y is NHWC (cl) or NCHW.
