@@ -37,7 +37,11 @@ def _as_array(value: Any, name: str, where: str) -> np.ndarray | torch.Tensor:
 def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False) -> torch.Tensor:
     """``value`` as a tensor; with ``float32``, a NumPy array of numbers becomes float32 on the way (one pass,
     :func:`rows_as_float32`) instead of keeping its dtype."""
-    arr = _as_array(value, name, where)
+    return _as_tensor(_as_array(value, name, where), float32)
+
+
+def _as_tensor(arr: np.ndarray | torch.Tensor, float32: bool = False) -> torch.Tensor:
+    """:func:`_to_numpy_or_tensor` from :func:`_as_array`'s result."""
     if isinstance(arr, torch.Tensor):
         return arr
     if arr.ndim >= 1 and (arr.dtype == np.float64 or (float32 and arr.dtype.kind in "fiu")):
@@ -47,12 +51,15 @@ def _to_numpy_or_tensor(value: Any, name: str, where: str, float32: bool = False
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def _shareable(arr: np.ndarray) -> bool:
+    """A row-major float32 array that is writeable: torch can use its memory as it is, no copy."""
+    return arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable
+
+
 def _native_source(arr: np.ndarray) -> torch.Tensor | None:
     """``arr`` viewed as a tensor where `pydlr.ops.float32_rows` converts it (the native pass's dtypes, no negative
-    strides: torch cannot view a reversed array), without the copy a row-major float32 array that is writeable can
-    skip (shared instead); else None."""
-    shared = arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable
-    if shared or arr.dtype not in _NATIVE_DTYPES or min(arr.strides, default=0) < 0:
+    strides: torch cannot view a reversed array), unless it is shareable (no copy at all); else None."""
+    if _shareable(arr) or arr.dtype not in _NATIVE_DTYPES or min(arr.strides, default=0) < 0:
         return None
     with warnings.catch_warnings():  # read-only memory (R's): only read here
         warnings.simplefilter("ignore", UserWarning)
@@ -76,7 +83,7 @@ def rows_as_float32(arr: np.ndarray, start: int = 0, stop: int | None = None) ->
     src = _native_source(arr)
     if src is not None:
         return ops.float32_rows(src, start, stop)
-    if arr.dtype == np.float32 and arr.flags.c_contiguous and arr.flags.writeable:
+    if _shareable(arr):
         return torch.from_numpy(arr)[start:stop]
     with np.errstate(invalid="ignore"):  # NaN (R's NA) is reported by the finiteness check, not as a cast warning
         out = np.ascontiguousarray(arr[start:stop], dtype=np.float32)
@@ -97,7 +104,7 @@ def as_x_tensor(x: Any, where: str = "fit", name: str = "x") -> torch.Tensor:
         t, finite = ops.float32_rows_checked(src)
         check_x_values(t, where, name, finite=not finite)  # the exact count, for the message, only when off
         return t
-    t = _to_numpy_or_tensor(x, name, where, float32=True)
+    t = _as_tensor(arr, float32=True)
     check_x_values(t, where, name, finite=False)
     if t.dtype != torch.float32:
         t = t.to(torch.float32)
