@@ -276,6 +276,43 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
     int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
     std::array<bool, 3> output_mask);
 
+// The same three operators in bfloat16 on AMX tiles (conv_pool_amx.cpp), what CPU autocast to bfloat16 runs:
+// inputs, weights and output gradient rounded to bf16, sums and results float32. 3x3 stride-1 convolutions with
+// equal padding on both axes, C and OC multiples of 32 up to 256, 2x2 windows of stride 2, float32 tensors, on a
+// CPU (and OS) with AMX-BF16; `conv2d_act_pool_bf16_fusable` says where.
+bool amx_bf16_usable();
+bool conv2d_act_pool_bf16_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                  c10::string_view activation, at::IntArrayRef pool_kernel,
+                                  at::IntArrayRef pool_stride);
+at::Tensor conv2d_act_pool_bf16_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                    const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                    c10::string_view activation, at::IntArrayRef pool_kernel,
+                                    at::IntArrayRef pool_stride);
+std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_bf16_with_argmax_cpu(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_bf16_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
+    const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
+    std::array<bool, 3> output_mask);
+namespace detail {
+// The kernels behind them, on validated geometry (bias may be undefined; argmax only when with_argmax).
+bool conv_pool_amx_ok(const ConvGeom& g, const PoolGeom& p, const at::Tensor& input, const at::Tensor& weight);
+std::tuple<at::Tensor, at::Tensor> conv_pool_amx_forward(const ConvGeom& g, int act, const at::Tensor& input,
+                                                         const at::Tensor& weight, const at::Tensor& bias,
+                                                         bool with_argmax);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_pool_amx_backward(const ConvGeom& g, int act,
+                                                                      const at::Tensor& grad, const at::Tensor& argmax,
+                                                                      const at::Tensor& output,
+                                                                      const at::Tensor& input,
+                                                                      const at::Tensor& weight,
+                                                                      std::array<bool, 3> mask);
+}  // namespace detail
+
 // Adam / AdamW update of a list of CPU float32 tensors in place, as torch.optim.Adam's (optim_cpu.cpp); each
 // step counter (one-element float32 tensor) is incremented first.
 void adam_step_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,

@@ -87,6 +87,21 @@ Fused check_fused(const char* op, const at::Tensor& input, const at::Tensor& wei
   return f;
 }
 
+// The backward's tensors: the pooled output's shape, the input's device, float32 values and uint8 argmax.
+void check_backward_tensors(const char* op, const Fused& f, const at::Tensor& grad_output, const at::Tensor& argmax,
+                            const at::Tensor& output, const at::Tensor& input) {
+  for (const at::Tensor* t : {&grad_output, &argmax, &output}) {
+    TORCH_CHECK(t->defined() && t->dim() == 4 && t->size(0) == f.g.N && t->size(1) == f.g.OC &&
+                    t->size(2) == f.p.OH && t->size(3) == f.p.OW,
+                op, ": grad_output, argmax and output must have shape [", f.g.N, ", ", f.g.OC, ", ", f.p.OH, ", ",
+                f.p.OW, "]");
+    TORCH_CHECK(t->device() == input.device(), op, ": all tensors must be on ", input.device());
+  }
+  TORCH_CHECK(grad_output.scalar_type() == at::kFloat && output.scalar_type() == at::kFloat, op,
+              ": grad_output and output must be float32");
+  TORCH_CHECK(argmax.scalar_type() == at::kByte, op, ": argmax must be uint8; got ", argmax.scalar_type());
+}
+
 // Pooled rows [b0, b1) of the flattened (n, pooled row) range: y and argmax (null for inference), channels-last.
 void fused_forward_rows(const Fused& f, const float* x, Strides4 xs, const float* wk, const float* b, float* y,
                         uint8_t* a, int64_t b0, int64_t b1) {
@@ -445,18 +460,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
                               pool_kernel, pool_stride);
   const Kind kind = fused_kind(f.g, input, weight, stride, padding, dilation, groups, f.p);
   TORCH_CHECK(kind != Kind::None, op, ": these arguments have no fused kernel");
+  check_backward_tensors(op, f, grad_output, argmax, output, input);
   const ConvGeom& g = f.g;
   const PoolGeom& p = f.p;
-  for (const at::Tensor* t : {&grad_output, &argmax, &output}) {
-    TORCH_CHECK(t->defined() && t->dim() == 4 && t->size(0) == g.N && t->size(1) == g.OC && t->size(2) == p.OH &&
-                    t->size(3) == p.OW,
-                op, ": grad_output, argmax and output must have shape [", g.N, ", ", g.OC, ", ", p.OH, ", ", p.OW,
-                "]");
-    TORCH_CHECK(t->device() == input.device(), op, ": all tensors must be on ", input.device());
-  }
-  TORCH_CHECK(grad_output.scalar_type() == at::kFloat && output.scalar_type() == at::kFloat, op,
-              ": grad_output and output must be float32");
-  TORCH_CHECK(argmax.scalar_type() == at::kByte, op, ": argmax must be uint8; got ", argmax.scalar_type());
   const auto cl = at::MemoryFormat::ChannelsLast;
   at::Tensor gm = grad_output.contiguous(cl);
   const at::Tensor yv = output.contiguous(cl);
@@ -529,6 +535,69 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_backward_cpu(
                                          {true, false, false}));
   }
   return {gi, gw, gb};
+}
+
+// ------------------------------------------------------------------------------- bfloat16 on AMX tiles
+
+namespace {
+constexpr const char* kOpBf16 = "pydlr::conv2d_act_pool_bf16";
+
+Fused check_bf16(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                 at::IntArrayRef dilation, int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel,
+                 at::IntArrayRef pool_stride) {
+  const Fused f = check_fused(op, input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
+                              pool_stride);
+  TORCH_CHECK(detail::conv_pool_amx_ok(f.g, f.p, input, weight), op,
+              ": these arguments have no bfloat16 kernel (it needs AMX-BF16, CPU float32 tensors, a 3x3 stride-1 "
+              "convolution with the same padding on both axes, input and output channels multiples of 32 up to 256 "
+              "and 2x2 windows of stride 2); check conv2d_act_pool_bf16_fusable first");
+  return f;
+}
+
+at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? *t : at::Tensor();
+}
+}  // namespace
+
+bool conv2d_act_pool_bf16_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                  c10::string_view activation, at::IntArrayRef pool_kernel,
+                                  at::IntArrayRef pool_stride) {
+  const Fused f = check_fused(kOpBf16, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
+                              pool_kernel, pool_stride);
+  return detail::conv_pool_amx_ok(f.g, f.p, input, weight);
+}
+
+at::Tensor conv2d_act_pool_bf16_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                    const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                    c10::string_view activation, at::IntArrayRef pool_kernel,
+                                    at::IntArrayRef pool_stride) {
+  const Fused f = check_bf16(kOpBf16, input, weight, bias, stride, padding, dilation, groups, activation,
+                             pool_kernel, pool_stride);
+  return std::get<0>(detail::conv_pool_amx_forward(f.g, f.act, input, weight, defined_or_empty(bias), false));
+}
+
+std::tuple<at::Tensor, at::Tensor> conv2d_act_pool_bf16_with_argmax_cpu(
+    const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
+  const Fused f = check_bf16("pydlr::conv2d_act_pool_bf16_with_argmax", input, weight, bias, stride, padding,
+                             dilation, groups, activation, pool_kernel, pool_stride);
+  return detail::conv_pool_amx_forward(f.g, f.act, input, weight, defined_or_empty(bias), true);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_bf16_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
+    const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
+    std::array<bool, 3> output_mask) {
+  const char* op = "pydlr::conv2d_act_pool_bf16_backward";
+  const Fused f = check_bf16(op, input, weight, std::nullopt, stride, padding, dilation, groups, activation,
+                             pool_kernel, pool_stride);
+  check_backward_tensors(op, f, grad_output, argmax, output, input);
+  return detail::conv_pool_amx_backward(f.g, f.act, grad_output, argmax, output, input, weight, output_mask);
 }
 
 }  // namespace pydlr

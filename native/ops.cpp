@@ -7,6 +7,8 @@
 // kernel (CPU here, CUDA in conv_cuda.cu) is reached through the dispatcher.
 #include <torch/extension.h>
 
+#include <ATen/autocast_mode.h>
+
 #include "conv.h"
 
 namespace pydlr {
@@ -191,12 +193,16 @@ at::Tensor max_pool2d_autograd(const at::Tensor& input, at::IntArrayRef kernel_s
   return MaxPool2dFunction::apply(input, kernel_size, stride);
 }
 
+// Bf16: the bfloat16 twins of the fused operators (AMX), which CPU autocast runs.
+template <bool Bf16 = false>
 std::tuple<at::Tensor, at::Tensor> call_conv2d_act_pool_with_argmax(
     const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
     at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
     at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("pydlr::conv2d_act_pool_with_argmax", "")
+                       .findSchemaOrThrow(Bf16 ? "pydlr::conv2d_act_pool_bf16_with_argmax"
+                                               : "pydlr::conv2d_act_pool_with_argmax",
+                                          "")
                        .typed<std::tuple<at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
                            at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, at::IntArrayRef,
@@ -204,13 +210,16 @@ std::tuple<at::Tensor, at::Tensor> call_conv2d_act_pool_with_argmax(
   return op.call(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
 }
 
+template <bool Bf16 = false>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_act_pool_backward(
     const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& output, const at::Tensor& input,
     const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
     std::array<bool, 3> mask) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("pydlr::conv2d_act_pool_backward", "")
+                       .findSchemaOrThrow(Bf16 ? "pydlr::conv2d_act_pool_bf16_backward"
+                                               : "pydlr::conv2d_act_pool_backward",
+                                          "")
                        .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                            const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t,
@@ -219,12 +228,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_act_pool_backward(
                  pool_kernel, pool_stride, mask);
 }
 
+template <bool Bf16 = false>
 at::Tensor call_conv2d_act_pool(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                 at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
                                 at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("pydlr::conv2d_act_pool", "")
+                       .findSchemaOrThrow(Bf16 ? "pydlr::conv2d_act_pool_bf16" : "pydlr::conv2d_act_pool", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                                          at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view,
                                          at::IntArrayRef, at::IntArrayRef)>();
@@ -252,16 +262,17 @@ std::array<bool, 3> conv_pool_grad_mask(AutogradContext* ctx) {
 }
 
 // Saves the input, weight, pooled output (its values give the activation's mask) and one-byte argmax: no
-// full-resolution tensor survives the forward.
-class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction> {
+// full-resolution tensor survives the forward. Bf16: the operators in bfloat16 (AMX).
+template <bool Bf16>
+class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction<Bf16>> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                             at::IntArrayRef dilation, int64_t groups, const std::string& activation,
                             at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, argmax] = call_conv2d_act_pool_with_argmax(input, weight, bias, stride, padding, dilation, groups,
-                                                          activation, pool_kernel, pool_stride);
+    auto [out, argmax] = call_conv2d_act_pool_with_argmax<Bf16>(input, weight, bias, stride, padding, dilation,
+                                                                groups, activation, pool_kernel, pool_stride);
     save_conv_pool_args(ctx, bias, stride, padding, dilation, groups, activation, pool_kernel, pool_stride);
     ctx->save_for_backward({input, weight, out, argmax});
     return out;
@@ -272,7 +283,7 @@ class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction
     const std::array<bool, 3> mask = conv_pool_grad_mask(ctx);
     at::Tensor gi, gw, gb;
     if (grads[0].defined() && (mask[0] || mask[1] || mask[2])) {
-      std::tie(gi, gw, gb) = call_conv2d_act_pool_backward(
+      std::tie(gi, gw, gb) = call_conv2d_act_pool_backward<Bf16>(
           grads[0], saved[3], saved[2], saved[0], saved[1], ctx->saved_data["stride"].toIntVector(),
           ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
           ctx->saved_data["groups"].toInt(), ctx->saved_data["activation"].toStringRef(),
@@ -354,8 +365,33 @@ at::Tensor conv2d_act_pool_autograd(const at::Tensor& input, const at::Tensor& w
     return call_conv2d_act_pool(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
                                 pool_stride);
   }
-  return ConvActPoolFunction::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation),
-                                    pool_kernel, pool_stride);
+  return ConvActPoolFunction<false>::apply(input, weight, bias, stride, padding, dilation, groups,
+                                           std::string(activation), pool_kernel, pool_stride);
+}
+
+// Under CPU autocast to bfloat16, the AMX kernel where it runs these arguments (its output stays float32, as the
+// layers after it expect); float32 everywhere else, as before autocast (no other pydlr operator has a bf16 kernel).
+at::Tensor conv2d_act_pool_autocast_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                        c10::string_view activation, at::IntArrayRef pool_kernel,
+                                        at::IntArrayRef pool_stride) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  const bool bf16 = at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16 &&
+                    (!bias.has_value() || !bias->defined() || bias->scalar_type() == at::kFloat) &&
+                    pydlr::conv2d_act_pool_bf16_fusable(input, weight, stride, padding, dilation, groups, activation,
+                                                        pool_kernel, pool_stride);
+  if (!bf16) {
+    return call_conv2d_act_pool(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
+                                pool_stride);
+  }
+  if (!needs_autograd(input, weight, bias)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d_act_pool<true>(input, weight, bias, stride, padding, dilation, groups, activation,
+                                      pool_kernel, pool_stride);
+  }
+  return ConvActPoolFunction<true>::apply(input, weight, bias, stride, padding, dilation, groups,
+                                          std::string(activation), pool_kernel, pool_stride);
 }
 
 at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight,
@@ -560,6 +596,7 @@ pybind11::dict build_info() {
   d["compiler"] = std::string("unknown");
 #endif
   d["simd"] = pydlr::simd_level();
+  d["amx_bf16"] = pydlr::amx_bf16_usable();  // the bfloat16 AMX kernels can run (CPU and OS)
 #ifdef _OPENMP
   d["openmp"] = static_cast<int>(_OPENMP);
 #else
@@ -603,6 +640,16 @@ TORCH_LIBRARY(pydlr, m) {
       "conv2d_act_pool_backward(Tensor grad_output, Tensor argmax, Tensor output, Tensor input, Tensor weight, "
       "int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, int[2] pool_kernel, "
       "int[2] pool_stride, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "conv2d_act_pool_bf16(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, "
+      "int[2] dilation, int groups, str activation, int[2] pool_kernel, int[2] pool_stride) -> Tensor");
+  m.def(
+      "conv2d_act_pool_bf16_with_argmax(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, "
+      "int[2] dilation, int groups, str activation, int[2] pool_kernel, int[2] pool_stride) -> (Tensor, Tensor)");
+  m.def(
+      "conv2d_act_pool_bf16_backward(Tensor grad_output, Tensor argmax, Tensor output, Tensor input, Tensor weight, "
+      "int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, int[2] pool_kernel, "
+      "int[2] pool_stride, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("softmax_cross_entropy(Tensor logits, Tensor target) -> Tensor");
   m.def("max_pool2d(Tensor input, int[2] kernel_size, int[2] stride) -> Tensor");
   m.def("max_pool2d_with_argmax(Tensor input, int[2] kernel_size, int[2] stride) -> (Tensor, Tensor)");
@@ -640,6 +687,9 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("conv2d_act_pool", pydlr::conv2d_act_pool_cpu);
   m.impl("conv2d_act_pool_with_argmax", pydlr::conv2d_act_pool_with_argmax_cpu);
   m.impl("conv2d_act_pool_backward", pydlr::conv2d_act_pool_backward_cpu);
+  m.impl("conv2d_act_pool_bf16", pydlr::conv2d_act_pool_bf16_cpu);
+  m.impl("conv2d_act_pool_bf16_with_argmax", pydlr::conv2d_act_pool_bf16_with_argmax_cpu);
+  m.impl("conv2d_act_pool_bf16_backward", pydlr::conv2d_act_pool_bf16_backward_cpu);
   m.impl("max_pool2d", pydlr::max_pool2d_cpu);
   m.impl("max_pool2d_with_argmax", pydlr::max_pool2d_with_argmax_cpu);
   m.impl("max_pool2d_backward", pydlr::max_pool2d_backward_cpu);
@@ -662,6 +712,8 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("softmax_cross_entropy", softmax_cross_entropy_autograd);
   m.impl("batch_norm_act", batch_norm_act_autograd);
 }
+
+TORCH_LIBRARY_IMPL(pydlr, AutocastCPU, m) { m.impl("conv2d_act_pool", conv2d_act_pool_autocast_cpu); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
@@ -693,6 +745,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                                                 pool_kernel, pool_stride);
         },
         "Whether pydlr::conv2d_act_pool runs its fused kernel (not the convolution then the pooling) here.",
+        pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
+        pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("activation"),
+        pybind11::arg("pool_kernel"), pybind11::arg("pool_stride"));
+  m.def("conv2d_act_pool_bf16_fusable",
+        [](const at::Tensor& input, const at::Tensor& weight, std::vector<int64_t> stride, std::vector<int64_t> padding,
+           std::vector<int64_t> dilation, int64_t groups, const std::string& activation,
+           std::vector<int64_t> pool_kernel, std::vector<int64_t> pool_stride) {
+          return pydlr::conv2d_act_pool_bf16_fusable(input, weight, stride, padding, dilation, groups, activation,
+                                                     pool_kernel, pool_stride);
+        },
+        "Whether pydlr::conv2d_act_pool runs the bfloat16 AMX kernel here under CPU autocast to bfloat16.",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
         pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("activation"),
         pybind11::arg("pool_kernel"), pybind11::arg("pool_stride"));
