@@ -155,10 +155,25 @@ class Dense(Layer):
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # Keras applies Dense to the last axis: the channels
-            y = F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+            y = _linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
         else:
-            y = F.linear(x, self.weight, self.bias)
+            y = _linear(x, self.weight, self.bias)
         return y if self.activation == "linear" else activations.get(self.activation)(y)
+
+
+# Under CPU autocast to bfloat16, matrix products below this many multiply-adds run in float32: oneDNN's bf16
+# GEMM costs more than MKL's float32 one there (forward + backward, 2 threads, AMX machine: 64 x 576 x 64 1.7x,
+# 64 x 64 x 10 3.4x, 32 x 1280 x 1000 (41 M) 0.96x, 256 x 1024 x 512 (134 M) 0.42x; docs/performance.md).
+_CPU_BF16_MIN_MACS = 32_000_000
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """F.linear, in float32 when CPU autocast would send a small product to bf16's slower GEMM."""
+    if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and x.numel() * weight.shape[0] < _CPU_BF16_MIN_MACS):
+        with torch.autocast("cpu", enabled=False):
+            return F.linear(x.float(), weight, bias)
+    return F.linear(x, weight, bias)
 
     @property
     def kernel(self) -> torch.Tensor:
