@@ -300,18 +300,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_act_pool_bf16_backward_cpu
     int64_t groups, c10::string_view activation, at::IntArrayRef pool_kernel, at::IntArrayRef pool_stride,
     std::array<bool, 3> output_mask);
 namespace detail {
-// The kernels behind them, on validated geometry (bias may be undefined; argmax only when with_argmax).
+// The kernels behind them, on validated geometry (bias may be undefined; argmax only when with_argmax). Unpooled
+// (pooled false), the same kernels give the activated convolution and its backward (argmax undefined; output
+// undefined when act is none), what CPU bf16 autocast runs for pydlr::conv2d_act where conv_amx_ok.
 bool conv_pool_amx_ok(const ConvGeom& g, const PoolGeom& p, const at::Tensor& input, const at::Tensor& weight);
+bool conv_amx_ok(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight);
 std::tuple<at::Tensor, at::Tensor> conv_pool_amx_forward(const ConvGeom& g, int act, const at::Tensor& input,
                                                          const at::Tensor& weight, const at::Tensor& bias,
-                                                         bool with_argmax);
+                                                         bool with_argmax, bool pooled = true);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_pool_amx_backward(const ConvGeom& g, int act,
                                                                       const at::Tensor& grad, const at::Tensor& argmax,
                                                                       const at::Tensor& output,
                                                                       const at::Tensor& input,
                                                                       const at::Tensor& weight,
-                                                                      std::array<bool, 3> mask);
+                                                                      std::array<bool, 3> mask, bool pooled = true);
 }  // namespace detail
+// The activated convolution in bfloat16 on AMX tiles (conv_pool_amx.cpp; same shapes as above, no pooling).
+bool conv2d_act_bf16_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+at::Tensor conv2d_act_bf16_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups, c10::string_view activation);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_bf16_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+    const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask);
 
 // Adam / AdamW update of a list of CPU float32 tensors in place, as torch.optim.Adam's (optim_cpu.cpp); each
 // step counter (one-element float32 tensor) is incremented first.

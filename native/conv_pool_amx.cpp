@@ -78,6 +78,7 @@ PYDLR_AMX void tiles_on() {
 // Geometry of one image in flat runs (see the file's comment).
 struct Flat {
   int64_t N, C, H, W, OC, pad, act;
+  bool pooled;              // 2x2 / 2 max pooling after the activation, or the activated convolution itself
   int64_t Hp, Wp, OH, OW, PH, PW;
   int64_t CB, CT, OCT, OB;  // C / 32 and C / 16 tiles, OC / 16 and OC / 32
   int64_t P;                // flat outputs an image: OH * Wp (the last row's 2 ignored ones included)
@@ -90,10 +91,11 @@ struct Flat {
   int64_t xt_len;           // length of a row of the transposed input: K + lead
 };
 
-Flat flat_geometry(const ConvGeom& g, int act) {
+Flat flat_geometry(const ConvGeom& g, int act, bool pooled) {
   Flat f{};
-  f.N = g.N, f.C = g.C, f.H = g.H, f.W = g.W, f.OC = g.OC, f.pad = g.ph, f.act = act;
-  f.Hp = g.H + 2 * g.ph, f.Wp = g.W + 2 * g.pw, f.OH = g.OH, f.OW = g.OW, f.PH = g.OH / 2, f.PW = g.OW / 2;
+  f.N = g.N, f.C = g.C, f.H = g.H, f.W = g.W, f.OC = g.OC, f.pad = g.ph, f.act = act, f.pooled = pooled;
+  f.Hp = g.H + 2 * g.ph, f.Wp = g.W + 2 * g.pw, f.OH = g.OH, f.OW = g.OW;
+  f.PH = pooled ? g.OH / 2 : g.OH, f.PW = pooled ? g.OW / 2 : g.OW;  // the operator's output plane
   f.CB = g.C / 32, f.CT = g.C / 16, f.OCT = g.OC / 16, f.OB = g.OC / 32;
   f.P = f.OH * f.Wp;
   f.Pt = (f.P + 15) / 16 * 16;
@@ -303,35 +305,48 @@ PYDLR_AMX void forward_images(const Flat& f, const float* x, const bf16* wf, con
     float* on = out + n * f.PH * f.PW * f.OC;
     uint8_t* an = argmax ? argmax + n * f.PH * f.PW * f.OC : nullptr;
     for (int64_t ph = 0; ph < f.PH; ++ph) {
-      detail::pool_fwd_row_cl(pg, y.data(), ys, on, an, os, 0, ph);
-      act_span(on + ph * f.PW * f.OC, on + ph * f.PW * f.OC, f.PW * f.OC, static_cast<int>(f.act));
+      float* row = on + ph * f.PW * f.OC;
+      if (f.pooled) {
+        detail::pool_fwd_row_cl(pg, y.data(), ys, on, an, os, 0, ph);
+        act_span(row, row, f.PW * f.OC, static_cast<int>(f.act));
+      } else {  // the row's OW outputs (the run's 2 ignored ones after them are dropped)
+        act_span(y.data() + ph * f.Wp * f.OC, row, f.OW * f.OC, static_cast<int>(f.act));
+      }
     }
   }
   _tile_release();
 }
 
-// Pooled gradient of image n masked by the activation's derivative at the pooled value and sent to its argmax:
-// dyp rows lead + p (zero elsewhere), in pairs of rows (VNNI) in dyv [K / 2][OC][2], and summed into db.
+// 16 lanes of the gradient masked by the activation's derivative at the (activated) output y.
+PYDLR_AMX inline __m512 masked_grad(const float* g, const float* y, int64_t act) {
+  const __m512 gv = _mm512_loadu_ps(g);
+  if (act == 0) return gv;
+  const __m512 yv = _mm512_loadu_ps(y);
+  __mmask16 keep = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
+  if (act == 2) keep &= _mm512_cmp_ps_mask(yv, _mm512_set1_ps(6.0f), _CMP_LT_OQ);
+  return _mm512_maskz_mov_ps(keep, gv);
+}
+
+// Output gradient of image n masked by the activation's derivative (read at the pooled value, or the output) and,
+// pooled, sent to its argmax: dyp rows lead + p (zero elsewhere), in pairs of rows (VNNI) in dyv [K / 2][OC][2],
+// and summed into db.
 PYDLR_AMX void output_grad(const Flat& f, const float* g, const float* y, const uint8_t* a, int64_t n, bf16* dyp,
                            bf16* dyv, float* db) {
   std::memset(dyp, 0, f.dy_rows * f.OC * sizeof(bf16));
   bf16* d = dyp + f.lead * f.OC;
   const int64_t base = n * f.PH * f.PW * f.OC;
-  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
   for (int64_t ph = 0; ph < f.PH; ++ph) {
     for (int64_t pw = 0; pw < f.PW; ++pw) {
       const int64_t i = base + (ph * f.PW + pw) * f.OC;
-      const int64_t p = 2 * ph * f.Wp + 2 * pw;
       for (int64_t o = 0; o < f.OC; o += 16) {
-        __m512 gv = _mm512_loadu_ps(g + i + o);
-        if (f.act != 0) {
-          const __m512 yv = _mm512_loadu_ps(y + i + o);
-          __mmask16 keep = _mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ);
-          if (f.act == 2) keep &= _mm512_cmp_ps_mask(yv, six, _CMP_LT_OQ);
-          gv = _mm512_maskz_mov_ps(keep, gv);
-        }
+        const __m512 gv = masked_grad(g + i + o, y ? y + i + o : nullptr, f.act);
         _mm512_storeu_ps(db + o, _mm512_add_ps(_mm512_loadu_ps(db + o), gv));
         const __m256i gb = (__m256i)_mm512_cvtneps_pbh(gv);
+        if (!f.pooled) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + (ph * f.Wp + pw) * f.OC + o), gb);
+          continue;
+        }
+        const int64_t p = 2 * ph * f.Wp + 2 * pw;
         const __m128i at = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + o));
         const int64_t rows[4] = {p, p + 1, p + f.Wp, p + f.Wp + 1};
         for (int tap = 0; tap < 4; ++tap) {
@@ -461,10 +476,13 @@ PYDLR_AMX void backward_images(const Flat& f, const BackwardArgs& b, float* dw, 
   _tile_release();
 }
 
-bool shape_ok(const ConvGeom& g, const PoolGeom& p) {
+bool conv_shape_ok(const ConvGeom& g) {
   return g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.G == 1 && g.ph == g.pw &&
-         g.C % 32 == 0 && g.OC % 32 == 0 && g.C <= 256 && g.OC <= 256 && p.kh == 2 && p.kw == 2 && p.sh == 2 &&
-         p.sw == 2 && p.OH > 0 && p.OW > 0;
+         g.C % 32 == 0 && g.OC % 32 == 0 && g.C <= 256 && g.OC <= 256 && g.OH > 0 && g.OW > 0;
+}
+
+bool tensors_ok(const at::Tensor& input, const at::Tensor& weight) {
+  return input.device().is_cpu() && input.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat;
 }
 
 }  // namespace
@@ -477,14 +495,18 @@ bool amx_bf16_usable() {
 namespace detail {
 
 bool conv_pool_amx_ok(const ConvGeom& g, const PoolGeom& p, const at::Tensor& input, const at::Tensor& weight) {
-  return input.device().is_cpu() && input.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-         shape_ok(g, p) && amx_bf16_usable();
+  return tensors_ok(input, weight) && conv_shape_ok(g) && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 &&
+         p.OH > 0 && p.OW > 0 && amx_bf16_usable();
+}
+
+bool conv_amx_ok(const ConvGeom& g, const at::Tensor& input, const at::Tensor& weight) {
+  return tensors_ok(input, weight) && conv_shape_ok(g) && amx_bf16_usable();
 }
 
 std::tuple<at::Tensor, at::Tensor> conv_pool_amx_forward(const ConvGeom& g, int act, const at::Tensor& input,
                                                          const at::Tensor& weight, const at::Tensor& bias,
-                                                         bool with_argmax) {
-  const Flat f = flat_geometry(g, act);
+                                                         bool with_argmax, bool pooled) {
+  const Flat f = flat_geometry(g, act, pooled);
   const auto cl = at::MemoryFormat::ChannelsLast;
   const at::Tensor x = input.contiguous(cl);
   at::Tensor y = at::empty({g.N, g.OC, f.PH, f.PW}, input.options().memory_format(cl));
@@ -511,15 +533,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_pool_amx_backward(const Conv
                                                                       const at::Tensor& output,
                                                                       const at::Tensor& input,
                                                                       const at::Tensor& weight,
-                                                                      std::array<bool, 3> mask) {
-  const Flat f = flat_geometry(g, act);
+                                                                      std::array<bool, 3> mask, bool pooled) {
+  const Flat f = flat_geometry(g, act, pooled);
   const auto cl = at::MemoryFormat::ChannelsLast;
-  const at::Tensor x = input.contiguous(cl), gm = grad.contiguous(cl), yv = output.contiguous(cl),
-                   am = argmax.contiguous(cl);
+  // output: the activation's derivative (undefined for none); argmax: pooled only
+  const at::Tensor x = input.contiguous(cl), gm = grad.contiguous(cl),
+                   yv = output.defined() ? output.contiguous(cl) : at::Tensor(),
+                   am = argmax.defined() ? argmax.contiguous(cl) : at::Tensor();
   at::Tensor gi = mask[0] ? at::empty(input.sizes(), input.options().memory_format(cl)) : at::Tensor();
   const std::vector<bf16> wt = mask[0] ? transposed_weights(f, weight) : std::vector<bf16>();
-  BackwardArgs b{x.const_data_ptr<float>(), gm.const_data_ptr<float>(), yv.const_data_ptr<float>(),
-                 am.const_data_ptr<uint8_t>(), mask[0] ? wt.data() : nullptr,
+  BackwardArgs b{x.const_data_ptr<float>(), gm.const_data_ptr<float>(),
+                 yv.defined() ? yv.const_data_ptr<float>() : nullptr,
+                 am.defined() ? am.const_data_ptr<uint8_t>() : nullptr, mask[0] ? wt.data() : nullptr,
                  mask[0] ? gi.mutable_data_ptr<float>() : nullptr, mask[1] || mask[2]};
   at::Tensor gw, gb;
   if (b.want_grads) {
@@ -536,4 +561,54 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_pool_amx_backward(const Conv
 }
 
 }  // namespace detail
+
+namespace {
+constexpr const char* kConvBf16 = "pydlr::conv2d_act_bf16";
+
+ConvGeom check_conv_bf16(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                         at::IntArrayRef dilation, int64_t groups) {
+  const ConvGeom g = check_conv_args(op, input, weight, bias, stride, padding, dilation, groups);
+  TORCH_CHECK(detail::conv_amx_ok(g, input, weight), op,
+              ": these arguments have no bfloat16 kernel (it needs AMX-BF16, CPU float32 tensors, a 3x3 stride-1 "
+              "convolution with the same padding on both axes and input and output channels multiples of 32 up to "
+              "256); check conv2d_act_bf16_fusable first");
+  return g;
+}
+}  // namespace
+
+bool conv2d_act_bf16_fusable(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  const ConvGeom g = check_conv_args(kConvBf16, input, weight, std::nullopt, stride, padding, dilation, groups);
+  return detail::conv_amx_ok(g, input, weight);
+}
+
+at::Tensor conv2d_act_bf16_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups, c10::string_view activation) {
+  const ConvGeom g = check_conv_bf16(kConvBf16, input, weight, bias, stride, padding, dilation, groups);
+  const int act = static_cast<int>(parse_act(activation));
+  const at::Tensor b = bias.has_value() && bias->defined() ? *bias : at::Tensor();
+  return std::get<0>(detail::conv_pool_amx_forward(g, act, input, weight, b, false, false));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_bf16_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+    const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, c10::string_view activation, std::array<bool, 3> output_mask) {
+  const char* op = "pydlr::conv2d_backward_bf16";
+  const ConvGeom g = check_conv_bf16(op, input, weight, std::nullopt, stride, padding, dilation, groups);
+  const int act = static_cast<int>(parse_act(activation));
+  const bool has_out = output.has_value() && output->defined();
+  TORCH_CHECK(act == 0 || has_out, op, ": the activation's derivative needs the output");
+  for (const at::Tensor* t : {&grad_output, has_out ? &*output : &grad_output}) {
+    TORCH_CHECK(t->dim() == 4 && t->size(0) == g.N && t->size(1) == g.OC && t->size(2) == g.OH && t->size(3) == g.OW &&
+                    t->scalar_type() == at::kFloat && t->device() == input.device(),
+                op, ": grad_output and output must be float32 [", g.N, ", ", g.OC, ", ", g.OH, ", ", g.OW, "] on ",
+                input.device());
+  }
+  return detail::conv_pool_amx_backward(g, act, grad_output, at::Tensor(), act != 0 ? *output : at::Tensor(), input,
+                                        weight, output_mask, false);
+}
+
 }  // namespace pydlr

@@ -77,22 +77,25 @@ bool needs_autograd(const at::Tensor& input, const std::optional<at::Tensor>& we
   return at::GradMode::is_enabled() && (input.requires_grad() || wants_grad(weight) || wants_grad(bias));
 }
 
+// Bf16: the bfloat16 twins (AMX), which CPU autocast runs.
+template <bool Bf16 = false>
 at::Tensor call_conv2d_act(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            c10::string_view activation) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("pydlr::conv2d_act", "")
+                       .findSchemaOrThrow(Bf16 ? "pydlr::conv2d_act_bf16" : "pydlr::conv2d_act", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                                          at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view)>();
   return op.call(input, weight, bias, stride, padding, dilation, groups, activation);
 }
 
+template <bool Bf16 = false>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_backward(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
     const std::optional<at::Tensor>& output, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, c10::string_view activation, std::array<bool, 3> mask) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("pydlr::conv2d_backward", "")
+                       .findSchemaOrThrow(Bf16 ? "pydlr::conv2d_backward_bf16" : "pydlr::conv2d_backward", "")
                        .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                            at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view,
@@ -100,13 +103,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_backward(
   return op.call(grad_output, input, weight, output, stride, padding, dilation, groups, activation, mask);
 }
 
-class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
+template <bool Bf16>
+class Conv2dFunction : public torch::autograd::Function<Conv2dFunction<Bf16>> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                             at::IntArrayRef dilation, int64_t groups, const std::string& activation) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor out = call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
+    at::Tensor out = call_conv2d_act<Bf16>(input, weight, bias, stride, padding, dilation, groups, activation);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
@@ -130,8 +134,8 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
       const auto dilation = ctx->saved_data["dilation"].toIntVector();
       const std::string act = ctx->saved_data["activation"].toStringRef();
       const std::optional<at::Tensor> out = saved[2].defined() ? std::optional<at::Tensor>(saved[2]) : std::nullopt;
-      std::tie(gi, gw, gb) = call_conv2d_backward(grads[0], saved[0], saved[1], out, stride, padding, dilation,
-                                                  ctx->saved_data["groups"].toInt(), act, mask);
+      std::tie(gi, gw, gb) = call_conv2d_backward<Bf16>(grads[0], saved[0], saved[1], out, stride, padding,
+                                                        dilation, ctx->saved_data["groups"].toInt(), act, mask);
     }
     return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -406,7 +410,31 @@ at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
   }
-  return Conv2dFunction::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
+  return Conv2dFunction<false>::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
+}
+
+// Under CPU autocast to bfloat16, the AMX kernel where it runs these arguments (float32 output); float32 elsewhere.
+at::Tensor conv2d_act_autocast_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                   const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                   c10::string_view activation) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  const bool bf16 = at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16 &&
+                    (!bias.has_value() || !bias->defined() || bias->scalar_type() == at::kFloat) &&
+                    pydlr::conv2d_act_bf16_fusable(input, weight, stride, padding, dilation, groups);
+  if (!bf16) return call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
+  pydlr::parse_act(activation);
+  if (!needs_autograd(input, weight, bias)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d_act<true>(input, weight, bias, stride, padding, dilation, groups, activation);
+  }
+  return Conv2dFunction<true>::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
+}
+
+at::Tensor conv2d_autocast_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups) {
+  return conv2d_act_autocast_cpu(input, weight, bias, stride, padding, dilation, groups, "none");
 }
 
 at::Tensor conv2d_autograd(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -641,6 +669,12 @@ TORCH_LIBRARY(pydlr, m) {
       "int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, int[2] pool_kernel, "
       "int[2] pool_stride, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def(
+      "conv2d_act_bf16(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, "
+      "int groups, str activation) -> Tensor");
+  m.def(
+      "conv2d_backward_bf16(Tensor grad_output, Tensor input, Tensor weight, Tensor? output, int[2] stride, "
+      "int[2] padding, int[2] dilation, int groups, str activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def(
       "conv2d_act_pool_bf16(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, "
       "int[2] dilation, int groups, str activation, int[2] pool_kernel, int[2] pool_stride) -> Tensor");
   m.def(
@@ -687,6 +721,8 @@ TORCH_LIBRARY_IMPL(pydlr, CPU, m) {
   m.impl("conv2d_act_pool", pydlr::conv2d_act_pool_cpu);
   m.impl("conv2d_act_pool_with_argmax", pydlr::conv2d_act_pool_with_argmax_cpu);
   m.impl("conv2d_act_pool_backward", pydlr::conv2d_act_pool_backward_cpu);
+  m.impl("conv2d_act_bf16", pydlr::conv2d_act_bf16_cpu);
+  m.impl("conv2d_backward_bf16", pydlr::conv2d_backward_bf16_cpu);
   m.impl("conv2d_act_pool_bf16", pydlr::conv2d_act_pool_bf16_cpu);
   m.impl("conv2d_act_pool_bf16_with_argmax", pydlr::conv2d_act_pool_bf16_with_argmax_cpu);
   m.impl("conv2d_act_pool_bf16_backward", pydlr::conv2d_act_pool_bf16_backward_cpu);
@@ -713,7 +749,11 @@ TORCH_LIBRARY_IMPL(pydlr, Autograd, m) {
   m.impl("batch_norm_act", batch_norm_act_autograd);
 }
 
-TORCH_LIBRARY_IMPL(pydlr, AutocastCPU, m) { m.impl("conv2d_act_pool", conv2d_act_pool_autocast_cpu); }
+TORCH_LIBRARY_IMPL(pydlr, AutocastCPU, m) {
+  m.impl("conv2d", conv2d_autocast_cpu);
+  m.impl("conv2d_act", conv2d_act_autocast_cpu);
+  m.impl("conv2d_act_pool", conv2d_act_pool_autocast_cpu);
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydlr's native operators (registered as torch.ops.pydlr.*)";
@@ -759,4 +799,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
         pybind11::arg("dilation"), pybind11::arg("groups"), pybind11::arg("activation"),
         pybind11::arg("pool_kernel"), pybind11::arg("pool_stride"));
+  m.def("conv2d_act_bf16_fusable",
+        [](const at::Tensor& input, const at::Tensor& weight, std::vector<int64_t> stride, std::vector<int64_t> padding,
+           std::vector<int64_t> dilation, int64_t groups) {
+          return pydlr::conv2d_act_bf16_fusable(input, weight, stride, padding, dilation, groups);
+        },
+        "Whether pydlr::conv2d_act runs the bfloat16 AMX kernel here under CPU autocast to bfloat16.",
+        pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"), pybind11::arg("padding"),
+        pybind11::arg("dilation"), pybind11::arg("groups"));
 }

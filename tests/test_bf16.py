@@ -48,7 +48,8 @@ def test_bfloat16_step_of_the_seed_cnn_is_as_close_to_float32_as_torchs_bf16_aut
         torch_logits, torch_grads = _seed_step(model, x, y, "bfloat16")
         torch_grads = [g.clone() for g in torch_grads]
     logits, grads = _seed_step(model, x, y, "bfloat16")
-    assert logits.dtype == torch.bfloat16  # the head did run in bf16
+    # the Dense head's products (64 x 576 x 64) are below the size where bf16's GEMM beats float32's: float32
+    assert logits.dtype == torch.float32
     # bf16 keeps 8 significant bits (relative rounding 2^-9 = 2e-3); the logits pass 5 layers.
     assert _rel(logits, ref_logits) < 1e-2
     assert _rel(logits, ref_logits) <= 1.5 * _rel(torch_logits, ref_logits) + 2e-3
@@ -82,3 +83,16 @@ def test_bfloat16_trains_on_a_cpu_without_bf16_instructions():
                          timeout=300, cwd=tests_dir)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trained AVX2" in out.stdout
+
+
+def test_dense_under_cpu_bf16_autocast_keeps_small_products_in_float32_and_large_ones_in_bf16():
+    small, large = layers.Dense(64), layers.Dense(1024)
+    x_small, x_large = torch.rand(64, 576), torch.rand(256, 1024)
+    small.build(x_small.shape)
+    large.build(x_large.shape)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_small, y_large = small(x_small), large(x_large)  # 2.4 M and 268 M multiply-adds
+    assert y_small.dtype == torch.float32
+    assert torch.equal(y_small, small(x_small))  # exactly the float32 layer
+    assert y_large.dtype == torch.bfloat16
+    assert _rel(y_large, large(x_large)) < 1e-2

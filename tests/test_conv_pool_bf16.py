@@ -1,6 +1,7 @@
-"""The bfloat16 convolution + activation + pooling kernel on AMX tiles (pydlr::conv2d_act_pool_bf16*), which CPU
-autocast to bfloat16 runs for pydlr.ops.conv2d_act_pool: values and gradients equal, to float32 summation order,
-to a float64 reference computed from the same bf16-rounded operands; float32 wherever the kernel does not run."""
+"""The bfloat16 convolution (+ activation, + 2x2 max pooling) kernels on AMX tiles (pydlr::conv2d_act_bf16,
+pydlr::conv2d_act_pool_bf16 and their backwards), which CPU autocast to bfloat16 runs for pydlr's conv2d_act and
+conv2d_act_pool: values and gradients equal, to float32 summation order, to a float64 reference computed from the
+same bf16-rounded operands; float32 wherever the kernels do not run."""
 
 from __future__ import annotations
 
@@ -147,3 +148,38 @@ def test_the_bf16_operators_refuse_arguments_they_have_no_kernel_for():
         with pytest.raises(RuntimeError, match="must have shape"):
             torch.ops.pydlr.conv2d_act_pool_bf16_backward(
                 y[:1], argmax, y, x, weight, *_args(0, "relu"), [True, True, True])
+
+
+@needs_amx
+@pytest.mark.parametrize(
+    "n, c, h, w, oc, pad, act",
+    [
+        (6, 64, 5, 5, 64, 0, "relu"),  # the seed CNN's third layer
+        (3, 32, 10, 7, 96, 1, "relu6"),
+        (2, 96, 6, 6, 32, 0, "none"),
+    ],
+)
+def test_the_unpooled_convolution_equals_a_float64_reference_on_the_same_bf16_operands(n, c, h, w, oc, pad, act):
+    x, weight, bias = _inputs(n, c, h, w, oc, seed=2)
+    x.requires_grad_()
+    weight.requires_grad_()
+    bias.requires_grad_()
+    args = ([1, 1], [pad, pad], [1, 1], 1)
+    assert _C.conv2d_act_bf16_fusable(x, weight, *args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.ops.pydlr.conv2d_act(x, weight, bias, *args, act)
+    assert y.dtype == torch.float32
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    xr, wr = _bf16(x).requires_grad_(), _bf16(weight).requires_grad_()
+    z = F.conv2d(xr, wr, bias.detach().double(), padding=pad)
+    ref = ACT[act](z)
+    keep = {"relu": ref > 0, "relu6": (ref > 0) & (ref < 6), "none": torch.ones_like(ref, dtype=torch.bool)}[act]
+    gz = grad.double() * keep
+    gx, gw = torch.autograd.grad(z, (xr, wr), _bf16(gz.float()))
+    _close(y, ref)
+    _close(x.grad, gx)
+    _close(weight.grad, gw)
+    _close(bias.grad, gz.sum((0, 2, 3)))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():  # inference: the same values
+        assert torch.equal(torch.ops.pydlr.conv2d_act(x, weight, bias, *args, act), y)
