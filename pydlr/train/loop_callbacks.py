@@ -98,10 +98,11 @@ class Autocast(Callback):
     """The forward pass autocast to ``precision`` ("bfloat16" or "float16"). It only sets the Learner's
     ``forward_context`` and acts at no event inside the step, so a CUDA graph can capture the step.
 
-    The weights stay float32 and so do their gradients. pydlr's native CPU operators (fused convolution + pooling,
-    Winograd) have no autocast registration and run in float32 inside it: on a CPU with AVX512-BF16 no bf16 kernel
-    measured faster than them; with AMX one layer of the seed step was, but not once its casts were paid; and a
-    bf16 Winograd loses ~10x bf16's own accuracy (docs/performance.md, "bf16 autocast")."""
+    The weights stay float32 and so do their gradients. On a CPU with AMX-BF16, pydlr's 3x3 convolutions with 32k
+    input and output channels (with or without a 2x2 max pooling fused) run bf16 AMX kernels under it (bf16
+    operands, float32 sums and outputs); every other native CPU operator (the first layer's fused kernel, Winograd,
+    pooling) runs in float32, as do Dense products too small for bf16's GEMM to win (docs/performance.md,
+    "bf16 autocast")."""
 
     order = -30
 
