@@ -103,8 +103,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> call_conv2d_backward(
   return op.call(grad_output, input, weight, output, stride, padding, dilation, groups, activation, mask);
 }
 
-template <bool Bf16>
-class Conv2dFunction : public torch::autograd::Function<Conv2dFunction<Bf16>> {
+// The node of a convolution (+ activation); Self names it in grad_fn (Conv2dFunction, Conv2dBf16Function).
+template <bool Bf16, typename Self>
+class Conv2dNode : public torch::autograd::Function<Self> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
@@ -140,6 +141,8 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction<Bf16>> {
     return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+class Conv2dFunction : public Conv2dNode<false, Conv2dFunction> {};
+class Conv2dBf16Function : public Conv2dNode<true, Conv2dBf16Function> {};
 
 at::Tensor call_max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& argmax, const at::Tensor& input,
                                     at::IntArrayRef kernel_size, at::IntArrayRef stride) {
@@ -267,8 +270,8 @@ std::array<bool, 3> conv_pool_grad_mask(AutogradContext* ctx) {
 
 // Saves the input, weight, pooled output (its values give the activation's mask) and one-byte argmax: no
 // full-resolution tensor survives the forward. Bf16: the operators in bfloat16 (AMX).
-template <bool Bf16>
-class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction<Bf16>> {
+template <bool Bf16, typename Self>
+class ConvActPoolNode : public torch::autograd::Function<Self> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
@@ -297,6 +300,8 @@ class ConvActPoolFunction : public torch::autograd::Function<ConvActPoolFunction
             at::Tensor()};
   }
 };
+class ConvActPoolFunction : public ConvActPoolNode<false, ConvActPoolFunction> {};
+class ConvActPoolBf16Function : public ConvActPoolNode<true, ConvActPoolBf16Function> {};
 
 at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
@@ -369,7 +374,7 @@ at::Tensor conv2d_act_pool_autograd(const at::Tensor& input, const at::Tensor& w
     return call_conv2d_act_pool(input, weight, bias, stride, padding, dilation, groups, activation, pool_kernel,
                                 pool_stride);
   }
-  return ConvActPoolFunction<false>::apply(input, weight, bias, stride, padding, dilation, groups,
+  return ConvActPoolFunction::apply(input, weight, bias, stride, padding, dilation, groups,
                                            std::string(activation), pool_kernel, pool_stride);
 }
 
@@ -394,7 +399,7 @@ at::Tensor conv2d_act_pool_autocast_cpu(const at::Tensor& input, const at::Tenso
     return call_conv2d_act_pool<true>(input, weight, bias, stride, padding, dilation, groups, activation,
                                       pool_kernel, pool_stride);
   }
-  return ConvActPoolFunction<true>::apply(input, weight, bias, stride, padding, dilation, groups,
+  return ConvActPoolBf16Function::apply(input, weight, bias, stride, padding, dilation, groups,
                                           std::string(activation), pool_kernel, pool_stride);
 }
 
@@ -410,7 +415,7 @@ at::Tensor conv2d_act_autograd(const at::Tensor& input, const at::Tensor& weight
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_act(input, weight, bias, stride, padding, dilation, groups, activation);
   }
-  return Conv2dFunction<false>::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
+  return Conv2dFunction::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
 }
 
 // Under CPU autocast to bfloat16, the AMX kernel where it runs these arguments (float32 output); float32 elsewhere.
@@ -428,7 +433,7 @@ at::Tensor conv2d_act_autocast_cpu(const at::Tensor& input, const at::Tensor& we
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_act<true>(input, weight, bias, stride, padding, dilation, groups, activation);
   }
-  return Conv2dFunction<true>::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
+  return Conv2dBf16Function::apply(input, weight, bias, stride, padding, dilation, groups, std::string(activation));
 }
 
 at::Tensor conv2d_autocast_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,

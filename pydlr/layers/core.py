@@ -80,6 +80,21 @@ def Input(
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, **kwargs).output
 
 
+# Under CPU autocast to bfloat16, matrix products below this many multiply-adds run in float32: oneDNN's bf16
+# GEMM costs more than MKL's float32 one there (forward + backward, 2 threads, AMX machine: 64 x 576 x 64 1.7x,
+# 64 x 64 x 10 3.4x, 32 x 1280 x 1000 (41 M) 0.96x, 256 x 1024 x 512 (134 M) 0.42x; docs/performance.md).
+_CPU_BF16_MIN_MACS = 32_000_000
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """F.linear, in float32 when CPU autocast would send a small product to bf16's slower GEMM."""
+    if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and x.numel() * weight.shape[0] < _CPU_BF16_MIN_MACS):
+        with torch.autocast("cpu", enabled=False):
+            return F.linear(x.float(), weight, bias)
+    return F.linear(x, weight, bias)
+
+
 class Dense(Layer):
     """Fully connected layer, Keras' ``Dense``; applies to the last (channel) axis.
 
@@ -159,21 +174,6 @@ class Dense(Layer):
         else:
             y = _linear(x, self.weight, self.bias)
         return y if self.activation == "linear" else activations.get(self.activation)(y)
-
-
-# Under CPU autocast to bfloat16, matrix products below this many multiply-adds run in float32: oneDNN's bf16
-# GEMM costs more than MKL's float32 one there (forward + backward, 2 threads, AMX machine: 64 x 576 x 64 1.7x,
-# 64 x 64 x 10 3.4x, 32 x 1280 x 1000 (41 M) 0.96x, 256 x 1024 x 512 (134 M) 0.42x; docs/performance.md).
-_CPU_BF16_MIN_MACS = 32_000_000
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """F.linear, in float32 when CPU autocast would send a small product to bf16's slower GEMM."""
-    if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-            and x.numel() * weight.shape[0] < _CPU_BF16_MIN_MACS):
-        with torch.autocast("cpu", enabled=False):
-            return F.linear(x.float(), weight, bias)
-    return F.linear(x, weight, bias)
 
     @property
     def kernel(self) -> torch.Tensor:
