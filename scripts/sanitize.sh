@@ -8,7 +8,7 @@
 # Usage: bash scripts/sanitize.sh            (after scripts/setup.sh; scripts/test.sh runs it)
 # What runs (a focused subset, to stay within ~6 minutes on 2 cores once the builds are cached):
 #   pytest tests/test_ops.py tests/test_ops_pool.py tests/test_ops_fused.py tests/test_ops_batchnorm.py
-#          tests/test_ops_bn_depthwise.py tests/test_bridge.py
+#          tests/test_ops_bn_depthwise.py tests/test_conv_pool_bf16.py tests/test_bridge.py
 #          tests/test_bridge_malformed.py tests/test_properties.py (native operators on random geometry)
 #   testthat test-bridge.R, test-bridge-memory.R, test-bridge-malformed.R: R driving Python through
 #          reticulate in one process, the sanitized bridge and the sanitized native operators together
@@ -86,7 +86,8 @@ Rscript -e 'library(pydlr); p <- getLoadedDLLs()[["pydlr"]][["path"]]; if (!grep
 
 log "pytest (native operators, bridge, mixed R/Python)"
 "$PY" -m pytest -p no:cacheprovider -q -x tests/test_ops.py tests/test_ops_pool.py tests/test_ops_fused.py tests/test_ops_batchnorm.py \
-  tests/test_ops_bn_depthwise.py tests/test_ops_convert.py tests/test_ops_cpu_cache.py tests/test_bridge.py \
+  tests/test_ops_bn_depthwise.py tests/test_ops_convert.py tests/test_ops_cpu_cache.py tests/test_conv_pool_bf16.py \
+  tests/test_bridge.py \
   tests/test_bridge_malformed.py tests/test_properties.py -k "not through_r and not models_train_the_same" \
   2>&1 | tee "$OUT/pytest.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
