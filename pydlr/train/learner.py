@@ -65,7 +65,9 @@ class Learner:
         NanCheck, and Autocast below float32, GradScaling for float16 on CUDA).
     device : torch.device
     precision : {"float32", "bfloat16", "float16"}
-        Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA).
+        Autocast dtype of the forward pass; float16 uses a gradient scaler (CUDA). On the CPU, bfloat16 runs
+        pydlr's AMX kernels for 3x3 convolutions with 32k channels where the CPU has AMX-BF16, and keeps small
+        Dense products and the other native convolutions float32 (faster there; docs/performance.md).
     nan_check_every : int, optional
         Batches between finiteness checks of the loss (default: 1 on CPU, 50 on GPUs; 0 = off).
 

@@ -53,7 +53,9 @@
 #'   (with `class_weight`, both apply).
 #' @param validation_batch_size Samples per batch for the validation data (`NULL`: `batch_size`).
 #' @param precision `"auto"` (bfloat16 or float16 mixed precision on CUDA, float32 on the CPU),
-#'   `"float32"`, `"bfloat16"` (mixed precision, also on CPUs) or `"float16"` (CUDA only).
+#'   `"float32"`, `"bfloat16"` (mixed precision, also on CPUs: where the CPU has AMX, e.g. Intel Xeon Sapphire
+#'   Rapids and later, 3x3 convolutions with 32k channels run pydlr's bf16 kernels; small dense layers and other
+#'   convolutions stay float32, which is faster there) or `"float16"` (CUDA only).
 #' @param nan_check Stop with a `pydlr_training_error` as soon as the loss is NaN or infinite.
 #' @param distributed `NULL`, `TRUE`, or a list such as `list(nproc_per_node = 2)`: train with that many
 #'   processes on this machine (torch DDP, launched by torchrun from this session; the trained weights come
