@@ -192,31 +192,19 @@ PYDLR_AMX void input_transposed(const Flat& f, const float* x, int64_t n, bf16* 
   }
 }
 
-// B tiles of the forward: wf[tap][cb][oct] = 16 channel pairs x 16 outputs x 2, W[oct * 16 + j][cb * 32 + 2r + e].
-std::vector<bf16> forward_weights(const Flat& f, const at::Tensor& w) {
+// W's B tiles for every tap, [tap][K / 32][N / 16] tiles of 16 K-pairs x 16 columns x 2: the forward sums over
+// input channels (K = C, N = OC: W[n][2r + e]), the input gradient over outputs (transposed: K = OC, N = C).
+std::vector<bf16> weight_tiles(const Flat& f, const at::Tensor& w, bool transposed) {
   const at::Tensor wc = w.contiguous();
   const float* wp = wc.const_data_ptr<float>();
-  std::vector<bf16> out(9 * f.CB * f.OCT * 512);
+  const int64_t KB = (transposed ? f.OC : f.C) / 32, NT = (transposed ? f.C : f.OC) / 16, per_tap = KB * NT * 512;
+  std::vector<bf16> out(9 * per_tap);
   for (int64_t o = 0; o < f.OC; ++o) {
     for (int64_t c = 0; c < f.C; ++c) {
+      const int64_t k = transposed ? o : c, n = transposed ? c : o;
+      const int64_t at = ((k / 32 * NT + n / 16) * 16 + (k % 32) / 2) * 32 + (n % 16) * 2 + k % 2;
       const float* src = wp + (o * f.C + c) * 9;
-      const int64_t at = ((c / 32 * f.OCT + o / 16) * 16 + (c % 32) / 2) * 32 + (o % 16) * 2 + c % 2;
-      for (int64_t t = 0; t < 9; ++t) out[t * f.CB * f.OCT * 512 + at] = to_bf16(src[t]);
-    }
-  }
-  return out;
-}
-
-// B tiles of the input gradient: wt[tap][ob][ct] = 16 output pairs x 16 channels x 2, W[ob * 32 + 2r + e][ct * 16 + j].
-std::vector<bf16> transposed_weights(const Flat& f, const at::Tensor& w) {
-  const at::Tensor wc = w.contiguous();
-  const float* wp = wc.const_data_ptr<float>();
-  std::vector<bf16> out(9 * f.OB * f.CT * 512);
-  for (int64_t o = 0; o < f.OC; ++o) {
-    for (int64_t c = 0; c < f.C; ++c) {
-      const float* src = wp + (o * f.C + c) * 9;
-      const int64_t at = ((o / 32 * f.CT + c / 16) * 16 + (o % 32) / 2) * 32 + (c % 16) * 2 + o % 2;
-      for (int64_t t = 0; t < 9; ++t) out[t * f.OB * f.CT * 512 + at] = to_bf16(src[t]);
+      for (int64_t t = 0; t < 9; ++t) out[t * per_tap + at] = to_bf16(src[t]);
     }
   }
   return out;
@@ -511,7 +499,7 @@ std::tuple<at::Tensor, at::Tensor> conv_pool_amx_forward(const ConvGeom& g, int 
   const at::Tensor x = input.contiguous(cl);
   at::Tensor y = at::empty({g.N, g.OC, f.PH, f.PW}, input.options().memory_format(cl));
   at::Tensor a = with_argmax ? at::empty(y.sizes(), input.options().dtype(at::kByte).memory_format(cl)) : at::Tensor();
-  const std::vector<bf16> wf = forward_weights(f, weight);
+  const std::vector<bf16> wf = weight_tiles(f, weight, false);
   std::vector<float> bias_tiles(f.OCT * 256, 0.0f);  // each output tile's 16 biases on all 16 rows
   if (bias.defined()) {
     const at::Tensor bc = bias.contiguous();
@@ -541,7 +529,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_pool_amx_backward(const Conv
                    yv = output.defined() ? output.contiguous(cl) : at::Tensor(),
                    am = argmax.defined() ? argmax.contiguous(cl) : at::Tensor();
   at::Tensor gi = mask[0] ? at::empty(input.sizes(), input.options().memory_format(cl)) : at::Tensor();
-  const std::vector<bf16> wt = mask[0] ? transposed_weights(f, weight) : std::vector<bf16>();
+  const std::vector<bf16> wt = mask[0] ? weight_tiles(f, weight, true) : std::vector<bf16>();
   BackwardArgs b{x.const_data_ptr<float>(), gm.const_data_ptr<float>(),
                  yv.defined() ? yv.const_data_ptr<float>() : nullptr,
                  am.defined() ? am.const_data_ptr<uint8_t>() : nullptr, mask[0] ? wt.data() : nullptr,
