@@ -1,5 +1,6 @@
-// bfloat16 3x3 convolution + bias + activation + 2x2 max pooling on AMX tiles (Intel Sapphire Rapids and later),
-// for CPU autocast to bfloat16: the seed CNN's Conv2D(64, 3, relu) -> MaxPool(2) under fit(precision = "bfloat16").
+// bfloat16 3x3 convolution + bias + activation, with or without a 2x2 max pooling after it, on AMX tiles (Intel
+// Sapphire Rapids and later), for CPU autocast to bfloat16: the seed CNN's Conv2D(64, 3, relu) -> MaxPool(2) and
+// Conv2D(64, 3, relu) under fit(precision = "bfloat16"). Forward, input gradient and weight gradient.
 //
 // Why: an AMX tile multiply (TDPBF16PS) does 16 x 16 x 32 bf16 multiply-adds into float32, about 4x what AVX-512
 // float32 FMAs give per cycle on these cores; oneDNN's bf16 convolution is that fast too, but the casts around it
@@ -410,8 +411,8 @@ PYDLR_AMX void weight_grad_block(const Flat& f, const bf16* xt, const bf16* dyv,
   store_acc<NT>(c, 16, f.OC * 4);
 }
 
-// A thread's scratch, kept between calls (the weight gradient's per-image buffers for a thread's share of a batch
-// are ~1 MB: allocating them anew each step page-faults).
+// A thread's scratch, kept between calls (the weight gradient's buffers, up to ~2 MB: allocating them anew each
+// step page-faults).
 template <typename T>
 T* scratch(std::vector<T>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(n);
@@ -426,35 +427,45 @@ struct BackwardArgs {
   bool want_grads;
 };
 
+// Images per weight-gradient pass: their transposed inputs and paired gradients within ~2 MB (a core's share of
+// L2 here), at least one; bounds what the thread keeps between calls.
+int64_t images_per_pass(const Flat& f) {
+  const int64_t bytes = (f.K * f.OC + f.C * f.xt_len) * static_cast<int64_t>(sizeof(bf16));
+  return std::max<int64_t>(1, (int64_t{2} << 20) / bytes);
+}
+
 PYDLR_AMX void backward_images(const Flat& f, const BackwardArgs& b, float* dw, float* db, int64_t n0, int64_t n1) {
   thread_local std::vector<bf16> dyp_buf, dyv_buf, xt_buf;
   thread_local std::vector<float> dx_buf;
-  const int64_t count = n1 - n0;
+  const int64_t pass = std::min(n1 - n0, images_per_pass(f));
   bf16* dyp = scratch(dyp_buf, f.dy_rows * f.OC);
-  bf16* dyv = scratch(dyv_buf, count * f.K * f.OC);
-  bf16* xt = b.want_grads ? scratch(xt_buf, count * f.C * f.xt_len) : nullptr;
+  bf16* dyv = scratch(dyv_buf, pass * f.K * f.OC);
+  bf16* xt = b.want_grads ? scratch(xt_buf, pass * f.C * f.xt_len) : nullptr;
   float* dx = b.wt ? scratch(dx_buf, f.Qt * f.C) : nullptr;
   std::vector<float> db_local(f.OC, 0.0f);
   tiles_on();
-  for (int64_t n = n0; n < n1; ++n) {
-    output_grad(f, b.g, b.y, b.a, n, dyp, dyv + (n - n0) * f.K * f.OC, db_local.data());
-    if (b.wt) {
-      for (int64_t q0 = 0; q0 < f.Qt; q0 += 32) {
-        for (int64_t ct = 0; ct < f.CT; ct += 2) input_grad_block(f, dyp, b.wt, dx, q0, ct);
+  for (int64_t p0 = n0; p0 < n1; p0 += pass) {
+    const int64_t count = std::min(pass, n1 - p0);
+    for (int64_t n = p0; n < p0 + count; ++n) {
+      output_grad(f, b.g, b.y, b.a, n, dyp, dyv + (n - p0) * f.K * f.OC, db_local.data());
+      if (b.wt) {
+        for (int64_t q0 = 0; q0 < f.Qt; q0 += 32) {
+          for (int64_t ct = 0; ct < f.CT; ct += 2) input_grad_block(f, dyp, b.wt, dx, q0, ct);
+        }
+        float* gin = b.gi + n * f.H * f.W * f.C;
+        for (int64_t ih = 0; ih < f.H; ++ih) {
+          std::memcpy(gin + ih * f.W * f.C, dx + ((ih + f.pad) * f.Wp + f.pad) * f.C, f.W * f.C * sizeof(float));
+        }
       }
-      float* gin = b.gi + n * f.H * f.W * f.C;
-      for (int64_t ih = 0; ih < f.H; ++ih) {
-        std::memcpy(gin + ih * f.W * f.C, dx + ((ih + f.pad) * f.Wp + f.pad) * f.C, f.W * f.C * sizeof(float));
-      }
+      if (b.want_grads) input_transposed(f, b.x, n, xt + (n - p0) * f.C * f.xt_len);
     }
-    if (b.want_grads) input_transposed(f, b.x, n, xt + (n - n0) * f.C * f.xt_len);
-  }
-  if (b.want_grads) {
-    for (int64_t t = 0; t < 9; ++t) {
-      for (int64_t ct = 0; ct < f.CT; ++ct) {
-        tile_groups(f.OCT, [&](auto nt, int64_t og) {
-          weight_grad_block<decltype(nt)::value>(f, xt, dyv, count, dw, t, ct, og);
-        });
+    if (b.want_grads) {
+      for (int64_t t = 0; t < 9; ++t) {
+        for (int64_t ct = 0; ct < f.CT; ++ct) {
+          tile_groups(f.OCT, [&](auto nt, int64_t og) {
+            weight_grad_block<decltype(nt)::value>(f, xt, dyv, count, dw, t, ct, og);
+          });
+        }
       }
     }
   }

@@ -62,6 +62,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, rel: float = 2e-6) -> None:
         (2, 32, 9, 11, 96, 0, "relu6"),  # three output tiles (a group of 3), odd sizes (a row and column unpooled)
         (5, 96, 7, 7, 64, 1, "relu"),  # three input blocks; batch not a multiple of the threads
         (1, 32, 4, 4, 32, 0, "relu"),  # the smallest: one pooled cell
+        (4, 64, 64, 64, 64, 1, "relu"),  # ~1 MB of weight-gradient scratch an image: one image a pass
     ],
 )
 def test_values_and_gradients_equal_a_float64_reference_on_the_same_bf16_operands(n, c, h, w, oc, pad, act):
