@@ -184,3 +184,24 @@ def test_the_unpooled_convolution_equals_a_float64_reference_on_the_same_bf16_op
     _close(bias.grad, gz.sum((0, 2, 3)))
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():  # inference: the same values
         assert torch.equal(torch.ops.pydlr.conv2d_act(x, weight, bias, *args, act), y)
+
+
+@needs_amx
+def test_without_bias_and_with_frozen_weights_only_the_asked_gradients_come_back():
+    x, weight, _ = _inputs(3, 32, 11, 11, 32, seed=3)
+    x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.ops.pydlr.conv2d_act_pool(x, weight, None, *_args(1, "relu"))
+    grad = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, (x,), grad)
+    _, ref_gx, _, _ = _reference(x, weight, torch.zeros(32), 1, "relu", grad)
+    _close(gx, ref_gx)
+    x2 = x.detach().clone()  # an input without gradient, weights that want one
+    w2 = weight.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y2 = torch.ops.pydlr.conv2d_act(x2, w2, None, [1, 1], [0, 0], [1, 1], 1, "none")
+    y2.backward(torch.ones_like(y2))
+    wr = _bf16(w2).requires_grad_()
+    ref = F.conv2d(_bf16(x2), wr)
+    (ref_gw,) = torch.autograd.grad(ref, (wr,), torch.ones_like(ref))
+    _close(w2.grad, ref_gw)
