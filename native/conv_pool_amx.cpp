@@ -247,6 +247,29 @@ PYDLR_AMX inline void store_acc(float* c, int64_t step, int64_t stride) {
   if constexpr (NT > 3) _tile_stored(3, c + 3 * step, stride);
 }
 
+// One step of a 2 x 2 block: A tiles at a and a + a_next (two runs of 16 rows), B tiles at b and b + 512 (two
+// column tiles), into accumulators 0 (a, b), 1 (a, b + 512), 2 (a + a_next, b), 3 (a + a_next, b + 512): each load
+// feeds two multiplies and four chains overlap.
+PYDLR_AMX inline void dp_2x2(const bf16* a, int64_t a_next, int64_t a_stride, const bf16* b) {
+  _tile_loadd(4, a, a_stride);
+  _tile_loadd(6, b, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_loadd(7, b + 512, 64);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_loadd(5, a + a_next, a_stride);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
+// A 2 x 2 block's accumulators to c (float32 rows `stride` bytes apart): 16 columns right, 16 rows down.
+PYDLR_AMX inline void store_2x2(float* c, int64_t stride) {
+  const int64_t down = 16 * stride / static_cast<int64_t>(sizeof(float));
+  _tile_stored(0, c, stride);
+  _tile_stored(1, c + 16, stride);
+  _tile_stored(2, c + down, stride);
+  _tile_stored(3, c + down + 16, stride);
+}
+
 // Forward of 16 flat outputs [p0, p0 + 16) x output tiles [og, og + NT): y[p][o] = bias[o] + sum over taps.
 template <int NT>
 PYDLR_AMX void forward_block(const Flat& f, const bf16* xb, const bf16* wf, const float* bias_tiles, float* y,
@@ -272,29 +295,15 @@ PYDLR_AMX void forward_block_2x2(const Flat& f, const bf16* xb, const bf16* wf, 
   _tile_loadd(1, bias_tiles + (og + 1) * 256, 64);
   _tile_loadd(2, bias_tiles + og * 256, 64);
   _tile_loadd(3, bias_tiles + (og + 1) * 256, 64);
-  const int64_t a_stride = f.C * 2;
   for (int64_t kh = 0; kh < 3; ++kh) {
     for (int64_t kw = 0; kw < 3; ++kw) {
-      const int64_t t = kh * 3 + kw;
       for (int64_t cb = 0; cb < f.CB; ++cb) {
-        const bf16* a = xb + (p0 + kh * f.Wp + kw) * f.C + cb * 32;
-        const bf16* b = wf + ((t * f.CB + cb) * f.OCT + og) * 512;
-        _tile_loadd(4, a, a_stride);
-        _tile_loadd(6, b, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(7, b + 512, 64);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a + 16 * f.C, a_stride);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        dp_2x2(xb + (p0 + kh * f.Wp + kw) * f.C + cb * 32, 16 * f.C, f.C * 2,
+               wf + (((kh * 3 + kw) * f.CB + cb) * f.OCT + og) * 512);
       }
     }
   }
-  float* c = y + p0 * f.OC + og * 16;
-  _tile_stored(0, c, f.OC * 4);
-  _tile_stored(1, c + 16, f.OC * 4);
-  _tile_stored(2, c + 16 * f.OC, f.OC * 4);
-  _tile_stored(3, c + 16 * f.OC + 16, f.OC * 4);
+  store_2x2(y + p0 * f.OC + og * 16, f.OC * 4);
 }
 
 // Calls fn(std::integral_constant<int, NT>, first tile) over tiles [0, n) in groups of NT <= 4.
@@ -404,29 +413,15 @@ PYDLR_AMX void input_grad_block(const Flat& f, const bf16* dyp, const bf16* wt, 
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  const int64_t a_stride = f.OC * 2;
   for (int64_t kh = 0; kh < 3; ++kh) {
     for (int64_t kw = 0; kw < 3; ++kw) {
-      const int64_t t = kh * 3 + kw;
       for (int64_t ob = 0; ob < f.OB; ++ob) {
-        const bf16* a = dyp + (f.lead + q0 - kh * f.Wp - kw) * f.OC + ob * 32;
-        const bf16* b = wt + ((t * f.OB + ob) * f.CT + ct) * 512;
-        _tile_loadd(4, a, a_stride);
-        _tile_loadd(6, b, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(7, b + 512, 64);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a + 16 * f.OC, a_stride);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        dp_2x2(dyp + (f.lead + q0 - kh * f.Wp - kw) * f.OC + ob * 32, 16 * f.OC, f.OC * 2,
+               wt + (((kh * 3 + kw) * f.OB + ob) * f.CT + ct) * 512);
       }
     }
   }
-  float* c = dx + q0 * f.C + ct * 16;
-  _tile_stored(0, c, f.C * 4);
-  _tile_stored(1, c + 16, f.C * 4);
-  _tile_stored(2, c + 16 * f.C, f.C * 4);
-  _tile_stored(3, c + 16 * f.C + 16, f.C * 4);
+  store_2x2(dx + q0 * f.C + ct * 16, f.C * 4);
 }
 
 // Weight gradient of channel tile ct x output tiles [og, og + NT) for tap t over `count` images (their transposed
