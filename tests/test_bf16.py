@@ -96,3 +96,20 @@ def test_dense_under_cpu_bf16_autocast_keeps_small_products_in_float32_and_large
     assert torch.equal(y_small, small(x_small))  # exactly the float32 layer
     assert y_large.dtype == torch.bfloat16
     assert _rel(y_large, large(x_large)) < 1e-2
+
+
+def test_dense_under_cpu_bf16_autocast_takes_bf16_inputs_and_leaves_float64_products_in_float64():
+    from pydlr.layers.core import _linear
+
+    dense = layers.Dense(8)
+    dense.build((4, 16))
+    x = torch.rand(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = dense(x.bfloat16())  # an input a bf16 layer produced
+    assert y.dtype == torch.float32
+    assert torch.equal(y, dense(x.bfloat16().float()))
+    w, b = torch.rand(8, 16, dtype=torch.float64), torch.rand(8, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast leaves float64 alone; so does the rule
+        y64 = _linear(x.double(), w, b)
+    assert y64.dtype == torch.float64
+    assert torch.equal(y64, torch.nn.functional.linear(x.double(), w, b))
