@@ -58,7 +58,7 @@ bool os_grants_amx() {
 }
 
 // Every tile of every kernel here is 16 rows of 64 bytes: A (16 x 32 bf16), B (16 pairs x 16 x 2 bf16), C (16 x 16
-// float32). Tiles 0-3 accumulate, 4 holds A, 5-7 hold B.
+// float32). Tiles 0-3 accumulate; A in 4 and B in 5-7 (1 x NT blocks), or A in 4-5 and B in 6-7 (2 x 2 blocks).
 struct TileConfig {
   uint8_t palette, start_row;
   uint8_t reserved[14];
