@@ -23,7 +23,7 @@
 # over minutes. For every row the pairs' ratios R/Python give "paired" (their median) and a 95% interval for
 # it ("95% CI", distribution-free, from the order statistics of the pairs' ratios): a row resolves 1.05 when
 # its interval lies on one side of it. The R-API rows also print where each side's median time went: x's
-# conversion to float32 ("convert": the whole array for fit, batch by batch for predict/evaluate), the
+# conversion to float32 ("convert": the whole array, or batch by batch for arrays past WHOLE_CONVERSION_BYTES), the
 # training loop ("loop") and the rest (R's checks and hand-over, model building, the result's way back),
 # from stage clocks in bench/r_vs_python_work.py that both processes run.
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).

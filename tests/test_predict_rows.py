@@ -1,6 +1,7 @@
-"""predict and evaluate convert NumPy inputs batch by batch (pydlr.data.prepare.ArrayRows): the results
-must equal those of the float32 tensor path for every layout and dtype R and Python hand in, and bad
-values must be refused before any batch runs."""
+"""predict and evaluate convert a NumPy input whole (checked in the same pass) or, past
+pydlr.data.prepare.WHOLE_CONVERSION_BYTES, batch by batch (ArrayRows): either way the results must equal
+those of the float32 tensor path for every layout and dtype R and Python hand in, and bad values must be
+refused before any batch runs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ import pytest
 import torch
 from test_train_engine import quadrant_data, small_model
 
+from pydlr.data import prepare
 from pydlr.data.prepare import ArrayRows, prepare_x_rows
 from pydlr.errors import InputError
+
+
+@pytest.fixture(params=["whole", "batch by batch"])
+def conversion(request, monkeypatch):
+    """Both ways predict and evaluate convert an array: whole (small arrays), batch by batch (large ones)."""
+    if request.param == "batch by batch":
+        monkeypatch.setattr(prepare, "WHOLE_CONVERSION_BYTES", 0)
+    return request.param
 
 
 def trained():
@@ -33,7 +43,7 @@ def layouts(x: np.ndarray) -> dict[str, np.ndarray]:
             "(N, H, W) F": np.asfortranarray(x64[..., 0])}
 
 
-def test_predict_and_evaluate_equal_the_tensor_path_for_every_layout():
+def test_predict_and_evaluate_equal_the_tensor_path_for_every_layout(conversion):
     m, x, y = trained()
     ref = m.predict(torch.from_numpy(x), batch_size=48)
     ref_eval = m.evaluate(torch.from_numpy(x), y, batch_size=48, return_dict=True)
@@ -47,16 +57,20 @@ def test_predict_and_evaluate_equal_the_tensor_path_for_every_layout():
             == pytest.approx(m.evaluate(torch.from_numpy(x), y, sample_weight=weights, batch_size=48)))
 
 
-def test_integer_images_convert_per_batch():
+def test_integer_images_convert_exactly(conversion):
     m, x, _ = trained()
     pixels = (x * 255).round().astype(np.uint8)
     assert np.array_equal(m.predict(pixels, batch_size=50),
                           m.predict(torch.from_numpy(pixels.astype(np.float32)), batch_size=50))
 
 
-def test_rows_view_the_array_without_a_copy():
+def test_small_arrays_convert_whole_and_large_ones_by_batch(monkeypatch):
     m, x, _ = trained()
     xf = np.asfortranarray(x.astype(np.float64)[..., 0])
+    whole = prepare_x_rows(m, xf, "predict")  # 130 x 8 x 8 float32: far below the budget
+    assert isinstance(whole, torch.Tensor) and whole.dtype == torch.float32 and whole.is_contiguous()
+    assert tuple(whole.shape) == (130, 8, 8, 1) and torch.equal(whole, torch.from_numpy(x))
+    monkeypatch.setattr(prepare, "WHOLE_CONVERSION_BYTES", xf.size * 4 - 1)  # one byte short: by batch
     rows = prepare_x_rows(m, xf, "predict")
     assert isinstance(rows, ArrayRows) and rows.arr is xf and tuple(rows.shape) == (130, 8, 8, 1)
     b = rows.batch(120, 200)
@@ -65,7 +79,7 @@ def test_rows_view_the_array_without_a_copy():
 
 
 @pytest.mark.parametrize("bad, count", [(np.nan, 2), (np.inf, 2), (-np.inf, 2), (1e39, 2)])
-def test_non_finite_values_are_refused_before_any_batch(bad, count):
+def test_non_finite_values_are_refused_before_any_batch(bad, count, conversion):
     m, x, y = trained()
     xf = np.asfortranarray(x.astype(np.float64))
     xf[5, 1, 2, 0] = bad
