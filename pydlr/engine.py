@@ -65,6 +65,7 @@ from pydlr.data.prepare import (
     split_point,
     with_class_weight,
 )
+from pydlr.data.scale import data_scale, other_scale, warn_other_scale
 from pydlr.data.structured import (
     IterableBatches,
     ListBatches,
@@ -290,6 +291,7 @@ class TrainingMixin:
             train, valid = self._fit_batches(data, opts, dev, ctx)
         # what label k means from now on: evaluate on a dataset checks its classes against these
         self.trained_class_names = x.class_names if isinstance(x, ImageDataset) else None
+        self.input_scale = data_scale(x)  # predict/evaluate warn on images of another scale (None: not images)
         learner = self._learner(dev, opts, train.steps)
         self.stop_training = False
         try:
@@ -506,10 +508,12 @@ class TrainingMixin:
                  return_dict: bool = False) -> list[float] | dict[str, float] | float:
         """Loss and metrics on (x, y): ``[loss, metric...]`` (a float when there are no metrics, as
         Keras), or a dict with ``return_dict=True``. x may hold several inputs, y several outputs, or x may
-        be a generator / DataLoader of batches (``steps`` of them: all of a DataLoader's by default)."""
+        be a generator / DataLoader of batches (``steps`` of them: all of a DataLoader's by default). Images
+        on another scale than the training images get an `InputScaleWarning`, as in `predict`."""
         where = "evaluate"
         self._require_compiled(where)
         batch_size = resolve_batch_size(batch_size, where)
+        self._warn_other_scale(x)
         dev = self._device()
         if isinstance(x, ImageDataset):
             prepare_dataset_fit(self, self._loss, x, y, where=where, sample_weight=sample_weight)
@@ -572,9 +576,13 @@ class TrainingMixin:
         sigmoid; logits otherwise, as Keras; see `predict_proba`); a list of arrays for several outputs.
         x may hold several inputs (a list, or a dict by Input name), or be a generator / DataLoader
         (``steps`` batches of it; its batches are x or (x, ...) tuples), or an image dataset (one row per
-        file of its ``file_paths``, NaN for a file skipped as unreadable)."""
+        file of its ``file_paths``, NaN for a file skipped as unreadable). Images on another scale than the
+        training images (pixels 0-255 for a model trained on x / 255; photos not preprocessed for an ImageNet
+        network) get an `InputScaleWarning` (pydlr.data.scale): the predictions would be for other inputs than
+        meant."""
         where = "predict"
         batch_size = resolve_batch_size(batch_size, where)
+        self._warn_other_scale(x)
         dev = self._device()
         skipped_before = len(x.bad_files) if isinstance(x, ImageDataset) else 0
         batches = self._predict_batches(x, batch_size, dev, where, _steps(steps, where))
@@ -597,6 +605,12 @@ class TrainingMixin:
             out = ([with_skipped_rows(x, o, skipped) for o in out] if isinstance(out, list)
                    else with_skipped_rows(x, out, skipped))
         return out
+
+    def _warn_other_scale(self, x: Any) -> None:
+        """An `InputScaleWarning` when image inputs x are on another scale than the training images."""
+        found = scale_mismatch(self, x)
+        if found is not None:
+            warn_other_scale(*found)
 
     def _predict_batches(self, x: Any, batch_size: int, dev: torch.device, where: str, steps: int | None = None):
         """predict's input batches on ``dev``: slices of x, or a dataset's batches in its file order
@@ -698,3 +712,19 @@ class Sequential(FoldedInference, TrainingMixin, SavingMethods, _BaseSequential)
 
 class Model(TrainingMixin, SavingMethods, _BaseModel):
     """Keras' functional Model with compile/fit/evaluate/predict (pydlr.Model)."""
+
+
+def scale_mismatch(model: Any, x: Any) -> tuple[float, float, bool] | None:
+    """``(seen, trained, pretrained)`` when the images x reach ``seen`` and ``model``'s training images reached
+    ``trained`` more than `pydlr.data.scale.RATIO` times apart; None when they agree or a scale is unknown (a
+    table, a dataset, a model never fitted). ``trained`` is what fit() saw, or for an ImageNet network never
+    fitted here the scale of its preprocessed photos (``pretrained`` True for such networks either way)."""
+    from pydlr.pretrained.imagenet import input_scale
+
+    trained, pretrained = getattr(model, "input_scale", None), input_scale(model)
+    if trained is None:
+        trained = pretrained
+    if trained is None:
+        return None
+    seen = data_scale(x)
+    return (seen, trained, pretrained is not None) if other_scale(seen, trained) else None

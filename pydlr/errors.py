@@ -1,4 +1,4 @@
-"""Exceptions raised by pydlr. The R package maps them to R conditions of the same names."""
+"""Exceptions raised by pydlr (the R package maps them to R conditions of the same names), and its warnings."""
 
 from __future__ import annotations
 
@@ -71,3 +71,12 @@ def describe(value: Any) -> str:
     text = repr(value)
     # Long values keep both ends: a path's file name is at its end, and it is the part that identifies it.
     return text if len(text) <= 120 else text[:58] + "..." + text[-59:]
+
+
+class InputScaleWarning(UserWarning):
+    """Images on another scale than the model's training images (pydlr.data.scale): ``seen`` is the largest
+    magnitude of these inputs, ``trained`` of the training inputs, ``advice`` how to scale them."""
+
+    def __init__(self, message: str, seen: float, trained: float, advice: str):
+        super().__init__(message)
+        self.seen, self.trained, self.advice = seen, trained, advice

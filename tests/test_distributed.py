@@ -87,6 +87,7 @@ def test_fit_distributed_true_spawns_torchrun_and_returns_trained_weights(tmp_pa
     assert h.params["steps"] == 8 and h.history["loss"][-1] < h.history["loss"][0]
     after = m.evaluate(x, y)
     assert after[0] < before[0] and after[1] > 0.8  # the weights came back into this model
+    assert m.input_scale == pytest.approx(float(np.abs(x).max()))  # and the images' scale the processes saw
     assert not list(tmp_path.glob("pydlr-ddp-*"))  # the data's copy is gone
 
 

@@ -57,6 +57,7 @@ def test_predict_and_evaluate_equal_the_tensor_path_for_every_layout(conversion)
             == pytest.approx(m.evaluate(torch.from_numpy(x), y, sample_weight=weights, batch_size=48)))
 
 
+@pytest.mark.filterwarnings("ignore::pydlr.errors.InputScaleWarning")  # 0-255 pixels, trained on [0, 1]
 def test_integer_images_convert_exactly(conversion):
     m, x, _ = trained()
     pixels = (x * 255).round().astype(np.uint8)

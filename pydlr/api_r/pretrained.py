@@ -45,19 +45,6 @@ def application(name: str, include_top: bool = True, weights: str | None = "imag
     return model
 
 
-def input_scale(model: Any) -> float | None:
-    """The largest magnitude of inputs preprocessed for ``model``'s ImageNet network (about 2.64 for
-    MobileNetV2, 1 for EfficientNet-Lite), as R records a fitted model's training scale; None for a network
-    without preprocessing of its own."""
-    from pydlr.pretrained.imagenet import input_bounds, model_mode
-
-    mode = model_mode(model)
-    if mode is None:
-        return None
-    lo, hi = input_bounds(mode)
-    return float(max(lo.abs().max(), hi.abs().max()))
-
-
 def preprocess_inputs(model: Any, images: Any) -> np.ndarray:
     """``pydlr.applications.preprocess_inputs`` (R's ``application_preprocess_inputs()``)."""
     from pydlr import applications

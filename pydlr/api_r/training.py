@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from pydlr import train
+from pydlr import engine, train
 from pydlr.api_r._convert import c_array, history, strings
 from pydlr.data.augment import Augment
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
+from pydlr.data.scale import InputScaleWarning
 from pydlr.errors import InputError, NotSupportedError
 from pydlr.train import optimizers
 from pydlr.train.events import Callback as LearnerCallback
@@ -193,18 +194,36 @@ def softmax_units(model: Any, sample_shape: Sequence[int]) -> int | None:
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
     """``model.evaluate(x, y, return_dict=True)``: loss and metrics in Keras' order."""
-    result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
+    with _scale_checked_by_r():
+        result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
     return {str(k): float(v) for k, v in dict(result).items()}
 
 
 def predict(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
     """``model.predict(x)``: outputs (probabilities for a softmax head), one row per sample."""
-    return c_array(model.predict(x, batch_size=batch_size))
+    with _scale_checked_by_r():
+        return c_array(model.predict(x, batch_size=batch_size))
 
 
 def predict_classes(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
     """``model.predict_classes(x)``: 0-based classes (argmax, or output > 0.5 for one sigmoid unit)."""
-    return c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+    with _scale_checked_by_r():
+        return c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+
+
+def scale_mismatch(model: Any, x: Any) -> dict[str, Any] | None:
+    """`pydlr.engine.scale_mismatch` for R's warning, in R's words: ``{"seen", "trained", "pretrained"}`` or None."""
+    found = engine.scale_mismatch(model, x)
+    return None if found is None else {"seen": found[0], "trained": found[1], "pretrained": found[2]}
+
+
+@contextlib.contextmanager
+def _scale_checked_by_r() -> Iterator[None]:
+    """R's predict() and evaluate() warn about another input scale themselves, in R's words and with R's
+    advice (validate.R): the core's InputScaleWarning would say it a second time, in Python's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputScaleWarning)
+        yield
 
 
 # Base classes and the progress bar (fit's own) are not callbacks a user builds.

@@ -6,7 +6,8 @@ Formats
   stored as ``model.<state-dict key>``, optimizer tensors as ``optimizer.<key>``; the architecture and the
   optimizer's scalars are JSON strings in the file's metadata (``pydlr_config``, ``pydlr_optimizer``).
   ``pydlr_config`` also holds ``class_names``, the classes the model was trained on (a dataset's class
-  names, R's factor levels), when they are known: ``load_model`` restores them as ``trained_class_names``.
+  names, R's factor levels), when they are known: ``load_model`` restores them as ``trained_class_names``;
+  and ``input_scale``, the training images' scale (`pydlr.data.scale`), restored as ``input_scale``.
   A ``.keras`` path holds pydlr's format, not Keras' zip archive (loading a real Keras archive raises
   NotSupportedError saying so).
 * Any other path: a directory with ``config.json``, ``model.safetensors`` and, with an optimizer,
@@ -257,6 +258,10 @@ def save_model(
     column_names = getattr(model, "trained_column_names", None)
     if column_names is not None:
         config["column_names"] = [str(c) for c in column_names]
+    # the training images' scale, so predict() on the loaded model still warns on 0-255 pixels
+    input_scale = getattr(model, "input_scale", None)
+    if input_scale is not None:
+        config["input_scale"] = float(input_scale)
     optimizer = _optimizer_of(model) if include_optimizer else None
     opt_tensors, opt_info = (
         flatten_optimizer_state(optimizer_state(optimizer)) if optimizer else ({}, None)
@@ -384,6 +389,7 @@ def load_model(
     _load_state(model, weights, "load_model")
     model.trained_class_names = config.get("class_names")  # absent in files saved without classes
     model.trained_column_names = config.get("column_names")
+    model.input_scale = config.get("input_scale")
     model.pending_optimizer_state = (
         unflatten_optimizer_state(opt_tensors, opt_info) if opt_info is not None else None
     )

@@ -151,6 +151,17 @@ def input_bounds(mode: str | None, channels: int = 3) -> tuple[torch.Tensor, tor
     return torch.zeros(channels), torch.ones(channels)
 
 
+def input_scale(model: Any) -> float | None:
+    """The largest magnitude of photos preprocessed for ``model``'s ImageNet network (about 2.64 for MobileNetV2,
+    1 for EfficientNet-Lite): the scale its inputs should have; None for a network without preprocessing of its
+    own."""
+    mode = model_mode(model)
+    if mode is None:
+        return None
+    lo, hi = input_bounds(mode)
+    return float(max(lo.abs().max(), hi.abs().max()))
+
+
 def model_mode(model: Any) -> str | None:
     """The ImageNet scaling ``model``'s architecture was trained with: "tflite" (EfficientNet-Lite), "torch"
     (MobileNetV2, ResNet) or None (any other network, e.g. the seed CNN: no preprocessing of its own). A model

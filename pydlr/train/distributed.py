@@ -350,6 +350,7 @@ def _fit_in_processes(model, x, y, batch_size, epochs, seed, verbose, nproc_per_
     with torch.no_grad():
         for k, v in trained.state_dict().items():
             model.state_dict()[k].copy_(v)
+    model.input_scale = trained.input_scale  # the training images' scale the processes saw (pydlr.data.scale)
     history = History.from_dict(json.loads((work / "history.json").read_text()))
     model.history = history
     return history

@@ -153,7 +153,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
   columns <- if (length(dim(x)) == 2L) colnames(x) # a data.frame's names, for predict() and evaluate()
-  list(levels = levels, columns = columns, scale = .data_scale(x), data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  list(levels = levels, columns = columns, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
@@ -188,7 +188,6 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     args$data, call = call)
   object$state$levels <- args$levels
   object$state$columns <- args$columns
-  object$state$scale <- args$scale
   .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
   .py_call("api_r.saving.set_column_names", object$py, args$columns) # kept by save_model()
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
@@ -333,12 +332,13 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
-  .warn_other_scale(x, object$state$scale, advice = object$state$scale_advice)
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
+  px <- .to_py(x)
+  .warn_other_scale(object, x, px)
   result <- .na_found_by_python(
-    .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size), x)
+    .py_call("api_r.training.evaluate", object$py, px, .to_py(y), batch_size = batch_size), x)
   lapply(result, as.numeric)
 }
 
@@ -384,10 +384,11 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
-  .warn_other_scale(x, object$state$scale, advice = object$state$scale_advice)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
+  px <- .to_py(x)
+  .warn_other_scale(object, x, px)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
-  out <- .na_found_by_python(.py_array(fun, object$py, .to_py(x), batch_size = batch_size), x)
+  out <- .na_found_by_python(.py_array(fun, object$py, px, batch_size = batch_size), x)
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
   out

@@ -368,7 +368,6 @@ image_dataset_batch <- function(dataset) {
   object$state$levels <- if (length(x$class_names)) x$class_names # what predict(type = "class") returns
   object$state$columns <- NULL
   .py_call("api_r.saving.set_column_names", object$py, NULL)
-  object$state$scale <- NULL
   .warn_skipped(x, skipped, call = call)
   invisible(.new_history(result))
 }

@@ -70,18 +70,7 @@ application_mobilenet_v2 <- function(input_shape = NULL, alpha = 1, include_top 
   py <- .py_call("api_r.pretrained.application", name, include_top = include_top, weights = weights,
     input_shape = input_shape, pooling = pooling, classes = classes,
     classifier_activation = classifier_activation, trainable = trainable, .convert = FALSE, .call = call)
-  .with_pretrained_scale(.new_model(py), call = call)
-}
-
-# `model` (on an ImageNet network: application_*(), fine_tune()'s result, a loaded one) with the scale of
-# its preprocessed photos recorded, as fit() records its data's: predict() then warns on 0-255 pixels, which
-# the network reads as a confident wrong class. Other models come back unchanged.
-.with_pretrained_scale <- function(model, call = sys.call(sys.parent())) {
-  scale <- .py_call("api_r.pretrained.input_scale", model$py, .call = call)
-  if (is.null(scale)) return(model)
-  model$state$scale <- scale
-  model$state$scale_advice <- "application_preprocess_inputs(model, x)"
-  model
+  .new_model(py)
 }
 
 #' EfficientNet-Lite with ImageNet weights
@@ -404,7 +393,7 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
     validation_data = .check_validation_data(validation_data, levels), train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm"),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE), verbose = verbose,
     print_fn = if (verbose > 0L) .r_callable(.console_print), .convert = FALSE)
-  model <- .with_pretrained_scale(.new_model(py, levels))
+  model <- .new_model(py, levels)
   attr(model, "fine_tune_history") <- .fine_tune_history(py)
   model
 }
@@ -427,7 +416,7 @@ fine_tune <- function(model, data, epochs = 1L, freeze_epochs = 1L, base_lr = 2e
     train_batchnorm = .check_flag(train_batchnorm, "train_batchnorm", call = call),
     seed = .check_count(seed, "seed", min = 0L, null_ok = TRUE, call = call), verbose = verbose,
     print_fn = if (verbose > 0L) .r_callable(.console_print), .convert = FALSE, .call = call)
-  out <- .with_pretrained_scale(.new_model(py, data$class_names), call = call)
+  out <- .new_model(py, data$class_names)
   attr(out, "fine_tune_history") <- .fine_tune_history(py)
   out
 }

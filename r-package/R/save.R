@@ -92,7 +92,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   # the classes it was trained on (a factor's levels), for predict(type = "class") and evaluate()'s checks
   model <- .new_model(py, levels = unlist(.py_call("api_r.saving.class_names", py)),
     columns = unlist(.py_call("api_r.saving.column_names", py))) # predict() matches a data.frame by these
-  .with_pretrained_scale(model)
+  model
 }
 
 #' Save and load only the weights of a model

@@ -109,27 +109,21 @@
     call = call)
 }
 
-# The magnitude of numeric data, from at most 10,000 evenly spaced values (free next to the work on x):
-# enough to tell pixels 0-255 from pixels scaled to [0, 1].
-.data_scale <- function(x) {
-  n <- length(x)
-  values <- if (n > 10000L) x[round(seq(1, n, length.out = 10000L))] else x
-  max(abs(values[is.finite(values)]), 0)
-}
-
-# A warning when images `x` are on another scale than the training images (`scale`, from .data_scale();
-# NULL: not known): test images left at 0-255 for a model trained on x / 255 (or the reverse) give wrong
-# predictions without any error. Tables are left alone: a new row may well exceed the training range.
-# `advice`: how to scale (NULL: as the training data, e.g. x / 255).
-.warn_other_scale <- function(x, scale, arg = "x", call = sys.call(sys.parent()), advice = NULL) {
+# A warning when images `x` are on another scale than the model's training images: test images left at
+# 0-255 for a model trained on x / 255 (or the reverse, or photos not preprocessed for an ImageNet network)
+# give wrong predictions without any error. The core measures both scales (pydlr.data.scale: what fit() saw,
+# kept by save_model(), or an ImageNet network's preprocessed photos); R says it in R's words. Tables are
+# left alone: a new row may well exceed the training range. `px`: x already crossed to Python, if it was.
+.warn_other_scale <- function(object, x, px = NULL, arg = "x", call = sys.call(sys.parent())) {
   if (length(dim(x)) < 3L) return(invisible())
-  now <- .data_scale(x)
-  if (is.null(scale) || scale <= 0 || now <= 0 || (now <= 20 * scale && now >= scale / 20)) return(invisible())
-  advice <- if (is.null(advice)) "scale it as the training data was (e.g. x / 255 for pixels)" else
-    paste("preprocess it with", advice)
+  found <- .py_call("api_r.training.scale_mismatch", object$py, if (is.null(px)) .to_py(x) else px, .call = call)
+  if (is.null(found)) return(invisible())
+  advice <- if (isTRUE(found$pretrained)) "preprocess it with application_preprocess_inputs(model, x)" else
+    "scale it as the training data was (e.g. x / 255 for pixels)"
   warning(warningCondition(sprintf(paste0(
     "`%s` reaches %s but the training data reached %s: %s, or the predictions are for other inputs than meant"),
-    arg, format(now, digits = 3), format(scale, digits = 3), advice), class = "pydlr_warning", call = call))
+    arg, format(found$seen, digits = 3), format(found$trained, digits = 3), advice), class = "pydlr_warning",
+    call = call))
 }
 
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),

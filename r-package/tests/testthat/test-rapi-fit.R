@@ -240,6 +240,9 @@ test_that("predict() and evaluate() warn when x is on another scale than the tra
   expect_warning(evaluate(model, raw, d$y_test), "reaches 255", class = "pydlr_warning")
   expect_silent(predict(model, d$x_test))
   expect_silent(predict(model, d$x_test[1, , , drop = FALSE] * 0.5)) # a darker image is not another scale
+  path <- tempfile(fileext = ".pydlr")
+  save_model(model, path)
+  expect_warning(predict(load_model(path), raw), "reaches 255", class = "pydlr_warning") # kept in the file
   # trained on 0-255, predicted on [0, 1]
   model |> fit(d$x_train * 255, d$y_train, epochs = 1, verbose = 0, seed = 1)
   expect_warning(predict(model, d$x_test), "reaches 1 but the training data reached 255", class = "pydlr_warning")
