@@ -47,6 +47,7 @@ import torch
 
 from pydlr.data.augment import Augment
 from pydlr.data.batching import ArrayBatches, resolve_batch_size
+from pydlr.data.columns import column_names, on_columns, validation_on_columns
 from pydlr.data.image_dataset import (
     DatasetBatches,
     ImageDataset,
@@ -285,6 +286,7 @@ class TrainingMixin:
             train, valid = self._general_batches(x, y, sample_weight, class_weight, validation_data, opts,
                                                  dev, ctx)
         else:
+            validation_data = validation_on_columns(validation_data, column_names(x))
             data = prepare_fit_data(self, self._loss, x, y, sample_weight, class_weight,
                                     opts.validation_split, validation_data)
             self._to_device(dev)
@@ -292,6 +294,7 @@ class TrainingMixin:
         # what label k means from now on: evaluate on a dataset checks its classes against these
         self.trained_class_names = x.class_names if isinstance(x, ImageDataset) else None
         self.input_scale = data_scale(x)  # predict/evaluate warn on images of another scale (None: not images)
+        self.trained_column_names = column_names(x)  # predict/evaluate read a table's columns by these names
         learner = self._learner(dev, opts, train.steps)
         self.stop_training = False
         try:
@@ -513,6 +516,7 @@ class TrainingMixin:
         where = "evaluate"
         self._require_compiled(where)
         batch_size = resolve_batch_size(batch_size, where)
+        x = on_columns(x, getattr(self, "trained_column_names", None), where)
         self._warn_other_scale(x)
         dev = self._device()
         if isinstance(x, ImageDataset):
@@ -582,6 +586,7 @@ class TrainingMixin:
         meant."""
         where = "predict"
         batch_size = resolve_batch_size(batch_size, where)
+        x = on_columns(x, getattr(self, "trained_column_names", None), where)
         self._warn_other_scale(x)
         dev = self._device()
         skipped_before = len(x.bad_files) if isinstance(x, ImageDataset) else 0

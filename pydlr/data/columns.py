@@ -1,0 +1,49 @@
+"""Tables by column name.
+
+fit() on a pandas DataFrame (or a pyarrow Table) records its column names (``Model.trained_column_names``,
+saved with the model); predict() and evaluate() then read a table's columns by these names, as R's
+``predict.lm()`` does: the same columns in another order are the same data, and other names are an error
+that names them. By position alone, a table with its columns in another order would silently feed each value
+to the wrong input. Plain arrays have no names and are taken as they come.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydlr.errors import InputError
+
+__all__ = ["column_names", "on_columns", "validation_on_columns"]
+
+
+def column_names(x: Any) -> list[str] | None:
+    """The column names of a pandas DataFrame or a pyarrow Table / RecordBatch; None for anything else."""
+    names = getattr(x, "column_names", None)  # pyarrow
+    if names is None and hasattr(x, "columns") and hasattr(x, "to_numpy") and getattr(x, "ndim", 0) == 2:
+        names = list(x.columns)  # pandas
+    return None if names is None else [str(n) for n in names]
+
+
+def on_columns(x: Any, trained: list[str] | None, where: str, name: str = "x") -> Any:
+    """``x`` with its columns in the training order (a reordered copy), or ``x`` itself when it has no names,
+    the model none, or the same order. InputError when the names differ from the training ones."""
+    have = column_names(x)
+    if trained is None or have is None or have == list(trained):
+        return x
+    if set(have) == set(trained) and len(set(have)) == len(have):
+        return x.select(list(trained)) if hasattr(x, "select") else x[list(trained)]
+    missing = [c for c in trained if c not in have]
+    extra = [c for c in have if c not in trained]
+    repeated = sorted({c for c in have if have.count(c) > 1})
+    found = ", ".join([*([f"{', '.join(missing)} missing"] if missing else []),
+                       *([f"{', '.join(extra)} not among them"] if extra else []),
+                       *([f"{', '.join(repeated)} repeated"] if repeated else [])])
+    raise InputError(name, f"data with the columns fit() was given ({', '.join(trained)})", f"columns {found}",
+                     where=where)
+
+
+def validation_on_columns(validation_data: Any, names: list[str] | None, where: str = "fit") -> Any:
+    """fit()'s ``validation_data`` (x, y[, weights]) with a table x read by the training table's column names."""
+    if names is None or not isinstance(validation_data, (tuple, list)) or not validation_data:
+        return validation_data
+    return (on_columns(validation_data[0], names, where, "validation_data"), *validation_data[1:])
