@@ -41,8 +41,8 @@ def data_scale(x: Any) -> float | None:
     if isinstance(x, torch.Tensor):
         if x.ndim < 3 or x.numel() == 0 or x.dtype == torch.bool or x.is_complex():
             return None
-        flat = x.detach().reshape(-1) if x.is_contiguous() else x.detach().flatten()
-        values = flat[_spread(flat.numel())].double().cpu().numpy()
+        # torch.take reads the positions in row-major order without a copy of the whole tensor
+        values = torch.take(x.detach(), _spread(x.numel()).to(x.device)).double().cpu().numpy()
     elif isinstance(x, np.ndarray) and x.dtype.kind in "fiu":
         if x.ndim < 3 or x.size == 0:
             return None

@@ -91,7 +91,7 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
             and x.numel() * weight.shape[0] < _CPU_BF16_MIN_MACS):
         with torch.autocast("cpu", enabled=False):  # x may come bf16 from a layer before; weights are the masters
-            return F.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight, bias)
+            return F.linear(x.to(weight.dtype), weight, bias)
     return F.linear(x, weight, bias)
 
 

@@ -53,11 +53,12 @@ static inline int valid_at(const uint8_t* validity, int64_t k) {
   return validity == NULL || bit_at(validity, k);
 }
 
-/* Blocked transpose: src is C-order rows x cols, dst R's column-major rows x cols. */
-#define TRANSPOSE_BODY(T)                                                       \
+/* Blocked transpose: src is C-order rows x cols of SRC_T, dst R's column-major rows x cols of DST_T (a wider
+ * type or the same). */
+#define TRANSPOSE_BODY(DST_T, SRC_T)                                            \
   do {                                                                          \
-    const T* s = src;                                                           \
-    T* d = dst;                                                                 \
+    const SRC_T* s = src;                                                       \
+    DST_T* d = dst;                                                             \
     for (int64_t i0 = 0; i0 < rows; i0 += 64)                                   \
       for (int64_t j0 = 0; j0 < cols; j0 += 64)                                 \
         for (int64_t i = i0; i < i0 + 64 && i < rows; i++)                      \
@@ -67,18 +68,15 @@ static inline int valid_at(const uint8_t* validity, int64_t k) {
 
 static void transpose_copy(void* dst, const void* src, int64_t rows, int64_t cols, size_t width) {
   if (width == 8) {
-    TRANSPOSE_BODY(double);
+    TRANSPOSE_BODY(double, double);
   } else {
-    TRANSPOSE_BODY(int32_t);
+    TRANSPOSE_BODY(int32_t, int32_t);
   }
 }
 
 /* The same, widening float32 to R's double on the way (a model's outputs: predict()'s matrix). */
-static void transpose_widen(double* d, const float* s, int64_t rows, int64_t cols) {
-  for (int64_t i0 = 0; i0 < rows; i0 += 64)
-    for (int64_t j0 = 0; j0 < cols; j0 += 64)
-      for (int64_t i = i0; i < i0 + 64 && i < rows; i++)
-        for (int64_t j = j0; j < j0 + 64 && j < cols; j++) d[i + j * rows] = s[i * cols + j];
+static void transpose_widen(double* dst, const float* src, int64_t rows, int64_t cols) {
+  TRANSPOSE_BODY(double, float);
 }
 
 /* ---- format names for messages ---- */
