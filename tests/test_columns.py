@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 import pydlr
+from pydlr.data.columns import on_columns
 from pydlr.errors import InputError
 from pydlr.io.saving import load_model, save_model
 
@@ -79,3 +80,44 @@ def test_a_fit_on_an_array_forgets_the_names():
     m.fit(df.to_numpy(), y, epochs=1, verbose=0)
     assert m.trained_column_names is None
     m.predict(df.rename(columns={"a": "x"}))  # nothing to match by: taken as it comes
+
+
+def test_named_plain_arrays_are_read_by_their_names():
+    """R's data.frames cross as plain arrays with their names beside them (`names`)."""
+    df, y = table()
+    m = fitted(df, y)
+    order = ["c", "a", "b"]
+    assert np.array_equal(on_columns(df[order].to_numpy(), m.trained_column_names, "predict", names=order),
+                          df.to_numpy())
+    with pytest.raises(InputError, match=r"columns a missing, x not among them"):
+        on_columns(df.to_numpy(), m.trained_column_names, "predict", names=["x", "b", "c"])
+    assert on_columns(df.to_numpy(), None, "predict", names=order) is not None  # the model has no names
+    wide = [f"pixel{i}" for i in range(200)]  # a message one can read, whatever the table's width
+    with pytest.raises(InputError, match=r"\(pixel0, .*pixel7 and 192 more\); received 'columns pixel0, "
+                                         r"pixel1 and 198 more missing, x, y and 198 more not among them'"):
+        on_columns(np.zeros((1, 200)), wide, "predict", names=["x", "y", *(f"z{i}" for i in range(198))])
+
+
+def test_r_door_names_the_columns_from_the_start_of_the_fit(tmp_path):
+    """api_r's fit keeps R's data.frame names on the model (checkpoints written during the fit included), reads
+    validation data and predict()/evaluate() data by them."""
+    from pydlr.api_r import training
+    df, y = table()
+    pydlr.utils.set_random_seed(0)
+    m = pydlr.Sequential([pydlr.layers.Input((3,)), pydlr.layers.Dense(2, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    seen = []
+    probe = pydlr.train.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(m.trained_column_names))
+    order = ["b", "c", "a"]
+    h = training.fit(m, df.to_numpy(), y, column_names=["a", "b", "c"], epochs=2, batch_size=32, verbose=0,
+                     seed=0, validation_data=[df[order].to_numpy(), y], validation_column_names=order,
+                     callbacks=[probe])
+    assert seen == [["a", "b", "c"]] * 2 and m.trained_column_names == ["a", "b", "c"]
+    # the validation columns were put back in the training order: its loss is the training data's
+    assert h["metrics"]["val_loss"][-1] == pytest.approx(m.evaluate(df.to_numpy(), y, verbose=0)[0], rel=1e-5)
+    assert np.array_equal(training.predict(m, df[order].to_numpy(), column_names=order), m.predict(df.to_numpy()))
+    assert training.evaluate(m, df[order].to_numpy(), y, column_names=order) == \
+        training.evaluate(m, df.to_numpy(), y, column_names=["a", "b", "c"])
+    with pytest.raises(InputError, match=r"validation_data\[\[1\]\].*c missing, d not among them"):
+        training.fit(m, df.to_numpy(), y, column_names=["a", "b", "c"], epochs=1, verbose=0,
+                     validation_data=[df.to_numpy(), y], validation_column_names=["a", "b", "d"])

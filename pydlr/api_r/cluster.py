@@ -11,7 +11,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from pydlr import cluster
-from pydlr.api_r._convert import c_array
+from pydlr.api_r._convert import c_array, strings
+from pydlr.data.columns import on_columns
 from pydlr.errors import InputError
 
 
@@ -42,8 +43,12 @@ def kmeans(x: Any, n_clusters: int, batch_size: int | None = None, **params: Any
     }
 
 
-def predict(model: Any, x: Any) -> np.ndarray:
-    """``model.predict(x)``: the closest center of each row, 0-based, as int32."""
+def predict(model: Any, x: Any, column_names: Any = None, trained_column_names: Any = None) -> np.ndarray:
+    """``model.predict(x)``: the closest center of each row, 0-based, as int32. x's columns, named
+    ``column_names``, are read by the names of the training data's (``trained_column_names``; R keeps them as
+    the centers' column names), as predict.lm() does (`pydlr.data.columns`)."""
+    x = on_columns(x, strings(trained_column_names), "predict", "newdata", names=strings(column_names),
+                   fitter="pydlr_kmeans()")
     return c_array(model.predict(x), np.int32)
 
 

@@ -30,22 +30,6 @@ def class_names(model: Any) -> list[str] | None:
     return strings(getattr(model, "trained_class_names", None))
 
 
-def set_class_names(model: Any, names: Any) -> None:
-    """After a fit on a factor: its levels are what label k means, for save_model and evaluate()'s check."""
-    model.trained_class_names = strings(names)
-
-
-def column_names(model: Any) -> list[str] | None:
-    """The data.frame columns the model was fitted on (kept by save_model), in order; None if unknown."""
-    return strings(getattr(model, "trained_column_names", None))
-
-
-def set_column_names(model: Any, names: Any) -> None:
-    """After a fit on a data.frame: its column names, so that predict() and evaluate() match columns by name
-    after save_model / load_model too."""
-    model.trained_column_names = strings(names)
-
-
 def save_weights(model: Any, path: str) -> str:
     """``pydlr.io.save_weights``: the weights only (safetensors, torch key names)."""
     io.save_weights(model, path)

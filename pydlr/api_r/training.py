@@ -19,6 +19,7 @@ import numpy as np
 from pydlr import engine, train
 from pydlr.api_r._convert import c_array, history, strings
 from pydlr.data.augment import Augment
+from pydlr.data.columns import on_columns
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
 from pydlr.data.scale import InputScaleWarning
 from pydlr.errors import InputError, NotSupportedError
@@ -45,45 +46,52 @@ def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,  # noqa: A
     return model
 
 
-def fit(model: Any, x: Any, y: Any = None, class_names: Any = None, **kwargs: Any) -> dict[str, Any]:
+def fit(model: Any, x: Any, y: Any = None, class_names: Any = None, column_names: Any = None,
+        validation_column_names: Any = None, **kwargs: Any) -> dict[str, Any]:
     """``model.fit(x, y, **kwargs)``; returns the history as plain values (see ``_convert.history``).
-    ``class_names`` (R's factor levels of ``y``) are the model's classes while it trains (`_ClassNames`).
+    ``class_names`` (R's factor levels of ``y``) are the model's classes while it trains (`_DataNames`);
+    ``column_names`` the names of x's columns (a data.frame's, which crosses as a plain array): the model
+    keeps them, and reads the validation data's columns (named ``validation_column_names``) and later
+    predict() and evaluate() data by them (`pydlr.data.columns`).
 
     ``augment`` may come as R's ``augmentation()`` settings (a dict); ``validation_data`` as a list;
     ``distributed`` as R's ``list(nproc_per_node = 2)`` (``fit_distributed``'s arguments, which forwards
     the other fit arguments to every process). Under torchrun, a failed collective (a peer process that
     died) becomes a TrainingError that says so.
     """
-    _fit_args(kwargs)
+    names = _DataNames(class_names, column_names)
+    _fit_args(kwargs, names.columns, validation_column_names, "fit")
     distributed = kwargs.pop("distributed", None)
     if isinstance(distributed, Mapping) or distributed is True:
         from pydlr.train.distributed import fit_distributed
 
         options = dict(distributed) if isinstance(distributed, Mapping) else {}
-        return history(fit_distributed(model, x, y, **options, **kwargs))
+        out = history(fit_distributed(model, x, y, **options, **kwargs))
+        names.name(model)  # the processes trained copies of it: name the model here
+        return out
     from pydlr.train.distributed import explain_failure
 
-    _with_class_names(kwargs, class_names)
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), names]
     with explain_failure():
         return _history_with_warnings(lambda: model.fit(x, y, **kwargs))
 
 
-class _ClassNames(LearnerCallback):
-    """Names the classes of the labels being trained on (R's factor levels) as the fit starts, so the
-    checkpoints written during it (ModelCheckpoint, order 60) keep them, as save_model() does after it."""
+class _DataNames(LearnerCallback):
+    """Names the classes of the labels (R's factor levels) and the columns of the inputs (a data.frame's)
+    being trained on as the fit starts, so the checkpoints written during it (ModelCheckpoint, order 60)
+    keep them, as save_model() does after it. The engine resets both at the start of a fit on plain arrays,
+    which is what R's data cross as."""
 
     order = 0
 
-    def __init__(self, names: Any):
-        self.names = strings(names)
+    def __init__(self, class_names: Any, column_names: Any):
+        self.classes, self.columns = strings(class_names), strings(column_names)
+
+    def name(self, model: Any) -> None:
+        model.trained_class_names, model.trained_column_names = self.classes, self.columns
 
     def before_fit(self):
-        self.learn.model.trained_class_names = self.names
-
-
-def _with_class_names(kwargs: dict[str, Any], class_names: Any) -> None:
-    """``kwargs``' callbacks plus a `_ClassNames`, in place (the engine resets the names of an array fit)."""
-    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), _ClassNames(class_names)]
+        self.name(self.learn.model)
 
 
 def _history_with_warnings(run: Callable[[], Any]) -> dict[str, Any]:
@@ -118,20 +126,28 @@ def _pydlr_warnings() -> Iterator[list[str]]:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
-def _fit_args(kwargs: dict[str, Any]) -> None:
-    """R's shapes of fit's arguments as the engine takes them, in place."""
+def _fit_args(kwargs: dict[str, Any], column_names: list[str] | None = None, validation_column_names: Any = None,
+              where: str = "fit") -> None:
+    """R's shapes of fit's arguments as the engine takes them, in place: the validation inputs' columns
+    read by the training columns' names."""
     if isinstance(kwargs.get("augment"), Mapping):
         kwargs["augment"] = augment(kwargs["augment"])
     if isinstance(kwargs.get("validation_data"), list):
         kwargs["validation_data"] = tuple(kwargs["validation_data"])
+    data = kwargs.get("validation_data")
+    if validation_column_names is not None and isinstance(data, tuple) and data:
+        kwargs["validation_data"] = (on_columns(data[0], column_names, where, "validation_data[[1]]",
+                                                names=strings(validation_column_names)), *data[1:])
 
 
 def fit_one_cycle(model: Any, x: Any, y: Any = None, epochs: int = 1, max_lr: float = 1e-3,
-                  pct_start: float = 0.25, class_names: Any = None, **kwargs: Any) -> dict[str, Any]:
-    """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``; ``class_names``
-    as `fit`'s."""
-    _fit_args(kwargs)
-    _with_class_names(kwargs, class_names)
+                  pct_start: float = 0.25, class_names: Any = None, column_names: Any = None,
+                  validation_column_names: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """``pydlr.train.fit_one_cycle(model, x, y, epochs, max_lr, pct_start, **fit_args)``; ``class_names``,
+    ``column_names`` and ``validation_column_names`` as `fit`'s."""
+    names = _DataNames(class_names, column_names)
+    _fit_args(kwargs, names.columns, validation_column_names, "fit_one_cycle")
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), names]
     return _history_with_warnings(lambda: train.fit_one_cycle(model, x, y, epochs=epochs, max_lr=max_lr,
                                                               pct_start=pct_start, **kwargs))
 
@@ -192,23 +208,37 @@ def softmax_units(model: Any, sample_shape: Sequence[int]) -> int | None:
     return multiclass_softmax_units(model, out_shape)
 
 
-def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
-    """``model.evaluate(x, y, return_dict=True)``: loss and metrics in Keras' order."""
+def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None, column_names: Any = None
+             ) -> dict[str, float]:
+    """``model.evaluate(x, y, return_dict=True)``: loss and metrics in Keras' order; ``column_names`` as
+    `predict`'s."""
+    x = _on_trained_columns(model, x, column_names, "evaluate")
     with _scale_checked_by_r():
         result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
     return {str(k): float(v) for k, v in dict(result).items()}
 
 
-def predict(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
-    """``model.predict(x)``: outputs (probabilities for a softmax head), one row per sample."""
+def predict(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> np.ndarray:
+    """``model.predict(x)``: outputs (probabilities for a softmax head), one row per sample. ``column_names``:
+    the names of x's columns (a data.frame's), read by the names the model was fitted on."""
+    x = _on_trained_columns(model, x, column_names, "predict")
     with _scale_checked_by_r():
         return c_array(model.predict(x, batch_size=batch_size))
 
 
-def predict_classes(model: Any, x: Any, batch_size: int | None = None) -> np.ndarray:
-    """``model.predict_classes(x)``: 0-based classes (argmax, or output > 0.5 for one sigmoid unit)."""
+def predict_classes(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> np.ndarray:
+    """``model.predict_classes(x)``: 0-based classes (argmax, or output > 0.5 for one sigmoid unit);
+    ``column_names`` as `predict`'s."""
+    x = _on_trained_columns(model, x, column_names, "predict")
     with _scale_checked_by_r():
         return c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+
+
+def _on_trained_columns(model: Any, x: Any, column_names: Any, where: str) -> Any:
+    """x's columns, named ``column_names``, in the order of the model's training columns (`on_columns`)."""
+    if column_names is None:
+        return x
+    return on_columns(x, getattr(model, "trained_column_names", None), where, names=strings(column_names))
 
 
 def scale_mismatch(model: Any, x: Any) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from pydlr.errors import InputError
 
 __all__ = ["column_names", "on_columns", "validation_on_columns"]
@@ -24,22 +26,35 @@ def column_names(x: Any) -> list[str] | None:
     return None if names is None else [str(n) for n in names]
 
 
-def on_columns(x: Any, trained: list[str] | None, where: str, name: str = "x") -> Any:
+def on_columns(x: Any, trained: list[str] | None, where: str, name: str = "x", names: list[str] | None = None,
+               fitter: str = "fit()") -> Any:
     """``x`` with its columns in the training order (a reordered copy), or ``x`` itself when it has no names,
-    the model none, or the same order. InputError when the names differ from the training ones."""
-    have = column_names(x)
+    the model none, or the same order. InputError when the names differ from the training ones.
+
+    ``names``: the columns' names of a 2-D array that crossed without them (R's data.frames and named
+    matrices reach Python as plain arrays); ``fitter`` names the call that saw the training columns."""
+    have = column_names(x) if names is None else [str(n) for n in names]
     if trained is None or have is None or have == list(trained):
         return x
     if set(have) == set(trained) and len(set(have)) == len(have):
+        if names is not None:
+            return np.asarray(x)[:, [have.index(c) for c in trained]]
         return x.select(list(trained)) if hasattr(x, "select") else x[list(trained)]
     missing = [c for c in trained if c not in have]
     extra = [c for c in have if c not in trained]
     repeated = sorted({c for c in have if have.count(c) > 1})
-    found = ", ".join([*([f"{', '.join(missing)} missing"] if missing else []),
-                       *([f"{', '.join(extra)} not among them"] if extra else []),
-                       *([f"{', '.join(repeated)} repeated"] if repeated else [])])
-    raise InputError(name, f"data with the columns fit() was given ({', '.join(trained)})", f"columns {found}",
-                     where=where)
+    found = ", ".join([*([f"{_some(missing)} missing"] if missing else []),
+                       *([f"{_some(extra)} not among them"] if extra else []),
+                       *([f"{_some(repeated)} repeated"] if repeated else [])])
+    raise InputError(name, f"data with the columns {fitter} was given ({_some(list(trained), 8)})",
+                     f"columns {found}", where=where)
+
+
+def _some(names: list[str], most: int = 2) -> str:
+    """The first ``most`` names and how many more: a table of 200 columns gives a message one can read."""
+    if len(names) <= most + 1:  # "and 1 more" would be no shorter than the name
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
 def validation_on_columns(validation_data: Any, names: list[str] | None, where: str = "fit") -> Any:

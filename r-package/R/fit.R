@@ -152,14 +152,15 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (.check_count(initial_epoch, "initial_epoch", call = call) > epochs) { # 1-based in R: the engine's is 0-based
     .input_error("initial_epoch", sprintf("at most epochs (%d)", epochs), initial_epoch, call = call)
   }
-  columns <- if (length(dim(x)) == 2L) colnames(x) # a data.frame's names, for predict() and evaluate()
-  list(levels = levels, columns = columns, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+  list(levels = levels, data = x, x = .to_py(x), y = if (!is.null(y)) .to_py(y), kwargs = list(
+    column_names = .column_names(x), # a data.frame's: the core reads later data's columns by these names
+    validation_column_names = if (is.list(validation_data)) .column_names(validation_data[[1]]),
     batch_size = .check_count(batch_size, "batch_size", null_ok = TRUE, call = call),
     epochs = epochs,
     verbose = .check_verbose(verbose, call = call),
     callbacks = .py_callbacks(callbacks, call = call),
     validation_split = .check_number(validation_split, "validation_split", call = call),
-    validation_data = .check_validation_data(validation_data, levels, object, columns, call = call),
+    validation_data = .check_validation_data(validation_data, levels, object, call = call),
     shuffle = .check_flag(shuffle, "shuffle", call = call),
     class_weight = .check_class_weight(class_weight, levels, y, call = call),
     initial_epoch = as.integer(initial_epoch) - 1L, # keras3 for R counts from 1
@@ -187,9 +188,6 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
-  object$state$columns <- args$columns
-  .py_call("api_r.saving.set_class_names", object$py, args$levels) # also after a distributed fit
-  .py_call("api_r.saving.set_column_names", object$py, args$columns) # kept by save_model()
   for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
   invisible(.new_history(result))
 }
@@ -240,13 +238,12 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   as.integer(verbose)
 }
 
-.check_validation_data <- function(data, levels = NULL, object = NULL, columns = NULL, call = sys.call(sys.parent())) {
+.check_validation_data <- function(data, levels = NULL, object = NULL, call = sys.call(sys.parent())) {
   if (is.null(data)) return(NULL)
   if (!is.list(data) || length(data) != 2L) {
     .input_error("validation_data", "list(x_val, y_val)", data, call = call)
   }
-  xv <- .on_columns(.check_data(data[[1]], "validation_data[[1]]", call = call), columns, "validation_data[[1]]",
-                    call = call)
+  xv <- .check_data(data[[1]], "validation_data[[1]]", call = call)
   yv <- .check_class_targets(object, data[[2]], xv, levels, "validation_data[[2]]", call = call)
   list(.to_py(xv), .to_py(yv))
 }
@@ -331,14 +328,15 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   if (inherits(x, "pydlr_image_dataset")) return(.evaluate_image_dataset(object, x, y, call = sys.call()))
   .check_no_dots(list(...), "evaluate()", "pydlr's evaluate() takes x, y, batch_size, verbose.")
   if (is.null(x)) .input_error("x", "a numeric array of test inputs", x)
-  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  x <- .check_data_for_python(x, "x")
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   px <- .to_py(x)
   .warn_other_scale(object, x, px)
   result <- .na_found_by_python(
-    .py_call("api_r.training.evaluate", object$py, px, .to_py(y), batch_size = batch_size), x)
+    .py_call("api_r.training.evaluate", object$py, px, .to_py(y), batch_size = batch_size,
+      column_names = .column_names(x)), x)
   lapply(result, as.numeric)
 }
 
@@ -383,12 +381,13 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   .check_verbose(verbose)
   type <- .match_choice(type, "type")
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
-  x <- .on_columns(.check_data_for_python(x, "x"), object$state$columns)
+  x <- .check_data_for_python(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
   px <- .to_py(x)
   .warn_other_scale(object, x, px)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
-  out <- .na_found_by_python(.py_array(fun, object$py, px, batch_size = batch_size), x)
+  out <- .na_found_by_python(.py_array(fun, object$py, px, batch_size = batch_size,
+    column_names = .column_names(x)), x)
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
   out

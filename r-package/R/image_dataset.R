@@ -366,8 +366,6 @@ image_dataset_batch <- function(dataset) {
   )
   result <- do.call(.images_call, c(list("fit", object$py, x$py), args, list(.call = call)), quote = TRUE)
   object$state$levels <- if (length(x$class_names)) x$class_names # what predict(type = "class") returns
-  object$state$columns <- NULL
-  .py_call("api_r.saving.set_column_names", object$py, NULL)
   .warn_skipped(x, skipped, call = call)
   invisible(.new_history(result))
 }

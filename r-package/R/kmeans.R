@@ -172,12 +172,14 @@ print.summary.pydlr_kmeans <- function(x, ...) {
 #' }
 predict.pydlr_kmeans <- function(object, newdata, ...) {
   # by name, as predict.lm(): a data.frame with the columns in another order is the same data
-  x <- .check_matrix(.on_columns(newdata, colnames(object$centers), "newdata", fitter = "pydlr_kmeans()"), "newdata")
-  if (ncol(x) != ncol(object$centers)) {
+  x <- .check_matrix(newdata, "newdata")
+  columns <- .column_names(x)
+  if (ncol(x) != ncol(object$centers) && (is.null(columns) || is.null(colnames(object$centers)))) {
     .input_error("newdata", sprintf("%d columns, as the training data", ncol(object$centers)),
       I(sprintf("%d columns", ncol(x))))
   }
-  cluster <- as.integer(.py_call("api_r.cluster.predict", object$model, .bridge_array_to_py(x, "newdata"))) + 1L
+  cluster <- as.integer(.py_call("api_r.cluster.predict", object$model, .bridge_array_to_py(x, "newdata"),
+    column_names = columns, trained_column_names = colnames(object$centers))) + 1L
   names(cluster) <- rownames(x)
   cluster
 }

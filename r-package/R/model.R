@@ -52,12 +52,11 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ..., layers 
 model_sequential <- keras_model_sequential
 
 # A model is its Python handle plus R-side state shared by every copy of the R object (an environment, so
-# verbs that change it in place, like fit(), need no reassignment): the class levels of a factor `y`, the
-# column names of a data.frame `x`.
-.new_model <- function(py, levels = NULL, columns = NULL) {
+# verbs that change it in place, like fit(), need no reassignment): the class levels of a factor `y`. The
+# column names of a data.frame `x` are the Python model's (pydlr.data.columns reads later data by them).
+.new_model <- function(py, levels = NULL) {
   state <- new.env(parent = emptyenv())
   state$levels <- levels
-  state$columns <- columns
   structure(list(py = py, state = state), class = "pydlr_model")
 }
 

@@ -94,20 +94,11 @@
   x
 }
 
-# Columns named as `columns` (those fit() was given; NULL: not known) in that order: R matches a
-# data.frame's columns by name (predict.lm() does), and their position alone would silently feed each value
-# to another input. Data without column names are taken as they come. `fitter` names the call that saw them.
-.on_columns <- function(x, columns, arg = "x", call = sys.call(sys.parent()), fitter = "fit()") {
-  have <- colnames(x)
-  if (is.null(columns) || length(dim(x)) != 2L || is.null(have) || identical(have, columns)) return(x)
-  if (setequal(have, columns) && !anyDuplicated(have)) return(x[, columns, drop = FALSE])
-  missing <- setdiff(columns, have)
-  extra <- setdiff(have, columns)
-  .input_error(arg, sprintf("data with the columns %s was given (%s)", fitter, paste(columns, collapse = ", ")),
-    I(paste0("columns ", paste(c(if (length(missing)) paste(paste(missing, collapse = ", "), "missing"),
-      if (length(extra)) paste(paste(extra, collapse = ", "), "not among them")), collapse = ", "))),
-    call = call)
-}
+# The column names of checked 2-D data (a data.frame's, a named matrix's), or NULL: they cross to Python
+# beside the data (which crosses as a plain array), and the core (pydlr.data.columns) reads the columns by the
+# names the model was fitted on, as predict.lm() does: their position alone would silently feed each value to
+# another input.
+.column_names <- function(x) if (length(dim(x)) == 2L) colnames(x)
 
 # A warning when images `x` are on another scale than the model's training images: test images left at
 # 0-255 for a model trained on x / 255 (or the reverse, or photos not preprocessed for an ImageNet network)

@@ -213,7 +213,12 @@ test_that("a data.frame's columns are matched by name, as fit() saw them", {
   y <- as.integer(df$a > 0)
   model <- keras_model_sequential(input_shape = 3) |> layer_dense(units = 2, activation = "softmax")
   model |> compile(optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = "accuracy")
-  model |> fit(df, y, epochs = 2, verbose = 0, seed = 1, validation_data = list(df[, 3:1], y))
+  h <- model |> fit(df, y, epochs = 2, verbose = 0, seed = 1, validation_data = list(df[, 3:1], y))
+  # the validation columns were read by name too: their loss is the training columns' loss
+  expect_equal(tail(h$metrics$val_loss, 1), evaluate(model, df, y)$loss, tolerance = 1e-5)
+  expect_error(fit(model, df, y, epochs = 1, verbose = 0, validation_data = list(setNames(df, c("a", "b", "d")), y)),
+    "argument `validation_data\\[\\[1\\]\\]` must be data with the columns fit\\(\\) was given.*c missing, d not among them",
+    class = "pydlr_input_error")
   # the same columns in another order give the same results (reordered by name, as predict.lm() does)
   expect_identical(predict(model, df[, c("c", "a", "b")]), predict(model, df))
   expect_identical(evaluate(model, df[, 3:1], y), evaluate(model, df, y))
