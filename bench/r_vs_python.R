@@ -26,9 +26,16 @@
 # conversion to float32 ("convert": the whole array, or batch by batch for arrays past WHOLE_CONVERSION_BYTES), the
 # training loop ("loop") and the rest (R's checks and hand-over, model building, the result's way back),
 # from stage clocks in bench/r_vs_python_work.py that both processes run.
-# --quick: 6,400 training images, 10,000 k-means rows, fewer reps (a smoke run, not the claim).
-# --rounds N: rounds of each row's reps (default 2); --only a,b: these rows (names: mm, dense, conv, fit,
-# predict, kmeans, fit_api, kmeans_api, lr_find_api, one_cycle_api, predict_api, evaluate_api, image_folder_api).
+# Process pairs: each side runs in its own fresh process (R: this script with --r-worker; Python:
+# r_vs_python_work.py --worker), and the table is measured on --processes such pairs one after the other.
+# Two identical Python processes differ by up to 5% on the same training loop (where the kernels' buffers
+# land in memory and caches differs from process to process: 0.986-1.054 over five fresh pairs, 2026-12-06),
+# so one pair of processes cannot resolve 1.05; the rows pool the reps of all pairs and print each pair's
+# own paired ratio ("by process pair") to show that spread.
+# --quick: 6,400 training images, 10,000 k-means rows, fewer reps, one process pair (a smoke run, not the
+# claim). --processes N: process pairs (default 3); --rounds N: rounds of each row's reps per pair (default 2);
+# --only a,b: these rows (names: mm, dense, conv, fit, predict, kmeans, fit_api, kmeans_api, lr_find_api,
+# one_cycle_api, predict_api, evaluate_api, image_folder_api).
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "usage.R"))
@@ -41,43 +48,41 @@ opt_value <- function(flag, default) {
   if (is.na(i) || i == length(args)) default else args[[i + 1L]]
 }
 rounds <- as.integer(opt_value("--rounds", if (quick) 1L else 2L))
+processes <- as.integer(opt_value("--processes", if (quick) 1L else 3L))
 set.seed(1)
 only <- strsplit(opt_value("--only", ""), ",")[[1]]
+r_worker <- "--r-worker" %in% args
 
 script_dir <- local({
   file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
   if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else "bench"
 })
 
-suppressPackageStartupMessages(library(pydlr))
-invisible(pydlr:::.pydlr_py()) # pydlr's process set-up happens here, before anything imports torch
-cfg <- pydlr_config(warn = TRUE)
-work <- reticulate::import_from_path("r_vs_python_work", path = script_dir, convert = FALSE)
-python <- reticulate::py_config()$python
-
-# ---- the Python worker: a subprocess of the same venv, one command line in, one JSON line out ----------
-worker <- processx::process$new(python, c(file.path(script_dir, "r_vs_python_work.py"), "--worker"),
-  stdin = "|", stdout = "|", stderr = "2>&1", wd = dirname(script_dir)
-)
-read_reply <- function(timeout_s = 3600) {
+# ---- a worker process: one command line in ("<row> <reps>"), one JSON line out --------------------------
+start_worker <- function(command, args) {
+  processx::process$new(command, args, stdin = "|", stdout = "|", stderr = "2>&1", wd = dirname(script_dir))
+}
+read_reply <- function(worker, who, timeout_s = 3600) {
   deadline <- Sys.time() + timeout_s
   repeat {
     worker$poll_io(1000)
     lines <- worker$read_output_lines(n = 1L)
-    if (length(lines) && startsWith(lines, "{") || length(lines) && startsWith(lines, "[")) {
-      return(jsonlite::fromJSON(lines))
-    }
-    if (length(lines)) message("python worker: ", lines)
-    if (!worker$is_alive()) stop("the Python worker stopped")
-    if (Sys.time() > deadline) stop("the Python worker did not answer")
+    if (length(lines) && (startsWith(lines, "{") || startsWith(lines, "["))) return(jsonlite::fromJSON(lines))
+    if (length(lines)) message(who, " worker: ", lines)
+    if (!worker$is_alive()) stop("the ", who, " worker stopped")
+    if (Sys.time() > deadline) stop("the ", who, " worker did not answer")
   }
 }
-py_info <- read_reply()
-py_times <- function(name, reps) {
+ask <- function(worker, who, name, reps) {
   worker$write_input(sprintf("%s %d %d\n", name, reps, as.integer(quick)))
-  read_reply()
+  read_reply(worker, who)
 }
-on.exit(try(worker$kill(), silent = TRUE))
+
+if (r_worker) {
+suppressPackageStartupMessages(library(pydlr))
+invisible(pydlr:::.pydlr_py()) # pydlr's process set-up happens here, before anything imports torch
+cfg <- pydlr_config(warn = TRUE)
+work <- reticulate::import_from_path("r_vs_python_work", path = script_dir, convert = FALSE)
 
 # ---- the R side ----------------------------------------------------------------------------------------
 elapsed <- function(f) {
@@ -202,6 +207,29 @@ image_folder_api <- local({
 predict_api <- test_api(function(model, x, y) predict(model, x, batch_size = 256L))
 evaluate_api <- test_api(function(model, x, y) evaluate(model, x, y, batch_size = 256L, verbose = 0L))
 
+api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api, lr_find_api = lr_find_api,
+  one_cycle_api = one_cycle_api, predict_api = predict_api, evaluate_api = evaluate_api,
+  image_folder_api = image_folder_api)
+cat(jsonlite::toJSON(list(ready = TRUE, python = reticulate::py_config()$python, gemm = cfg$gemm_library,
+  mechanism = cfg$mechanism, openmp = paste(c(cfg$openmp_loaded,
+    if (pydlr:::.openmp_torch_own(cfg)) "(torch's own, preloaded)"), collapse = " "),
+  threads = cfg$threads$torch, call_us = call_overhead_us()), auto_unbox = TRUE), "\n", sep = "")
+input <- file("stdin", "r")
+repeat {
+  line <- readLines(input, n = 1L)
+  if (!length(line) || startsWith(line, "quit")) break
+  parts <- strsplit(line, " ")[[1]]
+  name <- parts[1]
+  reps <- as.integer(parts[2])
+  times <- if (name %in% names(api_rows)) api_rows[[name]](reps) else {
+    if (reps == 0L) { work$runner(name, quick); list(total = numeric()) } else r_times(name, reps)
+  }
+  cat(jsonlite::toJSON(lapply(times, as.double), digits = NA), "\n", sep = "")
+}
+quit(save = "no")
+}
+
+# ---- the driver: fresh R and Python workers, pair after pair ------------------------------------------
 rows <- list(
   list(name = "mm", label = "torch.mm 1024x1024", reps = 10L, warmup = 2L),
   list(name = "dense", label = "Dense(64) fwd+bwd, batch 64", reps = 30L, warmup = 5L),
@@ -229,21 +257,6 @@ rows <- list(
 )
 if (length(only) && nzchar(only[1])) rows <- Filter(function(r) r$name %in% only, rows)
 
-cat(sprintf(
-  "R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\nOpenMP runtime in R: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GOMP_SPINCOUNT=%s; GLIBC_TUNABLES=%s\n",
-  python, cfg$gemm_library, cfg$mechanism,
-  paste(c(cfg$openmp_loaded, if (pydlr:::.openmp_torch_own(cfg)) "(torch's own, preloaded)"), collapse = " "),
-  cfg$threads$torch, py_info$threads,
-  Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GOMP_SPINCOUNT", "(unset)"), Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")
-))
-cat(sprintf(paste0(
-  "%d x reps per row, R and Python alternating rep by rep in random order; R/Py = ratio of medians,\n",
-  "paired = median of the per-pair ratios, 95%% CI = a distribution-free interval for it (order statistics)\n"),
-  rounds))
-cat(sprintf("one reticulate call from R to Python costs %.0f us (not in the rows but the R API one)\n",
-  call_overhead_us()))
-cat(sprintf("load average at start: %s\n\n", paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE),
-  collapse = " ")))
 # A 95% interval for the median of the pairs' ratios from their order statistics (the sign test's): no
 # assumption on the ratios' distribution, so one disturbed pair widens it without moving it. NA below 6 pairs.
 median_interval <- function(ratios) {
@@ -272,48 +285,82 @@ split_line <- function(tr, tp) {
   }
   sprintf("%-38s R: %s | Python: %s\n", "      split (median ms)", part(tr), part(tp))
 }
+# One process pair: a fresh R worker and a fresh Python worker, every row's reps alternated between them.
+measure_pair <- function(pair) {
+  r <- start_worker(file.path(R.home("bin"), "Rscript"),
+    c(file.path(script_dir, "r_vs_python.R"), "--r-worker", if (quick) "--quick"))
+  on.exit(try(r$kill(), silent = TRUE))
+  r_info <- read_reply(r, "R")
+  py <- start_worker(r_info$python, c(file.path(script_dir, "r_vs_python_work.py"), "--worker"))
+  on.exit(try(py$kill(), silent = TRUE), add = TRUE)
+  py_info <- read_reply(py, "Python")
+  if (pair == 1L) {
+    cat(sprintf(paste0("R vs Python, same machine, same venv (%s)\nGEMM bound to: %s\nset-up: %s\n",
+      "OpenMP runtime in R: %s\nthreads: torch %d in R, %d in Python; OMP_WAIT_POLICY=%s; GOMP_SPINCOUNT=%s; ",
+      "GLIBC_TUNABLES=%s\n"), r_info$python, r_info$gemm, r_info$mechanism, r_info$openmp, r_info$threads,
+      py_info$threads, Sys.getenv("OMP_WAIT_POLICY", "(unset)"), Sys.getenv("GOMP_SPINCOUNT", "(unset)"),
+      Sys.getenv("GLIBC_TUNABLES", "(unset: glibc defaults)")))
+    cat(sprintf(paste0("%d process pair(s) one after the other, %d x reps per row each, R and Python alternating ",
+      "rep by rep in random order;\nR/Py = ratio of medians, paired = median of the per-rep ratios, 95%% CI = a ",
+      "distribution-free interval for it\n(order statistics; within processes: the pairs' spread is printed apart)\n"),
+      processes, rounds))
+    cat(sprintf("one reticulate call from R to Python costs %.0f us (not in the rows but the R API one)\n",
+      r_info$call_us))
+    cat(sprintf("load average at start: %s\n\n", paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE),
+      collapse = " ")))
+  }
+  out <- list()
+  for (row in rows) {
+    py_name <- if (is.null(row$py)) row$name else row$py
+    ask(r, "R", row$name, row$warmup) # warm-up reps; 0: the data prepared only
+    ask(py, "Python", py_name, row$warmup)
+    # Rep by rep, R and Python in random order: each pair sees nearly the same background load.
+    tr <- tp <- list()
+    for (i in seq_len(rounds * row$reps)) {
+      if (runif(1) < 0.5) {
+        tr <- append_times(tr, ask(r, "R", row$name, 1L))
+        tp <- append_times(tp, ask(py, "Python", py_name, 1L))
+      } else {
+        tp <- append_times(tp, ask(py, "Python", py_name, 1L))
+        tr <- append_times(tr, ask(r, "R", row$name, 1L))
+      }
+    }
+    out[[row$name]] <- list(r = tr, py = tp)
+  }
+  r$write_input("quit\n")
+  py$write_input("quit\n")
+  out
+}
+pairs <- lapply(seq_len(processes), function(pair) {
+  if (processes > 1L) message(sprintf("process pair %d of %d", pair, processes))
+  measure_pair(pair)
+})
+
 header <- sprintf("%-38s %10s %11s %7s %7s %15s", "workload", "R (ms)", "Python (ms)", "R/Py", "paired",
   "paired 95% CI")
 cat(header, "\n", strrep("-", nchar(header)), "\n", sep = "")
 results <- list()
 for (row in rows) {
-  py_name <- if (is.null(row$py)) row$name else row$py
-  api_rows <- list(kmeans_api = kmeans_api, fit_api = fit_api, lr_find_api = lr_find_api,
-    one_cycle_api = one_cycle_api, predict_api = predict_api, evaluate_api = evaluate_api,
-    image_folder_api = image_folder_api)
-  run_r <- if (row$name %in% names(api_rows)) api_rows[[row$name]] else function(reps) r_times(row$name, reps)
-  if (row$warmup > 0L) {
-    run_r(row$warmup)
-    py_times(py_name, row$warmup)
-  } else {
-    if (!row$name %in% names(api_rows)) work$runner(row$name, quick)
-    py_times(py_name, 0L)
-  }
-  # Rep by rep, R and Python in random order: each pair sees nearly the same background load.
-  tr <- tp <- list()
-  for (i in seq_len(rounds * row$reps)) {
-    if (runif(1) < 0.5) {
-      tr <- append_times(tr, run_r(1L))
-      tp <- append_times(tp, py_times(py_name, 1L))
-    } else {
-      tp <- append_times(tp, py_times(py_name, 1L))
-      tr <- append_times(tr, run_r(1L))
-    }
-  }
+  pooled <- function(side) Reduce(function(acc, p) append_times(acc, p[[row$name]][[side]]), pairs, list())
+  tr <- pooled("r")
+  tp <- pooled("py")
   ratios <- tr$total / tp$total
   paired <- median(ratios)
   ci <- median_interval(ratios)
   ratio <- median(tr$total) / median(tp$total)
+  by_pair <- vapply(pairs, function(p) median(p[[row$name]]$r$total / p[[row$name]]$py$total), 0)
   results[[row$name]] <- data.frame(workload = row$label, r_ms = 1e3 * median(tr$total),
     py_ms = 1e3 * median(tp$total), ratio = ratio, paired = paired, ci_low = ci[1], ci_high = ci[2],
-    pairs = length(ratios))
+    pairs = length(ratios), pair_low = min(by_pair), pair_high = max(by_pair))
   cat(sprintf("%-38s %10.2f %11.2f %7.3f %7.3f %15s%s\n", row$label, 1e3 * median(tr$total),
     1e3 * median(tp$total), ratio, paired,
     if (anyNA(ci)) sprintf("(%d pairs)", length(ratios)) else sprintf("%.3f-%.3f", ci[1], ci[2]),
     verdict(ci)))
-  if (row$name %in% names(api_rows)) cat(split_line(tr, tp))
+  if (processes > 1L) {
+    cat(sprintf("%-38s %s\n", "      by process pair (paired)", paste(sprintf("%.3f", by_pair), collapse = " ")))
+  }
+  if (!is.null(row$py)) cat(split_line(tr, tp))
 }
-worker$write_input("quit\n")
 table <- do.call(rbind, results)
 cat(sprintf("\nrows within 1.05x: %d of %d by the ratio of medians, %d by the paired ratio; %d resolved above 1.05\n",
   sum(table$ratio <= 1.05), nrow(table), sum(table$paired <= 1.05), sum(table$ci_low > 1.05, na.rm = TRUE)))
