@@ -28,9 +28,9 @@
 # from stage clocks in bench/r_vs_python_work.py that both processes run.
 # Process pairs: each side runs in its own fresh process (R: this script with --r-worker; Python:
 # r_vs_python_work.py --worker), and the table is measured on --processes such pairs one after the other.
-# Two identical Python processes differ by up to 5% on the same training loop (where the kernels' buffers
-# land in memory and caches differs from process to process: 0.986-1.054 over five fresh pairs, 2026-12-06),
-# so one pair of processes cannot resolve 1.05; the rows pool the reps of all pairs and print each pair's
+# Two identical Python processes differ by up to 5% on the same training loop (the same code, so the
+# difference is the process's: 0.986-1.054 over five fresh pairs, 2026-12-06), so one pair of processes
+# cannot resolve 1.05; the rows pool the reps of all pairs and print each pair's
 # own paired ratio ("by process pair") to show that spread.
 # --quick: 6,400 training images, 10,000 k-means rows, fewer reps, one process pair (a smoke run, not the
 # claim). --processes N: process pairs (default 3); --rounds N: rounds of each row's reps per pair (default 2);
