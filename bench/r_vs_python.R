@@ -1,41 +1,31 @@
 #!/usr/bin/env Rscript
-# R vs Python: the same work timed in one run from R (through pydlr, in the R process pydlr prepared) and
-# from Python (a subprocess of the same venv), rep by rep in alternating blocks so background load hits
-# both alike. Prints a table of R/Python median-time ratios; the target is <= 1.05 for every row.
+# R vs Python: the same work timed from R (through pydlr, in an R process pydlr prepared) and from Python
+# (the same venv), rep by rep in random order so background load hits both alike. Prints a table of
+# R/Python ratios; the target is <= 1.05 for every row.
 #
-#   source scripts/env.sh && Rscript bench/r_vs_python.R [--quick] [--rounds N] [--only mm,dense,...]
+#   source scripts/env.sh && Rscript bench/r_vs_python.R [--quick] [--processes N] [--rounds N] [--only a,b]
 #
 # Rows: torch.mm 1024^2; Dense(64) forward+backward on (64, 576); the seed CNN's conv layers forward+backward
-# on a batch of 64; one Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam);
-# predict() on the 10,000 test images; pydlr KMeans (k = 10, k-means++, seed 0) on 60,000 x 784; lr_find()
-# (100 batches) and fit_one_cycle() (one epoch) of the seed CNN; predict() and evaluate() at batch 256 on the
-# 10,000 test images; image_dataset_from_directory() + fit() over a folder of 6,400 PNGs.
-# R runs each workload through reticulate (bench/r_vs_python_work.py, the same code the Python side runs,
-# timed per rep in the same way), so a ratio above 1 is the price of the process: BLAS binding, OpenMP
-# runtime, threads, allocator. The fixed cost of one reticulate call is printed apart. Started as above, R runs
-# torch on torch's own libgomp (scripts/env.sh's Rscript preloads it; the Python worker inherits the preload,
-# the file torch loads there anyway); the header says which runtime R had. PYDLR_R_TORCH_OPENMP=0 measures R
-# on the system libgomp it links.
-# Indented rows time the R package's own verbs (fit(), pydlr_kmeans()) on R's double data, data crossing
-# included, against the same calls in Python on float64 data (what R's numeric arrays are).
-# The whole-epoch R-API rows (fit(), fit_one_cycle()) train on a third of the training set (20,000 images) per
-# rep, 5 reps a round: many short R/Python pairs instead of a few long ones, since this machine drifts +-15%
-# over minutes. For every row the pairs' ratios R/Python give "paired" (their median) and a 95% interval for
-# it ("95% CI", distribution-free, from the order statistics of the pairs' ratios): a row resolves 1.05 when
-# its interval lies on one side of it. The R-API rows also print where each side's median time went: x's
-# conversion to float32 ("convert": the whole array, or batch by batch for arrays past WHOLE_CONVERSION_BYTES), the
-# training loop ("loop") and the rest (R's checks and hand-over, model building, the result's way back),
-# from stage clocks in bench/r_vs_python_work.py that both processes run.
-# Process pairs: each side runs in its own fresh process (R: this script with --r-worker; Python:
-# r_vs_python_work.py --worker), and the table is measured on --processes such pairs one after the other.
-# Two identical Python processes differ by up to 5% on the same training loop (the same code, so the
-# difference is the process's: 0.986-1.054 over five fresh pairs, 2026-12-06), so one pair of processes
-# cannot resolve 1.05; the rows pool the reps of all pairs and print each pair's
-# own paired ratio ("by process pair") to show that spread.
-# --quick: 6,400 training images, 10,000 k-means rows, fewer reps, one process pair (a smoke run, not the
-# claim). --processes N: process pairs (default 3); --rounds N: rounds of each row's reps per pair (default 2);
-# --only a,b: these rows (names: mm, dense, conv, fit, predict, kmeans, fit_api, kmeans_api, lr_find_api,
-# one_cycle_api, predict_api, evaluate_api, image_folder_api).
+# (batch 64); a Fashion-MNIST epoch of the seed CNN + dense head through fit() (batch 64, Adam); predict() on
+# the 10,000 test images; KMeans (k = 10, k-means++) on 60,000 x 784. These run bench/r_vs_python_work.py's
+# code on both sides (through reticulate in R), so a ratio above 1 is the price of the process. Indented rows
+# time the R package's own verbs on R's double data, crossing included (fit() and fit_one_cycle() on 20,000
+# images, pydlr_kmeans(), lr_find() 100 batches, predict()/evaluate() at batch 256, an image folder of 6,400
+# PNGs + fit()) against the same calls in Python on float64 data, with where each side's median rep went:
+# x's conversion to float32 ("convert"), the training loop ("loop"), the rest (R's checks and hand-over,
+# model building, the result's way back), from stage clocks both processes run.
+# "paired" is the median of the per-rep ratios R/Python, with a distribution-free 95% interval (order
+# statistics): a row resolves 1.05 when its interval lies on one side of it.
+# Process pairs: each side runs in a fresh worker (R: this script with --r-worker; Python:
+# r_vs_python_work.py --worker), on --processes pairs one after the other (default 3). Two identical Python
+# processes differ by up to 5% on the same training loop (0.986-1.054 over five fresh pairs, 2026-12-06), so
+# one pair cannot resolve 1.05: the rows pool all pairs' reps and print each pair's own paired ratio.
+# scripts/env.sh's Rscript runs torch on torch's own libgomp (PYDLR_R_TORCH_OPENMP=0: the system's); the
+# header says which runtime R had and the cost of one reticulate call.
+# --quick: 6,400 training images, 10,000 k-means rows, fewer reps, one pair (a smoke run, not the claim).
+# --rounds N: rounds of each row's reps per pair (default 2). --only a,b: these rows (mm, dense, conv, fit,
+# predict, kmeans, fit_api, kmeans_api, lr_find_api, one_cycle_api, predict_api, evaluate_api,
+# image_folder_api).
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "usage.R"))
