@@ -344,7 +344,7 @@ for (row in rows) {
     pairs = length(ratios), pair_low = min(by_pair), pair_high = max(by_pair))
   cat(sprintf("%-38s %10.2f %11.2f %7.3f %7.3f %15s%s\n", row$label, 1e3 * median(tr$total),
     1e3 * median(tp$total), ratio, paired,
-    if (anyNA(ci)) sprintf("(%d pairs)", length(ratios)) else sprintf("%.3f-%.3f", ci[1], ci[2]),
+    if (anyNA(ci)) sprintf("(%d rep pairs)", length(ratios)) else sprintf("%.3f-%.3f", ci[1], ci[2]),
     verdict(ci)))
   if (processes > 1L) {
     cat(sprintf("%-38s %s\n", "      by process pair (paired)", paste(sprintf("%.3f", by_pair), collapse = " ")))
