@@ -67,3 +67,7 @@ ddp_run <- function(script, out, ..., timeout = 120) {
     stdout = TRUE, stderr = TRUE, env = ddp_env(), timeout = timeout))
   output
 }
+
+# A TCP port free on the loopback interface now (the OS picks it): a port drawn at random may be taken, and
+# a rendezvous on it then waits until the test's timeout.
+ddp_free_port <- function() as.integer(reticulate::py_to_r(pydlr:::.py_function("train.distributed.free_port")()))

@@ -73,7 +73,7 @@ test_that("when a process dies mid-epoch the others stop with a pydlr_training_e
   writeLines(c(
     "r <- tryCatch({ source(commandArgs(TRUE)[3]); 'no error' }, error = function(e) class(e)[1])",
     "cat('RESULT', r, '\\n')"), wrapped)
-  port <- as.character(sample(30000:39999, 1L))
+  port <- as.character(ddp_free_port())
   env <- function(rank) ddp_env(sprintf("RANK=%d", rank), sprintf("LOCAL_RANK=%d", rank), "WORLD_SIZE=2",
     "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", sprintf("MASTER_PORT=%s", port), "PYDLR_DDP_TIMEOUT=30")
   system2("Rscript", c(wrapped, out, "die", script), env = env(1L), wait = FALSE, stdout = FALSE, stderr = FALSE)
@@ -142,7 +142,7 @@ test_that("two torchrun agents (two 'nodes' on loopback) meet through the c10d r
   dir.create(out)
   full <- tempfile(fileext = ".R")
   writeLines(c(deparse(call("<-", quote(ddp_data), ddp_data)), readLines(ddp_script())), full)
-  endpoint <- sprintf("127.0.0.1:%d", sample(40000:49999, 1L))
+  endpoint <- sprintf("127.0.0.1:%d", ddp_free_port())
   cmd <- strsplit(pydlr_torchrun(full, nproc_per_node = 1L, nnodes = 2L, rdzv_endpoint = endpoint,
     script_args = out) |> capture.output(), " ")[[1]]
   expect_identical(cmd[2:6], c("--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
