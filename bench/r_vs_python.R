@@ -211,9 +211,8 @@ repeat {
   parts <- strsplit(line, " ")[[1]]
   name <- parts[1]
   reps <- as.integer(parts[2])
-  times <- if (name %in% names(api_rows)) api_rows[[name]](reps) else {
-    if (reps == 0L) { work$runner(name, quick); list(total = numeric()) } else r_times(name, reps)
-  }
+  # 0 reps: the row's data prepared only (time_reps and the API rows build it before their first rep)
+  times <- if (name %in% names(api_rows)) api_rows[[name]](reps) else r_times(name, reps)
   cat(jsonlite::toJSON(lapply(times, as.double), digits = NA), "\n", sep = "")
 }
 quit(save = "no")

@@ -19,7 +19,7 @@ import numpy as np
 from pydlr import engine, train
 from pydlr.api_r._convert import c_array, history, strings
 from pydlr.data.augment import Augment
-from pydlr.data.columns import on_columns
+from pydlr.data.columns import on_columns, validation_on_columns
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
 from pydlr.data.scale import InputScaleWarning
 from pydlr.errors import InputError, NotSupportedError
@@ -134,10 +134,9 @@ def _fit_args(kwargs: dict[str, Any], column_names: list[str] | None = None, val
         kwargs["augment"] = augment(kwargs["augment"])
     if isinstance(kwargs.get("validation_data"), list):
         kwargs["validation_data"] = tuple(kwargs["validation_data"])
-    data = kwargs.get("validation_data")
-    if validation_column_names is not None and isinstance(data, tuple) and data:
-        kwargs["validation_data"] = (on_columns(data[0], column_names, where, "validation_data[[1]]",
-                                                names=strings(validation_column_names)), *data[1:])
+    if validation_column_names is not None:
+        kwargs["validation_data"] = validation_on_columns(kwargs.get("validation_data"), column_names, where,
+                                                          strings(validation_column_names), "validation_data[[1]]")
 
 
 def fit_one_cycle(model: Any, x: Any, y: Any = None, epochs: int = 1, max_lr: float = 1e-3,

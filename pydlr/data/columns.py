@@ -57,8 +57,10 @@ def _some(names: list[str], most: int = 2) -> str:
     return f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
-def validation_on_columns(validation_data: Any, names: list[str] | None, where: str = "fit") -> Any:
-    """fit()'s ``validation_data`` (x, y[, weights]) with a table x read by the training table's column names."""
-    if names is None or not isinstance(validation_data, (tuple, list)) or not validation_data:
+def validation_on_columns(validation_data: Any, trained: list[str] | None, where: str = "fit",
+                          names: list[str] | None = None, name: str = "validation_data") -> Any:
+    """fit()'s ``validation_data`` (x, y[, weights]) with a table x read by the training table's column names;
+    ``names``, ``name`` as `on_columns`' (R's validation x crosses as a plain array, its names beside it)."""
+    if trained is None or not isinstance(validation_data, (tuple, list)) or not validation_data:
         return validation_data
-    return (on_columns(validation_data[0], names, where, "validation_data"), *validation_data[1:])
+    return (on_columns(validation_data[0], trained, where, name, names=names), *validation_data[1:])

@@ -90,8 +90,7 @@ load_model <- function(filepath, custom_objects = NULL, compile = TRUE, safe_mod
   .check_flag(safe_mode, "safe_mode")
   py <- .py_call("api_r.saving.load_model", normalizePath(filepath), compile = compile, .convert = FALSE)
   # the classes it was trained on (a factor's levels), for predict(type = "class") and evaluate()'s checks
-  model <- .new_model(py, levels = unlist(.py_call("api_r.saving.class_names", py)))
-  model
+  .new_model(py, levels = unlist(.py_call("api_r.saving.class_names", py)))
 }
 
 #' Save and load only the weights of a model
