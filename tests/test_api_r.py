@@ -140,11 +140,11 @@ def test_fit_evaluate_predict_learn_the_toy_problem():
     x, y = toy_data(90)
     model = tiny()
     training.fit(model, x, y, batch_size=10, epochs=15, seed=0, verbose=0)
-    score = training.evaluate(model, x, y)
+    score = training.evaluate(model, x, y)["metrics"]
     assert list(score) == ["loss", "accuracy"] and score["accuracy"] >= 0.9
-    probs = training.predict(model, x)
+    probs = training.predict(model, x)["out"]
     assert probs.shape == (90, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    classes = training.predict_classes(model, x)
+    classes = training.predict_classes(model, x)["out"]
     assert classes.dtype == np.int32 and np.array_equal(classes, probs.argmax(axis=1))
 
 
@@ -152,8 +152,8 @@ def test_fortran_ordered_views_like_the_r_bridge_gives():
     x, y = toy_data()
     xf = np.asfortranarray(x.astype(np.float64))  # R's column-major doubles, same indices
     model = tiny()
-    ref = training.predict(model, np.ascontiguousarray(x))
-    assert np.allclose(training.predict(model, xf), ref, atol=1e-6)
+    ref = training.predict(model, np.ascontiguousarray(x))["out"]
+    assert np.allclose(training.predict(model, xf)["out"], ref, atol=1e-6)
     with pytest.raises(InputError, match="x"):
         training.fit(model, [[1, 2]], y, verbose=0)
 
@@ -195,7 +195,7 @@ def test_save_load_round_trip_bit_exact(tmp_path):
     loaded = saving.load_model(path)
     for a, b in zip(models.get_weights(loaded), models.get_weights(model), strict=True):
         assert np.array_equal(a, b)
-    assert np.array_equal(training.predict(loaded, x), training.predict(model, x))
+    assert np.array_equal(training.predict(loaded, x)["out"], training.predict(model, x)["out"])
 
 
 def test_plain_python_models_load_as_trainable(tmp_path):

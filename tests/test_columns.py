@@ -115,7 +115,7 @@ def test_r_door_names_the_columns_from_the_start_of_the_fit(tmp_path):
     assert seen == [["a", "b", "c"]] * 2 and m.trained_column_names == ["a", "b", "c"]
     # the validation columns were put back in the training order: its loss is the training data's
     assert h["metrics"]["val_loss"][-1] == pytest.approx(m.evaluate(df.to_numpy(), y, verbose=0)[0], rel=1e-5)
-    assert np.array_equal(training.predict(m, df[order].to_numpy(), column_names=order), m.predict(df.to_numpy()))
+    assert np.array_equal(training.predict(m, df[order].to_numpy(), column_names=order)["out"], m.predict(df.to_numpy()))
     assert training.evaluate(m, df[order].to_numpy(), y, column_names=order) == \
         training.evaluate(m, df.to_numpy(), y, column_names=["a", "b", "c"])
     with pytest.raises(InputError, match=r"validation_data\[\[1\]\].*c missing, d not among them"):

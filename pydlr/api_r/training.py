@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pydlr import engine, train
+from pydlr import train
 from pydlr.api_r._convert import c_array, history, strings
 from pydlr.data.augment import Augment
 from pydlr.data.columns import on_columns, validation_on_columns
@@ -208,29 +208,33 @@ def softmax_units(model: Any, sample_shape: Sequence[int]) -> int | None:
 
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None, column_names: Any = None
-             ) -> dict[str, float]:
-    """``model.evaluate(x, y, return_dict=True)``: loss and metrics in Keras' order; ``column_names`` as
-    `predict`'s."""
+             ) -> dict[str, Any]:
+    """``model.evaluate(x, y, return_dict=True)``: ``{"metrics": loss and metrics in Keras' order, "scale":
+    the input-scale finding or None}`` (`_scale_caught`); ``column_names`` as `predict`'s."""
     x = _on_trained_columns(model, x, column_names, "evaluate")
-    with _scale_checked_by_r():
+    with _scale_caught() as found:
         result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
-    return {str(k): float(v) for k, v in dict(result).items()}
+    return {"metrics": {str(k): float(v) for k, v in dict(result).items()}, "scale": found.get("scale")}
 
 
-def predict(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> np.ndarray:
-    """``model.predict(x)``: outputs (probabilities for a softmax head), one row per sample. ``column_names``:
-    the names of x's columns (a data.frame's), read by the names the model was fitted on."""
+def predict(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> dict[str, Any]:
+    """``model.predict(x)``: ``{"out": outputs (probabilities for a softmax head), one row per sample, "scale":
+    the input-scale finding or None}`` (`_scale_caught`). ``column_names``: the names of x's columns (a
+    data.frame's), read by the names the model was fitted on."""
     x = _on_trained_columns(model, x, column_names, "predict")
-    with _scale_checked_by_r():
-        return c_array(model.predict(x, batch_size=batch_size))
+    with _scale_caught() as found:
+        out = c_array(model.predict(x, batch_size=batch_size))
+    return {"out": out, "scale": found.get("scale")}
 
 
-def predict_classes(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> np.ndarray:
-    """``model.predict_classes(x)``: 0-based classes (argmax, or output > 0.5 for one sigmoid unit);
-    ``column_names`` as `predict`'s."""
+def predict_classes(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None
+                    ) -> dict[str, Any]:
+    """``model.predict_classes(x)``: ``{"out": 0-based classes (argmax, or output > 0.5 for one sigmoid
+    unit), "scale": as `predict`'s}``; ``column_names`` as `predict`'s."""
     x = _on_trained_columns(model, x, column_names, "predict")
-    with _scale_checked_by_r():
-        return c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+    with _scale_caught() as found:
+        out = c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
+    return {"out": out, "scale": found.get("scale")}
 
 
 def _on_trained_columns(model: Any, x: Any, column_names: Any, where: str) -> Any:
@@ -240,19 +244,21 @@ def _on_trained_columns(model: Any, x: Any, column_names: Any, where: str) -> An
     return on_columns(x, getattr(model, "trained_column_names", None), where, names=strings(column_names))
 
 
-def scale_mismatch(model: Any, x: Any) -> dict[str, Any] | None:
-    """`pydlr.engine.scale_mismatch` for R's warning, in R's words: ``{"seen", "trained", "pretrained"}`` or None."""
-    found = engine.scale_mismatch(model, x)
-    return None if found is None else {"seen": found[0], "trained": found[1], "pretrained": found[2]}
-
-
 @contextlib.contextmanager
-def _scale_checked_by_r() -> Iterator[None]:
-    """R's predict() and evaluate() warn about another input scale themselves, in R's words and with R's
-    advice (validate.R): the core's InputScaleWarning would say it a second time, in Python's."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InputScaleWarning)
-        yield
+def _scale_caught() -> Iterator[dict[str, Any]]:
+    """The core's InputScaleWarning (images on another scale than the training images), kept as
+    ``found["scale"] = {"seen", "trained", "pretrained"}`` for R to say in R's words with R's advice
+    (validate.R) instead of Python's; other warnings show as usual."""
+    found: dict[str, Any] = {}
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", InputScaleWarning)
+        yield found
+    for w in records:
+        if isinstance(w.message, InputScaleWarning):
+            found["scale"] = {"seen": w.message.seen, "trained": w.message.trained,
+                              "pretrained": w.message.pretrained}
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 # Base classes and the progress bar (fit's own) are not callbacks a user builds.

@@ -332,12 +332,11 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   y <- .check_class_targets(object, y, x, object$state$levels) # a factor means the model's classes
   .check_verbose(verbose)
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
-  px <- .to_py(x)
-  .warn_other_scale(object, x, px)
   result <- .na_found_by_python(
-    .py_call("api_r.training.evaluate", object$py, px, .to_py(y), batch_size = batch_size,
+    .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size,
       column_names = .column_names(x)), x)
-  lapply(result, as.numeric)
+  .warn_other_scale(result$scale)
+  lapply(result$metrics, as.numeric)
 }
 
 #' Predict with a model
@@ -383,11 +382,11 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   if (inherits(x, "pydlr_image_dataset")) return(.predict_image_dataset(object, x, type, call = sys.call()))
   x <- .check_data_for_python(x, "x")
   batch_size <- .check_count(batch_size, "batch_size", null_ok = TRUE)
-  px <- .to_py(x)
-  .warn_other_scale(object, x, px)
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
-  out <- .na_found_by_python(.py_array(fun, object$py, px, batch_size = batch_size,
-    column_names = .column_names(x)), x)
+  result <- .na_found_by_python(.py_call(fun, object$py, .to_py(x), batch_size = batch_size,
+    column_names = .column_names(x), .convert = FALSE), x)
+  .warn_other_scale(reticulate::py_to_r(reticulate::py_get_item(result, "scale")))
+  out <- .bridge_from_py(reticulate::py_get_item(result, "out"), call = sys.call())
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
   out

@@ -103,11 +103,10 @@
 # A warning when images `x` are on another scale than the model's training images: test images left at
 # 0-255 for a model trained on x / 255 (or the reverse, or photos not preprocessed for an ImageNet network)
 # give wrong predictions without any error. The core measures both scales (pydlr.data.scale: what fit() saw,
-# kept by save_model(), or an ImageNet network's preprocessed photos); R says it in R's words. Tables are
-# left alone: a new row may well exceed the training range. `px`: x as crossed to Python (.to_py(x)).
-.warn_other_scale <- function(object, x, px, arg = "x", call = sys.call(sys.parent())) {
-  if (length(dim(x)) < 3L) return(invisible())
-  found <- .py_call("api_r.training.scale_mismatch", object$py, px, .call = call)
+# kept by save_model(), or an ImageNet network's preprocessed photos) as predict() or evaluate() runs, and
+# hands its finding back beside the result (`found`: seen, trained, pretrained; NULL when the scales agree or
+# x is a table); R says it in R's words.
+.warn_other_scale <- function(found, arg = "x", call = sys.call(sys.parent())) {
   if (is.null(found)) return(invisible())
   advice <- if (isTRUE(found$pretrained)) "preprocess it with application_preprocess_inputs(model, x)" else
     "scale it as the training data was (e.g. x / 255 for pixels)"

@@ -242,6 +242,8 @@ test_that("predict() and evaluate() warn when x is on another scale than the tra
   raw <- d$x_test * 255 # test pixels left at 0-255 for a model trained on x / 255
   w <- expect_warning(predict(model, raw), class = "pydlr_warning")
   expect_match(conditionMessage(w), "^`x` reaches 255 but the training data reached 1: scale it as the training data")
+  expect_warning(predict(model, raw, type = "class"), "reaches 255", class = "pydlr_warning")
+  expect_identical(suppressWarnings(predict(model, raw, type = "class")), max.col(suppressWarnings(predict(model, raw)), ties.method = "first") - 1L)
   expect_warning(evaluate(model, raw, d$y_test), "reaches 255", class = "pydlr_warning")
   expect_silent(predict(model, d$x_test))
   expect_silent(predict(model, d$x_test[1, , , drop = FALSE] * 0.5)) # a darker image is not another scale
