@@ -40,9 +40,10 @@ models.model_from_json = saving.model_from_json
 
 
 def __getattr__(name: str):
-    """``pydlr.r`` (R through rpy2) and ``pydlr.applications`` on first use: importing pydlr neither
-    imports rpy2 nor starts R, nor reads the pretrained registry."""
-    if name in ("r", "applications"):
+    """``pydlr.r`` (R through rpy2), ``pydlr.applications``, ``pydlr.pretrained``, ``pydlr.cluster``,
+    ``pydlr.compare`` and ``pydlr.interpret`` on first use: importing pydlr neither imports rpy2 nor starts R,
+    nor reads the pretrained registry, nor imports scikit-learn."""
+    if name in _LAZY_MODULES:
         import importlib
 
         return importlib.import_module(f"pydlr.{name}")
@@ -52,6 +53,8 @@ def __getattr__(name: str):
         raise NotSupportedAttributeError(f"keras.{name} is not in pydlr: {_KERAS_MODULES_NOT_IN_PYDLR[name]}")
     raise AttributeError(f"module 'pydlr' has no attribute {name!r}")
 
+
+_LAZY_MODULES = ("r", "applications", "pretrained", "cluster", "compare", "interpret")
 
 _KERAS_MODULES_NOT_IN_PYDLR = {
     "regularizers": "weight decay is an optimizer argument (keras.optimizers.AdamW(weight_decay=...))",
@@ -64,8 +67,8 @@ _KERAS_MODULES_NOT_IN_PYDLR = {
 }
 
 __all__ = [
-    "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",
-    "layers",
-    "load_model", "load_weights", "losses", "metrics", "models", "optimizers", "save_model", "save_weights", "saving",
+    "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "cluster", "compare", "data",
+    "datasets", "errors", "interpret", "layers",
+    "load_model", "load_weights", "losses", "metrics", "models", "optimizers", "pretrained", "save_model", "save_weights", "saving",
     "utils", "__version__",
 ]

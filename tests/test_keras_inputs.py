@@ -4,6 +4,8 @@ and MobileNetV2's preprocess_input (``import pydlr as keras``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,16 @@ def test_keras_names_outside_the_subset_say_what_pydlr_offers():
     # still AttributeErrors, so feature probes work
     assert not hasattr(keras.layers, "LSTM") and getattr(keras, "initializers", None) is None
     assert not hasattr(keras.layers, "lowercase_name") and hasattr(keras.layers, "Conv2D")
+
+
+def test_every_public_subpackage_is_an_attribute_of_pydlr():
+    # the README's pydlr.pretrained.load(...), pydlr.cluster.KMeans after a plain `import pydlr`; a fresh
+    # interpreter, since another test may have imported them already
+    code = ("import sys, pydlr; assert 'sklearn' not in sys.modules and 'pydlr.pretrained' not in sys.modules; "
+            "print(pydlr.pretrained.load.__module__, pydlr.cluster.KMeans.__name__, "
+            "pydlr.compare.compare_methods.__name__, pydlr.interpret.__name__, pydlr.applications.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["pydlr.pretrained.applications", "KMeans", "compare_methods", "pydlr.interpret", "pydlr.applications"]
 
 
 def test_keras_loss_functions_compile_to_the_built_in_losses(tmp_path):

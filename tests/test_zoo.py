@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pydlr import pretrained
-from pydlr.errors import InputError
+from pydlr.errors import InputError, InputScaleWarning
 from pydlr.pretrained import zoo
 from pydlr.pretrained.registry import ChecksumError, sha256_file
 
@@ -33,6 +33,10 @@ def test_shipped_model_scores_its_recorded_test_accuracy(name: str) -> None:
     accuracy = float((model.predict(x_test.astype(np.float32)[..., None] / 255).argmax(1) == y_test).mean())
     assert accuracy == pytest.approx(info["test_accuracy"], abs=1e-4)
     assert accuracy > (0.88 if "fashion" in name else 0.9)
+    # trained on x / 255: test pixels left at 0-255 get the warning a model trained here gives
+    assert info["input_scale"] == model.input_scale == 1.0
+    with pytest.warns(InputScaleWarning, match="reaches 255 but the training data reached 1"):
+        model.predict(x_test[:8].astype(np.float32)[..., None])
 
 
 def test_short_training_is_bit_identical_twice(tmp_path: Path) -> None:
@@ -42,7 +46,7 @@ def test_short_training_is_bit_identical_twice(tmp_path: Path) -> None:
         weights, meta_path = zoo.write(model, meta, tmp_path / str(run))
         digests.append((sha256_file(weights), json.loads(meta_path.read_text())["test_accuracy"]))
     assert digests[0] == digests[1]
-    assert meta["n_train"] == 640 and meta["epochs"] == 1
+    assert meta["n_train"] == 640 and meta["epochs"] == 1 and meta["input_scale"] == 1.0
 
 
 def test_changed_weights_are_refused(tmp_path: Path) -> None:

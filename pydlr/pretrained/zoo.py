@@ -114,6 +114,8 @@ def train(name: str, epochs: int | None = None, n_train: int | None = None,
         "threads": threads, "conv_backend": "native", "torch": torch.__version__, "test_accuracy": round(accuracy, 4),
         "params": int(sum(p.numel() for p in model.parameters())),
         "conv_params": 55_744,
+        # the training images' scale (pydlr.data.scale): predict() warns on images on another one (0-255)
+        "input_scale": float(model.input_scale),
     }
     return model.eval(), meta
 
@@ -159,4 +161,5 @@ def load(name: str, folder: Path | None = None) -> Sequential:
     model = build()
     model.load_state_dict(load_file(str(path)), strict=True)
     model.pretrained_name = name
+    model.input_scale = meta.get("input_scale")
     return model.eval()
