@@ -177,9 +177,14 @@
 # A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its
 # codes alone would shift the classes of a factor with other levels, e.g. a test set where a class is
 # absent (factor() drops it) or the levels in another order.
+# Labels as characters are read the same way, by name. Plain numbers stay 0-based class codes (keras'
+# labels), except for a model trained on a factor whose levels are numbers other than "0", "1", ...: there
+# the numbers could be codes or labels, and reading them as codes would silently shift every class.
 .on_levels <- function(y, levels, arg = "y", call = sys.call(sys.parent())) {
   if (is.factor(y) && is.null(levels)) return(.check_numbered_factor(y, arg, call = call))
-  if (!is.factor(y) || is.null(levels) || identical(levels(y), levels)) return(y)
+  if (is.null(levels)) return(y)
+  if (is.numeric(y) && is.null(dim(y))) return(.check_codes_for_levels(y, levels, arg, call = call))
+  if (!(is.factor(y) || is.character(y)) || identical(levels(y), levels)) return(y)
   unknown <- setdiff(unique(as.character(y[!is.na(y)])), levels)
   if (length(unknown)) {
     .input_error(arg, sprintf("a factor of the classes the model was trained on (%s)",
@@ -188,6 +193,18 @@
                  call = call)
   }
   factor(as.character(y), levels = levels)
+}
+
+.check_codes_for_levels <- function(y, levels, arg, call = sys.call(sys.parent())) {
+  numbers <- suppressWarnings(as.numeric(levels))
+  if (anyNA(numbers) || identical(levels, as.character(seq_along(levels) - 1L))) return(y)
+  shown <- paste0('"', utils::head(levels, 5), '"', collapse = ", ")
+  .input_error(arg, sprintf(paste0(
+    "a factor of the classes the model was trained on (%s%s): the model learnt a factor whose levels are ",
+    "numbers, so plain numbers here could be 0-based class codes or those labels; pass factor(%s, levels = %s)"),
+    shown, if (length(levels) > 5L) ", ..." else "", arg,
+    if (length(levels) <= 5L) sprintf("c(%s)", shown) else "<the training factor's levels>"),
+    I(sprintf("numbers (%s)", paste(utils::head(unique(y), 5), collapse = ", "))), call = call)
 }
 
 # A factor of numbers for a model trained on plain 0-based labels: its codes (0, 1, ... in level order)

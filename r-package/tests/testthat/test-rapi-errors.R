@@ -111,6 +111,33 @@ test_that("validation labels go through the checks of y: TRUE/FALSE and factors"
   expect_identical(get_weights(model), before)
 })
 
+test_that("numbers after a fit on a factor of numbers are refused: codes or labels?", {
+  set.seed(3)
+  x <- array(runif(30 * 4), c(30, 4))
+  y <- factor(rep(1:3, 10)) # levels "1", "2", "3": the numbers 1..3 would be read as codes 1, 2 and (3?)
+  model <- keras_model_sequential(input_shape = 4) |> layer_dense(units = 3, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam", metrics = "accuracy")
+  model |> fit(x, y, epochs = 1, verbose = 0)
+  e <- expect_error(evaluate(model, x[1:20, ], rep(1:2, 10), verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('evaluate(): argument `y` must be a factor of the classes the model ',
+    'was trained on ("1", "2", "3"): the model learnt a factor whose levels are numbers, so plain numbers here ',
+    'could be 0-based class codes or those labels; pass factor(y, levels = c("1", "2", "3")); received numbers ',
+    '(1, 2).'), fixed = TRUE)
+  e <- expect_error(model |> fit(x, y, validation_data = list(x, as.integer(y)), epochs = 1, verbose = 0),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `validation_data[[2]]` must be a factor", fixed = TRUE)
+  expect_match(conditionMessage(e), "pass factor(validation_data[[2]], levels", fixed = TRUE)
+  by_factor <- evaluate(model, x[1:20, ], factor(rep(1:2, 10)), verbose = 0)
+  # characters are read by name as a factor is
+  expect_identical(evaluate(model, x[1:20, ], as.character(rep(1:2, 10)), verbose = 0), by_factor)
+  # levels "0", "1", "2": codes and labels agree, numbers stay welcome
+  model |> fit(x, factor(rep(0:2, 10)), epochs = 1, verbose = 0)
+  expect_identical(evaluate(model, x, rep(0:2, 10), verbose = 0), evaluate(model, x, factor(rep(0:2, 10)), verbose = 0))
+  # names that are not numbers: plain numbers are keras' 0-based codes, as before
+  model |> fit(x, factor(rep(c("a", "b", "c"), 10)), epochs = 1, verbose = 0)
+  expect_identical(evaluate(model, x, rep(0:2, 10), verbose = 0), evaluate(model, x, factor(rep(c("a", "b", "c"), 10)), verbose = 0))
+})
+
 test_that("errors from Python name the R functions users call and describe what came in R's words", {
   x <- array(runif(16 * 4), c(16, 4))
   y <- rep(0:2, length.out = 16)
