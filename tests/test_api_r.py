@@ -330,11 +330,23 @@ def test_error_messages_for_r_use_r_argument_names():
                                'load_model_weights() for a bare weights file); received "/tmp/w.safetensors".')
 
 
+def test_error_messages_for_r_count_list_elements_from_one():
+    info = errors.error_info(InputError("validation_data[1]", "class labels in 0..9", "labels in 1..10",
+                                        where="fit"))
+    assert info["argument"] == "validation_data[[2]]"
+    assert info["message"] == "fit(): argument `validation_data[[2]]` must be class labels in 0..9; received labels in 1..10."
+    x, y = toy_data(30)
+    with pytest.raises(InputError) as caught:
+        training.fit(tiny(), x, y, epochs=1, verbose=0, validation_data=(x[:, :2], y))
+    assert errors.error_info(caught.value)["message"].startswith("fit(): argument `validation_data[[1]]` must be")
+
+
 def test_error_messages_for_r_describe_what_came_as_r_would():
     def received(value):
         return errors.error_info(InputError("y", "z", value, where="fit"))["message"].split("; received ")[1]
 
     assert received("labels in 1..10") == "labels in 1..10."  # a description, not a value
+    assert received(20.0) == "20." and received(0.25) == "0.25." and received(float("nan")) == "NaN."
     assert received("cpu") == '"cpu".' and received("/my photos/a.png") == '"/my photos/a.png".'
     assert received(np.zeros((600, 10), np.float32)) == "a double matrix of dim c(600, 10)."
     assert received(torch.zeros(5, dtype=torch.int64)) == "an integer vector of length 5."

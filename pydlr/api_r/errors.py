@@ -180,12 +180,16 @@ _R_TYPES = (("bool", "logical"), ("int", "integer"), ("uint", "integer"), ("floa
 
 
 def _r_description(value: Any) -> str:
-    """A received value as R's messages describe one: NULL / TRUE / FALSE; a description (text with spaces
+    """A received value as R's messages describe one: NULL / TRUE / FALSE; a number as R prints it (20, not
+    20.0); a description (text with spaces
     that is not a path, such as 'labels in 1..10') as it reads, other text in R's double quotes; an array or
     tensor by R type and dim ("a double matrix of dim c(600, 10)"); a model or layer by its name; anything
     else as `describe` has it."""
     if value is None or isinstance(value, bool):
         return _R_VALUES[repr(value)]
+    if isinstance(value, float):  # R prints 20 and 0.2 where Python's repr gives 20.0
+        special = {"inf": "Inf", "-inf": "-Inf", "nan": "NaN"}
+        return special.get(repr(value)) or f"{value:.15g}"
     if isinstance(value, torch.nn.Module):  # its repr is the whole architecture, in Python's words
         kind = "model" if isinstance(value, BaseModel) else "layer"
         name = getattr(value, "name", None)
@@ -205,12 +209,18 @@ def _r_description(value: Any) -> str:
     return f"{article} {r_type} {kind} of dim c({', '.join(map(str, dims))})"
 
 
+# An element of a sequence argument as Python indexes it (``validation_data[0]``, from 0).
+_PYTHON_ELEMENT = re.compile(r"\[(\d+)\]")
+
+
 def _r_argument(exc: BaseException) -> str | None:
-    """An InputError's argument under R's name for it (`R_ARGUMENTS`)."""
+    """An InputError's argument under R's name for it (`R_ARGUMENTS`), an element of a list counted from 1
+    as R's ``[[``  takes it (``validation_data[0]`` is ``validation_data[[1]]``)."""
     argument = getattr(exc, "argument", None)
     if argument is None:
         return None
-    return R_ARGUMENTS.get(str(getattr(exc, "where", "")), {}).get(str(argument), str(argument))
+    argument = R_ARGUMENTS.get(str(getattr(exc, "where", "")), {}).get(str(argument), str(argument))
+    return _PYTHON_ELEMENT.sub(lambda m: f"[[{int(m.group(1)) + 1}]]", argument)
 
 
 def _argument_in_r(exc: BaseException, message: str, argument: str | None) -> str:

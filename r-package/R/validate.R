@@ -20,11 +20,20 @@
   as.list(rep_len(as.integer(x), n)) # a Python list of n ints
 }
 
-.check_number <- function(x, arg, lower = -Inf, upper = Inf, null_ok = FALSE, call = sys.call(sys.parent())) {
+# `upper_open`: upper itself is out; `expected`: the words for such a range ("a fraction in [0, 1)").
+.check_number <- function(x, arg, lower = -Inf, upper = Inf, null_ok = FALSE, upper_open = FALSE, expected = NULL,
+                          call = sys.call(sys.parent())) {
   if (is.null(x) && null_ok) return(NULL)
-  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && x >= lower && x <= upper
-  if (!ok) .input_error(arg, sprintf("a number in [%s, %s]", format(lower), format(upper)), x, call = call)
+  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && x >= lower && (x < upper || (!upper_open && x == upper))
+  if (!ok) .input_error(arg, if (is.null(expected)) .number_range(lower, upper) else expected, x, call = call)
   as.numeric(x)
+}
+
+.number_range <- function(lower, upper) {
+  if (is.finite(lower) && is.finite(upper)) return(sprintf("a number in [%s, %s]", format(lower), format(upper)))
+  if (is.finite(lower)) return(sprintf("a number >= %s", format(lower)))
+  if (is.finite(upper)) return(sprintf("a number <= %s", format(upper)))
+  "a number"
 }
 
 .check_flag <- function(x, arg, call = sys.call(sys.parent())) {

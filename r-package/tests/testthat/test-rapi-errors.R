@@ -109,6 +109,22 @@ test_that("validation labels go through the checks of y: TRUE/FALSE and factors"
   expect_match(conditionMessage(e), "argument `validation_data[[2]]` must be", fixed = TRUE)
   expect_match(conditionMessage(e), "as.integer(as.character(", fixed = TRUE)
   expect_identical(get_weights(model), before)
+  # the list's elements counted as R counts them
+  e <- expect_error(model |> fit(x, y, validation_data = list(x[, 1:2], y), epochs = 1, verbose = 0),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "^fit\\(\\): argument `validation_data\\[\\[1\\]\\]` must be")
+  e <- expect_error(model |> fit(x, y, validation_data = list(x, y + 1), epochs = 1, verbose = 0),
+                    class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `validation_data[[2]]` must be", fixed = TRUE)
+  # validation_split: a fraction, whatever came
+  for (bad in list("0.2", 20, 1, -0.1)) {
+    e <- expect_error(model |> fit(x, y, validation_split = bad, epochs = 1, verbose = 0), class = "pydlr_input_error")
+    expect_match(conditionMessage(e), "fit(): argument `validation_split` must be a fraction in [0, 1); received ",
+                 fixed = TRUE)
+    expect_match(conditionMessage(e), if (is.character(bad)) '"0.2"' else sprintf("received %s (double)", format(bad)),
+                 fixed = TRUE)
+  }
+  expect_identical(get_weights(model), before)
 })
 
 test_that("numbers after a fit on a factor of numbers are refused: codes or labels?", {
