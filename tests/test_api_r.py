@@ -334,6 +334,7 @@ def test_error_messages_for_r_count_list_elements_from_one():
     info = errors.error_info(InputError("validation_data[1]", "class labels in 0..9", "labels in 1..10",
                                         where="fit"))
     assert info["argument"] == "validation_data[[2]]"
+    assert errors.error_info(InputError("validation_data[[2]]", "z", 1, where="fit"))["argument"] == "validation_data[[2]]"
     assert info["message"] == "fit(): argument `validation_data[[2]]` must be class labels in 0..9; received labels in 1..10."
     x, y = toy_data(30)
     with pytest.raises(InputError) as caught:

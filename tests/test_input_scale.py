@@ -136,3 +136,15 @@ def test_the_scale_reads_r_s_samples_in_memory_order():
     assert data_scale(x) == float(np.abs(x.ravel(order="F")[positions]).max())
     x[0, 0, 0] = np.nan  # non-finite values are left out
     assert np.isfinite(data_scale(x))
+
+
+def test_validation_images_on_another_scale_warn_as_predict_does():
+    m, x, y = fitted()
+    caught = scale_warnings(lambda: m.fit(x, y, validation_data=(x * 255, y), epochs=1, verbose=0))
+    assert len(caught) == 1 and str(caught[0].message).startswith(
+        "`validation_data[0]` reaches 255 but the training data reached 1: scale it as the training data was")
+    assert caught[0].filename == __file__  # shown at the user's line
+    assert not scale_warnings(lambda: m.fit(x, y, validation_data=(x * 0.5, y), epochs=1, verbose=0))
+    # from R: caught as the fit's warnings, in R's words
+    out = api_training.fit(m, x, y, validation_data=[x * 255, y], epochs=1, verbose=0)
+    assert len(out["warnings"]) == 1 and out["warnings"][0].startswith("`validation_data[[1]]` reaches 255")

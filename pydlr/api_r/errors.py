@@ -24,6 +24,10 @@ R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
 _KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None|\.\.\.)(?=[\s,.;:)]|$)")
 # A model's method in advice (``model.compile(``) as R calls the verb (``compile(model, ``).
 _METHOD_ADVICE = re.compile(r"\bmodel\.(compile|fit|evaluate|predict|summary)\((?=\w)")
+# An element of a sequence argument as Python indexes it (``validation_data[0]``, from 0), alone or named
+# in a message (```validation_data[0]` reaches 255``).
+_PYTHON_ELEMENT = re.compile(r"(?<!\[)\[(\d+)\](?!\])")  # not R's own [[1]]
+_ELEMENT_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)\[(\d+)\]`")
 # Advice given in both languages ("x[None] in Python, ... in R"): R's part is kept (`_r_part`).
 _BILINGUAL = re.compile(r" in Python, (.*?) in R\b")
 _R_VALUES = {"True": "TRUE", "False": "FALSE", "None": "NULL", "...": "..."}
@@ -149,7 +153,8 @@ def _r_phrases(message: str) -> str:
 
 
 def in_r_syntax(message: str) -> str:
-    """``message`` as R writes it: keyword advice as R calls take it (``name = "value"``, TRUE, FALSE, NULL),
+    """``message`` as R writes it: an argument's element counted from 1 (```validation_data[[1]]```),
+    keyword advice as R calls take it (``name = "value"``, TRUE, FALSE, NULL),
     quoted values in R's double quotes (``"cpu"``), flat lists as ``c(...)`` (dicts and nested lists are
     left as Python wrote them), the function that raised it named with parentheses (``fit(): ``) and by
     the name R users call (``callback_early_stopping(): ``, ``layer_conv_2d(): ``), as in R's own messages."""
@@ -158,6 +163,7 @@ def in_r_syntax(message: str) -> str:
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
+    message = _ELEMENT_NAMED.sub(lambda m: f"`{m.group(1)}[[{int(m.group(2)) + 1}]]`", message)
     message = _METHOD_ADVICE.sub(r"\1(model, ", _r_part(_r_phrases(message)))
     message = _lists_in_r(_in_r_names(_KEYWORD_ADVICE.sub(r_argument, message)))
     parts, start = [], 0
@@ -209,8 +215,6 @@ def _r_description(value: Any) -> str:
     return f"{article} {r_type} {kind} of dim c({', '.join(map(str, dims))})"
 
 
-# An element of a sequence argument as Python indexes it (``validation_data[0]``, from 0).
-_PYTHON_ELEMENT = re.compile(r"\[(\d+)\]")
 
 
 def _r_argument(exc: BaseException) -> str | None:

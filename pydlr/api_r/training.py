@@ -18,6 +18,7 @@ import numpy as np
 
 from pydlr import train
 from pydlr.api_r._convert import c_array, history, strings
+from pydlr.api_r.errors import in_r_syntax
 from pydlr.data.augment import Augment
 from pydlr.data.columns import on_columns, validation_on_columns
 from pydlr.data.prepare import multiclass_softmax_units, output_shape
@@ -107,7 +108,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @contextlib.contextmanager
 def _pydlr_warnings() -> Iterator[list[str]]:
-    """Collect the warnings pydlr itself raises (R re-signals them as R warnings, so they reach
+    """Collect the warnings pydlr itself raises, in R's syntax (R re-signals them as R warnings, so they reach
     ``withCallingHandlers``/``expect_warning`` rather than only the console); others show as usual."""
     caught: list[str] = []
     records: list[warnings.WarningMessage] = []
@@ -120,8 +121,9 @@ def _pydlr_warnings() -> Iterator[list[str]]:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         raise
     for w in records:
-        if os.path.abspath(w.filename).startswith(_PACKAGE_DIR):
-            caught.append(str(w.message))
+        # the input-scale warning points past pydlr's frames, which from R are all there is
+        if os.path.abspath(w.filename).startswith(_PACKAGE_DIR) or isinstance(w.message, InputScaleWarning):
+            caught.append(in_r_syntax(str(w.message)))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 

@@ -33,6 +33,7 @@ from pydlr.data.arrays import (
     check_x_values,
     rows_as_float32,
 )
+from pydlr.data.scale import data_scale, other_scale, warn_other_scale
 from pydlr.errors import InputError
 
 __all__ = ["Prepared", "FitData", "ArrayRows", "prepare_x", "prepare_x_rows", "output_shape", "check_loss_fits_model",
@@ -367,12 +368,21 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
         weights = validation_data[2] if len(validation_data) == 3 else None
         valid, _ = prepare_data(model, loss, validation_data[0], validation_data[1], weights, None,
                                 where, ("validation_data[0]", "validation_data[1]"))
+        _warn_other_validation_scale(x, validation_data[0])
         return FitData(train, valid)
     if not validation_split:
         return FitData(train, None)
     train, valid = train.split(split_point(train.x.shape[0], validation_split, where))
     _warn_unseen_classes(train.y, valid.y, loss.kind, validation_split)
     return FitData(with_class_weight(train, loss.kind, class_weight, where), valid)
+
+
+def _warn_other_validation_scale(x: Any, x_val: Any) -> None:
+    """The `InputScaleWarning` predict() gives, for validation images on another scale than the training
+    images (x / 255 for one, 0-255 for the other): val_loss would measure other inputs than meant."""
+    seen, trained = data_scale(x_val), data_scale(x)
+    if other_scale(seen, trained):
+        warn_other_scale(seen, trained, name="validation_data[0]")
 
 
 def _warn_unseen_classes(y_train: torch.Tensor, y_valid: torch.Tensor, kind: str,

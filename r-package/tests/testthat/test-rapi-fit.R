@@ -245,6 +245,8 @@ test_that("predict() and evaluate() warn when x is on another scale than the tra
   expect_warning(predict(model, raw, type = "class"), "reaches 255", class = "pydlr_warning")
   expect_identical(suppressWarnings(predict(model, raw, type = "class")), max.col(suppressWarnings(predict(model, raw)), ties.method = "first") - 1L)
   expect_warning(evaluate(model, raw, d$y_test), "reaches 255", class = "pydlr_warning")
+  expect_warning(fit(model, d$x_train, d$y_train, validation_data = list(raw, d$y_test), epochs = 1, verbose = 0),
+                 "`validation_data[[1]]` reaches 255 but the training data reached 1", fixed = TRUE)
   expect_silent(predict(model, d$x_test))
   expect_silent(predict(model, d$x_test[1, , , drop = FALSE] * 0.5)) # a darker image is not another scale
   path <- tempfile(fileext = ".pydlr")
