@@ -261,6 +261,8 @@ class TrainingMixin:
         validation_freq are keras'.
         """
         self._require_compiled("fit")
+        if not isinstance(shuffle, (bool, np.bool_)):  # bool("yes"), bool("batch") would pass unnoticed
+            raise InputError("shuffle", "True or False", shuffle, where="fit")
         if distributed:
             # Every fit argument goes to the processes: callbacks are refused there by name, and the others
             # (resume, shuffle, augment, ...) left out would be dropped without a word.

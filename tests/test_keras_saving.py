@@ -170,3 +170,42 @@ def test_to_json_and_model_from_json() -> None:
         keras.models.model_from_json("{not json")
     with pytest.raises(InputError, match="pydlr model document"):
         keras.models.model_from_json('{"class_name": "Sequential"}')
+
+
+def test_a_failed_first_fit_leaves_the_model_unbuilt_and_its_save_loads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = keras.Sequential([layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
+                              layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data(16)
+    with pytest.raises(InputError, match=r"Conv2D .*a 4-d batch"):
+        model.fit(x[..., 0], y, verbose=0)  # (n, 10, 10): Conv2D needs channels
+    assert model.input_shape is None and not model.built
+    model.save(tmp_path / "unbuilt.keras")  # an unbuilt model's file loads: unbuilt, the same layers
+    unbuilt = keras.models.load_model(tmp_path / "unbuilt.keras")
+    assert unbuilt.input_shape is None and [type(m) for m in unbuilt.layers] == [type(m) for m in model.layers]
+    for call in (lambda: model.predict(x[..., 0], verbose=0), lambda: model.evaluate(x[..., 0], y, verbose=0)):
+        with pytest.raises(InputError, match=r"Conv2D .*a 4-d batch"):
+            call()
+        assert model.input_shape is None
+    history = model.fit(x, y, verbose=0, seed=0)  # the right data then trains
+    assert model.input_shape == (None, 10, 10, 1) and np.isfinite(history.history["loss"][0])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.input_shape == (None, 10, 10, 1) and _same_state(model, loaded)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_save_refuses_an_unbuilt_model_whose_layers_hold_weights(tmp_path: Path) -> None:
+    model = _trained()
+    features = keras.Sequential(model.layers[:2])  # built layers, no recorded input shape yet
+    assert not features.built
+    with pytest.raises(InputError, match=r"argument `model` must be a built model.*model\.build"):
+        features.save(tmp_path / "f.keras")
+    assert not (tmp_path / "f.keras").exists()  # nothing written
+    x, _ = _data(4)
+    out = features.predict(x, verbose=0)  # one call builds it (on the layers' weights, shared with model)
+    features.save(tmp_path / "f.keras")
+    loaded = keras.models.load_model(tmp_path / "f.keras")
+    assert _same_state(features, loaded)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), out)

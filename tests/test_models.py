@@ -391,3 +391,73 @@ def test_dropout_called_with_training_true_stays_active_in_inference():
 def test_training_argument_is_checked():
     with pytest.raises(InputError, match="training"):
         layers.Dense(2)(layers.Input((3,)), training="no")
+
+
+@pytest.mark.parametrize("first_call", ["build", "call", "compute_output_shape"])
+def test_a_failed_first_build_records_nothing_and_the_right_shape_then_builds(first_call: str) -> None:
+    # Dense builds on (6, 6) before Conv2D refuses the 2-d (6, 4): the whole build is undone, Dense included
+    model = models.Sequential([layers.Dense(4), layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(2)])
+    wrong = torch.rand(2, 6, 6)
+    call = {"build": lambda: model.build((None, 6, 6)), "call": lambda: model(wrong),
+            "compute_output_shape": lambda: model.compute_output_shape((6, 6))}[first_call]
+    with pytest.raises(InputError, match=r"Conv2D .*height, width, channels"):
+        call()
+    assert model.input_spec is None and not model.built
+    assert [layer.built for layer in model.layers] == [False] * 4
+    assert model.count_params() == 0 and model.layers[0].input_shape is None
+    assert model(torch.rand(2, 6, 6, 1)).shape == (2, 2)  # the right data builds it, from scratch
+    assert model.input_spec == (6, 6, 1)
+    assert model.layers[0].kernel.shape == (1, 4)  # built for 1 feature, not the refused 6
+    assert model.count_params() == (1 * 4 + 4) + (9 * 4 * 3 + 3) + (4 * 4 * 3 * 2 + 2)
+
+
+def test_a_layer_refused_at_add_leaves_the_model_as_it_was() -> None:
+    model = models.Sequential([layers.Conv2D(4, 3, input_shape=(4, 4, 1))])
+    with pytest.raises(InputError, match="kernel_size"):
+        model.add(layers.Conv2D(2, 3))
+    assert len(model.layers) == 1 and model.input_spec == (4, 4, 1) and model.built
+    empty = models.Sequential()
+    with pytest.raises(InputError, match="kernel_size"):
+        empty.add(layers.Conv2D(2, 7, input_shape=(4, 4, 1)))
+    assert len(empty.layers) == 0 and empty.input_spec is None  # the declared shape went with the layer
+
+
+def test_a_refused_input_leaves_a_multi_input_model_with_no_input_spec() -> None:
+    a, b = layers.Input((3,)), layers.Input((2,))
+    model = models.Model([a, b], layers.Dense(1)(layers.Concatenate()([a, b])))
+    with pytest.raises(InputError, match="x"):
+        model([torch.rand(4, 3), torch.rand(4, 5)])
+    assert model.input_spec is None and model.input_shape is None
+    assert model([torch.rand(4, 3), torch.rand(4, 2)]).shape == (4, 1)
+
+
+@pytest.mark.parametrize("kind", ["ModuleList", "tuple", "generator"])
+def test_sequential_takes_any_iterable_of_layers_sharing_them(kind: str) -> None:
+    torch.manual_seed(0)
+    base = models.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(3, 3, name="c"), layers.Flatten(),
+                              layers.Dense(2)])
+    part = {"ModuleList": lambda: base.layers[:2], "tuple": lambda: tuple(base.layers[:2]),
+            "generator": lambda: (layer for layer in base.layers[:2])}[kind]()
+    if kind == "ModuleList":
+        assert isinstance(part, nn.ModuleList)
+    features = models.Sequential(part)
+    assert [layer.name for layer in features.layers] == ["c", base.layers[1].name]
+    assert all(a is b for a, b in zip(features.layers, base.layers[:2], strict=True))  # the same objects
+    x = torch.rand(5, 6, 6, 1)
+    out = features(x)
+    expected = base.layers[1](base.layers[0](x))  # the layers called on their own, from user code
+    assert out.shape == (5, 4 * 4 * 3)
+    torch.testing.assert_close(out, expected)
+    with torch.no_grad():
+        base.layers[0].bias.add_(1.0)  # weights are shared, as in Keras: a change shows in both models
+    torch.testing.assert_close(features(x), out + 1.0)  # Flatten keeps the values: each one moved by 1
+
+
+@pytest.mark.parametrize("bad", ["dense", 3, {"a": 1}])
+def test_sequential_still_refuses_what_is_not_an_iterable_of_layers(bad) -> None:
+    with pytest.raises(InputError, match=r"argument `layers` must be a list of layers"):
+        models.Sequential(bad)
+    with pytest.raises(InputError, match=r"argument `layers` must be a list of layers"):
+        models.Sequential(layers.Dense(2))  # one layer, not in a list
+    with pytest.raises(InputError, match=r"argument `layer` must be a single-input pydlr layer"):
+        models.Sequential((layers.Dense(2), "relu"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 import weakref
 
 import numpy as np
@@ -277,6 +278,41 @@ def test_bad_input_fails_before_training(tmp_path):
         small_model().fit(x, y, verbose=0)
     with pytest.raises(InputError, match="loss"):
         m.compile("adam", "hinge_of_doom")
+
+
+@pytest.mark.parametrize("shuffle", ["yes", "batch", 1, None])
+def test_fit_refuses_a_shuffle_that_is_not_true_or_false(shuffle):
+    x, y = quadrant_data(32)
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    before = weights(m)
+    with pytest.raises(InputError, match=r"fit: argument `shuffle` must be True or False; received "
+                       + repr(shuffle).replace("'", "'?")):
+        m.fit(x, y, verbose=0, shuffle=shuffle)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    for ok in (False, np.bool_(True)):
+        assert len(m.fit(x, y, verbose=0, shuffle=ok, epochs=1).history["loss"]) == 1
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_complex_x_is_refused_before_any_work(as_tensor):
+    x, y = quadrant_data(32)
+    xc = (x + 1j * x).astype(np.complex64)
+    xc = torch.from_numpy(xc) if as_tensor else xc
+    m = small_model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    before = weights(m)
+    calls = {"fit": lambda: m.fit(xc, y, verbose=0), "predict": lambda: m.predict(xc, verbose=0),
+             "evaluate": lambda: m.evaluate(xc, y, verbose=0)}
+    for where, call in calls.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no torch "discards the imaginary part" warning on the way
+            with pytest.raises(InputError, match=rf"{where}: argument `x` must be a real numeric array; "
+                               r"received (ndarray|Tensor) of shape \(32, 8, 8, 1\) and dtype .*complex64"):
+                call()
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    np.testing.assert_allclose(m.predict(np.real(xc.numpy() if as_tensor else xc), verbose=0).sum(axis=1), 1,
+                               rtol=1e-5)  # the real part goes through
 
 
 def test_nan_loss_stops_with_a_clear_message():

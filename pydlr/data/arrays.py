@@ -22,6 +22,8 @@ __all__ = ["as_x_tensor", "as_y_tensor", "check_lengths", "check_x_values", "row
 def _as_array(value: Any, name: str, where: str) -> np.ndarray | torch.Tensor:
     """``value`` as a NumPy array of numbers, or the tensor it is."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise InputError(name, "a real numeric array", value, where=where)
         return value.detach()
     if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas / Arrow
         value = value.to_numpy()
@@ -31,6 +33,8 @@ def _as_array(value: Any, name: str, where: str) -> np.ndarray | torch.Tensor:
         raise InputError(name, "an array or tensor", value, where=where) from exc
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise InputError(name, "a numeric array", arr, where=where)
+    if arr.dtype.kind == "c":  # torch would drop the imaginary part with only a warning
+        raise InputError(name, "a real numeric array", arr, where=where)
     return arr
 
 

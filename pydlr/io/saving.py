@@ -250,6 +250,7 @@ def save_model(
             "path", "a path that does not exist yet (or overwrite=True)", str(path), "save_model"
         )
     config = model_config(model)
+    _check_reloadable(model, config, "save_model")
     # what label k meant in training, so evaluate() can still refuse a dataset with other classes
     class_names = getattr(model, "trained_class_names", None)
     if class_names is not None:
@@ -284,6 +285,25 @@ def save_model(
             files[OPTIMIZER_JSON] = json.dumps(opt_info, indent=2).encode()
         _write_dir_atomic(path, files)
     return path
+
+
+def _check_reloadable(model: BaseModel, config: dict[str, Any], where: str) -> None:
+    """InputError, before anything is written, when ``load_model`` could not read the file of an unbuilt model.
+
+    Its config records no input shape, so ``load_model`` recreates its layers unbuilt, without weights: the
+    weights some of them already hold (layers built in another model, as in ``Sequential(other.layers[:3])``)
+    would have nowhere to go. The unbuilt model is recreated here (no weights, so cheap) and its state's keys
+    and shapes compared. Built models record their input shape and are not recreated (a save would pay for
+    fresh weights)."""
+    if getattr(model, "built", True):
+        return
+    own = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    fresh = {k: tuple(t.shape) for k, t in model_from_config(config, where=where).state_dict().items()}
+    if own != fresh:
+        raise InputError(
+            "model", "a built model (some of its layers hold weights, but it records no input shape, so the "
+            "file could not be loaded): build it first with model.build((None, *input_shape)) or one call "
+            "on data, then save", f"the unbuilt {model.where}", where)
 
 
 def _read_safetensors(path: Path, where: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import importlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -361,6 +363,35 @@ class BaseModel(nn.Module):
             n = len(m.get_weights())
             m.set_weights(arrays[start:start + n])
             start += n
+
+
+@contextlib.contextmanager
+def undo_on_error(module: nn.Module) -> Iterator[None]:
+    """Make a build all or nothing: when the block raises, ``module`` and every module in it get back the
+    attributes, weights, buffers and submodules they had before it (those a failed build created are
+    dropped, those it replaced restored), so a shape that failed is not recorded anywhere."""
+    saved = []
+    for m in module.modules():
+        attrs = dict(m.__dict__)
+        containers = {k: copy.copy(v) for k, v in attrs.items() if type(v) in _CONTAINERS}
+        saved.append((m, attrs, containers))
+    try:
+        yield
+    except BaseException:
+        for m, attrs, containers in saved:
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            for key, old in containers.items():  # torch's _parameters, _buffers, _modules, ... in place
+                current = attrs[key]
+                if isinstance(current, list):
+                    current[:] = old
+                else:
+                    current.clear()
+                    current.update(old)
+        raise
+
+
+_CONTAINERS = (dict, OrderedDict, list, set)
 
 
 # True while fit / evaluate / predict's loop calls the model: it has set train() or eval() itself

@@ -148,10 +148,12 @@ class Model(BaseModel):
         if len(xs) != len(self.inputs):
             raise InputError("x", f"{len(self.inputs)} input arrays", f"{len(xs)}", self.where)
         prepared = []
-        for value, spec in zip(xs, self.inputs, strict=True):
-            self.input_spec = spec.shape[1:]
-            prepared.append(self.prepare_input(value))
-        self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
+        try:
+            for value, spec in zip(xs, self.inputs, strict=True):
+                self.input_spec = spec.shape[1:]
+                prepared.append(self.prepare_input(value))
+        finally:  # also when an input is refused: input_spec is the model's, not the last input's
+            self.input_spec = self.inputs[0].shape[1:] if len(self.inputs) == 1 else None
         outs = self.run_graph(prepared)
         outs = TensorList(to_public(o) for o in outs)
         return outs if self._multi_out else outs[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from pydlr.models.base import (
     class_key,
     layer_output_rows,
     resolve_model_class,
+    undo_on_error,
 )
 
 
@@ -26,7 +28,8 @@ class Sequential(BaseModel):
     Parameters
     ----------
     layers : list, optional
-        Layers, optionally starting with ``Input(shape)`` (or an ``InputLayer``).
+        Layers, optionally starting with ``Input(shape)`` (or an ``InputLayer``): a list or any other
+        iterable of them, e.g. ``other_model.layers[:5]`` (the same layer objects, weights shared).
     input_shape : tuple, optional
         Shape of one sample without the batch axis, channels last, e.g. ``(28, 28, 1)``; the same as
         starting with ``Input(shape=...)``. When known, the model builds on every ``add``, so shape errors
@@ -54,9 +57,11 @@ class Sequential(BaseModel):
         if input_shape is not None:
             self.input_spec = _check_shape_tuple(input_shape, self.where)
         if layers is not None:
-            if not isinstance(layers, (list, tuple)):
+            # any iterable of layers: a list, a tuple, another model's ``layers`` (a ModuleList) or a slice
+            # of it (Keras' Sequential(model.layers[:5]), sharing the layer objects and their weights)
+            if isinstance(layers, (str, bytes, dict, Layer, BaseModel)) or not isinstance(layers, Iterable):
                 raise InputError("layers", "a list of layers", layers, self.where)
-            for layer in layers:
+            for layer in list(layers):
                 self.add(layer)
         if not trainable:
             self.trainable = False
@@ -96,6 +101,7 @@ class Sequential(BaseModel):
             raise InputError(
                 "layer", "a layer with a name unique in the model", layer.name, self.where
             )
+        previous_spec = self.input_spec
         if (
             not len(self.layers)
             and self.input_spec is None
@@ -108,6 +114,7 @@ class Sequential(BaseModel):
                 self.build()
             except Exception:
                 del self.layers[-1]
+                self.input_spec = previous_spec
                 raise
         return self
 
@@ -122,21 +129,25 @@ class Sequential(BaseModel):
         return layer
 
     def build(self, input_shape: Any = None) -> Sequential:
-        """Build every layer for ``input_shape`` (or the declared one), recording output shapes."""
-        if input_shape is not None:
-            shape = tuple(input_shape)
-            shape = shape[1:] if len(shape) and shape[0] is None else shape
-            self.input_spec = _check_shape_tuple(shape, self.where)
-        if self.input_spec is None:
-            raise InputError(
-                "input_shape",
-                "known before build (pass input_shape or start with Input)",
-                None,
-                self.where,
-            )
-        shape: Shape = self.input_spec
-        for layer in self.layers:
-            shape = layer.build_from(shape)
+        """Build every layer for ``input_shape`` (or the declared one), recording output shapes.
+
+        All or nothing: when a layer refuses the shape, the model and its layers are left as they were (an
+        unbuilt model stays unbuilt, so the first batch of the right shape still builds it)."""
+        with undo_on_error(self):
+            if input_shape is not None:
+                shape = tuple(input_shape)
+                shape = shape[1:] if len(shape) and shape[0] is None else shape
+                self.input_spec = _check_shape_tuple(shape, self.where)
+            if self.input_spec is None:
+                raise InputError(
+                    "input_shape",
+                    "known before build (pass input_shape or start with Input)",
+                    None,
+                    self.where,
+                )
+            shape: Shape = self.input_spec
+            for layer in self.layers:
+                shape = layer.build_from(shape)
         return self
 
     def call_internal(self, x: torch.Tensor) -> torch.Tensor:
