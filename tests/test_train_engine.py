@@ -341,6 +341,8 @@ def test_callbacks_early_stopping_checkpoint_csv_lambda(tmp_path):
     h = m.fit(x, y, epochs=10, verbose=0, seed=0, callbacks=cbs)
     assert h.epoch == [0, 1] and seen == [0, 1]
     assert best.exists()
+    # Keras' `best`: the highest loss for mode "max" (the first epoch's), the lowest for the checkpoint
+    assert cbs[0].best == h.history["loss"][0] and cbs[1].best == min(h.history["loss"])
     rows = csv_path.read_text().strip().splitlines()
     assert rows[0] == "epoch,loss,accuracy" and len(rows) == 3
 

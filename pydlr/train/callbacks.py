@@ -183,7 +183,16 @@ class _Monitor:
         return value > self.best + self.min_delta
 
 
-class EarlyStopping(LearnerCallback):
+class _MonitoredBest:
+    """Keras' ``best`` of the callbacks that watch a logged value: the best value so far (inf or -inf before
+    the first epoch, by mode), read-only."""
+
+    @property
+    def best(self) -> float:
+        return self.m.best
+
+
+class EarlyStopping(_MonitoredBest, LearnerCallback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Keras' args).
 
     With ``restore_best_weights`` the model gets the best epoch's weights back at the end (only when
@@ -255,7 +264,7 @@ def save_weights(model: torch.nn.Module, path: Path, include_optimizer: bool = F
         atomic_write_bytes(path, safetensors_bytes(tensors, {"format": "pydlr-weights"}))
 
 
-class ModelCheckpoint(LearnerCallback):
+class ModelCheckpoint(_MonitoredBest, LearnerCallback):
     """Save the model after each epoch (Keras' args). ``filepath`` may use Keras' placeholders: ``{epoch}``
     (1-based) and any logged value (``"ckpt_{epoch:02d}_{val_loss:.3f}.safetensors"``), formatted with
     the epoch's logs at save time; ``save_best_only`` keeps only improvements of ``monitor``. Writes are
@@ -415,7 +424,7 @@ class BackupAndRestore(LearnerCallback):
         save_training_state(self.path, learn.model, learn.opt, meta)
 
 
-class ReduceLROnPlateau(LearnerCallback):
+class ReduceLROnPlateau(_MonitoredBest, LearnerCallback):
     """Keras' ReduceLROnPlateau: multiply the learning rate by ``factor`` (not below ``min_lr``) when
     ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs
     before counting again (Keras' arguments, defaults and rules)."""
