@@ -20,6 +20,7 @@ from pydlr.data.batching import resolve_batch_size
 from pydlr.engine import Sequential
 from pydlr.errors import InputError
 from pydlr.layers import BatchNormalization
+from pydlr.layers.base import format_shape
 from pydlr.models import BaseModel
 from pydlr.models.modes import evaluating
 from pydlr.train.optimizers import Adam
@@ -121,6 +122,83 @@ def _headless(model: BaseModel, where: str) -> BaseModel:
     return model
 
 
+def _input_spec(base: BaseModel) -> Any:
+    """The base's input shape (no batch axis), or None where it is not known yet.
+
+    A Sequential cut from a trained model (``Sequential(list(m.layers[:5]))``) has no input of its own
+    while its first layer was built for one: it is built for that shape now, as fit would build it from a
+    first batch of that shape, so the one-channel rule and the checks below apply to it as to ``m``.
+    """
+    if base.input_spec is None and isinstance(base, Sequential) and len(base.layers):
+        first = base.layers[0]
+        shape = first.input_spec if isinstance(first, BaseModel) else getattr(first, "input_shape", None)
+        if shape is not None and getattr(first, "built", False):
+            base.build(tuple(shape))
+    return base.input_spec
+
+
+def _body_advice(base: BaseModel) -> str:
+    """How to pass the convolutional body of ``base``: its layers up to the last feature map, where known."""
+    outputs = []
+    for layer in getattr(base, "layers", None) or []:
+        shape = layer.nested_output_shape if isinstance(layer, BaseModel) else getattr(layer, "output_shape", None)
+        outputs.append(shape)
+    cut = max((i + 1 for i, shape in enumerate(outputs) if shape is not None and len(shape) == 3), default=0)
+    r_advice = ("a base built without its head, e.g. application_mobilenet_v2(include_top = FALSE) or "
+                "keras_model_sequential() ending at its last convolution")
+    if isinstance(base, Sequential) and cut:
+        return f"pass its body: Sequential(list(model.layers[:{cut}])) in Python, {r_advice} in R"
+    return "pass a base built without its head (include_top=False for an application network)"
+
+
+def _check_feature_map(base: BaseModel, where: str) -> None:
+    """The base must output a feature map (batch, h, w, channels) for the new head's global pooling; a
+    classifier (output (None, 10)) is refused here, naming ``model``, rather than by a layer the user never
+    made."""
+    out = getattr(base, "output_shape", None)
+    if isinstance(out, list) or (isinstance(out, tuple) and len(out) != 4):
+        raise InputError("model", "a convolutional base whose output is a feature map (batch, h, w, channels): "
+                         + _body_advice(base), f"a model whose output is {out}", where)
+
+
+def _grey_advice(base: BaseModel) -> str:
+    """How to give a colour network grey images: its own preprocessing (ImageNet networks), else repeated."""
+    from pydlr.pretrained.imagenet import model_mode
+
+    if model_mode(base) is not None and getattr(base, "declared_input_shape", None) is not None:
+        return ("preprocess them as its weights expect (the grey channel repeated to 3, resized to the "
+                "model's input size, scaled): applications.preprocess_inputs(model, x) in Python, "
+                "application_preprocess_inputs(model, x) in R")
+    return ("repeat the grey channel: np.repeat(x.reshape(*x.shape[:3], 1), 3, axis=-1) in Python, "
+            "array(rep(x, 3), c(dim(x)[1:3], 3)) in R")
+
+
+def _conform_images(base: BaseModel, spec: Any, x: Any, where: str) -> Any:
+    """``x`` checked against the base's input shape before any work, under fit's own rule
+    (``conform_input``: (N, H, W) is one channel for an (H, W, 1) input). Grey images for a colour network
+    are refused with what to do; other mismatches say the shape as it came and the input shape wanted."""
+    if spec is None:  # built from the first batch by fit, as any input-less model
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise InputError("data", "numeric images (a NumPy array or torch tensor)", x, where)
+        images = torch.from_numpy(np.ascontiguousarray(x))
+    elif isinstance(x, torch.Tensor):
+        images = x
+    else:
+        raise InputError("data", "images as a NumPy array or torch tensor", x, where)
+    # (N, H, W) or (N, H, W, 1); an (H, W, C) colour image without its batch axis is not grey
+    grey = (images.dim() == 3 and images.shape[-1] != spec[-1]) or (images.dim() == 4 and images.shape[-1] == 1)
+    if len(spec) == 3 and spec[-1] not in (None, 1) and grey:
+        raise InputError("data", f"colour images (n, height, width, {spec[-1]}), channels last, as the model "
+                         f"takes {format_shape(spec)}; for grey images " + _grey_advice(base), x, where)
+    try:
+        images = base.conform_input(images, "data", where, spec)
+    except InputError as e:  # the whole data set's shape, as it came (conform_input saw a tensor)
+        raise InputError("data", e.expected, x, where) from None
+    return images.numpy() if isinstance(x, np.ndarray) else images
+
+
 def layer_groups(model: Sequential, n_groups: int = 3) -> list[list[nn.Parameter]]:
     """fastai's layer groups: the backbone's parameters in module order cut into ``n_groups - 1``
     contiguous parts of about equal size (early, generic features first), then the new head."""
@@ -214,11 +292,16 @@ def fine_tune(
     ----------
     model : BaseModel
         An application network, with its top (it is removed) or without (``include_top=False``), or any
-        backbone returning a feature map. It becomes the first layer of the result (its weights change).
+        backbone returning a feature map (batch, h, w, channels), checked before any work: for a trained
+        classifier such as ``load("seed_cnn_fashion_mnist")``, pass its body,
+        ``Sequential(list(m.layers[:5]))``. It becomes the first layer of the result (its weights change).
     data : array, (x, y), (x, y, class_names) or ImageDataset
         Preprocessed channels-last images and labels; ``load_image_folder``'s result works as it is, and so
         does an image dataset with integer labels (``image_dataset_from_directory``; preprocess it with
-        ``dataset.map``).
+        ``dataset.map``). The images are checked against the model's input shape under fit's rule: (N, H, W)
+        is one channel for a model taking (H, W, 1). Grey images for a colour (3-channel) network are
+        refused: ``applications.preprocess_inputs(model, x)`` (or ``preprocess``) repeats the grey channel
+        to 3, as the ImageNet weights expect.
     epochs, freeze_epochs : int
         Epochs after unfreezing (0 keeps the body frozen) and head-only epochs before.
     base_lr : float
@@ -248,8 +331,10 @@ def fine_tune(
                                                       n_groups, where)
     num_classes = _check_num_classes(num_classes, labels, names, where)
     base = _headless(model, where)
+    spec = _input_spec(base)
+    _check_feature_map(base, where)
     if labels is not None:  # a dataset's images are checked by fit against the model
-        base.prepare_input(x[:1])  # channel count and dtype checked before any training
+        x = _conform_images(base, spec, x, where)  # shape checked before any training, as fit's rule has it
 
     net = _with_head(base, num_classes, dropout, seed)
     callbacks = list(fit_args.pop("callbacks", None) or [])

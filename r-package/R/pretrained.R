@@ -315,12 +315,17 @@ embed_images <- function(model, x, batch_size = 32L) {
 #'    one-cycle schedule (`pct_start`, `div`). BatchNormalization stays frozen unless `train_batchnorm`.
 #'
 #' @param model An application network, e.g. `application_mobilenet_v2(input_shape = c(96, 96, 3))` (its
-#'   ImageNet top is removed) or one made with `include_top = FALSE`. It becomes the first layer of the new
+#'   ImageNet top is removed) or one made with `include_top = FALSE`, or any convolutional base whose output
+#'   is a feature map `(batch, height, width, channels)` (a classifier such as [pretrained_model()]'s is
+#'   refused before any work: build the base without its head). It becomes the first layer of the new
 #'   model (its weights are changed).
 #' @param data Preprocessed images `n x height x width x 3` with `y`, or `list(x, y)`, or
 #'   [load_image_folder()]'s result (`list(x, y, class_names)`, after preprocessing `x`), or an image
 #'   dataset from [image_dataset_from_directory()] with `label_mode = "int"` (its labels, batches and
-#'   class names come with it; `batch_size`, `num_classes` and `validation_data` do not apply).
+#'   class names come with it; `batch_size`, `num_classes` and `validation_data` do not apply). The images
+#'   are checked against the model's input shape as [fit()] checks them (`n x 28 x 28` is one channel for a
+#'   model taking `c(28, 28, 1)`); grey images for a colour network are refused:
+#'   [application_preprocess_inputs()] repeats the grey channel to 3, as the ImageNet weights expect.
 #' @param epochs Epochs after unfreezing (`0` keeps the body frozen).
 #' @param freeze_epochs Epochs training only the head first.
 #' @param base_lr Peak learning rate of the frozen phase; half of it is the head's after unfreezing.

@@ -149,5 +149,50 @@ test_that("keras_model_sequential(layers = ) stacks a head on a pretrained base"
   expect_equal(rowSums(predict(model, x)), c(1, 1), tolerance = 1e-5)
 })
 
+test_that("fine_tune() refuses grey images for a colour network, with their shape and how to preprocess", {
+  faces <- dataset_lfw_subset()
+  base <- application_mobilenet_v2(include_top = FALSE, input_shape = c(32, 32, 3))
+  # The message gave "(1, 25, 25)" (one image of the 40x25x25 input) and named the network, not fine_tune().
+  err <- expect_error(fine_tune(base, list(faces$x[1:40, , ], faces$y[1:40])), class = "pydlr_input_error")
+  msg <- conditionMessage(err)
+  expect_match(msg, "^fine_tune\\(\\): argument `data` must be colour images \\(n, height, width, 3\\)")
+  expect_match(msg, "received a double array of dim c(40, 25, 25).", fixed = TRUE)
+  expect_match(msg, "for grey images preprocess them as its weights expect", fixed = TRUE)
+  expect_match(msg, "application_preprocess_inputs(model, x)", fixed = TRUE)
+  expect_no_match(msg, "in Python|preprocess_inputs\\(model, x\\) in R|\\(1, 25, 25\\)")
+  expect_identical(err$argument, "data")
+  x1 <- array(faces$x[1:40, , ], c(40, 25, 25, 1)) # n x h x w x 1 is grey too
+  expect_error(fine_tune(base, list(x1, faces$y[1:40])), "dim c(40, 25, 25, 1)", fixed = TRUE,
+    class = "pydlr_input_error")
+  # The advice works: the grey channel repeated to 3, resized to the model's 32 x 32, scaled
+  idx <- c(1:8, 101:108)
+  x <- application_preprocess_inputs(base, faces$x[idx, , ])
+  expect_equal(dim(x), c(16L, 32L, 32L, 3L))
+  model <- fine_tune(base, list(x, faces$y[idx]), epochs = 0, freeze_epochs = 1, batch_size = 8)
+  expect_equal(attr(model, "fine_tune_history")$phase, "frozen")
+})
+
+test_that("fine_tune() refuses a classifier as the base, naming `model`, and takes grey images as fit() does", {
+  x <- array(runif(16 * 28 * 28), c(16, 28, 28))
+  y <- rep(0:1, 8)
+  zoo <- pretrained_model("seed_cnn_fashion_mnist")
+  # The error named GlobalAveragePooling2D, a layer of the head fine_tune() adds, not the user's.
+  err <- expect_error(fine_tune(zoo, list(x, y)), class = "pydlr_input_error")
+  msg <- conditionMessage(err)
+  expect_identical(err$argument, "model")
+  expect_match(msg, paste0("fine_tune(): argument `model` must be a convolutional base whose output is a ",
+    "feature map (batch, h, w, channels): pass its body: a base built without its head"), fixed = TRUE)
+  expect_match(msg, "application_mobilenet_v2(include_top = FALSE)", fixed = TRUE)
+  expect_match(msg, "received a model whose output is (None, 10).", fixed = TRUE)
+  expect_no_match(msg, "Sequential\\(list|global_average_pooling|layer_global")
+  # n x 28 x 28 is one channel for a base taking c(28, 28, 1), as fit() and predict() take it
+  set.seed(1)
+  base <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
+    layer_conv_2d(filters = 4, kernel_size = 3, activation = "relu")
+  model <- fine_tune(base, list(x, y), epochs = 1, freeze_epochs = 1, batch_size = 8)
+  expect_equal(attr(model, "fine_tune_history")$phase, c("frozen", "unfrozen"))
+  expect_equal(predict(model, x[1:3, , ]), predict(model, array(x[1:3, , ], c(3, 28, 28, 1))))
+})
+
 # Restore the cache setting for later test files.
 if (is.null(pt_old_cache)) pt_environ$pop("PYDLR_CACHE") else reticulate::py_set_item(pt_environ, "PYDLR_CACHE", pt_old_cache)
