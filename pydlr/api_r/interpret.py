@@ -66,3 +66,10 @@ def top_losses(model: Any, x: Any, y: Any, k: int = 9) -> dict[str, list[Any]]:
     """``pydlr.interpret.top_losses`` as columns for an R data.frame."""
     top = interpret.top_losses(model, x, labels(y), k=k)
     return {key: value.tolist() for key, value in top.items()}
+
+
+def plot_model(model: Any, to_file: str, **options: Any) -> None:
+    """``pydlr.interpret.model_plot.plot_model`` (R's ``plot()`` of a model draws the file it writes)."""
+    from pydlr.interpret.model_plot import plot_model as draw
+
+    draw(model, to_file, **options)

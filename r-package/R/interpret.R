@@ -490,3 +490,54 @@ plot_filter_patterns <- function(model, layer, filters = NULL, steps = 30L, lear
 .draw_matrix <- function(m, main = NULL, col = grDevices::hcl.colors(64, "viridis")) {
   graphics::image(t(m[nrow(m):1, , drop = FALSE]), col = col, axes = FALSE, main = main, asp = nrow(m) / ncol(m))
 }
+
+#' Plot a model's layers
+#'
+#' keras3's `plot()` of a model: a diagram of its layers and their connections (`plot_model()` in Keras),
+#' drawn by matplotlib in Python (no Graphviz needed), shown on the current graphics device or written to
+#' `to_file`.
+#'
+#' @param x A `pydlr_model`.
+#' @param y Not used.
+#' @param show_shapes,show_dtype,show_layer_names,show_layer_activations,show_trainable What each box
+#'   shows besides the layer's type: output shapes, the dtype, layer names, activations, trainability.
+#' @param ... Nothing else: an error names any other argument.
+#' @param rankdir `"TB"` (top to bottom) or `"LR"` (left to right).
+#' @param expand_nested Draw a nested model as one box.
+#' @param dpi Resolution of a `.png` file.
+#' @param to_file `NULL` (default): draw on the current device; or a `.png`, `.pdf` or `.svg` file to write.
+#' @return `x` invisibly; with `to_file`, the file's path invisibly.
+#' @family interpretation
+#' @export
+#' @md
+#' @examples
+#' if (pydlr:::.python_ready()) {
+#'   model <- keras_model_sequential(input_shape = c(28, 28, 1)) |>
+#'     layer_conv_2d(filters = 32, kernel_size = c(3, 3), activation = "relu") |>
+#'     layer_max_pooling_2d(pool_size = c(2, 2)) |>
+#'     layer_flatten() |>
+#'     layer_dense(units = 10, activation = "softmax")
+#'   plot(model, show_shapes = TRUE)
+#' }
+plot.pydlr_model <- function(x, y, show_shapes = FALSE, show_dtype = FALSE, show_layer_names = FALSE, ...,
+                             rankdir = "TB", expand_nested = FALSE, dpi = 200, show_layer_activations = FALSE,
+                             show_trainable = FALSE, to_file = NULL) {
+  call <- sys.call()
+  .check_no_dots(list(...), "plot()", paste("plot() of a model takes show_shapes, show_dtype, show_layer_names,",
+    "rankdir, expand_nested, dpi, show_layer_activations, show_trainable, to_file."))
+  file <- if (is.null(to_file)) tempfile(fileext = ".png") else path.expand(.check_string(to_file, "to_file", call = call))
+  .py_call("api_r.interpret.plot_model", x$py, file, show_shapes = .check_flag(show_shapes, "show_shapes", call),
+    show_dtype = .check_flag(show_dtype, "show_dtype", call),
+    show_layer_names = .check_flag(show_layer_names, "show_layer_names", call),
+    expand_nested = .check_flag(expand_nested, "expand_nested", call),
+    show_layer_activations = .check_flag(show_layer_activations, "show_layer_activations", call),
+    show_trainable = .check_flag(show_trainable, "show_trainable", call),
+    rankdir = toupper(.check_string(rankdir, "rankdir", c("tb", "lr"), call = call)),
+    dpi = .check_count(dpi, "dpi", call = call), .call = call)
+  if (!is.null(to_file)) return(invisible(file))
+  on.exit(unlink(file), add = TRUE)
+  op <- graphics::par(mar = c(0, 0, 0, 0))
+  on.exit(graphics::par(op), add = TRUE)
+  .draw_image(image_load(file))
+  invisible(x)
+}

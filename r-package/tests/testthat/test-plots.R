@@ -105,3 +105,21 @@ test_that("without ggplot2 the plots fall back to base graphics", {
   withr::local_options(pydlr.plot_engine = "lattice")
   expect_error(plot(m$history), "pydlr.plot_engine")
 })
+
+test_that("plot(model) draws the layers on the device or writes to_file, as keras3's plot() of a model", {
+  skip_if_not_installed("png")
+  m <- plot_model()$model
+  file <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(file, width = 300, height = 500)
+  expect_identical(plot(m, show_shapes = TRUE), m)
+  grDevices::dev.off()
+  img <- png::readPNG(file)
+  expect_gt(stats::sd(as.vector(img)), 0) # not blank
+  out <- withr::local_tempfile(fileext = ".svg")
+  expect_identical(plot(m, show_layer_names = TRUE, to_file = out), out)
+  expect_match(paste(readLines(out, warn = FALSE), collapse = ""), "conv") # the layer's name is in the picture
+  e <- expect_error(plot(m, to_file = "model.dot"), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), "argument `to_file` must be a file name ending in .png, .pdf or .svg", fixed = TRUE)
+  expect_error(plot(m, show_shapes = "yes"), "argument `show_shapes` must be TRUE or FALSE", class = "pydlr_input_error")
+  expect_error(plot(m, colour = "red"), "`colour` of plot() is not supported", fixed = TRUE, class = "pydlr_error")
+})
