@@ -67,8 +67,8 @@ _KERAS_MODULES_NOT_IN_PYDLR = {
 }
 
 __all__ = [
-    "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "cluster", "compare", "data",
-    "datasets", "errors", "interpret", "layers",
-    "load_model", "load_weights", "losses", "metrics", "models", "optimizers", "pretrained", "save_model", "save_weights", "saving",
+    "Input", "Model", "Sequential", "applications", "callbacks", "clear_session", "data", "datasets", "errors",
+    "layers",
+    "load_model", "load_weights", "losses", "metrics", "models", "optimizers", "save_model", "save_weights", "saving",
     "utils", "__version__",
 ]

@@ -357,7 +357,8 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
 #'   progress.
 #' @param ... Nothing else: an error names any other argument (`device`, `steps`, ...) instead of dropping
 #'   it.
-#' @return A numeric matrix (`type = "prob"`), or a factor or an integer vector (`type = "class"`).
+#' @return A numeric matrix (`type = "prob"`; its columns named by the classes when the model was last
+#'   trained on a factor or an image dataset), or a factor or an integer vector (`type = "class"`).
 #' @family training
 #' @importFrom stats predict
 #' @export
@@ -390,6 +391,13 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   out <- .bridge_from_py(reticulate::py_get_item(result, "out"), call = sys.call())
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)
+  .with_class_columns(out, object$state$levels)
+}
+
+# Class probabilities with the classes as column names when the model learnt a factor's levels (or an image
+# dataset's class names), as R's classifiers return them (nnet, randomForest): out[, "cat"].
+.with_class_columns <- function(out, levels) {
+  if (!is.null(levels) && length(dim(out)) == 2L && ncol(out) == length(levels)) colnames(out) <- levels
   out
 }
 

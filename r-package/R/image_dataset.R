@@ -385,7 +385,7 @@ image_dataset_batch <- function(dataset) {
   skipped <- length(.images_call("info", x$py)$bad_files)
   out <- .bridge_from_py(.images_call(fun, object$py, x$py, .convert = FALSE, .call = call), call = call)
   .warn_skipped(x, skipped, call = call)
-  if (type != "class") return(out)
   levels <- object$state$levels
-  .as_classes(out, if (!is.null(levels)) levels else if (length(x$class_names)) x$class_names)
+  if (is.null(levels) && length(x$class_names)) levels <- x$class_names
+  if (type == "class") .as_classes(out, levels) else .with_class_columns(out, levels)
 }

@@ -38,9 +38,10 @@
   for (a in args) {
     if (inherits(a, "python.builtin.object") && reticulate::py_is_null_xptr(a)) {
       pydlr_abort(paste(
-        "This pydlr object comes from an earlier R session (readRDS() or a saved workspace): the Python",
-        "object behind it ended with that session. Save models with save_model(model, path) and restore them",
-        "with load_model(path); k-means fits are refitted with pydlr_kmeans()."
+        "This pydlr object was restored by readRDS() or from a saved workspace: the Python object behind it",
+        "is not in the file (saveRDS() keeps only a pointer, empty once restored). Save models with",
+        "save_model(model, path) and restore them with load_model(path); k-means fits are refitted with",
+        "pydlr_kmeans()."
       ), class = "pydlr_stale_object_error", call = call)
     }
   }

@@ -145,7 +145,8 @@
 }
 
 # Targets: integer class labels (vector, factor) or a matrix (one-hot, or regression targets).
-.check_targets <- function(y, n, arg = "y", call = sys.call(sys.parent())) {
+# `x_dim`: x's dims, to say when x holds its samples along another axis (an array transposed on the way).
+.check_targets <- function(y, n, arg = "y", call = sys.call(sys.parent()), x_dim = NULL) {
   if (is.factor(y)) y <- as.integer(y) - 1L # keras wants 0-based class indices
   if (is.data.frame(y)) y <- as.matrix(y)
   if (!is.numeric(y) && !is.logical(y)) {
@@ -153,12 +154,23 @@
   }
   ny <- if (is.null(dim(y))) length(y) else dim(y)[1]
   if (ny != n) {
+    .check_samples_first(x_dim, ny, call = call)
     .input_error(arg, sprintf("one target per sample of x (%d)", n), I(sprintf("%d targets", ny)), call = call)
   }
   if (anyNA(y)) .input_error(arg, "free of NA values", I(sprintf("%d NA values", sum(is.na(y)))), call = call)
   if (is.logical(y)) storage.mode(y) <- "integer"
   if (is.null(dim(y))) dim(y) <- length(y) # a 1-d array crosses the bridge as one buffer
   y
+}
+
+# x whose samples lie along another axis than the first (as many as y has targets there, none first).
+.check_samples_first <- function(x_dim, n_targets, call = sys.call(sys.parent())) {
+  axis <- which(x_dim[-1] == n_targets)[1] + 1L
+  if (is.na(axis)) return(invisible())
+  .input_error("x", sprintf(paste0(
+    "an array with its samples along the first axis, one per target of y (%d): x's axis %d has %d, so put it ",
+    "first with aperm(x, c(%s))"), n_targets, axis, n_targets, paste(c(axis, setdiff(seq_along(x_dim), axis)), collapse = ", ")),
+    I(sprintf("an array of dim c(%s)", paste(x_dim, collapse = ", "))), call = call)
 }
 
 # TRUE/FALSE labels for a softmax over 3 or more classes: taken as classes 0 and 1 they would train a model
@@ -180,7 +192,8 @@
 # One route for y, validation labels and test labels, so each is read as the others are.
 .check_class_targets <- function(object, y, x, levels = NULL, arg = "y", call = sys.call(sys.parent())) {
   if (!is.null(object)) .check_logical_labels(object, y, x, arg, call = call)
-  .check_targets(.on_levels(y, levels, arg, call = call), dim(x)[1], arg, call = call)
+  .check_targets(.on_levels(y, levels, arg, call = call), dim(x)[1], arg, call = call,
+                 x_dim = if (arg == "y") dim(x))
 }
 
 # A factor `y` re-coded on the class levels the model was trained with (`levels`; NULL: as it is): its

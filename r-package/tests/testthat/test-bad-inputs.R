@@ -38,7 +38,7 @@ test_that("model builders, optimizers, schedules and callbacks check their argum
   input_error(model_sequential(input_shape = c(-1, 2)), "argument `input_shape` must be a vector of positive")
   input_error(seed_cnn(padding = "full"), "argument `padding` must be one of \"valid\", \"same\"")
   input_error(application_efficientnet_lite1(weights = "imagenet21k"), "argument `weights` must be one of")
-  input_error(optimizer_adamw(weight_decay = -1), "argument `weight_decay` must be a number in \\[0, Inf\\]")
+  input_error(optimizer_adamw(weight_decay = -1), "argument `weight_decay` must be a number >= 0; received -1")
   input_error(optimizer_rmsprop(rho = 2), "argument `rho` must be a number in \\[0, 1\\]; received 2")
   input_error(learning_rate_schedule_cosine_decay(0.1, decay_steps = 0), "argument `decay_steps`")
   input_error(callback_csv_logger(NA), "argument `filename` must be a single string; received NA")

@@ -127,6 +127,17 @@ test_that("validation labels go through the checks of y: TRUE/FALSE and factors"
   expect_identical(get_weights(model), before)
 })
 
+test_that("images with their samples along the last axis are named as x's fault, with the aperm() that fixes it", {
+  model <- keras_model_sequential(input_shape = c(6, 6, 1)) |> layer_flatten() |> layer_dense(units = 2, activation = "softmax")
+  model |> compile(loss = "sparse_categorical_crossentropy", optimizer = "adam")
+  x <- array(runif(6 * 6 * 20), c(6, 6, 20)) # 20 images, samples last (as image stacks from other tools come)
+  e <- expect_error(fit(model, x, rep(0:1, 10), epochs = 1, verbose = 0), class = "pydlr_input_error")
+  expect_identical(conditionMessage(e), paste0("fit(): argument `x` must be an array with its samples along the ",
+    "first axis, one per target of y (20): x's axis 3 has 20, so put it first with aperm(x, c(3, 1, 2)); received ",
+    "an array of dim c(6, 6, 20)."))
+  expect_s3_class(fit(model, aperm(x, c(3, 1, 2)), rep(0:1, 10), epochs = 1, verbose = 0), "pydlr_history")
+})
+
 test_that("numbers after a fit on a factor of numbers are refused: codes or labels?", {
   set.seed(3)
   x <- array(runif(30 * 4), c(30, 4))

@@ -111,8 +111,10 @@ test_that("predict(type = 'class') of a model trained on a factor returns the fa
   expect_s3_class(pred, "factor")
   expect_identical(levels(pred), levels(y))
   expect_identical(as.integer(pred), max.col(predict(model, d$x), "first")) # level k is class k - 1
+  expect_identical(colnames(predict(model, d$x)), levels(y)) # probabilities by class, as R's classifiers
   fit(model, d$x, d$y, epochs = 1, verbose = 0) # retrained on integer labels: 0-based integers again
   expect_type(predict(model, d$x, type = "class"), "integer")
+  expect_null(colnames(predict(model, d$x)))
 })
 
 test_that("a test or validation factor with other levels is read by its labels, not its codes", {
