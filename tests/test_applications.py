@@ -227,3 +227,7 @@ def test_keras_style_preprocess_input_refuses_images_preprocessed_already() -> N
         mobilenet_v2.preprocess_input(once)
     with pytest.raises(InputError, match="argument `images` must be raw pixels"):
         efficientnet_lite.preprocess_input(efficientnet_lite.preprocess_input(data.chelsea(), size=32), size=32)
+    # preprocess_inputs(model, x) names its own function and argument, not preprocess's `images`
+    model = applications.MobileNetV2((32, 32, 3), weights=None)
+    with pytest.raises(InputError, match=r"^applications.preprocess_inputs: argument `x` must be raw pixels"):
+        applications.preprocess_inputs(model, applications.preprocess_inputs(model, data.chelsea()))

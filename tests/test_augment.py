@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from pydlr.data.augment import Augment, affine_grid
+from pydlr.errors import InputError
 
 
 def _u(*rows):
@@ -57,3 +59,11 @@ def test_grid_matches_torch_affine_grid_and_warps_flips_and_quarter_turns():
     quarter = Augment(rotation=(0.25, 0.25), value_range=(0, 255))
     turned = quarter.apply(x, quarter.theta_from(torch.zeros(4, 6), 6, 6), None)
     torch.testing.assert_close(turned, torch.rot90(x, 1, (1, 2)), atol=1e-3, rtol=0)
+
+
+def test_a_value_range_that_is_no_range_is_refused():
+    # (255, 0) clipped every image to one value under brightness, all zeros, without a word
+    for bad in ((255, 0), (1, 1), (0, float("inf")), (0, 1, 2), "0-255"):
+        with pytest.raises(InputError, match="argument `value_range` must be \\(low, high\\) with low < high"):
+            Augment(brightness=0.5, value_range=bad)
+    assert Augment(brightness=0.5, value_range=[0, 255]).value_range == (0.0, 255.0)

@@ -514,6 +514,8 @@ def test_plot_model_writes_a_png(tmp_path: Path):
         ("concatenate", "out_b")])
     with pytest.raises(InputError, match="pydot"):
         keras.utils.plot_model(model, to_file=str(tmp_path / "model.dot"))
+    with pytest.raises(InputError, match="argument `to_file` must be a file in an existing folder"):
+        keras.utils.plot_model(model, to_file=str(tmp_path / "missing" / "model.png"))
 
 
 def test_mobilenet_v2_preprocess_input_keeps_the_shape_and_works_in_a_model():

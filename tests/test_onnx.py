@@ -64,6 +64,14 @@ class _Cumulative(layers.Layer):
         return x.cumsum(1)
 
 
+def test_an_unbuilt_model_is_built_from_input_shape_before_the_export(tmp_path: Path) -> None:
+    # built inside the tracer it failed once ("state_dict changed after running the tracer"), then worked
+    model = Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(3)])
+    path = io.export_onnx(model, tmp_path / "u.onnx", input_shape=(12, 12, 1))
+    x = np.random.default_rng(0).random((2, 12, 12, 1), dtype=np.float32)
+    np.testing.assert_allclose(io.onnxruntime_predict(path, x), model.predict(x, verbose=0), atol=1e-5)
+
+
 def test_inexpressible_layer_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     model = Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3)])
     model.add(layers.Flatten())

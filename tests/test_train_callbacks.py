@@ -49,6 +49,13 @@ def test_param_and_epoch_schedulers_set_the_optimizer_rate():
           callbacks=[LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)),
                      ParamSpy(seen)])
     assert seen == pytest.approx([0.1, 0.05, 0.1 / 3])
+    for number in (np.float32(0.02), torch.tensor(0.02)):  # as Keras takes them
+        seen.clear()
+        m.fit(x, y, batch_size=16, epochs=1, verbose=0,
+              callbacks=[LearningRateScheduler(lambda epoch, lr, n=number: n), ParamSpy(seen)])
+        assert seen == pytest.approx([0.02])
+    with pytest.raises(InputError, match="positive learning rate"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda epoch, lr: "0.1")])
     h = fit_one_cycle(m, x, y, epochs=2, max_lr=0.05, batch_size=16, verbose=0)
     assert len(h.epoch) == 2
 
@@ -75,6 +82,25 @@ def test_lr_find_records_a_curve_suggests_a_rate_and_restores_the_model():
     assert not m.optimizer.state and m.optimizer.learning_rate == 0.01  # as compile left it
     ax = res.plot()
     assert ax.get_xscale() == "log"
+
+
+def test_lr_find_and_one_cycle_leave_the_optimizer_as_a_later_fit_expects():
+    # a schedule reads the optimizer's step count: lr_find's 30 steps made a later fit's decay start at
+    # step 30; fit_one_cycle left its last rate (max_lr / 1e5), at which every later fit() trained
+    from pydlr.train import optimizers
+
+    x, y = quadrant_data(256)
+    m = small_model()
+    m.compile(optimizers.SGD(learning_rate=optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)),
+              "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=64, verbose=0, seed=0)  # 4 steps
+    assert m.optimizer.iterations == 4
+    lr_find(m, x, y, num_it=30)
+    assert m.optimizer.iterations == 4
+    m2 = small_model()
+    m2.compile(optimizers.SGD(learning_rate=0.05), "sparse_categorical_crossentropy")
+    fit_one_cycle(m2, x, y, epochs=1, max_lr=1.0)
+    assert m2.optimizer.learning_rate == 0.05
 
 
 def test_model_checkpoint_saves_loadable_models(tmp_path):

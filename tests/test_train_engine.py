@@ -357,6 +357,23 @@ def test_callbacks_early_stopping_checkpoint_csv_lambda(tmp_path):
     assert counter.steps == 2
 
 
+def test_early_stopping_restores_the_best_weights_also_when_all_epochs_ran():
+    # Keras 3 restores in on_train_end whether or not the fit stopped early: a fit that ran out of epochs
+    # after its best one kept the last epoch's weights here, silently the worse model
+    x, y = quadrant_data(128)
+    m = small_model()
+    m.compile(optimizers.SGD(learning_rate=5.0), "sparse_categorical_crossentropy")  # a rate that wanders
+    snapshots = []
+    keep = LambdaCallback(on_epoch_end=lambda e, logs: snapshots.append(
+        {k: v.detach().clone() for k, v in m.state_dict().items()}))
+    stop = EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
+    h = m.fit(x, y, epochs=6, verbose=0, seed=0, validation_split=0.25, callbacks=[keep, stop])
+    assert len(h.epoch) == 6 and stop.stopped_epoch == 0  # no early stop
+    best = int(np.argmin(h.history["val_loss"]))
+    assert best < 5 and stop.best_epoch == best and stop.best == min(h.history["val_loss"])
+    assert all(torch.equal(v, snapshots[best][k]) for k, v in m.state_dict().items())
+
+
 def test_progress_lines_dynamic_and_plain():
     x, y = quadrant_data(64)
     m = small_model()

@@ -60,7 +60,7 @@ R_FUNCTIONS: dict[str, str] = {
     "save_weights": "save_model_weights", "load_weights": "load_model_weights",
     "activations": "get_activations", "filters": "get_filters", "preprocess": "imagenet_preprocess_input",
     "applications.preprocess_inputs": "application_preprocess_inputs", "compare": "compare_models",
-    "load_img": "image_load", "img_to_array": "image_to_array",
+    "load_img": "image_load", "img_to_array": "image_to_array", "decode_predictions": "imagenet_decode_predictions",
 }
 # The same names inside a message ("raised by callback EarlyStopping", "an ImageDataset"): class names only,
 # never before "(" (Python's call syntax in advice is left whole) or after a dot (a qualified name).
@@ -70,7 +70,7 @@ _MENTIONED = re.compile(r"(?<![\w.])(callback )?(" + "|".join(sorted(
 # Arguments R names otherwise than Python, by the function that raised the error (keras3's `filepath`).
 R_ARGUMENTS: dict[str, dict[str, str]] = {
     **{where: {"path": "filepath"} for where in ("load_model", "save_model", "load_weights", "save_weights")},
-    "preprocess": {"images": "x"}}
+    "preprocess": {"images": "x"}, "decode_predictions": {"probs": "preds"}}
 
 # A mention that reads better in words than as a function ("an ImageDataset": "an image dataset ...").
 _MENTION_WORDS = {"ImageDataset": "image dataset from image_dataset_from_directory()"}

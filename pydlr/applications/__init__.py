@@ -59,4 +59,8 @@ def preprocess_inputs(model: Any, x: Any) -> np.ndarray:
     shape = getattr(model, "declared_input_shape", None) if isinstance(model, BaseModel) else None
     if shape is None or len(shape) != 3:
         raise InputError("model", "an application model (e.g. applications.MobileNetV2())", model, where)
-    return preprocess(x, size=int(shape[0]), mode=model_mode(model) or "torch")
+    try:
+        return preprocess(x, size=int(shape[0]), mode=model_mode(model) or "torch")
+    except InputError as exc:  # said of this function's own x, not of preprocess's images
+        argument = "x" if exc.argument == "images" else exc.argument
+        raise InputError(argument, exc.expected, exc.received, where) from None

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,18 @@ def factor_range(value: Factor) -> tuple[float, float]:
     if isinstance(value, (tuple, list)):
         return (value[0] + value[1]) / 2, (value[1] - value[0]) / 2
     return 0.0, float(value)
+
+
+def _check_value_range(value_range: Any) -> tuple[float, float]:
+    """(low, high) with low < high, finite: the pixels' range, which brightness shifts within (a reversed
+    pair clipped every image to one value, all zeros, without a word)."""
+    pair = tuple(value_range) if isinstance(value_range, (tuple, list)) else ()
+    ok = len(pair) == 2 and all(not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+                                for v in pair) and pair[0] < pair[1]
+    if not ok:
+        raise InputError("value_range", "(low, high) with low < high, e.g. (0, 255) or (0, 1)", value_range,
+                         where="Augment")
+    return float(pair[0]), float(pair[1])
 
 
 def _check_factor(value, name: str, low: float, high: float) -> Factor:
@@ -119,6 +132,8 @@ class Augment:
         if len(sh) != 2:
             raise InputError("shift", "a fraction in [0, 1) or a pair of them", self.shift, where="Augment")
         self.shift = (_check_factor(sh[0], "shift", -1.0, 1.0), _check_factor(sh[1], "shift", -1.0, 1.0))
+        if self.value_range is not None:
+            self.value_range = _check_value_range(self.value_range)
 
     def get_config(self) -> dict:
         """The settings as JSON values (`from_config` rebuilds the same Augment)."""

@@ -79,6 +79,8 @@ def plot_model(model: Any, to_file: str | os.PathLike = "model.png", show_shapes
         raise InputError(unknown[0], "an argument of plot_model", unknown[0], where)
     if rankdir not in ("TB", "LR"):
         raise InputError("rankdir", '"TB" or "LR"', rankdir, where)
+    if not Path(os.fspath(to_file)).expanduser().parent.is_dir():
+        raise InputError("to_file", "a file in an existing folder", str(to_file), where)
     fmt = Path(os.fspath(to_file)).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise InputError("to_file", "a file name ending in .png, .pdf or .svg (pydlr draws with matplotlib; "

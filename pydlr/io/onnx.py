@@ -116,6 +116,9 @@ def export_onnx(model: Any, path: str | os.PathLike, input_shape: Any = None, op
     if ref is not None and ref.dtype != torch.float32:
         raise NotSupportedError(f"{WHERE}: weights of dtype {ref.dtype}; ONNX export takes float32 models")
     example = torch.zeros((1, *shape), dtype=torch.float32)
+    if not getattr(model, "built", True):  # built here, not while traced (the tracer refuses new weights)
+        with evaluating(model), torch.no_grad():
+            _PublicLayout(model)(example)
     try:
         with evaluating(model), _stock_operators(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

@@ -427,7 +427,8 @@ def _one_sample_hint(shape: tuple, spec: Shape) -> str:
     one = all(s is not None for s in spec) and (shape == tuple(spec) or (spec[-1] == 1 and shape == tuple(spec[:-1])))
     if not one:
         return ""
-    return ("; for one sample, a batch of one: x[None] in Python, x[i, , , , drop = FALSE] or "
+    r_take = "x[i" + ", " * (len(shape) + 1) + "drop = FALSE]"  # one index slot per axis of the data it came from
+    return (f"; for one sample, a batch of one: x[None] in Python, {r_take} or "
             "array(x, c(1, dim(x))) in R")
 
 

@@ -195,8 +195,9 @@ class _MonitoredBest:
 class EarlyStopping(_MonitoredBest, LearnerCallback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Keras' args).
 
-    With ``restore_best_weights`` the model gets the best epoch's weights back at the end (only when
-    stopping early, as Keras 3). Cancels the fit by raising CancelFitException.
+    With ``restore_best_weights`` the model gets the best epoch's weights back when the fit ends, whether it
+    stopped early or ran all its epochs (Keras 3's ``on_train_end``); ``best_epoch`` is that epoch (0-based).
+    Cancels the fit by raising CancelFitException.
     """
 
     order = 80  # after the checkpoints of the same epoch
@@ -211,11 +212,12 @@ class EarlyStopping(_MonitoredBest, LearnerCallback):
         self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
         self.wait = 0
         self.stopped_epoch = 0
+        self.best_epoch = 0
         self.best_weights = None
 
     def before_fit(self):
         self.m.check_logged(self.learn, "EarlyStopping")
-        self.wait, self.stopped_epoch, self.best_weights = 0, 0, None
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, 0, 0, None
         self.m.best = math.inf if self.m.mode == "min" else -math.inf
         if self.baseline is not None:
             self.m.best = self.baseline
@@ -228,17 +230,21 @@ class EarlyStopping(_MonitoredBest, LearnerCallback):
             return
         self.wait += 1
         if self.m.improved(value):
-            self.m.best, self.wait = value, 0
+            self.m.best, self.wait, self.best_epoch = value, 0, self.learn.epoch
             if self.restore_best_weights:
                 self.best_weights = {k: v.detach().clone()
                                      for k, v in self.learn.model.state_dict().items()}
         if self.wait >= self.patience and self.wait > 0 and self.learn.epoch > 0:  # Keras' rule
             self.stopped_epoch = self.learn.epoch
-            if self.restore_best_weights and self.best_weights is not None:
-                self.learn.model.load_state_dict(self.best_weights)
             if self.verbose:
                 print(f"Epoch {self.stopped_epoch + 1}: early stopping")
             self.learn.stop_training = True
+
+    def after_fit(self):
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.learn.model.load_state_dict(self.best_weights)
 
     def state_dict(self):
         return {"wait": self.wait, "best": self.m.best}

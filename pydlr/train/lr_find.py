@@ -92,6 +92,7 @@ def lr_find(model, x, y, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     optimizer = model.optimizer  # a torch optimizer, or the spec while the model had no weights
     built = isinstance(optimizer, torch.optim.Optimizer)
     opt_state = copy.deepcopy(optimizer.state_dict()) if built else None
+    iterations = getattr(optimizer, "iterations", 0)  # Keras' step count, which schedules read
     finder = _LRFinder(start_lr, end_lr, num_it, stop_div)
     try:
         model.fit(x, y, batch_size=batch_size, epochs=1, steps_per_epoch=num_it, verbose=0,
@@ -101,6 +102,7 @@ def lr_find(model, x, y, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
         model.optimizer = optimizer
         if built:
             optimizer.load_state_dict(opt_state)
+            optimizer.iterations = iterations
     res = finder.result
     # like fastai, ignore the first points (the debiased average is still settling) and the last
     skip_start, skip_end = min(10, len(res.losses) // 5), min(5, len(res.losses) // 10)

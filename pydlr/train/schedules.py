@@ -10,7 +10,10 @@ batch, so resumed runs follow the same rates. `fit_one_cycle` is a few lines on 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
+
+import torch
 
 from pydlr.errors import InputError
 from pydlr.train.events import Callback
@@ -29,11 +32,12 @@ def cosine(start: float, end: float = 0.0) -> Callable[[float], float]:
 
 
 def one_cycle(max_lr: float, pct_start: float = 0.25, div: float = 25.0,
-              div_final: float = 1e5) -> Callable[[float], float]:
+              div_final: float = 1e5, where: str = "one_cycle") -> Callable[[float], float]:
     """fastai's one-cycle: cosine warm-up from max_lr/div to max_lr over ``pct_start`` of the fit,
-    then cosine annealing down to max_lr/div_final."""
+    then cosine annealing down to max_lr/div_final. ``where``: the function errors name (fit_one_cycle's
+    callers never called this one)."""
     if not 0 < pct_start < 1:
-        raise InputError("pct_start", "a fraction in (0, 1)", pct_start, where="one_cycle")
+        raise InputError("pct_start", "a fraction in (0, 1)", pct_start, where=where)
 
     def f(pos: float) -> float:
         if pos < pct_start:
@@ -56,7 +60,9 @@ def set_lr(optimizer, lr: float) -> None:
 
 
 class ParamScheduler(Callback):
-    """Sets the learning rate before every training batch from ``schedule(pos)``."""
+    """Sets the learning rate before every training batch from ``schedule(pos)``. When the fit ends the
+    optimizer gets its rates from before it back: the schedule is this fit's, and a later ``fit()`` trains
+    at the compiled rate (not at one-cycle's last, max_lr / 1e5)."""
 
     order = 10
 
@@ -66,6 +72,14 @@ class ParamScheduler(Callback):
                              where="ParamScheduler")
         self.schedule = schedule
         self.lrs: list[float] = []
+        self._rates_before: list[float] = []
+
+    def before_fit(self):
+        self._rates_before = [group["lr"] for group in self.learn.opt.param_groups]
+
+    def after_fit(self):
+        for group, lr in zip(self.learn.opt.param_groups, self._rates_before, strict=False):
+            group["lr"] = lr
 
     def before_batch(self):
         learn = self.learn
@@ -97,7 +111,9 @@ class LearningRateScheduler(Callback):
             new = self.schedule(self.learn.epoch, lr)
         except TypeError:
             new = self.schedule(self.learn.epoch)
-        if not isinstance(new, (int, float)) or not math.isfinite(new) or new <= 0:
+        if isinstance(new, torch.Tensor) and new.numel() == 1:  # Keras takes a scalar tensor too
+            new = new.item()
+        if isinstance(new, bool) or not isinstance(new, numbers.Real) or not math.isfinite(new) or new <= 0:
             raise InputError("schedule", "a function returning a positive learning rate", new,
                              where="LearningRateScheduler")
         set_lr(opt, float(new))
@@ -109,5 +125,5 @@ class LearningRateScheduler(Callback):
 def fit_one_cycle(model, x, y, epochs: int, max_lr: float = 1e-3, pct_start: float = 0.25,
                   callbacks=None, **fit_kwargs):
     """``model.fit`` with a one-cycle learning-rate schedule (fastai's recipe)."""
-    cbs = [ParamScheduler(one_cycle(max_lr, pct_start))] + list(callbacks or [])
+    cbs = [ParamScheduler(one_cycle(max_lr, pct_start, where="fit_one_cycle"))] + list(callbacks or [])
     return model.fit(x, y, epochs=epochs, callbacks=cbs, **fit_kwargs)

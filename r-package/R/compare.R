@@ -146,9 +146,14 @@ plot.pydlr_comparison <- function(x, features = c("embedding", "pixels"), projec
   lv <- attr(x, "levels")
   cls <- factor(lv[unlist(p$class) + 1L], levels = lv)
   cl <- if (is.null(p$cluster)) rep(NA_integer_, length(cls)) else unlist(p$cluster) + 1L
+  # one legend for both panels: its entries say which panel they belong to ("class 3", "cluster 3": a
+  # cluster's number is no class), classes in their levels' order, clusters by number (not 1, 10, 2)
+  k <- if (all(is.na(cl))) 0L else max(cl, na.rm = TRUE)
+  groups <- c(paste("class", lv), paste("cluster", seq_len(k)))
   points <- rbind(
-    data.frame(x = unlist(p$x), y = unlist(p$y), group = as.character(cls), colour = "by class"),
-    data.frame(x = unlist(p$x), y = unlist(p$y), group = as.character(cl), colour = "by k-means cluster")
+    data.frame(x = unlist(p$x), y = unlist(p$y), group = factor(paste("class", cls), groups), colour = "by class"),
+    data.frame(x = unlist(p$x), y = unlist(p$y), group = factor(ifelse(is.na(cl), NA, paste("cluster", cl)), groups),
+               colour = "by k-means cluster")
   )
   title <- sprintf("Test images, %s (%s)", features, if (projection == "pca") "PCA" else "t-SNE")
   if (requireNamespace("ggplot2", quietly = TRUE)) {
@@ -160,7 +165,7 @@ plot.pydlr_comparison <- function(x, features = c("embedding", "pixels"), projec
   on.exit(graphics::par(old))
   for (panel in c("by class", "by k-means cluster")) {
     d <- points[points$colour == panel, ]
-    graphics::plot(d$x, d$y, col = as.integer(factor(d$group)), pch = 20, cex = 0.5, xlab = "", ylab = "",
+    graphics::plot(d$x, d$y, col = as.integer(droplevels(d$group)), pch = 20, cex = 0.5, xlab = "", ylab = "",
       main = paste(title, panel, sep = "\n"))
   }
   invisible(points)

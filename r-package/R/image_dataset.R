@@ -320,6 +320,11 @@ image_dataset_batch <- function(dataset) {
                                resume = NULL, device = "auto", augment = NULL, workers = 0L,
                                view_metrics = FALSE, validation_steps = NULL, validation_freq = 1L,
                                distributed = NULL, ..., call = sys.call(-1L)) {
+  array_only <- list(...)[intersect(names(list(...)), c("sample_weight", "validation_batch_size", "precision", "nan_check"))]
+  for (arg in names(array_only)) {
+    .input_error(arg, paste0("left out when x is an image dataset (fit() takes it with arrays)",
+      if (arg == "sample_weight") "; weigh the classes with class_weight" else ""), array_only[[arg]], call = call)
+  }
   .check_no_dots(list(...), "fit()", "pydlr's fit() arguments are listed in ?fit.", call = call)
   if (!is.null(y)) .input_error("y", "NULL when x is an image dataset (its labels are used)", y, call = call)
   if (!is.null(batch_size)) {

@@ -172,7 +172,7 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
   one <- .take_sample(x, 1L)
   heat <- grad_cam(model, one, class_index = class_index[1], layer = layer)
   heat <- matrix(heat, dim(heat)[2], dim(heat)[3])
-  if (is.null(image)) image <- one
+  if (is.null(image)) image <- array(one, dim(one)[-1]) # x's image without its batch axis (grey: h x w)
   d <- dim(image)
   if (length(d) == 4L && d[1] == 1L) dim(image) <- d <- d[-1] # a batch of one, as preprocessing returns
   if (!is.numeric(image) || !length(d) %in% 2:3 || (length(d) == 3L && !d[3] %in% c(1L, 3L, 4L))) {

@@ -28,6 +28,11 @@ test_that("compare_methods returns the table, a verdict and a plot; the CNN beat
     expect_s3_class(p, "ggplot")
     expect_equal(nrow(p$data), 400L) # 200 points in each of the two panels
     expect_setequal(unique(p$data$colour), c("by class", "by k-means cluster"))
+    # one legend, its entries named by panel: classes in level order, clusters by number (not 1, 10, 2)
+    expect_identical(levels(p$data$group)[1:2], paste("class", levels(factor(d$y))[1:2]))
+    clusters <- grep("^cluster", levels(p$data$group), value = TRUE)
+    expect_identical(clusters, paste("cluster", seq_along(clusters)))
+    expect_true(all(startsWith(as.character(p$data$group[p$data$colour == "by class"]), "class ")))
   }
 })
 

@@ -117,6 +117,11 @@ test_that("plot_grad_cam() names the class in its title and draws a colour key",
   expect_equal(attr(heat, "probability"), p, tolerance = 1e-6)
   expect_true(sprintf("Grad-CAM: dog (class 1), p = %.2f", p) %in% text)
   expect_true("evidence for the class (0-1)" %in% text)
+  # grey images without their channel axis (n x 8 x 8), as fit() takes them: x's own image is drawn
+  grDevices::png(file)
+  grey <- plot_grad_cam(model, array(x, c(1L, 8L, 8L)), class_index = 1)
+  grDevices::dev.off()
+  expect_equal(unclass(grey), unclass(heat), ignore_attr = TRUE)
 })
 
 test_that("load_image_folder() returns the images shuffled (seeded), not class by class", {

@@ -195,6 +195,10 @@ test_that("fit(), evaluate() and predict() take image datasets", {
   expect_s3_class(cls, "factor")
   expect_equal(levels(cls), sets$validation$class_names)
   expect_equal(dim(predict(model, sets$validation)), c(30L, 10L))
+  expect_identical(colnames(predict(model, sets$validation)), sets$validation$class_names)
+  e <- expect_error(fit(model, sets$training, sample_weight = rep(1, 90), verbose = 0), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste("argument `sample_weight` must be left out when x is an image dataset",
+    "(fit() takes it with arrays); weigh the classes with class_weight"), fixed = TRUE)
   # $labels line up with predict()'s rows (the file order of $file_paths), whatever the shuffle
   expect_length(sets$validation$file_paths, 30L)
   expect_true(all(file.exists(sets$validation$file_paths)))

@@ -120,6 +120,8 @@ test_that("plot(model) draws the layers on the device or writes to_file, as kera
   expect_match(paste(readLines(out, warn = FALSE), collapse = ""), "conv") # the layer's name is in the picture
   e <- expect_error(plot(m, to_file = "model.dot"), class = "pydlr_input_error")
   expect_match(conditionMessage(e), "argument `to_file` must be a file name ending in .png, .pdf or .svg", fixed = TRUE)
+  expect_error(plot(m, to_file = file.path(tempdir(), "no-such-folder", "m.png")),
+               "argument `to_file` must be a file in an existing folder", class = "pydlr_input_error")
   expect_error(plot(m, show_shapes = "yes"), "argument `show_shapes` must be TRUE or FALSE", class = "pydlr_input_error")
   expect_error(plot(m, colour = "red"), "`colour` of plot() is not supported", fixed = TRUE, class = "pydlr_error")
 })

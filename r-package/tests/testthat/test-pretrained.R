@@ -69,6 +69,11 @@ test_that("imagenet_preprocess_input() crops, scales and normalizes like torchvi
   # Preprocessing twice gave confident wrong classes, silently; R names the argument `x`.
   expect_error(imagenet_preprocess_input(norm), "imagenet_preprocess_input\\(\\): argument `x` must be raw pixels \\(0-255, or 0-1\\), not images preprocessed already; received values down to -",
                class = "pydlr_input_error")
+  mob <- application_mobilenet_v2(input_shape = c(32, 32, 3), weights = NULL)
+  expect_error(application_preprocess_inputs(mob, application_preprocess_inputs(mob, img)),
+               "^application_preprocess_inputs\\(\\): argument `x` must be raw pixels", class = "pydlr_input_error")
+  expect_error(imagenet_decode_predictions(matrix(0, 2, 10)), "^imagenet_decode_predictions\\(\\): argument `preds`",
+               class = "pydlr_input_error")
   expect_error(application_mobilenet_v2(classes = 10), "classes")
   expect_error(application_mobilenet_v2(alpha = 0.5), class = "pydlr_not_supported_error")
 })

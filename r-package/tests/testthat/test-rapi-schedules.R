@@ -105,6 +105,7 @@ test_that("fit_one_cycle() trains with fit()'s arguments", {
   h2 <- fit(again, sched_data$x, sched_data$y, epochs = 4L, batch_size = 16L, seed = 1L, verbose = 0L,
     validation_split = 0.25)
   expect_false(identical(rapi_flat_weights(m), rapi_flat_weights(again))) # the schedule changed the rates
-  expect_error(fit_one_cycle(m, sched_data$x, sched_data$y, pct_start = 2), class = "pydlr_input_error")
+  expect_error(fit_one_cycle(m, sched_data$x, sched_data$y, pct_start = 2), "^fit_one_cycle\\(\\): argument `pct_start`",
+               class = "pydlr_input_error")
   expect_error(fit_one_cycle(m, sched_data$x, sched_data$y, bogus = 1), class = "pydlr_input_error")
 })
