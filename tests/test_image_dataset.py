@@ -16,7 +16,7 @@ import pydlr as keras
 from pydlr.data import Augment
 from pydlr.data.image_dataset import image_dataset_from_dataframe, image_dataset_from_directory
 from pydlr.data.image_workers import BadImageError
-from pydlr.errors import InputError, NotSupportedError
+from pydlr.errors import InputError, NotSupportedError, TrainingError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_image_folder import make_image_folder  # noqa: E402
@@ -202,6 +202,9 @@ def test_augmentation_map_and_determinism_across_workers(fm_folder):
     scaled = _grey(fm_folder, batch_size=50, shuffle=False, workers=1).map(lambda x, y: (x / 255.0, y))
     xs, _ = next(iter(scaled))
     assert torch.allclose(xs, x0 / 255.0)
+    images_only = _grey(fm_folder, batch_size=50, shuffle=False, workers=0).map(lambda x, y: x / 255.0)
+    with pytest.raises(TrainingError, match=r"must return \(images, labels\).*map\(lambda x, y: \(f\(x\), y\)\)"):
+        next(iter(images_only))
 
 
 def test_cached_batches_equal_decoded_ones_and_augmentation_stays_random_per_epoch(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import warnings
 import weakref
 
@@ -194,6 +195,23 @@ def test_class_weight_changes_the_loss():
         m.compile("sgd", "sparse_categorical_crossentropy")
         res.append(m.fit(x, y, epochs=1, verbose=0, seed=0, class_weight=cw).history["loss"][0])
     assert res[1] > res[0] * 1.3
+
+
+def test_class_weight_keys_and_weights_are_checked_before_any_work():
+    # a class the model does not have was ignored, a negative weight taken: both silently
+    x, y = quadrant_data(64)
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    before = weights(m)
+    for cw, said in (({12: 2.0}, "keyed by class index 0..3 .*received 'the key 12'"),
+                     ({"a": 1.0}, "keyed by class index 0..3"),
+                     ({0: -1.0}, "finite weights >= 0; received '-1.0 for class 0'"),
+                     ({1: float("nan")}, "finite weights >= 0")):
+        with pytest.raises(InputError, match=f"argument `class_weight` must be a dict|{said}") as caught:
+            m.fit(x, y, epochs=1, verbose=0, class_weight=cw)
+        assert re.search(said, str(caught.value))
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
+    m.fit(x, y, epochs=1, verbose=0, class_weight={0: 2.0, np.int64(3): 1})  # NumPy keys, classes left out
 
 
 def test_same_seed_gives_bit_identical_weights_other_seed_differs():

@@ -280,6 +280,10 @@ def _apply_map(fn, xb, yb, x_out, y_out, n):
     """A user function ``fn(x, y) -> (x, y)`` (``fn(x) -> x`` without labels); same shapes required,
     because the result is written back into the shared slot."""
     res = fn(xb) if yb is None else fn(xb, yb)
+    if yb is not None and not (isinstance(res, (tuple, list)) and len(res) == 2):
+        raise TrainingError("a dataset map function of (images, labels) must return (images, labels), as "
+                            f"tf.data's map: it returned {type(res).__name__}; for the images alone, "
+                            "map(lambda x, y: (f(x), y))")
     new_x, new_y = (res, None) if yb is None else res
     new_x = torch.as_tensor(new_x)
     if tuple(new_x.shape) != tuple(xb.shape):

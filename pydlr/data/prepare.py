@@ -283,13 +283,25 @@ def _classes(y: torch.Tensor, kind: str) -> torch.Tensor | None:
     return None
 
 
-def check_class_weight(class_weight: Any, kind: str | None, where: str) -> None:
-    """``class_weight`` is a non-empty dict {class: weight} for a classification loss (checked before any
-    batch is read when the batches come later, from a dataset)."""
+def check_class_weight(class_weight: Any, kind: str | None, where: str, n_classes: int | None = None) -> None:
+    """``class_weight`` is a non-empty dict {class: weight} for a classification loss, its classes whole
+    numbers 0..n_classes - 1 (when the model's output says how many) and its weights finite and >= 0 (checked
+    before any batch is read when the batches come later, from a dataset)."""
     if not isinstance(class_weight, dict) or not class_weight:
         raise InputError("class_weight", "a dict {class: weight}", class_weight, where=where)
     if kind not in ("sparse", "categorical", "binary"):
         raise InputError("class_weight", "used only with a classification loss", class_weight, where=where)
+    top = n_classes - 1 if n_classes else None
+    for key, value in class_weight.items():
+        whole = not isinstance(key, bool) and isinstance(key, (int, np.integer))
+        if not whole or key < 0 or (top is not None and key > top):
+            classes = f"0..{top}" if top is not None else "0, 1, ..."
+            raise InputError("class_weight", f"a dict keyed by class index {classes} (one of the model's classes)",
+                             f"the key {key!r}", where=where)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+                math.isfinite(float(value)) and value >= 0):
+            raise InputError("class_weight", "finite weights >= 0", f"{value!r} for class {key}",
+                             where=where)
 
 
 def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight: Any,
@@ -340,7 +352,18 @@ def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = Non
     refuse_logical_labels(model, y, out_shape, where, names[1])
     yt = prepare_y(y, loss, out_shape, where, names[1])
     check_lengths(xt, yt, where, names[1])
+    if class_weight is not None:
+        check_class_weight(class_weight, loss.kind, where, _n_classes(loss.kind, out_shape))
     return Prepared(xt, yt, sample_weights(yt, loss.kind, class_weight, sample_weight, where)), out_shape
+
+
+def _n_classes(kind: str, out_shape: tuple | None) -> int | None:
+    """How many classes the model's output gives (None where it does not say)."""
+    if not out_shape or not isinstance(out_shape, tuple) or not isinstance(out_shape[-1], int):
+        return None
+    if kind == "binary":
+        return 2 if out_shape[-1] == 1 else out_shape[-1]
+    return out_shape[-1] if kind in ("sparse", "categorical") else None
 
 
 def split_point(n: int, validation_split: float, where: str) -> int:

@@ -427,9 +427,12 @@ def _one_sample_hint(shape: tuple, spec: Shape) -> str:
     one = all(s is not None for s in spec) and (shape == tuple(spec) or (spec[-1] == 1 and shape == tuple(spec[:-1])))
     if not one:
         return ""
-    r_take = "x[i" + ", " * (len(shape) + 1) + "drop = FALSE]"  # one index slot per axis of the data it came from
-    return (f"; for one sample, a batch of one: x[None] in Python, {r_take} or "
-            "array(x, c(1, dim(x))) in R")
+    # R's index needs one slot per axis of the data the sample came from: n x h x w x c data, or grey
+    # n x h x w data (x[i, , , ] of the first also drops the channel: both are possible then)
+    take = "x[i, , , , drop = FALSE]"
+    if len(shape) < len(spec):
+        take = "x[i, , , drop = FALSE] (x[i, , , , drop = FALSE] for data with a channel axis)"
+    return f"; for one sample, a batch of one: x[None] in Python, {take} or array(x, c(1, dim(x))) in R"
 
 
 def _channels_first_hint(shape: tuple, spec: Shape) -> str:

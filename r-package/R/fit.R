@@ -256,11 +256,15 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
   if (!is.null(levels) && is.numeric(w) && !is.null(names(w)) && all(names(w) %in% levels)) {
     names(w) <- match(names(w), levels) - 1L
   }
-  ok <- is.numeric(w) && !is.null(names(w)) && all(nzchar(names(w))) && !anyNA(w) && all(w >= 0) &&
-    !anyNA(suppressWarnings(as.integer(names(w))))
-  if (!ok) {
-    .input_error("class_weight", "non-negative weights named by class label, e.g. c(\"0\" = 1, \"1\" = 2)",
-      class_weight, call = call)
+  named <- !is.null(names(w)) && all(nzchar(names(w))) && !anyNA(suppressWarnings(as.integer(names(w))))
+  if (!(is.numeric(w) && named && !anyNA(w) && all(w >= 0))) {
+    by <- if (is.null(levels)) 'class label, e.g. c("0" = 1, "1" = 2)' else sprintf(
+      'class: a class name (%s%s) or its 0-based code, e.g. c("%s" = 2)',
+      paste0('"', utils::head(levels, 5), '"', collapse = ", "), if (length(levels) > 5L) ", ..." else "", levels[1])
+    got <- if (is.numeric(w) && !named && !is.null(names(w))) {
+      I(sprintf("names %s", paste0('"', utils::head(names(w), 5), '"', collapse = ", ")))
+    } else class_weight
+    .input_error("class_weight", paste("non-negative weights named by", by), got, call = call)
   }
   .check_class_keys(as.integer(names(w)), .class_count(levels, y), call = call)
   reticulate::py_dict(as.list(as.integer(names(w))), as.list(unname(as.numeric(w)))) # int keys, as Keras
@@ -302,7 +306,11 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
 #' @inheritParams fit
 #' @param x,y Test inputs and targets, as for [fit()]. After training on a factor, a factor `y` is read by
 #'   its labels on the training factor's levels (a test factor may lack a class or order them otherwise);
-#'   a label the model was not trained on is an error.
+#'   a label the model was not trained on is an error. Plain numbers are 0-based class codes; after
+#'   training on a factor whose levels are numbers ("1", "2", ...) they are refused as ambiguous: pass a
+#'   factor. Characters are read by name, as a factor.
+#' @param verbose keras3's argument, checked and accepted so that keras3 scripts run: `evaluate()` prints
+#'   no progress.
 #' @return A named list: `$loss` and one element per metric (e.g. `$accuracy`).
 #' @family training
 #' @export

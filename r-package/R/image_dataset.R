@@ -196,7 +196,7 @@ image_dataset_from_dataframe <- function(dataframe, directory = NULL, x_col = "f
   if (!is.null(subset)) subset <- .check_string(subset, "subset", c("training", "validation", "both"), call = call)
   if (is.null(subset) != is.null(validation_split)) {
     .input_error(if (is.null(subset)) "subset" else "validation_split",
-                 "given together with `validation_split` and `subset` (both or neither)",
+                 sprintf("given together with `%s` (both or neither)", if (is.null(subset)) "validation_split" else "subset"),
                  if (is.null(subset)) subset else validation_split, call = call)
   }
   shuffle <- .check_flag(shuffle, "shuffle", call = call)

@@ -245,10 +245,14 @@ plot_grad_cam <- function(model, x, class_index = NULL, layer = NULL, image = NU
 #'   plot_confusion_matrix(cm)
 #' }
 confusion_matrix <- function(y_true, y_pred, labels = NULL) {
-  if (is.null(labels) && is.factor(y_true)) labels <- levels(y_true)
   if (is.factor(y_pred) && is.factor(y_true) && !identical(levels(y_pred), levels(y_true))) {
-    .input_error("y_pred", "a factor with the levels of y_true", y_pred)
+    # read by label as table() reads them (a class never predicted, levels in another order), on all the
+    # classes either names: their codes alone would count one class as another
+    classes <- union(levels(y_true), levels(y_pred))
+    y_true <- factor(as.character(y_true), levels = classes)
+    y_pred <- factor(as.character(y_pred), levels = classes)
   }
+  if (is.null(labels) && is.factor(y_true)) labels <- levels(y_true)
   t <- .labels_0(y_true, "y_true")
   p <- if (is.matrix(y_pred) && ncol(y_pred) > 1L) max.col(.check_data(y_pred, "y_pred"), "first") - 1L else .labels_0(y_pred, "y_pred")
   if (length(t) != length(p)) .input_error("y_pred", sprintf("%d labels (as y_true)", length(t)), y_pred)

@@ -128,3 +128,14 @@ test_that("the plot functions draw with base graphics", {
   draw("cm", plot_confusion_matrix(confusion_matrix(c(0, 1, 1), c(0, 1, 0))))
   for (f in files) expect_gt(file.size(f), 1000)
 })
+
+test_that("confusion_matrix() reads two factors by their labels, as table() does", {
+  truth <- factor(c("a", "b", "c", "b"))
+  never_c <- factor(c("a", "a", "a", "b")) # "c" never predicted: its levels are a, b
+  cm <- confusion_matrix(truth, never_c)
+  expect_identical(dimnames(cm), list(actual = c("a", "b", "c"), predicted = c("a", "b", "c")))
+  expect_identical(as.vector(cm), as.vector(table(truth, factor(never_c, levels = levels(truth)))))
+  reordered <- factor(c("b", "a", "a", "b"), levels = c("b", "a"))
+  expect_identical(as.vector(confusion_matrix(truth, reordered)),
+                   as.vector(table(truth, factor(as.character(reordered), levels = levels(truth)))))
+})

@@ -196,7 +196,7 @@ test_that("advice from Python is given as R calls: compile() first, one sample a
   expect_match(conditionMessage(e), "(call compile(model, optimizer = ..., loss = ...) first)", fixed = TRUE)
   grey <- keras_model_sequential(input_shape = c(6, 6, 1)) |> layer_flatten() |> layer_dense(units = 2)
   e <- expect_error(predict(grey, matrix(0, 6, 6)), class = "pydlr_input_error")
-  expect_match(conditionMessage(e), "a batch of one: x[i, , , drop = FALSE] or array(x, c(1, dim(x))); received",
+  expect_match(conditionMessage(e), "a batch of one: x[i, , , drop = FALSE] (x[i, , , , drop = FALSE] for data with a channel axis) or array(x, c(1, dim(x))); received",
                fixed = TRUE)
   expect_no_match(conditionMessage(e), "Python")
   e <- expect_error(keras_model_sequential(input_shape = c(6, 6)) |> layer_conv_2d(2, 3, name = "c1"),

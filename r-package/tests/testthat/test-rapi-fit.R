@@ -47,7 +47,7 @@ test_that("fit on a small MNIST subset reaches an accuracy floor; evaluate and p
   # an argument predict() does not have is an error, not silently dropped
   expect_error(predict(model, d$x_test, device = "cpu"), "`device`", class = "pydlr_error")
   expect_error(predict(model, d$x_test, verbose = "quiet"), "verbose", class = "pydlr_input_error")
-  expect_error(predict(model, d$x_test[1, , ]), "x[i, , , drop = FALSE]", fixed = TRUE) # one image
+  expect_error(predict(model, d$x_test[1, , ]), "x[i, , , drop = FALSE] (x[i, , , , drop = FALSE] for", fixed = TRUE) # one image
   expect_equal(dim(predict(model, d$x_test[1, , , drop = FALSE])), c(1L, 10L))
 })
 

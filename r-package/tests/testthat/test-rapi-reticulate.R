@@ -152,7 +152,9 @@ test_that("class_weight may name a factor's levels: the same training as its 0-b
   by_name <- trained(c(cat = 1, dog = 0.5, owl = 0))
   expect_identical(by_name, trained(c("0" = 0, "1" = 1, "2" = 0.5)))
   expect_false(identical(by_name, trained(c("0" = 1, "1" = 0.5, "2" = 0)))) # the names' order is not the codes'
-  expect_error(trained(c(cat = 1, emu = 2)), "class_weight", class = "pydlr_input_error")
+  e <- expect_error(trained(c(cat = 1, emu = 2)), class = "pydlr_input_error")
+  expect_match(conditionMessage(e), paste0('argument `class_weight` must be non-negative weights named by class: ',
+    'a class name ("owl", "cat", "dog") or its 0-based code, e.g. c("owl" = 2); received names "cat", "emu".'), fixed = TRUE)
 })
 
 test_that("get_weights() gives Keras' layouts in R as in Python", {
