@@ -207,9 +207,10 @@ def test_class_weight_keys_and_weights_are_checked_before_any_work():
                      ({"a": 1.0}, "keyed by class index 0..3"),
                      ({0: -1.0}, "finite weights >= 0; received '-1.0 for class 0'"),
                      ({1: float("nan")}, "finite weights >= 0")):
-        with pytest.raises(InputError, match=f"argument `class_weight` must be a dict|{said}") as caught:
-            m.fit(x, y, epochs=1, verbose=0, class_weight=cw)
-        assert re.search(said, str(caught.value))
+        for split in (0.0, 0.25):  # weighed before the split, or after it (the training part only)
+            with pytest.raises(InputError, match=f"argument `class_weight` must be a dict|{said}") as caught:
+                m.fit(x, y, epochs=1, verbose=0, class_weight=cw, validation_split=split)
+            assert re.search(said, str(caught.value))
     assert all(torch.equal(a, b) for a, b in zip(before, weights(m), strict=True))
     m.fit(x, y, epochs=1, verbose=0, class_weight={0: 2.0, np.int64(3): 1})  # NumPy keys, classes left out
 

@@ -305,11 +305,12 @@ def check_class_weight(class_weight: Any, kind: str | None, where: str, n_classe
 
 
 def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight: Any,
-                   where: str) -> torch.Tensor | None:
-    """Per-sample loss weights: ``sample_weight`` times the weight of each sample's class."""
+                   where: str, n_classes: int | None = None) -> torch.Tensor | None:
+    """Per-sample loss weights: ``sample_weight`` times the weight of each sample's class (``n_classes``: the
+    model's, where known, for `check_class_weight`)."""
     w = None
     if class_weight is not None:
-        check_class_weight(class_weight, kind, where)
+        check_class_weight(class_weight, kind, where, n_classes)
         classes = _classes(y, kind)
         if classes is None:
             raise InputError("class_weight", "used only with a classification loss", class_weight,
@@ -328,7 +329,8 @@ def sample_weights(y: torch.Tensor, kind: str, class_weight: Any, sample_weight:
     return w
 
 
-def with_class_weight(data: Prepared, kind: str, class_weight: Any, where: str) -> Prepared:
+def with_class_weight(data: Prepared, kind: str, class_weight: Any, where: str,
+                      n_classes: int | None = None) -> Prepared:
     """``data`` with each sample's weight multiplied by its class's ``class_weight``. fit applies it after
     splitting off ``validation_split``: Keras weighs only the training part by class, and the validation
     loss by ``sample_weight`` alone."""
@@ -337,7 +339,7 @@ def with_class_weight(data: Prepared, kind: str, class_weight: Any, where: str) 
     if isinstance(data.y, list):  # a TensorList: several outputs
         raise InputError("class_weight", "None for a model with several outputs (Keras' rule: weigh "
                          "the samples with sample_weight)", class_weight, where=where)
-    by_class = sample_weights(data.y, kind, class_weight, None, where)
+    by_class = sample_weights(data.y, kind, class_weight, None, where, n_classes)
     return Prepared(data.x, data.y, by_class if data.w is None else data.w * by_class)
 
 
@@ -352,9 +354,8 @@ def prepare_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any = Non
     refuse_logical_labels(model, y, out_shape, where, names[1])
     yt = prepare_y(y, loss, out_shape, where, names[1])
     check_lengths(xt, yt, where, names[1])
-    if class_weight is not None:
-        check_class_weight(class_weight, loss.kind, where, _n_classes(loss.kind, out_shape))
-    return Prepared(xt, yt, sample_weights(yt, loss.kind, class_weight, sample_weight, where)), out_shape
+    weights = sample_weights(yt, loss.kind, class_weight, sample_weight, where, _n_classes(loss.kind, out_shape))
+    return Prepared(xt, yt, weights), out_shape
 
 
 def _n_classes(kind: str, out_shape: tuple | None) -> int | None:
@@ -383,7 +384,7 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
     """Training and validation data for fit (``validation_data`` wins over ``validation_split``)."""
     split = validation_data is None and validation_split
     # with validation_split the class weights wait for the split: they weigh the training part only
-    train, _ = prepare_data(model, loss, x, y, sample_weight, None if split else class_weight, where)
+    train, out_shape = prepare_data(model, loss, x, y, sample_weight, None if split else class_weight, where)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise InputError("validation_data", "a tuple (x_val, y_val) or (x_val, y_val, weights)",
@@ -397,7 +398,8 @@ def prepare_fit_data(model: Any, loss: Any, x: Any, y: Any, sample_weight: Any =
         return FitData(train, None)
     train, valid = train.split(split_point(train.x.shape[0], validation_split, where))
     _warn_unseen_classes(train.y, valid.y, loss.kind, validation_split)
-    return FitData(with_class_weight(train, loss.kind, class_weight, where), valid)
+    return FitData(with_class_weight(train, loss.kind, class_weight, where, _n_classes(loss.kind, out_shape)),
+                   valid)
 
 
 def _warn_other_validation_scale(x: Any, x_val: Any) -> None:
