@@ -75,9 +75,8 @@ def describe(value: Any) -> str:
 
 class InputScaleWarning(UserWarning):
     """Images on another scale than the model's training images (pydlr.data.scale): ``seen`` is the largest
-    magnitude of these inputs, ``trained`` of the training inputs, ``advice`` how to scale them, ``pretrained``
-    whether ``trained`` is an ImageNet network's preprocessed photos."""
+    magnitude of these inputs, ``trained`` of the training inputs, ``advice`` how to scale them."""
 
-    def __init__(self, message: str, seen: float, trained: float, advice: str, pretrained: bool = False):
+    def __init__(self, message: str, seen: float, trained: float, advice: str):
         super().__init__(message)
-        self.seen, self.trained, self.advice, self.pretrained = seen, trained, advice, pretrained
+        self.seen, self.trained, self.advice = seen, trained, advice

@@ -94,30 +94,35 @@ def test_r_says_it_in_r_words_so_the_r_door_stays_quiet():
     assert len(scale_warnings(lambda: m.predict(x * 255))) == 1  # the filter ended with the call
 
 
-def test_r_gets_the_two_scales_beside_the_result_to_say_it_in_r_words():
+def test_r_gets_the_warning_beside_the_result_in_r_syntax():
     m, x, y = fitted()
-    trained = {"seen": pytest.approx(float(np.abs(x * 255).max())), "trained": m.input_scale, "pretrained": False}
-    with pytest.warns(InputScaleWarning):
+    with pytest.warns(InputScaleWarning) as shown:
         probs, classes = m.predict(x * 255), m.predict_classes(x * 255)
+    said = str(shown[0].message)
+    assert said.startswith(f"`x` reaches {float(np.abs(x * 255).max()):.3g} but the training data reached "
+                           f"{m.input_scale:.3g}: scale it as the training data was (e.g. x / 255 for pixels)")
     out = api_training.predict(m, x * 255)
     np.testing.assert_array_equal(out["out"], probs)
-    assert out["scale"] == trained
+    assert out["warnings"] == [said]  # the same words, once
     np.testing.assert_array_equal(api_training.predict_classes(m, x * 255)["out"], classes)
-    assert api_training.predict_classes(m, x * 255)["scale"] == trained
-    assert api_training.evaluate(m, x * 255, y)["scale"] == trained
-    assert api_training.predict(m, x)["scale"] is None and api_training.evaluate(m, x, y)["scale"] is None
+    assert api_training.predict_classes(m, x * 255)["warnings"] == [said]
+    assert api_training.evaluate(m, x * 255, y)["warnings"] == [said]
+    assert api_training.predict(m, x)["warnings"] == [] and api_training.evaluate(m, x, y)["warnings"] == []
+    # an ImageNet network's advice, as R calls it
     model = applications.MobileNetV2((32, 32, 3), weights=None)
-    assert api_training.predict(model, np.full((1, 32, 32, 3), 255.0))["scale"]["pretrained"] is True
+    (pretrained,) = api_training.predict(model, np.full((1, 32, 32, 3), 255.0))["warnings"]
+    assert "preprocess it with application_preprocess_inputs(model, x)" in pretrained
+    assert "pydlr.applications" not in pretrained
 
 
 def test_the_r_door_shows_other_warnings_as_usual():
     m, x, _ = fitted()
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
-        with api_training._scale_caught() as found:
+        with api_training._pydlr_warnings() as caught:
             m.predict(x * 255)
             warnings.warn("something else", RuntimeWarning, stacklevel=1)
-    assert [type(w.message) for w in shown] == [RuntimeWarning] and found["scale"]["seen"] > 100
+    assert [type(w.message) for w in shown] == [RuntimeWarning] and caught[0].startswith("`x` reaches 255")
 
 
 def test_values_beyond_float32_are_refused_not_taken_for_a_scale():

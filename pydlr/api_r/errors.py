@@ -24,9 +24,8 @@ R_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
 _KEYWORD_ADVICE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^'\s]*'|True|False|None|\.\.\.)(?=[\s,.;:)]|$)")
 # A model's method in advice (``model.compile(``) as R calls the verb (``compile(model, ``).
 _METHOD_ADVICE = re.compile(r"\bmodel\.(compile|fit|evaluate|predict|summary)\((?=\w)")
-# An element of a sequence argument as Python indexes it (``validation_data[0]``, from 0), alone or named
-# in a message (```validation_data[0]` reaches 255``).
-_PYTHON_ELEMENT = re.compile(r"(?<!\[)\[(\d+)\](?!\])")  # not R's own [[1]]
+# An element of a sequence argument as Python names it, counted from 0 (```validation_data[0]``` in a
+# message; R's own ``[[1]]`` does not match).
 _ELEMENT_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)\[(\d+)\]`")
 # Advice given in both languages ("x[None] in Python, ... in R"): R's part is kept (`_r_part`).
 _BILINGUAL = re.compile(r" in Python, (.*?) in R\b")
@@ -143,6 +142,7 @@ _R_PHRASES = (
     (", a pydlr.train.losses.Loss, a function fn(y_true, y_pred) or a torch loss module", ""),
     ("a pydlr optimizer (pydlr.optimizers.Adam(...)) or a torch.optim.Optimizer",
      "or an optimizer_*() object such as optimizer_adam(learning_rate = 0.001)"),
+    ("pydlr.applications.preprocess_inputs(model, x)", "application_preprocess_inputs(model, x)"),
 )
 
 
@@ -163,7 +163,7 @@ def in_r_syntax(message: str) -> str:
         value = _R_VALUES.get(value) or '"' + value[1:-1] + '"'
         return f"{match.group(1)} = {value}"
 
-    message = _ELEMENT_NAMED.sub(lambda m: f"`{m.group(1)}[[{int(m.group(2)) + 1}]]`", message)
+    message = _ELEMENT_NAMED.sub(_element_from_one, message)
     message = _METHOD_ADVICE.sub(r"\1(model, ", _r_part(_r_phrases(message)))
     message = _lists_in_r(_in_r_names(_KEYWORD_ADVICE.sub(r_argument, message)))
     parts, start = [], 0
@@ -215,6 +215,9 @@ def _r_description(value: Any) -> str:
     return f"{article} {r_type} {kind} of dim c({', '.join(map(str, dims))})"
 
 
+def _element_from_one(match: re.Match) -> str:
+    """```validation_data[0]``` as R's ```validation_data[[1]]```."""
+    return f"`{match.group(1)}[[{int(match.group(2)) + 1}]]`"
 
 
 def _r_argument(exc: BaseException) -> str | None:
@@ -224,7 +227,7 @@ def _r_argument(exc: BaseException) -> str | None:
     if argument is None:
         return None
     argument = R_ARGUMENTS.get(str(getattr(exc, "where", "")), {}).get(str(argument), str(argument))
-    return _PYTHON_ELEMENT.sub(lambda m: f"[[{int(m.group(1)) + 1}]]", argument)
+    return _ELEMENT_NAMED.sub(_element_from_one, f"`{argument}`")[1:-1]
 
 
 def _argument_in_r(exc: BaseException, message: str, argument: str | None) -> str:

@@ -211,32 +211,33 @@ def softmax_units(model: Any, sample_shape: Sequence[int]) -> int | None:
 
 def evaluate(model: Any, x: Any, y: Any, batch_size: int | None = None, column_names: Any = None
              ) -> dict[str, Any]:
-    """``model.evaluate(x, y, return_dict=True)``: ``{"metrics": loss and metrics in Keras' order, "scale":
-    the input-scale finding or None}`` (`_scale_caught`); ``column_names`` as `predict`'s."""
+    """``model.evaluate(x, y, return_dict=True)``: ``{"metrics": loss and metrics in Keras' order, "warnings":
+    pydlr's warnings meanwhile, in R's syntax}`` (`_pydlr_warnings`: images on another scale than the
+    training images, said once, as an R warning); ``column_names`` as `predict`'s."""
     x = _on_trained_columns(model, x, column_names, "evaluate")
-    with _scale_caught() as found:
+    with _pydlr_warnings() as caught:
         result = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
-    return {"metrics": {str(k): float(v) for k, v in dict(result).items()}, "scale": found.get("scale")}
+    return {"metrics": {str(k): float(v) for k, v in dict(result).items()}, "warnings": caught}
 
 
 def predict(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None) -> dict[str, Any]:
-    """``model.predict(x)``: ``{"out": outputs (probabilities for a softmax head), one row per sample, "scale":
-    the input-scale finding or None}`` (`_scale_caught`). ``column_names``: the names of x's columns (a
-    data.frame's), read by the names the model was fitted on."""
+    """``model.predict(x)``: ``{"out": outputs (probabilities for a softmax head), one row per sample,
+    "warnings": as `evaluate`'s}``. ``column_names``: the names of x's columns (a data.frame's), read by the
+    names the model was fitted on."""
     x = _on_trained_columns(model, x, column_names, "predict")
-    with _scale_caught() as found:
+    with _pydlr_warnings() as caught:
         out = c_array(model.predict(x, batch_size=batch_size))
-    return {"out": out, "scale": found.get("scale")}
+    return {"out": out, "warnings": caught}
 
 
 def predict_classes(model: Any, x: Any, batch_size: int | None = None, column_names: Any = None
                     ) -> dict[str, Any]:
     """``model.predict_classes(x)``: ``{"out": 0-based classes (argmax, or output > 0.5 for one sigmoid
-    unit), "scale": as `predict`'s}``; ``column_names`` as `predict`'s."""
+    unit), "warnings": as `evaluate`'s}``; ``column_names`` as `predict`'s."""
     x = _on_trained_columns(model, x, column_names, "predict")
-    with _scale_caught() as found:
+    with _pydlr_warnings() as caught:
         out = c_array(model.predict_classes(x, batch_size=batch_size), dtype=np.int32)
-    return {"out": out, "scale": found.get("scale")}
+    return {"out": out, "warnings": caught}
 
 
 def _on_trained_columns(model: Any, x: Any, column_names: Any, where: str) -> Any:
@@ -244,23 +245,6 @@ def _on_trained_columns(model: Any, x: Any, column_names: Any, where: str) -> An
     if column_names is None:
         return x
     return on_columns(x, getattr(model, "trained_column_names", None), where, names=strings(column_names))
-
-
-@contextlib.contextmanager
-def _scale_caught() -> Iterator[dict[str, Any]]:
-    """The core's InputScaleWarning (images on another scale than the training images), kept as
-    ``found["scale"] = {"seen", "trained", "pretrained"}`` for R to say in R's words with R's advice
-    (validate.R) instead of Python's; other warnings show as usual."""
-    found: dict[str, Any] = {}
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always", InputScaleWarning)
-        yield found
-    for w in records:
-        if isinstance(w.message, InputScaleWarning):
-            found["scale"] = {"seen": w.message.seen, "trained": w.message.trained,
-                              "pretrained": w.message.pretrained}
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 # Base classes and the progress bar (fit's own) are not callbacks a user builds.

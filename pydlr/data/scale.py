@@ -8,7 +8,8 @@ wrong result users meet in their first hour. fit() records the largest magnitude
 theirs is more than ``RATIO`` times larger or smaller. A darker or brighter image is not another scale;
 tables (2-d inputs) are not checked, since a new row may well pass the training range.
 
-R's predict() and evaluate() catch this warning (`pydlr.api_r.training`) and say it in R's words.
+From R, the R package's door (`pydlr.api_r.training`) catches this warning and R signals it as an R warning,
+its advice in R's syntax.
 
 The scale is the largest finite magnitude among at most ``SAMPLES`` values spread evenly over the array in
 its memory order: a few microseconds whatever the array's size or layout (R's column-major arrays
@@ -81,7 +82,7 @@ def warn_other_scale(seen: float, trained: float, pretrained: bool = False, name
     advice = PRETRAINED_ADVICE if pretrained else ADVICE
     message = (f"`{name}` reaches {seen:.3g} but the training data reached {trained:.3g}: {advice}, or the "
                f"predictions are for other inputs than meant")
-    warnings.warn(InputScaleWarning(message, seen, trained, advice, pretrained), stacklevel=_caller_level())
+    warnings.warn(InputScaleWarning(message, seen, trained, advice), stacklevel=_caller_level())
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

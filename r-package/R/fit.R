@@ -189,7 +189,7 @@ fit.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, epoch
     do.call(.py_call, c(list(fun, object$py, args$x, args$y), kwargs, list(.call = call)), quote = TRUE),
     args$data, call = call)
   object$state$levels <- args$levels
-  for (msg in unlist(result$warnings)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
+  .signal_python_warnings(result$warnings, call)
   invisible(.new_history(result))
 }
 
@@ -344,7 +344,7 @@ evaluate.pydlr_model <- function(object, x = NULL, y = NULL, batch_size = NULL, 
   result <- .na_found_by_python(
     .py_call("api_r.training.evaluate", object$py, .to_py(x), .to_py(y), batch_size = batch_size,
       column_names = .column_names(x)), x)
-  .warn_other_scale(result$scale)
+  .signal_python_warnings(result$warnings)
   lapply(result$metrics, as.numeric)
 }
 
@@ -395,7 +395,7 @@ predict.pydlr_model <- function(object, x, batch_size = NULL, type = c("prob", "
   fun <- if (type == "class") "api_r.training.predict_classes" else "api_r.training.predict"
   result <- .na_found_by_python(.py_call(fun, object$py, .to_py(x), batch_size = batch_size,
     column_names = .column_names(x), .convert = FALSE), x)
-  .warn_other_scale(reticulate::py_to_r(reticulate::py_get_item(result, "scale")))
+  .signal_python_warnings(reticulate::py_to_r(reticulate::py_get_item(result, "warnings")))
   out <- .bridge_from_py(reticulate::py_get_item(result, "out"), call = sys.call())
   if (type == "class") return(.as_classes(out, object$state$levels))
   if (is.null(dim(out))) dim(out) <- c(length(out), 1L)

@@ -79,6 +79,13 @@
 # imported with convert = FALSE, which would otherwise hand R functions raw Python objects).
 .r_callable <- function(fn) reticulate::r_to_py(fn, convert = TRUE)
 
+# The warnings pydlr raised during a call (the door's `_pydlr_warnings`: messages already in R's syntax, e.g.
+# images on another scale than the training images) as R warnings of the verb's call, which
+# withCallingHandlers() and expect_warning() see.
+.signal_python_warnings <- function(messages, call = sys.call(sys.parent())) {
+  for (msg in unlist(messages)) warning(warningCondition(msg, class = "pydlr_warning", call = call))
+}
+
 # A Python function's array result as an R array with the same dims, through the bridge.
 .py_array <- function(fun, ..., .call = sys.call(-1L)) {
   .bridge_from_py(.py_call(fun, ..., .convert = FALSE, .call = .call), call = .call)

@@ -109,22 +109,6 @@
 # another input.
 .column_names <- function(x) if (length(dim(x)) == 2L) colnames(x)
 
-# A warning when images `x` are on another scale than the model's training images: test images left at
-# 0-255 for a model trained on x / 255 (or the reverse, or photos not preprocessed for an ImageNet network)
-# give wrong predictions without any error. The core measures both scales (pydlr.data.scale: what fit() saw,
-# kept by save_model(), or an ImageNet network's preprocessed photos) as predict() or evaluate() runs, and
-# hands its finding back beside the result (`found`: seen, trained, pretrained; NULL when the scales agree or
-# x is a table); R says it in R's words.
-.warn_other_scale <- function(found, arg = "x", call = sys.call(sys.parent())) {
-  if (is.null(found)) return(invisible())
-  advice <- if (isTRUE(found$pretrained)) "preprocess it with application_preprocess_inputs(model, x)" else
-    "scale it as the training data was (e.g. x / 255 for pixels)"
-  warning(warningCondition(sprintf(paste0(
-    "`%s` reaches %s but the training data reached %s: %s, or the predictions are for other inputs than meant"),
-    arg, format(found$seen, digits = 3), format(found$trained, digits = 3), advice), class = "pydlr_warning",
-    call = call))
-}
-
 # .check_data() for the verbs whose Python side reads every value of x anyway (fit(), evaluate(), predict(),
 # lr_find(): pydlr.data.arrays checks finiteness in the pass that converts x): double data skip R's anyNA()
 # pass (2-3% of predict() on 10,000 images). Evaluate the Python call through .na_found_by_python(), which
