@@ -201,9 +201,14 @@
   factor(as.character(y), levels = levels)
 }
 
+# Levels that are numbers but not the 0-based codes "0", "1", ... in order: a factor's codes and its labels
+# then name different classes.
+.codes_differ_from_labels <- function(levels) {
+  !anyNA(suppressWarnings(as.numeric(levels))) && !identical(levels, as.character(seq_along(levels) - 1L))
+}
+
 .check_codes_for_levels <- function(y, levels, arg, call = sys.call(sys.parent())) {
-  numbers <- suppressWarnings(as.numeric(levels))
-  if (anyNA(numbers) || identical(levels, as.character(seq_along(levels) - 1L))) return(y)
+  if (!.codes_differ_from_labels(levels)) return(y)
   shown <- paste0('"', utils::head(levels, 5), '"', collapse = ", ")
   .input_error(arg, sprintf(paste0(
     "a factor of the classes the model was trained on (%s%s): the model learnt a factor whose levels are ",
@@ -217,8 +222,7 @@
 # are the classes only when its levels are "0", "1", ... all present; otherwise (a test set lacking class
 # 0, labels 1..10) the codes would silently name other classes than the numbers shown.
 .check_numbered_factor <- function(y, arg, call = sys.call(sys.parent())) {
-  numbers <- suppressWarnings(as.numeric(levels(y)))
-  if (anyNA(numbers) || identical(levels(y), as.character(seq_along(numbers) - 1L))) return(y)
+  if (!.codes_differ_from_labels(levels(y))) return(y)
   .input_error(arg, sprintf(paste0(
     "0-based class labels like those the model was trained on (numbers, not a factor): a factor's codes ",
     "count its levels from 0, so these labels would become other classes; pass as.integer(as.character(%s))"),
